@@ -1,0 +1,18 @@
+// Package snapshot owns layer directories on disk: preparing an overlay of
+// parent layers with an empty upper directory, committing it, turning an upper
+// directory into an OCI layer tar (overlay whiteouts become .wh. entries), and
+// applying an OCI layer tar into a directory in overlay format. It is the only
+// package that mounts filesystems for layers.
+package snapshot
+
+// Mount is one filesystem mount described as data, in the form mount(2)
+// takes it. Snapshotters return mounts; executors and copiers mount them.
+type Mount struct {
+	// Type is the filesystem type: "overlay", "bind", "tmpfs", ...
+	Type string `json:"type"`
+	// Source is the device or directory; "overlay" for overlay mounts.
+	Source string `json:"source"`
+	// Options holds both flag options ("ro", "rbind", "nosuid") and
+	// filesystem data ("lowerdir=...", "upperdir=...").
+	Options []string `json:"options,omitempty"`
+}

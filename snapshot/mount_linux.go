@@ -1,0 +1,103 @@
+//go:build linux
+
+package snapshot
+
+import (
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// flagOptions maps mount option words to mount(2) flags; a false value
+// clears the flag. Anything not listed is passed as filesystem data.
+var flagOptions = map[string]struct {
+	clear bool
+	flag  uintptr
+}{
+	"ro":          {false, unix.MS_RDONLY},
+	"rw":          {true, unix.MS_RDONLY},
+	"bind":        {false, unix.MS_BIND},
+	"rbind":       {false, unix.MS_BIND | unix.MS_REC},
+	"nosuid":      {false, unix.MS_NOSUID},
+	"suid":        {true, unix.MS_NOSUID},
+	"nodev":       {false, unix.MS_NODEV},
+	"dev":         {true, unix.MS_NODEV},
+	"noexec":      {false, unix.MS_NOEXEC},
+	"exec":        {true, unix.MS_NOEXEC},
+	"noatime":     {false, unix.MS_NOATIME},
+	"relatime":    {false, unix.MS_RELATIME},
+	"strictatime": {false, unix.MS_STRICTATIME},
+}
+
+// MountError says which mount failed, with everything that was passed to mount(2).
+type MountError struct {
+	Op     string
+	Source string
+	Target string
+	Type   string
+	Flags  uintptr
+	Data   string
+	Err    error
+}
+
+func (e *MountError) Error() string {
+	return fmt.Sprintf("%s %s on %s (type %s, flags %#x, data %q): %v", e.Op, e.Source, e.Target, e.Type, e.Flags, e.Data, e.Err)
+}
+
+func (e *MountError) Unwrap() error { return e.Err }
+
+func parseOptions(options []string) (flags uintptr, data string) {
+	var extra []string
+	for _, o := range options {
+		if f, ok := flagOptions[o]; ok {
+			if f.clear {
+				flags &^= f.flag
+			} else {
+				flags |= f.flag
+			}
+			continue
+		}
+		extra = append(extra, o)
+	}
+	return flags, strings.Join(extra, ",")
+}
+
+// Mount mounts m at target. A read-only bind mount needs a second
+// remount, which Mount does.
+func (m Mount) Mount(target string) error {
+	flags, data := parseOptions(m.Options)
+	first := flags
+	if flags&unix.MS_BIND != 0 {
+		// The kernel ignores MS_RDONLY on the initial bind; it takes a remount.
+		first &^= unix.MS_RDONLY
+	}
+	if err := unix.Mount(m.Source, target, m.Type, first, data); err != nil {
+		return &MountError{Op: "mount", Source: m.Source, Target: target, Type: m.Type, Flags: flags, Data: data, Err: err}
+	}
+	if flags&unix.MS_BIND != 0 && flags&unix.MS_RDONLY != 0 {
+		rflags := unix.MS_REMOUNT | unix.MS_BIND | unix.MS_RDONLY | (flags & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC))
+		if err := unix.Mount("", target, "", rflags, ""); err != nil {
+			return &MountError{Op: "remount read-only", Source: m.Source, Target: target, Type: m.Type, Flags: rflags, Err: err}
+		}
+	}
+	return nil
+}
+
+// MountAll mounts each of mounts at target, in order.
+func MountAll(mounts []Mount, target string) error {
+	for _, m := range mounts {
+		if err := m.Mount(target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Unmount detaches whatever is mounted at target, and everything below it.
+func Unmount(target string) error {
+	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return &MountError{Op: "unmount", Target: target, Err: err}
+	}
+	return nil
+}
