@@ -1,0 +1,90 @@
+package dockerfile
+
+import (
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// argScope holds the ARGs declared in one scope: the global scope before
+// the first FROM, or a stage. A stage sees a global only after declaring it
+// again, as the Dockerfile reference says.
+type argScope struct {
+	parent     *argScope
+	buildArgs  map[string]string
+	predefined map[string]string
+	order      []string
+	// values maps each declared name to its value; nil means declared
+	// without any value.
+	values map[string]*string
+}
+
+func newArgScope(parent *argScope, buildArgs map[string]string) *argScope {
+	return &argScope{parent: parent, buildArgs: buildArgs, predefined: map[string]string{}, values: map[string]*string{}}
+}
+
+// predefine makes name importable into stages without a global ARG line
+// (the platform args).
+func (a *argScope) predefine(name, value string) { a.predefined[name] = value }
+
+// declare adds name with the value a build arg gives, else the default,
+// else the value of the global of that name. A name with none of those is
+// declared but unset.
+func (a *argScope) declare(name string, def *string) {
+	value, ok := a.buildArgs[name]
+	if !ok && def != nil {
+		value, ok = *def, true
+	}
+	if !ok && a.parent != nil {
+		value, ok = a.parent.lookup(name)
+	}
+	if !ok {
+		value, ok = a.predefined[name]
+	}
+	if _, seen := a.values[name]; !seen {
+		a.order = append(a.order, name)
+	}
+	if ok {
+		a.values[name] = &value
+	} else {
+		a.values[name] = nil
+	}
+}
+
+func (a *argScope) lookup(name string) (string, bool) {
+	if v := a.values[name]; v != nil {
+		return *v, true
+	}
+	if v, ok := a.predefined[name]; ok {
+		return v, true
+	}
+	return "", false
+}
+
+// env returns the declared args that have values, as KEY=VALUE in
+// declaration order.
+func (a *argScope) env() []string {
+	var out []string
+	for _, name := range a.order {
+		if v := a.values[name]; v != nil {
+			out = append(out, name+"="+*v)
+		}
+	}
+	return out
+}
+
+// declareArgs declares every name of an ARG instruction, expanding defaults
+// with env.
+func (c *converter) declareArgs(scope *argScope, cmd *instructions.ArgCommand, env []string) error {
+	for _, kv := range cmd.Args {
+		var def *string
+		if kv.Value != nil {
+			v, err := c.expand(*kv.Value, env)
+			if err != nil {
+				return err
+			}
+			def = &v
+		}
+		scope.declare(kv.Key, def)
+		env = mergeEnv(env, scope.env())
+	}
+	return nil
+}

@@ -1,0 +1,354 @@
+package dockerfile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/builder-dev/builder/llb"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Image is the config of an image: OCI fields plus Docker's (healthcheck,
+// shell, onbuild).
+type Image = dockerspec.DockerOCIImage
+
+// ResolvedImage is a base image pinned to a manifest digest, with its config.
+type ResolvedImage struct {
+	Digest digest.Digest
+	Config Image
+}
+
+// ImageResolver resolves an image reference for a platform.
+type ImageResolver interface {
+	ResolveImage(ctx context.Context, ref string, platform ocispec.Platform) (ResolvedImage, error)
+}
+
+// Options is what a build of one Dockerfile needs besides the resolver.
+type Options struct {
+	Source   []byte
+	Filename string // for messages, e.g. "Dockerfile"
+	// ContextDir is the absolute path of the build context.
+	ContextDir string
+	// Excludes are the .dockerignore patterns of the context.
+	Excludes  []string
+	Target    string
+	BuildArgs map[string]string
+	Platform  ocispec.Platform
+	// NoCache makes every step run again.
+	NoCache bool
+	// Created is the time recorded in the config and new history entries.
+	Created time.Time
+}
+
+// Result is the lowered target stage.
+type Result struct {
+	// Root produces the target's file tree; nil for an empty scratch stage.
+	Root  *llb.Vertex
+	Image Image
+}
+
+var defaultShell = []string{"/bin/sh", "-c"}
+
+type converter struct {
+	ctx      context.Context
+	opt      Options
+	resolver ImageResolver
+	lex      *shell.Lex
+	stages   []instructions.Stage
+	globals  *argScope
+	lowered  map[int]*stageState
+	lowering map[int]bool
+	context  *llb.Vertex
+}
+
+// stageState is a stage while its instructions are lowered.
+type stageState struct {
+	index  int
+	name   string
+	vertex *llb.Vertex
+	image  Image
+	args   *argScope
+	cmdSet bool
+	step   int
+	steps  int
+}
+
+// Build lowers opt.Source for opt.Target (the last stage when empty).
+// Stages the target does not depend on are neither lowered nor resolved.
+func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, error) {
+	if opt.Filename == "" {
+		opt.Filename = "Dockerfile"
+	}
+	parsed, err := parser.Parse(bytes.NewReader(opt.Source))
+	if err != nil {
+		return nil, parseError(opt.Filename, err)
+	}
+	stages, metaArgs, err := instructions.Parse(parsed.AST, nil)
+	if err != nil {
+		return nil, parseError(opt.Filename, err)
+	}
+	if len(stages) == 0 {
+		return nil, fmt.Errorf("%s: no FROM instruction: a Dockerfile must start with FROM (after ARGs and directives)", opt.Filename)
+	}
+	c := &converter{
+		ctx: ctx, opt: opt, resolver: resolver,
+		lex:      shell.NewLex(parsed.EscapeToken),
+		stages:   stages,
+		lowered:  map[int]*stageState{},
+		lowering: map[int]bool{},
+	}
+	c.globals = newArgScope(nil, opt.BuildArgs)
+	for k, v := range platformArgs(opt.Platform) {
+		c.globals.predefine(k, v)
+	}
+	for _, a := range metaArgs {
+		if err := c.declareArgs(c.globals, &a, c.globals.env()); err != nil {
+			return nil, err
+		}
+	}
+	target := len(stages) - 1
+	if opt.Target != "" {
+		idx, ok := c.stageIndex(opt.Target, len(stages))
+		if !ok {
+			return nil, fmt.Errorf("%s: target stage %q not found; stages are: %s", opt.Filename, opt.Target, c.stageNames())
+		}
+		target = idx
+	}
+	st, err := c.lowerStage(target)
+	if err != nil {
+		return nil, err
+	}
+	img := st.image
+	img.Created = &opt.Created
+	return &Result{Root: st.vertex, Image: img}, nil
+}
+
+func (c *converter) stageNames() string {
+	var names []string
+	for i, s := range c.stages {
+		if s.Name != "" {
+			names = append(names, s.Name)
+		} else {
+			names = append(names, strconv.Itoa(i))
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// stageIndex finds a stage by name or number among the first n stages.
+func (c *converter) stageIndex(name string, n int) (int, bool) {
+	lower := strings.ToLower(name)
+	for i := 0; i < n; i++ {
+		if c.stages[i].Name == lower {
+			return i, true
+		}
+	}
+	if i, err := strconv.Atoi(name); err == nil && i >= 0 && i < n {
+		return i, true
+	}
+	return 0, false
+}
+
+func (c *converter) lowerStage(idx int) (*stageState, error) {
+	if st, ok := c.lowered[idx]; ok {
+		return st, nil
+	}
+	s := &c.stages[idx]
+	loc := location(c.opt.Filename, s.Location)
+	if c.lowering[idx] {
+		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: errors.New("stages depend on each other in a circle")}
+	}
+	c.lowering[idx] = true
+	defer delete(c.lowering, idx)
+
+	st := &stageState{index: idx, name: s.Name, args: newArgScope(c.globals, c.opt.BuildArgs)}
+	if st.name == "" {
+		st.name = "stage-" + strconv.Itoa(idx)
+	}
+	st.steps = len(s.Commands) + 1
+	base, err := c.expand(s.BaseName, c.globals.env())
+	if err != nil {
+		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
+	}
+	if base == "" {
+		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: errors.New("FROM names no image (an ARG it uses is empty?)")}
+	}
+	switch from, isStage := c.stageIndex(base, idx); {
+	case isStage && strings.EqualFold(c.stages[from].Name, base):
+		parent, err := c.lowerStage(from)
+		if err != nil {
+			return nil, err
+		}
+		st.vertex, st.image = parent.vertex, parent.image
+		st.image.History = append([]ocispec.History(nil), parent.image.History...)
+	case base == "scratch":
+		st.image = emptyImage(c.opt.Platform)
+	default:
+		v, img, err := c.image(base, c.meta(st, "FROM "+base, s.Location))
+		if err != nil {
+			return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
+		}
+		st.vertex, st.image = v, img
+	}
+	st.step = 1
+	if st.image.Config.Env == nil && base == "scratch" {
+		st.image.Config.Env = []string{"PATH=" + defaultPath}
+	}
+	for _, cmd := range s.Commands {
+		st.step++
+		if err := c.dispatch(st, cmd); err != nil {
+			var se *SourceError
+			if errors.As(err, &se) {
+				return nil, err
+			}
+			return nil, &SourceError{Location: location(c.opt.Filename, cmd.Location()), Text: fmt.Sprint(cmd), Err: err}
+		}
+	}
+	c.lowered[idx] = st
+	return st, nil
+}
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+func emptyImage(p ocispec.Platform) Image {
+	var img Image
+	img.Platform = p
+	img.RootFS.Type = "layers"
+	return img
+}
+
+// image resolves ref and returns its source vertex and config, with a
+// history entry for each layer when the image has none.
+func (c *converter) image(ref string, meta llb.Meta) (*llb.Vertex, Image, error) {
+	res, err := c.resolver.ResolveImage(c.ctx, ref, c.opt.Platform)
+	if err != nil {
+		return nil, Image{}, err
+	}
+	img := res.Config
+	if len(img.History) == 0 {
+		for range img.RootFS.DiffIDs {
+			img.History = append(img.History, ocispec.History{CreatedBy: "(layer of " + ref + ")"})
+		}
+	}
+	img.Platform = c.opt.Platform
+	meta.Name += "@" + res.Digest.String()
+	v := llb.NewVertex(llb.ImageOp{Ref: ref, Digest: res.Digest, Platform: platformString(c.opt.Platform)}, nil, meta)
+	return v, img, nil
+}
+
+func (c *converter) meta(st *stageState, text string, loc []parser.Range) llb.Meta {
+	return llb.Meta{
+		Name:        fmt.Sprintf("[%s %d/%d] %s", st.name, st.step, st.steps, text),
+		Location:    location(c.opt.Filename, loc),
+		IgnoreCache: c.opt.NoCache,
+	}
+}
+
+func (c *converter) expand(word string, env []string) (string, error) {
+	out, _, err := c.lex.ProcessWord(word, shell.EnvsFromSlice(env))
+	return out, err
+}
+
+// env is what variable substitution sees in a stage: its build args, with
+// the config's ENV taking precedence.
+func (st *stageState) env() []string {
+	return mergeEnv(st.args.env(), st.image.Config.Env)
+}
+
+// runEnv is the environment of a RUN: the config's ENV, then the build args
+// it does not override.
+func (st *stageState) runEnv() []string {
+	out := append([]string(nil), st.image.Config.Env...)
+	for _, kv := range st.args.env() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !hasEnv(out, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func hasEnv(env []string, name string) bool {
+	for _, e := range env {
+		if n, _, _ := strings.Cut(e, "="); n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeEnv returns base with over's entries added, over winning on
+// conflicts, keeping first-seen order.
+func mergeEnv(base, over []string) []string {
+	out := append([]string(nil), base...)
+	for _, kv := range over {
+		out = setEnv(out, kv)
+	}
+	return out
+}
+
+func setEnv(env []string, kv string) []string {
+	name, _, _ := strings.Cut(kv, "=")
+	for i, e := range env {
+		if n, _, _ := strings.Cut(e, "="); n == name {
+			env[i] = kv
+			return env
+		}
+	}
+	return append(env, kv)
+}
+
+func platformString(p ocispec.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+func platformArgs(p ocispec.Platform) map[string]string {
+	ps := platformString(p)
+	return map[string]string{
+		"TARGETPLATFORM": ps, "TARGETOS": p.OS, "TARGETARCH": p.Architecture, "TARGETVARIANT": p.Variant,
+		"BUILDPLATFORM": ps, "BUILDOS": p.OS, "BUILDARCH": p.Architecture, "BUILDVARIANT": p.Variant,
+	}
+}
+
+// addHistory records an instruction in the image history.
+func (c *converter) addHistory(st *stageState, createdBy string, emptyLayer bool) {
+	created := c.opt.Created
+	st.image.History = append(st.image.History, ocispec.History{
+		Created:    &created,
+		CreatedBy:  createdBy,
+		Comment:    "builder.dockerfile.v0",
+		EmptyLayer: emptyLayer,
+	})
+}
+
+// absPath resolves p against the stage's working directory, keeping a
+// trailing slash, which means "a directory" to COPY.
+func absPath(workdir, p string) string {
+	slash := strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.")
+	if !path.IsAbs(p) {
+		if workdir == "" {
+			workdir = "/"
+		}
+		p = path.Join(workdir, p)
+	}
+	p = path.Clean(p)
+	if slash && p != "/" {
+		p += "/"
+	}
+	return p
+}

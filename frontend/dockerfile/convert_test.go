@@ -1,0 +1,167 @@
+package dockerfile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/builder-dev/builder/llb"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+type fakeResolver map[string]ResolvedImage
+
+func (f fakeResolver) ResolveImage(_ context.Context, ref string, _ ocispec.Platform) (ResolvedImage, error) {
+	if r, ok := f[ref]; ok {
+		return r, nil
+	}
+	return ResolvedImage{}, fmt.Errorf("%s: not found", ref)
+}
+
+func busybox() fakeResolver {
+	var img Image
+	img.Config.Env = []string{"PATH=/bin"}
+	img.Config.Cmd = []string{"sh"}
+	img.RootFS.DiffIDs = []digest.Digest{"sha256:1111111111111111111111111111111111111111111111111111111111111111"}
+	return fakeResolver{"busybox": {Digest: "sha256:2222222222222222222222222222222222222222222222222222222222222222", Config: img}}
+}
+
+var amd64 = ocispec.Platform{OS: "linux", Architecture: "amd64"}
+
+func build(t *testing.T, df string, opt Options) (*Result, error) {
+	t.Helper()
+	opt.Source = []byte(df)
+	opt.Platform = amd64
+	opt.Created = time.Unix(0, 0)
+	return Build(t.Context(), opt, busybox())
+}
+
+func TestConfigFromInstructions(t *testing.T) {
+	res, err := build(t, `ARG BASE=busybox
+FROM $BASE AS base
+ENV A=1 B="two words"
+ARG V=def
+WORKDIR app
+WORKDIR sub
+USER 1000:1000
+LABEL x=$V
+EXPOSE 80 53/udp
+ENTRYPOINT ["/bin/app"]
+STOPSIGNAL SIGTERM
+`, Options{BuildArgs: map[string]string{"V": "given"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := res.Image.Config
+	checks := []struct{ name, got, want string }{
+		{"env", strings.Join(cfg.Env, ","), "PATH=/bin,A=1,B=two words"},
+		{"workdir", cfg.WorkingDir, "/app/sub"},
+		{"user", cfg.User, "1000:1000"},
+		{"label", cfg.Labels["x"], "given"},
+		{"entrypoint", strings.Join(cfg.Entrypoint, " "), "/bin/app"},
+		{"cmd reset by entrypoint", strings.Join(cfg.Cmd, " "), ""},
+		{"stopsignal", cfg.StopSignal, "SIGTERM"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if _, ok := cfg.ExposedPorts["53/udp"]; !ok || len(cfg.ExposedPorts) != 2 {
+		t.Errorf("ExposedPorts = %v", cfg.ExposedPorts)
+	}
+	// base layer + ENV + ARG + 2 WORKDIR + USER + LABEL + EXPOSE + ENTRYPOINT + STOPSIGNAL
+	if n := len(res.Image.History); n != 10 {
+		t.Errorf("len(History) = %d, want 10", n)
+	}
+	nonEmpty := 0
+	for _, h := range res.Image.History {
+		if !h.EmptyLayer {
+			nonEmpty++
+		}
+	}
+	if nonEmpty != 3 {
+		t.Errorf("non-empty history entries = %d, want 3 (base layer, two WORKDIRs)", nonEmpty)
+	}
+}
+
+func TestRunSeesArgsAndEnv(t *testing.T) {
+	res, err := build(t, `FROM busybox
+ARG V=1
+ENV V=env E=e
+RUN echo $V
+`, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, ok := res.Root.Op().(llb.ExecOp)
+	if !ok {
+		t.Fatalf("root op = %T, want ExecOp", res.Root.Op())
+	}
+	if got := strings.Join(op.Env, ","); got != "PATH=/bin,V=env,E=e" {
+		t.Errorf("RUN env = %s", got)
+	}
+	if got := strings.Join(op.Args, "|"); got != "/bin/sh|-c|echo $V" {
+		t.Errorf("RUN args = %s", got)
+	}
+}
+
+func TestUnneededStagesAreNotResolved(t *testing.T) {
+	res, err := build(t, `FROM doesnotexist AS unused
+RUN false
+FROM busybox AS a
+RUN echo a
+FROM scratch
+COPY --from=a /x /y
+COPY f /z
+`, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	llb.Walk([]*llb.Vertex{res.Root}, func(v *llb.Vertex) error { kinds = append(kinds, v.Op().Kind()); return nil })
+	if got := strings.Join(kinds, ","); got != "image,exec,copy,local,copy" {
+		t.Errorf("graph = %s", got)
+	}
+	if res.Image.Config.Env[0] != "PATH="+defaultPath {
+		t.Errorf("scratch env = %v", res.Image.Config.Env)
+	}
+}
+
+func TestErrorsNameTheLine(t *testing.T) {
+	tests := []struct{ df, want string }{
+		{"FROM busybox\nRUNN x\n", "Dockerfile:2"},
+		{"FROM busybox\nCOPY a b c\n", "Dockerfile:2"},
+		{"FROM nothere\n", "Dockerfile:1"},
+		{"FROM busybox AS a\nCOPY --from=later /a /b\nFROM busybox AS later\nFROM a\n", "a stage can only copy from stages defined before it"},
+		{"RUN x\n", "Dockerfile:1"},
+		{"FROM busybox\nRUN --mount=type=cache,target=/x true\n", "not supported yet"},
+	}
+	for _, tt := range tests {
+		_, err := build(t, tt.df, Options{})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Build(%q) error = %v, want it to contain %q", tt.df, err, tt.want)
+		}
+		var se *SourceError
+		if err != nil && strings.HasPrefix(tt.want, "Dockerfile:") && !errors.As(err, &se) && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Build(%q) error %T is not a SourceError", tt.df, err)
+		}
+	}
+}
+
+func TestTargetSelectsStage(t *testing.T) {
+	res, err := build(t, "FROM busybox AS one\nENV X=1\nFROM busybox AS two\nENV X=2\n", Options{Target: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Image.Config.Env[len(res.Image.Config.Env)-1]; got != "X=1" {
+		t.Errorf("target one env = %s", got)
+	}
+	if _, err := build(t, "FROM busybox AS one\n", Options{Target: "nope"}); err == nil || !strings.Contains(err.Error(), "stages are: one") {
+		t.Errorf("unknown target error = %v", err)
+	}
+}

@@ -1,0 +1,267 @@
+package dockerfile
+
+import (
+	"errors"
+	"fmt"
+
+	"strconv"
+	"strings"
+
+	"github.com/builder-dev/builder/llb"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// dispatch applies one instruction to a stage.
+func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
+	if e, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+		if _, isRun := cmd.(*instructions.RunCommand); !isRun {
+			env := st.env()
+			if err := e.Expand(func(word string) (string, error) { return c.expand(word, env) }); err != nil {
+				return err
+			}
+		}
+	}
+	text := fmt.Sprint(cmd)
+	switch cmd := cmd.(type) {
+	case *instructions.EnvCommand:
+		var parts []string
+		for _, kv := range cmd.Env {
+			st.image.Config.Env = setEnv(st.image.Config.Env, kv.Key+"="+kv.Value)
+			parts = append(parts, kv.Key+"="+kv.Value)
+		}
+		c.addHistory(st, "ENV "+strings.Join(parts, " "), true)
+	case *instructions.ArgCommand:
+		if err := c.declareArgs(st.args, cmd, st.env()); err != nil {
+			return err
+		}
+		var parts []string
+		for _, kv := range cmd.Args {
+			parts = append(parts, kv.String())
+		}
+		c.addHistory(st, "ARG "+strings.Join(parts, " "), true)
+	case *instructions.RunCommand:
+		return c.dispatchRun(st, cmd)
+	case *instructions.CopyCommand:
+		if cmd.Link || cmd.Parents || len(cmd.ExcludePatterns) > 0 {
+			return errors.New("COPY --link, --parents and --exclude are not supported yet")
+		}
+		return c.dispatchCopy(st, cmd, cmd.SourcesAndDest, cmd.From, cmd.Chown, cmd.Chmod, false)
+	case *instructions.AddCommand:
+		if cmd.Link || len(cmd.ExcludePatterns) > 0 || cmd.Checksum != "" || cmd.KeepGitDir != nil {
+			return errors.New("ADD --link, --exclude, --checksum and --keep-git-dir are not supported yet")
+		}
+		for _, src := range cmd.SourcePaths {
+			if strings.Contains(src, "://") || strings.HasPrefix(src, "git@") {
+				return fmt.Errorf("ADD from a URL (%s) is not supported yet; download it in a RUN step or COPY a local file", src)
+			}
+		}
+		return c.dispatchCopy(st, cmd, cmd.SourcesAndDest, "", cmd.Chown, cmd.Chmod, true)
+	case *instructions.WorkdirCommand:
+		wd := absPath(st.image.Config.WorkingDir, cmd.Path)
+		wd = strings.TrimSuffix(wd, "/")
+		if wd == "" {
+			wd = "/"
+		}
+		st.image.Config.WorkingDir = wd
+		st.vertex = llb.NewVertex(llb.MkdirOp{Path: wd, Mode: 0o755, Chown: st.image.Config.User},
+			[]*llb.Vertex{st.vertex}, c.meta(st, text, cmd.Location()))
+		c.addHistory(st, "WORKDIR "+wd, false)
+	case *instructions.UserCommand:
+		st.image.Config.User = cmd.User
+		c.addHistory(st, "USER "+cmd.User, true)
+	case *instructions.CmdCommand:
+		st.image.Config.Cmd = c.commandLine(st, cmd.ShellDependantCmdLine)
+		st.cmdSet = true
+		c.addHistory(st, "CMD "+jsonArgs(st.image.Config.Cmd), true)
+	case *instructions.EntrypointCommand:
+		st.image.Config.Entrypoint = c.commandLine(st, cmd.ShellDependantCmdLine)
+		if !st.cmdSet {
+			// An inherited CMD was meant for the old entrypoint.
+			st.image.Config.Cmd = nil
+		}
+		c.addHistory(st, "ENTRYPOINT "+jsonArgs(st.image.Config.Entrypoint), true)
+	case *instructions.LabelCommand:
+		if st.image.Config.Labels == nil {
+			st.image.Config.Labels = map[string]string{}
+		}
+		var parts []string
+		for _, kv := range cmd.Labels {
+			st.image.Config.Labels[kv.Key] = kv.Value
+			parts = append(parts, kv.Key+"="+kv.Value)
+		}
+		c.addHistory(st, "LABEL "+strings.Join(parts, " "), true)
+	case *instructions.ExposeCommand:
+		if st.image.Config.ExposedPorts == nil {
+			st.image.Config.ExposedPorts = map[string]struct{}{}
+		}
+		var ports []string
+		for _, p := range cmd.Ports {
+			words, err := c.lex.ProcessWords(p, shell.EnvsFromSlice(st.env()))
+			if err != nil {
+				return err
+			}
+			for _, w := range words {
+				port, err := normalisePort(w)
+				if err != nil {
+					return err
+				}
+				st.image.Config.ExposedPorts[port] = struct{}{}
+				ports = append(ports, port)
+			}
+		}
+		c.addHistory(st, "EXPOSE "+strings.Join(ports, " "), true)
+	case *instructions.VolumeCommand:
+		if st.image.Config.Volumes == nil {
+			st.image.Config.Volumes = map[string]struct{}{}
+		}
+		for _, v := range cmd.Volumes {
+			if v == "" {
+				return errors.New("VOLUME specified can not be an empty string")
+			}
+			st.image.Config.Volumes[v] = struct{}{}
+		}
+		c.addHistory(st, "VOLUME "+jsonArgs(cmd.Volumes), true)
+	case *instructions.StopSignalCommand:
+		st.image.Config.StopSignal = cmd.Signal
+		c.addHistory(st, "STOPSIGNAL "+cmd.Signal, true)
+	case *instructions.ShellCommand:
+		st.image.Config.Shell = append([]string(nil), cmd.Shell...)
+		c.addHistory(st, "SHELL "+jsonArgs(cmd.Shell), true)
+	case *instructions.MaintainerCommand:
+		st.image.Author = cmd.Maintainer
+		c.addHistory(st, "MAINTAINER "+cmd.Maintainer, true)
+	case *instructions.HealthCheckCommand:
+		st.image.Config.Healthcheck = cmd.Health
+		c.addHistory(st, "HEALTHCHECK "+jsonArgs(cmd.Health.Test), true)
+	case *instructions.OnbuildCommand:
+		st.image.Config.OnBuild = append(st.image.Config.OnBuild, cmd.Expression)
+		c.addHistory(st, "ONBUILD "+cmd.Expression, true)
+	default:
+		return fmt.Errorf("instruction %s is not supported yet", strings.ToUpper(cmd.Name()))
+	}
+	return nil
+}
+
+func (c *converter) shell(st *stageState) []string {
+	if len(st.image.Config.Shell) > 0 {
+		return st.image.Config.Shell
+	}
+	return defaultShell
+}
+
+// commandLine turns a shell- or exec-form command line into argv.
+func (c *converter) commandLine(st *stageState, cl instructions.ShellDependantCmdLine) []string {
+	if cl.PrependShell {
+		return append(append([]string(nil), c.shell(st)...), strings.Join(cl.CmdLine, " "))
+	}
+	return append([]string(nil), cl.CmdLine...)
+}
+
+func (c *converter) dispatchRun(st *stageState, cmd *instructions.RunCommand) error {
+	if len(cmd.Files) > 0 {
+		return errors.New("RUN with a heredoc is not supported yet")
+	}
+	if len(cmd.FlagsUsed) > 0 {
+		return fmt.Errorf("RUN --%s is not supported yet", strings.Join(cmd.FlagsUsed, ", --"))
+	}
+	args := c.commandLine(st, cmd.ShellDependantCmdLine)
+	if len(args) == 0 {
+		return errors.New("RUN needs a command")
+	}
+	cwd := st.image.Config.WorkingDir
+	if cwd == "" {
+		cwd = "/"
+	}
+	op := llb.ExecOp{Args: args, Env: st.runEnv(), Cwd: cwd, User: st.image.Config.User}
+	st.vertex = llb.NewVertex(op, []*llb.Vertex{st.vertex}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
+	c.addHistory(st, "RUN "+strings.Join(args, " "), false)
+	return nil
+}
+
+func (c *converter) dispatchCopy(st *stageState, cmd instructions.Command, sd instructions.SourcesAndDest, from, chown, chmod string, isAdd bool) error {
+	name := "COPY"
+	if isAdd {
+		name = "ADD"
+	}
+	if len(sd.SourceContents) > 0 {
+		return fmt.Errorf("%s with a heredoc is not supported yet", name)
+	}
+	if chmod != "" {
+		if _, err := strconv.ParseUint(chmod, 8, 32); err != nil {
+			return fmt.Errorf("%s --chmod=%s: only octal modes are supported yet", name, chmod)
+		}
+	}
+	var src *llb.Vertex
+	switch {
+	case from == "":
+		src = c.contextVertex()
+	default:
+		if idx, ok := c.stageIndex(from, st.index); ok {
+			s, err := c.lowerStage(idx)
+			if err != nil {
+				return err
+			}
+			if s.vertex == nil {
+				// COPY from an empty scratch stage: nothing to select from.
+				return fmt.Errorf("%s --from=%s: that stage is an empty scratch image", name, from)
+			}
+			src = s.vertex
+		} else {
+			if _, isLater := c.stageIndex(from, len(c.stages)); isLater {
+				return fmt.Errorf("%s --from=%s: a stage can only copy from stages defined before it", name, from)
+			}
+			v, _, err := c.image(from, c.meta(st, "FROM "+from, cmd.Location()))
+			if err != nil {
+				return fmt.Errorf("%s --from=%s: %w", name, from, err)
+			}
+			src = v
+		}
+	}
+	dest := absPath(st.image.Config.WorkingDir, sd.DestPath)
+	if len(sd.SourcePaths) > 1 && !strings.HasSuffix(dest, "/") {
+		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", name)
+	}
+	op := llb.CopyOp{Sources: sd.SourcePaths, Dest: dest, Chown: chown, Chmod: chmod, Add: isAdd}
+	st.vertex = llb.NewVertex(op, []*llb.Vertex{st.vertex, src}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
+	c.addHistory(st, fmt.Sprintf("%s %s %s", name, strings.Join(sd.SourcePaths, " "), dest), false)
+	return nil
+}
+
+func (c *converter) contextVertex() *llb.Vertex {
+	if c.context == nil {
+		c.context = llb.NewVertex(llb.LocalOp{Name: "context", Dir: c.opt.ContextDir, Excludes: c.opt.Excludes}, nil,
+			llb.Meta{Name: "[internal] load build context"})
+	}
+	return c.context
+}
+
+// normalisePort turns "80" into "80/tcp" and checks the form.
+func normalisePort(p string) (string, error) {
+	port, proto, ok := strings.Cut(p, "/")
+	if !ok {
+		proto = "tcp"
+	}
+	proto = strings.ToLower(proto)
+	if proto != "tcp" && proto != "udp" && proto != "sctp" {
+		return "", fmt.Errorf("EXPOSE %s: protocol must be tcp, udp or sctp", p)
+	}
+	lo, hi, isRange := strings.Cut(port, "-")
+	for _, n := range []string{lo, hi} {
+		if !isRange && n == hi {
+			continue
+		}
+		if v, err := strconv.Atoi(n); err != nil || v < 0 || v > 65535 {
+			return "", fmt.Errorf("EXPOSE %s: invalid port %q", p, n)
+		}
+	}
+	return port + "/" + proto, nil
+}
+
+func jsonArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = strconv.Quote(a)
+	}
+	return "[" + strings.Join(q, " ") + "]"
+}
