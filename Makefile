@@ -1,0 +1,43 @@
+# builder: build, test and demo targets. `make test` is what .ci/run calls.
+
+GO      ?= go
+ROOT    ?= $(CURDIR)/.state
+TIMEOUT ?= 12m
+
+.PHONY: all build test fmt-check vet unit demo bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/builder ./cmd/builder
+
+# Everything, integration tests included: CI runs as root, so tests that need
+# root run there and skip (saying why) elsewhere. -race needs cgo.
+test: fmt-check vet unit
+
+# Every Go file but those in hidden dirs (.git, .state) and testdata.
+fmt-check:
+	@unformatted="$$(find . -type f -name '*.go' -not -path './.*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l)"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TIMEOUT) ./...
+
+demo: build
+	cp /usr/bin/busybox testdata/demo/busybox
+	./bin/builder build --root $(ROOT) -t demo testdata/demo
+	./bin/builder run --root $(ROOT) demo
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
+
+# --one-file-system: never follow a mount left behind in the state dir by a
+# killed build into the files it was bound from.
+clean:
+	rm -rf bin testdata/demo/busybox
+	rm -rf --one-file-system $(CURDIR)/.state

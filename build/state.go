@@ -1,0 +1,204 @@
+// Package build is the entry point the CLI calls: it opens a state
+// directory and wires the frontend, solver, ops, sources and exporter into
+// builds, image listings and runs.
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/solver/ops"
+	"github.com/builder-dev/builder/source"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// State is an open state directory.
+type State struct {
+	Root       string
+	DB         *cache.DB
+	Content    *content.Store
+	Snapshots  *snapshot.Snapshotter
+	Registries *source.Registries
+	worker     *ops.Worker
+	tmp        string
+}
+
+// StateOptions configures Open.
+type StateOptions struct {
+	// Insecure lists registries to reach over plain HTTP.
+	Insecure []string
+	// OnWait is called when another process holds the state dir.
+	OnWait func()
+}
+
+// DefaultRoot is /var/lib/builder for root, $XDG_DATA_HOME/builder otherwise.
+func DefaultRoot() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/builder"
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "builder")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "builder")
+}
+
+// Open opens (creating if needed) the state directory at root and removes
+// what a killed build left behind.
+func Open(root string, opt StateOptions) (*State, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	db, err := cache.Open(filepath.Join(root, "meta.db"), opt.OnWait)
+	if err != nil {
+		return nil, err
+	}
+	s := &State{Root: root, DB: db, tmp: filepath.Join(root, "tmp")}
+	fail := func(err error) (*State, error) {
+		db.Close()
+		return nil, err
+	}
+	if s.Content, err = content.NewStore(filepath.Join(root, "content")); err != nil {
+		return fail(err)
+	}
+	if s.Snapshots, err = snapshot.NewSnapshotter(filepath.Join(root, "snapshots"), snapshot.WithTempDir(s.tmp)); err != nil {
+		return fail(err)
+	}
+	if err := s.cleanup(); err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(s.tmp, 0o700); err != nil {
+		return fail(err)
+	}
+	s.Registries = &source.Registries{Content: s.Content, Insecure: opt.Insecure}
+	s.worker = &ops.Worker{
+		DB: db, Snapshots: s.Snapshots, Registries: s.Registries,
+		Puller: &source.Puller{Registries: s.Registries, DB: db, Snapshots: s.Snapshots},
+		TmpDir: s.tmp,
+	}
+	return s, nil
+}
+
+// Close releases the state directory.
+func (s *State) Close() error { return s.DB.Close() }
+
+// cleanup removes scratch directories and snapshot directories that no
+// record names: what a killed process left. Holding the database lock means
+// no other process is using them.
+func (s *State) cleanup() error {
+	entries, _ := os.ReadDir(s.tmp)
+	for _, e := range entries {
+		// Scratch dirs of a `builder run` still going carry its pid.
+		if pid, _, ok := strings.Cut(e.Name(), "-"); ok && processAlive(pid) {
+			continue
+		}
+		if err := removeAll(filepath.Join(s.tmp, e.Name())); err != nil {
+			return fmt.Errorf("cleaning up %s: %w", e.Name(), err)
+		}
+	}
+	recs, err := s.DB.Snapshots()
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, r := range recs {
+		known[r.ID] = true
+	}
+	dirs, err := os.ReadDir(s.Snapshots.Root())
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		id := d.Name()
+		if known[id] || strings.HasPrefix(id, ".") || id == "empty" {
+			continue
+		}
+		if pid, _, ok := strings.Cut(id, "-"); ok && processAlive(pid) {
+			continue
+		}
+		if err := s.Snapshots.Remove(id); err != nil {
+			return fmt.Errorf("removing unfinished snapshot %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func processAlive(pid string) bool {
+	n, err := strconv.Atoi(pid)
+	if err != nil || n <= 0 {
+		return false
+	}
+	if n == os.Getpid() {
+		return true
+	}
+	_, err = os.Stat("/proc/" + pid)
+	return err == nil
+}
+
+// removeAll removes p even where overlay left directories without
+// permissions (work/work is mode 000).
+func removeAll(p string) error {
+	if err := os.RemoveAll(p); err == nil {
+		return nil
+	}
+	filepath.Walk(p, func(q string, info os.FileInfo, err error) error {
+		if err == nil && info.IsDir() {
+			os.Chmod(q, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(p)
+}
+
+// resolver adapts the registries to the frontend.
+type resolver struct{ r *source.Registries }
+
+func (r resolver) ResolveImage(ctx context.Context, ref string, p ocispec.Platform) (dockerfile.ResolvedImage, error) {
+	res, err := r.r.Resolve(ctx, ref, p)
+	if err != nil {
+		return dockerfile.ResolvedImage{}, err
+	}
+	var img dockerfile.Image
+	if err := json.Unmarshal(res.Config, &img); err != nil {
+		return dockerfile.ResolvedImage{}, fmt.Errorf("image %s: config: %w", ref, err)
+	}
+	return dockerfile.ResolvedImage{Digest: res.Digest, Config: img}, nil
+}
+
+// HostPlatform is the platform images are built for.
+func HostPlatform() ocispec.Platform {
+	return ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+}
+
+// normaliseName gives a name without a tag the tag "latest".
+func normaliseName(n string) string {
+	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") || strings.Contains(n, "@") {
+		return n
+	}
+	return n + ":latest"
+}
+
+// Image finds a named image of the local store.
+func (s *State) Image(name string) (cache.Image, error) {
+	img, err := s.DB.Image(normaliseName(name))
+	if errors.Is(err, cache.ErrNotFound) {
+		return img, fmt.Errorf("image %s is not in the local store (see `builder images`)", name)
+	}
+	return img, err
+}
+

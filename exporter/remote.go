@@ -1,0 +1,175 @@
+package exporter
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/builder-dev/builder/cache/content"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// storeImage is a v1.Image whose blobs are read from the content store.
+type storeImage struct {
+	store    *content.Store
+	manifest []byte
+	config   []byte
+	parsed   ocispec.Manifest
+}
+
+// V1Image returns the image named by manifest as a go-containerregistry
+// image, backed by the content store.
+func V1Image(store *content.Store, manifest ocispec.Descriptor) (v1.Image, error) {
+	raw, err := store.ReadAll(manifest.Digest)
+	if err != nil {
+		return nil, err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", manifest.Digest, err)
+	}
+	cfg, err := store.ReadAll(m.Config.Digest)
+	if err != nil {
+		return nil, err
+	}
+	return partial.CompressedToImage(&storeImage{store: store, manifest: raw, config: cfg, parsed: m})
+}
+
+func (i *storeImage) RawConfigFile() ([]byte, error) { return i.config, nil }
+func (i *storeImage) MediaType() (types.MediaType, error) {
+	return types.MediaType(i.parsed.MediaType), nil
+}
+func (i *storeImage) RawManifest() ([]byte, error) { return i.manifest, nil }
+
+func (i *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	if h.String() == i.parsed.Config.Digest.String() {
+		return &storeBlob{store: i.store, desc: i.parsed.Config}, nil
+	}
+	for _, l := range i.parsed.Layers {
+		if l.Digest.String() == h.String() {
+			return &storeBlob{store: i.store, desc: l}, nil
+		}
+	}
+	return nil, fmt.Errorf("blob %s is not part of this image", h)
+}
+
+type storeBlob struct {
+	store *content.Store
+	desc  ocispec.Descriptor
+}
+
+func (b *storeBlob) Digest() (v1.Hash, error)           { return v1.NewHash(b.desc.Digest.String()) }
+func (b *storeBlob) Compressed() (io.ReadCloser, error) { return b.store.Open(b.desc.Digest) }
+func (b *storeBlob) Size() (int64, error)               { return b.desc.Size, nil }
+func (b *storeBlob) MediaType() (types.MediaType, error) {
+	return types.MediaType(b.desc.MediaType), nil
+}
+
+// Push uploads the image to ref. Blobs the registry has are not sent again.
+func Push(ctx context.Context, store *content.Store, manifest ocispec.Descriptor, ref name.Reference, kc authn.Keychain) error {
+	img, err := V1Image(store, manifest)
+	if err != nil {
+		return err
+	}
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithJobs(4)); err != nil {
+		return fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	return nil
+}
+
+// WriteOCILayout writes the image as an OCI image layout tar stream, the
+// format `docker buildx build -o type=oci` writes.
+func WriteOCILayout(w io.Writer, store *content.Store, manifest ocispec.Descriptor, names []string) error {
+	raw, err := store.ReadAll(manifest.Digest)
+	if err != nil {
+		return err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	desc := manifest
+	if len(names) > 0 {
+		desc.Annotations = map[string]string{
+			"io.containerd.image.name": names[0],
+			ocispec.AnnotationRefName:  refName(names[0]),
+		}
+	}
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{desc}}
+	idx.SchemaVersion = 2
+	rawIndex, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	addBytes := func(path string, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: path, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "blobs/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "blobs/sha256/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+		return err
+	}
+	blobs := append([]ocispec.Descriptor{m.Config}, m.Layers...)
+	for _, b := range blobs {
+		if err := addBlob(tw, store, b.Digest, b.Size); err != nil {
+			return err
+		}
+	}
+	if err := addBytes("blobs/sha256/"+manifest.Digest.Encoded(), raw); err != nil {
+		return err
+	}
+	if err := addBytes(ocispec.ImageLayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	if err := addBytes("index.json", rawIndex); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+func addBlob(tw *tar.Writer, store *content.Store, d digest.Digest, size int64) error {
+	rc, err := store.Open(d)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := tw.WriteHeader(&tar.Header{Name: "blobs/sha256/" + d.Encoded(), Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	if _, err := io.Copy(tw, rc); err != nil {
+		return fmt.Errorf("writing blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// refName is the tag part of a name, as OCI layouts name their images.
+func refName(n string) string {
+	if r, err := name.ParseReference(n, name.WeakValidation); err == nil {
+		if t, ok := r.(name.Tag); ok {
+			return t.TagStr()
+		}
+	}
+	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
+		return n[i+1:]
+	}
+	return "latest"
+}

@@ -1,0 +1,55 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/solver"
+	"github.com/opencontainers/go-digest"
+)
+
+type execOp struct {
+	w  *Worker
+	op llb.ExecOp
+	v  *llb.Vertex
+}
+
+func (o *execOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Digest, error) {
+	return opKey(o.op, in), nil
+}
+
+func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer) (solver.Result, error) {
+	parent := inputs[0].Snapshot
+	id, mounts, err := o.w.newLayer(parent)
+	if err != nil {
+		return solver.Result{}, err
+	}
+	state, err := o.w.scratchDir("run-")
+	if err != nil {
+		o.w.Snapshots.Remove(id)
+		return solver.Result{}, err
+	}
+	defer os.RemoveAll(state)
+	err = executor.Run(ctx, executor.Spec{
+		Rootfs:   mounts,
+		UpperDir: o.w.Snapshots.FS(id),
+		Args:     o.op.Args,
+		Env:      o.op.Env,
+		Cwd:      o.op.Cwd,
+		User:     o.op.User,
+		Hostname: o.op.Hostname,
+		Stdout:   log,
+		Stderr:   log,
+		StateDir: state,
+	})
+	if err != nil {
+		o.w.Snapshots.Remove(id)
+		return solver.Result{}, fmt.Errorf("%q %w", strings.Join(o.op.Args, " "), err)
+	}
+	return o.w.commit(id, parent, o.v.Meta().Name)
+}

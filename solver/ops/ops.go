@@ -1,0 +1,147 @@
+// Package ops implements the llb ops for the solver: pulling base images,
+// reading the build context, running processes in the sandbox and copying
+// files, each producing a snapshot on top of its input's chain. It is the one
+// place where the executor, the snapshotter and the metadata meet.
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/source"
+	"github.com/opencontainers/go-digest"
+)
+
+// Worker holds what ops need: the state dir's stores and the sources.
+type Worker struct {
+	DB         *cache.DB
+	Snapshots  *snapshot.Snapshotter
+	Registries *source.Registries
+	Puller     *source.Puller
+	// TmpDir holds per-run scratch directories.
+	TmpDir string
+}
+
+// Op returns the implementation of v, for solver.New.
+func (w *Worker) Op(v *llb.Vertex) (solver.Op, error) {
+	switch op := v.Op().(type) {
+	case llb.ImageOp:
+		return &imageOp{w: w, op: op}, nil
+	case llb.LocalOp:
+		return &localOp{op: op, v: v}, nil
+	case llb.ExecOp:
+		return &execOp{w: w, op: op, v: v}, nil
+	case llb.CopyOp:
+		return &copyOp{w: w, op: op, v: v}, nil
+	case llb.MkdirOp:
+		return &mkdirOp{w: w, op: op, v: v}, nil
+	}
+	return nil, fmt.Errorf("no implementation for op %s", v.Op().Kind())
+}
+
+// Lookup implements solver.Cache: a record counts only while its snapshot
+// chain is complete on disk.
+func (w *Worker) Lookup(ctx context.Context, key digest.Digest) (solver.Result, bool, error) {
+	r, err := w.DB.Lookup(key)
+	if errors.Is(err, cache.ErrNotFound) {
+		return solver.Result{}, false, nil
+	}
+	if err != nil {
+		return solver.Result{}, false, err
+	}
+	if r.Snapshot != "" {
+		chain, err := w.DB.Chain(r.Snapshot)
+		if err != nil {
+			return solver.Result{}, false, nil
+		}
+		for _, s := range chain {
+			if !w.Snapshots.Exists(s.ID) {
+				return solver.Result{}, false, nil
+			}
+		}
+	}
+	return solver.Result{Snapshot: r.Snapshot}, true, nil
+}
+
+// Record implements solver.Cache.
+func (w *Worker) Record(ctx context.Context, key digest.Digest, r solver.Result) error {
+	return w.DB.Record(key, cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()})
+}
+
+// Lowers returns the layer directories' ids of top's chain, top-most first,
+// leaving out empty layers.
+func (w *Worker) Lowers(top string) ([]string, error) {
+	if top == "" {
+		return nil, nil
+	}
+	chain, err := w.DB.Chain(top)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, s := range chain {
+		if !s.Empty {
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids, nil
+}
+
+// newLayer prepares a fresh snapshot on top of parent and returns its id and
+// read-write mounts.
+func (w *Worker) newLayer(parent string) (string, []snapshot.Mount, error) {
+	lowers, err := w.Lowers(parent)
+	if err != nil {
+		return "", nil, err
+	}
+	id, err := w.DB.NewSnapshotID()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := w.Snapshots.Prepare(id); err != nil {
+		return "", nil, err
+	}
+	return id, w.Snapshots.Mounts(id, lowers), nil
+}
+
+// commit seals snapshot id and records it; on failure it removes it.
+func (w *Worker) commit(id, parent, description string) (solver.Result, error) {
+	if err := w.Snapshots.Commit(id); err != nil {
+		w.Snapshots.Remove(id)
+		return solver.Result{}, err
+	}
+	empty, err := w.Snapshots.IsEmpty(id)
+	if err != nil {
+		w.Snapshots.Remove(id)
+		return solver.Result{}, err
+	}
+	rec := cache.Snapshot{ID: id, Parent: parent, Empty: empty, Description: description, Created: time.Now().UTC()}
+	if err := w.DB.PutSnapshot(rec); err != nil {
+		w.Snapshots.Remove(id)
+		return solver.Result{}, err
+	}
+	return solver.Result{Snapshot: id}, nil
+}
+
+func (w *Worker) scratchDir(prefix string) (string, error) {
+	if err := os.MkdirAll(w.TmpDir, 0o700); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(w.TmpDir, prefix)
+}
+
+// opKey digests an op with its inputs' keys and extra content parts.
+func opKey(op llb.Op, inputKeys []digest.Digest, extra ...string) digest.Digest {
+	parts := []string{op.Kind(), string(mustJSON(op))}
+	for _, k := range inputKeys {
+		parts = append(parts, k.String())
+	}
+	return llb.DigestStrings(append(parts, extra...)...)
+}

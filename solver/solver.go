@@ -1,0 +1,282 @@
+// Package solver walks an llb graph: it computes a content cache key per
+// vertex, reuses recorded results, and runs what is missing, independent
+// vertices in parallel and identical vertices once.
+//
+// A vertex's key is a digest of its op and its inputs' keys, plus whatever
+// content the op reads (the op's CacheKey adds it). Keys are computed without
+// running anything, so a fully cached build looks up only the target.
+package solver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/builder-dev/builder/llb"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+)
+
+// Result is what a vertex produced.
+type Result struct {
+	// Snapshot is the top of the result's layer chain; "" is an empty tree.
+	Snapshot string
+	// Dir is a host directory, for local sources.
+	Dir string
+}
+
+// Op is the implementation of one vertex.
+type Op interface {
+	// CacheKey returns the vertex's cache key from its inputs' keys, adding
+	// the content it reads beyond them.
+	CacheKey(ctx context.Context, inputKeys []digest.Digest) (digest.Digest, error)
+	// Run produces the result from the inputs' results, writing the
+	// output of any process it runs to log.
+	Run(ctx context.Context, inputs []Result, log io.Writer) (Result, error)
+}
+
+// Cacheable is implemented by ops whose results may be recorded and reused.
+// Sources whose result is a location rather than content (the build context)
+// are not.
+type Cacheable interface {
+	Cacheable() bool
+}
+
+// Cache records what keys resolved to.
+type Cache interface {
+	// Lookup returns a usable result for key, or ok=false.
+	Lookup(ctx context.Context, key digest.Digest) (r Result, ok bool, err error)
+	Record(ctx context.Context, key digest.Digest, r Result) error
+}
+
+// Solver runs graphs. It is safe for concurrent Solve calls.
+type Solver struct {
+	ops      func(*llb.Vertex) (Op, error)
+	cache    Cache
+	progress Progress
+	sem      *semaphore.Weighted
+
+	mu      sync.Mutex
+	keys    map[digest.Digest]*once[digest.Digest]
+	results map[digest.Digest]*once[Result]
+	index   map[digest.Digest]int
+}
+
+// New makes a solver. ops maps a vertex to its implementation; parallelism
+// bounds how many ops run at once.
+func New(ops func(*llb.Vertex) (Op, error), cache Cache, progress Progress, parallelism int) *Solver {
+	if parallelism < 1 {
+		parallelism = 1
+	}
+	if progress == nil {
+		progress = discard{}
+	}
+	return &Solver{
+		ops: ops, cache: cache, progress: progress,
+		sem:     semaphore.NewWeighted(int64(parallelism)),
+		keys:    map[digest.Digest]*once[digest.Digest]{},
+		results: map[digest.Digest]*once[Result]{},
+		index:   map[digest.Digest]int{},
+	}
+}
+
+// Solve returns root's result, running whatever is not cached. A nil root is
+// the empty tree.
+func (s *Solver) Solve(ctx context.Context, root *llb.Vertex) (Result, error) {
+	if root == nil {
+		return Result{}, nil
+	}
+	s.mu.Lock()
+	llb.Walk([]*llb.Vertex{root}, func(v *llb.Vertex) error {
+		if _, ok := s.index[v.Digest()]; !ok {
+			s.index[v.Digest()] = len(s.index) + 1
+		}
+		return nil
+	})
+	s.mu.Unlock()
+	return s.result(ctx, root)
+}
+
+// CacheKey returns v's cache key.
+func (s *Solver) CacheKey(ctx context.Context, v *llb.Vertex) (digest.Digest, error) {
+	s.mu.Lock()
+	o, ok := s.keys[v.Digest()]
+	if !ok {
+		o = &once[digest.Digest]{}
+		s.keys[v.Digest()] = o
+	}
+	s.mu.Unlock()
+	return o.do(func() (digest.Digest, error) {
+		op, err := s.ops(v)
+		if err != nil {
+			return "", s.vertexError(v, err)
+		}
+		inputs := make([]digest.Digest, len(v.Inputs()))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, in := range v.Inputs() {
+			if in == nil {
+				continue
+			}
+			g.Go(func() error {
+				k, err := s.CacheKey(gctx, in)
+				inputs[i] = k
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return "", err
+		}
+		k, err := op.CacheKey(ctx, inputs)
+		if err != nil {
+			return "", s.vertexError(v, err)
+		}
+		return k, nil
+	})
+}
+
+func (s *Solver) result(ctx context.Context, v *llb.Vertex) (Result, error) {
+	if v == nil {
+		return Result{}, nil
+	}
+	s.mu.Lock()
+	o, ok := s.results[v.Digest()]
+	if !ok {
+		o = &once[Result]{}
+		s.results[v.Digest()] = o
+	}
+	s.mu.Unlock()
+	return o.do(func() (Result, error) { return s.build(ctx, v) })
+}
+
+func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
+	op, err := s.ops(v)
+	if err != nil {
+		return Result{}, s.vertexError(v, err)
+	}
+	key, err := s.CacheKey(ctx, v)
+	if err != nil {
+		return Result{}, err
+	}
+	cacheable := true
+	if c, ok := op.(Cacheable); ok {
+		cacheable = c.Cacheable()
+	}
+	if cacheable && !v.Meta().IgnoreCache {
+		r, ok, err := s.cache.Lookup(ctx, key)
+		if err != nil {
+			return Result{}, s.vertexError(v, fmt.Errorf("cache lookup: %w", err))
+		}
+		if ok {
+			s.emit(v, Event{Kind: Cached})
+			return r, nil
+		}
+	}
+
+	inputs := make([]Result, len(v.Inputs()))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, in := range v.Inputs() {
+		g.Go(func() error {
+			r, err := s.result(gctx, in)
+			inputs[i] = r
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Result{}, err
+	}
+
+	if err := s.sem.Acquire(ctx, 1); err != nil {
+		return Result{}, err
+	}
+	defer s.sem.Release(1)
+	start := time.Now()
+	s.emit(v, Event{Kind: Started, Time: start})
+	log := &logWriter{s: s, v: v}
+	r, err := op.Run(ctx, inputs, log)
+	if err != nil {
+		s.emit(v, Event{Kind: Failed, Err: err, Duration: time.Since(start)})
+		return Result{}, s.vertexError(v, err, log.tail()...)
+	}
+	if cacheable {
+		if err := s.cache.Record(ctx, key, r); err != nil {
+			return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
+		}
+	}
+	s.emit(v, Event{Kind: Completed, Duration: time.Since(start)})
+	return r, nil
+}
+
+func (s *Solver) emit(v *llb.Vertex, e Event) {
+	s.mu.Lock()
+	e.Index = s.index[v.Digest()]
+	s.mu.Unlock()
+	e.Vertex = v.Digest()
+	e.Name = v.Meta().Name
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	s.progress.Event(e)
+}
+
+// VertexError is a failure of one step, with where it came from.
+type VertexError struct {
+	Location llb.Location
+	// Instruction is the step as written, e.g. "RUN make".
+	Instruction string
+	// Output holds the last lines the step printed.
+	Output []string
+	Err    error
+}
+
+func (e *VertexError) Error() string {
+	var b strings.Builder
+	if loc := e.Location.String(); loc != "" {
+		b.WriteString(loc + ": ")
+	}
+	if e.Instruction != "" {
+		b.WriteString(e.Instruction + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *VertexError) Unwrap() error { return e.Err }
+
+func (s *Solver) vertexError(v *llb.Vertex, err error, output ...string) error {
+	var ve *VertexError
+	if errors.As(err, &ve) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	name := v.Meta().Name
+	if i := strings.Index(name, "] "); strings.HasPrefix(name, "[") && i >= 0 {
+		name = name[i+2:]
+	}
+	return &VertexError{Location: v.Meta().Location, Instruction: name, Output: output, Err: err}
+}
+
+// once runs a function the first time it is asked and gives every caller
+// its result. A failure is not kept: a later caller runs it again.
+type once[T any] struct {
+	mu   sync.Mutex
+	done bool
+	val  T
+}
+
+func (o *once[T]) do(fn func() (T, error)) (T, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.done {
+		return o.val, nil
+	}
+	v, err := fn()
+	if err != nil {
+		return v, err
+	}
+	o.val, o.done = v, true
+	return v, nil
+}

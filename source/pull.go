@@ -1,0 +1,178 @@
+package source
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/snapshot"
+	kgzip "github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+
+// Puller unpacks images into snapshots, each layer once: a layer is named by
+// its chain ID, so images sharing a base share its snapshots.
+type Puller struct {
+	Registries *Registries
+	DB         *cache.DB
+	Snapshots  *snapshot.Snapshotter
+}
+
+// Pull makes sure every layer of the resolved image is unpacked and returns
+// the top snapshot ("" for an image without layers).
+func (p *Puller) Pull(ctx context.Context, img *Resolved) (string, error) {
+	var cfg ocispec.Image
+	if err := json.Unmarshal(img.Config, &cfg); err != nil {
+		return "", fmt.Errorf("image %s: config: %w", img.Ref, err)
+	}
+	layers := img.Manifest.Layers
+	if len(layers) != len(cfg.RootFS.DiffIDs) {
+		return "", fmt.Errorf("image %s: manifest has %d layers but config lists %d diff_ids", img.Ref, len(layers), len(cfg.RootFS.DiffIDs))
+	}
+	chain := chainIDs(cfg.RootFS.DiffIDs)
+
+	// Find the longest prefix already unpacked.
+	parent, have := "", 0
+	for i := range layers {
+		id, err := p.DB.LayerSnapshot(chain[i])
+		if err != nil || !p.Snapshots.Exists(id) {
+			break
+		}
+		parent, have = id, i+1
+	}
+	if have == len(layers) {
+		return parent, nil
+	}
+
+	// Fetch and unpack the missing layers in parallel, each into its own
+	// directory; record them bottom-up once all are complete.
+	todo := layers[have:]
+	ids := make([]string, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i, desc := range todo {
+		id, err := p.DB.NewSnapshotID()
+		if err != nil {
+			return "", err
+		}
+		ids[i] = id
+		diffID := cfg.RootFS.DiffIDs[have+i]
+		g.Go(func() error {
+			if err := p.Registries.FetchBlob(gctx, img.Ref, desc.Digest); err != nil {
+				return err
+			}
+			return p.unpack(gctx, id, desc, diffID)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		for _, id := range ids {
+			p.Snapshots.Remove(id)
+		}
+		return "", fmt.Errorf("pulling %s: %w", img.Ref, err)
+	}
+	for i, desc := range todo {
+		rec := cache.Snapshot{
+			ID: ids[i], Parent: parent, DiffID: cfg.RootFS.DiffIDs[have+i],
+			Blobs:       map[string]ocispec.Descriptor{compressionOf(desc.MediaType): desc},
+			Description: fmt.Sprintf("layer %d of %s", have+i+1, img.Ref),
+			Created:     time.Now().UTC(),
+		}
+		if empty, err := p.Snapshots.IsEmpty(ids[i]); err == nil && empty {
+			rec.Empty = true
+		}
+		if err := p.DB.PutLayerSnapshot(chain[have+i], rec); err != nil {
+			return "", err
+		}
+		parent = ids[i]
+	}
+	return parent, nil
+}
+
+// unpack writes layer desc from the content store into a new snapshot,
+// checking its uncompressed digest.
+func (p *Puller) unpack(ctx context.Context, id string, desc ocispec.Descriptor, diffID digest.Digest) error {
+	rc, err := p.Registries.Content.Open(desc.Digest)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tarStream, err := Decompress(bufio.NewReaderSize(rc, 1<<20), desc.MediaType)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	defer tarStream.Close()
+	if err := p.Snapshots.Prepare(id); err != nil {
+		return err
+	}
+	h := sha256.New()
+	if _, err := snapshot.Apply(ctx, p.Snapshots.FS(id), io.TeeReader(tarStream, h), snapshot.ApplyOptions{UserXattr: p.Snapshots.UserXattr()}); err != nil {
+		return fmt.Errorf("unpacking layer %s: %w", desc.Digest, err)
+	}
+	// Drain what the tar reader left (padding), so the digest covers it all.
+	if _, err := io.Copy(h, tarStream); err != nil {
+		return fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	if got := digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))); got != diffID {
+		return fmt.Errorf("layer %s: uncompressed digest is %s, the image config says %s", desc.Digest, got, diffID)
+	}
+	return p.Snapshots.Commit(id)
+}
+
+// Decompress returns the tar stream of a layer blob of the given media type.
+func Decompress(r io.Reader, mediaType string) (io.ReadCloser, error) {
+	switch compressionOf(mediaType) {
+	case "gzip":
+		zr, err := kgzip.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		return zr, nil
+	case "zstd":
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		return zr.IOReadCloser(), nil
+	case "none":
+		return io.NopCloser(r), nil
+	}
+	return nil, errors.New("unsupported layer media type " + mediaType)
+}
+
+// compressionOf names a layer media type's compression: gzip, zstd, none.
+func compressionOf(mediaType string) string {
+	switch {
+	case strings.HasSuffix(mediaType, "gzip"):
+		return "gzip"
+	case strings.HasSuffix(mediaType, "zstd"):
+		return "zstd"
+	case strings.HasSuffix(mediaType, ".tar"), strings.HasSuffix(mediaType, "tar.diff"):
+		return "none"
+	}
+	return mediaType
+}
+
+// chainIDs computes the OCI chain ID of every layer prefix.
+func chainIDs(diffIDs []digest.Digest) []digest.Digest {
+	out := make([]digest.Digest, len(diffIDs))
+	for i, d := range diffIDs {
+		if i == 0 {
+			out[i] = d
+			continue
+		}
+		out[i] = digest.FromString(out[i-1].String() + " " + d.String())
+	}
+	return out
+}
