@@ -201,4 +201,3 @@ func (s *State) Image(name string) (cache.Image, error) {
 	}
 	return img, err
 }
-

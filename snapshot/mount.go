@@ -5,6 +5,12 @@
 // package that mounts filesystems for layers.
 package snapshot
 
+import "errors"
+
+// ErrMountDataTooLong is returned (wrapped in a *MountError on Linux) when
+// a mount's options do not fit in the one page the kernel accepts.
+var ErrMountDataTooLong = errors.New("mount data too long")
+
 // Mount is one filesystem mount described as data, in the form mount(2)
 // takes it. Snapshotters return mounts; executors and copiers mount them.
 type Mount struct {

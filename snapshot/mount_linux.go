@@ -67,6 +67,12 @@ func parseOptions(options []string) (flags uintptr, data string) {
 // remount, which Mount does.
 func (m Mount) Mount(target string) error {
 	flags, data := parseOptions(m.Options)
+	// mount(2) copies at most one page of data; longer data would reach
+	// the filesystem truncated, so say what is wrong instead.
+	if limit := unix.Getpagesize() - 1; len(data) > limit {
+		return &MountError{Op: "mount", Source: m.Source, Target: target, Type: m.Type, Flags: flags, Data: data,
+			Err: fmt.Errorf("%w: %d bytes of mount options exceed the kernel's limit of %d (one page); for overlay this means too many layers or too long layer paths, so use fewer layers or a shorter state directory path", ErrMountDataTooLong, len(data), limit)}
+	}
 	first := flags
 	if flags&unix.MS_BIND != 0 {
 		// The kernel ignores MS_RDONLY on the initial bind; it takes a remount.

@@ -21,7 +21,6 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-
 // Puller unpacks images into snapshots, each layer once: a layer is named by
 // its chain ID, so images sharing a base share its snapshots.
 type Puller struct {

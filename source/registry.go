@@ -191,4 +191,3 @@ func registryError(doing string, n name.Reference, err error) error {
 	}
 	return fmt.Errorf("%s image %s: %w", doing, n, err)
 }
-
