@@ -65,6 +65,8 @@ type Solver struct {
 	keys    map[digest.Digest]*once[digest.Digest]
 	results map[digest.Digest]*once[Result]
 	index   map[digest.Digest]int
+	// reported holds the vertices already reported as cached.
+	reported map[digest.Digest]bool
 }
 
 // New makes a solver. ops maps a vertex to its implementation; parallelism
@@ -78,10 +80,11 @@ func New(ops func(*llb.Vertex) (Op, error), cache Cache, progress Progress, para
 	}
 	return &Solver{
 		ops: ops, cache: cache, progress: progress,
-		sem:     semaphore.NewWeighted(int64(parallelism)),
-		keys:    map[digest.Digest]*once[digest.Digest]{},
-		results: map[digest.Digest]*once[Result]{},
-		index:   map[digest.Digest]int{},
+		sem:      semaphore.NewWeighted(int64(parallelism)),
+		keys:     map[digest.Digest]*once[digest.Digest]{},
+		results:  map[digest.Digest]*once[Result]{},
+		index:    map[digest.Digest]int{},
+		reported: map[digest.Digest]bool{},
 	}
 }
 
@@ -172,7 +175,7 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 			return Result{}, s.vertexError(v, fmt.Errorf("cache lookup: %w", err))
 		}
 		if ok {
-			s.emit(v, Event{Kind: Cached})
+			s.reportCached(v)
 			return r, nil
 		}
 	}
@@ -209,6 +212,23 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 	}
 	s.emit(v, Event{Kind: Completed, Duration: time.Since(start)})
 	return r, nil
+}
+
+// reportCached reports v and the steps it was built from as cached: a hit
+// on v stands for all of them, so none of them is looked up or run.
+func (s *Solver) reportCached(v *llb.Vertex) {
+	llb.Walk([]*llb.Vertex{v}, func(x *llb.Vertex) error {
+		s.mu.Lock()
+		seen := s.reported[x.Digest()]
+		s.reported[x.Digest()] = true
+		s.mu.Unlock()
+		if !seen {
+			if _, isLocal := x.Op().(llb.LocalOp); !isLocal {
+				s.emit(x, Event{Kind: Cached})
+			}
+		}
+		return nil
+	})
 }
 
 func (s *Solver) emit(v *llb.Vertex, e Event) {

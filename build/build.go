@@ -1,0 +1,169 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/solver"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/moby/patternmatcher/ignorefile"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Output is one place to write the built image besides the local store.
+type Output struct {
+	// Type is "oci" (an OCI layout tarball) for now.
+	Type string
+	Dest string
+}
+
+// Options describe one build.
+type Options struct {
+	ContextDir string
+	// Dockerfile is the Dockerfile's content; DockerfileName names it in
+	// messages.
+	Dockerfile     []byte
+	DockerfileName string
+	Tags           []string
+	BuildArgs      map[string]string
+	Target         string
+	NoCache        bool
+	Push           bool
+	Outputs        []Output
+	Parallelism    int
+	Progress       solver.Progress
+	Keychain       authn.Keychain
+}
+
+// Result is a built image.
+type Result struct {
+	Manifest ocispec.Descriptor
+	Config   []byte
+	// Names are the normalised names given to the image in the local store.
+	Names []string
+}
+
+// Build builds opt's Dockerfile, stores the image under every tag and
+// writes the requested outputs.
+func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
+	contextDir, err := filepath.Abs(opt.ContextDir)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(contextDir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("build context %s is not a directory", opt.ContextDir)
+	}
+	excludes, err := readDockerignore(contextDir)
+	if err != nil {
+		return nil, err
+	}
+	fe, err := dockerfile.Build(ctx, dockerfile.Options{
+		Source:     opt.Dockerfile,
+		Filename:   opt.DockerfileName,
+		ContextDir: contextDir,
+		Excludes:   excludes,
+		Target:     opt.Target,
+		BuildArgs:  opt.BuildArgs,
+		Platform:   HostPlatform(),
+		NoCache:    opt.NoCache,
+		Created:    time.Now().UTC().Truncate(time.Second),
+	}, resolver{s.Registries})
+	if err != nil {
+		return nil, err
+	}
+	parallelism := opt.Parallelism
+	if parallelism <= 0 {
+		parallelism = runtime.NumCPU()
+	}
+	sv := solver.New(s.worker.Op, s.worker, opt.Progress, parallelism)
+	res, err := sv.Solve(ctx, fe.Root)
+	if err != nil {
+		return nil, err
+	}
+	ex := &exporter.Exporter{DB: s.DB, Content: s.Content, Snapshots: s.Snapshots}
+	img, err := ex.Assemble(ctx, res.Snapshot, fe.Image)
+	if err != nil {
+		return nil, err
+	}
+	out := &Result{Manifest: img.Manifest, Config: img.Config}
+	for _, tag := range opt.Tags {
+		n := normaliseName(tag)
+		if _, err := s.Registries.ParseReference(n); err != nil {
+			return nil, err
+		}
+		if err := s.DB.PutImage(cache.Image{Name: n, Manifest: img.Manifest, Snapshot: res.Snapshot, Created: time.Now().UTC()}); err != nil {
+			return nil, err
+		}
+		out.Names = append(out.Names, n)
+	}
+	for _, o := range opt.Outputs {
+		if err := s.writeOutput(o, img, out.Names); err != nil {
+			return nil, err
+		}
+	}
+	if opt.Push {
+		if len(opt.Tags) == 0 {
+			return nil, errors.New("--push needs at least one -t/--tag naming the registry and repository")
+		}
+		for _, n := range out.Names {
+			ref, err := s.Registries.ParseReference(n)
+			if err != nil {
+				return nil, err
+			}
+			if err := exporter.Push(ctx, s.Content, img.Manifest, ref, opt.Keychain); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *State) writeOutput(o Output, img *exporter.Image, names []string) error {
+	switch o.Type {
+	case "oci":
+		if o.Dest == "" {
+			return errors.New("-o type=oci needs dest=FILE.tar")
+		}
+		tmp := o.Dest + ".tmp"
+		f, err := os.Create(tmp)
+		if err != nil {
+			return fmt.Errorf("writing OCI layout: %w", err)
+		}
+		if err := exporter.WriteOCILayout(f, s.Content, img.Manifest, names); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return fmt.Errorf("writing OCI layout %s: %w", o.Dest, err)
+		}
+		if err := f.Close(); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		return os.Rename(tmp, o.Dest)
+	}
+	return fmt.Errorf("output type %q is not supported yet (supported: oci)", o.Type)
+}
+
+func readDockerignore(dir string) ([]string, error) {
+	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading .dockerignore: %w", err)
+	}
+	return patterns, nil
+}

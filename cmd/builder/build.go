@@ -1,0 +1,160 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/builder-dev/builder/build"
+	"github.com/spf13/cobra"
+)
+
+type buildFlags struct {
+	tags      []string
+	file      string
+	buildArgs []string
+	target    string
+	noCache   bool
+	push      bool
+	outputs   []string
+	progress  string
+	iidfile   string
+}
+
+func newBuildCommand(g *globalOptions) *cobra.Command {
+	f := &buildFlags{}
+	cmd := &cobra.Command{
+		Use:   "build [OPTIONS] PATH",
+		Short: "Build an image from a Dockerfile",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd, g, f, args[0])
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "name and optionally a tag (name:tag); repeatable")
+	fl.StringVarP(&f.file, "file", "f", "", "name of the Dockerfile (default PATH/Dockerfile; - reads stdin)")
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "build-time variable NAME=VALUE (NAME alone takes it from the environment)")
+	fl.StringVar(&f.target, "target", "", "stage to build")
+	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
+	fl.BoolVar(&f.push, "push", false, "push every tag to its registry")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output destination, e.g. type=oci,dest=image.tar")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or quiet")
+	fl.StringVar(&f.iidfile, "iidfile", "", "write the image (manifest) digest to this file")
+	return cmd
+}
+
+func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir string) error {
+	dfName := f.file
+	if dfName == "" {
+		dfName = filepath.Join(contextDir, "Dockerfile")
+	}
+	var df []byte
+	var err error
+	if dfName == "-" {
+		df, err = io.ReadAll(cmd.InOrStdin())
+		dfName = "Dockerfile"
+	} else {
+		df, err = os.ReadFile(dfName)
+	}
+	if err != nil {
+		return fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	args := map[string]string{}
+	for _, a := range f.buildArgs {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			var set bool
+			if v, set = os.LookupEnv(k); !set {
+				continue
+			}
+		}
+		args[k] = v
+	}
+	outputs, err := parseOutputs(f.outputs)
+	if err != nil {
+		return err
+	}
+	progress, err := newProgress(cmd.ErrOrStderr(), f.progress)
+	if err != nil {
+		return err
+	}
+	st, err := openState(cmd, g)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	res, err := st.Build(cmd.Context(), build.Options{
+		ContextDir:     contextDir,
+		Dockerfile:     df,
+		DockerfileName: filepath.Base(dfName),
+		Tags:           f.tags,
+		BuildArgs:      args,
+		Target:         f.target,
+		NoCache:        f.noCache,
+		Push:           f.push,
+		Outputs:        outputs,
+		Progress:       progress,
+	})
+	progress.Close(err)
+	if err != nil {
+		return err
+	}
+	if f.iidfile != "" {
+		if err := os.WriteFile(f.iidfile, []byte(res.Manifest.Digest.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	if f.progress != "quiet" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "image %s", res.Manifest.Digest)
+		if len(res.Names) > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), " named %s", strings.Join(res.Names, ", "))
+		}
+		fmt.Fprintln(cmd.ErrOrStderr())
+	} else {
+		fmt.Fprintln(cmd.OutOrStdout(), res.Manifest.Digest)
+	}
+	return nil
+}
+
+// parseOutputs reads -o values in buildx syntax: type=oci,dest=FILE.
+func parseOutputs(values []string) ([]build.Output, error) {
+	var out []build.Output
+	for _, v := range values {
+		var o build.Output
+		for _, field := range strings.Split(v, ",") {
+			k, val, ok := strings.Cut(field, "=")
+			if !ok {
+				return nil, fmt.Errorf("-o %s: %q is not key=value", v, field)
+			}
+			switch k {
+			case "type":
+				o.Type = val
+			case "dest":
+				o.Dest = val
+			default:
+				return nil, fmt.Errorf("-o %s: unknown key %q (supported: type, dest)", v, k)
+			}
+		}
+		if o.Type == "" {
+			return nil, fmt.Errorf("-o %s: missing type=", v)
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func openState(cmd *cobra.Command, g *globalOptions) (*build.State, error) {
+	root := g.root
+	if root == "" {
+		root = build.DefaultRoot()
+	}
+	return build.Open(root, build.StateOptions{
+		Insecure: g.insecure,
+		OnWait: func() {
+			fmt.Fprintf(cmd.ErrOrStderr(), "waiting for another builder process using %s ...\n", root)
+		},
+	})
+}

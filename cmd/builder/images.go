@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/executor"
+	"github.com/spf13/cobra"
+)
+
+func newImagesCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "images",
+		Short: "List the images in the local store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openState(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			imgs, err := st.DB.Images()
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
+			fmt.Fprintln(w, "NAME\tDIGEST\tCREATED")
+			for _, img := range imgs {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", img.Name, img.Manifest.Digest.Encoded()[:12], img.Created.Local().Format(time.DateTime))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func newRunCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run IMAGE [COMMAND [ARG...]]",
+		Short: "Run a command in an image of the local store (changes are discarded)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openState(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			err = st.Run(context.WithoutCancel(cmd.Context()), build.RunOptions{
+				Image: args[0], Args: args[1:],
+				Stdin: os.Stdin, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
+			})
+			var ee *executor.ExitError
+			if errors.As(err, &ee) {
+				return exitCodeError{ee.Code}
+			}
+			return err
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}

@@ -1,0 +1,72 @@
+// Command builder builds OCI images from Dockerfiles without a daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/builder-dev/builder/executor"
+	"github.com/spf13/cobra"
+)
+
+// version is set at link time.
+var version = "dev"
+
+// exitCodeError makes the process exit with a given code without another
+// message (the error was reported already).
+type exitCodeError struct{ code int }
+
+func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	// A sandbox init re-executes this binary; it must start before anything else.
+	executor.Init()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCommand()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return
+	}
+	var ec exitCodeError
+	if errors.As(err, &ec) {
+		os.Exit(ec.code)
+	}
+	fmt.Fprintln(os.Stderr, "ERROR:", err)
+	os.Exit(1)
+}
+
+type globalOptions struct {
+	root     string
+	insecure []string
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globalOptions{}
+	cmd := &cobra.Command{
+		Use:           "builder",
+		Short:         "Build OCI images from Dockerfiles, without a daemon",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.PersistentFlags().StringVar(&g.root, "root", "", "state directory (default /var/lib/builder as root, $XDG_DATA_HOME/builder otherwise)")
+	cmd.PersistentFlags().StringArrayVar(&g.insecure, "insecure-registry", nil, "registry host to reach over plain HTTP (loopback registries always are)")
+	cmd.AddCommand(newBuildCommand(g), newImagesCommand(g), newRunCommand(g), newVersionCommand())
+	return cmd
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "builder", version)
+		},
+	}
+}

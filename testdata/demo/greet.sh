@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "${GREETING:-hello}, $(id -un) in $(pwd)"
