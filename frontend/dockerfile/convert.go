@@ -177,6 +177,7 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 		st.name = "stage-" + strconv.Itoa(idx)
 	}
 	st.steps = len(s.Commands) + 1
+	st.step = 1
 	base, err := c.expand(s.BaseName, c.globals.env())
 	if err != nil {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
@@ -201,7 +202,6 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 		}
 		st.vertex, st.image = v, img
 	}
-	st.step = 1
 	if st.image.Config.Env == nil && base == "scratch" {
 		st.image.Config.Env = []string{"PATH=" + defaultPath}
 	}
