@@ -125,6 +125,13 @@ func (s *State) cleanup() error {
 	}
 	for _, d := range dirs {
 		id := d.Name()
+		if strings.HasPrefix(id, ".removing-") {
+			// Remove renames before deleting; a crash can leave these.
+			if err := removeAll(filepath.Join(s.Snapshots.Root(), id)); err != nil {
+				return fmt.Errorf("cleaning up %s: %w", id, err)
+			}
+			continue
+		}
 		if known[id] || strings.HasPrefix(id, ".") || id == "empty" {
 			continue
 		}

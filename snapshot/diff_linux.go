@@ -1,0 +1,313 @@
+//go:build linux
+
+package snapshot
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// WriteDiff writes the overlay upper directory dir to w as an uncompressed
+// OCI layer tar.
+//
+// Entries come in depth-first order, each directory's entries sorted by
+// their name in the tar (the order filepath.WalkDir uses), so a directory
+// always precedes its contents. Names are relative, without "./", and
+// directories end in "/". The root directory itself is not written.
+//
+//   - a 0/0 character device (overlay whiteout) becomes an empty regular
+//     file .wh.<name>;
+//   - a directory with the overlay opaque xattr (trusted or user namespace)
+//     is followed by a <dir>/.wh..wh..opq entry;
+//   - files sharing an inode are written once, later paths as hard links to
+//     the first (whiteouts excluded: overlay shares one inode among them);
+//   - ownership, permission bits (with setuid, setgid, sticky), mtime and
+//     xattrs come from the files, minus overlay's own xattrs; user and group
+//     names, atime and ctime are not written; sockets are skipped.
+//
+// Headers use the PAX format, so sub-second mtimes and long names survive;
+// the output depends only on the tree, so identical trees give identical
+// bytes.
+func WriteDiff(ctx context.Context, dir string, w io.Writer, opts DiffOptions) error {
+	d := &differ{
+		ctx:   ctx,
+		tw:    tar.NewWriter(w),
+		opts:  opts,
+		links: map[devIno]string{},
+		buf:   make([]byte, 128<<10),
+		xbuf:  make([]byte, 4096),
+	}
+	if err := d.walk(dir, ""); err != nil {
+		return err
+	}
+	if err := d.tw.Close(); err != nil {
+		return fmt.Errorf("writing diff of %s: %w", dir, err)
+	}
+	return nil
+}
+
+type differ struct {
+	ctx   context.Context
+	tw    *tar.Writer
+	opts  DiffOptions
+	links map[devIno]string
+	buf   []byte
+	xbuf  []byte
+}
+
+// diffEntry is one directory entry with its stat and its name in the tar.
+type diffEntry struct {
+	name    string // on disk
+	tarName string // .wh.<name> for whiteouts
+	st      unix.Stat_t
+}
+
+func isWhiteout(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+}
+
+// walk writes the contents of the directory abs, whose tar name is rel
+// ("" for the root).
+func (d *differ) walk(abs, rel string) error {
+	f, err := os.Open(abs)
+	if err != nil {
+		return fmt.Errorf("writing diff: %w", err)
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("writing diff: reading %s: %w", abs, err)
+	}
+	entries := make([]diffEntry, 0, len(names))
+	for _, n := range names {
+		e := diffEntry{name: n, tarName: n}
+		p := filepath.Join(abs, n)
+		if err := unix.Lstat(p, &e.st); err != nil {
+			return fmt.Errorf("writing diff: %w", &os.PathError{Op: "lstat", Path: p, Err: err})
+		}
+		if isWhiteout(&e.st) {
+			e.tarName = whiteoutPrefix + n
+		}
+		entries = append(entries, e)
+	}
+	slices.SortFunc(entries, func(a, b diffEntry) int { return strings.Compare(a.tarName, b.tarName) })
+
+	for i := range entries {
+		if err := d.ctx.Err(); err != nil {
+			return err
+		}
+		e := &entries[i]
+		p := filepath.Join(abs, e.name)
+		name := e.tarName
+		if rel != "" {
+			name = rel + "/" + e.tarName
+		}
+		if err := d.entry(p, name, &e.st); err != nil {
+			return fmt.Errorf("writing diff: %s: %w", p, err)
+		}
+		if e.st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if err := d.walk(p, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *differ) mtime(st *unix.Stat_t) time.Time {
+	t := time.Unix(st.Mtim.Unix()).UTC()
+	if e := d.opts.SourceDateEpoch; e != nil && t.After(*e) {
+		t = e.UTC()
+	}
+	return t
+}
+
+// entry writes the header (and content) of the file at p, named name.
+func (d *differ) entry(p, name string, st *unix.Stat_t) error {
+	hdr := &tar.Header{
+		Name:    name,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: d.mtime(st),
+		Format:  tar.FormatPAX,
+	}
+	if isWhiteout(st) {
+		hdr.Typeflag = tar.TypeReg
+		hdr.Mode &= 0o777
+		return d.tw.WriteHeader(hdr)
+	}
+	fmtBits := st.Mode & unix.S_IFMT
+	if fmtBits != unix.S_IFDIR && st.Nlink > 1 {
+		k := devIno{uint64(st.Dev), st.Ino}
+		if first, ok := d.links[k]; ok {
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = first
+			return d.tw.WriteHeader(hdr)
+		}
+		d.links[k] = name
+	}
+	var opaque bool
+	switch fmtBits {
+	case unix.S_IFREG:
+		hdr.Typeflag = tar.TypeReg
+		hdr.Size = st.Size
+	case unix.S_IFDIR:
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+	case unix.S_IFLNK:
+		hdr.Typeflag = tar.TypeSymlink
+		target, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		hdr.Linkname = target
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	case unix.S_IFCHR, unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeChar
+		if fmtBits == unix.S_IFBLK {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor = int64(unix.Major(uint64(st.Rdev)))
+		hdr.Devminor = int64(unix.Minor(uint64(st.Rdev)))
+	case unix.S_IFSOCK:
+		// A tar cannot hold a socket; they are runtime state anyway.
+		return nil
+	default:
+		return fmt.Errorf("unknown file type %#o", fmtBits)
+	}
+	xattrs, err := d.xattrs(p)
+	if err != nil {
+		return err
+	}
+	for k, v := range xattrs {
+		if isOverlayXattr(k) {
+			if (k == trustedOpaque || k == userOpaque) && v == "y" && fmtBits == unix.S_IFDIR {
+				opaque = true
+			}
+			continue
+		}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords[paxXattr+k] = v
+	}
+	if err := d.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if opaque {
+		// The marker takes the directory's time and no owner, so that it
+		// changes only when the directory does.
+		if err := d.tw.WriteHeader(&tar.Header{
+			Typeflag: tar.TypeReg,
+			Name:     hdr.Name + whiteoutOpaque,
+			ModTime:  hdr.ModTime,
+			Format:   tar.FormatPAX,
+		}); err != nil {
+			return err
+		}
+	}
+	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+		return d.copyFile(p, hdr.Size)
+	}
+	return nil
+}
+
+// copyFile writes exactly size bytes of p; a file that changed size since
+// it was stat'ed is an error, not a corrupt tar.
+func (d *differ) copyFile(p string, size int64) error {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// Hide WriterTo so that io.CopyBuffer uses d.buf instead of
+	// allocating its own buffer per file.
+	n, err := io.CopyBuffer(d.tw, io.LimitReader(struct{ io.Reader }{f}, size), d.buf)
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("file shrank from %d to %d bytes while being read", size, n)
+	}
+	return nil
+}
+
+// xattrs returns the extended attributes of p (not following symlinks).
+func (d *differ) xattrs(p string) (map[string]string, error) {
+	names, err := listXattrs(p, &d.xbuf)
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		v, err := getXattr(p, n, &d.xbuf)
+		if errors.Is(err, unix.ENODATA) {
+			continue // removed since listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		m[n] = v
+	}
+	return m, nil
+}
+
+// listXattrs returns the xattr names of p; buf is a reusable buffer.
+func listXattrs(p string, buf *[]byte) ([]string, error) {
+	for {
+		n, err := unix.Llistxattr(p, *buf)
+		if errors.Is(err, unix.ERANGE) {
+			// Grown since we sized the buffer; ask again.
+			sz, err := unix.Llistxattr(p, nil)
+			if err != nil {
+				return nil, &os.PathError{Op: "llistxattr", Path: p, Err: err}
+			}
+			*buf = make([]byte, max(2*sz, len(*buf)))
+			continue
+		}
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "llistxattr", Path: p, Err: err}
+		}
+		var names []string
+		for _, b := range bytes.Split((*buf)[:n], []byte{0}) {
+			if len(b) > 0 {
+				names = append(names, string(b))
+			}
+		}
+		return names, nil
+	}
+}
+
+func getXattr(p, name string, buf *[]byte) (string, error) {
+	for {
+		n, err := unix.Lgetxattr(p, name, *buf)
+		if errors.Is(err, unix.ERANGE) {
+			sz, err := unix.Lgetxattr(p, name, nil)
+			if err != nil {
+				return "", &os.PathError{Op: "lgetxattr " + name, Path: p, Err: err}
+			}
+			*buf = make([]byte, max(2*sz, len(*buf)))
+			continue
+		}
+		if err != nil {
+			return "", &os.PathError{Op: "lgetxattr " + name, Path: p, Err: err}
+		}
+		return string((*buf)[:n]), nil
+	}
+}

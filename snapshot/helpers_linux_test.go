@@ -1,0 +1,137 @@
+//go:build linux
+
+package snapshot
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requireRoot skips tests that need real root: trusted.* xattrs and chown
+// to arbitrary ids work only in the initial user namespace.
+func requireRoot(t testing.TB) {
+	t.Helper()
+	requireMountPrivilege(t)
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil || strings.Join(strings.Fields(string(b)), " ") != "0 0 4294967295" {
+		t.Skip("needs root in the initial user namespace (trusted.* xattrs, chown to any id); run the tests as root")
+	}
+}
+
+// requireMountPrivilege skips tests that mount or mknod whiteouts; root in
+// a user namespace (rootless mode) is enough for those.
+func requireMountPrivilege(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, or root in a user namespace (mounts, mknod of whiteouts); run the tests as root or under `unshare --user --map-root-user --mount`")
+	}
+}
+
+// tarEntry is a tar entry in a form that compares with ==-like ease.
+type tarEntry struct {
+	Name     string
+	Type     byte
+	Mode     int64
+	UID, GID int
+	Linkname string
+	Major    int64
+	Minor    int64
+	ModTime  time.Time
+	Xattrs   map[string]string
+	Content  string
+}
+
+func (e tarEntry) header() *tar.Header {
+	h := &tar.Header{
+		Name:     e.Name,
+		Typeflag: e.Type,
+		Mode:     e.Mode,
+		Uid:      e.UID,
+		Gid:      e.GID,
+		Linkname: e.Linkname,
+		Devmajor: e.Major,
+		Devminor: e.Minor,
+		ModTime:  e.ModTime,
+		Size:     int64(len(e.Content)),
+		Format:   tar.FormatPAX,
+	}
+	for k, v := range e.Xattrs {
+		if h.PAXRecords == nil {
+			h.PAXRecords = map[string]string{}
+		}
+		h.PAXRecords[paxXattr+k] = v
+	}
+	return h
+}
+
+// makeTar writes entries, in order, as a PAX tar.
+func makeTar(t testing.TB, entries []tarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		if err := tw.WriteHeader(e.header()); err != nil {
+			t.Fatalf("writing tar header %s: %v", e.Name, err)
+		}
+		if _, err := io.WriteString(tw, e.Content); err != nil {
+			t.Fatalf("writing tar content %s: %v", e.Name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// readTar returns the entries of a tar, in order.
+func readTar(t testing.TB, b []byte) []tarEntry {
+	t.Helper()
+	var out []tarEntry
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("reading tar: %v", err)
+		}
+		content, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatalf("reading tar entry %s: %v", h.Name, err)
+		}
+		e := tarEntry{
+			Name: h.Name, Type: h.Typeflag, Mode: h.Mode, UID: h.Uid, GID: h.Gid,
+			Linkname: h.Linkname, Major: h.Devmajor, Minor: h.Devminor,
+			ModTime: h.ModTime.UTC(), Content: string(content),
+		}
+		if h.Uname != "" || h.Gname != "" {
+			t.Errorf("entry %s has uname %q gname %q, want empty", h.Name, h.Uname, h.Gname)
+		}
+		if !h.AccessTime.IsZero() || !h.ChangeTime.IsZero() {
+			t.Errorf("entry %s has atime/ctime, want none", h.Name)
+		}
+		for k, v := range h.PAXRecords {
+			if len(k) > len(paxXattr) && k[:len(paxXattr)] == paxXattr {
+				if e.Xattrs == nil {
+					e.Xattrs = map[string]string{}
+				}
+				e.Xattrs[k[len(paxXattr):]] = v
+			}
+		}
+		out = append(out, e)
+	}
+}
+
+func entryNames(es []tarEntry) []string {
+	var n []string
+	for _, e := range es {
+		n = append(n, e.Name)
+	}
+	return n
+}

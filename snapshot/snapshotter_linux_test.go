@@ -1,0 +1,209 @@
+//go:build linux
+
+package snapshot
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func newTestSnapshotter(t *testing.T, opts ...Option) *Snapshotter {
+	t.Helper()
+	s, err := NewSnapshotter(filepath.Join(t.TempDir(), "snapshots"), opts...)
+	if err != nil {
+		t.Fatalf("NewSnapshotter() = %v", err)
+	}
+	return s
+}
+
+func TestSnapshotterLifecycle(t *testing.T) {
+	s := newTestSnapshotter(t)
+	if err := s.Prepare("a"); err != nil {
+		t.Fatalf("Prepare(a) = %v", err)
+	}
+	if err := s.Prepare("a"); !errors.Is(err, os.ErrExist) {
+		t.Errorf("Prepare(a) again = %v, want ErrExist", err)
+	}
+	if !s.Exists("a") || s.Exists("b") {
+		t.Errorf("Exists(a), Exists(b) = %v, %v, want true, false", s.Exists("a"), s.Exists("b"))
+	}
+	if empty, err := s.IsEmpty("a"); err != nil || !empty {
+		t.Errorf("IsEmpty(a) = %v, %v, want true, nil", empty, err)
+	}
+	must(t, os.WriteFile(filepath.Join(s.FS("a"), "f"), bytes.Repeat([]byte{1}, 10000), 0o644))
+	if empty, err := s.IsEmpty("a"); err != nil || empty {
+		t.Errorf("IsEmpty(a) = %v, %v, want false, nil", empty, err)
+	}
+	if n, err := s.Usage("a"); err != nil || n < 10000 {
+		t.Errorf("Usage(a) = %d, %v, want >= 10000", n, err)
+	}
+	// What overlay leaves behind: work/work with mode 000.
+	must(t, os.Mkdir(filepath.Join(s.work("a"), "work"), 0))
+	if err := s.Commit("a"); err != nil {
+		t.Fatalf("Commit(a) = %v", err)
+	}
+	if _, err := os.Lstat(s.work("a")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("work dir after Commit: %v, want it gone", err)
+	}
+	if err := s.Commit("missing"); err == nil {
+		t.Error("Commit(missing) = nil, want error")
+	}
+	if err := s.Remove("a"); err != nil {
+		t.Fatalf("Remove(a) = %v", err)
+	}
+	if s.Exists("a") {
+		t.Error("Exists(a) after Remove = true")
+	}
+	if err := s.Remove("a"); err != nil {
+		t.Errorf("Remove(a) again = %v, want nil", err)
+	}
+	names, _ := os.ReadDir(s.Root())
+	if len(names) != 1 || names[0].Name() != emptyDir {
+		t.Errorf("root after Remove holds %v, want only %s", names, emptyDir)
+	}
+}
+
+func TestSnapshotterBadIDs(t *testing.T) {
+	s := newTestSnapshotter(t)
+	for _, id := range []string{"", ".", "..", "empty", ".hidden", "a/b", "a,b", "a:b"} {
+		if err := s.Prepare(id); err == nil {
+			t.Errorf("Prepare(%q) = nil, want error", id)
+		}
+		if err := s.Remove(id); err == nil {
+			t.Errorf("Remove(%q) = nil, want error", id)
+		}
+	}
+	if _, err := NewSnapshotter(filepath.Join(t.TempDir(), "a:b")); err == nil {
+		t.Error("NewSnapshotter(path with ':') = nil, want error")
+	}
+}
+
+func TestSnapshotterMounts(t *testing.T) {
+	s := &Snapshotter{root: "/s"}
+	u := &Snapshotter{root: "/s", userXattr: true}
+	tests := []struct {
+		name string
+		got  []Mount
+		want []Mount
+	}{
+		{"active, no parents", s.Mounts("x", nil), []Mount{{Type: "overlay", Source: "overlay", Options: []string{
+			"index=off", "redirect_dir=off", "metacopy=off", "lowerdir=/s/empty", "upperdir=/s/x/fs", "workdir=/s/x/work"}}}},
+		{"active, two parents", s.Mounts("x", []string{"p1", "p2"}), []Mount{{Type: "overlay", Source: "overlay", Options: []string{
+			"index=off", "redirect_dir=off", "metacopy=off", "lowerdir=/s/p1/fs:/s/p2/fs:/s/empty", "upperdir=/s/x/fs", "workdir=/s/x/work"}}}},
+		{"active, userxattr", u.Mounts("x", []string{"p"}), []Mount{{Type: "overlay", Source: "overlay", Options: []string{
+			"index=off", "redirect_dir=nofollow", "metacopy=off", "userxattr", "lowerdir=/s/p/fs:/s/empty", "upperdir=/s/x/fs", "workdir=/s/x/work"}}}},
+		{"view, no parents", s.View(nil), []Mount{{Type: "bind", Source: "/s/empty", Options: []string{"rbind", "ro"}}}},
+		{"view, one parent", s.View([]string{"p"}), []Mount{{Type: "overlay", Source: "overlay", Options: []string{
+			"ro", "index=off", "redirect_dir=off", "metacopy=off", "lowerdir=/s/p/fs:/s/empty"}}}},
+	}
+	for _, tt := range tests {
+		if !reflect.DeepEqual(tt.got, tt.want) {
+			t.Errorf("%s: got %+v\nwant %+v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestMountDataTooLong(t *testing.T) {
+	s := &Snapshotter{root: "/" + strings.Repeat("r", 100)}
+	var parents []string
+	for i := range 100 {
+		parents = append(parents, fmt.Sprintf("layer-%03d", i))
+	}
+	err := MountAll(s.View(parents), t.TempDir())
+	if !errors.Is(err, ErrMountDataTooLong) {
+		t.Fatalf("MountAll(100 long lowerdirs) = %v, want ErrMountDataTooLong", err)
+	}
+	if !strings.Contains(err.Error(), "fewer layers") {
+		t.Errorf("error %q does not say what to do", err)
+	}
+}
+
+// TestOverlayDiff makes changes through a real overlay mount and checks
+// that the upper directory, written with WriteDiff, has the whiteout and
+// the opaque directory, and that applying that diff over the lower gives
+// the same view.
+func TestOverlayDiff(t *testing.T) {
+	for _, userXattr := range []bool{false, true} {
+		t.Run(fmt.Sprintf("userxattr=%v", userXattr), func(t *testing.T) {
+			if userXattr {
+				requireMountPrivilege(t)
+			} else {
+				requireRoot(t)
+			}
+			s := newTestSnapshotter(t, WithUserXattr(userXattr))
+			must(t, s.Prepare("base"))
+			base := s.FS("base")
+			for _, d := range []string{"dir", "keep", "movedir"} {
+				must(t, os.Mkdir(filepath.Join(base, d), 0o755))
+			}
+			for _, f := range []string{"file", "file2", "dir/a", "dir/b", "keep/x", "movedir/y"} {
+				must(t, os.WriteFile(filepath.Join(base, f), []byte(f), 0o644))
+			}
+			must(t, s.Commit("base"))
+
+			must(t, s.Prepare("top"))
+			mnt := t.TempDir()
+			if err := MountAll(s.Mounts("top", []string{"base"}), mnt); err != nil {
+				t.Fatalf("MountAll(Mounts(top)) = %v", err)
+			}
+			mounted := true
+			defer func() {
+				if mounted {
+					_ = Unmount(mnt)
+				}
+			}()
+			// Two whiteouts: overlay makes them hard links of one inode,
+			// which must still come out as two .wh. files.
+			must(t, os.Remove(filepath.Join(mnt, "file")))
+			must(t, os.Remove(filepath.Join(mnt, "file2")))
+			must(t, os.RemoveAll(filepath.Join(mnt, "dir")))
+			must(t, os.Mkdir(filepath.Join(mnt, "dir"), 0o755))
+			must(t, os.WriteFile(filepath.Join(mnt, "dir/new"), []byte("new"), 0o644))
+			// redirect_dir=off: renaming a lower directory is refused, so
+			// the upper never holds a redirect; mv falls back to copying.
+			if err := os.Rename(filepath.Join(mnt, "movedir"), filepath.Join(mnt, "moved")); !errors.Is(err, unix.EXDEV) {
+				t.Errorf("rename of a lower directory = %v, want EXDEV", err)
+			}
+			must(t, Unmount(mnt))
+			mounted = false
+			must(t, s.Commit("top"))
+
+			var diff bytes.Buffer
+			must(t, WriteDiff(t.Context(), s.FS("top"), &diff, DiffOptions{}))
+			got := entryNames(readTar(t, diff.Bytes()))
+			want := []string{".wh.file", ".wh.file2", "dir/", "dir/.wh..wh..opq", "dir/new"}
+			if !slices.Equal(got, want) {
+				t.Errorf("WriteDiff(upper) names = %q, want %q", got, want)
+			}
+
+			// Apply the diff as a new layer and view it over base.
+			must(t, s.Prepare("applied"))
+			if _, err := Apply(t.Context(), s.FS("applied"), bytes.NewReader(diff.Bytes()), ApplyOptions{UserXattr: userXattr}); err != nil {
+				t.Fatalf("Apply(diff) = %v", err)
+			}
+			must(t, s.Commit("applied"))
+			var view []string
+			err := s.WithMounts(t.Context(), [][]Mount{s.View([]string{"applied", "base"})}, func(roots []string) error {
+				view = listTree(t, roots[0])
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("WithMounts(View) = %v", err)
+			}
+			wantView := []string{". d---------", "dir d---------", "dir/new ----------=new",
+				"keep d---------", "keep/x ----------=keep/x", "movedir d---------", "movedir/y ----------=movedir/y"}
+			if !slices.Equal(view, wantView) {
+				t.Errorf("View(applied, base) = %q, want %q", view, wantView)
+			}
+		})
+	}
+}
