@@ -4,7 +4,11 @@ GO      ?= go
 ROOT    ?= $(CURDIR)/.state
 TIMEOUT ?= 12m
 
-.PHONY: all build test fmt-check vet unit demo bench clean
+# Debian packages the tests and the demo use; `make deps` installs the
+# missing ones (as root), so the two README commands work on a fresh machine.
+DEB_PACKAGES ?= busybox-static docker-registry apache2-utils uidmap
+
+.PHONY: all build deps test fmt-check vet unit demo bench clean
 
 all: build
 
@@ -13,7 +17,18 @@ build:
 
 # Everything, integration tests included: CI runs as root, so tests that need
 # root run there and skip (saying why) elsewhere. -race needs cgo.
-test: fmt-check vet unit
+test: deps fmt-check vet unit
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages:$$missing; install them with: sudo apt-get install$$missing"; exit 1; \
+		fi; \
+	fi
 
 # Every Go file but those in hidden dirs (.git, .state) and testdata.
 fmt-check:
@@ -28,7 +43,7 @@ vet:
 unit:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TIMEOUT) ./...
 
-demo: build
+demo: deps build
 	cp /usr/bin/busybox testdata/demo/busybox
 	./bin/builder build --root $(ROOT) -t demo testdata/demo
 	./bin/builder run --root $(ROOT) demo

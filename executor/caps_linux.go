@@ -1,0 +1,72 @@
+package executor
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// defaultCaps is Docker's default capability set.
+var defaultCaps = []uintptr{
+	unix.CAP_CHOWN,
+	unix.CAP_DAC_OVERRIDE,
+	unix.CAP_FSETID,
+	unix.CAP_FOWNER,
+	unix.CAP_MKNOD,
+	unix.CAP_NET_RAW,
+	unix.CAP_SETGID,
+	unix.CAP_SETUID,
+	unix.CAP_SETFCAP,
+	unix.CAP_SETPCAP,
+	unix.CAP_NET_BIND_SERVICE,
+	unix.CAP_SYS_CHROOT,
+	unix.CAP_KILL,
+	unix.CAP_AUDIT_WRITE,
+}
+
+// dropBoundingSet removes every capability outside defaultCaps from the
+// calling thread's bounding set, and clears its ambient set. It needs
+// CAP_SETPCAP, so it runs before the uid changes.
+func dropBoundingSet() error {
+	keep := map[uintptr]bool{}
+	for _, c := range defaultCaps {
+		keep[c] = true
+	}
+	// PR_CAPBSET_READ fails with EINVAL past the kernel's last capability.
+	for c := uintptr(0); ; c++ {
+		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, c, 0, 0, 0); err != nil {
+			break
+		}
+		if keep[c] {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, c, 0, 0, 0); err != nil {
+			return os.NewSyscallError("prctl(PR_CAPBSET_DROP)", err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", err)
+	}
+	return nil
+}
+
+// setCaps sets the calling thread's effective, permitted and inheritable
+// sets: defaultCaps for root, empty for anyone else. It runs after the
+// uid change, on the thread that will execve.
+func setCaps(root bool) error {
+	var data [2]unix.CapUserData
+	if root {
+		for _, c := range defaultCaps {
+			data[c/32].Effective |= 1 << (c % 32)
+		}
+		for i := range data {
+			data[i].Permitted = data[i].Effective
+			data[i].Inheritable = data[i].Effective
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return os.NewSyscallError("capset", err)
+	}
+	return nil
+}

@@ -1,0 +1,15 @@
+// Package executor runs one process in a sandbox: a Dockerfile RUN step or
+// `builder run IMAGE cmd`. It needs no runtime binary. Run re-executes the
+// running binary (/proc/self/exe) in new mount, pid, UTS and IPC namespaces;
+// that copy, the sandbox init, mounts the rootfs and /proc, /dev, /sys,
+// /etc/hosts and /etc/resolv.conf, masks /proc paths as Docker does,
+// pivots into the rootfs, drops to the requested user with Docker's default
+// capability set, and execs the user process, which becomes PID 1 of the
+// sandbox's pid namespace.
+//
+// Every program that calls Run must call Init first thing in main (and in
+// TestMain of packages whose tests run sandboxes): in the re-executed copy,
+// Init is the sandbox init and never returns.
+//
+// Sandboxes need Linux; elsewhere Run returns an error naming the OS.
+package executor

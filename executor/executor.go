@@ -1,0 +1,87 @@
+package executor
+
+import (
+	"fmt"
+	"io"
+	"syscall"
+
+	"github.com/builder-dev/builder/snapshot"
+)
+
+// DefaultHostname is the sandbox hostname when Spec.Hostname is empty.
+const DefaultHostname = "builder"
+
+// DefaultPath is used to look up Args[0] when Env has no PATH. It is not
+// added to the process environment.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Spec describes one sandboxed process.
+type Spec struct {
+	// Rootfs is mounted, in order, at a fresh mountpoint inside the
+	// sandbox's own mount namespace; typically one overlay mount.
+	Rootfs []snapshot.Mount `json:"rootfs"`
+	// UpperDir, when set, is the overlay upper directory of Rootfs. The
+	// mountpoints the sandbox had to create in the rootfs (/proc, /dev,
+	// /sys, /etc/hosts, /etc/resolv.conf, and missing parents) are removed
+	// from it after the run if they are still empty.
+	UpperDir string `json:"upperDir,omitempty"`
+	// Args is the argv of the process. Args[0] is looked up in the rootfs
+	// with the PATH from Env (DefaultPath if none) when it has no slash.
+	Args []string `json:"args"`
+	// Env is exactly the environment of the process.
+	Env []string `json:"env"`
+	// Cwd is the working directory, created (0755, owned by root) if
+	// missing; "/" when empty.
+	Cwd string `json:"cwd,omitempty"`
+	// User is "", "user", "uid", "user:group", "uid:gid", ... resolved
+	// against the rootfs's /etc/passwd and /etc/group. Empty means root.
+	User string `json:"user,omitempty"`
+	// Hostname is the sandbox's hostname; DefaultHostname when empty.
+	Hostname string `json:"hostname,omitempty"`
+
+	// Stdin, Stdout and Stderr are the process's standard streams; nil
+	// means /dev/null.
+	Stdin  io.Reader `json:"-"`
+	Stdout io.Writer `json:"-"`
+	Stderr io.Writer `json:"-"`
+
+	// StateDir is an existing empty scratch directory for this run: it
+	// holds the rootfs mountpoint and the hosts and resolv.conf files.
+	// The caller removes it after Run returns.
+	StateDir string `json:"stateDir"`
+}
+
+// ExitError reports a process that ran and did not exit 0.
+type ExitError struct {
+	// Code is the exit code, or 128+Signal when the process was killed.
+	Code int
+	// Signal is the signal that killed the process, or 0.
+	Signal syscall.Signal
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != 0 {
+		return fmt.Sprintf("killed by signal %d", int(e.Signal))
+	}
+	return fmt.Sprintf("exited with code %d", e.Code)
+}
+
+// SetupError reports a sandbox that failed before the process started
+// (mounting, resolving the user, finding the executable, exec itself).
+type SetupError struct {
+	// Msg names the step that failed and its cause, for example
+	// "mounting /proc in rootfs: ...".
+	Msg string
+	// Errno is the underlying errno, if any.
+	Errno syscall.Errno
+}
+
+func (e *SetupError) Error() string { return "sandbox setup: " + e.Msg }
+
+// Unwrap lets errors.Is match the errno, e.g. errors.Is(err, fs.ErrNotExist).
+func (e *SetupError) Unwrap() error {
+	if e.Errno == 0 {
+		return nil
+	}
+	return e.Errno
+}

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package executor
+
+import (
+	"context"
+	"errors"
+	"runtime"
+)
+
+// Run is not supported on this OS; it always returns an error.
+func Run(ctx context.Context, spec Spec) error {
+	return errors.New("executor: running sandboxed processes is not supported on " + runtime.GOOS)
+}
+
+// Init returns immediately: a sandbox init can only exist on Linux.
+func Init() {}

@@ -1,0 +1,234 @@
+package executor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/builder-dev/builder/snapshot"
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	// In the sandbox init, keep the main goroutine on the main thread:
+	// that thread carries the Pdeathsig that exec.Cmd set, and it is the
+	// one that will execve.
+	if os.Getenv(initEnv) == initEnvValue {
+		runtime.LockOSThread()
+	}
+}
+
+// Init runs the sandbox init and never returns if this process was started
+// by Run as one; otherwise it returns at once. Call it first thing in main,
+// and in TestMain of packages whose tests call Run.
+func Init() {
+	if os.Getenv(initEnv) != initEnvValue {
+		return
+	}
+	runtime.LockOSThread()
+	os.Exit(initMain())
+}
+
+// initMain runs in the new namespaces, as pid 1. It returns only on
+// failure, with the exit code.
+func initMain() int {
+	// The report pipe closes at execve, which tells the parent that the
+	// user process started.
+	unix.CloseOnExec(reportFD)
+	reports := os.NewFile(reportFD, "report")
+	var spec Spec
+	specFile := os.NewFile(specFD, "spec")
+	err := json.NewDecoder(specFile).Decode(&spec)
+	specFile.Close()
+	if err != nil {
+		sendReport(reports, nil, stepError("reading spec", err))
+		return 1
+	}
+
+	s := &sandbox{spec: spec, root: rootfs{
+		dir:      filepath.Join(spec.StateDir, "rootfs"),
+		stateDir: spec.StateDir,
+	}}
+	if err := s.setup(); err != nil {
+		sendReport(reports, s.root.stubs, err)
+		return 1
+	}
+	if err := sendReport(reports, s.root.stubs, nil); err != nil {
+		return 1 // the parent is gone
+	}
+	// Nothing but stdio may reach the user process.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		unix.CloseOnExec(reportFD)
+	}
+	err = unix.Exec(s.path, spec.Args, spec.Env)
+	sendReport(reports, nil, stepError(fmt.Sprintf("exec %s", s.path), err))
+	return 1
+}
+
+func sendReport(w io.Writer, stubs []string, err error) error {
+	rep := report{Stubs: stubs}
+	if rep.Stubs == nil {
+		rep.Stubs = []string{}
+	}
+	if err != nil {
+		rep.Error = err.Error()
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			rep.Errno = int(errno)
+		}
+	}
+	b, merr := json.Marshal(rep)
+	if merr != nil {
+		return merr
+	}
+	_, werr := w.Write(b)
+	return werr
+}
+
+// sandbox is the init's state.
+type sandbox struct {
+	spec Spec
+	root rootfs
+	user execUser
+	path string // the resolved Args[0]
+}
+
+// setup does everything from making / private to dropping privileges, in
+// that order; on success only execve remains.
+func (s *sandbox) setup() error {
+	spec := s.spec
+	unix.Umask(0o022)
+	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return stepError("making / private", err)
+	}
+	// The mountpoint stays behind, empty, in the host's mount namespace;
+	// tolerate it for callers that reuse a StateDir.
+	if err := os.Mkdir(s.root.dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return stepError("creating rootfs mountpoint", err)
+	}
+	if err := snapshot.MountAll(spec.Rootfs, s.root.dir); err != nil {
+		return stepError("mounting rootfs", err)
+	}
+	if err := s.root.setup(); err != nil {
+		return err
+	}
+	if err := setupNetwork(spec); err != nil {
+		return stepError("setting up network", err)
+	}
+	cwd := spec.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	cwd = filepath.Join("/", cwd)
+	if err := s.root.mkdirCwd(cwd); err != nil {
+		return stepError("creating working directory "+cwd, err)
+	}
+	if err := s.resolveUser(); err != nil {
+		return stepError("resolving user", err)
+	}
+	if err := s.root.pivot(); err != nil {
+		return stepError("pivoting to rootfs", err)
+	}
+	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+		return stepError("setting hostname", os.NewSyscallError("sethostname", err))
+	}
+	// As root, so that a cwd the user may not search still works.
+	if err := unix.Chdir(cwd); err != nil {
+		return stepError("changing to working directory", &os.PathError{Op: "chdir", Path: cwd, Err: err})
+	}
+	path, err := lookPath(spec.Args[0], spec.Env)
+	if err != nil {
+		return err
+	}
+	s.path = path
+	if err := s.dropPrivileges(); err != nil {
+		return stepError("dropping privileges", err)
+	}
+	return nil
+}
+
+// setupNetwork configures the sandbox's network namespace. With host
+// networking (the only mode yet) there is none; a "none" mode would bring
+// up lo here.
+func setupNetwork(Spec) error { return nil }
+
+func (s *sandbox) resolveUser() error {
+	passwd, err := s.root.openInRoot("/etc/passwd")
+	if err != nil {
+		return err
+	}
+	group, err := s.root.openInRoot("/etc/group")
+	if err != nil {
+		return err
+	}
+	var pr, gr io.Reader // nil interfaces when the files are missing
+	if passwd != nil {
+		defer passwd.Close()
+		pr = passwd
+	}
+	if group != nil {
+		defer group.Close()
+		gr = group
+	}
+	s.user, err = resolveUser(s.spec.User, pr, gr)
+	return err
+}
+
+// dropPrivileges switches to the resolved user with Docker's capability
+// sets. Capability sets and (with raw syscalls) ids are per thread; this is
+// the thread that execs, and the other threads die at execve.
+func (s *sandbox) dropPrivileges() error {
+	if err := dropBoundingSet(); err != nil {
+		return err
+	}
+	if err := setIDs(s.user); err != nil {
+		return err
+	}
+	if err := setCaps(s.user.UID == 0); err != nil {
+		return err
+	}
+	// The kernel clears the parent-death signal when credentials change.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl(PR_SET_PDEATHSIG)", err)
+	}
+	return nil
+}
+
+// lookPath finds file like a shell does, in the PATH of env (DefaultPath
+// if env has none), in the new root.
+func lookPath(file string, env []string) (string, error) {
+	if strings.Contains(file, "/") {
+		return file, nil
+	}
+	notFound := &os.PathError{Op: "exec", Path: file, Err: errors.New("executable file not found in $PATH")}
+	if file == "" {
+		return "", notFound
+	}
+	path := DefaultPath
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v // the first one wins, as with getenv(3)
+			break
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			if !filepath.IsAbs(p) && !strings.HasPrefix(p, ".") {
+				p = "./" + p
+			}
+			return p, nil
+		}
+	}
+	return "", notFound
+}

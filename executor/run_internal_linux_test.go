@@ -1,0 +1,72 @@
+package executor
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestRemoveStubs(t *testing.T) {
+	upper := t.TempDir()
+	mk := func(p string, content string, dir bool) {
+		t.Helper()
+		p = filepath.Join(upper, p)
+		var err error
+		if dir {
+			err = os.MkdirAll(p, 0o755)
+		} else if err = os.MkdirAll(filepath.Dir(p), 0o755); err == nil {
+			err = os.WriteFile(p, []byte(content), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("proc", "", true)               // empty stub dir: removed
+	mk("dev/kept", "", false)          // stub dir not empty: kept
+	mk("etc/hosts", "", false)         // empty stub file: removed, then etc (empty) too
+	mk("data/resolv.conf", "x", false) // stub file with content: kept
+	target := t.TempDir()
+	if err := os.Symlink(target, filepath.Join(upper, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(target, "sys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stubs := []string{"proc", "dev", "etc", "etc/hosts", "data", "data/resolv.conf", "link/sys", "missing", "../escape"}
+	if err := removeStubs(upper, stubs); err != nil {
+		t.Fatalf("removeStubs = %v", err)
+	}
+	for p, wantExist := range map[string]bool{
+		"proc": false, "etc": false, "dev/kept": true, "data/resolv.conf": true, "link": true,
+	} {
+		_, err := os.Lstat(filepath.Join(upper, p))
+		if exists := !errors.Is(err, os.ErrNotExist); exists != wantExist {
+			t.Errorf("after removeStubs, %s exists = %v, want %v", p, exists, wantExist)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(target, "sys")); err != nil {
+		t.Errorf("removeStubs followed a symlink out of the upper dir: %v", err)
+	}
+}
+
+func TestLookPath(t *testing.T) {
+	if p, err := lookPath("/abs/x", nil); err != nil || p != "/abs/x" {
+		t.Errorf("lookPath(/abs/x) = %q, %v", p, err)
+	}
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "tool")
+	if err := os.WriteFile(exe, nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "noexec"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"A=1", "PATH=/nonexistent:" + dir, "PATH=/other"}
+	if p, err := lookPath("tool", env); err != nil || p != exe {
+		t.Errorf("lookPath(tool) = %q, %v; want %q", p, err, exe)
+	}
+	if _, err := lookPath("noexec", env); err == nil {
+		t.Errorf("lookPath(noexec) found a non-executable file")
+	}
+}
