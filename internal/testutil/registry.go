@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -132,11 +133,24 @@ func startDistribution(t testing.TB, bin, cfg, addr, logPath string) (bool, stri
 	cmd.Stderr = logFile
 	cmd.Env = registryEnv()
 	setPdeathsig(cmd)
-	if err := cmd.Start(); err != nil {
+	// The death signal fires when the thread that started the registry
+	// exits, and the builder discards threads on purpose (private mount
+	// namespaces), so start and wait from one goroutine locked to its thread.
+	exited := make(chan error, 1)
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		t.Fatalf("starting %s: %v", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 
 	url := "http://" + addr + "/v2/"
 	client := &http.Client{Timeout: time.Second}
