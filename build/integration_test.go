@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
@@ -213,10 +214,14 @@ func TestBuildPushPullRun(t *testing.T) {
 
 	// Built again: nothing runs, every step is cached, the image is the same but for its creation time.
 	ev2 := newEvents()
+	ociTar := filepath.Join(t.TempDir(), "app.tar")
 	opts.Progress, opts.Push = ev2, false
-	if _, err := st.Build(t.Context(), opts); err != nil {
+	opts.Outputs = []build.Output{{Type: "oci", Dest: ociTar}}
+	res2, err := st.Build(t.Context(), opts)
+	if err != nil {
 		t.Fatal(err)
 	}
+	checkOCILayout(t, ociTar, res2.Manifest.Digest.String(), tag)
 	if ran := ev2.ran(); len(ran) != 0 {
 		t.Errorf("second build ran %v, want nothing", ran)
 	}
@@ -270,4 +275,58 @@ func imageFiles(t *testing.T, layers []v1.Layer) map[string]imageFile {
 		rc.Close()
 	}
 	return files
+}
+
+// checkOCILayout unpacks an OCI layout tarball and checks it holds a valid
+// image with the given manifest digest and name.
+func checkOCILayout(t *testing.T, tarPath, wantDigest, wantName string) {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := os.Open(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, hdr.Name)
+		if hdr.Typeflag == tar.TypeDir {
+			os.MkdirAll(p, 0o755)
+			continue
+		}
+		b, _ := io.ReadAll(tr)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lp, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatalf("reading OCI layout: %v", err)
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 1 || im.Manifests[0].Digest.String() != wantDigest || im.Manifests[0].Annotations["io.containerd.image.name"] != wantName {
+		t.Fatalf("index.json manifests = %+v, want one %s named %s", im.Manifests, wantDigest, wantName)
+	}
+	img, err := lp.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Errorf("validate.Image of the OCI layout: %v", err)
+	}
 }

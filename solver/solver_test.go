@@ -1,0 +1,155 @@
+package solver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/builder-dev/builder/llb"
+	"github.com/opencontainers/go-digest"
+)
+
+// sumOp is an arithmetic fake: its result is its own number plus its
+// inputs' results, and it counts its runs.
+type sumOp struct {
+	n     int
+	runs  *atomic.Int32
+	delay time.Duration
+	fail  bool
+	live  *atomic.Int32
+	peak  *atomic.Int32
+}
+
+func (o *sumOp) CacheKey(_ context.Context, in []digest.Digest) (digest.Digest, error) {
+	parts := []string{strconv.Itoa(o.n)}
+	for _, k := range in {
+		parts = append(parts, k.String())
+	}
+	return llb.DigestStrings(parts...), nil
+}
+
+func (o *sumOp) Run(ctx context.Context, in []Result, _ io.Writer) (Result, error) {
+	o.runs.Add(1)
+	if n := o.live.Add(1); n > o.peak.Load() {
+		o.peak.Store(n)
+	}
+	defer o.live.Add(-1)
+	select {
+	case <-time.After(o.delay):
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	if o.fail {
+		return Result{}, errors.New("boom")
+	}
+	total := o.n
+	for _, r := range in {
+		v, _ := strconv.Atoi(r.Snapshot)
+		total += v
+	}
+	return Result{Snapshot: strconv.Itoa(total)}, nil
+}
+
+type memCache struct {
+	mu sync.Mutex
+	m  map[digest.Digest]Result
+}
+
+func (c *memCache) Lookup(_ context.Context, k digest.Digest) (Result, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.m[k]
+	return r, ok, nil
+}
+
+func (c *memCache) Record(_ context.Context, k digest.Digest, r Result) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[k] = r
+	return nil
+}
+
+type fixture struct {
+	ops        map[digest.Digest]*sumOp
+	runs       atomic.Int32
+	live, peak atomic.Int32
+}
+
+func (f *fixture) vertex(n int, delay time.Duration, inputs ...*llb.Vertex) *llb.Vertex {
+	v := llb.NewVertex(llb.ExecOp{Args: []string{strconv.Itoa(n)}}, inputs, llb.Meta{Name: "op " + strconv.Itoa(n)})
+	f.ops[v.Digest()] = &sumOp{n: n, runs: &f.runs, delay: delay, live: &f.live, peak: &f.peak}
+	return v
+}
+
+func (f *fixture) op(v *llb.Vertex) (Op, error) { return f.ops[v.Digest()], nil }
+
+func newFixture() *fixture { return &fixture{ops: map[digest.Digest]*sumOp{}} }
+
+func TestSolveRunsOnceInParallelAndCaches(t *testing.T) {
+	f := newFixture()
+	base := f.vertex(1, 0)
+	a := f.vertex(10, 100*time.Millisecond, base)
+	b := f.vertex(20, 100*time.Millisecond, base)
+	top := f.vertex(100, 0, a, b, a)
+	cache := &memCache{m: map[digest.Digest]Result{}}
+
+	s := New(f.op, cache, nil, 2)
+	r, err := s.Solve(t.Context(), top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// base counted once per path: 100 + (10+1) + (20+1) + (10+1)
+	if r.Snapshot != "143" {
+		t.Errorf("Solve = %s, want 143", r.Snapshot)
+	}
+	if got := f.runs.Load(); got != 4 {
+		t.Errorf("ops ran %d times, want 4 (shared vertices once)", got)
+	}
+	if f.peak.Load() != 2 {
+		t.Errorf("peak parallelism = %d, want 2 (a and b together)", f.peak.Load())
+	}
+
+	// A new solver over the same cache runs nothing.
+	f.runs.Store(0)
+	r2, err := New(f.op, cache, nil, 2).Solve(t.Context(), top)
+	if err != nil || r2 != r || f.runs.Load() != 0 {
+		t.Errorf("cached Solve = %v, %v after %d runs; want %v and no runs", r2, err, f.runs.Load(), r)
+	}
+}
+
+func TestSolveParallelismBound(t *testing.T) {
+	f := newFixture()
+	var leaves []*llb.Vertex
+	for i := range 6 {
+		leaves = append(leaves, f.vertex(i+1, 30*time.Millisecond))
+	}
+	top := f.vertex(0, 0, leaves...)
+	if _, err := New(f.op, &memCache{m: map[digest.Digest]Result{}}, nil, 3).Solve(t.Context(), top); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.peak.Load(); p != 3 {
+		t.Errorf("peak parallelism = %d, want the bound 3", p)
+	}
+}
+
+func TestSolveFailureNamesTheStep(t *testing.T) {
+	f := newFixture()
+	bad := f.vertex(1, 0)
+	f.ops[bad.Digest()].fail = true
+	slow := f.vertex(2, 10*time.Second)
+	top := f.vertex(3, 0, bad, slow)
+	start := time.Now()
+	_, err := New(f.op, &memCache{m: map[digest.Digest]Result{}}, nil, 2).Solve(t.Context(), top)
+	var ve *VertexError
+	if !errors.As(err, &ve) || ve.Instruction != "op 1" || ve.Err.Error() != "boom" {
+		t.Errorf("Solve error = %v, want a VertexError for op 1", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Error("the failure did not cancel the slow step")
+	}
+}
