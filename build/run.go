@@ -74,6 +74,11 @@ func (s *State) Run(ctx context.Context, opt RunOptions) error {
 		return err
 	}
 	defer os.RemoveAll(state)
+	// A command may run for hours; let builds use the state dir meanwhile.
+	// Cleanup by other processes spares our scratch dirs, which carry our pid.
+	if err := s.Close(); err != nil {
+		return err
+	}
 	return executor.Run(ctx, executor.Spec{
 		Rootfs: s.Snapshots.Mounts(id, lowers),
 		Args:   args,

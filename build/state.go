@@ -32,6 +32,7 @@ type State struct {
 	Registries *source.Registries
 	worker     *ops.Worker
 	tmp        string
+	closed     bool
 }
 
 // StateOptions configures Open.
@@ -94,8 +95,14 @@ func Open(root string, opt StateOptions) (*State, error) {
 	return s, nil
 }
 
-// Close releases the state directory.
-func (s *State) Close() error { return s.DB.Close() }
+// Close releases the state directory. It may be called more than once.
+func (s *State) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.DB.Close()
+}
 
 // cleanup removes scratch directories and snapshot directories that no
 // record names: what a killed process left. Holding the database lock means
