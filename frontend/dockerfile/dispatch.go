@@ -48,15 +48,7 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 		}
 		return c.dispatchCopy(st, cmd, cmd.SourcesAndDest, cmd.From, cmd.Chown, cmd.Chmod, false)
 	case *instructions.AddCommand:
-		if cmd.Link || len(cmd.ExcludePatterns) > 0 || cmd.Checksum != "" || cmd.KeepGitDir != nil {
-			return errors.New("ADD --link, --exclude, --checksum and --keep-git-dir are not supported yet")
-		}
-		for _, src := range cmd.SourcePaths {
-			if strings.Contains(src, "://") || strings.HasPrefix(src, "git@") {
-				return fmt.Errorf("ADD from a URL (%s) is not supported yet; download it in a RUN step or COPY a local file", src)
-			}
-		}
-		return c.dispatchCopy(st, cmd, cmd.SourcesAndDest, "", cmd.Chown, cmd.Chmod, true)
+		return c.dispatchAdd(st, cmd)
 	case *instructions.WorkdirCommand:
 		wd := absPath(st.image.Config.WorkingDir, cmd.Path)
 		wd = strings.TrimSuffix(wd, "/")

@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -142,6 +141,20 @@ func (o *copyOp) copy(root string, tree *source.Tree) error {
 		fi, err := os.Stat(src)
 		if err != nil {
 			return fmt.Errorf("%s: %w", m, err)
+		}
+		if c.add && fi.Mode().IsRegular() {
+			if kind, err := archiveKind(src); err != nil {
+				return err
+			} else if kind != "" {
+				// ADD unpacks a local archive into the destination directory.
+				if err := c.mkdirAll(dest); err != nil {
+					return err
+				}
+				if err := c.unpack(src, kind, dest); err != nil {
+					return fmt.Errorf("unpacking %s: %w", m, err)
+				}
+				continue
+			}
 		}
 		target := dest
 		if fi.IsDir() {
@@ -317,11 +330,6 @@ func (c *copier) copyFile(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	if c.add {
-		if kind := archiveKind(in); kind != "" {
-			return fmt.Errorf("%s is a %s archive: ADD would unpack it, which is not supported yet; use COPY to copy it as a file, or unpack it in a RUN step", filepath.Base(src), kind)
-		}
-	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
@@ -331,26 +339,6 @@ func (c *copier) copyFile(src, dst string) error {
 		return fmt.Errorf("copying %s: %w", src, err)
 	}
 	return out.Close()
-}
-
-// archiveKind recognises the archives ADD unpacks, by their first bytes.
-func archiveKind(f *os.File) string {
-	head := make([]byte, 512)
-	n, _ := f.ReadAt(head, 0)
-	head = head[:n]
-	switch {
-	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
-		return "gzip"
-	case bytes.HasPrefix(head, []byte("BZh")):
-		return "bzip2"
-	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
-		return "xz"
-	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return "zstd"
-	case len(head) >= 262 && string(head[257:262]) == "ustar":
-		return "tar"
-	}
-	return ""
 }
 
 type mkdirOp struct {
