@@ -38,6 +38,9 @@ type Spec struct {
 	User string `json:"user,omitempty"`
 	// Hostname is the sandbox's hostname; DefaultHostname when empty.
 	Hostname string `json:"hostname,omitempty"`
+	// Mounts are host files or directories bound into the sandbox after
+	// its own mounts, in order.
+	Mounts []BindMount `json:"mounts,omitempty"`
 
 	// Stdin, Stdout and Stderr are the process's standard streams; nil
 	// means /dev/null.
@@ -49,6 +52,16 @@ type Spec struct {
 	// holds the rootfs mountpoint and the hosts and resolv.conf files.
 	// The caller removes it after Run returns.
 	StateDir string `json:"stateDir"`
+}
+
+// BindMount binds a host path into the sandbox.
+type BindMount struct {
+	// Source is the host path, a file or a directory.
+	Source string `json:"source"`
+	// Target is the path in the sandbox; missing mountpoints are created
+	// (and removed from the upper dir afterwards, like the sandbox's own).
+	Target   string `json:"target"`
+	Readonly bool   `json:"readonly,omitempty"`
 }
 
 // ExitError reports a process that ran and did not exit 0.

@@ -451,3 +451,25 @@ func BenchmarkRunTrue(b *testing.B) {
 		}
 	}
 }
+
+func TestBindMounts(t *testing.T) {
+	s := newSandbox(t, newBusyboxRootfs(t))
+	hostDir := t.TempDir()
+	script := filepath.Join(t.TempDir(), "script")
+	os.WriteFile(script, []byte("#!/bin/sh\necho from script\n"), 0o755)
+	spec := s.spec("sh", "-c", "/dev/pipes/script; echo rw > /mnt/data/out; echo ro > /dev/pipes/script 2>/dev/null || echo read-only")
+	spec.Mounts = []executor.BindMount{
+		{Source: script, Target: "/dev/pipes/script", Readonly: true},
+		{Source: hostDir, Target: "/mnt/data"},
+	}
+	if got := mustRun(t, spec); got != "from script\nread-only" {
+		t.Errorf("bind mounts printed %q", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(hostDir, "out")); string(b) != "rw\n" {
+		t.Errorf("write through the rw bind mount = %q, want rw", b)
+	}
+	// The mountpoint /mnt/data was a stub: it must not stay in the layer.
+	if _, err := os.Lstat(filepath.Join(s.upper, "mnt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("bind mountpoint left in the upper dir (Lstat: %v)", err)
+	}
+}

@@ -119,6 +119,9 @@ func (s *sandbox) setup() error {
 	if err := s.root.setup(); err != nil {
 		return err
 	}
+	if err := s.root.bind(spec.Mounts); err != nil {
+		return err
+	}
 	if err := setupNetwork(spec); err != nil {
 		return stepError("setting up network", err)
 	}

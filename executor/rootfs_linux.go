@@ -143,6 +143,27 @@ func (r *rootfs) setup() error {
 	return nil
 }
 
+// bind mounts each of mounts at its target inside the rootfs.
+func (r *rootfs) bind(mounts []BindMount) error {
+	for _, m := range mounts {
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return stepError("mounting "+m.Target, err)
+		}
+		target, err := r.mountpoint(m.Target, fi.IsDir())
+		if err == nil {
+			err = mount(m.Source, target, "", unix.MS_BIND|unix.MS_REC, "")
+		}
+		if err == nil && m.Readonly {
+			err = mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+		}
+		if err != nil {
+			return stepError("mounting "+m.Source+" at "+m.Target, err)
+		}
+	}
+	return nil
+}
+
 func (r *rootfs) setupDev() error {
 	dev, err := r.mountpoint("/dev", true)
 	if err != nil {

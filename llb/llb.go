@@ -50,6 +50,19 @@ type ExecOp struct {
 	User     string   `json:"user,omitempty"`
 	Hostname string   `json:"hostname,omitempty"`
 	Network  string   `json:"network,omitempty"`
+	// Files are made available read-only at their paths during the run
+	// (a heredoc script at /dev/pipes/NAME); they are not in the layer.
+	Files []InlineFile `json:"files,omitempty"`
+	// ProxyEnv holds the proxy build args (HTTP_PROXY, ...): set for the
+	// process but, as in BuildKit, not part of the identity or cache key.
+	ProxyEnv []string `json:"-"`
+}
+
+// InlineFile is a file whose content is part of the op (a heredoc).
+type InlineFile struct {
+	Path string `json:"path"`
+	Data string `json:"data"`
+	Mode uint32 `json:"mode"`
 }
 
 // CopyOp copies Sources, selected from its second input (a LocalOp or another
@@ -59,11 +72,20 @@ type CopyOp struct {
 	Dest    string   `json:"dest"`
 	// Chown is "uid:gid" or names, resolved in the destination tree.
 	Chown string `json:"chown,omitempty"`
-	// Chmod is an octal mode applied to every copied file and directory.
+	// Chmod is an octal or symbolic (u+x,go-w) mode applied to every
+	// copied file and directory.
 	Chmod string `json:"chmod,omitempty"`
-	// Add marks ADD: local tar archives are refused until unpacking is
-	// supported, rather than copied as files.
+	// Add marks ADD: local tar archives are unpacked.
 	Add bool `json:"add,omitempty"`
+	// Inline files (COPY heredocs) are written instead of Sources; their
+	// Path is the file name.
+	Inline []InlineFile `json:"inline,omitempty"`
+	// Excludes are patterns (relative to the source) left out of the copy.
+	Excludes []string `json:"excludes,omitempty"`
+	// Parents keeps each source's directory path under Dest.
+	Parents bool `json:"parents,omitempty"`
+	// Link marks COPY --link; the file tree produced is the same.
+	Link bool `json:"link,omitempty"`
 }
 
 // MkdirOp creates a directory and its parents, as WORKDIR does.

@@ -47,6 +47,10 @@ func (t *Tree) Excluded(rel string) bool {
 	return err == nil && ok
 }
 
+// HasExceptions reports whether .dockerignore has "!" patterns, which can
+// bring back files below an excluded directory.
+func (t *Tree) HasExceptions() bool { return t.excludes != nil && t.excludes.Exclusions() }
+
 // ErrNoMatch is wrapped when a COPY source selects nothing.
 var ErrNoMatch = errors.New("no such file or directory in the build context")
 
@@ -108,13 +112,26 @@ func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[\\") }
 // that .dockerignore keeps, its relative path, type, permission bits, link
 // target and content. Owners and times are left out: COPY sets the owner,
 // and a touched file must not invalidate the cache.
-func (t *Tree) Checksum(rel string) (string, error) {
+//
+// extra, when set, holds COPY --exclude patterns, matched against paths
+// relative to rel (a file's own name when rel is a file).
+func (t *Tree) Checksum(rel string, extra *patternmatcher.PatternMatcher) (string, error) {
+	excluded := func(p string) bool {
+		if extra == nil {
+			return false
+		}
+		ok, err := extra.MatchesOrParentMatches(p)
+		return err == nil && ok
+	}
 	h := sha256.New()
 	top := filepath.Join(t.Root, filepath.FromSlash(rel))
 	// A top-level symlink is followed, as COPY does.
 	if fi, err := os.Stat(top); err != nil {
 		return "", fmt.Errorf("%s: %w", rel, err)
 	} else if !fi.IsDir() {
+		if excluded(path.Base(rel)) {
+			return hex.EncodeToString(h.Sum(nil)), nil
+		}
 		if err := hashEntry(h, ".", top, fi); err != nil {
 			return "", err
 		}
@@ -126,8 +143,9 @@ func (t *Tree) Checksum(rel string) (string, error) {
 		}
 		sub, _ := filepath.Rel(top, p)
 		full := path.Join(rel, filepath.ToSlash(sub))
-		if sub != "." && t.Excluded(full) {
-			if d.IsDir() && t.excludes != nil && !t.excludes.Exclusions() {
+		if sub != "." && (t.Excluded(full) || excluded(filepath.ToSlash(sub))) {
+			// Without "!" exceptions nothing below can come back.
+			if d.IsDir() && (t.excludes == nil || !t.excludes.Exclusions()) && (extra == nil || !extra.Exclusions()) {
 				return filepath.SkipDir
 			}
 			return nil

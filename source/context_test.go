@@ -63,7 +63,7 @@ func TestChecksumSeesContentNotTimes(t *testing.T) {
 	dir := makeTree(t, map[string]string{"src/main.go": "package main", "src/util.go": "package util", "other.txt": "x"})
 	tree, _ := NewTree(dir, nil)
 	sum := func() string {
-		s, err := tree.Checksum("src")
+		s, err := tree.Checksum("src", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,5 +20,5 @@ func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) er
 			return fmt.Errorf("ADD from a URL (%s) is not supported yet; download it in a RUN step or COPY a local file", src)
 		}
 	}
-	return c.dispatchCopy(st, cmd, cmd.SourcesAndDest, "", cmd.Chown, cmd.Chmod, true)
+	return c.dispatchCopy(st, cmd, copySpec{SourcesAndDest: cmd.SourcesAndDest, name: "ADD", chown: cmd.Chown, chmod: cmd.Chmod, add: true})
 }

@@ -14,12 +14,25 @@ import (
 
 // dispatch applies one instruction to a stage.
 func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
+	env := st.env()
+	expander := func(word string) (string, error) { return c.expand(word, env) }
 	if e, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
 		if _, isRun := cmd.(*instructions.RunCommand); !isRun {
-			env := st.env()
-			if err := e.Expand(func(word string) (string, error) { return c.expand(word, env) }); err != nil {
+			if err := e.Expand(expander); err != nil {
 				return err
 			}
+		}
+	}
+	if e, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		// Heredoc contents of COPY <<EOF, unless quoted ('EOF').
+		// Quotes in a document are its text, not shell quoting.
+		raw := shell.NewLex('\\')
+		raw.SkipProcessQuotes = true
+		if err := e.ExpandRaw(func(word string) (string, error) {
+			out, _, err := raw.ProcessWord(word, shell.EnvsFromSlice(env))
+			return out, err
+		}); err != nil {
+			return err
 		}
 	}
 	text := fmt.Sprint(cmd)
@@ -43,10 +56,10 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 	case *instructions.RunCommand:
 		return c.dispatchRun(st, cmd)
 	case *instructions.CopyCommand:
-		if cmd.Link || cmd.Parents || len(cmd.ExcludePatterns) > 0 {
-			return errors.New("COPY --link, --parents and --exclude are not supported yet")
-		}
-		return c.dispatchCopy(st, cmd, cmd.SourcesAndDest, cmd.From, cmd.Chown, cmd.Chmod, false)
+		return c.dispatchCopy(st, cmd, copySpec{
+			SourcesAndDest: cmd.SourcesAndDest, name: "COPY", from: cmd.From, chown: cmd.Chown, chmod: cmd.Chmod,
+			link: cmd.Link, parents: cmd.Parents, excludes: cmd.ExcludePatterns,
+		})
 	case *instructions.AddCommand:
 		return c.dispatchAdd(st, cmd)
 	case *instructions.WorkdirCommand:
@@ -151,13 +164,18 @@ func (c *converter) commandLine(st *stageState, cl instructions.ShellDependantCm
 }
 
 func (c *converter) dispatchRun(st *stageState, cmd *instructions.RunCommand) error {
-	if len(cmd.Files) > 0 {
-		return errors.New("RUN with a heredoc is not supported yet")
-	}
 	if len(cmd.FlagsUsed) > 0 {
 		return fmt.Errorf("RUN --%s is not supported yet", strings.Join(cmd.FlagsUsed, ", --"))
 	}
-	args := c.commandLine(st, cmd.ShellDependantCmdLine)
+	cl := cmd.ShellDependantCmdLine
+	var files []llb.InlineFile
+	if len(cmd.Files) > 0 {
+		var err error
+		if cl, files, err = heredocCommand(cl, cmd.Files); err != nil {
+			return err
+		}
+	}
+	args := c.commandLine(st, cl)
 	if len(args) == 0 {
 		return errors.New("RUN needs a command")
 	}
@@ -165,59 +183,86 @@ func (c *converter) dispatchRun(st *stageState, cmd *instructions.RunCommand) er
 	if cwd == "" {
 		cwd = "/"
 	}
-	op := llb.ExecOp{Args: args, Env: st.runEnv(), Cwd: cwd, User: st.image.Config.User}
+	env := st.runEnv()
+	proxy := proxyEnv(env, c.opt.BuildArgs)
+	op := llb.ExecOp{Args: args, Env: env, Cwd: cwd, User: st.image.Config.User, Files: files, ProxyEnv: proxy}
 	st.vertex = llb.NewVertex(op, []*llb.Vertex{st.vertex}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
 	c.addHistory(st, "RUN "+strings.Join(args, " "), false)
 	return nil
 }
 
-func (c *converter) dispatchCopy(st *stageState, cmd instructions.Command, sd instructions.SourcesAndDest, from, chown, chmod string, isAdd bool) error {
-	name := "COPY"
-	if isAdd {
-		name = "ADD"
-	}
-	if len(sd.SourceContents) > 0 {
-		return fmt.Errorf("%s with a heredoc is not supported yet", name)
-	}
-	if chmod != "" {
-		if _, err := strconv.ParseUint(chmod, 8, 32); err != nil {
-			return fmt.Errorf("%s --chmod=%s: only octal modes are supported yet", name, chmod)
+// copySpec is what COPY and ADD share.
+type copySpec struct {
+	instructions.SourcesAndDest
+	name     string // COPY or ADD
+	from     string
+	chown    string
+	chmod    string
+	add      bool
+	link     bool
+	parents  bool
+	excludes []string
+}
+
+func (c *converter) dispatchCopy(st *stageState, cmd instructions.Command, cs copySpec) error {
+	if cs.chmod != "" {
+		if _, err := llb.ParseChmod(cs.chmod); err != nil {
+			return fmt.Errorf("%s --chmod: %w", cs.name, err)
 		}
 	}
-	var src *llb.Vertex
-	switch {
-	case from == "":
-		src = c.contextVertex()
-	default:
-		if idx, ok := c.stageIndex(from, st.index); ok {
-			s, err := c.lowerStage(idx)
-			if err != nil {
-				return err
-			}
-			if s.vertex == nil {
-				// COPY from an empty scratch stage: nothing to select from.
-				return fmt.Errorf("%s --from=%s: that stage is an empty scratch image", name, from)
-			}
-			src = s.vertex
-		} else {
-			if _, isLater := c.stageIndex(from, len(c.stages)); isLater {
-				return fmt.Errorf("%s --from=%s: a stage can only copy from stages defined before it", name, from)
-			}
-			v, _, err := c.image(from, c.meta(st, "FROM "+from, cmd.Location()))
-			if err != nil {
-				return fmt.Errorf("%s --from=%s: %w", name, from, err)
-			}
-			src = v
+	inputs := []*llb.Vertex{st.vertex}
+	if len(cs.SourcePaths) > 0 {
+		src, err := c.copySource(st, cmd, cs)
+		if err != nil {
+			return err
 		}
+		inputs = append(inputs, src)
 	}
-	dest := absPath(st.image.Config.WorkingDir, sd.DestPath)
-	if len(sd.SourcePaths) > 1 && !strings.HasSuffix(dest, "/") {
-		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", name)
+	dest := absPath(st.image.Config.WorkingDir, cs.DestPath)
+	if len(cs.SourcePaths)+len(cs.SourceContents) > 1 && !strings.HasSuffix(dest, "/") {
+		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", cs.name)
 	}
-	op := llb.CopyOp{Sources: sd.SourcePaths, Dest: dest, Chown: chown, Chmod: chmod, Add: isAdd}
-	st.vertex = llb.NewVertex(op, []*llb.Vertex{st.vertex, src}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
-	c.addHistory(st, fmt.Sprintf("%s %s %s", name, strings.Join(sd.SourcePaths, " "), dest), false)
+	op := llb.CopyOp{
+		Sources: cs.SourcePaths, Dest: dest, Chown: cs.chown, Chmod: cs.chmod, Add: cs.add,
+		Excludes: cs.excludes, Parents: cs.parents, Link: cs.link,
+	}
+	for _, f := range cs.SourceContents {
+		op.Inline = append(op.Inline, llb.InlineFile{Path: f.Path, Data: f.Data, Mode: 0o644})
+	}
+	st.vertex = llb.NewVertex(op, inputs, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
+	var srcs []string
+	srcs = append(srcs, cs.SourcePaths...)
+	for _, f := range cs.SourceContents {
+		srcs = append(srcs, "<<"+f.Path)
+	}
+	c.addHistory(st, fmt.Sprintf("%s %s %s", cs.name, strings.Join(srcs, " "), dest), false)
 	return nil
+}
+
+// copySource returns the vertex COPY selects its sources from: the build
+// context, an earlier stage, or an image.
+func (c *converter) copySource(st *stageState, cmd instructions.Command, cs copySpec) (*llb.Vertex, error) {
+	if cs.from == "" {
+		return c.contextVertex(), nil
+	}
+	if idx, ok := c.stageIndex(cs.from, st.index); ok {
+		s, err := c.lowerStage(idx)
+		if err != nil {
+			return nil, err
+		}
+		if s.vertex == nil {
+			return nil, fmt.Errorf("%s --from=%s: that stage is an empty scratch image", cs.name, cs.from)
+		}
+		return s.vertex, nil
+	}
+	if _, isLater := c.stageIndex(cs.from, len(c.stages)); isLater {
+		return nil, fmt.Errorf("%s --from=%s: a stage can only copy from stages defined before it", cs.name, cs.from)
+	}
+	v, _, err := c.image(cs.from, c.meta(st, "FROM "+cs.from, cmd.Location()))
+	if err != nil {
+		return nil, fmt.Errorf("%s --from=%s: %w", cs.name, cs.from, err)
+	}
+	return v, nil
 }
 
 func (c *converter) contextVertex() *llb.Vertex {

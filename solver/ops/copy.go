@@ -9,8 +9,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/llb"
@@ -18,6 +18,7 @@ import (
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/source"
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -28,9 +29,12 @@ type copyOp struct {
 	v  *llb.Vertex
 }
 
+// local returns the context a COPY reads, if its source is the context.
 func (o *copyOp) local() (llb.LocalOp, bool) {
-	src := o.v.Inputs()[1]
-	l, ok := src.Op().(llb.LocalOp)
+	if len(o.v.Inputs()) < 2 || o.v.Inputs()[1] == nil {
+		return llb.LocalOp{}, false
+	}
+	l, ok := o.v.Inputs()[1].Op().(llb.LocalOp)
 	return l, ok
 }
 
@@ -45,6 +49,10 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 	if err != nil {
 		return "", err
 	}
+	excludes, err := newExcludes(o.op.Excludes)
+	if err != nil {
+		return "", err
+	}
 	var parts []string
 	for _, src := range o.op.Sources {
 		matches, err := tree.Match(src)
@@ -52,7 +60,7 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 			return "", err
 		}
 		for _, m := range matches {
-			sum, err := tree.Checksum(m)
+			sum, err := tree.Checksum(m, excludes)
 			if err != nil {
 				return "", err
 			}
@@ -60,6 +68,17 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 		}
 	}
 	return opKey(o.op, in, parts...), nil
+}
+
+func newExcludes(patterns []string) (*patternmatcher.PatternMatcher, error) {
+	if len(patterns) == 0 {
+		return nil, nil
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, fmt.Errorf("--exclude: %w", err)
+	}
+	return pm, nil
 }
 
 func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (solver.Result, error) {
@@ -70,7 +89,8 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 	}
 	sets := [][]snapshot.Mount{mounts}
 	l, fromContext := o.local()
-	if !fromContext {
+	fromTree := !fromContext && len(inputs) > 1
+	if fromTree {
 		lowers, err := o.w.Lowers(inputs[1].Snapshot)
 		if err != nil {
 			o.w.Snapshots.Remove(id)
@@ -81,9 +101,10 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 	err = o.w.Snapshots.WithMounts(ctx, sets, func(roots []string) error {
 		var tree *source.Tree
 		var err error
-		if fromContext {
+		switch {
+		case fromContext:
 			tree, err = source.NewTree(l.Dir, l.Excludes)
-		} else {
+		case fromTree:
 			tree, err = source.NewTree(roots[1], nil)
 		}
 		if err != nil {
@@ -111,82 +132,144 @@ func (o *copyOp) copy(root string, tree *source.Tree) error {
 		c.uid, c.gid = uid, gid
 	}
 	if o.op.Chmod != "" {
-		m, err := strconv.ParseUint(o.op.Chmod, 8, 32)
-		if err != nil {
-			return fmt.Errorf("--chmod=%s: %w", o.op.Chmod, err)
-		}
-		mode := fs.FileMode(m) & (fs.ModePerm)
-		c.chmod = &mode
-	}
-	var matches []string
-	for _, src := range o.op.Sources {
-		m, err := tree.Match(src)
+		m, err := llb.ParseChmod(o.op.Chmod)
 		if err != nil {
 			return err
 		}
-		matches = append(matches, m...)
+		c.chmod = m
+	}
+	var err error
+	if c.excludes, err = newExcludes(o.op.Excludes); err != nil {
+		return err
+	}
+	type match struct{ rel, keep string }
+	var matches []match
+	for _, src := range o.op.Sources {
+		ms, err := tree.Match(src)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			matches = append(matches, match{rel: m, keep: parentsKept(src, m)})
+		}
 	}
 	dest := path.Clean(o.op.Dest)
-	destIsDir := strings.HasSuffix(o.op.Dest, "/") || len(matches) > 1
+	destIsDir := strings.HasSuffix(o.op.Dest, "/") || len(matches)+len(o.op.Inline) > 1 || o.op.Parents
 	if !destIsDir {
 		if fi, err := c.stat(dest); err == nil && fi.IsDir() {
 			destIsDir = true
 		}
 	}
 	for _, m := range matches {
-		src, err := securejoin.SecureJoin(tree.Root, m)
+		src, err := securejoin.SecureJoin(tree.Root, m.rel)
 		if err != nil {
 			return err
 		}
 		fi, err := os.Stat(src)
 		if err != nil {
-			return fmt.Errorf("%s: %w", m, err)
+			return fmt.Errorf("%s: %w", m.rel, err)
+		}
+		into := dest
+		if o.op.Parents {
+			// --parents: the source's path (after a "/./" pivot) is kept.
+			into = path.Join(dest, path.Dir(m.keep))
+			if fi.IsDir() {
+				into = path.Join(dest, m.keep)
+			}
 		}
 		if c.add && fi.Mode().IsRegular() {
 			if kind, err := archiveKind(src); err != nil {
 				return err
 			} else if kind != "" {
 				// ADD unpacks a local archive into the destination directory.
-				if err := c.mkdirAll(dest); err != nil {
+				if err := c.mkdirAll(into); err != nil {
 					return err
 				}
-				if err := c.unpack(src, kind, dest); err != nil {
-					return fmt.Errorf("unpacking %s: %w", m, err)
+				if err := c.unpack(src, kind, into); err != nil {
+					return fmt.Errorf("unpacking %s: %w", m.rel, err)
 				}
 				continue
 			}
 		}
-		target := dest
 		if fi.IsDir() {
-			if err := c.mkdirAll(dest); err != nil {
+			if err := c.mkdirAll(into); err != nil {
 				return err
 			}
-			if err := c.copyDirContents(src, m, dest); err != nil {
+			if err := c.copyDirContents(src, m.rel, "", into); err != nil {
 				return err
 			}
 			continue
 		}
+		if c.excluded(path.Base(m.rel)) {
+			continue
+		}
+		target := into
+		if destIsDir {
+			if err := c.mkdirAll(into); err != nil {
+				return err
+			}
+			target = path.Join(into, path.Base(m.rel))
+		} else if err := c.mkdirAll(path.Dir(into)); err != nil {
+			return err
+		}
+		if err := c.copyEntry(src, fi, m.rel, path.Base(m.rel), target); err != nil {
+			return err
+		}
+	}
+	for _, f := range o.op.Inline {
+		target := dest
 		if destIsDir {
 			if err := c.mkdirAll(dest); err != nil {
 				return err
 			}
-			target = path.Join(dest, path.Base(m))
+			target = path.Join(dest, f.Path)
 		} else if err := c.mkdirAll(path.Dir(dest)); err != nil {
 			return err
 		}
-		if err := c.copyEntry(src, fi, target); err != nil {
+		if err := c.writeInline(f, target); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// parentsKept is the part of match m's path that COPY --parents keeps:
+// all of it, or what follows a "/./" in the source pattern.
+func parentsKept(pattern, m string) string {
+	clean := strings.TrimPrefix(filepath.ToSlash(pattern), "/")
+	i := strings.Index(clean, "/./")
+	if i < 0 {
+		return m
+	}
+	pivot := path.Clean(clean[:i])
+	if rest, ok := strings.CutPrefix(m, pivot+"/"); ok {
+		return rest
+	}
+	return m
+}
+
 type copier struct {
 	root     string
 	tree     *source.Tree
 	uid, gid int
-	chmod    *fs.FileMode
+	chmod    *llb.Chmod
+	excludes *patternmatcher.PatternMatcher
 	add      bool
+}
+
+// excluded reports whether COPY --exclude leaves out rel, a path relative
+// to the source being copied.
+func (c *copier) excluded(rel string) bool {
+	if c.excludes == nil {
+		return false
+	}
+	ok, err := c.excludes.MatchesOrParentMatches(rel)
+	return err == nil && ok
+}
+
+// hasExceptions reports whether any exclude pattern starts with "!".
+func (c *copier) hasExceptions() bool {
+	return c.tree.HasExceptions() || (c.excludes != nil && c.excludes.Exclusions())
 }
 
 // resolve returns the host path of rel inside root: symlinks in its parents
@@ -236,25 +319,29 @@ func (c *copier) mkdirAll(rel string) error {
 	return os.Lchown(p, c.uid, c.gid)
 }
 
-func (c *copier) copyDirContents(src, rel, dest string) error {
+// copyDirContents copies the entries of the host directory src into dest.
+// rel is src relative to the tree (for .dockerignore), exRel relative to
+// the source being copied (for --exclude).
+func (c *copier) copyDirContents(src, rel, exRel, dest string) error {
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
 		childRel := path.Join(rel, e.Name())
-		if c.tree.Excluded(childRel) {
-			if !e.IsDir() {
+		childEx := path.Join(exRel, e.Name())
+		if c.tree.Excluded(childRel) || c.excluded(childEx) {
+			// An excluded directory is walked only when a "!dir/keep"
+			// exception may bring back something below it.
+			if !e.IsDir() || !c.hasExceptions() {
 				continue
 			}
-			// A pattern like "!dir/keep" may bring back a file below an
-			// excluded directory, so look inside.
 		}
 		fi, err := e.Info()
 		if err != nil {
 			return err
 		}
-		if err := c.copyEntry(filepath.Join(src, e.Name()), fi, path.Join(dest, e.Name())); err != nil {
+		if err := c.copyEntry(filepath.Join(src, e.Name()), fi, childRel, childEx, path.Join(dest, e.Name())); err != nil {
 			return err
 		}
 	}
@@ -263,16 +350,12 @@ func (c *copier) copyDirContents(src, rel, dest string) error {
 
 // copyEntry copies one file, directory (recursively), symlink or special
 // file from the host path src to rel in the root.
-func (c *copier) copyEntry(src string, fi fs.FileInfo, rel string) error {
+func (c *copier) copyEntry(src string, fi fs.FileInfo, srcRel, exRel, rel string) error {
 	dst, err := c.resolve(rel)
 	if err != nil {
 		return err
 	}
 	mode := fi.Mode()
-	perm := mode.Perm() | mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
-	if c.chmod != nil {
-		perm = *c.chmod
-	}
 	if existing, err := os.Lstat(dst); err == nil && !(existing.IsDir() && mode.IsDir()) {
 		if err := os.RemoveAll(dst); err != nil {
 			return err
@@ -283,12 +366,11 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, rel string) error {
 		if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-		srcRel, _ := filepath.Rel(c.tree.Root, src)
-		if err := c.copyDirContents(src, filepath.ToSlash(srcRel), rel); err != nil {
+		if err := c.copyDirContents(src, srcRel, exRel, rel); err != nil {
 			return err
 		}
 	case mode.IsRegular():
-		if err := c.copyFile(src, dst); err != nil {
+		if err := copyFile(src, dst); err != nil {
 			return err
 		}
 	case mode&fs.ModeSymlink != 0:
@@ -308,15 +390,23 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, rel string) error {
 			return &os.PathError{Op: "mknod", Path: dst, Err: err}
 		}
 	}
+	return c.setAttrs(dst, mode, fi.ModTime())
+}
+
+// setAttrs gives a copied entry its owner, mode (after --chmod) and mtime.
+func (c *copier) setAttrs(dst string, mode fs.FileMode, mtime time.Time) error {
 	if err := os.Lchown(dst, c.uid, c.gid); err != nil {
 		return err
 	}
 	if mode&fs.ModeSymlink == 0 {
+		perm := mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		if c.chmod != nil {
+			perm = c.chmod.Apply(mode & (fs.ModeDir | fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
+		}
 		if err := os.Chmod(dst, perm); err != nil {
 			return err
 		}
 	}
-	mtime := fi.ModTime()
 	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return &os.PathError{Op: "utimes", Path: dst, Err: err}
@@ -324,7 +414,24 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, rel string) error {
 	return nil
 }
 
-func (c *copier) copyFile(src, dst string) error {
+// writeInline writes a COPY heredoc document to rel.
+func (c *copier) writeInline(f llb.InlineFile, rel string) error {
+	dst, err := c.resolve(rel)
+	if err != nil {
+		return err
+	}
+	if existing, err := os.Lstat(dst); err == nil && !existing.IsDir() {
+		if err := os.Remove(dst); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(dst, []byte(f.Data), 0o600); err != nil {
+		return err
+	}
+	return c.setAttrs(dst, fs.FileMode(f.Mode), time.Now())
+}
+
+func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/builder-dev/builder/executor"
@@ -35,11 +37,17 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		return solver.Result{}, err
 	}
 	defer os.RemoveAll(state)
+	inline, err := writeInlineFiles(state, o.op.Files)
+	if err != nil {
+		o.w.Snapshots.Remove(id)
+		return solver.Result{}, err
+	}
 	err = executor.Run(ctx, executor.Spec{
+		Mounts:   inline,
 		Rootfs:   mounts,
 		UpperDir: o.w.Snapshots.FS(id),
 		Args:     o.op.Args,
-		Env:      o.op.Env,
+		Env:      append(append([]string(nil), o.op.Env...), o.op.ProxyEnv...),
 		Cwd:      o.op.Cwd,
 		User:     o.op.User,
 		Hostname: o.op.Hostname,
@@ -52,4 +60,21 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		return solver.Result{}, fmt.Errorf("%q %w", strings.Join(o.op.Args, " "), err)
 	}
 	return o.w.commit(id, parent, o.v.Meta().Name)
+}
+
+// writeInlineFiles writes heredoc files into the run's scratch dir and
+// returns read-only bind mounts for them.
+func writeInlineFiles(dir string, files []llb.InlineFile) ([]executor.BindMount, error) {
+	var mounts []executor.BindMount
+	for i, f := range files {
+		p := filepath.Join(dir, "inline-"+strconv.Itoa(i))
+		if err := os.WriteFile(p, []byte(f.Data), 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(p, os.FileMode(f.Mode)); err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, executor.BindMount{Source: p, Target: f.Path, Readonly: true})
+	}
+	return mounts, nil
 }

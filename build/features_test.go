@@ -1,0 +1,116 @@
+package build_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/internal/testutil"
+)
+
+// buildImage builds a Dockerfile (with {{BASE}} standing for a busybox
+// image) and returns the result and the files its own layers add.
+func buildImage(t *testing.T, dockerfile string, files map[string]string, opts build.Options) (*build.Result, map[string]imageFile) {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	reg := testutil.InProcessRegistry(t)
+	base := reg + "/busybox:1"
+	testutil.PushImage(t, testutil.BusyboxImage(t), base)
+	st := openState(t, t.TempDir())
+	ev := newEvents()
+	opts.ContextDir = writeContext(t, files)
+	opts.Dockerfile = []byte(strings.ReplaceAll(dockerfile, "{{BASE}}", base))
+	opts.Progress = ev
+	res, err := st.Build(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, ev.logs.String())
+	}
+	img, err := exporter.V1Image(st.Content, res.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, imageFiles(t, layers[1:])
+}
+
+func TestHeredocsAndCopyFlags(t *testing.T) {
+	df := `FROM {{BASE}}
+ARG NAME=world
+RUN <<EOF
+echo "plain heredoc for $NAME" > /plain.txt
+EOF
+RUN <<EOF
+#!/bin/sh
+echo "script run as $0" > /script.txt
+EOF
+RUN <<-EOF
+	echo chomped > /chomp.txt
+	EOF
+RUN cat <<A >/two.txt && cat <<B >>/two.txt
+first
+A
+second
+B
+COPY <<EOF /etc/greeting
+hello $NAME
+EOF
+COPY <<'EOF' /etc/literal
+hello $NAME
+EOF
+COPY --chmod=a=rX,u+w tool.sh app/ /opt/x/
+COPY --chmod=0640 tool.sh /opt/octal.sh
+COPY --exclude=*.log --exclude=tmp app /opt/app
+COPY --parents src/a/one.txt src/b/two.txt /opt/p/
+COPY --parents ./src/./b/two.txt /opt/pivot/
+COPY --link tool.sh /opt/linked.sh
+RUN echo "proxy=$HTTP_PROXY" > /proxy.txt
+`
+	files := map[string]string{
+		"tool.sh": "#!/bin/sh\n", "app/main.txt": "main", "app/debug.log": "log", "app/tmp/x": "x",
+		"src/a/one.txt": "1", "src/b/two.txt": "2",
+	}
+	res, got := buildImage(t, df, files, build.Options{BuildArgs: map[string]string{"HTTP_PROXY": "http://proxy.example:3128"}})
+	want := []struct {
+		path, content string
+		mode          int64
+	}{
+		{"plain.txt", "plain heredoc for world\n", 0o644},
+		{"script.txt", "script run as /dev/pipes/EOF\n", 0o644},
+		{"chomp.txt", "chomped\n", 0o644},
+		{"two.txt", "first\nsecond\n", 0o644},
+		{"etc/greeting", "hello world\n", 0o644},
+		{"etc/literal", "hello $NAME\n", 0o644},
+		{"opt/x/tool.sh", "#!/bin/sh\n", 0o644},
+		{"opt/x/main.txt", "main", 0o644},
+		{"opt/x/tmp/", "", 0o755},
+		{"opt/octal.sh", "#!/bin/sh\n", 0o640},
+		{"opt/app/main.txt", "main", 0o644},
+		{"opt/p/src/a/one.txt", "1", 0o644},
+		{"opt/p/src/b/two.txt", "2", 0o644},
+		{"opt/pivot/b/two.txt", "2", 0o644},
+		{"opt/linked.sh", "#!/bin/sh\n", 0o644},
+		{"proxy.txt", "proxy=http://proxy.example:3128\n", 0o644},
+	}
+	for _, w := range want {
+		f, ok := got[w.path]
+		if !ok {
+			t.Errorf("image lacks %s", w.path)
+			continue
+		}
+		if f.content != w.content || f.hdr.Mode&0o7777 != w.mode {
+			t.Errorf("%s = %q mode %o, want %q mode %o", w.path, f.content, f.hdr.Mode&0o7777, w.content, w.mode)
+		}
+	}
+	for _, p := range []string{"opt/app/debug.log", "opt/app/tmp/", "opt/app/tmp/x", "dev/pipes/EOF", "dev/"} {
+		if _, ok := got[p]; ok {
+			t.Errorf("image has %s, which should have been left out", p)
+		}
+	}
+	if strings.Contains(string(res.Config), "proxy.example") {
+		t.Errorf("the proxy build arg leaked into the config or history: %s", res.Config)
+	}
+}
