@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/builder-dev/builder/cache"
@@ -33,15 +34,22 @@ type Options struct {
 	// messages.
 	Dockerfile     []byte
 	DockerfileName string
-	Tags           []string
-	BuildArgs      map[string]string
-	Target         string
-	NoCache        bool
-	Push           bool
-	Outputs        []Output
-	Parallelism    int
-	Progress       solver.Progress
-	Keychain       authn.Keychain
+	// DockerfilePath, when set, is where the Dockerfile was read from: a
+	// NAME.dockerignore beside it takes precedence over the context's.
+	DockerfilePath string
+	// Contexts are named build contexts: NAME=DIR or NAME=docker-image://REF.
+	Contexts map[string]string
+	// Warn receives warnings (unused build args, ignored directives).
+	Warn        func(string)
+	Tags        []string
+	BuildArgs   map[string]string
+	Target      string
+	NoCache     bool
+	Push        bool
+	Outputs     []Output
+	Parallelism int
+	Progress    solver.Progress
+	Keychain    authn.Keychain
 }
 
 // Result is a built image.
@@ -62,9 +70,21 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if fi, err := os.Stat(contextDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("build context %s is not a directory", opt.ContextDir)
 	}
-	excludes, err := readDockerignore(contextDir)
+	excludes, err := readDockerignore(contextDir, opt.DockerfilePath)
 	if err != nil {
 		return nil, err
+	}
+	contexts := map[string]string{}
+	for name, v := range opt.Contexts {
+		if !strings.Contains(v, "://") {
+			if v, err = filepath.Abs(v); err != nil {
+				return nil, err
+			}
+			if fi, err := os.Stat(v); err != nil || !fi.IsDir() {
+				return nil, fmt.Errorf("--build-context %s=%s: not a directory", name, opt.Contexts[name])
+			}
+		}
+		contexts[name] = v
 	}
 	fe, err := dockerfile.Build(ctx, dockerfile.Options{
 		Source:     opt.Dockerfile,
@@ -73,12 +93,18 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 		Excludes:   excludes,
 		Target:     opt.Target,
 		BuildArgs:  opt.BuildArgs,
+		Contexts:   contexts,
 		Platform:   HostPlatform(),
 		NoCache:    opt.NoCache,
 		Created:    time.Now().UTC().Truncate(time.Second),
 	}, resolver{s.Registries})
 	if err != nil {
 		return nil, err
+	}
+	for _, w := range fe.Warnings {
+		if opt.Warn != nil {
+			opt.Warn(w)
+		}
 	}
 	parallelism := opt.Parallelism
 	if parallelism <= 0 {
@@ -152,8 +178,16 @@ func (s *State) writeOutput(o Output, img *exporter.Image, names []string) error
 	return fmt.Errorf("output type %q is not supported yet (supported: oci)", o.Type)
 }
 
-func readDockerignore(dir string) ([]string, error) {
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+// readDockerignore reads the ignore file for a build: DOCKERFILE.dockerignore
+// beside the Dockerfile if there is one, else the context's .dockerignore.
+func readDockerignore(dir, dockerfile string) ([]string, error) {
+	name := filepath.Join(dir, ".dockerignore")
+	if dockerfile != "" {
+		if _, err := os.Stat(dockerfile + ".dockerignore"); err == nil {
+			name = dockerfile + ".dockerignore"
+		}
+	}
+	f, err := os.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

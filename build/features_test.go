@@ -114,3 +114,64 @@ RUN echo "proxy=$HTTP_PROXY" > /proxy.txt
 		t.Errorf("the proxy build arg leaked into the config or history: %s", res.Config)
 	}
 }
+
+func TestOnbuildContextsAndIgnoreFiles(t *testing.T) {
+	testutil.RequiresRoot(t)
+	reg := testutil.InProcessRegistry(t)
+	base := reg + "/busybox:1"
+	testutil.PushImage(t, testutil.BusyboxImage(t), base)
+	st := openState(t, t.TempDir())
+
+	// An image with ONBUILD triggers, pushed to the registry.
+	parent := writeContext(t, map[string]string{"Dockerfile": "FROM " + base + "\nONBUILD RUN echo triggered > /onbuild.txt\nONBUILD COPY child.txt /from-child.txt\n"})
+	parentTag := reg + "/onbuild:1"
+	if _, err := st.Build(t.Context(), build.Options{ContextDir: parent, Dockerfile: []byte("FROM " + base + "\nONBUILD RUN echo triggered > /onbuild.txt\nONBUILD COPY child.txt /from-child.txt\n"), Tags: []string{parentTag}, Push: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	extra := writeContext(t, map[string]string{"extra.txt": "from a named context"})
+	ctxDir := writeContext(t, map[string]string{
+		"child.txt": "child", "keep.txt": "keep", "secret.txt": "ignored by app.Dockerfile.dockerignore",
+		"other.txt":                   "ignored by .dockerignore only",
+		".dockerignore":               "other.txt\n",
+		"app.Dockerfile.dockerignore": "secret.txt\n",
+	})
+	df := "FROM " + parentTag + "\nCOPY --from=extra extra.txt /extra.txt\nCOPY --from=img /bin/busybox /img-busybox\nCOPY *.txt /ctx/\n"
+	var warnings []string
+	res, err := st.Build(t.Context(), build.Options{
+		ContextDir: ctxDir, Dockerfile: []byte(df), DockerfilePath: ctxDir + "/app.Dockerfile",
+		Contexts:  map[string]string{"extra": extra, "img": "docker-image://" + base},
+		BuildArgs: map[string]string{"UNUSED": "1"},
+		Warn:      func(w string) { warnings = append(warnings, w) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := exporter.V1Image(st.Content, res.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	files := imageFiles(t, layers[1:])
+	for p, want := range map[string]string{
+		"onbuild.txt": "triggered\n", "from-child.txt": "child", "extra.txt": "from a named context",
+		"ctx/child.txt": "child", "ctx/keep.txt": "keep", "ctx/other.txt": "ignored by .dockerignore only",
+	} {
+		if f, ok := files[p]; !ok || f.content != want {
+			t.Errorf("%s = %q (present %v), want %q", p, f.content, ok, want)
+		}
+	}
+	if _, ok := files["ctx/secret.txt"]; ok {
+		t.Error("ctx/secret.txt was copied although app.Dockerfile.dockerignore excludes it")
+	}
+	if _, ok := files["img-busybox"]; !ok {
+		t.Error("COPY --from a docker-image:// context copied nothing")
+	}
+	cfg, _ := img.ConfigFile()
+	if len(cfg.Config.OnBuild) != 0 {
+		t.Errorf("OnBuild = %v, want the triggers cleared once run", cfg.Config.OnBuild)
+	}
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "UNUSED") {
+		t.Errorf("warnings = %q, want one naming the unused build arg", warnings)
+	}
+}

@@ -21,6 +21,7 @@ type buildFlags struct {
 	outputs   []string
 	progress  string
 	iidfile   string
+	contexts  []string
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -43,6 +44,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output destination, e.g. type=oci,dest=image.tar")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or quiet")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image (manifest) digest to this file")
+	fl.StringArrayVar(&f.contexts, "build-context", nil, "additional build context NAME=DIR or NAME=docker-image://REF, for FROM and COPY --from")
 	return cmd
 }
 
@@ -73,6 +75,14 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		}
 		args[k] = v
 	}
+	contexts := map[string]string{}
+	for _, c := range f.contexts {
+		k, v, ok := strings.Cut(c, "=")
+		if !ok || k == "" || v == "" {
+			return fmt.Errorf("--build-context %s: want NAME=DIR or NAME=docker-image://REF", c)
+		}
+		contexts[k] = v
+	}
 	outputs, err := parseOutputs(f.outputs)
 	if err != nil {
 		return err
@@ -90,6 +100,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		ContextDir:     contextDir,
 		Dockerfile:     df,
 		DockerfileName: filepath.Base(dfName),
+		DockerfilePath: dockerfilePath(dfName, f.file),
+		Contexts:       contexts,
+		Warn:           func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", w) },
 		Tags:           f.tags,
 		BuildArgs:      args,
 		Target:         f.target,
@@ -157,4 +170,13 @@ func openState(cmd *cobra.Command, g *globalOptions) (*build.State, error) {
 			fmt.Fprintf(cmd.ErrOrStderr(), "waiting for another builder process using %s ...\n", root)
 		},
 	})
+}
+
+// dockerfilePath is the Dockerfile's path for finding NAME.dockerignore,
+// or "" when it came from stdin.
+func dockerfilePath(name, flag string) string {
+	if flag == "-" {
+		return ""
+	}
+	return name
 }

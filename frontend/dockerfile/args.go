@@ -84,6 +84,7 @@ func (c *converter) declareArgs(scope *argScope, cmd *instructions.ArgCommand, e
 			def = &v
 		}
 		scope.declare(kv.Key, def)
+		c.consumed[kv.Key] = true
 		env = mergeEnv(env, scope.env())
 	}
 	return nil

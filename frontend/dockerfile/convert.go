@@ -44,7 +44,10 @@ type Options struct {
 	Excludes  []string
 	Target    string
 	BuildArgs map[string]string
-	Platform  ocispec.Platform
+	// Contexts are named build contexts (--build-context name=...), usable
+	// in FROM and COPY --from: a directory, or "docker-image://REF".
+	Contexts map[string]string
+	Platform ocispec.Platform
 	// NoCache makes every step run again.
 	NoCache bool
 	// Created is the time recorded in the config and new history entries.
@@ -56,6 +59,8 @@ type Result struct {
 	// Root produces the target's file tree; nil for an empty scratch stage.
 	Root  *llb.Vertex
 	Image Image
+	// Warnings are things the user should know that do not stop the build.
+	Warnings []string
 }
 
 var defaultShell = []string{"/bin/sh", "-c"}
@@ -70,6 +75,8 @@ type converter struct {
 	lowered  map[int]*stageState
 	lowering map[int]bool
 	context  *llb.Vertex
+	// consumed holds the build args some ARG declared.
+	consumed map[string]bool
 }
 
 // stageState is a stage while its instructions are lowered.
@@ -107,6 +114,7 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 		stages:   stages,
 		lowered:  map[int]*stageState{},
 		lowering: map[int]bool{},
+		consumed: map[string]bool{},
 	}
 	c.globals = newArgScope(nil, opt.BuildArgs)
 	for k, v := range platformArgs(opt.Platform) {
@@ -121,7 +129,7 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 	if opt.Target != "" {
 		idx, ok := c.stageIndex(opt.Target, len(stages))
 		if !ok {
-			return nil, fmt.Errorf("%s: target stage %q not found; stages are: %s", opt.Filename, opt.Target, c.stageNames())
+			return nil, fmt.Errorf("%s: target stage %q not found%s; stages are: %s", opt.Filename, opt.Target, didYouMean(opt.Target, c.stageNameList()), c.stageNames())
 		}
 		target = idx
 	}
@@ -131,7 +139,34 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 	}
 	img := st.image
 	img.Created = &opt.Created
-	return &Result{Root: st.vertex, Image: img}, nil
+	res := &Result{Root: st.vertex, Image: img}
+	if name, _, _, ok := parser.DetectSyntax(opt.Source); ok && !isOfficialFrontend(name) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: ignoring \"# syntax=%s\": builder has its own Dockerfile frontend and does not run frontend images", opt.Filename, name))
+	}
+	if unused := c.unusedBuildArgs(); len(unused) > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("one or more build args were not consumed: %s", strings.Join(unused, ", ")))
+	}
+	return res, nil
+}
+
+// isOfficialFrontend reports whether a # syntax= image is Docker's own
+// Dockerfile frontend, whose language builder implements.
+func isOfficialFrontend(ref string) bool {
+	ref = strings.TrimPrefix(ref, "docker.io/")
+	return ref == "docker/dockerfile" || strings.HasPrefix(ref, "docker/dockerfile:") || strings.HasPrefix(ref, "docker/dockerfile@")
+}
+
+// unusedBuildArgs lists --build-arg names no ARG of the built stages (or
+// the global scope) declared, except the predefined ones.
+func (c *converter) unusedBuildArgs() []string {
+	var out []string
+	for _, name := range llb.SortedKeys(c.opt.BuildArgs) {
+		if proxyArgs[name] || c.globals.predefined[name] != "" || c.consumed[name] {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
 }
 
 func (c *converter) stageNames() string {
@@ -185,25 +220,18 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 	if base == "" {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: errors.New("FROM names no image (an ARG it uses is empty?)")}
 	}
-	switch from, isStage := c.stageIndex(base, idx); {
-	case isStage && strings.EqualFold(c.stages[from].Name, base):
-		parent, err := c.lowerStage(from)
-		if err != nil {
+	if err := c.checkPlatform(s.Platform); err != nil {
+		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
+	}
+	if err := c.from(st, idx, base, s.Location); err != nil {
+		var se *SourceError
+		if errors.As(err, &se) {
 			return nil, err
 		}
-		st.vertex, st.image = parent.vertex, parent.image
-		st.image.History = append([]ocispec.History(nil), parent.image.History...)
-	case base == "scratch":
-		st.image = emptyImage(c.opt.Platform)
-	default:
-		v, img, err := c.image(base, c.meta(st, "FROM "+base, s.Location))
-		if err != nil {
-			return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
-		}
-		st.vertex, st.image = v, img
+		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
 	}
-	if st.image.Config.Env == nil && base == "scratch" {
-		st.image.Config.Env = []string{"PATH=" + defaultPath}
+	if err := c.runOnbuild(st, s.Location); err != nil {
+		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
 	}
 	for _, cmd := range s.Commands {
 		st.step++
@@ -233,9 +261,12 @@ func emptyImage(p ocispec.Platform) Image {
 func (c *converter) image(ref string, meta llb.Meta) (*llb.Vertex, Image, error) {
 	res, err := c.resolver.ResolveImage(c.ctx, ref, c.opt.Platform)
 	if err != nil {
+		if hint := didYouMean(ref, c.stageNameList()); hint != "" {
+			return nil, Image{}, fmt.Errorf("%w%s", err, strings.Replace(hint, "mean ", "mean stage ", 1))
+		}
 		return nil, Image{}, err
 	}
-	img := res.Config
+	img := cloneImage(res.Config)
 	if len(img.History) == 0 {
 		for range img.RootFS.DiffIDs {
 			img.History = append(img.History, ocispec.History{CreatedBy: "(layer of " + ref + ")"})

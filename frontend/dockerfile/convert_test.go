@@ -49,7 +49,7 @@ WORKDIR app
 WORKDIR sub
 USER 1000:1000
 LABEL x=$V
-EXPOSE 80 53/udp
+EXPOSE 80 53/udp 8000-8002
 ENTRYPOINT ["/bin/app"]
 STOPSIGNAL SIGTERM
 `, Options{BuildArgs: map[string]string{"V": "given"}})
@@ -71,7 +71,7 @@ STOPSIGNAL SIGTERM
 			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
 		}
 	}
-	if _, ok := cfg.ExposedPorts["53/udp"]; !ok || len(cfg.ExposedPorts) != 2 {
+	if _, ok := cfg.ExposedPorts["8001/tcp"]; !ok || len(cfg.ExposedPorts) != 5 {
 		t.Errorf("ExposedPorts = %v", cfg.ExposedPorts)
 	}
 	// base layer + ENV + ARG + 2 WORKDIR + USER + LABEL + EXPOSE + ENTRYPOINT + STOPSIGNAL
@@ -140,6 +140,10 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"FROM busybox AS a\nCOPY --from=later /a /b\nFROM busybox AS later\nFROM a\n", "a stage can only copy from stages defined before it"},
 		{"RUN x\n", "Dockerfile:1"},
 		{"FROM busybox\nRUN --mount=type=cache,target=/x true\n", "not supported yet"},
+		{"FROM busybox AS build\nFROM buidl\n", "did you mean stage build?"},
+		{"FROM busybox\nRUNN x\n", "did you mean RUN?"},
+		{"FROM busybox\nENV A=${x\n", "Dockerfile:2"},
+		{"FROM b AS c\nFROM busybox AS b\nFROM c\n", "defined later"},
 	}
 	for _, tt := range tests {
 		_, err := build(t, tt.df, Options{})

@@ -107,12 +107,14 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 				return err
 			}
 			for _, w := range words {
-				port, err := normalisePort(w)
+				expanded, err := exposedPorts(w)
 				if err != nil {
 					return err
 				}
-				st.image.Config.ExposedPorts[port] = struct{}{}
-				ports = append(ports, port)
+				for _, port := range expanded {
+					st.image.Config.ExposedPorts[port] = struct{}{}
+				}
+				ports = append(ports, w)
 			}
 		}
 		c.addHistory(st, "EXPOSE "+strings.Join(ports, " "), true)
@@ -245,6 +247,9 @@ func (c *converter) copySource(st *stageState, cmd instructions.Command, cs copy
 	if cs.from == "" {
 		return c.contextVertex(), nil
 	}
+	if v, _, ok, err := c.namedContext(st, cs.from, cmd.Location(), true); ok || err != nil {
+		return v, err
+	}
 	if idx, ok := c.stageIndex(cs.from, st.index); ok {
 		s, err := c.lowerStage(idx)
 		if err != nil {
@@ -273,26 +278,31 @@ func (c *converter) contextVertex() *llb.Vertex {
 	return c.context
 }
 
-// normalisePort turns "80" into "80/tcp" and checks the form.
-func normalisePort(p string) (string, error) {
+// exposedPorts turns "80" into ["80/tcp"] and a range "8000-8002/udp"
+// into one entry per port, as Docker records them.
+func exposedPorts(p string) ([]string, error) {
 	port, proto, ok := strings.Cut(p, "/")
 	if !ok {
 		proto = "tcp"
 	}
 	proto = strings.ToLower(proto)
 	if proto != "tcp" && proto != "udp" && proto != "sctp" {
-		return "", fmt.Errorf("EXPOSE %s: protocol must be tcp, udp or sctp", p)
+		return nil, fmt.Errorf("EXPOSE %s: protocol must be tcp, udp or sctp", p)
 	}
-	lo, hi, isRange := strings.Cut(port, "-")
-	for _, n := range []string{lo, hi} {
-		if !isRange && n == hi {
-			continue
-		}
-		if v, err := strconv.Atoi(n); err != nil || v < 0 || v > 65535 {
-			return "", fmt.Errorf("EXPOSE %s: invalid port %q", p, n)
-		}
+	loText, hiText, isRange := strings.Cut(port, "-")
+	if !isRange {
+		hiText = loText
 	}
-	return port + "/" + proto, nil
+	lo, err1 := strconv.Atoi(loText)
+	hi, err2 := strconv.Atoi(hiText)
+	if err1 != nil || err2 != nil || lo < 0 || hi > 65535 || lo > hi {
+		return nil, fmt.Errorf("EXPOSE %s: invalid port or range %q", p, port)
+	}
+	var out []string
+	for n := lo; n <= hi; n++ {
+		out = append(out, strconv.Itoa(n)+"/"+proto)
+	}
+	return out, nil
 }
 
 func jsonArgs(args []string) string {
