@@ -15,7 +15,11 @@ import (
 // dispatch applies one instruction to a stage.
 func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 	env := st.env()
-	expander := func(word string) (string, error) { return c.expand(word, env) }
+	getter := shell.EnvsFromSlice(env)
+	expander := func(word string) (string, error) {
+		out, _, err := c.lex.ProcessWord(word, getter)
+		return out, err
+	}
 	if e, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
 		if _, isRun := cmd.(*instructions.RunCommand); !isRun {
 			if err := e.Expand(expander); err != nil {
@@ -29,7 +33,7 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 		raw := shell.NewLex('\\')
 		raw.SkipProcessQuotes = true
 		if err := e.ExpandRaw(func(word string) (string, error) {
-			out, _, err := raw.ProcessWord(word, shell.EnvsFromSlice(env))
+			out, _, err := raw.ProcessWord(word, getter)
 			return out, err
 		}); err != nil {
 			return err

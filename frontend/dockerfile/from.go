@@ -1,10 +1,10 @@
 package dockerfile
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/builder-dev/builder/llb"
@@ -120,16 +120,24 @@ func (c *converter) checkPlatform(p string) error {
 	return nil
 }
 
-// cloneImage deep-copies a config, so a stage built on another does not
-// change the other's slices and maps.
+// cloneImage deep-copies what a stage may change in a config, so a stage
+// built on another does not change the other's slices and maps.
 func cloneImage(img Image) Image {
-	b, err := json.Marshal(img)
-	if err != nil {
-		panic(errors.New("cloning image config: " + err.Error()))
+	c := &img.Config
+	c.Env = slices.Clone(c.Env)
+	c.Cmd = slices.Clone(c.Cmd)
+	c.Entrypoint = slices.Clone(c.Entrypoint)
+	c.Shell = slices.Clone(c.Shell)
+	c.OnBuild = slices.Clone(c.OnBuild)
+	c.Labels = maps.Clone(c.Labels)
+	c.ExposedPorts = maps.Clone(c.ExposedPorts)
+	c.Volumes = maps.Clone(c.Volumes)
+	if c.Healthcheck != nil {
+		h := *c.Healthcheck
+		h.Test = slices.Clone(h.Test)
+		c.Healthcheck = &h
 	}
-	var out Image
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(errors.New("cloning image config: " + err.Error()))
-	}
-	return out
+	img.History = slices.Clone(img.History)
+	img.RootFS.DiffIDs = slices.Clone(img.RootFS.DiffIDs)
+	return img
 }
