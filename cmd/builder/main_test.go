@@ -2,25 +2,51 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/builder-dev/builder/internal/testutil"
 )
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // builderBinary builds the CLI once per test run, so these tests use it the
 // way a user does.
 func builderBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "builder")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "builder-cli-test-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "builder")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
 	}
-	return bin
+	return binPath
 }
 
 type cli struct {
@@ -104,4 +130,79 @@ func TestCLI(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "not in the local store") {
 		t.Errorf("run of a missing image exited %d: %s", code, stderr)
 	}
+}
+
+// TestKilledBuildLeavesNothing SIGKILLs the builder in the middle of a RUN
+// and checks that the step's processes and mounts died with it and that
+// the next build cleans up and succeeds.
+func TestKilledBuildLeavesNothing(t *testing.T) {
+	testutil.RequiresRoot(t)
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	dir := t.TempDir()
+	bb, err := os.ReadFile(testutil.BusyboxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755)
+	marker := "sleep 4242"
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started; /bin/busybox "+marker+"\"]\n"), 0o644)
+
+	cmd := exec.Command(c.bin, "--root", c.root, "build", "--progress", "plain", dir)
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	var seen strings.Builder
+	for !strings.Contains(seen.String(), "started") {
+		n, err := out.Read(buf)
+		if err != nil {
+			t.Fatalf("build ended before its RUN started: %v\n%s", err, seen.String())
+		}
+		seen.Write(buf[:n])
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for sandboxAlive(marker) {
+		if time.Now().After(deadline) {
+			t.Fatal("the RUN step's process outlived the killed builder")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), c.root) {
+		t.Errorf("a mount under the state dir outlived the killed builder:\n%s", mounts)
+	}
+
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"true\"]\n"), 0o644)
+	if _, stderr, code := c.run("build", dir); code != 0 {
+		t.Fatalf("build after the kill exited %d:\n%s", code, stderr)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(c.root, "tmp")); len(entries) != 0 {
+		t.Errorf("scratch dirs of the killed build remain: %v", entries)
+	}
+	snaps, _ := os.ReadDir(filepath.Join(c.root, "snapshots"))
+	for _, e := range snaps {
+		if _, err := os.Stat(filepath.Join(c.root, "snapshots", e.Name(), "work")); err == nil {
+			t.Errorf("the killed build's snapshot %s remains", e.Name())
+		}
+	}
+}
+
+// sandboxAlive reports whether a process whose command line contains
+// marker runs.
+func sandboxAlive(marker string) bool {
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		b, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err == nil && strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), marker) {
+			return true
+		}
+	}
+	return false
 }
