@@ -10,10 +10,15 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/builder-dev/builder/cache"
 	"github.com/moby/patternmatcher"
+	"golang.org/x/sync/errgroup"
 )
 
 // Tree is a directory that COPY selects files from: the build context (with
@@ -21,6 +26,8 @@ import (
 type Tree struct {
 	Root     string
 	excludes *patternmatcher.PatternMatcher
+	// Sums, when set, remembers file digests between builds.
+	Sums SumCache
 }
 
 // NewTree returns the tree at root, leaving out what excludes
@@ -115,7 +122,53 @@ func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[\\") }
 //
 // extra, when set, holds COPY --exclude patterns, matched against paths
 // relative to rel (a file's own name when rel is a file).
+//
+// File contents are hashed in parallel; with a SumCache, a file whose size,
+// times and inode are unchanged since it was last hashed is not read again.
 func (t *Tree) Checksum(rel string, extra *patternmatcher.PatternMatcher) (string, error) {
+	entries, err := t.collect(rel, extra)
+	if err != nil {
+		return "", fmt.Errorf("checksumming %s: %w", rel, err)
+	}
+	if err := t.hashFiles(entries); err != nil {
+		return "", fmt.Errorf("checksumming %s: %w", rel, err)
+	}
+	h := sha256.New()
+	buf := make([]byte, 0, 64<<10)
+	for _, e := range entries {
+		mode := e.mode
+		buf = append(buf, e.rel...)
+		buf = append(buf, 0)
+		buf = strconv.AppendUint(buf, uint64(uint32(mode.Type())|uint32(mode.Perm())|uint32(mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))), 8)
+		buf = append(buf, 0)
+		switch {
+		case mode.IsRegular():
+			buf = append(buf, e.sum[:]...)
+		case mode&fs.ModeSymlink != 0:
+			buf = append(buf, e.link...)
+			buf = append(buf, 0)
+		}
+		if len(buf) > 60<<10 {
+			h.Write(buf)
+			buf = buf[:0]
+		}
+	}
+	h.Write(buf)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// entry is one file COPY selects, with its content digest once known.
+type entry struct {
+	rel  string // relative to the copied source, "." for the source itself
+	path string // on the host
+	mode fs.FileMode
+	key  FileKey
+	link string
+	sum  [32]byte
+}
+
+// collect lists what rel selects, sorted by path.
+func (t *Tree) collect(rel string, extra *patternmatcher.PatternMatcher) ([]*entry, error) {
 	excluded := func(p string) bool {
 		if extra == nil {
 			return false
@@ -123,66 +176,121 @@ func (t *Tree) Checksum(rel string, extra *patternmatcher.PatternMatcher) (strin
 		ok, err := extra.MatchesOrParentMatches(p)
 		return err == nil && ok
 	}
-	h := sha256.New()
 	top := filepath.Join(t.Root, filepath.FromSlash(rel))
 	// A top-level symlink is followed, as COPY does.
-	if fi, err := os.Stat(top); err != nil {
-		return "", fmt.Errorf("%s: %w", rel, err)
-	} else if !fi.IsDir() {
-		if excluded(path.Base(rel)) {
-			return hex.EncodeToString(h.Sum(nil)), nil
-		}
-		if err := hashEntry(h, ".", top, fi); err != nil {
-			return "", err
-		}
-		return hex.EncodeToString(h.Sum(nil)), nil
+	fi, err := os.Stat(top)
+	if err != nil {
+		return nil, err
 	}
-	err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	if !fi.IsDir() {
+		if excluded(path.Base(rel)) {
+			return nil, nil
 		}
-		sub, _ := filepath.Rel(top, p)
-		full := path.Join(rel, filepath.ToSlash(sub))
-		if sub != "." && (t.Excluded(full) || excluded(filepath.ToSlash(sub))) {
-			// Without "!" exceptions nothing below can come back.
-			if d.IsDir() && (t.excludes == nil || !t.excludes.Exclusions()) && (extra == nil || !extra.Exclusions()) {
-				return filepath.SkipDir
-			}
-			return nil
+		return []*entry{{rel: ".", path: top, mode: fi.Mode(), key: fileKey(fi)}}, nil
+	}
+	exceptions := t.HasExceptions() || (extra != nil && extra.Exclusions())
+	noFilter := t.excludes == nil && extra == nil
+	out, err := walk(top, func(sub string, isDir bool) (include, descend bool) {
+		if noFilter || !(t.Excluded(path.Join(rel, sub)) || excluded(sub)) {
+			return true, true
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		return hashEntry(h, filepath.ToSlash(sub), p, fi)
+		// Without "!" exceptions nothing below can come back.
+		return false, isDir && exceptions
 	})
 	if err != nil {
-		return "", fmt.Errorf("checksumming %s: %w", rel, err)
+		return nil, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	root := &entry{rel: ".", path: top, mode: fi.Mode(), key: fileKey(fi)}
+	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })
+	return append([]*entry{root}, out...), nil
 }
 
-func hashEntry(h io.Writer, rel, p string, fi fs.FileInfo) error {
-	mode := fi.Mode()
-	fmt.Fprintf(h, "%s\x00%o\x00", rel, uint32(mode.Type())|uint32(mode.Perm())|uint32(mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)))
-	switch {
-	case mode.IsRegular():
-		f, err := os.Open(p)
-		if err != nil {
+// hashFiles fills in the content digest of every regular file, from the
+// sum cache where it is still valid, else by reading it.
+func (t *Tree) hashFiles(entries []*entry) error {
+	var files []*entry
+	var keys []FileKey
+	for _, e := range entries {
+		if e.mode.IsRegular() {
+			files = append(files, e)
+			keys = append(keys, e.key)
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	known := make([]bool, len(files))
+	if t.Sums != nil {
+		paths := make([]string, len(files))
+		for i, e := range files {
+			paths[i] = e.path
+		}
+		sums, ok := t.Sums.Lookup(paths, keys)
+		for i := range files {
+			if ok[i] {
+				files[i].sum, known[i] = sums[i], true
+			}
+		}
+	}
+	var todo []int
+	for i := range files {
+		if !known[i] {
+			todo = append(todo, i)
+		}
+	}
+	var g errgroup.Group
+	g.SetLimit(runtime.NumCPU())
+	for _, i := range todo {
+		g.Go(func() error {
+			sum, err := hashFile(files[i].path)
+			files[i].sum = sum
 			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if t.Sums != nil && len(todo) > 0 {
+		paths := make([]string, 0, len(todo))
+		ks := make([]FileKey, 0, len(todo))
+		sums := make([][32]byte, 0, len(todo))
+		settled := time.Now().Add(-2 * time.Second).UnixNano()
+		for _, i := range todo {
+			// A file changed within the timestamp granularity of its
+			// filesystem could change again unseen: don't remember it.
+			if keys[i].CtimeNs > settled || keys[i].MtimeNs > settled {
+				continue
+			}
+			paths, ks, sums = append(paths, files[i].path), append(ks, keys[i]), append(sums, files[i].sum)
 		}
-		defer f.Close()
-		fh := sha256.New()
-		if _, err := io.Copy(fh, f); err != nil {
-			return fmt.Errorf("reading %s: %w", p, err)
-		}
-		fmt.Fprintf(h, "%x\x00", fh.Sum(nil))
-	case mode&fs.ModeSymlink != 0:
-		target, err := os.Readlink(p)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, "%s\x00", target)
+		t.Sums.Store(paths, ks, sums)
 	}
 	return nil
+}
+
+func hashFile(p string) ([32]byte, error) {
+	var sum [32]byte
+	f, err := os.Open(p)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, fmt.Errorf("reading %s: %w", p, err)
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+// FileKey is what must be unchanged for a remembered file digest to hold.
+type FileKey = cache.FileKey
+
+// SumCache remembers file digests across builds, keyed by path and
+// FileKey. Implementations must be safe for concurrent use.
+type SumCache interface {
+	// Lookup returns the remembered digests of paths whose keys match.
+	Lookup(paths []string, keys []FileKey) (sums [][32]byte, ok []bool)
+	// Store remembers digests; failures only cost a later re-hash.
+	Store(paths []string, keys []FileKey, sums [][32]byte)
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -90,4 +91,82 @@ func TestChecksumSeesContentNotTimes(t *testing.T) {
 		}
 		before = after
 	}
+}
+
+type memSums struct {
+	mu     sync.Mutex
+	m      map[string]FileKey
+	sums   map[string][32]byte
+	hits   int
+	stored int
+}
+
+func (c *memSums) Lookup(paths []string, keys []FileKey) ([][32]byte, []bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sums := make([][32]byte, len(paths))
+	ok := make([]bool, len(paths))
+	for i, p := range paths {
+		if k, found := c.m[p]; found && k == keys[i] {
+			sums[i], ok[i] = c.sums[p], true
+			c.hits++
+		}
+	}
+	return sums, ok
+}
+
+func (c *memSums) Store(paths []string, keys []FileKey, sums [][32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range paths {
+		c.m[p], c.sums[p] = keys[i], sums[i]
+		c.stored++
+	}
+}
+
+func TestChecksumSumCache(t *testing.T) {
+	dir := makeTree(t, map[string]string{"a": "aaaa", "b": "bbbb"})
+	old := time.Now().Add(-time.Hour)
+	for _, f := range []string{"a", "b"} {
+		os.Chtimes(filepath.Join(dir, f), old, old)
+	}
+	// ctime is now: let the sums settle as if hashed a while ago.
+	time.Sleep(10 * time.Millisecond)
+	sums := &memSums{m: map[string]FileKey{}, sums: map[string][32]byte{}}
+	tree, _ := NewTree(dir, nil)
+	tree.Sums = sums
+	first, err := tree.Checksum(".", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Files changed less than 2 s ago are not remembered (their ctime is
+	// recent here), so a fresh tree sees the same sum without the cache.
+	plain, _ := NewTree(dir, nil)
+	if again, _ := plain.Checksum(".", nil); again != first {
+		t.Fatalf("checksum with and without the sum cache differ")
+	}
+	// Remember them by hand as if settled, then change a's content while
+	// keeping its size and mtime: the ctime changes, so a is read again.
+	for _, f := range []string{"a", "b"} {
+		fi, _ := os.Lstat(filepath.Join(dir, f))
+		sums.Store([]string{filepath.Join(dir, f)}, []FileKey{fileKey(fi)}, [][32]byte{mustHash(t, filepath.Join(dir, f))})
+	}
+	sums.hits = 0
+	if got, _ := tree.Checksum(".", nil); got != first || sums.hits != 2 {
+		t.Errorf("unchanged tree: checksum changed=%v, cache hits=%d, want same and 2", got != first, sums.hits)
+	}
+	os.WriteFile(filepath.Join(dir, "a"), []byte("AAAA"), 0o644)
+	os.Chtimes(filepath.Join(dir, "a"), old, old)
+	sums.hits = 0
+	if got, _ := tree.Checksum(".", nil); got == first || sums.hits != 1 {
+		t.Errorf("after an edit keeping size and mtime: checksum changed=%v, hits=%d; want changed and 1 hit (b)", got != first, sums.hits)
+	}
+}
+
+func mustHash(t *testing.T, p string) [32]byte {
+	s, err := hashFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -49,6 +49,7 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 	if err != nil {
 		return "", err
 	}
+	tree.Sums = o.w.DB.FileSums()
 	excludes, err := newExcludes(o.op.Excludes)
 	if err != nil {
 		return "", err

@@ -1,0 +1,95 @@
+package cache
+
+import (
+	"encoding/binary"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var bucketFileSums = []byte("filesums")
+
+// FileSums remembers the content digests of build context files, so that a
+// rebuild reads only the files whose size, times or inode changed.
+type FileSums struct{ db *DB }
+
+// FileKey is what must be unchanged for a remembered file digest to hold.
+type FileKey struct {
+	Size, MtimeNs, CtimeNs int64
+	Ino                    uint64
+}
+
+// FileSums returns the database's file digest memory.
+func (d *DB) FileSums() FileSums { return FileSums{db: d} }
+
+// fileSumRecord is size, mtime, ctime, inode (8 bytes each), then the digest.
+const fileSumRecord = 4*8 + 32
+
+func encodeFileSum(k FileKey, sum [32]byte) []byte {
+	b := make([]byte, fileSumRecord)
+	binary.LittleEndian.PutUint64(b[0:], uint64(k.Size))
+	binary.LittleEndian.PutUint64(b[8:], uint64(k.MtimeNs))
+	binary.LittleEndian.PutUint64(b[16:], uint64(k.CtimeNs))
+	binary.LittleEndian.PutUint64(b[24:], k.Ino)
+	copy(b[32:], sum[:])
+	return b
+}
+
+// Lookup returns the remembered digests of paths whose keys match. It is
+// fastest with paths in ascending order: it then walks the records in one
+// pass instead of searching for each.
+func (f FileSums) Lookup(paths []string, keys []FileKey) ([][32]byte, []bool) {
+	sums := make([][32]byte, len(paths))
+	ok := make([]bool, len(paths))
+	f.db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFileSums)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		var k, v []byte
+		for i, p := range paths {
+			// Step forward a little before seeking: consecutive paths
+			// are usually consecutive records.
+			for n := 0; k != nil && string(k) < p && n < 4; n++ {
+				k, v = c.Next()
+			}
+			if k == nil || string(k) != p {
+				if k, v = c.Seek([]byte(p)); k == nil || string(k) != p {
+					continue
+				}
+			}
+			if len(v) == fileSumRecord && keyMatches(v, keys[i]) {
+				copy(sums[i][:], v[32:])
+				ok[i] = true
+			}
+		}
+		return nil
+	})
+	return sums, ok
+}
+
+func keyMatches(v []byte, k FileKey) bool {
+	return binary.LittleEndian.Uint64(v[0:]) == uint64(k.Size) &&
+		binary.LittleEndian.Uint64(v[8:]) == uint64(k.MtimeNs) &&
+		binary.LittleEndian.Uint64(v[16:]) == uint64(k.CtimeNs) &&
+		binary.LittleEndian.Uint64(v[24:]) == k.Ino
+}
+
+// Store remembers digests; a failure only costs a later re-hash, in one write transaction.
+func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte) {
+	if len(paths) == 0 {
+		return
+	}
+	f.db.bolt.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketFileSums)
+		if err != nil {
+			return err
+		}
+		for i, p := range paths {
+			if err := b.Put([]byte(p), encodeFileSum(keys[i], sums[i])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

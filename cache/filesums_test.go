@@ -1,0 +1,36 @@
+package cache
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+func TestFileSumsLookup(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fs := db.FileSums()
+	k := func(n int64) FileKey { return FileKey{Size: n, MtimeNs: n * 10, CtimeNs: n * 100, Ino: uint64(n)} }
+	fs.Store([]string{"/c/a", "/c/b", "/c/d"}, []FileKey{k(1), k(2), k(4)}, [][32]byte{{1}, {2}, {4}})
+
+	tests := []struct {
+		paths []string
+		keys  []FileKey
+		want  []bool
+	}{
+		{[]string{"/c/a", "/c/b", "/c/d"}, []FileKey{k(1), k(2), k(4)}, []bool{true, true, true}},
+		{[]string{"/c/d", "/c/a"}, []FileKey{k(4), k(1)}, []bool{true, true}},
+		{[]string{"/c/a", "/c/c", "/c/d", "/c/e"}, []FileKey{k(1), k(3), k(5), k(5)}, []bool{true, false, false, false}},
+		{[]string{"/a", "/z"}, []FileKey{k(1), k(1)}, []bool{false, false}},
+	}
+	for _, tt := range tests {
+		sums, ok := fs.Lookup(tt.paths, tt.keys)
+		for i := range tt.paths {
+			if ok[i] != tt.want[i] || (ok[i] && sums[i][0] != byte(tt.keys[i].Size)) {
+				t.Errorf("Lookup(%v)[%d] = %v %v, want found=%v", tt.paths, i, sums[i][0], ok[i], tt.want[i])
+			}
+		}
+	}
+}

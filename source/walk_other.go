@@ -1,0 +1,40 @@
+//go:build !linux
+
+package source
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// walk lists everything below the directory top; see the Linux version.
+func walk(top string, filter func(sub string, isDir bool) (include, descend bool)) ([]*entry, error) {
+	var out []*entry
+	err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == top {
+			return err
+		}
+		sub, _ := filepath.Rel(top, p)
+		sub = filepath.ToSlash(sub)
+		include, descend := filter(sub, d.IsDir())
+		if include {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			e := &entry{rel: sub, path: p, mode: fi.Mode(), key: fileKey(fi)}
+			if fi.Mode()&fs.ModeSymlink != 0 {
+				if e.link, err = os.Readlink(p); err != nil {
+					return err
+				}
+			}
+			out = append(out, e)
+		}
+		if d.IsDir() && !descend {
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return out, err
+}
