@@ -125,6 +125,9 @@ type Meta struct {
 	Location Location `json:"location"`
 	// IgnoreCache forces a run even when a cache record exists.
 	IgnoreCache bool `json:"ignoreCache,omitempty"`
+	// StepID names the step across builds (stage and position, not
+	// content), so a cache miss can be explained against the last build.
+	StepID string `json:"stepID,omitempty"`
 }
 
 // Vertex is an op with its inputs. A nil input is an empty file tree

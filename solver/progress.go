@@ -31,6 +31,8 @@ type Event struct {
 	// Data is a chunk of output, for Log events.
 	Data []byte
 	Err  error
+	// Reason says why a started step could not be reused from the cache.
+	Reason string
 }
 
 // Progress receives events; it must be safe for concurrent use.

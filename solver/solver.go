@@ -67,7 +67,14 @@ type Solver struct {
 	index   map[digest.Digest]int
 	// reported holds the vertices already reported as cached.
 	reported map[digest.Digest]bool
+	// keyParts holds what each vertex's key covered.
+	keyParts map[digest.Digest]map[string]string
+	history  History
 }
+
+// SetHistory makes the solver explain cache misses against h and record
+// each step's key in it.
+func (s *Solver) SetHistory(h History) { s.history = h }
 
 // New makes a solver. ops maps a vertex to its implementation; parallelism
 // bounds how many ops run at once.
@@ -85,6 +92,7 @@ func New(ops func(*llb.Vertex) (Op, error), cache Cache, progress Progress, para
 		results:  map[digest.Digest]*once[Result]{},
 		index:    map[digest.Digest]int{},
 		reported: map[digest.Digest]bool{},
+		keyParts: map[digest.Digest]map[string]string{},
 	}
 }
 
@@ -138,6 +146,18 @@ func (s *Solver) CacheKey(ctx context.Context, v *llb.Vertex) (digest.Digest, er
 		if err != nil {
 			return "", s.vertexError(v, err)
 		}
+		parts := map[string]string{"op": llb.DigestStrings(v.Op().Kind()).String()}
+		if d, ok := op.(KeyDescriber); ok {
+			for _, p := range d.KeyParts() {
+				parts[p.Name] = p.Value
+			}
+		}
+		for i, in := range inputs {
+			parts[fmt.Sprintf("input:%d", i)] = in.String()
+		}
+		s.mu.Lock()
+		s.keyParts[v.Digest()] = parts
+		s.mu.Unlock()
 		return k, nil
 	})
 }
@@ -176,6 +196,7 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 		}
 		if ok {
 			s.reportCached(v)
+			s.record(v, key)
 			return r, nil
 		}
 	}
@@ -198,7 +219,7 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 	}
 	defer s.sem.Release(1)
 	start := time.Now()
-	s.emit(v, Event{Kind: Started, Time: start})
+	s.emit(v, Event{Kind: Started, Time: start, Reason: s.explain(v, key)})
 	log := &logWriter{s: s, v: v}
 	r, err := op.Run(ctx, inputs, log)
 	if err != nil {
@@ -210,6 +231,7 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 			return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
 		}
 	}
+	s.record(v, key)
 	s.emit(v, Event{Kind: Completed, Duration: time.Since(start)})
 	return r, nil
 }

@@ -126,12 +126,42 @@ func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[\\") }
 // File contents are hashed in parallel; with a SumCache, a file whose size,
 // times and inode are unchanged since it was last hashed is not read again.
 func (t *Tree) Checksum(rel string, extra *patternmatcher.PatternMatcher) (string, error) {
+	sum, _, err := t.checksum(rel, extra, false)
+	return sum, err
+}
+
+// maxDetail bounds how many files ChecksumDetail describes one by one.
+const maxDetail = 10000
+
+// ChecksumDetail is Checksum that also returns a short digest of each
+// file it covered (type, mode, content or link target), by path relative to
+// the tree, for explaining cache misses. Past maxDetail files the detail
+// is left out.
+func (t *Tree) ChecksumDetail(rel string, extra *patternmatcher.PatternMatcher) (string, map[string]string, error) {
+	return t.checksum(rel, extra, true)
+}
+
+func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail bool) (string, map[string]string, error) {
 	entries, err := t.collect(rel, extra)
 	if err != nil {
-		return "", fmt.Errorf("checksumming %s: %w", rel, err)
+		return "", nil, fmt.Errorf("checksumming %s: %w", rel, err)
 	}
 	if err := t.hashFiles(entries); err != nil {
-		return "", fmt.Errorf("checksumming %s: %w", rel, err)
+		return "", nil, fmt.Errorf("checksumming %s: %w", rel, err)
+	}
+	var files map[string]string
+	if detail && len(entries) <= maxDetail {
+		files = make(map[string]string, len(entries))
+		for _, e := range entries {
+			v := strconv.FormatUint(uint64(e.mode), 8)
+			switch {
+			case e.mode.IsRegular():
+				v += ":" + hex.EncodeToString(e.sum[:8])
+			case e.mode&fs.ModeSymlink != 0:
+				v += ":" + e.link
+			}
+			files[path.Join(rel, e.rel)] = v
+		}
 	}
 	h := sha256.New()
 	buf := make([]byte, 0, 64<<10)
@@ -154,7 +184,7 @@ func (t *Tree) Checksum(rel string, extra *patternmatcher.PatternMatcher) (strin
 		}
 	}
 	h.Write(buf)
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), files, nil
 }
 
 // entry is one file COPY selects, with its content digest once known.

@@ -22,6 +22,7 @@ type buildFlags struct {
 	progress  string
 	iidfile   string
 	contexts  []string
+	explain   bool
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -42,8 +43,9 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
 	fl.BoolVar(&f.push, "push", false, "push every tag to its registry")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output destination, e.g. type=oci,dest=image.tar")
-	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain or quiet")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (tty on a terminal, else plain), tty, plain, rawjson or quiet")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image (manifest) digest to this file")
+	fl.BoolVar(&f.explain, "explain", false, "after the build, say for each step that ran why its cache could not be used")
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "additional build context NAME=DIR or NAME=docker-image://REF, for FROM and COPY --from")
 	return cmd
 }
@@ -112,6 +114,13 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		Progress:       progress,
 	})
 	progress.Close(err)
+	if f.explain {
+		if ex, ok := progress.(interface{ Explain(io.Writer) }); ok {
+			ex.Explain(cmd.ErrOrStderr())
+		} else {
+			fmt.Fprintln(cmd.ErrOrStderr(), "--explain: the reasons are in the \"reason\" field of the started events")
+		}
+	}
 	if err != nil {
 		return err
 	}

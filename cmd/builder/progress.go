@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/builder-dev/builder/solver"
+	"golang.org/x/term"
 )
 
 // plainProgress prints solver events as numbered lines, the way BuildKit's
@@ -22,24 +24,80 @@ type plainProgress struct {
 	named   map[int]bool
 	partial map[int][]byte
 	start   time.Time
+	misses  []miss
 }
 
-func newProgress(w io.Writer, mode string) (*plainProgress, error) {
-	switch mode {
-	case "auto", "plain", "tty":
-	case "quiet":
-	default:
-		return nil, fmt.Errorf("--progress=%s: use auto, plain or quiet", mode)
+// miss is a step that ran, and why its cache could not be used.
+type miss struct{ name, reason string }
+
+// Explain prints why each step that ran could not be reused.
+func (p *plainProgress) Explain(w io.Writer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	explainMisses(w, p.misses)
+}
+
+func explainMisses(w io.Writer, misses []miss) {
+	if len(misses) == 0 {
+		fmt.Fprintln(w, "explain: every step was reused from the cache")
+		return
 	}
-	return &plainProgress{w: w, quiet: mode == "quiet", started: map[int]time.Time{}, named: map[int]bool{}, partial: map[int][]byte{}, start: time.Now()}, nil
+	fmt.Fprintln(w, "explain: steps that ran, and why the cache could not be used:")
+	for _, m := range misses {
+		fmt.Fprintf(w, "  %s: %s\n", m.name, m.reason)
+	}
+}
+
+// progressPrinter is a solver.Progress that ends with a summary.
+type progressPrinter interface {
+	solver.Progress
+	// Close ends the display; err is the build's error, if any.
+	Close(err error)
+}
+
+// newProgress picks the renderer for --progress: tty (live, in place),
+// plain, rawjson or quiet; auto means tty on a terminal, plain elsewhere.
+func newProgress(w io.Writer, mode string) (progressPrinter, error) {
+	if mode == "auto" {
+		mode = "plain"
+		if width, ok := terminalWidth(w); ok {
+			return newTTYProgress(w, width), nil
+		}
+	}
+	switch mode {
+	case "tty":
+		width, _ := terminalWidth(w)
+		return newTTYProgress(w, width), nil
+	case "rawjson":
+		return newJSONProgress(w), nil
+	case "plain", "quiet":
+		return &plainProgress{w: w, quiet: mode == "quiet", started: map[int]time.Time{}, named: map[int]bool{}, partial: map[int][]byte{}, start: time.Now()}, nil
+	}
+	return nil, fmt.Errorf("--progress=%s: use auto, tty, plain, rawjson or quiet", mode)
+}
+
+// terminalWidth returns w's width when w is a terminal.
+func terminalWidth(w io.Writer) (int, bool) {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0, false
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 80, true
+	}
+	return width, true
 }
 
 func (p *plainProgress) Event(e solver.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.Kind == solver.Started && e.Reason != "" {
+		p.misses = append(p.misses, miss{name: e.Name, reason: e.Reason})
+	}
 	if p.quiet {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if !p.named[e.Index] {
 		p.named[e.Index] = true
 		fmt.Fprintf(p.w, "#%d %s\n", e.Index, e.Name)
@@ -49,6 +107,9 @@ func (p *plainProgress) Event(e solver.Event) {
 		fmt.Fprintf(p.w, "#%d CACHED\n", e.Index)
 	case solver.Started:
 		p.started[e.Index] = e.Time
+		if e.Reason != "" {
+			fmt.Fprintf(p.w, "#%d not cached: %s\n", e.Index, e.Reason)
+		}
 	case solver.Log:
 		buf := append(p.partial[e.Index], e.Data...)
 		for {
@@ -80,13 +141,22 @@ func (p *plainProgress) line(idx int, l []byte) {
 // Close prints the failed step's last output lines, as a summary above the
 // error.
 func (p *plainProgress) Close(err error) {
+	if !p.quiet {
+		printFailure(p.w, err)
+	}
+}
+
+func (p *jsonProgress) Close(error) {}
+
+// printFailure shows the last lines a failed step printed.
+func printFailure(w io.Writer, err error) {
 	var ve *solver.VertexError
-	if p.quiet || !errors.As(err, &ve) || len(ve.Output) == 0 {
+	if !errors.As(err, &ve) || len(ve.Output) == 0 {
 		return
 	}
-	fmt.Fprintf(p.w, "------\n > %s:\n", ve.Instruction)
+	fmt.Fprintf(w, "------\n > %s:\n", ve.Instruction)
 	for _, l := range ve.Output {
-		fmt.Fprintf(p.w, "%s\n", strings.TrimRight(l, "\r"))
+		fmt.Fprintf(w, "%s\n", strings.TrimRight(l, "\r"))
 	}
-	fmt.Fprintln(p.w, "------")
+	fmt.Fprintln(w, "------")
 }

@@ -283,6 +283,7 @@ func (c *converter) meta(st *stageState, text string, loc []parser.Range) llb.Me
 		Name:        fmt.Sprintf("[%s %d/%d] %s", st.name, st.step, st.steps, text),
 		Location:    location(c.opt.Filename, loc),
 		IgnoreCache: c.opt.NoCache,
+		StepID:      fmt.Sprintf("%s:%s:%d", c.opt.Filename, st.name, st.step),
 	}
 }
 

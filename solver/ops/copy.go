@@ -27,6 +27,8 @@ type copyOp struct {
 	w  *Worker
 	op llb.CopyOp
 	v  *llb.Vertex
+	// parts are what the last CacheKey covered, for explanations.
+	parts []solver.Part
 }
 
 // local returns the context a COPY reads, if its source is the context.
@@ -61,14 +63,26 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 			return "", err
 		}
 		for _, m := range matches {
-			sum, err := tree.Checksum(m, excludes)
+			sum, files, err := tree.ChecksumDetail(m, excludes)
 			if err != nil {
 				return "", err
 			}
 			parts = append(parts, m, sum)
+			if files == nil {
+				o.parts = append(o.parts, solver.Part{Name: "content:" + m, Value: sum})
+			}
+			for _, f := range llb.SortedKeys(files) {
+				o.parts = append(o.parts, solver.Part{Name: "file:" + f, Value: files[f]})
+			}
 		}
 	}
 	return opKey(o.op, in, parts...), nil
+}
+
+// KeyParts implements solver.KeyDescriber: the instruction, and each file
+// from the context it selected.
+func (o *copyOp) KeyParts() []solver.Part {
+	return append([]solver.Part{{Name: "instruction", Value: string(mustJSON(o.op))}}, o.parts...)
 }
 
 func newExcludes(patterns []string) (*patternmatcher.PatternMatcher, error) {

@@ -25,6 +25,21 @@ func (o *execOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 	return opKey(o.op, in), nil
 }
 
+// KeyParts implements solver.KeyDescriber.
+func (o *execOp) KeyParts() []solver.Part {
+	parts := []solver.Part{
+		{Name: "command", Value: strings.Join(o.op.Args, "\x00")},
+		{Name: "working directory", Value: o.op.Cwd},
+		{Name: "user", Value: o.op.User},
+		{Name: "heredoc", Value: string(mustJSON(o.op.Files))},
+	}
+	for _, kv := range o.op.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		parts = append(parts, solver.Part{Name: "env:" + k, Value: v})
+	}
+	return parts
+}
+
 func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer) (solver.Result, error) {
 	parent := inputs[0].Snapshot
 	id, mounts, err := o.w.newLayer(parent)
