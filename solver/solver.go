@@ -28,6 +28,11 @@ type Result struct {
 	Snapshot string
 	// Dir is a host directory, for local sources.
 	Dir string
+	// Content names what the result holds (for a file tree, a digest of
+	// its layers' contents). Steps that use a rebuilt result look their
+	// cache up again by it, so a rebuild that produced the same files
+	// does not make them run. Empty means the result's cache key.
+	Content digest.Digest
 }
 
 // Op is the implementation of one vertex.
@@ -70,6 +75,22 @@ type Solver struct {
 	// keyParts holds what each vertex's key covered.
 	keyParts map[digest.Digest]map[string]string
 	history  History
+	opsMemo  map[digest.Digest]Op
+}
+
+// op returns v's implementation, one instance per vertex so that what its
+// CacheKey learned is there for its Run.
+func (s *Solver) op(v *llb.Vertex) (Op, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if op, ok := s.opsMemo[v.Digest()]; ok {
+		return op, nil
+	}
+	op, err := s.ops(v)
+	if err == nil {
+		s.opsMemo[v.Digest()] = op
+	}
+	return op, err
 }
 
 // SetHistory makes the solver explain cache misses against h and record
@@ -93,6 +114,7 @@ func New(ops func(*llb.Vertex) (Op, error), cache Cache, progress Progress, para
 		index:    map[digest.Digest]int{},
 		reported: map[digest.Digest]bool{},
 		keyParts: map[digest.Digest]map[string]string{},
+		opsMemo:  map[digest.Digest]Op{},
 	}
 }
 
@@ -123,7 +145,7 @@ func (s *Solver) CacheKey(ctx context.Context, v *llb.Vertex) (digest.Digest, er
 	}
 	s.mu.Unlock()
 	return o.do(func() (digest.Digest, error) {
-		op, err := s.ops(v)
+		op, err := s.op(v)
 		if err != nil {
 			return "", s.vertexError(v, err)
 		}
@@ -177,7 +199,7 @@ func (s *Solver) result(ctx context.Context, v *llb.Vertex) (Result, error) {
 }
 
 func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
-	op, err := s.ops(v)
+	op, err := s.op(v)
 	if err != nil {
 		return Result{}, s.vertexError(v, err)
 	}
@@ -189,15 +211,11 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 	if c, ok := op.(Cacheable); ok {
 		cacheable = c.Cacheable()
 	}
-	if cacheable && !v.Meta().IgnoreCache {
-		r, ok, err := s.cache.Lookup(ctx, key)
-		if err != nil {
-			return Result{}, s.vertexError(v, fmt.Errorf("cache lookup: %w", err))
-		}
-		if ok {
-			s.reportCached(v)
-			s.record(v, key)
-			return r, nil
+	useCache := cacheable && !v.Meta().IgnoreCache
+	if useCache {
+		r, ok, err := s.lookup(ctx, v, key)
+		if err != nil || ok {
+			return r, err
 		}
 	}
 
@@ -214,6 +232,25 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 		return Result{}, err
 	}
 
+	// An input that was rebuilt may hold the same files as before: look
+	// the step up again by its inputs' contents.
+	contentKey, err := s.contentKey(ctx, v, op, inputs)
+	if err != nil {
+		return Result{}, err
+	}
+	if useCache && contentKey != key {
+		r, ok, err := s.lookup(ctx, v, contentKey)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			if err := s.cache.Record(ctx, key, r); err != nil {
+				return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
+			}
+			return r, nil
+		}
+	}
+
 	if err := s.sem.Acquire(ctx, 1); err != nil {
 		return Result{}, err
 	}
@@ -226,14 +263,75 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 		s.emit(v, Event{Kind: Failed, Err: err, Duration: time.Since(start)})
 		return Result{}, s.vertexError(v, err, log.tail()...)
 	}
+	if r.Content == "" {
+		r.Content = contentKey
+	}
 	if cacheable {
-		if err := s.cache.Record(ctx, key, r); err != nil {
-			return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
+		for _, k := range []digest.Digest{key, contentKey} {
+			if err := s.cache.Record(ctx, k, r); err != nil {
+				return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
+			}
 		}
 	}
 	s.record(v, key)
 	s.emit(v, Event{Kind: Completed, Duration: time.Since(start)})
 	return r, nil
+}
+
+// lookup looks key up and reports a hit as cached.
+func (s *Solver) lookup(ctx context.Context, v *llb.Vertex, key digest.Digest) (Result, bool, error) {
+	r, ok, err := s.cache.Lookup(ctx, key)
+	if err != nil {
+		return Result{}, false, s.vertexError(v, fmt.Errorf("cache lookup: %w", err))
+	}
+	if !ok {
+		return Result{}, false, nil
+	}
+	if r.Content == "" {
+		r.Content = key
+	}
+	s.reportCached(v)
+	s.record(v, s.keyOf(v))
+	return r, true, nil
+}
+
+// contentKey is v's cache key computed from its inputs' contents instead
+// of their keys.
+func (s *Solver) contentKey(ctx context.Context, v *llb.Vertex, op Op, inputs []Result) (digest.Digest, error) {
+	contents := make([]digest.Digest, len(inputs))
+	same := true
+	for i, in := range v.Inputs() {
+		if in == nil {
+			continue
+		}
+		k := s.keyOf(in)
+		contents[i] = inputs[i].Content
+		if contents[i] == "" {
+			contents[i] = k
+		}
+		same = same && contents[i] == k
+	}
+	if same {
+		return s.keyOf(v), nil
+	}
+	k, err := op.CacheKey(ctx, contents)
+	if err != nil {
+		return "", s.vertexError(v, err)
+	}
+	return llb.DigestStrings("content", k.String()), nil
+}
+
+// keyOf returns v's already computed cache key.
+func (s *Solver) keyOf(v *llb.Vertex) digest.Digest {
+	s.mu.Lock()
+	o := s.keys[v.Digest()]
+	s.mu.Unlock()
+	if o == nil {
+		return ""
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.val
 }
 
 // reportCached reports v and the steps it was built from as cached: a hit

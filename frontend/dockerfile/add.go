@@ -3,22 +3,209 @@ package dockerfile
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"path"
+	"regexp"
 	"strings"
 
+	"github.com/builder-dev/builder/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/opencontainers/go-digest"
 )
 
-// dispatchAdd lowers ADD: local files are copied like COPY (local archives
-// are unpacked by the copy op); URLs and git repositories are not
-// supported yet.
+// dispatchAdd lowers ADD. Local files are copied like COPY, and the copy
+// op unpacks local archives. A URL becomes an http source vertex and a git
+// repository a git source vertex, each copied by its own copy op (so an ADD
+// mixing kinds of sources makes one layer per remote source, plus one for
+// the local ones).
 func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) error {
-	if cmd.Link || len(cmd.ExcludePatterns) > 0 || cmd.Checksum != "" || cmd.KeepGitDir != nil {
-		return errors.New("ADD --link, --exclude, --checksum and --keep-git-dir are not supported yet")
+	if cmd.Unpack != nil {
+		return errors.New("--unpack is not supported yet")
 	}
+	type remote struct {
+		src string
+		git *gitRef
+	}
+	var remotes []remote
+	var local []string
 	for _, src := range cmd.SourcePaths {
-		if strings.Contains(src, "://") || strings.HasPrefix(src, "git@") {
-			return fmt.Errorf("ADD from a URL (%s) is not supported yet; download it in a RUN step or COPY a local file", src)
+		g, isGit, err := parseGitRef(src)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s: %w", src, err)
+		case isGit:
+			remotes = append(remotes, remote{src: src, git: &g})
+		case isHTTPSource(src):
+			remotes = append(remotes, remote{src: src})
+		case strings.Contains(src, "://"):
+			return fmt.Errorf("%s: unsupported URL scheme; ADD takes http://, https:// and git URLs", src)
+		default:
+			local = append(local, src)
 		}
 	}
-	return c.dispatchCopy(st, cmd, copySpec{SourcesAndDest: cmd.SourcesAndDest, name: "ADD", chown: cmd.Chown, chmod: cmd.Chmod, add: true})
+	if cmd.Checksum != "" {
+		// As BuildKit.
+		if len(cmd.SourcePaths) != 1 {
+			return errors.New("--checksum can't be specified for multiple sources")
+		}
+		if len(remotes) == 0 {
+			return errors.New("--checksum requires HTTP(S) or Git sources")
+		}
+	}
+	if len(remotes) == 0 {
+		return c.dispatchCopy(st, cmd, copySpec{
+			SourcesAndDest: cmd.SourcesAndDest, name: "ADD", chown: cmd.Chown, chmod: cmd.Chmod, add: true,
+			link: cmd.Link, excludes: cmd.ExcludePatterns,
+		})
+	}
+	if cmd.Chmod != "" {
+		if _, err := llb.ParseChmod(cmd.Chmod); err != nil {
+			return fmt.Errorf("--chmod: %w", err)
+		}
+	}
+	dest := absPath(st.image.Config.WorkingDir, cmd.DestPath)
+	if len(cmd.SourcePaths)+len(cmd.SourceContents) > 1 && !strings.HasSuffix(dest, "/") {
+		return errors.New("when using ADD with more than one source file, the destination must be a directory and end with a /")
+	}
+	for _, r := range remotes {
+		var srcVertex *llb.Vertex
+		var from string
+		meta := c.meta(st, "ADD "+r.src, cmd.Location())
+		if r.git != nil {
+			op, err := gitOp(*r.git, cmd.KeepGitDir, cmd.Checksum)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.src, err)
+			}
+			srcVertex = llb.NewVertex(op, nil, meta)
+			from = "/"
+		} else {
+			op := llb.HTTPOp{URL: r.src, Filename: urlFilename(r.src)}
+			if cmd.Checksum != "" {
+				d, err := digest.Parse(cmd.Checksum)
+				if err != nil {
+					return fmt.Errorf("--checksum=%s: %w", cmd.Checksum, err)
+				}
+				op.Checksum = d.String()
+			}
+			srcVertex = llb.NewVertex(op, nil, meta)
+			from = "/" + escapePattern(op.Filename)
+		}
+		// Remote files are never unpacked, so this is a plain copy.
+		cp := llb.CopyOp{Sources: []string{from}, Dest: dest, Chown: cmd.Chown, Chmod: cmd.Chmod, Link: cmd.Link}
+		if r.git != nil {
+			cp.Excludes = cmd.ExcludePatterns
+		}
+		st.vertex = llb.NewVertex(cp, []*llb.Vertex{st.vertex, srcVertex}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
+		c.addHistory(st, fmt.Sprintf("ADD %s %s", r.src, dest), false)
+	}
+	if len(local) == 0 && len(cmd.SourceContents) == 0 {
+		return nil
+	}
+	sd := cmd.SourcesAndDest
+	sd.SourcePaths = local
+	return c.dispatchCopy(st, cmd, copySpec{
+		SourcesAndDest: sd, name: "ADD", chown: cmd.Chown, chmod: cmd.Chmod, add: true,
+		link: cmd.Link, excludes: cmd.ExcludePatterns,
+	})
+}
+
+func isHTTPSource(src string) bool {
+	return strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://")
+}
+
+// urlFilename is the name ADD gives a file downloaded from rawURL: the
+// last element of its path, or "__unnamed__" when the path has none, as
+// BuildKit does.
+func urlFilename(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "__unnamed__"
+	}
+	if base := path.Base(u.Path); base != "." && base != "/" && base != ".." {
+		return base
+	}
+	return "__unnamed__"
+}
+
+// escapePattern quotes the wildcard characters of a file name, which the
+// copy op's sources treat as a pattern.
+func escapePattern(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// gitRef is a git repository source of ADD, such as
+// "https://host/repo.git#v1.2:docs": the remote, a ref (branch, tag or
+// commit; "" for the remote's HEAD) and a subdirectory.
+type gitRef struct {
+	remote, ref, subdir string
+}
+
+// parseGitRef recognises the git sources ADD accepts: git://, ssh://,
+// git@host:path, and http(s) URLs whose path ends in ".git", each with an
+// optional "#ref[:subdir]" fragment. isGit is false for anything else; err
+// is set for a git source written wrongly.
+func parseGitRef(s string) (ref gitRef, isGit bool, err error) {
+	remote, frag, _ := strings.Cut(s, "#")
+	switch {
+	case strings.HasPrefix(remote, "git@"):
+		if !strings.Contains(remote, ":") {
+			return gitRef{}, true, errors.New("a git@ source must read git@host:path")
+		}
+	case strings.Contains(remote, "://"):
+		u, err := url.Parse(remote)
+		if err != nil {
+			return gitRef{}, false, nil
+		}
+		switch u.Scheme {
+		case "git", "ssh":
+		case "http", "https":
+			if !strings.HasSuffix(u.Path, ".git") {
+				return gitRef{}, false, nil
+			}
+		default:
+			return gitRef{}, false, nil
+		}
+		if u.RawQuery != "" {
+			return gitRef{}, true, errors.New("query parameters of git URLs (?ref=, ?subdir=, ...) are not supported yet; use #ref:subdir")
+		}
+		if u.Host == "" {
+			return gitRef{}, true, errors.New("the git URL has no host")
+		}
+	default:
+		return gitRef{}, false, nil
+	}
+	ref.remote = remote
+	ref.ref, ref.subdir, _ = strings.Cut(frag, ":")
+	if strings.HasPrefix(ref.ref, "-") {
+		return gitRef{}, true, fmt.Errorf("invalid git ref %q", ref.ref)
+	}
+	if ref.subdir != "" {
+		ref.subdir = path.Clean("/" + ref.subdir)[1:]
+	}
+	return ref, true, nil
+}
+
+var commitPrefix = regexp.MustCompile(`^[0-9a-f]{4,64}$`)
+
+// gitOp makes the op of a git source with ADD's --keep-git-dir and
+// --checksum (a commit hash or a prefix of one).
+func gitOp(g gitRef, keepGitDir *bool, checksum string) (llb.GitOp, error) {
+	op := llb.GitOp{Remote: g.remote, Ref: g.ref, Subdir: g.subdir}
+	if keepGitDir != nil {
+		op.KeepGitDir = *keepGitDir
+	}
+	if checksum != "" {
+		if !commitPrefix.MatchString(checksum) {
+			return op, fmt.Errorf("--checksum=%s: for a git source it is a commit hash", checksum)
+		}
+		op.Checksum = checksum
+	}
+	return op, nil
 }

@@ -29,6 +29,8 @@ type copyOp struct {
 	v  *llb.Vertex
 	// parts are what the last CacheKey covered, for explanations.
 	parts []solver.Part
+	// extra holds the context checksums CacheKey computed.
+	extra []string
 }
 
 // local returns the context a COPY reads, if its source is the context.
@@ -46,6 +48,10 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 	l, ok := o.local()
 	if !ok {
 		return opKey(o.op, in), nil
+	}
+	if o.extra != nil {
+		// Asked again with inputs' contents for keys: the files are the same.
+		return opKey(o.op, in, o.extra...), nil
 	}
 	tree, err := source.NewTree(l.Dir, l.Excludes)
 	if err != nil {
@@ -76,6 +82,10 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 			}
 		}
 	}
+	if parts == nil {
+		parts = []string{}
+	}
+	o.extra = parts
 	return opKey(o.op, in, parts...), nil
 }
 
@@ -144,7 +154,7 @@ func (o *copyOp) copy(root string, tree *source.Tree) error {
 		if err != nil {
 			return fmt.Errorf("--chown=%s: %w", o.op.Chown, err)
 		}
-		c.uid, c.gid = uid, gid
+		c.uid, c.gid, c.chown = uid, gid, true
 	}
 	if o.op.Chmod != "" {
 		m, err := llb.ParseChmod(o.op.Chmod)
@@ -267,6 +277,9 @@ type copier struct {
 	root     string
 	tree     *source.Tree
 	uid, gid int
+	// chown is set when --chown gave uid and gid (archives keep their
+	// owners otherwise).
+	chown    bool
 	chmod    *llb.Chmod
 	excludes *patternmatcher.PatternMatcher
 	add      bool
@@ -401,7 +414,7 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, srcRel, exRel, rel string
 		if !ok {
 			return fmt.Errorf("%s: unsupported file type %s", src, mode.Type())
 		}
-		if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
+		if err := unix.Mknod(dst, uint32(st.Mode), int(st.Rdev)); err != nil {
 			return &os.PathError{Op: "mknod", Path: dst, Err: err}
 		}
 	}

@@ -34,7 +34,14 @@ func (o *imageOp) Run(ctx context.Context, _ []solver.Result, _ io.Writer) (solv
 		return solver.Result{}, err
 	}
 	top, err := o.w.Puller.Pull(ctx, res)
-	return solver.Result{Snapshot: top}, err
+	if err != nil || top == "" {
+		return solver.Result{Snapshot: top}, err
+	}
+	chain, err := o.w.DB.Chain(top)
+	if err != nil {
+		return solver.Result{}, err
+	}
+	return solver.Result{Snapshot: top, Content: chainContent(chain)}, nil
 }
 
 func cutPlatform(p string) (os, arch, variant string) {

@@ -42,6 +42,10 @@ func (w *Worker) Op(v *llb.Vertex) (solver.Op, error) {
 		return &copyOp{w: w, op: op, v: v}, nil
 	case llb.MkdirOp:
 		return &mkdirOp{w: w, op: op, v: v}, nil
+	case llb.HTTPOp:
+		return &httpOp{w: w, op: op, v: v}, nil
+	case llb.GitOp:
+		return &gitOp{w: w, op: op, v: v}, nil
 	}
 	return nil, fmt.Errorf("no implementation for op %s", v.Op().Kind())
 }
@@ -56,6 +60,7 @@ func (w *Worker) Lookup(ctx context.Context, key digest.Digest) (solver.Result, 
 	if err != nil {
 		return solver.Result{}, false, err
 	}
+	var content digest.Digest
 	if r.Snapshot != "" {
 		chain, err := w.DB.Chain(r.Snapshot)
 		if err != nil {
@@ -66,8 +71,9 @@ func (w *Worker) Lookup(ctx context.Context, key digest.Digest) (solver.Result, 
 				return solver.Result{}, false, nil
 			}
 		}
+		content = chainContent(chain)
 	}
-	return solver.Result{Snapshot: r.Snapshot}, true, nil
+	return solver.Result{Snapshot: r.Snapshot, Content: content}, true, nil
 }
 
 // Record implements solver.Cache.
@@ -123,11 +129,23 @@ func (w *Worker) commit(id, parent, description string) (solver.Result, error) {
 		return solver.Result{}, err
 	}
 	rec := cache.Snapshot{ID: id, Parent: parent, Empty: empty, Description: description, Created: time.Now().UTC()}
+	if !empty {
+		// The layer's digest names its content, for the solver's lookups
+		// by content; the exporter reuses it.
+		if rec.DiffID, err = w.diffID(context.Background(), id); err != nil {
+			w.Snapshots.Remove(id)
+			return solver.Result{}, err
+		}
+	}
 	if err := w.DB.PutSnapshot(rec); err != nil {
 		w.Snapshots.Remove(id)
 		return solver.Result{}, err
 	}
-	return solver.Result{Snapshot: id}, nil
+	chain, err := w.DB.Chain(id)
+	if err != nil {
+		return solver.Result{}, err
+	}
+	return solver.Result{Snapshot: id, Content: chainContent(chain)}, nil
 }
 
 func (w *Worker) scratchDir(prefix string) (string, error) {
