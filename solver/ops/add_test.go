@@ -221,7 +221,7 @@ func TestUnpackChownMergeAndReplace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := &copier{root: root, uid: 5, gid: 6}
+	c := &copier{root: root, uid: 5, gid: 6, chown: true}
 	archive := makeTar(t, []member{
 		{name: "d/", typ: tar.TypeDir, mode: 0o755, uid: 1000},
 		{name: "d/f", typ: tar.TypeReg, mode: 0o644, uid: 1000, data: "new"},
