@@ -36,6 +36,9 @@ type DiffOptions struct {
 	// SourceDateEpoch, when set, clamps every modification time to at most
 	// this time (SOURCE_DATE_EPOCH reproducible builds).
 	SourceDateEpoch *time.Time
+	// ZeroTimes writes every modification time as the Unix epoch, for a
+	// digest of a layer's content that ignores when files were written.
+	ZeroTimes bool
 }
 
 // ApplyOptions configures Apply.

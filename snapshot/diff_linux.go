@@ -126,6 +126,9 @@ func (d *differ) walk(abs, rel string) error {
 }
 
 func (d *differ) mtime(st *unix.Stat_t) time.Time {
+	if d.opts.ZeroTimes {
+		return time.Unix(0, 0).UTC()
+	}
 	t := time.Unix(st.Mtim.Unix()).UTC()
 	if e := d.opts.SourceDateEpoch; e != nil && t.After(*e) {
 		t = e.UTC()
