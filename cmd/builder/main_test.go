@@ -206,3 +206,49 @@ func sandboxAlive(marker string) bool {
 	}
 	return false
 }
+
+// TestConcurrentBuildsShareTheStateDir starts two builds of one Dockerfile
+// on one state dir at once: both succeed, one says it waits, and the one
+// that waited reuses the other's steps.
+func TestConcurrentBuildsShareTheStateDir(t *testing.T) {
+	testutil.RequiresRoot(t)
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	dir := t.TempDir()
+	bb, err := os.ReadFile(testutil.BusyboxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"1\"]\n"), 0o644)
+
+	type result struct {
+		stderr string
+		code   int
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			_, stderr, code := c.run("build", "--progress", "plain", dir)
+			results <- result{stderr, code}
+		}()
+	}
+	var waited, ran, cached int
+	for range 2 {
+		r := <-results
+		if r.code != 0 {
+			t.Fatalf("a concurrent build exited %d:\n%s", r.code, r.stderr)
+		}
+		if strings.Contains(r.stderr, "waiting for another builder process") {
+			waited++
+		}
+		if strings.Contains(r.stderr, "DONE") {
+			ran++
+		}
+		if strings.Count(r.stderr, "CACHED") == 2 {
+			cached++
+		}
+	}
+	if waited != 1 || ran != 1 || cached != 1 {
+		t.Errorf("of two concurrent builds, %d waited (want 1), %d ran steps (want 1), %d were fully cached (want 1)", waited, ran, cached)
+	}
+}
