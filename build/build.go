@@ -50,6 +50,7 @@ type Options struct {
 	Parallelism int
 	Progress    solver.Progress
 	Keychain    authn.Keychain
+	GC          *GCPolicy // the automatic GC after the build; nil: DefaultGCPolicy
 }
 
 // Result is a built image.
@@ -110,8 +111,16 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if parallelism <= 0 {
 		parallelism = runtime.NumCPU()
 	}
-	sv := solver.New(s.worker.Op, s.worker, opt.Progress, parallelism)
+	use := s.startUse()
+	defer s.finishUse(ctx, use, opt.GC, opt.Warn)
+	sv := solver.New(s.worker.Op, use, opt.Progress, parallelism)
+	history := &stepHistory{db: s.DB, scope: contextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
+	sv.SetHistory(history)
 	res, err := sv.Solve(ctx, fe.Root)
+	// What ran is worth remembering even when a later step failed.
+	if ferr := history.flush(); err == nil && ferr != nil {
+		err = ferr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +129,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	use.exported(img.Manifest, img.ManifestBytes)
 	out := &Result{Manifest: img.Manifest, Config: img.Config}
 	for _, tag := range opt.Tags {
 		n := normaliseName(tag)

@@ -23,6 +23,7 @@ type buildFlags struct {
 	iidfile   string
 	contexts  []string
 	explain   bool
+	gcKeep    string
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -45,6 +46,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output destination, e.g. type=oci,dest=image.tar")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (tty on a terminal, else plain), tty, plain, rawjson or quiet")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image (manifest) digest to this file")
+	fl.StringVar(&f.gcKeep, "gc-keep-storage", "", "after the build, remove least recently used cache until it holds at most this size, e.g. 5GB (0 disables; default $"+build.GCKeepStorageEnv+", else 10% of the filesystem, at most 10GB)")
 	fl.BoolVar(&f.explain, "explain", false, "after the build, say for each step that ran why its cache could not be used")
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "additional build context NAME=DIR or NAME=docker-image://REF, for FROM and COPY --from")
 	return cmd
@@ -85,6 +87,14 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		}
 		contexts[k] = v
 	}
+	var gc *build.GCPolicy
+	if f.gcKeep != "" {
+		n, err := build.ParseSize(f.gcKeep)
+		if err != nil {
+			return fmt.Errorf("--gc-keep-storage: %w", err)
+		}
+		gc = &build.GCPolicy{KeepStorage: n}
+	}
 	outputs, err := parseOutputs(f.outputs)
 	if err != nil {
 		return err
@@ -104,6 +114,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		DockerfileName: filepath.Base(dfName),
 		DockerfilePath: dockerfilePath(dfName, f.file),
 		Contexts:       contexts,
+		GC:             gc,
 		Warn:           func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", w) },
 		Tags:           f.tags,
 		BuildArgs:      args,
