@@ -102,3 +102,46 @@ COPY README /README
 		}
 	}
 }
+
+// TestSameOutputKeepsLaterStepsCached changes a file so that a stage runs
+// again but writes the same file that a later stage copies: the copy and
+// the steps after it stay cached.
+func TestSameOutputKeepsLaterStepsCached(t *testing.T) {
+	testutil.RequiresRoot(t)
+	reg := testutil.InProcessRegistry(t)
+	base := reg + "/busybox:1"
+	testutil.PushImage(t, testutil.BusyboxImage(t), base)
+	st := openState(t, t.TempDir())
+	ctxDir := writeContext(t, map[string]string{"in.txt": "a b\n"})
+	df := []byte(`FROM ` + base + ` AS build
+COPY in.txt /in.txt
+RUN tr -d ' ' < /in.txt > /norm.txt
+FROM ` + base + `
+COPY --from=build /norm.txt /norm.txt
+RUN cat /norm.txt > /final.txt
+`)
+	run := func() map[string]string {
+		r := &reasons{m: map[string]string{}}
+		if _, err := st.Build(t.Context(), build.Options{ContextDir: ctxDir, Dockerfile: df, Progress: r}); err != nil {
+			t.Fatal(err)
+		}
+		return r.m
+	}
+	run()
+	os.WriteFile(filepath.Join(ctxDir, "in.txt"), []byte(" ab\n"), 0o644)
+	ran := run()
+	if _, ok := ran["[build 3/3] RUN tr -d ' ' < /in.txt > /norm.txt"]; !ok {
+		t.Errorf("the step reading the changed file did not run: %v", ran)
+	}
+	for _, step := range []string{"[stage-1 2/3] COPY --from=build /norm.txt /norm.txt", "[stage-1 3/3] RUN cat /norm.txt > /final.txt"} {
+		if reason, ok := ran[step]; ok {
+			t.Errorf("%s ran again (%s), though the file it copies is the same", step, reason)
+		}
+	}
+	// A real change to the copied file still runs them.
+	os.WriteFile(filepath.Join(ctxDir, "in.txt"), []byte("a c\n"), 0o644)
+	ran = run()
+	if _, ok := ran["[stage-1 3/3] RUN cat /norm.txt > /final.txt"]; !ok {
+		t.Errorf("a changed copied file did not make the later step run: %v", ran)
+	}
+}

@@ -37,6 +37,9 @@ type Snapshot struct {
 	Empty bool `json:"empty,omitempty"`
 	// DiffID is the digest of the uncompressed layer tar, once known.
 	DiffID digest.Digest `json:"diffID,omitempty"`
+	// Content digests the layer's files with their times left out, so
+	// that a step which produced the same files again is known by it.
+	Content digest.Digest `json:"content,omitempty"`
 	// Blobs holds the compressed forms already in the content store, by media type.
 	Blobs       map[string]ocispec.Descriptor `json:"blobs,omitempty"`
 	Description string                        `json:"description,omitempty"`

@@ -295,9 +295,26 @@ func (s *Solver) lookup(ctx context.Context, v *llb.Vertex, key digest.Digest) (
 	return r, true, nil
 }
 
+// ContentKeyer is implemented by ops that can key themselves on exactly
+// the content they read from their solved inputs (COPY --from reads a few
+// files of another stage), which is finer than the inputs' whole contents.
+type ContentKeyer interface {
+	// ContentKey returns the key, or "" to use the inputs' contents.
+	ContentKey(ctx context.Context, inputs []Result) (digest.Digest, error)
+}
+
 // contentKey is v's cache key computed from its inputs' contents instead
 // of their keys.
 func (s *Solver) contentKey(ctx context.Context, v *llb.Vertex, op Op, inputs []Result) (digest.Digest, error) {
+	if ck, ok := op.(ContentKeyer); ok {
+		k, err := ck.ContentKey(ctx, inputs)
+		if err != nil {
+			return "", s.vertexError(v, err)
+		}
+		if k != "" {
+			return llb.DigestStrings("content", k.String()), nil
+		}
+	}
 	contents := make([]digest.Digest, len(inputs))
 	same := true
 	for i, in := range v.Inputs() {

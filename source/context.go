@@ -28,6 +28,9 @@ type Tree struct {
 	excludes *patternmatcher.PatternMatcher
 	// Sums, when set, remembers file digests between builds.
 	Sums SumCache
+	// Serial keeps all work on the calling goroutine: needed when Root is
+	// mounted in a mount namespace private to the calling thread.
+	Serial bool
 }
 
 // NewTree returns the tree at root, leaving out what excludes
@@ -220,7 +223,7 @@ func (t *Tree) collect(rel string, extra *patternmatcher.PatternMatcher) ([]*ent
 	}
 	exceptions := t.HasExceptions() || (extra != nil && extra.Exclusions())
 	noFilter := t.excludes == nil && extra == nil
-	out, err := walk(top, func(sub string, isDir bool) (include, descend bool) {
+	out, err := walk(top, t.Serial, func(sub string, isDir bool) (include, descend bool) {
 		if noFilter || !(t.Excluded(path.Join(rel, sub)) || excluded(sub)) {
 			return true, true
 		}
@@ -270,6 +273,16 @@ func (t *Tree) hashFiles(entries []*entry) error {
 	}
 	var g errgroup.Group
 	g.SetLimit(runtime.NumCPU())
+	if t.Serial {
+		for _, i := range todo {
+			sum, err := hashFile(files[i].path)
+			if err != nil {
+				return err
+			}
+			files[i].sum = sum
+		}
+		todo = todo[:0:0]
+	}
 	for _, i := range todo {
 		g.Go(func() error {
 			sum, err := hashFile(files[i].path)

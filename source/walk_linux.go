@@ -13,18 +13,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// walk lists everything below the directory top, in no particular order,
+// walk lists everything below the directory top, in no particular order
+// (serial: all on the calling goroutine),
 // asking filter about each path (relative, slash-separated) whether to
 // include it and whether to descend into it. Directories are read in
 // parallel and entries are stat'ed relative to their directory's fd, which
 // makes a rebuild's check of a large, unchanged context cheap.
-func walk(top string, filter func(sub string, isDir bool) (include, descend bool)) ([]*entry, error) {
+func walk(top string, serial bool, filter func(sub string, isDir bool) (include, descend bool)) ([]*entry, error) {
 	var (
 		mu  sync.Mutex
 		out []*entry
 		g   errgroup.Group
 	)
 	g.SetLimit(runtime.NumCPU())
+	tryGo := g.TryGo
+	if serial {
+		tryGo = func(func() error) bool { return false }
+	}
 	var readDir func(dir, sub string) error
 	readDir = func(dir, sub string) error {
 		f, err := os.Open(dir)
@@ -75,13 +80,19 @@ func walk(top string, filter func(sub string, isDir bool) (include, descend bool
 			}
 			// Hand the directory to another worker if one is free, else
 			// read it here: waiting for a free worker could deadlock.
-			if !g.TryGo(func() error { return readDir(d, s) }) {
+			if !tryGo(func() error { return readDir(d, s) }) {
 				if err := readDir(d, s); err != nil {
 					return err
 				}
 			}
 		}
 		return nil
+	}
+	if serial {
+		if err := readDir(top, ""); err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
 	g.Go(func() error { return readDir(top, "") })
 	if err := g.Wait(); err != nil {

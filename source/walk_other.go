@@ -9,7 +9,7 @@ import (
 )
 
 // walk lists everything below the directory top; see the Linux version.
-func walk(top string, filter func(sub string, isDir bool) (include, descend bool)) ([]*entry, error) {
+func walk(top string, serial bool, filter func(sub string, isDir bool) (include, descend bool)) ([]*entry, error) {
 	var out []*entry
 	err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == top {

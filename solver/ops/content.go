@@ -12,9 +12,10 @@ import (
 )
 
 // chainContent names the file tree of a snapshot chain (top first) by its
-// layers' uncompressed digests, leaving out empty layers: two chains with
-// the same files in the same layers get the same name, whatever built
-// them. It is "" when a layer's digest is not known.
+// layers' contents (times left out) or, for pulled layers, their digests,
+// leaving out empty layers: two chains with the same files in the same
+// layers get the same name, whatever built them and when. It is "" when a
+// layer's content is not known.
 func chainContent(chain []cache.Snapshot) digest.Digest {
 	content := digest.Digest("")
 	for i := len(chain) - 1; i >= 0; i-- {
@@ -22,10 +23,14 @@ func chainContent(chain []cache.Snapshot) digest.Digest {
 		if s.Empty {
 			continue
 		}
-		if s.DiffID == "" {
+		layer := s.Content
+		if layer == "" {
+			layer = s.DiffID
+		}
+		if layer == "" {
 			return ""
 		}
-		content = llb.DigestStrings("layer", content.String(), s.DiffID.String())
+		content = llb.DigestStrings("layer", content.String(), layer.String())
 	}
 	if content == "" {
 		return llb.DigestStrings("empty tree")
@@ -33,10 +38,11 @@ func chainContent(chain []cache.Snapshot) digest.Digest {
 	return content
 }
 
-// diffID digests the layer tar of a snapshot's upper directory.
-func (w *Worker) diffID(ctx context.Context, id string) (digest.Digest, error) {
+// layerContent digests the layer tar of a snapshot's upper directory with
+// every time zeroed.
+func (w *Worker) layerContent(ctx context.Context, id string) (digest.Digest, error) {
 	h := sha256.New()
-	if err := snapshot.WriteDiff(ctx, w.Snapshots.FS(id), h, snapshot.DiffOptions{}); err != nil {
+	if err := snapshot.WriteDiff(ctx, w.Snapshots.FS(id), h, snapshot.DiffOptions{ZeroTimes: true}); err != nil {
 		return "", err
 	}
 	return digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))), nil

@@ -89,6 +89,50 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 	return opKey(o.op, in, parts...), nil
 }
 
+// ContentKey implements solver.ContentKeyer for a copy from another file
+// tree: it keys on the checksums of the files selected there, so a source
+// stage that was rebuilt into the same files keeps this step cached.
+func (o *copyOp) ContentKey(ctx context.Context, inputs []solver.Result) (digest.Digest, error) {
+	if _, fromContext := o.local(); fromContext || len(inputs) < 2 || inputs[1].Snapshot == "" {
+		return "", nil
+	}
+	lowers, err := o.w.Lowers(inputs[1].Snapshot)
+	if err != nil {
+		return "", err
+	}
+	excludes, err := newExcludes(o.op.Excludes)
+	if err != nil {
+		return "", err
+	}
+	dest := inputs[0].Content
+	parts := []string{dest.String()}
+	err = o.w.Snapshots.WithMounts(ctx, [][]snapshot.Mount{o.w.Snapshots.View(lowers)}, func(roots []string) error {
+		tree, err := source.NewTree(roots[0], nil)
+		if err != nil {
+			return err
+		}
+		tree.Serial = true
+		for _, src := range o.op.Sources {
+			matches, err := tree.Match(src)
+			if err != nil {
+				return err
+			}
+			for _, m := range matches {
+				sum, err := tree.Checksum(m, excludes)
+				if err != nil {
+					return err
+				}
+				parts = append(parts, m, sum)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return opKey(o.op, nil, parts...), nil
+}
+
 // KeyParts implements solver.KeyDescriber: the instruction, and each file
 // from the context it selected.
 func (o *copyOp) KeyParts() []solver.Part {

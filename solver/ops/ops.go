@@ -130,9 +130,8 @@ func (w *Worker) commit(id, parent, description string) (solver.Result, error) {
 	}
 	rec := cache.Snapshot{ID: id, Parent: parent, Empty: empty, Description: description, Created: time.Now().UTC()}
 	if !empty {
-		// The layer's digest names its content, for the solver's lookups
-		// by content; the exporter reuses it.
-		if rec.DiffID, err = w.diffID(context.Background(), id); err != nil {
+		// For the solver's lookups by content.
+		if rec.Content, err = w.layerContent(context.Background(), id); err != nil {
 			w.Snapshots.Remove(id)
 			return solver.Result{}, err
 		}
