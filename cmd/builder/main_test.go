@@ -145,7 +145,7 @@ func TestKilledBuildLeavesNothing(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755)
 	marker := "sleep 4242"
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started; /bin/busybox "+marker+"\"]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"touch\", \"/one\"]\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started; /bin/busybox "+marker+"\"]\n"), 0o644)
 
 	cmd := exec.Command(c.bin, "--root", c.root, "build", "--progress", "plain", dir)
 	out, err := cmd.StderrPipe()
@@ -179,9 +179,14 @@ func TestKilledBuildLeavesNothing(t *testing.T) {
 		t.Errorf("a mount under the state dir outlived the killed builder:\n%s", mounts)
 	}
 
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"true\"]\n"), 0o644)
-	if _, stderr, code := c.run("build", dir); code != 0 {
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"touch\", \"/one\"]\nRUN [\"/bin/busybox\", \"true\"]\n"), 0o644)
+	_, stderr, code := c.run("build", "--progress", "plain", dir)
+	if code != 0 {
 		t.Fatalf("build after the kill exited %d:\n%s", code, stderr)
+	}
+	// The steps that completed before the kill are reused.
+	if n := strings.Count(stderr, "CACHED"); n != 2 {
+		t.Errorf("build after the kill reused %d steps, want the 2 that had completed:\n%s", n, stderr)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(c.root, "tmp")); len(entries) != 0 {
 		t.Errorf("scratch dirs of the killed build remain: %v", entries)
@@ -250,5 +255,46 @@ func TestConcurrentBuildsShareTheStateDir(t *testing.T) {
 	}
 	if waited != 1 || ran != 1 || cached != 1 {
 		t.Errorf("of two concurrent builds, %d waited (want 1), %d ran steps (want 1), %d were fully cached (want 1)", waited, ran, cached)
+	}
+}
+
+// TestKillAtAnyMoment SIGKILLs builds at a range of moments and checks that
+// each following build succeeds; the last one must match a clean build.
+func TestKillAtAnyMoment(t *testing.T) {
+	testutil.RequiresRoot(t)
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	dir := t.TempDir()
+	bb, err := os.ReadFile(testutil.BusyboxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755)
+	var df strings.Builder
+	df.WriteString("FROM scratch AS base\nCOPY busybox /bin/busybox\n")
+	for i := range 6 {
+		fmt.Fprintf(&df, "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo %d > /f%d; /bin/busybox usleep 30000\"]\n", i, i)
+	}
+	df.WriteString("FROM base\nCOPY --from=base /f5 /last\n")
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df.String()), 0o644)
+
+	for _, delay := range []time.Duration{5, 20, 40, 80, 120, 160, 200, 260} {
+		cmd := exec.Command(c.bin, "--root", c.root, "build", "-t", "killed", "--progress", "quiet", dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	if _, stderr, code := c.run("build", "-t", "survivor", dir); code != 0 {
+		t.Fatalf("build after the kills exited %d:\n%s", code, stderr)
+	}
+	stdout, stderr, code := c.run("run", "survivor", "/bin/busybox", "cat", "/f0", "/f5", "/last")
+	if code != 0 || stdout != "0\n5\n5\n" {
+		t.Errorf("run after the kills exited %d printing %q (%s), want 0 5 5", code, stdout, stderr)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), c.root) {
+		t.Errorf("a mount under the state dir remains:\n%s", mounts)
 	}
 }
