@@ -96,7 +96,7 @@ func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) er
 			cp.Excludes = cmd.ExcludePatterns
 		}
 		st.vertex = llb.NewVertex(cp, []*llb.Vertex{st.vertex, srcVertex}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
-		c.addHistory(st, fmt.Sprintf("ADD %s %s", r.src, dest), false)
+		c.addHistory(st, fmt.Sprintf("ADD %s %s", r.src, cmd.DestPath)+historySuffix, false)
 	}
 	if len(local) == 0 && len(cmd.SourceContents) == 0 {
 		return nil

@@ -1,6 +1,7 @@
 package dockerfile
 
 import (
+	"github.com/builder-dev/builder/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
@@ -60,9 +61,15 @@ func (a *argScope) lookup(name string) (string, bool) {
 }
 
 // env returns the declared args that have values, as KEY=VALUE in
-// declaration order.
+// declaration order; in the global scope the predefined (platform) args
+// come first, as BuildKit makes them visible there without an ARG line.
 func (a *argScope) env() []string {
 	var out []string
+	for _, name := range llb.SortedKeys(a.predefined) {
+		if _, declared := a.values[name]; !declared {
+			out = append(out, name+"="+a.predefined[name])
+		}
+	}
 	for _, name := range a.order {
 		if v := a.values[name]; v != nil {
 			out = append(out, name+"="+*v)

@@ -77,6 +77,8 @@ type converter struct {
 	context  *llb.Vertex
 	// consumed holds the build args some ARG declared.
 	consumed map[string]bool
+	// path holds the stages being lowered, outermost first.
+	path []int
 }
 
 // stageState is a stage while its instructions are lowered.
@@ -202,10 +204,19 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 	s := &c.stages[idx]
 	loc := location(c.opt.Filename, s.Location)
 	if c.lowering[idx] {
-		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: errors.New("stages depend on each other in a circle")}
+		cycle := []string{stageLabel(s, idx)}
+		for i := len(c.path) - 1; i >= 0 && c.path[i] != idx; i-- {
+			cycle = append([]string{stageLabel(&c.stages[c.path[i]], c.path[i])}, cycle...)
+		}
+		cycle = append([]string{stageLabel(s, idx)}, cycle...)
+		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: fmt.Errorf("circular dependency detected on stage: %s (%s)", stageLabel(s, idx), strings.Join(cycle, " -> "))}
 	}
 	c.lowering[idx] = true
-	defer delete(c.lowering, idx)
+	c.path = append(c.path, idx)
+	defer func() {
+		delete(c.lowering, idx)
+		c.path = c.path[:len(c.path)-1]
+	}()
 
 	st := &stageState{index: idx, name: s.Name, args: newArgScope(c.globals, c.opt.BuildArgs)}
 	if st.name == "" {
@@ -383,4 +394,12 @@ func absPath(workdir, p string) string {
 		p += "/"
 	}
 	return p
+}
+
+// stageLabel names a stage for messages: its name, or its number.
+func stageLabel(s *instructions.Stage, idx int) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return strconv.Itoa(idx)
 }

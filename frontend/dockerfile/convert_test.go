@@ -137,7 +137,7 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"FROM busybox\nRUNN x\n", "Dockerfile:2"},
 		{"FROM busybox\nCOPY a b c\n", "Dockerfile:2"},
 		{"FROM nothere\n", "Dockerfile:1"},
-		{"FROM busybox AS a\nCOPY --from=later /a /b\nFROM busybox AS later\nFROM a\n", "a stage can only copy from stages defined before it"},
+		{"FROM busybox AS a\nCOPY --from=b /a /b\nFROM busybox AS b\nCOPY --from=a /a /b\nFROM a\n", "circular dependency detected on stage: a"},
 		{"RUN x\n", "Dockerfile:1"},
 		{"FROM busybox\nRUN --mount=type=cache,target=/x true\n", "not supported yet"},
 		{"FROM busybox AS build\nFROM buidl\n", "did you mean stage build?"},

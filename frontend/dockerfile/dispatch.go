@@ -54,7 +54,11 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 		}
 		var parts []string
 		for _, kv := range cmd.Args {
-			parts = append(parts, kv.String())
+			if v, ok := st.args.lookup(kv.Key); ok {
+				parts = append(parts, kv.Key+"="+v)
+			} else {
+				parts = append(parts, kv.Key)
+			}
 		}
 		c.addHistory(st, "ARG "+strings.Join(parts, " "), true)
 	case *instructions.RunCommand:
@@ -78,18 +82,18 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 		c.addHistory(st, "WORKDIR "+wd, false)
 	case *instructions.UserCommand:
 		st.image.Config.User = cmd.User
-		c.addHistory(st, "USER "+cmd.User, true)
+		c.addHistory(st, fmt.Sprintf("USER %v", cmd.User), true)
 	case *instructions.CmdCommand:
 		st.image.Config.Cmd = c.commandLine(st, cmd.ShellDependantCmdLine)
 		st.cmdSet = true
-		c.addHistory(st, "CMD "+jsonArgs(st.image.Config.Cmd), true)
+		c.addHistory(st, fmt.Sprintf("CMD %q", st.image.Config.Cmd), true)
 	case *instructions.EntrypointCommand:
 		st.image.Config.Entrypoint = c.commandLine(st, cmd.ShellDependantCmdLine)
 		if !st.cmdSet {
 			// An inherited CMD was meant for the old entrypoint.
 			st.image.Config.Cmd = nil
 		}
-		c.addHistory(st, "ENTRYPOINT "+jsonArgs(st.image.Config.Entrypoint), true)
+		c.addHistory(st, fmt.Sprintf("ENTRYPOINT %q", st.image.Config.Entrypoint), true)
 	case *instructions.LabelCommand:
 		if st.image.Config.Labels == nil {
 			st.image.Config.Labels = map[string]string{}
@@ -118,10 +122,10 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 				for _, port := range expanded {
 					st.image.Config.ExposedPorts[port] = struct{}{}
 				}
-				ports = append(ports, w)
+				ports = append(ports, expanded...)
 			}
 		}
-		c.addHistory(st, "EXPOSE "+strings.Join(ports, " "), true)
+		c.addHistory(st, fmt.Sprintf("EXPOSE %v", ports), true)
 	case *instructions.VolumeCommand:
 		if st.image.Config.Volumes == nil {
 			st.image.Config.Volumes = map[string]struct{}{}
@@ -132,22 +136,22 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 			}
 			st.image.Config.Volumes[v] = struct{}{}
 		}
-		c.addHistory(st, "VOLUME "+jsonArgs(cmd.Volumes), true)
+		c.addHistory(st, fmt.Sprintf("VOLUME %v", cmd.Volumes), true)
 	case *instructions.StopSignalCommand:
 		st.image.Config.StopSignal = cmd.Signal
 		c.addHistory(st, "STOPSIGNAL "+cmd.Signal, true)
 	case *instructions.ShellCommand:
 		st.image.Config.Shell = append([]string(nil), cmd.Shell...)
-		c.addHistory(st, "SHELL "+jsonArgs(cmd.Shell), true)
+		c.addHistory(st, fmt.Sprintf("SHELL %v", cmd.Shell), true)
 	case *instructions.MaintainerCommand:
 		st.image.Author = cmd.Maintainer
 		c.addHistory(st, "MAINTAINER "+cmd.Maintainer, true)
 	case *instructions.HealthCheckCommand:
 		st.image.Config.Healthcheck = cmd.Health
-		c.addHistory(st, "HEALTHCHECK "+jsonArgs(cmd.Health.Test), true)
+		c.addHistory(st, fmt.Sprintf("HEALTHCHECK %+v", *cmd.Health), true)
 	case *instructions.OnbuildCommand:
+		// Recorded in the config only; BuildKit adds no history line.
 		st.image.Config.OnBuild = append(st.image.Config.OnBuild, cmd.Expression)
-		c.addHistory(st, "ONBUILD "+cmd.Expression, true)
 	default:
 		return fmt.Errorf("instruction %s is not supported yet", strings.ToUpper(cmd.Name()))
 	}
@@ -193,7 +197,7 @@ func (c *converter) dispatchRun(st *stageState, cmd *instructions.RunCommand) er
 	proxy := proxyEnv(env, c.opt.BuildArgs)
 	op := llb.ExecOp{Args: args, Env: env, Cwd: cwd, User: st.image.Config.User, Files: files, ProxyEnv: proxy}
 	st.vertex = llb.NewVertex(op, []*llb.Vertex{st.vertex}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
-	c.addHistory(st, "RUN "+strings.Join(args, " "), false)
+	c.addHistory(st, "RUN "+runHistory(args, st)+historySuffix, false)
 	return nil
 }
 
@@ -236,12 +240,7 @@ func (c *converter) dispatchCopy(st *stageState, cmd instructions.Command, cs co
 		op.Inline = append(op.Inline, llb.InlineFile{Path: f.Path, Data: f.Data, Mode: 0o644})
 	}
 	st.vertex = llb.NewVertex(op, inputs, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
-	var srcs []string
-	srcs = append(srcs, cs.SourcePaths...)
-	for _, f := range cs.SourceContents {
-		srcs = append(srcs, "<<"+f.Path)
-	}
-	c.addHistory(st, fmt.Sprintf("%s %s %s", cs.name, strings.Join(srcs, " "), dest), false)
+	c.addHistory(st, copyHistory(cs), false)
 	return nil
 }
 
@@ -254,7 +253,9 @@ func (c *converter) copySource(st *stageState, cmd instructions.Command, cs copy
 	if v, _, ok, err := c.namedContext(st, cs.from, cmd.Location(), true); ok || err != nil {
 		return v, err
 	}
-	if idx, ok := c.stageIndex(cs.from, st.index); ok {
+	// A stage may copy from any stage, later ones too (as in BuildKit);
+	// only a cycle is an error, which lowerStage reports.
+	if idx, ok := c.stageIndex(cs.from, len(c.stages)); ok {
 		s, err := c.lowerStage(idx)
 		if err != nil {
 			return nil, err
@@ -263,9 +264,6 @@ func (c *converter) copySource(st *stageState, cmd instructions.Command, cs copy
 			return nil, fmt.Errorf("%s --from=%s: that stage is an empty scratch image", cs.name, cs.from)
 		}
 		return s.vertex, nil
-	}
-	if _, isLater := c.stageIndex(cs.from, len(c.stages)); isLater {
-		return nil, fmt.Errorf("%s --from=%s: a stage can only copy from stages defined before it", cs.name, cs.from)
 	}
 	v, _, err := c.image(cs.from, c.meta(st, "FROM "+cs.from, cmd.Location()))
 	if err != nil {
@@ -309,10 +307,46 @@ func exposedPorts(p string) ([]string, error) {
 	return out, nil
 }
 
-func jsonArgs(args []string) string {
-	q := make([]string, len(args))
-	for i, a := range args {
-		q[i] = strconv.Quote(a)
+// historySuffix ends the history lines of steps that make layers, as
+// BuildKit writes them; tools that read history look for it.
+const historySuffix = " # buildkit"
+
+// runHistory is a RUN's history text: the stage's build args, as
+// "|N K=V ...", then the command.
+func runHistory(args []string, st *stageState) string {
+	env := st.runEnv()
+	var parts []string
+	for _, name := range st.args.order {
+		v := ""
+		for _, kv := range env {
+			if k, val, _ := strings.Cut(kv, "="); k == name {
+				v = val
+			}
+		}
+		parts = append(parts, name+"="+v)
 	}
-	return "[" + strings.Join(q, " ") + "]"
+	if len(parts) > 0 {
+		parts = append([]string{fmt.Sprintf("|%d", len(parts))}, parts...)
+	}
+	return strings.Join(append(parts, args...), " ")
+}
+
+// copyHistory is a COPY or ADD's history text: flags, sources and the
+// destination as written.
+func copyHistory(cs copySpec) string {
+	parts := []string{cs.name}
+	if cs.parents {
+		parts = append(parts, "--parents")
+	}
+	if cs.chown != "" {
+		parts = append(parts, "--chown="+cs.chown)
+	}
+	if cs.chmod != "" {
+		parts = append(parts, "--chmod="+cs.chmod)
+	}
+	parts = append(parts, cs.SourcePaths...)
+	for _, f := range cs.SourceContents {
+		parts = append(parts, "<<"+f.Path)
+	}
+	return strings.Join(append(parts, cs.DestPath), " ") + historySuffix
 }

@@ -31,7 +31,7 @@ func heredocCommand(cl instructions.ShellDependantCmdLine, files []instructions.
 		}
 		if strings.HasPrefix(data, "#!") {
 			p := path.Join(scriptDir, files[0].Name)
-			return instructions.ShellDependantCmdLine{CmdLine: []string{p}}, []llb.InlineFile{{Path: p, Data: data, Mode: 0o755}}, nil
+			return instructions.ShellDependantCmdLine{CmdLine: []string{p}, PrependShell: true}, []llb.InlineFile{{Path: p, Data: data, Mode: 0o755}}, nil
 		}
 		return instructions.ShellDependantCmdLine{CmdLine: []string{data}, PrependShell: true}, nil, nil
 	}

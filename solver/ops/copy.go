@@ -194,7 +194,7 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 func (o *copyOp) copy(root string, tree *source.Tree) error {
 	c := &copier{root: root, tree: tree, add: o.op.Add}
 	if o.op.Chown != "" {
-		uid, gid, err := executor.LookupUser(root, o.op.Chown)
+		uid, gid, err := executor.LookupOwner(root, o.op.Chown)
 		if err != nil {
 			return fmt.Errorf("--chown=%s: %w", o.op.Chown, err)
 		}
@@ -261,10 +261,19 @@ func (o *copyOp) copy(root string, tree *source.Tree) error {
 			}
 		}
 		if fi.IsDir() {
-			if err := c.mkdirAll(into); err != nil {
+			if _, err := c.stat(into); err == nil {
+				// Into an existing directory: merge, keeping its metadata.
+				if err := c.copyDirContents(src, m.rel, "", into); err != nil {
+					return err
+				}
+				continue
+			}
+			// A new destination directory takes the source directory's
+			// mode (after --chmod), owner and time, as in BuildKit.
+			if err := c.mkdirAll(path.Dir(into)); err != nil {
 				return err
 			}
-			if err := c.copyDirContents(src, m.rel, "", into); err != nil {
+			if err := c.copyEntry(src, fi, m.rel, "", into); err != nil {
 				return err
 			}
 			continue
@@ -539,7 +548,7 @@ func (o *mkdirOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) 
 	err = o.w.Snapshots.WithMounts(ctx, [][]snapshot.Mount{mounts}, func(roots []string) error {
 		c := &copier{root: roots[0]}
 		if o.op.Chown != "" {
-			uid, gid, err := executor.LookupUser(roots[0], o.op.Chown)
+			uid, gid, err := executor.LookupOwner(roots[0], o.op.Chown)
 			if err != nil {
 				return fmt.Errorf("user %s: %w", o.op.Chown, err)
 			}
