@@ -6,9 +6,9 @@ TIMEOUT ?= 12m
 
 # Debian packages the tests and the demo use; `make deps` installs the
 # missing ones (as root), so the two README commands work on a fresh machine.
-DEB_PACKAGES ?= busybox-static docker-registry apache2-utils uidmap git bzip2
+DEB_PACKAGES ?= busybox-static docker-registry apache2-utils uidmap git bzip2 openssh-client podman runc
 
-.PHONY: all build deps test fmt-check vet unit demo bench clean
+.PHONY: all build deps test fmt-check vet unit rootless demo bench clean
 
 all: build
 
@@ -17,7 +17,13 @@ build:
 
 # Everything, integration tests included: CI runs as root, so tests that need
 # root run there and skip (saying why) elsewhere. -race needs cgo.
-test: deps fmt-check vet unit
+test: deps fmt-check vet unit rootless
+
+# The integration tests once more as unprivileged users (rootless mode, with
+# subordinate ids and with the single-id fallback). Needs root to create the
+# users; as an ordinary user `make unit` already runs rootless.
+rootless:
+	@if [ "$$(id -u)" = 0 ]; then bash .ci/rootless-tests; else echo "rootless: skipped (not root; the unit tests above ran rootless)"; fi
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

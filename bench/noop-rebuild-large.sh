@@ -18,7 +18,7 @@ done
 cat >"$ctx/Dockerfile" <<'DF'
 FROM scratch AS base
 COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "for a in $(/bin/busybox --list); do /bin/busybox ln -sf busybox /bin/$a; done"]
+RUN ["/bin/busybox", "sh", "-c", "for a in $(/bin/busybox --list); do [ -e /bin/$a ] || /bin/busybox ln -s busybox /bin/$a; done"]
 ENV PATH=/bin
 WORKDIR /work
 ARG VERSION=1
@@ -31,12 +31,12 @@ RUN cat /work/count
 ENV BUILT=yes
 WORKDIR /work/out
 RUN cp /work/count /work/out/count
+RUN id > /work/out/id
 USER 1000:1000
-RUN id > /tmp/id
 
 FROM base
 COPY --from=build /work/out/count /count
-COPY --from=build /tmp/id /id
+COPY --from=build /work/out/id /id
 ENV APP=demo
 EXPOSE 8080
 LABEL stage=final
@@ -45,4 +45,4 @@ USER 1000
 CMD ["cat", "/count"]
 DF
 ./bin/builder build --root "$root" -t bench-large --progress quiet "$ctx" >/dev/null
-hyperfine --warmup 3 --runs ${RUNS:-30} "./bin/builder build --root $root -t bench-large --progress quiet $ctx"
+hyperfine --warmup 3 --runs ${RUNS:-30} --export-json "${JSON:-/dev/null}" "./bin/builder build --root $root -t bench-large --progress quiet $ctx"

@@ -22,4 +22,4 @@ FROM base
 COPY --from=a /a /a
 COPY --from=b /b /b
 DF
-hyperfine --runs ${RUNS:-5} "./bin/builder build --root $root --no-cache --progress quiet $dir"
+hyperfine --runs ${RUNS:-5} --export-json "${JSON:-/dev/null}" "./bin/builder build --root $root --no-cache --progress quiet $dir"

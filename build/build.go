@@ -9,23 +9,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 
-	"github.com/builder-dev/builder/cache"
-	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/solver"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/patternmatcher/ignorefile"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
-
-// Output is one place to write the built image besides the local store.
-type Output struct {
-	// Type is "oci" (an OCI layout tarball) for now.
-	Type string
-	Dest string
-}
 
 // Options describe one build.
 type Options struct {
@@ -40,17 +30,25 @@ type Options struct {
 	// Contexts are named build contexts: NAME=DIR or NAME=docker-image://REF.
 	Contexts map[string]string
 	// Warn receives warnings (unused build args, ignored directives).
-	Warn        func(string)
-	Tags        []string
-	BuildArgs   map[string]string
-	Target      string
-	NoCache     bool
-	Push        bool
-	Outputs     []Output
-	Parallelism int
-	Progress    solver.Progress
-	Keychain    authn.Keychain
-	GC          *GCPolicy // the automatic GC after the build; nil: DefaultGCPolicy
+	Warn      func(string)
+	Tags      []string
+	BuildArgs map[string]string
+	Target    string
+	NoCache   bool
+	// NoCacheFilter names stages to build without the cache.
+	NoCacheFilter []string
+	Push          bool
+	Outputs       []Output
+	Parallelism   int
+	Progress      solver.Progress
+	Keychain      authn.Keychain
+	GC            *GCPolicy // the automatic GC after the build; nil: DefaultGCPolicy
+	// Secrets are the secrets RUN --mount=type=secret may use, by id.
+	Secrets map[string]Secret
+	// SSH are SSH agent sockets RUN --mount=type=ssh may use, by id.
+	SSH map[string]string
+	// Allow grants entitlements: EntitlementInsecure.
+	Allow []string
 }
 
 // Result is a built image.
@@ -87,18 +85,30 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 		}
 		contexts[name] = v
 	}
+	epoch, created, err := buildTimes(opt)
+	if err != nil {
+		return nil, err
+	}
 	fe, err := dockerfile.Build(ctx, dockerfile.Options{
-		Source:     opt.Dockerfile,
-		Filename:   opt.DockerfileName,
-		ContextDir: contextDir,
-		Excludes:   excludes,
-		Target:     opt.Target,
-		BuildArgs:  opt.BuildArgs,
-		Contexts:   contexts,
-		Platform:   HostPlatform(),
-		NoCache:    opt.NoCache,
-		Created:    time.Now().UTC().Truncate(time.Second),
-	}, resolver{s.Registries})
+		Source:        opt.Dockerfile,
+		Filename:      opt.DockerfileName,
+		ContextDir:    contextDir,
+		Excludes:      excludes,
+		Target:        opt.Target,
+		BuildArgs:     opt.BuildArgs,
+		Contexts:      contexts,
+		Platform:      HostPlatform(),
+		NoCache:       opt.NoCache,
+		NoCacheFilter: opt.NoCacheFilter,
+		Created:       created,
+	}, s.resolver())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
+		return nil, err
+	}
+	sess, err := opt.session()
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +123,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	use := s.startUse()
 	defer s.finishUse(ctx, use, opt.GC, opt.Warn)
-	sv := solver.New(s.worker.Op, use, opt.Progress, parallelism)
+	sv := solver.New(s.worker.OpsFor(sess), use, opt.Progress, parallelism)
 	history := &stepHistory{db: s.DB, scope: contextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
 	sv.SetHistory(history)
 	res, err := sv.Solve(ctx, fe.Root)
@@ -124,68 +134,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ex := &exporter.Exporter{DB: s.DB, Content: s.Content, Snapshots: s.Snapshots}
-	img, err := ex.Assemble(ctx, res.Snapshot, fe.Image)
-	if err != nil {
-		return nil, err
-	}
-	use.exported(img.Manifest, img.ManifestBytes)
-	out := &Result{Manifest: img.Manifest, Config: img.Config}
-	for _, tag := range opt.Tags {
-		n := normaliseName(tag)
-		if _, err := s.Registries.ParseReference(n); err != nil {
-			return nil, err
-		}
-		if err := s.DB.PutImage(cache.Image{Name: n, Manifest: img.Manifest, Snapshot: res.Snapshot, Created: time.Now().UTC()}); err != nil {
-			return nil, err
-		}
-		out.Names = append(out.Names, n)
-	}
-	for _, o := range opt.Outputs {
-		if err := s.writeOutput(o, img, out.Names); err != nil {
-			return nil, err
-		}
-	}
-	if opt.Push {
-		if len(opt.Tags) == 0 {
-			return nil, errors.New("--push needs at least one -t/--tag naming the registry and repository")
-		}
-		for _, n := range out.Names {
-			ref, err := s.Registries.ParseReference(n)
-			if err != nil {
-				return nil, err
-			}
-			if err := exporter.Push(ctx, s.Content, img.Manifest, ref, opt.Keychain); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return out, nil
-}
-
-func (s *State) writeOutput(o Output, img *exporter.Image, names []string) error {
-	switch o.Type {
-	case "oci":
-		if o.Dest == "" {
-			return errors.New("-o type=oci needs dest=FILE.tar")
-		}
-		tmp := o.Dest + ".tmp"
-		f, err := os.Create(tmp)
-		if err != nil {
-			return fmt.Errorf("writing OCI layout: %w", err)
-		}
-		if err := exporter.WriteOCILayout(f, s.Content, img.Manifest, names); err != nil {
-			f.Close()
-			os.Remove(tmp)
-			return fmt.Errorf("writing OCI layout %s: %w", o.Dest, err)
-		}
-		if err := f.Close(); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		return os.Rename(tmp, o.Dest)
-	}
-	return fmt.Errorf("output type %q is not supported yet (supported: oci)", o.Type)
+	return s.export(ctx, opt, res.Snapshot, fe.Image, use, epoch)
 }
 
 // readDockerignore reads the ignore file for a build: DOCKERFILE.dockerignore

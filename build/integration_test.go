@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
+	"github.com/builder-dev/builder/internal/userns"
 	"io"
 	"os"
 	"path/filepath"
@@ -25,6 +27,8 @@ import (
 
 func TestMain(m *testing.M) {
 	executor.Init()
+	// As an ordinary user the tests run rootless: as root of a user namespace.
+	userns.Init(func(w string) { fmt.Fprintln(os.Stderr, "WARNING:", w) })
 	os.Exit(m.Run())
 }
 

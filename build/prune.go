@@ -80,13 +80,21 @@ func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cache.Usage(g), nil
+	du := cache.Usage(g)
+	if err := s.addCacheMountUsage(du); err != nil {
+		return nil, err
+	}
+	return du, nil
 }
 
 // Prune removes build cache that no image of the local store and no build
 // running in this process needs, as opt selects.
 func (s *State) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, error) {
-	return s.prune(ctx, opt, leases.of(s))
+	rep, err := s.prune(ctx, opt, leases.of(s))
+	if err == nil && opt.All {
+		err = s.pruneCacheMounts(ctx, rep, opt.DryRun)
+	}
+	return rep, err
 }
 
 func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease) (*PruneReport, error) {

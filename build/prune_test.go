@@ -49,6 +49,7 @@ type pruneEnv struct {
 	root string
 	base string
 	ctx  string
+	args map[string]string
 }
 
 func newPruneEnv(t *testing.T) *pruneEnv {
@@ -64,7 +65,7 @@ func newPruneEnv(t *testing.T) *pruneEnv {
 func (e *pruneEnv) build(df string, tag string, gc *build.GCPolicy) (*build.Result, []string) {
 	e.t.Helper()
 	ev := newEvents()
-	opts := build.Options{ContextDir: e.ctx, Dockerfile: []byte(strings.ReplaceAll(df, "{{BASE}}", e.base)), Progress: ev, GC: gc}
+	opts := build.Options{ContextDir: e.ctx, Dockerfile: []byte(strings.ReplaceAll(df, "{{BASE}}", e.base)), Progress: ev, GC: gc, BuildArgs: e.args}
 	if tag != "" {
 		opts.Tags = []string{tag}
 	}
@@ -383,6 +384,9 @@ func TestAutoGCSparesTheBuild(t *testing.T) {
 // limit leaves the cache alone.
 func TestAutoGCUnderLimit(t *testing.T) {
 	e := newPruneEnv(t)
+	// A fixed creation time, so that a rebuild in another second does not
+	// write a new config and manifest.
+	e.args = map[string]string{"SOURCE_DATE_EPOCH": "1700000000"}
 	e.build(pruneA, "a", noGC)
 	e.build(pruneC, "", noGC)
 	before := e.checkDU("before")

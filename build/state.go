@@ -17,6 +17,7 @@ import (
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/builder-dev/builder/source"
@@ -33,6 +34,13 @@ type State struct {
 	worker     *ops.Worker
 	tmp        string
 	closed     bool
+	warnf      func(string)
+}
+
+func (s *State) warn(msg string) {
+	if s.warnf != nil {
+		s.warnf(msg)
+	}
 }
 
 // StateOptions configures Open.
@@ -41,18 +49,27 @@ type StateOptions struct {
 	Insecure []string
 	// OnWait is called when another process holds the state dir.
 	OnWait func()
+	// Warn receives problems that do not stop the work, such as leftovers
+	// of killed builds that could not be removed.
+	Warn func(string)
 }
 
 // DefaultRoot is /var/lib/builder for root, $XDG_DATA_HOME/builder otherwise.
 func DefaultRoot() string {
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && !userns.Rootless() {
 		return "/var/lib/builder"
 	}
+	name := "builder"
+	if userns.SingleID() {
+		// Layers made with a full id mapping hold files of ids this
+		// mapping cannot see (or delete): keep the two apart.
+		name = "builder-single-id"
+	}
 	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "builder")
+		return filepath.Join(x, name)
 	}
 	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".local", "share", "builder")
+	return filepath.Join(home, ".local", "share", name)
 }
 
 // Open opens (creating if needed) the state directory at root and removes
@@ -69,7 +86,7 @@ func Open(root string, opt StateOptions) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &State{Root: root, DB: db, tmp: filepath.Join(root, "tmp")}
+	s := &State{Root: root, DB: db, tmp: filepath.Join(root, "tmp"), warnf: opt.Warn}
 	fail := func(err error) (*State, error) {
 		db.Close()
 		return nil, err
@@ -77,7 +94,8 @@ func Open(root string, opt StateOptions) (*State, error) {
 	if s.Content, err = content.NewStore(filepath.Join(root, "content")); err != nil {
 		return fail(err)
 	}
-	if s.Snapshots, err = snapshot.NewSnapshotter(filepath.Join(root, "snapshots"), snapshot.WithTempDir(s.tmp)); err != nil {
+	// In a user namespace, overlay keeps its metadata in user.* xattrs.
+	if s.Snapshots, err = snapshot.NewSnapshotter(filepath.Join(root, "snapshots"), snapshot.WithTempDir(s.tmp), snapshot.WithUserXattr(userns.Rootless())); err != nil {
 		return fail(err)
 	}
 	if err := s.cleanup(); err != nil {
@@ -89,8 +107,9 @@ func Open(root string, opt StateOptions) (*State, error) {
 	s.Registries = &source.Registries{Content: s.Content, Insecure: opt.Insecure}
 	s.worker = &ops.Worker{
 		DB: db, Snapshots: s.Snapshots, Registries: s.Registries,
-		Puller: &source.Puller{Registries: s.Registries, DB: db, Snapshots: s.Snapshots},
-		TmpDir: s.tmp,
+		Puller:      &source.Puller{Registries: s.Registries, DB: db, Snapshots: s.Snapshots},
+		TmpDir:      s.tmp,
+		CacheMounts: filepath.Join(root, "cachemounts"),
 	}
 	return s, nil
 }
@@ -115,7 +134,7 @@ func (s *State) cleanup() error {
 			continue
 		}
 		if err := removeAll(filepath.Join(s.tmp, e.Name())); err != nil {
-			return fmt.Errorf("cleaning up %s: %w", e.Name(), err)
+			s.warn(fmt.Sprintf("could not clean up %s left by an earlier build: %v", filepath.Join(s.tmp, e.Name()), err))
 		}
 	}
 	recs, err := s.DB.Snapshots()
@@ -135,7 +154,7 @@ func (s *State) cleanup() error {
 		if strings.HasPrefix(id, ".removing-") {
 			// Remove renames before deleting; a crash can leave these.
 			if err := removeAll(filepath.Join(s.Snapshots.Root(), id)); err != nil {
-				return fmt.Errorf("cleaning up %s: %w", id, err)
+				s.warn(fmt.Sprintf("could not clean up %s left by an earlier build: %v", filepath.Join(s.Snapshots.Root(), id), err))
 			}
 			continue
 		}
@@ -146,7 +165,7 @@ func (s *State) cleanup() error {
 			continue
 		}
 		if err := s.Snapshots.Remove(id); err != nil {
-			return fmt.Errorf("removing unfinished snapshot %s: %w", id, err)
+			s.warn(fmt.Sprintf("could not remove the unfinished snapshot %s left by an earlier build: %v", id, err))
 		}
 	}
 	return nil

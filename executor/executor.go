@@ -41,6 +41,14 @@ type Spec struct {
 	// Mounts are host files or directories bound into the sandbox after
 	// its own mounts, in order.
 	Mounts []BindMount `json:"mounts,omitempty"`
+	// RunMounts are mounted after Mounts, in order: file trees, tmpfs and
+	// host paths (RUN --mount). See Mount.
+	RunMounts []Mount `json:"runMounts,omitempty"`
+	// Network is "" (the host's network) or NetworkNone.
+	Network string `json:"network,omitempty"`
+	// Insecure keeps every capability and leaves /proc and /sys unmasked
+	// (RUN --security=insecure).
+	Insecure bool `json:"insecure,omitempty"`
 
 	// Stdin, Stdout and Stderr are the process's standard streams; nil
 	// means /dev/null.

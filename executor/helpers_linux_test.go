@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/builder-dev/builder/internal/userns"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,8 @@ import (
 
 func TestMain(m *testing.M) {
 	executor.Init()
+	// As an ordinary user the tests run rootless: as root of a user namespace.
+	userns.Init(func(w string) { os.Stderr.WriteString("WARNING: " + w + "\n") })
 	if spec := os.Getenv(helperSpecEnv); spec != "" {
 		os.Exit(helperRun(spec))
 	}
@@ -122,14 +125,22 @@ func newSandbox(t testing.TB, lower string) *sandbox {
 
 // spec returns a Spec for args with PATH=/bin, capturing nothing.
 func (s *sandbox) spec(args ...string) executor.Spec {
+	options := []string{
+		"lowerdir=" + s.lower, "upperdir=" + s.upper, "workdir=" + s.work,
+		"index=off", "redirect_dir=off", "metacopy=off",
+	}
+	if userns.Rootless() {
+		// Overlay in a user namespace: see snapshot.WithUserXattr.
+		options = []string{
+			"lowerdir=" + s.lower, "upperdir=" + s.upper, "workdir=" + s.work,
+			"index=off", "redirect_dir=nofollow", "metacopy=off", "userxattr",
+		}
+	}
 	return executor.Spec{
 		Rootfs: []snapshot.Mount{{
-			Type:   "overlay",
-			Source: "overlay",
-			Options: []string{
-				"lowerdir=" + s.lower, "upperdir=" + s.upper, "workdir=" + s.work,
-				"index=off", "redirect_dir=off", "metacopy=off",
-			},
+			Type:    "overlay",
+			Source:  "overlay",
+			Options: options,
 		}},
 		UpperDir: s.upper,
 		Args:     args,

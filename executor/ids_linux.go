@@ -21,7 +21,11 @@ func setIDs(u execUser) error {
 		p = unsafe.Pointer(&gids[0])
 	}
 	if _, _, e := unix.RawSyscall(sysSetgroups, uintptr(len(gids)), uintptr(p), 0); e != 0 {
-		return os.NewSyscallError("setgroups", e)
+		// A user namespace that maps a single id denies setgroups; the
+		// process then keeps the (one) group it has.
+		if e != unix.EPERM || !setgroupsDenied() {
+			return os.NewSyscallError("setgroups", e)
+		}
 	}
 	g, uid := uintptr(u.GID), uintptr(u.UID)
 	if _, _, e := unix.RawSyscall(sysSetresgid, g, g, g); e != 0 {
@@ -31,4 +35,10 @@ func setIDs(u execUser) error {
 		return os.NewSyscallError("setresuid", e)
 	}
 	return nil
+}
+
+// setgroupsDenied reports whether this user namespace forbids setgroups.
+func setgroupsDenied() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && string(b) == "deny\n"
 }

@@ -11,12 +11,14 @@ package executor
 //
 //	Parent (Run)                                  Init (pid 1 in new ns)
 //	-----------------------------------------     ----------------------------------
-//	clone(NEWNS|NEWPID|NEWUTS|NEWIPC),
+//	clone(NEWNS|NEWPID|NEWUTS|NEWIPC
+//	  [|NEWNET for Spec.Network "none"]),
 //	  exec /proc/self/exe ------------------------> Init(): sees initEnv, locks the
 //	                                                main thread
 //	write Spec JSON, close -- [specFD] -----------> read Spec until EOF
 //	                                                make / private, mount rootfs,
 //	                                                /proc /dev /sys /etc/hosts ...,
+//	                                                Mounts, RunMounts, lo up,
 //	                                                masks, cwd, user, pivot_root,
 //	                                                hostname, caps, setuid, PATH lookup
 //	                        <-- [reportFD] -------- report{Stubs, Error}

@@ -133,11 +133,15 @@ func Run(ctx context.Context, spec Spec) error {
 	return result
 }
 
-// cloneFlags are the namespaces of a sandbox. Host network for now; a
-// Spec.Network "none" would add CLONE_NEWNET here and bring lo up in the
-// init (see setupNetwork).
+// cloneFlags are the namespaces of a sandbox: the host's network, or with
+// Spec.Network NetworkNone one of its own, whose lo the init brings up
+// (see setupNetwork).
 func cloneFlags(spec Spec) uintptr {
-	return syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
+	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
+	if spec.Network == NetworkNone {
+		flags |= syscall.CLONE_NEWNET
+	}
+	return flags
 }
 
 // setStdin gives the init a stdin. os/exec would copy from a non-file

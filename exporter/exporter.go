@@ -6,17 +6,13 @@ package exporter
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"runtime"
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/snapshot"
-	kgzip "github.com/klauspost/compress/gzip"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -42,6 +38,23 @@ type Image struct {
 // is cfg. cfg's history must have one non-empty entry per snapshot of the
 // chain; snapshots that changed nothing become empty_layer entries.
 func (e *Exporter) Assemble(ctx context.Context, top string, cfg dockerspec.DockerOCIImage) (*Image, error) {
+	return e.AssembleWith(ctx, top, cfg, Options{})
+}
+
+// AssembleWith is Assemble with layers, media types and times as o says.
+func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.DockerOCIImage, o Options) (*Image, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	// Layers of base images (pulled or loaded) are recorded by chain ID.
+	pulled, err := e.DB.Layers()
+	if err != nil {
+		return nil, err
+	}
+	base := map[string]bool{}
+	for _, id := range pulled {
+		base[id] = true
+	}
 	var chain []cache.Snapshot
 	if top != "" {
 		c, err := e.DB.Chain(top)
@@ -80,7 +93,7 @@ func (e *Exporter) Assemble(ctx context.Context, top string, cfg dockerspec.Dock
 	g.SetLimit(runtime.NumCPU())
 	for i, s := range layers {
 		g.Go(func() error {
-			d, diffID, err := e.layer(gctx, s)
+			d, diffID, err := e.layerWith(gctx, s, base[s.ID], o)
 			descs[i], diffIDs[i] = d, diffID
 			return err
 		})
@@ -99,9 +112,13 @@ func (e *Exporter) Assemble(ctx context.Context, top string, cfg dockerspec.Dock
 	if err != nil {
 		return nil, err
 	}
+	manifestType, configType := ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageConfig
+	if o.DockerMediaTypes {
+		manifestType, configType = DockerManifest, DockerConfig
+	}
 	m := ocispec.Manifest{
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: configDigest, Size: int64(len(rawConfig))},
+		MediaType: manifestType,
+		Config:    ocispec.Descriptor{MediaType: configType, Digest: configDigest, Size: int64(len(rawConfig))},
 		Layers:    descs,
 	}
 	m.SchemaVersion = 2
@@ -114,47 +131,9 @@ func (e *Exporter) Assemble(ctx context.Context, top string, cfg dockerspec.Dock
 		return nil, err
 	}
 	return &Image{
-		Manifest:      ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: manifestDigest, Size: int64(len(rawManifest))},
+		Manifest:      ocispec.Descriptor{MediaType: manifestType, Digest: manifestDigest, Size: int64(len(rawManifest))},
 		ManifestBytes: rawManifest,
 		Config:        rawConfig,
 		Layers:        descs,
 	}, nil
-}
-
-// layer returns the gzip blob of snapshot s, compressing it the first time.
-func (e *Exporter) layer(ctx context.Context, s cache.Snapshot) (ocispec.Descriptor, digest.Digest, error) {
-	if d, ok := s.Blobs["gzip"]; ok && s.DiffID != "" && e.Content.Exists(d.Digest) {
-		d.MediaType = ocispec.MediaTypeImageLayerGzip
-		return ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}, s.DiffID, nil
-	}
-	w, err := e.Content.Writer(ctx)
-	if err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	defer w.Close()
-	zw, err := kgzip.NewWriterLevel(w, kgzip.DefaultCompression)
-	if err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	h := sha256.New()
-	if err := snapshot.WriteDiff(ctx, e.Snapshots.FS(s.ID), io.MultiWriter(zw, h), snapshot.DiffOptions{}); err != nil {
-		return ocispec.Descriptor{}, "", fmt.Errorf("writing layer of %s: %w", s.Description, err)
-	}
-	if err := zw.Close(); err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	dgst, size, err := w.Commit("", -1)
-	if err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: dgst, Size: size}
-	s.DiffID = digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
-	if s.Blobs == nil {
-		s.Blobs = map[string]ocispec.Descriptor{}
-	}
-	s.Blobs["gzip"] = desc
-	if err := e.DB.PutSnapshot(s); err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	return desc, s.DiffID, nil
 }

@@ -56,6 +56,10 @@ type ExecOp struct {
 	// ProxyEnv holds the proxy build args (HTTP_PROXY, ...): set for the
 	// process but, as in BuildKit, not part of the identity or cache key.
 	ProxyEnv []string `json:"-"`
+	// Mounts are the RUN --mount mounts, in order (see ExecMount).
+	Mounts []ExecMount `json:"mounts,omitempty"`
+	// Security is "" (the sandbox) or "insecure" (RUN --security=insecure).
+	Security string `json:"security,omitempty"`
 }
 
 // InlineFile is a file whose content is part of the op (a heredoc).

@@ -76,6 +76,8 @@ type Solver struct {
 	keyParts map[digest.Digest]map[string]string
 	history  History
 	opsMemo  map[digest.Digest]Op
+	// cancelled names the steps stopped because another one failed.
+	cancelled []string
 }
 
 // op returns v's implementation, one instance per vertex so that what its
@@ -132,7 +134,14 @@ func (s *Solver) Solve(ctx context.Context, root *llb.Vertex) (Result, error) {
 		return nil
 	})
 	s.mu.Unlock()
-	return s.result(ctx, root)
+	r, err := s.result(ctx, root)
+	var ve *VertexError
+	if errors.As(err, &ve) {
+		s.mu.Lock()
+		ve.Cancelled = append(ve.Cancelled, s.cancelled...)
+		s.mu.Unlock()
+	}
+	return r, err
 }
 
 // CacheKey returns v's cache key.
@@ -260,6 +269,15 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 	log := &logWriter{s: s, v: v}
 	r, err := op.Run(ctx, inputs, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped because another step failed (or the build was
+			// interrupted), not by its own fault.
+			s.mu.Lock()
+			s.cancelled = append(s.cancelled, v.Meta().Name)
+			s.mu.Unlock()
+			s.emit(v, Event{Kind: Failed, Err: errors.New("cancelled"), Duration: time.Since(start)})
+			return Result{}, ctx.Err()
+		}
 		s.emit(v, Event{Kind: Failed, Err: err, Duration: time.Since(start)})
 		return Result{}, s.vertexError(v, err, log.tail()...)
 	}
@@ -388,6 +406,8 @@ type VertexError struct {
 	// Output holds the last lines the step printed.
 	Output []string
 	Err    error
+	// Cancelled names the steps that were stopped because this one failed.
+	Cancelled []string
 }
 
 func (e *VertexError) Error() string {
@@ -399,6 +419,9 @@ func (e *VertexError) Error() string {
 		b.WriteString(e.Instruction + ": ")
 	}
 	b.WriteString(e.Err.Error())
+	if len(e.Cancelled) > 0 {
+		b.WriteString(" (cancelled: " + strings.Join(e.Cancelled, "; ") + ")")
+	}
 	return b.String()
 }
 

@@ -139,7 +139,8 @@ func TestSolveParallelismBound(t *testing.T) {
 
 func TestSolveFailureNamesTheStep(t *testing.T) {
 	f := newFixture()
-	bad := f.vertex(1, 0)
+	// The failure comes once the slow step is surely running.
+	bad := f.vertex(1, 200*time.Millisecond)
 	f.ops[bad.Digest()].fail = true
 	slow := f.vertex(2, 10*time.Second)
 	top := f.vertex(3, 0, bad, slow)
@@ -151,5 +152,8 @@ func TestSolveFailureNamesTheStep(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Error("the failure did not cancel the slow step")
+	}
+	if ve != nil && (len(ve.Cancelled) != 1 || ve.Cancelled[0] != "op 2") {
+		t.Errorf("Cancelled = %v, want [op 2]", ve.Cancelled)
 	}
 }

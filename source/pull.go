@@ -32,6 +32,12 @@ type Puller struct {
 // Pull makes sure every layer of the resolved image is unpacked and returns
 // the top snapshot ("" for an image without layers).
 func (p *Puller) Pull(ctx context.Context, img *Resolved) (string, error) {
+	return p.PullLog(ctx, img, nil)
+}
+
+// PullLog is Pull that writes a line per layer fetched and unpacked to log:
+// its size, time and rate.
+func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (string, error) {
 	var cfg ocispec.Image
 	if err := json.Unmarshal(img.Config, &cfg); err != nil {
 		return "", fmt.Errorf("image %s: config: %w", img.Ref, err)
@@ -69,10 +75,19 @@ func (p *Puller) Pull(ctx context.Context, img *Resolved) (string, error) {
 		ids[i] = id
 		diffID := cfg.RootFS.DiffIDs[have+i]
 		g.Go(func() error {
+			start := time.Now()
 			if err := p.Registries.FetchBlob(gctx, img.Ref, desc.Digest); err != nil {
 				return err
 			}
-			return p.unpack(gctx, id, desc, diffID)
+			fetched := time.Since(start)
+			if err := p.unpack(gctx, id, desc, diffID); err != nil {
+				return err
+			}
+			if log != nil {
+				fmt.Fprintf(log, "layer %s: %s fetched in %.2fs (%s/s), unpacked in %.2fs\n", desc.Digest.Encoded()[:12],
+					humanBytes(desc.Size), fetched.Seconds(), humanBytes(int64(float64(desc.Size)/max(fetched.Seconds(), 1e-3))), (time.Since(start) - fetched).Seconds())
+			}
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -174,4 +189,18 @@ func chainIDs(diffIDs []digest.Digest) []digest.Digest {
 		out[i] = digest.FromString(out[i-1].String() + " " + d.String())
 	}
 	return out
+}
+
+// humanBytes formats a byte count for progress lines.
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }

@@ -12,18 +12,23 @@ import (
 )
 
 type buildFlags struct {
-	tags      []string
-	file      string
-	buildArgs []string
-	target    string
-	noCache   bool
-	push      bool
-	outputs   []string
-	progress  string
-	iidfile   string
-	contexts  []string
-	explain   bool
-	gcKeep    string
+	tags          []string
+	file          string
+	buildArgs     []string
+	target        string
+	noCache       bool
+	push          bool
+	outputs       []string
+	progress      string
+	iidfile       string
+	metadataFile  string
+	contexts      []string
+	explain       bool
+	gcKeep        string
+	noCacheFilter []string
+	secrets       []string
+	ssh           []string
+	allow         []string
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -42,12 +47,17 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "build-time variable NAME=VALUE (NAME alone takes it from the environment)")
 	fl.StringVar(&f.target, "target", "", "stage to build")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
+	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (repeatable or comma-separated)")
 	fl.BoolVar(&f.push, "push", false, "push every tag to its registry")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output destination, e.g. type=oci,dest=image.tar")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (tty on a terminal, else plain), tty, plain, rawjson or quiet")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image (manifest) digest to this file")
+	fl.StringVar(&f.metadataFile, "metadata-file", "", "write the build result's metadata (digests, descriptor, names) as JSON to this file")
 	fl.StringVar(&f.gcKeep, "gc-keep-storage", "", "after the build, remove least recently used cache until it holds at most this size, e.g. 5GB (0 disables; default $"+build.GCKeepStorageEnv+", else 10% of the filesystem, at most 10GB)")
 	fl.BoolVar(&f.explain, "explain", false, "after the build, say for each step that ran why its cache could not be used")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
+	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (the agent at $SSH_AUTH_SOCK) or ID=SOCKET")
+	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement: security.insecure (for RUN --security=insecure)")
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "additional build context NAME=DIR or NAME=docker-image://REF, for FROM and COPY --from")
 	return cmd
 }
@@ -79,6 +89,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		}
 		args[k] = v
 	}
+	addSourceDateEpoch(args)
 	contexts := map[string]string{}
 	for _, c := range f.contexts {
 		k, v, ok := strings.Cut(c, "=")
@@ -96,6 +107,14 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		gc = &build.GCPolicy{KeepStorage: n}
 	}
 	outputs, err := parseOutputs(f.outputs)
+	if err != nil {
+		return err
+	}
+	secrets, err := parseSecrets(f.secrets)
+	if err != nil {
+		return err
+	}
+	ssh, err := parseSSH(f.ssh)
 	if err != nil {
 		return err
 	}
@@ -120,9 +139,13 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		BuildArgs:      args,
 		Target:         f.target,
 		NoCache:        f.noCache,
+		NoCacheFilter:  f.noCacheFilter,
 		Push:           f.push,
 		Outputs:        outputs,
 		Progress:       progress,
+		Secrets:        secrets,
+		SSH:            ssh,
+		Allow:          f.allow,
 	})
 	progress.Close(err)
 	if f.explain {
@@ -140,6 +163,11 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 			return err
 		}
 	}
+	if f.metadataFile != "" {
+		if err := writeMetadata(f.metadataFile, res); err != nil {
+			return err
+		}
+	}
 	if f.progress != "quiet" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "image %s", res.Manifest.Digest)
 		if len(res.Names) > 0 {
@@ -152,33 +180,6 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	return nil
 }
 
-// parseOutputs reads -o values in buildx syntax: type=oci,dest=FILE.
-func parseOutputs(values []string) ([]build.Output, error) {
-	var out []build.Output
-	for _, v := range values {
-		var o build.Output
-		for _, field := range strings.Split(v, ",") {
-			k, val, ok := strings.Cut(field, "=")
-			if !ok {
-				return nil, fmt.Errorf("-o %s: %q is not key=value", v, field)
-			}
-			switch k {
-			case "type":
-				o.Type = val
-			case "dest":
-				o.Dest = val
-			default:
-				return nil, fmt.Errorf("-o %s: unknown key %q (supported: type, dest)", v, k)
-			}
-		}
-		if o.Type == "" {
-			return nil, fmt.Errorf("-o %s: missing type=", v)
-		}
-		out = append(out, o)
-	}
-	return out, nil
-}
-
 func openState(cmd *cobra.Command, g *globalOptions) (*build.State, error) {
 	root := g.root
 	if root == "" {
@@ -189,6 +190,7 @@ func openState(cmd *cobra.Command, g *globalOptions) (*build.State, error) {
 		OnWait: func() {
 			fmt.Fprintf(cmd.ErrOrStderr(), "waiting for another builder process using %s ...\n", root)
 		},
+		Warn: func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", w) },
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/internal/userns"
 	"github.com/spf13/cobra"
 )
 
@@ -25,6 +26,8 @@ func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.c
 func main() {
 	// A sandbox init re-executes this binary; it must start before anything else.
 	executor.Init()
+	// An ordinary user's builder continues as root of its own user namespace.
+	userns.Init(func(w string) { fmt.Fprintln(os.Stderr, "WARNING:", w) })
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -57,6 +60,7 @@ func newRootCommand() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&g.root, "root", "", "state directory (default /var/lib/builder as root, $XDG_DATA_HOME/builder otherwise)")
 	cmd.PersistentFlags().StringArrayVar(&g.insecure, "insecure-registry", nil, "registry host to reach over plain HTTP (loopback registries always are)")
 	cmd.AddCommand(newBuildCommand(g), newImagesCommand(g), newRunCommand(g), newVersionCommand(), newDuCommand(g), newPruneCommand(g))
+	cmd.AddCommand(newStoreCommands(g)...)
 	return cmd
 }
 

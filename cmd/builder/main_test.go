@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"github.com/builder-dev/builder/internal/userns"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// As an ordinary user the tests run rootless: as root of a user
+	// namespace, and the builder binary they start runs there too.
+	userns.Init(func(w string) { fmt.Fprintln(os.Stderr, "WARNING:", w) })
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -34,6 +38,11 @@ func TestMain(m *testing.M) {
 func builderBinary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
+		// A prebuilt binary, for test runs as a user without a Go toolchain.
+		if p := os.Getenv("BUILDER_TEST_BINARY"); p != "" {
+			binPath = p
+			return
+		}
 		if binDir, binErr = os.MkdirTemp("", "builder-cli-test-"); binErr != nil {
 			return
 		}

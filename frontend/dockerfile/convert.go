@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,8 @@ type Options struct {
 	Platform ocispec.Platform
 	// NoCache makes every step run again.
 	NoCache bool
+	// NoCacheFilter names stages whose steps run again (--no-cache-filter).
+	NoCacheFilter []string
 	// Created is the time recorded in the config and new history entries.
 	Created time.Time
 }
@@ -163,7 +166,8 @@ func isOfficialFrontend(ref string) bool {
 func (c *converter) unusedBuildArgs() []string {
 	var out []string
 	for _, name := range llb.SortedKeys(c.opt.BuildArgs) {
-		if proxyArgs[name] || c.globals.predefined[name] != "" || c.consumed[name] {
+		// SOURCE_DATE_EPOCH is read by the builder itself (reproducible images).
+		if proxyArgs[name] || c.globals.predefined[name] != "" || c.consumed[name] || name == "SOURCE_DATE_EPOCH" {
 			continue
 		}
 		out = append(out, name)
@@ -293,7 +297,7 @@ func (c *converter) meta(st *stageState, text string, loc []parser.Range) llb.Me
 	return llb.Meta{
 		Name:        fmt.Sprintf("[%s %d/%d] %s", st.name, st.step, st.steps, text),
 		Location:    location(c.opt.Filename, loc),
-		IgnoreCache: c.opt.NoCache,
+		IgnoreCache: c.opt.NoCache || slices.Contains(c.opt.NoCacheFilter, st.name),
 		StepID:      fmt.Sprintf("%s:%s:%d", c.opt.Filename, st.name, st.step),
 	}
 }

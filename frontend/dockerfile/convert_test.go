@@ -139,7 +139,7 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"FROM nothere\n", "Dockerfile:1"},
 		{"FROM busybox AS a\nCOPY --from=b /a /b\nFROM busybox AS b\nCOPY --from=a /a /b\nFROM a\n", "circular dependency detected on stage: a"},
 		{"RUN x\n", "Dockerfile:1"},
-		{"FROM busybox\nRUN --mount=type=cache,target=/x true\n", "not supported yet"},
+		{"FROM busybox\nRUN --device=/dev/fuse true\n", "not supported yet"},
 		{"FROM busybox AS build\nFROM buidl\n", "did you mean stage build?"},
 		{"FROM busybox\nRUNN x\n", "did you mean RUN?"},
 		{"FROM busybox\nENV A=${x\n", "Dockerfile:2"},
@@ -167,5 +167,24 @@ func TestTargetSelectsStage(t *testing.T) {
 	}
 	if _, err := build(t, "FROM busybox AS one\n", Options{Target: "nope"}); err == nil || !strings.Contains(err.Error(), "stages are: one") {
 		t.Errorf("unknown target error = %v", err)
+	}
+}
+
+func TestNoCacheFilter(t *testing.T) {
+	res, err := build(t, "FROM busybox AS a\nRUN echo a\nFROM busybox AS b\nCOPY --from=a /x /x\nRUN echo b\n", Options{NoCacheFilter: []string{"a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	llb.Walk([]*llb.Vertex{res.Root}, func(v *llb.Vertex) error {
+		if v.Meta().Name != "" {
+			got[v.Meta().Name] = v.Meta().IgnoreCache
+		}
+		return nil
+	})
+	for name, ignore := range got {
+		if want := strings.HasPrefix(name, "[a "); ignore != want {
+			t.Errorf("%s: IgnoreCache = %v, want %v", name, ignore, want)
+		}
 	}
 }

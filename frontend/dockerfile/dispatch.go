@@ -174,8 +174,9 @@ func (c *converter) commandLine(st *stageState, cl instructions.ShellDependantCm
 }
 
 func (c *converter) dispatchRun(st *stageState, cmd *instructions.RunCommand) error {
-	if len(cmd.FlagsUsed) > 0 {
-		return fmt.Errorf("RUN --%s is not supported yet", strings.Join(cmd.FlagsUsed, ", --"))
+	rf, err := c.runFlags(st, cmd)
+	if err != nil {
+		return err
 	}
 	cl := cmd.ShellDependantCmdLine
 	var files []llb.InlineFile
@@ -195,8 +196,13 @@ func (c *converter) dispatchRun(st *stageState, cmd *instructions.RunCommand) er
 	}
 	env := st.runEnv()
 	proxy := proxyEnv(env, c.opt.BuildArgs)
-	op := llb.ExecOp{Args: args, Env: env, Cwd: cwd, User: st.image.Config.User, Files: files, ProxyEnv: proxy}
-	st.vertex = llb.NewVertex(op, []*llb.Vertex{st.vertex}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
+	for _, kv := range rf.env {
+		env = setEnv(env, kv)
+	}
+	op := llb.ExecOp{Args: args, Env: env, Cwd: cwd, User: st.image.Config.User, Files: files, ProxyEnv: proxy,
+		Network: rf.network, Mounts: rf.mounts, Security: rf.security}
+	inputs := append([]*llb.Vertex{st.vertex}, rf.inputs...)
+	st.vertex = llb.NewVertex(op, inputs, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
 	c.addHistory(st, "RUN "+runHistory(args, st)+historySuffix, false)
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/llb"
@@ -19,10 +20,20 @@ type execOp struct {
 	w  *Worker
 	op llb.ExecOp
 	v  *llb.Vertex
+	// sess supplies secrets and SSH agents (see Worker.OpsFor).
+	sess *Session
+	// sums are checksums of the build context files mounted (contextSums).
+	sumsOnce sync.Once
+	sums     []string
+	sumsErr  error
 }
 
 func (o *execOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Digest, error) {
-	return opKey(o.op, in), nil
+	sums, err := o.contextSums()
+	if err != nil {
+		return "", err
+	}
+	return opKey(o.op, in, sums...), nil
 }
 
 // KeyParts implements solver.KeyDescriber.
@@ -33,6 +44,7 @@ func (o *execOp) KeyParts() []solver.Part {
 		{Name: "user", Value: o.op.User},
 		{Name: "heredoc", Value: string(mustJSON(o.op.Files))},
 	}
+	parts = append(parts, o.mountKeyParts()...)
 	for _, kv := range o.op.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		parts = append(parts, solver.Part{Name: "env:" + k, Value: v})
@@ -57,18 +69,31 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		o.w.Snapshots.Remove(id)
 		return solver.Result{}, err
 	}
+	runMounts, err := o.prepareMounts(ctx, state, inputs)
+	if err != nil {
+		o.w.Snapshots.Remove(id)
+		return solver.Result{}, err
+	}
+	defer runMounts.close()
+	network := ""
+	if o.op.Network == llb.NetworkNone {
+		network = executor.NetworkNone
+	}
 	err = executor.Run(ctx, executor.Spec{
-		Mounts:   inline,
-		Rootfs:   mounts,
-		UpperDir: o.w.Snapshots.FS(id),
-		Args:     o.op.Args,
-		Env:      append(append([]string(nil), o.op.Env...), o.op.ProxyEnv...),
-		Cwd:      o.op.Cwd,
-		User:     o.op.User,
-		Hostname: o.op.Hostname,
-		Stdout:   log,
-		Stderr:   log,
-		StateDir: state,
+		Mounts:    inline,
+		RunMounts: runMounts.mounts,
+		Network:   network,
+		Insecure:  o.op.Security == llb.SecurityInsecure,
+		Rootfs:    mounts,
+		UpperDir:  o.w.Snapshots.FS(id),
+		Args:      o.op.Args,
+		Env:       withEnv(append(append([]string(nil), o.op.Env...), o.op.ProxyEnv...), runMounts.env),
+		Cwd:       o.op.Cwd,
+		User:      o.op.User,
+		Hostname:  o.op.Hostname,
+		Stdout:    log,
+		Stderr:    log,
+		StateDir:  state,
 	})
 	if err != nil {
 		o.w.Snapshots.Remove(id)

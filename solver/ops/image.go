@@ -23,7 +23,7 @@ func (o *imageOp) CacheKey(ctx context.Context, _ []digest.Digest) (digest.Diges
 	return llb.DigestStrings("image", o.op.Digest.String(), o.op.Platform), nil
 }
 
-func (o *imageOp) Run(ctx context.Context, _ []solver.Result, _ io.Writer) (solver.Result, error) {
+func (o *imageOp) Run(ctx context.Context, _ []solver.Result, log io.Writer) (solver.Result, error) {
 	n, err := o.w.Registries.ParseReference(o.op.Ref)
 	if err != nil {
 		return solver.Result{}, err
@@ -33,7 +33,7 @@ func (o *imageOp) Run(ctx context.Context, _ []solver.Result, _ io.Writer) (solv
 	if err != nil {
 		return solver.Result{}, err
 	}
-	top, err := o.w.Puller.Pull(ctx, res)
+	top, err := o.w.Puller.PullLog(ctx, res, log)
 	if err != nil || top == "" {
 		return solver.Result{Snapshot: top}, err
 	}

@@ -27,6 +27,8 @@ type Worker struct {
 	Puller     *source.Puller
 	// TmpDir holds per-run scratch directories.
 	TmpDir string
+	// CacheMounts holds the RUN --mount=type=cache directories.
+	CacheMounts string
 }
 
 // Op returns the implementation of v, for solver.New.

@@ -1,0 +1,56 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/solver/ops"
+)
+
+// cacheMountDir holds the RUN --mount=type=cache directories.
+func (s *State) cacheMountDir() string { return filepath.Join(s.Root, "cachemounts") }
+
+// addCacheMountUsage adds a record per cache mount to du: never in use by
+// an image, always reclaimable by prune --all.
+func (s *State) addCacheMountUsage(du *cache.DiskUsage) error {
+	mounts, err := ops.CacheMounts(s.cacheMountDir())
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		du.Records = append(du.Records, cache.UsageRecord{
+			ID: filepath.Base(m.Dir), Size: m.Size, LastUsed: m.LastUsed,
+			Description: "cache mount id=" + m.ID,
+		})
+		du.Total += m.Size
+		du.Reclaimable += m.Size
+	}
+	return nil
+}
+
+// pruneCacheMounts removes, for prune --all, the cache mounts no running
+// step holds.
+func (s *State) pruneCacheMounts(ctx context.Context, rep *PruneReport, dryRun bool) error {
+	mounts, err := ops.CacheMounts(s.cacheMountDir())
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range mounts {
+		removed := true
+		if !dryRun {
+			if removed, err = ops.RemoveCacheMount(ctx, m); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		rep.Before += m.Size
+		if removed {
+			rep.Freed += m.Size
+		} else {
+			rep.After += m.Size
+		}
+	}
+	return errors.Join(errs...)
+}

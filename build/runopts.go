@@ -1,0 +1,82 @@
+package build
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/solver/ops"
+)
+
+// Secret is where the value of a secret for RUN --mount=type=secret comes
+// from: a file or an environment variable of this process. The value is
+// read when the build starts and is never written to a layer, the image,
+// the cache or the progress output.
+type Secret struct {
+	// File is a host file holding the secret.
+	File string
+	// Env names an environment variable holding the secret.
+	Env string
+}
+
+// EntitlementInsecure allows RUN --security=insecure (Options.Allow).
+const EntitlementInsecure = "security.insecure"
+
+// session reads the build's secrets and collects its SSH agents.
+func (opt Options) session() (*ops.Session, error) {
+	sess := &ops.Session{Secrets: map[string][]byte{}, SSH: map[string]string{}}
+	for id, s := range opt.Secrets {
+		switch {
+		case s.File != "" && s.Env != "":
+			return nil, fmt.Errorf("secret %s: give a file or an environment variable, not both", id)
+		case s.File != "":
+			b, err := os.ReadFile(s.File)
+			if err != nil {
+				return nil, fmt.Errorf("secret %s: %w", id, err)
+			}
+			sess.Secrets[id] = b
+		case s.Env != "":
+			v, ok := os.LookupEnv(s.Env)
+			if !ok {
+				return nil, fmt.Errorf("secret %s: environment variable %s is not set", id, s.Env)
+			}
+			sess.Secrets[id] = []byte(v)
+		default:
+			return nil, fmt.Errorf("secret %s: no file or environment variable", id)
+		}
+	}
+	for id, sock := range opt.SSH {
+		if sock == "" {
+			return nil, fmt.Errorf("ssh %s: no agent socket", id)
+		}
+		if _, err := os.Stat(sock); err != nil {
+			return nil, fmt.Errorf("ssh %s: agent socket: %w", id, err)
+		}
+		sess.SSH[id] = sock
+	}
+	return sess, nil
+}
+
+// checkEntitlements refuses steps that need an entitlement --allow did not
+// grant, naming their Dockerfile line.
+func checkEntitlements(root *llb.Vertex, allow []string) error {
+	for _, a := range allow {
+		if a != EntitlementInsecure {
+			return fmt.Errorf("--allow %s: unknown entitlement (supported: %s)", a, EntitlementInsecure)
+		}
+	}
+	var errs []error
+	llb.Walk([]*llb.Vertex{root}, func(v *llb.Vertex) error {
+		if op, ok := v.Op().(llb.ExecOp); ok && op.Security == llb.SecurityInsecure && !slices.Contains(allow, EntitlementInsecure) {
+			msg := "RUN --security=insecure needs the entitlement: build with --allow " + EntitlementInsecure
+			if loc := v.Meta().Location.String(); loc != "" {
+				msg = loc + ": " + msg
+			}
+			errs = append(errs, errors.New(msg))
+		}
+		return nil
+	})
+	return errors.Join(errs...)
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+
+	"github.com/builder-dev/builder/build"
+	"github.com/opencontainers/go-digest"
+)
+
+// parseOutputs reads -o values in `docker buildx build` syntax.
+func parseOutputs(values []string) ([]build.Output, error) {
+	var out []build.Output
+	for _, v := range values {
+		o, err := build.ParseOutput(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// addSourceDateEpoch passes $SOURCE_DATE_EPOCH to the build as a build arg
+// unless --build-arg set it, as buildx does.
+func addSourceDateEpoch(args map[string]string) {
+	if _, ok := args[build.SourceDateEpochArg]; ok {
+		return
+	}
+	if v := os.Getenv(build.SourceDateEpochArg); v != "" {
+		args[build.SourceDateEpochArg] = v
+	}
+}
+
+// writeMetadata writes the fields of buildx's --metadata-file that describe
+// the image.
+func writeMetadata(file string, res *build.Result) error {
+	md := map[string]any{
+		"containerimage.digest":        res.Manifest.Digest,
+		"containerimage.config.digest": digest.FromBytes(res.Config),
+		"containerimage.descriptor":    res.Manifest,
+	}
+	if len(res.Names) > 0 {
+		md["image.name"] = strings.Join(res.Names, ",")
+	}
+	b, err := json.MarshalIndent(md, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, append(b, '\n'), 0o644)
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+)
+
+// newStoreCommands are the commands over the local image store besides
+// images and run: tag, push, save, load, rmi.
+func newStoreCommands(g *globalOptions) []*cobra.Command {
+	tag := &cobra.Command{
+		Use:   "tag SOURCE TARGET",
+		Short: "Give an image of the local store another name",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openState(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return st.Tag(args[0], args[1])
+		},
+	}
+	push := &cobra.Command{
+		Use:   "push NAME",
+		Short: "Push an image of the local store to the registry its name says",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openState(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return st.Push(cmd.Context(), args[0], nil)
+		},
+	}
+
+	var saveFile, saveFormat string
+	save := &cobra.Command{
+		Use:   "save [-o FILE] [--format docker|oci] NAME...",
+		Short: "Write images of the local store as a tar (docker save format or OCI layout)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if saveFormat != "docker" && saveFormat != "oci" {
+				return fmt.Errorf("--format %s: want docker or oci", saveFormat)
+			}
+			st, err := openState(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if saveFile == "" || saveFile == "-" {
+				return st.Save(cmd.OutOrStdout(), saveFormat, args...)
+			}
+			tmp, err := os.CreateTemp(filepath.Dir(saveFile), ".save-*")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(tmp.Name())
+			if err := st.Save(tmp, saveFormat, args...); err != nil {
+				tmp.Close()
+				return err
+			}
+			if err := tmp.Close(); err != nil {
+				return err
+			}
+			return os.Rename(tmp.Name(), saveFile)
+		},
+	}
+	save.Flags().StringVarP(&saveFile, "output", "o", "", "write to FILE instead of stdout")
+	save.Flags().StringVar(&saveFormat, "format", "docker", "archive format: docker (what docker/podman load read) or oci (OCI image layout)")
+
+	var loadFile string
+	load := &cobra.Command{
+		Use:   "load [-i FILE]",
+		Short: "Load images from a docker save tar or an OCI layout tar into the local store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var in io.Reader = cmd.InOrStdin()
+			if loadFile != "" && loadFile != "-" {
+				f, err := os.Open(loadFile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			}
+			st, err := openState(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			imgs, err := st.Load(cmd.Context(), in)
+			if err != nil {
+				return err
+			}
+			for _, img := range imgs {
+				fmt.Fprintf(cmd.OutOrStdout(), "Loaded image: %s (%s)\n", img.Name, img.Manifest.Digest)
+			}
+			return nil
+		},
+	}
+	load.Flags().StringVarP(&loadFile, "input", "i", "", "read from FILE instead of stdin")
+
+	rmi := &cobra.Command{
+		Use:   "rmi NAME...",
+		Short: "Remove names from the local store (the next prune frees what only they used)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openState(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			err = st.Remove(args...)
+			for _, n := range args {
+				if _, gone := st.Image(n); gone != nil {
+					fmt.Fprintln(cmd.OutOrStdout(), "Untagged:", n)
+				}
+			}
+			return err
+		},
+	}
+	return []*cobra.Command{tag, push, save, load, rmi}
+}

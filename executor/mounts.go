@@ -1,0 +1,33 @@
+package executor
+
+import "github.com/builder-dev/builder/snapshot"
+
+// NetworkNone is Spec.Network for a sandbox with a network namespace of its
+// own, in which only the loopback interface is up.
+const NetworkNone = "none"
+
+// Mount types (Mount.Type).
+const (
+	// MountBind binds the host path Source.
+	MountBind = "bind"
+	// MountTmpfs mounts an empty tmpfs of at most Size bytes.
+	MountTmpfs = "tmpfs"
+	// MountLayers mounts Layers (as Rootfs is mounted) at a scratch
+	// mountpoint in StateDir, and binds the path Source inside them.
+	MountLayers = "layers"
+)
+
+// Mount is one filesystem mounted into the sandbox at Target (RUN
+// --mount). Missing mountpoints are created, and removed from UpperDir
+// after the run like the sandbox's own.
+type Mount struct {
+	Type   string `json:"type"`
+	Target string `json:"target"`
+	// Source is a host path (MountBind) or a path inside Layers
+	// (MountLayers, "" or "/" for all of it).
+	Source string           `json:"source,omitempty"`
+	Layers []snapshot.Mount `json:"layers,omitempty"`
+	// Size limits a tmpfs, in bytes; 0 is the kernel's default.
+	Size     int64 `json:"size,omitempty"`
+	Readonly bool  `json:"readonly,omitempty"`
+}

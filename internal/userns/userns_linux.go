@@ -1,0 +1,198 @@
+//go:build linux
+
+package userns
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// childEnv marks the re-executed child; its value is the mapping kind.
+const childEnv = "_BUILDER_USERNS_CHILD"
+
+// Rootless reports whether this process is a rootless builder inside its
+// user namespace.
+func Rootless() bool { return os.Getenv(childEnv) != "" }
+
+// SingleID reports whether the namespace maps only the user's own ids, so
+// files of other owners cannot exist in it.
+func SingleID() bool { return os.Getenv(childEnv) == "single" }
+
+// Init must run first in main, after executor.Init. In the re-executed
+// child it waits until the parent has written the id maps and returns. For
+// an ordinary user it re-executes the program in a new user namespace and
+// exits with the child's status; warn receives a warning when only a single
+// id can be mapped. For root it returns at once.
+func Init(warn func(string)) {
+	if Rootless() {
+		waitForMaps()
+		return
+	}
+	if os.Geteuid() == 0 {
+		return
+	}
+	code, err := reexec(warn)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ERROR: rootless:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func waitForMaps() {
+	mode := os.Getenv(childEnv)
+	if mode == "ready" {
+		return
+	}
+	f := os.NewFile(3, "userns-go-ahead")
+	if f == nil {
+		return
+	}
+	var b [1]byte
+	f.Read(b[:]) // EOF once the parent has written the maps
+	f.Close()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "ERROR: rootless: the user namespace's id maps were not set up")
+		os.Exit(1)
+	}
+	if mode == "subids" {
+		// We were exec'd before newuidmap wrote our map, as an unmapped
+		// user, so execve dropped our capabilities. Now that we are uid
+		// 0 in the namespace, exec again to get them back.
+		self, err := os.Executable()
+		if err == nil {
+			os.Setenv(childEnv, "ready")
+			err = syscall.Exec(self, os.Args, os.Environ())
+		}
+		fmt.Fprintln(os.Stderr, "ERROR: rootless: re-executing in the user namespace:", err)
+		os.Exit(1)
+	}
+}
+
+// idRange is a subordinate id range from /etc/subuid or /etc/subgid.
+type idRange struct{ start, count int }
+
+func reexec(warn func(string)) (int, error) {
+	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
+		return 0, errors.New("this kernel has no user namespaces (CONFIG_USER_NS); run builder as root")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	name := strconv.Itoa(uid)
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	subuid, errU := subIDs("/etc/subuid", name, uid)
+	subgid, errG := subIDs("/etc/subgid", name, uid)
+	newuidmap, errNU := exec.LookPath("newuidmap")
+	newgidmap, errNG := exec.LookPath("newgidmap")
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(self, os.Args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{r}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+		Pdeathsig:  syscall.SIGKILL,
+	}
+	full := errU == nil && errG == nil && errNU == nil && errNG == nil
+	mode := "subids"
+	if !full {
+		// Only our own id can be mapped without the setuid helpers:
+		// files owned by other users cannot be represented.
+		mode = "single"
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
+		if warn != nil {
+			warn("rootless: mapping only your own uid and gid, so images with files owned by other users cannot be built or unpacked exactly; " + missing(errU, errG, errNU, errNG, name))
+		}
+	}
+	cmd.Env = append(os.Environ(), childEnv+"="+mode)
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return 0, fmt.Errorf("starting builder in a user namespace: %w", err)
+	}
+	r.Close()
+	if full {
+		pid := strconv.Itoa(cmd.Process.Pid)
+		uidArgs := []string{pid, "0", strconv.Itoa(uid), "1", "1", strconv.Itoa(subuid.start), strconv.Itoa(subuid.count)}
+		gidArgs := []string{pid, "0", strconv.Itoa(gid), "1", "1", strconv.Itoa(subgid.start), strconv.Itoa(subgid.count)}
+		for _, c := range [][]string{append([]string{newuidmap}, uidArgs...), append([]string{newgidmap}, gidArgs...)} {
+			if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				w.Close()
+				return 0, fmt.Errorf("%s %s: %v: %s", c[0], strings.Join(c[1:], " "), err, strings.TrimSpace(string(out)))
+			}
+		}
+	}
+	w.Close()
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		for s := range sigs {
+			cmd.Process.Signal(s)
+		}
+	}()
+	err = cmd.Wait()
+	signal.Stop(sigs)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+// subIDs finds the first range of name (or uid) in a subordinate id file.
+func subIDs(file, name string, uid int) (idRange, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return idRange{}, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Split(strings.TrimSpace(s.Text()), ":")
+		if len(fields) != 3 || (fields[0] != name && fields[0] != strconv.Itoa(uid)) {
+			continue
+		}
+		start, err1 := strconv.Atoi(fields[1])
+		count, err2 := strconv.Atoi(fields[2])
+		if err1 == nil && err2 == nil && count > 0 {
+			return idRange{start, count}, nil
+		}
+	}
+	return idRange{}, fmt.Errorf("no entry for %s in %s", name, file)
+}
+
+// missing says what to install or add for a full mapping.
+func missing(errU, errG, errNU, errNG error, name string) string {
+	var out []string
+	if errNU != nil || errNG != nil {
+		out = append(out, "install newuidmap and newgidmap (Debian: apt-get install uidmap)")
+	}
+	if errU != nil || errG != nil {
+		out = append(out, fmt.Sprintf("add a range for %s to /etc/subuid and /etc/subgid (e.g. %s:100000:65536)", name, name))
+	}
+	return strings.Join(out, " and ")
+}

@@ -1,0 +1,453 @@
+package ops
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/source"
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/opencontainers/go-digest"
+)
+
+// Session is what one build hands its RUN steps from the host: secrets and
+// SSH agent sockets. None of it is part of the graph, a cache key, a layer
+// or a log; ops see only ids.
+type Session struct {
+	// Secrets are secret values by id (RUN --mount=type=secret).
+	Secrets map[string][]byte
+	// SSH are SSH agent sockets by id (RUN --mount=type=ssh).
+	SSH map[string]string
+}
+
+// OpsFor returns the op constructor for solver.New for a build with sess.
+func (w *Worker) OpsFor(sess *Session) func(*llb.Vertex) (solver.Op, error) {
+	return func(v *llb.Vertex) (solver.Op, error) {
+		op, err := w.Op(v)
+		if e, ok := op.(*execOp); ok {
+			e.sess = sess
+		}
+		return op, err
+	}
+}
+
+// contextSums returns, for each bind or cache mount whose files come from
+// the build context, the mount's source and a checksum of the files it
+// selects, so that the step's key changes with them. It is computed once.
+func (o *execOp) contextSums() ([]string, error) {
+	o.sumsOnce.Do(func() {
+		sums := []string{}
+		for i, m := range o.op.Mounts {
+			l, ok := o.mountLocal(m)
+			if !ok {
+				continue
+			}
+			tree, err := source.NewTree(l.Dir, l.Excludes)
+			if err != nil {
+				o.sumsErr = err
+				return
+			}
+			tree.Sums = o.w.DB.FileSums()
+			rel := cleanRel(m.Source)
+			if tree.Excluded(rel) {
+				o.sumsErr = fmt.Errorf("--mount source %s: %w (it is excluded by .dockerignore)", m.Source, source.ErrNoMatch)
+				return
+			}
+			sum, err := tree.Checksum(rel, nil)
+			if err != nil {
+				o.sumsErr = fmt.Errorf("--mount source %s: %w", m.Source, err)
+				return
+			}
+			sums = append(sums, "mount:"+strconv.Itoa(i), sum)
+		}
+		o.sums = sums
+	})
+	return o.sums, o.sumsErr
+}
+
+// mountLocal returns the build context m reads, if it reads one.
+func (o *execOp) mountLocal(m llb.ExecMount) (llb.LocalOp, bool) {
+	if m.Input <= 0 || m.Input >= len(o.v.Inputs()) || o.v.Inputs()[m.Input] == nil {
+		return llb.LocalOp{}, false
+	}
+	l, ok := o.v.Inputs()[m.Input].Op().(llb.LocalOp)
+	return l, ok
+}
+
+// cleanRel makes a mount source a clean relative slash path, "." for all.
+func cleanRel(p string) string {
+	rel := path.Clean("/" + filepath.ToSlash(p))[1:]
+	if rel == "" {
+		return "."
+	}
+	return rel
+}
+
+// runMounts is what prepareMounts set up for one run.
+type runMounts struct {
+	mounts  []executor.Mount
+	env     []string
+	release []func()
+}
+
+func (r *runMounts) close() {
+	for i := len(r.release) - 1; i >= 0; i-- {
+		r.release[i]()
+	}
+	r.release = nil
+}
+
+// prepareMounts readies the RUN --mount mounts in the run's scratch dir
+// state. The caller calls close after the run, also on error.
+func (o *execOp) prepareMounts(ctx context.Context, state string, inputs []solver.Result) (*runMounts, error) {
+	rm := &runMounts{}
+	sshIndex := 0
+	for i, m := range o.op.Mounts {
+		var err error
+		switch m.Type {
+		case llb.MountBind:
+			err = o.bindMount(rm, state, i, m, inputs)
+		case llb.MountCache:
+			err = o.cacheMount(ctx, rm, m, inputs)
+		case llb.MountTmpfs:
+			rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountTmpfs, Target: m.Target, Size: m.Size, Readonly: m.Readonly})
+		case llb.MountSecret:
+			err = o.secretMount(rm, state, i, m)
+		case llb.MountSSH:
+			err = o.sshMount(rm, state, sshIndex, m)
+			sshIndex++
+		default:
+			err = fmt.Errorf("unknown mount type %q", m.Type)
+		}
+		if err != nil {
+			rm.close()
+			if m.Type == llb.MountSecret || m.Type == llb.MountSSH {
+				return nil, err
+			}
+			return nil, fmt.Errorf("--mount=type=%s,target=%s: %w", m.Type, m.Target, err)
+		}
+	}
+	return rm, nil
+}
+
+// bindMount mounts a file tree: an earlier stage or image (its layers,
+// through an overlay whose upper directory is thrown away when writable),
+// or the build context (in place when read-only and nothing is
+// .dockerignored, else a copy of what it selects).
+func (o *execOp) bindMount(rm *runMounts, state string, n int, m llb.ExecMount, inputs []solver.Result) error {
+	if m.Input <= 0 || m.Input >= len(inputs) {
+		return fmt.Errorf("bind mount has no input")
+	}
+	in := inputs[m.Input]
+	if l, ok := o.mountLocal(m); ok {
+		src, err := o.contextSource(state, n, l, m, !m.Readonly || len(l.Excludes) > 0)
+		if err != nil {
+			return err
+		}
+		rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountBind, Source: src, Target: m.Target, Readonly: m.Readonly})
+		return nil
+	}
+	lowers, err := o.w.Lowers(in.Snapshot)
+	if err != nil {
+		return err
+	}
+	view := o.w.Snapshots.View(lowers)
+	if !m.Readonly {
+		if len(lowers) == 0 {
+			// An empty tree: a fresh directory takes the writes.
+			dir := filepath.Join(state, "bind-"+strconv.Itoa(n))
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				return err
+			}
+			rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountBind, Source: dir, Target: m.Target})
+			return nil
+		}
+		if view, err = writableView(view, filepath.Join(state, "bind-"+strconv.Itoa(n))); err != nil {
+			return err
+		}
+	}
+	rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountLayers, Layers: view, Source: cleanRel(m.Source), Target: m.Target, Readonly: m.Readonly})
+	return nil
+}
+
+// writableView turns a read-only overlay of layers into a writable one
+// whose upper and work directories are under dir.
+func writableView(view []snapshot.Mount, dir string) ([]snapshot.Mount, error) {
+	if len(view) != 1 || view[0].Type != "overlay" {
+		return nil, fmt.Errorf("cannot make a writable view of %v", view)
+	}
+	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	for _, d := range []string{dir, upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	m := view[0]
+	var opts []string
+	for _, opt := range m.Options {
+		if opt != "ro" {
+			opts = append(opts, opt)
+		}
+	}
+	m.Options = append(opts, "upperdir="+upper, "workdir="+work)
+	return []snapshot.Mount{m}, nil
+}
+
+// contextSource returns the host path to bind for a mount of the build
+// context: the path itself, or with copy a copy of what it selects (the
+// .dockerignore applies) in the scratch dir.
+func (o *execOp) contextSource(state string, n int, l llb.LocalOp, m llb.ExecMount, copy bool) (string, error) {
+	rel := cleanRel(m.Source)
+	p, err := securejoin.SecureJoin(l.Dir, rel)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("source %s in the build context: %w", m.Source, err)
+	}
+	if !copy {
+		return p, nil
+	}
+	dir := filepath.Join(state, "bind-"+strconv.Itoa(n))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	tree, err := source.NewTree(l.Dir, l.Excludes)
+	if err != nil {
+		return "", err
+	}
+	if err := copyTree(dir, tree, rel); err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return filepath.Join(dir, path.Base(rel)), nil
+	}
+	return dir, nil
+}
+
+// copyTree copies rel of tree (a directory's contents, or a file) into the
+// directory dir, as COPY would.
+func copyTree(dir string, tree *source.Tree, rel string) error {
+	c := &copyOp{op: llb.CopyOp{Sources: []string{rel}, Dest: "/"}}
+	return c.copy(dir, tree)
+}
+
+// secretMount provides a secret as a read-only file (from the scratch dir)
+// and/or an environment variable of the process.
+func (o *execOp) secretMount(rm *runMounts, state string, n int, m llb.ExecMount) error {
+	var value []byte
+	ok := false
+	if o.sess != nil {
+		value, ok = o.sess.Secrets[m.ID]
+	}
+	if !ok {
+		if m.Required {
+			return fmt.Errorf("secret %s is required but was not provided (--secret id=%s,src=FILE or id=%s,env=VAR)", m.ID, m.ID, m.ID)
+		}
+		return nil
+	}
+	if m.Env != "" {
+		rm.env = append(rm.env, m.Env+"="+string(value))
+	}
+	if m.Target == "" {
+		return nil
+	}
+	p := filepath.Join(state, "secret-"+strconv.Itoa(n))
+	if err := os.WriteFile(p, value, 0o600); err != nil {
+		return fmt.Errorf("secret %s: %w", m.ID, err)
+	}
+	if err := setOwnerMode(p, m, 0o400); err != nil {
+		return fmt.Errorf("secret %s: %w", m.ID, err)
+	}
+	rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountBind, Source: p, Target: m.Target, Readonly: true})
+	return nil
+}
+
+// withEnv returns env with each KEY=VALUE of extra set, replacing any
+// earlier value of KEY (a secret's env= wins over ENV and ARG).
+func withEnv(env, extra []string) []string {
+	for _, kv := range extra {
+		k, _, _ := strings.Cut(kv, "=")
+		out := env[:0]
+		for _, e := range env {
+			if ek, _, _ := strings.Cut(e, "="); ek != k {
+				out = append(out, e)
+			}
+		}
+		env = append(out, kv)
+	}
+	return env
+}
+
+// setOwnerMode applies a mount's uid, gid (default 0) and mode.
+func setOwnerMode(p string, m llb.ExecMount, mode os.FileMode) error {
+	uid, gid := 0, 0
+	if m.UID != nil {
+		uid = int(*m.UID)
+	}
+	if m.GID != nil {
+		gid = int(*m.GID)
+	}
+	if m.Mode != nil {
+		mode = os.FileMode(*m.Mode) & os.ModePerm
+	}
+	if err := os.Chown(p, uid, gid); err != nil {
+		return err
+	}
+	return os.Chmod(p, mode)
+}
+
+// sshMount forwards an SSH agent: a socket in the scratch dir (with the
+// mount's owner and mode) proxies every connection to the agent's socket.
+func (o *execOp) sshMount(rm *runMounts, state string, n int, m llb.ExecMount) error {
+	sock := ""
+	if o.sess != nil {
+		sock = o.sess.SSH[m.ID]
+	}
+	if sock == "" {
+		if m.Required {
+			return fmt.Errorf("ssh agent %s is required but was not provided (--ssh %s or --ssh %s=SOCKET)", m.ID, m.ID, m.ID)
+		}
+		return nil
+	}
+	dir := state
+	// A socket path must fit in 108 bytes.
+	if len(state) > 80 {
+		d, err := os.MkdirTemp("", "builder-ssh-")
+		if err != nil {
+			return err
+		}
+		rm.release = append(rm.release, func() { os.RemoveAll(d) })
+		dir = d
+	}
+	p := filepath.Join(dir, "ssh-"+strconv.Itoa(n)+".sock")
+	ln, err := net.Listen("unix", p)
+	if err != nil {
+		return fmt.Errorf("ssh agent %s: %w", m.ID, err)
+	}
+	proxy := &agentProxy{ln: ln, agent: sock, conns: map[net.Conn]bool{}}
+	rm.release = append(rm.release, proxy.close)
+	if err := setOwnerMode(p, m, 0o600); err != nil {
+		return fmt.Errorf("ssh agent %s: %w", m.ID, err)
+	}
+	go proxy.serve()
+	rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountBind, Source: p, Target: m.Target})
+	return nil
+}
+
+// agentProxy copies bytes between the connections made to ln and new
+// connections to the agent socket.
+type agentProxy struct {
+	ln    net.Listener
+	agent string
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup
+}
+
+func (p *agentProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		a, err := net.Dial("unix", p.agent)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		if !p.track(c, a) {
+			return
+		}
+		go p.pipe(c, a)
+		go p.pipe(a, c)
+	}
+}
+
+// track records the two ends of a connection for close and counts their
+// pipes, or closes them when the proxy is closed.
+func (p *agentProxy) track(conns ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		for _, c := range conns {
+			c.Close()
+		}
+		return false
+	}
+	for _, c := range conns {
+		p.conns[c] = true
+	}
+	p.wg.Add(2)
+	return true
+}
+
+func (p *agentProxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	io.Copy(dst, src)
+	// Half-close, so the other side sees EOF; the other pipe ends too.
+	if uc, ok := dst.(*net.UnixConn); ok {
+		uc.CloseWrite()
+	}
+}
+
+func (p *agentProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// mountKeyParts describes the mounts, network and security mode for
+// explanations of cache misses.
+func (o *execOp) mountKeyParts() []solver.Part {
+	var parts []solver.Part
+	if o.op.Network != "" {
+		parts = append(parts, solver.Part{Name: "network", Value: o.op.Network})
+	}
+	if o.op.Security != "" {
+		parts = append(parts, solver.Part{Name: "security", Value: o.op.Security})
+	}
+	for i, m := range o.op.Mounts {
+		parts = append(parts, solver.Part{Name: "mount:" + strconv.Itoa(i), Value: string(mustJSON(m))})
+	}
+	sums, _ := o.contextSums()
+	for i := 0; i+1 < len(sums); i += 2 {
+		parts = append(parts, solver.Part{Name: "content:" + strings.TrimPrefix(sums[i], "mount:"), Value: sums[i+1]})
+	}
+	return parts
+}
+
+// cacheMountKey names a cache mount's directory: its id and, for a cache
+// seeded from another file tree, that tree's content and the source path.
+func cacheMountKey(m llb.ExecMount, inputs []solver.Result) digest.Digest {
+	id := m.ID
+	if id == "" {
+		id = m.Target
+	}
+	if m.Input > 0 && m.Input < len(inputs) {
+		in := inputs[m.Input]
+		from := in.Content.String()
+		if from == "" {
+			from = in.Snapshot + in.Dir
+		}
+		return llb.DigestStrings("cache", id, from, cleanRel(m.Source))
+	}
+	return llb.DigestStrings("cache", id)
+}
