@@ -27,7 +27,8 @@ type Options struct {
 	// DockerfilePath, when set, is where the Dockerfile was read from: a
 	// NAME.dockerignore beside it takes precedence over the context's.
 	DockerfilePath string
-	// Contexts are named build contexts: NAME=DIR or NAME=docker-image://REF.
+	// Contexts are named build contexts: NAME=DIR, NAME=docker-image://REF
+	// or NAME=oci-layout://PATH[@sha256:...].
 	Contexts map[string]string
 	// Warn receives warnings (unused build args, ignored directives).
 	Warn      func(string)
@@ -75,6 +76,11 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	contexts := map[string]string{}
 	for name, v := range opt.Contexts {
+		if strings.HasPrefix(v, "oci-layout://") {
+			if v, err = s.layoutContext(ctx, name, v); err != nil {
+				return nil, err
+			}
+		}
 		if !strings.Contains(v, "://") {
 			if v, err = filepath.Abs(v); err != nil {
 				return nil, err

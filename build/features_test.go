@@ -1,6 +1,7 @@
 package build_test
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -173,5 +174,52 @@ func TestOnbuildContextsAndIgnoreFiles(t *testing.T) {
 	}
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "UNUSED") {
 		t.Errorf("warnings = %q, want one naming the unused build arg", warnings)
+	}
+}
+
+// TestOCILayoutBuildContext builds FROM an image given as an OCI layout
+// directory (--build-context NAME=oci-layout://DIR), in a state dir that
+// has never seen it.
+func TestOCILayoutBuildContext(t *testing.T) {
+	testutil.RequiresRoot(t)
+	reg := testutil.InProcessRegistry(t)
+	base := reg + "/busybox:1"
+	testutil.PushImage(t, testutil.BusyboxImage(t), base)
+	first := openState(t, t.TempDir())
+	layout := filepath.Join(t.TempDir(), "layout")
+	res, err := first.Build(t.Context(), build.Options{
+		ContextDir: t.TempDir(), Dockerfile: []byte("FROM " + base + "\nRUN echo from-layout > /marker\n"),
+		Outputs: []build.Output{{Type: "oci", Dest: layout, Attrs: map[string]string{"tar": "false"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := openState(t, t.TempDir())
+	out, err := second.Build(t.Context(), build.Options{
+		ContextDir: t.TempDir(),
+		Dockerfile: []byte("FROM base\nRUN cat /marker > /copied\nCOPY --from=pinned /marker /pinned\n"),
+		Contexts: map[string]string{
+			"base":   "oci-layout://" + layout,
+			"pinned": "oci-layout://" + layout + "@" + res.Manifest.Digest.String(),
+		},
+		Tags: []string{"from-layout"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := exporter.V1Image(second.Content, out.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	files := imageFiles(t, layers)
+	for _, p := range []string{"copied", "pinned"} {
+		if f, ok := files[p]; !ok || f.content != "from-layout\n" {
+			t.Errorf("%s = %q (present %v), want the layout image's marker", p, f.content, ok)
+		}
+	}
+	if _, err := second.Build(t.Context(), build.Options{ContextDir: t.TempDir(), Dockerfile: []byte("FROM base\n"),
+		Contexts: map[string]string{"base": "oci-layout://" + layout + "@sha256:" + strings.Repeat("0", 64)}}); err == nil || !strings.Contains(err.Error(), "has no image") {
+		t.Errorf("a digest the layout lacks: err = %v", err)
 	}
 }

@@ -59,7 +59,7 @@ func (c *converter) namedContext(st *stageState, name string, loc []parser.Range
 		v, img, err := c.image(strings.TrimPrefix(value, "docker-image://"), c.meta(st, "FROM "+value, loc))
 		return v, img, true, err
 	case strings.Contains(value, "://"):
-		return nil, Image{}, true, fmt.Errorf("build context %s=%s: only directories and docker-image:// are supported yet", name, value)
+		return nil, Image{}, true, fmt.Errorf("build context %s=%s: only directories, docker-image:// and oci-layout:// are supported", name, value)
 	}
 	if !filepath.IsAbs(value) {
 		return nil, Image{}, true, fmt.Errorf("build context %s=%s: the directory must be an absolute path", name, value)
