@@ -1,0 +1,70 @@
+package exporter
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"math/rand"
+	"testing"
+)
+
+// mixedLayer is layer-like data: source text, binary-looking random bytes
+// and zero runs, in 64 KiB files' worth of each.
+func mixedLayer(size int) []byte {
+	r := rand.New(rand.NewSource(1))
+	var b bytes.Buffer
+	words := []string{"func", "return", "package", "import", "if err != nil {", "}", "\n", "\t", "for i := range", "string", "int64", "// comment about things"}
+	for b.Len() < size {
+		switch r.Intn(3) {
+		case 0:
+			for n := 0; n < 64<<10; {
+				w := words[r.Intn(len(words))]
+				b.WriteString(w + " ")
+				n += len(w) + 1
+			}
+		case 1:
+			chunk := make([]byte, 64<<10)
+			r.Read(chunk)
+			b.Write(chunk)
+		case 2:
+			b.Write(make([]byte, 64<<10))
+		}
+	}
+	return b.Bytes()[:size]
+}
+
+// BenchmarkCompress compares Go's compress/gzip with the compressors the
+// exporter uses, at their default levels, on 64 MiB of mixed layer data
+// (bench/compress.sh runs it; the 1 GiB target scales linearly).
+func BenchmarkCompress(b *testing.B) {
+	data := mixedLayer(64 << 20)
+	cases := []struct {
+		name string
+		w    func(io.Writer) (io.WriteCloser, error)
+	}{
+		{"stdlib-gzip", func(w io.Writer) (io.WriteCloser, error) { return gzip.NewWriterLevel(w, gzip.DefaultCompression) }},
+		{"gzip", func(w io.Writer) (io.WriteCloser, error) { return compressor(w, "gzip", gzip.DefaultCompression) }},
+		{"zstd", func(w io.Writer) (io.WriteCloser, error) { return compressor(w, "zstd", 0) }},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			var out int
+			for b.Loop() {
+				var cw countWriter
+				w, err := c.w(&cw)
+				if err != nil {
+					b.Fatal(err)
+				}
+				w.Write(data)
+				w.Close()
+				out = cw.n
+			}
+			b.ReportMetric(float64(out)/float64(len(data)), "ratio")
+		})
+	}
+}
+
+type countWriter struct{ n int }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
