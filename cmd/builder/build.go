@@ -29,6 +29,7 @@ type buildFlags struct {
 	secrets       []string
 	ssh           []string
 	allow         []string
+	parallelism   int
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -46,6 +47,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringVarP(&f.file, "file", "f", "", "name of the Dockerfile (default PATH/Dockerfile; - reads stdin)")
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "build-time variable NAME=VALUE (NAME alone takes it from the environment)")
 	fl.StringVar(&f.target, "target", "", "stage to build")
+	fl.IntVar(&f.parallelism, "parallelism", 0, "how many steps may run at once (default: the number of CPUs)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
 	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (repeatable or comma-separated)")
 	fl.BoolVar(&f.push, "push", false, "push every tag to its registry")
@@ -140,6 +142,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		Target:         f.target,
 		NoCache:        f.noCache,
 		NoCacheFilter:  f.noCacheFilter,
+		Parallelism:    f.parallelism,
 		Push:           f.push,
 		Outputs:        outputs,
 		Progress:       progress,
