@@ -50,6 +50,10 @@ type Options struct {
 	SSH map[string]string
 	// Allow grants entitlements: EntitlementInsecure.
 	Allow []string
+	// CacheTo are where to export the build's cache (--cache-to);
+	// CacheFrom are caches to import (--cache-from). See cachespec.go.
+	CacheTo   []CacheSpec
+	CacheFrom []CacheSpec
 }
 
 // Result is a built image.
@@ -129,6 +133,9 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	use := s.startUse()
 	defer s.finishUse(ctx, use, opt.GC, opt.Warn)
+	if err := s.useCacheFrom(ctx, opt, use); err != nil {
+		return nil, err
+	}
 	sv := solver.New(s.worker.OpsFor(sess), use, opt.Progress, parallelism)
 	history := &stepHistory{db: s.DB, scope: contextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
 	sv.SetHistory(history)
@@ -140,7 +147,14 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.export(ctx, opt, res.Snapshot, fe.Image, use, epoch)
+	out, err := s.export(ctx, opt, res.Snapshot, fe.Image, use, epoch)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.exportCache(ctx, opt, sv, fe.Root, res.Snapshot, epoch); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // readDockerignore reads the ignore file for a build: DOCKERFILE.dockerignore

@@ -29,6 +29,8 @@ type buildFlags struct {
 	secrets       []string
 	ssh           []string
 	allow         []string
+	cacheTo       []string
+	cacheFrom     []string
 	parallelism   int
 }
 
@@ -59,6 +61,8 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.BoolVar(&f.explain, "explain", false, "after the build, say for each step that ran why its cache could not be used")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (the agent at $SSH_AUTH_SOCK) or ID=SOCKET")
+	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd|uncompressed], type=local,dest=DIR or type=inline (repeatable)")
+	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)")
 	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement: security.insecure (for RUN --security=insecure)")
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "additional build context NAME=DIR or NAME=docker-image://REF, for FROM and COPY --from")
 	return cmd
@@ -112,6 +116,14 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	if err != nil {
 		return err
 	}
+	cacheTo, err := parseCacheSpecs(f.cacheTo, true)
+	if err != nil {
+		return err
+	}
+	cacheFrom, err := parseCacheSpecs(f.cacheFrom, false)
+	if err != nil {
+		return err
+	}
 	secrets, err := parseSecrets(f.secrets)
 	if err != nil {
 		return err
@@ -149,6 +161,8 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		Secrets:        secrets,
 		SSH:            ssh,
 		Allow:          f.allow,
+		CacheTo:        cacheTo,
+		CacheFrom:      cacheFrom,
 	})
 	progress.Close(err)
 	if f.explain {
