@@ -50,6 +50,10 @@ type Options struct {
 	SSH map[string]string
 	// Allow grants entitlements: EntitlementInsecure.
 	Allow []string
+
+	// inlineCache is the cache config put into image configs for
+	// --cache-to type=inline.
+	inlineCache string
 	// CacheTo are where to export the build's cache (--cache-to);
 	// CacheFrom are caches to import (--cache-from). See cachespec.go.
 	CacheTo   []CacheSpec
@@ -145,6 +149,9 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 		err = ferr
 	}
 	if err != nil {
+		return nil, err
+	}
+	if opt.inlineCache, err = s.inlineCache(ctx, opt, sv, fe.Root, res.Snapshot, epoch); err != nil {
 		return nil, err
 	}
 	out, err := s.export(ctx, opt, res.Snapshot, fe.Image, use, epoch)

@@ -2,6 +2,7 @@ package build_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -76,6 +77,7 @@ WORKDIR /app
 
 type cacheRun struct {
 	res     *build.Result
+	st      *build.State
 	started []string
 	took    time.Duration
 }
@@ -118,7 +120,7 @@ func cacheBuild(t *testing.T, st *build.State, base, ctxDir, target string, to, 
 		}
 	}
 	ev.mu.Unlock()
-	return cacheRun{res: res, started: started, took: took}
+	return cacheRun{res: res, st: st, started: started, took: took}
 }
 
 func manifestLayers(t *testing.T, st *build.State, raw []byte) map[string]bool {
@@ -281,5 +283,42 @@ func TestParseCacheSpec(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("ParseCacheSpec(%q, %v): %v", tc.in, tc.export, err)
 		}
+	}
+}
+
+// TestCacheInline exports the cache inside the image's config
+// (--cache-to type=inline), pushes the image, and builds again in an empty
+// state dir with --cache-from type=registry,ref=IMAGE.
+func TestCacheInline(t *testing.T) {
+	base := busyboxBase(t)
+	reg, _, _ := strings.Cut(base, "/")
+	ctxDir := writeContext(t, map[string]string{"src.txt": "source\n"})
+	inline, err := build.ParseCacheSpec("type=inline", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := reg + "/app:inline"
+	stA := openState(t, t.TempDir())
+	a, err := stA.Build(t.Context(), build.Options{
+		ContextDir: ctxDir, Dockerfile: []byte(strings.ReplaceAll(cacheDockerfile, "{{BASE}}", base)),
+		BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "1700000000"},
+		CacheTo:   []build.CacheSpec{inline}, Tags: []string{image}, Push: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cacheBuild(t, openState(t, t.TempDir()), base, ctxDir, "", nil, []string{"type=registry,ref=" + image})
+	if len(b.started) != 0 {
+		t.Errorf("from the inline cache: ran %v, want nothing", b.started)
+	}
+	// The same layers; the configs differ only by the inline cache field.
+	var ma, mb struct{ Layers []struct{ Digest string } }
+	rawA, errA := stA.Content.ReadAll(a.Manifest.Digest)
+	rawB, errB := b.st.Content.ReadAll(b.res.Manifest.Digest)
+	if errA != nil || errB != nil || json.Unmarshal(rawA, &ma) != nil || json.Unmarshal(rawB, &mb) != nil {
+		t.Fatalf("reading the manifests: %v %v", errA, errB)
+	}
+	if fmt.Sprint(ma.Layers) != fmt.Sprint(mb.Layers) {
+		t.Errorf("layers from the inline cache = %v, want %v", mb.Layers, ma.Layers)
 	}
 }

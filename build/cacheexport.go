@@ -40,6 +40,9 @@ func (s *State) exportCacheTo(ctx context.Context, opt Options, spec CacheSpec, 
 	if err := spec.check(true); err != nil {
 		return err
 	}
+	if spec.Type == "inline" {
+		return nil // written into the image config by inlineCache
+	}
 	recs, err := s.cacheRecords(ctx, sv, root, top, spec.max())
 	if err != nil {
 		return err
@@ -262,4 +265,33 @@ func digests(ds []ocispec.Descriptor) []digest.Digest {
 		out[i] = d.Digest
 	}
 	return out
+}
+
+// inlineCache returns the cache config of the image's own layers for the
+// first --cache-to type=inline, as JSON, or "" when none is asked for. Its
+// layers are the image's: importers fetch them from the image's repository.
+func (s *State) inlineCache(ctx context.Context, opt Options, sv *solver.Solver, root *llb.Vertex, top string, epoch *time.Time) (string, error) {
+	for _, spec := range opt.CacheTo {
+		if spec.Type != "inline" {
+			continue
+		}
+		recs, err := s.cacheRecords(ctx, sv, root, top, false)
+		if err != nil {
+			return "", err
+		}
+		eo, err := spec.layerOptions(epoch)
+		if err != nil {
+			return "", err
+		}
+		cfg, _, err := s.cacheConfig(ctx, recs, eo)
+		if err != nil {
+			return "", err
+		}
+		raw, err := json.Marshal(cfg)
+		if err != nil {
+			return "", err
+		}
+		return string(raw), nil
+	}
+	return "", nil
 }

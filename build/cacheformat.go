@@ -1,6 +1,7 @@
 package build
 
 import (
+	"github.com/builder-dev/builder/exporter"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -14,7 +15,7 @@ const (
 	CacheArtifactType = "application/vnd.builder.cache.v1"
 	// InlineCacheField is the image config field that holds an inline
 	// cache config (--cache-to type=inline).
-	InlineCacheField = "dev.builder.cache.v1"
+	InlineCacheField = exporter.InlineCacheField
 )
 
 // cacheConfig lists cache keys and the snapshot chains they resolved to.

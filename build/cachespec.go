@@ -88,8 +88,6 @@ func (c CacheSpec) check(export bool) error {
 		}
 	}
 	switch {
-	case c.Type == "inline":
-		return errors.New("type=inline is not supported yet: use type=registry,ref=REF or type=local,dest=DIR")
 	case c.Type == "registry" && c.Attrs["ref"] == "":
 		return errors.New("type=registry needs ref=")
 	case c.Type == "local" && export && c.Attrs["dest"] == "":

@@ -250,6 +250,7 @@ func (s *State) export(ctx context.Context, opt Options, top string, cfg dockers
 		if err != nil {
 			return nil, err
 		}
+		eo.InlineCache = opt.inlineCache
 		// Options compare by value; every output shares the one epoch pointer.
 		if img, ok := images[eo]; ok {
 			return img, nil

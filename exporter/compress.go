@@ -61,7 +61,13 @@ type Options struct {
 	// SourceDateEpoch, when set, clamps the file times of the layers the
 	// build made (base-image layers are left as they are).
 	SourceDateEpoch *time.Time
+	// InlineCache, when set, is JSON put in the image config's
+	// InlineCacheField: the build cache of the image's own layers.
+	InlineCache string
 }
+
+// InlineCacheField is the image config field that holds an inline cache.
+const InlineCacheField = "dev.builder.cache.v1"
 
 // ParseCompression accepts the names of `docker buildx build -o
 // compression=`: gzip, zstd, uncompressed.

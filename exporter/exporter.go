@@ -108,6 +108,11 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 	if err != nil {
 		return nil, err
 	}
+	if o.InlineCache != "" {
+		if rawConfig, err = withField(rawConfig, InlineCacheField, o.InlineCache); err != nil {
+			return nil, err
+		}
+	}
 	configDigest, err := e.Content.WriteBytes(ctx, rawConfig)
 	if err != nil {
 		return nil, err
@@ -136,4 +141,15 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 		Config:        rawConfig,
 		Layers:        descs,
 	}, nil
+}
+
+// withField adds a top-level field holding raw JSON to a JSON object; the
+// encoding sorts keys, so the result is deterministic.
+func withField(object []byte, name, raw string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(object, &m); err != nil {
+		return nil, err
+	}
+	m[name] = json.RawMessage(raw)
+	return json.Marshal(m)
 }
