@@ -3,6 +3,9 @@ package build_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/builder-dev/builder/source"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"io"
 	"log"
 	"net/http"
@@ -320,5 +323,28 @@ func TestCacheInline(t *testing.T) {
 	}
 	if fmt.Sprint(ma.Layers) != fmt.Sprint(mb.Layers) {
 		t.Errorf("layers from the inline cache = %v, want %v", mb.Layers, ma.Layers)
+	}
+}
+
+// TestCacheDistributionRegistryEnvAuth round-trips the cache through
+// Debian's docker-registry with htpasswd auth, the credentials given only
+// through $BUILDER_REGISTRY_AUTH, as a CI job would.
+func TestCacheDistributionRegistryEnvAuth(t *testing.T) {
+	testutil.RequiresRoot(t)
+	reg := testutil.DistributionRegistry(t, "ci", "s3cret")
+	base := reg + "/base/busybox:1"
+	testutil.PushImage(t, testutil.BusyboxImage(t), base, remote.WithAuth(&authn.Basic{Username: "ci", Password: "s3cret"}))
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv(source.RegistryAuthEnv, reg+"=ci:s3cret")
+	ctxDir := writeContext(t, map[string]string{"src.txt": "source\n"})
+	ref := reg + "/team/cache:main"
+	a := cacheBuild(t, openState(t, t.TempDir()), base, ctxDir, "", []string{"type=registry,mode=max,ref=" + ref}, nil)
+	b := cacheBuild(t, openState(t, t.TempDir()), base, ctxDir, "", nil, []string{"type=registry,ref=" + ref})
+	if len(b.started) != 0 || b.res.Manifest.Digest != a.res.Manifest.Digest {
+		t.Errorf("second runner: ran %v, image %s (want nothing, %s)", b.started, b.res.Manifest.Digest, a.res.Manifest.Digest)
+	}
+	t.Setenv(source.RegistryAuthEnv, reg+"=ci:wrong")
+	if _, err := openState(t, t.TempDir()).Build(t.Context(), build.Options{ContextDir: ctxDir, Dockerfile: []byte("FROM " + base + "\n")}); err == nil || !strings.Contains(err.Error(), "refused access") {
+		t.Errorf("wrong credentials: err = %v, want the registry's refusal explained", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/source"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -82,7 +83,7 @@ func Push(ctx context.Context, store *content.Store, manifest ocispec.Descriptor
 		return err
 	}
 	if kc == nil {
-		kc = authn.DefaultKeychain
+		kc = source.Keychain
 	}
 	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithJobs(4)); err != nil {
 		return fmt.Errorf("pushing %s: %w", ref, err)

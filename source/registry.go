@@ -56,7 +56,7 @@ func (r *Registries) ParseReference(ref string) (name.Reference, error) {
 func (r *Registries) remoteOptions(ctx context.Context) []remote.Option {
 	kc := r.Keychain
 	if kc == nil {
-		kc = authn.DefaultKeychain
+		kc = Keychain
 	}
 	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
 }
