@@ -274,7 +274,7 @@ func TestParseCacheSpec(t *testing.T) {
 		{"r/c:1", false, true},
 		{"type=local,dest=/tmp/c", true, true},
 		{"type=local,src=/tmp/c", false, true},
-		{"type=inline", true, false}, // not supported yet
+		{"type=inline", true, true},
 		{"type=inline", false, false},
 		{"type=registry", true, false},
 		{"type=registry,ref=r,mode=all", true, false},
