@@ -65,7 +65,7 @@ func (s *State) Run(ctx context.Context, opt RunOptions) error {
 	// The scratch layer's id carries our pid so that cleanup by another
 	// process leaves it alone while we run.
 	id := strconv.Itoa(os.Getpid()) + "-run"
-	if err := s.Snapshots.Prepare(id); err != nil {
+	if err := s.Snapshots.Prepare(id, lowers...); err != nil {
 		return err
 	}
 	defer s.Snapshots.Remove(id)

@@ -95,7 +95,11 @@ func Open(root string, opt StateOptions) (*State, error) {
 		return fail(err)
 	}
 	// In a user namespace, overlay keeps its metadata in user.* xattrs.
-	if s.Snapshots, err = snapshot.NewSnapshotter(filepath.Join(root, "snapshots"), snapshot.WithTempDir(s.tmp), snapshot.WithUserXattr(userns.Rootless())); err != nil {
+	copyMode, err := chooseCopyMode(root, s.tmp, userns.Rootless(), s.warn)
+	if err != nil {
+		return fail(err)
+	}
+	if s.Snapshots, err = snapshot.NewSnapshotter(filepath.Join(root, "snapshots"), snapshot.WithTempDir(s.tmp), snapshot.WithUserXattr(userns.Rootless()), snapshot.WithCopy(copyMode)); err != nil {
 		return fail(err)
 	}
 	if err := s.cleanup(); err != nil {

@@ -36,6 +36,8 @@ type Snapshotter struct {
 	root      string
 	tmp       string
 	userXattr bool
+	// copy selects the copy-based mode (see copy.go).
+	copy bool
 }
 
 // Option configures a Snapshotter.
@@ -145,8 +147,10 @@ func (s *Snapshotter) Exists(id string) bool {
 
 // Prepare creates an active snapshot id with an empty layer and a workdir.
 // It fails if id already exists, including a half-prepared id left by a
-// crash; Remove it first.
-func (s *Snapshotter) Prepare(id string) error {
+// crash; Remove it first. parents (top-most first) must be the parents
+// later passed to Mounts; the overlay mode does not need them, the copy
+// mode (WithCopy) builds the snapshot's root directory from them.
+func (s *Snapshotter) Prepare(id string, parents ...string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
@@ -168,6 +172,11 @@ func (s *Snapshotter) Prepare(id string) error {
 	if err := os.Mkdir(s.work(id), 0o700); err != nil {
 		return fmt.Errorf("preparing snapshot %s: %w", id, err)
 	}
+	if s.copy {
+		if err := s.prepareCopy(id, parents); err != nil {
+			return fmt.Errorf("preparing snapshot %s: %w", id, err)
+		}
+	}
 	return nil
 }
 
@@ -180,6 +189,9 @@ func (s *Snapshotter) Commit(id string) error {
 	}
 	if !s.Exists(id) {
 		return fmt.Errorf("committing snapshot %s: %w", id, os.ErrNotExist)
+	}
+	if err := s.commitCopy(id); err != nil {
+		return fmt.Errorf("committing snapshot %s: %w", id, err)
 	}
 	// Overlay leaves work/work with mode 000; removeAll copes with that.
 	if err := removeAll(s.work(id)); err != nil {
@@ -284,6 +296,9 @@ func (s *Snapshotter) options(parents []string) []string {
 // bounds the number of parents at roughly 4000/len(FS(parent)); Mount
 // reports a mount that exceeds it.
 func (s *Snapshotter) Mounts(id string, parents []string) []Mount {
+	if s.copy {
+		return []Mount{{Type: "bind", Source: s.rootfs(id), Options: []string{"bind"}}}
+	}
 	opts := s.options(parents)
 	opts = append(opts, "upperdir="+s.FS(id), "workdir="+s.work(id))
 	return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
@@ -294,6 +309,9 @@ func (s *Snapshotter) Mounts(id string, parents []string) []Mount {
 func (s *Snapshotter) View(parents []string) []Mount {
 	if len(parents) == 0 {
 		return []Mount{{Type: "bind", Source: filepath.Join(s.root, emptyDir), Options: []string{"rbind", "ro"}}}
+	}
+	if s.copy {
+		return s.copyView(parents)
 	}
 	// Without an upperdir overlay is read-only by itself; "ro" also makes
 	// the mount flags say so.

@@ -85,7 +85,7 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		Network:   network,
 		Insecure:  o.op.Security == llb.SecurityInsecure,
 		Rootfs:    mounts,
-		UpperDir:  o.w.Snapshots.FS(id),
+		UpperDir:  o.w.Snapshots.UpperDir(id),
 		Args:      o.op.Args,
 		Env:       withEnv(append(append([]string(nil), o.op.Env...), o.op.ProxyEnv...), runMounts.env),
 		Cwd:       o.op.Cwd,

@@ -113,7 +113,7 @@ func (w *Worker) newLayer(parent string) (string, []snapshot.Mount, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if err := w.Snapshots.Prepare(id); err != nil {
+	if err := w.Snapshots.Prepare(id, lowers...); err != nil {
 		return "", nil, err
 	}
 	return id, w.Snapshots.Mounts(id, lowers), nil

@@ -184,6 +184,18 @@ func (o *execOp) bindMount(rm *runMounts, state string, n int, m llb.ExecMount, 
 // writableView turns a read-only overlay of layers into a writable one
 // whose upper and work directories are under dir.
 func writableView(view []snapshot.Mount, dir string) ([]snapshot.Mount, error) {
+	if len(view) == 1 && view[0].Type == "bind" {
+		// The copy-based snapshotter's view is a directory: the writes go
+		// to a copy of it.
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, err
+		}
+		cp := filepath.Join(dir, "copy")
+		if err := snapshot.CopyDir(cp, view[0].Source); err != nil {
+			return nil, err
+		}
+		return []snapshot.Mount{{Type: "bind", Source: cp, Options: []string{"bind"}}}, nil
+	}
 	if len(view) != 1 || view[0].Type != "overlay" {
 		return nil, fmt.Errorf("cannot make a writable view of %v", view)
 	}
