@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -234,7 +235,7 @@ func (t *Tree) collect(rel string, extra *patternmatcher.PatternMatcher) ([]*ent
 		return nil, err
 	}
 	root := &entry{rel: ".", path: top, mode: fi.Mode(), key: fileKey(fi)}
-	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })
+	slices.SortFunc(out, func(a, b *entry) int { return strings.Compare(a.rel, b.rel) })
 	return append([]*entry{root}, out...), nil
 }
 

@@ -42,6 +42,8 @@ func walk(top string, serial bool, filter func(sub string, isDir bool) (include,
 			return &os.PathError{Op: "readdir", Path: dir, Err: err}
 		}
 		fd := int(f.Fd())
+		// One allocation for the directory's entries, not one each.
+		block := make([]entry, 0, len(names))
 		local := make([]*entry, 0, len(names))
 		var subdirs []string
 		for _, name := range names {
@@ -56,9 +58,10 @@ func walk(top string, serial bool, filter func(sub string, isDir bool) (include,
 			isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 			include, descend := filter(rel, isDir)
 			if include {
-				e := &entry{rel: rel, path: dir + "/" + name, mode: modeOf(st.Mode), key: FileKey{
+				block = append(block, entry{rel: rel, path: dir + "/" + name, mode: modeOf(st.Mode), key: FileKey{
 					Size: st.Size, MtimeNs: st.Mtim.Nano(), CtimeNs: st.Ctim.Nano(), Ino: st.Ino,
-				}}
+				}})
+				e := &block[len(block)-1]
 				if e.mode&fs.ModeSymlink != 0 {
 					if e.link, err = os.Readlink(e.path); err != nil {
 						return err
