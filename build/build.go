@@ -54,6 +54,8 @@ type Options struct {
 	// inlineCache is the cache config put into image configs for
 	// --cache-to type=inline.
 	inlineCache string
+	// exportStep reports the export in the progress stream.
+	exportStep *exportStep
 	// CacheTo are where to export the build's cache (--cache-to);
 	// CacheFrom are caches to import (--cache-from). See cachespec.go.
 	CacheTo   []CacheSpec
@@ -154,7 +156,9 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if opt.inlineCache, err = s.inlineCache(ctx, opt, sv, fe.Root, res.Snapshot, epoch); err != nil {
 		return nil, err
 	}
+	opt.exportStep = newExportStep(opt.Progress, fe.Root)
 	out, err := s.export(ctx, opt, res.Snapshot, fe.Image, use, epoch)
+	opt.exportStep.done(err)
 	if err != nil {
 		return nil, err
 	}

@@ -243,7 +243,7 @@ func (s *State) export(ctx context.Context, opt Options, top string, cfg dockers
 		}
 	}
 
-	ex := &exporter.Exporter{DB: s.DB, Content: s.Content, Snapshots: s.Snapshots}
+	ex := &exporter.Exporter{DB: s.DB, Content: s.Content, Snapshots: s.Snapshots, Log: opt.exportStep.logWriter()}
 	images := map[exporter.Options]*exporter.Image{}
 	assemble := func(o Output) (*exporter.Image, error) {
 		eo, err := o.imageOptions(epoch)
@@ -308,9 +308,11 @@ func (s *State) export(ctx context.Context, opt Options, top string, cfg dockers
 					if err != nil {
 						return nil, err
 					}
+					start := time.Now()
 					if err := exporter.Push(ctx, s.Content, img.Manifest, ref, opt.Keychain); err != nil {
 						return nil, err
 					}
+					opt.exportStep.pushed(ref.String(), img.Size(), time.Since(start))
 				}
 			}
 		default:

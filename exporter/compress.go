@@ -15,6 +15,7 @@ import (
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/source"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -297,7 +298,9 @@ func (e *Exporter) layerWith(ctx context.Context, s cache.Snapshot, base bool, o
 		return ocispec.Descriptor{}, "", err
 	}
 	h := sha256.New()
-	dst := io.MultiWriter(zw, h)
+	var counted countingWriter
+	dst := io.MultiWriter(zw, h, &counted)
+	start := time.Now()
 	var expect digest.Digest
 	if len(same) > 0 {
 		src := s.Blobs[same[0]]
@@ -319,6 +322,11 @@ func (e *Exporter) layerWith(ctx context.Context, s cache.Snapshot, base bool, o
 	dgst, size, err := w.Commit("", -1)
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
+	}
+	if e.Log != nil {
+		took := time.Since(start).Seconds()
+		fmt.Fprintf(e.Log, "layer %s: %s compressed (%s) to %s in %.2fs (%s/s)\n", diffID.Encoded()[:12],
+			source.HumanBytes(counted.n), want, source.HumanBytes(size), took, source.HumanBytes(int64(float64(counted.n)/max(took, 1e-3))))
 	}
 	mt, err := LayerMediaType(want, o.DockerMediaTypes)
 	if err != nil {
@@ -362,4 +370,12 @@ func (e *Exporter) remember(id, key string, d ocispec.Descriptor, diffID digest.
 		s.DiffID = diffID
 	}
 	return e.DB.PutSnapshot(s)
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"runtime"
 
 	"github.com/builder-dev/builder/cache"
@@ -24,6 +25,9 @@ type Exporter struct {
 	DB        *cache.DB
 	Content   *content.Store
 	Snapshots *snapshot.Snapshotter
+	// Log, when set, gets a line for each layer compressed: sizes, time
+	// and rate. It must be safe for concurrent writes.
+	Log io.Writer
 }
 
 // Image is an assembled image: every blob it names is in the content store.
@@ -152,4 +156,13 @@ func withField(object []byte, name, raw string) ([]byte, error) {
 	}
 	m[name] = json.RawMessage(raw)
 	return json.Marshal(m)
+}
+
+// Size is the total size of the image's blobs: manifest, config, layers.
+func (img *Image) Size() int64 {
+	n := img.Manifest.Size + int64(len(img.Config))
+	for _, l := range img.Layers {
+		n += l.Size
+	}
+	return n
 }

@@ -85,7 +85,7 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 			}
 			if log != nil {
 				fmt.Fprintf(log, "layer %s: %s fetched in %.2fs (%s/s), unpacked in %.2fs\n", desc.Digest.Encoded()[:12],
-					humanBytes(desc.Size), fetched.Seconds(), humanBytes(int64(float64(desc.Size)/max(fetched.Seconds(), 1e-3))), (time.Since(start) - fetched).Seconds())
+					HumanBytes(desc.Size), fetched.Seconds(), HumanBytes(int64(float64(desc.Size)/max(fetched.Seconds(), 1e-3))), (time.Since(start) - fetched).Seconds())
 			}
 			return nil
 		})
@@ -191,8 +191,8 @@ func chainIDs(diffIDs []digest.Digest) []digest.Digest {
 	return out
 }
 
-// humanBytes formats a byte count for progress lines.
-func humanBytes(n int64) string {
+// HumanBytes formats a byte count for progress lines: 12.3 MB.
+func HumanBytes(n int64) string {
 	const unit = 1000
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

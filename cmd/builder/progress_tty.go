@@ -131,7 +131,11 @@ func (p *ttyProgress) draw() {
 				line("    " + strings.TrimRight(t, "\r"))
 			}
 		default:
+			// A step that only logs (the export).
 			line(fmt.Sprintf(" => %s", s.name))
+			for _, t := range s.tail {
+				line("    " + strings.TrimRight(t, "\r"))
+			}
 		}
 	}
 	// Clear what a longer earlier drawing left below.

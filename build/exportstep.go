@@ -1,0 +1,72 @@
+package build
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/source"
+)
+
+// exportStep reports the export's work (compressing layers, pushing) as
+// output lines of one more numbered step of the build's progress, after the
+// graph's own. It sends only log events: a step that ran or was cached is
+// a graph vertex, and a no-op rebuild's export has nothing to say.
+type exportStep struct {
+	p     solver.Progress
+	index int
+	start time.Time
+	mu    sync.Mutex
+}
+
+const exportStepName = "exporting"
+
+// newExportStep starts the step; root is the build graph, whose vertices
+// take the numbers before it.
+func newExportStep(p solver.Progress, root *llb.Vertex) *exportStep {
+	if p == nil {
+		return nil
+	}
+	n := 0
+	llb.Walk([]*llb.Vertex{root}, func(*llb.Vertex) error { n++; return nil })
+	return &exportStep{p: p, index: n + 1, start: time.Now()}
+}
+
+// Write forwards output lines of the export to the progress stream.
+func (e *exportStep) Write(b []byte) (int, error) {
+	if e == nil {
+		return len(b), nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.p.Event(solver.Event{Kind: solver.Log, Index: e.index, Name: exportStepName, Data: append([]byte(nil), b...), Time: time.Now()})
+	return len(b), nil
+}
+
+// done reports a failed export.
+func (e *exportStep) done(err error) {
+	if e == nil || err == nil {
+		return
+	}
+	fmt.Fprintf(e, "failed after %.2fs: %v\n", time.Since(e.start).Seconds(), err)
+}
+
+// logWriter is the step as an io.Writer, or nil (no log) without one.
+func (e *exportStep) logWriter() io.Writer {
+	if e == nil {
+		return nil
+	}
+	return e
+}
+
+// pushed reports a push with the size of what the image is made of.
+func (e *exportStep) pushed(ref string, size int64, took time.Duration) {
+	if e == nil {
+		return
+	}
+	fmt.Fprintf(e, "pushed %s: %s of blobs in %.2fs (%s/s)\n", ref, source.HumanBytes(size), took.Seconds(),
+		source.HumanBytes(int64(float64(size)/max(took.Seconds(), 1e-3))))
+}
