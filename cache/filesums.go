@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"encoding/binary"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,7 +38,7 @@ func encodeFileSum(k FileKey, sum [32]byte) []byte {
 // Lookup returns the remembered digests of paths whose keys match. It is
 // fastest with paths in ascending order: it then walks the records in one
 // pass instead of searching for each.
-func (f FileSums) Lookup(paths []string, keys []FileKey) ([][32]byte, []bool) {
+func (f FileSums) Lookup(paths [][]byte, keys []FileKey) ([][32]byte, []bool) {
 	sums := make([][32]byte, len(paths))
 	ok := make([]bool, len(paths))
 	f.db.bolt.View(func(tx *bolt.Tx) error {
@@ -50,11 +51,11 @@ func (f FileSums) Lookup(paths []string, keys []FileKey) ([][32]byte, []bool) {
 		for i, p := range paths {
 			// Step forward a little before seeking: consecutive paths
 			// are usually consecutive records.
-			for n := 0; k != nil && string(k) < p && n < 4; n++ {
+			for n := 0; k != nil && bytes.Compare(k, p) < 0 && n < 4; n++ {
 				k, v = c.Next()
 			}
-			if k == nil || string(k) != p {
-				if k, v = c.Seek([]byte(p)); k == nil || string(k) != p {
+			if k == nil || !bytes.Equal(k, p) {
+				if k, v = c.Seek(p); k == nil || !bytes.Equal(k, p) {
 					continue
 				}
 			}

@@ -26,7 +26,11 @@ func TestFileSumsLookup(t *testing.T) {
 		{[]string{"/a", "/z"}, []FileKey{k(1), k(1)}, []bool{false, false}},
 	}
 	for _, tt := range tests {
-		sums, ok := fs.Lookup(tt.paths, tt.keys)
+		var paths [][]byte
+		for _, p := range tt.paths {
+			paths = append(paths, []byte(p))
+		}
+		sums, ok := fs.Lookup(paths, tt.keys)
 		for i := range tt.paths {
 			if ok[i] != tt.want[i] || (ok[i] && sums[i][0] != byte(tt.keys[i].Size)) {
 				t.Errorf("Lookup(%v)[%d] = %v %v, want found=%v", tt.paths, i, sums[i][0], ok[i], tt.want[i])

@@ -164,14 +164,14 @@ func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail
 			case e.mode&fs.ModeSymlink != 0:
 				v += ":" + e.link
 			}
-			files[path.Join(rel, e.rel)] = v
+			files[path.Join(rel, e.relPath())] = v
 		}
 	}
 	h := sha256.New()
 	buf := make([]byte, 0, 64<<10)
 	for _, e := range entries {
 		mode := e.mode
-		buf = append(buf, e.rel...)
+		buf = e.appendRel(buf)
 		buf = append(buf, 0)
 		buf = strconv.AppendUint(buf, uint64(uint32(mode.Type())|uint32(mode.Perm())|uint32(mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))), 8)
 		buf = append(buf, 0)
@@ -191,17 +191,61 @@ func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail
 	return hex.EncodeToString(h.Sum(nil)), files, nil
 }
 
-// entry is one file COPY selects, with its content digest once known.
+// entry is one file COPY selects, with its content digest once known. Its
+// paths are made from its directory's and its name only when needed, so
+// that checking a large unchanged context allocates little.
 type entry struct {
-	rel  string // relative to the copied source, "." for the source itself
-	path string // on the host
+	dir  *dirInfo
+	name string // "" for the copied source itself
 	mode fs.FileMode
 	key  FileKey
 	link string
 	sum  [32]byte
 }
 
-// collect lists what rel selects, sorted by path.
+// dirInfo is a directory of the walk: its host path and its path relative
+// to the copied source ("" at the top).
+type dirInfo struct{ path, rel string }
+
+// relPath is the entry's path relative to the copied source, "." for the
+// source itself.
+func (e *entry) relPath() string { return string(e.appendRel(nil)) }
+
+func (e *entry) appendRel(b []byte) []byte {
+	switch {
+	case e.name == "":
+		return append(b, '.')
+	case e.dir.rel == "":
+		return append(b, e.name...)
+	}
+	b = append(b, e.dir.rel...)
+	b = append(b, '/')
+	return append(b, e.name...)
+}
+
+// hostPath is the entry's path on the host.
+func (e *entry) hostPath() string { return string(e.appendHost(nil)) }
+
+func (e *entry) appendHost(b []byte) []byte {
+	b = append(b, e.dir.path...)
+	if e.name == "" {
+		return b
+	}
+	b = append(b, '/')
+	return append(b, e.name...)
+}
+
+// compareEntries orders entries by directory, then name: any fixed order
+// serves the checksum, and this one needs no joined paths.
+func compareEntries(a, b *entry) int {
+	if c := strings.Compare(a.dir.rel, b.dir.rel); c != 0 {
+		return c
+	}
+	return strings.Compare(a.name, b.name)
+}
+
+// collect lists what rel selects: the source itself first, then what is
+// below it in compareEntries order.
 func (t *Tree) collect(rel string, extra *patternmatcher.PatternMatcher) ([]*entry, error) {
 	excluded := func(p string) bool {
 		if extra == nil {
@@ -216,16 +260,24 @@ func (t *Tree) collect(rel string, extra *patternmatcher.PatternMatcher) ([]*ent
 	if err != nil {
 		return nil, err
 	}
+	root := &entry{dir: &dirInfo{path: top}, mode: fi.Mode(), key: fileKey(fi)}
 	if !fi.IsDir() {
 		if excluded(path.Base(rel)) {
 			return nil, nil
 		}
-		return []*entry{{rel: ".", path: top, mode: fi.Mode(), key: fileKey(fi)}}, nil
+		return []*entry{root}, nil
 	}
 	exceptions := t.HasExceptions() || (extra != nil && extra.Exclusions())
 	noFilter := t.excludes == nil && extra == nil
-	out, err := walk(top, t.Serial, func(sub string, isDir bool) (include, descend bool) {
-		if noFilter || !(t.Excluded(path.Join(rel, sub)) || excluded(sub)) {
+	out, err := walk(top, t.Serial, func(dir *dirInfo, name string, isDir bool) (include, descend bool) {
+		if noFilter {
+			return true, true
+		}
+		sub := name
+		if dir.rel != "" {
+			sub = dir.rel + "/" + name
+		}
+		if !(t.Excluded(path.Join(rel, sub)) || excluded(sub)) {
 			return true, true
 		}
 		// Without "!" exceptions nothing below can come back.
@@ -234,8 +286,7 @@ func (t *Tree) collect(rel string, extra *patternmatcher.PatternMatcher) ([]*ent
 	if err != nil {
 		return nil, err
 	}
-	root := &entry{rel: ".", path: top, mode: fi.Mode(), key: fileKey(fi)}
-	slices.SortFunc(out, func(a, b *entry) int { return strings.Compare(a.rel, b.rel) })
+	slices.SortFunc(out, compareEntries)
 	return append([]*entry{root}, out...), nil
 }
 
@@ -255,9 +306,20 @@ func (t *Tree) hashFiles(entries []*entry) error {
 	}
 	known := make([]bool, len(files))
 	if t.Sums != nil {
-		paths := make([]string, len(files))
+		// All host paths in one buffer, the lookup's keys slices of it.
+		var buf []byte
+		ends := make([]int, len(files))
 		for i, e := range files {
-			paths[i] = e.path
+			buf = e.appendHost(buf)
+			ends[i] = len(buf)
+		}
+		paths := make([][]byte, len(files))
+		for i := range files {
+			start := 0
+			if i > 0 {
+				start = ends[i-1]
+			}
+			paths[i] = buf[start:ends[i]:ends[i]]
 		}
 		sums, ok := t.Sums.Lookup(paths, keys)
 		for i := range files {
@@ -272,27 +334,27 @@ func (t *Tree) hashFiles(entries []*entry) error {
 			todo = append(todo, i)
 		}
 	}
-	var g errgroup.Group
-	g.SetLimit(runtime.NumCPU())
 	if t.Serial {
 		for _, i := range todo {
-			sum, err := hashFile(files[i].path)
+			sum, err := hashFile(files[i].hostPath())
 			if err != nil {
 				return err
 			}
 			files[i].sum = sum
 		}
-		todo = todo[:0:0]
-	}
-	for _, i := range todo {
-		g.Go(func() error {
-			sum, err := hashFile(files[i].path)
-			files[i].sum = sum
+	} else {
+		var g errgroup.Group
+		g.SetLimit(runtime.NumCPU())
+		for _, i := range todo {
+			g.Go(func() error {
+				sum, err := hashFile(files[i].hostPath())
+				files[i].sum = sum
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
+		}
 	}
 	if t.Sums != nil && len(todo) > 0 {
 		paths := make([]string, 0, len(todo))
@@ -305,7 +367,7 @@ func (t *Tree) hashFiles(entries []*entry) error {
 			if keys[i].CtimeNs > settled || keys[i].MtimeNs > settled {
 				continue
 			}
-			paths, ks, sums = append(paths, files[i].path), append(ks, keys[i]), append(sums, files[i].sum)
+			paths, ks, sums = append(paths, files[i].hostPath()), append(ks, keys[i]), append(sums, files[i].sum)
 		}
 		t.Sums.Store(paths, ks, sums)
 	}
@@ -334,7 +396,7 @@ type FileKey = cache.FileKey
 // FileKey. Implementations must be safe for concurrent use.
 type SumCache interface {
 	// Lookup returns the remembered digests of paths whose keys match.
-	Lookup(paths []string, keys []FileKey) (sums [][32]byte, ok []bool)
+	Lookup(paths [][]byte, keys []FileKey) (sums [][32]byte, ok []bool)
 	// Store remembers digests; failures only cost a later re-hash.
 	Store(paths []string, keys []FileKey, sums [][32]byte)
 }

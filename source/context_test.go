@@ -101,14 +101,14 @@ type memSums struct {
 	stored int
 }
 
-func (c *memSums) Lookup(paths []string, keys []FileKey) ([][32]byte, []bool) {
+func (c *memSums) Lookup(paths [][]byte, keys []FileKey) ([][32]byte, []bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sums := make([][32]byte, len(paths))
 	ok := make([]bool, len(paths))
 	for i, p := range paths {
-		if k, found := c.m[p]; found && k == keys[i] {
-			sums[i], ok[i] = c.sums[p], true
+		if k, found := c.m[string(p)]; found && k == keys[i] {
+			sums[i], ok[i] = c.sums[string(p)], true
 			c.hits++
 		}
 	}

@@ -19,7 +19,7 @@ import (
 // include it and whether to descend into it. Directories are read in
 // parallel and entries are stat'ed relative to their directory's fd, which
 // makes a rebuild's check of a large, unchanged context cheap.
-func walk(top string, serial bool, filter func(sub string, isDir bool) (include, descend bool)) ([]*entry, error) {
+func walk(top string, serial bool, filter func(dir *dirInfo, name string, isDir bool) (include, descend bool)) ([]*entry, error) {
 	var (
 		mu  sync.Mutex
 		out []*entry
@@ -32,6 +32,7 @@ func walk(top string, serial bool, filter func(sub string, isDir bool) (include,
 	}
 	var readDir func(dir, sub string) error
 	readDir = func(dir, sub string) error {
+		di := &dirInfo{path: dir, rel: sub}
 		f, err := os.Open(dir)
 		if err != nil {
 			return err
@@ -51,19 +52,15 @@ func walk(top string, serial bool, filter func(sub string, isDir bool) (include,
 			if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				return &os.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
 			}
-			rel := name
-			if sub != "" {
-				rel = sub + "/" + name
-			}
 			isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-			include, descend := filter(rel, isDir)
+			include, descend := filter(di, name, isDir)
 			if include {
-				block = append(block, entry{rel: rel, path: dir + "/" + name, mode: modeOf(st.Mode), key: FileKey{
+				block = append(block, entry{dir: di, name: name, mode: modeOf(st.Mode), key: FileKey{
 					Size: st.Size, MtimeNs: st.Mtim.Nano(), CtimeNs: st.Ctim.Nano(), Ino: st.Ino,
 				}})
 				e := &block[len(block)-1]
 				if e.mode&fs.ModeSymlink != 0 {
-					if e.link, err = os.Readlink(e.path); err != nil {
+					if e.link, err = os.Readlink(e.hostPath()); err != nil {
 						return err
 					}
 				}

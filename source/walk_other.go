@@ -5,25 +5,32 @@ package source
 import (
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 )
 
 // walk lists everything below the directory top; see the Linux version.
-func walk(top string, serial bool, filter func(sub string, isDir bool) (include, descend bool)) ([]*entry, error) {
+func walk(top string, serial bool, filter func(dir *dirInfo, name string, isDir bool) (include, descend bool)) ([]*entry, error) {
 	var out []*entry
+	dirs := map[string]*dirInfo{".": {path: top}}
 	err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == top {
 			return err
 		}
 		sub, _ := filepath.Rel(top, p)
 		sub = filepath.ToSlash(sub)
-		include, descend := filter(sub, d.IsDir())
+		parent := path.Dir(sub)
+		di := dirs[parent]
+		if d.IsDir() {
+			dirs[sub] = &dirInfo{path: p, rel: sub}
+		}
+		include, descend := filter(di, d.Name(), d.IsDir())
 		if include {
 			fi, err := d.Info()
 			if err != nil {
 				return err
 			}
-			e := &entry{rel: sub, path: p, mode: fi.Mode(), key: fileKey(fi)}
+			e := &entry{dir: di, name: d.Name(), mode: fi.Mode(), key: fileKey(fi)}
 			if fi.Mode()&fs.ModeSymlink != 0 {
 				if e.link, err = os.Readlink(p); err != nil {
 					return err
