@@ -286,8 +286,20 @@ func (t *Tree) collect(rel string, extra *patternmatcher.PatternMatcher) ([]*ent
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, compareEntries)
-	return append([]*entry{root}, out...), nil
+	// Blocks are per directory (but for the portable walk): sort each by
+	// name, and the blocks by directory.
+	n := 1
+	for _, b := range out {
+		slices.SortFunc(b, compareEntries)
+		n += len(b)
+	}
+	slices.SortFunc(out, func(a, b []*entry) int { return compareEntries(a[0], b[0]) })
+	all := make([]*entry, 0, n)
+	all = append(all, root)
+	for _, b := range out {
+		all = append(all, b...)
+	}
+	return all, nil
 }
 
 // hashFiles fills in the content digest of every regular file, from the

@@ -10,7 +10,7 @@ import (
 )
 
 // walk lists everything below the directory top; see the Linux version.
-func walk(top string, serial bool, filter func(dir *dirInfo, name string, isDir bool) (include, descend bool)) ([]*entry, error) {
+func walk(top string, serial bool, filter func(dir *dirInfo, name string, isDir bool) (include, descend bool)) ([][]*entry, error) {
 	var out []*entry
 	dirs := map[string]*dirInfo{".": {path: top}}
 	err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
@@ -43,5 +43,6 @@ func walk(top string, serial bool, filter func(dir *dirInfo, name string, isDir 
 		}
 		return nil
 	})
-	return out, err
+	// One block: collect orders entries within blocks too.
+	return [][]*entry{out}, err
 }
