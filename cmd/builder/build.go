@@ -219,3 +219,13 @@ func dockerfilePath(name, flag string) string {
 	}
 	return name
 }
+
+// withState runs fn with the state directory open, closing it after.
+func withState(cmd *cobra.Command, g *globalOptions, fn func(*build.State) error) error {
+	st, err := openState(cmd, g)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/builder-dev/builder/build"
 	"github.com/spf13/cobra"
 )
 
@@ -17,12 +18,7 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 		Short: "Give an image of the local store another name",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := openState(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return st.Tag(args[0], args[1])
+			return withState(cmd, g, func(st *build.State) error { return st.Tag(args[0], args[1]) })
 		},
 	}
 	push := &cobra.Command{
@@ -30,12 +26,7 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 		Short: "Push an image of the local store to the registry its name says",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := openState(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return st.Push(cmd.Context(), args[0], nil)
+			return withState(cmd, g, func(st *build.State) error { return st.Push(cmd.Context(), args[0], nil) })
 		},
 	}
 
@@ -89,19 +80,13 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 				defer f.Close()
 				in = f
 			}
-			st, err := openState(cmd, g)
-			if err != nil {
+			return withState(cmd, g, func(st *build.State) error {
+				imgs, err := st.Load(cmd.Context(), in)
+				for _, img := range imgs {
+					fmt.Fprintf(cmd.OutOrStdout(), "Loaded image: %s (%s)\n", img.Name, img.Manifest.Digest)
+				}
 				return err
-			}
-			defer st.Close()
-			imgs, err := st.Load(cmd.Context(), in)
-			if err != nil {
-				return err
-			}
-			for _, img := range imgs {
-				fmt.Fprintf(cmd.OutOrStdout(), "Loaded image: %s (%s)\n", img.Name, img.Manifest.Digest)
-			}
-			return nil
+			})
 		},
 	}
 	load.Flags().StringVarP(&loadFile, "input", "i", "", "read from FILE instead of stdin")
@@ -111,18 +96,15 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 		Short: "Remove names from the local store (the next prune frees what only they used)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := openState(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			err = st.Remove(args...)
-			for _, n := range args {
-				if _, gone := st.Image(n); gone != nil {
-					fmt.Fprintln(cmd.OutOrStdout(), "Untagged:", n)
+			return withState(cmd, g, func(st *build.State) error {
+				err := st.Remove(args...)
+				for _, n := range args {
+					if _, gone := st.Image(n); gone != nil {
+						fmt.Fprintln(cmd.OutOrStdout(), "Untagged:", n)
+					}
 				}
-			}
-			return err
+				return err
+			})
 		},
 	}
 	return []*cobra.Command{tag, push, save, load, rmi}
