@@ -65,7 +65,7 @@ func (s *State) exportCacheTo(ctx context.Context, opt Options, spec CacheSpec, 
 		if err != nil {
 			return err
 		}
-		return exporter.Push(ctx, s.Content, desc, ref, opt.Keychain)
+		return exporter.Push(ctx, s.Content, desc, ref, opt.Keychain, s.DB)
 	case "local":
 		return s.writeCacheLayout(spec.Attrs["dest"], desc, blobs)
 	}

@@ -309,7 +309,7 @@ func (s *State) export(ctx context.Context, opt Options, top string, cfg dockers
 						return nil, err
 					}
 					start := time.Now()
-					if err := exporter.Push(ctx, s.Content, img.Manifest, ref, opt.Keychain); err != nil {
+					if err := exporter.Push(ctx, s.Content, img.Manifest, ref, opt.Keychain, s.DB); err != nil {
 						return nil, err
 					}
 					opt.exportStep.pushed(ref.String(), img.Size(), time.Since(start))

@@ -108,7 +108,7 @@ func Open(root string, opt StateOptions) (*State, error) {
 	if err := os.MkdirAll(s.tmp, 0o700); err != nil {
 		return fail(err)
 	}
-	s.Registries = &source.Registries{Content: s.Content, Insecure: opt.Insecure}
+	s.Registries = &source.Registries{Content: s.Content, Insecure: opt.Insecure, Sources: db}
 	s.worker = &ops.Worker{
 		DB: db, Snapshots: s.Snapshots, Registries: s.Registries,
 		Puller:      &source.Puller{Registries: s.Registries, DB: db, Snapshots: s.Snapshots},

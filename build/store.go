@@ -115,7 +115,7 @@ func (s *State) Push(ctx context.Context, n string, kc authn.Keychain) error {
 	if err != nil {
 		return err
 	}
-	return exporter.Push(ctx, s.Content, rec.Manifest, ref, kc)
+	return exporter.Push(ctx, s.Content, rec.Manifest, ref, kc, s.DB)
 }
 
 // Save writes the named images to w as a `docker save` tar (format

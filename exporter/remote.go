@@ -76,11 +76,21 @@ func (b *storeBlob) MediaType() (types.MediaType, error) {
 	return types.MediaType(b.desc.MediaType), nil
 }
 
-// Push uploads the image to ref. Blobs the registry has are not sent again.
-func Push(ctx context.Context, store *content.Store, manifest ocispec.Descriptor, ref name.Reference, kc authn.Keychain) error {
+// BlobSources says which repository a blob was fetched from.
+type BlobSources interface {
+	BlobSource(d digest.Digest) (repository string, ok bool)
+}
+
+// Push uploads the image to ref. Blobs the registry has are not sent
+// again, and blobs that sources says came from another repository of the
+// same registry are mounted from there rather than uploaded.
+func Push(ctx context.Context, store *content.Store, manifest ocispec.Descriptor, ref name.Reference, kc authn.Keychain, sources BlobSources) error {
 	img, err := V1Image(store, manifest)
 	if err != nil {
 		return err
+	}
+	if sources != nil {
+		img = &mountImage{Image: img, sources: sources}
 	}
 	if kc == nil {
 		kc = source.Keychain
@@ -89,6 +99,49 @@ func Push(ctx context.Context, store *content.Store, manifest ocispec.Descriptor
 		return fmt.Errorf("pushing %s: %w", ref, err)
 	}
 	return nil
+}
+
+// mountImage offers go-containerregistry the layers it knows the source
+// repository of as mountable.
+type mountImage struct {
+	v1.Image
+	sources BlobSources
+}
+
+func (m *mountImage) Layers() ([]v1.Layer, error) {
+	ls, err := m.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for i, l := range ls {
+		out[i] = m.mountable(l)
+	}
+	return out, nil
+}
+
+func (m *mountImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	l, err := m.Image.LayerByDigest(h)
+	if err != nil {
+		return nil, err
+	}
+	return m.mountable(l), nil
+}
+
+func (m *mountImage) mountable(l v1.Layer) v1.Layer {
+	h, err := l.Digest()
+	if err != nil {
+		return l
+	}
+	repo, ok := m.sources.BlobSource(digest.Digest(h.String()))
+	if !ok {
+		return l
+	}
+	r, err := name.NewRepository(repo, name.WeakValidation)
+	if err != nil {
+		return l
+	}
+	return &remote.MountableLayer{Layer: l, Reference: r.Digest(h.String())}
 }
 
 // WriteOCILayout writes the image as an OCI image layout tar stream, the

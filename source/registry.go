@@ -25,6 +25,11 @@ type Registries struct {
 	// registries always are.
 	Insecure []string
 	Keychain authn.Keychain
+	// Sources, when set, remembers which repository each fetched blob
+	// came from.
+	Sources interface {
+		PutBlobSource(d digest.Digest, repository string) error
+	}
 }
 
 // Resolved is an image reference pinned to a platform's manifest.
@@ -171,6 +176,10 @@ func (r *Registries) FetchBlob(ctx context.Context, n name.Reference, dgst diges
 	defer rc.Close()
 	if _, _, err := r.Content.WriteBlob(ctx, rc, dgst); err != nil {
 		return fmt.Errorf("image %s: storing blob %s: %w", n, dgst, err)
+	}
+	if r.Sources != nil {
+		// Only a hint for later pushes: losing it costs an upload.
+		r.Sources.PutBlobSource(dgst, n.Context().Name())
 	}
 	return nil
 }
