@@ -135,7 +135,13 @@ func (p *plainProgress) Event(e solver.Event) {
 }
 
 func (p *plainProgress) line(idx int, l []byte) {
-	fmt.Fprintf(p.w, "#%d %.3f %s\n", idx, time.Since(p.started[idx]).Seconds(), l)
+	// Time since the step started; a step that only logs (the export)
+	// counts from the build's start.
+	since, ok := p.started[idx]
+	if !ok {
+		since = p.start
+	}
+	fmt.Fprintf(p.w, "#%d %.3f %s\n", idx, time.Since(since).Seconds(), l)
 }
 
 // Close prints the failed step's last output lines, as a summary above the
