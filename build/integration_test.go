@@ -5,13 +5,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/builder-dev/builder/internal/userns"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/builder-dev/builder/internal/userns"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/executor"
@@ -285,36 +286,7 @@ func imageFiles(t *testing.T, layers []v1.Layer) map[string]imageFile {
 // image with the given manifest digest and name.
 func checkOCILayout(t *testing.T, tarPath, wantDigest, wantName string) {
 	t.Helper()
-	dir := t.TempDir()
-	f, err := os.Open(tarPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, hdr.Name)
-		if hdr.Typeflag == tar.TypeDir {
-			os.MkdirAll(p, 0o755)
-			continue
-		}
-		b, _ := io.ReadAll(tr)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lp, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatalf("reading OCI layout: %v", err)
-	}
+	lp := untarLayout(t, tarPath)
 	idx, err := lp.ImageIndex()
 	if err != nil {
 		t.Fatal(err)
@@ -333,4 +305,40 @@ func checkOCILayout(t *testing.T, tarPath, wantDigest, wantName string) {
 	if err := validate.Image(img); err != nil {
 		t.Errorf("validate.Image of the OCI layout: %v", err)
 	}
+}
+
+// untarLayout unpacks an OCI image layout tarball into a temporary
+// directory and opens it.
+func untarLayout(t *testing.T, tarPath string) layout.Path {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := os.Open(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		p := filepath.Join(dir, hdr.Name)
+		b, _ := io.ReadAll(tr)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lp, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatalf("reading OCI layout %s: %v", tarPath, err)
+	}
+	return lp
 }

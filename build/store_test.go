@@ -1,9 +1,7 @@
 package build_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -231,34 +228,7 @@ func checkDockerTarImages(t *testing.T, p string, want map[string]string) {
 // leads to the wanted manifest digest and a valid image.
 func checkOCITarImages(t *testing.T, p string, want map[string]string) {
 	t.Helper()
-	dir := t.TempDir()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		b, _ := io.ReadAll(tr)
-		os.MkdirAll(filepath.Join(dir, filepath.Dir(hdr.Name)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, hdr.Name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lp, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lp := untarLayout(t, p)
 	idx, err := lp.ImageIndex()
 	if err != nil {
 		t.Fatal(err)
