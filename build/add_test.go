@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/build"
-	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -38,15 +37,7 @@ func addBuild(t *testing.T, st *build.State, base, ctxDir, dockerfile string) (m
 	if err != nil {
 		return nil, ev, err
 	}
-	img, err := exporter.V1Image(st.Content, res.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return imageFiles(t, layers[1:]), ev, nil
+	return builtFiles(t, st, res.Manifest), ev, nil
 }
 
 func busyboxBase(t *testing.T) string {

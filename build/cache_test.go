@@ -3,9 +3,6 @@ package build_test
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/builder-dev/builder/source"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"io"
 	"log"
 	"net/http"
@@ -16,6 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/builder-dev/builder/source"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/internal/testutil"

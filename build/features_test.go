@@ -27,15 +27,7 @@ func buildImage(t *testing.T, dockerfile string, files map[string]string, opts b
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
 	}
-	img, err := exporter.V1Image(st.Content, res.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, imageFiles(t, layers[1:])
+	return res, builtFiles(t, st, res.Manifest)
 }
 
 func TestHeredocsAndCopyFlags(t *testing.T) {

@@ -12,7 +12,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/internal/userns"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/executor"
@@ -341,4 +343,19 @@ func untarLayout(t *testing.T, tarPath string) layout.Path {
 		t.Fatalf("reading OCI layout %s: %v", tarPath, err)
 	}
 	return lp
+}
+
+// builtFiles reads back an image from the state dir's content store and
+// returns the files of the layers the build added (all but the base's one).
+func builtFiles(t *testing.T, st *build.State, manifest ocispec.Descriptor) map[string]imageFile {
+	t.Helper()
+	img, err := exporter.V1Image(st.Content, manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imageFiles(t, layers[1:])
 }

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"encoding/json"
 	"errors"
-	"github.com/builder-dev/builder/internal/userns"
 	"io"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/builder-dev/builder/internal/userns"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/internal/testutil"

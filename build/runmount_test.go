@@ -34,15 +34,7 @@ func runBuild(t *testing.T, st *build.State, base, ctxDir, dockerfile string, op
 	if err != nil {
 		return nil, ev, nil, err
 	}
-	img, err := exporter.V1Image(st.Content, res.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return imageFiles(t, layers[1:]), ev, res, nil
+	return builtFiles(t, st, res.Manifest), ev, res, nil
 }
 
 // mustBuild is runBuild that fails the test on a build error.
