@@ -19,21 +19,18 @@ func newImagesCommand(g *globalOptions) *cobra.Command {
 		Short: "List the images in the local store",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openState(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			imgs, err := st.DB.Images()
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
-			fmt.Fprintln(w, "NAME\tDIGEST\tCREATED")
-			for _, img := range imgs {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", img.Name, img.Manifest.Digest.Encoded()[:12], img.Created.Local().Format(time.DateTime))
-			}
-			return w.Flush()
+			return withState(cmd, g, func(st *build.State) error {
+				imgs, err := st.DB.Images()
+				if err != nil {
+					return err
+				}
+				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
+				fmt.Fprintln(w, "NAME\tDIGEST\tCREATED")
+				for _, img := range imgs {
+					fmt.Fprintf(w, "%s\t%s\t%s\n", img.Name, img.Manifest.Digest.Encoded()[:12], img.Created.Local().Format(time.DateTime))
+				}
+				return w.Flush()
+			})
 		},
 	}
 }
