@@ -8,7 +8,7 @@ TIMEOUT ?= 12m
 # missing ones (as root), so the two README commands work on a fresh machine.
 DEB_PACKAGES ?= busybox-static docker-registry apache2-utils uidmap git bzip2 openssh-client podman runc
 
-.PHONY: all build deps test fmt-check vet unit rootless demo bench clean
+.PHONY: all build deps test fmt-check vet tidy-check unit rootless demo bench clean
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 
 # Everything, integration tests included: CI runs as root, so tests that need
 # root run there and skip (saying why) elsewhere. -race needs cgo.
-test: deps fmt-check vet unit rootless
+test: deps fmt-check vet tidy-check unit rootless
 
 # The integration tests once more as unprivileged users (rootless mode, with
 # subordinate ids and with the single-id fallback). Needs root to create the
@@ -45,6 +45,11 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+# go.mod lists exactly what the code imports, direct deps not marked
+# // indirect.
+tidy-check:
+	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 
 unit:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TIMEOUT) ./...

@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s build
 work=$(mktemp -d /dev/shm/builder-1g-XXXXXX)
-trap 'pkill -f "docker-registry serve $work" || true; rm -rf "$work"' EXIT
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 mkdir -p "$work/ctx"
 cp /usr/bin/busybox "$work/ctx/busybox"
 cat >"$work/ctx/Dockerfile" <<'DF'
@@ -34,6 +35,7 @@ http:
   addr: 127.0.0.1:$2
 YML
 	docker-registry serve "$work/$1.yml" >"$work/$1.log" 2>&1 &
+	pids+=("$!")
 	for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$2/v2/" && return; sleep 0.1; done
 	echo "registry $1 did not start" >&2
 	exit 1
