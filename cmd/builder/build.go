@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/spf13/cobra"
@@ -69,6 +70,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 }
 
 func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir string) error {
+	start := time.Now()
 	dfName := f.file
 	if dfName == "" {
 		dfName = filepath.Join(contextDir, "Dockerfile")
@@ -132,10 +134,12 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	if err != nil {
 		return err
 	}
-	progress, err := newProgress(cmd.ErrOrStderr(), f.progress)
+	printer, err := newProgress(cmd.ErrOrStderr(), f.progress)
 	if err != nil {
 		return err
 	}
+	rec := newRecorder()
+	progress := teeProgress{printer, rec}
 	st, err := openState(cmd, g)
 	if err != nil {
 		return err
@@ -165,8 +169,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		CacheFrom:      cacheFrom,
 	})
 	progress.Close(err)
+	recordBuild(cmd, g, newHistoryRecord(f, contextDir, dockerfilePath(dfName, f.file), df, start), rec, res, err)
 	if f.explain {
-		if ex, ok := progress.(interface{ Explain(io.Writer) }); ok {
+		if ex, ok := printer.(interface{ Explain(io.Writer) }); ok {
 			ex.Explain(cmd.ErrOrStderr())
 		} else {
 			fmt.Fprintln(cmd.ErrOrStderr(), "--explain: the reasons are in the \"reason\" field of the started events")

@@ -19,6 +19,7 @@ type pruneFlags struct {
 	keepStorage string
 	filters     []string
 	force       bool
+	history     bool
 }
 
 func newPruneCommand(g *globalOptions) *cobra.Command {
@@ -38,10 +39,16 @@ confirmation on a terminal, and refuses without one.`,
 	fl.StringVar(&f.keepStorage, "keep-storage", "", "remove least recently used cache only until the total is at most this size (e.g. 5GB, 512MiB)")
 	fl.StringArrayVar(&f.filters, "filter", nil, "until=DURATION: keep cache used within DURATION (e.g. 24h, 7d)")
 	fl.BoolVarP(&f.force, "force", "f", false, "do not ask for confirmation")
+	fl.BoolVar(&f.history, "history", false, "remove the build history records instead of cache")
 	return cmd
 }
 
 func runPrune(cmd *cobra.Command, g *globalOptions, f *pruneFlags) error {
+	if f.history {
+		n, err := historyStore(g).Clear()
+		fmt.Fprintf(cmd.OutOrStdout(), "Removed %s.\n", plural(n, "build record"))
+		return err
+	}
 	opt := build.PruneOptions{All: f.all}
 	if f.keepStorage != "" {
 		n, err := build.ParseSize(f.keepStorage)
