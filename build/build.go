@@ -50,6 +50,9 @@ type Options struct {
 	SSH map[string]string
 	// Allow grants entitlements: EntitlementInsecure.
 	Allow []string
+	// SquashAbove, when positive, merges the oldest layers of an image of
+	// more layers into one so that it has SquashAbove (--squash-above).
+	SquashAbove int
 
 	// inlineCache is the cache config put into image configs for
 	// --cache-to type=inline.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -257,8 +258,9 @@ type imageFile struct {
 	content string
 }
 
-// imageFiles flattens an image's layers (ignoring whiteouts, which these
-// tests do not produce) into path -> file.
+// imageFiles flattens an image's layers into path -> file, applying
+// whiteouts (".wh.NAME" removes NAME, ".wh..wh..opq" what older layers
+// have in its directory).
 func imageFiles(t *testing.T, layers []v1.Layer) map[string]imageFile {
 	t.Helper()
 	files := map[string]imageFile{}
@@ -275,6 +277,15 @@ func imageFiles(t *testing.T, layers []v1.Layer) map[string]imageFile {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			dir, base := path.Split(hdr.Name)
+			if gone, ok := strings.CutPrefix(base, ".wh."); ok {
+				for p := range files {
+					if (gone == ".wh..opq" && strings.HasPrefix(p, dir) && p != dir) || p == dir+gone || strings.HasPrefix(p, dir+gone+"/") {
+						delete(files, p)
+					}
+				}
+				continue
 			}
 			b, _ := io.ReadAll(tr)
 			files[hdr.Name] = imageFile{hdr: hdr, content: string(b)}

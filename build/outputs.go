@@ -251,6 +251,7 @@ func (s *State) export(ctx context.Context, opt Options, top string, cfg dockers
 			return nil, err
 		}
 		eo.InlineCache = opt.inlineCache
+		eo.SquashAbove = opt.SquashAbove
 		// Options compare by value; every output shares the one epoch pointer.
 		if img, ok := images[eo]; ok {
 			return img, nil

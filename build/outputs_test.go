@@ -348,12 +348,19 @@ func checkDockerTar(t *testing.T, p string, tags []string) {
 // podman is missing (fails in CI).
 func podmanLoad(t *testing.T, archive, tag, want string) {
 	t.Helper()
+	podmanLoadWith(t, "vfs", archive, tag, want)
+}
+
+// podmanLoadWith is podmanLoad with podman's storage driver: vfs (a copy
+// per layer, works anywhere) or overlay (what most hosts use).
+func podmanLoadWith(t *testing.T, driver, archive, tag, want string) {
+	t.Helper()
 	podman := testutil.RequireTool(t, "podman", "podman")
 	runc := testutil.RequireTool(t, "runc", "runc")
 	tmp := t.TempDir()
 	args := []string{
 		"--root", filepath.Join(tmp, "root"), "--runroot", filepath.Join(tmp, "run"),
-		"--storage-driver", "vfs", "--runtime", runc, "--cgroup-manager", "cgroupfs",
+		"--storage-driver", driver, "--runtime", runc, "--cgroup-manager", "cgroupfs",
 		"--events-backend", "none", "--tmpdir", filepath.Join(tmp, "tmp"),
 	}
 	podmanCmd := func(extra ...string) string {

@@ -65,6 +65,13 @@ type Options struct {
 	// InlineCache, when set, is JSON put in the image config's
 	// InlineCacheField: the build cache of the image's own layers.
 	InlineCache string
+	// SquashAbove, when positive, merges the oldest layers of an image
+	// with more than SquashAbove layers into one, so that it has
+	// SquashAbove; the file tree stays the same.
+	SquashAbove int
+	// MaxLayers is the most layers an image may have (after SquashAbove):
+	// 0 means DefaultMaxLayers, negative no limit.
+	MaxLayers int
 }
 
 // InlineCacheField is the image config field that holds an inline cache.
@@ -239,6 +246,9 @@ func (e *Exporter) layerWith(ctx context.Context, s cache.Snapshot, base bool, o
 	// The blobs of s that hold the same tar (same times), by key.
 	var same []string
 	for k, d := range s.Blobs {
+		if strings.HasPrefix(k, squashKeyPrefix) {
+			continue // the merge of this and older layers, not this one's
+		}
 		if _, ep := splitKey(k); ep == epochSuffix(epoch) && blobDiffID(s, k, d) != "" && e.Content.Exists(d.Digest) {
 			same = append(same, k)
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
@@ -91,11 +92,38 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 		return nil, fmt.Errorf("assembling image: %d snapshots but history names %d layers", len(chain), next)
 	}
 
-	descs := make([]ocispec.Descriptor, len(layers))
-	diffIDs := make([]digest.Digest, len(layers))
+	merge, err := o.checkDepth(len(layers))
+	if err != nil {
+		return nil, err
+	}
+	if merge > 0 {
+		// The merged layer takes the place of the newest of those it
+		// covers; the history entries of the others become empty.
+		n := 0
+		for i := range history {
+			if !history[i].EmptyLayer && n < merge-1 {
+				history[i].EmptyLayer = true
+				history[i].Comment = strings.TrimSpace(history[i].Comment + " merged into a later layer (--squash-above)")
+				n++
+			}
+		}
+	}
+
+	descs := make([]ocispec.Descriptor, len(layers)-max(merge-1, 0))
+	diffIDs := make([]digest.Digest, len(descs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.NumCPU())
+	if merge > 0 {
+		oldest := layers[:merge]
+		g.Go(func() error {
+			d, diffID, err := e.squashed(gctx, oldest, o)
+			descs[0], diffIDs[0] = d, diffID
+			return err
+		})
+		layers = layers[merge:]
+	}
 	for i, s := range layers {
+		i += len(descs) - len(layers)
 		g.Go(func() error {
 			d, diffID, err := e.layerWith(gctx, s, base[s.ID], o)
 			descs[i], diffIDs[i] = d, diffID

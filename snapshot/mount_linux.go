@@ -3,6 +3,7 @@
 package snapshot
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -42,7 +43,12 @@ type MountError struct {
 }
 
 func (e *MountError) Error() string {
-	return fmt.Sprintf("%s %s on %s (type %s, flags %#x, data %q): %v", e.Op, e.Source, e.Target, e.Type, e.Flags, e.Data, e.Err)
+	data := e.Data
+	if len(data) > 600 {
+		// An overlay of many layers: the first and last options say enough.
+		data = data[:300] + fmt.Sprintf(" ... (%d bytes) ... ", len(data)-600) + data[len(data)-300:]
+	}
+	return fmt.Sprintf("%s %s on %s (type %s, flags %#x, data %q): %v", e.Op, e.Source, e.Target, e.Type, e.Flags, data, e.Err)
 }
 
 func (e *MountError) Unwrap() error { return e.Err }
@@ -68,10 +74,23 @@ func parseOptions(options []string) (flags uintptr, data string) {
 func (m Mount) Mount(target string) error {
 	flags, data := parseOptions(m.Options)
 	// mount(2) copies at most one page of data; longer data would reach
-	// the filesystem truncated, so say what is wrong instead.
+	// the filesystem truncated. An overlay of many layers is mounted layer
+	// by layer with the newer mount API instead; elsewhere, say what is
+	// wrong.
 	if limit := unix.Getpagesize() - 1; len(data) > limit {
-		return &MountError{Op: "mount", Source: m.Source, Target: target, Type: m.Type, Flags: flags, Data: data,
-			Err: fmt.Errorf("%w: %d bytes of mount options exceed the kernel's limit of %d (one page); for overlay this means too many layers or too long layer paths, so use fewer layers or a shorter state directory path", ErrMountDataTooLong, len(data), limit)}
+		err := fmt.Errorf("%w: %d bytes of mount options exceed the kernel's limit of %d (one page); for overlay this means too many layers or too long layer paths, so use fewer layers or a shorter state directory path", ErrMountDataTooLong, len(data), limit)
+		if m.Type == "overlay" && flags&^(unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOATIME) == 0 {
+			ferr := mountOverlayLayers(target, flags, data)
+			if ferr == nil {
+				return nil
+			}
+			if !errors.Is(ferr, errFsconfigUnsupported) {
+				err = ferr
+			} else {
+				err = fmt.Errorf("%w; %w", err, ferr)
+			}
+		}
+		return &MountError{Op: "mount", Source: m.Source, Target: target, Type: m.Type, Flags: flags, Data: data, Err: err}
 	}
 	first := flags
 	if flags&unix.MS_BIND != 0 {

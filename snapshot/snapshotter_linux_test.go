@@ -112,18 +112,56 @@ func TestSnapshotterMounts(t *testing.T) {
 	}
 }
 
-func TestMountDataTooLong(t *testing.T) {
-	s := &Snapshotter{root: "/" + strings.Repeat("r", 100)}
+// TestManyLayers mounts an overlay whose lower dirs do not fit in the one
+// page mount(2) takes (200 layers under a long state directory path): it is
+// mounted layer by layer, and every layer is visible. Where the kernel has no
+// "lowerdir+" (before 6.8) the mount fails saying what to do.
+func TestManyLayers(t *testing.T) {
+	requireRoot(t)
+	root := filepath.Join(t.TempDir(), strings.Repeat("r", 100))
+	s, err := NewSnapshotter(root)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var parents []string
-	for i := range 100 {
-		parents = append(parents, fmt.Sprintf("layer-%03d", i))
+	for i := range 200 {
+		id := fmt.Sprintf("layer-%03d", i)
+		if err := os.MkdirAll(s.FS(id), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(s.FS(id), id), []byte(id), 0o644)
+		parents = append(parents, id)
 	}
-	err := MountAll(s.View(parents), t.TempDir())
-	if !errors.Is(err, ErrMountDataTooLong) {
-		t.Fatalf("MountAll(100 long lowerdirs) = %v, want ErrMountDataTooLong", err)
+	target := t.TempDir()
+	err = MountAll(s.View(parents), target)
+	if errors.Is(err, ErrMountDataTooLong) {
+		if !strings.Contains(err.Error(), "fewer layers") || !strings.Contains(err.Error(), "6.8") {
+			t.Errorf("error %q does not say what to do", err)
+		}
+		t.Skipf("kernel without fsconfig lowerdir+: %v", err)
 	}
-	if !strings.Contains(err.Error(), "fewer layers") {
-		t.Errorf("error %q does not say what to do", err)
+	if err != nil {
+		t.Fatalf("MountAll(200 long lowerdirs) = %v", err)
+	}
+	defer Unmount(target)
+	for _, id := range []string{"layer-000", "layer-123", "layer-199"} {
+		if b, err := os.ReadFile(filepath.Join(target, id)); err != nil || string(b) != id {
+			t.Errorf("%s in the mounted view: %q, %v", id, b, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(target, "x"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+		t.Errorf("writing into the read-only view: %v, want EROFS", err)
+	}
+
+	// Overlay itself stacks at most 500 layers.
+	for i := 200; i < 510; i++ {
+		id := fmt.Sprintf("layer-%03d", i)
+		os.MkdirAll(s.FS(id), 0o755)
+		parents = append(parents, id)
+	}
+	err = MountAll(s.View(parents), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "lowerdir+") {
+		t.Errorf("MountAll(510 layers) = %v, want an error naming the layer that did not fit", err)
 	}
 }
 

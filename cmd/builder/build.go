@@ -5,10 +5,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/exporter"
 	"github.com/spf13/cobra"
 )
 
@@ -33,6 +35,7 @@ type buildFlags struct {
 	cacheTo       []string
 	cacheFrom     []string
 	parallelism   int
+	squashAbove   int
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -52,6 +55,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringVar(&f.target, "target", "", "stage to build")
 	fl.IntVar(&f.parallelism, "parallelism", 0, "how many steps may run at once (default: the number of CPUs)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
+	fl.IntVar(&f.squashAbove, "squash-above", 0, "merge the oldest layers of an image of more than N layers into one, so that it has N (default: an image of more than "+strconv.Itoa(exporter.DefaultMaxLayers)+" layers is an error)")
 	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (repeatable or comma-separated)")
 	fl.BoolVar(&f.push, "push", false, "push every tag to its registry")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output destination, e.g. type=oci,dest=image.tar")
@@ -165,6 +169,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		Secrets:        secrets,
 		SSH:            ssh,
 		Allow:          f.allow,
+		SquashAbove:    f.squashAbove,
 		CacheTo:        cacheTo,
 		CacheFrom:      cacheFrom,
 	})
