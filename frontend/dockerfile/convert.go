@@ -169,7 +169,7 @@ func (c *converter) unusedBuildArgs() []string {
 	var out []string
 	for _, name := range llb.SortedKeys(c.opt.BuildArgs) {
 		// SOURCE_DATE_EPOCH is read by the builder itself (reproducible images).
-		if proxyArgs[name] || c.globals.predefined[name] != "" || c.consumed[name] || name == "SOURCE_DATE_EPOCH" {
+		if proxyArgs[name] || c.globals.predefined[name] != "" || c.consumed[name] || name == "SOURCE_DATE_EPOCH" || name == CheckBuildArg {
 			continue
 		}
 		out = append(out, name)
