@@ -56,6 +56,7 @@ var checkCases = []struct {
 	{name: "unneeded stage not checked in a build", df: "FROM busybox AS unused\nMAINTAINER x\nENV A=$NOPE\nFROM busybox\n", want: []string{"MaintainerDeprecated:2"}},
 	{name: "unneeded stage checked with --check", df: "FROM busybox AS unused\nENV A=$NOPE\nFROM busybox\n", all: true, want: []string{"UndefinedVar:2"}},
 	{name: "skip directive", df: "# check=skip=FromAsCasing,JSONArgsRecommended\nFROM busybox as base\nCMD echo\nMAINTAINER x\n", want: []string{"MaintainerDeprecated:4"}},
+	{name: "skip above an instruction", df: "FROM busybox\n# check=skip=JSONArgsRecommended\nCMD echo\nENTRYPOINT echo\n", want: []string{"JSONArgsRecommended:4"}},
 	{name: "skip all", df: "# check=skip=all\nFROM busybox as base\nCMD echo\n", want: nil},
 	{name: "build arg replaces the directive", df: "# check=skip=all\nFROM busybox as base\nCMD echo\n", buildArgs: map[string]string{CheckBuildArg: "skip=JSONArgsRecommended"}, want: []string{"FromAsCasing:2"}},
 }
