@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -68,11 +69,18 @@ func (s *State) frontendCheckOptions(opt Options, contextDir string, excludes []
 
 // runChecks runs the checks of a build after its Dockerfile was lowered
 // (with the resolver that lowered it) and hands the findings to
-// opt.OnCheck. With check=error=true a finding fails the build.
+// opt.OnCheck. With check=error=true a finding fails the build; checks
+// that cannot run are a warning, never the end of a build.
 func (s *State) runChecks(ctx context.Context, opt Options, fopt dockerfile.Options, r dockerfile.ImageResolver) error {
 	res, err := dockerfile.Check(ctx, fopt, r, dockerfile.CheckOptions{})
 	if err != nil {
-		return err
+		if ctx.Err() != nil || errors.Is(err, dockerfile.ErrCheckOptions) {
+			return err
+		}
+		if opt.Warn != nil {
+			opt.Warn(fmt.Sprintf("build checks: %v", err))
+		}
+		return nil
 	}
 	if opt.OnCheck != nil && len(res.Warnings) > 0 {
 		opt.OnCheck(res.Warnings)

@@ -63,6 +63,10 @@ func TestBuildChecks(t *testing.T) {
 		}
 	}
 
+	if _, err := st.Build(t.Context(), build.Options{ContextDir: ctxDir, Dockerfile: []byte("# check=nonsense\n" + df), Target: "base"}); err == nil || !strings.Contains(err.Error(), "invalid check options") {
+		t.Errorf("a build with invalid check options: error %v", err)
+	}
+
 	cr, err := st.Check(t.Context(), build.Options{ContextDir: ctxDir, Dockerfile: []byte(df), DockerfileName: "Dockerfile"})
 	if err != nil {
 		t.Fatal(err)

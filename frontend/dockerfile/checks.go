@@ -3,6 +3,7 @@ package dockerfile
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -20,6 +21,10 @@ import (
 // CheckBuildArg is the build arg that sets the check options, with the
 // syntax of the "# check=" directive, which it replaces.
 const CheckBuildArg = "BUILDKIT_DOCKERFILE_CHECK"
+
+// ErrCheckOptions is the class of errors in the check options (the
+// "# check=" directive or CheckBuildArg), which fail a build as BuildKit's.
+var ErrCheckOptions = errors.New("invalid check options")
 
 // CheckWarning is one finding of the build checks.
 type CheckWarning struct {
@@ -65,7 +70,7 @@ func Check(ctx context.Context, opt Options, resolver ImageResolver, co CheckOpt
 	}
 	cfg, err := linter.ParseLintOptions(cfgText)
 	if err != nil {
-		return nil, fmt.Errorf("%s: check options %q: %w", opt.Filename, cfgText, err)
+		return nil, fmt.Errorf("%s: %w %q: %v", opt.Filename, ErrCheckOptions, cfgText, err)
 	}
 	ck := &checker{ctx: ctx, opt: opt, resolver: resolver, stageEnv: map[int]*checkEnv{}, stageShell: map[int]bool{}}
 	cfg.Warn = func(rule, description, url, detail string, loc []parser.Range) {

@@ -1,6 +1,7 @@
 package dockerfile
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -105,7 +106,7 @@ func TestCheckErrorTrue(t *testing.T) {
 			t.Errorf("Check(%q, %v).Err = %v, want error %v", tc.df, tc.args, res.Err, tc.wantErr)
 		}
 	}
-	if _, err := Check(t.Context(), Options{Source: []byte("# check=bogus\nFROM busybox\n"), Platform: amd64}, busybox(), CheckOptions{}); err == nil {
-		t.Error("an invalid check option was accepted")
+	if _, err := Check(t.Context(), Options{Source: []byte("# check=bogus\nFROM busybox\n"), Platform: amd64}, busybox(), CheckOptions{}); !errors.Is(err, ErrCheckOptions) {
+		t.Errorf("an invalid check option: error %v, want ErrCheckOptions", err)
 	}
 }
