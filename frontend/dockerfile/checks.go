@@ -72,7 +72,7 @@ func Check(ctx context.Context, opt Options, resolver ImageResolver, co CheckOpt
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w %q: %v", opt.Filename, ErrCheckOptions, cfgText, err)
 	}
-	ck := &checker{ctx: ctx, opt: opt, resolver: resolver, stageEnv: map[int]*checkEnv{}, stageShell: map[int]bool{}}
+	ck := &checker{ctx: ctx, opt: opt, resolver: resolver, facts: map[int]*stageFacts{}}
 	cfg.Warn = func(rule, description, url, detail string, loc []parser.Range) {
 		w := CheckWarning{Rule: rule, Description: description, Detail: detail, URL: url, File: opt.Filename}
 		if len(loc) > 0 {
@@ -120,16 +120,16 @@ func Check(ctx context.Context, opt Options, resolver ImageResolver, co CheckOpt
 }
 
 type checker struct {
-	ctx        context.Context
-	opt        Options
-	resolver   ImageResolver
-	lex        *shell.Lex
-	stages     []instructions.Stage
-	globals    *checkEnv
-	ignore     *patternmatcher.PatternMatcher
-	warnings   []CheckWarning
-	stageEnv   map[int]*checkEnv
-	stageShell map[int]bool
+	ctx      context.Context
+	opt      Options
+	resolver ImageResolver
+	lex      *shell.Lex
+	stages   []instructions.Stage
+	globals  *checkEnv
+	ignore   *patternmatcher.PatternMatcher
+	warnings []CheckWarning
+	// What each checked stage ends with, for the stages built on it.
+	facts map[int]*stageFacts
 }
 
 // checkEnv is a shell.EnvGetter over an ordered set of variables; declared

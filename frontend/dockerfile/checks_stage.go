@@ -14,6 +14,16 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
+// stageFacts is what the rules need to know of a stage at one point, and
+// what a stage built on it starts with.
+type stageFacts struct {
+	env        *checkEnv
+	shellSet   bool // a SHELL is set (JSONArgsRecommended)
+	workdirSet bool // a WORKDIR was seen (WorkdirRelativePath)
+	// Where the last CMD, ENTRYPOINT and HEALTHCHECK are, by name.
+	lastAt map[string][]parser.Range
+}
+
 // checkStage runs the rules about one stage: its FROM line, then each
 // instruction with the variables defined before it.
 func (ck *checker) checkStage(i int, lint *linter.Linter) error {
@@ -31,81 +41,89 @@ func (ck *checker) checkStage(i int, lint *linter.Linter) error {
 			ck.checkPlatform(st, plat, lint)
 		}
 	}
-	env, shellSet, err := ck.baseEnv(i, base.Result)
-	if err != nil {
+	f := &stageFacts{lastAt: map[string][]parser.Range{}}
+	if j := ck.stageByName(base.Result, i); j >= 0 && ck.facts[j] != nil {
+		// A stage built on another starts with what it ended with (the
+		// last CMD and the like excepted), as in BuildKit.
+		p := ck.facts[j]
+		f.env, f.shellSet, f.workdirSet = p.env.clone(), p.shellSet, p.workdirSet
+	} else if f.env, f.shellSet, err = ck.imageEnv(base.Result); err != nil {
 		return err
 	}
-	var cmdAt, entrypointAt, healthcheckAt []parser.Range
-	usedOnce := func(c instructions.Command, at *[]parser.Range, lint *linter.Linter) {
-		if *at != nil {
-			// The earlier one is the one that has no effect.
-			lint.Run(&linter.RuleMultipleInstructionsDisallowed, *at, linter.RuleMultipleInstructionsDisallowed.Format(c.Name()))
-		}
-		*at = c.Location()
-	}
-	workdirSet := false
 	for _, cmd := range st.Commands {
-		cl := lint.WithMergedConfigFromComments(cmd.Comments())
-		if c, ok := cmd.(*instructions.ArgCommand); ok {
-			ck.checkArg(c, env, cl)
-			continue
-		}
-		ck.expand(cmd, env, cl)
-		switch c := cmd.(type) {
-		case *instructions.EnvCommand:
-			for _, kv := range c.Env {
-				if kv.NoDelim {
-					cl.Run(&linter.RuleLegacyKeyValueFormat, c.Location(), linter.RuleLegacyKeyValueFormat.Format(c.Name()))
-				}
-				checkSecretName("ENV", kv.Key, c.Location(), cl)
-				env.set(kv.Key, kv.Value)
-			}
-		case *instructions.LabelCommand:
-			for _, kv := range c.Labels {
-				if kv.NoDelim {
-					cl.Run(&linter.RuleLegacyKeyValueFormat, c.Location(), linter.RuleLegacyKeyValueFormat.Format(c.Name()))
-				}
-			}
-		case *instructions.CmdCommand:
-			usedOnce(c, &cmdAt, cl)
-			if c.PrependShell && !shellSet {
-				cl.Run(&linter.RuleJSONArgsRecommended, c.Location(), linter.RuleJSONArgsRecommended.Format(c.Name()))
-			}
-		case *instructions.EntrypointCommand:
-			usedOnce(c, &entrypointAt, cl)
-			if c.PrependShell && !shellSet {
-				cl.Run(&linter.RuleJSONArgsRecommended, c.Location(), linter.RuleJSONArgsRecommended.Format(c.Name()))
-			}
-		case *instructions.HealthCheckCommand:
-			usedOnce(c, &healthcheckAt, cl)
-		case *instructions.ShellCommand:
-			shellSet = true
-		case *instructions.WorkdirCommand:
-			// Only the stage's first WORKDIR: fixing it fixes the rest.
-			if !workdirSet && !path.IsAbs(c.Path) {
-				cl.Run(&linter.RuleWorkdirRelativePath, c.Location(), linter.RuleWorkdirRelativePath.Format(c.Path))
-			}
-			workdirSet = true
-		case *instructions.CopyCommand:
-			if c.From == "" {
-				ck.checkIgnored("Copy", c.SourcePaths, c.Location(), cl)
-			}
-		case *instructions.AddCommand:
-			ck.checkIgnored("Add", c.SourcePaths, c.Location(), cl)
-		}
+		ck.checkCommand(cmd, f, lint.WithMergedConfigFromComments(cmd.Comments()))
 	}
-	ck.stageEnv[i], ck.stageShell[i] = env, shellSet
+	ck.facts[i] = f
 	return nil
 }
 
-// baseEnv is the environment a stage starts with: its parent stage's, its
-// base image's, or scratch's PATH; and whether a SHELL is set.
-func (ck *checker) baseEnv(i int, base string) (*checkEnv, bool, error) {
-	if j := ck.stageByName(base, i); j >= 0 {
-		if env, ok := ck.stageEnv[j]; ok {
-			return env.clone(), ck.stageShell[j], nil
-		}
+// checkCommand runs the rules about one instruction and records what it
+// changes in f.
+func (ck *checker) checkCommand(cmd instructions.Command, f *stageFacts, lint *linter.Linter) {
+	if c, ok := cmd.(*instructions.ArgCommand); ok {
+		ck.checkArg(c, f.env, lint)
+		return
 	}
+	ck.expand(cmd, f.env, lint)
+	switch c := cmd.(type) {
+	case *instructions.EnvCommand:
+		for _, kv := range c.Env {
+			if kv.NoDelim {
+				lint.Run(&linter.RuleLegacyKeyValueFormat, c.Location(), linter.RuleLegacyKeyValueFormat.Format(c.Name()))
+			}
+			checkSecretName("ENV", kv.Key, c.Location(), lint)
+			f.env.set(kv.Key, kv.Value)
+		}
+	case *instructions.LabelCommand:
+		for _, kv := range c.Labels {
+			if kv.NoDelim {
+				lint.Run(&linter.RuleLegacyKeyValueFormat, c.Location(), linter.RuleLegacyKeyValueFormat.Format(c.Name()))
+			}
+		}
+	case *instructions.CmdCommand:
+		f.usedOnce(c, lint)
+		if c.PrependShell && !f.shellSet {
+			lint.Run(&linter.RuleJSONArgsRecommended, c.Location(), linter.RuleJSONArgsRecommended.Format(c.Name()))
+		}
+	case *instructions.EntrypointCommand:
+		f.usedOnce(c, lint)
+		if c.PrependShell && !f.shellSet {
+			lint.Run(&linter.RuleJSONArgsRecommended, c.Location(), linter.RuleJSONArgsRecommended.Format(c.Name()))
+		}
+	case *instructions.HealthCheckCommand:
+		f.usedOnce(c, lint)
+	case *instructions.ShellCommand:
+		f.shellSet = true
+	case *instructions.WorkdirCommand:
+		// Only the first WORKDIR: fixing it fixes the rest.
+		if !f.workdirSet && !path.IsAbs(c.Path) {
+			lint.Run(&linter.RuleWorkdirRelativePath, c.Location(), linter.RuleWorkdirRelativePath.Format(c.Path))
+		}
+		f.workdirSet = true
+	case *instructions.CopyCommand:
+		if c.From == "" {
+			ck.checkIgnored("Copy", c.SourcePaths, c.Location(), lint)
+		}
+	case *instructions.AddCommand:
+		ck.checkIgnored("Add", c.SourcePaths, c.Location(), lint)
+	case *instructions.ExposeCommand:
+		ck.checkExpose(c, f.env, lint)
+	}
+}
+
+// usedOnce reports the previous instruction of c's kind in the stage,
+// which c makes void (MultipleInstructionsDisallowed).
+func (f *stageFacts) usedOnce(c instructions.Command, lint *linter.Linter) {
+	kind := strings.ToLower(c.Name())
+	if at := f.lastAt[kind]; at != nil {
+		lint.Run(&linter.RuleMultipleInstructionsDisallowed, at, linter.RuleMultipleInstructionsDisallowed.Format(c.Name()))
+	}
+	f.lastAt[kind] = c.Location()
+}
+
+// imageEnv is the environment a stage on an image starts with: the
+// image's, or scratch's PATH; and whether the image sets a SHELL.
+func (ck *checker) imageEnv(base string) (*checkEnv, bool, error) {
 	env := newCheckEnv()
 	ref := base
 	if v, ok := ck.opt.Contexts[base]; ok {
@@ -237,6 +255,33 @@ func parsePlatform(s string) (os, arch string, ok bool) {
 		return "linux", parts[0], true
 	}
 	return parts[0], parts[1], slices.Contains(knownOS, parts[0])
+}
+
+// checkExpose reports EXPOSE ports with an upper-case protocol
+// (ExposeProtoCasing) or a host address or port (ExposeInvalidFormat:
+// EXPOSE publishes nothing).
+func (ck *checker) checkExpose(c *instructions.ExposeCommand, env *checkEnv, lint *linter.Linter) {
+	for _, p := range c.Ports {
+		words, err := ck.lex.ProcessWords(p, env)
+		if err != nil {
+			continue
+		}
+		for _, w := range words {
+			parts := strings.Split(w, ":")
+			last := parts[len(parts)-1]
+			if _, proto, _ := strings.Cut(last, "/"); proto != strings.ToLower(proto) {
+				lint.Run(&linter.RuleExposeProtoCasing, c.Location(), linter.RuleExposeProtoCasing.Format(w))
+			}
+			// [ip:]hostport:port, the ip possibly with colons.
+			var ip, hostPort string
+			if n := len(parts); n > 1 {
+				ip, hostPort = strings.Join(parts[:n-2], ":"), parts[n-2]
+			}
+			if ip != "" || hostPort != "" {
+				lint.Run(&linter.RuleExposeInvalidFormat, c.Location(), linter.RuleExposeInvalidFormat.Format(w))
+			}
+		}
+	}
 }
 
 // checkIgnored reports context sources that .dockerignore excludes
