@@ -59,7 +59,8 @@ type CheckOptions struct {
 // Check runs the build checks (BuildKit's rules, with their names and
 // messages) on opt.Source. Base images are resolved for their environment
 // (UndefinedVar); use the resolver of the build so nothing is fetched twice.
-// An error is a Dockerfile that does not parse or an invalid check option.
+// An error is a Dockerfile that does not parse, an invalid check option
+// (ErrCheckOptions) or a base image that cannot be resolved.
 func Check(ctx context.Context, opt Options, resolver ImageResolver, co CheckOptions) (*CheckResult, error) {
 	if opt.Filename == "" {
 		opt.Filename = "Dockerfile"
