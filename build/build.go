@@ -31,7 +31,10 @@ type Options struct {
 	// or NAME=oci-layout://PATH[@sha256:...].
 	Contexts map[string]string
 	// Warn receives warnings (unused build args, ignored directives).
-	Warn      func(string)
+	Warn func(string)
+	// OnCheck receives the findings of the build checks, once, before
+	// any step runs.
+	OnCheck   func([]CheckWarning)
 	Tags      []string
 	BuildArgs map[string]string
 	Target    string
@@ -108,7 +111,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	fe, err := dockerfile.Build(ctx, dockerfile.Options{
+	fopt := dockerfile.Options{
 		Source:        opt.Dockerfile,
 		Filename:      opt.DockerfileName,
 		ContextDir:    contextDir,
@@ -120,8 +123,13 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 		NoCache:       opt.NoCache,
 		NoCacheFilter: opt.NoCacheFilter,
 		Created:       created,
-	}, s.resolver())
+	}
+	resolver := newMemoResolver(s.resolver())
+	fe, err := dockerfile.Build(ctx, fopt, resolver)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.runChecks(ctx, opt, fopt, resolver); err != nil {
 		return nil, err
 	}
 	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {

@@ -152,6 +152,10 @@ func (s *State) cacheConfig(ctx context.Context, recs map[digest.Digest]string, 
 					continue
 				}
 				l := cacheLayer{Parent: parent, Empty: sn.Empty, Base: base[sn.ID], Content: sn.Content, Description: sn.Description}
+				if !l.Base && !sn.Created.IsZero() {
+					t := sn.Created.UTC()
+					l.Created = &t
+				}
 				if sn.Empty {
 					l.DiffID = sn.DiffID
 				} else {

@@ -1,6 +1,8 @@
 package build
 
 import (
+	"time"
+
 	"github.com/builder-dev/builder/exporter"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -46,6 +48,10 @@ type cacheLayer struct {
 	// Base marks a layer of a base image: it is known by its chain ID.
 	Base        bool   `json:"base,omitempty"`
 	Description string `json:"description,omitempty"`
+	// Created is when the step made the layer (not for base layers): an
+	// importer's image history gets this time, so its image is the same.
+	// Caches written before it existed lack it; the import time is used.
+	Created *time.Time `json:"created,omitempty"`
 }
 
 // cacheRecord is one cache key.

@@ -274,7 +274,12 @@ func (c *importCache) materialize(ctx context.Context, src *cacheSource, idx int
 		if err != nil {
 			return "", err
 		}
-		rec := cache.Snapshot{ID: id, Parent: parent, Empty: l.Empty, Content: l.Content, Description: l.Description, Created: time.Now().UTC()}
+		now := time.Now().UTC()
+		rec := cache.Snapshot{ID: id, Parent: parent, Empty: l.Empty, Content: l.Content, Description: l.Description, Created: now, LastUsed: now}
+		if l.Created != nil && !l.Base {
+			// The exporting step's time, which the image history shows.
+			rec.Created = l.Created.UTC()
+		}
 		if l.Empty {
 			if err := c.s.Snapshots.Prepare(id); err != nil {
 				return "", err

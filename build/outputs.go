@@ -184,7 +184,9 @@ func sourceDateEpoch(args map[string]string) (*time.Time, error) {
 
 // buildTimes returns the SOURCE_DATE_EPOCH of a build (nil if unset) and
 // the time to record as the image's and its new history entries' creation:
-// the epoch if set, else now.
+// the epoch if set, else zero, which lets the exporter take each entry's
+// time from the record of the step that made its layer (so a cached
+// rebuild gives the same image).
 func buildTimes(opt Options) (*time.Time, time.Time, error) {
 	epoch, err := sourceDateEpoch(opt.BuildArgs)
 	if err != nil {
@@ -193,7 +195,7 @@ func buildTimes(opt Options) (*time.Time, time.Time, error) {
 	if epoch != nil {
 		return epoch, *epoch, nil
 	}
-	return nil, time.Now().UTC().Truncate(time.Second), nil
+	return nil, time.Time{}, nil
 }
 
 // export assembles the image of a build once per set of options its

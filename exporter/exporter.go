@@ -82,6 +82,12 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 		}
 		s := chain[next]
 		next++
+		if history[i].Created == nil && !base[s.ID] && !s.Created.IsZero() {
+			// The step's record says when it made the layer, so a
+			// cached rebuild gets the same time (and digest).
+			t := s.Created.UTC()
+			history[i].Created = &t
+		}
 		if s.Empty {
 			history[i].EmptyLayer = true
 			continue
@@ -134,7 +140,11 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 		return nil, err
 	}
 
+	fillCreated(history)
 	cfg.History = history
+	if cfg.Created == nil {
+		cfg.Created = lastCreated(history)
+	}
 	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}
 	rawConfig, err := json.Marshal(cfg)
 	if err != nil {

@@ -36,6 +36,7 @@ type buildFlags struct {
 	cacheFrom     []string
 	parallelism   int
 	squashAbove   int
+	check         bool
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -69,6 +70,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd|uncompressed], type=local,dest=DIR or type=inline (repeatable)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)")
 	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement: security.insecure (for RUN --security=insecure)")
+	fl.BoolVar(&f.check, "check", false, "run only the build checks and print their warnings; exit status 1 if any")
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "additional build context NAME=DIR or NAME=docker-image://REF, for FROM and COPY --from")
 	return cmd
 }
@@ -149,7 +151,8 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		return err
 	}
 	defer st.Close()
-	res, err := st.Build(cmd.Context(), build.Options{
+	var checks []build.CheckWarning
+	opt := build.Options{
 		ContextDir:     contextDir,
 		Dockerfile:     df,
 		DockerfileName: filepath.Base(dfName),
@@ -172,9 +175,15 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		SquashAbove:    f.squashAbove,
 		CacheTo:        cacheTo,
 		CacheFrom:      cacheFrom,
-	})
+		OnCheck:        func(w []build.CheckWarning) { checks = w },
+	}
+	if f.check {
+		return runCheck(cmd.Context(), cmd.OutOrStdout(), st, opt)
+	}
+	res, err := st.Build(cmd.Context(), opt)
 	progress.Close(err)
 	recordBuild(cmd, g, newHistoryRecord(f, contextDir, dockerfilePath(dfName, f.file), df, start), rec, res, err)
+	printChecks(cmd.ErrOrStderr(), f.progress, checks)
 	if f.explain {
 		if ex, ok := printer.(interface{ Explain(io.Writer) }); ok {
 			ex.Explain(cmd.ErrOrStderr())
@@ -191,7 +200,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		}
 	}
 	if f.metadataFile != "" {
-		if err := writeMetadata(f.metadataFile, res); err != nil {
+		if err := writeMetadata(f.metadataFile, res, checks); err != nil {
 			return err
 		}
 	}

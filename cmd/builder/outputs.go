@@ -35,7 +35,7 @@ func addSourceDateEpoch(args map[string]string) {
 
 // writeMetadata writes the fields of buildx's --metadata-file that describe
 // the image.
-func writeMetadata(file string, res *build.Result) error {
+func writeMetadata(file string, res *build.Result, checks []build.CheckWarning) error {
 	md := map[string]any{
 		"containerimage.digest":        res.Manifest.Digest,
 		"containerimage.config.digest": digest.FromBytes(res.Config),
@@ -43,6 +43,9 @@ func writeMetadata(file string, res *build.Result) error {
 	}
 	if len(res.Names) > 0 {
 		md["image.name"] = strings.Join(res.Names, ",")
+	}
+	if len(checks) > 0 {
+		md["buildx.build.warnings"] = buildxWarnings(checks)
 	}
 	b, err := json.MarshalIndent(md, "", "  ")
 	if err != nil {

@@ -18,9 +18,17 @@ import (
 // repository a git source vertex, each copied by its own copy op (so an ADD
 // mixing kinds of sources makes one layer per remote source, plus one for
 // the local ones).
+//
+// --unpack (Dockerfile 1.17) says whether archives are unpacked, as
+// BuildKit's AttemptUnpack: by default local ones are and downloaded ones
+// are not; --unpack=true unpacks a downloaded archive into the destination
+// directory, --unpack=false copies a local archive as a file. A source
+// that is not an archive is copied as it is either way; git sources
+// ignore it.
 func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) error {
+	unpackLocal, unpackRemote := true, false
 	if cmd.Unpack != nil {
-		return errors.New("--unpack is not supported yet")
+		unpackLocal, unpackRemote = *cmd.Unpack, *cmd.Unpack
 	}
 	type remote struct {
 		src string
@@ -54,7 +62,7 @@ func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) er
 	}
 	if len(remotes) == 0 {
 		return c.dispatchCopy(st, cmd, copySpec{
-			SourcesAndDest: cmd.SourcesAndDest, name: "ADD", chown: cmd.Chown, chmod: cmd.Chmod, add: true,
+			SourcesAndDest: cmd.SourcesAndDest, name: "ADD", chown: cmd.Chown, chmod: cmd.Chmod, add: unpackLocal,
 			link: cmd.Link, excludes: cmd.ExcludePatterns,
 		})
 	}
@@ -90,10 +98,12 @@ func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) er
 			srcVertex = llb.NewVertex(op, nil, meta)
 			from = "/" + escapePattern(op.Filename)
 		}
-		// Remote files are never unpacked, so this is a plain copy.
 		cp := llb.CopyOp{Sources: []string{from}, Dest: dest, Chown: cmd.Chown, Chmod: cmd.Chmod, Link: cmd.Link}
 		if r.git != nil {
 			cp.Excludes = cmd.ExcludePatterns
+		} else {
+			// The copy op's Add unpacks an archive; downloads only on --unpack.
+			cp.Add = unpackRemote
 		}
 		st.vertex = llb.NewVertex(cp, []*llb.Vertex{st.vertex, srcVertex}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
 		c.addHistory(st, fmt.Sprintf("ADD %s %s", r.src, cmd.DestPath)+historySuffix, false)
@@ -104,7 +114,7 @@ func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) er
 	sd := cmd.SourcesAndDest
 	sd.SourcePaths = local
 	return c.dispatchCopy(st, cmd, copySpec{
-		SourcesAndDest: sd, name: "ADD", chown: cmd.Chown, chmod: cmd.Chmod, add: true,
+		SourcesAndDest: sd, name: "ADD", chown: cmd.Chown, chmod: cmd.Chmod, add: unpackLocal,
 		link: cmd.Link, excludes: cmd.ExcludePatterns,
 	})
 }

@@ -53,7 +53,9 @@ type Options struct {
 	NoCache bool
 	// NoCacheFilter names stages whose steps run again (--no-cache-filter).
 	NoCacheFilter []string
-	// Created is the time recorded in the config and new history entries.
+	// Created is the time recorded in the config and new history entries
+	// (SOURCE_DATE_EPOCH). Zero leaves them unset: the exporter takes them
+	// from the records of the steps that made the layers.
 	Created time.Time
 }
 
@@ -143,7 +145,7 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 		return nil, err
 	}
 	img := st.image
-	img.Created = &opt.Created
+	img.Created = c.created()
 	res := &Result{Root: st.vertex, Image: img}
 	if name, _, _, ok := parser.DetectSyntax(opt.Source); ok && !isOfficialFrontend(name) {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: ignoring \"# syntax=%s\": builder has its own Dockerfile frontend and does not run frontend images", opt.Filename, name))
@@ -167,7 +169,7 @@ func (c *converter) unusedBuildArgs() []string {
 	var out []string
 	for _, name := range llb.SortedKeys(c.opt.BuildArgs) {
 		// SOURCE_DATE_EPOCH is read by the builder itself (reproducible images).
-		if proxyArgs[name] || c.globals.predefined[name] != "" || c.consumed[name] || name == "SOURCE_DATE_EPOCH" {
+		if proxyArgs[name] || c.globals.predefined[name] != "" || c.consumed[name] || name == "SOURCE_DATE_EPOCH" || name == CheckBuildArg {
 			continue
 		}
 		out = append(out, name)
@@ -374,13 +376,22 @@ func platformArgs(p ocispec.Platform) map[string]string {
 
 // addHistory records an instruction in the image history.
 func (c *converter) addHistory(st *stageState, createdBy string, emptyLayer bool) {
-	created := c.opt.Created
 	st.image.History = append(st.image.History, ocispec.History{
-		Created:    &created,
+		Created:    c.created(),
 		CreatedBy:  createdBy,
 		Comment:    "builder.dockerfile.v0",
 		EmptyLayer: emptyLayer,
 	})
+}
+
+// created is the time of new history entries: nil unless the build
+// sets one.
+func (c *converter) created() *time.Time {
+	if c.opt.Created.IsZero() {
+		return nil
+	}
+	t := c.opt.Created
+	return &t
 }
 
 // absPath resolves p against the stage's working directory, keeping a

@@ -72,8 +72,7 @@ func (c *converter) namedContext(st *stageState, name string, loc []parser.Range
 	v := llb.NewVertex(llb.CopyOp{Sources: []string{"."}, Dest: "/"}, []*llb.Vertex{nil, local}, c.meta(st, "FROM "+name, loc))
 	img := emptyImage(c.opt.Platform)
 	img.Config.Env = []string{"PATH=" + defaultPath}
-	created := c.opt.Created
-	img.History = []ocispec.History{{Created: &created, CreatedBy: "FROM " + name + " (build context " + value + ")"}}
+	img.History = []ocispec.History{{Created: c.created(), CreatedBy: "FROM " + name + " (build context " + value + ")"}}
 	return v, img, true, nil
 }
 

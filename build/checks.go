@@ -1,0 +1,92 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"github.com/builder-dev/builder/frontend/dockerfile"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// CheckWarning is a finding of the build checks (BuildKit's rules).
+type CheckWarning = dockerfile.CheckWarning
+
+// memoResolver remembers what it resolved, so that the checks see the
+// base images the build resolved without asking the registry again.
+type memoResolver struct {
+	inner dockerfile.ImageResolver
+	mu    sync.Mutex
+	seen  map[string]dockerfile.ResolvedImage
+}
+
+func newMemoResolver(r dockerfile.ImageResolver) *memoResolver {
+	return &memoResolver{inner: r, seen: map[string]dockerfile.ResolvedImage{}}
+}
+
+func (m *memoResolver) ResolveImage(ctx context.Context, ref string, p ocispec.Platform) (dockerfile.ResolvedImage, error) {
+	key := ref + "\x00" + p.OS + "/" + p.Architecture + "/" + p.Variant
+	m.mu.Lock()
+	r, ok := m.seen[key]
+	m.mu.Unlock()
+	if ok {
+		return r, nil
+	}
+	r, err := m.inner.ResolveImage(ctx, ref, p)
+	if err != nil {
+		return r, err
+	}
+	m.mu.Lock()
+	m.seen[key] = r
+	m.mu.Unlock()
+	return r, nil
+}
+
+// Check runs only the build checks of opt's Dockerfile: every stage, or
+// those opt.Target needs when it is set. The result's Err is set when
+// the check options say error=true and a rule fired.
+func (s *State) Check(ctx context.Context, opt Options) (*dockerfile.CheckResult, error) {
+	contextDir, err := filepath.Abs(opt.ContextDir)
+	if err != nil {
+		return nil, err
+	}
+	excludes, err := readDockerignore(contextDir, opt.DockerfilePath)
+	if err != nil {
+		return nil, err
+	}
+	return dockerfile.Check(ctx, s.frontendCheckOptions(opt, contextDir, excludes), s.resolver(),
+		dockerfile.CheckOptions{AllStages: opt.Target == ""})
+}
+
+func (s *State) frontendCheckOptions(opt Options, contextDir string, excludes []string) dockerfile.Options {
+	return dockerfile.Options{
+		Source: opt.Dockerfile, Filename: opt.DockerfileName, ContextDir: contextDir, Excludes: excludes,
+		Target: opt.Target, BuildArgs: opt.BuildArgs, Contexts: opt.Contexts, Platform: HostPlatform(),
+	}
+}
+
+// runChecks runs the checks of a build after its Dockerfile was lowered
+// (with the resolver that lowered it) and hands the findings to
+// opt.OnCheck. With check=error=true a finding fails the build; checks
+// that cannot run are a warning, never the end of a build.
+func (s *State) runChecks(ctx context.Context, opt Options, fopt dockerfile.Options, r dockerfile.ImageResolver) error {
+	res, err := dockerfile.Check(ctx, fopt, r, dockerfile.CheckOptions{})
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, dockerfile.ErrCheckOptions) {
+			return err
+		}
+		if opt.Warn != nil {
+			opt.Warn(fmt.Sprintf("build checks: %v", err))
+		}
+		return nil
+	}
+	if opt.OnCheck != nil && len(res.Warnings) > 0 {
+		opt.OnCheck(res.Warnings)
+	}
+	if res.Err != nil {
+		return fmt.Errorf("%s: %w (check=error=true)", fopt.Filename, res.Err)
+	}
+	return nil
+}
