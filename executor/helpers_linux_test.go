@@ -55,7 +55,7 @@ func requireRoot(t testing.TB) {
 var busyboxApplets = []string{
 	"sh", "true", "false", "echo", "cat", "id", "ls", "mkdir", "touch",
 	"sleep", "hostname", "ps", "mount", "env", "pwd", "grep", "wc", "head",
-	"test", "stat", "readlink",
+	"test", "stat", "readlink", "mknod", "dd", "kill", "ln",
 }
 
 // newBusyboxRootfs makes an image-like directory: /bin/busybox (from the
