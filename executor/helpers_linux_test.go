@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 // a stand-in for the builder process in TestParentKilled.
 const helperSpecEnv = "EXECUTOR_TEST_HELPER_SPEC"
 
+// helperSecretEnv is the data of the helper's secret mounts.
+const helperSecretEnv = "EXECUTOR_TEST_HELPER_SECRET"
+
 func helperRun(specJSON string) int {
 	var spec executor.Spec
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
@@ -36,6 +39,12 @@ func helperRun(specJSON string) int {
 		return 2
 	}
 	spec.Stdout, spec.Stderr = os.Stdout, os.Stderr
+	// Secret data is never in a spec's JSON.
+	for i := range spec.RunMounts {
+		if spec.RunMounts[i].Type == executor.MountSecret {
+			spec.RunMounts[i].Data = []byte(os.Getenv(helperSecretEnv))
+		}
+	}
 	if err := executor.Run(context.Background(), spec); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
