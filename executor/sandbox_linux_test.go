@@ -24,7 +24,7 @@ func TestProcSysNotPlainDirRefused(t *testing.T) {
 	hostTarget := filepath.Join("/", "builder-attack-"+strconv.Itoa(os.Getpid()))
 	tests := []struct {
 		name, path, link string // link "" makes path a regular file
-		want                 string
+		want             string
 	}{
 		{"proc absolute symlink", "proc", hostTarget, "/proc in the rootfs is a symlink"},
 		{"proc relative symlink", "proc", "../../.." + hostTarget, "/proc in the rootfs is a symlink"},
