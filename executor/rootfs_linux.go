@@ -61,7 +61,7 @@ type rootfs struct {
 	dir      string   // the rootfs mountpoint
 	stateDir string   // holds hosts and resolv.conf
 	stubs    []string // mountpoints created in dir, relative to it, in creation order
-	insecure bool     // no masked or read-only /proc and /sys paths
+	insecure bool     // no masked or read-only /proc and /sys paths, no nodev
 	rootFD   *os.File // O_PATH handle on the mounted rootfs, see openRoot
 	secrets  string   // the secrets tmpfs, once mounted
 }
@@ -81,7 +81,8 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 // mount mounts the layers at dir and makes the whole rootfs nodev: a
 // device node carried in a layer, an ADD archive or made by mknod in a
 // step can be created (CAP_MKNOD stays, for dpkg and tar) but not opened.
-// setuid binaries keep working, as in Docker.
+// setuid binaries keep working, as in Docker. An insecure sandbox keeps
+// its devices (losetup for disk images): it could remount anyway.
 func (r *rootfs) mount(layers []snapshot.Mount) error {
 	if err := snapshot.MountAll(layers, r.dir); err != nil {
 		return err
@@ -89,8 +90,19 @@ func (r *rootfs) mount(layers []snapshot.Mount) error {
 	if err := r.openRoot(); err != nil {
 		return err
 	}
+	if r.insecure {
+		return nil
+	}
 	root := &handle{f: r.rootFD}
 	return setMountAttr(root, unix.MOUNT_ATTR_NODEV, true)
+}
+
+// nodev is MS_NODEV, except in an insecure sandbox.
+func (r *rootfs) nodev() uintptr {
+	if r.insecure {
+		return 0
+	}
+	return unix.MS_NODEV
 }
 
 // setup mounts everything below the rootfs: /proc, /dev, /sys, /etc/hosts,
@@ -165,9 +177,15 @@ func (r *rootfs) bindOne(source, target string, dir, readonly bool) error {
 		return err
 	}
 	defer top.Close()
-	attr := uint64(unix.MOUNT_ATTR_NODEV)
+	var attr uint64
+	if r.nodev() != 0 {
+		attr |= unix.MOUNT_ATTR_NODEV
+	}
 	if readonly {
-		attr |= unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID
+		attr |= unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	}
+	if attr == 0 {
+		return nil
 	}
 	return setMountAttr(top, attr, true)
 }
@@ -180,7 +198,7 @@ func (r *rootfs) setupDev() error {
 		return err
 	}
 	defer h.Close()
-	if err := mountOn("tmpfs", h, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+	if err := mountOn("tmpfs", h, "tmpfs", unix.MS_NOSUID|r.nodev()|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
 		return err
 	}
 	devh, err := r.reopen(h)

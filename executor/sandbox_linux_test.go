@@ -150,6 +150,15 @@ func TestOnlyStandardDevices(t *testing.T) {
 	if got != want {
 		t.Errorf("/dev = %q, want %q", got, want)
 	}
+	// The standard nodes work.
+	script := `echo x > /dev/null && head -c 3 /dev/zero | wc -c && head -c 3 /dev/urandom | wc -c && head -c 3 /dev/random | wc -c
+echo x 2>&1 > /dev/full
+exec 3<>/dev/ptmx && echo ptmx
+echo shm > /dev/shm/x && cat /dev/shm/x`
+	want = "3\n3\n3\nsh: write error: No space left on device\nptmx\nshm"
+	if got := mustRun(t, s.spec("sh", "-c", script)); got != want {
+		t.Errorf("standard nodes: %q, want %q", got, want)
+	}
 }
 
 // TestHostProcessesUnreachable: in its pid namespace the sandbox cannot
