@@ -1,6 +1,8 @@
 package build_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"errors"
 	"os"
 	"strconv"
@@ -59,5 +61,43 @@ RUN mknod /z c 1 3 2>/mknod.err; dd if=/z of=/dev/null count=0 2>/dd.err; rm -f 
 		// EPERM: no mknod in a user namespace at all.
 	default:
 		t.Errorf("mknod: %q, open: %q; want open to fail with EACCES (rootless: mknod with EPERM)", mknodErr, ddErr)
+	}
+}
+
+// TestSandboxArchiveDeviceNotOpenable: a device node an ADD archive
+// carries into the image cannot be opened by a later RUN step.
+func TestSandboxArchiveDeviceNotOpenable(t *testing.T) {
+	if userns.Rootless() {
+		t.Skip("rootless: a user namespace cannot make device nodes, so no layer carries one")
+	}
+	base := busyboxBase(t)
+	st := openState(t, t.TempDir())
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "nodes/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "nodes/mem", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 1},
+		{Name: "nodes/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+		{Name: "nodes/loop0", Typeflag: tar.TypeBlock, Mode: 0o666, Devmajor: 7, Devminor: 0},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	df := `FROM {{BASE}}
+ADD nodes.tar /
+RUN for n in mem null loop0; do test -c /nodes/$n -o -b /nodes/$n || echo "$n: not a device"; dd if=/nodes/$n of=/dev/null count=0 2>&1; done > /out; true
+`
+	files, _ := mustBuild(t, st, base, writeContext(t, map[string]string{"nodes.tar": buf.String()}), df, build.Options{})
+	out := strings.TrimSpace(files["out"].content)
+	lines := strings.Split(out, "\n")
+	if len(lines) != 3 {
+		t.Fatalf("RUN printed %q, want one error per node", out)
+	}
+	for _, l := range lines {
+		if !strings.HasSuffix(l, "Permission denied") {
+			t.Errorf("%q: want open to fail with EACCES", l)
+		}
 	}
 }
