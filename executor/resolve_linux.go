@@ -97,7 +97,7 @@ func (r *rootfs) open(p string, mode resolveMode, create, dir bool) (*handle, er
 	if rel != "" {
 		parts = strings.Split(rel, "/")
 	}
-	for i, part := range parts {
+	for i := range parts {
 		last := i == len(parts)-1
 		next, err := r.step(fd, parts[:i+1], create, last && !dir)
 		unix.Close(fd)
@@ -115,7 +115,7 @@ func (r *rootfs) open(p string, mode resolveMode, create, dir bool) (*handle, er
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			unix.Close(fd)
-			return nil, fmt.Errorf("/%s in the rootfs is %s, not a directory", part, fileKind(st.Mode))
+			return nil, fmt.Errorf("/%s in the rootfs is %s, not a directory", strings.Join(parts[:i+1], "/"), fileKind(st.Mode))
 		}
 	}
 	return &handle{f: os.NewFile(uintptr(fd), "/"+rel), rel: rel}, nil

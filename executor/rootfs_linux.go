@@ -338,13 +338,18 @@ func (r *rootfs) maskTarget(p string) (*handle, error) {
 		return nil, err
 	}
 	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(h.f.Fd()), &st); err != nil {
-		h.Close()
-		return nil, os.NewSyscallError("fstatfs "+p, err)
+	var fi unix.Stat_t
+	switch {
+	case unix.Fstatfs(int(h.f.Fd()), &st) != nil || unix.Fstat(int(h.f.Fd()), &fi) != nil:
+		err = fmt.Errorf("cannot stat %s", p)
+	case st.Type != unix.PROC_SUPER_MAGIC && st.Type != unix.SYSFS_MAGIC:
+		err = fmt.Errorf("%s is not on the sandbox's proc or sysfs (filesystem magic %#x): refusing to run unmasked", p, st.Type)
+	case fi.Mode&unix.S_IFMT == unix.S_IFLNK:
+		err = fmt.Errorf("%s is a symlink: refusing to mask through it", p)
 	}
-	if st.Type != unix.PROC_SUPER_MAGIC && st.Type != unix.SYSFS_MAGIC {
+	if err != nil {
 		h.Close()
-		return nil, fmt.Errorf("%s is not on the sandbox's proc or sysfs (filesystem magic %#x): refusing to run unmasked", p, st.Type)
+		return nil, err
 	}
 	return h, nil
 }
