@@ -6,10 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/builder-dev/builder/snapshot"
-	"github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
 )
 
@@ -372,7 +370,9 @@ func (r *rootfs) mkdirCwd(cwd string) error {
 // openInRoot opens the rootfs file p for reading, resolving symlinks
 // inside the rootfs; it returns nil, nil when p does not exist.
 func (r *rootfs) openInRoot(p string) (*os.File, error) {
-	h, err := pathrs.OpenatInRoot(r.rootFD, p)
+	n := len(r.stubs)
+	h, err := r.open(p, followInRoot, false, false)
+	r.stubs = r.stubs[:n]
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -381,7 +381,7 @@ func (r *rootfs) openInRoot(p string) (*os.File, error) {
 	}
 	defer h.Close()
 	var st unix.Stat_t
-	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
+	if err := unix.Fstat(int(h.f.Fd()), &st); err != nil {
 		return nil, os.NewSyscallError("fstat "+p, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
@@ -389,7 +389,7 @@ func (r *rootfs) openInRoot(p string) (*os.File, error) {
 		return nil, fmt.Errorf("%s in the rootfs is %s, not a regular file", p, fileKind(st.Mode))
 	}
 	// This process's /proc is still the host's, which is trusted.
-	return os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(h.Fd())), os.O_RDONLY|unix.O_NOCTTY, 0)
+	return os.OpenFile(h.proc(), os.O_RDONLY|unix.O_NOCTTY, 0)
 }
 
 // pivot makes the rootfs the root of this mount namespace and detaches
