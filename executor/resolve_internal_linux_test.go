@@ -2,12 +2,15 @@ package executor
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func newTestRootfs(t *testing.T) *rootfs {
@@ -83,5 +86,36 @@ func TestMaskOffProcRefused(t *testing.T) {
 	}
 	if h, err := r.maskTarget("/proc/timer_list"); h != nil || err != nil {
 		t.Errorf("maskTarget of a missing path = %v, %v, want nil, nil", h, err)
+	}
+}
+
+// TestOpenInRoot: /etc/passwd is read through symlinks resolved in the
+// rootfs, and a fifo there is an error, not a hang.
+func TestOpenInRoot(t *testing.T) {
+	r := newTestRootfs(t)
+	os.MkdirAll(filepath.Join(r.dir, "etc"), 0o755)
+	os.MkdirAll(filepath.Join(r.dir, "other"), 0o755)
+	os.WriteFile(filepath.Join(r.dir, "other", "passwd"), []byte("in root\n"), 0o644)
+	os.Symlink("/../../other/passwd", filepath.Join(r.dir, "etc", "passwd"))
+	f, err := r.openInRoot("/etc/passwd")
+	if err != nil || f == nil {
+		t.Fatalf("openInRoot = %v, %v", f, err)
+	}
+	b, _ := io.ReadAll(f)
+	f.Close()
+	if string(b) != "in root\n" {
+		t.Errorf("read %q, want the rootfs's /other/passwd", b)
+	}
+	if f, err := r.openInRoot("/etc/group"); f != nil || err != nil {
+		t.Errorf("openInRoot of a missing file = %v, %v, want nil, nil", f, err)
+	}
+	if err := unix.Mkfifo(filepath.Join(r.dir, "etc", "group"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.openInRoot("/etc/group"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("openInRoot of a fifo = %v, want an error", err)
+	}
+	if len(r.stubs) != 0 {
+		t.Errorf("stubs = %q, want none", r.stubs)
 	}
 }
