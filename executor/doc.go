@@ -7,6 +7,12 @@
 // capability set, and execs the user process, which becomes PID 1 of the
 // sandbox's pid namespace.
 //
+// Every mount target is opened inside the rootfs without following a
+// symlink out of it and mounted by file descriptor (resolve_linux.go); the
+// rootfs and every writable mount are nodev, so only the host's standard
+// device nodes bound into /dev open; secrets live on a tmpfs of the
+// sandbox's own mount namespace (secrets_linux.go).
+//
 // Every program that calls Run must call Init first thing in main (and in
 // TestMain of packages whose tests run sandboxes): in the re-executed copy,
 // Init is the sandbox init and never returns.

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 // a stand-in for the builder process in TestParentKilled.
 const helperSpecEnv = "EXECUTOR_TEST_HELPER_SPEC"
 
+// helperSecretEnv is the data of the helper's secret mounts.
+const helperSecretEnv = "EXECUTOR_TEST_HELPER_SECRET"
+
 func helperRun(specJSON string) int {
 	var spec executor.Spec
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
@@ -36,6 +39,12 @@ func helperRun(specJSON string) int {
 		return 2
 	}
 	spec.Stdout, spec.Stderr = os.Stdout, os.Stderr
+	// Secret data is never in a spec's JSON.
+	for i := range spec.RunMounts {
+		if spec.RunMounts[i].Type == executor.MountSecret {
+			spec.RunMounts[i].Data = []byte(os.Getenv(helperSecretEnv))
+		}
+	}
 	if err := executor.Run(context.Background(), spec); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -55,7 +64,7 @@ func requireRoot(t testing.TB) {
 var busyboxApplets = []string{
 	"sh", "true", "false", "echo", "cat", "id", "ls", "mkdir", "touch",
 	"sleep", "hostname", "ps", "mount", "env", "pwd", "grep", "wc", "head",
-	"test", "stat", "readlink",
+	"test", "stat", "readlink", "mknod", "dd", "kill", "ln",
 }
 
 // newBusyboxRootfs makes an image-like directory: /bin/busybox (from the

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/builder-dev/builder/snapshot"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,7 +44,11 @@ func initMain() int {
 	reports := os.NewFile(reportFD, "report")
 	var spec Spec
 	specFile := os.NewFile(specFD, "spec")
-	err := json.NewDecoder(specFile).Decode(&spec)
+	dec := json.NewDecoder(specFile)
+	err := dec.Decode(&spec)
+	if err == nil {
+		err = readSecrets(io.MultiReader(dec.Buffered(), specFile), spec.RunMounts)
+	}
 	specFile.Close()
 	if err != nil {
 		sendReport(reports, nil, stepError("reading spec", err))
@@ -114,7 +117,7 @@ func (s *sandbox) setup() error {
 	if err := os.Mkdir(s.root.dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return stepError("creating rootfs mountpoint", err)
 	}
-	if err := snapshot.MountAll(spec.Rootfs, s.root.dir); err != nil {
+	if err := s.root.mount(spec.Rootfs); err != nil {
 		return stepError("mounting rootfs", err)
 	}
 	if err := s.root.setup(); err != nil {

@@ -15,6 +15,11 @@ const (
 	// MountLayers mounts Layers (as Rootfs is mounted) at a scratch
 	// mountpoint in StateDir, and binds the path Source inside them.
 	MountLayers = "layers"
+	// MountSecret makes a read-only file of Data, with the owner UID:GID
+	// and permission bits Mode, on a tmpfs that exists only in the
+	// sandbox's mount namespace: the bytes never reach a disk, and go when
+	// the sandbox does, even if the builder is killed.
+	MountSecret = "secret"
 )
 
 // Mount is one filesystem mounted into the sandbox at Target (RUN
@@ -27,7 +32,16 @@ type Mount struct {
 	// (MountLayers, "" or "/" for all of it).
 	Source string           `json:"source,omitempty"`
 	Layers []snapshot.Mount `json:"layers,omitempty"`
-	// Size limits a tmpfs, in bytes; 0 is the kernel's default.
+	// Size limits a tmpfs, in bytes; 0 is the kernel's default. For
+	// MountSecret, Run sets it to len(Data).
 	Size     int64 `json:"size,omitempty"`
 	Readonly bool  `json:"readonly,omitempty"`
+	// Data is a MountSecret's content. It is never encoded with the
+	// spec (which may be logged); Run sends it to the init after it.
+	Data []byte `json:"-"`
+	// UID, GID and Mode are a MountSecret file's owner and permission
+	// bits.
+	UID  int    `json:"uid,omitempty"`
+	GID  int    `json:"gid,omitempty"`
+	Mode uint32 `json:"mode,omitempty"`
 }

@@ -22,6 +22,8 @@ func (r *rootfs) runMounts(mounts []Mount) error {
 			err = r.tmpfs(m)
 		case MountLayers:
 			err = r.layers(i, m)
+		case MountSecret:
+			err = r.secret(i, m)
 		default:
 			err = fmt.Errorf("unknown mount type %q", m.Type)
 		}
@@ -33,10 +35,11 @@ func (r *rootfs) runMounts(mounts []Mount) error {
 }
 
 func (r *rootfs) tmpfs(m Mount) error {
-	target, err := r.mountpoint(m.Target, true)
+	h, err := r.mountpoint(m.Target, followInRoot, true)
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	data := "mode=1777"
 	if m.Size > 0 {
 		data += ",size=" + strconv.FormatInt(m.Size, 10)
@@ -45,7 +48,7 @@ func (r *rootfs) tmpfs(m Mount) error {
 	if m.Readonly {
 		flags |= unix.MS_RDONLY
 	}
-	return mount("tmpfs", target, "tmpfs", flags, data)
+	return mountOn("tmpfs", h, "tmpfs", flags, data)
 }
 
 // layers mounts m.Layers at StateDir/mounts/N, which only this mount

@@ -3,7 +3,8 @@ package executor
 // The parent (Run) and the sandbox init (Init, in a re-executed copy of
 // this binary) talk over two pipes, passed as extra files:
 //
-//	fd 3, specFD:   parent -> init, the Spec as JSON, then EOF
+//	fd 3, specFD:   parent -> init, the Spec as JSON, the bytes of its
+//	                secret mounts (never in the JSON), then EOF
 //	fd 4, reportFD: init -> parent, JSON reports, close-on-exec in the init
 //
 // The init is started with initEnv set in its environment, which is how

@@ -6,16 +6,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/builder-dev/builder/snapshot"
 	"golang.org/x/sys/unix"
 )
 
 // Docker's masked and read-only /proc and /sys paths (moby's
-// oci/defaults.go). Paths that do not exist on this kernel are skipped.
+// oci/defaults.go). A path this kernel does not have is not there to hide;
+// any other failure to mask fails the step.
 var (
 	maskedPaths = []string{
+		"/proc/asound",
 		"/proc/acpi",
 		"/proc/interrupts",
 		"/proc/kcore",
@@ -29,7 +30,6 @@ var (
 		"/sys/devices/virtual/powercap",
 	}
 	readonlyPaths = []string{
-		"/proc/asound",
 		"/proc/bus",
 		"/proc/fs",
 		"/proc/irq",
@@ -38,7 +38,9 @@ var (
 	}
 )
 
-// devNodes are bind-mounted from the host's /dev into the sandbox's.
+// devNodes are bind-mounted from the host's /dev into the sandbox's; they
+// are the only device nodes a sandbox can open (with /dev/pts/*): the
+// rootfs and every other writable mount are nodev.
 var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
 // devLinks are symlinks created in the sandbox's /dev.
@@ -57,7 +59,9 @@ type rootfs struct {
 	dir      string   // the rootfs mountpoint
 	stateDir string   // holds hosts and resolv.conf
 	stubs    []string // mountpoints created in dir, relative to it, in creation order
-	insecure bool     // no masked or read-only /proc and /sys paths
+	insecure bool     // no masked or read-only /proc and /sys paths, no nodev
+	rootFD   *os.File // O_PATH handle on the mounted rootfs, see openRoot
+	secrets  string   // the secrets tmpfs, once mounted
 }
 
 // stepError names the setup step that failed.
@@ -72,55 +76,41 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 	return nil
 }
 
-// mountpoint returns the host path of the rootfs path p, resolving
-// symlinks inside the rootfs, and creates it (a directory, or an empty
-// file) if missing, recording what it created as stubs.
-func (r *rootfs) mountpoint(p string, dir bool) (string, error) {
-	full, err := securejoin.SecureJoin(r.dir, p)
-	if err != nil {
-		return "", err
+// mount mounts the layers at dir and makes the whole rootfs nodev: a
+// device node carried in a layer, an ADD archive or made by mknod in a
+// step can be created (CAP_MKNOD stays, for dpkg and tar) but not opened.
+// setuid binaries keep working, as in Docker. An insecure sandbox keeps
+// its devices (losetup for disk images): it could remount anyway.
+func (r *rootfs) mount(layers []snapshot.Mount) error {
+	if err := snapshot.MountAll(layers, r.dir); err != nil {
+		return err
 	}
-	if _, err := os.Lstat(full); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return full, err
+	if err := r.openRoot(); err != nil {
+		return err
 	}
-	// Create missing parents one by one, so each is recorded.
-	rel, err := filepath.Rel(r.dir, full)
-	if err != nil {
-		return "", err
+	if r.insecure {
+		return nil
 	}
-	parts := strings.Split(rel, string(filepath.Separator))
-	cur := r.dir
-	for i, part := range parts {
-		cur = filepath.Join(cur, part)
-		last := i == len(parts)-1
-		if !last || dir {
-			err = unix.Mkdir(cur, 0o755)
-		} else {
-			var fd int
-			fd, err = unix.Open(cur, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
-			if err == nil {
-				unix.Close(fd)
-			}
-		}
-		switch {
-		case err == unix.EEXIST && !last:
-			continue
-		case err != nil:
-			return "", &os.PathError{Op: "create", Path: cur, Err: err}
-		}
-		r.stubs = append(r.stubs, filepath.Join(parts[:i+1]...))
+	root := &handle{f: r.rootFD}
+	return setMountAttr(root, unix.MOUNT_ATTR_NODEV, true)
+}
+
+// nodev is MS_NODEV, except in an insecure sandbox.
+func (r *rootfs) nodev() uintptr {
+	if r.insecure {
+		return 0
 	}
-	return full, nil
+	return unix.MS_NODEV
 }
 
 // setup mounts everything below the rootfs: /proc, /dev, /sys, /etc/hosts,
 // /etc/resolv.conf and the masks.
 func (r *rootfs) setup() error {
-	proc, err := r.mountpoint("/proc", true)
-	if err == nil {
-		err = mount("proc", proc, "proc", procFlags, "")
-	}
-	if err != nil {
+	// runc refuses to mount proc or sysfs anywhere but on a plain
+	// directory (CVE-2019-16884, CVE-2019-19921), and so BuildKit and
+	// Docker builds fail on such an image; so does this. Replacing the
+	// symlink instead would change the image's tree behind its back.
+	if err := r.mountPlain("/proc", "proc", "proc", procFlags, ""); err != nil {
 		return stepError("mounting /proc in rootfs", err)
 	}
 	if err := r.setupDev(); err != nil {
@@ -130,10 +120,7 @@ func (r *rootfs) setup() error {
 		return stepError("mounting /sys in rootfs", err)
 	}
 	for _, f := range []string{"hosts", "resolv.conf"} {
-		target, err := r.mountpoint("/etc/"+f, false)
-		if err == nil {
-			err = mount(filepath.Join(r.stateDir, f), target, "", unix.MS_BIND, "")
-		}
+		err := r.bindOne(filepath.Join(r.stateDir, f), "/etc/"+f, false, false)
 		if err != nil {
 			return stepError("mounting /etc/"+f+" in rootfs", err)
 		}
@@ -142,24 +129,28 @@ func (r *rootfs) setup() error {
 		return nil
 	}
 	if err := r.mask(); err != nil {
-		return stepError("masking /proc paths", err)
+		return stepError("masking /proc and /sys paths", err)
 	}
 	return nil
+}
+
+// mountPlain mounts a filesystem at p, which must be a plain directory
+// (or missing, then it is created): no symlink anywhere on the path.
+func (r *rootfs) mountPlain(p, source, fstype string, flags uintptr, data string) error {
+	h, err := r.mountpoint(p, noSymlinks, true)
+	if err != nil {
+		return fmt.Errorf("%w (%s must be a plain directory in the image, as runc requires)", err, p)
+	}
+	defer h.Close()
+	return mountOn(source, h, fstype, flags, data)
 }
 
 // bind mounts each of mounts at its target inside the rootfs.
 func (r *rootfs) bind(mounts []BindMount) error {
 	for _, m := range mounts {
 		fi, err := os.Stat(m.Source)
-		if err != nil {
-			return stepError("mounting "+m.Target, err)
-		}
-		target, err := r.mountpoint(m.Target, fi.IsDir())
 		if err == nil {
-			err = mount(m.Source, target, "", unix.MS_BIND|unix.MS_REC, "")
-		}
-		if err == nil && m.Readonly {
-			err = mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+			err = r.bindOne(m.Source, m.Target, fi.IsDir(), m.Readonly)
 		}
 		if err != nil {
 			return stepError("mounting "+m.Source+" at "+m.Target, err)
@@ -168,23 +159,63 @@ func (r *rootfs) bind(mounts []BindMount) error {
 	return nil
 }
 
-func (r *rootfs) setupDev() error {
-	dev, err := r.mountpoint("/dev", true)
+// bindOne binds the host path source at target (resolved in the rootfs),
+// nodev, and read-only and nosuid with readonly.
+func (r *rootfs) bindOne(source, target string, dir, readonly bool) error {
+	h, err := r.mountpoint(target, followInRoot, dir)
 	if err != nil {
 		return err
 	}
-	if err := mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+	defer h.Close()
+	if err := mountOn(source, h, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
+	top, err := r.reopen(h)
+	if err != nil {
+		return err
+	}
+	defer top.Close()
+	var attr uint64
+	if r.nodev() != 0 {
+		attr |= unix.MOUNT_ATTR_NODEV
+	}
+	if readonly {
+		attr |= unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	}
+	if attr == 0 {
+		return nil
+	}
+	return setMountAttr(top, attr, true)
+}
+
+// setupDev mounts a nodev tmpfs at /dev and binds the standard nodes into
+// it from the host (a bind mount keeps the host mount's dev flag).
+func (r *rootfs) setupDev() error {
+	h, err := r.mountpoint("/dev", followInRoot, true)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := mountOn("tmpfs", h, "tmpfs", unix.MS_NOSUID|r.nodev()|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+		return err
+	}
+	devh, err := r.reopen(h)
+	if err != nil {
+		return err
+	}
+	defer devh.Close()
+	// A fresh tmpfs that nothing else can see yet: paths below its
+	// handle hold no symlink we did not make.
+	dev := devh.proc()
 	for _, n := range devNodes {
 		host := "/dev/" + n
 		if _, err := os.Stat(host); err != nil {
 			continue // e.g. no /dev/tty on this host
 		}
 		target := filepath.Join(dev, n)
-		fd, err := unix.Open(target, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o666)
+		fd, err := unix.Open(target, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o666)
 		if err != nil {
-			return &os.PathError{Op: "create", Path: target, Err: err}
+			return &os.PathError{Op: "create", Path: "/dev/" + n, Err: err}
 		}
 		unix.Close(fd)
 		if err := mount(host, target, "", unix.MS_BIND, ""); err != nil {
@@ -195,6 +226,7 @@ func (r *rootfs) setupDev() error {
 	if err := os.Mkdir(pts, 0o755); err != nil {
 		return err
 	}
+	// devpts keeps dev (its nodes are the ptys) and has no mknod.
 	const ptsOpts = "newinstance,ptmxmode=0666,mode=0620"
 	if err := mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, ptsOpts+",gid=5"); err != nil {
 		// gid 5 (tty) may be unmapped in a user namespace.
@@ -221,80 +253,143 @@ func (r *rootfs) setupDev() error {
 // (a user namespace that does not own the network namespace), a read-only
 // recursive bind of the host's /sys.
 func (r *rootfs) setupSys() error {
-	sys, err := r.mountpoint("/sys", true)
+	h, err := r.mountpoint("/sys", noSymlinks, true)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (/sys must be a plain directory in the image, as runc requires)", err)
 	}
-	err = mount("sysfs", sys, "sysfs", procFlags|unix.MS_RDONLY, "")
+	defer h.Close()
+	err = mountOn("sysfs", h, "sysfs", procFlags|unix.MS_RDONLY, "")
 	if err == nil || !(errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) {
 		return err
 	}
-	if err := mount("/sys", sys, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := mountOn("/sys", h, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return err
 	}
-	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
-	if err := unix.MountSetattr(-1, sys, unix.AT_RECURSIVE, &attr); err != nil {
-		// Before Linux 5.12 only the top mount can be made read-only.
-		return mount("", sys, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|procFlags, "")
+	top, err := r.reopen(h)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer top.Close()
+	return setMountAttr(top, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, true)
 }
 
 // mask hides maskedPaths (an empty read-only tmpfs over directories,
-// /dev/null over files) and makes readonlyPaths read-only.
+// /dev/null over files) and makes readonlyPaths read-only. Each path is
+// opened with no symlink on the way and must be on the proc or sysfs
+// mounted above; one that is missing on this kernel is skipped, any other
+// failure fails the step.
 func (r *rootfs) mask() error {
 	for _, p := range maskedPaths {
-		target := filepath.Join(r.dir, p)
-		fi, err := os.Lstat(target)
-		if err != nil {
+		h, err := r.maskTarget(p)
+		if h == nil {
+			if err != nil {
+				return err
+			}
 			continue
 		}
-		if fi.IsDir() {
-			err = mount("tmpfs", target, "tmpfs", unix.MS_RDONLY|procFlags, "")
-		} else {
-			err = mount("/dev/null", target, "", unix.MS_BIND, "")
+		var st unix.Stat_t
+		err = unix.Fstat(int(h.f.Fd()), &st)
+		switch {
+		case err != nil:
+			err = os.NewSyscallError("fstat "+p, err)
+		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+			err = mountOn("tmpfs", h, "tmpfs", unix.MS_RDONLY|procFlags, "")
+		default:
+			err = mountOn("/dev/null", h, "", unix.MS_BIND, "")
 		}
+		h.Close()
 		if err != nil {
 			return err
 		}
 	}
 	for _, p := range readonlyPaths {
-		target := filepath.Join(r.dir, p)
-		if _, err := os.Lstat(target); err != nil {
+		h, err := r.maskTarget(p)
+		if h == nil {
+			if err != nil {
+				return err
+			}
 			continue
 		}
-		if err := mount(target, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return err
+		err = mountOn(h.proc(), h, "", unix.MS_BIND|unix.MS_REC, "")
+		if err == nil {
+			var top *handle
+			if top, err = r.reopen(h); err == nil {
+				err = setMountAttr(top, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, true)
+				top.Close()
+			}
 		}
-		if err := mount("", target, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|procFlags, ""); err != nil {
+		h.Close()
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// mkdirCwd creates the working directory cwd (0755, owned by root) inside
-// the rootfs if missing. Symlinks in the image resolve inside the rootfs.
-func (r *rootfs) mkdirCwd(cwd string) error {
-	full, err := securejoin.SecureJoin(r.dir, cwd)
-	if err != nil {
-		return err
-	}
-	return os.MkdirAll(full, 0o755)
-}
-
-// openInRoot opens the rootfs file p, resolving symlinks inside the
-// rootfs; it returns nil, nil when p does not exist.
-func (r *rootfs) openInRoot(p string) (*os.File, error) {
-	full, err := securejoin.SecureJoin(r.dir, p)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(full)
+// maskTarget opens p for a mask: nil, nil when this kernel has no p.
+func (r *rootfs) maskTarget(p string) (*handle, error) {
+	h, err := r.open(p, noSymlinks, false, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Statfs_t
+	var fi unix.Stat_t
+	switch {
+	case unix.Fstatfs(int(h.f.Fd()), &st) != nil || unix.Fstat(int(h.f.Fd()), &fi) != nil:
+		err = fmt.Errorf("cannot stat %s", p)
+	case st.Type != unix.PROC_SUPER_MAGIC && st.Type != unix.SYSFS_MAGIC:
+		err = fmt.Errorf("%s is not on the sandbox's proc or sysfs (filesystem magic %#x): refusing to run unmasked", p, st.Type)
+	case fi.Mode&unix.S_IFMT == unix.S_IFLNK:
+		err = fmt.Errorf("%s is a symlink: refusing to mask through it", p)
+	}
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// mkdirCwd creates the working directory cwd (0755, owned by root) inside
+// the rootfs if missing. Symlinks in the image resolve inside the rootfs.
+func (r *rootfs) mkdirCwd(cwd string) error {
+	// Unlike mountpoints, the directories stay in the layer, as in
+	// Docker: they are not recorded as stubs.
+	n := len(r.stubs)
+	h, err := r.open(cwd, followInRoot, true, true)
+	r.stubs = r.stubs[:n]
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return h.check(cwd, true)
+}
+
+// openInRoot opens the rootfs file p for reading, resolving symlinks
+// inside the rootfs; it returns nil, nil when p does not exist.
+func (r *rootfs) openInRoot(p string) (*os.File, error) {
+	n := len(r.stubs)
+	h, err := r.open(p, followInRoot, false, false)
+	r.stubs = r.stubs[:n]
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h.f.Fd()), &st); err != nil {
+		return nil, os.NewSyscallError("fstat "+p, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		// A fifo would block the init forever.
+		return nil, fmt.Errorf("%s in the rootfs is %s, not a regular file", p, fileKind(st.Mode))
+	}
+	// This process's /proc is still the host's, which is trusted.
+	return os.OpenFile(h.proc(), os.O_RDONLY|unix.O_NOCTTY, 0)
 }
 
 // pivot makes the rootfs the root of this mount namespace and detaches

@@ -99,7 +99,11 @@ func Run(ctx context.Context, spec Spec) error {
 	// The init reads the whole spec before it writes anything, so this
 	// cannot deadlock; if the init died, the write fails with EPIPE and
 	// the reports below say so.
+	spec.RunMounts = withSecretSizes(spec.RunMounts)
 	writeErr := json.NewEncoder(specW).Encode(spec)
+	if writeErr == nil {
+		writeErr = sendSecrets(specW, spec.RunMounts)
+	}
 	specW.Close()
 
 	stubs, setupErr := readReports(reportR)

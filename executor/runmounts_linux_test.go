@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/snapshot"
 )
 
@@ -53,5 +54,16 @@ func TestInsecure(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 || statusField(lines[0], "CapBnd") != statusField(string(host), "CapBnd") || lines[1] != "0" {
 		t.Errorf("insecure sandbox: %q, want the host's bounding set (%s) and nothing masked", lines, statusField(string(host), "CapBnd"))
+	}
+	if userns.Rootless() {
+		return // no mknod in a user namespace
+	}
+	// It keeps its devices (losetup for disk images), as before.
+	for _, dir := range []string{"/tmp", "/dev"} {
+		spec = s.spec("sh", "-c", "mknod "+dir+"/z c 1 3 && echo x > "+dir+"/z && echo opened")
+		spec.Insecure = true
+		if got := mustRun(t, spec); got != "opened" {
+			t.Errorf("insecure sandbox, device node in %s: %q, want opened", dir, got)
+		}
 	}
 }

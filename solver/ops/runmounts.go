@@ -123,7 +123,7 @@ func (o *execOp) prepareMounts(ctx context.Context, state string, inputs []solve
 		case llb.MountTmpfs:
 			rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountTmpfs, Target: m.Target, Size: m.Size, Readonly: m.Readonly})
 		case llb.MountSecret:
-			err = o.secretMount(rm, state, i, m)
+			err = o.secretMount(rm, m)
 		case llb.MountSSH:
 			err = o.sshMount(rm, state, sshIndex, m)
 			sshIndex++
@@ -256,9 +256,10 @@ func copyTree(dir string, tree *source.Tree, rel string) error {
 	return c.copy(dir, tree)
 }
 
-// secretMount provides a secret as a read-only file (from the scratch dir)
-// and/or an environment variable of the process.
-func (o *execOp) secretMount(rm *runMounts, state string, n int, m llb.ExecMount) error {
+// secretMount provides a secret as a read-only file and/or an environment
+// variable of the process. The file is written by the sandbox onto a tmpfs
+// of its own (executor.MountSecret): its bytes never touch the disk.
+func (o *execOp) secretMount(rm *runMounts, m llb.ExecMount) error {
 	var value []byte
 	ok := false
 	if o.sess != nil {
@@ -276,14 +277,11 @@ func (o *execOp) secretMount(rm *runMounts, state string, n int, m llb.ExecMount
 	if m.Target == "" {
 		return nil
 	}
-	p := filepath.Join(state, "secret-"+strconv.Itoa(n))
-	if err := os.WriteFile(p, value, 0o600); err != nil {
-		return fmt.Errorf("secret %s: %w", m.ID, err)
-	}
-	if err := setOwnerMode(p, m, 0o400); err != nil {
-		return fmt.Errorf("secret %s: %w", m.ID, err)
-	}
-	rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountBind, Source: p, Target: m.Target, Readonly: true})
+	uid, gid, mode := ownerMode(m, 0o400)
+	rm.mounts = append(rm.mounts, executor.Mount{
+		Type: executor.MountSecret, Target: m.Target, Readonly: true,
+		Data: value, UID: uid, GID: gid, Mode: uint32(mode),
+	})
 	return nil
 }
 
@@ -303,9 +301,8 @@ func withEnv(env, extra []string) []string {
 	return env
 }
 
-// setOwnerMode applies a mount's uid, gid (default 0) and mode.
-func setOwnerMode(p string, m llb.ExecMount, mode os.FileMode) error {
-	uid, gid := 0, 0
+// ownerMode returns a mount's uid, gid (default 0) and mode (default mode).
+func ownerMode(m llb.ExecMount, mode os.FileMode) (uid, gid int, _ os.FileMode) {
 	if m.UID != nil {
 		uid = int(*m.UID)
 	}
@@ -315,6 +312,12 @@ func setOwnerMode(p string, m llb.ExecMount, mode os.FileMode) error {
 	if m.Mode != nil {
 		mode = os.FileMode(*m.Mode) & os.ModePerm
 	}
+	return uid, gid, mode
+}
+
+// setOwnerMode applies a mount's uid, gid (default 0) and mode.
+func setOwnerMode(p string, m llb.ExecMount, mode os.FileMode) error {
+	uid, gid, mode := ownerMode(m, mode)
 	if err := os.Chown(p, uid, gid); err != nil {
 		return err
 	}
