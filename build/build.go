@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/solver"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -53,6 +54,10 @@ type Options struct {
 	SSH map[string]string
 	// Allow grants entitlements: EntitlementInsecure.
 	Allow []string
+	// OnRunFailure, when set, is called when a RUN step's command fails,
+	// with the step's sandbox before its layer is discarded (the debug
+	// shell of --on-error=shell).
+	OnRunFailure func(ctx context.Context, step string, spec executor.Spec, err error)
 	// SquashAbove, when positive, merges the oldest layers of an image of
 	// more layers into one so that it has SquashAbove (--squash-above).
 	SquashAbove int

@@ -50,6 +50,12 @@ type Spec struct {
 	// (RUN --security=insecure).
 	Insecure bool `json:"insecure,omitempty"`
 
+	// Terminal, with Stdin a terminal (an *os.File), makes the sandbox the
+	// terminal's foreground process group while it runs, so that Ctrl-C
+	// and job control reach its processes and not this one's. Run gives
+	// the terminal back to this process's group afterwards.
+	Terminal bool `json:"-"`
+
 	// Stdin, Stdout and Stderr are the process's standard streams; nil
 	// means /dev/null.
 	Stdin  io.Reader `json:"-"`

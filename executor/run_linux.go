@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -76,6 +77,12 @@ func Run(ctx context.Context, spec Spec) error {
 	stdinW, err := setStdin(cmd, spec.Stdin)
 	if err != nil {
 		return err
+	}
+	if tty, ok := spec.Stdin.(*os.File); ok && spec.Terminal {
+		// The child's new process group becomes the terminal's
+		// foreground group (set in the child, before exec).
+		cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, int(tty.Fd())
+		defer takeTerminalBack(tty)
 	}
 	if stdinW != nil {
 		defer stdinW.Close()
@@ -272,4 +279,14 @@ func removeStubs(upper string, stubs []string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// takeTerminalBack makes this process's group the foreground group of tty
+// again after a Terminal sandbox. A background group that sets the
+// foreground group gets SIGTTOU unless it ignores it, so it is ignored for
+// the call.
+func takeTerminalBack(tty *os.File) {
+	signal.Ignore(syscall.SIGTTOU)
+	defer signal.Reset(syscall.SIGTTOU)
+	unix.IoctlSetPointerInt(int(tty.Fd()), unix.TIOCSPGRP, unix.Getpgrp())
 }

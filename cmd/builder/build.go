@@ -37,6 +37,7 @@ type buildFlags struct {
 	parallelism   int
 	squashAbove   int
 	check         bool
+	onError       string
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -70,6 +71,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd|uncompressed], type=local,dest=DIR or type=inline (repeatable)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)")
 	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement: security.insecure (for RUN --security=insecure)")
+	fl.StringVar(&f.onError, "on-error", "fail", "when a RUN fails: fail, or shell (open a shell on the terminal in the failed step's sandbox, then fail)")
 	fl.BoolVar(&f.check, "check", false, "run only the build checks and print their warnings; exit status 1 if any")
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "additional build context NAME=DIR or NAME=docker-image://REF, for FROM and COPY --from")
 	return cmd
@@ -77,12 +79,15 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 
 func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir string) error {
 	start := time.Now()
+	tty, err := onErrorTerminal(f.onError)
+	if err != nil {
+		return err
+	}
 	dfName := f.file
 	if dfName == "" {
 		dfName = filepath.Join(contextDir, "Dockerfile")
 	}
 	var df []byte
-	var err error
 	if dfName == "-" {
 		df, err = io.ReadAll(cmd.InOrStdin())
 		dfName = "Dockerfile"
@@ -145,7 +150,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		return err
 	}
 	rec := newRecorder()
-	progress := teeProgress{printer, rec}
+	progress := &gatedProgress{progressPrinter: teeProgress{printer, rec}}
 	st, err := openState(cmd, g)
 	if err != nil {
 		return err
@@ -176,6 +181,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		CacheTo:        cacheTo,
 		CacheFrom:      cacheFrom,
 		OnCheck:        func(w []build.CheckWarning) { checks = w },
+	}
+	if tty != nil {
+		opt.OnRunFailure = debugShell(tty, progress)
 	}
 	if f.check {
 		return runCheck(cmd.Context(), cmd.OutOrStdout(), st, opt)

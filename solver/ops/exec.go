@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -79,7 +80,7 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 	if o.op.Network == llb.NetworkNone {
 		network = executor.NetworkNone
 	}
-	err = executor.Run(ctx, executor.Spec{
+	spec := executor.Spec{
 		Mounts:    inline,
 		RunMounts: runMounts.mounts,
 		Network:   network,
@@ -94,7 +95,12 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		Stdout:    log,
 		Stderr:    log,
 		StateDir:  state,
-	})
+	}
+	err = executor.Run(ctx, spec)
+	var exit *executor.ExitError
+	if err != nil && errors.As(err, &exit) && ctx.Err() == nil && o.sess != nil && o.sess.OnRunFailure != nil {
+		o.sess.OnRunFailure(ctx, o.v.Meta().Name, spec, err)
+	}
 	if err != nil {
 		o.w.Snapshots.Remove(id)
 		return solver.Result{}, fmt.Errorf("%q %w", strings.Join(o.op.Args, " "), err)

@@ -29,6 +29,11 @@ type Session struct {
 	Secrets map[string][]byte
 	// SSH are SSH agent sockets by id (RUN --mount=type=ssh).
 	SSH map[string]string
+	// OnRunFailure, when set, is called when a RUN's process exits with
+	// an error (not when the build is cancelled), before its layer is
+	// discarded: spec is the failed step's sandbox, whose rootfs still
+	// holds what the command wrote. It must not keep spec after returning.
+	OnRunFailure func(ctx context.Context, step string, spec executor.Spec, err error)
 }
 
 // OpsFor returns the op constructor for solver.New for a build with sess.
