@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -166,12 +167,20 @@ func TestKilledBuildLeavesNothing(t *testing.T) {
 	}
 	buf := make([]byte, 64<<10)
 	var seen strings.Builder
-	for !strings.Contains(seen.String(), "started") {
+	// The step's output line ("#4 0.012 started"), not its name, which
+	// holds the word too and is printed before the sandbox starts.
+	printed := regexp.MustCompile(`#\d+ \d+\.\d+ started`)
+	for !printed.MatchString(seen.String()) {
 		n, err := out.Read(buf)
 		if err != nil {
 			t.Fatalf("build ended before its RUN started: %v\n%s", err, seen.String())
 		}
 		seen.Write(buf[:n])
+	}
+	for deadline := time.Now().Add(5 * time.Second); !sandboxAlive(marker); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the RUN step's %q never started:\n%s", marker, seen.String())
+		}
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
