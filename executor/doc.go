@@ -1,7 +1,8 @@
 // Package executor runs one process in a sandbox: a Dockerfile RUN step or
-// `builder run IMAGE cmd`. It needs no runtime binary. Run re-executes the
-// running binary (/proc/self/exe) in new mount, pid, UTS and IPC namespaces;
-// that copy, the sandbox init, mounts the rootfs and /proc, /dev, /sys,
+// `builder run IMAGE cmd`. It needs no runtime binary. Run starts the
+// sandbox init in new mount, pid, UTS and IPC namespaces: a small binary of
+// this package alone (cmd/builder-init, see UseInitBinary) or else the
+// running binary again (/proc/self/exe). The init mounts the rootfs and /proc, /dev, /sys,
 // /etc/hosts and /etc/resolv.conf, masks /proc paths as Docker does,
 // pivots into the rootfs, drops to the requested user with Docker's default
 // capability set, and execs the user process, which becomes PID 1 of the

@@ -59,7 +59,7 @@ func Run(ctx context.Context, spec Spec) error {
 	defer reportR.Close()
 	defer reportW.Close()
 
-	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd := exec.CommandContext(ctx, initPath())
 	cmd.Args = []string{"builder-sandbox-init"}
 	// The init allocates little and runs briefly: no GC, few threads.
 	// The user process gets spec.Env, none of this.

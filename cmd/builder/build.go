@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/spf13/cobra"
 )
@@ -229,13 +230,21 @@ func openState(cmd *cobra.Command, g *globalOptions) (*build.State, error) {
 	if root == "" {
 		root = build.DefaultRoot()
 	}
-	return build.Open(root, build.StateOptions{
+	st, err := build.Open(root, build.StateOptions{
 		Insecure: g.insecure,
 		OnWait: func() {
 			fmt.Fprintf(cmd.ErrOrStderr(), "waiting for another builder process using %s ...\n", root)
 		},
 		Warn: func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", w) },
 	})
+	if err != nil || len(initBinary) == 0 {
+		return st, err
+	}
+	// RUN steps start the small embedded init rather than this binary.
+	if _, err := executor.UseInitBinary(filepath.Join(st.Root, "bin"), initBinary); err != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", err, "(RUN steps start builder itself instead)")
+	}
+	return st, nil
 }
 
 // dockerfilePath is the Dockerfile's path for finding NAME.dockerignore,

@@ -48,7 +48,11 @@ func builderBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "builder")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		// As `make build` does: with the sandbox init embedded.
+		out, err := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", "builder-init.bin", "../builder-init").CombinedOutput()
+		if err == nil {
+			out, err = exec.Command("go", "build", "-tags", "embedinit", "-o", binPath, ".").CombinedOutput()
+		}
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -105,6 +109,10 @@ func TestCLI(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "named demo:latest") || strings.Contains(stderr, "CACHED") {
 		t.Errorf("first build output:\n%s", stderr)
+	}
+	// The RUN steps started the embedded init, written into the state dir.
+	if inits, _ := filepath.Glob(filepath.Join(c.root, "bin", "init-*")); len(inits) != 1 {
+		t.Errorf("sandbox init binaries in the state dir: %v, want one", inits)
 	}
 	_, stderr, code = c.run("build", "-t", "demo", demo)
 	if code != 0 || strings.Count(stderr, "CACHED") != 7 || strings.Contains(stderr, "DONE") {

@@ -1,0 +1,64 @@
+package executor
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+)
+
+// initBinary is the program Run starts as the sandbox init: "" means this
+// process's own binary (/proc/self/exe), which calls Init first thing.
+var initBinary atomic.Value // string
+
+// UseInitBinary makes Run start the sandbox init from a small separate
+// binary instead of re-executing this (large) one: starting a process
+// costs in proportion to what it maps and initialises, so a binary of the
+// executor alone starts several times faster. The binary (cmd/builder-init:
+// a main that only calls Init) is written content-addressed into dir once,
+// and used from there.
+func UseInitBinary(dir string, binary []byte) (string, error) {
+	sum := sha256.Sum256(binary)
+	path := filepath.Join(dir, "init-"+hex.EncodeToString(sum[:12]))
+	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, binary) {
+		initBinary.Store(path)
+		return path, nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("reading sandbox init binary: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("writing sandbox init binary: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".init-*")
+	if err != nil {
+		return "", fmt.Errorf("writing sandbox init binary: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(binary); err == nil {
+		err = tmp.Chmod(0o755)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("writing sandbox init binary: %w", err)
+	}
+	initBinary.Store(path)
+	return path, nil
+}
+
+// initPath is the program Run starts.
+func initPath() string {
+	if p, _ := initBinary.Load().(string); p != "" {
+		return p
+	}
+	return "/proc/self/exe"
+}
