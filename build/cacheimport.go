@@ -63,7 +63,7 @@ func (s *State) loadCacheSource(ctx context.Context, spec CacheSpec) (*cacheSour
 		}
 		readManifest = func() ([]byte, error) { return s.Registries.FetchManifest(ctx, ref) }
 		fetch = func(ctx context.Context, d ocispec.Descriptor) error {
-			return s.Registries.FetchBlob(ctx, ref, d.Digest)
+			return s.Registries.FetchBlob(ctx, ref, d)
 		}
 	case "local":
 		dir := spec.Attrs["src"]
