@@ -101,6 +101,19 @@ type retryAfterTransport struct {
 }
 
 func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// go-containerregistry's bearer transport sends a request again, body
+	// and all, after refreshing an expired token; the first send consumed
+	// the body. Every send gets a fresh body where the request can make
+	// one, so such a retry sends the content again, not nothing.
+	if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		req.Body.Close()
+		req = req.Clone(req.Context())
+		req.Body = body
+	}
 	for attempt := 1; ; attempt++ {
 		resp, err := t.inner.RoundTrip(req)
 		if err != nil || attempt >= t.attempts {

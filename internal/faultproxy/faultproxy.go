@@ -158,7 +158,10 @@ func (p *Proxy) fault(r *http.Request) *Fault {
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
-	if p.auth != nil && !p.auth.check(w, r) {
+	p.mu.Lock()
+	auth := p.auth
+	p.mu.Unlock()
+	if auth != nil && !auth.check(w, r) {
 		return
 	}
 	f := p.fault(r)
@@ -311,21 +314,28 @@ type tokenAuth struct {
 
 // TokenAuth makes clients authenticate with bearer tokens that the proxy
 // issues at /token for user:pass and that expire after uses requests;
-// requests are forwarded with basic auth user:pass.
+// requests are forwarded with basic auth user:pass. uses <= 0 turns token
+// auth off again: requests are forwarded as they come.
 func (p *Proxy) TokenAuth(user, pass string, uses int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.auth = &tokenAuth{user: user, pass: pass, uses: uses, tokens: map[string]int{}}
+	p.auth = nil
+	if uses > 0 {
+		p.auth = &tokenAuth{user: user, pass: pass, uses: uses, tokens: map[string]int{}}
+	}
 }
 
 // TokensIssued is how many tokens the proxy has handed out.
 func (p *Proxy) TokensIssued() int {
-	if p.auth == nil {
+	p.mu.Lock()
+	a := p.auth
+	p.mu.Unlock()
+	if a == nil {
 		return 0
 	}
-	p.auth.mu.Lock()
-	defer p.auth.mu.Unlock()
-	return p.auth.issued
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.issued
 }
 
 // check serves /token, or checks r's bearer token and replaces it with
