@@ -76,8 +76,7 @@ func (s *State) loadCacheSource(ctx context.Context, spec CacheSpec) (*cacheSour
 				return err
 			}
 			defer f.Close()
-			_, _, err = s.Content.WriteBlob(ctx, f, d.Digest)
-			return err
+			return s.Content.WriteBlobSized(ctx, f, d.Digest, d.Size)
 		}
 		readManifest = func() ([]byte, error) {
 			want := digest.Digest(spec.Attrs["digest"])
