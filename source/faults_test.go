@@ -319,3 +319,20 @@ func TestFetchBlobResumes1GiB(t *testing.T) {
 	}
 	testResume(t, 1<<30, 100<<20)
 }
+
+// TestFetchBlobEndless10KB: a registry streaming an endless body for a blob
+// the manifest says is 10 KB is stopped one byte past it: the client reads
+// well within 1 MiB past the declared size, and stores nothing.
+func TestFetchBlobEndless10KB(t *testing.T) {
+	s := newFaultSetup(t, 10<<10)
+	s.proxy.Add(faultproxy.Fault{Kind: faultproxy.Endless, Path: "/blobs/", Method: http.MethodGet})
+	counted := &countingTransport{}
+	s.reg.Transport = counted
+	err := s.reg.FetchBlob(t.Context(), s.ref, s.blob.desc())
+	checkErrorSays(t, err, "more than the 10240 bytes", s.proxy.Addr, "app:1", s.blob.hash.String())
+	if n := counted.n.Load(); n > 10<<10+1<<20 {
+		t.Errorf("the client read %d bytes", n)
+	}
+	t.Logf("read %d bytes of an endless body: %v", counted.n.Load(), err)
+	checkNothingStored(t, s.store)
+}
