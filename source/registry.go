@@ -217,7 +217,7 @@ func RegistryError(host string, err error) error {
 	case errors.As(err, &te):
 		switch te.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
-			advice = "log in with a docker config (~/.docker/config.json or $DOCKER_CONFIG) or $" + RegistryAuthEnv
+			advice = "the registry refused access: log in with a docker config (~/.docker/config.json or $DOCKER_CONFIG) or $" + RegistryAuthEnv
 		case http.StatusNotFound:
 			advice = "check the name and tag"
 		case http.StatusTooManyRequests:
