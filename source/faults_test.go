@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -335,4 +336,40 @@ func TestFetchBlobEndless10KB(t *testing.T) {
 	}
 	t.Logf("read %d bytes of an endless body: %v", counted.n.Load(), err)
 	checkNothingStored(t, s.store)
+}
+
+// TestFetchBlobRangeIgnored: behind a registry that ignores Range headers
+// (answers 200 with the whole blob), a download cut off mid-way starts
+// again from the first byte and completes.
+func TestFetchBlobRangeIgnored(t *testing.T) {
+	blob := newGenLayer(t, 1<<20, 7)
+	var ranged atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") != "" {
+			ranged.Add(1)
+		}
+		if strings.Contains(r.URL.Path, "/blobs/") {
+			w.Header().Set("Content-Length", strconv.FormatInt(blob.size, 10))
+			io.Copy(w, blob.open())
+		}
+	}))
+	t.Cleanup(srv.Close)
+	p := faultproxy.New(strings.TrimPrefix(srv.URL, "http://"))
+	t.Cleanup(p.Close)
+	p.Add(faultproxy.Fault{Kind: faultproxy.Reset, After: 300 << 10, Path: "/blobs/", Times: 1})
+	store, err := content.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &source.Registries{Content: store, Retry: &source.RetryPolicy{Backoff: 10 * time.Millisecond, Attempts: 3}}
+	ref, _ := name.ParseReference(p.Addr + "/app:1")
+	if err := reg.FetchBlob(t.Context(), ref, blob.desc()); err != nil {
+		t.Fatal(err)
+	}
+	if ranged.Load() == 0 {
+		t.Error("the resumed download sent no Range header")
+	}
+	if n, err := store.Info(blob.desc().Digest); err != nil || n != blob.size {
+		t.Errorf("stored: %d bytes, %v", n, err)
+	}
 }
