@@ -8,7 +8,7 @@ TIMEOUT ?= 12m
 # missing ones (as root), so the two README commands work on a fresh machine.
 DEB_PACKAGES ?= busybox-static docker-registry apache2-utils uidmap git bzip2 openssh-client podman runc
 
-.PHONY: all build deps test fmt-check vet unit rootless demo bench fuzz clean
+.PHONY: all build deps test fmt-check vet unit rootless demo bench clean
 
 all: build
 
@@ -60,6 +60,7 @@ bench:
 # Each fuzz target for FUZZTIME, one at a time. Seeds live in each
 # package's testdata/fuzz/<Target>/ and run as ordinary tests in `make test`;
 # a crasher found here lands there too: keep it as a regression test.
+.PHONY: fuzz
 FUZZTIME ?= 1m
 FUZZ_TARGETS ?= ./frontend/dockerfile:FuzzBuild ./frontend/dockerfile:FuzzImageConfig \
 	./snapshot:FuzzApply ./source:FuzzDockerignore ./source:FuzzChecksum \
