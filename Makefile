@@ -66,6 +66,20 @@ demo: deps build
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
 
+# Each fuzz target for FUZZTIME, one at a time. Seeds live in each
+# package's testdata/fuzz/<Target>/ and run as ordinary tests in `make test`;
+# a crasher found here lands there too: keep it as a regression test.
+.PHONY: fuzz
+FUZZTIME ?= 1m
+FUZZ_TARGETS ?= ./frontend/dockerfile:FuzzBuild ./frontend/dockerfile:FuzzImageConfig \
+	./snapshot:FuzzApply ./source:FuzzDockerignore ./source:FuzzChecksum \
+	./cmd/builder:FuzzFlags ./build:FuzzCacheConfig
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test $$pkg -run "^$$name$$" -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s; \
+	done
+
 # --one-file-system: never follow a mount left behind in the state dir by a
 # killed build into the files it was bound from.
 clean:

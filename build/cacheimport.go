@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -62,7 +63,7 @@ func (s *State) loadCacheSource(ctx context.Context, spec CacheSpec) (*cacheSour
 		}
 		readManifest = func() ([]byte, error) { return s.Registries.FetchManifest(ctx, ref) }
 		fetch = func(ctx context.Context, d ocispec.Descriptor) error {
-			return s.Registries.FetchBlob(ctx, ref, d.Digest)
+			return s.Registries.FetchBlob(ctx, ref, d)
 		}
 	case "local":
 		dir := spec.Attrs["src"]
@@ -75,8 +76,7 @@ func (s *State) loadCacheSource(ctx context.Context, spec CacheSpec) (*cacheSour
 				return err
 			}
 			defer f.Close()
-			_, _, err = s.Content.WriteBlob(ctx, f, d.Digest)
-			return err
+			return s.Content.WriteBlobSized(ctx, f, d.Digest, d.Size)
 		}
 		readManifest = func() ([]byte, error) {
 			want := digest.Digest(spec.Attrs["digest"])
@@ -121,28 +121,48 @@ func (s *State) loadCacheSource(ctx context.Context, spec CacheSpec) (*cacheSour
 		return nil, err
 	}
 	src := &cacheSource{name: spec.Type + " " + spec.Attrs["ref"] + spec.Attrs["src"], fetch: fetch}
-	if m.Config.MediaType == CacheConfigMediaType {
-		if err := json.Unmarshal(rawCfg, &src.cfg); err != nil {
-			return nil, fmt.Errorf("cache config: %w", err)
-		}
-	} else {
-		// An image with an inline cache in its config.
-		var img map[string]json.RawMessage
-		if err := json.Unmarshal(rawCfg, &img); err != nil {
-			return nil, fmt.Errorf("image config: %w", err)
-		}
-		inline, ok := img[InlineCacheField]
-		if !ok {
-			return nil, fmt.Errorf("%s is neither a cache manifest nor an image with an inline cache", src.name)
-		}
-		if err := json.Unmarshal(inline, &src.cfg); err != nil {
-			return nil, fmt.Errorf("inline cache config: %w", err)
-		}
+	if src.cfg, err = parseCacheConfig(m.Config.MediaType, rawCfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", src.name, err)
 	}
 	if err := src.validate(); err != nil {
 		return nil, err
 	}
 	return src, nil
+}
+
+// parseCacheConfig reads a cache config blob: a cache config proper, or an
+// image config with an inline cache.
+func parseCacheConfig(mediaType string, raw []byte) (cacheConfig, error) {
+	var cfg cacheConfig
+	if mediaType == CacheConfigMediaType {
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			return cfg, fmt.Errorf("cache config: %w", err)
+		}
+		return cfg, nil
+	}
+	var img map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &img); err != nil {
+		return cfg, fmt.Errorf("image config: %w", err)
+	}
+	inline, ok := img[InlineCacheField]
+	if !ok {
+		return cfg, errors.New("neither a cache manifest nor an image with an inline cache")
+	}
+	if err := json.Unmarshal(inline, &cfg); err != nil {
+		return cfg, fmt.Errorf("inline cache config: %w", err)
+	}
+	return cfg, nil
+}
+
+// chain returns the layers of the chain whose top is layer top, bottom
+// first. The config must have passed validate.
+func (c *cacheConfig) chain(top int) []int {
+	var chain []int
+	for i := top; i >= 0; i = c.Layers[i].Parent {
+		chain = append(chain, i)
+	}
+	slices.Reverse(chain)
+	return chain
 }
 
 // validate checks the config's version and indexes, and indexes its
@@ -230,10 +250,7 @@ func (c *importCache) materialize(ctx context.Context, src *cacheSource, idx int
 		c.made[src] = made
 	}
 	layers := src.cfg.Layers
-	var chain []int // bottom first
-	for i := idx; i >= 0; i = layers[i].Parent {
-		chain = append([]int{i}, chain...)
-	}
+	chain := src.cfg.chain(idx)
 	// Base layers are known by chain ID, whoever pulled them.
 	var diffIDs []digest.Digest
 	for _, i := range chain {

@@ -95,8 +95,12 @@ func Push(ctx context.Context, store *content.Store, manifest ocispec.Descriptor
 	if kc == nil {
 		kc = source.Keychain
 	}
-	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithJobs(4)); err != nil {
-		return fmt.Errorf("pushing %s: %w", ref, err)
+	opts := append(source.DefaultRetry.RemoteOptions(ctx, kc), remote.WithJobs(4))
+	if err := remote.Write(ref, img, opts...); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("pushing %s: %w", ref, source.RegistryError(ref.Context().RegistryStr(), err))
 	}
 	return nil
 }

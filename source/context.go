@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/patternmatcher"
 	"golang.org/x/sync/errgroup"
 )
@@ -254,8 +255,13 @@ func (t *Tree) collect(rel string, extra *patternmatcher.PatternMatcher) ([]*ent
 		ok, err := extra.MatchesOrParentMatches(p)
 		return err == nil && ok
 	}
-	top := filepath.Join(t.Root, filepath.FromSlash(rel))
-	// A top-level symlink is followed, as COPY does.
+	// A top-level symlink is followed, as COPY does: inside the tree, as
+	// if its root were "/" (solver/ops/copy.go resolves it the same way),
+	// never to the host's files.
+	top, err := securejoin.SecureJoin(t.Root, filepath.FromSlash(rel))
+	if err != nil {
+		return nil, err
+	}
 	fi, err := os.Stat(top)
 	if err != nil {
 		return nil, err

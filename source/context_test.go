@@ -170,3 +170,32 @@ func mustHash(t *testing.T, p string) [32]byte {
 	}
 	return s
 }
+
+// TestChecksumSymlinkStaysInContext: a context symlink to an absolute host
+// path is resolved inside the context, as COPY resolves it, so neither the
+// checksum nor the cache key ever covers the host's files. Found by
+// FuzzChecksum.
+func TestChecksumSymlinkStaysInContext(t *testing.T) {
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "secret"), []byte("host"), 0o644)
+	dir := makeTree(t, map[string]string{filepath.Join(outside, "secret"): "context"})
+	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := NewTree(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := tree.Checksum("link", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(outside, "secret"), []byte("changed on the host"), 0o644)
+	if after, err := tree.Checksum("link", nil); err != nil || after != before {
+		t.Fatalf("Checksum(link) = %s, %v after a host file changed; want %s", after, err, before)
+	}
+	os.WriteFile(filepath.Join(dir, outside, "secret"), []byte("changed in the context"), 0o644)
+	if after, _ := tree.Checksum("link", nil); after == before {
+		t.Fatal("Checksum(link) did not change with the file the link names inside the context")
+	}
+}

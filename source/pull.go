@@ -76,7 +76,7 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 		diffID := cfg.RootFS.DiffIDs[have+i]
 		g.Go(func() error {
 			start := time.Now()
-			if err := p.Registries.FetchBlob(gctx, img.Ref, desc.Digest); err != nil {
+			if err := p.Registries.FetchBlob(gctx, img.Ref, desc); err != nil {
 				return err
 			}
 			fetched := time.Since(start)

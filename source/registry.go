@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -30,6 +30,15 @@ type Registries struct {
 	Sources interface {
 		PutBlobSource(d digest.Digest, repository string) error
 	}
+	// Retry is how requests are retried; nil means DefaultRetry.
+	Retry *RetryPolicy
+	// Transport, when set, replaces go-containerregistry's default HTTP
+	// transport below retries and auth.
+	Transport http.RoundTripper
+
+	mu sync.Mutex
+	// transports holds an authenticated transport per repository.
+	transports map[string]http.RoundTripper
 }
 
 // Resolved is an image reference pinned to a platform's manifest.
@@ -58,14 +67,6 @@ func (r *Registries) ParseReference(ref string) (name.Reference, error) {
 	return n, nil
 }
 
-func (r *Registries) remoteOptions(ctx context.Context) []remote.Option {
-	kc := r.Keychain
-	if kc == nil {
-		kc = Keychain
-	}
-	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-}
-
 // Resolve pins ref to the manifest for platform. Manifests and configs are
 // kept in the content store, so resolving a tag again costs one HEAD request.
 func (r *Registries) Resolve(ctx context.Context, ref string, platform ocispec.Platform) (*Resolved, error) {
@@ -77,11 +78,13 @@ func (r *Registries) Resolve(ctx context.Context, ref string, platform ocispec.P
 	if d, ok := n.(name.Digest); ok {
 		dgst = digest.Digest(d.DigestStr())
 	} else {
-		desc, err := remote.Head(n, r.remoteOptions(ctx)...)
+		c, err := r.repoClient(ctx, n)
 		if err != nil {
+			return nil, err
+		}
+		if dgst, err = c.headManifest(ctx, n.Identifier()); err != nil {
 			return nil, registryError("resolving", n, err)
 		}
-		dgst = digest.Digest(desc.Digest.String())
 	}
 	raw, err := r.manifest(ctx, n, dgst)
 	if err != nil {
@@ -112,7 +115,10 @@ func (r *Registries) Resolve(ctx context.Context, ref string, platform ocispec.P
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("image %s: manifest %s: %w", n, dgst, err)
 	}
-	config, err := r.blobBytes(ctx, n, m.Config.Digest)
+	if m.Config.Size > MaxConfigSize || m.Config.Size < 0 {
+		return nil, fmt.Errorf("image %s: manifest %s declares a config of %d bytes; builder reads configs of up to %d MiB", n, dgst, m.Config.Size, MaxConfigSize>>20)
+	}
+	config, err := r.blobBytes(ctx, n, m.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -139,64 +145,98 @@ func (r *Registries) manifest(ctx context.Context, n name.Reference, dgst digest
 	if b, err := r.Content.ReadAll(dgst); err == nil {
 		return b, nil
 	}
-	ref := n.Context().Digest(dgst.String())
-	desc, err := remote.Get(ref, r.remoteOptions(ctx)...)
+	c, err := r.repoClient(ctx, n)
 	if err != nil {
-		return nil, registryError("fetching manifest of", n, err)
-	}
-	if got := digest.FromBytes(desc.Manifest); got != dgst {
-		return nil, fmt.Errorf("image %s: registry sent a manifest with digest %s for %s", n, got, dgst)
-	}
-	if _, err := r.Content.WriteBytes(ctx, desc.Manifest); err != nil {
 		return nil, err
 	}
-	return desc.Manifest, nil
-}
-
-func (r *Registries) blobBytes(ctx context.Context, n name.Reference, dgst digest.Digest) ([]byte, error) {
-	if err := r.FetchBlob(ctx, n, dgst); err != nil {
+	raw, err := c.getManifest(ctx, dgst.String())
+	if err != nil {
+		return nil, registryError("fetching manifest "+dgst.String()+" of", n, err)
+	}
+	if got := digest.FromBytes(raw); got != dgst {
+		return nil, fmt.Errorf("fetching manifest %s of image %s from registry %s: the registry sent a manifest with digest %s; a proxy or mirror in between may be serving wrong content", dgst, n, n.Context().RegistryStr(), got)
+	}
+	if _, err := r.Content.WriteBytes(ctx, raw); err != nil {
 		return nil, err
 	}
-	return r.Content.ReadAll(dgst)
+	return raw, nil
 }
 
-// FetchBlob makes sure blob dgst of n's repository is in the content store.
-func (r *Registries) FetchBlob(ctx context.Context, n name.Reference, dgst digest.Digest) error {
-	if r.Content.Exists(dgst) {
+func (r *Registries) blobBytes(ctx context.Context, n name.Reference, desc ocispec.Descriptor) ([]byte, error) {
+	if err := r.FetchBlob(ctx, n, desc); err != nil {
+		return nil, err
+	}
+	return r.Content.ReadAll(desc.Digest)
+}
+
+// FetchBlob makes sure blob desc of n's repository is in the content store.
+// The download is bounded by desc.Size and checked against desc.Digest
+// before anything is stored; see repoClient.fetchBlob for retries.
+func (r *Registries) FetchBlob(ctx context.Context, n name.Reference, desc ocispec.Descriptor) error {
+	if r.Content.Exists(desc.Digest) {
 		return nil
 	}
-	l, err := remote.Layer(n.Context().Digest(dgst.String()), r.remoteOptions(ctx)...)
-	if err != nil {
-		return registryError("fetching blob "+dgst.String()+" of", n, err)
+	doing := fmt.Sprintf("fetching blob %s (%s) of", desc.Digest, HumanBytes(desc.Size))
+	if err := desc.Digest.Validate(); err != nil {
+		return fmt.Errorf("%s image %s: %w", doing, n, err)
 	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return registryError("fetching blob "+dgst.String()+" of", n, err)
+	if desc.Size < 0 {
+		return fmt.Errorf("%s image %s: the manifest gives it a negative size", doing, n)
 	}
-	defer rc.Close()
-	if _, _, err := r.Content.WriteBlob(ctx, rc, dgst); err != nil {
-		return fmt.Errorf("image %s: storing blob %s: %w", n, dgst, err)
+	c, err := r.repoClient(ctx, n)
+	if err != nil {
+		return err
+	}
+	if err := c.fetchBlob(ctx, r.Content, desc); err != nil {
+		return registryError(doing, n, err)
 	}
 	if r.Sources != nil {
 		// Only a hint for later pushes: losing it costs an upload.
-		r.Sources.PutBlobSource(dgst, n.Context().Name())
+		r.Sources.PutBlobSource(desc.Digest, n.Context().Name())
 	}
 	return nil
 }
 
-// registryError says what the registry answered, and what to do about it.
+// registryError says what the registry answered, and what to do about it:
+// "DOING image REF: registry HOST answered 503 Service Unavailable: ...;
+// try again later".
 func registryError(doing string, n name.Reference, err error) error {
-	var te *transport.Error
-	if errors.As(err, &te) {
-		switch te.StatusCode {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("%s image %s: the registry refused access (%d); log in with a docker config (~/.docker/config.json or $DOCKER_CONFIG): %w", doing, n, te.StatusCode, err)
-		case http.StatusNotFound:
-			return fmt.Errorf("%s image %s: not found in the registry: %w", doing, n, err)
-		}
-	}
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("%s image %s: %w", doing, n, err)
+	return fmt.Errorf("%s image %s: %w", doing, n, RegistryError(n.Context().RegistryStr(), err))
+}
+
+// RegistryError wraps an error from registry host with the HTTP status it
+// answered, if any, and advice on what to do.
+func RegistryError(host string, err error) error {
+	var te *transport.Error
+	var tooLarge errBlobTooLarge
+	advice := ""
+	switch {
+	case errors.As(err, &te):
+		switch te.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			advice = "the registry refused access: log in with a docker config (~/.docker/config.json or $DOCKER_CONFIG) or $" + RegistryAuthEnv
+		case http.StatusNotFound:
+			advice = "check the name and tag"
+		case http.StatusTooManyRequests:
+			advice = "the registry limits the request rate: wait, log in for a higher limit, or use a mirror"
+		default:
+			if te.StatusCode >= 500 {
+				advice = "the registry failed and retries did not help: try again later or use another mirror"
+			}
+		}
+		return fmt.Errorf("registry %s answered %d %s: %w; %s", host, te.StatusCode, http.StatusText(te.StatusCode), err, advice)
+	case errors.As(err, &tooLarge), errors.Is(err, errManifestTooLarge):
+		advice = "the registry or a proxy in between serves wrong content; nothing was stored"
+	case errors.Is(err, content.ErrDigestMismatch), errors.Is(err, content.ErrSizeMismatch):
+		advice = "the content was corrupted on the way, twice: a proxy or mirror in between may be serving wrong data; nothing was stored"
+	case retryable(err):
+		advice = "the connection kept failing: check the network, a proxy, or the registry, and try again"
+	}
+	if advice == "" {
+		return fmt.Errorf("registry %s: %w", host, err)
+	}
+	return fmt.Errorf("registry %s: %w; %s", host, err, advice)
 }

@@ -443,3 +443,45 @@ func TestPruneIngest(t *testing.T) {
 		t.Errorf("ingest files after prune = %v, want only %s", left, filepath.Base(fresh.f.Name()))
 	}
 }
+
+// TestWriteBlobSized: content longer than the declared size is cut off one
+// byte past it and refused; shorter or different content is refused; none
+// of it is stored.
+func TestWriteBlobSized(t *testing.T) {
+	s, err := NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("ten bytes!")
+	d := digest.FromBytes(data)
+	endless := &countingZeros{}
+	if err := s.WriteBlobSized(t.Context(), endless, d, int64(len(data))); !errors.Is(err, ErrSizeMismatch) {
+		t.Errorf("endless body: %v, want a size mismatch", err)
+	}
+	if endless.n > int64(len(data))+1 {
+		t.Errorf("read %d bytes of an endless body for a %d byte blob", endless.n, len(data))
+	}
+	if err := s.WriteBlobSized(t.Context(), bytes.NewReader(data[:5]), d, int64(len(data))); !errors.Is(err, ErrSizeMismatch) {
+		t.Errorf("short body: %v, want a size mismatch", err)
+	}
+	if err := s.WriteBlobSized(t.Context(), bytes.NewReader([]byte("TEN BYTES!")), d, int64(len(data))); !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("wrong body: %v, want a digest mismatch", err)
+	}
+	if s.Exists(d) {
+		t.Fatal("a refused blob was stored")
+	}
+	if err := s.WriteBlobSized(t.Context(), bytes.NewReader(data), d, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ReadAll(d); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("ReadAll = %q, %v", got, err)
+	}
+}
+
+type countingZeros struct{ n int64 }
+
+func (z *countingZeros) Read(p []byte) (int, error) {
+	clear(p)
+	z.n += int64(len(p))
+	return len(p), nil
+}

@@ -154,6 +154,32 @@ func (s *Store) WriteBlob(ctx context.Context, r io.Reader, expected digest.Dige
 	return w.Commit(expected, -1)
 }
 
+// WriteBlobSized stores blob expected of size bytes from r, reading at
+// most one byte more than size: content that is longer, shorter or
+// different is an error and nothing is stored. When the blob already
+// exists, r is not read at all.
+func (s *Store) WriteBlobSized(ctx context.Context, r io.Reader, expected digest.Digest, size int64) error {
+	if err := checkDigest(expected); err != nil {
+		return err
+	}
+	if size < 0 {
+		return fmt.Errorf("writing blob %s: negative size %d", expected, size)
+	}
+	if s.Exists(expected) {
+		return nil
+	}
+	w, err := s.Writer(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if _, err := io.Copy(w, &ctxReader{ctx: ctx, r: io.LimitReader(r, size+1)}); err != nil {
+		return fmt.Errorf("writing blob %s: %w", expected, err)
+	}
+	_, _, err = w.Commit(expected, size)
+	return err
+}
+
 // WriteBytes stores p and returns its digest.
 func (s *Store) WriteBytes(ctx context.Context, p []byte) (digest.Digest, error) {
 	d, _, err := s.WriteBlob(ctx, bytes.NewReader(p), digest.FromBytes(p))

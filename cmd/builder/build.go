@@ -110,13 +110,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		args[k] = v
 	}
 	addSourceDateEpoch(args)
-	contexts := map[string]string{}
-	for _, c := range f.contexts {
-		k, v, ok := strings.Cut(c, "=")
-		if !ok || k == "" || v == "" {
-			return fmt.Errorf("--build-context %s: want NAME=DIR or NAME=docker-image://REF", c)
-		}
-		contexts[k] = v
+	contexts, err := parseBuildContexts(f.contexts)
+	if err != nil {
+		return err
 	}
 	var gc *build.GCPolicy
 	if f.gcKeep != "" {

@@ -96,3 +96,17 @@ func parseSSH(values []string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// parseBuildContexts reads --build-context values: NAME=DIR,
+// NAME=docker-image://REF or NAME=oci-layout://PATH.
+func parseBuildContexts(values []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, c := range values {
+		k, v, ok := strings.Cut(c, "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("--build-context %s: want NAME=DIR or NAME=docker-image://REF", c)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
