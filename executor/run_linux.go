@@ -44,6 +44,10 @@ func Run(ctx context.Context, spec Spec) error {
 	if err := writeEtcFiles(spec); err != nil {
 		return err
 	}
+	cfg, err := newInitConfig(spec)
+	if err != nil {
+		return err
+	}
 
 	specR, specW, err := os.Pipe()
 	if err != nil {
@@ -99,7 +103,7 @@ func Run(ctx context.Context, spec Spec) error {
 	// The init reads the whole spec before it writes anything, so this
 	// cannot deadlock; if the init died, the write fails with EPIPE and
 	// the reports below say so.
-	writeErr := json.NewEncoder(specW).Encode(spec)
+	writeErr := json.NewEncoder(specW).Encode(cfg)
 	specW.Close()
 
 	stubs, setupErr := readReports(reportR)
