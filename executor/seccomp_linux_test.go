@@ -75,6 +75,7 @@ var probes = map[string]func(arg string) string{
 		return errName(unix.PtraceAttach(n))
 	},
 	"workload": func(string) string { return goWorkload() },
+	"euid":     func(string) string { return strconv.Itoa(os.Geteuid()) },
 }
 
 // runProbes runs the probes named in the comma-separated spec, with
@@ -211,9 +212,43 @@ func TestSeccompStatus(t *testing.T) {
 		s := newSandbox(t, lower)
 		spec := s.spec("cat", "/proc/self/status")
 		spec.User, spec.Insecure = tt.user, tt.insecure
-		if got := statusField(mustRun(t, spec), "Seccomp"); got != tt.want {
+		status := mustRun(t, spec)
+		if got := statusField(status, "Seccomp"); got != tt.want {
 			t.Errorf("user %q, insecure %v: Seccomp: %s, want %s", tt.user, tt.insecure, got, tt.want)
 		}
+		// As in Docker: no no_new_privs, so setuid programs work.
+		if got := statusField(status, "NoNewPrivs"); got != "0" {
+			t.Errorf("user %q, insecure %v: NoNewPrivs: %s, want 0", tt.user, tt.insecure, got)
+		}
+	}
+}
+
+// TestSeccompKeepsSetuid runs a setuid-root program as an ordinary user
+// under the filter: it must gain euid 0, as su and sudo need.
+func TestSeccompKeepsSetuid(t *testing.T) {
+	lower := newBusyboxRootfs(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suid := filepath.Join(lower, "bin", "suid-probe")
+	if err := os.WriteFile(suid, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(suid, os.ModeSetuid|0o755); err != nil { // after the write: umask
+		t.Fatal(err)
+	}
+	s := newSandbox(t, lower)
+	spec := s.spec("/bin/suid-probe")
+	spec.User = "app"
+	spec.Env = append(spec.Env, probeEnv+"=euid")
+	bindSelf(t, &spec)
+	if got := mustRun(t, spec); got != "euid 0" {
+		t.Errorf("setuid-root program run by app printed %q, want euid 0", got)
 	}
 }
 
