@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/internal/userns"
 )
 
@@ -49,5 +50,30 @@ RUN set -e; mkdir -p /w/src /w/out; cd /w; echo data > src/f; chown 1000:2000 sr
 
 	if got := runImage(t, st, "seccomp:1", "grep", "Seccomp:", "/proc/self/status"); got != "Seccomp:\t2\n" {
 		t.Errorf("builder run: %q, want Seccomp: 2", got)
+	}
+}
+
+// TestSeccompAptGet installs a package from the Debian mirror with apt-get
+// in a step under the profile: apt's privilege drop to _apt, dpkg's
+// unpacking and maintainer scripts all run filtered. Gated by
+// testutil.DebianEnv (it debootstraps Debian first).
+func TestSeccompAptGet(t *testing.T) {
+	img := testutil.DebianImage(t)
+	testutil.RequiresRoot(t)
+	base := testutil.InProcessRegistry(t) + "/debian:" + testutil.DebianSuite
+	testutil.PushImage(t, img, base)
+	st := openState(t, t.TempDir())
+	df := `FROM {{BASE}}
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends curl ca-certificates && \
+    grep Seccomp: /proc/self/status > /seccomp && curl --version | head -n 1 > /curl-version
+`
+	files, ev := mustBuild(t, st, base, writeContext(t, nil), df, build.Options{})
+	checkContent(t, files, "seccomp", "Seccomp:\t2")
+	if v := files["curl-version"].content; !strings.HasPrefix(v, "curl ") {
+		t.Errorf("curl --version after apt-get install printed %q\n%s", v, ev.logs.String())
+	}
+	if _, ok := files["usr/bin/curl"]; !ok {
+		t.Errorf("usr/bin/curl is not in the step's layer")
 	}
 }
