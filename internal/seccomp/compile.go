@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 
-	"github.com/elastic/go-seccomp-bpf/arch"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/net/bpf"
 )
@@ -27,6 +29,12 @@ const (
 	// x32SyscallBit marks the x32 ABI's syscall numbers, which share
 	// x86_64's audit arch.
 	x32SyscallBit = 0x40000000
+
+	// AUDIT_ARCH_* (linux/audit.h): seccomp_data.arch.
+	auditArchX86_64  = 0xc000003e
+	auditArchI386    = 0x40000003
+	auditArchAARCH64 = 0xc00000b7
+	auditArchARM     = 0x40000028
 )
 
 // Offsets in struct seccomp_data: nr, arch, instruction_pointer, args[6].
@@ -38,20 +46,63 @@ const (
 
 // abi is one syscall ABI a filter admits.
 type abi struct {
-	info *arch.Info
+	// table is its syscalls, "number name" pairs (ztables.go).
+	table string
+	audit uint32
 	// base is ORed into every syscall number (x32's bit).
 	base uint32
 	// bits is 64 or 32: how much of an argument the ABI passes.
 	bits int
 }
 
-// abis maps the profile's architecture names to syscall tables.
-var abis = map[specs.Arch]abi{
-	specs.ArchX86_64:  {info: arch.X86_64, bits: 64},
-	specs.ArchX32:     {info: arch.X32, base: x32SyscallBit, bits: 32},
-	specs.ArchX86:     {info: arch.I386, bits: 32},
-	specs.ArchAARCH64: {info: arch.AARCH64, bits: 64},
-	specs.ArchARM:     {info: arch.ARM, bits: 32},
+// abiOf maps a profile's architecture name to its syscall table. (A
+// switch, not a map: every sandbox init links this package, and a map
+// would be built at each start.)
+func abiOf(a specs.Arch) (abi, bool) {
+	switch a {
+	case specs.ArchX86_64:
+		return abi{table: tableX86_64, audit: auditArchX86_64, bits: 64}, true
+	case specs.ArchX32:
+		return abi{table: tableX32, audit: auditArchX86_64, base: x32SyscallBit, bits: 32}, true
+	case specs.ArchX86:
+		return abi{table: tableI386, audit: auditArchI386, bits: 32}, true
+	case specs.ArchAARCH64:
+		return abi{table: tableAARCH64, audit: auditArchAARCH64, bits: 64}, true
+	case specs.ArchARM:
+		return abi{table: tableARM, audit: auditArchARM, bits: 32}, true
+	}
+	return abi{}, false
+}
+
+// syscalls parses the ABI's table (without the base bit). A name listed
+// twice (x32 has x86_64's 64-bit-only numbers as well as its own, from
+// 512) means the higher number, the ABI's own.
+func (a abi) syscalls() (byName map[string]uint32, byNr map[uint32]string) {
+	key := [2]uint32{a.audit, a.base}
+	if t, ok := parsedTables.Load(key); ok {
+		t := t.(*parsedTable)
+		return t.byName, t.byNr
+	}
+	f := strings.Fields(a.table)
+	byName, byNr = make(map[string]uint32, len(f)/2), make(map[uint32]string, len(f)/2)
+	for i := 0; i+1 < len(f); i += 2 {
+		n, err := strconv.ParseUint(f[i], 10, 32)
+		if err != nil {
+			panic("seccomp: bad syscall table entry " + f[i] + " " + f[i+1])
+		}
+		byName[f[i+1]], byNr[uint32(n)] = uint32(n), f[i+1]
+	}
+	parsedTables.Store(key, &parsedTable{byName, byNr})
+	return byName, byNr
+}
+
+// parsedTables caches abi.syscalls by audit arch and base; the maps are
+// only read once stored.
+var parsedTables sync.Map
+
+type parsedTable struct {
+	byName map[string]uint32
+	byNr   map[uint32]string
 }
 
 // Compile turns a resolved profile into a classic BPF seccomp program for
@@ -72,7 +123,7 @@ func Compile(p *specs.LinuxSeccomp) ([]bpf.RawInstruction, error) {
 	var auditArches []uint32
 	sections := map[uint32][]segment{}
 	for _, name := range p.Architectures {
-		a, ok := abis[name]
+		a, ok := abiOf(name)
 		if !ok {
 			return nil, fmt.Errorf("seccomp profile: architecture %s is not supported", name)
 		}
@@ -80,7 +131,7 @@ func Compile(p *specs.LinuxSeccomp) ([]bpf.RawInstruction, error) {
 		if err != nil {
 			return nil, fmt.Errorf("seccomp profile, %s: %w", name, err)
 		}
-		id := uint32(a.info.ID)
+		id := a.audit
 		if _, seen := sections[id]; !seen {
 			auditArches = append(auditArches, id)
 		}
@@ -97,7 +148,7 @@ func Compile(p *specs.LinuxSeccomp) ([]bpf.RawInstruction, error) {
 			// x32 without x86_64: numbers below its bit are foreign.
 			segs = append([]segment{{start: 0, code: ret(retKillProcess)}}, segs...)
 		}
-		if id == uint32(arch.X86_64.ID) && segs[len(segs)-1].start < x32SyscallBit {
+		if id == auditArchX86_64 && segs[len(segs)-1].start < x32SyscallBit {
 			// x86_64 without x32: x32 numbers are a foreign ABI.
 			segs = append(segs, segment{start: x32SyscallBit, code: ret(retKillProcess)})
 		}
@@ -141,21 +192,22 @@ func (a abi) segments(rules []specs.LinuxSyscall, def uint32) ([]segment, error)
 		uncond *uint32 // an unconditional action, or nil
 		rules  []specs.LinuxSyscall
 	}
-	byNr := map[uint32]*entry{}
+	byName, names := a.syscalls()
+	entries := map[uint32]*entry{}
 	for _, r := range rules {
 		act, err := action(r.Action, r.ErrnoRet)
 		if err != nil {
 			return nil, fmt.Errorf("rule for %v: %w", r.Names, err)
 		}
 		for _, name := range r.Names {
-			n, ok := a.info.SyscallNames[name]
+			n, ok := byName[name]
 			if !ok {
 				continue
 			}
-			e := byNr[uint32(n)]
+			e := entries[n]
 			if e == nil {
 				e = &entry{}
-				byNr[uint32(n)] = e
+				entries[n] = e
 			}
 			if len(r.Args) == 0 {
 				if e.uncond != nil && *e.uncond != act {
@@ -167,41 +219,41 @@ func (a abi) segments(rules []specs.LinuxSyscall, def uint32) ([]segment, error)
 			}
 		}
 	}
-	nrs := make([]int, 0, len(a.info.SyscallNumbers))
-	for n := range a.info.SyscallNumbers {
+	nrs := make([]uint32, 0, len(names))
+	for n := range names {
 		nrs = append(nrs, n)
 	}
 	slices.Sort(nrs)
 	enosys := ret(retErrno | errnoENOSYS)
 	var segs []segment
-	next := 0 // the number after the previous known one
+	next := uint32(0) // the number after the previous known one
 	for _, n := range nrs {
 		if n > next {
 			// A hole in the table: no such syscall.
-			segs = append(segs, segment{start: a.base | uint32(next), code: enosys})
+			segs = append(segs, segment{start: a.base | next, code: enosys})
 		}
 		next = n + 1
 		code := ret(def)
-		if e := byNr[uint32(n)]; e != nil {
+		if e := entries[n]; e != nil {
 			switch {
 			case e.uncond != nil:
 				for _, r := range e.rules {
 					if act, _ := action(r.Action, r.ErrnoRet); act != *e.uncond {
-						return nil, fmt.Errorf("syscall %s has an unconditional rule and a conditional one with another action", a.info.SyscallNumbers[n])
+						return nil, fmt.Errorf("syscall %s has an unconditional rule and a conditional one with another action", names[n])
 					}
 				}
 				code = ret(*e.uncond)
 			default:
 				var err error
 				if code, err = a.conditional(e.rules, def); err != nil {
-					return nil, fmt.Errorf("syscall %s: %w", a.info.SyscallNumbers[n], err)
+					return nil, fmt.Errorf("syscall %s: %w", names[n], err)
 				}
 			}
 		}
-		segs = append(segs, segment{start: a.base | uint32(n), code: code})
+		segs = append(segs, segment{start: a.base | n, code: code})
 	}
 	// Numbers past the table: syscalls newer than it, or none.
-	segs = append(segs, segment{start: a.base | uint32(next), code: enosys})
+	segs = append(segs, segment{start: a.base | next, code: enosys})
 	return segs, nil
 }
 
@@ -341,13 +393,11 @@ func (a abi) condition(c specs.LinuxSeccompArg) ([]asmIns, error) {
 // in seccomp_data, which the kernel fills in its own byte order.
 func argOffsets(i uint) (lo, hi uint32) {
 	off := uint32(offsetArgs + 8*i)
-	if littleEndian {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
 		return off, off + 4
 	}
 	return off + 4, off
 }
-
-var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // action is the filter's return value for a profile action.
 func action(a specs.LinuxSeccompAction, errno *uint) (uint32, error) {

@@ -20,11 +20,12 @@ type call struct {
 // sys builds a call by name; it fails the test if abi has no such syscall.
 func sys(t testing.TB, a specs.Arch, name string, args ...uint64) call {
 	t.Helper()
-	n, ok := abis[a].info.SyscallNames[name]
+	byName, _ := mustABI(a).syscalls()
+	n, ok := byName[name]
 	if !ok {
 		t.Fatalf("%s has no syscall %s", a, name)
 	}
-	c := call{abi: a, nr: abis[a].base | uint32(n)}
+	c := call{abi: a, nr: mustABI(a).base | uint32(n)}
 	copy(c.args[:], args)
 	return c
 }
@@ -57,7 +58,7 @@ func runFilter(t testing.TB, prog []bpf.RawInstruction, auditArch uint32, c call
 	return uint32(ret)
 }
 
-func auditArch(a specs.Arch) uint32 { return uint32(abis[a].info.ID) }
+func auditArch(a specs.Arch) uint32 { return mustABI(a).audit }
 
 // holds is the reference semantics of an argument condition.
 func holds(c specs.LinuxSeccompArg, v uint64, bits int) bool {
@@ -118,7 +119,7 @@ func TestCompileConditions(t *testing.T) {
 				for _, arg := range append(values, val-1, val+1, val^1<<32) {
 					c := sys(t, a, "read", 0, 0, arg)
 					got := runFilter(t, prog, auditArch(a), c) == retAllow
-					if want := holds(cond, arg, abis[a].bits); got != want {
+					if want := holds(cond, arg, mustABI(a).bits); got != want {
 						t.Errorf("%s: read(_, _, %#x) with %s %#x (two %#x): allowed = %v, want %v",
 							a, arg, op, val, cond.ValueTwo, got, want)
 					}
@@ -226,3 +227,11 @@ func TestEncodeDecode(t *testing.T) {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+func mustABI(a specs.Arch) abi {
+	x, ok := abiOf(a)
+	if !ok {
+		panic(a)
+	}
+	return x
+}

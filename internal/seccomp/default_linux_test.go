@@ -89,8 +89,9 @@ func TestDefaultProfile(t *testing.T) {
 		{sys(t, i386, "keyctl"), eperm},
 	} {
 		if got := runFilter(t, prog, auditArch(tc.c.abi), tc.c); got != tc.want {
+			_, names := mustABI(tc.c.abi).syscalls()
 			t.Errorf("%s %s(%#x): filter returns %#x, want %#x", tc.c.abi,
-				abis[tc.c.abi].info.SyscallNumbers[int(tc.c.nr&^abis[tc.c.abi].base)], tc.c.args[0], got, tc.want)
+				names[tc.c.nr&^mustABI(tc.c.abi).base], tc.c.args[0], got, tc.want)
 		}
 	}
 }
