@@ -106,8 +106,9 @@ type parsedTable struct {
 }
 
 // Compile turns a resolved profile into a classic BPF seccomp program for
-// its architectures (the first is the native one). Syscall names that an
-// architecture does not have are skipped there, as runc does.
+// its architectures; a call from any other architecture kills the
+// process. Syscall names that an architecture does not have are skipped
+// there, as runc does.
 func Compile(p *specs.LinuxSeccomp) ([]bpf.RawInstruction, error) {
 	if len(p.Architectures) == 0 {
 		return nil, errors.New("seccomp profile lists no architectures")
@@ -122,7 +123,10 @@ func Compile(p *specs.LinuxSeccomp) ([]bpf.RawInstruction, error) {
 	// x86_64 and x32 share an audit arch: one section holds both.
 	var auditArches []uint32
 	sections := map[uint32][]segment{}
-	for _, name := range p.Architectures {
+	for i, name := range p.Architectures {
+		if slices.Contains(p.Architectures[:i], name) {
+			continue
+		}
 		a, ok := abiOf(name)
 		if !ok {
 			return nil, fmt.Errorf("seccomp profile: architecture %s is not supported", name)
