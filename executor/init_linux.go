@@ -42,20 +42,22 @@ func initMain() int {
 	// user process started.
 	unix.CloseOnExec(reportFD)
 	reports := os.NewFile(reportFD, "report")
-	var spec Spec
+	var cfg initConfig
 	specFile := os.NewFile(specFD, "spec")
 	dec := json.NewDecoder(specFile)
-	err := dec.Decode(&spec)
+	err := dec.Decode(&cfg)
 	if err == nil {
-		err = readSecrets(io.MultiReader(dec.Buffered(), specFile), spec.RunMounts)
+		// The secrets' bytes follow the JSON on the same pipe.
+		err = readSecrets(io.MultiReader(dec.Buffered(), specFile), cfg.Spec.RunMounts)
 	}
 	specFile.Close()
 	if err != nil {
 		sendReport(reports, nil, stepError("reading spec", err))
 		return 1
 	}
+	spec := cfg.Spec
 
-	s := &sandbox{spec: spec, root: rootfs{
+	s := &sandbox{spec: spec, seccomp: cfg.Seccomp, root: rootfs{
 		dir:      filepath.Join(spec.StateDir, "rootfs"),
 		stateDir: spec.StateDir,
 		insecure: spec.Insecure,
@@ -102,6 +104,8 @@ type sandbox struct {
 	root rootfs
 	user execUser
 	path string // the resolved Args[0]
+	// seccomp is the encoded filter to install; empty when insecure.
+	seccomp []byte
 }
 
 // setup does everything from making / private to dropping privileges, in
@@ -190,6 +194,10 @@ func (s *sandbox) resolveUser() error {
 // sets. Capability sets and (with raw syscalls) ids are per thread; this is
 // the thread that execs, and the other threads die at execve.
 func (s *sandbox) dropPrivileges() error {
+	// First, while this thread has CAP_SYS_ADMIN (see installSeccomp).
+	if err := installSeccomp(s.seccomp); err != nil {
+		return err
+	}
 	if !s.spec.Insecure {
 		if err := dropBoundingSet(); err != nil {
 			return err

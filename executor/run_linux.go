@@ -45,6 +45,10 @@ func Run(ctx context.Context, spec Spec) error {
 	if err := writeEtcFiles(spec); err != nil {
 		return err
 	}
+	cfg, err := newInitConfig(spec)
+	if err != nil {
+		return err
+	}
 
 	specR, specW, err := os.Pipe()
 	if err != nil {
@@ -106,10 +110,10 @@ func Run(ctx context.Context, spec Spec) error {
 	// The init reads the whole spec before it writes anything, so this
 	// cannot deadlock; if the init died, the write fails with EPIPE and
 	// the reports below say so.
-	spec.RunMounts = withSecretSizes(spec.RunMounts)
-	writeErr := json.NewEncoder(specW).Encode(spec)
+	cfg.Spec.RunMounts = withSecretSizes(cfg.Spec.RunMounts)
+	writeErr := json.NewEncoder(specW).Encode(cfg)
 	if writeErr == nil {
-		writeErr = sendSecrets(specW, spec.RunMounts)
+		writeErr = sendSecrets(specW, cfg.Spec.RunMounts)
 	}
 	specW.Close()
 

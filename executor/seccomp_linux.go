@@ -1,0 +1,85 @@
+package executor
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/builder-dev/builder/internal/seccomp"
+	"golang.org/x/sys/unix"
+)
+
+// capNames names defaultCaps as seccomp profiles do.
+var capNames = map[uintptr]string{
+	unix.CAP_CHOWN:            "CAP_CHOWN",
+	unix.CAP_DAC_OVERRIDE:     "CAP_DAC_OVERRIDE",
+	unix.CAP_FSETID:           "CAP_FSETID",
+	unix.CAP_FOWNER:           "CAP_FOWNER",
+	unix.CAP_MKNOD:            "CAP_MKNOD",
+	unix.CAP_NET_RAW:          "CAP_NET_RAW",
+	unix.CAP_SETGID:           "CAP_SETGID",
+	unix.CAP_SETUID:           "CAP_SETUID",
+	unix.CAP_SETFCAP:          "CAP_SETFCAP",
+	unix.CAP_SETPCAP:          "CAP_SETPCAP",
+	unix.CAP_NET_BIND_SERVICE: "CAP_NET_BIND_SERVICE",
+	unix.CAP_SYS_CHROOT:       "CAP_SYS_CHROOT",
+	unix.CAP_KILL:             "CAP_KILL",
+	unix.CAP_AUDIT_WRITE:      "CAP_AUDIT_WRITE",
+}
+
+// defaultSeccomp is Docker's default seccomp profile for Docker's default
+// capabilities (every sandbox's bounding set), compiled once per process
+// and handed to each init, which then needs no compiler.
+var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
+	caps := make([]string, 0, len(defaultCaps))
+	for _, c := range defaultCaps {
+		name, ok := capNames[c]
+		if !ok {
+			return nil, fmt.Errorf("capability %d has no name for the seccomp profile", c)
+		}
+		caps = append(caps, name)
+	}
+	prog, err := seccomp.Default(caps)
+	if err != nil {
+		return nil, err
+	}
+	return seccomp.Encode(prog), nil
+})
+
+// initConfig is what the parent sends the init: the Spec and what the
+// parent prepared for it.
+type initConfig struct {
+	Spec
+	// Seccomp is the encoded seccomp program (seccomp.Encode); empty only
+	// for an insecure sandbox.
+	Seccomp []byte `json:"seccomp,omitempty"`
+}
+
+// newInitConfig fails closed: a sandbox that is not insecure gets the
+// profile or does not start.
+func newInitConfig(spec Spec) (initConfig, error) {
+	cfg := initConfig{Spec: spec}
+	if spec.Insecure {
+		return cfg, nil
+	}
+	prog, err := defaultSeccomp()
+	if err != nil {
+		return cfg, fmt.Errorf("executor: seccomp: %w", err)
+	}
+	cfg.Seccomp = prog
+	return cfg, nil
+}
+
+// installSeccomp installs the filter on the init's thread, the one that
+// execs. It runs while that thread still has CAP_SYS_ADMIN, so no
+// no_new_privs is needed and setuid programs in the step keep working; the
+// init's remaining calls (setgroups, setresuid, capset, prctl, write,
+// close_range, execve) are all allowed by the profile.
+func installSeccomp(prog []byte) error {
+	if len(prog) == 0 {
+		return nil
+	}
+	if err := seccomp.Install(prog); err != nil {
+		return fmt.Errorf("installing seccomp filter: %w", err)
+	}
+	return nil
+}
