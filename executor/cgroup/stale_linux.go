@@ -1,0 +1,90 @@
+package cgroup
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	"golang.org/x/sys/unix"
+)
+
+// removeStale removes the cgroups beneath this process's own that a
+// builder process which no longer exists made (it was SIGKILLed before it
+// could remove them), killing what still runs in them. Those of live
+// builders, this one included, are left alone. It is best effort: a cgroup
+// it cannot remove now is tried again by the next builder.
+func removeStale() {
+	for _, name := range staleNames() {
+		var g *Group
+		if cgroups.Mode() == cgroups.Unified {
+			own, err := cgroup2.NestedGroupPath("")
+			if err != nil {
+				return
+			}
+			m, err := cgroup2.Load(filepath.Join(own, name), cgroup2.WithMountpoint(unifiedMount))
+			if err != nil {
+				continue
+			}
+			g = &Group{Name: name, v2: &v2Group{m: m, dir: filepath.Join(unifiedMount, own, name)}}
+		} else {
+			cg, err := cgroup1.Load(cgroup1.NestedPath(name), cgroup1.WithHierarchy(v1Hierarchy))
+			if err != nil {
+				continue
+			}
+			g = &Group{Name: name, v1: &v1Group{cg: cg, dirs: map[cgroup1.Name]string{}}}
+		}
+		g.Kill()
+		g.Delete()
+	}
+}
+
+// staleNames lists the builder cgroups beneath this process's own whose
+// maker is gone, from every hierarchy builder uses.
+func staleNames() []string {
+	var dirs []string
+	if cgroups.Mode() == cgroups.Unified {
+		if own, err := cgroup2.NestedGroupPath(""); err == nil {
+			dirs = append(dirs, filepath.Join(unifiedMount, own))
+		}
+	} else if subsystems, err := v1Hierarchy(); err == nil {
+		own := cgroup1.NestedPath("")
+		for _, s := range subsystems {
+			p, err := own(s.Name())
+			if ps, ok := s.(pather); ok && err == nil {
+				dirs = append(dirs, ps.Path(p))
+			}
+		}
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, d := range dirs {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if e.IsDir() && !seen[e.Name()] && makerGone(e.Name()) {
+				seen[e.Name()] = true
+				names = append(names, e.Name())
+			}
+		}
+	}
+	return names
+}
+
+// makerGone says whether name is a builder cgroup ("builder-PID-N") whose
+// maker PID no longer runs.
+func makerGone(name string) bool {
+	rest, ok := strings.CutPrefix(name, namePrefix)
+	if !ok {
+		return false
+	}
+	pidStr, _, ok := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(pidStr)
+	if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	return errors.Is(unix.Kill(pid, 0), unix.ESRCH)
+}
