@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/solver"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -50,6 +51,8 @@ type Options struct {
 	SSH map[string]string
 	// Allow grants entitlements: EntitlementInsecure.
 	Allow []string
+	// Resources are the cgroup limits of every RUN step (--memory, ...).
+	Resources cgroup.Limits
 
 	// inlineCache is the cache config put into image configs for
 	// --cache-to type=inline.
@@ -68,6 +71,8 @@ type Result struct {
 	Config   []byte
 	// Names are the normalised names given to the image in the local store.
 	Names []string
+	// Steps are the steps that ran a process, with what it used.
+	Steps []StepUsage
 }
 
 // Build builds opt's Dockerfile, stores the image under every tag and
@@ -142,7 +147,8 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err := s.useCacheFrom(ctx, opt, use); err != nil {
 		return nil, err
 	}
-	sv := solver.New(s.worker.OpsFor(sess), use, opt.Progress, parallelism)
+	steps := &stepUsages{next: opt.Progress}
+	sv := solver.New(s.worker.OpsFor(sess), use, steps, parallelism)
 	history := &stepHistory{db: s.DB, scope: contextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
 	sv.SetHistory(history)
 	res, err := sv.Solve(ctx, fe.Root)
@@ -165,6 +171,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err := s.exportCache(ctx, opt, sv, fe.Root, res.Snapshot, epoch); err != nil {
 		return nil, err
 	}
+	out.Steps = steps.list()
 	return out, nil
 }
 

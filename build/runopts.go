@@ -26,7 +26,10 @@ const EntitlementInsecure = "security.insecure"
 
 // session reads the build's secrets and collects its SSH agents.
 func (opt Options) session() (*ops.Session, error) {
-	sess := &ops.Session{Secrets: map[string][]byte{}, SSH: map[string]string{}}
+	if err := checkResources(opt.Resources); err != nil {
+		return nil, err
+	}
+	sess := &ops.Session{Secrets: map[string][]byte{}, SSH: map[string]string{}, Resources: opt.Resources}
 	for id, s := range opt.Secrets {
 		switch {
 		case s.File != "" && s.Env != "":

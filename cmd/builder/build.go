@@ -32,6 +32,7 @@ type buildFlags struct {
 	cacheTo       []string
 	cacheFrom     []string
 	parallelism   int
+	resources     resourceFlags
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -64,6 +65,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd|uncompressed], type=local,dest=DIR or type=inline (repeatable)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)")
 	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement: security.insecure (for RUN --security=insecure)")
+	addResourceFlags(fl, &f.resources)
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "additional build context NAME=DIR or NAME=docker-image://REF, for FROM and COPY --from")
 	return cmd
 }
@@ -132,6 +134,10 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	if err != nil {
 		return err
 	}
+	limits, err := f.resources.limits()
+	if err != nil {
+		return err
+	}
 	progress, err := newProgress(cmd.ErrOrStderr(), f.progress)
 	if err != nil {
 		return err
@@ -163,6 +169,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		Allow:          f.allow,
 		CacheTo:        cacheTo,
 		CacheFrom:      cacheFrom,
+		Resources:      limits,
 	})
 	progress.Close(err)
 	if f.explain {

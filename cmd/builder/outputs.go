@@ -44,6 +44,10 @@ func writeMetadata(file string, res *build.Result) error {
 	if len(res.Names) > 0 {
 		md["image.name"] = strings.Join(res.Names, ",")
 	}
+	if len(res.Steps) > 0 {
+		// Ours, not buildx's: what each step that ran a process used.
+		md["builder.steps"] = res.Steps
+	}
 	b, err := json.MarshalIndent(md, "", "  ")
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
@@ -79,7 +80,14 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 	if o.op.Network == llb.NetworkNone {
 		network = executor.NetworkNone
 	}
+	var limits cgroup.Limits
+	if o.sess != nil {
+		limits = o.sess.Resources
+	}
+	var usage cgroup.Usage
 	err = executor.Run(ctx, executor.Spec{
+		Resources: limits,
+		Usage:     &usage,
 		Mounts:    inline,
 		RunMounts: runMounts.mounts,
 		Network:   network,
@@ -95,11 +103,19 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		Stderr:    log,
 		StateDir:  state,
 	})
+	reportUsage(log, usage)
 	if err != nil {
 		o.w.Snapshots.Remove(id)
 		return solver.Result{}, fmt.Errorf("%q %w", strings.Join(o.op.Args, " "), err)
 	}
 	return o.w.commit(id, parent, o.v.Meta().Name)
+}
+
+// reportUsage passes what a step's processes used on to its progress.
+func reportUsage(log io.Writer, u cgroup.Usage) {
+	if r, ok := log.(solver.UsageReporter); ok && !u.IsZero() {
+		r.ReportUsage(solver.Usage{CPU: u.CPU, PeakMemory: u.PeakMemory, ReadBytes: u.ReadBytes, WriteBytes: u.WriteBytes})
+	}
 }
 
 // writeInlineFiles writes heredoc files into the run's scratch dir and

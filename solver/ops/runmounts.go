@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
@@ -29,6 +30,9 @@ type Session struct {
 	Secrets map[string][]byte
 	// SSH are SSH agent sockets by id (RUN --mount=type=ssh).
 	SSH map[string]string
+	// Resources are every RUN step's cgroup limits (--memory, ...). Like
+	// BuildKit's and Buildah's, they are not part of a step's cache key.
+	Resources cgroup.Limits
 }
 
 // OpsFor returns the op constructor for solver.New for a build with sess.

@@ -1,0 +1,163 @@
+package cgroup
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// groupDirs are g's directories, by controller ("" on v2).
+func groupDirs(g *Group) map[string]string {
+	dirs := map[string]string{}
+	if g.v2 != nil {
+		dirs[""] = g.v2.dir
+	} else {
+		for n, d := range g.v1.dirs {
+			dirs[string(n)] = d
+		}
+	}
+	return dirs
+}
+
+func newOrSkip(t *testing.T, l Limits) *Group {
+	t.Helper()
+	g, err := New(l)
+	if err != nil || g == nil {
+		t.Skipf("no cgroup can be made here: %v", err)
+	}
+	return g
+}
+
+// TestNewBeneathOwnCgroup checks that a group lives beneath this process's
+// own cgroup in each hierarchy, holds its limits (the default pids limit
+// among them), and is gone after Delete.
+func TestNewBeneathOwnCgroup(t *testing.T) {
+	g := newOrSkip(t, Limits{Memory: 64 << 20, CPUs: 0.5})
+	defer g.Delete()
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := groupDirs(g)
+	for ctl, d := range dirs {
+		if filepath.Base(d) != g.Name || !strings.HasPrefix(g.Name, "builder-"+strconv.Itoa(os.Getpid())+"-") {
+			t.Errorf("%s: group dir %s, want builder-PID-N", ctl, d)
+		}
+		// The parent must be this process's cgroup in that hierarchy.
+		if want := ownDir(t, ctl, string(own)); filepath.Dir(d) != want {
+			t.Errorf("%s: %s is not right beneath this process's cgroup %s", ctl, d, want)
+		}
+	}
+	check := func(file, want string) {
+		t.Helper()
+		for _, d := range dirs {
+			if b, err := os.ReadFile(filepath.Join(d, file)); err == nil {
+				if got := strings.TrimSpace(string(b)); got != want {
+					t.Errorf("%s = %q, want %q", file, got, want)
+				}
+				return
+			}
+		}
+		t.Errorf("no %s in %v", file, dirs)
+	}
+	if g.v1 != nil {
+		check("memory.limit_in_bytes", strconv.Itoa(64<<20))
+		check("cpu.cfs_quota_us", "50000")
+		check("pids.max", strconv.Itoa(DefaultPidsLimit))
+	} else {
+		check("memory.max", strconv.Itoa(64<<20))
+		check("cpu.max", "50000 100000")
+	}
+	if err := g.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s still exists after Delete (%v)", d, err)
+		}
+	}
+}
+
+// TestKillAndStale puts a process into a group named after a builder that
+// no longer runs, and checks that removeStale kills it and removes the
+// group, while a live builder's group stays.
+func TestKillAndStale(t *testing.T) {
+	live := newOrSkip(t, Limits{})
+	defer live.Delete()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	name := namePrefix + strconv.Itoa(gone.Process.Pid) + "-1"
+	var stale *Group
+	if live.v2 != nil {
+		s, err := newV2(unifiedMount, name, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale = &Group{Name: name, v2: s}
+	} else {
+		s, err := newV1(name, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale = &Group{Name: name, v1: s}
+	}
+	sleeper := exec.Command("sleep", "100")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.Add(sleeper.Process.Pid); err != nil {
+		sleeper.Process.Kill()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sleeper.Wait() }()
+	removeStale()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("the process in the stale group ended with %v, want killed", err)
+	}
+	for _, d := range groupDirs(stale) {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("stale group %s still exists (%v)", d, err)
+		}
+	}
+	for _, d := range groupDirs(live) {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("live group %s was removed: %v", d, err)
+		}
+	}
+}
+
+// ownDir is this process's cgroup directory for controller ctl ("": v2),
+// from /proc/self/cgroup (own) and where the hierarchy is mounted.
+func ownDir(t *testing.T, ctl, own string) string {
+	t.Helper()
+	for line := range strings.Lines(own) {
+		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if ctl == "" && parts[0] == "0" {
+			return filepath.Join(unifiedMount, parts[2])
+		}
+		if ctl == "" || !slices.Contains(strings.Split(parts[1], ","), ctl) {
+			continue
+		}
+		subsystems, err := v1Hierarchy()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range subsystems {
+			if string(s.Name()) == ctl {
+				return s.(pather).Path(parts[2])
+			}
+		}
+	}
+	t.Fatalf("no %q in /proc/self/cgroup", ctl)
+	return ""
+}
