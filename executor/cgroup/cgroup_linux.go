@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/containerd/cgroups/v3"
-	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/moby/sys/userns"
+	"golang.org/x/sys/unix"
 )
 
 // namePrefix starts the name of every cgroup builder makes; removeStale
@@ -27,6 +27,9 @@ const unifiedMount = "/sys/fs/cgroup"
 var (
 	seq       atomic.Uint64
 	staleOnce sync.Once
+	// noCgroups remembers that no cgroup could be made here, so that
+	// steps without limits do not try again each time.
+	noCgroups atomic.Bool
 )
 
 // Group is one sandbox's cgroup: a directory in each v1 hierarchy builder
@@ -52,6 +55,9 @@ func New(l Limits) (*Group, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
+	if !l.Requested() && noCgroups.Load() {
+		return nil, nil
+	}
 	staleOnce.Do(func() { removeStale() })
 	name := namePrefix + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(seq.Add(1), 10)
 	g := &Group{Name: name, limits: l}
@@ -70,6 +76,7 @@ func New(l Limits) (*Group, error) {
 		return g, nil
 	}
 	if !l.Requested() && unavailable(err) {
+		noCgroups.Store(true)
 		return nil, nil
 	}
 	if unavailable(err) {
@@ -140,16 +147,16 @@ func (g *Group) Usage() Usage {
 }
 
 // Delete removes the group, killing whatever still runs in it first (the
-// sandbox's pid namespace is gone by then, so nothing should).
+// sandbox's pid namespace is gone by then, so normally nothing does).
 func (g *Group) Delete() error {
 	var err error
 	for range 50 {
 		if g.v1 != nil {
-			err = g.v1.cg.Delete()
-		} else {
-			err = g.v2.m.Delete()
+			err = g.v1.rmdir()
+		} else if err = unix.Rmdir(g.v2.dir); err == unix.ENOENT {
+			err = nil
 		}
-		if err == nil || errors.Is(err, cgroup1.ErrCgroupDeleted) {
+		if err == nil {
 			return nil
 		}
 		g.Kill()

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/containerd/cgroups/v3"
-	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/cgroups/v3/cgroup2"
 	"golang.org/x/sys/unix"
 )
@@ -32,11 +31,11 @@ func removeStale() {
 			}
 			g = &Group{Name: name, v2: &v2Group{m: m, dir: filepath.Join(unifiedMount, own, name)}}
 		} else {
-			cg, err := cgroup1.Load(cgroup1.NestedPath(name), cgroup1.WithHierarchy(v1Hierarchy))
+			v1g, err := loadV1(name)
 			if err != nil {
 				continue
 			}
-			g = &Group{Name: name, v1: &v1Group{cg: cg, dirs: map[cgroup1.Name]string{}}}
+			g = &Group{Name: name, v1: v1g}
 		}
 		g.Kill()
 		g.Delete()
@@ -51,13 +50,9 @@ func staleNames() []string {
 		if own, err := cgroup2.NestedGroupPath(""); err == nil {
 			dirs = append(dirs, filepath.Join(unifiedMount, own))
 		}
-	} else if subsystems, err := v1Hierarchy(); err == nil {
-		own := cgroup1.NestedPath("")
-		for _, s := range subsystems {
-			p, err := own(s.Name())
-			if ps, ok := s.(pather); ok && err == nil {
-				dirs = append(dirs, ps.Path(p))
-			}
+	} else if v1Init() == nil {
+		for _, d := range v1Dirs("") {
+			dirs = append(dirs, d)
 		}
 	}
 	seen := map[string]bool{}

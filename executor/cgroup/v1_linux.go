@@ -1,11 +1,13 @@
 package cgroup
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -29,53 +31,115 @@ type v1Group struct {
 	dirs map[cgroup1.Name]string
 }
 
+// v1 is the v1 controllers builder uses and this process's cgroup in
+// each, found once per process: reading mountinfo and /proc/self/cgroup
+// for every step would cost milliseconds.
+var v1 struct {
+	once       sync.Once
+	subsystems []cgroup1.Subsystem
+	own        map[cgroup1.Name]string
+	err        error
+}
+
+func v1Init() error {
+	v1.once.Do(func() {
+		all, err := cgroup1.Default()
+		if err != nil {
+			v1.err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return
+		}
+		ownPath := cgroup1.NestedPath("")
+		v1.own = map[cgroup1.Name]string{}
+		for _, s := range all {
+			if !slices.Contains(v1Used, s.Name()) {
+				continue
+			}
+			p, err := ownPath(s.Name())
+			if err != nil {
+				continue // not in /proc/self/cgroup: not usable
+			}
+			v1.subsystems = append(v1.subsystems, s)
+			v1.own[s.Name()] = p
+		}
+	})
+	return v1.err
+}
+
 // v1Hierarchy lists the mounted v1 controllers builder uses.
 func v1Hierarchy() ([]cgroup1.Subsystem, error) {
-	all, err := cgroup1.Default()
-	if err != nil {
-		return nil, err
-	}
-	var used []cgroup1.Subsystem
-	for _, s := range all {
-		if slices.Contains(v1Used, s.Name()) {
-			used = append(used, s)
+	return v1.subsystems, v1Init()
+}
+
+// v1Path names the group name beneath this process's cgroup in each
+// controller.
+func v1Path(name string) cgroup1.Path {
+	return func(n cgroup1.Name) (string, error) {
+		own, ok := v1.own[n]
+		if !ok {
+			return "", cgroup1.ErrControllerNotActive
 		}
+		return filepath.Join(own, name), nil
 	}
-	return used, nil
 }
 
 type pather interface{ Path(string) string }
 
-func newV1(name string, l Limits) (*v1Group, error) {
-	subsystems, err := v1Hierarchy()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+// v1Dirs are the directories of the group name, by controller.
+func v1Dirs(name string) map[cgroup1.Name]string {
+	dirs := map[cgroup1.Name]string{}
+	for _, s := range v1.subsystems {
+		if ps, ok := s.(pather); ok {
+			dirs[s.Name()] = ps.Path(filepath.Join(v1.own[s.Name()], name))
+		}
 	}
-	path := cgroup1.NestedPath(name)
-	res := l.v1Resources(subsystems)
-	cg, err := cgroup1.New(path, res, cgroup1.WithHierarchy(v1Hierarchy))
+	return dirs
+}
+
+func newV1(name string, l Limits) (*v1Group, error) {
+	if err := v1Init(); err != nil {
+		return nil, err
+	}
+	g := &v1Group{dirs: v1Dirs(name)}
+	cg, err := cgroup1.New(v1Path(name), l.v1Resources(v1.subsystems), cgroup1.WithHierarchy(v1Hierarchy))
 	if err != nil {
 		// New stops at the first controller that fails: remove the
 		// directories it made in the others.
-		if made, lerr := cgroup1.Load(path, cgroup1.WithHierarchy(v1Hierarchy)); lerr == nil {
-			made.Delete()
-		}
+		g.rmdir()
 		return nil, err
 	}
-	g := &v1Group{cg: cg, dirs: map[cgroup1.Name]string{}}
-	for _, s := range cg.Subsystems() {
-		p, err := path(s.Name())
-		if ps, ok := s.(pather); ok && err == nil {
-			g.dirs[s.Name()] = ps.Path(p)
-		}
-	}
+	g.cg = cg
 	for _, need := range l.v1Needs() {
 		if _, ok := g.dirs[need]; !ok {
-			cg.Delete()
+			g.rmdir()
 			return nil, fmt.Errorf("the cgroup v1 %s controller is not mounted, or this process is in none of its cgroups", need)
 		}
 	}
 	return g, nil
+}
+
+// loadV1 is the group name as an earlier process left it.
+func loadV1(name string) (*v1Group, error) {
+	if err := v1Init(); err != nil {
+		return nil, err
+	}
+	cg, err := cgroup1.Load(v1Path(name), cgroup1.WithHierarchy(v1Hierarchy))
+	if err != nil {
+		return nil, err
+	}
+	return &v1Group{cg: cg, dirs: v1Dirs(name)}, nil
+}
+
+// rmdir removes the group's directories. The kernel refuses (EBUSY) while
+// a process is in one, so unlike cgroup1's Delete this needs no walk of
+// the tree first.
+func (g *v1Group) rmdir() error {
+	var errs []error
+	for _, d := range g.dirs {
+		if err := unix.Rmdir(d); err != nil && err != unix.ENOENT {
+			errs = append(errs, &os.PathError{Op: "rmdir", Path: d, Err: err})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // v1Needs are the controllers the limits that were asked for need.
