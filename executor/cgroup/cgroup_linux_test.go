@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // groupDirs are g's directories, by controller ("" on v2).
@@ -160,4 +163,60 @@ func ownDir(t *testing.T, ctl, own string) string {
 	}
 	t.Fatalf("no %q in /proc/self/cgroup", ctl)
 	return ""
+}
+
+// TestV2 runs the cgroup v2 code on the hybrid host's v2 hierarchy
+// (/sys/fs/cgroup/unified), which has no controllers: a group there still
+// holds a process, accounts its CPU time, is killed as a whole with
+// cgroup.kill and removed; a limit that needs a controller the hierarchy
+// does not delegate fails, saying so.
+func TestV2(t *testing.T) {
+	const mount = "/sys/fs/cgroup/unified"
+	var st unix.Statfs_t
+	if err := unix.Statfs(mount, &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
+		t.Skipf("no cgroup v2 hierarchy at %s beside v1 (%v)", mount, err)
+	}
+	if avail := fields(filepath.Join(mount, "cgroup.controllers")); slices.Contains(avail, "memory") {
+		t.Skipf("%s has controllers: the hybrid case this test is for does not apply", mount)
+	}
+	name := namePrefix + strconv.Itoa(os.Getpid()) + "-v2test"
+	if _, err := newV2(mount, name, Limits{Memory: 64 << 20}); err == nil || !strings.Contains(err.Error(), "memory controller is not delegated") {
+		t.Errorf("newV2 with a memory limit and no memory controller = %v", err)
+	}
+	v2g, err := newV2(mount, name, Limits{})
+	if err != nil {
+		if unavailable(err) {
+			t.Skipf("cannot make a group in %s: %v", mount, err)
+		}
+		t.Fatal(err)
+	}
+	g := &Group{Name: name, v2: v2g}
+	defer g.Delete()
+	busy := exec.Command("sh", "-c", "while :; do :; done")
+	if err := busy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Add(busy.Process.Pid); err != nil {
+		busy.Process.Kill()
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Usage().CPU < 20*time.Millisecond && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if u := g.Usage(); u.CPU < 20*time.Millisecond {
+		t.Errorf("usage %+v, want the busy loop's CPU time", u)
+	}
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := busy.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("the process in the group ended with %v, want killed", err)
+	}
+	if err := g.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(v2g.dir); !os.IsNotExist(err) {
+		t.Errorf("%s still exists after Delete (%v)", v2g.dir, err)
+	}
 }

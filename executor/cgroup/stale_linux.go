@@ -21,7 +21,7 @@ func removeStale() {
 	for _, name := range staleNames() {
 		var g *Group
 		if cgroups.Mode() == cgroups.Unified {
-			own, err := cgroup2.NestedGroupPath("")
+			own, err := v2OwnPath()
 			if err != nil {
 				return
 			}
@@ -47,8 +47,10 @@ func removeStale() {
 func staleNames() []string {
 	var dirs []string
 	if cgroups.Mode() == cgroups.Unified {
-		if own, err := cgroup2.NestedGroupPath(""); err == nil {
+		if own, err := v2OwnPath(); err == nil {
 			dirs = append(dirs, filepath.Join(unifiedMount, own))
+			// An empty leaf (see moveToLeaf) of builders that ended.
+			unix.Rmdir(filepath.Join(unifiedMount, own, leafName))
 		}
 	} else if v1Init() == nil {
 		for _, d := range v1Dirs("") {

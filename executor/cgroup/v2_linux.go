@@ -1,14 +1,18 @@
 package cgroup
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup2"
+	"golang.org/x/sys/unix"
 )
 
 // v2Group is a sandbox's cgroup on a cgroup v2 host.
@@ -27,7 +31,7 @@ var v2Wanted = []string{"memory", "pids", "cpu", "io"}
 // cgroup.subtree_control only, which the kernel allows when OWN holds no
 // process (a delegated subtree, or the root of a cgroup namespace).
 func newV2(mount, name string, l Limits) (*v2Group, error) {
-	own, err := cgroup2.NestedGroupPath("")
+	own, err := v2OwnPath()
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading /proc/self/cgroup: %w", ErrUnavailable, err)
 	}
@@ -81,8 +85,14 @@ func delegate(ownDir string, needed []string) ([]string, error) {
 	}
 	var werr error
 	if len(add) > 0 {
-		werr = os.WriteFile(filepath.Join(ownDir, "cgroup.subtree_control"), []byte(strings.Join(add, " ")), 0)
-		enabled = fields(filepath.Join(ownDir, "cgroup.subtree_control"))
+		control := filepath.Join(ownDir, "cgroup.subtree_control")
+		werr = os.WriteFile(control, []byte(strings.Join(add, " ")), 0)
+		if errors.Is(werr, unix.EBUSY) {
+			if werr = moveToLeaf(ownDir); werr == nil {
+				werr = os.WriteFile(control, []byte(strings.Join(add, " ")), 0)
+			}
+		}
+		enabled = fields(control)
 	}
 	for _, c := range needed {
 		if slices.Contains(enabled, c) {
@@ -93,10 +103,58 @@ func delegate(ownDir string, needed []string) ([]string, error) {
 			return nil, fmt.Errorf("%w: the cgroup v2 %s controller is not delegated to builder's cgroup %s", ErrUnavailable, c, ownDir)
 		case werr != nil:
 			return nil, fmt.Errorf("%w: enabling the %s controller for the children of builder's cgroup %s: %w "+
-				"(a cgroup that holds processes cannot hand controllers down: run builder in a cgroup of its own)", ErrUnavailable, c, ownDir, werr)
+				"(a cgroup that holds other processes cannot hand controllers down: run builder in a cgroup of its own)", ErrUnavailable, c, ownDir, werr)
 		}
 	}
 	return enabled, nil
+}
+
+// leafName is where moveToLeaf puts builder's own processes. It does not
+// match "builder-PID-N", so removeStale leaves it to removeStaleLeaf.
+const leafName = "builder-leaf"
+
+// v2Own is this process's cgroup, read once: once moveToLeaf has moved
+// builder into OWN/builder-leaf, /proc/self/cgroup names the leaf, and the
+// sandboxes' groups must still go beside it.
+var v2Own struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func v2OwnPath() (string, error) {
+	v2Own.once.Do(func() { v2Own.path, v2Own.err = cgroup2.NestedGroupPath("") })
+	return v2Own.path, v2Own.err
+}
+
+// moveToLeaf moves the processes of ownDir into ownDir/builder-leaf, so
+// that ownDir may hand controllers down to its children: the kernel lets
+// only a cgroup without processes do that ("no internal processes").
+// BuildKit and Docker-in-Docker do the same in a delegated cgroup. It
+// refuses when ownDir holds anything but builder (this binary: the
+// rootless parent and its re-executed child), which is not ours to move.
+func moveToLeaf(ownDir string) error {
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return err
+	}
+	pids := fields(filepath.Join(ownDir, "cgroup.procs"))
+	for _, p := range pids {
+		if exe, err := os.Readlink("/proc/" + p + "/exe"); err != nil || exe != self {
+			return fmt.Errorf("%w: it also holds process %s, which is not builder", unix.EBUSY, p)
+		}
+	}
+	leaf := filepath.Join(ownDir, leafName)
+	if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	for _, p := range pids {
+		err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(p), 0)
+		if err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("moving builder's process %s to %s: %w", p, leaf, err)
+		}
+	}
+	return nil
 }
 
 func fields(path string) []string {
