@@ -71,6 +71,10 @@ func TestNewBeneathOwnCgroup(t *testing.T) {
 		check("memory.limit_in_bytes", strconv.Itoa(64<<20))
 		check("cpu.cfs_quota_us", "50000")
 		check("pids.max", strconv.Itoa(DefaultPidsLimit))
+		if _, err := os.Stat(filepath.Join(dirs["memory"], "memory.memsw.limit_in_bytes")); err == nil {
+			// Docker's default: memory plus swap is twice --memory.
+			check("memory.memsw.limit_in_bytes", strconv.Itoa(128<<20))
+		}
 	} else {
 		check("memory.max", strconv.Itoa(64<<20))
 		check("cpu.max", "50000 100000")
