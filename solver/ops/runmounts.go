@@ -30,8 +30,10 @@ type Session struct {
 	Secrets map[string][]byte
 	// SSH are SSH agent sockets by id (RUN --mount=type=ssh).
 	SSH map[string]string
-	// Resources are every RUN step's cgroup limits (--memory, ...). Like
-	// BuildKit's and Buildah's, they are not part of a step's cache key.
+	// Resources are every RUN step's cgroup limits (--memory, ...). As in
+	// Buildah and Docker's classic builder they are not part of a step's
+	// cache key (BuildKit has no such limits; the ulimits and cgroup
+	// parent it has are in its ExecOp's Meta, so in its key).
 	Resources cgroup.Limits
 }
 
