@@ -89,10 +89,11 @@ func TestNewBeneathOwnCgroup(t *testing.T) {
 	}
 }
 
-// TestKillAndStale puts a process into a group named after a builder that
-// no longer runs, and checks that removeStale kills it and removes the
-// group, while a live builder's group stays.
-func TestKillAndStale(t *testing.T) {
+// TestStale makes a group named after a builder that no longer runs, with
+// a process in it, and checks that removeStale leaves it while the process
+// runs (it may be another pid namespace's), removes it once the process
+// has gone, and leaves a live builder's group alone.
+func TestStale(t *testing.T) {
 	live := newOrSkip(t, Limits{})
 	defer live.Delete()
 	gone := exec.Command("true")
@@ -114,29 +115,39 @@ func TestKillAndStale(t *testing.T) {
 		}
 		stale = &Group{Name: name, v1: s}
 	}
+	defer stale.Delete()
 	sleeper := exec.Command("sleep", "100")
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
+	defer sleeper.Process.Kill()
 	if err := stale.Add(sleeper.Process.Pid); err != nil {
-		sleeper.Process.Kill()
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- sleeper.Wait() }()
+	exists := func(g *Group) bool {
+		for _, d := range groupDirs(g) {
+			if _, err := os.Stat(d); err == nil {
+				return true
+			}
+		}
+		return false
+	}
 	removeStale()
-	if err := <-done; err == nil || !strings.Contains(err.Error(), "killed") {
-		t.Errorf("the process in the stale group ended with %v, want killed", err)
+	if !exists(stale) {
+		t.Fatal("removeStale removed a group that holds a process")
 	}
-	for _, d := range groupDirs(stale) {
-		if _, err := os.Stat(d); !os.IsNotExist(err) {
-			t.Errorf("stale group %s still exists (%v)", d, err)
-		}
+	if err := stale.Kill(); err != nil {
+		t.Fatal(err)
 	}
-	for _, d := range groupDirs(live) {
-		if _, err := os.Stat(d); err != nil {
-			t.Errorf("live group %s was removed: %v", d, err)
-		}
+	if err := sleeper.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("the process in the group ended with %v, want killed by Kill", err)
+	}
+	removeStale()
+	if exists(stale) {
+		t.Errorf("stale group %v still exists", groupDirs(stale))
+	}
+	if !exists(live) {
+		t.Errorf("live group %v was removed", groupDirs(live))
 	}
 }
 

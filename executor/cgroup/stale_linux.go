@@ -8,37 +8,37 @@ import (
 	"strings"
 
 	"github.com/containerd/cgroups/v3"
-	"github.com/containerd/cgroups/v3/cgroup2"
 	"golang.org/x/sys/unix"
 )
 
 // removeStale removes the cgroups beneath this process's own that a
 // builder process which no longer exists made (it was SIGKILLed before it
-// could remove them), killing what still runs in them. Those of live
-// builders, this one included, are left alone. It is best effort: a cgroup
-// it cannot remove now is tried again by the next builder.
+// could remove them). Those of live builders, this one included, are left
+// alone, and so is one that still holds processes: the sandbox of a killed
+// builder dies with it (Pdeathsig, then its pid namespace), so a stale
+// group is empty, and one that is not may belong to a builder in another
+// pid namespace whose pid only looks dead from here. The kernel refuses
+// to remove a cgroup with processes, so rmdir alone is that check. It is
+// best effort: what it cannot remove now, the next builder tries again.
 func removeStale() {
-	for _, name := range staleNames() {
-		var g *Group
-		if cgroups.Mode() == cgroups.Unified {
-			own, err := v2OwnPath()
-			if err != nil {
-				return
-			}
-			m, err := cgroup2.Load(filepath.Join(own, name), cgroup2.WithMountpoint(unifiedMount))
-			if err != nil {
-				continue
-			}
-			g = &Group{Name: name, v2: &v2Group{m: m, dir: filepath.Join(unifiedMount, own, name)}}
-		} else {
-			v1g, err := loadV1(name)
-			if err != nil {
-				continue
-			}
-			g = &Group{Name: name, v1: v1g}
+	var dirs []string
+	if cgroups.Mode() == cgroups.Unified {
+		own, err := v2OwnPath()
+		if err != nil {
+			return
 		}
-		g.Kill()
-		g.Delete()
+		for _, name := range staleNames() {
+			dirs = append(dirs, filepath.Join(unifiedMount, own, name))
+		}
+	} else if v1Init() == nil {
+		for _, name := range staleNames() {
+			for _, d := range v1Dirs(name) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	for _, d := range dirs {
+		unix.Rmdir(d)
 	}
 }
 
