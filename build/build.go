@@ -51,8 +51,6 @@ type Options struct {
 	SSH map[string]string
 	// Allow grants entitlements: EntitlementInsecure.
 	Allow []string
-	// Resources are the cgroup limits of every RUN step (--memory, ...).
-	Resources cgroup.Limits
 
 	// inlineCache is the cache config put into image configs for
 	// --cache-to type=inline.
@@ -63,6 +61,8 @@ type Options struct {
 	// CacheFrom are caches to import (--cache-from). See cachespec.go.
 	CacheTo   []CacheSpec
 	CacheFrom []CacheSpec
+	// Resources are the cgroup limits of every RUN step (--memory, ...).
+	Resources cgroup.Limits
 }
 
 // Result is a built image.

@@ -1,5 +1,10 @@
 package executor
 
+// Each sandbox runs in a cgroup of its own beneath builder's (package
+// cgroup), joined by the parent before the init reads its spec, so nothing
+// of the user's runs outside it: Spec.Resources limits it, Spec.Usage
+// receives what it used, and it is killed as a whole on cancel.
+
 import (
 	"errors"
 	"os"

@@ -7,11 +7,6 @@
 // capability set, and execs the user process, which becomes PID 1 of the
 // sandbox's pid namespace.
 //
-// Each sandbox runs in a cgroup of its own beneath builder's (package
-// cgroup), joined by the parent before the init reads its spec, so nothing
-// of the user's runs outside it: Spec.Resources limits it, Spec.Usage
-// receives what it used, and it is killed as a whole on cancel.
-//
 // Every program that calls Run must call Init first thing in main (and in
 // TestMain of packages whose tests run sandboxes): in the re-executed copy,
 // Init is the sandbox init and never returns.

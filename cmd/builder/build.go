@@ -20,6 +20,7 @@ type buildFlags struct {
 	push          bool
 	outputs       []string
 	progress      string
+	resources     resourceFlags
 	iidfile       string
 	metadataFile  string
 	contexts      []string
@@ -32,7 +33,6 @@ type buildFlags struct {
 	cacheTo       []string
 	cacheFrom     []string
 	parallelism   int
-	resources     resourceFlags
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -57,6 +57,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output destination, e.g. type=oci,dest=image.tar")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (tty on a terminal, else plain), tty, plain, rawjson or quiet")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image (manifest) digest to this file")
+	addResourceFlags(fl, &f.resources)
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write the build result's metadata (digests, descriptor, names) as JSON to this file")
 	fl.StringVar(&f.gcKeep, "gc-keep-storage", "", "after the build, remove least recently used cache until it holds at most this size, e.g. 5GB (0 disables; default $"+build.GCKeepStorageEnv+", else 10% of the filesystem, at most 10GB)")
 	fl.BoolVar(&f.explain, "explain", false, "after the build, say for each step that ran why its cache could not be used")
@@ -65,7 +66,6 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd|uncompressed], type=local,dest=DIR or type=inline (repeatable)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)")
 	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement: security.insecure (for RUN --security=insecure)")
-	addResourceFlags(fl, &f.resources)
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "additional build context NAME=DIR or NAME=docker-image://REF, for FROM and COPY --from")
 	return cmd
 }
@@ -98,6 +98,10 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		args[k] = v
 	}
 	addSourceDateEpoch(args)
+	limits, err := f.resources.limits()
+	if err != nil {
+		return err
+	}
 	contexts := map[string]string{}
 	for _, c := range f.contexts {
 		k, v, ok := strings.Cut(c, "=")
@@ -134,10 +138,6 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	if err != nil {
 		return err
 	}
-	limits, err := f.resources.limits()
-	if err != nil {
-		return err
-	}
 	progress, err := newProgress(cmd.ErrOrStderr(), f.progress)
 	if err != nil {
 		return err
@@ -158,6 +158,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		Tags:           f.tags,
 		BuildArgs:      args,
 		Target:         f.target,
+		Resources:      limits,
 		NoCache:        f.noCache,
 		NoCacheFilter:  f.noCacheFilter,
 		Parallelism:    f.parallelism,
@@ -169,7 +170,6 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		Allow:          f.allow,
 		CacheTo:        cacheTo,
 		CacheFrom:      cacheFrom,
-		Resources:      limits,
 	})
 	progress.Close(err)
 	if f.explain {

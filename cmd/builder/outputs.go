@@ -41,12 +41,12 @@ func writeMetadata(file string, res *build.Result) error {
 		"containerimage.config.digest": digest.FromBytes(res.Config),
 		"containerimage.descriptor":    res.Manifest,
 	}
-	if len(res.Names) > 0 {
-		md["image.name"] = strings.Join(res.Names, ",")
-	}
 	if len(res.Steps) > 0 {
 		// Ours, not buildx's: what each step that ran a process used.
 		md["builder.steps"] = res.Steps
+	}
+	if len(res.Names) > 0 {
+		md["image.name"] = strings.Join(res.Names, ",")
 	}
 	b, err := json.MarshalIndent(md, "", "  ")
 	if err != nil {
