@@ -68,6 +68,6 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
-	addResourceFlags(cmd.Flags(), &rf)
+	addResourceFlags(cmd, &rf)
 	return cmd
 }

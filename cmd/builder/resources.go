@@ -5,7 +5,7 @@ import (
 
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/docker/go-units"
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 )
 
 // resourceFlags are the cgroup limits of `build` (every RUN step) and
@@ -17,7 +17,8 @@ type resourceFlags struct {
 	pidsLimit          int64
 }
 
-func addResourceFlags(fl *pflag.FlagSet, f *resourceFlags) {
+func addResourceFlags(cmd *cobra.Command, f *resourceFlags) {
+	fl := cmd.Flags()
 	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit of each process sandbox, e.g. 512m or 2g")
 	fl.StringVar(&f.memorySwap, "memory-swap", "", "limit of memory plus swap (default twice --memory; -1 unlimited swap)")
 	fl.Float64Var(&f.cpus, "cpus", 0, "how many CPUs' time each process sandbox may use, e.g. 1.5")
