@@ -24,8 +24,8 @@ import (
 func cgroupSandbox(t *testing.T) *sandbox {
 	t.Helper()
 	root := newBusyboxRootfs(t)
-	for _, a := range []string{"tail", "seq", "dd"} {
-		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil {
+	for _, a := range []string{"tail", "seq"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil && !errors.Is(err, os.ErrExist) {
 			t.Fatal(err)
 		}
 	}
