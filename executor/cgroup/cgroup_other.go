@@ -25,3 +25,6 @@ func (g *Group) OOMKilled() bool    { return false }
 func (g *Group) MemoryLimit() int64 { return 0 }
 func (g *Group) Usage() Usage       { return Usage{} }
 func (g *Group) Delete() error      { return errors.New("cgroups are not supported on " + runtime.GOOS) }
+
+// RemoveStale does nothing: there are no cgroups on this OS.
+func RemoveStale() {}

@@ -11,6 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// RemoveStale removes the cgroups of builder processes that are gone, as
+// the first New of every process does; for a process that made groups
+// itself and may have had a child builder killed since (tests).
+func RemoveStale() { removeStale() }
+
 // removeStale removes the cgroups beneath this process's own that a
 // builder process which no longer exists made (it was SIGKILLed before it
 // could remove them). Those of live builders, this one included, are left
