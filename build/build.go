@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/solver"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -62,7 +61,7 @@ type Options struct {
 	CacheTo   []CacheSpec
 	CacheFrom []CacheSpec
 	// Resources are the cgroup limits of every RUN step (--memory, ...).
-	Resources cgroup.Limits
+	Resources Limits
 }
 
 // Result is a built image.

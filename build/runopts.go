@@ -26,10 +26,7 @@ const EntitlementInsecure = "security.insecure"
 
 // session reads the build's secrets and collects its SSH agents.
 func (opt Options) session() (*ops.Session, error) {
-	if err := checkResources(opt.Resources); err != nil {
-		return nil, err
-	}
-	sess := &ops.Session{Secrets: map[string][]byte{}, SSH: map[string]string{}, Resources: opt.Resources}
+	sess := &ops.Session{Secrets: map[string][]byte{}, SSH: map[string]string{}}
 	for id, s := range opt.Secrets {
 		switch {
 		case s.File != "" && s.Env != "":
@@ -59,6 +56,10 @@ func (opt Options) session() (*ops.Session, error) {
 		}
 		sess.SSH[id] = sock
 	}
+	if err := checkResources(opt.Resources); err != nil {
+		return nil, err
+	}
+	sess.Resources = opt.Resources
 	return sess, nil
 }
 

@@ -7,6 +7,9 @@ import (
 	"github.com/builder-dev/builder/solver"
 )
 
+// Limits are a RUN step's cgroup limits (Options.Resources).
+type Limits = cgroup.Limits
+
 // StepUsage is what one step's processes used, from its cgroup; the
 // metadata file lists them under "builder.steps".
 type StepUsage struct {

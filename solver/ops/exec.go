@@ -76,22 +76,19 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		return solver.Result{}, err
 	}
 	defer runMounts.close()
+	var usage cgroup.Usage
+	defer reportUsage(log, &usage)
 	network := ""
 	if o.op.Network == llb.NetworkNone {
 		network = executor.NetworkNone
 	}
-	var limits cgroup.Limits
-	if o.sess != nil {
-		limits = o.sess.Resources
-	}
-	var usage cgroup.Usage
 	err = executor.Run(ctx, executor.Spec{
-		Resources: limits,
-		Usage:     &usage,
 		Mounts:    inline,
 		RunMounts: runMounts.mounts,
 		Network:   network,
 		Insecure:  o.op.Security == llb.SecurityInsecure,
+		Resources: o.limits(),
+		Usage:     &usage,
 		Rootfs:    mounts,
 		UpperDir:  o.w.Snapshots.UpperDir(id),
 		Args:      o.op.Args,
@@ -103,7 +100,6 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		Stderr:    log,
 		StateDir:  state,
 	})
-	reportUsage(log, usage)
 	if err != nil {
 		o.w.Snapshots.Remove(id)
 		return solver.Result{}, fmt.Errorf("%q %w", strings.Join(o.op.Args, " "), err)
@@ -111,8 +107,16 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 	return o.w.commit(id, parent, o.v.Meta().Name)
 }
 
+// limits are the build's cgroup limits for this step.
+func (o *execOp) limits() cgroup.Limits {
+	if o.sess == nil {
+		return cgroup.Limits{}
+	}
+	return o.sess.Resources
+}
+
 // reportUsage passes what a step's processes used on to its progress.
-func reportUsage(log io.Writer, u cgroup.Usage) {
+func reportUsage(log io.Writer, u *cgroup.Usage) {
 	if r, ok := log.(solver.UsageReporter); ok && !u.IsZero() {
 		r.ReportUsage(solver.Usage{CPU: u.CPU, PeakMemory: u.PeakMemory, ReadBytes: u.ReadBytes, WriteBytes: u.WriteBytes})
 	}
