@@ -71,6 +71,8 @@ type Options struct {
 	// CacheFrom are caches to import (--cache-from). See cachespec.go.
 	CacheTo   []CacheSpec
 	CacheFrom []CacheSpec
+	// Resources are the cgroup limits of every RUN step (--memory, ...).
+	Resources Limits
 }
 
 // Result is a built image.
@@ -79,6 +81,8 @@ type Result struct {
 	Config   []byte
 	// Names are the normalised names given to the image in the local store.
 	Names []string
+	// Steps are the steps that ran a process, with what it used.
+	Steps []StepUsage
 }
 
 // Build builds opt's Dockerfile, stores the image under every tag and
@@ -158,7 +162,8 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err := s.useCacheFrom(ctx, opt, use); err != nil {
 		return nil, err
 	}
-	sv := solver.New(s.worker.OpsFor(sess), use, opt.Progress, parallelism)
+	steps := &stepUsages{next: opt.Progress}
+	sv := solver.New(s.worker.OpsFor(sess), use, steps, parallelism)
 	history := &stepHistory{db: s.DB, scope: contextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
 	sv.SetHistory(history)
 	res, err := sv.Solve(ctx, fe.Root)
@@ -181,6 +186,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err := s.exportCache(ctx, opt, sv, fe.Root, res.Snapshot, epoch); err != nil {
 		return nil, err
 	}
+	out.Steps = steps.list()
 	return out, nil
 }
 

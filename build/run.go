@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/opencontainers/go-digest"
 )
@@ -20,6 +21,8 @@ type RunOptions struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// Resources are the command's cgroup limits (--memory, ...).
+	Resources cgroup.Limits
 }
 
 // Run runs a command in a fresh writable layer over a stored image, as
@@ -86,6 +89,7 @@ func (s *State) Run(ctx context.Context, opt RunOptions) error {
 		Cwd:    img.Config.WorkingDir,
 		User:   img.Config.User,
 		Stdin:  opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr,
-		StateDir: state,
+		StateDir:  state,
+		Resources: opt.Resources,
 	})
 }

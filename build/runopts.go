@@ -56,6 +56,10 @@ func (opt Options) session() (*ops.Session, error) {
 		}
 		sess.SSH[id] = sock
 	}
+	if err := checkResources(opt.Resources); err != nil {
+		return nil, err
+	}
+	sess.Resources = opt.Resources
 	return sess, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"syscall"
 
+	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/snapshot"
 )
 
@@ -49,6 +50,13 @@ type Spec struct {
 	// Insecure keeps every capability and leaves /proc and /sys unmasked
 	// (RUN --security=insecure).
 	Insecure bool `json:"insecure,omitempty"`
+	// Resources are the limits of the sandbox's own cgroup (see
+	// resources_linux.go); the zero value has only the default pids limit.
+	Resources cgroup.Limits `json:"-"`
+	// Usage, when not nil, receives what the sandbox used, read from its
+	// cgroup; it stays zero when there was none (rootless without a
+	// delegated cgroup).
+	Usage *cgroup.Usage `json:"-"`
 
 	// Terminal, with Stdin a terminal (an *os.File), makes the sandbox the
 	// terminal's foreground process group while it runs, so that Ctrl-C

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/snapshot"
 )
 
@@ -25,7 +26,10 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(helperSpecEnv); spec != "" {
 		os.Exit(helperRun(spec))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	// Tests that SIGKILL a helper running a sandbox leave its cgroup.
+	cgroup.RemoveStale()
+	os.Exit(code)
 }
 
 // helperSpecEnv makes the test binary run one sandbox from a JSON Spec, as

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/builder-dev/builder/executor/cgroup"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
@@ -23,7 +24,12 @@ import (
 // nil when the process exits 0, an *ExitError when it exits otherwise, a
 // *SetupError when the sandbox could not be set up, and an error wrapping
 // context.Cause(ctx) when ctx is done first: the sandbox is then killed
-// (SIGKILL to its pid 1 takes down every process in it) and waited for.
+// (its cgroup as a whole, and SIGKILL to its pid 1, which takes down
+// every process in its pid namespace) and waited for.
+//
+// The sandbox gets its own cgroup with spec.Resources when one can be made
+// (see package cgroup); an *OOMError then reports a process the kernel
+// killed at the memory limit, and spec.Usage receives what it used.
 //
 // Run must not be called from a goroutine that exits while locked to its
 // OS thread (see the Pdeathsig note in the code).
@@ -92,10 +98,21 @@ func Run(ctx context.Context, spec Spec) error {
 		defer stdinW.Close()
 	}
 
+	cg, err := cgroup.New(spec.Resources)
+	if err != nil {
+		return err
+	}
+	cmd.Cancel = func() error { return killSandbox(cg, cmd.Process) }
+
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting sandbox init: %w", err)
+		return errors.Join(fmt.Errorf("starting sandbox init: %w", err), deleteCgroup(cg))
+	}
+	// The init waits for the spec before it runs anything: join it to
+	// the cgroup first, so all that runs in the sandbox is inside.
+	if err := joinCgroup(cg, cmd); err != nil {
+		return err
 	}
 	specR.Close()
 	reportW.Close()
@@ -142,6 +159,7 @@ func Run(ctx context.Context, spec Spec) error {
 	case waitErr != nil:
 		result = waitErr // copying stdout/stderr failed
 	}
+	result = finishCgroup(cg, spec, result)
 	if spec.UpperDir != "" {
 		result = errors.Join(result, removeStubs(spec.UpperDir, stubs))
 	}

@@ -64,6 +64,16 @@ type Step struct {
 	// LogBytes is how much output the step printed; the record keeps at
 	// most LogTail of it (see Store.Logs).
 	LogBytes int64 `json:"logBytes,omitempty"`
+	// Usage is what the step's processes used, where it was measured.
+	Usage *Usage `json:"usage,omitempty"`
+}
+
+// Usage is a step's resource use, from its cgroup.
+type Usage struct {
+	CPU        time.Duration `json:"cpu"`
+	PeakMemory uint64        `json:"peakMemory,omitempty"`
+	ReadBytes  uint64        `json:"readBytes,omitempty"`
+	WriteBytes uint64        `json:"writeBytes,omitempty"`
 }
 
 // Succeeded reports whether the build produced its image.

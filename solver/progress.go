@@ -33,6 +33,24 @@ type Event struct {
 	Err  error
 	// Reason says why a started step could not be reused from the cache.
 	Reason string
+	// Usage is what the step's processes used, on completed and failed
+	// events of steps that ran a process in a cgroup; nil otherwise.
+	Usage *Usage
+}
+
+// Usage is what a step's processes used, read from its cgroup. A field is
+// zero where the host does not account for it.
+type Usage struct {
+	CPU        time.Duration
+	PeakMemory uint64 // bytes
+	ReadBytes  uint64
+	WriteBytes uint64
+}
+
+// UsageReporter is implemented by the log writer an Op's Run gets: an op
+// that runs processes reports what they used, for the step's progress.
+type UsageReporter interface {
+	ReportUsage(Usage)
 }
 
 // Progress receives events; it must be safe for concurrent use.
@@ -54,6 +72,21 @@ type logWriter struct {
 	mu sync.Mutex
 	// last holds the end of the output, enough for tailLines lines.
 	last []byte
+	// usage is what the op reported, if anything.
+	usage *Usage
+}
+
+// ReportUsage implements UsageReporter.
+func (w *logWriter) ReportUsage(u Usage) {
+	w.mu.Lock()
+	w.usage = &u
+	w.mu.Unlock()
+}
+
+func (w *logWriter) reported() *Usage {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.usage
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {

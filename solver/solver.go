@@ -278,7 +278,7 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 			s.emit(v, Event{Kind: Failed, Err: errors.New("cancelled"), Duration: time.Since(start)})
 			return Result{}, ctx.Err()
 		}
-		s.emit(v, Event{Kind: Failed, Err: err, Duration: time.Since(start)})
+		s.emit(v, Event{Kind: Failed, Err: err, Duration: time.Since(start), Usage: log.reported()})
 		return Result{}, s.vertexError(v, err, log.tail()...)
 	}
 	if r.Content == "" {
@@ -292,7 +292,7 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 		}
 	}
 	s.record(v, key)
-	s.emit(v, Event{Kind: Completed, Duration: time.Since(start)})
+	s.emit(v, Event{Kind: Completed, Duration: time.Since(start), Usage: log.reported()})
 	return r, nil
 }
 

@@ -24,6 +24,7 @@ type buildFlags struct {
 	push          bool
 	outputs       []string
 	progress      string
+	resources     resourceFlags
 	iidfile       string
 	metadataFile  string
 	contexts      []string
@@ -64,6 +65,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "output destination, e.g. type=oci,dest=image.tar")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (tty on a terminal, else plain), tty, plain, rawjson or quiet")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image (manifest) digest to this file")
+	addResourceFlags(cmd, &f.resources)
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write the build result's metadata (digests, descriptor, names) as JSON to this file")
 	fl.StringVar(&f.gcKeep, "gc-keep-storage", "", "after the build, remove least recently used cache until it holds at most this size, e.g. 5GB (0 disables; default $"+build.GCKeepStorageEnv+", else 10% of the filesystem, at most 10GB)")
 	fl.BoolVar(&f.explain, "explain", false, "after the build, say for each step that ran why its cache could not be used")
@@ -110,6 +112,10 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		args[k] = v
 	}
 	addSourceDateEpoch(args)
+	limits, err := f.resources.limits()
+	if err != nil {
+		return err
+	}
 	contexts, err := parseBuildContexts(f.contexts)
 	if err != nil {
 		return err
@@ -165,6 +171,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		Tags:           f.tags,
 		BuildArgs:      args,
 		Target:         f.target,
+		Resources:      limits,
 		NoCache:        f.noCache,
 		NoCacheFilter:  f.noCacheFilter,
 		Parallelism:    f.parallelism,

@@ -42,6 +42,7 @@ func debugShell(tty *os.File, gate *gatedProgress) func(context.Context, string,
 		spec.Env = append(spec.Env[:len(spec.Env):len(spec.Env)], "PS1=(debug) \\w \\$ ")
 		spec.Stdin, spec.Stdout, spec.Stderr = tty, tty, tty
 		spec.Terminal = true
+		spec.Usage = nil // the step's figures stay the step's
 		if err := executor.Run(ctx, spec); err != nil {
 			if _, ok := err.(*executor.ExitError); !ok {
 				fmt.Fprintf(tty, "debug shell: %v\n", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/history"
 	"github.com/builder-dev/builder/solver"
+	"github.com/docker/go-units"
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 )
@@ -68,8 +69,10 @@ func (r *recorder) Event(e solver.Event) {
 		st.Status = "cached"
 	case solver.Completed:
 		st.Status, st.Duration = "done", e.Duration
+		st.Usage = historyUsage(e.Usage)
 	case solver.Failed:
 		st.Status, st.Duration = "failed", e.Duration
+		st.Usage = historyUsage(e.Usage)
 		if e.Err != nil {
 			st.Error = e.Err.Error()
 		}
@@ -85,6 +88,13 @@ func (r *recorder) Event(e solver.Event) {
 			st.Status = "done"
 		}
 	}
+}
+
+func historyUsage(u *solver.Usage) *history.Usage {
+	if u == nil {
+		return nil
+	}
+	return &history.Usage{CPU: u.CPU, PeakMemory: u.PeakMemory, ReadBytes: u.ReadBytes, WriteBytes: u.WriteBytes}
 }
 
 // result returns the recorded steps, in the order they first appeared,
@@ -318,6 +328,10 @@ func inspectHistory(w io.Writer, s *history.Store, ref, format string, explain b
 		line := fmt.Sprintf("  #%d %s: %s", st.Index, st.Name, strings.ToUpper(st.Status))
 		if st.Status != "cached" && st.Duration > 0 {
 			line += fmt.Sprintf(" %.1fs", st.Duration.Seconds())
+		}
+		if u := st.Usage; u != nil {
+			line += fmt.Sprintf(" (cpu %.1fs, peak %s, read %s, written %s)", u.CPU.Seconds(),
+				units.BytesSize(float64(u.PeakMemory)), units.BytesSize(float64(u.ReadBytes)), units.BytesSize(float64(u.WriteBytes)))
 		}
 		if st.Reason != "" {
 			line += " (" + st.Reason + ")"

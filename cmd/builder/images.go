@@ -36,11 +36,16 @@ func newImagesCommand(g *globalOptions) *cobra.Command {
 }
 
 func newRunCommand(g *globalOptions) *cobra.Command {
+	var rf resourceFlags
 	cmd := &cobra.Command{
 		Use:   "run IMAGE [COMMAND [ARG...]]",
 		Short: "Run a command in an image of the local store (changes are discarded)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			limits, err := rf.limits()
+			if err != nil {
+				return err
+			}
 			st, err := openState(cmd, g)
 			if err != nil {
 				return err
@@ -49,7 +54,12 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 			err = st.Run(context.WithoutCancel(cmd.Context()), build.RunOptions{
 				Image: args[0], Args: args[1:],
 				Stdin: os.Stdin, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
+				Resources: limits,
 			})
+			var oom *executor.OOMError
+			if errors.As(err, &oom) {
+				fmt.Fprintln(cmd.ErrOrStderr(), "builder run:", oom)
+			}
 			var ee *executor.ExitError
 			if errors.As(err, &ee) {
 				return exitCodeError{ee.Code}
@@ -58,5 +68,6 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
+	addResourceFlags(cmd, &rf)
 	return cmd
 }

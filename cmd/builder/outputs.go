@@ -41,6 +41,10 @@ func writeMetadata(file string, res *build.Result, checks []build.CheckWarning) 
 		"containerimage.config.digest": digest.FromBytes(res.Config),
 		"containerimage.descriptor":    res.Manifest,
 	}
+	if len(res.Steps) > 0 {
+		// Ours, not buildx's: what each step that ran a process used.
+		md["builder.steps"] = res.Steps
+	}
 	if len(res.Names) > 0 {
 		md["image.name"] = strings.Join(res.Names, ",")
 	}

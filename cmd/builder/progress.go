@@ -127,7 +127,7 @@ func (p *plainProgress) Event(e solver.Event) {
 			delete(p.partial, e.Index)
 		}
 		if e.Kind == solver.Completed {
-			fmt.Fprintf(p.w, "#%d DONE %.1fs\n", e.Index, e.Duration.Seconds())
+			fmt.Fprintf(p.w, "#%d DONE %.1fs%s\n", e.Index, e.Duration.Seconds(), usageSuffix(e.Usage))
 		} else {
 			fmt.Fprintf(p.w, "#%d ERROR %v\n", e.Index, e.Err)
 		}

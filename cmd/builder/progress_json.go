@@ -21,21 +21,32 @@ import (
 //	reason    why a started step was not cached
 //	data      a chunk of the step's output, for log
 //	error     the failure, for failed
+//	usage     what a step's processes used, from its cgroup, for completed
+//	          and failed steps that ran one: cpu (seconds), peakMemory,
+//	          readBytes, writeBytes (bytes; absent where not accounted)
 type jsonProgress struct {
 	mu  sync.Mutex
 	enc *json.Encoder
 }
 
 type jsonEvent struct {
-	Time     string  `json:"time"`
-	Kind     string  `json:"kind"`
-	Step     int     `json:"step"`
-	Vertex   string  `json:"vertex"`
-	Name     string  `json:"name"`
-	Duration float64 `json:"duration,omitempty"`
-	Reason   string  `json:"reason,omitempty"`
-	Data     string  `json:"data,omitempty"`
-	Error    string  `json:"error,omitempty"`
+	Time     string     `json:"time"`
+	Kind     string     `json:"kind"`
+	Step     int        `json:"step"`
+	Vertex   string     `json:"vertex"`
+	Name     string     `json:"name"`
+	Duration float64    `json:"duration,omitempty"`
+	Reason   string     `json:"reason,omitempty"`
+	Data     string     `json:"data,omitempty"`
+	Error    string     `json:"error,omitempty"`
+	Usage    *jsonUsage `json:"usage,omitempty"`
+}
+
+type jsonUsage struct {
+	CPU        float64 `json:"cpu"`
+	PeakMemory uint64  `json:"peakMemory,omitempty"`
+	ReadBytes  uint64  `json:"readBytes,omitempty"`
+	WriteBytes uint64  `json:"writeBytes,omitempty"`
 }
 
 func newJSONProgress(w io.Writer) *jsonProgress { return &jsonProgress{enc: json.NewEncoder(w)} }
@@ -47,6 +58,9 @@ func (p *jsonProgress) Event(e solver.Event) {
 	}
 	if e.Err != nil {
 		je.Error = e.Err.Error()
+	}
+	if u := e.Usage; u != nil {
+		je.Usage = &jsonUsage{CPU: u.CPU.Seconds(), PeakMemory: u.PeakMemory, ReadBytes: u.ReadBytes, WriteBytes: u.WriteBytes}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -19,7 +19,8 @@ func progressEvents() []solver.Event {
 		{Kind: solver.Cached, Index: 1, Name: "[a 1/3] FROM base", Time: t0},
 		{Kind: solver.Started, Index: 2, Name: "[a 2/3] RUN make", Time: t0, Reason: "files changed: main.go modified"},
 		{Kind: solver.Log, Index: 2, Name: "[a 2/3] RUN make", Data: []byte("compiling\nlinking\n"), Time: t0},
-		{Kind: solver.Completed, Index: 2, Name: "[a 2/3] RUN make", Duration: 1500 * time.Millisecond, Time: t0},
+		{Kind: solver.Completed, Index: 2, Name: "[a 2/3] RUN make", Duration: 1500 * time.Millisecond, Time: t0,
+			Usage: &solver.Usage{CPU: 5900 * time.Millisecond, PeakMemory: 412 << 20}},
 		{Kind: solver.Started, Index: 3, Name: "[a 3/3] RUN test", Time: t0, Reason: "input changed: RUN make (Dockerfile:2)"},
 		{Kind: solver.Failed, Index: 3, Name: "[a 3/3] RUN test", Err: errors.New("exited with code 1"), Time: t0},
 	}
@@ -31,8 +32,8 @@ func TestProgressRenderers(t *testing.T) {
 		mode string
 		want []string
 	}{
-		{"plain", []string{"#1 [a 1/3] FROM base", "#1 CACHED", "#2 not cached: files changed: main.go modified", "compiling", "#2 DONE 1.5s", "#3 ERROR exited with code 1", " > RUN test:", "FAIL: TestX"}},
-		{"tty", []string{"CACHED [a 1/3] FROM base", "[a 2/3] RUN make 1.5s", "ERROR [a 3/3] RUN test", " > RUN test:"}},
+		{"plain", []string{"#1 [a 1/3] FROM base", "#1 CACHED", "#2 not cached: files changed: main.go modified", "compiling", "#2 DONE 1.5s (cpu 5.9s, peak 412 MiB)\n", "#3 ERROR exited with code 1", " > RUN test:", "FAIL: TestX"}},
+		{"tty", []string{"CACHED [a 1/3] FROM base", "[a 2/3] RUN make 1.5s (cpu 5.9s, peak 412 MiB)", "ERROR [a 3/3] RUN test", " > RUN test:"}},
 		{"quiet", nil},
 	}
 	for _, tt := range tests {
@@ -75,6 +76,11 @@ func TestRawJSONProgress(t *testing.T) {
 	}
 	if started.Kind != "started" || started.Step != 2 || started.Reason != "files changed: main.go modified" || started.Time != "2023-11-14T22:13:20Z" {
 		t.Errorf("started event = %+v", started)
+	}
+	var completed jsonEvent
+	json.Unmarshal([]byte(lines[3]), &completed)
+	if u := completed.Usage; u == nil || u.CPU != 5.9 || u.PeakMemory != 412<<20 || u.ReadBytes != 0 {
+		t.Errorf("completed event usage = %+v", u)
 	}
 	var failed jsonEvent
 	json.Unmarshal([]byte(lines[5]), &failed)

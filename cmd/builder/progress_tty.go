@@ -37,6 +37,7 @@ type ttyStep struct {
 	partial    []byte
 	reason     string
 	errMessage string
+	usage      *solver.Usage
 }
 
 const ttyTailLines = 4
@@ -80,7 +81,7 @@ func (p *ttyProgress) Event(e solver.Event) {
 	case solver.Cached:
 		s.state = e.Kind
 	case solver.Completed, solver.Failed:
-		s.state, s.took = e.Kind, e.Duration
+		s.state, s.took, s.usage = e.Kind, e.Duration, e.Usage
 		if e.Err != nil {
 			s.errMessage = e.Err.Error()
 		}
@@ -122,7 +123,7 @@ func (p *ttyProgress) draw() {
 		case solver.Cached:
 			line(fmt.Sprintf(" => CACHED %s", s.name))
 		case solver.Completed:
-			line(fmt.Sprintf(" => %s %.1fs", s.name, s.took.Seconds()))
+			line(fmt.Sprintf(" => %s %.1fs%s", s.name, s.took.Seconds(), usageSuffix(s.usage)))
 		case solver.Failed:
 			line(fmt.Sprintf(" => ERROR %s %.1fs", s.name, s.took.Seconds()))
 		case solver.Started:

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
@@ -76,6 +77,8 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		return solver.Result{}, err
 	}
 	defer runMounts.close()
+	var usage cgroup.Usage
+	defer reportUsage(log, &usage)
 	network := ""
 	if o.op.Network == llb.NetworkNone {
 		network = executor.NetworkNone
@@ -85,6 +88,8 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		RunMounts: runMounts.mounts,
 		Network:   network,
 		Insecure:  o.op.Security == llb.SecurityInsecure,
+		Resources: o.limits(),
+		Usage:     &usage,
 		Rootfs:    mounts,
 		UpperDir:  o.w.Snapshots.UpperDir(id),
 		Args:      o.op.Args,
@@ -106,6 +111,21 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		return solver.Result{}, fmt.Errorf("%q %w", strings.Join(o.op.Args, " "), err)
 	}
 	return o.w.commit(id, parent, o.v.Meta().Name)
+}
+
+// limits are the build's cgroup limits for this step.
+func (o *execOp) limits() cgroup.Limits {
+	if o.sess == nil {
+		return cgroup.Limits{}
+	}
+	return o.sess.Resources
+}
+
+// reportUsage passes what a step's processes used on to its progress.
+func reportUsage(log io.Writer, u *cgroup.Usage) {
+	if r, ok := log.(solver.UsageReporter); ok && !u.IsZero() {
+		r.ReportUsage(solver.Usage{CPU: u.CPU, PeakMemory: u.PeakMemory, ReadBytes: u.ReadBytes, WriteBytes: u.WriteBytes})
+	}
 }
 
 // writeInlineFiles writes heredoc files into the run's scratch dir and

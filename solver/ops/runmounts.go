@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
@@ -25,6 +26,11 @@ import (
 // SSH agent sockets. None of it is part of the graph, a cache key, a layer
 // or a log; ops see only ids.
 type Session struct {
+	// Resources are every RUN step's cgroup limits (--memory, ...). As in
+	// Buildah and Docker's classic builder they are not part of a step's
+	// cache key (BuildKit has no such limits; the ulimits and cgroup
+	// parent it has are in its ExecOp's Meta, so in its key).
+	Resources cgroup.Limits
 	// Secrets are secret values by id (RUN --mount=type=secret).
 	Secrets map[string][]byte
 	// SSH are SSH agent sockets by id (RUN --mount=type=ssh).

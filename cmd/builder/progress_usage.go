@@ -1,0 +1,29 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/solver"
+)
+
+// usageSuffix is what a step's processes used, for its DONE line:
+// " (cpu 5.9s, peak 412 MiB)", with bytes read and written when there were
+// any; empty when nothing was measured.
+func usageSuffix(u *solver.Usage) string {
+	if u == nil {
+		return ""
+	}
+	parts := []string{fmt.Sprintf("cpu %.1fs", u.CPU.Seconds())}
+	if u.PeakMemory > 0 {
+		parts = append(parts, "peak "+cgroup.FormatBytes(u.PeakMemory))
+	}
+	if u.ReadBytes > 0 {
+		parts = append(parts, "read "+cgroup.FormatBytes(u.ReadBytes))
+	}
+	if u.WriteBytes > 0 {
+		parts = append(parts, "wrote "+cgroup.FormatBytes(u.WriteBytes))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}

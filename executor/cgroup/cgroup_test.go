@@ -1,0 +1,62 @@
+package cgroup
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestFormatBytes(t *testing.T) {
+	for _, c := range []struct {
+		n    uint64
+		want string
+	}{
+		{0, "0 B"}, {1023, "1023 B"}, {1024, "1 KiB"}, {1536, "1.5 KiB"},
+		{64 << 20, "64 MiB"}, {412 << 20, "412 MiB"}, {3 << 29, "1.5 GiB"}, {(1 << 30) - 1, "1024 MiB"},
+	} {
+		if got := FormatBytes(c.n); got != c.want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", c.n, got, c.want)
+		}
+	}
+}
+
+func TestLimitsValidate(t *testing.T) {
+	for _, c := range []struct {
+		l       Limits
+		wantErr string
+	}{
+		{Limits{}, ""},
+		{Limits{Memory: 64 << 20, MemorySwap: -1, CPUs: 0.5, CPUShares: 512, PidsLimit: 64}, ""},
+		{Limits{PidsLimit: -1}, ""},
+		{Limits{Memory: 1 << 20}, "minimum is 6 MiB"},
+		{Limits{MemorySwap: 128 << 20}, "--memory-swap needs --memory"},
+		{Limits{Memory: 64 << 20, MemorySwap: 32 << 20}, "at least --memory"},
+		{Limits{CPUs: -1}, "--cpus"},
+		{Limits{CPUs: 0.001}, "minimum is 0.01"},
+		{Limits{CPUs: 1e6}, "this machine has"},
+		{Limits{CPUShares: 1}, "--cpu-shares"},
+		{Limits{PidsLimit: -2}, "--pids-limit"},
+	} {
+		err := c.l.Validate()
+		if (err == nil) != (c.wantErr == "") || err != nil && !strings.Contains(err.Error(), c.wantErr) {
+			t.Errorf("%+v.Validate() = %v, want %q", c.l, err, c.wantErr)
+		}
+	}
+}
+
+func TestRequestedAndDefaults(t *testing.T) {
+	if (Limits{}).Requested() || (Limits{PidsLimit: -1}).Requested() {
+		t.Error("no limit counts as requested")
+	}
+	if !(Limits{PidsLimit: 10}).Requested() || !(Limits{CPUs: 1}).Requested() {
+		t.Error("an explicit limit does not count as requested")
+	}
+	if got := (Limits{}).pids(); got != DefaultPidsLimit {
+		t.Errorf("default pids limit %d, want %d", got, DefaultPidsLimit)
+	}
+	if got := (Limits{PidsLimit: -1}).pids(); got != 0 {
+		t.Errorf("unlimited pids wrote %d", got)
+	}
+	if got := (Limits{Memory: 100}).memorySwap(); got != 200 {
+		t.Errorf("default memory+swap %d, want twice the memory as in Docker", got)
+	}
+}
