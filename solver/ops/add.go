@@ -8,10 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/builder-dev/builder/source"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,15 +35,22 @@ func archiveKind(p string) (string, error) {
 // directories are merged, other existing files replaced; modes, owners
 // (unless --chown is given), times, symlinks, hard links and device nodes
 // are kept. No entry can write outside dest: names are relative to dest,
-// ".." may not climb above it, and symlinks met on the way are resolved
-// inside the root.
+// ".." may not climb above it, and symlinks met on the way (the archive's
+// own, absolute ones included) are resolved with dest as their root, as
+// BuildKit's chrooted untar does: "l -> /etc" then "l/passwd" writes
+// dest/etc/passwd.
 func (c *copier) unpack(src, kind, dest string) error {
 	a, err := source.OpenArchive(src)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	u := &unpacker{c: c, dest: path.Clean("/" + dest)}
+	// dest itself was made (or found) by the caller, resolved in the root.
+	destHost, err := securejoin.SecureJoin(c.root, dest)
+	if err != nil {
+		return err
+	}
+	u := &unpacker{c: c, dest: destHost}
 	for {
 		hdr, err := a.Next()
 		if err == io.EOF {
@@ -62,7 +71,9 @@ func (c *copier) unpack(src, kind, dest string) error {
 func (c *copier) chowned() bool { return c.chown }
 
 type unpacker struct {
-	c    *copier
+	c *copier
+	// dest is the host path of the destination directory, the root every
+	// member name and symlink is resolved in.
 	dest string
 	// dirs are the directories made or merged, whose times are set last,
 	// once nothing more is written into them.
@@ -74,15 +85,56 @@ type dirTimes struct {
 	atime, mtime time.Time
 }
 
-// entryPath is where an archive member named name goes, as a path
-// relative to the root: names are relative to dest, and ".." may not
-// leave it.
-func (u *unpacker) entryPath(name string) (string, error) {
-	clean := path.Clean("/" + name)
+// entryPath is the clean path of archive member name relative to the
+// destination ("." for the destination itself): ".." may not leave it.
+func entryPath(name string) (string, error) {
 	if rel := path.Clean(name); rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", fmt.Errorf("archive member %q points outside the destination", name)
 	}
-	return path.Join(u.dest, clean), nil
+	return strings.TrimPrefix(path.Clean("/"+name), "/"), nil
+}
+
+// resolve returns the host path of rel (from entryPath): its parents are
+// resolved inside the destination, creating missing ones, and its last
+// element is not followed.
+func (u *unpacker) resolve(rel string) (string, error) {
+	if rel == "" {
+		return u.dest, nil
+	}
+	parent, err := securejoin.SecureJoin(u.dest, path.Dir(rel))
+	if err != nil {
+		return "", err
+	}
+	if err := u.mkdirAll(parent); err != nil {
+		return "", err
+	}
+	return filepath.Join(parent, path.Base(rel)), nil
+}
+
+// mkdirAll creates the missing directories of p, a path SecureJoin
+// resolved inside the destination (no existing component is a symlink), as
+// 0755 owned by the --chown user. Existing directories keep their mode.
+func (u *unpacker) mkdirAll(p string) error {
+	fi, err := os.Lstat(p)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("cannot unpack into %s: it is not a directory", p)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) || p == u.dest {
+		return err
+	}
+	if err := u.mkdirAll(filepath.Dir(p)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if err := os.Chmod(p, 0o755); err != nil {
+		return err
+	}
+	return os.Lchown(p, u.c.uid, u.c.gid)
 }
 
 func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
@@ -94,22 +146,22 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	default:
 		return fmt.Errorf("archive member %q: unsupported type %q", hdr.Name, hdr.Typeflag)
 	}
-	rel, err := u.entryPath(hdr.Name)
+	rel, err := entryPath(hdr.Name)
 	if err != nil {
 		return err
 	}
-	if member := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/"); member != "" && u.c.excluded(member) {
+	if rel != "" && u.c.excluded(rel) {
 		// ADD --exclude applies to the archive's members too.
 		return nil
 	}
-	if rel == u.dest && hdr.Typeflag == tar.TypeDir {
-		// "./" is the destination itself, already made.
-		return nil
+	if rel == "" {
+		if hdr.Typeflag == tar.TypeDir {
+			// "./" is the destination itself, already made.
+			return nil
+		}
+		return fmt.Errorf("archive member %q would replace the destination", hdr.Name)
 	}
-	if err := u.c.mkdirAll(path.Dir(rel)); err != nil {
-		return err
-	}
-	dst, err := u.c.resolve(rel)
+	dst, err := u.resolve(rel)
 	if err != nil {
 		return err
 	}
@@ -134,11 +186,14 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 	case tar.TypeLink:
-		targetRel, err := u.entryPath(hdr.Linkname)
+		targetRel, err := entryPath(hdr.Linkname)
+		if err == nil && targetRel == "" {
+			err = errors.New("it links to the destination directory")
+		}
 		if err != nil {
 			return fmt.Errorf("hard link %q: %w", hdr.Name, err)
 		}
-		target, err := u.c.resolve(targetRel)
+		target, err := u.resolve(targetRel)
 		if err != nil {
 			return err
 		}
