@@ -47,6 +47,10 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 		return ApplyResult{}, fmt.Errorf("applying layer to %s: %w", dir, err)
 	}
 	a := &applier{root: root, opts: opts, dirs: map[string]*tar.Header{}, buf: make([]byte, 128<<10)}
+	a.expansion = &Expansion{Compressed: opts.CompressedSize, What: opts.Name}
+	if a.expansion.What == "" {
+		a.expansion.What = "layer"
+	}
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -79,6 +83,8 @@ type applier struct {
 	// writing them (without CAP_DAC_OVERRIDE).
 	dirs map[string]*tar.Header
 	buf  []byte
+	// expansion bounds what the files add up to.
+	expansion *Expansion
 }
 
 // cleanName turns a tar name into a clean path relative to the layer root,
@@ -239,7 +245,11 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		a.dirs[p] = hdr
 		return nil
 	case tar.TypeReg, tar.TypeGNUSparse:
-		// The tar reader expands sparse files; holes are written as zeros.
+		// The tar reader expands sparse files to zeros; WriteSparse makes
+		// holes of them again.
+		if err := a.expansion.Add(hdr.Size); err != nil {
+			return err
+		}
 		if err := a.writeFile(p, r); err != nil {
 			return err
 		}
@@ -267,9 +277,9 @@ func (a *applier) writeFile(p string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	// Hide ReaderFrom so that a.buf is used.
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, r, a.buf)
+	n, w, err := WriteSparse(f, r, a.buf)
 	a.res.Size += n
+	a.res.Written += w
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

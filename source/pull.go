@@ -131,7 +131,7 @@ func (p *Puller) unpack(ctx context.Context, id string, desc ocispec.Descriptor,
 		return err
 	}
 	h := sha256.New()
-	if _, err := snapshot.Apply(ctx, p.Snapshots.FS(id), io.TeeReader(tarStream, h), snapshot.ApplyOptions{UserXattr: p.Snapshots.UserXattr()}); err != nil {
+	if _, err := snapshot.Apply(ctx, p.Snapshots.FS(id), io.TeeReader(tarStream, h), snapshot.ApplyOptions{UserXattr: p.Snapshots.UserXattr(), CompressedSize: desc.Size, Name: "layer " + desc.Digest.String()}); err != nil {
 		return fmt.Errorf("unpacking layer %s: %w", desc.Digest, err)
 	}
 	// Drain what the tar reader left (padding), so the digest covers it all.

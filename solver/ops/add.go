@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/source"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -50,7 +51,11 @@ func (c *copier) unpack(src, kind, dest string) error {
 	if err != nil {
 		return err
 	}
-	u := &unpacker{c: c, dest: destHost}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	u := &unpacker{c: c, dest: destHost, expansion: &snapshot.Expansion{Compressed: fi.Size(), What: "archive"}}
 	for {
 		hdr, err := a.Next()
 		if err == io.EOF {
@@ -75,6 +80,8 @@ type unpacker struct {
 	// dest is the host path of the destination directory, the root every
 	// member name and symlink is resolved in.
 	dest string
+	// expansion bounds what the archive's files add up to.
+	expansion *snapshot.Expansion
 	// dirs are the directories made or merged, whose times are set last,
 	// once nothing more is written into them.
 	dirs []dirTimes
@@ -141,7 +148,7 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil
-	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
 		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		return fmt.Errorf("archive member %q: unsupported type %q", hdr.Name, hdr.Typeflag)
@@ -177,7 +184,10 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		if err := u.expansion.Add(hdr.Size); err != nil {
+			return err
+		}
 		if err := writeFile(dst, r); err != nil {
 			return err
 		}
@@ -253,12 +263,14 @@ func (u *unpacker) finishDirs() error {
 	return nil
 }
 
+// writeFile writes r to the new file dst; blocks of zeros (the holes of a
+// sparse archive member, which archive/tar expands) become holes.
 func writeFile(dst string, r io.Reader) error {
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, r); err != nil {
+	if _, _, err := snapshot.WriteSparse(f, r, nil); err != nil {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", dst, err)
 	}

@@ -349,3 +349,27 @@ func TestArchiveKind(t *testing.T) {
 		})
 	}
 }
+
+// TestUnpackSparse unpacks a PAX sparse member of 256 MiB holding 4 KiB of
+// data: its holes stay holes. A 20 GiB one in a 3 KiB archive is refused
+// before anything is written.
+func TestUnpackSparse(t *testing.T) {
+	testutil.RequiresRoot(t)
+	data := bytes.Repeat([]byte("d"), 4096)
+	root, err := unpackInto(t, &copier{}, testutil.SparseTar("big", 256<<20, []testutil.Fragment{{Offset: 64 << 20, Data: data}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(root, "out/big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != 256<<20 || fi.Sys().(*syscall.Stat_t).Blocks*512 > 1<<20 {
+		t.Errorf("out/big: size %d, %d blocks; want 256 MiB in a few blocks", fi.Size(), fi.Sys().(*syscall.Stat_t).Blocks)
+	}
+
+	_, err = unpackInto(t, &copier{}, testutil.SparseTar("bomb", 20<<30, []testutil.Fragment{{Offset: 0, Data: data}}))
+	if err == nil || !strings.Contains(err.Error(), "bomb") {
+		t.Errorf("unpacking a 20 GiB sparse member = %v, want a bomb error", err)
+	}
+}

@@ -1,0 +1,81 @@
+package build_test
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// baseWithLayer pushes the busybox image plus one layer (an uncompressed
+// tar) to an in-process registry and returns its reference.
+func baseWithLayer(t *testing.T, name string, layerTar []byte) string {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(testutil.BusyboxImage(t), layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := testutil.InProcessRegistry(t) + "/" + name + ":1"
+	testutil.PushImage(t, img, ref)
+	return ref
+}
+
+// buildOnly builds dockerfile ({{BASE}} is base) without reading the
+// image back (builtFiles would read a sparse file's holes into memory).
+func buildOnly(t *testing.T, st *build.State, base, ctxDir, dockerfile string) error {
+	t.Helper()
+	_, err := st.Build(t.Context(), build.Options{
+		ContextDir: ctxDir, Dockerfile: []byte(strings.ReplaceAll(dockerfile, "{{BASE}}", base)),
+		DockerfileName: "Dockerfile", Progress: newEvents(),
+	})
+	return err
+}
+
+// TestSparseLayer pulls a base image whose last layer holds a PAX sparse
+// file of 512 MiB with 8 KiB of data: the file keeps its size and content
+// and its holes stay holes (RUN sees a handful of blocks). A 20 GiB sparse
+// entry in a few KiB of layer, the review's bomb, fails the build naming
+// the layer instead of filling the disk. ADD of the same file as a local
+// archive (smaller: the export reads its holes) keeps the holes too.
+func TestSparseLayer(t *testing.T) {
+	data := bytes.Repeat([]byte("s"), 8192)
+	base := baseWithLayer(t, "sparse", testutil.SparseTar("var/log/lastlog", 512<<20, []testutil.Fragment{{Offset: 300 << 20, Data: data}}))
+	// The same file as a local archive for ADD.
+	ctxDir := writeContext(t, map[string]string{"sparse.tar": string(testutil.SparseTar("lastlog", 64<<20, []testutil.Fragment{{Offset: 40 << 20, Data: data}}))})
+	// busybox stat: %s is the size, %b the 512-byte blocks allocated.
+	df := `FROM {{BASE}}
+RUN test "$(stat -c %s /var/log/lastlog)" = 536870912 && test "$(stat -c %b /var/log/lastlog)" -lt 2048 && \
+    test "$(dd if=/var/log/lastlog bs=1048576 skip=300 count=1 2>/dev/null | head -c 4)" = ssss
+ADD sparse.tar /s/
+RUN test "$(stat -c %s /s/lastlog)" = 67108864 && test "$(stat -c %b /s/lastlog)" -lt 2048 && \
+    test "$(dd if=/s/lastlog bs=1048576 skip=40 count=1 2>/dev/null | head -c 4)" = ssss
+`
+	st := openState(t, t.TempDir())
+	if err := buildOnly(t, st, base, ctxDir, df); err != nil {
+		t.Fatalf("build: %v", err)
+	}
+
+	bomb := baseWithLayer(t, "bomb", testutil.SparseTar("bomb", 20<<30, []testutil.Fragment{{Offset: 0, Data: data}}))
+	err := buildOnly(t, st, bomb, ctxDir, "FROM {{BASE}}\nRUN true\n")
+	if err == nil {
+		t.Fatal("building on the 20 GiB sparse bomb succeeded")
+	}
+	t.Log(err)
+	for _, want := range []string{"layer sha256:", "bomb"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+}
