@@ -86,7 +86,7 @@ type Expansion struct {
 	// the ADD source file); zero for no bound.
 	Compressed int64
 	// What names the archive in the error ("layer sha256:…").
-	What string
+	What  string
 	total int64
 }
 
