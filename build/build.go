@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/solver"
@@ -50,6 +51,8 @@ type Options struct {
 	SSH map[string]string
 	// Allow grants entitlements: EntitlementInsecure.
 	Allow []string
+	// StepTimeout, when positive, fails any step that runs longer.
+	StepTimeout time.Duration
 
 	// inlineCache is the cache config put into image configs for
 	// --cache-to type=inline.
@@ -145,6 +148,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	sv := solver.New(s.worker.OpsFor(sess), use, opt.Progress, parallelism)
 	history := &stepHistory{db: s.DB, scope: contextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
 	sv.SetHistory(history)
+	sv.SetStepTimeout(opt.StepTimeout)
 	res, err := sv.Solve(ctx, fe.Root)
 	// What ran is worth remembering even when a later step failed.
 	if ferr := history.flush(); err == nil && ferr != nil {

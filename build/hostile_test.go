@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/internal/testutil"
@@ -77,5 +78,30 @@ RUN test "$(stat -c %s /s/lastlog)" = 67108864 && test "$(stat -c %b /s/lastlog)
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
+	}
+}
+
+// TestStepTimeout builds with Options.StepTimeout (--step-timeout): a RUN
+// that sleeps past it fails, named with its Dockerfile line, and the
+// build ends soon after the timeout; quicker steps are unaffected.
+func TestStepTimeout(t *testing.T) {
+	base := busyboxBase(t)
+	ctxDir := writeContext(t, map[string]string{"x": "x"})
+	st := openState(t, t.TempDir())
+	df := "FROM " + base + "\nRUN true\nRUN sleep 60\n"
+	start := time.Now()
+	_, err := st.Build(t.Context(), build.Options{
+		ContextDir: ctxDir, Dockerfile: []byte(df), DockerfileName: "Dockerfile",
+		Progress: newEvents(), StepTimeout: 2 * time.Second,
+	})
+	if err == nil {
+		t.Fatal("build succeeded")
+	}
+	t.Log(err)
+	if want := "Dockerfile:3: RUN sleep 60: timed out after 2s"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not contain %q", err, want)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the build took %v, want it ended soon after the 2s timeout", d)
 	}
 }

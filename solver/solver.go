@@ -78,7 +78,16 @@ type Solver struct {
 	opsMemo  map[digest.Digest]Op
 	// cancelled names the steps stopped because another one failed.
 	cancelled []string
+	// stepTimeout, when positive, bounds each step's Run.
+	stepTimeout time.Duration
 }
+
+// SetStepTimeout makes every step that runs longer than d fail, naming the
+// step; zero (the default) sets no limit.
+func (s *Solver) SetStepTimeout(d time.Duration) { s.stepTimeout = d }
+
+// errStepTimeout is the cause of a step's context ending at its timeout.
+var errStepTimeout = errors.New("step timeout")
 
 // op returns v's implementation, one instance per vertex so that what its
 // CacheKey learned is there for its Run.
@@ -267,7 +276,18 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 	start := time.Now()
 	s.emit(v, Event{Kind: Started, Time: start, Reason: s.explain(v, key)})
 	log := &logWriter{s: s, v: v}
-	r, err := op.Run(ctx, inputs, log)
+	runCtx := ctx
+	if s.stepTimeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeoutCause(ctx, s.stepTimeout, errStepTimeout)
+		defer cancel()
+	}
+	r, err := op.Run(runCtx, inputs, log)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(runCtx), errStepTimeout) {
+		err = fmt.Errorf("timed out after %s (--step-timeout)", s.stepTimeout)
+		s.emit(v, Event{Kind: Failed, Err: err, Duration: time.Since(start)})
+		return Result{}, s.vertexError(v, err, log.tail()...)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped because another step failed (or the build was

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -155,5 +156,25 @@ func TestSolveFailureNamesTheStep(t *testing.T) {
 	}
 	if ve != nil && (len(ve.Cancelled) != 1 || ve.Cancelled[0] != "op 2") {
 		t.Errorf("Cancelled = %v, want [op 2]", ve.Cancelled)
+	}
+}
+
+func TestSolveStepTimeout(t *testing.T) {
+	f := newFixture()
+	fast := f.vertex(1, 10*time.Millisecond)
+	slow := f.vertex(2, 10*time.Second, fast)
+	s := New(f.op, &memCache{m: map[digest.Digest]Result{}}, nil, 2)
+	s.SetStepTimeout(300 * time.Millisecond)
+	start := time.Now()
+	_, err := s.Solve(t.Context(), slow)
+	var ve *VertexError
+	if !errors.As(err, &ve) || ve.Instruction != "op 2" || !strings.Contains(err.Error(), "timed out after 300ms") {
+		t.Errorf("Solve error = %v, want op 2 timed out after 300ms", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the slow step ran %v despite the timeout", d)
+	}
+	if f.runs.Load() != 2 {
+		t.Errorf("%d steps ran, want 2 (the fast one is within the timeout)", f.runs.Load())
 	}
 }

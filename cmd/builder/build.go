@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/spf13/cobra"
@@ -32,6 +33,7 @@ type buildFlags struct {
 	cacheTo       []string
 	cacheFrom     []string
 	parallelism   int
+	stepTimeout   time.Duration
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -50,6 +52,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "build-time variable NAME=VALUE (NAME alone takes it from the environment)")
 	fl.StringVar(&f.target, "target", "", "stage to build")
 	fl.IntVar(&f.parallelism, "parallelism", 0, "how many steps may run at once (default: the number of CPUs)")
+	fl.DurationVar(&f.stepTimeout, "step-timeout", 0, "fail any step that runs longer than this (e.g. 10m; default: no limit)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
 	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (repeatable or comma-separated)")
 	fl.BoolVar(&f.push, "push", false, "push every tag to its registry")
@@ -155,6 +158,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		NoCache:        f.noCache,
 		NoCacheFilter:  f.noCacheFilter,
 		Parallelism:    f.parallelism,
+		StepTimeout:    f.stepTimeout,
 		Push:           f.push,
 		Outputs:        outputs,
 		Progress:       progress,
