@@ -53,6 +53,9 @@ type Options struct {
 	Allow []string
 	// StepTimeout, when positive, fails any step that runs longer.
 	StepTimeout time.Duration
+	// HTTPTimeout bounds connecting to an ADD <url> server and each
+	// silence of it; zero is source.DefaultDownloadTimeout.
+	HTTPTimeout time.Duration
 
 	// inlineCache is the cache config put into image configs for
 	// --cache-to type=inline.

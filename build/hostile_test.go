@@ -2,7 +2,11 @@ package build_test
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +107,71 @@ func TestStepTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("the build took %v, want it ended soon after the 2s timeout", d)
+	}
+}
+
+// TestAddURLBounded builds ADD <url> against a server that accepts and
+// never answers: with HTTPTimeout (--http-timeout) the build fails soon,
+// naming the Dockerfile line, the URL and the stage. Interrupting such a
+// build (Ctrl-C) names the step too. A download that works reports its
+// bytes and rate under the step.
+func TestAddURLBounded(t *testing.T) {
+	base := busyboxBase(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	silent := "http://" + ln.Addr().String() + "/file.txt"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte("d"), 100000))
+	}))
+	t.Cleanup(srv.Close)
+	ctxDir := writeContext(t, map[string]string{"x": "x"})
+	st := openState(t, t.TempDir())
+	run := func(ctx context.Context, df string, ev *events) error {
+		_, err := st.Build(ctx, build.Options{
+			ContextDir: ctxDir, Dockerfile: []byte(df), DockerfileName: "Dockerfile",
+			Progress: ev, HTTPTimeout: time.Second,
+		})
+		return err
+	}
+
+	start := time.Now()
+	err = run(t.Context(), "FROM "+base+"\nADD "+silent+" /f\n", newEvents())
+	t.Log(err)
+	if err == nil || !strings.Contains(err.Error(), "Dockerfile:2: ADD "+silent+": waiting for the server: no answer for 1s") {
+		t.Errorf("build = %v, want a timeout naming the line, URL and stage", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the build took %v with a 1s timeout", d)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	err = run(ctx, "FROM "+base+"\nADD "+silent+" /f\n", newEvents())
+	t.Log(err)
+	if err == nil || !strings.Contains(err.Error(), "Dockerfile:2: ADD "+silent+": waiting for the server: interrupted") {
+		t.Errorf("interrupted build = %v, want the step named", err)
+	}
+
+	ev := newEvents()
+	if err := run(t.Context(), "FROM "+base+"\nADD "+srv.URL+"/data /d\n", ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.mu.Lock()
+	logs := ev.logs.String()
+	ev.mu.Unlock()
+	if !strings.Contains(logs, "downloaded 100.0 kB in ") {
+		t.Errorf("progress = %q, want a line with the bytes downloaded and the rate", logs)
 	}
 }

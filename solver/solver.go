@@ -59,6 +59,14 @@ type Cache interface {
 	Record(ctx context.Context, key digest.Digest, r Result) error
 }
 
+// LoggingKeyer is an Op whose key needs slow work worth reporting, such as
+// downloading an ADD <url> to checksum it: the solver calls CacheKeyLog
+// instead of CacheKey, with a writer for progress lines shown under the
+// step before it is known whether the step runs.
+type LoggingKeyer interface {
+	CacheKeyLog(ctx context.Context, inputKeys []digest.Digest, log io.Writer) (digest.Digest, error)
+}
+
 // Solver runs graphs. It is safe for concurrent Solve calls.
 type Solver struct {
 	ops      func(*llb.Vertex) (Op, error)
@@ -182,7 +190,12 @@ func (s *Solver) CacheKey(ctx context.Context, v *llb.Vertex) (digest.Digest, er
 		if err := g.Wait(); err != nil {
 			return "", err
 		}
-		k, err := op.CacheKey(ctx, inputs)
+		var k digest.Digest
+		if lk, ok := op.(LoggingKeyer); ok {
+			k, err = lk.CacheKeyLog(ctx, inputs, &logWriter{s: s, v: v})
+		} else {
+			k, err = op.CacheKey(ctx, inputs)
+		}
 		if err != nil {
 			return "", s.vertexError(v, err)
 		}

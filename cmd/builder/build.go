@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/source"
 	"github.com/spf13/cobra"
 )
 
@@ -34,6 +35,7 @@ type buildFlags struct {
 	cacheFrom     []string
 	parallelism   int
 	stepTimeout   time.Duration
+	httpTimeout   time.Duration
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -53,6 +55,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringVar(&f.target, "target", "", "stage to build")
 	fl.IntVar(&f.parallelism, "parallelism", 0, "how many steps may run at once (default: the number of CPUs)")
 	fl.DurationVar(&f.stepTimeout, "step-timeout", 0, "fail any step that runs longer than this (e.g. 10m; default: no limit)")
+	fl.DurationVar(&f.httpTimeout, "http-timeout", source.DefaultDownloadTimeout, "ADD <url>: fail when connecting, or any wait for data, takes longer than this")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
 	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (repeatable or comma-separated)")
 	fl.BoolVar(&f.push, "push", false, "push every tag to its registry")
@@ -159,6 +162,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		NoCacheFilter:  f.noCacheFilter,
 		Parallelism:    f.parallelism,
 		StepTimeout:    f.stepTimeout,
+		HTTPTimeout:    f.httpTimeout,
 		Push:           f.push,
 		Outputs:        outputs,
 		Progress:       progress,

@@ -29,14 +29,22 @@ type Session struct {
 	Secrets map[string][]byte
 	// SSH are SSH agent sockets by id (RUN --mount=type=ssh).
 	SSH map[string]string
+	// Download configures ADD <url>: its timeout (Progress is set per
+	// step).
+	Download source.DownloadOptions
 }
 
 // OpsFor returns the op constructor for solver.New for a build with sess.
 func (w *Worker) OpsFor(sess *Session) func(*llb.Vertex) (solver.Op, error) {
 	return func(v *llb.Vertex) (solver.Op, error) {
 		op, err := w.Op(v)
-		if e, ok := op.(*execOp); ok {
-			e.sess = sess
+		switch o := op.(type) {
+		case *execOp:
+			o.sess = sess
+		case *httpOp:
+			if sess != nil {
+				o.dl = sess.Download
+			}
 		}
 		return op, err
 	}
