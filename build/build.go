@@ -86,6 +86,11 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if fi, err := os.Stat(contextDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("build context %s is not a directory", opt.ContextDir)
 	}
+	for _, t := range opt.Tags {
+		if err := checkImageName(t); err != nil {
+			return nil, err
+		}
+	}
 	excludes, err := readDockerignore(contextDir, opt.DockerfilePath)
 	if err != nil {
 		return nil, err

@@ -93,6 +93,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	args := map[string]string{}
 	for _, a := range f.buildArgs {
 		k, v, ok := strings.Cut(a, "=")
+		if k == "" {
+			return fmt.Errorf("--build-arg %q: want NAME=VALUE or NAME, with a NAME", a)
+		}
 		if !ok {
 			var set bool
 			if v, set = os.LookupEnv(k); !set {
@@ -154,7 +157,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		DockerfilePath: dockerfilePath(dfName, f.file),
 		Contexts:       contexts,
 		GC:             gc,
-		Warn:           func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", w) },
+		Warn:           func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", printable(w)) },
 		Tags:           f.tags,
 		BuildArgs:      args,
 		Target:         f.target,
@@ -215,7 +218,7 @@ func openState(cmd *cobra.Command, g *globalOptions) (*build.State, error) {
 		OnWait: func() {
 			fmt.Fprintf(cmd.ErrOrStderr(), "waiting for another builder process using %s ...\n", root)
 		},
-		Warn: func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", w) },
+		Warn: func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", printable(w)) },
 	})
 }
 
