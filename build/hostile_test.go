@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +175,34 @@ func TestAddURLBounded(t *testing.T) {
 	if !strings.Contains(logs, "downloaded 100.0 kB in ") {
 		t.Errorf("progress = %q, want a line with the bytes downloaded and the rate", logs)
 	}
+}
+
+// TestCopySkipsSockets builds COPY . of a context holding a Unix socket
+// (git's fsmonitor--daemon.ipc, say): the socket is left out, as BuildKit
+// leaves it out, and everything else is copied.
+func TestCopySkipsSockets(t *testing.T) {
+	base := busyboxBase(t)
+	ctxDir := writeContext(t, map[string]string{"keep.txt": "kept", ".git/config": "cfg"})
+	ln, err := net.Listen("unix", filepath.Join(ctxDir, ".git", "fsmonitor--daemon.ipc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	st := openState(t, t.TempDir())
+	df := "FROM {{BASE}}\nCOPY . /src/\nADD . /add/\n"
+	got, _, err := addBuild(t, st, base, ctxDir, df)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	checkFiles(t, got, []wantFile{
+		{path: "src/keep.txt", content: "kept", mode: 0o644},
+		{path: "src/.git/config", content: "cfg", mode: 0o644},
+		{path: "add/keep.txt", content: "kept", mode: 0o644},
+	})
+	for p := range got {
+		if strings.HasSuffix(p, ".ipc") {
+			t.Errorf("the image holds the socket %s", p)
+		}
+	}
+	checkRebuildCached(t, st, base, ctxDir, df)
 }
