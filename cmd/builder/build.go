@@ -215,8 +215,11 @@ func openState(cmd *cobra.Command, g *globalOptions) (*build.State, error) {
 	}
 	return build.Open(root, build.StateOptions{
 		Insecure: g.insecure,
-		OnWait: func() {
-			fmt.Fprintf(cmd.ErrOrStderr(), "waiting for another builder process using %s ...\n", root)
+		OnWait: func(holder string) {
+			if holder == "" {
+				holder = "another builder process"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "waiting for the state directory lock on %s, held by %s ...\n", root, printable(holder))
 		},
 		Warn: func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", printable(w)) },
 	})

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestPrintable(t *testing.T) {
@@ -64,5 +68,28 @@ func TestHostileInputs(t *testing.T) {
 				t.Errorf("stderr has a raw control character at %d: %q", i, stderr)
 			}
 		})
+	}
+}
+
+// TestImagesSaysWhatItWaitsFor holds the state directory's lock, as a
+// running build does, and runs `builder images`: it says it waits for the
+// lock and which process holds it, then lists once the lock is released.
+func TestImagesSaysWhatItWaitsFor(t *testing.T) {
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	if _, stderr, code := c.run("images"); code != 0 {
+		t.Fatalf("images exited %d: %s", code, stderr)
+	}
+	db, err := bolt.Open(filepath.Join(c.root, "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(1500*time.Millisecond, func() { db.Close() })
+	stdout, stderr, code := c.run("images")
+	if code != 0 || !strings.Contains(stdout, "NAME") {
+		t.Fatalf("images exited %d: %s%s", code, stdout, stderr)
+	}
+	want := fmt.Sprintf("waiting for the state directory lock on %s, held by pid %d (", c.root, os.Getpid())
+	if !strings.Contains(stderr, want) {
+		t.Errorf("images stderr = %q, want it to contain %q", stderr, want)
 	}
 }
