@@ -1,6 +1,7 @@
 package build_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"io"
@@ -205,4 +206,33 @@ func TestCopySkipsSockets(t *testing.T) {
 		}
 	}
 	checkRebuildCached(t, st, base, ctxDir, df)
+}
+
+// TestLayerKeepsImplicitParentModes pulls a base image whose last layer
+// has tmp/x and opt/new/y but no tmp/ or opt/ entries: /tmp stays 1777,
+// as it is in the layer below, and the new /opt/new is 0755.
+func TestLayerKeepsImplicitParentModes(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "tmp/x", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+		{Name: "opt/new/y", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(tw, "x")
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	base := baseWithLayer(t, "implicit", buf.Bytes())
+	ctxDir := writeContext(t, map[string]string{"x": "x"})
+	st := openState(t, t.TempDir())
+	df := `FROM {{BASE}}
+RUN test "$(stat -c %a /tmp)" = 1777 && test "$(stat -c %a /opt/new)" = 755 && test -f /tmp/x && test -f /opt/new/y
+`
+	if err := buildOnly(t, st, base, ctxDir, df); err != nil {
+		t.Fatalf("build: %v", err)
+	}
 }

@@ -47,6 +47,7 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 		return ApplyResult{}, fmt.Errorf("applying layer to %s: %w", dir, err)
 	}
 	a := &applier{root: root, opts: opts, dirs: map[string]*tar.Header{}, buf: make([]byte, 128<<10)}
+	a.implicit = map[string]bool{}
 	a.expansion = &Expansion{Compressed: opts.CompressedSize, What: opts.Name}
 	if a.expansion.What == "" {
 		a.expansion.What = "layer"
@@ -70,6 +71,14 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 	if err := a.finishDirs(); err != nil {
 		return a.res, fmt.Errorf("applying layer to %s: %w", root, err)
 	}
+	for p := range a.implicit {
+		// A later entry may have listed it, or replaced it.
+		if fi, err := os.Lstat(p); err == nil && fi.IsDir() && a.dirs[p] == nil {
+			rel, _ := filepath.Rel(root, p)
+			a.res.ImplicitDirs = append(a.res.ImplicitDirs, filepath.ToSlash(rel))
+		}
+	}
+	slices.Sort(a.res.ImplicitDirs)
 	return a.res, nil
 }
 
@@ -85,6 +94,9 @@ type applier struct {
 	buf  []byte
 	// expansion bounds what the files add up to.
 	expansion *Expansion
+	// implicit holds the directories made because an entry's parents
+	// were missing, by resolved path.
+	implicit map[string]bool
 }
 
 // cleanName turns a tar name into a clean path relative to the layer root,
@@ -139,6 +151,7 @@ func (a *applier) mkdirAll(p string) error {
 	if err := os.Mkdir(p, 0o755); err != nil {
 		return err
 	}
+	a.implicit[p] = true
 	// Mkdir is subject to the umask.
 	return os.Chmod(p, 0o755)
 }

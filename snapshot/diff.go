@@ -64,6 +64,10 @@ type ApplyResult struct {
 	// Written is the number of bytes of it actually written: blocks of
 	// zeros become holes.
 	Written int64
+	// ImplicitDirs lists the directories (relative, sorted) Apply made
+	// 0755 because entries below them came without them (tmp/x without
+	// tmp/): see InheritDirs.
+	ImplicitDirs []string
 	// SkippedXattrs lists "path: name" for extended attributes the
 	// filesystem refused (ENOTSUP or EPERM) and that were left out.
 	SkippedXattrs []string
