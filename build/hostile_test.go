@@ -89,7 +89,8 @@ RUN test "$(stat -c %s /s/lastlog)" = 67108864 && test "$(stat -c %b /s/lastlog)
 
 // TestStepTimeout builds with Options.StepTimeout (--step-timeout): a RUN
 // that sleeps past it fails, named with its Dockerfile line, and the
-// build ends soon after the timeout; quicker steps are unaffected.
+// build ends soon after the timeout; quicker steps are unaffected. An
+// interrupted build names the step it stopped.
 func TestStepTimeout(t *testing.T) {
 	base := busyboxBase(t)
 	ctxDir := writeContext(t, map[string]string{"x": "x"})
@@ -109,6 +110,17 @@ func TestStepTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("the build took %v, want it ended soon after the 2s timeout", d)
+	}
+
+	// Interrupted (Ctrl-C) instead, the error names the running step.
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(2*time.Second, cancel)
+	_, err = st.Build(ctx, build.Options{
+		ContextDir: ctxDir, Dockerfile: []byte(df), DockerfileName: "Dockerfile", Progress: newEvents(),
+	})
+	t.Log(err)
+	if err == nil || !strings.Contains(err.Error(), "interrupted while running Dockerfile:3: RUN sleep 60") {
+		t.Errorf("interrupted build = %v, want the running step named", err)
 	}
 }
 

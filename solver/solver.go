@@ -86,6 +86,9 @@ type Solver struct {
 	opsMemo  map[digest.Digest]Op
 	// cancelled names the steps stopped because another one failed.
 	cancelled []string
+	// interrupted names them with their Dockerfile line, for an
+	// interrupted build.
+	interrupted []string
 	// stepTimeout, when positive, bounds each step's Run.
 	stepTimeout time.Duration
 }
@@ -156,6 +159,13 @@ func (s *Solver) Solve(ctx context.Context, root *llb.Vertex) (Result, error) {
 	if errors.As(err, &ve) {
 		s.mu.Lock()
 		ve.Cancelled = append(ve.Cancelled, s.cancelled...)
+		s.mu.Unlock()
+	} else if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// Interrupted (Ctrl-C): say which steps were running.
+		s.mu.Lock()
+		if len(s.interrupted) > 0 {
+			err = fmt.Errorf("interrupted while running %s: %w", strings.Join(s.interrupted, "; "), err)
+		}
 		s.mu.Unlock()
 	}
 	return r, err
@@ -307,6 +317,7 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 			// interrupted), not by its own fault.
 			s.mu.Lock()
 			s.cancelled = append(s.cancelled, v.Meta().Name)
+			s.interrupted = append(s.interrupted, (&VertexError{Location: v.Meta().Location, Instruction: instruction(v)}).where())
 			s.mu.Unlock()
 			s.emit(v, Event{Kind: Failed, Err: errors.New("cancelled"), Duration: time.Since(start)})
 			return Result{}, ctx.Err()
@@ -460,16 +471,29 @@ func (e *VertexError) Error() string {
 
 func (e *VertexError) Unwrap() error { return e.Err }
 
+// where names the step: "Dockerfile:3: RUN make", or what of it is known.
+func (e *VertexError) where() string {
+	if loc := e.Location.String(); loc != "" && e.Instruction != "" {
+		return loc + ": " + e.Instruction
+	}
+	return e.Location.String() + e.Instruction
+}
+
 func (s *Solver) vertexError(v *llb.Vertex, err error, output ...string) error {
 	var ve *VertexError
 	if errors.As(err, &ve) || errors.Is(err, context.Canceled) {
 		return err
 	}
+	return &VertexError{Location: v.Meta().Location, Instruction: instruction(v), Output: output, Err: err}
+}
+
+// instruction is v's name without its "[stage n/m] " prefix: "RUN make".
+func instruction(v *llb.Vertex) string {
 	name := v.Meta().Name
 	if i := strings.Index(name, "] "); strings.HasPrefix(name, "[") && i >= 0 {
 		name = name[i+2:]
 	}
-	return &VertexError{Location: v.Meta().Location, Instruction: name, Output: output, Err: err}
+	return name
 }
 
 // once runs a function the first time it is asked and gives every caller

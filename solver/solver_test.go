@@ -178,3 +178,16 @@ func TestSolveStepTimeout(t *testing.T) {
 		t.Errorf("%d steps ran, want 2 (the fast one is within the timeout)", f.runs.Load())
 	}
 }
+
+// TestSolveInterruptedNamesTheStep cancels the build (Ctrl-C) while a step
+// runs: the error still is context.Canceled, and names the step.
+func TestSolveInterruptedNamesTheStep(t *testing.T) {
+	f := newFixture()
+	slow := f.vertex(1, 10*time.Second)
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	_, err := New(f.op, &memCache{m: map[digest.Digest]Result{}}, nil, 1).Solve(ctx, slow)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted while running op 1") {
+		t.Errorf("Solve = %v, want context.Canceled naming op 1", err)
+	}
+}
