@@ -202,7 +202,16 @@ func (s *Solver) CacheKey(ctx context.Context, v *llb.Vertex) (digest.Digest, er
 		}
 		var k digest.Digest
 		if lk, ok := op.(LoggingKeyer); ok {
-			k, err = lk.CacheKeyLog(ctx, inputs, &logWriter{s: s, v: v})
+			// Slow work (a download): --step-timeout bounds it too.
+			keyCtx, cancel := ctx, context.CancelFunc(func() {})
+			if s.stepTimeout > 0 {
+				keyCtx, cancel = context.WithTimeoutCause(ctx, s.stepTimeout, errStepTimeout)
+			}
+			k, err = lk.CacheKeyLog(keyCtx, inputs, &logWriter{s: s, v: v})
+			if err != nil && ctx.Err() == nil && errors.Is(context.Cause(keyCtx), errStepTimeout) {
+				err = fmt.Errorf("timed out after %s (--step-timeout)", s.stepTimeout)
+			}
+			cancel()
 		} else {
 			k, err = op.CacheKey(ctx, inputs)
 		}

@@ -191,3 +191,29 @@ func TestSolveInterruptedNamesTheStep(t *testing.T) {
 		t.Errorf("Solve = %v, want context.Canceled naming op 1", err)
 	}
 }
+
+// slowKeyOp computes its key slowly, as ADD <url> downloads to checksum.
+type slowKeyOp struct{ sumOp }
+
+func (o *slowKeyOp) CacheKeyLog(ctx context.Context, in []digest.Digest, log io.Writer) (digest.Digest, error) {
+	io.WriteString(log, "downloading\n")
+	select {
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+		return "", errors.New("interrupted")
+	}
+	return o.CacheKey(ctx, in)
+}
+
+func TestSolveStepTimeoutCoversSlowKeys(t *testing.T) {
+	f := newFixture()
+	v := f.vertex(1, 0)
+	op := &slowKeyOp{*f.ops[v.Digest()]}
+	s := New(func(*llb.Vertex) (Op, error) { return op, nil }, &memCache{m: map[digest.Digest]Result{}}, nil, 1)
+	s.SetStepTimeout(200 * time.Millisecond)
+	start := time.Now()
+	_, err := s.Solve(t.Context(), v)
+	if err == nil || !strings.Contains(err.Error(), "op 1: timed out after 200ms") || time.Since(start) > 5*time.Second {
+		t.Errorf("Solve = %v after %v, want op 1 timed out after 200ms", err, time.Since(start))
+	}
+}
