@@ -56,6 +56,8 @@ type Options struct {
 	// HTTPTimeout bounds connecting to an ADD <url> server and each
 	// silence of it; zero is source.DefaultDownloadTimeout.
 	HTTPTimeout time.Duration
+	// HTTPMaxSize, when positive, bounds the size of an ADD <url> download.
+	HTTPMaxSize int64
 
 	// inlineCache is the cache config put into image configs for
 	// --cache-to type=inline.

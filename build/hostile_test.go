@@ -128,7 +128,8 @@ func TestStepTimeout(t *testing.T) {
 // never answers: with HTTPTimeout (--http-timeout) the build fails soon,
 // naming the Dockerfile line, the URL and the stage. Interrupting such a
 // build (Ctrl-C) names the step too. A download that works reports its
-// bytes and rate under the step.
+// bytes and rate under the step; one over HTTPMaxSize (--http-max-size)
+// fails.
 func TestAddURLBounded(t *testing.T) {
 	base := busyboxBase(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -187,6 +188,15 @@ func TestAddURLBounded(t *testing.T) {
 	ev.mu.Unlock()
 	if !strings.Contains(logs, "downloaded 100.0 kB in ") {
 		t.Errorf("progress = %q, want a line with the bytes downloaded and the rate", logs)
+	}
+
+	// --http-max-size refuses a larger file.
+	_, err = st.Build(t.Context(), build.Options{
+		ContextDir: ctxDir, Dockerfile: []byte("FROM " + base + "\nADD " + srv.URL + "/big /d\n"), DockerfileName: "Dockerfile",
+		Progress: newEvents(), HTTPMaxSize: 50000,
+	})
+	if err == nil || !strings.Contains(err.Error(), "Dockerfile:2: ADD "+srv.URL+"/big: ") || !strings.Contains(err.Error(), "limit of 50.0 kB (--http-max-size)") {
+		t.Errorf("build of a download over --http-max-size = %v", err)
 	}
 }
 

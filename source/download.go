@@ -22,6 +22,9 @@ type DownloadOptions struct {
 	// server: waiting for the response, and between two reads of the
 	// body. Zero means DefaultDownloadTimeout.
 	Timeout time.Duration
+	// MaxSize, when positive, fails a download larger than this, before
+	// it starts when the server says its size, else once past it.
+	MaxSize int64
 	// Progress, when set, receives a line about every Every with the
 	// bytes fetched and the rate, and one at the end.
 	Progress io.Writer
@@ -32,7 +35,7 @@ type DownloadOptions struct {
 var errStalled = errors.New("download stalled")
 
 // Download fetches rawURL (http or https) into w, as Fetch does, with
-// DownloadOptions' timeouts and progress. Errors say what failed
+// DownloadOptions' timeouts, size bound and progress. Errors say what failed
 // without repeating the URL: "connecting: timed out after 1m0s", "no data
 // from the server for 1m0s after 1.2 MB".
 func Download(ctx context.Context, rawURL string, w io.Writer, opt DownloadOptions) (Fetched, error) {
@@ -66,10 +69,20 @@ func Download(ctx context.Context, rawURL string, w io.Writer, opt DownloadOptio
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return Fetched{}, fmt.Errorf("the server answered %s", resp.Status)
 	}
+	if opt.MaxSize > 0 && resp.ContentLength > opt.MaxSize {
+		return Fetched{}, fmt.Errorf("the file is %s, more than the limit of %s (--http-max-size)", HumanBytes(resp.ContentLength), HumanBytes(opt.MaxSize))
+	}
 	pr := &progressReader{r: resp.Body, dog: dog, total: resp.ContentLength, start: time.Now(), out: opt.Progress, every: opt.Every}
-	n, err := io.Copy(w, pr)
+	var body io.Reader = pr
+	if opt.MaxSize > 0 {
+		body = io.LimitReader(pr, opt.MaxSize+1)
+	}
+	n, err := io.Copy(w, body)
 	if err != nil {
 		return Fetched{}, downloadError(ctx, "downloading", timeout, n, err)
+	}
+	if opt.MaxSize > 0 && n > opt.MaxSize {
+		return Fetched{}, fmt.Errorf("downloading: the file is larger than the limit of %s (--http-max-size)", HumanBytes(opt.MaxSize))
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
 		return Fetched{}, fmt.Errorf("downloading: got %d bytes of %d", n, resp.ContentLength)

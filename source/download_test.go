@@ -103,3 +103,28 @@ func TestDownloadProgress(t *testing.T) {
 		t.Errorf("progress lines = %q, want lines with bytes, total and rate, then a final one", lines)
 	}
 }
+
+func TestDownloadMaxSize(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/chunked" {
+			// No Content-Length: the bound applies while streaming.
+			for range 10 {
+				w.Write(bytes.Repeat([]byte("c"), 1000))
+				w.(http.Flusher).Flush()
+			}
+			return
+		}
+		w.Write(bytes.Repeat([]byte("l"), 10000))
+	}))
+	t.Cleanup(srv.Close)
+	for _, p := range []string{"/length", "/chunked"} {
+		var body bytes.Buffer
+		_, err := Download(t.Context(), srv.URL+p, &body, DownloadOptions{MaxSize: 5000})
+		if err == nil || !strings.Contains(err.Error(), "limit of 5.0 kB") || body.Len() > 5001 {
+			t.Errorf("Download(%s) = %v after %d bytes, want the limit refused within 5001 bytes", p, err, body.Len())
+		}
+	}
+	if _, err := Download(t.Context(), srv.URL+"/length", io.Discard, DownloadOptions{MaxSize: 10000}); err != nil {
+		t.Errorf("Download of exactly the limit = %v", err)
+	}
+}

@@ -36,6 +36,7 @@ type buildFlags struct {
 	parallelism   int
 	stepTimeout   time.Duration
 	httpTimeout   time.Duration
+	httpMaxSize   string
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -56,6 +57,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.IntVar(&f.parallelism, "parallelism", 0, "how many steps may run at once (default: the number of CPUs)")
 	fl.DurationVar(&f.stepTimeout, "step-timeout", 0, "fail any step that runs longer than this (e.g. 10m; default: no limit)")
 	fl.DurationVar(&f.httpTimeout, "http-timeout", source.DefaultDownloadTimeout, "ADD <url>: fail when connecting, or any wait for data, takes longer than this")
+	fl.StringVar(&f.httpMaxSize, "http-max-size", "", "ADD <url>: fail a download larger than this (e.g. 2GB; default: no limit)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
 	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (repeatable or comma-separated)")
 	fl.BoolVar(&f.push, "push", false, "push every tag to its registry")
@@ -121,6 +123,12 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		}
 		gc = &build.GCPolicy{KeepStorage: n}
 	}
+	var httpMax int64
+	if f.httpMaxSize != "" {
+		if httpMax, err = build.ParseSize(f.httpMaxSize); err != nil {
+			return fmt.Errorf("--http-max-size: %w", err)
+		}
+	}
 	outputs, err := parseOutputs(f.outputs)
 	if err != nil {
 		return err
@@ -166,6 +174,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		Parallelism:    f.parallelism,
 		StepTimeout:    f.stepTimeout,
 		HTTPTimeout:    f.httpTimeout,
+		HTTPMaxSize:    httpMax,
 		Push:           f.push,
 		Outputs:        outputs,
 		Progress:       progress,

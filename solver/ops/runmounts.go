@@ -29,8 +29,8 @@ type Session struct {
 	Secrets map[string][]byte
 	// SSH are SSH agent sockets by id (RUN --mount=type=ssh).
 	SSH map[string]string
-	// Download configures ADD <url>: its timeout (Progress is set per
-	// step).
+	// Download configures ADD <url>: its timeout and size bound
+	// (Progress is set per step).
 	Download source.DownloadOptions
 }
 
