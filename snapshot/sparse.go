@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // sparseBlock is the granularity of hole detection: a run of this many
@@ -23,13 +24,17 @@ var zeroBlock [sparseBlock]byte
 // copy buffer; its length should be a multiple of 4 KiB.
 func WriteSparse(f *os.File, r io.Reader, buf []byte) (size, written int64, err error) {
 	if len(buf) < sparseBlock {
-		buf = make([]byte, 128<<10)
+		pb := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(pb)
+		buf = *pb
 	}
 	buf = buf[:len(buf)/sparseBlock*sparseBlock]
+	hole := false // whether the file so far ends in a hole
 	for {
 		n, rerr := io.ReadFull(r, buf)
 		if n > 0 {
-			w, err := writeChunk(f, buf[:n])
+			var w int64
+			w, hole, err = writeChunk(f, buf[:n])
 			written += w
 			size += int64(n)
 			if err != nil {
@@ -43,17 +48,20 @@ func WriteSparse(f *os.File, r io.Reader, buf []byte) (size, written int64, err 
 			return size, written, rerr
 		}
 	}
-	// A trailing hole was only seeked over: give the file its length.
-	if err := f.Truncate(size); err != nil {
-		return size, written, err
+	if !hole {
+		return size, written, nil
 	}
-	return size, written, nil
+	// A trailing hole was only seeked over: give the file its length.
+	return size, written, f.Truncate(size)
 }
 
+// copyBufs holds WriteSparse's buffers for callers that bring none.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
 // writeChunk writes the non-zero blocks of b at the current offset and
-// seeks over the zero ones. b starts at a block-aligned file offset.
-func writeChunk(f *os.File, b []byte) (int64, error) {
-	var written int64
+// seeks over the zero ones, and says whether b ended with zeros. b starts
+// at a block-aligned file offset.
+func writeChunk(f *os.File, b []byte) (written int64, hole bool, err error) {
 	for off := 0; off < len(b); {
 		zero := isZero(b[off:min(off+sparseBlock, len(b))])
 		run := min(off+sparseBlock, len(b))
@@ -62,18 +70,18 @@ func writeChunk(f *os.File, b []byte) (int64, error) {
 		}
 		if zero {
 			if _, err := f.Seek(int64(run-off), io.SeekCurrent); err != nil {
-				return written, err
+				return written, true, err
 			}
 		} else {
 			n, err := f.Write(b[off:run])
 			written += int64(n)
 			if err != nil {
-				return written, err
+				return written, false, err
 			}
 		}
-		off = run
+		off, hole = run, zero
 	}
-	return written, nil
+	return written, hole, nil
 }
 
 func isZero(b []byte) bool { return bytes.Equal(b, zeroBlock[:len(b)]) }

@@ -96,3 +96,18 @@ func TestWriteSparse(t *testing.T) {
 		t.Errorf("content differs (%v)", err)
 	}
 }
+
+func TestWriteSparseEdges(t *testing.T) {
+	for _, n := range []int{0, 1, sparseBlock, 3*sparseBlock + 7} {
+		f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, written, err := WriteSparse(f, bytes.NewReader(make([]byte, n)), nil)
+		f.Close()
+		fi, serr := os.Stat(f.Name())
+		if err != nil || serr != nil || size != int64(n) || written != 0 || fi.Size() != int64(n) {
+			t.Errorf("WriteSparse of %d zeros = %d, %d, %v; file size %d", n, size, written, err, fi.Size())
+		}
+	}
+}
