@@ -44,7 +44,7 @@ func explainMisses(w io.Writer, misses []miss) {
 	}
 	fmt.Fprintln(w, "explain: steps that ran, and why the cache could not be used:")
 	for _, m := range misses {
-		fmt.Fprintf(w, "  %s: %s\n", m.name, m.reason)
+		fmt.Fprintf(w, "  %s: %s\n", printable(m.name), printable(m.reason))
 	}
 }
 
