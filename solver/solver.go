@@ -89,7 +89,8 @@ type Solver struct {
 	// interrupted names them with their Dockerfile line, for an
 	// interrupted build.
 	interrupted []string
-	// stepTimeout, when positive, bounds each step's Run.
+	// stepTimeout, when positive, bounds each step's Run, and the key
+	// of a LoggingKeyer (a download).
 	stepTimeout time.Duration
 }
 

@@ -93,7 +93,7 @@ type dirTimes struct {
 }
 
 // entryPath is the clean path of archive member name relative to the
-// destination ("." for the destination itself): ".." may not leave it.
+// destination ("" for the destination itself): ".." may not leave it.
 func entryPath(name string) (string, error) {
 	if rel := path.Clean(name); rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", fmt.Errorf("archive member %q points outside the destination", name)
