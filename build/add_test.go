@@ -444,3 +444,51 @@ ADD --checksum=` + v1 + ` ` + repo + `#v1 /checked
 		}
 	})
 }
+
+// TestAddArchiveConfined builds ADD of the review's etclink.tar, whose
+// symlinks point at the image's /etc and /bin with files written through
+// them: everything lands below the destination, as with BuildKit, and the
+// image's /etc/passwd and /bin/ls are untouched.
+func TestAddArchiveConfined(t *testing.T) {
+	base := busyboxBase(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "l", Typeflag: tar.TypeSymlink, Linkname: "/etc", Mode: 0o777},
+		{Name: "l/passwd", Typeflag: tar.TypeReg, Mode: 0o644, Size: 6},
+		{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../bin", Mode: 0o777},
+		{Name: "up/ls", Typeflag: tar.TypeReg, Mode: 0o755, Size: 6},
+	} {
+		h.ModTime = tarTime
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			io.WriteString(tw, "pwned\n")
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctxDir := writeContext(t, map[string]string{"etclink.tar": buf.String()})
+	df := `FROM {{BASE}}
+ADD etclink.tar /a/
+RUN grep -q '^root:' /etc/passwd && test "$(cat /a/etc/passwd)" = pwned && /bin/ls /a/bin/ls
+`
+	st := openState(t, t.TempDir())
+	got, _, err := addBuild(t, st, base, ctxDir, df)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	for _, p := range []string{"etc/passwd", "bin/ls"} {
+		if _, ok := got[p]; ok {
+			t.Errorf("the build changed the image's /%s", p)
+		}
+	}
+	checkFiles(t, got, []wantFile{
+		{path: "a/l", typ: tar.TypeSymlink, link: "/etc", mode: 0o777},
+		{path: "a/etc/passwd", content: "pwned\n", mode: 0o644},
+		{path: "a/up", typ: tar.TypeSymlink, link: "../bin", mode: 0o777},
+		{path: "a/bin/ls", content: "pwned\n", mode: 0o755},
+	})
+}

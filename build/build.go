@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/frontend/dockerfile"
@@ -61,6 +62,13 @@ type Options struct {
 	// SquashAbove, when positive, merges the oldest layers of an image of
 	// more layers into one so that it has SquashAbove (--squash-above).
 	SquashAbove int
+	// StepTimeout, when positive, fails any step that runs longer.
+	StepTimeout time.Duration
+	// HTTPTimeout bounds connecting to an ADD <url> server and each
+	// silence of it; zero is source.DefaultDownloadTimeout.
+	HTTPTimeout time.Duration
+	// HTTPMaxSize, when positive, bounds the size of an ADD <url> download.
+	HTTPMaxSize int64
 
 	// inlineCache is the cache config put into image configs for
 	// --cache-to type=inline.
@@ -94,6 +102,11 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	if fi, err := os.Stat(contextDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("build context %s is not a directory", opt.ContextDir)
+	}
+	for _, t := range opt.Tags {
+		if err := checkImageName(t); err != nil {
+			return nil, err
+		}
 	}
 	excludes, err := readDockerignore(contextDir, opt.DockerfilePath)
 	if err != nil {
@@ -166,6 +179,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	sv := solver.New(s.worker.OpsFor(sess), use, steps, parallelism)
 	history := &stepHistory{db: s.DB, scope: contextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
 	sv.SetHistory(history)
+	sv.SetStepTimeout(opt.StepTimeout)
 	res, err := sv.Solve(ctx, fe.Root)
 	// What ran is worth remembering even when a later step failed.
 	if ferr := history.flush(); err == nil && ferr != nil {

@@ -27,6 +27,7 @@ const EntitlementInsecure = "security.insecure"
 // session reads the build's secrets and collects its SSH agents.
 func (opt Options) session() (*ops.Session, error) {
 	sess := &ops.Session{Secrets: map[string][]byte{}, SSH: map[string]string{}, OnRunFailure: opt.OnRunFailure}
+	sess.Download.Timeout, sess.Download.MaxSize = opt.HTTPTimeout, opt.HTTPMaxSize
 	for id, s := range opt.Secrets {
 		switch {
 		case s.File != "" && s.Env != "":

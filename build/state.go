@@ -47,8 +47,9 @@ func (s *State) warn(msg string) {
 type StateOptions struct {
 	// Insecure lists registries to reach over plain HTTP.
 	Insecure []string
-	// OnWait is called when another process holds the state dir.
-	OnWait func()
+	// OnWait is called when another process holds the state dir, with a
+	// description of it ("pid 1234 (builder build .)") or "" if unknown.
+	OnWait func(holder string)
 	// Warn receives problems that do not stop the work, such as leftovers
 	// of killed builds that could not be removed.
 	Warn func(string)
@@ -82,7 +83,12 @@ func Open(root string, opt StateOptions) (*State, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
-	db, err := cache.Open(filepath.Join(root, "meta.db"), opt.OnWait)
+	dbPath := filepath.Join(root, "meta.db")
+	var onWait func()
+	if opt.OnWait != nil {
+		onWait = func() { opt.OnWait(cache.LockHolder(dbPath)) }
+	}
+	db, err := cache.Open(dbPath, onWait)
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,11 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 		return ApplyResult{}, fmt.Errorf("applying layer to %s: %w", dir, err)
 	}
 	a := &applier{root: root, opts: opts, dirs: map[string]*tar.Header{}, buf: make([]byte, 128<<10)}
+	a.implicit = map[string]bool{}
+	a.expansion = &Expansion{Compressed: opts.CompressedSize, What: opts.Name}
+	if a.expansion.What == "" {
+		a.expansion.What = "layer"
+	}
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -66,6 +71,14 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 	if err := a.finishDirs(); err != nil {
 		return a.res, fmt.Errorf("applying layer to %s: %w", root, err)
 	}
+	for p := range a.implicit {
+		// A later entry may have listed it, or replaced it.
+		if fi, err := os.Lstat(p); err == nil && fi.IsDir() && a.dirs[p] == nil {
+			rel, _ := filepath.Rel(root, p)
+			a.res.ImplicitDirs = append(a.res.ImplicitDirs, filepath.ToSlash(rel))
+		}
+	}
+	slices.Sort(a.res.ImplicitDirs)
 	return a.res, nil
 }
 
@@ -79,6 +92,11 @@ type applier struct {
 	// writing them (without CAP_DAC_OVERRIDE).
 	dirs map[string]*tar.Header
 	buf  []byte
+	// expansion bounds what the files add up to.
+	expansion *Expansion
+	// implicit holds the directories made because an entry's parents
+	// were missing, by resolved path.
+	implicit map[string]bool
 }
 
 // cleanName turns a tar name into a clean path relative to the layer root,
@@ -133,6 +151,7 @@ func (a *applier) mkdirAll(p string) error {
 	if err := os.Mkdir(p, 0o755); err != nil {
 		return err
 	}
+	a.implicit[p] = true
 	// Mkdir is subject to the umask.
 	return os.Chmod(p, 0o755)
 }
@@ -239,7 +258,11 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		a.dirs[p] = hdr
 		return nil
 	case tar.TypeReg, tar.TypeGNUSparse:
-		// The tar reader expands sparse files; holes are written as zeros.
+		// The tar reader expands sparse files to zeros; WriteSparse makes
+		// holes of them again.
+		if err := a.expansion.Add(hdr.Size); err != nil {
+			return err
+		}
 		if err := a.writeFile(p, r); err != nil {
 			return err
 		}
@@ -267,9 +290,9 @@ func (a *applier) writeFile(p string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	// Hide ReaderFrom so that a.buf is used.
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, r, a.buf)
+	n, w, err := WriteSparse(f, r, a.buf)
 	a.res.Size += n
+	a.res.Written += w
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

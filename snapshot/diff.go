@@ -48,12 +48,26 @@ type ApplyOptions struct {
 	UserXattr bool
 	// NoLchown skips changing ownership; for tests as an ordinary user.
 	NoLchown bool
+	// CompressedSize is the size of the layer blob the tar comes from;
+	// when set, Apply fails once the tar's files (holes of sparse files
+	// included) add up to more than MaxExpansionRatio times it (and
+	// MinExpansionLimit), naming the layer as Name.
+	CompressedSize int64
+	Name           string
 }
 
 // ApplyResult describes what Apply wrote.
 type ApplyResult struct {
-	// Size is the number of bytes of regular file content written.
+	// Size is the number of bytes of regular file content, holes
+	// included.
 	Size int64
+	// Written is the number of bytes of it actually written: blocks of
+	// zeros become holes.
+	Written int64
+	// ImplicitDirs lists the directories (relative, sorted) Apply made
+	// 0755 because entries below them came without them (tmp/x without
+	// tmp/): see InheritDirs.
+	ImplicitDirs []string
 	// SkippedXattrs lists "path: name" for extended attributes the
 	// filesystem refused (ENOTSUP or EPERM) and that were left out.
 	SkippedXattrs []string

@@ -59,6 +59,14 @@ type Cache interface {
 	Record(ctx context.Context, key digest.Digest, r Result) error
 }
 
+// LoggingKeyer is an Op whose key needs slow work worth reporting, such as
+// downloading an ADD <url> to checksum it: the solver calls CacheKeyLog
+// instead of CacheKey, with a writer for progress lines shown under the
+// step before it is known whether the step runs.
+type LoggingKeyer interface {
+	CacheKeyLog(ctx context.Context, inputKeys []digest.Digest, log io.Writer) (digest.Digest, error)
+}
+
 // Solver runs graphs. It is safe for concurrent Solve calls.
 type Solver struct {
 	ops      func(*llb.Vertex) (Op, error)
@@ -78,7 +86,20 @@ type Solver struct {
 	opsMemo  map[digest.Digest]Op
 	// cancelled names the steps stopped because another one failed.
 	cancelled []string
+	// interrupted names them with their Dockerfile line, for an
+	// interrupted build.
+	interrupted []string
+	// stepTimeout, when positive, bounds each step's Run, and the key
+	// of a LoggingKeyer (a download).
+	stepTimeout time.Duration
 }
+
+// SetStepTimeout makes every step that runs longer than d fail, naming the
+// step; zero (the default) sets no limit.
+func (s *Solver) SetStepTimeout(d time.Duration) { s.stepTimeout = d }
+
+// errStepTimeout is the cause of a step's context ending at its timeout.
+var errStepTimeout = errors.New("step timeout")
 
 // op returns v's implementation, one instance per vertex so that what its
 // CacheKey learned is there for its Run.
@@ -140,6 +161,13 @@ func (s *Solver) Solve(ctx context.Context, root *llb.Vertex) (Result, error) {
 		s.mu.Lock()
 		ve.Cancelled = append(ve.Cancelled, s.cancelled...)
 		s.mu.Unlock()
+	} else if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// Interrupted (Ctrl-C): say which steps were running.
+		s.mu.Lock()
+		if len(s.interrupted) > 0 {
+			err = fmt.Errorf("interrupted while running %s: %w", strings.Join(s.interrupted, "; "), err)
+		}
+		s.mu.Unlock()
 	}
 	return r, err
 }
@@ -173,7 +201,21 @@ func (s *Solver) CacheKey(ctx context.Context, v *llb.Vertex) (digest.Digest, er
 		if err := g.Wait(); err != nil {
 			return "", err
 		}
-		k, err := op.CacheKey(ctx, inputs)
+		var k digest.Digest
+		if lk, ok := op.(LoggingKeyer); ok {
+			// Slow work (a download): --step-timeout bounds it too.
+			keyCtx, cancel := ctx, context.CancelFunc(func() {})
+			if s.stepTimeout > 0 {
+				keyCtx, cancel = context.WithTimeoutCause(ctx, s.stepTimeout, errStepTimeout)
+			}
+			k, err = lk.CacheKeyLog(keyCtx, inputs, &logWriter{s: s, v: v})
+			if err != nil && ctx.Err() == nil && errors.Is(context.Cause(keyCtx), errStepTimeout) {
+				err = fmt.Errorf("timed out after %s (--step-timeout)", s.stepTimeout)
+			}
+			cancel()
+		} else {
+			k, err = op.CacheKey(ctx, inputs)
+		}
 		if err != nil {
 			return "", s.vertexError(v, err)
 		}
@@ -267,13 +309,25 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 	start := time.Now()
 	s.emit(v, Event{Kind: Started, Time: start, Reason: s.explain(v, key)})
 	log := &logWriter{s: s, v: v}
-	r, err := op.Run(ctx, inputs, log)
+	runCtx := ctx
+	if s.stepTimeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeoutCause(ctx, s.stepTimeout, errStepTimeout)
+		defer cancel()
+	}
+	r, err := op.Run(runCtx, inputs, log)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(runCtx), errStepTimeout) {
+		err = fmt.Errorf("timed out after %s (--step-timeout)", s.stepTimeout)
+		s.emit(v, Event{Kind: Failed, Err: err, Duration: time.Since(start)})
+		return Result{}, s.vertexError(v, err, log.tail()...)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped because another step failed (or the build was
 			// interrupted), not by its own fault.
 			s.mu.Lock()
 			s.cancelled = append(s.cancelled, v.Meta().Name)
+			s.interrupted = append(s.interrupted, (&VertexError{Location: v.Meta().Location, Instruction: instruction(v)}).where())
 			s.mu.Unlock()
 			s.emit(v, Event{Kind: Failed, Err: errors.New("cancelled"), Duration: time.Since(start)})
 			return Result{}, ctx.Err()
@@ -427,16 +481,29 @@ func (e *VertexError) Error() string {
 
 func (e *VertexError) Unwrap() error { return e.Err }
 
+// where names the step: "Dockerfile:3: RUN make", or what of it is known.
+func (e *VertexError) where() string {
+	if loc := e.Location.String(); loc != "" && e.Instruction != "" {
+		return loc + ": " + e.Instruction
+	}
+	return e.Location.String() + e.Instruction
+}
+
 func (s *Solver) vertexError(v *llb.Vertex, err error, output ...string) error {
 	var ve *VertexError
 	if errors.As(err, &ve) || errors.Is(err, context.Canceled) {
 		return err
 	}
+	return &VertexError{Location: v.Meta().Location, Instruction: instruction(v), Output: output, Err: err}
+}
+
+// instruction is v's name without its "[stage n/m] " prefix: "RUN make".
+func instruction(v *llb.Vertex) string {
 	name := v.Meta().Name
 	if i := strings.Index(name, "] "); strings.HasPrefix(name, "[") && i >= 0 {
 		name = name[i+2:]
 	}
-	return &VertexError{Location: v.Meta().Location, Instruction: name, Output: output, Err: err}
+	return name
 }
 
 // once runs a function the first time it is asked and gives every caller

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -155,5 +156,64 @@ func TestSolveFailureNamesTheStep(t *testing.T) {
 	}
 	if ve != nil && (len(ve.Cancelled) != 1 || ve.Cancelled[0] != "op 2") {
 		t.Errorf("Cancelled = %v, want [op 2]", ve.Cancelled)
+	}
+}
+
+func TestSolveStepTimeout(t *testing.T) {
+	f := newFixture()
+	fast := f.vertex(1, 10*time.Millisecond)
+	slow := f.vertex(2, 10*time.Second, fast)
+	s := New(f.op, &memCache{m: map[digest.Digest]Result{}}, nil, 2)
+	s.SetStepTimeout(300 * time.Millisecond)
+	start := time.Now()
+	_, err := s.Solve(t.Context(), slow)
+	var ve *VertexError
+	if !errors.As(err, &ve) || ve.Instruction != "op 2" || !strings.Contains(err.Error(), "timed out after 300ms") {
+		t.Errorf("Solve error = %v, want op 2 timed out after 300ms", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the slow step ran %v despite the timeout", d)
+	}
+	if f.runs.Load() != 2 {
+		t.Errorf("%d steps ran, want 2 (the fast one is within the timeout)", f.runs.Load())
+	}
+}
+
+// TestSolveInterruptedNamesTheStep cancels the build (Ctrl-C) while a step
+// runs: the error still is context.Canceled, and names the step.
+func TestSolveInterruptedNamesTheStep(t *testing.T) {
+	f := newFixture()
+	slow := f.vertex(1, 10*time.Second)
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	_, err := New(f.op, &memCache{m: map[digest.Digest]Result{}}, nil, 1).Solve(ctx, slow)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted while running op 1") {
+		t.Errorf("Solve = %v, want context.Canceled naming op 1", err)
+	}
+}
+
+// slowKeyOp computes its key slowly, as ADD <url> downloads to checksum.
+type slowKeyOp struct{ sumOp }
+
+func (o *slowKeyOp) CacheKeyLog(ctx context.Context, in []digest.Digest, log io.Writer) (digest.Digest, error) {
+	io.WriteString(log, "downloading\n")
+	select {
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+		return "", errors.New("interrupted")
+	}
+	return o.CacheKey(ctx, in)
+}
+
+func TestSolveStepTimeoutCoversSlowKeys(t *testing.T) {
+	f := newFixture()
+	v := f.vertex(1, 0)
+	op := &slowKeyOp{*f.ops[v.Digest()]}
+	s := New(func(*llb.Vertex) (Op, error) { return op, nil }, &memCache{m: map[digest.Digest]Result{}}, nil, 1)
+	s.SetStepTimeout(200 * time.Millisecond)
+	start := time.Now()
+	_, err := s.Solve(t.Context(), v)
+	if err == nil || !strings.Contains(err.Error(), "op 1: timed out after 200ms") || time.Since(start) > 5*time.Second {
+		t.Errorf("Solve = %v after %v, want op 1 timed out after 200ms", err, time.Since(start))
 	}
 }

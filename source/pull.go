@@ -65,6 +65,7 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 	// directory; record them bottom-up once all are complete.
 	todo := layers[have:]
 	ids := make([]string, len(todo))
+	implicit := make([][]string, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for i, desc := range todo {
@@ -80,9 +81,11 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 				return err
 			}
 			fetched := time.Since(start)
-			if err := p.unpack(gctx, id, desc, diffID); err != nil {
+			dirs, err := p.unpack(gctx, id, desc, diffID)
+			if err != nil {
 				return err
 			}
+			implicit[i] = dirs
 			if log != nil {
 				fmt.Fprintf(log, "layer %s: %s fetched in %.2fs (%s/s), unpacked in %.2fs\n", desc.Digest.Encoded()[:12],
 					HumanBytes(desc.Size), fetched.Seconds(), HumanBytes(int64(float64(desc.Size)/max(fetched.Seconds(), 1e-3))), (time.Since(start) - fetched).Seconds())
@@ -90,7 +93,11 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err := g.Wait()
+	if err == nil {
+		err = p.inheritImplicitDirs(parent, ids, implicit)
+	}
+	if err != nil {
 		for _, id := range ids {
 			p.Snapshots.Remove(id)
 		}
@@ -115,33 +122,35 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 }
 
 // unpack writes layer desc from the content store into a new snapshot,
-// checking its uncompressed digest.
-func (p *Puller) unpack(ctx context.Context, id string, desc ocispec.Descriptor, diffID digest.Digest) error {
+// checking its uncompressed digest. It returns the directories the layer
+// implied without listing them (see inheritImplicitDirs).
+func (p *Puller) unpack(ctx context.Context, id string, desc ocispec.Descriptor, diffID digest.Digest) ([]string, error) {
 	rc, err := p.Registries.Content.Open(desc.Digest)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rc.Close()
 	tarStream, err := Decompress(bufio.NewReaderSize(rc, 1<<20), desc.MediaType)
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", desc.Digest, err)
+		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	defer tarStream.Close()
 	if err := p.Snapshots.Prepare(id); err != nil {
-		return err
+		return nil, err
 	}
 	h := sha256.New()
-	if _, err := snapshot.Apply(ctx, p.Snapshots.FS(id), io.TeeReader(tarStream, h), snapshot.ApplyOptions{UserXattr: p.Snapshots.UserXattr()}); err != nil {
-		return fmt.Errorf("unpacking layer %s: %w", desc.Digest, err)
+	res, err := snapshot.Apply(ctx, p.Snapshots.FS(id), io.TeeReader(tarStream, h), snapshot.ApplyOptions{UserXattr: p.Snapshots.UserXattr(), CompressedSize: desc.Size, Name: "layer " + desc.Digest.String()})
+	if err != nil {
+		return nil, fmt.Errorf("unpacking layer %s: %w", desc.Digest, err)
 	}
 	// Drain what the tar reader left (padding), so the digest covers it all.
 	if _, err := io.Copy(h, tarStream); err != nil {
-		return fmt.Errorf("layer %s: %w", desc.Digest, err)
+		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	if got := digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))); got != diffID {
-		return fmt.Errorf("layer %s: uncompressed digest is %s, the image config says %s", desc.Digest, got, diffID)
+		return nil, fmt.Errorf("layer %s: uncompressed digest is %s, the image config says %s", desc.Digest, got, diffID)
 	}
-	return p.Snapshots.Commit(id)
+	return res.ImplicitDirs, p.Snapshots.Commit(id)
 }
 
 // Decompress returns the tar stream of a layer blob of the given media type.

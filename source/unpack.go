@@ -10,7 +10,10 @@ import (
 // Unpack writes layer blob desc, already in the content store, into the new
 // snapshot id and commits it, checking that it decompresses to diffID.
 func (p *Puller) Unpack(ctx context.Context, id string, desc ocispec.Descriptor, diffID digest.Digest) error {
-	return p.unpack(ctx, id, desc, diffID)
+	// Layers of a cache export list every directory they change, so
+	// they imply none.
+	_, err := p.unpack(ctx, id, desc, diffID)
+	return err
 }
 
 // ChainIDs computes the OCI chain ID of every prefix of diffIDs.

@@ -107,6 +107,11 @@ func readDir(dir, sub string, filter func(dir *dirInfo, name string, isDir bool)
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return nil, nil, &os.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
 		}
+		if st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+			// A socket (git's fsmonitor--daemon.ipc) is no file to copy
+			// or checksum; BuildKit leaves them out too.
+			continue
+		}
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 		include, descend := filter(di, name, isDir)
 		if include {

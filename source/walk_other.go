@@ -24,6 +24,10 @@ func walk(top string, serial bool, filter func(dir *dirInfo, name string, isDir 
 		if d.IsDir() {
 			dirs[sub] = &dirInfo{path: p, rel: sub}
 		}
+		if d.Type()&fs.ModeSocket != 0 {
+			// A socket is no file to copy or checksum, as on Linux.
+			return nil
+		}
 		include, descend := filter(di, d.Name(), d.IsDir())
 		if include {
 			fi, err := d.Info()

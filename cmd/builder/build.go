@@ -12,6 +12,7 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/source"
 	"github.com/spf13/cobra"
 )
 
@@ -40,6 +41,9 @@ type buildFlags struct {
 	squashAbove   int
 	check         bool
 	onError       string
+	stepTimeout   time.Duration
+	httpTimeout   time.Duration
+	httpMaxSize   string
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -58,6 +62,9 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "build-time variable NAME=VALUE (NAME alone takes it from the environment)")
 	fl.StringVar(&f.target, "target", "", "stage to build")
 	fl.IntVar(&f.parallelism, "parallelism", 0, "how many steps may run at once (default: the number of CPUs)")
+	fl.DurationVar(&f.stepTimeout, "step-timeout", 0, "fail any step that runs longer than this (e.g. 10m; default: no limit)")
+	fl.DurationVar(&f.httpTimeout, "http-timeout", source.DefaultDownloadTimeout, "ADD <url>: fail when connecting, or any wait for data, takes longer than this")
+	fl.StringVar(&f.httpMaxSize, "http-max-size", "", "ADD <url>: fail a download larger than this (e.g. 2GB; default: no limit)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
 	fl.IntVar(&f.squashAbove, "squash-above", 0, "merge the oldest layers of an image of more than N layers into one, so that it has N (default: an image of more than "+strconv.Itoa(exporter.DefaultMaxLayers)+" layers is an error)")
 	fl.StringSliceVar(&f.noCacheFilter, "no-cache-filter", nil, "do not use the cache for these stages (repeatable or comma-separated)")
@@ -103,6 +110,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	args := map[string]string{}
 	for _, a := range f.buildArgs {
 		k, v, ok := strings.Cut(a, "=")
+		if k == "" {
+			return fmt.Errorf("--build-arg %q: want NAME=VALUE or NAME, with a NAME", a)
+		}
 		if !ok {
 			var set bool
 			if v, set = os.LookupEnv(k); !set {
@@ -127,6 +137,12 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 			return fmt.Errorf("--gc-keep-storage: %w", err)
 		}
 		gc = &build.GCPolicy{KeepStorage: n}
+	}
+	var httpMax int64
+	if f.httpMaxSize != "" {
+		if httpMax, err = build.ParseSize(f.httpMaxSize); err != nil {
+			return fmt.Errorf("--http-max-size: %w", err)
+		}
 	}
 	outputs, err := parseOutputs(f.outputs)
 	if err != nil {
@@ -167,7 +183,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		DockerfilePath: dockerfilePath(dfName, f.file),
 		Contexts:       contexts,
 		GC:             gc,
-		Warn:           func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", w) },
+		Warn:           func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", printable(w)) },
 		Tags:           f.tags,
 		BuildArgs:      args,
 		Target:         f.target,
@@ -175,6 +191,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		NoCache:        f.noCache,
 		NoCacheFilter:  f.noCacheFilter,
 		Parallelism:    f.parallelism,
+		StepTimeout:    f.stepTimeout,
+		HTTPTimeout:    f.httpTimeout,
+		HTTPMaxSize:    httpMax,
 		Push:           f.push,
 		Outputs:        outputs,
 		Progress:       progress,
@@ -235,10 +254,13 @@ func openState(cmd *cobra.Command, g *globalOptions) (*build.State, error) {
 	}
 	st, err := build.Open(root, build.StateOptions{
 		Insecure: g.insecure,
-		OnWait: func() {
-			fmt.Fprintf(cmd.ErrOrStderr(), "waiting for another builder process using %s ...\n", root)
+		OnWait: func(holder string) {
+			if holder == "" {
+				holder = "another builder process"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "waiting for the state directory lock on %s, held by %s ...\n", root, printable(holder))
 		},
-		Warn: func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", w) },
+		Warn: func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", printable(w)) },
 	})
 	if err != nil || len(initBinary) == 0 {
 		return st, err

@@ -47,7 +47,7 @@ func main() {
 	if errors.As(err, &ec) {
 		os.Exit(ec.code)
 	}
-	fmt.Fprintln(os.Stderr, "ERROR:", err)
+	fmt.Fprintln(os.Stderr, "ERROR:", printable(err.Error()))
 	os.Exit(1)
 }
 

@@ -269,7 +269,7 @@ func TestConcurrentBuildsShareTheStateDir(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("a concurrent build exited %d:\n%s", r.code, r.stderr)
 		}
-		if strings.Contains(r.stderr, "waiting for another builder process") {
+		if strings.Contains(r.stderr, "waiting for the state directory lock on") {
 			waited++
 		}
 		if strings.Contains(r.stderr, "DONE") {

@@ -44,7 +44,7 @@ func explainMisses(w io.Writer, misses []miss) {
 	}
 	fmt.Fprintln(w, "explain: steps that ran, and why the cache could not be used:")
 	for _, m := range misses {
-		fmt.Fprintf(w, "  %s: %s\n", m.name, m.reason)
+		fmt.Fprintf(w, "  %s: %s\n", printable(m.name), printable(m.reason))
 	}
 }
 
@@ -100,7 +100,7 @@ func (p *plainProgress) Event(e solver.Event) {
 	}
 	if !p.named[e.Index] {
 		p.named[e.Index] = true
-		fmt.Fprintf(p.w, "#%d %s\n", e.Index, e.Name)
+		fmt.Fprintf(p.w, "#%d %s\n", e.Index, printable(e.Name))
 	}
 	switch e.Kind {
 	case solver.Cached:
@@ -108,7 +108,7 @@ func (p *plainProgress) Event(e solver.Event) {
 	case solver.Started:
 		p.started[e.Index] = e.Time
 		if e.Reason != "" {
-			fmt.Fprintf(p.w, "#%d not cached: %s\n", e.Index, e.Reason)
+			fmt.Fprintf(p.w, "#%d not cached: %s\n", e.Index, printable(e.Reason))
 		}
 	case solver.Log:
 		buf := append(p.partial[e.Index], e.Data...)
@@ -129,7 +129,7 @@ func (p *plainProgress) Event(e solver.Event) {
 		if e.Kind == solver.Completed {
 			fmt.Fprintf(p.w, "#%d DONE %.1fs%s\n", e.Index, e.Duration.Seconds(), usageSuffix(e.Usage))
 		} else {
-			fmt.Fprintf(p.w, "#%d ERROR %v\n", e.Index, e.Err)
+			fmt.Fprintf(p.w, "#%d ERROR %s\n", e.Index, printable(fmt.Sprint(e.Err)))
 		}
 	}
 }
@@ -160,7 +160,7 @@ func printFailure(w io.Writer, err error) {
 	if !errors.As(err, &ve) || len(ve.Output) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "------\n > %s:\n", ve.Instruction)
+	fmt.Fprintf(w, "------\n > %s:\n", printable(ve.Instruction))
 	for _, l := range ve.Output {
 		fmt.Fprintf(w, "%s\n", strings.TrimRight(l, "\r"))
 	}

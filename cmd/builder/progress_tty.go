@@ -71,7 +71,7 @@ func (p *ttyProgress) Event(e solver.Event) {
 	defer p.mu.Unlock()
 	s, ok := p.byIdx[e.Index]
 	if !ok {
-		s = &ttyStep{index: e.Index, name: e.Name}
+		s = &ttyStep{index: e.Index, name: printable(e.Name)}
 		p.byIdx[e.Index] = s
 		p.steps = append(p.steps, s)
 	}
@@ -83,7 +83,7 @@ func (p *ttyProgress) Event(e solver.Event) {
 	case solver.Completed, solver.Failed:
 		s.state, s.took, s.usage = e.Kind, e.Duration, e.Usage
 		if e.Err != nil {
-			s.errMessage = e.Err.Error()
+			s.errMessage = printable(e.Err.Error())
 		}
 	case solver.Log:
 		buf := append(s.partial, e.Data...)

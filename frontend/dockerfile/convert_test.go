@@ -144,6 +144,8 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"FROM busybox\nRUNN x\n", "did you mean RUN?"},
 		{"FROM busybox\nENV A=${x\n", "Dockerfile:2"},
 		{"FROM b AS c\nFROM busybox AS b\nFROM c\n", "defined later"},
+		{"FROM busybox\nRUN echo a\x00b\n", "Dockerfile:2"},
+		{"FROM busybox\nRUN [\"echo\", \"a\x00b\"]\n", "contains a NUL byte"},
 	}
 	for _, tt := range tests {
 		_, err := build(t, tt.df, Options{})

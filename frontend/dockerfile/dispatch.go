@@ -190,6 +190,12 @@ func (c *converter) dispatchRun(st *stageState, cmd *instructions.RunCommand) er
 	if len(args) == 0 {
 		return errors.New("RUN needs a command")
 	}
+	for _, a := range args {
+		// exec(2) takes NUL-terminated strings: it would fail with EINVAL.
+		if strings.ContainsRune(a, 0) {
+			return errors.New("the command contains a NUL byte, which no program can be given (is the Dockerfile a text file?)")
+		}
+	}
 	cwd := st.image.Config.WorkingDir
 	if cwd == "" {
 		cwd = "/"

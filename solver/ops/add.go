@@ -8,10 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/source"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,15 +36,26 @@ func archiveKind(p string) (string, error) {
 // directories are merged, other existing files replaced; modes, owners
 // (unless --chown is given), times, symlinks, hard links and device nodes
 // are kept. No entry can write outside dest: names are relative to dest,
-// ".." may not climb above it, and symlinks met on the way are resolved
-// inside the root.
+// ".." may not climb above it, and symlinks met on the way (the archive's
+// own, absolute ones included) are resolved with dest as their root, as
+// BuildKit's chrooted untar does: "l -> /etc" then "l/passwd" writes
+// dest/etc/passwd.
 func (c *copier) unpack(src, kind, dest string) error {
 	a, err := source.OpenArchive(src)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	u := &unpacker{c: c, dest: path.Clean("/" + dest)}
+	// dest itself was made (or found) by the caller, resolved in the root.
+	destHost, err := securejoin.SecureJoin(c.root, dest)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	u := &unpacker{c: c, dest: destHost, expansion: &snapshot.Expansion{Compressed: fi.Size(), What: "archive"}}
 	for {
 		hdr, err := a.Next()
 		if err == io.EOF {
@@ -62,8 +76,12 @@ func (c *copier) unpack(src, kind, dest string) error {
 func (c *copier) chowned() bool { return c.chown }
 
 type unpacker struct {
-	c    *copier
+	c *copier
+	// dest is the host path of the destination directory, the root every
+	// member name and symlink is resolved in.
 	dest string
+	// expansion bounds what the archive's files add up to.
+	expansion *snapshot.Expansion
 	// dirs are the directories made or merged, whose times are set last,
 	// once nothing more is written into them.
 	dirs []dirTimes
@@ -74,42 +92,83 @@ type dirTimes struct {
 	atime, mtime time.Time
 }
 
-// entryPath is where an archive member named name goes, as a path
-// relative to the root: names are relative to dest, and ".." may not
-// leave it.
-func (u *unpacker) entryPath(name string) (string, error) {
-	clean := path.Clean("/" + name)
+// entryPath is the clean path of archive member name relative to the
+// destination ("" for the destination itself): ".." may not leave it.
+func entryPath(name string) (string, error) {
 	if rel := path.Clean(name); rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", fmt.Errorf("archive member %q points outside the destination", name)
 	}
-	return path.Join(u.dest, clean), nil
+	return strings.TrimPrefix(path.Clean("/"+name), "/"), nil
+}
+
+// resolve returns the host path of rel (from entryPath): its parents are
+// resolved inside the destination, creating missing ones, and its last
+// element is not followed.
+func (u *unpacker) resolve(rel string) (string, error) {
+	if rel == "" {
+		return u.dest, nil
+	}
+	parent, err := securejoin.SecureJoin(u.dest, path.Dir(rel))
+	if err != nil {
+		return "", err
+	}
+	if err := u.mkdirAll(parent); err != nil {
+		return "", err
+	}
+	return filepath.Join(parent, path.Base(rel)), nil
+}
+
+// mkdirAll creates the missing directories of p, a path SecureJoin
+// resolved inside the destination (no existing component is a symlink), as
+// 0755 owned by the --chown user. Existing directories keep their mode.
+func (u *unpacker) mkdirAll(p string) error {
+	fi, err := os.Lstat(p)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("cannot unpack into %s: it is not a directory", p)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) || p == u.dest {
+		return err
+	}
+	if err := u.mkdirAll(filepath.Dir(p)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if err := os.Chmod(p, 0o755); err != nil {
+		return err
+	}
+	return os.Lchown(p, u.c.uid, u.c.gid)
 }
 
 func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil
-	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
 		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		return fmt.Errorf("archive member %q: unsupported type %q", hdr.Name, hdr.Typeflag)
 	}
-	rel, err := u.entryPath(hdr.Name)
+	rel, err := entryPath(hdr.Name)
 	if err != nil {
 		return err
 	}
-	if member := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/"); member != "" && u.c.excluded(member) {
+	if rel != "" && u.c.excluded(rel) {
 		// ADD --exclude applies to the archive's members too.
 		return nil
 	}
-	if rel == u.dest && hdr.Typeflag == tar.TypeDir {
-		// "./" is the destination itself, already made.
-		return nil
+	if rel == "" {
+		if hdr.Typeflag == tar.TypeDir {
+			// "./" is the destination itself, already made.
+			return nil
+		}
+		return fmt.Errorf("archive member %q would replace the destination", hdr.Name)
 	}
-	if err := u.c.mkdirAll(path.Dir(rel)); err != nil {
-		return err
-	}
-	dst, err := u.c.resolve(rel)
+	dst, err := u.resolve(rel)
 	if err != nil {
 		return err
 	}
@@ -125,7 +184,10 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		if err := u.expansion.Add(hdr.Size); err != nil {
+			return err
+		}
 		if err := writeFile(dst, r); err != nil {
 			return err
 		}
@@ -134,11 +196,14 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 	case tar.TypeLink:
-		targetRel, err := u.entryPath(hdr.Linkname)
+		targetRel, err := entryPath(hdr.Linkname)
+		if err == nil && targetRel == "" {
+			err = errors.New("it links to the destination directory")
+		}
 		if err != nil {
 			return fmt.Errorf("hard link %q: %w", hdr.Name, err)
 		}
-		target, err := u.c.resolve(targetRel)
+		target, err := u.resolve(targetRel)
 		if err != nil {
 			return err
 		}
@@ -198,12 +263,14 @@ func (u *unpacker) finishDirs() error {
 	return nil
 }
 
+// writeFile writes r to the new file dst; blocks of zeros (the holes of a
+// sparse archive member, which archive/tar expands) become holes.
 func writeFile(dst string, r io.Reader) error {
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(f, r); err != nil {
+	if _, _, err := snapshot.WriteSparse(f, r, nil); err != nil {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", dst, err)
 	}

@@ -257,15 +257,23 @@ func TestUnpackTraversal(t *testing.T) {
 		{name: "symlink parent", members: []member{
 			{name: "up", typ: tar.TypeSymlink, link: "../../../../.."},
 			{name: "up/pwned", typ: tar.TypeReg, mode: 0o644, data: "x"},
-		}, inRoot: []string{"pwned"}},
+		}, inRoot: []string{"out/pwned"}},
 		{name: "absolute symlink parent", members: []member{
 			{name: "abs", typ: tar.TypeSymlink, link: "/"},
 			{name: "abs/tmp/pwned", typ: tar.TypeReg, mode: 0o644, data: "x"},
-		}, inRoot: []string{"tmp/pwned"}},
+		}, inRoot: []string{"out/tmp/pwned"}},
 		{name: "replace with symlink then write", members: []member{
 			{name: "dir", typ: tar.TypeSymlink, link: "/.."},
 			{name: "dir/f", typ: tar.TypeReg, mode: 0o644, data: "x"},
-		}, inRoot: []string{"f"}},
+		}, inRoot: []string{"out/f"}},
+		// The review's etclink.tar: symlinks out of the destination, to
+		// the image's /etc and /bin, then files through them.
+		{name: "symlinks to the image's files", members: []member{
+			{name: "l", typ: tar.TypeSymlink, link: "/etc"},
+			{name: "l/passwd", typ: tar.TypeReg, mode: 0o644, data: "pwned"},
+			{name: "up", typ: tar.TypeSymlink, link: "../bin"},
+			{name: "up/ls", typ: tar.TypeReg, mode: 0o755, data: "pwned"},
+		}, inRoot: []string{"out/etc/passwd", "out/bin/ls", "out/l", "out/up"}},
 		{name: "hardlink through symlink", members: []member{
 			{name: "s", typ: tar.TypeSymlink, link: "/../../.."},
 			{name: "h", typ: tar.TypeLink, link: "s/etc/passwd"},
@@ -278,6 +286,15 @@ func TestUnpackTraversal(t *testing.T) {
 			if err := os.Mkdir(root, 0o755); err != nil {
 				t.Fatal(err)
 			}
+			// Files of the image that no member may touch.
+			for _, f := range []string{"etc/passwd", "bin/ls"} {
+				if err := os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(root, f), []byte("image"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			_, err := unpackInto(t, &copier{root: root}, makeTar(t, tt.members))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -289,6 +306,11 @@ func TestUnpackTraversal(t *testing.T) {
 			for _, p := range tt.inRoot {
 				if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
 					t.Errorf("%s not written inside the root: %v", p, err)
+				}
+			}
+			for _, f := range []string{"etc/passwd", "bin/ls"} {
+				if b, err := os.ReadFile(filepath.Join(root, f)); err != nil || string(b) != "image" {
+					t.Errorf("the image's /%s = %q, %v; want it untouched", f, b, err)
 				}
 			}
 			// Nothing beside the root in its parent directory.
@@ -325,5 +347,29 @@ func TestArchiveKind(t *testing.T) {
 				t.Errorf("archiveKind = %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestUnpackSparse unpacks a PAX sparse member of 256 MiB holding 4 KiB of
+// data: its holes stay holes. A 20 GiB one in a 3 KiB archive is refused
+// before anything is written.
+func TestUnpackSparse(t *testing.T) {
+	testutil.RequiresRoot(t)
+	data := bytes.Repeat([]byte("d"), 4096)
+	root, err := unpackInto(t, &copier{}, testutil.SparseTar("big", 256<<20, []testutil.Fragment{{Offset: 64 << 20, Data: data}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(root, "out/big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != 256<<20 || fi.Sys().(*syscall.Stat_t).Blocks*512 > 1<<20 {
+		t.Errorf("out/big: size %d, %d blocks; want 256 MiB in a few blocks", fi.Size(), fi.Sys().(*syscall.Stat_t).Blocks)
+	}
+
+	_, err = unpackInto(t, &copier{}, testutil.SparseTar("bomb", 20<<30, []testutil.Fragment{{Offset: 0, Data: data}}))
+	if err == nil || !strings.Contains(err.Error(), "bomb") {
+		t.Errorf("unpacking a 20 GiB sparse member = %v, want a bomb error", err)
 	}
 }

@@ -418,6 +418,11 @@ func (c *copier) copyDirContents(src, rel, exRel, dest string) error {
 				continue
 			}
 		}
+		if e.Type()&fs.ModeSocket != 0 {
+			// Sockets are not copied, as the context checksum leaves
+			// them out (and BuildKit skips them).
+			continue
+		}
 		fi, err := e.Info()
 		if err != nil {
 			return err

@@ -48,7 +48,11 @@ type httpOp struct {
 	w  *Worker
 	op llb.HTTPOp
 	v  *llb.Vertex
+	// dl holds the build's timeouts and size bound.
+	dl source.DownloadOptions
 }
+
+var _ solver.LoggingKeyer = (*httpOp)(nil)
 
 // download is what an HTTP op fetched.
 type download struct {
@@ -64,7 +68,12 @@ func (o *httpOp) checkFilename() error {
 	return nil
 }
 
-func (o *httpOp) CacheKey(ctx context.Context, _ []digest.Digest) (digest.Digest, error) {
+func (o *httpOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Digest, error) {
+	return o.CacheKeyLog(ctx, in, nil)
+}
+
+// CacheKeyLog is CacheKey with progress lines for the download.
+func (o *httpOp) CacheKeyLog(ctx context.Context, _ []digest.Digest, log io.Writer) (digest.Digest, error) {
 	if err := o.checkFilename(); err != nil {
 		return "", err
 	}
@@ -75,7 +84,7 @@ func (o *httpOp) CacheKey(ctx context.Context, _ []digest.Digest) (digest.Digest
 		}
 		return llb.DigestStrings(o.op.Kind(), want.String(), o.op.Filename), nil
 	}
-	dl, err := o.download(ctx)
+	dl, err := o.download(ctx, log)
 	if err != nil {
 		return "", err
 	}
@@ -89,7 +98,7 @@ func (o *httpOp) CacheKey(ctx context.Context, _ []digest.Digest) (digest.Digest
 
 // download fetches the URL into the content store, checking the checksum
 // if there is one.
-func (o *httpOp) download(ctx context.Context) (download, error) {
+func (o *httpOp) download(ctx context.Context, log io.Writer) (download, error) {
 	if o.w.Registries == nil || o.w.Registries.Content == nil {
 		return download{}, fmt.Errorf("no content store to download into")
 	}
@@ -111,11 +120,10 @@ func (o *httpOp) download(ctx context.Context) (download, error) {
 		h = want.Algorithm().Digester()
 		dst = io.MultiWriter(cw, h.Hash())
 	}
-	got, err := source.Fetch(ctx, o.op.URL, dst)
+	opt := o.dl
+	opt.Progress = log
+	got, err := source.Download(ctx, o.op.URL, dst, opt)
 	if err != nil {
-		if ctx.Err() != nil {
-			return download{}, ctx.Err()
-		}
 		return download{}, err
 	}
 	if h != nil && h.Digest() != want {
@@ -128,14 +136,14 @@ func (o *httpOp) download(ctx context.Context) (download, error) {
 	return download{blob: blob, lastModified: got.LastModified}, nil
 }
 
-func (o *httpOp) Run(ctx context.Context, _ []solver.Result, _ io.Writer) (solver.Result, error) {
+func (o *httpOp) Run(ctx context.Context, _ []solver.Result, log io.Writer) (solver.Result, error) {
 	if err := o.checkFilename(); err != nil {
 		return solver.Result{}, err
 	}
 	dl, ok := recall[download](o.w, o.v)
 	if !ok || !o.w.Registries.Content.Exists(dl.blob) {
 		var err error
-		if dl, err = o.download(ctx); err != nil {
+		if dl, err = o.download(ctx, log); err != nil {
 			return solver.Result{}, err
 		}
 	}

@@ -40,14 +40,22 @@ type Session struct {
 	// discarded: spec is the failed step's sandbox, whose rootfs still
 	// holds what the command wrote. It must not keep spec after returning.
 	OnRunFailure func(ctx context.Context, step string, spec executor.Spec, err error)
+	// Download configures ADD <url>: its timeout and size bound
+	// (Progress is set per step).
+	Download source.DownloadOptions
 }
 
 // OpsFor returns the op constructor for solver.New for a build with sess.
 func (w *Worker) OpsFor(sess *Session) func(*llb.Vertex) (solver.Op, error) {
 	return func(v *llb.Vertex) (solver.Op, error) {
 		op, err := w.Op(v)
-		if e, ok := op.(*execOp); ok {
-			e.sess = sess
+		switch o := op.(type) {
+		case *execOp:
+			o.sess = sess
+		case *httpOp:
+			if sess != nil {
+				o.dl = sess.Download
+			}
 		}
 		return op, err
 	}

@@ -1,0 +1,51 @@
+//go:build linux
+
+package cache
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// LockHolder describes the process holding the lock on the database at
+// path, as /proc/locks shows it: "pid 1234 (builder build -t app .)", or
+// "" when it cannot tell (the holder is in another pid namespace, say).
+func LockHolder(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	f, err := os.Open("/proc/locks")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	// Lines read "1: FLOCK  ADVISORY  WRITE 19258 fe:00:10027831 0 EOF":
+	// the pid, then major:minor:inode of the locked file.
+	suffix := ":" + strconv.FormatUint(st.Ino, 10)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 6 || fields[1] != "FLOCK" || !strings.HasSuffix(fields[5], suffix) {
+			continue
+		}
+		pid, err := strconv.Atoi(fields[4])
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if args := strings.TrimRight(strings.ReplaceAll(string(cmd), "\x00", " "), " "); args != "" {
+			return fmt.Sprintf("pid %d (%s)", pid, args)
+		}
+		return fmt.Sprintf("pid %d", pid)
+	}
+	return ""
+}

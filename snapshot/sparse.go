@@ -1,0 +1,148 @@
+package snapshot
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// sparseBlock is the granularity of hole detection: a run of this many
+// zero bytes at an aligned offset becomes a hole (filesystem blocks are
+// 4 KiB or a divisor of it on every filesystem a layer lives on).
+const sparseBlock = 4096
+
+var zeroBlock [sparseBlock]byte
+
+// WriteSparse copies r to f, which must be empty and positioned at 0,
+// seeking over every aligned block of zeros instead of writing it, so
+// that a sparse file (or a file of zeros) takes no disk space for its
+// holes, whether the archive recorded them as holes (PAX or GNU sparse
+// entries, which archive/tar expands to zeros) or as data. It returns the
+// file's length and the bytes actually written. buf, when given, is the
+// copy buffer; its length should be a multiple of 4 KiB.
+func WriteSparse(f *os.File, r io.Reader, buf []byte) (size, written int64, err error) {
+	if len(buf) < sparseBlock {
+		pb := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(pb)
+		buf = *pb
+	}
+	buf = buf[:len(buf)/sparseBlock*sparseBlock]
+	hole := false // whether the file so far ends in a hole
+	for {
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			var w int64
+			w, hole, err = writeChunk(f, buf[:n])
+			written += w
+			size += int64(n)
+			if err != nil {
+				return size, written, err
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return size, written, rerr
+		}
+	}
+	if !hole {
+		return size, written, nil
+	}
+	// A trailing hole was only seeked over: give the file its length.
+	return size, written, f.Truncate(size)
+}
+
+// copyBufs holds WriteSparse's buffers for callers that bring none.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
+// writeChunk writes the non-zero blocks of b at the current offset and
+// seeks over the zero ones, and says whether b ended with zeros. b starts
+// at a block-aligned file offset.
+func writeChunk(f *os.File, b []byte) (written int64, hole bool, err error) {
+	for off := 0; off < len(b); {
+		zero := isZero(b[off:min(off+sparseBlock, len(b))])
+		run := min(off+sparseBlock, len(b))
+		for run < len(b) && isZero(b[run:min(run+sparseBlock, len(b))]) == zero {
+			run = min(run+sparseBlock, len(b))
+		}
+		if zero {
+			if _, err := f.Seek(int64(run-off), io.SeekCurrent); err != nil {
+				return written, true, err
+			}
+		} else {
+			n, err := f.Write(b[off:run])
+			written += int64(n)
+			if err != nil {
+				return written, false, err
+			}
+		}
+		off, hole = run, zero
+	}
+	return written, hole, nil
+}
+
+func isZero(b []byte) bool { return bytes.Equal(b, zeroBlock[:len(b)]) }
+
+// Expansion bounds what an archive may expand to, against decompression
+// and sparse-file bombs: a few KiB of gzip or zstd, or one sparse entry,
+// can stand for terabytes.
+type Expansion struct {
+	// Compressed is the size of the archive as stored (the layer blob,
+	// the ADD source file); zero for no bound.
+	Compressed int64
+	// What names the archive in the error ("layer sha256:…").
+	What  string
+	total int64
+}
+
+// Expansion limits: an archive may expand to MaxExpansionRatio times its
+// compressed size, and to at least MinExpansionLimit whatever its size.
+// gzip cannot exceed about 1032:1, so only crafted zstd streams and sparse
+// entries reach the ratio.
+const (
+	MaxExpansionRatio = 1024
+	MinExpansionLimit = 1 << 30
+)
+
+// Limit is the most the archive may expand to.
+func (e *Expansion) Limit() int64 {
+	if e.Compressed <= 0 {
+		return -1
+	}
+	if e.Compressed > (1<<62)/MaxExpansionRatio {
+		return 1 << 62
+	}
+	return max(MinExpansionLimit, MaxExpansionRatio*e.Compressed)
+}
+
+// Add accounts for a file of size bytes (its apparent size, holes
+// included) before it is written, and fails once the archive's files add
+// up to more than its Limit.
+func (e *Expansion) Add(size int64) error {
+	if e == nil {
+		return nil
+	}
+	e.total += size
+	if limit := e.Limit(); limit >= 0 && (size < 0 || e.total > limit) {
+		return fmt.Errorf("%s: its files expand to more than %s, %d times its compressed size of %s; refusing what looks like a decompression or sparse-file bomb",
+			e.What, humanBytes(limit), MaxExpansionRatio, humanBytes(e.Compressed))
+	}
+	return nil
+}
+
+// humanBytes formats n in binary units (1.5 GiB), as limits are powers of two.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
