@@ -43,21 +43,26 @@ func initMain() int {
 	// user process started.
 	unix.CloseOnExec(reportFD)
 	reports := os.NewFile(reportFD, "report")
-	var spec Spec
+	var is initSpec
 	specFile := os.NewFile(specFD, "spec")
-	err := json.NewDecoder(specFile).Decode(&spec)
+	err := json.NewDecoder(specFile).Decode(&is)
+	spec := is.Spec
 	specFile.Close()
 	if err != nil {
 		sendReport(reports, nil, stepError("reading spec", err))
 		return 1
 	}
 
-	s := &sandbox{spec: spec, root: rootfs{
+	s := &sandbox{spec: spec, net: is.Net, root: rootfs{
 		dir:      filepath.Join(spec.StateDir, "rootfs"),
 		stateDir: spec.StateDir,
 		insecure: spec.Insecure,
 	}}
-	if err := s.setup(); err != nil {
+	err = s.setup()
+	if err == nil {
+		err = waitNetwork(s.net)
+	}
+	if err != nil {
 		sendReport(reports, s.root.stubs, err)
 		return 1
 	}
@@ -96,6 +101,7 @@ func sendReport(w io.Writer, stubs []string, err error) error {
 // sandbox is the init's state.
 type sandbox struct {
 	spec Spec
+	net  initNet
 	root rootfs
 	user execUser
 	path string // the resolved Args[0]
@@ -126,7 +132,7 @@ func (s *sandbox) setup() error {
 	if err := s.root.runMounts(spec.RunMounts); err != nil {
 		return err
 	}
-	if err := setupNetwork(spec); err != nil {
+	if err := setupNetwork(s.net); err != nil {
 		return stepError("setting up network", err)
 	}
 	cwd := spec.Cwd
@@ -191,6 +197,9 @@ func (s *sandbox) dropPrivileges() error {
 		if err := dropBoundingSet(); err != nil {
 			return err
 		}
+	}
+	if err := dropNetRawBounding(s.net); err != nil {
+		return err
 	}
 	if err := setIDs(s.user); err != nil {
 		return err
