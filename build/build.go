@@ -48,8 +48,12 @@ type Options struct {
 	Secrets map[string]Secret
 	// SSH are SSH agent sockets RUN --mount=type=ssh may use, by id.
 	SSH map[string]string
-	// Allow grants entitlements: EntitlementInsecure.
+	// Allow grants entitlements: EntitlementInsecure, EntitlementNetworkHost.
 	Allow []string
+	// Network is the network of RUN steps without --network: "" or
+	// "default" (a private network namespace with outbound access),
+	// "none", or "host" (needs EntitlementNetworkHost).
+	Network string
 
 	// inlineCache is the cache config put into image configs for
 	// --cache-to type=inline.
@@ -105,6 +109,10 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	network, err := buildNetwork(opt)
+	if err != nil {
+		return nil, err
+	}
 	fe, err := dockerfile.Build(ctx, dockerfile.Options{
 		Source:        opt.Dockerfile,
 		Filename:      opt.DockerfileName,
@@ -117,6 +125,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 		NoCache:       opt.NoCache,
 		NoCacheFilter: opt.NoCacheFilter,
 		Created:       created,
+		Network:       network,
 	}, s.resolver())
 	if err != nil {
 		return nil, err
@@ -124,6 +133,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
 		return nil, err
 	}
+	warnNetwork(fe.Root, opt.Warn)
 	sess, err := opt.session()
 	if err != nil {
 		return nil, err

@@ -55,6 +55,10 @@ type Options struct {
 	NoCacheFilter []string
 	// Created is the time recorded in the config and new history entries.
 	Created time.Time
+	// Network is the network of a RUN without --network (or with
+	// --network=default): "" (the default network), llb.NetworkNone or
+	// llb.NetworkHost (the build's --network).
+	Network string
 }
 
 // Result is the lowered target stage.

@@ -75,9 +75,12 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		return solver.Result{}, err
 	}
 	defer runMounts.close()
-	network := ""
-	if o.op.Network == llb.NetworkNone {
+	network := executor.NetworkDefault
+	switch o.op.Network {
+	case llb.NetworkNone:
 		network = executor.NetworkNone
+	case llb.NetworkHost:
+		network = executor.NetworkHost
 	}
 	err = executor.Run(ctx, executor.Spec{
 		Mounts:    inline,
