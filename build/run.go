@@ -20,11 +20,18 @@ type RunOptions struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// Network is "" or "default" (a private network namespace with
+	// outbound access), "none" or "host".
+	Network string
 }
 
 // Run runs a command in a fresh writable layer over a stored image, as
 // `docker run --rm` would, and removes the layer afterwards.
 func (s *State) Run(ctx context.Context, opt RunOptions) error {
+	network, err := runNetwork(opt.Network)
+	if err != nil {
+		return err
+	}
 	rec, err := s.Image(opt.Image)
 	if err != nil {
 		return err
@@ -87,5 +94,6 @@ func (s *State) Run(ctx context.Context, opt RunOptions) error {
 		User:   img.Config.User,
 		Stdin:  opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr,
 		StateDir: state,
+		Network:  network,
 	})
 }

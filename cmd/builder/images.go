@@ -36,6 +36,7 @@ func newImagesCommand(g *globalOptions) *cobra.Command {
 }
 
 func newRunCommand(g *globalOptions) *cobra.Command {
+	var network string
 	cmd := &cobra.Command{
 		Use:   "run IMAGE [COMMAND [ARG...]]",
 		Short: "Run a command in an image of the local store (changes are discarded)",
@@ -49,6 +50,7 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 			err = st.Run(context.WithoutCancel(cmd.Context()), build.RunOptions{
 				Image: args[0], Args: args[1:],
 				Stdin: os.Stdin, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
+				Network: network,
 			})
 			var ee *executor.ExitError
 			if errors.As(err, &ee) {
@@ -58,5 +60,6 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().StringVar(&network, "network", "default", "network: default (private, with outbound access), none or host")
 	return cmd
 }

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/builder-dev/builder/internal/testutil"
+)
+
+// TestCLINetwork: build --network and its entitlement, run --network.
+func TestCLINetwork(t *testing.T) {
+	testutil.RequiresRoot(t)
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	hostNS, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Skip(err)
+	}
+	bb, err := os.ReadFile(testutil.BusyboxPath)
+	if err != nil {
+		t.Fatalf("reading busybox (apt-get install busybox-static): %v", err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(`FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox ls /sys/class/net > /net"]
+`), 0o644)
+
+	_, stderr, code := c.run("build", "--network=host", dir)
+	if code == 0 || !strings.Contains(stderr, "--network=host needs the entitlement: build with --allow network.host") {
+		t.Errorf("build --network=host without --allow exited %d:\n%s", code, stderr)
+	}
+	if _, stderr, code = c.run("build", "--network=none", "-t", "nettest", dir); code != 0 {
+		t.Fatalf("build --network=none exited %d:\n%s", code, stderr)
+	}
+	if stdout, stderr, code := c.run("run", "nettest", "/bin/busybox", "cat", "/net"); code != 0 || stdout != "lo\n" {
+		t.Errorf("interfaces in a build --network=none step: %q (exit %d, %s), want lo", stdout, code, stderr)
+	}
+	if stdout, _, _ := c.run("run", "--network=host", "nettest", "/bin/busybox", "readlink", "/proc/self/ns/net"); strings.TrimSpace(stdout) != hostNS {
+		t.Errorf("run --network=host: netns %q, want the host's %s", stdout, hostNS)
+	}
+	if stdout, _, _ := c.run("run", "--network=none", "nettest", "/bin/busybox", "ls", "/sys/class/net"); stdout != "lo\n" {
+		t.Errorf("run --network=none: interfaces %q, want lo", stdout)
+	}
+	if stdout, _, _ := c.run("run", "nettest", "/bin/busybox", "readlink", "/proc/self/ns/net"); strings.TrimSpace(stdout) == hostNS && haveNetHelper() {
+		t.Errorf("run on the default network is in the host's namespace %s", hostNS)
+	}
+}
+
+func haveNetHelper() bool {
+	for _, h := range []string{"slirp4netns", "pasta"} {
+		if _, err := exec.LookPath(h); err == nil {
+			return true
+		}
+	}
+	return false
+}
