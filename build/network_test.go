@@ -13,9 +13,15 @@ import (
 	"github.com/builder-dev/builder/build"
 )
 
-// haveNetHelper reports whether a user-mode network helper is installed,
-// without which the default network is the host's.
+// haveNetHelper reports whether a user-mode network helper is installed
+// and can run (it needs /dev/net/tun), without which the default network is
+// the host's.
 func haveNetHelper() bool {
+	tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	tun.Close()
 	for _, h := range []string{"slirp4netns", "pasta"} {
 		if _, err := exec.LookPath(h); err == nil {
 			return true

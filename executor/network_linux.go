@@ -88,10 +88,15 @@ func findNetHelper() (*netHelper, string) {
 		if v := os.Getenv(netHelperEnv); v != "" {
 			names = []string{v}
 		}
-		if _, err := os.Stat("/dev/net/tun"); err != nil {
-			helperWarn = "no /dev/net/tun: RUN steps use the host network (without CAP_NET_RAW) instead of a private one"
+		// The helper opens it in the sandbox's namespace as this user: a
+		// node rootless builder may not open (mode 0600 on some hosts;
+		// Debian's default is 0666) fails it for every step.
+		tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+		if err != nil {
+			helperWarn = fmt.Sprintf("cannot open /dev/net/tun (%v): RUN steps use the host network (without CAP_NET_RAW) instead of a private one", err)
 			return
 		}
+		tun.Close()
 		for _, n := range names {
 			if n == "none" {
 				break

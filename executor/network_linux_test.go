@@ -132,6 +132,11 @@ func netHelpers(t *testing.T) []string {
 	if len(hs) == 0 {
 		t.Skip("needs slirp4netns or pasta (apt-get install slirp4netns passt)")
 	}
+	tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("the network helpers need /dev/net/tun, and this user cannot open it: %v", err)
+	}
+	tun.Close()
 	return hs
 }
 

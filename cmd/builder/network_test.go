@@ -50,7 +50,14 @@ RUN ["/bin/busybox", "sh", "-c", "/bin/busybox ls /sys/class/net > /net"]
 	}
 }
 
+// haveNetHelper reports whether a user-mode network helper is installed
+// and can run (it needs /dev/net/tun).
 func haveNetHelper() bool {
+	tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	tun.Close()
 	for _, h := range []string{"slirp4netns", "pasta"} {
 		if _, err := exec.LookPath(h); err == nil {
 			return true
