@@ -26,6 +26,8 @@ if [ ! -e "$cache/ctx/rootfs/etc/debian_version" ]; then
 	# The image's apt must not start with a warm package cache.
 	rm -rf "$cache/ctx/rootfs/var/lib/apt/lists/"* "$cache/ctx/rootfs/var/cache/apt/"*.bin
 fi
+# Device nodes cannot be COPYed (and the sandbox makes its own /dev).
+find "$cache/ctx/rootfs/dev" -mindepth 1 -delete
 cat >"$cache/ctx/Dockerfile" <<'EOF'
 FROM scratch AS base
 COPY rootfs/ /

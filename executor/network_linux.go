@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,16 +24,19 @@ import (
 // namespace that owns the sandbox's network namespace.
 //
 // slirp4netns is preferred: it configures the interface in a few
-// milliseconds with little CPU, says when it is ready (--ready-fd) and
-// exits when builder goes away (--exit-fd). pasta (Debian's passt) is the
-// fallback; in its 2023 Debian version it spends ~0.1 s of CPU starting up
-// and has no readiness signal, so its readiness is seen by polling the
-// sandbox's routes.
+// milliseconds with little CPU and exits when builder goes away
+// (--exit-fd). pasta (Debian's passt) is the fallback; in its 2023 Debian
+// version it spends ~0.1 s of CPU starting up.
 //
 // Start-up runs in parallel with the sandbox's own setup: Run starts the
 // helper as soon as the init (and so its network namespace) exists, and the
 // init waits on netFD, just before execve, for a single 0 byte (the
-// interface is configured) or an error message, then EOF.
+// interface is configured) or an error message, then EOF. The interface
+// counts as configured once the sandbox has its default route, which both
+// helpers add last; Run polls /proc/PID/net/route for it. slirp4netns's
+// --ready-fd comes only after it has also set up its own sandbox and
+// seccomp filter, several times later; packets sent meanwhile wait in the
+// tap device's queue.
 const netFD = 5
 
 // netHelperEnv forces a helper: slirp4netns, pasta, or none (the host
@@ -172,11 +176,10 @@ type helperRun struct {
 func (p netPlan) start(pid int, ready *os.File) (stop func()) {
 	h := &helperRun{done: make(chan struct{}), quit: make(chan struct{}), ready: make(chan struct{})}
 	var files []*os.File // to close in this process once started
-	var readyR *os.File
 	var err error
 	switch p.helper.name {
 	case "slirp4netns":
-		files, readyR, err = h.slirpCmd(p.helper.path, pid)
+		files, err = h.slirpCmd(p.helper.path, pid)
 	case "pasta":
 		files, err = h.pastaCmd(p.helper.path, pid, p.dns)
 	}
@@ -189,9 +192,6 @@ func (p netPlan) start(pid int, ready *os.File) (stop func()) {
 		f.Close()
 	}
 	if err != nil {
-		if readyR != nil {
-			readyR.Close()
-		}
 		if h.exitW != nil {
 			h.exitW.Close()
 		}
@@ -206,13 +206,7 @@ func (p netPlan) start(pid int, ready *os.File) (stop func()) {
 	go func() {
 		defer close(h.ready)
 		defer ready.Close()
-		var werr error
-		if readyR != nil {
-			werr = h.waitSlirp(readyR)
-		} else {
-			werr = h.waitRoutes(pid, p.ipv6)
-		}
-		if werr != nil {
+		if werr := h.waitRoutes(pid, p.ipv6); werr != nil {
 			ready.WriteString(werr.Error())
 		} else {
 			ready.Write([]byte{0})
@@ -221,19 +215,12 @@ func (p netPlan) start(pid int, ready *os.File) (stop func()) {
 	return h.stop
 }
 
-// slirpCmd prepares slirp4netns: fd 3 is its ready pipe, fd 4 its exit
-// pipe. It returns the files the child inherits (to close here) and the
-// read end of the ready pipe.
-func (h *helperRun) slirpCmd(path string, pid int) (inherit []*os.File, readyR *os.File, err error) {
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		return nil, nil, err
-	}
+// slirpCmd prepares slirp4netns, with fd 3 its exit pipe. It returns the
+// files the child inherits, to close here.
+func (h *helperRun) slirpCmd(path string, pid int) (inherit []*os.File, err error) {
 	exitR, exitW, err := os.Pipe()
 	if err != nil {
-		readyR.Close()
-		readyW.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	h.exitW = exitW
 	h.cmd = exec.Command(path,
@@ -243,10 +230,10 @@ func (h *helperRun) slirpCmd(path string, pid int) (inherit []*os.File, readyR *
 		// Its own mount namespace with nothing but what it needs, few
 		// capabilities and a seccomp filter: it parses untrusted packets.
 		"--enable-sandbox", "--enable-seccomp",
-		"--ready-fd=3", "--exit-fd=4",
+		"--exit-fd=3",
 		strconv.Itoa(pid), "tap0")
-	h.cmd.ExtraFiles = []*os.File{readyW, exitR}
-	return []*os.File{readyW, exitR}, readyR, nil
+	h.cmd.ExtraFiles = []*os.File{exitR}
+	return []*os.File{exitR}, nil
 }
 
 // pastaCmd prepares pasta, joining the sandbox's network namespace through
@@ -273,24 +260,8 @@ func (h *helperRun) pastaCmd(path string, pid int, dns string) (inherit []*os.Fi
 	return []*os.File{ns}, nil
 }
 
-// waitSlirp waits for slirp4netns to write to its ready pipe.
-func (h *helperRun) waitSlirp(readyR *os.File) error {
-	defer readyR.Close()
-	var b [1]byte
-	if n, _ := readyR.Read(b[:]); n == 1 {
-		return nil
-	}
-	// EOF: slirp4netns exited (or was stopped) before it was ready.
-	select {
-	case <-h.done:
-		return h.failure()
-	case <-h.quit:
-		return errors.New("slirp4netns was stopped before the network was ready")
-	}
-}
-
-// waitRoutes polls the sandbox's routes until pasta has installed the
-// default ones (IPv6 is configured after IPv4, so its route comes last).
+// waitRoutes polls the sandbox's routes until the helper has installed the
+// default ones (pasta configures IPv6 after IPv4, so its route comes last).
 func (h *helperRun) waitRoutes(pid int, ipv6 bool) error {
 	dir := "/proc/" + strconv.Itoa(pid) + "/net/"
 	deadline := time.Now().Add(helperReadyTimeout)
@@ -302,13 +273,13 @@ func (h *helperRun) waitRoutes(pid int, ipv6 bool) error {
 		case ok:
 			return nil
 		case time.Now().After(deadline):
-			return fmt.Errorf("pasta did not configure the sandbox's network within %v", helperReadyTimeout)
+			return fmt.Errorf("%s did not configure the sandbox's network within %v", filepath.Base(h.cmd.Path), helperReadyTimeout)
 		}
 		select {
 		case <-h.done:
 			return h.failure()
 		case <-h.quit:
-			return errors.New("pasta was stopped before the network was ready")
+			return fmt.Errorf("%s was stopped before the network was ready", filepath.Base(h.cmd.Path))
 		case <-time.After(delay):
 		}
 	}
