@@ -92,6 +92,21 @@ func findNetHelper() (*netHelper, string) {
 		if v := os.Getenv(netHelperEnv); v != "" {
 			names = []string{v}
 		}
+		if names[0] == "none" {
+			helperWarn = netHelperEnv + "=none: RUN steps use the host network (without CAP_NET_RAW) instead of a private one"
+			return
+		}
+		var found *netHelper
+		for _, n := range names {
+			if p, err := exec.LookPath(n); err == nil {
+				found = &netHelper{name: n, path: p}
+				break
+			}
+		}
+		if found == nil {
+			helperWarn = "no slirp4netns or pasta in $PATH: RUN steps use the host network (without CAP_NET_RAW) instead of a private one; apt-get install slirp4netns (or passt)"
+			return
+		}
 		// The helper opens it in the sandbox's namespace as this user: a
 		// node rootless builder may not open (mode 0600 on some hosts;
 		// Debian's default is 0666) fails it for every step.
@@ -101,16 +116,7 @@ func findNetHelper() (*netHelper, string) {
 			return
 		}
 		tun.Close()
-		for _, n := range names {
-			if n == "none" {
-				break
-			}
-			if p, err := exec.LookPath(n); err == nil {
-				helperFound = &netHelper{name: n, path: p}
-				return
-			}
-		}
-		helperWarn = "neither slirp4netns nor pasta is installed: RUN steps use the host network (without CAP_NET_RAW) instead of a private one; apt-get install slirp4netns"
+		helperFound = found
 	})
 	return helperFound, helperWarn
 }

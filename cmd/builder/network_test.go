@@ -48,6 +48,27 @@ RUN ["/bin/busybox", "sh", "-c", "/bin/busybox ls /sys/class/net > /net"]
 	if stdout, _, _ := c.run("run", "nettest", "/bin/busybox", "readlink", "/proc/self/ns/net"); strings.TrimSpace(stdout) == hostNS && haveNetHelper() {
 		t.Errorf("run on the default network is in the host's namespace %s", hostNS)
 	}
+
+	// Neither helper in $PATH: one warning naming the package, and the
+	// step on the host's network. Rootless builder still needs newuidmap.
+	path := t.TempDir()
+	for _, tool := range []string{"newuidmap", "newgidmap"} {
+		if p, err := exec.LookPath(tool); err == nil {
+			os.Symlink(p, filepath.Join(path, tool))
+		}
+	}
+	cmd := exec.Command(c.bin, "--root", c.root, "build", "--no-cache", "-t", "nethost", dir)
+	cmd.Env = append(os.Environ(), "PATH="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("build without a network helper: %v\n%s", err, out)
+	}
+	if n := strings.Count(string(out), "apt-get install slirp4netns (or passt)"); n != 1 {
+		t.Errorf("build without a network helper printed the warning %d times, want once:\n%s", n, out)
+	}
+	if stdout, _, _ := c.run("run", "--network=none", "nethost", "/bin/busybox", "cat", "/net"); !strings.Contains(stdout, "lo") || stdout == "lo\n" {
+		t.Errorf("interfaces in a step without a network helper: %q, want the host's", stdout)
+	}
 }
 
 // haveNetHelper reports whether a user-mode network helper is installed
