@@ -7,6 +7,10 @@
 // capability set, and execs the user process, which becomes PID 1 of the
 // sandbox's pid namespace.
 //
+// By default the sandbox also has a network namespace of its own, which a
+// user-mode network stack (slirp4netns or pasta, started by Run beside the
+// init) connects to the outside; see NetworkDefault.
+//
 // Every program that calls Run must call Init first thing in main (and in
 // TestMain of packages whose tests run sandboxes): in the re-executed copy,
 // Init is the sandbox init and never returns.
