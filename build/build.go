@@ -53,7 +53,7 @@ type Options struct {
 	Secrets map[string]Secret
 	// SSH are SSH agent sockets RUN --mount=type=ssh may use, by id.
 	SSH map[string]string
-	// Allow grants entitlements: EntitlementInsecure.
+	// Allow grants entitlements: EntitlementInsecure, EntitlementNetworkHost.
 	Allow []string
 	// OnRunFailure, when set, is called when a RUN step's command fails,
 	// with the step's sandbox before its layer is discarded (the debug
@@ -69,6 +69,10 @@ type Options struct {
 	HTTPTimeout time.Duration
 	// HTTPMaxSize, when positive, bounds the size of an ADD <url> download.
 	HTTPMaxSize int64
+	// Network is the network of RUN steps without --network: "" or
+	// "default" (a private network namespace with outbound access),
+	// "none", or "host" (needs EntitlementNetworkHost).
+	Network string
 
 	// inlineCache is the cache config put into image configs for
 	// --cache-to type=inline.
@@ -133,6 +137,10 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	network, err := buildNetwork(opt)
+	if err != nil {
+		return nil, err
+	}
 	fopt := dockerfile.Options{
 		Source:        opt.Dockerfile,
 		Filename:      opt.DockerfileName,
@@ -145,6 +153,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 		NoCache:       opt.NoCache,
 		NoCacheFilter: opt.NoCacheFilter,
 		Created:       created,
+		Network:       network,
 	}
 	resolver := newMemoResolver(s.resolver())
 	fe, err := dockerfile.Build(ctx, fopt, resolver)
@@ -157,6 +166,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
 		return nil, err
 	}
+	warnNetwork(fe.Root, opt.Warn)
 	sess, err := opt.session()
 	if err != nil {
 		return nil, err

@@ -23,11 +23,18 @@ type RunOptions struct {
 	Stderr io.Writer
 	// Resources are the command's cgroup limits (--memory, ...).
 	Resources cgroup.Limits
+	// Network is "" or "default" (a private network namespace with
+	// outbound access), "none" or "host".
+	Network string
 }
 
 // Run runs a command in a fresh writable layer over a stored image, as
 // `docker run --rm` would, and removes the layer afterwards.
 func (s *State) Run(ctx context.Context, opt RunOptions) error {
+	network, err := runNetwork(opt.Network)
+	if err != nil {
+		return err
+	}
 	rec, err := s.Image(opt.Image)
 	if err != nil {
 		return err
@@ -91,5 +98,6 @@ func (s *State) Run(ctx context.Context, opt RunOptions) error {
 		Stdin:  opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr,
 		StateDir:  state,
 		Resources: opt.Resources,
+		Network:   network,
 	})
 }

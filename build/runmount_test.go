@@ -474,44 +474,6 @@ RUN --mount=type=ssh,id=absent sh -c 'test -e /run/buildkit/ssh_agent.0 && echo 
 	}
 }
 
-func TestRunNetwork(t *testing.T) {
-	base := busyboxBase(t)
-	st := openState(t, t.TempDir())
-	hostNS, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		t.Skip(err)
-	}
-	// The same command three times: the network mode is part of the key,
-	// so none of them may reuse another's result.
-	df := `FROM {{BASE}} AS none
-RUN --network=none sh -c 'readlink /proc/self/ns/net; ls /sys/class/net; cat /sys/class/net/lo/flags' > /net
-
-FROM {{BASE}} AS host
-RUN --network=host sh -c 'readlink /proc/self/ns/net; ls /sys/class/net; cat /sys/class/net/lo/flags' > /net
-
-FROM {{BASE}}
-RUN sh -c 'readlink /proc/self/ns/net; ls /sys/class/net; cat /sys/class/net/lo/flags' > /net
-COPY --from=none /net /none
-COPY --from=host /net /host
-`
-	files, _ := mustBuild(t, st, base, writeContext(t, nil), df, build.Options{})
-	none := strings.Fields(files["none"].content)
-	if len(none) != 3 || none[0] == hostNS || none[1] != "lo" {
-		t.Errorf("--network=none: netns, interfaces, lo flags = %q, want a new namespace (host: %s) with only lo", none, hostNS)
-	} else {
-		var flags int
-		if _, err := fmt.Sscanf(none[2], "0x%x", &flags); err != nil || flags&1 == 0 {
-			t.Errorf("--network=none: lo flags %s, want IFF_UP", none[2])
-		}
-	}
-	for _, name := range []string{"host", "net"} {
-		got := strings.Fields(files[name].content)
-		if len(got) == 0 || got[0] != hostNS {
-			t.Errorf("%s network: %q, want the host's namespace %s", name, got, hostNS)
-		}
-	}
-}
-
 func TestRunSecurityInsecure(t *testing.T) {
 	base := busyboxBase(t)
 	st := openState(t, t.TempDir())

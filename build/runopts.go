@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver/ops"
@@ -68,20 +69,34 @@ func (opt Options) session() (*ops.Session, error) {
 // grant, naming their Dockerfile line.
 func checkEntitlements(root *llb.Vertex, allow []string) error {
 	for _, a := range allow {
-		if a != EntitlementInsecure {
-			return fmt.Errorf("--allow %s: unknown entitlement (supported: %s)", a, EntitlementInsecure)
+		if !slices.Contains(entitlements, a) {
+			return fmt.Errorf("--allow %s: unknown entitlement (supported: %s)", a, strings.Join(entitlements, ", "))
 		}
 	}
 	var errs []error
 	llb.Walk([]*llb.Vertex{root}, func(v *llb.Vertex) error {
-		if op, ok := v.Op().(llb.ExecOp); ok && op.Security == llb.SecurityInsecure && !slices.Contains(allow, EntitlementInsecure) {
-			msg := "RUN --security=insecure needs the entitlement: build with --allow " + EntitlementInsecure
-			if loc := v.Meta().Location.String(); loc != "" {
-				msg = loc + ": " + msg
-			}
-			errs = append(errs, errors.New(msg))
+		op, ok := v.Op().(llb.ExecOp)
+		if !ok {
+			return nil
 		}
+		var msg string
+		switch {
+		case op.Security == llb.SecurityInsecure && !allowed(allow, EntitlementInsecure):
+			msg = "RUN --security=insecure needs the entitlement: build with --allow " + EntitlementInsecure
+		case op.Network == llb.NetworkHost && !allowed(allow, EntitlementNetworkHost):
+			msg = "RUN --network=host needs the entitlement: build with --allow " + EntitlementNetworkHost
+		default:
+			return nil
+		}
+		if loc := v.Meta().Location.String(); loc != "" {
+			msg = loc + ": " + msg
+		}
+		errs = append(errs, errors.New(msg))
 		return nil
 	})
 	return errors.Join(errs...)
+}
+
+func allowed(allow []string, entitlement string) bool {
+	return slices.Contains(allow, entitlement)
 }

@@ -51,12 +51,17 @@ func dropBoundingSet() error {
 }
 
 // setCaps sets the calling thread's effective, permitted and inheritable
-// sets: defaultCaps for root, empty for anyone else. It runs after the
-// uid change, on the thread that will execve.
+// sets: defaultCaps for root, empty for anyone else; a capability no longer
+// in the bounding set (see dropNetRawBounding) is left out, as the kernel
+// would refuse it as inheritable. It runs after the uid change, on the
+// thread that will execve.
 func setCaps(root bool) error {
 	var data [2]unix.CapUserData
 	if root {
 		for _, c := range defaultCaps {
+			if in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, c, 0, 0, 0); err != nil || in != 1 {
+				continue
+			}
 			data[c/32].Effective |= 1 << (c % 32)
 		}
 		for i := range data {

@@ -14,6 +14,10 @@
 // device nodes bound into /dev open; secrets live on a tmpfs of the
 // sandbox's own mount namespace (secrets_linux.go).
 //
+// By default the sandbox also has a network namespace of its own, which a
+// user-mode network stack (slirp4netns or pasta, started by Run beside the
+// init) connects to the outside; see NetworkDefault.
+//
 // Every program that calls Run must call Init first thing in main (and in
 // TestMain of packages whose tests run sandboxes): in the re-executed copy,
 // Init is the sandbox init and never returns.

@@ -45,7 +45,8 @@ type Spec struct {
 	// RunMounts are mounted after Mounts, in order: file trees, tmpfs and
 	// host paths (RUN --mount). See Mount.
 	RunMounts []Mount `json:"runMounts,omitempty"`
-	// Network is "" (the host's network) or NetworkNone.
+	// Network is NetworkDefault (a private network namespace reaching
+	// out through a user-mode network stack), NetworkNone or NetworkHost.
 	Network string `json:"network,omitempty"`
 	// Insecure keeps every capability and leaves /proc and /sys unmasked
 	// (RUN --security=insecure).

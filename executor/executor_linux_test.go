@@ -383,6 +383,9 @@ func TestCapabilities(t *testing.T) {
 		s := newSandbox(t, lower)
 		spec := s.spec("cat", "/proc/self/status")
 		spec.User = tt.user
+		// Not the default network, which falls back to the host's without
+		// NET_RAW where no network helper can run (TestNetworkFallback).
+		spec.Network = executor.NetworkNone
 		status := mustRun(t, spec)
 		for _, f := range []struct{ name, want string }{
 			{"CapBnd", tt.bnd}, {"CapEff", tt.eff}, {"CapPrm", tt.prm}, {"CapInh", tt.inh}, {"CapAmb", "0000000000000000"},

@@ -15,3 +15,8 @@ func Run(ctx context.Context, spec Spec) error {
 
 // Init returns immediately: a sandbox init can only exist on Linux.
 func Init() {}
+
+// NetworkWarning says that RUN steps cannot run here at all.
+func NetworkWarning() string {
+	return "sandboxed RUN steps are not supported on " + runtime.GOOS
+}

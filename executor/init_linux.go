@@ -57,12 +57,16 @@ func initMain() int {
 	}
 	spec := cfg.Spec
 
-	s := &sandbox{spec: spec, seccomp: cfg.Seccomp, root: rootfs{
+	s := &sandbox{spec: spec, seccomp: cfg.Seccomp, net: cfg.Net, root: rootfs{
 		dir:      filepath.Join(spec.StateDir, "rootfs"),
 		stateDir: spec.StateDir,
 		insecure: spec.Insecure,
 	}}
-	if err := s.setup(); err != nil {
+	err = s.setup()
+	if err == nil {
+		err = waitNetwork(s.net)
+	}
+	if err != nil {
 		sendReport(reports, s.root.stubs, err)
 		return 1
 	}
@@ -101,6 +105,7 @@ func sendReport(w io.Writer, stubs []string, err error) error {
 // sandbox is the init's state.
 type sandbox struct {
 	spec Spec
+	net  initNet
 	root rootfs
 	user execUser
 	path string // the resolved Args[0]
@@ -133,7 +138,7 @@ func (s *sandbox) setup() error {
 	if err := s.root.runMounts(spec.RunMounts); err != nil {
 		return err
 	}
-	if err := setupNetwork(spec); err != nil {
+	if err := setupNetwork(s.net); err != nil {
 		return stepError("setting up network", err)
 	}
 	cwd := spec.Cwd
@@ -202,6 +207,9 @@ func (s *sandbox) dropPrivileges() error {
 		if err := dropBoundingSet(); err != nil {
 			return err
 		}
+	}
+	if err := dropNetRawBounding(s.net); err != nil {
+		return err
 	}
 	if err := setIDs(s.user); err != nil {
 		return err

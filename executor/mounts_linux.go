@@ -71,31 +71,6 @@ func (r *rootfs) layers(n int, m Mount) error {
 	return r.bind([]BindMount{{Source: src, Target: m.Target, Readonly: m.Readonly}})
 }
 
-// setupNetwork brings up lo in a sandbox with its own network namespace;
-// with the host's network there is nothing to do.
-func setupNetwork(spec Spec) error {
-	if spec.Network != NetworkNone {
-		return nil
-	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return os.NewSyscallError("socket", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return os.NewSyscallError("ioctl(SIOCGIFFLAGS lo)", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return os.NewSyscallError("ioctl(SIOCSIFFLAGS lo up)", err)
-	}
-	return nil
-}
-
 // setAllCaps gives the calling thread, for an insecure sandbox running as
 // root, every capability it is permitted (all of the bounding set, which
 // the builder itself may have been given less of) in its effective and

@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,7 +47,11 @@ func Run(ctx context.Context, spec Spec) error {
 	if err := context.Cause(ctx); ctx.Err() != nil {
 		return err
 	}
-	if err := writeEtcFiles(spec); err != nil {
+	nw, err := planNetwork(spec)
+	if err != nil {
+		return err
+	}
+	if err := writeEtcFiles(spec, nw); err != nil {
 		return err
 	}
 	cfg, err := newInitConfig(spec)
@@ -68,6 +71,14 @@ func Run(ctx context.Context, spec Spec) error {
 	}
 	defer reportR.Close()
 	defer reportW.Close()
+	var netR, netW *os.File
+	if nw.helper != nil {
+		if netR, netW, err = os.Pipe(); err != nil {
+			return err
+		}
+		defer netR.Close()
+		defer netW.Close()
+	}
 
 	cmd := exec.CommandContext(ctx, initPath())
 	cmd.Args = []string{"builder-sandbox-init"}
@@ -75,9 +86,12 @@ func Run(ctx context.Context, spec Spec) error {
 	// The user process gets spec.Env, none of this.
 	cmd.Env = []string{initEnv + "=" + initEnvValue, "GOMAXPROCS=1", "GOGC=off"}
 	cmd.ExtraFiles = []*os.File{specFD - 3: specR, reportFD - 3: reportW}
+	if netR != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, netR) // netFD
+	}
 	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: cloneFlags(spec),
+		Cloneflags: cloneFlags() | nw.clone,
 		// The kernel sends Pdeathsig when the *thread* that forked the
 		// child exits, not the process. Go ends a thread only when a
 		// goroutine exits while locked to it, so this goroutine stays
@@ -116,6 +130,13 @@ func Run(ctx context.Context, spec Spec) error {
 	}
 	specR.Close()
 	reportW.Close()
+	if nw.helper != nil {
+		// The init's network namespace exists: configure it while the
+		// init sets up the rest.
+		netR.Close()
+		stop := nw.start(cmd.Process.Pid, netW)
+		defer stop()
+	}
 	if f, ok := cmd.Stdin.(*os.File); ok && stdinW != nil {
 		f.Close()
 		go func() {
@@ -127,6 +148,7 @@ func Run(ctx context.Context, spec Spec) error {
 	// The init reads the whole spec before it writes anything, so this
 	// cannot deadlock; if the init died, the write fails with EPIPE and
 	// the reports below say so.
+	cfg.Net = nw.init
 	cfg.Spec.RunMounts = withSecretSizes(cfg.Spec.RunMounts)
 	writeErr := json.NewEncoder(specW).Encode(cfg)
 	if writeErr == nil {
@@ -166,15 +188,10 @@ func Run(ctx context.Context, spec Spec) error {
 	return result
 }
 
-// cloneFlags are the namespaces of a sandbox: the host's network, or with
-// Spec.Network NetworkNone one of its own, whose lo the init brings up
-// (see setupNetwork).
-func cloneFlags(spec Spec) uintptr {
-	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
-	if spec.Network == NetworkNone {
-		flags |= syscall.CLONE_NEWNET
-	}
-	return flags
+// cloneFlags are the namespaces of every sandbox; planNetwork adds the
+// network namespace.
+func cloneFlags() uintptr {
+	return syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
 }
 
 // setStdin gives the init a stdin. os/exec would copy from a non-file
@@ -239,7 +256,7 @@ func exitStatus(ps *os.ProcessState) error {
 
 // writeEtcFiles writes the files the init bind-mounts at /etc/hosts and
 // /etc/resolv.conf.
-func writeEtcFiles(spec Spec) error {
+func writeEtcFiles(spec Spec, nw netPlan) error {
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n", spec.Hostname)
 	if err := os.WriteFile(filepath.Join(spec.StateDir, "hosts"), []byte(hosts), 0o644); err != nil {
 		return fmt.Errorf("writing sandbox hosts file: %w", err)
@@ -248,22 +265,10 @@ func writeEtcFiles(spec Spec) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("reading host resolv.conf: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(spec.StateDir, "resolv.conf"), resolvConf(host), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(spec.StateDir, "resolv.conf"), resolvConf(host, nw.dns, nw.keepDNS), 0o644); err != nil {
 		return fmt.Errorf("writing sandbox resolv.conf: %w", err)
 	}
 	return nil
-}
-
-// resolvConf is the sandbox's resolv.conf for host networking: the host's
-// file as it is. Even resolvers on 127.0.0.x (systemd-resolved, dnsmasq)
-// are reachable from the host network namespace. A sandbox with its own
-// network namespace would have to drop those and fall back to public
-// resolvers.
-func resolvConf(host []byte) []byte {
-	if len(host) > 0 && !bytes.HasSuffix(host, []byte("\n")) {
-		host = append(host, '\n')
-	}
-	return host
 }
 
 // removeStubs removes, newest first, the mountpoints the init created, from

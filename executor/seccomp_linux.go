@@ -47,13 +47,6 @@ var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
 
 // initConfig is what the parent sends the init: the Spec and what the
 // parent prepared for it.
-type initConfig struct {
-	Spec
-	// Seccomp is the encoded seccomp program (seccomp.Encode); empty only
-	// for an insecure sandbox.
-	Seccomp []byte `json:"seccomp,omitempty"`
-}
-
 // newInitConfig fails closed: a sandbox that is not insecure gets the
 // profile or does not start.
 func newInitConfig(spec Spec) (initConfig, error) {

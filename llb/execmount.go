@@ -16,8 +16,9 @@ const (
 	SharingLocked  = "locked"
 )
 
-// Network modes (ExecOp.Network). "" is the default network, which is the
-// host's for now.
+// Network modes (ExecOp.Network). "" is the default network: a private
+// network namespace with outbound access through a user-mode network stack
+// (see executor.NetworkDefault).
 const (
 	NetworkHost = "host"
 	NetworkNone = "none"

@@ -35,6 +35,7 @@ type buildFlags struct {
 	secrets       []string
 	ssh           []string
 	allow         []string
+	network       string
 	cacheTo       []string
 	cacheFrom     []string
 	parallelism   int
@@ -80,7 +81,8 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (the agent at $SSH_AUTH_SOCK) or ID=SOCKET")
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd|uncompressed], type=local,dest=DIR or type=inline (repeatable)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)")
-	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement: security.insecure (for RUN --security=insecure)")
+	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement: security.insecure (for RUN --security=insecure), network.host (for --network=host and RUN --network=host)")
+	fl.StringVar(&f.network, "network", "default", "network of RUN steps without --network: default (private, with outbound access), none, or host (needs --allow network.host)")
 	fl.StringVar(&f.onError, "on-error", "fail", "when a RUN fails: fail, or shell (open a shell on the terminal in the failed step's sandbox, then fail)")
 	fl.BoolVar(&f.check, "check", false, "run only the build checks and print their warnings; exit status 1 if any")
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "additional build context NAME=DIR or NAME=docker-image://REF, for FROM and COPY --from")
@@ -201,6 +203,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		SSH:            ssh,
 		Allow:          f.allow,
 		SquashAbove:    f.squashAbove,
+		Network:        f.network,
 		CacheTo:        cacheTo,
 		CacheFrom:      cacheFrom,
 		OnCheck:        func(w []build.CheckWarning) { checks = w },

@@ -37,6 +37,7 @@ func newImagesCommand(g *globalOptions) *cobra.Command {
 
 func newRunCommand(g *globalOptions) *cobra.Command {
 	var rf resourceFlags
+	var network string
 	cmd := &cobra.Command{
 		Use:   "run IMAGE [COMMAND [ARG...]]",
 		Short: "Run a command in an image of the local store (changes are discarded)",
@@ -55,6 +56,7 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 				Image: args[0], Args: args[1:],
 				Stdin: os.Stdin, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
 				Resources: limits,
+				Network: network,
 			})
 			var oom *executor.OOMError
 			if errors.As(err, &oom) {
@@ -69,5 +71,6 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().SetInterspersed(false)
 	addResourceFlags(cmd, &rf)
+	cmd.Flags().StringVar(&network, "network", "default", "network: default (private, with outbound access), none or host")
 	return cmd
 }

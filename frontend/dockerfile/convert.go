@@ -57,6 +57,10 @@ type Options struct {
 	// (SOURCE_DATE_EPOCH). Zero leaves them unset: the exporter takes them
 	// from the records of the steps that made the layers.
 	Created time.Time
+	// Network is the network of a RUN without --network (or with
+	// --network=default): "" (the default network), llb.NetworkNone or
+	// llb.NetworkHost (the build's --network).
+	Network string
 }
 
 // Result is the lowered target stage.

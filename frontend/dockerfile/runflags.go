@@ -41,6 +41,7 @@ func (c *converter) runFlags(st *stageState, cmd *instructions.RunCommand) (runF
 	}
 	switch n := instructions.GetNetwork(cmd); n {
 	case instructions.NetworkDefault:
+		rf.network = c.opt.Network
 	case instructions.NetworkNone:
 		rf.network = llb.NetworkNone
 	case instructions.NetworkHost:

@@ -2,6 +2,7 @@ package dockerfile
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,6 +69,21 @@ RUN --network=none --security=insecure \
 	b, _ := build(t, "FROM busybox\nRUN --network=none true\n", Options{})
 	if a.Root.Digest() == b.Root.Digest() {
 		t.Error("RUN and RUN --network=none have the same digest")
+	}
+
+	// The build's network is the default of RUN without --network (or
+	// with --network=default); an explicit mode wins.
+	c, _ := build(t, "FROM busybox\nRUN true\nRUN --network=default true\nRUN --network=none true\n", Options{Network: llb.NetworkHost})
+	var nets []string
+	llb.Walk([]*llb.Vertex{c.Root}, func(v *llb.Vertex) error {
+		if op, ok := v.Op().(llb.ExecOp); ok {
+			nets = append(nets, op.Network)
+		}
+		return nil
+	})
+	slices.Sort(nets)
+	if want := []string{"host", "host", "none"}; !slices.Equal(nets, want) {
+		t.Errorf("RUN networks with the build's network host = %q, want %q", nets, want)
 	}
 }
 

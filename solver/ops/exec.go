@@ -79,9 +79,12 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 	defer runMounts.close()
 	var usage cgroup.Usage
 	defer reportUsage(log, &usage)
-	network := ""
-	if o.op.Network == llb.NetworkNone {
+	network := executor.NetworkDefault
+	switch o.op.Network {
+	case llb.NetworkNone:
 		network = executor.NetworkNone
+	case llb.NetworkHost:
+		network = executor.NetworkHost
 	}
 	spec := executor.Spec{
 		Mounts:    inline,
