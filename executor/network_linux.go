@@ -66,7 +66,6 @@ type initNet struct {
 	DropNetRaw bool `json:"dropNetRaw,omitempty"`
 }
 
-
 // netHelper is an installed user-mode network stack.
 type netHelper struct {
 	name string // "slirp4netns" or "pasta"

@@ -56,7 +56,7 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 				Image: args[0], Args: args[1:],
 				Stdin: os.Stdin, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
 				Resources: limits,
-				Network: network,
+				Network:   network,
 			})
 			var oom *executor.OOMError
 			if errors.As(err, &oom) {
