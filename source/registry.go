@@ -219,7 +219,7 @@ func RegistryError(host string, err error) error {
 		case http.StatusUnauthorized, http.StatusForbidden:
 			advice = "the registry refused access: log in with a docker config (~/.docker/config.json or $DOCKER_CONFIG) or $" + RegistryAuthEnv
 		case http.StatusNotFound:
-			advice = "check the name and tag"
+			advice = "the image or tag was not found: check the name and tag"
 		case http.StatusTooManyRequests:
 			advice = "the registry limits the request rate: wait, log in for a higher limit, or use a mirror"
 		default:
