@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/patternmatcher/ignorefile"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -57,8 +57,8 @@ type Options struct {
 	Allow []string
 	// OnRunFailure, when set, is called when a RUN step's command fails,
 	// with the step's sandbox before its layer is discarded (the debug
-	// shell of --on-error=shell).
-	OnRunFailure func(ctx context.Context, step string, spec executor.Spec, err error)
+	// shell of --on-error=shell, State.KeepFailure for --on-error=keep).
+	OnRunFailure func(ctx context.Context, f ops.RunFailure)
 	// SquashAbove, when positive, merges the oldest layers of an image of
 	// more layers into one so that it has SquashAbove (--squash-above).
 	SquashAbove int

@@ -39,6 +39,8 @@ type PruneOptions struct {
 // PruneReport says what Prune removed (or, on a dry run, would remove).
 type PruneReport struct {
 	Snapshots, Keys, Blobs int
+	// Kept is the failed steps' filesystems (--on-error=keep) removed.
+	Kept int
 	// Freed is the bytes of the removed layer directories and blobs.
 	Freed int64
 	// Before and After are the total sizes around the prune.
@@ -80,6 +82,11 @@ func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
 	if err != nil {
 		return nil, err
 	}
+	kept, err := s.KeptFailures()
+	addKeptRoots(g, kept)
+	if err != nil {
+		return nil, err
+	}
 	du := cache.Usage(g)
 	if err := s.addCacheMountUsage(du); err != nil {
 		return nil, err
@@ -90,25 +97,43 @@ func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
 // Prune removes build cache that no image of the local store and no build
 // running in this process needs, as opt selects.
 func (s *State) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, error) {
-	rep, err := s.prune(ctx, opt, leases.of(s))
+	rep, err := s.prune(ctx, opt, leases.of(s), true)
 	if err == nil && opt.All {
 		err = s.pruneCacheMounts(ctx, rep, opt.DryRun)
 	}
 	return rep, err
 }
 
-func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease) (*PruneReport, error) {
+// prune removes what opt selects; with dropKept the kept failures
+// (--on-error=keep) go too, as `builder prune` does, where the automatic GC
+// keeps them.
+func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, dropKept bool) (*PruneReport, error) {
 	g, err := s.graph(ctx)
 	if err != nil {
 		return nil, err
+	}
+	kept, err := s.KeptFailures()
+	if err != nil {
+		return nil, err
+	}
+	if !dropKept {
+		addKeptRoots(g, kept)
 	}
 	plan := cache.Collect(g, cache.Policy{All: opt.All, Until: opt.Until, KeepStorage: opt.KeepStorage}, ls, time.Now())
 	rep := &PruneReport{
 		Snapshots: len(plan.Snapshots), Keys: len(plan.Keys), Blobs: len(plan.Blobs),
 		Freed: plan.Freed, Before: plan.Total, After: plan.Total - plan.Freed,
 	}
+	if dropKept {
+		rep.Kept = len(kept)
+	}
 	if opt.DryRun {
 		return rep, nil
+	}
+	if dropKept {
+		if _, err := s.removeKept(); err != nil {
+			return nil, fmt.Errorf("pruning kept failures: %w", err)
+		}
 	}
 	// Records first, in one transaction: a crash after it leaves only
 	// files nothing names, which build.Open (directories) and the next
@@ -377,7 +402,7 @@ func (s *State) autoGC(ctx context.Context, policy *GCPolicy) (bool, error) {
 	if err != nil || total <= p.KeepStorage {
 		return false, err
 	}
-	_, err = s.prune(ctx, PruneOptions{KeepStorage: p.KeepStorage}, leases.of(s))
+	_, err = s.prune(ctx, PruneOptions{KeepStorage: p.KeepStorage}, leases.of(s), false)
 	return true, err
 }
 
@@ -405,4 +430,12 @@ func ParseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("invalid size %q: unknown unit %q (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)", v, s[i:])
 	}
 	return int64(f * m), nil
+}
+
+// addKeptRoots makes the kept failures' snapshots roots of g, as images
+// are: the automatic GC keeps them and du counts them as in use.
+func addKeptRoots(g *cache.Graph, kept []KeptFailure) {
+	for _, k := range kept {
+		g.Images = append(g.Images, cache.ImageRef{Name: "kept failure " + k.ID, Snapshot: k.Snapshot})
+	}
 }

@@ -83,7 +83,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)")
 	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement: security.insecure (for RUN --security=insecure), network.host (for --network=host and RUN --network=host)")
 	fl.StringVar(&f.network, "network", "default", "network of RUN steps without --network: default (private, with outbound access), none, or host (needs --allow network.host)")
-	fl.StringVar(&f.onError, "on-error", "fail", "when a RUN fails: fail, or shell (open a shell on the terminal in the failed step's sandbox, then fail)")
+	fl.StringVar(&f.onError, "on-error", "fail", "when a RUN fails: fail; shell (open a shell on the terminal in the failed step's sandbox, then fail); or keep (keep its filesystem for builder debug)")
 	fl.BoolVar(&f.check, "check", false, "run only the build checks and print their warnings; exit status 1 if any")
 	fl.StringArrayVar(&f.contexts, "build-context", nil, "additional build context NAME=DIR or NAME=docker-image://REF, for FROM and COPY --from")
 	return cmd
@@ -208,8 +208,11 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		CacheFrom:      cacheFrom,
 		OnCheck:        func(w []build.CheckWarning) { checks = w },
 	}
-	if tty != nil {
+	switch {
+	case tty != nil:
 		opt.OnRunFailure = debugShell(tty, progress)
+	case f.onError == "keep":
+		opt.OnRunFailure = keepFailure(st, cmd.ErrOrStderr())
 	}
 	if f.check {
 		return runCheck(cmd.Context(), cmd.OutOrStdout(), st, opt)

@@ -84,3 +84,53 @@ func TestOnErrorShellNeedsTerminal(t *testing.T) {
 		t.Errorf("build --on-error=shell without a terminal exited %d: %s", code, stderr)
 	}
 }
+
+// TestOnErrorKeep keeps a failed step's filesystem: `builder debug` runs
+// commands in it later with the step's env and working directory, on a
+// scratch layer (the kept state does not change), the automatic GC spares
+// it, du counts it, and prune removes it.
+func TestOnErrorKeep(t *testing.T) {
+	testutil.RequiresRoot(t)
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	bb, err := os.ReadFile(testutil.BusyboxPath)
+	if err != nil {
+		t.Fatalf("reading busybox (apt-get install busybox-static): %v", err)
+	}
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "busybox"), bb, 0o755)
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(`FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+WORKDIR /work
+ENV MARK=from-the-step
+RUN --mount=type=cache,target=/cache echo cached > /cache/c && mkdir /partial && touch /partial/made-before-failing && exit 3
+`), 0o644)
+	_, stderr, code := c.run("build", "--on-error=keep", ctx)
+	if code == 0 || !strings.Contains(stderr, "kept the failed step's filesystem as") || !strings.Contains(stderr, "exited with code 3") {
+		t.Fatalf("build --on-error=keep exited %d:\n%s", code, stderr)
+	}
+	// Another build, with an automatic GC that would remove all it can.
+	os.WriteFile(filepath.Join(ctx, "Dockerfile.ok"), []byte("FROM scratch\nCOPY busybox /bin/busybox\n"), 0o644)
+	if _, stderr, code := c.run("build", "-f", filepath.Join(ctx, "Dockerfile.ok"), "--gc-keep-storage", "1", ctx); code != 0 {
+		t.Fatalf("second build exited %d:\n%s", code, stderr)
+	}
+	stdout, stderr, code := c.run("debug", "last", "sh", "-c", "ls /partial; echo $MARK; pwd; cat /cache/c; touch /partial/from-debug")
+	if code != 0 || stdout != "made-before-failing\nfrom-the-step\n/work\ncached\n" {
+		t.Errorf("debug last exited %d printing %q, %s", code, stdout, stderr)
+	}
+	if stdout, _, code = c.run("debug", "last", "ls", "/partial"); code != 0 || stdout != "made-before-failing\n" {
+		t.Errorf("the kept state changed: ls /partial = %q (exit %d)", stdout, code)
+	}
+	if _, _, code = c.run("debug", "last", "sh", "-c", "exit 5"); code != 5 {
+		t.Errorf("debug's exit code = %d, want the command's 5", code)
+	}
+	if stdout, _, _ = c.run("debug", "--list"); strings.Count(stdout, "\n") != 1 || !strings.Contains(stdout, "exited with code 3") {
+		t.Errorf("debug --list:\n%s", stdout)
+	}
+	if stdout, _, _ = c.run("prune", "--force"); !strings.Contains(stdout, "1 kept failure") {
+		t.Errorf("prune --force:\n%s", stdout)
+	}
+	if _, stderr, code = c.run("debug", "last"); code == 0 || !strings.Contains(stderr, "no failed step is kept") {
+		t.Errorf("debug after prune exited %d: %s", code, stderr)
+	}
+}

@@ -83,7 +83,7 @@ func runPrune(cmd *cobra.Command, g *globalOptions, f *pruneFlags) error {
 		if err != nil {
 			return err
 		}
-		if rep.Snapshots+rep.Keys+rep.Blobs == 0 {
+		if rep.Snapshots+rep.Keys+rep.Blobs+rep.Kept == 0 {
 			fmt.Fprintln(out, "Nothing to prune.")
 			return nil
 		}
@@ -107,7 +107,11 @@ func runPrune(cmd *cobra.Command, g *globalOptions, f *pruneFlags) error {
 }
 
 func counts(rep *build.PruneReport) string {
-	return fmt.Sprintf("%s, %s and %s", plural(rep.Snapshots, "layer"), plural(rep.Keys, "cache record"), plural(rep.Blobs, "blob"))
+	c := fmt.Sprintf("%s, %s and %s", plural(rep.Snapshots, "layer"), plural(rep.Keys, "cache record"), plural(rep.Blobs, "blob"))
+	if rep.Kept > 0 {
+		c = plural(rep.Kept, "kept failure") + ", " + c
+	}
+	return c
 }
 
 // parseDuration is time.ParseDuration that also takes days ("7d").

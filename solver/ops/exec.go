@@ -106,11 +106,23 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 	}
 	err = executor.Run(ctx, spec)
 	var exit *executor.ExitError
+	kept := false
 	if err != nil && errors.As(err, &exit) && ctx.Err() == nil && o.sess != nil && o.sess.OnRunFailure != nil {
-		o.sess.OnRunFailure(ctx, o.v.Meta().Name, spec, err)
+		name := o.v.Meta().Name
+		keep := func() (string, error) {
+			if kept {
+				return "", errors.New("the failed step's filesystem is kept already")
+			}
+			kept = true
+			res, err := o.w.commit(id, parent, "failed step kept: "+name)
+			return res.Snapshot, err
+		}
+		o.sess.OnRunFailure(ctx, RunFailure{Step: name, Err: err, Spec: spec, Keep: keep})
 	}
 	if err != nil {
-		o.w.Snapshots.Remove(id)
+		if !kept {
+			o.w.Snapshots.Remove(id)
+		}
 		return solver.Result{}, fmt.Errorf("%q %w", strings.Join(o.op.Args, " "), err)
 	}
 	return o.w.commit(id, parent, o.v.Meta().Name)

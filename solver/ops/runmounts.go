@@ -37,12 +37,25 @@ type Session struct {
 	SSH map[string]string
 	// OnRunFailure, when set, is called when a RUN's process exits with
 	// an error (not when the build is cancelled), before its layer is
-	// discarded: spec is the failed step's sandbox, whose rootfs still
-	// holds what the command wrote. It must not keep spec after returning.
-	OnRunFailure func(ctx context.Context, step string, spec executor.Spec, err error)
+	// discarded. It must not keep f.Spec after returning.
+	OnRunFailure func(ctx context.Context, f RunFailure)
 	// Download configures ADD <url>: its timeout and size bound
 	// (Progress is set per step).
 	Download source.DownloadOptions
+}
+
+// RunFailure is a RUN step whose command failed, as OnRunFailure sees it.
+type RunFailure struct {
+	// Step names the step; Err is its error.
+	Step string
+	Err  error
+	// Spec is the failed step's sandbox, whose rootfs still holds what the
+	// command wrote.
+	Spec executor.Spec
+	// Keep commits the step's filesystem, as the command left it, as a
+	// snapshot (on the step's parent) and returns its id; the layer is then
+	// not discarded. Call it at most once, before OnRunFailure returns.
+	Keep func() (snapshot string, err error)
 }
 
 // OpsFor returns the op constructor for solver.New for a build with sess.
