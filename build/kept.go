@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -181,29 +180,15 @@ func (s *State) Debug(ctx context.Context, opt DebugOptions) error {
 	if len(k.Dropped) > 0 && opt.Notice != nil {
 		opt.Notice(fmt.Sprintf("not mounted again (secrets, SSH agents and other stages' files are not kept): %s", strings.Join(k.Dropped, ", ")))
 	}
-	lowers, err := s.worker.Lowers(k.Snapshot)
-	if err != nil {
-		return fmt.Errorf("kept failure %s: its layers: %w (a prune may have removed them)", k.ID, err)
+	if !s.Snapshots.Exists(k.Snapshot) {
+		return fmt.Errorf("kept failure %s: its layer is gone (a prune removed it)", k.ID)
 	}
-	id := strconv.Itoa(os.Getpid()) + "-debug"
-	if err := s.Snapshots.Prepare(id, lowers...); err != nil {
-		return err
-	}
-	defer s.Snapshots.Remove(id)
-	state, err := os.MkdirTemp(s.tmp, strconv.Itoa(os.Getpid())+"-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(state)
 	args := opt.Args
 	if len(args) == 0 {
 		args = []string{"/bin/sh"}
 	}
-	err = executor.Run(ctx, executor.Spec{
-		Rootfs: s.Snapshots.Mounts(id, lowers), UpperDir: s.Snapshots.UpperDir(id),
+	return s.runScratch(ctx, k.Snapshot, "debug", executor.Spec{
 		Args: args, Env: k.Env, Cwd: k.Cwd, User: k.User, Hostname: k.Hostname, Network: k.Network,
 		RunMounts: k.Mounts, Stdin: opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr, Terminal: opt.Terminal,
-		StateDir: state,
 	})
-	return err
 }

@@ -68,13 +68,28 @@ func (s *State) Run(ctx context.Context, opt RunOptions) error {
 	if len(args) == 0 {
 		return fmt.Errorf("image %s has no CMD or ENTRYPOINT: give a command to run", opt.Image)
 	}
-	lowers, err := s.worker.Lowers(rec.Snapshot)
+	return s.runScratch(ctx, rec.Snapshot, "run", executor.Spec{
+		Args:  args,
+		Env:   img.Config.Env,
+		Cwd:   img.Config.WorkingDir,
+		User:  img.Config.User,
+		Stdin: opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr,
+		Resources: opt.Resources,
+		Network:   network,
+	})
+}
+
+// runScratch runs spec on a fresh writable layer over the snapshot top,
+// removed afterwards, so that top stays as it is. It closes the state
+// first: a command may run for hours, and builds can use the state dir
+// meanwhile (cleanup by other processes spares the scratch layer and dir,
+// which carry our pid).
+func (s *State) runScratch(ctx context.Context, top, kind string, spec executor.Spec) error {
+	lowers, err := s.worker.Lowers(top)
 	if err != nil {
 		return err
 	}
-	// The scratch layer's id carries our pid so that cleanup by another
-	// process leaves it alone while we run.
-	id := strconv.Itoa(os.Getpid()) + "-run"
+	id := strconv.Itoa(os.Getpid()) + "-" + kind
 	if err := s.Snapshots.Prepare(id, lowers...); err != nil {
 		return err
 	}
@@ -84,20 +99,9 @@ func (s *State) Run(ctx context.Context, opt RunOptions) error {
 		return err
 	}
 	defer os.RemoveAll(state)
-	// A command may run for hours; let builds use the state dir meanwhile.
-	// Cleanup by other processes spares our scratch dirs, which carry our pid.
 	if err := s.Close(); err != nil {
 		return err
 	}
-	return executor.Run(ctx, executor.Spec{
-		Rootfs: s.Snapshots.Mounts(id, lowers),
-		Args:   args,
-		Env:    img.Config.Env,
-		Cwd:    img.Config.WorkingDir,
-		User:   img.Config.User,
-		Stdin:  opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr,
-		StateDir:  state,
-		Resources: opt.Resources,
-		Network:   network,
-	})
+	spec.Rootfs, spec.UpperDir, spec.StateDir = s.Snapshots.Mounts(id, lowers), s.Snapshots.UpperDir(id), state
+	return executor.Run(ctx, spec)
 }
