@@ -298,45 +298,33 @@ func (e *Exporter) layerWith(ctx context.Context, s cache.Snapshot, base bool, o
 	// Make the blob: from another compression of the same tar if there is
 	// one, so that every compression has the same diff_id, else from the
 	// layer directory.
-	w, err := e.Content.Writer(ctx)
-	if err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	defer w.Close()
-	zw, err := compressor(w, want, o.Level)
-	if err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	h := sha256.New()
-	var counted countingWriter
-	dst := io.MultiWriter(zw, h, &counted)
 	start := time.Now()
 	var expect digest.Digest
+	fill := func(dst io.Writer) error {
+		return snapshot.WriteDiff(ctx, e.Snapshots.FS(s.ID), dst, snapshot.DiffOptions{SourceDateEpoch: epoch})
+	}
+	doing := "writing"
 	if len(same) > 0 {
 		src := s.Blobs[same[0]]
 		expect = blobDiffID(s, same[0], src)
 		c, _ := splitKey(same[0])
-		if err := e.copyUncompressed(dst, src.Digest, c); err != nil {
-			return ocispec.Descriptor{}, "", fmt.Errorf("recompressing layer of %s: %w", s.Description, err)
+		fill = func(dst io.Writer) error { return e.copyUncompressed(dst, src.Digest, c) }
+		doing = "recompressing"
+	}
+	check := func(diffID digest.Digest) error {
+		if expect != "" && diffID != expect {
+			return fmt.Errorf("decompressed to %s, want %s", diffID, expect)
 		}
-	} else if err := snapshot.WriteDiff(ctx, e.Snapshots.FS(s.ID), dst, snapshot.DiffOptions{SourceDateEpoch: epoch}); err != nil {
-		return ocispec.Descriptor{}, "", fmt.Errorf("writing layer of %s: %w", s.Description, err)
+		return nil
 	}
-	if err := zw.Close(); err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	diffID := digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
-	if expect != "" && diffID != expect {
-		return ocispec.Descriptor{}, "", fmt.Errorf("layer of %s: decompressed to %s, want %s", s.Description, diffID, expect)
-	}
-	dgst, size, err := w.Commit("", -1)
+	dgst, size, diffID, tarSize, err := e.writeLayer(ctx, want, o.Level, fill, check)
 	if err != nil {
-		return ocispec.Descriptor{}, "", err
+		return ocispec.Descriptor{}, "", fmt.Errorf("%s layer of %s: %w", doing, s.Description, err)
 	}
 	if e.Log != nil {
 		took := time.Since(start).Seconds()
 		fmt.Fprintf(e.Log, "layer %s: %s compressed (%s) to %s in %.2fs (%s/s)\n", diffID.Encoded()[:12],
-			source.HumanBytes(counted.n), want, source.HumanBytes(size), took, source.HumanBytes(int64(float64(counted.n)/max(took, 1e-3))))
+			source.HumanBytes(tarSize), want, source.HumanBytes(size), took, source.HumanBytes(int64(float64(tarSize)/max(took, 1e-3))))
 	}
 	mt, err := LayerMediaType(want, o.DockerMediaTypes)
 	if err != nil {
@@ -347,6 +335,38 @@ func (e *Exporter) layerWith(ctx context.Context, s cache.Snapshot, base bool, o
 		return ocispec.Descriptor{}, "", err
 	}
 	return ocispec.Descriptor{MediaType: mt, Digest: dgst, Size: size}, diffID, nil
+}
+
+// writeLayer makes a blob of the content store from the layer tar that
+// fill writes, compressed as compression says. check, when set, sees the
+// tar's diff_id before the blob is committed, and may refuse it. It
+// returns the blob's digest and size, the diff_id and the tar's size.
+func (e *Exporter) writeLayer(ctx context.Context, compression string, level int, fill func(io.Writer) error, check func(digest.Digest) error) (dgst digest.Digest, size int64, diffID digest.Digest, tarSize int64, err error) {
+	w, err := e.Content.Writer(ctx)
+	if err != nil {
+		return "", 0, "", 0, err
+	}
+	defer w.Close()
+	zw, err := compressor(w, compression, level)
+	if err != nil {
+		return "", 0, "", 0, err
+	}
+	h := sha256.New()
+	var counted countingWriter
+	if err := fill(io.MultiWriter(zw, h, &counted)); err != nil {
+		return "", 0, "", 0, err
+	}
+	if err := zw.Close(); err != nil {
+		return "", 0, "", 0, err
+	}
+	diffID = digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
+	if check != nil {
+		if err := check(diffID); err != nil {
+			return "", 0, "", 0, err
+		}
+	}
+	dgst, size, err = w.Commit("", -1)
+	return dgst, size, diffID, counted.n, err
 }
 
 // copyUncompressed writes the tar stream of blob d to w.

@@ -2,8 +2,6 @@ package exporter
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
@@ -73,30 +71,13 @@ func (e *Exporter) squashed(ctx context.Context, layers []cache.Snapshot, o Opti
 	for i, s := range layers {
 		parents[len(layers)-1-i] = s.ID
 	}
-	w, err := e.Content.Writer(ctx)
-	if err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	defer w.Close()
-	zw, err := compressor(w, want, o.Level)
-	if err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	h := sha256.New()
-	dst := io.MultiWriter(zw, h)
-	err = e.Snapshots.WithMounts(ctx, [][]snapshot.Mount{e.Snapshots.View(parents)}, func(roots []string) error {
-		return snapshot.WriteDiff(ctx, roots[0], dst, snapshot.DiffOptions{SourceDateEpoch: o.SourceDateEpoch})
-	})
+	dgst, size, diffID, _, err := e.writeLayer(ctx, want, o.Level, func(dst io.Writer) error {
+		return e.Snapshots.WithMounts(ctx, [][]snapshot.Mount{e.Snapshots.View(parents)}, func(roots []string) error {
+			return snapshot.WriteDiff(ctx, roots[0], dst, snapshot.DiffOptions{SourceDateEpoch: o.SourceDateEpoch})
+		})
+	}, nil)
 	if err != nil {
 		return ocispec.Descriptor{}, "", fmt.Errorf("merging the oldest %d layers into one: %w", len(layers), err)
-	}
-	if err := zw.Close(); err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
-	diffID := digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil)))
-	dgst, size, err := w.Commit("", -1)
-	if err != nil {
-		return ocispec.Descriptor{}, "", err
 	}
 	if e.Log != nil {
 		fmt.Fprintf(e.Log, "merged the oldest %d layers into %s (%s)\n", len(layers), diffID.Encoded()[:12], strings.TrimSpace(want))
