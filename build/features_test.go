@@ -164,8 +164,15 @@ func TestOnbuildContextsAndIgnoreFiles(t *testing.T) {
 	if len(cfg.Config.OnBuild) != 0 {
 		t.Errorf("OnBuild = %v, want the triggers cleared once run", cfg.Config.OnBuild)
 	}
-	if len(warnings) != 1 || !strings.Contains(warnings[0], "UNUSED") {
-		t.Errorf("warnings = %q, want one naming the unused build arg", warnings)
+	// Other warnings may come from the host (no private network here).
+	var argWarnings []string
+	for _, w := range warnings {
+		if strings.Contains(w, "build arg") {
+			argWarnings = append(argWarnings, w)
+		}
+	}
+	if len(argWarnings) != 1 || !strings.Contains(argWarnings[0], "UNUSED") {
+		t.Errorf("warnings = %q, want one about build args, naming the unused one", warnings)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/internal/userns"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
@@ -87,6 +88,9 @@ func TestLayerDepth(t *testing.T) {
 	if err := st.Run(t.Context(), build.RunOptions{Image: "deep", Stdout: &out, Stderr: &out}); err != nil || out.String() != "150\nchanged\n" {
 		t.Errorf("builder run deep: %v, printed %q", err, out.String())
 	}
-	// podman's overlay storage mounts the 100 layers as one overlay.
-	podmanLoadWith(t, "overlay", dockerTar, "deep:latest", "150\nchanged\n")
+	// podman's overlay storage mounts the 100 layers as one overlay (as
+	// root: an unprivileged podman needs a setup of its own).
+	if !userns.Rootless() {
+		podmanLoadWith(t, "overlay", dockerTar, "deep:latest", "150\nchanged\n")
+	}
 }
