@@ -91,6 +91,11 @@ type stageState struct {
 	vertex *llb.Vertex
 	image  Image
 	args   *argScope
+	// vars is what BuildKit calls the state's env: the image's ENV, then
+	// every ENV and valued ARG in order, a later one replacing (and moving
+	// to the end) an earlier one of the same name. RUN gets it, and
+	// variable substitution reads it; the config's Env has ENVs only.
+	vars   []string
 	cmdSet bool
 	step   int
 	steps  int
@@ -126,7 +131,7 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 		c.globals.predefine(k, v)
 	}
 	for _, a := range metaArgs {
-		if err := c.declareArgs(c.globals, &a, c.globals.env()); err != nil {
+		if err := c.declareGlobals(&a); err != nil {
 			return nil, err
 		}
 	}
@@ -245,6 +250,9 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 		}
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
 	}
+	if st.vars == nil {
+		st.initVars(nil)
+	}
 	if err := c.runOnbuild(st, s.Location); err != nil {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
 	}
@@ -307,23 +315,29 @@ func (c *converter) expand(word string, env []string) (string, error) {
 	return out, err
 }
 
-// env is what variable substitution sees in a stage: its build args, with
-// the config's ENV taking precedence.
-func (st *stageState) env() []string {
-	return mergeEnv(st.args.env(), st.image.Config.Env)
+// env is what variable substitution sees in a stage.
+func (st *stageState) env() []string { return st.vars }
+
+// runEnv is the environment of a RUN.
+func (st *stageState) runEnv() []string { return slices.Clone(st.vars) }
+
+// setVar assigns a variable of the stage (ENV, or ARG with a value).
+func (st *stageState) setVar(name, value string) {
+	st.vars = slices.DeleteFunc(slices.Clone(st.vars), func(kv string) bool {
+		n, _, _ := strings.Cut(kv, "=")
+		return n == name
+	})
+	st.vars = append(st.vars, name+"="+value)
 }
 
-// runEnv is the environment of a RUN: the config's ENV, then the build args
-// it does not override.
-func (st *stageState) runEnv() []string {
-	out := append([]string(nil), st.image.Config.Env...)
-	for _, kv := range st.args.env() {
-		name, _, _ := strings.Cut(kv, "=")
-		if !hasEnv(out, name) {
-			out = append(out, kv)
-		}
+// initVars starts the stage's variables from its base's (a stage's; none
+// for an image) and its image's ENV, as BuildKit does for every stage.
+func (st *stageState) initVars(base []string) {
+	st.vars = slices.Clone(base)
+	for _, kv := range st.image.Config.Env {
+		name, value, _ := strings.Cut(kv, "=")
+		st.setVar(name, value)
 	}
-	return out
 }
 
 func hasEnv(env []string, name string) bool {

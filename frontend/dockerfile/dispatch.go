@@ -45,11 +45,12 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 		var parts []string
 		for _, kv := range cmd.Env {
 			st.image.Config.Env = setEnv(st.image.Config.Env, kv.Key+"="+kv.Value)
+			st.setVar(kv.Key, kv.Value)
 			parts = append(parts, kv.Key+"="+kv.Value)
 		}
 		c.addHistory(st, "ENV "+strings.Join(parts, " "), true)
 	case *instructions.ArgCommand:
-		if err := c.declareArgs(st.args, cmd, st.env()); err != nil {
+		if err := c.declareArgs(st, cmd); err != nil {
 			return err
 		}
 		var parts []string

@@ -29,6 +29,11 @@ func (c *converter) from(st *stageState, idx int, base string, loc []parser.Rang
 			return err
 		}
 		st.vertex, st.image = parent.vertex, cloneImage(parent.image)
+		// BuildKit: a stage keeps its base stage's ARGs and variables,
+		// not its ONBUILD triggers.
+		st.image.Config.OnBuild = nil
+		st.args = parent.args.clone()
+		st.initVars(parent.vars)
 		return nil
 	}
 	if later, ok := c.stageIndex(base, len(c.stages)); ok && later >= idx && strings.EqualFold(c.stages[later].Name, base) {

@@ -179,7 +179,7 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 		if err != nil {
 			return err
 		}
-		return o.copy(roots[0], tree)
+		return o.copy(roots[0], tree, fromTree)
 	})
 	if err != nil {
 		o.w.Snapshots.Remove(id)
@@ -191,8 +191,10 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 // copy carries out the COPY into the file tree at root, with Docker's rules:
 // a directory source copies its contents; a destination ending in "/" (or
 // an existing directory, or several sources) is a directory to copy into.
-func (o *copyOp) copy(root string, tree *source.Tree) error {
-	c := &copier{root: root, tree: tree, add: o.op.Add}
+// Entries copied from another stage or image keep their owners unless
+// --chown is given; context entries become 0:0, as in BuildKit.
+func (o *copyOp) copy(root string, tree *source.Tree, keepOwners bool) error {
+	c := &copier{root: root, tree: tree, add: o.op.Add, keepOwners: keepOwners && o.op.Chown == ""}
 	if o.op.Chown != "" {
 		uid, gid, err := executor.LookupOwner(root, o.op.Chown)
 		if err != nil {
@@ -230,6 +232,8 @@ func (o *copyOp) copy(root string, tree *source.Tree) error {
 		}
 	}
 	for _, m := range matches {
+		// Hard links are kept within one source, as BuildKit's copy does.
+		c.inodes = map[uint64]string{}
 		src, err := securejoin.SecureJoin(tree.Root, m.rel)
 		if err != nil {
 			return err
@@ -336,6 +340,12 @@ type copier struct {
 	chmod    *llb.Chmod
 	excludes *patternmatcher.PatternMatcher
 	add      bool
+	// keepOwners keeps the source entries' owners (COPY --from without
+	// --chown).
+	keepOwners bool
+	// inodes maps the source inode of a hard-linked file to its first
+	// copy, so that later links to it become hard links too.
+	inodes map[uint64]string
 }
 
 // excluded reports whether COPY --exclude leaves out rel, a path relative
@@ -451,7 +461,11 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, srcRel, exRel, rel string
 			return err
 		}
 	case mode.IsRegular():
-		if err := copyFile(src, dst); err != nil {
+		if first, ok := c.hardlinkSource(fi, dst); ok {
+			if err := os.Link(first, dst); err != nil {
+				return err
+			}
+		} else if err := copyFile(src, dst); err != nil {
 			return err
 		}
 	case mode&fs.ModeSymlink != 0:
@@ -471,12 +485,30 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, srcRel, exRel, rel string
 			return &os.PathError{Op: "mknod", Path: dst, Err: err}
 		}
 	}
-	return c.setAttrs(dst, mode, fi.ModTime())
+	uid, gid := c.uid, c.gid
+	if st, ok := fi.Sys().(*unix.Stat_t); ok && c.keepOwners {
+		uid, gid = int(st.Uid), int(st.Gid)
+	}
+	return c.setAttrs(dst, mode, fi.ModTime(), uid, gid)
+}
+
+// hardlinkSource returns the first copy of the file fi when fi has other
+// links already copied; else it remembers dst as the copy of fi's inode.
+func (c *copier) hardlinkSource(fi fs.FileInfo, dst string) (string, bool) {
+	st, ok := fi.Sys().(*unix.Stat_t)
+	if !ok || st.Nlink < 2 || c.inodes == nil {
+		return "", false
+	}
+	if first, ok := c.inodes[st.Ino]; ok {
+		return first, true
+	}
+	c.inodes[st.Ino] = dst
+	return "", false
 }
 
 // setAttrs gives a copied entry its owner, mode (after --chmod) and mtime.
-func (c *copier) setAttrs(dst string, mode fs.FileMode, mtime time.Time) error {
-	if err := os.Lchown(dst, c.uid, c.gid); err != nil {
+func (c *copier) setAttrs(dst string, mode fs.FileMode, mtime time.Time, uid, gid int) error {
+	if err := os.Lchown(dst, uid, gid); err != nil {
 		return err
 	}
 	if mode&fs.ModeSymlink == 0 {
@@ -509,7 +541,7 @@ func (c *copier) writeInline(f llb.InlineFile, rel string) error {
 	if err := os.WriteFile(dst, []byte(f.Data), 0o600); err != nil {
 		return err
 	}
-	return c.setAttrs(dst, fs.FileMode(f.Mode), time.Now())
+	return c.setAttrs(dst, fs.FileMode(f.Mode), time.Now(), c.uid, c.gid)
 }
 
 func copyFile(src, dst string) error {
