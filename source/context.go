@@ -66,8 +66,8 @@ func (t *Tree) HasExceptions() bool { return t.excludes != nil && t.excludes.Exc
 var ErrNoMatch = errors.New("no such file or directory in the build context")
 
 // Match returns what source pattern src selects: relative slash paths,
-// sorted. A plain path must exist; a pattern with wildcards must match
-// something. Paths cannot leave the root.
+// sorted. A plain path must exist; a pattern with wildcards may match
+// nothing. Paths cannot leave the root.
 func (t *Tree) Match(src string) ([]string, error) {
 	clean := path.Clean("/" + filepath.ToSlash(src))[1:]
 	if clean == "" {
@@ -110,9 +110,8 @@ func (t *Tree) Match(src string) ([]string, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: %w (the pattern matched no file)", src, ErrNoMatch)
-	}
+	// A pattern that matches nothing selects nothing, as in BuildKit
+	// (AllowEmptyWildcard): not an error.
 	sort.Strings(out)
 	return out, nil
 }

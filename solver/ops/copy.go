@@ -385,6 +385,30 @@ func (c *copier) stat(rel string) (fs.FileInfo, error) {
 	return os.Stat(p)
 }
 
+// lstat reports whether rel exists in the root (not following its last
+// element).
+func (c *copier) lstat(rel string) (fs.FileInfo, bool) {
+	p, err := c.resolve(rel)
+	if err != nil {
+		return nil, false
+	}
+	fi, err := os.Lstat(p)
+	return fi, err == nil
+}
+
+// removeIfEmpty removes the directory rel when it holds nothing.
+func (c *copier) removeIfEmpty(rel string) error {
+	p, err := c.resolve(rel)
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(p)
+	if err != nil || len(entries) > 0 {
+		return err
+	}
+	return os.Remove(p)
+}
+
 // mkdirAll creates rel and its missing parents, owned by the --chown user.
 func (c *copier) mkdirAll(rel string) error {
 	rel = path.Clean("/" + rel)
@@ -421,7 +445,8 @@ func (c *copier) copyDirContents(src, rel, exRel, dest string) error {
 	for _, e := range entries {
 		childRel := path.Join(rel, e.Name())
 		childEx := path.Join(exRel, e.Name())
-		if c.tree.Excluded(childRel) || c.excluded(childEx) {
+		excluded := c.tree.Excluded(childRel) || c.excluded(childEx)
+		if excluded {
 			// An excluded directory is walked only when a "!dir/keep"
 			// exception may bring back something below it.
 			if !e.IsDir() || !c.hasExceptions() {
@@ -432,8 +457,17 @@ func (c *copier) copyDirContents(src, rel, exRel, dest string) error {
 		if err != nil {
 			return err
 		}
-		if err := c.copyEntry(filepath.Join(src, e.Name()), fi, childRel, childEx, path.Join(dest, e.Name())); err != nil {
+		childDest := path.Join(dest, e.Name())
+		_, existed := c.lstat(childDest)
+		if err := c.copyEntry(filepath.Join(src, e.Name()), fi, childRel, childEx, childDest); err != nil {
 			return err
+		}
+		if excluded && !existed {
+			// As in BuildKit, an excluded directory appears only as the
+			// parent of something an exception brings back.
+			if err := c.removeIfEmpty(childDest); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
