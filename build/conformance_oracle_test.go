@@ -72,15 +72,17 @@ type buildkit struct {
 func startBuildkitd(t *testing.T, dir, reg string) *buildkit {
 	state := t.TempDir()
 	cfg := filepath.Join(state, "buildkitd.toml")
+	cgParent := oracleCgroupParent(t)
 	toml := fmt.Sprintf(`[worker.oci]
   enabled = true
   gc = false
+  defaultCgroupParent = %q
 [worker.containerd]
   enabled = false
 [registry.%q]
   http = true
   insecure = true
-`, reg)
+`, cgParent, reg)
 	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +149,11 @@ func (bk *buildkit) build(t *testing.T, env *confEnv, c *confCase) (*confExpecte
 	tarPath := filepath.Join(t.TempDir(), "image.tar")
 	args := []string{"--addr", bk.addr, "build", "--progress", "plain", "--frontend", "dockerfile.v0",
 		"--local", "context=" + c.contextDir, "--local", "dockerfile=" + dfDir,
-		"--output", "type=oci,dest=" + tarPath}
+		"--output", "type=oci,dest=" + tarPath,
+		// The frontend forwards to a "# syntax=" image unless cmdline is
+		// set (as forwarded frontends have it): builder ignores the
+		// directive, so BuildKit's built-in frontend must too.
+		"--opt", "cmdline="}
 	if c.opts.Target != "" {
 		args = append(args, "--opt", "target="+c.opts.Target)
 	}
@@ -177,7 +183,60 @@ func (bk *buildkit) build(t *testing.T, env *confEnv, c *confCase) (*confExpecte
 	if err != nil {
 		t.Fatal(err)
 	}
+	env.tokenize(got, c.name)
 	return got, ""
+}
+
+// oracleCgroupParent returns a cgroup path beneath this process's own (its
+// memory cgroup's on v1, its cgroup on v2) for runc's step cgroups, which
+// otherwise go to /buildkit at the root, and removes every directory that
+// did not exist before under each hierarchy when the test ends (after
+// buildkitd has stopped: cleanups run last-registered first).
+func oracleCgroupParent(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := "/"
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		if f[1] == "memory" || (f[0] == "0" && mine == "/") {
+			mine = f[2]
+		}
+	}
+	parent := filepath.Join(mine, fmt.Sprintf("builder-oracle-%d", os.Getpid()))
+	hierarchies := []string{"/sys/fs/cgroup"}
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err != nil {
+		hierarchies, _ = filepath.Glob("/sys/fs/cgroup/*")
+	}
+	// The directories to remove afterwards, deepest last.
+	var created []string
+	for _, h := range hierarchies {
+		for p := parent; p != "/"; p = filepath.Dir(p) {
+			if _, err := os.Stat(filepath.Join(h, p)); err != nil {
+				created = append([]string{filepath.Join(h, p)}, created...)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		for i := len(created) - 1; i >= 0; i-- {
+			d := created[i]
+			// runc removes a step's cgroup; "buildkit" below ours stays.
+			subdirs, _ := filepath.Glob(filepath.Join(d, "*", "*"))
+			for _, s := range append(subdirs, filepath.Join(d, "buildkit")) {
+				if fi, err := os.Stat(s); err == nil && fi.IsDir() {
+					_ = os.Remove(s)
+				}
+			}
+			if err := os.Remove(d); err != nil && !os.IsNotExist(err) {
+				t.Logf("removing cgroup %s: %v", d, err)
+			}
+		}
+	})
+	return parent
 }
 
 var dockerfileLine = regexp.MustCompile(`^Dockerfile:(\d+)$`)

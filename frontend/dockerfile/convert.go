@@ -132,14 +132,14 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 	}
 	for _, a := range metaArgs {
 		if err := c.declareGlobals(&a); err != nil {
-			return nil, err
+			return nil, &SourceError{Location: location(opt.Filename, a.Location()), Text: a.String(), Err: err}
 		}
 	}
 	target := len(stages) - 1
 	if opt.Target != "" {
 		idx, ok := c.stageIndex(opt.Target, len(stages))
 		if !ok {
-			return nil, fmt.Errorf("%s: target stage %q not found%s; stages are: %s", opt.Filename, opt.Target, didYouMean(opt.Target, c.stageNameList()), c.stageNames())
+			return nil, fmt.Errorf("%s: target stage %q could not be found%s; stages are: %s", opt.Filename, opt.Target, didYouMean(opt.Target, c.stageNameList()), c.stageNames())
 		}
 		target = idx
 	}
@@ -195,7 +195,8 @@ func (c *converter) stageNames() string {
 // stageIndex finds a stage by name or number among the first n stages.
 func (c *converter) stageIndex(name string, n int) (int, bool) {
 	lower := strings.ToLower(name)
-	for i := 0; i < n; i++ {
+	// Of stages with the same name, the last wins, as in BuildKit.
+	for i := n - 1; i >= 0; i-- {
 		if c.stages[i].Name == lower {
 			return i, true
 		}
@@ -238,7 +239,7 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
 	}
 	if base == "" {
-		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: errors.New("FROM names no image (an ARG it uses is empty?)")}
+		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: fmt.Errorf("base name (%s) should not be blank", s.BaseName)}
 	}
 	if err := c.checkPlatform(s.Platform); err != nil {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}

@@ -139,6 +139,9 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 		}
 		c.addHistory(st, fmt.Sprintf("VOLUME %v", cmd.Volumes), true)
 	case *instructions.StopSignalCommand:
+		if !validSignal(cmd.Signal) {
+			return fmt.Errorf("invalid signal: %s", cmd.Signal)
+		}
 		st.image.Config.StopSignal = cmd.Signal
 		c.addHistory(st, "STOPSIGNAL "+cmd.Signal, true)
 	case *instructions.ShellCommand:
@@ -236,9 +239,6 @@ func (c *converter) dispatchCopy(st *stageState, cmd instructions.Command, cs co
 		inputs = append(inputs, src)
 	}
 	dest := absPath(st.image.Config.WorkingDir, cs.DestPath)
-	if len(cs.SourcePaths)+len(cs.SourceContents) > 1 && !strings.HasSuffix(dest, "/") {
-		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", cs.name)
-	}
 	op := llb.CopyOp{
 		Sources: cs.SourcePaths, Dest: dest, Chown: cs.chown, Chmod: cs.chmod, Add: cs.add,
 		Excludes: cs.excludes, Parents: cs.parents, Link: cs.link,
@@ -260,9 +260,14 @@ func (c *converter) copySource(st *stageState, cmd instructions.Command, cs copy
 	if v, _, ok, err := c.namedContext(st, cs.from, cmd.Location(), true); ok || err != nil {
 		return v, err
 	}
-	// A stage may copy from any stage, later ones too (as in BuildKit);
-	// only a cycle is an error, which lowerStage reports.
+	// As in BuildKit, a stage may copy only from an earlier stage.
 	if idx, ok := c.stageIndex(cs.from, len(c.stages)); ok {
+		switch {
+		case idx == st.index:
+			return nil, fmt.Errorf("circular dependency detected on stage: %s", st.name)
+		case idx > st.index:
+			return nil, fmt.Errorf("cannot copy from stage %q, it needs to be defined before current stage %q", cs.from, st.name)
+		}
 		s, err := c.lowerStage(idx)
 		if err != nil {
 			return nil, err

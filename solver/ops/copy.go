@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/builder-dev/builder/executor"
@@ -213,7 +214,14 @@ func (o *copyOp) copy(root string, tree *source.Tree, keepOwners bool) error {
 	if c.excludes, err = newExcludes(o.op.Excludes); err != nil {
 		return err
 	}
-	type match struct{ rel, keep string }
+	// several is set on the matches of a pattern that matched more than
+	// one path: they go into the destination as a directory. Several
+	// sources that match one path each are each copied onto the
+	// destination, as in BuildKit (the last wins when it is no directory).
+	type match struct {
+		rel, keep string
+		several   bool
+	}
 	var matches []match
 	for _, src := range o.op.Sources {
 		ms, err := tree.Match(src)
@@ -221,17 +229,18 @@ func (o *copyOp) copy(root string, tree *source.Tree, keepOwners bool) error {
 			return err
 		}
 		for _, m := range ms {
-			matches = append(matches, match{rel: m, keep: parentsKept(src, m)})
+			matches = append(matches, match{rel: m, keep: parentsKept(src, m), several: len(ms) > 1})
 		}
 	}
 	dest := path.Clean(o.op.Dest)
-	destIsDir := strings.HasSuffix(o.op.Dest, "/") || len(matches)+len(o.op.Inline) > 1 || o.op.Parents
+	destIsDir := strings.HasSuffix(o.op.Dest, "/") || o.op.Parents
 	if !destIsDir {
 		if fi, err := c.stat(dest); err == nil && fi.IsDir() {
 			destIsDir = true
 		}
 	}
 	for _, m := range matches {
+		destIsDir := destIsDir || m.several
 		// Hard links are kept within one source, as BuildKit's copy does.
 		c.inodes = map[uint64]string{}
 		src, err := securejoin.SecureJoin(tree.Root, m.rel)
@@ -298,6 +307,7 @@ func (o *copyOp) copy(root string, tree *source.Tree, keepOwners bool) error {
 			return err
 		}
 	}
+	destIsDir = destIsDir || len(o.op.Inline) > 1
 	for _, f := range o.op.Inline {
 		target := dest
 		if destIsDir {
@@ -511,7 +521,7 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, srcRel, exRel, rel string
 			return err
 		}
 	default:
-		st, ok := fi.Sys().(*unix.Stat_t)
+		st, ok := fi.Sys().(*syscall.Stat_t)
 		if !ok {
 			return fmt.Errorf("%s: unsupported file type %s", src, mode.Type())
 		}
@@ -520,7 +530,7 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, srcRel, exRel, rel string
 		}
 	}
 	uid, gid := c.uid, c.gid
-	if st, ok := fi.Sys().(*unix.Stat_t); ok && c.keepOwners {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && c.keepOwners {
 		uid, gid = int(st.Uid), int(st.Gid)
 	}
 	return c.setAttrs(dst, mode, fi.ModTime(), uid, gid)
@@ -529,7 +539,7 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, srcRel, exRel, rel string
 // hardlinkSource returns the first copy of the file fi when fi has other
 // links already copied; else it remembers dst as the copy of fi's inode.
 func (c *copier) hardlinkSource(fi fs.FileInfo, dst string) (string, bool) {
-	st, ok := fi.Sys().(*unix.Stat_t)
+	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || st.Nlink < 2 || c.inodes == nil {
 		return "", false
 	}
