@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"io"
 	"io/fs"
 	"os"
@@ -99,10 +100,10 @@ func (t *Tree) Match(src string) ([]string, error) {
 			return nil
 		}
 		n := strings.Count(rel, "/") + 1
-		if ok, _ := path.Match(clean, rel); ok && !t.Excluded(rel) {
+		if globMatch(clean, rel) && !t.Excluded(rel) {
 			out = append(out, rel)
 		}
-		if d.IsDir() && n >= depth {
+		if d.IsDir() && n >= depth && !strings.Contains(clean, "**") {
 			return filepath.SkipDir
 		}
 		return nil
@@ -114,6 +115,38 @@ func (t *Tree) Match(src string) ([]string, error) {
 	// (AllowEmptyWildcard): not an error.
 	sort.Strings(out)
 	return out, nil
+}
+
+// globMatch matches a slash path against a pattern whose "**" segments
+// match any number of directories (as BuildKit's COPY does) and whose other
+// segments follow path.Match.
+func globMatch(pattern, name string) bool {
+	if !strings.Contains(pattern, "**") {
+		ok, _ := path.Match(pattern, name)
+		return ok
+	}
+	return matchSegments(strings.Split(pattern, "/"), strings.Split(name, "/"))
+}
+
+func matchSegments(pat, name []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			for i := 0; i <= len(name); i++ {
+				if matchSegments(pat[1:], name[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(name) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(pat[0], name[0]); !ok {
+			return false
+		}
+		pat, name = pat[1:], name[1:]
+	}
+	return len(name) == 0
 }
 
 func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[\\") }
@@ -253,8 +286,12 @@ func (t *Tree) collect(rel string, extra *patternmatcher.PatternMatcher) ([]*ent
 		ok, err := extra.MatchesOrParentMatches(p)
 		return err == nil && ok
 	}
-	top := filepath.Join(t.Root, filepath.FromSlash(rel))
-	// A top-level symlink is followed, as COPY does.
+	// A top-level symlink is followed, as COPY does, inside the tree: an
+	// absolute link names a path of the tree, not of the host.
+	top, err := securejoin.SecureJoin(t.Root, filepath.FromSlash(rel))
+	if err != nil {
+		return nil, err
+	}
 	fi, err := os.Stat(top)
 	if err != nil {
 		return nil, err

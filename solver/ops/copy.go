@@ -281,12 +281,17 @@ func (o *copyOp) copy(root string, tree *source.Tree, keepOwners bool) error {
 				}
 				continue
 			}
-			// A new destination directory takes the source directory's
-			// mode (after --chmod), owner and time, as in BuildKit.
-			if err := c.mkdirAll(path.Dir(into)); err != nil {
+			// As in BuildKit, a new destination directory is made like a
+			// missing parent: 0755 (or an octal --chmod's permission
+			// bits), owned by the --chown user or root; the source
+			// directory's own mode and owner are not copied.
+			if err := c.mkdirAll(into); err != nil {
 				return err
 			}
-			if err := c.copyEntry(src, fi, m.rel, "", into); err != nil {
+			if err := c.chmodNewDir(into); err != nil {
+				return err
+			}
+			if err := c.copyDirContents(src, m.rel, "", into); err != nil {
 				return err
 			}
 			continue
@@ -404,6 +409,23 @@ func (c *copier) lstat(rel string) (fs.FileInfo, bool) {
 	}
 	fi, err := os.Lstat(p)
 	return fi, err == nil
+}
+
+// chmodNewDir gives a destination directory COPY made the permission bits
+// of an octal --chmod.
+func (c *copier) chmodNewDir(rel string) error {
+	if c.chmod == nil {
+		return nil
+	}
+	m, ok := c.chmod.Octal()
+	if !ok {
+		return nil
+	}
+	p, err := c.resolve(rel)
+	if err != nil {
+		return err
+	}
+	return os.Chmod(p, m&fs.ModePerm)
 }
 
 // removeIfEmpty removes the directory rel when it holds nothing.
