@@ -178,6 +178,13 @@ func (bk *buildkit) build(t *testing.T, env *confEnv, c *confCase) (*confExpecte
 		}
 		return nil, env.unexpand(msg, c.name)
 	}
+	if keep := os.Getenv("ORACLE_KEEP"); keep != "" {
+		// For looking into what BuildKit made: ORACLE_KEEP=DIR keeps
+		// DIR/<case>.tar.
+		if b, err := os.ReadFile(tarPath); err == nil {
+			_ = os.WriteFile(filepath.Join(keep, c.name+".tar"), b, 0o644)
+		}
+	}
 	img := layoutImage(t, string(untarLayout(t, tarPath)))
 	got, err := env.observe(img)
 	if err != nil {

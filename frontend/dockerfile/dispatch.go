@@ -21,7 +21,10 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 		return out, err
 	}
 	if e, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
-		if _, isRun := cmd.(*instructions.RunCommand); !isRun {
+		// ARG expands its default itself (once: a build arg given for it
+		// is not expanded), as BuildKit does.
+		_, isArg := cmd.(*instructions.ArgCommand)
+		if _, isRun := cmd.(*instructions.RunCommand); !isRun && !isArg {
 			if err := e.Expand(expander); err != nil {
 				return err
 			}
