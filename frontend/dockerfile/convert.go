@@ -126,6 +126,9 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 		lowering: map[int]bool{},
 		consumed: map[string]bool{},
 	}
+	if err := c.checkCycles(); err != nil {
+		return nil, err
+	}
 	c.globals = newArgScope(nil, opt.BuildArgs)
 	for k, v := range platformArgs(opt.Platform) {
 		c.globals.predefine(k, v)
