@@ -168,6 +168,9 @@ func (bk *buildkit) build(t *testing.T, env *confEnv, c *confCase) (*confExpecte
 		}
 		args = append(args, "--local", k+"="+v, "--opt", "context:"+k+"=local:"+k)
 	}
+	for _, id := range slices.Sorted(maps.Keys(c.secrets)) {
+		args = append(args, "--secret", "id="+id+",src="+c.secrets[id])
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bk.buildctl, args...).CombinedOutput()

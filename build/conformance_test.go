@@ -140,6 +140,9 @@ type confBuildJSON struct {
 	// (copied like context/) or a docker-image:// reference (tokens
 	// expanded).
 	Contexts map[string]string `json:"contexts,omitempty"`
+	// Secrets are RUN --mount=type=secret values by id (given to both
+	// builders as files).
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // confEnv is what every case shares: the registry with the base images,
@@ -234,6 +237,8 @@ type confCase struct {
 	contextDir string
 	// contexts are the named contexts as build.Options.Contexts takes them.
 	contexts map[string]string
+	// secrets are build.json's secrets written to files, by id.
+	secrets map[string]string
 }
 
 func loadPending(t *testing.T) map[string]string {
@@ -305,6 +310,14 @@ func (env *confEnv) prepare(t *testing.T, name string) *confCase {
 		c.haveWant = true
 	}
 	c.contextDir = t.TempDir()
+	c.secrets = map[string]string{}
+	for id, v := range c.opts.Secrets {
+		f := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(f, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.secrets[id] = f
+	}
 	c.contexts = map[string]string{}
 	for k, v := range c.opts.Contexts {
 		if strings.Contains(v, "://") {
@@ -406,6 +419,10 @@ func firstLine(s string) string {
 // run builds a case and returns what differs from expected.json.
 func (env *confEnv) run(t *testing.T, st *build.State, c *confCase) []string {
 	ev := newEvents()
+	secrets := map[string]build.Secret{}
+	for id, f := range c.secrets {
+		secrets[id] = build.Secret{File: f}
+	}
 	res, err := st.Build(t.Context(), build.Options{
 		ContextDir:     c.contextDir,
 		Dockerfile:     c.dockerfile,
@@ -413,6 +430,7 @@ func (env *confEnv) run(t *testing.T, st *build.State, c *confCase) []string {
 		BuildArgs:      c.opts.BuildArgs,
 		Target:         c.opts.Target,
 		Contexts:       c.contexts,
+		Secrets:        secrets,
 		Progress:       ev,
 	})
 	if err != nil {
