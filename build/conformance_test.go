@@ -56,7 +56,7 @@ type confExpected struct {
 	History []confHistory `json:"history,omitempty"`
 	// Files are the entries of the final file tree that differ from the
 	// base image's tree.
-	Files []confFile `json:"files"`
+	Files []confFile `json:"files,omitempty"`
 }
 
 // confConfig is the part of the image config a case checks. Every field
