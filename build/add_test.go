@@ -298,7 +298,7 @@ ADD ` + srv.URL + `/odd[1]*.txt /odd/
 		want             []string
 	}{
 		{"wrong checksum", "FROM {{BASE}}\nADD --checksum=" + bad + " " + srv.URL + "/nodate /x\n",
-			[]string{"Dockerfile:2", "ADD " + srv.URL + "/nodate", "checksum mismatch", bad, fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("no date\n")))}},
+			[]string{"Dockerfile:2", "ADD " + srv.URL + "/nodate", "digest mismatch", bad, fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("no date\n")))}},
 		{"not found", "FROM {{BASE}}\nADD " + srv.URL + "/missing /x\n", []string{"Dockerfile:2", "ADD " + srv.URL + "/missing", "404 Not Found"}},
 		{"unreachable", "FROM {{BASE}}\nADD " + closedURL + "/x /x\n", []string{"Dockerfile:2", "ADD " + closedURL + "/x", "connection refused"}},
 		{"checksum of a local file", "FROM {{BASE}}\nADD --checksum=" + sum + " local.txt /x\n", []string{"Dockerfile:2", "--checksum requires HTTP(S) or Git sources"}},

@@ -17,6 +17,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// copyTree copies src into dst with normalised metadata: files 0644 (0755
+// when any execute bit is set), directories 0755, symlinks as they are.
 func copyTree(src, dst string) error {
 	if _, err := os.Lstat(src); err != nil {
 		return err

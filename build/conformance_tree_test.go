@@ -18,6 +18,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
+// flatten applies layers in order, with OCI whiteouts, onto tree (path ->
+// entry) and returns it.
 func flatten(tree map[string]confFile, layers []v1.Layer) (map[string]confFile, error) {
 	removeUnder := func(dir string, self bool) {
 		for p := range tree {
@@ -213,7 +215,3 @@ func lineDiff(want, got []string) string {
 	}
 	return b.String()
 }
-
-// writeExpected rewrites a case's expected.json from what builder made,
-// keeping the hand-written note and history. Cases that expect an error
-// are left alone.

@@ -35,7 +35,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown base", "FROM " + reg + "/nothere:1\n", []string{"Dockerfile:1", reg + "/nothere:1", "not found"}, ""},
 		{"missing copy source", "FROM " + base + "\nCOPY present.txt /\nCOPY absent.txt /\n", []string{"Dockerfile:3", "absent.txt", "no such file"}, ""},
 		{"failing run", "FROM " + base + "\nRUN echo line one && echo line two >&2 && exit 3\n",
-			[]string{"Dockerfile:2", `"/bin/sh -c echo line one && echo line two >&2 && exit 3"`, "exited with code 3"}, "line two"},
+			[]string{"Dockerfile:2", `"/bin/sh -c echo line one && echo line two >&2 && exit 3"`, "did not complete successfully: exit code: 3"}, "line two"},
 		{"unknown user", "FROM " + base + "\nUSER nobody-here\nRUN true\n", []string{"Dockerfile:3", "nobody-here"}, ""},
 	}
 	ctxDir := writeContext(t, map[string]string{"present.txt": "here"})

@@ -99,7 +99,8 @@ func (e *ExitError) Error() string {
 	if e.Signal != 0 {
 		return fmt.Sprintf("killed by signal %d", int(e.Signal))
 	}
-	return fmt.Sprintf("exited with code %d", e.Code)
+	// BuildKit's wording, which users grep for.
+	return fmt.Sprintf("did not complete successfully: exit code: %d", e.Code)
 }
 
 // SetupError reports a sandbox that failed before the process started

@@ -64,17 +64,18 @@ func TestStdio(t *testing.T) {
 func TestEnvIsExact(t *testing.T) {
 	s := newSandbox(t, newBusyboxRootfs(t))
 	spec := s.spec("env")
+	// HOME is added from /etc/passwd when Env has none, as runc does.
 	spec.Env = []string{"PATH=/bin", "FOO=bar baz", "EMPTY="}
 	got := strings.Split(mustRun(t, spec), "\n")
-	if !slices.Equal(got, spec.Env) {
-		t.Errorf("env in sandbox = %q, want %q", got, spec.Env)
+	if want := append(slices.Clone(spec.Env), "HOME=/root"); !slices.Equal(got, want) {
+		t.Errorf("env in sandbox = %q, want %q", got, want)
 	}
 
 	// No PATH in Env: Args[0] is still found with the default PATH, and
 	// no PATH is added.
-	spec.Env = []string{"A=1"}
-	if got := mustRun(t, spec); got != "A=1" {
-		t.Errorf("env in sandbox = %q, want %q", got, "A=1")
+	spec.Env = []string{"A=1", "HOME=/elsewhere"}
+	if got := mustRun(t, spec); got != "A=1\nHOME=/elsewhere" {
+		t.Errorf("env in sandbox = %q, want %q", got, "A=1\nHOME=/elsewhere")
 	}
 }
 

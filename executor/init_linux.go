@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -77,7 +78,7 @@ func initMain() int {
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		unix.CloseOnExec(reportFD)
 	}
-	err = unix.Exec(s.path, spec.Args, spec.Env)
+	err = unix.Exec(s.path, spec.Args, s.spec.Env)
 	sendReport(reports, nil, stepError(fmt.Sprintf("exec %s", s.path), err))
 	return 1
 }
@@ -192,7 +193,15 @@ func (s *sandbox) resolveUser() error {
 		gr = group
 	}
 	s.user, err = resolveUser(s.spec.User, pr, gr)
-	return err
+	if err != nil {
+		return err
+	}
+	// runc (and so BuildKit and Docker) sets HOME from /etc/passwd when
+	// the environment has none.
+	if !slices.ContainsFunc(s.spec.Env, func(kv string) bool { return strings.HasPrefix(kv, "HOME=") }) {
+		s.spec.Env = append(slices.Clone(s.spec.Env), "HOME="+s.user.Home)
+	}
+	return nil
 }
 
 // dropPrivileges switches to the resolved user with Docker's capability

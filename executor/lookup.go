@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -25,22 +24,22 @@ func LookupUser(root, spec string) (uid, gid int, err error) {
 // LookupOwner resolves a COPY --chown or WORKDIR owner the way BuildKit's
 // file operations do, which differs from a RUN user: a bare uid is also the
 // gid (--chown=1234 is 1234:1234), a name takes its passwd uid and primary
-// gid, and a group, by name or id, replaces the gid.
+// gid, and a group, by name or id, replaces the gid. As in BuildKit, a
+// name that passwd (or group) lacks is not an error: an unknown user is
+// 0:0, an unknown group leaves the gid alone, and ":group" is user 0.
 func LookupOwner(root, spec string) (uid, gid int, err error) {
 	err = withUserFiles(root, func(passwd, group io.Reader) error {
 		userPart, groupPart, _ := strings.Cut(spec, ":")
 		if id, ok := parseID(userPart); ok {
 			uid, gid = id, id
-		} else {
+		} else if userPart != "" {
 			users, err := parsePasswd(passwd)
 			if err != nil {
 				return err
 			}
-			i := slices.IndexFunc(users, func(e passwdEntry) bool { return e.name == userPart })
-			if i < 0 {
-				return fmt.Errorf("user %q not found in /etc/passwd", userPart)
+			if i := slices.IndexFunc(users, func(e passwdEntry) bool { return e.name == userPart }); i >= 0 {
+				uid, gid = users[i].uid, users[i].gid
 			}
-			uid, gid = users[i].uid, users[i].gid
 		}
 		if groupPart == "" {
 			return nil
@@ -53,11 +52,9 @@ func LookupOwner(root, spec string) (uid, gid int, err error) {
 		if err != nil {
 			return err
 		}
-		i := slices.IndexFunc(groups, func(g groupEntry) bool { return g.name == groupPart })
-		if i < 0 {
-			return fmt.Errorf("group %q not found in /etc/group", groupPart)
+		if i := slices.IndexFunc(groups, func(g groupEntry) bool { return g.name == groupPart }); i >= 0 {
+			gid = groups[i].gid
 		}
-		gid = groups[i].gid
 		return nil
 	})
 	return uid, gid, err

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -14,6 +15,8 @@ type execUser struct {
 	UID, GID int
 	// Groups are the supplementary groups, the primary group first.
 	Groups []int
+	// Home is the user's home directory from /etc/passwd, else "/".
+	Home string
 }
 
 // passwdEntry and groupEntry hold the fields of /etc/passwd and /etc/group
@@ -21,6 +24,7 @@ type execUser struct {
 type passwdEntry struct {
 	name     string
 	uid, gid int
+	home     string
 }
 
 type groupEntry struct {
@@ -55,13 +59,13 @@ func resolveUser(spec string, passwd, group io.Reader) (execUser, error) {
 		}
 	}
 
-	var u execUser
+	u := execUser{Home: "/"}
 	var name string // the passwd name, when the user is found there
 	if id, ok := parseID(userPart); ok {
 		u.UID = id
 		for _, e := range users {
 			if e.uid == id {
-				name, u.GID = e.name, e.gid
+				name, u.GID, u.Home = e.name, e.gid, cmp.Or(e.home, "/")
 				break
 			}
 		}
@@ -70,7 +74,7 @@ func resolveUser(spec string, passwd, group io.Reader) (execUser, error) {
 		if i < 0 {
 			return execUser{}, fmt.Errorf("user %q not found in /etc/passwd", userPart)
 		}
-		name, u.UID, u.GID = users[i].name, users[i].uid, users[i].gid
+		name, u.UID, u.GID, u.Home = users[i].name, users[i].uid, users[i].gid, cmp.Or(users[i].home, "/")
 	}
 
 	if groupPart != "" {
@@ -138,7 +142,11 @@ func parsePasswd(r io.Reader) ([]passwdEntry, error) {
 		uid, ok1 := parseID(f[2])
 		gid, ok2 := parseID(f[3])
 		if ok1 && ok2 {
-			out = append(out, passwdEntry{name: f[0], uid: uid, gid: gid})
+			e := passwdEntry{name: f[0], uid: uid, gid: gid}
+			if len(f) > 5 {
+				e.home = f[5]
+			}
+			out = append(out, e)
 		}
 	})
 	return out, err

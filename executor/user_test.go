@@ -24,15 +24,15 @@ wheel:x:10:other
 		want    execUser
 		wantErr string
 	}{
-		{spec: "", want: execUser{0, 0, []int{0}}},
-		{spec: "root", want: execUser{0, 0, []int{0}}},
-		{spec: "app", want: execUser{1000, 1000, []int{1000, 2000}}},
-		{spec: "1000", want: execUser{1000, 1000, []int{1000, 2000}}},
-		{spec: "app:wheel", want: execUser{1000, 10, []int{10, 2000}}},
-		{spec: "1000:2000", want: execUser{1000, 2000, []int{2000}}},
-		{spec: "4242", want: execUser{4242, 0, []int{0}}},
-		{spec: "4242:77", want: execUser{4242, 77, []int{77}}},
-		{spec: "0", passwd: "-", want: execUser{0, 0, []int{0}}}, // no passwd file
+		{spec: "", want: execUser{0, 0, []int{0}, "/root"}},
+		{spec: "root", want: execUser{0, 0, []int{0}, "/root"}},
+		{spec: "app", want: execUser{1000, 1000, []int{1000, 2000}, "/home/app"}},
+		{spec: "1000", want: execUser{1000, 1000, []int{1000, 2000}, "/home/app"}},
+		{spec: "app:wheel", want: execUser{1000, 10, []int{10, 2000}, "/home/app"}},
+		{spec: "1000:2000", want: execUser{1000, 2000, []int{2000}, "/home/app"}},
+		{spec: "4242", want: execUser{4242, 0, []int{0}, "/"}},
+		{spec: "4242:77", want: execUser{4242, 77, []int{77}, "/"}},
+		{spec: "0", passwd: "-", want: execUser{0, 0, []int{0}, "/"}}, // no passwd file
 		{spec: "app", passwd: "-", wantErr: `user "app" not found in /etc/passwd`},
 		{spec: "nobody", wantErr: `user "nobody" not found in /etc/passwd`},
 		{spec: "app:nogroup", wantErr: `group "nogroup" not found in /etc/group`},
@@ -55,7 +55,7 @@ wheel:x:10:other
 			}
 			continue
 		}
-		if err != nil || got.UID != tt.want.UID || got.GID != tt.want.GID || !slices.Equal(got.Groups, tt.want.Groups) {
+		if err != nil || got.UID != tt.want.UID || got.GID != tt.want.GID || !slices.Equal(got.Groups, tt.want.Groups) || got.Home != tt.want.Home {
 			t.Errorf("resolveUser(%q) = %+v, %v; want %+v", tt.spec, got, err, tt.want)
 		}
 	}

@@ -71,6 +71,14 @@ func ParseChmod(s string) (*Chmod, error) {
 
 // Apply returns the mode a file of mode m (permission bits, setuid,
 // setgid and sticky, plus fs.ModeDir for directories) gets.
+// Octal returns the mode of an octal --chmod; ok is false for a symbolic one.
+func (c *Chmod) Octal() (m fs.FileMode, ok bool) {
+	if c.octal == nil {
+		return 0, false
+	}
+	return *c.octal, true
+}
+
 func (c *Chmod) Apply(m fs.FileMode) fs.FileMode {
 	if c.octal != nil {
 		return toFS(uint32(*c.octal))

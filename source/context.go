@@ -67,8 +67,8 @@ func (t *Tree) HasExceptions() bool { return t.excludes != nil && t.excludes.Exc
 var ErrNoMatch = errors.New("no such file or directory in the build context")
 
 // Match returns what source pattern src selects: relative slash paths,
-// sorted. A plain path must exist; a pattern with wildcards must match
-// something. Paths cannot leave the root.
+// sorted. A plain path must exist; a pattern with wildcards may match
+// nothing. Paths cannot leave the root.
 func (t *Tree) Match(src string) ([]string, error) {
 	clean := path.Clean("/" + filepath.ToSlash(src))[1:]
 	if clean == "" {
@@ -100,10 +100,10 @@ func (t *Tree) Match(src string) ([]string, error) {
 			return nil
 		}
 		n := strings.Count(rel, "/") + 1
-		if ok, _ := path.Match(clean, rel); ok && !t.Excluded(rel) {
+		if globMatch(clean, rel) && !t.Excluded(rel) {
 			out = append(out, rel)
 		}
-		if d.IsDir() && n >= depth {
+		if d.IsDir() && n >= depth && !strings.Contains(clean, "**") {
 			return filepath.SkipDir
 		}
 		return nil
@@ -111,11 +111,42 @@ func (t *Tree) Match(src string) ([]string, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: %w (the pattern matched no file)", src, ErrNoMatch)
-	}
+	// A pattern that matches nothing selects nothing, as in BuildKit
+	// (AllowEmptyWildcard): not an error.
 	sort.Strings(out)
 	return out, nil
+}
+
+// globMatch matches a slash path against a pattern whose "**" segments
+// match any number of directories (as BuildKit's COPY does) and whose other
+// segments follow path.Match.
+func globMatch(pattern, name string) bool {
+	if !strings.Contains(pattern, "**") {
+		ok, _ := path.Match(pattern, name)
+		return ok
+	}
+	return matchSegments(strings.Split(pattern, "/"), strings.Split(name, "/"))
+}
+
+func matchSegments(pat, name []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			for i := 0; i <= len(name); i++ {
+				if matchSegments(pat[1:], name[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(name) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(pat[0], name[0]); !ok {
+			return false
+		}
+		pat, name = pat[1:], name[1:]
+	}
+	return len(name) == 0
 }
 
 func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[\\") }

@@ -45,7 +45,7 @@ func TestMatch(t *testing.T) {
 		{"sub", "sub", false},
 		{".", ".", false},
 		{"missing.txt", "", true},
-		{"*.go", "", true},
+		{"*.go", "", false}, // an empty wildcard selects nothing, as in BuildKit
 		{"ignored.txt", "", true},
 		{"sub/deep/e.txt", "", true},
 	}

@@ -62,7 +62,7 @@ func (r *Registries) ParseReference(ref string) (name.Reference, error) {
 	}
 	n, err := name.ParseReference(ref, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("invalid image reference %q: %w", ref, err)
+		return nil, fmt.Errorf("invalid reference format: %q: %w", ref, err)
 	}
 	return n, nil
 }

@@ -136,7 +136,7 @@ func TestCLI(t *testing.T) {
 	os.WriteFile(filepath.Join(bad, "Dockerfile"), []byte("FROM demo-base-missing-on-purpose:1 AS unused\nFROM scratch\nCOPY busybox /busybox\nRUN [\"/busybox\", \"sh\", \"-c\", \"echo about to fail; exit 42\"]\n"), 0o644)
 	os.WriteFile(filepath.Join(bad, "busybox"), bb, 0o755)
 	_, stderr, code = c.run("build", bad)
-	for _, want := range []string{"Dockerfile:4", "exited with code 42", "about to fail"} {
+	for _, want := range []string{"Dockerfile:4", "exit code: 42", "about to fail"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("failing build output lacks %q:\n%s", want, stderr)
 		}

@@ -72,9 +72,6 @@ func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) er
 		}
 	}
 	dest := absPath(st.image.Config.WorkingDir, cmd.DestPath)
-	if len(cmd.SourcePaths)+len(cmd.SourceContents) > 1 && !strings.HasSuffix(dest, "/") {
-		return errors.New("when using ADD with more than one source file, the destination must be a directory and end with a /")
-	}
 	for _, r := range remotes {
 		var srcVertex *llb.Vertex
 		var from string
@@ -106,7 +103,10 @@ func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) er
 			cp.Add = unpackRemote
 		}
 		st.vertex = llb.NewVertex(cp, []*llb.Vertex{st.vertex, srcVertex}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
-		c.addHistory(st, fmt.Sprintf("ADD %s %s", r.src, cmd.DestPath)+historySuffix, false)
+		c.addHistory(st, copyHistory(copySpec{
+			SourcesAndDest: instructions.SourcesAndDest{SourcePaths: []string{r.src}, DestPath: cmd.DestPath},
+			name:           "ADD", chown: cmd.Chown, chmod: cmd.Chmod,
+		}), false)
 	}
 	if len(local) == 0 && len(cmd.SourceContents) == 0 {
 		return nil

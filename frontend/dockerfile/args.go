@@ -1,6 +1,9 @@
 package dockerfile
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/builder-dev/builder/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
@@ -78,21 +81,49 @@ func (a *argScope) env() []string {
 	return out
 }
 
-// declareArgs declares every name of an ARG instruction, expanding defaults
-// with env.
-func (c *converter) declareArgs(scope *argScope, cmd *instructions.ArgCommand, env []string) error {
+// declareArgs declares every name of a stage's ARG instruction, expanding
+// defaults with the stage's variables; a valued ARG sets the variable.
+func (c *converter) declareArgs(st *stageState, cmd *instructions.ArgCommand) error {
 	for _, kv := range cmd.Args {
 		var def *string
 		if kv.Value != nil {
-			v, err := c.expand(*kv.Value, env)
+			v, err := c.expand(*kv.Value, st.env())
 			if err != nil {
 				return err
 			}
 			def = &v
 		}
-		scope.declare(kv.Key, def)
+		st.args.declare(kv.Key, def)
 		c.consumed[kv.Key] = true
-		env = mergeEnv(env, scope.env())
+		if v := st.args.values[kv.Key]; v != nil {
+			st.setVar(kv.Key, *v)
+		}
 	}
 	return nil
+}
+
+// declareGlobals declares the names of an ARG before the first FROM.
+func (c *converter) declareGlobals(cmd *instructions.ArgCommand) error {
+	for _, kv := range cmd.Args {
+		var def *string
+		if kv.Value != nil {
+			v, err := c.expand(*kv.Value, c.globals.env())
+			if err != nil {
+				return err
+			}
+			def = &v
+		}
+		c.globals.declare(kv.Key, def)
+		c.consumed[kv.Key] = true
+	}
+	return nil
+}
+
+// clone copies a stage's scope for a stage built on it: its ARGs stay
+// declared, with their values.
+func (a *argScope) clone() *argScope {
+	n := *a
+	n.order = slices.Clone(a.order)
+	n.values = maps.Clone(a.values)
+	return &n
 }

@@ -97,6 +97,11 @@ type stageState struct {
 	vertex *llb.Vertex
 	image  Image
 	args   *argScope
+	// vars is what BuildKit calls the state's env: the image's ENV, then
+	// every ENV and valued ARG in order, a later one replacing (and moving
+	// to the end) an earlier one of the same name. RUN gets it, and
+	// variable substitution reads it; the config's Env has ENVs only.
+	vars   []string
 	cmdSet bool
 	step   int
 	steps  int
@@ -127,20 +132,23 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 		lowering: map[int]bool{},
 		consumed: map[string]bool{},
 	}
+	if err := c.checkCycles(); err != nil {
+		return nil, err
+	}
 	c.globals = newArgScope(nil, opt.BuildArgs)
 	for k, v := range platformArgs(opt.Platform) {
 		c.globals.predefine(k, v)
 	}
 	for _, a := range metaArgs {
-		if err := c.declareArgs(c.globals, &a, c.globals.env()); err != nil {
-			return nil, err
+		if err := c.declareGlobals(&a); err != nil {
+			return nil, &SourceError{Location: location(opt.Filename, a.Location()), Text: a.String(), Err: err}
 		}
 	}
 	target := len(stages) - 1
 	if opt.Target != "" {
 		idx, ok := c.stageIndex(opt.Target, len(stages))
 		if !ok {
-			return nil, fmt.Errorf("%s: target stage %q not found%s; stages are: %s", opt.Filename, opt.Target, didYouMean(opt.Target, c.stageNameList()), c.stageNames())
+			return nil, fmt.Errorf("%s: target stage %q could not be found%s; stages are: %s", opt.Filename, opt.Target, didYouMean(opt.Target, c.stageNameList()), c.stageNames())
 		}
 		target = idx
 	}
@@ -196,7 +204,8 @@ func (c *converter) stageNames() string {
 // stageIndex finds a stage by name or number among the first n stages.
 func (c *converter) stageIndex(name string, n int) (int, bool) {
 	lower := strings.ToLower(name)
-	for i := 0; i < n; i++ {
+	// Of stages with the same name, the last wins, as in BuildKit.
+	for i := n - 1; i >= 0; i-- {
 		if c.stages[i].Name == lower {
 			return i, true
 		}
@@ -239,7 +248,7 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
 	}
 	if base == "" {
-		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: errors.New("FROM names no image (an ARG it uses is empty?)")}
+		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: fmt.Errorf("base name (%s) should not be blank", s.BaseName)}
 	}
 	if err := c.checkPlatform(s.Platform); err != nil {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
@@ -250,6 +259,9 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 			return nil, err
 		}
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
+	}
+	if st.vars == nil {
+		st.initVars(nil)
 	}
 	if err := c.runOnbuild(st, s.Location); err != nil {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
@@ -313,23 +325,29 @@ func (c *converter) expand(word string, env []string) (string, error) {
 	return out, err
 }
 
-// env is what variable substitution sees in a stage: its build args, with
-// the config's ENV taking precedence.
-func (st *stageState) env() []string {
-	return mergeEnv(st.args.env(), st.image.Config.Env)
+// env is what variable substitution sees in a stage.
+func (st *stageState) env() []string { return st.vars }
+
+// runEnv is the environment of a RUN.
+func (st *stageState) runEnv() []string { return slices.Clone(st.vars) }
+
+// setVar assigns a variable of the stage (ENV, or ARG with a value).
+func (st *stageState) setVar(name, value string) {
+	st.vars = slices.DeleteFunc(slices.Clone(st.vars), func(kv string) bool {
+		n, _, _ := strings.Cut(kv, "=")
+		return n == name
+	})
+	st.vars = append(st.vars, name+"="+value)
 }
 
-// runEnv is the environment of a RUN: the config's ENV, then the build args
-// it does not override.
-func (st *stageState) runEnv() []string {
-	out := append([]string(nil), st.image.Config.Env...)
-	for _, kv := range st.args.env() {
-		name, _, _ := strings.Cut(kv, "=")
-		if !hasEnv(out, name) {
-			out = append(out, kv)
-		}
+// initVars starts the stage's variables from its base's (a stage's; none
+// for an image) and its image's ENV, as BuildKit does for every stage.
+func (st *stageState) initVars(base []string) {
+	st.vars = slices.Clone(base)
+	for _, kv := range st.image.Config.Env {
+		name, value, _ := strings.Cut(kv, "=")
+		st.setVar(name, value)
 	}
-	return out
 }
 
 func hasEnv(env []string, name string) bool {

@@ -135,9 +135,10 @@ COPY f /z
 func TestErrorsNameTheLine(t *testing.T) {
 	tests := []struct{ df, want string }{
 		{"FROM busybox\nRUNN x\n", "Dockerfile:2"},
-		{"FROM busybox\nCOPY a b c\n", "Dockerfile:2"},
+		{"FROM busybox\nCOPY --chmod=99999 a b\n", "Dockerfile:2"},
 		{"FROM nothere\n", "Dockerfile:1"},
-		{"FROM busybox AS a\nCOPY --from=b /a /b\nFROM busybox AS b\nCOPY --from=a /a /b\nFROM a\n", "circular dependency detected on stage: a"},
+		{"FROM busybox AS a\nCOPY --from=a /a /b\n", "circular dependency detected on stage: a"},
+		{"FROM busybox AS a\nCOPY --from=b /a /b\nFROM busybox AS b\nFROM a\n", "cannot copy from stage \"b\", it needs to be defined before current stage \"a\""},
 		{"RUN x\n", "Dockerfile:1"},
 		{"FROM busybox\nRUN --device=/dev/fuse true\n", "not supported yet"},
 		{"FROM busybox AS build\nFROM buidl\n", "did you mean stage build?"},

@@ -21,7 +21,10 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 		return out, err
 	}
 	if e, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
-		if _, isRun := cmd.(*instructions.RunCommand); !isRun {
+		// ARG expands its default itself (once: a build arg given for it
+		// is not expanded), as BuildKit does.
+		_, isArg := cmd.(*instructions.ArgCommand)
+		if _, isRun := cmd.(*instructions.RunCommand); !isRun && !isArg {
 			if err := e.Expand(expander); err != nil {
 				return err
 			}
@@ -45,11 +48,12 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 		var parts []string
 		for _, kv := range cmd.Env {
 			st.image.Config.Env = setEnv(st.image.Config.Env, kv.Key+"="+kv.Value)
+			st.setVar(kv.Key, kv.Value)
 			parts = append(parts, kv.Key+"="+kv.Value)
 		}
 		c.addHistory(st, "ENV "+strings.Join(parts, " "), true)
 	case *instructions.ArgCommand:
-		if err := c.declareArgs(st.args, cmd, st.env()); err != nil {
+		if err := c.declareArgs(st, cmd); err != nil {
 			return err
 		}
 		var parts []string
@@ -138,6 +142,9 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 		}
 		c.addHistory(st, fmt.Sprintf("VOLUME %v", cmd.Volumes), true)
 	case *instructions.StopSignalCommand:
+		if !validSignal(cmd.Signal) {
+			return fmt.Errorf("invalid signal: %s", cmd.Signal)
+		}
 		st.image.Config.StopSignal = cmd.Signal
 		c.addHistory(st, "STOPSIGNAL "+cmd.Signal, true)
 	case *instructions.ShellCommand:
@@ -241,9 +248,6 @@ func (c *converter) dispatchCopy(st *stageState, cmd instructions.Command, cs co
 		inputs = append(inputs, src)
 	}
 	dest := absPath(st.image.Config.WorkingDir, cs.DestPath)
-	if len(cs.SourcePaths)+len(cs.SourceContents) > 1 && !strings.HasSuffix(dest, "/") {
-		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", cs.name)
-	}
 	op := llb.CopyOp{
 		Sources: cs.SourcePaths, Dest: dest, Chown: cs.chown, Chmod: cs.chmod, Add: cs.add,
 		Excludes: cs.excludes, Parents: cs.parents, Link: cs.link,
@@ -265,9 +269,14 @@ func (c *converter) copySource(st *stageState, cmd instructions.Command, cs copy
 	if v, _, ok, err := c.namedContext(st, cs.from, cmd.Location(), true); ok || err != nil {
 		return v, err
 	}
-	// A stage may copy from any stage, later ones too (as in BuildKit);
-	// only a cycle is an error, which lowerStage reports.
+	// As in BuildKit, a stage may copy only from an earlier stage.
 	if idx, ok := c.stageIndex(cs.from, len(c.stages)); ok {
+		switch {
+		case idx == st.index:
+			return nil, fmt.Errorf("circular dependency detected on stage: %s", st.name)
+		case idx > st.index:
+			return nil, fmt.Errorf("cannot copy from stage %q, it needs to be defined before current stage %q", cs.from, st.name)
+		}
 		s, err := c.lowerStage(idx)
 		if err != nil {
 			return nil, err

@@ -29,6 +29,9 @@ func (c *converter) from(st *stageState, idx int, base string, loc []parser.Rang
 			return err
 		}
 		st.vertex, st.image = parent.vertex, cloneImage(parent.image)
+		// BuildKit: a stage keeps its base stage's ARGs and variables.
+		st.args = parent.args.clone()
+		st.initVars(parent.vars)
 		return nil
 	}
 	if later, ok := c.stageIndex(base, len(c.stages)); ok && later >= idx && strings.EqualFold(c.stages[later].Name, base) {
@@ -37,6 +40,7 @@ func (c *converter) from(st *stageState, idx int, base string, loc []parser.Rang
 	if base == "scratch" {
 		st.image = emptyImage(c.opt.Platform)
 		st.image.Config.Env = []string{"PATH=" + defaultPath}
+		st.image.Config.WorkingDir = "/" // as BuildKit sets it
 		return nil
 	}
 	v, img, err := c.image(base, c.meta(st, "FROM "+base, loc))

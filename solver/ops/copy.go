@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/builder-dev/builder/executor"
@@ -179,7 +180,7 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 		if err != nil {
 			return err
 		}
-		return o.copy(roots[0], tree)
+		return o.copy(roots[0], tree, fromTree)
 	})
 	if err != nil {
 		o.w.Snapshots.Remove(id)
@@ -191,8 +192,10 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 // copy carries out the COPY into the file tree at root, with Docker's rules:
 // a directory source copies its contents; a destination ending in "/" (or
 // an existing directory, or several sources) is a directory to copy into.
-func (o *copyOp) copy(root string, tree *source.Tree) error {
-	c := &copier{root: root, tree: tree, add: o.op.Add}
+// Entries copied from another stage or image keep their owners unless
+// --chown is given; context entries become 0:0, as in BuildKit.
+func (o *copyOp) copy(root string, tree *source.Tree, keepOwners bool) error {
+	c := &copier{root: root, tree: tree, add: o.op.Add, keepOwners: keepOwners && o.op.Chown == ""}
 	if o.op.Chown != "" {
 		uid, gid, err := executor.LookupOwner(root, o.op.Chown)
 		if err != nil {
@@ -211,7 +214,14 @@ func (o *copyOp) copy(root string, tree *source.Tree) error {
 	if c.excludes, err = newExcludes(o.op.Excludes); err != nil {
 		return err
 	}
-	type match struct{ rel, keep string }
+	// several is set on the matches of a pattern that matched more than
+	// one path: they go into the destination as a directory. Several
+	// sources that match one path each are each copied onto the
+	// destination, as in BuildKit (the last wins when it is no directory).
+	type match struct {
+		rel, keep string
+		several   bool
+	}
 	var matches []match
 	for _, src := range o.op.Sources {
 		ms, err := tree.Match(src)
@@ -219,17 +229,20 @@ func (o *copyOp) copy(root string, tree *source.Tree) error {
 			return err
 		}
 		for _, m := range ms {
-			matches = append(matches, match{rel: m, keep: parentsKept(src, m)})
+			matches = append(matches, match{rel: m, keep: parentsKept(src, m), several: len(ms) > 1})
 		}
 	}
 	dest := path.Clean(o.op.Dest)
-	destIsDir := strings.HasSuffix(o.op.Dest, "/") || len(matches)+len(o.op.Inline) > 1 || o.op.Parents
+	destIsDir := strings.HasSuffix(o.op.Dest, "/") || o.op.Parents
 	if !destIsDir {
 		if fi, err := c.stat(dest); err == nil && fi.IsDir() {
 			destIsDir = true
 		}
 	}
 	for _, m := range matches {
+		destIsDir := destIsDir || m.several
+		// Hard links are kept within one source, as BuildKit's copy does.
+		c.inodes = map[uint64]string{}
 		src, err := securejoin.SecureJoin(tree.Root, m.rel)
 		if err != nil {
 			return err
@@ -268,12 +281,17 @@ func (o *copyOp) copy(root string, tree *source.Tree) error {
 				}
 				continue
 			}
-			// A new destination directory takes the source directory's
-			// mode (after --chmod), owner and time, as in BuildKit.
-			if err := c.mkdirAll(path.Dir(into)); err != nil {
+			// As in BuildKit, a new destination directory is made like a
+			// missing parent: 0755 (or an octal --chmod's permission
+			// bits), owned by the --chown user or root; the source
+			// directory's own mode and owner are not copied.
+			if err := c.mkdirAll(into); err != nil {
 				return err
 			}
-			if err := c.copyEntry(src, fi, m.rel, "", into); err != nil {
+			if err := c.chmodNewDir(into); err != nil {
+				return err
+			}
+			if err := c.copyDirContents(src, m.rel, "", into); err != nil {
 				return err
 			}
 			continue
@@ -294,6 +312,7 @@ func (o *copyOp) copy(root string, tree *source.Tree) error {
 			return err
 		}
 	}
+	destIsDir = destIsDir || len(o.op.Inline) > 1
 	for _, f := range o.op.Inline {
 		target := dest
 		if destIsDir {
@@ -336,6 +355,12 @@ type copier struct {
 	chmod    *llb.Chmod
 	excludes *patternmatcher.PatternMatcher
 	add      bool
+	// keepOwners keeps the source entries' owners (COPY --from without
+	// --chown).
+	keepOwners bool
+	// inodes maps the source inode of a hard-linked file to its first
+	// copy, so that later links to it become hard links too.
+	inodes map[uint64]string
 }
 
 // excluded reports whether COPY --exclude leaves out rel, a path relative
@@ -375,6 +400,47 @@ func (c *copier) stat(rel string) (fs.FileInfo, error) {
 	return os.Stat(p)
 }
 
+// lstat reports whether rel exists in the root (not following its last
+// element).
+func (c *copier) lstat(rel string) (fs.FileInfo, bool) {
+	p, err := c.resolve(rel)
+	if err != nil {
+		return nil, false
+	}
+	fi, err := os.Lstat(p)
+	return fi, err == nil
+}
+
+// chmodNewDir gives a destination directory COPY made the permission bits
+// of an octal --chmod.
+func (c *copier) chmodNewDir(rel string) error {
+	if c.chmod == nil {
+		return nil
+	}
+	m, ok := c.chmod.Octal()
+	if !ok {
+		return nil
+	}
+	p, err := c.resolve(rel)
+	if err != nil {
+		return err
+	}
+	return os.Chmod(p, m&fs.ModePerm)
+}
+
+// removeIfEmpty removes the directory rel when it holds nothing.
+func (c *copier) removeIfEmpty(rel string) error {
+	p, err := c.resolve(rel)
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(p)
+	if err != nil || len(entries) > 0 {
+		return err
+	}
+	return os.Remove(p)
+}
+
 // mkdirAll creates rel and its missing parents, owned by the --chown user.
 func (c *copier) mkdirAll(rel string) error {
 	rel = path.Clean("/" + rel)
@@ -411,7 +477,8 @@ func (c *copier) copyDirContents(src, rel, exRel, dest string) error {
 	for _, e := range entries {
 		childRel := path.Join(rel, e.Name())
 		childEx := path.Join(exRel, e.Name())
-		if c.tree.Excluded(childRel) || c.excluded(childEx) {
+		excluded := c.tree.Excluded(childRel) || c.excluded(childEx)
+		if excluded {
 			// An excluded directory is walked only when a "!dir/keep"
 			// exception may bring back something below it.
 			if !e.IsDir() || !c.hasExceptions() {
@@ -427,8 +494,17 @@ func (c *copier) copyDirContents(src, rel, exRel, dest string) error {
 		if err != nil {
 			return err
 		}
-		if err := c.copyEntry(filepath.Join(src, e.Name()), fi, childRel, childEx, path.Join(dest, e.Name())); err != nil {
+		childDest := path.Join(dest, e.Name())
+		_, existed := c.lstat(childDest)
+		if err := c.copyEntry(filepath.Join(src, e.Name()), fi, childRel, childEx, childDest); err != nil {
 			return err
+		}
+		if excluded && !existed {
+			// As in BuildKit, an excluded directory appears only as the
+			// parent of something an exception brings back.
+			if err := c.removeIfEmpty(childDest); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -456,7 +532,11 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, srcRel, exRel, rel string
 			return err
 		}
 	case mode.IsRegular():
-		if err := copyFile(src, dst); err != nil {
+		if first, ok := c.hardlinkSource(fi, dst); ok {
+			if err := os.Link(first, dst); err != nil {
+				return err
+			}
+		} else if err := copyFile(src, dst); err != nil {
 			return err
 		}
 	case mode&fs.ModeSymlink != 0:
@@ -468,7 +548,7 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, srcRel, exRel, rel string
 			return err
 		}
 	default:
-		st, ok := fi.Sys().(*unix.Stat_t)
+		st, ok := fi.Sys().(*syscall.Stat_t)
 		if !ok {
 			return fmt.Errorf("%s: unsupported file type %s", src, mode.Type())
 		}
@@ -476,12 +556,30 @@ func (c *copier) copyEntry(src string, fi fs.FileInfo, srcRel, exRel, rel string
 			return &os.PathError{Op: "mknod", Path: dst, Err: err}
 		}
 	}
-	return c.setAttrs(dst, mode, fi.ModTime())
+	uid, gid := c.uid, c.gid
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && c.keepOwners {
+		uid, gid = int(st.Uid), int(st.Gid)
+	}
+	return c.setAttrs(dst, mode, fi.ModTime(), uid, gid)
+}
+
+// hardlinkSource returns the first copy of the file fi when fi has other
+// links already copied; else it remembers dst as the copy of fi's inode.
+func (c *copier) hardlinkSource(fi fs.FileInfo, dst string) (string, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Nlink < 2 || c.inodes == nil {
+		return "", false
+	}
+	if first, ok := c.inodes[st.Ino]; ok {
+		return first, true
+	}
+	c.inodes[st.Ino] = dst
+	return "", false
 }
 
 // setAttrs gives a copied entry its owner, mode (after --chmod) and mtime.
-func (c *copier) setAttrs(dst string, mode fs.FileMode, mtime time.Time) error {
-	if err := os.Lchown(dst, c.uid, c.gid); err != nil {
+func (c *copier) setAttrs(dst string, mode fs.FileMode, mtime time.Time, uid, gid int) error {
+	if err := os.Lchown(dst, uid, gid); err != nil {
 		return err
 	}
 	if mode&fs.ModeSymlink == 0 {
@@ -514,7 +612,7 @@ func (c *copier) writeInline(f llb.InlineFile, rel string) error {
 	if err := os.WriteFile(dst, []byte(f.Data), 0o600); err != nil {
 		return err
 	}
-	return c.setAttrs(dst, fs.FileMode(f.Mode), time.Now())
+	return c.setAttrs(dst, fs.FileMode(f.Mode), time.Now(), c.uid, c.gid)
 }
 
 func copyFile(src, dst string) error {

@@ -127,7 +127,7 @@ func (o *httpOp) download(ctx context.Context, log io.Writer) (download, error) 
 		return download{}, err
 	}
 	if h != nil && h.Digest() != want {
-		return download{}, fmt.Errorf("checksum mismatch: --checksum says %s, the downloaded content is %s", want, h.Digest())
+		return download{}, fmt.Errorf("digest mismatch: --checksum says %s, the downloaded content is %s", want, h.Digest())
 	}
 	blob, _, err := cw.Commit("", got.Size)
 	if err != nil {

@@ -285,7 +285,7 @@ func (o *execOp) contextSource(state string, n int, l llb.LocalOp, m llb.ExecMou
 // directory dir, as COPY would.
 func copyTree(dir string, tree *source.Tree, rel string) error {
 	c := &copyOp{op: llb.CopyOp{Sources: []string{rel}, Dest: "/"}}
-	return c.copy(dir, tree)
+	return c.copy(dir, tree, false)
 }
 
 // secretMount provides a secret as a read-only file and/or an environment
