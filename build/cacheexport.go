@@ -156,19 +156,17 @@ func (s *State) cacheConfig(ctx context.Context, recs map[digest.Digest]string, 
 					t := sn.Created.UTC()
 					l.Created = &t
 				}
-				if sn.Empty {
-					l.DiffID = sn.DiffID
-				} else {
-					d, diffID, memo, err := ex.CacheLayer(ctx, sn, l.Base, o)
-					if err != nil {
-						return nil, nil, err
-					}
-					d.Annotations = nil
-					l.Blob, l.DiffID, l.Compression = &d, diffID, memo
-					if !seenBlob[d.Digest] {
-						seenBlob[d.Digest] = true
-						blobs = append(blobs, d)
-					}
+				// An empty layer is in the image too, so its blob is
+				// exported like any other.
+				d, diffID, memo, err := ex.CacheLayer(ctx, sn, l.Base, o)
+				if err != nil {
+					return nil, nil, err
+				}
+				d.Annotations = nil
+				l.Blob, l.DiffID, l.Compression = &d, diffID, memo
+				if !seenBlob[d.Digest] {
+					seenBlob[d.Digest] = true
+					blobs = append(blobs, d)
 				}
 				parent = len(cfg.Layers)
 				index[sn.ID] = parent

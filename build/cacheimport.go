@@ -297,7 +297,8 @@ func (c *importCache) materialize(ctx context.Context, src *cacheSource, idx int
 			// The exporting step's time, which the image history shows.
 			rec.Created = l.Created.UTC()
 		}
-		if l.Empty {
+		if l.Empty && l.Blob == nil {
+			// A cache from before empty layers were exported.
 			if err := c.s.Snapshots.Prepare(id); err != nil {
 				return "", err
 			}

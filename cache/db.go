@@ -32,8 +32,8 @@ var ErrNotFound = fs.ErrNotExist
 type Snapshot struct {
 	ID     string `json:"id"`
 	Parent string `json:"parent,omitempty"`
-	// Empty is true when the layer changes nothing; it is kept in the chain
-	// (so history lines up) but exported as an empty_layer.
+	// Empty is true when the layer changes nothing; it is not mounted, but
+	// is exported as an (empty) layer, as BuildKit exports it.
 	Empty bool `json:"empty,omitempty"`
 	// DiffID is the digest of the uncompressed layer tar, once known.
 	DiffID digest.Digest `json:"diffID,omitempty"`

@@ -41,7 +41,7 @@ type Image struct {
 
 // Assemble builds the image whose file tree is top's chain and whose config
 // is cfg. cfg's history must have one non-empty entry per snapshot of the
-// chain; snapshots that changed nothing become empty_layer entries.
+// chain; a snapshot that changed nothing is an empty layer, as in BuildKit.
 func (e *Exporter) Assemble(ctx context.Context, top string, cfg dockerspec.DockerOCIImage) (*Image, error) {
 	return e.AssembleWith(ctx, top, cfg, Options{})
 }
@@ -88,10 +88,8 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 			t := s.Created.UTC()
 			history[i].Created = &t
 		}
-		if s.Empty {
-			history[i].EmptyLayer = true
-			continue
-		}
+		// A step that changed nothing still has its (empty) layer, as
+		// BuildKit's images do: the history says a layer was made.
 		layers = append(layers, s)
 	}
 	if next != len(chain) {

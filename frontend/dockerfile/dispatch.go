@@ -81,6 +81,11 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 			wd = "/"
 		}
 		st.image.Config.WorkingDir = wd
+		if wd == "/" {
+			// Nothing to make: no step and no layer, as in BuildKit.
+			c.addHistory(st, "WORKDIR "+wd, true)
+			break
+		}
 		st.vertex = llb.NewVertex(llb.MkdirOp{Path: wd, Mode: 0o755, Chown: st.image.Config.User},
 			[]*llb.Vertex{st.vertex}, c.meta(st, text, cmd.Location()))
 		c.addHistory(st, "WORKDIR "+wd, false)
