@@ -69,7 +69,7 @@ RUN mkdir /partial && touch /partial/made-before-failing && exit 3
 	tm("send-keys", "-t", "t", "C-c")
 	tm("send-keys", "-t", "t", "ls /partial; echo mark=$MARK; exit", "Enter")
 	s := waitFor("BUILD-EXIT=")
-	for _, want := range []string{"made-before-failing", "mark=from-the-step", "Dockerfile:6", "exited with code 3", "BUILD-EXIT=1"} {
+	for _, want := range []string{"made-before-failing", "mark=from-the-step", "Dockerfile:6", "exit code: 3", "BUILD-EXIT=1"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the terminal lacks %q:\n%s", want, s)
 		}
@@ -106,7 +106,7 @@ ENV MARK=from-the-step
 RUN --mount=type=cache,target=/cache echo cached > /cache/c && mkdir /partial && touch /partial/made-before-failing && exit 3
 `), 0o644)
 	_, stderr, code := c.run("build", "--on-error=keep", ctx)
-	if code == 0 || !strings.Contains(stderr, "kept the failed step's filesystem as") || !strings.Contains(stderr, "exited with code 3") {
+	if code == 0 || !strings.Contains(stderr, "kept the failed step's filesystem as") || !strings.Contains(stderr, "exit code: 3") {
 		t.Fatalf("build --on-error=keep exited %d:\n%s", code, stderr)
 	}
 	// Another build, with an automatic GC that would remove all it can.
@@ -124,7 +124,7 @@ RUN --mount=type=cache,target=/cache echo cached > /cache/c && mkdir /partial &&
 	if _, _, code = c.run("debug", "last", "sh", "-c", "exit 5"); code != 5 {
 		t.Errorf("debug's exit code = %d, want the command's 5", code)
 	}
-	if stdout, _, _ = c.run("debug", "--list"); strings.Count(stdout, "\n") != 1 || !strings.Contains(stdout, "exited with code 3") {
+	if stdout, _, _ = c.run("debug", "--list"); strings.Count(stdout, "\n") != 1 || !strings.Contains(stdout, "exit code: 3") {
 		t.Errorf("debug --list:\n%s", stdout)
 	}
 	if stdout, _, _ = c.run("prune", "--force"); !strings.Contains(stdout, "1 kept failure") {

@@ -67,7 +67,7 @@ func TestHistory(t *testing.T) {
 			run = s
 		}
 	}
-	if run.Status != "failed" || !strings.Contains(run.Error, "exited with code 3") || run.Reason == "" || (!userns.Rootless() && (run.Usage == nil || run.Usage.CPU == 0 && run.Usage.PeakMemory == 0)) {
+	if run.Status != "failed" || !strings.Contains(run.Error, "exit code: 3") || run.Reason == "" || (!userns.Rootless() && (run.Usage == nil || run.Usage.CPU == 0 && run.Usage.PeakMemory == 0)) {
 		t.Errorf("failed RUN step recorded as %+v", run)
 	}
 
