@@ -29,11 +29,13 @@ func init() {
 // by Run as one; otherwise it returns at once. Call it first thing in main,
 // and in TestMain of packages whose tests call Run.
 func Init() {
-	if os.Getenv(initEnv) != initEnvValue {
-		return
+	switch os.Getenv(initEnv) {
+	case initEnvValue:
+		runtime.LockOSThread()
+		os.Exit(initMain())
+	case holdEnvValue:
+		os.Exit(holdNamespace())
 	}
-	runtime.LockOSThread()
-	os.Exit(initMain())
 }
 
 // initMain runs in the new namespaces, as pid 1. It returns only on
@@ -138,6 +140,9 @@ func (s *sandbox) setup() error {
 	}
 	if err := s.root.runMounts(spec.RunMounts); err != nil {
 		return err
+	}
+	if err := joinSharedNetwork(s.net); err != nil {
+		return stepError("joining the network", err)
 	}
 	if err := setupNetwork(s.net); err != nil {
 		return stepError("setting up network", err)

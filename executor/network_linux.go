@@ -28,10 +28,15 @@ import (
 // (--exit-fd). pasta (Debian's passt) is the fallback; in its 2023 Debian
 // version it spends ~0.1 s of CPU starting up.
 //
-// Start-up runs in parallel with the sandbox's own setup: Run starts the
-// helper as soon as the init (and so its network namespace) exists, and the
-// init waits on netFD, just before execve, for a single 0 byte (the
-// interface is configured) or an error message, then EOF. The interface
+// The sandboxes of one builder process share one such namespace and helper
+// (netshared_linux.go): the init joins it through netFD. The code below
+// that starts a helper for a sandbox's own namespace is what connects the
+// shared one, once.
+//
+// A helper's start-up runs in parallel with other setup: it is started as
+// soon as the namespace's holder exists, and the waiter reads netFD for a
+// single 0 byte (the interface is configured) or an error message, then
+// EOF. The interface
 // counts as configured once the sandbox has its default route, which both
 // helpers add last; Run polls /proc/PID/net/route for it. slirp4netns's
 // --ready-fd comes only after it has also set up its own sandbox and
@@ -61,6 +66,9 @@ type initNet struct {
 	Private bool `json:"private,omitempty"`
 	// Wait for the helper on netFD before execve.
 	Wait bool `json:"wait,omitempty"`
+	// Shared: netFD is the namespace shared by this builder's sandboxes,
+	// to join (see sharedNetwork).
+	Shared bool `json:"shared,omitempty"`
 	// DropNetRaw removes CAP_NET_RAW: the host's network without a
 	// namespace must not give raw sockets on the host's interfaces.
 	DropNetRaw bool `json:"dropNetRaw,omitempty"`
@@ -126,8 +134,10 @@ func NetworkWarning() string {
 // netPlan is how one sandbox gets its network.
 type netPlan struct {
 	init   initNet
-	clone  uintptr // CLONE_NEWNET or 0
-	helper *netHelper
+	clone  uintptr    // CLONE_NEWNET or 0
+	helper *netHelper // the helper to start for this sandbox
+	// shared is the namespace to join instead of one of its own.
+	shared *os.File
 	dns    string // the helper's DNS forwarder address
 	// keepDNS: the sandbox can reach the host's other IPv4 nameservers.
 	keepDNS bool
@@ -153,6 +163,11 @@ func planNetwork(spec Spec) (netPlan, error) {
 			p.dns, p.ipv6 = pastaDNS, hostHasDefaultRoute6()
 			p.keepDNS = false
 		}
+		ns, err := sharedNetwork(p)
+		if err != nil {
+			return netPlan{}, err
+		}
+		p.init, p.clone, p.helper, p.shared = initNet{Private: true, Shared: true}, 0, nil, ns
 		return p, nil
 	}
 	return netPlan{}, fmt.Errorf("executor: unknown network mode %q (want %q, %q or %q)", spec.Network, NetworkDefault, NetworkNone, NetworkHost)

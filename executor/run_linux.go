@@ -88,6 +88,8 @@ func Run(ctx context.Context, spec Spec) error {
 	cmd.ExtraFiles = []*os.File{specFD - 3: specR, reportFD - 3: reportW}
 	if netR != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, netR) // netFD
+	} else if nw.shared != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, nw.shared) // netFD
 	}
 	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{
