@@ -119,6 +119,11 @@ type sandbox struct {
 // setup does everything from making / private to dropping privileges, in
 // that order; on success only execve remains.
 func (s *sandbox) setup() error {
+	// First: /sys, mounted below, shows the network devices of the
+	// namespace it is mounted in.
+	if err := joinSharedNetwork(s.net); err != nil {
+		return stepError("joining the network", err)
+	}
 	spec := s.spec
 	unix.Umask(0o022)
 	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
@@ -140,9 +145,6 @@ func (s *sandbox) setup() error {
 	}
 	if err := s.root.runMounts(spec.RunMounts); err != nil {
 		return err
-	}
-	if err := joinSharedNetwork(s.net); err != nil {
-		return stepError("joining the network", err)
 	}
 	if err := setupNetwork(s.net); err != nil {
 		return stepError("setting up network", err)

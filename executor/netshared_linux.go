@@ -33,10 +33,13 @@ func holdNamespace() int {
 	return 0
 }
 
-// sharedNets are the shared namespaces by helper name.
+// sharedNets are the shared namespaces by helper name, and the holders'
+// stdin pipes: referenced here so that no finalizer closes them (which
+// would end the holder).
 var sharedNets struct {
 	sync.Mutex
-	ns map[string]*os.File
+	ns      map[string]*os.File
+	holders []*os.File
 }
 
 // sharedNetwork returns (an open file of) the namespace the sandboxes of
@@ -48,8 +51,8 @@ func sharedNetwork(p netPlan) (*os.File, error) {
 		return ns, nil
 	}
 	type result struct {
-		ns  *os.File
-		err error
+		ns, holder *os.File
+		err        error
 	}
 	done := make(chan result, 1)
 	// The holder's and the helper's Pdeathsig follow the thread that
@@ -57,8 +60,8 @@ func sharedNetwork(p netPlan) (*os.File, error) {
 	// life.
 	go func() {
 		runtime.LockOSThread()
-		ns, err := startSharedNetwork(p)
-		done <- result{ns, err}
+		ns, holder, err := startSharedNetwork(p)
+		done <- result{ns, holder, err}
 		if err == nil {
 			select {}
 		}
@@ -71,13 +74,16 @@ func sharedNetwork(p netPlan) (*os.File, error) {
 		sharedNets.ns = map[string]*os.File{}
 	}
 	sharedNets.ns[p.helper.name] = r.ns
+	sharedNets.holders = append(sharedNets.holders, r.holder)
 	return r.ns, nil
 }
 
-func startSharedNetwork(p netPlan) (*os.File, error) {
+// startSharedNetwork starts the holder and the helper; it returns the
+// namespace and the holder's stdin, whose closing ends the holder.
+func startSharedNetwork(p netPlan) (ns, holderIn *os.File, err error) {
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer stdinR.Close()
 	holder := exec.Command(initPath())
@@ -87,16 +93,16 @@ func startSharedNetwork(p netPlan) (*os.File, error) {
 	holder.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 	if err := holder.Start(); err != nil {
 		stdinW.Close()
-		return nil, fmt.Errorf("starting the network namespace holder: %w", err)
+		return nil, nil, fmt.Errorf("starting the network namespace holder: %w", err)
 	}
-	fail := func(err error) (*os.File, error) {
+	fail := func(err error) (*os.File, *os.File, error) {
 		stdinW.Close()
 		holder.Process.Kill()
 		holder.Wait()
-		return nil, err
+		return nil, nil, err
 	}
 	pid := holder.Process.Pid
-	ns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/net")
+	ns, err = os.Open("/proc/" + strconv.Itoa(pid) + "/ns/net")
 	if err != nil {
 		return fail(fmt.Errorf("opening the shared network namespace: %w", err))
 	}
@@ -113,7 +119,7 @@ func startSharedNetwork(p netPlan) (*os.File, error) {
 	case len(b) == 1 && b[0] == 0:
 		// stdinW stays open, and the holder with it, until the process
 		// exits; so does the helper.
-		return ns, nil
+		return ns, stdinW, nil
 	case len(b) == 0:
 		err = errors.New("the network helper stopped before it was ready")
 	default:
