@@ -16,9 +16,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Defaults for Store limits.
@@ -183,18 +186,24 @@ func (s *Store) List() ([]*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	recs := make([]*Record, 0, len(ids))
-	for i := len(ids) - 1; i >= 0; i-- {
-		r, err := s.Get(ids[i])
-		if err != nil {
+	// Decoding dominates: read the records on every CPU.
+	recs := make([]*Record, len(ids))
+	var g errgroup.Group
+	g.SetLimit(runtime.NumCPU())
+	for i, id := range ids {
+		g.Go(func() error {
+			r, err := s.Get(id)
 			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed meanwhile
+				return nil // removed meanwhile
 			}
-			return nil, err
-		}
-		recs = append(recs, r)
+			recs[len(ids)-1-i] = r
+			return err
+		})
 	}
-	return recs, nil
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(recs, func(r *Record) bool { return r == nil }), nil
 }
 
 // Resolve turns what a user typed into a record ID: a whole ID, a unique
