@@ -17,7 +17,7 @@ all: build
 # works too and re-executes builder itself as the init.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o cmd/builder/builder-init.bin ./cmd/builder-init
-	$(GO) build -tags embedinit -o bin/builder ./cmd/builder
+	$(GO) build -tags embedinit -ldflags "-X main.initBinarySum=$$(sha256sum cmd/builder/builder-init.bin | cut -c1-64)" -o bin/builder ./cmd/builder
 
 # Everything, integration tests included: CI runs as root, so tests that need
 # root run there and skip (saying why) elsewhere. -race needs cgo.

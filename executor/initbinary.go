@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -21,15 +20,21 @@ var initBinary atomic.Value // string
 // costs in proportion to what it maps and initialises, so a binary of the
 // executor alone starts several times faster. The binary (cmd/builder-init:
 // a main that only calls Init) is written content-addressed into dir once,
-// and used from there.
-func UseInitBinary(dir string, binary []byte) (string, error) {
-	sum := sha256.Sum256(binary)
-	path := filepath.Join(dir, "init-"+hex.EncodeToString(sum[:12]))
-	if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, binary) {
+// and used from there. sum is the binary's sha256 in hex, computed when it
+// was embedded; "" has it computed here, which reads all of binary. With
+// sum given, a file of the right name and size is taken as it is: a no-op
+// rebuild, which runs no step, pays a stat.
+func UseInitBinary(dir string, binary []byte, sum string) (string, error) {
+	if len(sum) < 24 {
+		h := sha256.Sum256(binary)
+		sum = hex.EncodeToString(h[:])
+	}
+	path := filepath.Join(dir, "init-"+sum[:24])
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(binary)) && fi.Mode().Perm()&0o100 != 0 {
 		initBinary.Store(path)
 		return path, nil
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("reading sandbox init binary: %w", err)
+		return "", fmt.Errorf("sandbox init binary: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("writing sandbox init binary: %w", err)

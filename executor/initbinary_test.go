@@ -9,7 +9,7 @@ import (
 func TestUseInitBinary(t *testing.T) {
 	defer initBinary.Store("")
 	dir := filepath.Join(t.TempDir(), "bin")
-	p1, err := UseInitBinary(dir, []byte("one"))
+	p1, err := UseInitBinary(dir, []byte("one"), "")
 	if err != nil || initPath() != p1 {
 		t.Fatalf("UseInitBinary = %q, %v; initPath() = %q", p1, err, initPath())
 	}
@@ -17,16 +17,16 @@ func TestUseInitBinary(t *testing.T) {
 		t.Fatalf("init binary %s: %v %v", p1, fi, err)
 	}
 	// The same content again: the same file; other content: another.
-	if p, err := UseInitBinary(dir, []byte("one")); p != p1 || err != nil {
+	if p, err := UseInitBinary(dir, []byte("one"), ""); p != p1 || err != nil {
 		t.Errorf("second UseInitBinary = %q, %v; want %q", p, err, p1)
 	}
-	p2, err := UseInitBinary(dir, []byte("two"))
+	p2, err := UseInitBinary(dir, []byte("two"), "")
 	if err != nil || p2 == p1 || initPath() != p2 {
 		t.Errorf("UseInitBinary(other) = %q, %v", p2, err)
 	}
-	// A damaged file is written anew.
+	// A truncated file is written anew.
 	os.WriteFile(p1, []byte("on"), 0o755)
-	if _, err := UseInitBinary(dir, []byte("one")); err != nil {
+	if _, err := UseInitBinary(dir, []byte("one"), ""); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(p1); string(b) != "one" {

@@ -272,7 +272,7 @@ func openState(cmd *cobra.Command, g *globalOptions) (*build.State, error) {
 		return st, err
 	}
 	// RUN steps start the small embedded init rather than this binary.
-	if _, err := executor.UseInitBinary(filepath.Join(st.Root, "bin"), initBinary); err != nil {
+	if _, err := executor.UseInitBinary(filepath.Join(st.Root, "bin"), initBinary, initBinarySum); err != nil {
 		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", err, "(RUN steps start builder itself instead)")
 	}
 	return st, nil

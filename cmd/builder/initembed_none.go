@@ -6,3 +6,5 @@ package main
 // re-executes builder itself as the sandbox init (slower to start, the same
 // sandbox). `make build` embeds cmd/builder-init (build tag embedinit).
 var initBinary []byte
+
+var initBinarySum string

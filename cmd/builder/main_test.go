@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"github.com/builder-dev/builder/internal/userns"
 	"os"
@@ -50,8 +52,13 @@ func builderBinary(t *testing.T) string {
 		binPath = filepath.Join(binDir, "builder")
 		// As `make build` does: with the sandbox init embedded.
 		out, err := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", "builder-init.bin", "../builder-init").CombinedOutput()
+		var init []byte
 		if err == nil {
-			out, err = exec.Command("go", "build", "-tags", "embedinit", "-o", binPath, ".").CombinedOutput()
+			init, err = os.ReadFile("builder-init.bin")
+		}
+		if err == nil {
+			sum := sha256.Sum256(init)
+			out, err = exec.Command("go", "build", "-tags", "embedinit", "-ldflags", "-X main.initBinarySum="+hex.EncodeToString(sum[:]), "-o", binPath, ".").CombinedOutput()
 		}
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
