@@ -52,7 +52,13 @@ func NewTree(root string, excludes []string) (*Tree, error) {
 // Excluded reports whether rel (slash-separated, relative to the root) is
 // left out by .dockerignore.
 func (t *Tree) Excluded(rel string) bool {
-	if t.excludes == nil || rel == "." || rel == "" {
+	// One spelling per path ("/a/", "a//b/.." are "a"): the matcher treats
+	// a leading slash as part of the name. Callers' paths are clean already;
+	// the check keeps the copy's per-file calls from allocating.
+	if rel != "" && (rel[0] == '/' || rel[len(rel)-1] == '/' || strings.Contains(rel, "//") || strings.Contains(rel, "/.") || strings.HasPrefix(rel, ".")) {
+		rel = path.Clean("/" + rel)[1:]
+	}
+	if t.excludes == nil || rel == "" {
 		return false
 	}
 	ok, err := t.excludes.MatchesOrParentMatches(rel)
