@@ -151,7 +151,15 @@ func (c Spec) check(export bool) error {
 	if err := c.checkType(export); err != nil {
 		return err
 	}
-	return c.checkWhere(export)
+	if err := c.checkWhere(export); err != nil {
+		return err
+	}
+	if export {
+		if _, err := exporter.ParseCompression(c.Compression); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c Spec) checkType(export bool) error {

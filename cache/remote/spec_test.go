@@ -79,6 +79,8 @@ func TestSpecCheck(t *testing.T) {
 		{Spec{Type: TypeRegistry}, true, false},
 		{Spec{Type: TypeLocal}, false, false},
 		{Spec{}, true, false},
+		{Spec{Type: TypeLocal, Dir: "/c", Compression: exporter.Zstd}, true, true},
+		{Spec{Type: TypeLocal, Dir: "/c", Compression: "lz4"}, true, false},
 	} {
 		if err := tc.spec.check(tc.export); (err == nil) != tc.ok {
 			t.Errorf("%+v.check(%v) = %v, want ok %v", tc.spec, tc.export, err, tc.ok)
