@@ -19,9 +19,6 @@ const (
 	ConfigMediaType = "application/vnd.builder.cache.config.v1+json"
 	// ArtifactType is the manifest's artifactType.
 	ArtifactType = "application/vnd.builder.cache.v1"
-	// InlineCacheField is the image config field that holds an inline
-	// cache config (--cache-to type=inline).
-	InlineCacheField = exporter.InlineCacheField
 )
 
 // config lists cache keys and the snapshot chains they resolved to.
@@ -67,7 +64,8 @@ type record struct {
 }
 
 // parseConfig reads a cache config blob: a cache config proper, or an
-// image config with an inline cache.
+// image config with an inline cache (--cache-to type=inline) in its
+// exporter.InlineCacheField.
 func parseConfig(mediaType string, raw []byte) (config, error) {
 	var cfg config
 	if mediaType == ConfigMediaType {
@@ -80,7 +78,7 @@ func parseConfig(mediaType string, raw []byte) (config, error) {
 	if err := json.Unmarshal(raw, &img); err != nil {
 		return cfg, fmt.Errorf("image config: %w", err)
 	}
-	inline, ok := img[InlineCacheField]
+	inline, ok := img[exporter.InlineCacheField]
 	if !ok {
 		return cfg, errors.New("neither a cache manifest nor an image with an inline cache")
 	}
