@@ -15,6 +15,7 @@ import (
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops/filecopy"
 	"github.com/builder-dev/builder/source"
 	"golang.org/x/sys/unix"
 )
@@ -123,7 +124,7 @@ func (o *execOp) seedCache(ctx context.Context, dir string, m llb.ExecMount, in 
 		if err != nil {
 			return err
 		}
-		return copyTree(dir, tree, rel)
+		return filecopy.CopyTree(ctx, dir, tree, rel)
 	}
 	lowers, err := o.w.Lowers(in.Snapshot)
 	if err != nil {
@@ -135,7 +136,7 @@ func (o *execOp) seedCache(ctx context.Context, dir string, m llb.ExecMount, in 
 			return err
 		}
 		tree.Serial = true
-		return copyTree(dir, tree, rel)
+		return filecopy.CopyTree(ctx, dir, tree, rel)
 	})
 }
 

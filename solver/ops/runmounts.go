@@ -16,7 +16,9 @@ import (
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/snapshot/treecopy"
 	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops/filecopy"
 	"github.com/builder-dev/builder/source"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/opencontainers/go-digest"
@@ -223,7 +225,7 @@ func writableView(view []snapshot.Mount, dir string) ([]snapshot.Mount, error) {
 			return nil, err
 		}
 		cp := filepath.Join(dir, "copy")
-		if err := snapshot.CopyDir(cp, view[0].Source); err != nil {
+		if err := treecopy.Dir(cp, view[0].Source); err != nil {
 			return nil, err
 		}
 		return []snapshot.Mount{{Type: "bind", Source: cp, Options: []string{"bind"}}}, nil
@@ -272,20 +274,13 @@ func (o *execOp) contextSource(state string, n int, l llb.LocalOp, m llb.ExecMou
 	if err != nil {
 		return "", err
 	}
-	if err := copyTree(dir, tree, rel); err != nil {
+	if err := filecopy.CopyTree(context.Background(), dir, tree, rel); err != nil {
 		return "", err
 	}
 	if !fi.IsDir() {
 		return filepath.Join(dir, path.Base(rel)), nil
 	}
 	return dir, nil
-}
-
-// copyTree copies rel of tree (a directory's contents, or a file) into the
-// directory dir, as COPY would.
-func copyTree(dir string, tree *source.Tree, rel string) error {
-	c := &copyOp{op: llb.CopyOp{Sources: []string{rel}, Dest: "/"}}
-	return c.copy(dir, tree, false)
 }
 
 // secretMount provides a secret as a read-only file and/or an environment
