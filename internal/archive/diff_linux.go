@@ -288,6 +288,5 @@ func (d *differ) xattrs(p string) (map[string]string, error) {
 	return m, nil
 }
 
-
 // devIno identifies an inode, for finding the other names of a hard link.
 type devIno struct{ dev, ino uint64 }
