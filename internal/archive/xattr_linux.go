@@ -12,6 +12,7 @@ import (
 
 // ListXattrs returns the xattr names of p; buf is a reusable buffer.
 func ListXattrs(p string, buf *[]byte) ([]string, error) {
+	growEmpty(buf)
 	for {
 		n, err := unix.Llistxattr(p, *buf)
 		if errors.Is(err, unix.ERANGE) {
@@ -39,7 +40,10 @@ func ListXattrs(p string, buf *[]byte) ([]string, error) {
 	}
 }
 
+// GetXattr returns the value of p's xattr name (not following a symlink);
+// buf is a reusable buffer.
 func GetXattr(p, name string, buf *[]byte) (string, error) {
+	growEmpty(buf)
 	for {
 		n, err := unix.Lgetxattr(p, name, *buf)
 		if errors.Is(err, unix.ERANGE) {
@@ -54,5 +58,13 @@ func GetXattr(p, name string, buf *[]byte) (string, error) {
 			return "", &os.PathError{Op: "lgetxattr " + name, Path: p, Err: err}
 		}
 		return string((*buf)[:n]), nil
+	}
+}
+
+// growEmpty gives an empty buffer room: given none, the kernel returns the
+// size a value needs instead of the value.
+func growEmpty(buf *[]byte) {
+	if len(*buf) == 0 {
+		*buf = make([]byte, 4096)
 	}
 }

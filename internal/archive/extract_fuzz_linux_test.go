@@ -1,6 +1,6 @@
 //go:build linux
 
-package snapshot
+package archive
 
 import (
 	"archive/tar"
@@ -72,46 +72,34 @@ func tarWithinBounds(b []byte, max int64) bool {
 	}
 }
 
-func fuzzTar(entries ...tarEntry) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		if err := tw.WriteHeader(e.header()); err != nil {
-			panic(err)
-		}
-		if _, err := tw.Write([]byte(e.Content)); err != nil {
-			panic(err)
-		}
-	}
-	tw.Close()
-	return buf.Bytes()
-}
-
-// FuzzApply applies arbitrary tar bytes into a fresh directory and checks
-// that nothing beside it changed: a sentinel file and directory next to
-// the layer directory (targets of ../ escapes), their contents, modes and
-// link counts (a hard link to them from inside would be an escape too).
-// Seeds are in testdata/fuzz/FuzzApply.
-func FuzzApply(f *testing.F) {
-	f.Add(fuzzTar(
-		tarEntry{Name: "a/", Type: tar.TypeDir, Mode: 0o755},
-		tarEntry{Name: "a/f", Type: tar.TypeReg, Mode: 0o644, Content: "x"},
-		tarEntry{Name: "a/.wh.g", Type: tar.TypeReg},
-		tarEntry{Name: "a/.wh..wh..opq", Type: tar.TypeReg},
+// FuzzExtract extracts arbitrary tar bytes into a fresh directory, once as
+// a layer (whiteouts on, the layer root's metadata applied) and once as ADD
+// does (a fixed owner, the destination kept, an exclude), and checks that
+// nothing beside it changed: a sentinel file and directory next to the
+// destination (targets of ../ escapes), their contents, modes and link
+// counts (a hard link to them from inside would be an escape too). Seeds
+// are in testdata/fuzz/FuzzExtract (found as FuzzApply, when it fuzzed the
+// layer applier alone).
+func FuzzExtract(f *testing.F) {
+	f.Add(tarBytes(
+		entry{name: "a/", typ: tar.TypeDir, mode: 0o755},
+		entry{name: "a/f", typ: tar.TypeReg, mode: 0o644, data: "x"},
+		entry{name: "a/.wh.g", typ: tar.TypeReg},
+		entry{name: "a/.wh..wh..opq", typ: tar.TypeReg},
 	))
-	f.Add(fuzzTar(
-		tarEntry{Name: "l", Type: tar.TypeSymlink, Linkname: "../sub"},
-		tarEntry{Name: "l/f", Type: tar.TypeReg, Mode: 0o644, Content: "escaped"},
-		tarEntry{Name: "h", Type: tar.TypeLink, Linkname: "../f"},
-		tarEntry{Name: "../../sentinel", Type: tar.TypeReg, Content: "overwritten"},
+	f.Add(tarBytes(
+		entry{name: "l", typ: tar.TypeSymlink, link: "../sub"},
+		entry{name: "l/f", typ: tar.TypeReg, mode: 0o644, data: "escaped"},
+		entry{name: "h", typ: tar.TypeLink, link: "../f"},
+		entry{name: "../../sentinel", typ: tar.TypeReg, data: "overwritten"},
 	))
-	f.Add(fuzzTar(
-		tarEntry{Name: "up", Type: tar.TypeSymlink, Linkname: ".."},
-		tarEntry{Name: "up/sentinel", Type: tar.TypeReg, Content: "overwritten"},
-		tarEntry{Name: "abs", Type: tar.TypeSymlink, Linkname: "/"},
-		tarEntry{Name: "abs/x", Type: tar.TypeLink, Linkname: "abs/../../f"},
-		tarEntry{Name: "dev", Type: tar.TypeChar, Major: 1, Minor: 3},
-		tarEntry{Name: "x", Type: tar.TypeReg, Xattrs: map[string]string{"user.a": "b", "trusted.overlay.opaque": "y"}},
+	f.Add(tarBytes(
+		entry{name: "up", typ: tar.TypeSymlink, link: ".."},
+		entry{name: "up/sentinel", typ: tar.TypeReg, data: "overwritten"},
+		entry{name: "abs", typ: tar.TypeSymlink, link: "/"},
+		entry{name: "abs/x", typ: tar.TypeLink, link: "abs/../../f"},
+		entry{name: "dev", typ: tar.TypeChar, major: 1, minor: 3},
+		entry{name: "x", typ: tar.TypeReg, xattrs: map[string]string{"user.a": "b", "trusted.overlay.opaque": "y"}},
 	))
 	f.Fuzz(func(t *testing.T, layer []byte) {
 		if !tarWithinBounds(layer, 1<<20) {
@@ -133,9 +121,16 @@ func FuzzApply(f *testing.F) {
 			t.Fatal(err)
 		}
 		before := outsideState(t, parent, root)
-		Apply(t.Context(), root, bytes.NewReader(layer), ApplyOptions{NoLchown: os.Geteuid() != 0})
-		if after := outsideState(t, parent, root); !reflect.DeepEqual(before, after) {
-			t.Fatalf("Apply changed files outside %s:\nbefore: %q\nafter:  %q", root, before, after)
+		noChown := os.Geteuid() != 0
+		configs := []Options{
+			{Whiteouts: true, NoLchown: noChown},
+			{Owner: &Owner{UID: 1, GID: 2}, NoLchown: noChown, KeepDestination: true, Exclude: func(rel string) bool { return rel == "x" }},
+		}
+		for i, opts := range configs {
+			Extract(t.Context(), root, tar.NewReader(bytes.NewReader(layer)), opts)
+			if after := outsideState(t, parent, root); !reflect.DeepEqual(before, after) {
+				t.Fatalf("Extract(options %d) changed files outside %s:\nbefore: %q\nafter:  %q", i, root, before, after)
+			}
 		}
 		// Leave the tree removable by t.TempDir's cleanup.
 		filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
