@@ -5,50 +5,18 @@ package archive
 import (
 	"archive/tar"
 	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
-	"syscall"
 	"testing"
 )
 
 // outsideState describes everything under parent but root: path, type,
-// mode, link count, size, content or link target. A change means Apply
+// mode, link count, size, content or link target. A change means Extract
 // wrote (or linked) outside its directory.
 func outsideState(t *testing.T, parent, root string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.Walk(parent, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root {
-			return filepath.SkipDir
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		line := fmt.Sprintf("%s %v nlink=%d size=%d", p, fi.Mode(), st.Nlink, fi.Size())
-		switch {
-		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			line += " =" + string(b)
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			line += " ->" + target
-		}
-		out = append(out, line)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(out)
-	return out
+	return describe(t, parent, root, true)
 }
 
 // tarWithinBounds reports whether every entry of the tar declares at most

@@ -5,6 +5,7 @@ package archive
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,18 +56,36 @@ func tarBytes(entries ...entry) []byte {
 }
 
 // tree lists "path mode" lines (and "=content" of files) under dir.
-func tree(t *testing.T, dir string) []string {
+func tree(t *testing.T, dir string) []string { return describe(t, dir, "", false) }
+
+// describe lists a line per file under dir, leaving out skip: its path
+// relative to dir and its mode, with detail its link count and size, and
+// a file's content after "=" or a symlink's target after "->".
+func describe(t *testing.T, dir, skip string, detail bool) []string {
 	t.Helper()
 	var out []string
 	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
+		if p == skip {
+			return filepath.SkipDir
+		}
 		rel, _ := filepath.Rel(dir, p)
 		line := rel + " " + fi.Mode().String()
-		if fi.Mode().IsRegular() {
-			b, _ := os.ReadFile(p)
+		if detail {
+			line += fmt.Sprintf(" nlink=%d size=%d", fi.Sys().(*syscall.Stat_t).Nlink, fi.Size())
+		}
+		switch {
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
 			line += "=" + string(b)
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			line += "->" + target
 		}
 		out = append(out, line)
 		return nil
