@@ -2,8 +2,11 @@ package ops
 
 import (
 	"context"
+	"fmt"
 	"io"
 
+	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
@@ -157,7 +160,11 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 		if err != nil {
 			return err
 		}
-		return filecopy.Copy(ctx, roots[0], tree, o.op, fromTree)
+		chown, err := lookupOwner(roots[0], o.op.Chown)
+		if err != nil {
+			return fmt.Errorf("--chown=%s: %w", o.op.Chown, err)
+		}
+		return filecopy.Copy(ctx, roots[0], tree, o.op, fromTree, chown)
 	})
 	if err != nil {
 		o.w.Snapshots.Remove(id)
@@ -183,13 +190,29 @@ func (o *mkdirOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) 
 		return solver.Result{}, err
 	}
 	err = o.w.Snapshots.WithMounts(ctx, [][]snapshot.Mount{mounts}, func(roots []string) error {
-		return filecopy.Mkdir(roots[0], o.op.Path, o.op.Chown)
+		owner, err := lookupOwner(roots[0], o.op.Chown)
+		if err != nil {
+			return fmt.Errorf("user %s: %w", o.op.Chown, err)
+		}
+		return filecopy.Mkdir(roots[0], o.op.Path, owner)
 	})
 	if err != nil {
 		o.w.Snapshots.Remove(id)
 		return solver.Result{}, err
 	}
 	return o.w.commit(id, parent, o.v.Meta().Name)
+}
+
+// lookupOwner resolves a --chown user in the tree at root; nil for none.
+func lookupOwner(root, chown string) (*archive.Owner, error) {
+	if chown == "" {
+		return nil, nil
+	}
+	uid, gid, err := executor.LookupOwner(root, chown)
+	if err != nil {
+		return nil, err
+	}
+	return &archive.Owner{UID: uid, GID: gid}, nil
 }
 
 type localOp struct {

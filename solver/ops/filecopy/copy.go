@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/source"
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -25,9 +25,10 @@ import (
 // ending in "/" (or an existing directory, or several sources) is a
 // directory to copy into; ADD unpacks a local archive. Entries copied from
 // another stage or image (keepOwners) keep their owners unless --chown is
-// given; context entries become 0:0, as in BuildKit.
-func Copy(ctx context.Context, root string, tree *source.Tree, op llb.CopyOp, keepOwners bool) error {
-	c, err := newCopier(ctx, root, tree, op, keepOwners)
+// given; context entries become 0:0, as in BuildKit. chown is op.Chown
+// resolved in root by the caller (nil without --chown).
+func Copy(ctx context.Context, root string, tree *source.Tree, op llb.CopyOp, keepOwners bool, chown *archive.Owner) error {
+	c, err := newCopier(ctx, root, tree, op, keepOwners, chown)
 	if err != nil {
 		return err
 	}
@@ -51,16 +52,11 @@ func Copy(ctx context.Context, root string, tree *source.Tree, op llb.CopyOp, ke
 }
 
 // Mkdir makes the directory p of the tree at root and its missing
-// parents, owned by chown (a user as --chown takes it, looked up in the
-// tree) or root.
-func Mkdir(root, p, chown string) error {
+// parents, owned by owner (nil for root).
+func Mkdir(root, p string, owner *archive.Owner) error {
 	c := &copier{root: root}
-	if chown != "" {
-		uid, gid, err := executor.LookupOwner(root, chown)
-		if err != nil {
-			return fmt.Errorf("user %s: %w", chown, err)
-		}
-		c.uid, c.gid = uid, gid
+	if owner != nil {
+		c.uid, c.gid = owner.UID, owner.GID
 	}
 	return c.mkdirAll(p)
 }
@@ -68,19 +64,15 @@ func Mkdir(root, p, chown string) error {
 // CopyTree copies rel of tree (a directory's contents, or a file) into the
 // directory dir, as COPY would.
 func CopyTree(ctx context.Context, dir string, tree *source.Tree, rel string) error {
-	return Copy(ctx, dir, tree, llb.CopyOp{Sources: []string{rel}, Dest: "/"}, false)
+	return Copy(ctx, dir, tree, llb.CopyOp{Sources: []string{rel}, Dest: "/"}, false, nil)
 }
 
-// newCopier sets up a copier for op: its --chown owner (looked up in
-// root), --chmod and --exclude.
-func newCopier(ctx context.Context, root string, tree *source.Tree, op llb.CopyOp, keepOwners bool) (*copier, error) {
-	c := &copier{ctx: ctx, root: root, tree: tree, add: op.Add, keepOwners: keepOwners && op.Chown == ""}
-	if op.Chown != "" {
-		uid, gid, err := executor.LookupOwner(root, op.Chown)
-		if err != nil {
-			return nil, fmt.Errorf("--chown=%s: %w", op.Chown, err)
-		}
-		c.uid, c.gid, c.chown = uid, gid, true
+// newCopier sets up a copier for op: its --chown owner, --chmod and
+// --exclude.
+func newCopier(ctx context.Context, root string, tree *source.Tree, op llb.CopyOp, keepOwners bool, chown *archive.Owner) (*copier, error) {
+	c := &copier{ctx: ctx, root: root, tree: tree, add: op.Add, keepOwners: keepOwners && chown == nil}
+	if chown != nil {
+		c.uid, c.gid, c.chown = chown.UID, chown.GID, true
 	}
 	if op.Chmod != "" {
 		m, err := llb.ParseChmod(op.Chmod)
