@@ -28,6 +28,7 @@ func newTestSnapshotter(t *testing.T, opts ...Option) Snapshotter {
 func TestSnapshotterMounts(t *testing.T) {
 	s := &overlaySnapshotter{layout{root: "/s"}}
 	u := &overlaySnapshotter{layout{root: "/s", userXattr: true}}
+	c := &copySnapshotter{layout{root: "/s"}}
 	tests := []struct {
 		name string
 		got  []Mount
@@ -42,6 +43,11 @@ func TestSnapshotterMounts(t *testing.T) {
 		{"view, no parents", s.View(nil), []Mount{{Type: "bind", Source: "/s/empty", Options: []string{"rbind", "ro"}}}},
 		{"view, one parent", s.View([]string{"p"}), []Mount{{Type: "overlay", Source: "overlay", Options: []string{
 			"ro", "index=off", "redirect_dir=off", "metacopy=off", "lowerdir=/s/p/fs:/s/empty"}}}},
+		{"copy, active", c.Mounts("x", []string{"p"}), []Mount{{Type: "bind", Source: "/s/x/rootfs", Options: []string{"bind"}}}},
+		{"copy, view, no parents", c.View(nil), []Mount{{Type: "bind", Source: "/s/empty", Options: []string{"rbind", "ro"}}}},
+	}
+	if s.UpperDir("x") != "/s/x/fs" || c.UpperDir("x") != "/s/x/rootfs" {
+		t.Errorf("UpperDir(x) = %s (overlay), %s (copy); want /s/x/fs, /s/x/rootfs", s.UpperDir("x"), c.UpperDir("x"))
 	}
 	for _, tt := range tests {
 		if !reflect.DeepEqual(tt.got, tt.want) {
