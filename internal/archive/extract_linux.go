@@ -94,10 +94,10 @@ type extractor struct {
 	buf      []byte
 }
 
-// CleanName turns a tar name into a clean path relative to the root of the
+// cleanName turns a tar name into a clean path relative to the root of the
 // extraction, "." for the root itself. A name whose ".." climbs above the
 // root is an error; a rooted one cannot climb ("/../x" is "x").
-func CleanName(name string) (string, error) {
+func cleanName(name string) (string, error) {
 	if strings.ContainsRune(name, 0) {
 		return "", errors.New("name contains NUL")
 	}
@@ -204,7 +204,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		// PAX global records (e.g. git archive's comment) describe no file.
 		return nil
 	}
-	rel, err := CleanName(hdr.Name)
+	rel, err := cleanName(hdr.Name)
 	if err != nil {
 		return err
 	}
@@ -339,7 +339,7 @@ func (x *extractor) writeFile(p string, r io.Reader) error {
 }
 
 func (x *extractor) link(p, target string) error {
-	rel, err := CleanName(target)
+	rel, err := cleanName(target)
 	if err != nil {
 		return fmt.Errorf("hard link target: %w", err)
 	}
