@@ -19,7 +19,7 @@ import (
 type Local struct {
 	DB         *cache.DB
 	Content    *content.Store
-	Snapshots  *snapshot.Snapshotter
+	Snapshots  snapshot.Snapshotter
 	Registries *source.Registries
 	// Puller unpacks the layer blobs of an imported chain.
 	Puller *source.Puller
