@@ -114,10 +114,12 @@ func (c CacheSpec) max() bool { return c.Attrs["mode"] == "max" }
 // output with the same compression would write them, so that an importer
 // exporting that image gets the same blobs.
 func (c CacheSpec) layerOptions(epoch *time.Time) (exporter.Options, error) {
-	o := Output{Type: "image", Attrs: map[string]string{"oci-mediatypes": "true"}}
+	o := Output{Type: OutputImage, MediaTypes: "oci"}
 	for _, k := range []string{"compression", "compression-level"} {
 		if v, ok := c.Attrs[k]; ok {
-			o.Attrs[k] = v
+			if err := o.set(k, v); err != nil {
+				return exporter.Options{}, err
+			}
 		}
 	}
 	return o.imageOptions(epoch)

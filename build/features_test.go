@@ -188,7 +188,7 @@ func TestOCILayoutBuildContext(t *testing.T) {
 	layout := filepath.Join(t.TempDir(), "layout")
 	res, err := first.Build(t.Context(), build.Options{
 		ContextDir: t.TempDir(), Dockerfile: []byte("FROM " + base + "\nRUN echo from-layout > /marker\n"),
-		Outputs: []build.Output{{Type: "oci", Dest: layout, Attrs: map[string]string{"tar": "false"}}},
+		Outputs: []build.Output{{Type: "oci", Dest: layout, Directory: true}},
 	})
 	if err != nil {
 		t.Fatal(err)

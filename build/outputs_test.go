@@ -30,15 +30,14 @@ func TestParseOutput(t *testing.T) {
 		want build.Output
 		err  string
 	}{
-		{in: "type=oci,dest=a.tar", want: build.Output{Type: "oci", Dest: "a.tar", Attrs: map[string]string{}}},
-		{in: `type=image,"name=a:1,b:2",push=true,compression=zstd,compression-level=3,force-compression=true`, want: build.Output{Type: "image", Attrs: map[string]string{
-			"name": "a:1,b:2", "push": "true", "compression": "zstd", "compression-level": "3", "force-compression": "true"}}},
-		{in: "type=registry,name=r/a,oci-mediatypes=false,rewrite-timestamp=true", want: build.Output{Type: "registry", Attrs: map[string]string{"name": "r/a", "oci-mediatypes": "false", "rewrite-timestamp": "true"}}},
-		{in: "type=oci,dest=dir,tar=false", want: build.Output{Type: "oci", Dest: "dir", Attrs: map[string]string{"tar": "false"}}},
-		{in: "type=docker,dest=d.tar,name=x", want: build.Output{Type: "docker", Dest: "d.tar", Attrs: map[string]string{"name": "x"}}},
-		{in: "type=local,dest=out", want: build.Output{Type: "local", Dest: "out", Attrs: map[string]string{}}},
+		{in: "type=oci,dest=a.tar", want: build.Output{Type: "oci", Dest: "a.tar"}},
+		{in: `type=image,"name=a:1,b:2",push=true,compression=zstd,compression-level=3,force-compression=true`, want: build.Output{Type: "image", Names: []string{"a:1", "b:2"}, Push: true, Compression: "zstd", CompressionLevel: 3, ForceCompression: true}},
+		{in: "type=registry,name=r/a,oci-mediatypes=false,rewrite-timestamp=true", want: build.Output{Type: "registry", Names: []string{"r/a"}, MediaTypes: "docker"}},
+		{in: "type=oci,dest=dir,tar=false", want: build.Output{Type: "oci", Dest: "dir", Directory: true}},
+		{in: "type=docker,dest=d.tar,name=x", want: build.Output{Type: "docker", Dest: "d.tar", Names: []string{"x"}}},
+		{in: "type=local,dest=out", want: build.Output{Type: "local", Dest: "out"}},
 		{in: "out", want: build.Output{Type: "local", Dest: "out"}},
-		{in: "type=tar,dest=fs.tar", want: build.Output{Type: "tar", Dest: "fs.tar", Attrs: map[string]string{}}},
+		{in: "type=tar,dest=fs.tar", want: build.Output{Type: "tar", Dest: "fs.tar"}},
 		{in: "dest=a.tar", err: "missing type="},
 		{in: "type=nope,dest=x", err: `unknown output type "nope"`},
 		{in: "type=oci", err: "needs dest="},
@@ -110,11 +109,11 @@ func TestOutputs(t *testing.T) {
 		t.Errorf("Result.Names = %v, want %v", res.Names, want)
 	}
 	for _, n := range []string{"local/app:1", "app:tagged"} {
-		if rec, err := st.Image(n); err != nil || rec.Manifest.Digest != res.Manifest.Digest {
+		if rec, err := st.Images.Image(n); err != nil || rec.Manifest.Digest != res.Manifest.Digest {
 			t.Errorf("local store %s = %v, %v; want %s", n, rec.Manifest.Digest, err, res.Manifest.Digest)
 		}
 	}
-	if rec, err := st.Image(reg + "/app:zstd"); err != nil || rec.Manifest.Digest == res.Manifest.Digest {
+	if rec, err := st.Images.Image(reg + "/app:zstd"); err != nil || rec.Manifest.Digest == res.Manifest.Digest {
 		t.Errorf("local store %s/app:zstd = %v, %v; want the zstd image", reg, rec.Manifest.Digest, err)
 	}
 

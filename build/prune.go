@@ -97,7 +97,7 @@ func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
 // Prune removes build cache that no image of the local store and no build
 // running in this process needs, as opt selects.
 func (s *State) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, error) {
-	rep, err := s.prune(ctx, opt, leases.of(s), true)
+	rep, err := s.prune(ctx, opt, s.leases.all(), true)
 	if err == nil && opt.All {
 		err = s.pruneCacheMounts(ctx, rep, opt.DryRun)
 	}
@@ -308,39 +308,35 @@ func (u *buildUse) lease() cache.Lease {
 	}
 }
 
-// leaseTable holds the uses of the builds running in this process, per
-// State: a Prune, or one build's automatic GC, must spare the others'.
+// leaseTable holds the uses of the builds of one State running in this
+// process: a Prune, or one build's automatic GC, must spare the others'.
 // (Other processes cannot prune meanwhile: a build holds the state
 // directory's lock.)
 type leaseTable struct {
-	mu sync.Mutex
-	m  map[*State]map[*buildUse]bool
+	mu   sync.Mutex
+	uses map[*buildUse]bool
 }
 
-var leases = &leaseTable{m: map[*State]map[*buildUse]bool{}}
-
-func (t *leaseTable) add(s *State, u *buildUse) {
+func (t *leaseTable) add(u *buildUse) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.m[s] == nil {
-		t.m[s] = map[*buildUse]bool{}
+	if t.uses == nil {
+		t.uses = map[*buildUse]bool{}
 	}
-	t.m[s][u] = true
+	t.uses[u] = true
 }
 
-func (t *leaseTable) remove(s *State, u *buildUse) {
+func (t *leaseTable) remove(u *buildUse) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m[s], u)
-	if len(t.m[s]) == 0 {
-		delete(t.m, s)
-	}
+	delete(t.uses, u)
 }
 
-func (t *leaseTable) of(s *State) []cache.Lease {
+// all returns the leases of the builds running.
+func (t *leaseTable) all() []cache.Lease {
 	t.mu.Lock()
-	var us []*buildUse
-	for u := range t.m[s] {
+	us := make([]*buildUse, 0, len(t.uses))
+	for u := range t.uses {
 		us = append(us, u)
 	}
 	t.mu.Unlock()
@@ -355,7 +351,7 @@ func (t *leaseTable) of(s *State) []cache.Lease {
 // follow.
 func (s *State) startUse() *buildUse {
 	u := &buildUse{Cache: s.worker}
-	leases.add(s, u)
+	s.leases.add(u)
 	return u
 }
 
@@ -364,7 +360,7 @@ func (s *State) startUse() *buildUse {
 // the GC with the build's use (and that of other builds still running) as
 // leases. Problems are reported to warn; the build's result stands.
 func (s *State) finishUse(ctx context.Context, u *buildUse, policy *GCPolicy, warn func(string)) {
-	defer leases.remove(s, u)
+	defer s.leases.remove(u)
 	if warn == nil {
 		warn = func(string) {}
 	}
@@ -402,7 +398,7 @@ func (s *State) autoGC(ctx context.Context, policy *GCPolicy) (bool, error) {
 	if err != nil || total <= p.KeepStorage {
 		return false, err
 	}
-	_, err = s.prune(ctx, PruneOptions{KeepStorage: p.KeepStorage}, leases.of(s), false)
+	_, err = s.prune(ctx, PruneOptions{KeepStorage: p.KeepStorage}, s.leases.all(), false)
 	return true, err
 }
 

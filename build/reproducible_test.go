@@ -1,6 +1,7 @@
 package build_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,11 +127,11 @@ func TestReproducibleBuilds(t *testing.T) {
 	dir := t.TempDir()
 	var outs []build.Output
 	for _, c := range []string{"gzip", "zstd", "uncompressed"} {
-		for _, force := range []string{"false", "true"} {
-			outs = append(outs, build.Output{Type: "oci", Dest: filepath.Join(dir, c+"-"+force), Attrs: map[string]string{"compression": c, "force-compression": force, "tar": "false"}})
+		for _, force := range []bool{false, true} {
+			outs = append(outs, build.Output{Type: "oci", Dest: filepath.Join(dir, fmt.Sprintf("%s-%v", c, force)), Compression: c, ForceCompression: force, Directory: true})
 		}
 	}
-	outs = append(outs, build.Output{Type: "oci", Dest: filepath.Join(dir, "gzip-9"), Attrs: map[string]string{"compression": "gzip", "compression-level": "9", "tar": "false"}})
+	outs = append(outs, build.Output{Type: "oci", Dest: filepath.Join(dir, "gzip-9"), Compression: "gzip", CompressionLevel: 9, Directory: true})
 	for _, st := range []*build.State{st1, st2} {
 		reproBuild(t, st, base, time.Now(), args, outs...)
 		digests := map[string]bool{}
@@ -143,10 +144,10 @@ func TestReproducibleBuilds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantType := map[string]string{"gzip": "gzip", "zstd": "zstd", "uncompressed": "tar"}[o.Attrs["compression"]]
+			wantType := map[string]string{"gzip": "gzip", "zstd": "zstd", "uncompressed": "tar"}[o.Compression]
 			for i, l := range m.Layers {
 				// Without force-compression the base layer stays gzip.
-				if (i > 0 || o.Attrs["force-compression"] == "true") && !strings.HasSuffix(string(l.MediaType), wantType) {
+				if (i > 0 || o.ForceCompression) && !strings.HasSuffix(string(l.MediaType), wantType) {
 					t.Errorf("%s: layer %d media type %s, want %s", filepath.Base(o.Dest), i, l.MediaType, wantType)
 				}
 			}

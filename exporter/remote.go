@@ -81,9 +81,10 @@ type BlobSources interface {
 	BlobSource(d digest.Digest) (repository string, ok bool)
 }
 
-// Push uploads the image to ref. Blobs the registry has are not sent
-// again, and blobs that sources says came from another repository of the
-// same registry are mounted from there rather than uploaded.
+// Push uploads the image to ref with the credentials kc gives. Blobs the
+// registry has are not sent again, and blobs that sources says came from
+// another repository of the same registry are mounted from there rather
+// than uploaded.
 func Push(ctx context.Context, store *content.Store, manifest ocispec.Descriptor, ref name.Reference, kc authn.Keychain, sources BlobSources) error {
 	img, err := V1Image(store, manifest)
 	if err != nil {
@@ -93,7 +94,9 @@ func Push(ctx context.Context, store *content.Store, manifest ocispec.Descriptor
 		img = &mountImage{Image: img, sources: sources}
 	}
 	if kc == nil {
-		kc = source.Keychain
+		// The caller picks the credentials; none at all is a bug, not
+		// a reason to push anonymously.
+		return fmt.Errorf("pushing %s: no keychain given", ref)
 	}
 	opts := append(source.DefaultRetry.RemoteOptions(ctx, kc), remote.WithJobs(4))
 	if err := remote.Write(ref, img, opts...); err != nil {
