@@ -11,6 +11,7 @@ import (
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/exporter/filetree"
 	"github.com/builder-dev/builder/imagestore"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 )
@@ -209,10 +210,10 @@ func (s *State) writeOutput(ctx context.Context, o Output, img *exporter.Image, 
 		})
 	case OutputTar:
 		return writeFileAtomic(o.Dest, "file tree tar", func(w io.Writer) error {
-			return exporter.WriteRootfs(ctx, w, s.Content, img.Manifest)
+			return filetree.WriteTar(ctx, w, s.Content, img.Manifest)
 		})
 	case OutputLocal:
-		return exporter.WriteLocal(ctx, o.Dest, s.Content, img.Manifest)
+		return filetree.WriteDir(ctx, o.Dest, s.Content, img.Manifest)
 	}
 	return fmt.Errorf("output type %q is not supported (supported: image, registry, oci, docker, local, tar)", o.Type)
 }
