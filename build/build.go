@@ -13,6 +13,7 @@ import (
 
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/imagestore"
+	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/builder-dev/builder/source"
@@ -46,7 +47,7 @@ type Options struct {
 	// NoCacheFilter names stages to build without the cache.
 	NoCacheFilter []string
 	Push          bool
-	Outputs       []Output
+	Outputs       []output.Spec
 	Parallelism   int
 	Progress      solver.Progress
 	// Keychain gives the credentials of pushes; nil is source.Keychain

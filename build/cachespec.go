@@ -114,13 +114,16 @@ func (c CacheSpec) max() bool { return c.Attrs["mode"] == "max" }
 // output with the same compression would write them, so that an importer
 // exporting that image gets the same blobs.
 func (c CacheSpec) layerOptions(epoch *time.Time) (exporter.Options, error) {
-	o := Output{Type: OutputImage, MediaTypes: "oci"}
-	for _, k := range []string{"compression", "compression-level"} {
-		if v, ok := c.Attrs[k]; ok {
-			if err := o.set(k, v); err != nil {
-				return exporter.Options{}, err
-			}
+	var o exporter.Options
+	var err error
+	if o.Compression, err = exporter.ParseCompression(c.Attrs["compression"]); err != nil {
+		return o, err
+	}
+	if v := c.Attrs["compression-level"]; v != "" {
+		if o.Level, err = strconv.Atoi(v); err != nil {
+			return o, fmt.Errorf("compression-level=%q: not a number", v)
 		}
 	}
-	return o.imageOptions(epoch)
+	o.SourceDateEpoch = epoch
+	return o, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/exporter/filetree"
 	"github.com/builder-dev/builder/imagestore"
+	"github.com/builder-dev/builder/output"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 )
 
@@ -54,7 +55,7 @@ func (s *State) export(ctx context.Context, opt Options, job exportJob) (*Result
 		}
 		names := outputNames(o, opt.Tags)
 		switch o.Type {
-		case OutputImage, OutputRegistry:
+		case output.Image, output.Registry:
 			err = s.storeAndPush(ctx, opt, job, o, img, names, out)
 		default:
 			err = s.writeOutput(ctx, o, img, names)
@@ -71,15 +72,15 @@ func (s *State) export(ctx context.Context, opt Options, job exportJob) (*Result
 // default image (gzip, OCI media types) to the local store (and with
 // --push to their registries). It returns the index of the output whose
 // image is the build's result.
-func planOutputs(opt Options) ([]Output, int, error) {
+func planOutputs(opt Options) ([]output.Spec, int, error) {
 	outputs := slices.Clone(opt.Outputs)
 	tagsTaken := false // by an image output without names
 	firstImage, firstArchive := -1, -1
 	for i, o := range outputs {
-		if err := o.check(); err != nil {
+		if err := o.Check(); err != nil {
 			return nil, 0, fmt.Errorf("output %s: %w", o.Type, err)
 		}
-		isImage := o.Type == OutputImage || o.Type == OutputRegistry
+		isImage := o.Type == output.Image || o.Type == output.Registry
 		if isImage && len(o.Names) == 0 {
 			tagsTaken = true
 			outputs[i].Push = o.Push || opt.Push
@@ -87,7 +88,7 @@ func planOutputs(opt Options) ([]Output, int, error) {
 		if isImage && firstImage < 0 {
 			firstImage = i
 		}
-		if (o.Type == OutputOCI || o.Type == OutputDocker) && firstArchive < 0 {
+		if (o.Type == output.OCI || o.Type == output.Docker) && firstArchive < 0 {
 			firstArchive = i
 		}
 	}
@@ -96,7 +97,7 @@ func planOutputs(opt Options) ([]Output, int, error) {
 		primary = firstArchive
 	}
 	if !tagsTaken && (len(opt.Tags) > 0 || opt.Push || primary < 0) {
-		outputs = append(outputs, Output{Type: OutputImage, Push: opt.Push})
+		outputs = append(outputs, output.Spec{Type: output.Image, Push: opt.Push})
 		if primary < 0 {
 			primary = len(outputs) - 1
 		}
@@ -106,7 +107,7 @@ func planOutputs(opt Options) ([]Output, int, error) {
 
 // outputNames are the normalised names of an output's image: its own, or
 // else the -t names.
-func outputNames(o Output, tags []string) []string {
+func outputNames(o output.Spec, tags []string) []string {
 	names := o.Names
 	if len(names) == 0 {
 		names = tags
@@ -127,8 +128,8 @@ type assembler struct {
 	images      map[exporter.Options]*exporter.Image
 }
 
-func (a *assembler) assemble(ctx context.Context, o Output) (*exporter.Image, error) {
-	eo, err := o.imageOptions(a.job.epoch)
+func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Image, error) {
+	eo, err := o.ImageOptions(a.job.epoch)
 	if err != nil {
 		return nil, err
 	}
@@ -149,8 +150,8 @@ func (a *assembler) assemble(ctx context.Context, o Output) (*exporter.Image, er
 
 // storeAndPush names an image output's image in the local store (adding
 // the names of the result's image to out.Names) and pushes it if asked.
-func (s *State) storeAndPush(ctx context.Context, opt Options, job exportJob, o Output, img *exporter.Image, names []string, out *Result) error {
-	push := o.Type == OutputRegistry || o.Push
+func (s *State) storeAndPush(ctx context.Context, opt Options, job exportJob, o output.Spec, img *exporter.Image, names []string, out *Result) error {
+	push := o.Type == output.Registry || o.Push
 	if push && len(names) == 0 {
 		return fmt.Errorf("pushing needs a name: give -t NAME or -o type=%s,name=NAME", o.Type)
 	}
@@ -187,9 +188,9 @@ func (s *State) storeAndPush(ctx context.Context, opt Options, job exportJob, o 
 }
 
 // writeOutput writes an archive or a file tree output.
-func (s *State) writeOutput(ctx context.Context, o Output, img *exporter.Image, names []string) error {
+func (s *State) writeOutput(ctx context.Context, o output.Spec, img *exporter.Image, names []string) error {
 	switch o.Type {
-	case OutputOCI:
+	case output.OCI:
 		if len(names) > 1 {
 			names = names[:1]
 		}
@@ -203,16 +204,16 @@ func (s *State) writeOutput(ctx context.Context, o Output, img *exporter.Image, 
 		return writeFileAtomic(o.Dest, "OCI layout", func(w io.Writer) error {
 			return exporter.WriteOCIArchive(exporter.TarSink(w), s.Content, images)
 		})
-	case OutputDocker:
+	case output.Docker:
 		images := []exporter.ArchiveImage{{Manifest: img.Manifest, Names: names}}
 		return writeFileAtomic(o.Dest, "docker archive", func(w io.Writer) error {
 			return exporter.WriteDockerArchive(exporter.TarSink(w), s.Content, images)
 		})
-	case OutputTar:
+	case output.Tar:
 		return writeFileAtomic(o.Dest, "file tree tar", func(w io.Writer) error {
 			return filetree.WriteTar(ctx, w, s.Content, img.Manifest)
 		})
-	case OutputLocal:
+	case output.Local:
 		return filetree.WriteDir(ctx, o.Dest, s.Content, img.Manifest)
 	}
 	return fmt.Errorf("output type %q is not supported (supported: image, registry, oci, docker, local, tar)", o.Type)

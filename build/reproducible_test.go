@@ -10,6 +10,7 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/output"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -32,7 +33,7 @@ const reproEpoch = 1700000000
 
 // reproBuild builds reproDockerfile on base in a fresh context directory
 // whose files have the given mtime.
-func reproBuild(t *testing.T, st *build.State, base string, mtime time.Time, args map[string]string, outputs ...build.Output) *build.Result {
+func reproBuild(t *testing.T, st *build.State, base string, mtime time.Time, args map[string]string, outputs ...output.Spec) *build.Result {
 	t.Helper()
 	ctxDir := writeContext(t, map[string]string{"app.txt": "app\n", "lib/helper.txt": "helper\n"})
 	for _, p := range []string{"app.txt", "lib/helper.txt", "lib", "."} {
@@ -125,13 +126,13 @@ func TestReproducibleBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	var outs []build.Output
+	var outs []output.Spec
 	for _, c := range []string{"gzip", "zstd", "uncompressed"} {
 		for _, force := range []bool{false, true} {
-			outs = append(outs, build.Output{Type: "oci", Dest: filepath.Join(dir, fmt.Sprintf("%s-%v", c, force)), Compression: c, ForceCompression: force, Directory: true})
+			outs = append(outs, output.Spec{Type: "oci", Dest: filepath.Join(dir, fmt.Sprintf("%s-%v", c, force)), Compression: c, ForceCompression: force, Directory: true})
 		}
 	}
-	outs = append(outs, build.Output{Type: "oci", Dest: filepath.Join(dir, "gzip-9"), Compression: "gzip", CompressionLevel: 9, Directory: true})
+	outs = append(outs, output.Spec{Type: "oci", Dest: filepath.Join(dir, "gzip-9"), Compression: "gzip", CompressionLevel: 9, Directory: true})
 	for _, st := range []*build.State{st1, st2} {
 		reproBuild(t, st, base, time.Now(), args, outs...)
 		digests := map[string]bool{}

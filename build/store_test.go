@@ -11,6 +11,7 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/source"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -182,14 +183,14 @@ func TestLocalStore(t *testing.T) {
 	t.Run("type=docker", func(t *testing.T) {
 		st := openState(t, root)
 		out := filepath.Join(t.TempDir(), "d.tar")
-		o, err := build.ParseOutput("type=docker,dest=" + out + ",name=exported:1")
+		o, err := output.Parse("type=docker,dest=" + out + ",name=exported:1")
 		if err != nil {
 			t.Fatal(err)
 		}
 		ev := newEvents()
 		if _, err := st.Build(t.Context(), build.Options{
 			ContextDir: writeContext(t, nil), Dockerfile: []byte("FROM app:1\nRUN echo exported > /made\n"),
-			DockerfileName: "Dockerfile", Progress: ev, Outputs: []build.Output{o},
+			DockerfileName: "Dockerfile", Progress: ev, Outputs: []output.Spec{o},
 		}); err != nil {
 			t.Fatalf("build: %v\n%s", err, ev.logs.String())
 		}

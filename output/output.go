@@ -1,4 +1,7 @@
-package build
+// Package output reads the outputs of a build (`-o` in `docker buildx
+// build` syntax) into typed values, and checks them: the one place that
+// knows their text.
+package output
 
 import (
 	"encoding/csv"
@@ -12,31 +15,31 @@ import (
 	"github.com/builder-dev/builder/exporter"
 )
 
-// OutputType is a kind of output, as `docker buildx build -o type=` names it.
-type OutputType string
+// Type is a kind of output, as `docker buildx build -o type=` names it.
+type Type string
 
 // The output types.
 const (
-	// OutputImage names the image in the local store (and with Push
-	// pushes it).
-	OutputImage OutputType = "image"
-	// OutputRegistry is OutputImage that always pushes.
-	OutputRegistry OutputType = "registry"
-	// OutputOCI writes an OCI image layout, as a tar or a directory.
-	OutputOCI OutputType = "oci"
-	// OutputDocker writes a `docker save` tar.
-	OutputDocker OutputType = "docker"
-	// OutputLocal writes the image's file tree into a directory.
-	OutputLocal OutputType = "local"
-	// OutputTar writes the image's file tree as a tar.
-	OutputTar OutputType = "tar"
+	// Image names the image in the local store (and with Push pushes
+	// it).
+	Image Type = "image"
+	// Registry is Image that always pushes.
+	Registry Type = "registry"
+	// OCI writes an OCI image layout, as a tar or a directory.
+	OCI Type = "oci"
+	// Docker writes a `docker save` tar.
+	Docker Type = "docker"
+	// Local writes the image's file tree into a directory.
+	Local Type = "local"
+	// Tar writes the image's file tree as a tar.
+	Tar Type = "tar"
 )
 
-// Output is one place to write the built image, as `docker buildx build -o`
-// names it. ParseOutput reads one from its text; each field says the key it
+// Spec is one place to write the built image, as `docker buildx build -o`
+// names it. Parse reads one from its text; each field says the key it
 // comes from. The zero value of a field is the key's default.
-type Output struct {
-	Type OutputType
+type Spec struct {
+	Type Type
 	// Dest is the file or directory written (oci, docker, local, tar).
 	Dest string
 	// Names are the image's names (name=, comma-separated); an image
@@ -66,39 +69,39 @@ type Output struct {
 }
 
 // outputKeys are the keys each output type accepts besides type and dest.
-var outputKeys = map[OutputType][]string{
-	OutputImage:    {"name", "push", "compression", "compression-level", "force-compression", "oci-mediatypes", "rewrite-timestamp", "store"},
-	OutputRegistry: {"name", "push", "compression", "compression-level", "force-compression", "oci-mediatypes", "rewrite-timestamp"},
-	OutputOCI:      {"name", "tar", "compression", "compression-level", "force-compression", "oci-mediatypes", "rewrite-timestamp"},
-	OutputDocker:   {"name", "compression", "compression-level", "force-compression", "oci-mediatypes", "rewrite-timestamp"},
-	OutputLocal:    nil,
-	OutputTar:      nil,
+var outputKeys = map[Type][]string{
+	Image:    {"name", "push", "compression", "compression-level", "force-compression", "oci-mediatypes", "rewrite-timestamp", "store"},
+	Registry: {"name", "push", "compression", "compression-level", "force-compression", "oci-mediatypes", "rewrite-timestamp"},
+	OCI:      {"name", "tar", "compression", "compression-level", "force-compression", "oci-mediatypes", "rewrite-timestamp"},
+	Docker:   {"name", "compression", "compression-level", "force-compression", "oci-mediatypes", "rewrite-timestamp"},
+	Local:    nil,
+	Tar:      nil,
 }
 
-// ParseOutput reads one -o value in `docker buildx build` syntax: CSV
+// Parse reads one -o value in `docker buildx build` syntax: CSV
 // key=value fields (type=image,"name=a,b",push=true), or a bare path, which
 // means type=local,dest=PATH.
-func ParseOutput(s string) (Output, error) {
+func Parse(s string) (Spec, error) {
 	if s != "" && !strings.Contains(s, "=") {
 		if s == "-" {
-			return Output{}, errors.New(`-o -: writing to stdout is not supported; use type=tar,dest=FILE`)
+			return Spec{}, errors.New(`-o -: writing to stdout is not supported; use type=tar,dest=FILE`)
 		}
-		return Output{Type: OutputLocal, Dest: s}, nil
+		return Spec{Type: Local, Dest: s}, nil
 	}
 	fields, err := csv.NewReader(strings.NewReader(s)).Read()
 	if err != nil {
-		return Output{}, fmt.Errorf("-o %s: %w", s, err)
+		return Spec{}, fmt.Errorf("-o %s: %w", s, err)
 	}
-	var o Output
+	var o Spec
 	var keys, values []string
 	for _, f := range fields {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
-			return Output{}, fmt.Errorf("-o %s: %q is not key=value", s, f)
+			return Spec{}, fmt.Errorf("-o %s: %q is not key=value", s, f)
 		}
 		switch k = strings.ToLower(strings.TrimSpace(k)); k {
 		case "type":
-			o.Type = OutputType(v)
+			o.Type = Type(v)
 		case "dest":
 			o.Dest = v
 		default:
@@ -106,24 +109,24 @@ func ParseOutput(s string) (Output, error) {
 		}
 	}
 	if o.Type == "" {
-		return Output{}, fmt.Errorf("-o %s: missing type= (one of image, registry, oci, docker, local, tar)", s)
+		return Spec{}, fmt.Errorf("-o %s: missing type= (one of image, registry, oci, docker, local, tar)", s)
 	}
 	if err := o.checkKeys(keys); err != nil {
-		return Output{}, fmt.Errorf("-o %s: %w", s, err)
+		return Spec{}, fmt.Errorf("-o %s: %w", s, err)
 	}
 	for i, k := range keys {
 		if err := o.set(k, values[i]); err != nil {
-			return Output{}, fmt.Errorf("-o %s: %w", s, err)
+			return Spec{}, fmt.Errorf("-o %s: %w", s, err)
 		}
 	}
-	if err := o.check(); err != nil {
-		return Output{}, fmt.Errorf("-o %s: %w", s, err)
+	if err := o.Check(); err != nil {
+		return Spec{}, fmt.Errorf("-o %s: %w", s, err)
 	}
 	return o, nil
 }
 
 // set sets the field of key k (one of outputKeys) from its text v.
-func (o *Output) set(k, v string) error {
+func (o *Spec) set(k, v string) error {
 	var b bool
 	var err error
 	switch k {
@@ -167,7 +170,7 @@ func (o *Output) set(k, v string) error {
 }
 
 // checkKeys refuses keys that o's type does not take.
-func (o Output) checkKeys(keys []string) error {
+func (o Spec) checkKeys(keys []string) error {
 	allowed, ok := outputKeys[o.Type]
 	if !ok {
 		return fmt.Errorf("unknown output type %q (supported: image, registry, oci, docker, local, tar)", o.Type)
@@ -184,7 +187,7 @@ func (o Output) checkKeys(keys []string) error {
 }
 
 // setKeys are the keys of the fields o sets, for checkKeys.
-func (o Output) setKeys() []string {
+func (o Spec) setKeys() []string {
 	var keys []string
 	for k, set := range map[string]bool{
 		"name": len(o.Names) > 0, "push": o.Push, "store": o.NoStore, "tar": o.Directory,
@@ -199,18 +202,18 @@ func (o Output) setKeys() []string {
 	return keys
 }
 
-// check refuses an output whose fields do not go together, whether
-// ParseOutput made it or a caller did.
-func (o Output) check() error {
+// Check refuses an output whose fields do not go together, whether Parse
+// made it or a caller did.
+func (o Spec) Check() error {
 	if err := o.checkKeys(o.setKeys()); err != nil {
 		return err
 	}
 	switch o.Type {
-	case OutputImage, OutputRegistry:
+	case Image, Registry:
 		if o.Dest != "" {
 			return fmt.Errorf("type=%s takes no dest= (did you mean type=oci or type=docker?)", o.Type)
 		}
-	case OutputDocker:
+	case Docker:
 		if o.Dest == "" {
 			return errors.New("type=docker needs dest=FILE.tar: there is no daemon to load the image into (the local store is type=image)")
 		}
@@ -222,13 +225,13 @@ func (o Output) check() error {
 	if o.MediaTypes != "" && o.MediaTypes != "oci" && o.MediaTypes != "docker" {
 		return fmt.Errorf("media types %q: want oci or docker", o.MediaTypes)
 	}
-	_, err := o.imageOptions(nil)
+	_, err := o.ImageOptions(nil)
 	return err
 }
 
-// imageOptions are the exporter options an output asks for. Layer times
+// ImageOptions are the exporter options an output asks for. Layer times
 // are clamped to epoch unless KeepTimestamps.
-func (o Output) imageOptions(epoch *time.Time) (exporter.Options, error) {
+func (o Spec) ImageOptions(epoch *time.Time) (exporter.Options, error) {
 	var opts exporter.Options
 	var err error
 	if opts.Compression, err = exporter.ParseCompression(o.Compression); err != nil {
@@ -236,7 +239,7 @@ func (o Output) imageOptions(epoch *time.Time) (exporter.Options, error) {
 	}
 	opts.Level = o.CompressionLevel
 	opts.ForceCompression = o.ForceCompression
-	opts.DockerMediaTypes = o.MediaTypes == "docker" || o.MediaTypes == "" && o.Type == OutputDocker
+	opts.DockerMediaTypes = o.MediaTypes == "docker" || o.MediaTypes == "" && o.Type == Docker
 	if opts.DockerMediaTypes && opts.Compression == exporter.Zstd {
 		return opts, errors.New("compression=zstd needs oci-mediatypes=true")
 	}
@@ -244,39 +247,4 @@ func (o Output) imageOptions(epoch *time.Time) (exporter.Options, error) {
 		opts.SourceDateEpoch = epoch
 	}
 	return opts, nil
-}
-
-// SourceDateEpochArg is the build arg (and environment variable) that makes
-// a build reproducible.
-const SourceDateEpochArg = "SOURCE_DATE_EPOCH"
-
-// sourceDateEpoch reads SOURCE_DATE_EPOCH from the build args: nil when it
-// is not set.
-func sourceDateEpoch(args map[string]string) (*time.Time, error) {
-	v := strings.TrimSpace(args[SourceDateEpochArg])
-	if v == "" {
-		return nil, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return nil, fmt.Errorf("--build-arg %s=%s: want a number of seconds since 1970-01-01 UTC", SourceDateEpochArg, v)
-	}
-	t := time.Unix(n, 0).UTC()
-	return &t, nil
-}
-
-// buildTimes returns the SOURCE_DATE_EPOCH of a build (nil if unset) and
-// the time to record as the image's and its new history entries' creation:
-// the epoch if set, else zero, which lets the exporter take each entry's
-// time from the record of the step that made its layer (so a cached
-// rebuild gives the same image).
-func buildTimes(opt Options) (*time.Time, time.Time, error) {
-	epoch, err := sourceDateEpoch(opt.BuildArgs)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	if epoch != nil {
-		return epoch, *epoch, nil
-	}
-	return nil, time.Time{}, nil
 }
