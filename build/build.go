@@ -62,7 +62,7 @@ type Options struct {
 	Allow []string
 	// OnRunFailure, when set, is called when a RUN step's command fails,
 	// with the step's sandbox before its layer is discarded (the debug
-	// shell of --on-error=shell, State.KeepFailure for --on-error=keep).
+	// shell of --on-error=shell, State.Kept.Keep for --on-error=keep).
 	OnRunFailure func(ctx context.Context, f ops.RunFailure)
 	// SquashAbove, when positive, merges the oldest layers of an image of
 	// more layers into one so that it has SquashAbove (--squash-above).

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/kept"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -82,8 +83,8 @@ func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
 	if err != nil {
 		return nil, err
 	}
-	kept, err := s.KeptFailures()
-	addKeptRoots(g, kept)
+	failures, err := s.Kept.List()
+	addKeptRoots(g, failures)
 	if err != nil {
 		return nil, err
 	}
@@ -112,12 +113,12 @@ func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, d
 	if err != nil {
 		return nil, err
 	}
-	kept, err := s.KeptFailures()
+	failures, err := s.Kept.List()
 	if err != nil {
 		return nil, err
 	}
 	if !dropKept {
-		addKeptRoots(g, kept)
+		addKeptRoots(g, failures)
 	}
 	plan := cache.Collect(g, cache.Policy{All: opt.All, Until: opt.Until, KeepStorage: opt.KeepStorage}, ls, time.Now())
 	rep := &PruneReport{
@@ -125,13 +126,13 @@ func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, d
 		Freed: plan.Freed, Before: plan.Total, After: plan.Total - plan.Freed,
 	}
 	if dropKept {
-		rep.Kept = len(kept)
+		rep.Kept = len(failures)
 	}
 	if opt.DryRun {
 		return rep, nil
 	}
 	if dropKept {
-		if _, err := s.removeKept(); err != nil {
+		if _, err := s.Kept.RemoveAll(); err != nil {
 			return nil, fmt.Errorf("pruning kept failures: %w", err)
 		}
 	}
@@ -430,8 +431,8 @@ func ParseSize(v string) (int64, error) {
 
 // addKeptRoots makes the kept failures' snapshots roots of g, as images
 // are: the automatic GC keeps them and du counts them as in use.
-func addKeptRoots(g *cache.Graph, kept []KeptFailure) {
-	for _, k := range kept {
+func addKeptRoots(g *cache.Graph, failures []kept.Failure) {
+	for _, k := range failures {
 		g.Images = append(g.Images, cache.ImageRef{Name: "kept failure " + k.ID, Snapshot: k.Snapshot})
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/internal/userns"
+	"github.com/builder-dev/builder/kept"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/builder-dev/builder/source"
@@ -33,6 +34,8 @@ type State struct {
 	Registries *source.Registries
 	// Images is the local image store.
 	Images *imagestore.Store
+	// Kept are the failed steps' filesystems kept by --on-error=keep.
+	Kept   *kept.Store
 	worker *ops.Worker
 	// leases are the uses of the cache by the builds running on this
 	// State, which a GC spares.
@@ -126,6 +129,7 @@ func Open(root string, opt StateOptions) (*State, error) {
 		TmpDir:      s.tmp,
 		CacheMounts: filepath.Join(root, "cachemounts"),
 	}
+	s.Kept = &kept.Store{Dir: filepath.Join(root, "kept"), CacheMounts: s.worker.CacheMounts}
 	s.Images = &imagestore.Store{DB: db, Content: s.Content, Registries: s.Registries, Puller: s.worker.Puller, Platform: HostPlatform()}
 	return s, nil
 }
