@@ -132,7 +132,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	job := exportJob{top: res.Snapshot, config: fe.Image, epoch: epoch, use: use}
+	job := exportJob{top: res.Snapshot, config: fe.Image, epoch: epoch, use: use, keychain: opt.Keychain, squashAbove: opt.SquashAbove}
 	if job.inlineCache, err = s.inlineCache(ctx, opt, sv, fe.Root, res.Snapshot, epoch); err != nil {
 		return nil, err
 	}

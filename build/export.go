@@ -14,6 +14,7 @@ import (
 	"github.com/builder-dev/builder/exporter/filetree"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/output"
+	"github.com/google/go-containerregistry/pkg/authn"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 )
 
@@ -29,6 +30,9 @@ type exportJob struct {
 	use         *buildUse
 	// step reports the export in the progress stream.
 	step *exportStep
+	// keychain gives the credentials of pushes.
+	keychain    authn.Keychain
+	squashAbove int
 }
 
 // export assembles the image of a build once per set of options its
@@ -42,7 +46,7 @@ func (s *State) export(ctx context.Context, opt Options, job exportJob) (*Result
 		return nil, err
 	}
 	a := &assembler{ex: &exporter.Exporter{DB: s.DB, Content: s.Content, Snapshots: s.Snapshots, Log: job.step.logWriter()},
-		job: job, squashAbove: opt.SquashAbove, images: map[exporter.Options]*exporter.Image{}}
+		job: job, images: map[exporter.Options]*exporter.Image{}}
 	primaryImage, err := a.assemble(ctx, outputs[primary])
 	if err != nil {
 		return nil, err
@@ -54,14 +58,20 @@ func (s *State) export(ctx context.Context, opt Options, job exportJob) (*Result
 			return nil, err
 		}
 		names := outputNames(o, opt.Tags)
-		switch o.Type {
-		case output.Image, output.Registry:
-			err = s.storeAndPush(ctx, opt, job, o, img, names, out)
-		default:
-			err = s.writeOutput(ctx, o, img, names)
+		if o.Type != output.Image && o.Type != output.Registry {
+			if err := s.writeOutput(ctx, o, img, names); err != nil {
+				return nil, err
+			}
+			continue
 		}
+		stored, err := s.storeAndPush(ctx, job, o, img, names)
 		if err != nil {
 			return nil, err
+		}
+		for _, n := range stored {
+			if img.Manifest.Digest == out.Manifest.Digest && !slices.Contains(out.Names, n) {
+				out.Names = append(out.Names, n)
+			}
 		}
 	}
 	return out, nil
@@ -122,10 +132,9 @@ func outputNames(o output.Spec, tags []string) []string {
 // assembler assembles the image of a build once per set of exporter
 // options.
 type assembler struct {
-	ex          *exporter.Exporter
-	job         exportJob
-	squashAbove int
-	images      map[exporter.Options]*exporter.Image
+	ex     *exporter.Exporter
+	job    exportJob
+	images map[exporter.Options]*exporter.Image
 }
 
 func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Image, error) {
@@ -134,7 +143,7 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 		return nil, err
 	}
 	eo.InlineCache = a.job.inlineCache
-	eo.SquashAbove = a.squashAbove
+	eo.SquashAbove = a.job.squashAbove
 	// Options compare by value; every output shares the one epoch pointer.
 	if img, ok := a.images[eo]; ok {
 		return img, nil
@@ -148,43 +157,42 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 	return img, nil
 }
 
-// storeAndPush names an image output's image in the local store (adding
-// the names of the result's image to out.Names) and pushes it if asked.
-func (s *State) storeAndPush(ctx context.Context, opt Options, job exportJob, o output.Spec, img *exporter.Image, names []string, out *Result) error {
+// storeAndPush names an image output's image in the local store and pushes
+// it if asked. It returns the names it gave in the store.
+func (s *State) storeAndPush(ctx context.Context, job exportJob, o output.Spec, img *exporter.Image, names []string) ([]string, error) {
 	push := o.Type == output.Registry || o.Push
 	if push && len(names) == 0 {
-		return fmt.Errorf("pushing needs a name: give -t NAME or -o type=%s,name=NAME", o.Type)
+		return nil, fmt.Errorf("pushing needs a name: give -t NAME or -o type=%s,name=NAME", o.Type)
 	}
 	for _, n := range names {
 		if _, err := s.Registries.ParseReference(n); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	var stored []string
 	if !o.NoStore {
 		for _, n := range names {
 			if err := s.DB.PutImage(cache.Image{Name: n, Manifest: img.Manifest, Snapshot: job.top, Created: time.Now().UTC()}); err != nil {
-				return err
+				return nil, err
 			}
-			if img.Manifest.Digest == out.Manifest.Digest && !slices.Contains(out.Names, n) {
-				out.Names = append(out.Names, n)
-			}
+			stored = append(stored, n)
 		}
 	}
 	if !push {
-		return nil
+		return stored, nil
 	}
 	for _, n := range names {
 		ref, err := s.Registries.ParseReference(n)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		start := time.Now()
-		if err := exporter.Push(ctx, s.Content, img.Manifest, ref, opt.Keychain, s.DB); err != nil {
-			return err
+		if err := exporter.Push(ctx, s.Content, img.Manifest, ref, job.keychain, s.DB); err != nil {
+			return nil, err
 		}
 		job.step.pushed(ref.String(), img.Size(), time.Since(start))
 	}
-	return nil
+	return stored, nil
 }
 
 // writeOutput writes an archive or a file tree output.
