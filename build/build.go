@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/output"
@@ -79,9 +80,9 @@ type Options struct {
 	// "none", or "host" (needs EntitlementNetworkHost).
 	Network string
 	// CacheTo are where to export the build's cache (--cache-to);
-	// CacheFrom are caches to import (--cache-from). See cachespec.go.
-	CacheTo   []CacheSpec
-	CacheFrom []CacheSpec
+	// CacheFrom are caches to import (--cache-from).
+	CacheTo   []remote.Spec
+	CacheFrom []remote.Spec
 	// Resources are the cgroup limits of every RUN step (--memory, ...).
 	Resources Limits
 }
@@ -132,8 +133,9 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	done := solved{s: s, sv: sv, root: fe.Root, top: res.Snapshot, epoch: epoch}
 	job := exportJob{top: res.Snapshot, config: fe.Image, epoch: epoch, use: use, keychain: opt.Keychain, squashAbove: opt.SquashAbove}
-	if job.inlineCache, err = s.inlineCache(ctx, opt, sv, fe.Root, res.Snapshot, epoch); err != nil {
+	if job.inlineCache, err = done.inlineCache(ctx, opt); err != nil {
 		return nil, err
 	}
 	job.step = newExportStep(opt.Progress, fe.Root)
@@ -142,7 +144,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.exportCache(ctx, opt, sv, fe.Root, res.Snapshot, epoch); err != nil {
+	if err := done.exportCache(ctx, opt); err != nil {
 		return nil, err
 	}
 	out.Steps = steps.list()
