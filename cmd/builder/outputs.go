@@ -6,14 +6,15 @@ import (
 	"strings"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/output"
 	"github.com/opencontainers/go-digest"
 )
 
 // parseOutputs reads -o values in `docker buildx build` syntax.
-func parseOutputs(values []string) ([]build.Output, error) {
-	var out []build.Output
+func parseOutputs(values []string) ([]output.Spec, error) {
+	var out []output.Spec
 	for _, v := range values {
-		o, err := build.ParseOutput(v)
+		o, err := output.Parse(v)
 		if err != nil {
 			return nil, err
 		}

@@ -48,7 +48,7 @@ func TestUsageSuffix(t *testing.T) {
 		t.Errorf("usageSuffix(nil) = %q", got)
 	}
 	u := &solver.Usage{CPU: 1250e6, PeakMemory: 3 << 29, ReadBytes: 2048, WriteBytes: 10 << 20}
-	if got, want := usageSuffix(u), " (cpu 1.2s, peak 1.5 GiB, read 2 KiB, wrote 10 MiB)"; got != want {
+	if got, want := usageSuffix(u), " (cpu 1.2s, peak 1.5GiB, read 2KiB, wrote 10MiB)"; got != want {
 		t.Errorf("usageSuffix = %q, want %q", got, want)
 	}
 }
@@ -104,7 +104,7 @@ func TestCLIResources(t *testing.T) {
 
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(strings.Replace(df, "head -c 30m /dev/zero | tail -c 30m", "head -c 200m /dev/zero | tail -c 150m", 1)), 0o644)
 	_, stderr, code = c.run("build", "--memory", "64m", "--progress", "plain", dir)
-	if code == 0 || !strings.Contains(stderr, "Dockerfile:4: RUN head -c 200m") || !strings.Contains(stderr, "killed: out of memory (limit 64 MiB)") {
+	if code == 0 || !strings.Contains(stderr, "Dockerfile:4: RUN head -c 200m") || !strings.Contains(stderr, "killed: out of memory (limit 64MiB)") {
 		t.Errorf("build over the limit exited %d:\n%s", code, stderr)
 	}
 }
