@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/frontend/dockerfile/internal/suggest"
 	"github.com/builder-dev/builder/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -72,6 +73,11 @@ type Result struct {
 	Warnings []string
 }
 
+// CheckBuildArg is the build arg that sets the build checks' options, with
+// the syntax of the "# check=" directive, which it replaces (package
+// checks reads it; a build does not report it as unused).
+const CheckBuildArg = "BUILDKIT_DOCKERFILE_CHECK"
+
 var defaultShell = []string{"/bin/sh", "-c"}
 
 type converter struct {
@@ -115,11 +121,11 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 	}
 	parsed, err := parser.Parse(bytes.NewReader(opt.Source))
 	if err != nil {
-		return nil, parseError(opt.Filename, err)
+		return nil, ParseError(opt.Filename, err)
 	}
 	stages, metaArgs, err := instructions.Parse(parsed.AST, nil)
 	if err != nil {
-		return nil, parseError(opt.Filename, err)
+		return nil, ParseError(opt.Filename, err)
 	}
 	if len(stages) == 0 {
 		return nil, fmt.Errorf("%s: no FROM instruction: a Dockerfile must start with FROM (after ARGs and directives)", opt.Filename)
@@ -136,7 +142,7 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 		return nil, err
 	}
 	c.globals = newArgScope(nil, opt.BuildArgs)
-	for k, v := range platformArgs(opt.Platform) {
+	for k, v := range PlatformArgs(opt.Platform) {
 		c.globals.predefine(k, v)
 	}
 	for _, a := range metaArgs {
@@ -148,7 +154,7 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 	if opt.Target != "" {
 		idx, ok := c.stageIndex(opt.Target, len(stages))
 		if !ok {
-			return nil, fmt.Errorf("%s: target stage %q could not be found%s; stages are: %s", opt.Filename, opt.Target, didYouMean(opt.Target, c.stageNameList()), c.stageNames())
+			return nil, fmt.Errorf("%s: target stage %q could not be found%s; stages are: %s", opt.Filename, opt.Target, suggest.DidYouMean(opt.Target, c.stageNameList()), c.stageNames())
 		}
 		target = idx
 	}
@@ -199,6 +205,15 @@ func (c *converter) stageNames() string {
 		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// stageNameList returns the names of the stages, for suggestions.
+func (c *converter) stageNameList() []string {
+	var names []string
+	for _, s := range c.stages {
+		names = append(names, s.Name)
+	}
+	return names
 }
 
 // stageIndex finds a stage by name or number among the first n stages.
@@ -280,7 +295,9 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 	return st, nil
 }
 
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+// DefaultPath is the PATH of a stage whose image sets none (scratch), as
+// BuildKit's.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 func emptyImage(p ocispec.Platform) Image {
 	var img Image
@@ -294,7 +311,7 @@ func emptyImage(p ocispec.Platform) Image {
 func (c *converter) image(ref string, meta llb.Meta) (*llb.Vertex, Image, error) {
 	res, err := c.resolver.ResolveImage(c.ctx, ref, c.opt.Platform)
 	if err != nil {
-		if hint := didYouMean(ref, c.stageNameList()); hint != "" {
+		if hint := suggest.DidYouMean(ref, c.stageNameList()); hint != "" {
 			return nil, Image{}, fmt.Errorf("%w%s", err, strings.Replace(hint, "mean ", "mean stage ", 1))
 		}
 		return nil, Image{}, err
@@ -388,7 +405,9 @@ func platformString(p ocispec.Platform) string {
 	return s
 }
 
-func platformArgs(p ocispec.Platform) map[string]string {
+// PlatformArgs are the build args BuildKit predefines for a platform
+// (TARGETPLATFORM, BUILDOS, …); the build and the target platform are one.
+func PlatformArgs(p ocispec.Platform) map[string]string {
 	ps := platformString(p)
 	return map[string]string{
 		"TARGETPLATFORM": ps, "TARGETOS": p.OS, "TARGETARCH": p.Architecture, "TARGETVARIANT": p.Variant,

@@ -38,9 +38,10 @@ func location(file string, ranges []parser.Range) llb.Location {
 	return loc
 }
 
-// parseError turns an error of BuildKit's parser into a SourceError with our
-// file name, dropping BuildKit's stack wrapper.
-func parseError(file string, err error) error {
+// ParseError turns an error of BuildKit's parser (parser.Parse,
+// instructions.Parse) into a *SourceError naming file,
+// dropping BuildKit's stack wrapper.
+func ParseError(file string, err error) error {
 	var le *parser.LocationError
 	if errors.As(err, &le) && len(le.Locations) > 0 {
 		return &SourceError{Location: location(file, le.Locations[0]), Err: errors.New(le.Unwrap().Error())}

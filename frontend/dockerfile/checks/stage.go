@@ -1,7 +1,9 @@
-package dockerfile
+package checks
 
 import (
 	"fmt"
+	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/frontend/dockerfile/internal/suggest"
 	"path"
 	"regexp"
 	"runtime"
@@ -133,7 +135,7 @@ func (ck *checker) imageEnv(base string) (*checkEnv, bool, error) {
 		}
 	}
 	if strings.EqualFold(base, "scratch") || ref == "" || ck.resolver == nil {
-		env.set("PATH", defaultPath)
+		env.set("PATH", dockerfile.DefaultPath)
 		return env, false, nil
 	}
 	res, err := ck.resolver.ResolveImage(ck.ctx, ref, ck.opt.Platform)
@@ -387,7 +389,7 @@ func checkCasing(stages []instructions.Stage, lint *linter.Linter) {
 
 // suggestion is the candidate name closest to name, or "".
 func suggestion(name string, candidates []string) string {
-	s := didYouMean(name, candidates)
+	s := suggest.DidYouMean(name, candidates)
 	var out string
 	if _, err := fmt.Sscanf(s, " (did you mean %s", &out); err != nil {
 		return ""
