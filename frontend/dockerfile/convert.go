@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/frontend/dockerfile/internal/suggest"
+	"github.com/builder-dev/builder/frontend/dockerfile/internal/vars"
 	"github.com/builder-dev/builder/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -86,7 +87,7 @@ type converter struct {
 	resolver ImageResolver
 	lex      *shell.Lex
 	stages   []instructions.Stage
-	globals  *argScope
+	globals  *vars.Scope
 	lowered  map[int]*stageState
 	lowering map[int]bool
 	context  *llb.Vertex
@@ -102,7 +103,7 @@ type stageState struct {
 	name   string
 	vertex *llb.Vertex
 	image  Image
-	args   *argScope
+	args   *vars.Scope
 	// vars is what BuildKit calls the state's env: the image's ENV, then
 	// every ENV and valued ARG in order, a later one replacing (and moving
 	// to the end) an earlier one of the same name. RUN gets it, and
@@ -141,9 +142,9 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 	if err := c.checkCycles(); err != nil {
 		return nil, err
 	}
-	c.globals = newArgScope(nil, opt.BuildArgs)
+	c.globals = vars.NewScope(nil, opt.BuildArgs)
 	for k, v := range PlatformArgs(opt.Platform) {
-		c.globals.predefine(k, v)
+		c.globals.Predefine(k, v)
 	}
 	for _, a := range metaArgs {
 		if err := c.declareGlobals(&a); err != nil {
@@ -187,7 +188,7 @@ func (c *converter) unusedBuildArgs() []string {
 	var out []string
 	for _, name := range llb.SortedKeys(c.opt.BuildArgs) {
 		// SOURCE_DATE_EPOCH is read by the builder itself (reproducible images).
-		if proxyArgs[name] || c.globals.predefined[name] != "" || c.consumed[name] || name == "SOURCE_DATE_EPOCH" || name == CheckBuildArg {
+		if vars.IsProxy(name) || c.globals.Predefined(name) != "" || c.consumed[name] || name == "SOURCE_DATE_EPOCH" || name == CheckBuildArg {
 			continue
 		}
 		out = append(out, name)
@@ -252,13 +253,13 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 		c.path = c.path[:len(c.path)-1]
 	}()
 
-	st := &stageState{index: idx, name: s.Name, args: newArgScope(c.globals, c.opt.BuildArgs)}
+	st := &stageState{index: idx, name: s.Name, args: vars.NewScope(c.globals, c.opt.BuildArgs)}
 	if st.name == "" {
 		st.name = "stage-" + strconv.Itoa(idx)
 	}
 	st.steps = len(s.Commands) + 1
 	st.step = 1
-	base, err := c.expand(s.BaseName, c.globals.env())
+	base, err := c.expand(s.BaseName, c.globals.Env())
 	if err != nil {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
 	}
@@ -365,36 +366,6 @@ func (st *stageState) initVars(base []string) {
 		name, value, _ := strings.Cut(kv, "=")
 		st.setVar(name, value)
 	}
-}
-
-func hasEnv(env []string, name string) bool {
-	for _, e := range env {
-		if n, _, _ := strings.Cut(e, "="); n == name {
-			return true
-		}
-	}
-	return false
-}
-
-// mergeEnv returns base with over's entries added, over winning on
-// conflicts, keeping first-seen order.
-func mergeEnv(base, over []string) []string {
-	out := append([]string(nil), base...)
-	for _, kv := range over {
-		out = setEnv(out, kv)
-	}
-	return out
-}
-
-func setEnv(env []string, kv string) []string {
-	name, _, _ := strings.Cut(kv, "=")
-	for i, e := range env {
-		if n, _, _ := strings.Cut(e, "="); n == name {
-			env[i] = kv
-			return env
-		}
-	}
-	return append(env, kv)
 }
 
 func platformString(p ocispec.Platform) string {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/builder-dev/builder/frontend/dockerfile/internal/vars"
 	"github.com/builder-dev/builder/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
@@ -47,7 +48,7 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 	case *instructions.EnvCommand:
 		var parts []string
 		for _, kv := range cmd.Env {
-			st.image.Config.Env = setEnv(st.image.Config.Env, kv.Key+"="+kv.Value)
+			st.image.Config.Env = vars.Set(st.image.Config.Env, kv.Key+"="+kv.Value)
 			st.setVar(kv.Key, kv.Value)
 			parts = append(parts, kv.Key+"="+kv.Value)
 		}
@@ -58,7 +59,7 @@ func (c *converter) dispatch(st *stageState, cmd instructions.Command) error {
 		}
 		var parts []string
 		for _, kv := range cmd.Args {
-			if v, ok := st.args.lookup(kv.Key); ok {
+			if v, ok := st.args.Lookup(kv.Key); ok {
 				parts = append(parts, kv.Key+"="+v)
 			} else {
 				parts = append(parts, kv.Key)
@@ -213,9 +214,9 @@ func (c *converter) dispatchRun(st *stageState, cmd *instructions.RunCommand) er
 		cwd = "/"
 	}
 	env := st.runEnv()
-	proxy := proxyEnv(env, c.opt.BuildArgs)
+	proxy := vars.ProxyEnv(env, c.opt.BuildArgs)
 	for _, kv := range rf.env {
-		env = setEnv(env, kv)
+		env = vars.Set(env, kv)
 	}
 	op := llb.ExecOp{Args: args, Env: env, Cwd: cwd, User: st.image.Config.User, Files: files, ProxyEnv: proxy,
 		Network: rf.network, Mounts: rf.mounts, Security: rf.security}
@@ -342,7 +343,7 @@ const historySuffix = " # buildkit"
 func runHistory(args []string, st *stageState) string {
 	env := st.runEnv()
 	var parts []string
-	for _, name := range st.args.order {
+	for _, name := range st.args.Declared() {
 		v := ""
 		for _, kv := range env {
 			if k, val, _ := strings.Cut(kv, "="); k == name {

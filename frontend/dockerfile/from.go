@@ -30,7 +30,7 @@ func (c *converter) from(st *stageState, idx int, base string, loc []parser.Rang
 		}
 		st.vertex, st.image = parent.vertex, cloneImage(parent.image)
 		// BuildKit: a stage keeps its base stage's ARGs and variables.
-		st.args = parent.args.clone()
+		st.args = parent.args.Clone()
 		st.initVars(parent.vars)
 		return nil
 	}
@@ -112,7 +112,7 @@ func (c *converter) checkPlatform(p string) error {
 	if p == "" {
 		return nil
 	}
-	p, err := c.expand(p, c.globals.env())
+	p, err := c.expand(p, c.globals.Env())
 	if err != nil {
 		return err
 	}
