@@ -72,7 +72,7 @@ bench:
 .PHONY: fuzz
 FUZZTIME ?= 1m
 FUZZ_TARGETS ?= ./frontend/dockerfile:FuzzBuild ./frontend/dockerfile:FuzzImageConfig \
-	./snapshot:FuzzApply ./source:FuzzDockerignore ./source:FuzzChecksum \
+	./snapshot:FuzzApply ./source/localctx:FuzzDockerignore ./source/localctx:FuzzChecksum \
 	./cmd/builder:FuzzFlags ./build:FuzzCacheConfig
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -17,7 +17,7 @@ import (
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
-	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/localctx"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
@@ -54,7 +54,7 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 		// Asked again with inputs' contents for keys: the files are the same.
 		return opKey(o.op, in, o.extra...), nil
 	}
-	tree, err := source.NewTree(l.Dir, l.Excludes)
+	tree, err := localctx.NewTree(l.Dir, l.Excludes)
 	if err != nil {
 		return "", err
 	}
@@ -108,7 +108,7 @@ func (o *copyOp) ContentKey(ctx context.Context, inputs []solver.Result) (digest
 	dest := inputs[0].Content
 	parts := []string{dest.String()}
 	err = o.w.Snapshots.WithMounts(ctx, [][]snapshot.Mount{o.w.Snapshots.View(lowers)}, func(roots []string) error {
-		tree, err := source.NewTree(roots[0], nil)
+		tree, err := localctx.NewTree(roots[0], nil)
 		if err != nil {
 			return err
 		}
@@ -169,13 +169,13 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 		sets = append(sets, o.w.Snapshots.View(lowers))
 	}
 	err = o.w.Snapshots.WithMounts(ctx, sets, func(roots []string) error {
-		var tree *source.Tree
+		var tree *localctx.Tree
 		var err error
 		switch {
 		case fromContext:
-			tree, err = source.NewTree(l.Dir, l.Excludes)
+			tree, err = localctx.NewTree(l.Dir, l.Excludes)
 		case fromTree:
-			tree, err = source.NewTree(roots[1], nil)
+			tree, err = localctx.NewTree(roots[1], nil)
 		}
 		if err != nil {
 			return err
@@ -194,7 +194,7 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 // an existing directory, or several sources) is a directory to copy into.
 // Entries copied from another stage or image keep their owners unless
 // --chown is given; context entries become 0:0, as in BuildKit.
-func (o *copyOp) copy(root string, tree *source.Tree, keepOwners bool) error {
+func (o *copyOp) copy(root string, tree *localctx.Tree, keepOwners bool) error {
 	c := &copier{root: root, tree: tree, add: o.op.Add, keepOwners: keepOwners && o.op.Chown == ""}
 	if o.op.Chown != "" {
 		uid, gid, err := executor.LookupOwner(root, o.op.Chown)
@@ -347,7 +347,7 @@ func parentsKept(pattern, m string) string {
 
 type copier struct {
 	root     string
-	tree     *source.Tree
+	tree     *localctx.Tree
 	uid, gid int
 	// chown is set when --chown gave uid and gid (archives keep their
 	// owners otherwise).
