@@ -1,4 +1,4 @@
-package build_test
+package conformance_test
 
 import (
 	"bufio"
@@ -35,7 +35,7 @@ var (
 	caseFilter = flag.String("conformance.case", "", "only run conformance cases whose name contains this")
 )
 
-const conformanceDir = "../testdata/conformance"
+const conformanceDir = "../../testdata/conformance"
 
 // confExpected is a case's expected.json.
 type confExpected struct {
@@ -418,7 +418,7 @@ func firstLine(s string) string {
 
 // run builds a case and returns what differs from expected.json.
 func (env *confEnv) run(t *testing.T, st *build.State, c *confCase) []string {
-	ev := newEvents()
+	ev := &stepLogs{}
 	secrets := map[string]build.Secret{}
 	for id, f := range c.secrets {
 		secrets[id] = build.Secret{File: f}
@@ -443,7 +443,7 @@ func (env *confEnv) run(t *testing.T, st *build.State, c *confCase) []string {
 			}
 			return problems
 		}
-		return []string{fmt.Sprintf("build failed: %v\n%s", err, ev.logs.String())}
+		return []string{fmt.Sprintf("build failed: %v\n%s", err, ev.String())}
 	}
 	img, err := exporter.V1Image(st.Content, res.Manifest)
 	if err != nil {

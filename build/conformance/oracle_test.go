@@ -1,4 +1,4 @@
-package build_test
+package conformance_test
 
 import (
 	"bytes"
@@ -188,7 +188,7 @@ func (bk *buildkit) build(t *testing.T, env *confEnv, c *confCase) (*confExpecte
 			_ = os.WriteFile(filepath.Join(keep, c.name+".tar"), b, 0o644)
 		}
 	}
-	img := layoutImage(t, string(untarLayout(t, tarPath)))
+	img := testutil.LayoutImage(t, string(testutil.UntarLayout(t, tarPath)))
 	got, err := env.observe(img)
 	if err != nil {
 		t.Fatal(err)
