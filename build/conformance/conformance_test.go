@@ -385,7 +385,11 @@ func TestConformance(t *testing.T) {
 			t.Errorf("PENDING names %s, which is not a case", p)
 		}
 	}
-	st := openState(t, t.TempDir())
+	st, err := build.Open(t.TempDir(), build.StateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	for _, name := range names {
 		if *caseFilter != "" && !strings.Contains(name, *caseFilter) {
 			continue

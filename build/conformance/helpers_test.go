@@ -7,7 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/solver"
@@ -19,17 +18,6 @@ func TestMain(m *testing.M) {
 	// As an ordinary user the tests run rootless: as root of a user namespace.
 	userns.Init(func(w string) { fmt.Fprintln(os.Stderr, "WARNING:", w) })
 	os.Exit(m.Run())
-}
-
-// openState opens a state directory that is closed when the test ends.
-func openState(t *testing.T, root string) *build.State {
-	t.Helper()
-	st, err := build.Open(root, build.StateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
 }
 
 // stepLogs keeps what a build's steps printed, for the message of a
