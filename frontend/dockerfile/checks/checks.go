@@ -60,8 +60,9 @@ type Options struct {
 // Check runs the build checks (BuildKit's rules, with their names and
 // messages) on opt.Source. Base images are resolved for their environment
 // (UndefinedVar); use the resolver of the build so nothing is fetched twice.
-// An error is a Dockerfile that does not parse, an invalid check option
-// (ErrOptions) or a base image that cannot be resolved.
+// An error is a Dockerfile that does not parse or an invalid check option
+// (ErrOptions); a base image that cannot be resolved only leaves its
+// stage's variables unknown, as in BuildKit.
 func Check(ctx context.Context, opt dockerfile.Options, resolver dockerfile.ImageResolver, co Options) (*Result, error) {
 	if opt.Filename == "" {
 		opt.Filename = "Dockerfile"
@@ -140,14 +141,21 @@ type checkEnv struct {
 	keys     []string
 	vals     map[string]string
 	declared map[string]bool
+	// unknown is set for a stage on an image that could not be resolved:
+	// every variable counts as defined, so nothing is reported undefined.
+	unknown bool
 }
 
 func newCheckEnv() *checkEnv {
 	return &checkEnv{vals: map[string]string{}, declared: map[string]bool{}}
 }
 
-func (e *checkEnv) Get(k string) (string, bool) { v, ok := e.vals[k]; return v, ok }
-func (e *checkEnv) Keys() []string              { return slices.Clone(e.keys) }
+func (e *checkEnv) Get(k string) (string, bool) {
+	v, ok := e.vals[k]
+	return v, ok || e.unknown
+}
+
+func (e *checkEnv) Keys() []string { return slices.Clone(e.keys) }
 
 func (e *checkEnv) set(k, v string) {
 	if _, ok := e.vals[k]; !ok {
@@ -158,6 +166,7 @@ func (e *checkEnv) set(k, v string) {
 
 func (e *checkEnv) clone() *checkEnv {
 	c := newCheckEnv()
+	c.unknown = e.unknown
 	for _, k := range e.keys {
 		c.set(k, e.vals[k])
 	}

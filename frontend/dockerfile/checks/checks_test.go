@@ -76,6 +76,7 @@ var checkCases = []struct {
 	{name: "InvalidDefinitionDescription is experimental", df: "# check=experimental=all\n# bad comment\nFROM busybox AS base\n", want: []string{"InvalidDefinitionDescription:3"}},
 	{name: "InvalidDefinitionDescription off by default", df: "# bad comment\nFROM busybox AS base\n", want: nil},
 	{name: "unneeded stage not checked in a build", df: "FROM busybox AS unused\nMAINTAINER x\nENV A=$NOPE\nFROM busybox\n", want: []string{"MaintainerDeprecated:2"}},
+	{name: "unresolvable base: other rules still run", df: "FROM nope AS a\nENV A=$X\nFROM busybox\nMAINTAINER x\n", all: true, want: []string{"MaintainerDeprecated:4"}},
 	{name: "unneeded stage checked with --check", df: "FROM busybox AS unused\nENV A=$NOPE\nFROM busybox\n", all: true, want: []string{"UndefinedVar:2"}},
 	{name: "ExposeProtoCasing", df: "FROM busybox\nEXPOSE 80/TCP 53/udp\n", want: []string{"ExposeProtoCasing:2"}},
 	{name: "ExposeInvalidFormat", df: "FROM busybox\nEXPOSE 8080:80\nEXPOSE 127.0.0.1:80:80/tcp\nEXPOSE 80\n", want: []string{"ExposeInvalidFormat:2", "ExposeInvalidFormat:3"}},

@@ -124,7 +124,8 @@ func (f *stageFacts) usedOnce(c instructions.Command, lint *linter.Linter) {
 }
 
 // imageEnv is the environment a stage on an image starts with: the
-// image's, or scratch's PATH; and whether the image sets a SHELL.
+// image's, or scratch's PATH, or an unknown one when the image cannot be
+// resolved; and whether the image sets a SHELL.
 func (ck *checker) imageEnv(base string) (*checkEnv, bool, error) {
 	env := newCheckEnv()
 	ref := base
@@ -140,7 +141,13 @@ func (ck *checker) imageEnv(base string) (*checkEnv, bool, error) {
 	}
 	res, err := ck.resolver.ResolveImage(ck.ctx, ref, ck.opt.Platform)
 	if err != nil {
-		return nil, false, err
+		if ck.ctx.Err() != nil {
+			return nil, false, err
+		}
+		// As BuildKit's lint: the other rules still run, and a build of
+		// a stage that needs the image reports why it cannot be had.
+		env.unknown = true
+		return env, false, nil
 	}
 	for _, kv := range res.Config.Config.Env {
 		k, v, _ := strings.Cut(kv, "=")
