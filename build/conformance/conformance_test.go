@@ -58,8 +58,8 @@ type confExpected struct {
 	// base image's tree.
 	Files []confFile `json:"files,omitempty"`
 	// Checks are the findings of BuildKit's build checks (its lint
-	// request) as "Rule:LINE", sorted; [] for none, absent where BuildKit
-	// did not check the case (its Dockerfile does not parse).
+	// request) as "Rule:LINE", sorted; [] for none. Absent for a case
+	// BuildKit fails to build (see TestConformanceOracle).
 	Checks []string `json:"checks"`
 }
 

@@ -51,7 +51,12 @@ func TestConformanceOracle(t *testing.T) {
 				out = oracleImage(t, c, got)
 			}
 			out.BuildKit = bk.version
-			out.Checks = bk.lint(t, c)
+			if bkErr == "" {
+				// Of a Dockerfile BuildKit cannot build, buildctl shows
+				// the findings but not the error that ended the checks,
+				// so "none" cannot be told from "stopped": not recorded.
+				out.Checks = bk.lint(t, c)
+			}
 			if d := oracleDiff(c, &out); d != "" {
 				diffs = append(diffs, cname+": "+d)
 			}
