@@ -19,8 +19,9 @@ const module = "github.com/builder-dev/builder"
 // A layer is a set of packages, named by path patterns relative to the
 // module ("x" is x itself, "x/..." is x and everything below it). A package
 // belongs to the layer whose pattern matches it most specifically, so
-// "cache/remote" can sit above "cache/...". A package may import only its
-// own layer's packages (when sameLayer) and those of the layers in mayUse.
+// "cache/remote" can sit above "cache/...". A package may import its own
+// sub-packages, its own layer's packages when sameLayer, and those of the
+// layers in mayUse.
 type layer struct {
 	name      string
 	patterns  []string
@@ -179,7 +180,7 @@ func violations(pkgs map[string][]string) []string {
 			switch {
 			case onlyImports[from] != nil && !slices.Contains(onlyImports[from], to):
 				out = append(out, fmt.Sprintf("%s imports %s: %s may import only %v of ours", from, to, from, onlyImports[from]))
-			case lf == lt && !lf.sameLayer:
+			case lf == lt && !lf.sameLayer && !strings.HasPrefix(to, from+"/"):
 				out = append(out, fmt.Sprintf("%s imports %s: both are in layer %q, whose packages must not import each other", from, to, lf.name))
 			case lf != lt && !slices.Contains(lf.mayUse, lt.name):
 				out = append(out, fmt.Sprintf("%s (layer %q) imports %s (layer %q): %q may use only %v", from, lf.name, to, lt.name, lf.name, lf.mayUse))
@@ -230,7 +231,8 @@ func TestRulesCatchBadImports(t *testing.T) {
 		"solver":              {"llb"},
 		"cache":               {"cache/content"},
 		"cache/content":       nil,
-		"snapshot":            nil,
+		"snapshot":            {"snapshot/treecopy"},
+		"snapshot/treecopy":   nil,
 		"executor":            {"snapshot", "executor/cgroup"},
 		"executor/cgroup":     nil,
 		"solver/ops":          {"solver", "executor", "source"},
@@ -252,6 +254,7 @@ func TestRulesCatchBadImports(t *testing.T) {
 		{"frontend/dockerfile", "executor", "only solver/ops, build and the commands"},
 		{"cache", "solver", `layer "engine"`},
 		{"snapshot", "cache", `both are in layer "storage"`},
+		{"snapshot/treecopy", "cache", `both are in layer "storage"`},
 		{"cache", "build", `layer "app"`},
 		{"source", "solver/ops", `layer "ops"`},
 		{"build", "cmd/builder", `layer "cmd"`},
