@@ -72,7 +72,7 @@ bench:
 .PHONY: fuzz
 FUZZTIME ?= 1m
 FUZZ_TARGETS ?= ./frontend/dockerfile:FuzzBuild ./frontend/dockerfile:FuzzImageConfig \
-	./internal/archive:FuzzExtract ./source:FuzzDockerignore ./source:FuzzChecksum \
+	./internal/archive:FuzzExtract ./source/localctx:FuzzDockerignore ./source/localctx:FuzzChecksum \
 	./cmd/builder:FuzzFlags ./cache/remote:FuzzCacheConfig
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"github.com/builder-dev/builder/output"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
@@ -81,11 +79,11 @@ func TestOutputs(t *testing.T) {
 
 	// type=registry with zstd, every layer recompressed.
 	zimg := pull(t, reg+"/app:zstd")
-	checkImage(t, "registry zstd", zimg)
+	testutil.CheckImage(t, "registry zstd", zimg)
 	checkMediaTypes(t, zimg, types.OCIManifestSchema1, types.OCIConfigJSON, types.OCILayerZStd)
 	// type=image,push=true with Docker media types.
 	dimg := pull(t, reg+"/app:docker")
-	checkImage(t, "registry docker", dimg)
+	testutil.CheckImage(t, "registry docker", dimg)
 	checkMediaTypes(t, dimg, types.DockerManifestSchema2, types.DockerConfigJSON, types.DockerLayer)
 	want, _ := zimg.ConfigName()
 	if got, _ := dimg.ConfigName(); got != want {
@@ -95,7 +93,7 @@ func TestOutputs(t *testing.T) {
 	// type=oci tar, named by -t.
 	checkOCILayout(t, filepath.Join(dir, "oci.tar"), res.Manifest.Digest.String(), "app:tagged")
 	// type=oci directory, uncompressed new layers.
-	oimg := layoutImage(t, filepath.Join(dir, "oci-dir"))
+	oimg := testutil.LayoutImage(t, filepath.Join(dir, "oci-dir"))
 	if got, _ := oimg.ConfigName(); got != want {
 		t.Errorf("uncompressed OCI layout config %s, want %s", got, want)
 	}
@@ -111,7 +109,7 @@ func TestOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading the docker tar: %v", err)
 	}
-	checkImage(t, "docker tar", timg)
+	testutil.CheckImage(t, "docker tar", timg)
 	if got, _ := timg.ConfigName(); got != want {
 		t.Errorf("docker tar config %s, want %s", got, want)
 	}
@@ -212,19 +210,6 @@ func checkTree(t *testing.T, what string, stat func(p string) (treeFile, bool)) 
 	}
 }
 
-func pull(t *testing.T, ref string) v1.Image {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(r)
-	if err != nil {
-		t.Fatalf("pulling %s: %v", ref, err)
-	}
-	return img
-}
-
 // checkMediaTypes checks the manifest's, the config's and the built
 // layers' media types (the base layer may keep its own).
 func checkMediaTypes(t *testing.T, img v1.Image, manifest, config, layer types.MediaType) {
@@ -310,46 +295,4 @@ func checkDockerTar(t *testing.T, p string, tags []string) {
 func podmanLoad(t *testing.T, archive, tag, want string) {
 	t.Helper()
 	podmanLoadWith(t, "vfs", archive, tag, want)
-}
-
-// podmanLoadWith is podmanLoad with podman's storage driver: vfs (a copy
-// per layer, works anywhere) or overlay (what most hosts use).
-func podmanLoadWith(t *testing.T, driver, archive, tag, want string) {
-	t.Helper()
-	podman := testutil.RequireTool(t, "podman", "podman")
-	runc := testutil.RequireTool(t, "runc", "runc")
-	tmp := t.TempDir()
-	args := []string{
-		"--root", filepath.Join(tmp, "root"), "--runroot", filepath.Join(tmp, "run"),
-		"--storage-driver", driver, "--runtime", runc, "--cgroup-manager", "cgroupfs",
-		"--events-backend", "none", "--tmpdir", filepath.Join(tmp, "tmp"),
-	}
-	podmanCmd := func(extra ...string) string {
-		t.Helper()
-		cmd := exec.CommandContext(t.Context(), podman, append(append([]string(nil), args...), extra...)...)
-		cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+filepath.Join(tmp, "containers.conf"), "XDG_RUNTIME_DIR="+filepath.Join(tmp, "xdg"))
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("podman %s: %v\n%s", strings.Join(extra, " "), err, out)
-		}
-		return string(out)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "containers.conf"), []byte("[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Leaves no containers, images or storage layers behind.
-		exec.Command(podman, append(append([]string(nil), args...), "system", "reset", "--force")...).Run()
-	})
-	podmanCmd("load", "-i", archive)
-	inspect := podmanCmd("image", "inspect", "--format", "{{.Os}}/{{.Architecture}} {{.RepoTags}}", tag)
-	if !strings.Contains(inspect, "linux/") || !strings.Contains(inspect, tag) {
-		t.Errorf("podman image inspect = %q, want a linux image tagged %s", inspect, tag)
-	}
-	// Without CAP_SYS_RESOURCE (as here) runc cannot set podman's default
-	// limits (the maximum): ask for low ones.
-	run := []string{"run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
-	if got := podmanCmd(append(run, tag)...); got != want {
-		t.Errorf("podman run %s printed %q, want %q", tag, got, want)
-	}
 }

@@ -10,9 +10,8 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/output"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
@@ -137,7 +136,7 @@ func TestReproducibleBuilds(t *testing.T) {
 		reproBuild(t, st, base, time.Now(), args, outs...)
 		digests := map[string]bool{}
 		for _, o := range outs {
-			img := layoutImage(t, o.Dest)
+			img := testutil.LayoutImage(t, o.Dest)
 			if got, _ := img.ConfigName(); got != want {
 				t.Errorf("%s: config %s, want %s (same diff_ids and config as gzip)", filepath.Base(o.Dest), got, want)
 			}
@@ -157,89 +156,6 @@ func TestReproducibleBuilds(t *testing.T) {
 		}
 		if len(digests) != len(outs) {
 			t.Errorf("compressions gave %d distinct manifests for %d outputs", len(digests), len(outs))
-		}
-	}
-}
-
-// layoutImage reads the one image of an OCI layout directory and validates it.
-func layoutImage(t *testing.T, dir string) v1.Image {
-	t.Helper()
-	lp, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatalf("reading OCI layout %s: %v", dir, err)
-	}
-	idx, err := lp.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(im.Manifests) != 1 {
-		t.Fatalf("%s: index lists %d manifests, want 1", dir, len(im.Manifests))
-	}
-	img, err := lp.Image(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkImage(t, dir, img)
-	return img
-}
-
-// checkImage runs validate.Image, which reads every layer as gzip; images
-// with zstd or uncompressed layers get the structural checks of
-// validate.Fast and their layers are checked here: the blob has its
-// digest and decompresses (as go-containerregistry detects it) to the
-// config's diff_id.
-func checkImage(t *testing.T, what string, img v1.Image) {
-	t.Helper()
-	m, err := img.Manifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	allGzip := true
-	for _, l := range m.Layers {
-		allGzip = allGzip && strings.HasSuffix(string(l.MediaType), "gzip")
-	}
-	if allGzip {
-		if err := validate.Image(img); err != nil {
-			t.Errorf("validate.Image(%s): %v", what, err)
-		}
-		return
-	}
-	if err := validate.Image(img, validate.Fast); err != nil {
-		t.Errorf("validate.Image(%s, validate.Fast): %v", what, err)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(layers) != len(cfg.RootFS.DiffIDs) {
-		t.Fatalf("%s: %d layers, %d diff_ids", what, len(layers), len(cfg.RootFS.DiffIDs))
-	}
-	for i, l := range layers {
-		rc, err := l.Compressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _, err := v1.SHA256(rc)
-		rc.Close()
-		if err != nil || got != m.Layers[i].Digest {
-			t.Errorf("%s: layer %d blob digest %s (%v), want %s", what, i, got, err, m.Layers[i].Digest)
-		}
-		rc, err = l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _, err = v1.SHA256(rc)
-		rc.Close()
-		if err != nil || got != cfg.RootFS.DiffIDs[i] {
-			t.Errorf("%s: layer %d (%s) uncompresses to %s (%v), want diff_id %s", what, i, m.Layers[i].MediaType, got, err, cfg.RootFS.DiffIDs[i])
 		}
 	}
 }

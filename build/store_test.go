@@ -1,7 +1,6 @@
 package build_test
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/source"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -29,18 +29,6 @@ func storeBuild(t *testing.T, st *build.State, base, dockerfile string, tags ...
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
 	}
 	return res
-}
-
-// runImage runs an image of st, as `builder run` does, and returns what it
-// printed. Run closes st (a command may run for long without holding the
-// state dir): open it again to go on.
-func runImage(t *testing.T, st *build.State, image string, args ...string) string {
-	t.Helper()
-	var out bytes.Buffer
-	if err := st.Run(t.Context(), build.RunOptions{Image: image, Args: args, Stdout: &out, Stderr: &out}); err != nil {
-		t.Fatalf("run %s: %v: %s", image, err, out.String())
-	}
-	return out.String()
 }
 
 func storeNames(t *testing.T, st *build.State) []string {
@@ -91,7 +79,7 @@ func TestLocalStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	pimg := pull(t, pushed)
-	checkImage(t, "pushed", pimg)
+	testutil.CheckImage(t, "pushed", pimg)
 	if d, _ := pimg.Digest(); d.String() != res.Manifest.Digest.String() {
 		t.Errorf("pushed digest %s, want %s", d, res.Manifest.Digest)
 	}
@@ -158,7 +146,7 @@ func TestLocalStore(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkImage(t, format+" "+l.Name, img)
+				testutil.CheckImage(t, format+" "+l.Name, img)
 				if format == "oci" {
 					want := res.Manifest.Digest
 					if l.Name == "app:derived" {
@@ -222,7 +210,7 @@ func checkDockerTarImages(t *testing.T, p string, want map[string]string) {
 			t.Errorf("docker tar: %s: %v", tagName, err)
 			continue
 		}
-		checkImage(t, "docker tar "+tagName, img)
+		testutil.CheckImage(t, "docker tar "+tagName, img)
 	}
 }
 
@@ -230,7 +218,7 @@ func checkDockerTarImages(t *testing.T, p string, want map[string]string) {
 // leads to the wanted manifest digest and a valid image.
 func checkOCITarImages(t *testing.T, p string, want map[string]string) {
 	t.Helper()
-	lp := untarLayout(t, p)
+	lp := testutil.UntarLayout(t, p)
 	idx, err := lp.ImageIndex()
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +234,7 @@ func checkOCITarImages(t *testing.T, p string, want map[string]string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkImage(t, "OCI tar "+d.Digest.String(), img)
+		testutil.CheckImage(t, "OCI tar "+d.Digest.String(), img)
 	}
 	for n, d := range want {
 		if got[n] != d {

@@ -48,23 +48,50 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 		return "", fmt.Errorf("image %s: manifest has %d layers but config lists %d diff_ids", img.Ref, len(layers), len(cfg.RootFS.DiffIDs))
 	}
 	chain := chainIDs(cfg.RootFS.DiffIDs)
+	parent, have := p.unpackedPrefix(chain, len(layers))
+	if have == len(layers) {
+		return parent, nil
+	}
+	ids, err := p.fetchLayers(ctx, img, layers[have:], cfg.RootFS.DiffIDs[have:], parent, log)
+	if err != nil {
+		return "", err
+	}
+	for i, desc := range layers[have:] {
+		rec := cache.Snapshot{
+			ID: ids[i], Parent: parent, DiffID: cfg.RootFS.DiffIDs[have+i],
+			Blobs:       map[string]ocispec.Descriptor{compressionOf(desc.MediaType): desc},
+			Description: fmt.Sprintf("layer %d of %s", have+i+1, img.Ref),
+			Created:     time.Now().UTC(),
+		}
+		if empty, err := p.Snapshots.IsEmpty(ids[i]); err == nil && empty {
+			rec.Empty = true
+		}
+		if err := p.DB.PutLayerSnapshot(chain[have+i], rec); err != nil {
+			return "", err
+		}
+		parent = ids[i]
+	}
+	return parent, nil
+}
 
-	// Find the longest prefix already unpacked.
-	parent, have := "", 0
-	for i := range layers {
+// unpackedPrefix finds the longest prefix of the n layers of chain already
+// unpacked: its top snapshot and its length.
+func (p *Puller) unpackedPrefix(chain []digest.Digest, n int) (parent string, have int) {
+	for i := range n {
 		id, err := p.DB.LayerSnapshot(chain[i])
 		if err != nil || !p.Snapshots.Exists(id) {
 			break
 		}
 		parent, have = id, i+1
 	}
-	if have == len(layers) {
-		return parent, nil
-	}
+	return parent, have
+}
 
-	// Fetch and unpack the missing layers in parallel, each into its own
-	// directory; record them bottom-up once all are complete.
-	todo := layers[have:]
+// fetchLayers fetches and unpacks the layers todo (above parent) in
+// parallel, each into a new snapshot, and returns their ids; the caller
+// records them bottom-up once all are complete. On an error no snapshot
+// is left.
+func (p *Puller) fetchLayers(ctx context.Context, img *Resolved, todo []ocispec.Descriptor, diffIDs []digest.Digest, parent string, log io.Writer) ([]string, error) {
 	ids := make([]string, len(todo))
 	implicit := make([][]string, len(todo))
 	g, gctx := errgroup.WithContext(ctx)
@@ -72,10 +99,12 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 	for i, desc := range todo {
 		id, err := p.DB.NewSnapshotID()
 		if err != nil {
-			return "", err
+			g.Wait()
+			p.removeSnapshots(ids[:i])
+			return nil, err
 		}
 		ids[i] = id
-		diffID := cfg.RootFS.DiffIDs[have+i]
+		diffID := diffIDs[i]
 		g.Go(func() error {
 			start := time.Now()
 			if err := p.Registries.FetchBlob(gctx, img.Ref, desc); err != nil {
@@ -99,27 +128,16 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 		err = p.inheritImplicitDirs(parent, ids, implicit)
 	}
 	if err != nil {
-		for _, id := range ids {
-			p.Snapshots.Remove(id)
-		}
-		return "", fmt.Errorf("pulling %s: %w", img.Ref, err)
+		p.removeSnapshots(ids)
+		return nil, fmt.Errorf("pulling %s: %w", img.Ref, err)
 	}
-	for i, desc := range todo {
-		rec := cache.Snapshot{
-			ID: ids[i], Parent: parent, DiffID: cfg.RootFS.DiffIDs[have+i],
-			Blobs:       map[string]ocispec.Descriptor{compressionOf(desc.MediaType): desc},
-			Description: fmt.Sprintf("layer %d of %s", have+i+1, img.Ref),
-			Created:     time.Now().UTC(),
-		}
-		if empty, err := p.Snapshots.IsEmpty(ids[i]); err == nil && empty {
-			rec.Empty = true
-		}
-		if err := p.DB.PutLayerSnapshot(chain[have+i], rec); err != nil {
-			return "", err
-		}
-		parent = ids[i]
+	return ids, nil
+}
+
+func (p *Puller) removeSnapshots(ids []string) {
+	for _, id := range ids {
+		p.Snapshots.Remove(id)
 	}
-	return parent, nil
 }
 
 // unpack writes layer desc from the content store into a new snapshot,

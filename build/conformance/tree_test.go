@@ -1,4 +1,4 @@
-package build_test
+package conformance_test
 
 import (
 	"archive/tar"

@@ -1,7 +1,9 @@
-package dockerfile
+package checks
 
 import (
 	"fmt"
+	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/frontend/dockerfile/internal/suggest"
 	"path"
 	"regexp"
 	"runtime"
@@ -122,7 +124,8 @@ func (f *stageFacts) usedOnce(c instructions.Command, lint *linter.Linter) {
 }
 
 // imageEnv is the environment a stage on an image starts with: the
-// image's, or scratch's PATH; and whether the image sets a SHELL.
+// image's, or scratch's PATH, or an unknown one when the image cannot be
+// resolved; and whether the image sets a SHELL.
 func (ck *checker) imageEnv(base string) (*checkEnv, bool, error) {
 	env := newCheckEnv()
 	ref := base
@@ -133,12 +136,18 @@ func (ck *checker) imageEnv(base string) (*checkEnv, bool, error) {
 		}
 	}
 	if strings.EqualFold(base, "scratch") || ref == "" || ck.resolver == nil {
-		env.set("PATH", defaultPath)
+		env.set("PATH", dockerfile.DefaultPath)
 		return env, false, nil
 	}
 	res, err := ck.resolver.ResolveImage(ck.ctx, ref, ck.opt.Platform)
 	if err != nil {
-		return nil, false, err
+		if ck.ctx.Err() != nil {
+			return nil, false, err
+		}
+		// As BuildKit's lint: the other rules still run, and a build of
+		// a stage that needs the image reports why it cannot be had.
+		env.unknown = true
+		return env, false, nil
 	}
 	for _, kv := range res.Config.Config.Env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -387,7 +396,7 @@ func checkCasing(stages []instructions.Stage, lint *linter.Linter) {
 
 // suggestion is the candidate name closest to name, or "".
 func suggestion(name string, candidates []string) string {
-	s := didYouMean(name, candidates)
+	s := suggest.DidYouMean(name, candidates)
 	var out string
 	if _, err := fmt.Sscanf(s, " (did you mean %s", &out); err != nil {
 		return ""

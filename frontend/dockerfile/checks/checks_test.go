@@ -1,11 +1,30 @@
-package dockerfile
+package checks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/builder-dev/builder/frontend/dockerfile"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
+
+// busybox resolves the one base image the cases use, with the
+// environment UndefinedVar reads.
+type busybox struct{}
+
+func (busybox) ResolveImage(_ context.Context, ref string, _ ocispec.Platform) (dockerfile.ResolvedImage, error) {
+	if ref != "busybox" {
+		return dockerfile.ResolvedImage{}, fmt.Errorf("%s: not found", ref)
+	}
+	var img dockerfile.Image
+	img.Config.Env = []string{"PATH=/bin"}
+	return dockerfile.ResolvedImage{Config: img}, nil
+}
+
+var amd64 = ocispec.Platform{OS: "linux", Architecture: "amd64"}
 
 // checkCases are Dockerfiles with the findings BuildKit's rules give for
 // them, as "Rule:line", in line order. Each rule has a case that fires and
@@ -57,20 +76,21 @@ var checkCases = []struct {
 	{name: "InvalidDefinitionDescription is experimental", df: "# check=experimental=all\n# bad comment\nFROM busybox AS base\n", want: []string{"InvalidDefinitionDescription:3"}},
 	{name: "InvalidDefinitionDescription off by default", df: "# bad comment\nFROM busybox AS base\n", want: nil},
 	{name: "unneeded stage not checked in a build", df: "FROM busybox AS unused\nMAINTAINER x\nENV A=$NOPE\nFROM busybox\n", want: []string{"MaintainerDeprecated:2"}},
+	{name: "unresolvable base: other rules still run", df: "FROM nope AS a\nENV A=$X\nFROM busybox\nMAINTAINER x\n", all: true, want: []string{"MaintainerDeprecated:4"}},
 	{name: "unneeded stage checked with --check", df: "FROM busybox AS unused\nENV A=$NOPE\nFROM busybox\n", all: true, want: []string{"UndefinedVar:2"}},
 	{name: "ExposeProtoCasing", df: "FROM busybox\nEXPOSE 80/TCP 53/udp\n", want: []string{"ExposeProtoCasing:2"}},
 	{name: "ExposeInvalidFormat", df: "FROM busybox\nEXPOSE 8080:80\nEXPOSE 127.0.0.1:80:80/tcp\nEXPOSE 80\n", want: []string{"ExposeInvalidFormat:2", "ExposeInvalidFormat:3"}},
 	{name: "skip directive", df: "# check=skip=FromAsCasing,JSONArgsRecommended\nFROM busybox as base\nCMD echo\nMAINTAINER x\n", want: []string{"MaintainerDeprecated:4"}},
 	{name: "skip above an instruction", df: "FROM busybox\n# check=skip=JSONArgsRecommended\nCMD echo\nENTRYPOINT echo\n", want: []string{"JSONArgsRecommended:4"}},
 	{name: "skip all", df: "# check=skip=all\nFROM busybox as base\nCMD echo\n", want: nil},
-	{name: "build arg replaces the directive", df: "# check=skip=all\nFROM busybox as base\nCMD echo\n", buildArgs: map[string]string{CheckBuildArg: "skip=JSONArgsRecommended"}, want: []string{"FromAsCasing:2"}},
+	{name: "build arg replaces the directive", df: "# check=skip=all\nFROM busybox as base\nCMD echo\n", buildArgs: map[string]string{dockerfile.CheckBuildArg: "skip=JSONArgsRecommended"}, want: []string{"FromAsCasing:2"}},
 }
 
 func TestChecks(t *testing.T) {
 	for _, tc := range checkCases {
 		t.Run(tc.name, func(t *testing.T) {
-			opt := Options{Source: []byte(tc.df), BuildArgs: tc.buildArgs, Excludes: tc.excludes, Target: tc.target, Platform: amd64}
-			res, err := Check(t.Context(), opt, busybox(), CheckOptions{AllStages: tc.all})
+			opt := dockerfile.Options{Source: []byte(tc.df), BuildArgs: tc.buildArgs, Excludes: tc.excludes, Target: tc.target, Platform: amd64}
+			res, err := Check(t.Context(), opt, busybox{}, Options{AllStages: tc.all})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,10 +119,10 @@ func TestCheckErrorTrue(t *testing.T) {
 	}{
 		{"# check=error=true\nFROM busybox as base\n", nil, true},
 		{"# check=error=true\nFROM busybox AS base\n", nil, false},
-		{"FROM busybox as base\n", map[string]string{CheckBuildArg: "error=true"}, true},
+		{"FROM busybox as base\n", map[string]string{dockerfile.CheckBuildArg: "error=true"}, true},
 		{"# check=error=true;skip=FromAsCasing\nFROM busybox as base\n", nil, false},
 	} {
-		res, err := Check(t.Context(), Options{Source: []byte(tc.df), BuildArgs: tc.args, Platform: amd64}, busybox(), CheckOptions{})
+		res, err := Check(t.Context(), dockerfile.Options{Source: []byte(tc.df), BuildArgs: tc.args, Platform: amd64}, busybox{}, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +130,7 @@ func TestCheckErrorTrue(t *testing.T) {
 			t.Errorf("Check(%q, %v).Err = %v, want error %v", tc.df, tc.args, res.Err, tc.wantErr)
 		}
 	}
-	if _, err := Check(t.Context(), Options{Source: []byte("# check=bogus\nFROM busybox\n"), Platform: amd64}, busybox(), CheckOptions{}); !errors.Is(err, ErrCheckOptions) {
-		t.Errorf("an invalid check option: error %v, want ErrCheckOptions", err)
+	if _, err := Check(t.Context(), dockerfile.Options{Source: []byte("# check=bogus\nFROM busybox\n"), Platform: amd64}, busybox{}, Options{}); !errors.Is(err, ErrOptions) {
+		t.Errorf("an invalid check option: error %v, want ErrOptions", err)
 	}
 }

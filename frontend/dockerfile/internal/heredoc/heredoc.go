@@ -1,4 +1,6 @@
-package dockerfile
+// Package heredoc turns a RUN with here-documents into the command line
+// and inline files BuildKit runs for it.
+package heredoc
 
 import (
 	"errors"
@@ -15,12 +17,12 @@ import (
 // reaches a layer.
 const scriptDir = "/dev/pipes/"
 
-// heredocCommand turns a RUN with heredocs into a command line:
+// Command turns a RUN with heredocs into a command line:
 //   - RUN <<EOF with a shebang line runs the document as a script file;
 //   - RUN <<EOF without one runs the document's text with the shell;
 //   - anything else (heredocs as input to a command) hands the whole text,
 //     documents included, to the shell, which understands heredocs.
-func heredocCommand(cl instructions.ShellDependantCmdLine, files []instructions.ShellInlineFile) (instructions.ShellDependantCmdLine, []llb.InlineFile, error) {
+func Command(cl instructions.ShellDependantCmdLine, files []instructions.ShellInlineFile) (instructions.ShellDependantCmdLine, []llb.InlineFile, error) {
 	if len(cl.CmdLine) != 1 || !cl.PrependShell {
 		return cl, nil, errors.New("a heredoc needs the shell form of RUN")
 	}

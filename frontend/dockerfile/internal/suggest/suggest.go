@@ -1,13 +1,15 @@
-package dockerfile
+// Package suggest finds the likely intended name for a misspelt one, for
+// the "did you mean" hints of the frontend's errors and build checks.
+package suggest
 
 import (
 	"fmt"
 	"strings"
 )
 
-// didYouMean returns " (did you mean X?)" for the candidate closest to
+// DidYouMean returns " (did you mean X?)" for the candidate closest to
 // name, when one is close enough to be a likely typo, or "".
-func didYouMean(name string, candidates []string) string {
+func DidYouMean(name string, candidates []string) string {
 	best, bestDist := "", len(name)/2+1
 	for _, c := range candidates {
 		if c == "" || c == name {
@@ -42,13 +44,4 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-// stageNameList returns the names of the stages, for suggestions.
-func (c *converter) stageNameList() []string {
-	var names []string
-	for _, s := range c.stages {
-		names = append(names, s.Name)
-	}
-	return names
 }

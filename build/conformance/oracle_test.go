@@ -1,4 +1,4 @@
-package build_test
+package conformance_test
 
 import (
 	"bytes"
@@ -51,6 +51,12 @@ func TestConformanceOracle(t *testing.T) {
 				out = oracleImage(t, c, got)
 			}
 			out.BuildKit = bk.version
+			if bkErr == "" {
+				// Of a Dockerfile BuildKit cannot build, buildctl shows
+				// the findings but not the error that ended the checks,
+				// so "none" cannot be told from "stopped": not recorded.
+				out.Checks = bk.lint(t, c)
+			}
 			if d := oracleDiff(c, &out); d != "" {
 				diffs = append(diffs, cname+": "+d)
 			}
@@ -142,14 +148,43 @@ func startBuildkitd(t *testing.T, dir, reg string) *buildkit {
 // BuildKit's error as "Dockerfile:LINE: message" (the message without
 // buildctl's "failed to solve: " prefix).
 func (bk *buildkit) build(t *testing.T, env *confEnv, c *confCase) (*confExpected, string) {
+	tarPath := filepath.Join(t.TempDir(), "image.tar")
+	args := append(bk.args(t, c), "--output", "type=oci,dest="+tarPath)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bk.buildctl, args...).CombinedOutput()
+	if err != nil {
+		msg := buildctlError(out)
+		if msg == "" {
+			t.Fatalf("buildctl: %v\n%s", err, lastLines(out, 20))
+		}
+		return nil, env.unexpand(msg, c.name)
+	}
+	if keep := os.Getenv("ORACLE_KEEP"); keep != "" {
+		// For looking into what BuildKit made: ORACLE_KEEP=DIR keeps
+		// DIR/<case>.tar.
+		if b, err := os.ReadFile(tarPath); err == nil {
+			_ = os.WriteFile(filepath.Join(keep, c.name+".tar"), b, 0o644)
+		}
+	}
+	img := testutil.LayoutImage(t, string(testutil.UntarLayout(t, tarPath)))
+	got, err := env.observe(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.tokenize(got, c.name)
+	return got, ""
+}
+
+// args are buildctl's arguments to build case c with the Dockerfile
+// frontend, without an output.
+func (bk *buildkit) args(t *testing.T, c *confCase) []string {
 	dfDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dfDir, "Dockerfile"), c.dockerfile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tarPath := filepath.Join(t.TempDir(), "image.tar")
 	args := []string{"--addr", bk.addr, "build", "--progress", "plain", "--frontend", "dockerfile.v0",
 		"--local", "context=" + c.contextDir, "--local", "dockerfile=" + dfDir,
-		"--output", "type=oci,dest=" + tarPath,
 		// The frontend forwards to a "# syntax=" image unless cmdline is
 		// set (as forwarded frontends have it): builder ignores the
 		// directive, so BuildKit's built-in frontend must too.
@@ -171,30 +206,49 @@ func (bk *buildkit) build(t *testing.T, env *confEnv, c *confCase) (*confExpecte
 	for _, id := range slices.Sorted(maps.Keys(c.secrets)) {
 		args = append(args, "--secret", "id="+id+",src="+c.secrets[id])
 	}
+	return args
+}
+
+// lint runs BuildKit's build checks on a case (the frontend's lint
+// request, as `docker buildx build --check`) and returns its findings as
+// "Rule:LINE", sorted; nil when BuildKit could not check it.
+func (bk *buildkit) lint(t *testing.T, c *confCase) []string {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bk.buildctl, args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, bk.buildctl, append(bk.args(t, c), "--opt", "requestid=frontend.lint")...).CombinedOutput()
 	if err != nil {
-		msg := buildctlError(out)
-		if msg == "" {
-			t.Fatalf("buildctl: %v\n%s", err, lastLines(out, 20))
+		t.Logf("BuildKit's lint request failed (%v): %s", err, lastLines(out, 3))
+		return nil
+	}
+	return lintFindings(out)
+}
+
+// lintFindings picks the findings out of buildctl's output of a lint
+// request: "WARNING: Rule - URL", the rule's message, then the
+// "Dockerfile:LINE" of the source it shows (absent for a finding without
+// a place: line 0).
+func lintFindings(out []byte) []string {
+	found := []string{}
+	rule := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		l = strings.TrimSpace(l)
+		if r, ok := strings.CutPrefix(l, "WARNING: "); ok {
+			if rule != "" {
+				found = append(found, rule+":0")
+			}
+			rule, _, _ = strings.Cut(r, " - ")
+			continue
 		}
-		return nil, env.unexpand(msg, c.name)
-	}
-	if keep := os.Getenv("ORACLE_KEEP"); keep != "" {
-		// For looking into what BuildKit made: ORACLE_KEEP=DIR keeps
-		// DIR/<case>.tar.
-		if b, err := os.ReadFile(tarPath); err == nil {
-			_ = os.WriteFile(filepath.Join(keep, c.name+".tar"), b, 0o644)
+		if m := dockerfileLine.FindStringSubmatch(l); m != nil && rule != "" {
+			found = append(found, rule+":"+m[1])
+			rule = ""
 		}
 	}
-	img := layoutImage(t, string(untarLayout(t, tarPath)))
-	got, err := env.observe(img)
-	if err != nil {
-		t.Fatal(err)
+	if rule != "" {
+		found = append(found, rule+":0")
 	}
-	env.tokenize(got, c.name)
-	return got, ""
+	sortFindings(found)
+	return found
 }
 
 // oracleCgroupParent returns a cgroup path beneath this process's own (its
@@ -329,6 +383,19 @@ func oracleDiff(c *confCase, out *confExpected) string {
 	if !c.haveWant {
 		return "new"
 	}
+	var parts []string
+	if !slices.Equal(c.want.Checks, out.Checks) || (c.want.Checks == nil) != (out.Checks == nil) {
+		parts = append(parts, fmt.Sprintf("checks %q, were %q", out.Checks, c.want.Checks))
+	}
+	if d := imageDiff(c, out); d != "" {
+		parts = append(parts, d)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// imageDiff says how the image or error of a case's new expectation
+// differs from its expected.json.
+func imageDiff(c *confCase, out *confExpected) string {
 	switch {
 	case len(c.want.Error) > 0 && len(out.Error) == 0:
 		return "BuildKit builds it"
@@ -361,5 +428,44 @@ func writeJSON(t *testing.T, path string, v any) {
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLintFindings reads buildctl's output of a lint request (as BuildKit
+// v0.34.2 prints it).
+func TestLintFindings(t *testing.T) {
+	out := []byte(`#1 [internal] load build definition from Dockerfile
+#1 DONE 0.1s
+
+WARNING: FromAsCasing - https://docs.docker.com/go/dockerfile/rule/from-as-casing/
+'as' and 'FROM' keywords' casing do not match
+Dockerfile:1
+--------------------
+   1 | >>> FROM scratch as base
+   2 |     CMD echo hi
+--------------------
+
+WARNING: LegacyKeyValueFormat - https://docs.docker.com/go/dockerfile/rule/legacy-key-value-format/
+"ENV key=value" should be used instead of legacy "ENV key value" format
+Dockerfile:12
+--------------------
+  12 | >>> ENV A 1
+--------------------
+
+WARNING: JSONArgsRecommended - https://docs.docker.com/go/dockerfile/rule/json-args-recommended/
+JSON arguments recommended for CMD to prevent unintended behavior related to OS signals
+Dockerfile:2
+--------------------
+   2 | >>> CMD echo hi
+--------------------
+
+WARNING: NoPlace - https://example.com/
+`)
+	want := []string{"NoPlace:0", "FromAsCasing:1", "JSONArgsRecommended:2", "LegacyKeyValueFormat:12"}
+	if got := lintFindings(out); !slices.Equal(got, want) {
+		t.Errorf("lintFindings = %q, want %q", got, want)
+	}
+	if got := lintFindings([]byte("#1 DONE 0.1s\n")); got == nil || len(got) != 0 {
+		t.Errorf("lintFindings(no warnings) = %#v, want an empty, non-nil list", got)
 	}
 }

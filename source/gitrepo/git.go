@@ -1,4 +1,6 @@
-package source
+// Package gitrepo fetches the git repositories ADD names with the host's
+// git command: a ref resolved to a commit, and a checkout of it.
+package gitrepo
 
 import (
 	"bufio"
@@ -51,11 +53,11 @@ func git(ctx context.Context, dir string, args ...string) ([]byte, error) {
 	return stdout.Bytes(), nil
 }
 
-// ResolveGitRef returns the commit ref names on remote and the full name
+// ResolveRef returns the commit ref names on remote and the full name
 // of the ref ("refs/heads/main", "HEAD"): a full commit hash is taken as it
 // is (with no name); otherwise the remote is asked (git ls-remote), and a
 // branch is preferred to a tag of the same name. "" is the remote's HEAD.
-func ResolveGitRef(ctx context.Context, remote, ref string) (commit, fullRef string, err error) {
+func ResolveRef(ctx context.Context, remote, ref string) (commit, fullRef string, err error) {
 	if IsCommit(ref) {
 		return ref, "", nil
 	}
@@ -93,11 +95,11 @@ func ResolveGitRef(ctx context.Context, remote, ref string) (commit, fullRef str
 	return "", "", fmt.Errorf("no branch or tag %q in the repository", ref)
 }
 
-// GitCheckout checks commit out of remote into the empty directory dir,
+// Checkout checks commit out of remote into the empty directory dir,
 // fetching only that commit where the remote allows it (fullRef, the name
 // it was resolved from, is fetched otherwise), with submodules. dir keeps its
 // .git directory; the caller drops it unless asked to keep it.
-func GitCheckout(ctx context.Context, remote, fullRef, commit, dir string) error {
+func Checkout(ctx context.Context, remote, fullRef, commit, dir string) error {
 	steps := [][]string{
 		{"init", "-q", "."},
 		{"remote", "add", "origin", remote},

@@ -1,4 +1,9 @@
-package source
+// Package localctx selects and checksums files of a directory a build reads
+// from: the build context (with its .dockerignore patterns) or another
+// stage's file tree. A checksum covers exactly the files a COPY selects
+// (path, type, mode, link target, content; not times), and a sum cache
+// keyed by inode, size and times spares rereading unchanged files.
+package localctx
 
 import (
 	"crypto/sha256"
@@ -359,36 +364,53 @@ func (t *Tree) hashFiles(entries []*entry) error {
 	if len(files) == 0 {
 		return nil
 	}
-	known := make([]bool, len(files))
-	if t.Sums != nil {
-		// All host paths in one buffer, the lookup's keys slices of it.
-		var buf []byte
-		ends := make([]int, len(files))
-		for i, e := range files {
-			buf = e.appendHost(buf)
-			ends[i] = len(buf)
-		}
-		paths := make([][]byte, len(files))
-		for i := range files {
-			start := 0
-			if i > 0 {
-				start = ends[i-1]
-			}
-			paths[i] = buf[start:ends[i]:ends[i]]
-		}
-		sums, ok := t.Sums.Lookup(paths, keys)
-		for i := range files {
-			if ok[i] {
-				files[i].sum, known[i] = sums[i], true
-			}
-		}
-	}
+	known := t.lookupSums(files, keys)
 	var todo []int
 	for i := range files {
 		if !known[i] {
 			todo = append(todo, i)
 		}
 	}
+	if err := t.hashEntries(files, todo); err != nil {
+		return err
+	}
+	t.storeSums(files, keys, todo)
+	return nil
+}
+
+// lookupSums fills in the sums the sum cache still has, and says which.
+func (t *Tree) lookupSums(files []*entry, keys []FileKey) (known []bool) {
+	known = make([]bool, len(files))
+	if t.Sums == nil {
+		return known
+	}
+	// All host paths in one buffer, the lookup's keys slices of it.
+	var buf []byte
+	ends := make([]int, len(files))
+	for i, e := range files {
+		buf = e.appendHost(buf)
+		ends[i] = len(buf)
+	}
+	paths := make([][]byte, len(files))
+	for i := range files {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		paths[i] = buf[start:ends[i]:ends[i]]
+	}
+	sums, ok := t.Sums.Lookup(paths, keys)
+	for i := range files {
+		if ok[i] {
+			files[i].sum, known[i] = sums[i], true
+		}
+	}
+	return known
+}
+
+// hashEntries reads and hashes files[i] for each i in todo, in parallel
+// unless the tree is Serial.
+func (t *Tree) hashEntries(files []*entry, todo []int) error {
 	if t.Serial {
 		for _, i := range todo {
 			sum, err := hashFile(files[i].hostPath())
@@ -397,36 +419,38 @@ func (t *Tree) hashFiles(entries []*entry) error {
 			}
 			files[i].sum = sum
 		}
-	} else {
-		var g errgroup.Group
-		g.SetLimit(runtime.NumCPU())
-		for _, i := range todo {
-			g.Go(func() error {
-				sum, err := hashFile(files[i].hostPath())
-				files[i].sum = sum
-				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
+		return nil
+	}
+	var g errgroup.Group
+	g.SetLimit(runtime.NumCPU())
+	for _, i := range todo {
+		g.Go(func() error {
+			sum, err := hashFile(files[i].hostPath())
+			files[i].sum = sum
 			return err
-		}
+		})
 	}
-	if t.Sums != nil && len(todo) > 0 {
-		paths := make([]string, 0, len(todo))
-		ks := make([]FileKey, 0, len(todo))
-		sums := make([][32]byte, 0, len(todo))
-		settled := time.Now().Add(-2 * time.Second).UnixNano()
-		for _, i := range todo {
-			// A file changed within the timestamp granularity of its
-			// filesystem could change again unseen: don't remember it.
-			if keys[i].CtimeNs > settled || keys[i].MtimeNs > settled {
-				continue
-			}
-			paths, ks, sums = append(paths, files[i].hostPath()), append(ks, keys[i]), append(sums, files[i].sum)
-		}
-		t.Sums.Store(paths, ks, sums)
+	return g.Wait()
+}
+
+// storeSums remembers the sums just computed in the sum cache.
+func (t *Tree) storeSums(files []*entry, keys []FileKey, todo []int) {
+	if t.Sums == nil || len(todo) == 0 {
+		return
 	}
-	return nil
+	paths := make([]string, 0, len(todo))
+	ks := make([]FileKey, 0, len(todo))
+	sums := make([][32]byte, 0, len(todo))
+	settled := time.Now().Add(-2 * time.Second).UnixNano()
+	for _, i := range todo {
+		// A file changed within the timestamp granularity of its
+		// filesystem could change again unseen: don't remember it.
+		if keys[i].CtimeNs > settled || keys[i].MtimeNs > settled {
+			continue
+		}
+		paths, ks, sums = append(paths, files[i].hostPath()), append(ks, keys[i]), append(sums, files[i].sum)
+	}
+	t.Sums.Store(paths, ks, sums)
 }
 
 func hashFile(p string) ([32]byte, error) {

@@ -1,4 +1,4 @@
-package source
+package gitrepo
 
 import (
 	"errors"
@@ -11,9 +11,9 @@ import (
 
 func TestResolveGitRefWithoutGit(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	_, _, err := ResolveGitRef(t.Context(), "git://127.0.0.1:1/repo.git", "main")
+	_, _, err := ResolveRef(t.Context(), "git://127.0.0.1:1/repo.git", "main")
 	if !errors.Is(err, ErrNoGit) || !strings.Contains(err.Error(), "install") {
-		t.Errorf("ResolveGitRef without git = %v, want ErrNoGit saying how to install it", err)
+		t.Errorf("ResolveRef without git = %v, want ErrNoGit saying how to install it", err)
 	}
 }
 
@@ -58,17 +58,17 @@ func TestResolveAndCheckout(t *testing.T) {
 		{one, one, ""},
 	}
 	for _, tt := range tests {
-		commit, fullRef, err := ResolveGitRef(t.Context(), repo, tt.ref)
+		commit, fullRef, err := ResolveRef(t.Context(), repo, tt.ref)
 		if err != nil || commit != tt.commit || fullRef != tt.fullRef {
-			t.Errorf("ResolveGitRef(%q) = %s, %q, %v; want %s, %q", tt.ref, commit, fullRef, err, tt.commit, tt.fullRef)
+			t.Errorf("ResolveRef(%q) = %s, %q, %v; want %s, %q", tt.ref, commit, fullRef, err, tt.commit, tt.fullRef)
 		}
 	}
-	if _, _, err := ResolveGitRef(t.Context(), repo, "nope"); err == nil {
-		t.Error("ResolveGitRef(nope) succeeded")
+	if _, _, err := ResolveRef(t.Context(), repo, "nope"); err == nil {
+		t.Error("ResolveRef(nope) succeeded")
 	}
 
 	dir := t.TempDir()
-	if err := GitCheckout(t.Context(), "file://"+repo, "refs/tags/v1", one, dir); err != nil {
+	if err := Checkout(t.Context(), "file://"+repo, "refs/tags/v1", one, dir); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(b) != "one" {

@@ -1,4 +1,8 @@
-package dockerfile
+// Package checks runs BuildKit's build checks (its linter rules, with
+// their names and messages) on a Dockerfile: the warnings a build prints
+// and what `builder build --check` reports. It reads the Dockerfile as the
+// frontend does and resolves base images only for their environment.
+package checks
 
 import (
 	"bytes"
@@ -9,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/llb"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -18,16 +23,12 @@ import (
 	"github.com/moby/patternmatcher"
 )
 
-// CheckBuildArg is the build arg that sets the check options, with the
-// syntax of the "# check=" directive, which it replaces.
-const CheckBuildArg = "BUILDKIT_DOCKERFILE_CHECK"
+// ErrOptions is the class of errors in the check options (the
+// "# check=" directive or dockerfile.CheckBuildArg), which fail a build as BuildKit's.
+var ErrOptions = errors.New("invalid check options")
 
-// ErrCheckOptions is the class of errors in the check options (the
-// "# check=" directive or CheckBuildArg), which fail a build as BuildKit's.
-var ErrCheckOptions = errors.New("invalid check options")
-
-// CheckWarning is one finding of the build checks.
-type CheckWarning struct {
+// Warning is one finding of the build checks.
+type Warning struct {
 	Rule string `json:"rule"`
 	// Description says what the rule is about; Detail what this finding
 	// is (one line).
@@ -38,19 +39,19 @@ type CheckWarning struct {
 	Line        int    `json:"line"`
 }
 
-func (w CheckWarning) String() string {
+func (w Warning) String() string {
 	return fmt.Sprintf("%s:%d: %s: %s", w.File, w.Line, w.Rule, w.Detail)
 }
 
-// CheckResult is what the checks of one Dockerfile found.
-type CheckResult struct {
-	Warnings []CheckWarning
+// Result is what the checks of one Dockerfile found.
+type Result struct {
+	Warnings []Warning
 	// Err is set when the check options say error=true and a rule fired.
 	Err error
 }
 
-// CheckOptions selects what Check looks at.
-type CheckOptions struct {
+// Options selects what Check looks at.
+type Options struct {
 	// AllStages checks every stage; otherwise only the stages the target
 	// (opt.Target, else the last) needs, as a build does.
 	AllStages bool
@@ -59,23 +60,24 @@ type CheckOptions struct {
 // Check runs the build checks (BuildKit's rules, with their names and
 // messages) on opt.Source. Base images are resolved for their environment
 // (UndefinedVar); use the resolver of the build so nothing is fetched twice.
-// An error is a Dockerfile that does not parse, an invalid check option
-// (ErrCheckOptions) or a base image that cannot be resolved.
-func Check(ctx context.Context, opt Options, resolver ImageResolver, co CheckOptions) (*CheckResult, error) {
+// An error is a Dockerfile that does not parse or an invalid check option
+// (ErrOptions); a base image that cannot be resolved only leaves its
+// stage's variables unknown, as in BuildKit.
+func Check(ctx context.Context, opt dockerfile.Options, resolver dockerfile.ImageResolver, co Options) (*Result, error) {
 	if opt.Filename == "" {
 		opt.Filename = "Dockerfile"
 	}
 	cfgText, _, _, _ := parser.ParseDirective("check", opt.Source)
-	if v, ok := opt.BuildArgs[CheckBuildArg]; ok {
+	if v, ok := opt.BuildArgs[dockerfile.CheckBuildArg]; ok {
 		cfgText = v
 	}
 	cfg, err := linter.ParseLintOptions(cfgText)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w %q: %v", opt.Filename, ErrCheckOptions, cfgText, err)
+		return nil, fmt.Errorf("%s: %w %q: %v", opt.Filename, ErrOptions, cfgText, err)
 	}
 	ck := &checker{ctx: ctx, opt: opt, resolver: resolver, facts: map[int]*stageFacts{}}
 	cfg.Warn = func(rule, description, url, detail string, loc []parser.Range) {
-		w := CheckWarning{Rule: rule, Description: description, Detail: detail, URL: url, File: opt.Filename}
+		w := Warning{Rule: rule, Description: description, Detail: detail, URL: url, File: opt.Filename}
 		if len(loc) > 0 {
 			w.Line = loc[0].Start.Line
 		}
@@ -84,7 +86,7 @@ func Check(ctx context.Context, opt Options, resolver ImageResolver, co CheckOpt
 	lint := linter.New(cfg)
 	parsed, err := parser.Parse(bytes.NewReader(opt.Source))
 	if err != nil {
-		return nil, parseError(opt.Filename, err)
+		return nil, dockerfile.ParseError(opt.Filename, err)
 	}
 	for _, w := range parsed.Warnings {
 		if w.URL == linter.RuleNoEmptyContinuation.URL && w.Location != nil {
@@ -95,7 +97,7 @@ func Check(ctx context.Context, opt Options, resolver ImageResolver, co CheckOpt
 	// MaintainerDeprecated, StageNameCasing, FromAsCasing.
 	stages, metaArgs, err := instructions.Parse(parsed.AST, lint)
 	if err != nil {
-		return nil, parseError(opt.Filename, err)
+		return nil, dockerfile.ParseError(opt.Filename, err)
 	}
 	ck.lex = shell.NewLex(parsed.EscapeToken)
 	ck.stages = stages
@@ -117,18 +119,18 @@ func Check(ctx context.Context, opt Options, resolver ImageResolver, co CheckOpt
 		}
 	}
 	sort.SliceStable(ck.warnings, func(a, b int) bool { return ck.warnings[a].Line < ck.warnings[b].Line })
-	return &CheckResult{Warnings: ck.warnings, Err: lint.Error()}, nil
+	return &Result{Warnings: ck.warnings, Err: lint.Error()}, nil
 }
 
 type checker struct {
 	ctx      context.Context
-	opt      Options
-	resolver ImageResolver
+	opt      dockerfile.Options
+	resolver dockerfile.ImageResolver
 	lex      *shell.Lex
 	stages   []instructions.Stage
 	globals  *checkEnv
 	ignore   *patternmatcher.PatternMatcher
-	warnings []CheckWarning
+	warnings []Warning
 	// What each checked stage ends with, for the stages built on it.
 	facts map[int]*stageFacts
 }
@@ -139,14 +141,21 @@ type checkEnv struct {
 	keys     []string
 	vals     map[string]string
 	declared map[string]bool
+	// unknown is set for a stage on an image that could not be resolved:
+	// every variable counts as defined, so nothing is reported undefined.
+	unknown bool
 }
 
 func newCheckEnv() *checkEnv {
 	return &checkEnv{vals: map[string]string{}, declared: map[string]bool{}}
 }
 
-func (e *checkEnv) Get(k string) (string, bool) { v, ok := e.vals[k]; return v, ok }
-func (e *checkEnv) Keys() []string              { return slices.Clone(e.keys) }
+func (e *checkEnv) Get(k string) (string, bool) {
+	v, ok := e.vals[k]
+	return v, ok || e.unknown
+}
+
+func (e *checkEnv) Keys() []string { return slices.Clone(e.keys) }
 
 func (e *checkEnv) set(k, v string) {
 	if _, ok := e.vals[k]; !ok {
@@ -157,6 +166,7 @@ func (e *checkEnv) set(k, v string) {
 
 func (e *checkEnv) clone() *checkEnv {
 	c := newCheckEnv()
+	c.unknown = e.unknown
 	for _, k := range e.keys {
 		c.set(k, e.vals[k])
 	}
@@ -170,8 +180,8 @@ func (e *checkEnv) clone() *checkEnv {
 // the defaults only) over the predefined platform args.
 func (ck *checker) metaArgs(args []instructions.ArgCommand, buildArgs map[string]string) *checkEnv {
 	env := newCheckEnv()
-	for _, k := range llb.SortedKeys(platformArgs(ck.opt.Platform)) {
-		env.set(k, platformArgs(ck.opt.Platform)[k])
+	for _, k := range llb.SortedKeys(dockerfile.PlatformArgs(ck.opt.Platform)) {
+		env.set(k, dockerfile.PlatformArgs(ck.opt.Platform)[k])
 	}
 	for _, a := range args {
 		for _, kv := range a.Args {

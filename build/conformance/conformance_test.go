@@ -1,4 +1,4 @@
-package build_test
+package conformance_test
 
 import (
 	"bufio"
@@ -35,7 +35,7 @@ var (
 	caseFilter = flag.String("conformance.case", "", "only run conformance cases whose name contains this")
 )
 
-const conformanceDir = "../testdata/conformance"
+const conformanceDir = "../../testdata/conformance"
 
 // confExpected is a case's expected.json.
 type confExpected struct {
@@ -57,6 +57,10 @@ type confExpected struct {
 	// Files are the entries of the final file tree that differ from the
 	// base image's tree.
 	Files []confFile `json:"files,omitempty"`
+	// Checks are the findings of BuildKit's build checks (its lint
+	// request) as "Rule:LINE", sorted; [] for none. Absent for a case
+	// BuildKit fails to build (see TestConformanceOracle).
+	Checks []string `json:"checks"`
 }
 
 // confConfig is the part of the image config a case checks. Every field
@@ -385,7 +389,11 @@ func TestConformance(t *testing.T) {
 			t.Errorf("PENDING names %s, which is not a case", p)
 		}
 	}
-	st := openState(t, t.TempDir())
+	st, err := build.Open(t.TempDir(), build.StateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	for _, name := range names {
 		if *caseFilter != "" && !strings.Contains(name, *caseFilter) {
 			continue
@@ -416,14 +424,14 @@ func firstLine(s string) string {
 	return l
 }
 
-// run builds a case and returns what differs from expected.json.
+// run builds and checks a case and returns what differs from
+// expected.json.
 func (env *confEnv) run(t *testing.T, st *build.State, c *confCase) []string {
-	ev := newEvents()
 	secrets := map[string]build.Secret{}
 	for id, f := range c.secrets {
 		secrets[id] = build.Secret{File: f}
 	}
-	res, err := st.Build(t.Context(), build.Options{
+	opt := build.Options{
 		ContextDir:     c.contextDir,
 		Dockerfile:     c.dockerfile,
 		DockerfileName: "Dockerfile",
@@ -431,8 +439,51 @@ func (env *confEnv) run(t *testing.T, st *build.State, c *confCase) []string {
 		Target:         c.opts.Target,
 		Contexts:       c.contexts,
 		Secrets:        secrets,
-		Progress:       ev,
+	}
+	return append(env.runBuild(t, st, c, opt), runChecks(t, st, c, opt)...)
+}
+
+// runChecks runs the build checks as `builder build --check` does and
+// compares their findings with BuildKit's.
+func runChecks(t *testing.T, st *build.State, c *confCase, opt build.Options) []string {
+	if c.want.Checks == nil {
+		return nil
+	}
+	res, err := st.Check(t.Context(), opt)
+	if err != nil {
+		return []string{fmt.Sprintf("build checks failed: %v (BuildKit's: %q)", err, c.want.Checks)}
+	}
+	got := []string{}
+	for _, w := range res.Warnings {
+		got = append(got, fmt.Sprintf("%s:%d", w.Rule, w.Line))
+	}
+	sortFindings(got)
+	if !slices.Equal(got, c.want.Checks) {
+		return []string{fmt.Sprintf("build checks found %q, BuildKit's %q", got, c.want.Checks)}
+	}
+	return nil
+}
+
+// sortFindings orders "Rule:LINE" findings by line, then rule.
+func sortFindings(f []string) {
+	line := func(s string) int {
+		_, n, _ := strings.Cut(s, ":")
+		i, _ := strconv.Atoi(n)
+		return i
+	}
+	slices.SortFunc(f, func(a, b string) int {
+		if d := line(a) - line(b); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
 	})
+}
+
+// runBuild builds a case and returns what differs from expected.json.
+func (env *confEnv) runBuild(t *testing.T, st *build.State, c *confCase, opt build.Options) []string {
+	ev := &stepLogs{}
+	opt.Progress = ev
+	res, err := st.Build(t.Context(), opt)
 	if err != nil {
 		if c.haveWant && len(c.want.Error) > 0 {
 			var problems []string
@@ -443,7 +494,7 @@ func (env *confEnv) run(t *testing.T, st *build.State, c *confCase) []string {
 			}
 			return problems
 		}
-		return []string{fmt.Sprintf("build failed: %v\n%s", err, ev.logs.String())}
+		return []string{fmt.Sprintf("build failed: %v\n%s", err, ev.String())}
 	}
 	img, err := exporter.V1Image(st.Content, res.Manifest)
 	if err != nil {
