@@ -83,6 +83,7 @@ var executorImporters = map[string]string{
 	"build":            "`builder run` and `builder debug` start a sandbox over an image or a kept step; the private network is set up once per build",
 	"cmd/builder":      "the hidden init subcommand, resource-limit flags, the network flag and exit codes",
 	"cmd/builder-init": "the small embedded sandbox init binary: it is the executor's init side",
+	"kept":             "a kept failure records the step's executor.Spec (its types only); `builder debug` in build starts the sandbox",
 }
 
 type pkg struct {
