@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -85,6 +87,26 @@ type Options struct {
 	CacheFrom []CacheSpec
 	// Resources are the cgroup limits of every RUN step (--memory, ...).
 	Resources Limits
+	// Pull resolves FROM images from their registry, never from the
+	// local store (--pull).
+	Pull bool
+	// Labels are added to the image config's labels (--label).
+	Labels map[string]string
+	// Annotations are put on the manifest and its descriptor (--annotation).
+	Annotations Annotations
+	// ExtraHosts are added to /etc/hosts of RUN steps (--add-host),
+	// ShmSize is the size of their /dev/shm (0: the default) and Ulimits
+	// their resource limits (--ulimit).
+	ExtraHosts []llb.HostIP
+	ShmSize    int64
+	Ulimits    []llb.Ulimit
+}
+
+// Annotations are --annotation values by where they go: the image
+// manifest, or the manifest's descriptor (in an OCI layout's index.json
+// and the result's descriptor).
+type Annotations struct {
+	Manifest, ManifestDescriptor map[string]string
 }
 
 // Result is a built image.
@@ -154,14 +176,27 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 		NoCacheFilter: opt.NoCacheFilter,
 		Created:       created,
 		Network:       network,
+		ExtraHosts:    opt.ExtraHosts,
+		ShmSize:       opt.ShmSize,
+		Ulimits:       opt.Ulimits,
 	}
-	resolver := newMemoResolver(s.resolver())
+	base := s.resolver()
+	if opt.Pull {
+		base = resolver{s.Registries}
+	}
+	resolver := newMemoResolver(base)
 	fe, err := dockerfile.Build(ctx, fopt, resolver)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.runChecks(ctx, opt, fopt, resolver); err != nil {
 		return nil, err
+	}
+	if len(opt.Labels) > 0 {
+		if fe.Image.Config.Labels == nil {
+			fe.Image.Config.Labels = map[string]string{}
+		}
+		maps.Copy(fe.Image.Config.Labels, opt.Labels)
 	}
 	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
 		return nil, err

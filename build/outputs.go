@@ -245,7 +245,7 @@ func (s *State) export(ctx context.Context, opt Options, top string, cfg dockers
 		}
 	}
 
-	ex := &exporter.Exporter{DB: s.DB, Content: s.Content, Snapshots: s.Snapshots, Log: opt.exportStep.logWriter()}
+	ex := &exporter.Exporter{DB: s.DB, Content: s.Content, Snapshots: s.Snapshots, Log: opt.exportStep.logWriter(), Annotations: opt.Annotations.Manifest}
 	images := map[exporter.Options]*exporter.Image{}
 	assemble := func(o Output) (*exporter.Image, error) {
 		eo, err := o.imageOptions(epoch)
@@ -263,6 +263,7 @@ func (s *State) export(ctx context.Context, opt Options, top string, cfg dockers
 			return nil, err
 		}
 		use.exported(img.Manifest, img.ManifestBytes)
+		img.Manifest.Annotations = opt.Annotations.ManifestDescriptor
 		images[eo] = img
 		return img, nil
 	}

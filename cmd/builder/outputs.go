@@ -36,6 +36,15 @@ func addSourceDateEpoch(args map[string]string) {
 // writeMetadata writes the fields of buildx's --metadata-file that describe
 // the image.
 func writeMetadata(file string, res *build.Result, checks []build.CheckWarning) error {
+	b, err := json.MarshalIndent(metadataOf(res, checks), "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, append(b, '\n'), 0o644)
+}
+
+// metadataOf is the --metadata-file object of one build.
+func metadataOf(res *build.Result, checks []build.CheckWarning) map[string]any {
 	md := map[string]any{
 		"containerimage.digest":        res.Manifest.Digest,
 		"containerimage.config.digest": digest.FromBytes(res.Config),
@@ -51,9 +60,5 @@ func writeMetadata(file string, res *build.Result, checks []build.CheckWarning) 
 	if len(checks) > 0 {
 		md["buildx.build.warnings"] = buildxWarnings(checks)
 	}
-	b, err := json.MarshalIndent(md, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(file, append(b, '\n'), 0o644)
+	return md
 }
