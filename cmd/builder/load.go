@@ -77,7 +77,9 @@ func (l *loader) finish(cmd *cobra.Command) error {
 		if err != nil {
 			return fmt.Errorf("--load: podman load: %v: %s", err, bytes.TrimSpace(out))
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "loaded into Podman (podman load): %s\n", printable(string(bytes.TrimSpace(out))))
+		// podman's last line names the image ("Loaded image: NAME").
+		lines := strings.Split(string(bytes.TrimSpace(out)), "\n")
+		fmt.Fprintf(cmd.ErrOrStderr(), "loaded into Podman (podman load): %s\n", printable(lines[len(lines)-1]))
 		return nil
 	}
 	if err := dockerLoad(cmd.Context(), l.docker, l.tar); err != nil {
