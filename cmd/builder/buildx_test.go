@@ -5,10 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -172,5 +175,85 @@ func TestLoadPodman(t *testing.T) {
 	out, _ = cmd.CombinedOutput()
 	if !strings.Contains(string(out), "neither Docker") || !strings.Contains(string(out), "nor Podman") {
 		t.Errorf("--load without docker or podman: %s", out)
+	}
+}
+
+// TestBuildxCIScript runs testdata/buildx-ci.sh, a CI job written with
+// buildx's documented flags, with builder in place of `docker buildx`, and
+// checks what it made: the pushed image, metadata, OCI tarball and bake.
+func TestBuildxCIScript(t *testing.T) {
+	testutil.RequiresRoot(t)
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the script builds for --platform linux/amd64")
+	}
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	reg := testutil.InProcessRegistry(t)
+	testutil.PushImage(t, testutil.BusyboxImage(t), reg+"/base/busybox:1")
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"Dockerfile": `ARG BASE=busybox
+FROM ${BASE} AS base
+ARG VERSION
+RUN --mount=type=secret,id=token test "$(cat /run/secrets/token)" = ci-token-value && echo "$VERSION" > /version
+FROM base AS release
+RUN grep docs.example /etc/hosts > /hosts-line; ulimit -Hn > /nofile
+`,
+		"docker-bake.hcl": `
+group "default" { targets = ["app", "tools"] }
+target "app" {
+  target = "release"
+  tags = ["ci-app:bake"]
+  args = { VERSION = "bake" }
+  secret = ["id=token,env=TOKEN"]
+}
+target "tools" {
+  inherits = ["app"]
+  tags = ["ci-tools:bake"]
+}
+`})
+	script, err := filepath.Abs("testdata/buildx-ci.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "BUILDX="+c.bin+" --root "+c.root, "REGISTRY="+reg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("buildx-ci.sh: %v\n%s", err, out)
+	}
+	var md map[string]any
+	readJSON(t, filepath.Join(dir, "metadata.json"), &md)
+	iid, _ := os.ReadFile(filepath.Join(dir, "iid.txt"))
+	ociDigest, _ := os.ReadFile(filepath.Join(dir, "oci-digest.txt"))
+	if md["containerimage.digest"] != string(iid) || strings.TrimSpace(string(ociDigest)) != string(iid) {
+		t.Errorf("digests: metadata %v, iidfile %s, -q with the OCI output %s: want one image", md["containerimage.digest"], iid, ociDigest)
+	}
+	ref, err := name.ParseReference(reg + "/ci/app:1.2.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Get(ref)
+	if err != nil || desc.Digest.String() != string(iid) {
+		t.Fatalf("pushed %s: %v, digest %v, want %s", ref, err, desc, iid)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := img.ConfigFile()
+	m, _ := img.Manifest()
+	if cfg.Config.Labels["org.opencontainers.image.source"] != "https://git.example/app" || m.Annotations["org.opencontainers.image.description"] != "built in CI" {
+		t.Errorf("pushed image: labels %v, manifest annotations %v", cfg.Config.Labels, m.Annotations)
+	}
+	out, _, code := c.run("run", reg+"/ci/app:1.2.3", "cat", "/version", "/hosts-line", "/nofile")
+	if code != 0 || out != "1.2.3\n10.0.0.1\tdocs.example\n2048\n" {
+		t.Errorf("the image's files: %q", out)
+	}
+	var printed struct{ Target map[string]json.RawMessage }
+	readJSON(t, filepath.Join(dir, "bake-print.json"), &printed)
+	var bakeMD map[string]map[string]any
+	readJSON(t, filepath.Join(dir, "bake-metadata.json"), &bakeMD)
+	if len(printed.Target) != 2 || bakeMD["app"]["containerimage.digest"] == nil || bakeMD["tools"]["containerimage.digest"] == nil {
+		t.Errorf("bake: printed %v, metadata %v", printed.Target, bakeMD)
 	}
 }
