@@ -138,7 +138,7 @@ func bakeTarget(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bakeF
 	}
 	run.wire(cmd, &opt)
 	res, err := st.Build(cmd.Context(), opt)
-	run.progress.Close(err)
+	run.gate.Close(err)
 	recordBuild(cmd, g, newHistoryRecord(f, contextDir, dockerfilePath(dfName, f.file), df, start), run.rec, res, err)
 	printChecks(cmd.ErrOrStderr(), f.progress, run.checks)
 	if err != nil {

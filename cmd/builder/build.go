@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/builder-dev/builder/progress"
 	"io"
 	"os"
 	"path/filepath"
@@ -31,24 +32,24 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 // buildRun is one build's progress plumbing: the renderer, the history
 // recorder, and the gate the debug shell holds.
 type buildRun struct {
-	printer  progressPrinter
-	rec      *recorder
-	progress *gatedProgress
-	checks   []build.CheckWarning
+	printer progress.Printer
+	rec     *recorder
+	gate    *gatedProgress
+	checks  []build.CheckWarning
 }
 
 func newBuildRun(w io.Writer, mode string) (*buildRun, error) {
-	printer, err := newProgress(w, mode)
+	printer, err := progress.New(w, mode)
 	if err != nil {
 		return nil, err
 	}
 	rec := newRecorder()
-	return &buildRun{printer: printer, rec: rec, progress: &gatedProgress{progressPrinter: teeProgress{printer, rec}}}, nil
+	return &buildRun{printer: printer, rec: rec, gate: &gatedProgress{Printer: teeProgress{printer, rec}}}, nil
 }
 
 // wire sets the options' progress, warnings and check callbacks.
 func (r *buildRun) wire(cmd *cobra.Command, opt *build.Options) {
-	opt.Progress = r.progress
+	opt.Progress = r.gate
 	opt.Warn = func(w string) { fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", printable(w)) }
 	opt.OnCheck = func(w []build.CheckWarning) { r.checks = w }
 }
@@ -89,7 +90,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	defer st.Close()
 	switch {
 	case tty != nil:
-		opt.OnRunFailure = debugShell(tty, run.progress)
+		opt.OnRunFailure = debugShell(tty, run.gate)
 	case f.onError == "keep":
 		opt.OnRunFailure = keepFailure(st, cmd.ErrOrStderr())
 	}
@@ -97,7 +98,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		return runCheck(cmd.Context(), cmd.OutOrStdout(), st, opt)
 	}
 	res, err := st.Build(cmd.Context(), opt)
-	run.progress.Close(err)
+	run.gate.Close(err)
 	recordBuild(cmd, g, newHistoryRecord(f, contextDir, dockerfilePath(dfName, f.file), df, start), run.rec, res, err)
 	printChecks(cmd.ErrOrStderr(), f.progress, run.checks)
 	if f.explain {
@@ -112,7 +113,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	return reportBuild(cmd, f, res, run.checks)
 }
 
-func explain(w io.Writer, printer progressPrinter) {
+func explain(w io.Writer, printer progress.Printer) {
 	if ex, ok := printer.(interface{ Explain(io.Writer) }); ok {
 		ex.Explain(w)
 	} else {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/builder-dev/builder/progress"
 	"io"
 	"os"
 	"sync"
@@ -19,14 +20,14 @@ import (
 // gatedProgress holds progress events back while a debug shell has the
 // terminal, so that steps still running do not write over it.
 type gatedProgress struct {
-	progressPrinter
+	progress.Printer
 	mu sync.RWMutex
 }
 
 func (g *gatedProgress) Event(e solver.Event) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	g.progressPrinter.Event(e)
+	g.Printer.Event(e)
 }
 
 // debugShell returns the OnRunFailure hook of --on-error=shell: a shell on

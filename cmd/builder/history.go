@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/builder-dev/builder/progress"
 	"io"
 	"os"
 	"path/filepath"
@@ -111,13 +112,13 @@ func (r *recorder) result() ([]history.Step, map[int][]byte) {
 
 // teeProgress sends every event to two receivers.
 type teeProgress struct {
-	progressPrinter
+	progress.Printer
 	rec *recorder
 }
 
 func (t teeProgress) Event(e solver.Event) {
 	t.rec.Event(e)
-	t.progressPrinter.Event(e)
+	t.Printer.Event(e)
 }
 
 // redactArgs returns the command line with the values of flags that may

@@ -12,7 +12,6 @@ import (
 
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/internal/testutil"
-	"github.com/builder-dev/builder/solver"
 )
 
 func TestResourceFlags(t *testing.T) {
@@ -40,16 +39,6 @@ func TestResourceFlags(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("%+v.limits() = %+v, %v; want %+v", tt.f, got, err, tt.want)
 		}
-	}
-}
-
-func TestUsageSuffix(t *testing.T) {
-	if got := usageSuffix(nil); got != "" {
-		t.Errorf("usageSuffix(nil) = %q", got)
-	}
-	u := &solver.Usage{CPU: 1250e6, PeakMemory: 3 << 29, ReadBytes: 2048, WriteBytes: 10 << 20}
-	if got, want := usageSuffix(u), " (cpu 1.2s, peak 1.5 GiB, read 2 KiB, wrote 10 MiB)"; got != want {
-		t.Errorf("usageSuffix = %q, want %q", got, want)
 	}
 }
 
