@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,8 +54,8 @@ func newBakeCommand(g *globalOptions) *cobra.Command {
 // runBake builds the targets one after the other in this process, on one
 // state directory: a stage that several targets share runs for the first
 // and is a cache hit for the others.
-func runBake(cmd *cobra.Command, g *globalOptions, f *bakeFlags, names []string) error {
-	files, err := bake.Files(".", f.files)
+func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string) error {
+	files, err := bake.Files(".", bf.files)
 	if err != nil {
 		return err
 	}
@@ -62,15 +63,15 @@ func runBake(cmd *cobra.Command, g *globalOptions, f *bakeFlags, names []string)
 	if err != nil {
 		return err
 	}
-	sets := f.sets
-	if f.push {
+	sets := bf.sets
+	if bf.push {
 		sets = append(sets, "*.push=true")
 	}
 	targets, err := cfg.Resolve(names, sets)
 	if err != nil {
 		return err
 	}
-	if f.print {
+	if bf.print {
 		b, err := bake.Print(targets)
 		if err != nil {
 			return err
@@ -85,20 +86,20 @@ func runBake(cmd *cobra.Command, g *globalOptions, f *bakeFlags, names []string)
 	defer st.Close()
 	metadata := map[string]any{}
 	for _, t := range targets {
-		md, err := bakeTarget(cmd, g, st, f, t)
+		md, err := bakeTarget(cmd, g, st, bf, t)
 		if err != nil {
 			return fmt.Errorf("target %s: %w", t.Name, err)
 		}
 		metadata[t.Name] = md
 	}
-	if f.metadataFile == "" {
+	if bf.metadataFile == "" {
 		return nil
 	}
 	b, err := json.MarshalIndent(metadata, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(f.metadataFile, append(b, '\n'), 0o644)
+	return os.WriteFile(bf.metadataFile, append(b, '\n'), 0o644)
 }
 
 func environ() map[string]string {
@@ -120,11 +121,11 @@ func bakeTarget(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bakeF
 	dfName := "Dockerfile"
 	var err error
 	if t.DockerfileInline != nil {
-		df, f.file = []byte(*t.DockerfileInline), "-"
-	} else if df, dfName, err = f.dockerfile(nil, contextDir); err != nil {
+		df, f.File = []byte(*t.DockerfileInline), "-"
+	} else if df, dfName, err = f.Dockerfile(nil, contextDir); err != nil {
 		return nil, err
 	}
-	opt, err := f.options(contextDir, df, dfName)
+	opt, err := f.Options(contextDir, df, dfName)
 	if err != nil {
 		return nil, err
 	}
@@ -132,15 +133,15 @@ func bakeTarget(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bakeF
 	if err != nil {
 		return nil, err
 	}
-	run, err := newBuildRun(cmd.ErrOrStderr(), f.progress)
+	run, err := newBuildRun(cmd.ErrOrStderr(), f.Progress)
 	if err != nil {
 		return nil, err
 	}
 	run.wire(cmd, &opt)
 	res, err := st.Build(cmd.Context(), opt)
 	run.gate.Close(err)
-	recordBuild(cmd, g, newHistoryRecord(f, contextDir, dockerfilePath(dfName, f.file), df, start), run.rec, res, err)
-	printChecks(cmd.ErrOrStderr(), f.progress, run.checks)
+	recordBuild(cmd, g, newHistoryRecord(f, contextDir, buildopts.DockerfilePath(dfName, f.File), df, start), run.rec, res, err)
+	printChecks(cmd.ErrOrStderr(), f.Progress, run.checks)
 	if err != nil {
 		return nil, err
 	}
@@ -154,11 +155,11 @@ func bakeTarget(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bakeF
 }
 
 // targetFlags are the `builder build` flags a bake target stands for.
-func targetFlags(t *bake.Target, bf *bakeFlags) *buildFlags {
-	f := &buildFlags{}
-	addBuildFlags(pflag.NewFlagSet("bake", pflag.ContinueOnError), f) // the defaults
-	f.progress, f.allow = bf.progress, append(bf.allow, t.Entitlements...)
-	f.buildx.pull, f.noCache = bf.pull, bf.noCache
+func targetFlags(t *bake.Target, bf *bakeFlags) *buildopts.Flags {
+	f := &buildopts.Flags{}
+	buildopts.Add(pflag.NewFlagSet("bake", pflag.ContinueOnError), f) // the defaults
+	f.Progress, f.Allow = bf.progress, append(bf.allow, t.Entitlements...)
+	f.Buildx.Pull, f.NoCache = bf.pull, bf.noCache
 	str := func(p *string) string {
 		if p == nil {
 			return ""
@@ -166,33 +167,33 @@ func targetFlags(t *bake.Target, bf *bakeFlags) *buildFlags {
 		return *p
 	}
 	if t.Dockerfile != nil {
-		f.file = *t.Dockerfile
-		if !filepath.IsAbs(f.file) {
-			f.file = filepath.Join(*t.Context, f.file)
+		f.File = *t.Dockerfile
+		if !filepath.IsAbs(f.File) {
+			f.File = filepath.Join(*t.Context, f.File)
 		}
 	}
-	f.target, f.tags, f.cacheFrom, f.cacheTo = str(t.Target), t.Tags, t.CacheFrom, t.CacheTo
-	f.secrets, f.ssh, f.noCacheFilter = t.Secrets, t.SSH, t.NoCacheFilter
-	f.buildArgs, f.contexts, f.buildx.labels = pairs(t.Args, "="), pairs(t.Contexts, "="), pairs(t.Labels, "=")
-	f.buildx.addHosts, f.buildx.annotations = pairs(t.ExtraHosts, "="), t.Annotations
-	f.buildx.platforms, f.buildx.ulimits, f.buildx.shmSize = t.Platforms, t.Ulimits, str(t.ShmSize)
+	f.Target, f.Tags, f.CacheFrom, f.CacheTo = str(t.Target), t.Tags, t.CacheFrom, t.CacheTo
+	f.Secrets, f.SSH, f.NoCacheFilter = t.Secrets, t.SSH, t.NoCacheFilter
+	f.BuildArgs, f.Contexts, f.Buildx.Labels = pairs(t.Args, "="), pairs(t.Contexts, "="), pairs(t.Labels, "=")
+	f.Buildx.AddHosts, f.Buildx.Annotations = pairs(t.ExtraHosts, "="), t.Annotations
+	f.Buildx.Platforms, f.Buildx.Ulimits, f.Buildx.ShmSize = t.Platforms, t.Ulimits, str(t.ShmSize)
 	if t.Network != nil {
-		f.network = *t.Network
+		f.Network = *t.Network
 	}
 	if t.Pull != nil {
-		f.buildx.pull = *t.Pull
+		f.Buildx.Pull = *t.Pull
 	}
 	if t.NoCache != nil && *t.NoCache {
-		f.noCache = true
+		f.NoCache = true
 	}
 	for _, o := range t.Outputs {
 		if o == "type=docker" { // no dest: buildx loads it
-			f.buildx.load = true
+			f.Buildx.Load = true
 		} else {
-			f.outputs = append(f.outputs, o)
+			f.Outputs = append(f.Outputs, o)
 		}
 	}
-	f.buildx.load = f.buildx.load || bf.load
+	f.Buildx.Load = f.Buildx.Load || bf.load
 	return f
 }
 

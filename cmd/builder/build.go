@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"github.com/builder-dev/builder/progress"
 	"io"
 	"os"
@@ -15,7 +16,7 @@ import (
 )
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
-	f := &buildFlags{}
+	f := &buildopts.Flags{}
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH",
 		Short: "Build an image from a Dockerfile",
@@ -24,8 +25,8 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 			return runBuild(cmd, g, f, args[0])
 		},
 	}
-	addBuildFlags(cmd.Flags(), f)
-	addResourceFlags(cmd, &f.resources)
+	buildopts.Add(cmd.Flags(), f)
+	buildopts.AddResources(cmd.Flags(), &f.Resources)
 	return cmd
 }
 
@@ -54,23 +55,23 @@ func (r *buildRun) wire(cmd *cobra.Command, opt *build.Options) {
 	opt.OnCheck = func(w []build.CheckWarning) { r.checks = w }
 }
 
-func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir string) error {
+func runBuild(cmd *cobra.Command, g *globalOptions, f *buildopts.Flags, contextDir string) error {
 	start := time.Now()
-	if f.buildx.quiet {
-		f.progress = "quiet"
+	if f.Buildx.Quiet {
+		f.Progress = "quiet"
 	}
-	if f.buildx.call == "check" {
-		f.check = true
+	if f.Buildx.Call == "check" {
+		f.Check = true
 	}
-	tty, err := onErrorTerminal(f.onError)
+	tty, err := onErrorTerminal(f.OnError)
 	if err != nil {
 		return err
 	}
-	df, dfName, err := f.dockerfile(cmd.InOrStdin(), contextDir)
+	df, dfName, err := f.Dockerfile(cmd.InOrStdin(), contextDir)
 	if err != nil {
 		return err
 	}
-	opt, err := f.options(contextDir, df, dfName)
+	opt, err := f.Options(contextDir, df, dfName)
 	if err != nil {
 		return err
 	}
@@ -78,7 +79,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	if err != nil {
 		return err
 	}
-	run, err := newBuildRun(cmd.ErrOrStderr(), f.progress)
+	run, err := newBuildRun(cmd.ErrOrStderr(), f.Progress)
 	if err != nil {
 		return err
 	}
@@ -91,17 +92,17 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	switch {
 	case tty != nil:
 		opt.OnRunFailure = debugShell(tty, run.gate)
-	case f.onError == "keep":
+	case f.OnError == "keep":
 		opt.OnRunFailure = keepFailure(st, cmd.ErrOrStderr())
 	}
-	if f.check {
+	if f.Check {
 		return runCheck(cmd.Context(), cmd.OutOrStdout(), st, opt)
 	}
 	res, err := st.Build(cmd.Context(), opt)
 	run.gate.Close(err)
-	recordBuild(cmd, g, newHistoryRecord(f, contextDir, dockerfilePath(dfName, f.file), df, start), run.rec, res, err)
-	printChecks(cmd.ErrOrStderr(), f.progress, run.checks)
-	if f.explain {
+	recordBuild(cmd, g, newHistoryRecord(f, contextDir, buildopts.DockerfilePath(dfName, f.File), df, start), run.rec, res, err)
+	printChecks(cmd.ErrOrStderr(), f.Progress, run.checks)
+	if f.Explain {
 		explain(cmd.ErrOrStderr(), run.printer)
 	}
 	if err != nil {
@@ -122,18 +123,18 @@ func explain(w io.Writer, printer progress.Printer) {
 }
 
 // reportBuild writes --iidfile and --metadata-file and says what was built.
-func reportBuild(cmd *cobra.Command, f *buildFlags, res *build.Result, checks []build.CheckWarning) error {
-	if f.iidfile != "" {
-		if err := os.WriteFile(f.iidfile, []byte(res.Manifest.Digest.String()), 0o644); err != nil {
+func reportBuild(cmd *cobra.Command, f *buildopts.Flags, res *build.Result, checks []build.CheckWarning) error {
+	if f.IIDFile != "" {
+		if err := os.WriteFile(f.IIDFile, []byte(res.Manifest.Digest.String()), 0o644); err != nil {
 			return err
 		}
 	}
-	if f.metadataFile != "" {
-		if err := writeMetadata(f.metadataFile, res, checks); err != nil {
+	if f.MetadataFile != "" {
+		if err := writeMetadata(f.MetadataFile, res, checks); err != nil {
 			return err
 		}
 	}
-	if f.progress == "quiet" {
+	if f.Progress == "quiet" {
 		fmt.Fprintln(cmd.OutOrStdout(), res.Manifest.Digest)
 		return nil
 	}

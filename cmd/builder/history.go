@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"github.com/builder-dev/builder/progress"
 	"io"
 	"os"
@@ -186,10 +187,10 @@ func recordBuild(cmd *cobra.Command, g *globalOptions, rec *history.Record, r *r
 	}
 }
 
-func newHistoryRecord(f *buildFlags, contextDir, dockerfilePath string, df []byte, start time.Time) *history.Record {
+func newHistoryRecord(f *buildopts.Flags, contextDir, dockerfilePath string, df []byte, start time.Time) *history.Record {
 	rec := &history.Record{
 		ID: history.NewID(start), Start: start, Args: redactArgs(os.Args),
-		Target: f.target, Outputs: f.outputs, Tags: f.tags,
+		Target: f.Target, Outputs: f.Outputs, Tags: f.Tags,
 		DockerfileDigest: digest.FromBytes(df).String(),
 	}
 	rec.ContextDir, _ = filepath.Abs(contextDir)

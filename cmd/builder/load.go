@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"io"
 	"net"
 	"net/http"
@@ -27,8 +28,8 @@ type loader struct {
 
 // prepareLoad picks where --load goes, before the build so that a machine
 // with neither fails early, and adds the archive output to opt.
-func prepareLoad(f *buildFlags, opt *build.Options) (*loader, error) {
-	if !f.buildx.load {
+func prepareLoad(f *buildopts.Flags, opt *build.Options) (*loader, error) {
+	if !f.Buildx.Load {
 		return nil, nil
 	}
 	l := &loader{}
@@ -49,10 +50,10 @@ func prepareLoad(f *buildFlags, opt *build.Options) (*loader, error) {
 	}
 	l.tmpDir, l.tar = dir, filepath.Join(dir, "image.tar")
 	spec := "type=docker,dest=" + l.tar
-	if len(f.tags) > 0 {
-		spec += `,"name=` + strings.Join(f.tags, ",") + `"`
+	if len(f.Tags) > 0 {
+		spec += `,"name=` + strings.Join(f.Tags, ",") + `"`
 	}
-	out, err := parseOutputs([]string{spec})
+	out, err := buildopts.ParseOutputs([]string{spec})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("--load: %w", err)

@@ -9,30 +9,6 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// parseOutputs reads -o values in `docker buildx build` syntax.
-func parseOutputs(values []string) ([]build.Output, error) {
-	var out []build.Output
-	for _, v := range values {
-		o, err := build.ParseOutput(v)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, nil
-}
-
-// addSourceDateEpoch passes $SOURCE_DATE_EPOCH to the build as a build arg
-// unless --build-arg set it, as buildx does.
-func addSourceDateEpoch(args map[string]string) {
-	if _, ok := args[build.SourceDateEpochArg]; ok {
-		return
-	}
-	if v := os.Getenv(build.SourceDateEpochArg); v != "" {
-		args[build.SourceDateEpochArg] = v
-	}
-}
-
 // writeMetadata writes the fields of buildx's --metadata-file that describe
 // the image.
 func writeMetadata(file string, res *build.Result, checks []build.CheckWarning) error {

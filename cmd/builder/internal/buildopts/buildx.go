@@ -1,4 +1,4 @@
-package main
+package buildopts
 
 import (
 	"fmt"
@@ -12,63 +12,63 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// buildxFlags are `docker buildx build` flags that builder accepted later
+// Buildx are `docker buildx build` flags that builder accepted later
 // than the rest, and those it rejects with the reason (see README).
-type buildxFlags struct {
-	pull         bool
-	labels       []string
-	annotations  []string
-	addHosts     []string
-	shmSize      string
-	ulimits      []string
-	quiet        bool
-	load         bool
-	cgroupParent string
-	platforms    []string
-	builder      string
-	call         string
-	attest       []string
-	sbom         string
-	provenance   string
+type Buildx struct {
+	Pull         bool
+	Labels       []string
+	Annotations  []string
+	AddHosts     []string
+	ShmSize      string
+	Ulimits      []string
+	Quiet        bool
+	Load         bool
+	CgroupParent string
+	Platforms    []string
+	Builder      string
+	Call         string
+	Attest       []string
+	SBOM         string
+	Provenance   string
 }
 
-func addBuildxFlags(fl *pflag.FlagSet, f *buildxFlags) {
-	fl.BoolVar(&f.pull, "pull", false, "always resolve FROM images from their registry, never from the local store")
-	fl.StringArrayVar(&f.labels, "label", nil, "set a label in the image config: KEY=VALUE (repeatable)")
-	fl.StringArrayVar(&f.annotations, "annotation", nil, "annotate the manifest: [manifest:|manifest-descriptor:]KEY=VALUE (repeatable; index: and index-descriptor: need a multi-platform image and are refused)")
-	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add HOST:IP (or HOST=IP) to the /etc/hosts of RUN steps (repeatable)")
-	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm in RUN steps, e.g. 128m (default 64m)")
-	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "resource limit of RUN steps: NAME=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable)")
-	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image digest, on stdout (as --progress=quiet)")
-	fl.BoolVar(&f.load, "load", false, "load the image into the local Docker (Engine API at $DOCKER_HOST or /var/run/docker.sock) or Podman (podman load)")
-	fl.StringVar(&f.cgroupParent, "cgroup-parent", "", "refused: each RUN step's cgroup is made beneath builder's own cgroup")
-	fl.StringArrayVar(&f.platforms, "platform", nil, "target platform; only the host's is built for now")
-	fl.StringVar(&f.builder, "builder", "", "refused: builder has no builder instances")
-	fl.StringVar(&f.call, "call", "build", "build, or check (as --check); other calls are refused")
-	fl.StringArrayVar(&f.attest, "attest", nil, "refused: attestations are not made yet")
-	fl.StringVar(&f.sbom, "sbom", "", "false is accepted; an SBOM attestation is not made yet")
-	fl.StringVar(&f.provenance, "provenance", "", "false is accepted; a provenance attestation is not made yet")
+func addBuildx(fl *pflag.FlagSet, f *Buildx) {
+	fl.BoolVar(&f.Pull, "pull", false, "always resolve FROM images from their registry, never from the local store")
+	fl.StringArrayVar(&f.Labels, "label", nil, "set a label in the image config: KEY=VALUE (repeatable)")
+	fl.StringArrayVar(&f.Annotations, "annotation", nil, "annotate the manifest: [manifest:|manifest-descriptor:]KEY=VALUE (repeatable; index: and index-descriptor: need a multi-platform image and are refused)")
+	fl.StringArrayVar(&f.AddHosts, "add-host", nil, "add HOST:IP (or HOST=IP) to the /etc/hosts of RUN steps (repeatable)")
+	fl.StringVar(&f.ShmSize, "shm-size", "", "size of /dev/shm in RUN steps, e.g. 128m (default 64m)")
+	fl.StringArrayVar(&f.Ulimits, "ulimit", nil, "resource limit of RUN steps: NAME=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable)")
+	fl.BoolVarP(&f.Quiet, "quiet", "q", false, "print only the image digest, on stdout (as --progress=quiet)")
+	fl.BoolVar(&f.Load, "load", false, "load the image into the local Docker (Engine API at $DOCKER_HOST or /var/run/docker.sock) or Podman (podman load)")
+	fl.StringVar(&f.CgroupParent, "cgroup-parent", "", "refused: each RUN step's cgroup is made beneath builder's own cgroup")
+	fl.StringArrayVar(&f.Platforms, "platform", nil, "target platform; only the host's is built for now")
+	fl.StringVar(&f.Builder, "builder", "", "refused: builder has no builder instances")
+	fl.StringVar(&f.Call, "call", "build", "build, or check (as --check); other calls are refused")
+	fl.StringArrayVar(&f.Attest, "attest", nil, "refused: attestations are not made yet")
+	fl.StringVar(&f.SBOM, "sbom", "", "false is accepted; an SBOM attestation is not made yet")
+	fl.StringVar(&f.Provenance, "provenance", "", "false is accepted; a provenance attestation is not made yet")
 }
 
 // refused says why a flag given is not supported, naming it.
-func (f *buildxFlags) refused() error {
+func (f *Buildx) refused() error {
 	no := func(flag, why string) error { return fmt.Errorf("%s is not supported: %s", flag, why) }
 	switch {
-	case f.cgroupParent != "":
+	case f.CgroupParent != "":
 		return no("--cgroup-parent", "each RUN step gets its own cgroup beneath builder's own; start builder in the parent you want (e.g. systemd-run --scope --slice=NAME builder build ...)")
-	case f.builder != "":
+	case f.Builder != "":
 		return no("--builder", "builder has no builder instances: every build runs in the builder process itself")
-	case len(f.attest) > 0:
+	case len(f.Attest) > 0:
 		return no("--attest", "attestations (SBOM, provenance) are not made yet")
-	case f.sbom != "" && !isFalse(f.sbom):
+	case f.SBOM != "" && !isFalse(f.SBOM):
 		return no("--sbom", "an SBOM attestation is not made yet (only --sbom=false is accepted)")
-	case f.provenance != "" && !isFalse(f.provenance):
+	case f.Provenance != "" && !isFalse(f.Provenance):
 		return no("--provenance", "a provenance attestation is not made yet (only --provenance=false is accepted)")
-	case f.call != "build" && f.call != "check":
-		return no("--call="+f.call, "the calls are build and check")
+	case f.Call != "build" && f.Call != "check":
+		return no("--call="+f.Call, "the calls are build and check")
 	}
 	host := build.HostPlatform()
-	for _, p := range f.platforms {
+	for _, p := range f.Platforms {
 		for _, p := range strings.Split(p, ",") {
 			if p != host.OS+"/"+host.Architecture && p != host.OS+"/"+host.Architecture+"/"+host.Variant {
 				return no("--platform="+p, "only the host platform "+host.OS+"/"+host.Architecture+" is built (multi-platform builds are not implemented yet)")
@@ -84,14 +84,14 @@ func isFalse(v string) bool {
 }
 
 // apply puts the accepted flags into opt.
-func (f *buildxFlags) apply(opt *build.Options) error {
+func (f *Buildx) apply(opt *build.Options) error {
 	if err := f.refused(); err != nil {
 		return err
 	}
-	opt.Pull = f.pull
-	if len(f.labels) > 0 {
+	opt.Pull = f.Pull
+	if len(f.Labels) > 0 {
 		opt.Labels = map[string]string{}
-		for _, l := range f.labels {
+		for _, l := range f.Labels {
 			k, v, _ := strings.Cut(l, "=")
 			if k == "" {
 				return fmt.Errorf("--label %q: want KEY=VALUE", l)
@@ -100,18 +100,18 @@ func (f *buildxFlags) apply(opt *build.Options) error {
 		}
 	}
 	var err error
-	if opt.Annotations, err = parseAnnotations(f.annotations); err != nil {
+	if opt.Annotations, err = parseAnnotations(f.Annotations); err != nil {
 		return err
 	}
-	if opt.ExtraHosts, err = parseAddHosts(f.addHosts); err != nil {
+	if opt.ExtraHosts, err = parseAddHosts(f.AddHosts); err != nil {
 		return err
 	}
-	if f.shmSize != "" {
-		if opt.ShmSize, err = units.RAMInBytes(f.shmSize); err != nil || opt.ShmSize <= 0 {
-			return fmt.Errorf("--shm-size %q: want a positive size such as 128m", f.shmSize)
+	if f.ShmSize != "" {
+		if opt.ShmSize, err = units.RAMInBytes(f.ShmSize); err != nil || opt.ShmSize <= 0 {
+			return fmt.Errorf("--shm-size %q: want a positive size such as 128m", f.ShmSize)
 		}
 	}
-	opt.Ulimits, err = parseUlimits(f.ulimits)
+	opt.Ulimits, err = parseUlimits(f.Ulimits)
 	return err
 }
 

@@ -1,0 +1,44 @@
+package buildopts
+
+import (
+	"os"
+
+	"github.com/builder-dev/builder/build"
+)
+
+// parseCacheSpecs reads --cache-to (export) or --cache-from values.
+func parseCacheSpecs(values []string, export bool) ([]build.CacheSpec, error) {
+	var out []build.CacheSpec
+	for _, v := range values {
+		c, err := build.ParseCacheSpec(v, export)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// parseOutputs reads -o values in `docker buildx build` syntax.
+func ParseOutputs(values []string) ([]build.Output, error) {
+	var out []build.Output
+	for _, v := range values {
+		o, err := build.ParseOutput(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// addSourceDateEpoch passes $SOURCE_DATE_EPOCH to the build as a build arg
+// unless --build-arg set it, as buildx does.
+func addSourceDateEpoch(args map[string]string) {
+	if _, ok := args[build.SourceDateEpochArg]; ok {
+		return
+	}
+	if v := os.Getenv(build.SourceDateEpochArg); v != "" {
+		args[build.SourceDateEpochArg] = v
+	}
+}
