@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/builder-dev/builder/bake"
 	"github.com/builder-dev/builder/build"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 type bakeFlags struct {
@@ -133,6 +132,7 @@ func bakeTarget(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bakeF
 	if err != nil {
 		return nil, err
 	}
+	defer load.cleanup()
 	run, err := newBuildRun(cmd.ErrOrStderr(), f.Progress)
 	if err != nil {
 		return nil, err
@@ -154,54 +154,13 @@ func bakeTarget(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bakeF
 	return metadataOf(res, run.checks), nil
 }
 
-// targetFlags are the `builder build` flags a bake target stands for.
+// targetFlags are the `builder build` flags a bake target stands for,
+// with bake's own flags applied to every target.
 func targetFlags(t *bake.Target, bf *bakeFlags) *buildopts.Flags {
-	f := &buildopts.Flags{}
-	buildopts.Add(pflag.NewFlagSet("bake", pflag.ContinueOnError), f) // the defaults
-	f.Progress, f.Allow = bf.progress, append(bf.allow, t.Entitlements...)
-	f.Buildx.Pull, f.NoCache = bf.pull, bf.noCache
-	str := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
-	if t.Dockerfile != nil {
-		f.File = *t.Dockerfile
-		if !filepath.IsAbs(f.File) {
-			f.File = filepath.Join(*t.Context, f.File)
-		}
-	}
-	f.Target, f.Tags, f.CacheFrom, f.CacheTo = str(t.Target), t.Tags, t.CacheFrom, t.CacheTo
-	f.Secrets, f.SSH, f.NoCacheFilter = t.Secrets, t.SSH, t.NoCacheFilter
-	f.BuildArgs, f.Contexts, f.Buildx.Labels = pairs(t.Args, "="), pairs(t.Contexts, "="), pairs(t.Labels, "=")
-	f.Buildx.AddHosts, f.Buildx.Annotations = pairs(t.ExtraHosts, "="), t.Annotations
-	f.Buildx.Platforms, f.Buildx.Ulimits, f.Buildx.ShmSize = t.Platforms, t.Ulimits, str(t.ShmSize)
-	if t.Network != nil {
-		f.Network = *t.Network
-	}
-	if t.Pull != nil {
-		f.Buildx.Pull = *t.Pull
-	}
-	if t.NoCache != nil && *t.NoCache {
-		f.NoCache = true
-	}
-	for _, o := range t.Outputs {
-		if o == "type=docker" { // no dest: buildx loads it
-			f.Buildx.Load = true
-		} else {
-			f.Outputs = append(f.Outputs, o)
-		}
-	}
+	f := buildopts.FromBake(t)
+	f.Progress, f.Allow = bf.progress, slices.Concat(bf.allow, f.Allow)
+	f.Buildx.Pull = f.Buildx.Pull || bf.pull
+	f.NoCache = f.NoCache || bf.noCache
 	f.Buildx.Load = f.Buildx.Load || bf.load
 	return f
-}
-
-// pairs are a map's entries as KEY<sep>VALUE flag values.
-func pairs(m map[string]string, sep string) []string {
-	var out []string
-	for k, v := range m {
-		out = append(out, k+sep+v)
-	}
-	return out
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
+	"github.com/builder-dev/builder/history"
 	"github.com/builder-dev/builder/progress"
 	"io"
 	"os"
@@ -34,7 +35,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 // recorder, and the gate the debug shell holds.
 type buildRun struct {
 	printer progress.Printer
-	rec     *recorder
+	rec     *history.Recorder
 	gate    *gatedProgress
 	checks  []build.CheckWarning
 }
@@ -44,7 +45,7 @@ func newBuildRun(w io.Writer, mode string) (*buildRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := newRecorder()
+	rec := history.NewRecorder()
 	return &buildRun{printer: printer, rec: rec, gate: &gatedProgress{Printer: teeProgress{printer, rec}}}, nil
 }
 
@@ -79,6 +80,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildopts.Flags, contextD
 	if err != nil {
 		return err
 	}
+	defer load.cleanup()
 	run, err := newBuildRun(cmd.ErrOrStderr(), f.Progress)
 	if err != nil {
 		return err

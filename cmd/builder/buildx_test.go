@@ -149,7 +149,7 @@ func TestLoadPodman(t *testing.T) {
 	if _, err := exec.LookPath("podman"); err != nil {
 		t.Skip("podman is not installed (apt-get install podman)")
 	}
-	if os.Getenv("DOCKER_HOST") != "" || fileExists("/var/run/docker.sock") {
+	if os.Getenv("DOCKER_HOST") != "" || exists("/var/run/docker.sock") {
 		t.Skip("a Docker daemon is present: --load would go there")
 	}
 	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
@@ -256,4 +256,9 @@ target "tools" {
 	if len(printed.Target) != 2 || bakeMD["app"]["containerimage.digest"] == nil || bakeMD["tools"]["containerimage.digest"] == nil {
 		t.Errorf("bake: printed %v, metadata %v", printed.Target, bakeMD)
 	}
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

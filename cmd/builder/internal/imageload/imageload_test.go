@@ -1,4 +1,4 @@
-package main
+package imageload
 
 import (
 	"archive/tar"
@@ -48,17 +48,17 @@ func TestDockerLoad(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	if err := dockerLoad(context.Background(), "unix://"+sock, archive); err != nil {
+	if err := DockerLoad(context.Background(), "unix://"+sock, archive); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(got, "|") != "POST /images/load application/x-tar|manifest.json" {
 		t.Errorf("the Engine API got %q", got)
 	}
 	answer = `{"errorDetail":{"message":"no space"},"error":"no space"}`
-	if err := dockerLoad(context.Background(), "unix://"+sock, archive); err == nil || !strings.Contains(err.Error(), "no space") {
+	if err := DockerLoad(context.Background(), "unix://"+sock, archive); err == nil || !strings.Contains(err.Error(), "no space") {
 		t.Errorf("a failed load: %v", err)
 	}
-	if err := dockerLoad(context.Background(), "ssh://host", archive); err == nil {
+	if err := DockerLoad(context.Background(), "ssh://host", archive); err == nil {
 		t.Error("ssh:// DOCKER_HOST: no error")
 	}
 }
