@@ -170,6 +170,11 @@ func parseAddHosts(values []string) ([]llb.HostIP, error) {
 		if !ok || host == "" {
 			return nil, fmt.Errorf("--add-host %q: want HOST:IP or HOST=IP", v)
 		}
+		// The name becomes a line of /etc/hosts: no room for another line
+		// or a second field.
+		if strings.ContainsFunc(host, func(r rune) bool { return r <= ' ' || r == '#' || r == 0x7f }) {
+			return nil, fmt.Errorf("--add-host %q: the host name has a space, control character or #", v)
+		}
 		if ip == "host-gateway" {
 			return nil, fmt.Errorf("--add-host %q: host-gateway is not supported: RUN steps have no gateway to the host by default (use --network=host with --allow network.host)", v)
 		}
