@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -85,18 +84,7 @@ target "c" {
 }
 `})
 	bake := func(env []string, args ...string) (string, string, int) {
-		cmd := exec.Command(c.bin, append([]string{"--root", c.root, "bake"}, args...)...)
-		cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
-		var o, e strings.Builder
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return o.String(), e.String(), code
+		return c.runIn(dir, env, append([]string{"bake"}, args...)...)
 	}
 
 	stdout, stderr, code := bake([]string{"TAG=7"}, "--print", "--set", "a.args.WHO=set")
@@ -200,10 +188,8 @@ services:
   db:
     image: postgres
 `})
-	cmd := exec.Command(c.bin, "--root", c.root, "bake")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("bake: %v\n%s", err, out)
+	if _, stderr, code := c.runIn(dir, nil, "bake"); code != 0 {
+		t.Fatalf("bake exited %d: %s", code, stderr)
 	}
 	out, errOut, code := c.run("run", "compose-web:dev", "cat", "/out")
 	if code != 0 || out != "a compose\n" {
