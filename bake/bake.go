@@ -142,6 +142,16 @@ func Load(files []string, env map[string]string) (*Config, error) {
 	return c, nil
 }
 
+// Environ is the process environment as a map, for Load.
+func Environ() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
 // isCompose tells a compose file from a bake file: by its name, or for a
 // name of neither kind by a top-level "services" key.
 func isCompose(name string, src []byte) bool {

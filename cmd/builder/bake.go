@@ -3,15 +3,18 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/builder-dev/builder/bake"
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
+	"github.com/builder-dev/builder/progress"
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 )
 
 type bakeFlags struct {
@@ -58,7 +61,7 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 	if err != nil {
 		return err
 	}
-	cfg, err := bake.Load(files, environ())
+	cfg, err := bake.Load(files, bake.Environ())
 	if err != nil {
 		return err
 	}
@@ -83,16 +86,9 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 		return err
 	}
 	defer st.Close()
-	metadata := map[string]any{}
-	for _, t := range targets {
-		md, err := bakeTarget(cmd, g, st, bf, t)
-		if err != nil {
-			return fmt.Errorf("target %s: %w", t.Name, err)
-		}
-		metadata[t.Name] = md
-	}
-	if bf.metadataFile == "" {
-		return nil
+	metadata, err := buildTargets(cmd, g, st, bf, targets)
+	if err != nil || bf.metadataFile == "" {
+		return err
 	}
 	b, err := json.MarshalIndent(metadata, "", "  ")
 	if err != nil {
@@ -101,13 +97,44 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 	return os.WriteFile(bf.metadataFile, append(b, '\n'), 0o644)
 }
 
-func environ() map[string]string {
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
+// buildTargets builds the first target, then the others at once, on one
+// state directory: a stage they share with the first ran with it and is a
+// cache hit for them. With several targets, each output line on stderr
+// starts with its target's name.
+func buildTargets(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bakeFlags, targets []*bake.Target) (map[string]any, error) {
+	metadata := map[string]any{}
+	var mu sync.Mutex
+	lines := progress.NewLines(cmd.ErrOrStderr())
+	many := *bf
+	if many.progress == "tty" {
+		many.progress = "plain" // a live display per target cannot share the terminal
 	}
-	return env
+	run := func(t *bake.Target) error {
+		c, f := cmd, bf
+		if len(targets) > 1 {
+			c, f = &cobra.Command{}, &many
+			c.SetContext(cmd.Context())
+			c.SetIn(cmd.InOrStdin())
+			c.SetOut(cmd.OutOrStdout())
+			c.SetErr(lines.Prefixed("[" + t.Name + "] "))
+		}
+		md, err := bakeTarget(c, g, st, f, t)
+		if err != nil {
+			return fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		metadata[t.Name] = md
+		return nil
+	}
+	if err := run(targets[0]); err != nil {
+		return nil, err
+	}
+	var eg errgroup.Group
+	for _, t := range targets[1:] {
+		eg.Go(func() error { return run(t) })
+	}
+	return metadata, eg.Wait()
 }
 
 // bakeTarget builds one target as `builder build` would with the flags the

@@ -113,11 +113,20 @@ target "c" {
 	// followed by DONE once and by CACHED for the other two.
 	base := regexp.MustCompile(`(#\d+) \[base 2/2\] RUN head -c 16[^\n]*\n(?:[^\n]*\n)*?\s*#\d+ (DONE|CACHED)`)
 	var ran, cached int
-	for _, m := range base.FindAllStringSubmatch(stderr, -1) {
-		if m[2] == "DONE" {
-			ran++
-		} else {
-			cached++
+	for _, tg := range []string{"a", "b", "c"} {
+		// The targets after the first build at once; their lines say whose.
+		var own strings.Builder
+		for _, l := range strings.SplitAfter(stderr, "\n") {
+			if rest, ok := strings.CutPrefix(l, "["+tg+"] "); ok {
+				own.WriteString(rest)
+			}
+		}
+		for _, m := range base.FindAllStringSubmatch(own.String(), -1) {
+			if m[2] == "DONE" {
+				ran++
+			} else {
+				cached++
+			}
 		}
 	}
 	if ran != 1 || cached != 2 {

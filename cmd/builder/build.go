@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
-	"github.com/builder-dev/builder/history"
-	"github.com/builder-dev/builder/progress"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,7 +9,10 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/history"
+	"github.com/builder-dev/builder/progress"
 	"github.com/spf13/cobra"
 )
 
@@ -36,7 +36,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 type buildRun struct {
 	printer progress.Printer
 	rec     *history.Recorder
-	gate    *gatedProgress
+	gate    *progress.Gate
 	checks  []build.CheckWarning
 }
 
@@ -46,7 +46,7 @@ func newBuildRun(w io.Writer, mode string) (*buildRun, error) {
 		return nil, err
 	}
 	rec := history.NewRecorder()
-	return &buildRun{printer: printer, rec: rec, gate: &gatedProgress{Printer: teeProgress{printer, rec}}}, nil
+	return &buildRun{printer: printer, rec: rec, gate: &progress.Gate{Printer: progress.Tee(printer, rec)}}, nil
 }
 
 // wire sets the options' progress, warnings and check callbacks.

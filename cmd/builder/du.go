@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -64,19 +65,7 @@ func newDuCommand(g *globalOptions) *cobra.Command {
 }
 
 // humanSize prints bytes in decimal units with three significant digits.
-func humanSize(n int64) string {
-	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%dB", n)
-	}
-	return fmt.Sprintf("%.3g%s", f, units[i])
-}
+func humanSize(n int64) string { return units.HumanSizeWithPrecision(float64(n), 3) }
 
 // ago says how long before now t was, coarsely.
 func ago(now, t time.Time) string {

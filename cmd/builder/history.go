@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
-	"github.com/builder-dev/builder/progress"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,8 +12,8 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"github.com/builder-dev/builder/history"
-	"github.com/builder-dev/builder/solver"
 	"github.com/docker/go-units"
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -32,17 +30,6 @@ func historyStore(g *globalOptions) *history.Store {
 		root = abs
 	}
 	return &history.Store{Dir: filepath.Join(root, "history")}
-}
-
-// teeProgress sends every event to two receivers.
-type teeProgress struct {
-	progress.Printer
-	rec *history.Recorder
-}
-
-func (t teeProgress) Event(e solver.Event) {
-	t.rec.Event(e)
-	t.Printer.Event(e)
 }
 
 // recordBuild writes the history record of a finished build. It never

@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"github.com/builder-dev/builder/progress"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/builder-dev/builder/progress"
 	bolt "go.etcd.io/bbolt"
 )
 

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"github.com/builder-dev/builder/executor"
 	"github.com/spf13/cobra"
 )

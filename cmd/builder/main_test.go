@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/builder-dev/builder/internal/userns"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/internal/userns"
 )
 
 var (
