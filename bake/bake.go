@@ -231,6 +231,16 @@ func (c *Config) expand(name string, out *[]string, seen []string) error {
 	return nil
 }
 
+// Names are the targets' and groups' names, sorted (for completion).
+func (c *Config) Names() []string {
+	names := c.targetNames()
+	for g := range c.Groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	return names
+}
+
 func (c *Config) targetNames() []string {
 	names := make([]string, 0, len(c.Targets))
 	for n := range c.Targets {

@@ -38,6 +38,17 @@ func newBakeCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBake(cmd, g, f, args)
 		},
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			files, err := bake.Files(".", f.files)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveError
+			}
+			cfg, err := bake.Load(files, bake.Environ())
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveError
+			}
+			return cfg.Names(), cobra.ShellCompDirectiveNoFileComp
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVarP(&f.files, "file", "f", nil, "build definition file (repeatable; default: "+strings.Join(bake.DefaultFiles, ", ")+", each that exists)")

@@ -205,3 +205,19 @@ services:
 		t.Errorf("run compose-web:dev exited %d: %q %s", code, out, errOut)
 	}
 }
+
+// TestBakeCompletion: the shell completion offers the bake file's targets
+// and groups, and files for build -f.
+func TestBakeCompletion(t *testing.T) {
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"docker-bake.hcl": "group \"default\" { targets = [\"app\"] }\ntarget \"app\" {}\ntarget \"tools\" {}\n"})
+	out, _, _ := c.runIn(dir, nil, "__complete", "bake", "")
+	if !strings.HasPrefix(out, "app\ndefault\ntools\n:4\n") {
+		t.Errorf("bake completion: %q", out)
+	}
+	out, _, _ = c.runIn(dir, nil, "__complete", "build", "-f", "")
+	if !strings.HasSuffix(out, ":0\n") { // ShellCompDirectiveDefault: file names
+		t.Errorf("build -f completion: %q", out)
+	}
+}
