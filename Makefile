@@ -72,8 +72,8 @@ bench:
 .PHONY: fuzz
 FUZZTIME ?= 1m
 FUZZ_TARGETS ?= ./frontend/dockerfile:FuzzBuild ./frontend/dockerfile:FuzzImageConfig \
-	./snapshot:FuzzApply ./source:FuzzDockerignore ./source:FuzzChecksum \
-	./cmd/builder:FuzzFlags ./build:FuzzCacheConfig
+	./internal/archive:FuzzExtract ./source:FuzzDockerignore ./source:FuzzChecksum \
+	./cmd/builder:FuzzFlags ./cache/remote:FuzzCacheConfig
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; echo "== $$name ($$pkg, $(FUZZTIME))"; \

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver"
@@ -82,9 +83,9 @@ type Options struct {
 	// exportStep reports the export in the progress stream.
 	exportStep *exportStep
 	// CacheTo are where to export the build's cache (--cache-to);
-	// CacheFrom are caches to import (--cache-from). See cachespec.go.
-	CacheTo   []CacheSpec
-	CacheFrom []CacheSpec
+	// CacheFrom are caches to import (--cache-from).
+	CacheTo   []remote.Spec
+	CacheFrom []remote.Spec
 	// Resources are the cgroup limits of every RUN step (--memory, ...).
 	Resources Limits
 	// Pull resolves FROM images from their registry, never from the
@@ -233,7 +234,8 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opt.inlineCache, err = s.inlineCache(ctx, opt, sv, fe.Root, res.Snapshot, epoch); err != nil {
+	done := solved{s: s, sv: sv, root: fe.Root, top: res.Snapshot, epoch: epoch}
+	if opt.inlineCache, err = done.inlineCache(ctx, opt); err != nil {
 		return nil, err
 	}
 	opt.exportStep = newExportStep(opt.Progress, fe.Root)
@@ -242,7 +244,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.exportCache(ctx, opt, sv, fe.Root, res.Snapshot, epoch); err != nil {
+	if err := done.exportCache(ctx, opt); err != nil {
 		return nil, err
 	}
 	out.Steps = steps.list()

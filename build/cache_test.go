@@ -16,9 +16,10 @@ import (
 
 	"github.com/builder-dev/builder/source"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/solver"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -90,14 +91,14 @@ func cacheBuild(t *testing.T, st *build.State, base, ctxDir, target string, to, 
 	t.Helper()
 	var opt build.Options
 	for _, s := range to {
-		c, err := build.ParseCacheSpec(s, true)
+		c, err := remote.ParseSpec(s, true)
 		if err != nil {
 			t.Fatal(err)
 		}
 		opt.CacheTo = append(opt.CacheTo, c)
 	}
 	for _, s := range from {
-		c, err := build.ParseCacheSpec(s, false)
+		c, err := remote.ParseSpec(s, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +238,7 @@ func cacheManifestLayers(t *testing.T, ref string) map[string]bool {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatalf("%s: %v", raw, err)
 	}
-	if m.Config.MediaType != build.CacheConfigMediaType {
+	if m.Config.MediaType != remote.ConfigMediaType {
 		t.Errorf("cache manifest config media type %q", m.Config.MediaType)
 	}
 	out := map[string]bool{}
@@ -264,32 +265,6 @@ func TestCacheLocal(t *testing.T) {
 	}
 }
 
-func TestParseCacheSpec(t *testing.T) {
-	for _, tc := range []struct {
-		in     string
-		export bool
-		ok     bool
-	}{
-		{"type=registry,ref=r/c:1,mode=max,compression=zstd", true, true},
-		{"type=registry,ref=r/c:1", false, true},
-		{"r/c:1", false, true},
-		{"type=local,dest=/tmp/c", true, true},
-		{"type=local,src=/tmp/c", false, true},
-		{"type=inline", true, true},
-		{"type=inline", false, false},
-		{"type=registry", true, false},
-		{"type=registry,ref=r,mode=all", true, false},
-		{"type=local,src=/x", true, false},
-		{"type=registry,ref=r,compression=lz4", true, false},
-		{"type=gha", false, false},
-	} {
-		_, err := build.ParseCacheSpec(tc.in, tc.export)
-		if (err == nil) != tc.ok {
-			t.Errorf("ParseCacheSpec(%q, %v): %v", tc.in, tc.export, err)
-		}
-	}
-}
-
 // TestCacheInline exports the cache inside the image's config
 // (--cache-to type=inline), pushes the image, and builds again in an empty
 // state dir with --cache-from type=registry,ref=IMAGE.
@@ -297,7 +272,7 @@ func TestCacheInline(t *testing.T) {
 	base := busyboxBase(t)
 	reg, _, _ := strings.Cut(base, "/")
 	ctxDir := writeContext(t, map[string]string{"src.txt": "source\n"})
-	inline, err := build.ParseCacheSpec("type=inline", true)
+	inline, err := remote.ParseSpec("type=inline", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +281,7 @@ func TestCacheInline(t *testing.T) {
 	a, err := stA.Build(t.Context(), build.Options{
 		ContextDir: ctxDir, Dockerfile: []byte(strings.ReplaceAll(cacheDockerfile, "{{BASE}}", base)),
 		BuildArgs: map[string]string{"SOURCE_DATE_EPOCH": "1700000000"},
-		CacheTo:   []build.CacheSpec{inline}, Tags: []string{image}, Push: true,
+		CacheTo:   []remote.Spec{inline}, Tags: []string{image}, Push: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -334,7 +309,7 @@ func TestCacheDistributionRegistryEnvAuth(t *testing.T) {
 	testutil.RequiresRoot(t)
 	reg := testutil.DistributionRegistry(t, "ci", "s3cret")
 	base := reg + "/base/busybox:1"
-	testutil.PushImage(t, testutil.BusyboxImage(t), base, remote.WithAuth(&authn.Basic{Username: "ci", Password: "s3cret"}))
+	testutil.PushImage(t, testutil.BusyboxImage(t), base, ggcrremote.WithAuth(&authn.Basic{Username: "ci", Password: "s3cret"}))
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	t.Setenv(source.RegistryAuthEnv, reg+"=ci:s3cret")
 	ctxDir := writeContext(t, map[string]string{"src.txt": "source\n"})

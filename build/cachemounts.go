@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/builder-dev/builder/cache"
-	"github.com/builder-dev/builder/solver/ops"
+	"github.com/builder-dev/builder/solver/ops/cachedir"
 )
 
 // cacheMountDir holds the RUN --mount=type=cache directories.
@@ -15,7 +15,7 @@ func (s *State) cacheMountDir() string { return filepath.Join(s.Root, "cachemoun
 // addCacheMountUsage adds a record per cache mount to du: never in use by
 // an image, always reclaimable by prune --all.
 func (s *State) addCacheMountUsage(du *cache.DiskUsage) error {
-	mounts, err := ops.CacheMounts(s.cacheMountDir())
+	mounts, err := cachedir.List(s.cacheMountDir())
 	if err != nil {
 		return err
 	}
@@ -33,7 +33,7 @@ func (s *State) addCacheMountUsage(du *cache.DiskUsage) error {
 // pruneCacheMounts removes, for prune --all, the cache mounts no running
 // step holds.
 func (s *State) pruneCacheMounts(ctx context.Context, rep *PruneReport, dryRun bool) error {
-	mounts, err := ops.CacheMounts(s.cacheMountDir())
+	mounts, err := cachedir.List(s.cacheMountDir())
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func (s *State) pruneCacheMounts(ctx context.Context, rep *PruneReport, dryRun b
 	for _, m := range mounts {
 		removed := true
 		if !dryRun {
-			if removed, err = ops.RemoveCacheMount(ctx, m); err != nil {
+			if removed, err = cachedir.Remove(ctx, m); err != nil {
 				errs = append(errs, err)
 			}
 		}

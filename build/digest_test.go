@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/cache/remote"
 	"github.com/google/go-containerregistry/pkg/registry"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -70,11 +71,11 @@ func digestBuild(t *testing.T, st *build.State, base, ctxDir string, opt build.O
 	return res
 }
 
-func cacheSpecs(t *testing.T, export bool, specs ...string) []build.CacheSpec {
+func cacheSpecs(t *testing.T, export bool, specs ...string) []remote.Spec {
 	t.Helper()
-	var out []build.CacheSpec
+	var out []remote.Spec
 	for _, s := range specs {
-		c, err := build.ParseCacheSpec(s, export)
+		c, err := remote.ParseSpec(s, export)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,7 +29,7 @@ type State struct {
 	Root       string
 	DB         *cache.DB
 	Content    *content.Store
-	Snapshots  *snapshot.Snapshotter
+	Snapshots  snapshot.Snapshotter
 	Registries *source.Registries
 	worker     *ops.Worker
 	tmp        string

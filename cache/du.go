@@ -38,7 +38,49 @@ type DiskUsage struct {
 
 // Usage reports g's disk usage, most recently used records first.
 func Usage(g *Graph) *DiskUsage {
+	inUse, imageBlob := imageUse(g)
+	users := snapshotUsers(g)
 	du := &DiskUsage{}
+	counted := map[digest.Digest]bool{}
+	ids := make([]string, 0, len(g.Snapshots))
+	for id := range g.Snapshots {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		s := g.Snapshots[id]
+		r := UsageRecord{
+			ID: id, Size: g.Sizes[id], LastUsed: s.Used(), InUse: inUse[id],
+			Shared: len(users[id]) > 1, Description: s.Description, Parent: s.Parent,
+		}
+		if _, ok := g.Sizes[id]; !ok {
+			r.Description += " (layer directory missing)"
+		}
+		for _, d := range s.Blobs {
+			if b, ok := g.Blobs[d.Digest]; ok && !counted[d.Digest] {
+				counted[d.Digest] = true
+				r.Size += b.Size
+			}
+		}
+		du.Records = append(du.Records, r)
+	}
+	du.Records = append(du.Records, blobUsage(g, counted, imageBlob)...)
+	sort.SliceStable(du.Records, func(i, j int) bool {
+		return du.Records[i].LastUsed.After(du.Records[j].LastUsed)
+	})
+	for _, r := range du.Records {
+		du.Total += r.Size
+		if r.InUse {
+			du.InUse += r.Size
+		}
+	}
+	du.Reclaimable = du.Total - du.InUse
+	return du
+}
+
+// imageUse returns the snapshots the local store's images need, and the
+// name of the first image each of their blobs belongs to.
+func imageUse(g *Graph) (map[string]bool, map[digest.Digest]string) {
 	inUse := map[string]bool{}
 	imageBlob := map[digest.Digest]string{}
 	for _, img := range g.Images {
@@ -49,9 +91,13 @@ func Usage(g *Graph) *DiskUsage {
 			}
 		}
 	}
-	// users: the distinct tops (images' snapshots and snapshots nothing is
-	// built on) whose chains hold each snapshot; two tags of one image
-	// are one user.
+	return inUse, imageBlob
+}
+
+// snapshotUsers returns, for each snapshot, the distinct tops (images'
+// snapshots and snapshots nothing is built on) whose chains hold it; two
+// tags of one image are one user.
+func snapshotUsers(g *Graph) map[string]map[string]bool {
 	hasChild := map[string]bool{}
 	for _, s := range g.Snapshots {
 		hasChild[s.Parent] = true
@@ -73,30 +119,12 @@ func Usage(g *Graph) *DiskUsage {
 			addUser(id)
 		}
 	}
+	return users
+}
 
-	ids := make([]string, 0, len(g.Snapshots))
-	for id := range g.Snapshots {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	counted := map[digest.Digest]bool{}
-	for _, id := range ids {
-		s := g.Snapshots[id]
-		r := UsageRecord{
-			ID: id, Size: g.Sizes[id], LastUsed: s.Used(), InUse: inUse[id],
-			Shared: len(users[id]) > 1, Description: s.Description, Parent: s.Parent,
-		}
-		if _, ok := g.Sizes[id]; !ok {
-			r.Description += " (layer directory missing)"
-		}
-		for _, d := range s.Blobs {
-			if b, ok := g.Blobs[d.Digest]; ok && !counted[d.Digest] {
-				counted[d.Digest] = true
-				r.Size += b.Size
-			}
-		}
-		du.Records = append(du.Records, r)
-	}
+// blobUsage returns the records of the blobs not counted with a snapshot,
+// by digest.
+func blobUsage(g *Graph, counted map[digest.Digest]bool, imageBlob map[digest.Digest]string) []UsageRecord {
 	var blobs []digest.Digest
 	for d := range g.Blobs {
 		if !counted[d] {
@@ -104,6 +132,7 @@ func Usage(g *Graph) *DiskUsage {
 		}
 	}
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i] < blobs[j] })
+	var out []UsageRecord
 	for _, d := range blobs {
 		b := g.Blobs[d]
 		r := UsageRecord{ID: d.String(), Blob: true, Size: b.Size, LastUsed: b.ModTime}
@@ -115,17 +144,7 @@ func Usage(g *Graph) *DiskUsage {
 		default:
 			r.Description = "blob nothing refers to"
 		}
-		du.Records = append(du.Records, r)
+		out = append(out, r)
 	}
-	sort.SliceStable(du.Records, func(i, j int) bool {
-		return du.Records[i].LastUsed.After(du.Records[j].LastUsed)
-	})
-	for _, r := range du.Records {
-		du.Total += r.Size
-		if r.InUse {
-			du.InUse += r.Size
-		}
-	}
-	du.Reclaimable = du.Total - du.InUse
-	return du
+	return out
 }

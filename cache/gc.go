@@ -3,7 +3,6 @@ package cache
 import (
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -116,19 +115,82 @@ func (g *Graph) chain(id string, fn func(string)) {
 }
 
 // Collect plans a prune of g under policy p at time now; nothing in leases
-// and nothing an image needs is removed.
+// and nothing an image needs is removed. Its phases are those listed at
+// the top of this file.
 func Collect(g *Graph, p Policy, leases []Lease, now time.Time) *Plan {
-	plan := &Plan{Total: g.Total()}
+	c := newCollector(g, p, now)
+	c.mark(leases)
+	ids := make([]string, 0, len(g.Snapshots))
+	for id := range g.Snapshots {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	c.removeGarbage(ids)
+	c.applyPolicy(ids)
+	c.planRecords()
+	c.planBlobs()
+	plan := c.plan
+	slices.Sort(plan.Keys)
+	slices.Sort(plan.Layers)
+	slices.Sort(plan.Snapshots)
+	slices.Sort(plan.Blobs)
+	return plan
+}
 
-	// Mark: roots and the chains they stand on.
-	marked := map[string]bool{}
-	mark := func(id string) { g.chain(id, func(s string) { marked[s] = true }) }
-	keepBlob := map[digest.Digest]bool{}
-	leasedKey := map[digest.Digest]bool{}
-	for _, img := range g.Images {
+// collector is the state of one Collect.
+type collector struct {
+	g    *Graph
+	p    Policy
+	plan *Plan
+	// cutoff is the time before which Policy.Until lets records go.
+	cutoff time.Time
+	// marked are the snapshots in the chains of roots.
+	marked    map[string]bool
+	keepBlob  map[digest.Digest]bool
+	leasedKey map[digest.Digest]bool
+	children  map[string][]string
+	// blobOwners counts the snapshots not removed that name each blob.
+	blobOwners map[digest.Digest]int
+	removed    map[string]bool
+	// remaining is the total size left after what is planned so far.
+	remaining  int64
+	brokenMemo map[string]bool
+}
+
+func newCollector(g *Graph, p Policy, now time.Time) *collector {
+	c := &collector{
+		g: g, p: p, plan: &Plan{Total: g.Total()},
+		marked: map[string]bool{}, keepBlob: map[digest.Digest]bool{}, leasedKey: map[digest.Digest]bool{},
+		children: map[string][]string{}, blobOwners: map[digest.Digest]int{},
+		removed: map[string]bool{}, brokenMemo: map[string]bool{},
+	}
+	if p.Until > 0 {
+		c.cutoff = now.Add(-p.Until)
+	}
+	for id, s := range g.Snapshots {
+		if s.Parent != "" {
+			c.children[s.Parent] = append(c.children[s.Parent], id)
+		}
+	}
+	// The blobs a snapshot's removal may free are its layer blobs that
+	// no image or lease keeps.
+	for _, s := range g.Snapshots {
+		for _, d := range s.Blobs {
+			c.blobOwners[d.Digest]++
+		}
+	}
+	return c
+}
+
+// mark marks the roots, images and leases, the chains they stand on and
+// the blobs they keep; then it starts the running total, less the layer
+// data that goes under any policy.
+func (c *collector) mark(leases []Lease) {
+	mark := func(id string) { c.g.chain(id, func(s string) { c.marked[s] = true }) }
+	for _, img := range c.g.Images {
 		mark(img.Snapshot)
 		for _, b := range img.Blobs {
-			keepBlob[b] = true
+			c.keepBlob[b] = true
 		}
 	}
 	for _, l := range leases {
@@ -136,107 +198,91 @@ func Collect(g *Graph, p Policy, leases []Lease, now time.Time) *Plan {
 			mark(id)
 		}
 		for _, k := range l.Keys {
-			leasedKey[k] = true
-			if r, ok := g.Keys[k]; ok {
+			c.leasedKey[k] = true
+			if r, ok := c.g.Keys[k]; ok {
 				mark(r.Snapshot)
 			}
 		}
 		for _, b := range l.Blobs {
-			keepBlob[b] = true
+			c.keepBlob[b] = true
 		}
 	}
+	c.remaining = c.plan.Total
+	// Layer data no snapshot names goes whatever the policy.
+	for d, b := range c.g.Blobs {
+		if c.blobOwners[d] == 0 && !c.keepBlob[d] && !b.Meta {
+			c.remaining -= b.Size
+		}
+	}
+}
 
+// removeTree plans the removal of id and every snapshot built on it,
+// unless marked.
+func (c *collector) removeTree(id string) {
+	if c.removed[id] || c.marked[id] {
+		return
+	}
+	c.removed[id] = true
+	c.remaining -= c.g.Sizes[id]
+	for _, d := range c.g.Snapshots[id].Blobs {
+		c.blobOwners[d.Digest]--
+		if b, ok := c.g.Blobs[d.Digest]; ok && c.blobOwners[d.Digest] == 0 && !c.keepBlob[d.Digest] {
+			c.remaining -= b.Size
+		}
+	}
+	for _, ch := range c.children[id] {
+		c.removeTree(ch)
+	}
+}
+
+// removeGarbage is phase 1: snapshots that no record needs, or whose
+// directory or some ancestor is gone.
+func (c *collector) removeGarbage(ids []string) {
 	// needed: in the chain of some record at all.
 	needed := map[string]bool{}
-	for _, r := range g.Keys {
-		g.chain(r.Snapshot, func(s string) { needed[s] = true })
+	for _, r := range c.g.Keys {
+		c.g.chain(r.Snapshot, func(s string) { needed[s] = true })
 	}
-	for _, id := range g.Layers {
-		g.chain(id, func(s string) { needed[s] = true })
+	for _, id := range c.g.Layers {
+		c.g.chain(id, func(s string) { needed[s] = true })
 	}
-	for id := range marked {
+	for id := range c.marked {
 		needed[id] = true
 	}
-
-	children := map[string][]string{}
-	for id, s := range g.Snapshots {
-		if s.Parent != "" {
-			children[s.Parent] = append(children[s.Parent], id)
-		}
-	}
-	// ownBlobs are the blobs a snapshot's removal may free: its layer
-	// blobs that no image or lease keeps.
-	blobOwners := map[digest.Digest]int{}
-	for _, s := range g.Snapshots {
-		for _, d := range s.Blobs {
-			blobOwners[d.Digest]++
-		}
-	}
-
-	removed := map[string]bool{}
-	remaining := plan.Total
-	// Layer data no snapshot names goes whatever the policy.
-	for d, b := range g.Blobs {
-		if blobOwners[d] == 0 && !keepBlob[d] && !b.Meta {
-			remaining -= b.Size
-		}
-	}
-
-	var removeTree func(id string)
-	removeTree = func(id string) {
-		if removed[id] || marked[id] {
-			return
-		}
-		removed[id] = true
-		remaining -= g.Sizes[id]
-		for _, d := range g.Snapshots[id].Blobs {
-			blobOwners[d.Digest]--
-			if b, ok := g.Blobs[d.Digest]; ok && blobOwners[d.Digest] == 0 && !keepBlob[d.Digest] {
-				remaining -= b.Size
-			}
-		}
-		for _, c := range children[id] {
-			removeTree(c)
-		}
-	}
-
-	// 1. Garbage: unneeded or broken.
-	var broken func(id string, depth int) bool
-	brokenMemo := map[string]bool{}
-	broken = func(id string, depth int) bool {
-		if v, ok := brokenMemo[id]; ok {
-			return v
-		}
-		s := g.Snapshots[id]
-		_, hasDir := g.Sizes[id]
-		b := !hasDir
-		if !b && s.Parent != "" {
-			_, ok := g.Snapshots[s.Parent]
-			b = !ok || depth > 10000 || broken(s.Parent, depth+1)
-		}
-		brokenMemo[id] = b
-		return b
-	}
-	ids := make([]string, 0, len(g.Snapshots))
-	for id := range g.Snapshots {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
 	for _, id := range ids {
-		if !needed[id] || broken(id, 0) {
-			removeTree(id)
+		if !needed[id] || c.broken(id, 0) {
+			c.removeTree(id)
 		}
 	}
+}
 
-	// 2. Policy.
-	cutoff := time.Time{}
-	if p.Until > 0 {
-		cutoff = now.Add(-p.Until)
+// broken reports a snapshot whose layer directory, or some ancestor's
+// record or directory, is missing.
+func (c *collector) broken(id string, depth int) bool {
+	if v, ok := c.brokenMemo[id]; ok {
+		return v
 	}
-	eligible := func(t time.Time) bool { return p.Until <= 0 || t.Before(cutoff) }
+	s := c.g.Snapshots[id]
+	_, hasDir := c.g.Sizes[id]
+	b := !hasDir
+	if !b && s.Parent != "" {
+		_, ok := c.g.Snapshots[s.Parent]
+		b = !ok || depth > 10000 || c.broken(s.Parent, depth+1)
+	}
+	c.brokenMemo[id] = b
+	return b
+}
+
+// eligible reports whether something last used at t may go under
+// Policy.Until.
+func (c *collector) eligible(t time.Time) bool { return c.p.Until <= 0 || t.Before(c.cutoff) }
+
+// applyPolicy is phase 2: the unmarked snapshots the policy selects.
+func (c *collector) applyPolicy(ids []string) {
+	g := c.g
 	var cands []string
 	for _, id := range ids {
-		if !marked[id] && !removed[id] && eligible(g.Snapshots[id].Used()) {
+		if !c.marked[id] && !c.removed[id] && c.eligible(g.Snapshots[id].Used()) {
 			cands = append(cands, id)
 		}
 	}
@@ -251,49 +297,58 @@ func Collect(g *Graph, p Policy, leases []Lease, now time.Time) *Plan {
 		return depthOf(g, cands[i]) > depthOf(g, cands[j])
 	})
 	for _, id := range cands {
-		if p.KeepStorage > 0 && remaining <= p.KeepStorage {
+		if c.p.KeepStorage > 0 && c.remaining <= c.p.KeepStorage {
 			break
 		}
-		removeTree(id)
+		c.removeTree(id)
 	}
+}
 
-	// 3. Records whose result is gone.
+// planRecords is phase 3: the records whose result is gone, and the
+// removed snapshots themselves.
+func (c *collector) planRecords() {
+	g, p, plan := c.g, c.p, c.plan
 	for k, r := range g.Keys {
-		if leasedKey[k] {
+		if c.leasedKey[k] {
 			continue
 		}
 		_, exists := g.Snapshots[r.Snapshot]
 		switch {
-		case r.Snapshot != "" && (!exists || removed[r.Snapshot]):
+		case r.Snapshot != "" && (!exists || c.removed[r.Snapshot]):
 			plan.Keys = append(plan.Keys, k)
-		case r.Snapshot == "" && (p.All || (p.KeepStorage <= 0 && eligible(r.Used()))):
+		case r.Snapshot == "" && (p.All || (p.KeepStorage <= 0 && c.eligible(r.Used()))):
 			// An empty result costs nothing on disk; only a prune of
 			// everything eligible takes it.
 			plan.Keys = append(plan.Keys, k)
 		}
 	}
 	for l, id := range g.Layers {
-		if _, exists := g.Snapshots[id]; !exists || removed[id] {
+		if _, exists := g.Snapshots[id]; !exists || c.removed[id] {
 			plan.Layers = append(plan.Layers, l)
 		}
 	}
-	for id := range removed {
+	for id := range c.removed {
 		plan.Snapshots = append(plan.Snapshots, id)
 		plan.Freed += g.Sizes[id]
 	}
+}
 
-	// 4. Blobs.
+// planBlobs is phase 4: layer blobs of removed snapshots and blobs
+// nothing names; manifests and configs with All, or oldest first while
+// over KeepStorage.
+func (c *collector) planBlobs() {
+	g, p, plan := c.g, c.p, c.plan
 	for id, s := range g.Snapshots {
-		if !removed[id] {
+		if !c.removed[id] {
 			for _, d := range s.Blobs {
-				keepBlob[d.Digest] = true
+				c.keepBlob[d.Digest] = true
 			}
 		}
 	}
 	var metas []digest.Digest
 	for d, b := range g.Blobs {
 		switch {
-		case keepBlob[d]:
+		case c.keepBlob[d]:
 		case !b.Meta:
 			plan.Blobs = append(plan.Blobs, d)
 			plan.Freed += b.Size
@@ -301,8 +356,6 @@ func Collect(g *Graph, p Policy, leases []Lease, now time.Time) *Plan {
 			metas = append(metas, d)
 		}
 	}
-	// Manifests and configs: all with All, oldest first while over
-	// KeepStorage, none otherwise.
 	sort.Slice(metas, func(i, j int) bool {
 		bi, bj := g.Blobs[metas[i]], g.Blobs[metas[j]]
 		if !bi.ModTime.Equal(bj.ModTime) {
@@ -312,19 +365,13 @@ func Collect(g *Graph, p Policy, leases []Lease, now time.Time) *Plan {
 	})
 	for _, d := range metas {
 		b := g.Blobs[d]
-		if !p.All && (p.KeepStorage <= 0 || remaining <= p.KeepStorage || !eligible(b.ModTime)) {
+		if !p.All && (p.KeepStorage <= 0 || c.remaining <= p.KeepStorage || !c.eligible(b.ModTime)) {
 			continue
 		}
 		plan.Blobs = append(plan.Blobs, d)
 		plan.Freed += b.Size
-		remaining -= b.Size
+		c.remaining -= b.Size
 	}
-
-	slices.Sort(plan.Keys)
-	slices.Sort(plan.Layers)
-	slices.Sort(plan.Snapshots)
-	slices.Sort(plan.Blobs)
-	return plan
 }
 
 // Used returns when r was last used, or created if never used since.
@@ -339,12 +386,4 @@ func depthOf(g *Graph, id string) int {
 	n := 0
 	g.chain(id, func(string) { n++ })
 	return n
-}
-
-// Short shortens a blob digest or snapshot id for tables.
-func Short(id string) string {
-	if _, enc, ok := strings.Cut(id, ":"); ok && len(enc) > 12 {
-		return enc[:12]
-	}
-	return id
 }

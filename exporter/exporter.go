@@ -25,7 +25,7 @@ import (
 type Exporter struct {
 	DB        *cache.DB
 	Content   *content.Store
-	Snapshots *snapshot.Snapshotter
+	Snapshots snapshot.Snapshotter
 	// Log, when set, gets a line for each layer compressed: sizes, time
 	// and rate. It must be safe for concurrent writes.
 	Log io.Writer

@@ -3,6 +3,8 @@
 package snapshot
 
 import (
+	"github.com/builder-dev/builder/internal/archive"
+
 	"bytes"
 	"errors"
 	"os"
@@ -129,8 +131,8 @@ func TestApplyTraversal(t *testing.T) {
 			if entries, _ := os.ReadDir(base); len(entries) != 2 {
 				t.Errorf("new entries next to the layer: %v", entries)
 			}
-			if _, err := unix.Lgetxattr(outside, trustedOpaque, nil); err == nil {
-				t.Errorf("outside directory got %s", trustedOpaque)
+			if _, err := unix.Lgetxattr(outside, archive.TrustedOpaque, nil); err == nil {
+				t.Errorf("outside directory got %s", archive.TrustedOpaque)
 			}
 			if tt.inside != "" {
 				p := filepath.Join(layer, strings.ReplaceAll(tt.inside, "OUTSIDE", outside))

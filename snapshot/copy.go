@@ -3,14 +3,16 @@ package snapshot
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"path/filepath"
 	"strings"
 )
 
-// The copy mode, for filesystems and kernels where overlayfs cannot be
-// mounted. It keeps the on-disk layer format: root/<id>/fs is still an
-// overlay upper directory holding only the layer's changes, so WriteDiff,
-// Apply and the exporter do not know which mode made a layer. What differs:
+// copySnapshotter is the Snapshotter for filesystems and kernels where
+// overlayfs cannot be mounted. It keeps the on-disk layer format:
+// root/<id>/fs is still an overlay upper directory holding only the
+// layer's changes, so WriteDiff, Apply and the exporter do not know which
+// snapshotter made a layer. What differs:
 //
 //	root/<id>/rootfs    while active: a full copy of the parents' merged
 //	                    view, which Mounts bind-mounts read-write; Commit
@@ -28,30 +30,55 @@ import (
 //	                    of it. Removed with id.
 //
 // Views are built on demand from the layers when missing (base images
-// unpacked by Apply, snapshots committed in overlay mode).
+// unpacked by Apply, snapshots committed by the overlay snapshotter). The
+// copying and comparing is package treecopy's.
+type copySnapshotter struct{ layout }
 
-// WithCopy selects the copy mode: Prepare copies the parents' merged view
-// into a directory that Mounts bind-mounts, and Commit stores the
-// difference as an overlay-format layer. Use it where overlay mounts fail.
-func WithCopy(on bool) Option {
-	return func(s *Snapshotter) { s.copy = on }
-}
+var _ Snapshotter = (*copySnapshotter)(nil)
 
-// CopyMode reports whether the snapshotter uses the copy mode.
-func (s *Snapshotter) CopyMode() bool { return s.copy }
+func (s *copySnapshotter) CopyMode() bool { return true }
 
-// UpperDir returns the directory that receives the writes of the active
-// snapshot id: its layer directory in overlay mode, its full root
-// directory in copy mode. Executors remove the mount point stubs they
-// created from it.
-func (s *Snapshotter) UpperDir(id string) string {
-	if s.copy {
-		return s.rootfs(id)
+// Prepare creates the empty layer and root/<id>/rootfs, a copy of the
+// merged view of parents.
+func (s *copySnapshotter) Prepare(id string, parents ...string) error {
+	if err := s.prepare(id); err != nil {
+		return err
 	}
-	return s.FS(id)
+	if err := s.prepareCopy(id, parents); err != nil {
+		return fmt.Errorf("preparing snapshot %s: %w", id, err)
+	}
+	return nil
 }
 
-func (s *Snapshotter) rootfs(id string) string { return filepath.Join(s.root, id, "rootfs") }
+// Commit stores the difference between the root directory and the
+// parents' view as the layer, then removes the workdir and syncs.
+func (s *copySnapshotter) Commit(id string) error {
+	return s.commit(id, func() error { return s.commitCopy(id) })
+}
+
+// Mounts is a read-write bind of the snapshot's root directory.
+func (s *copySnapshotter) Mounts(id string, _ []string) []Mount {
+	return []Mount{{Type: "bind", Source: s.rootfs(id), Options: []string{"bind"}}}
+}
+
+// UpperDir is the full root directory, where the writes land.
+func (s *copySnapshotter) UpperDir(id string) string { return s.rootfs(id) }
+
+// View is a read-only bind of the merged view of parents, built if needed.
+// Mount has no way to return an error, so a failure becomes a mount that
+// fails with the reason in its source.
+func (s *copySnapshotter) View(parents []string) []Mount {
+	if len(parents) == 0 {
+		return s.emptyView()
+	}
+	dir, err := s.ensureView(parents)
+	if err != nil {
+		return []Mount{{Type: "none", Source: "copy-snapshotter view failed: " + err.Error(), Options: []string{"bind", "ro"}}}
+	}
+	return []Mount{{Type: "bind", Source: dir, Options: []string{"bind", "ro"}}}
+}
+
+func (s *copySnapshotter) rootfs(id string) string { return filepath.Join(s.root, id, "rootfs") }
 
 // viewKey names the merged view of parents (top-most first).
 func viewKey(parents []string) string {
@@ -60,17 +87,6 @@ func viewKey(parents []string) string {
 }
 
 // viewDir is where the merged view of parents is kept; len(parents) > 0.
-func (s *Snapshotter) viewDir(parents []string) string {
+func (s *copySnapshotter) viewDir(parents []string) string {
 	return filepath.Join(s.root, parents[0], "views", viewKey(parents))
-}
-
-// copyView returns a read-only bind of the merged view of parents,
-// building it if needed. Mount has no way to return an error, so a failure
-// becomes a mount that fails with the reason in its source.
-func (s *Snapshotter) copyView(parents []string) []Mount {
-	dir, err := s.ensureView(parents)
-	if err != nil {
-		return []Mount{{Type: "none", Source: "copy-snapshotter view failed: " + err.Error(), Options: []string{"bind", "ro"}}}
-	}
-	return []Mount{{Type: "bind", Source: dir, Options: []string{"bind", "ro"}}}
 }

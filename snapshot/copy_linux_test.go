@@ -3,6 +3,8 @@
 package snapshot
 
 import (
+	"github.com/builder-dev/builder/internal/archive"
+
 	"archive/tar"
 	"bytes"
 	"fmt"
@@ -163,7 +165,7 @@ func TestCopyModeMatchesOverlay(t *testing.T) {
 // empty layer, and Remove.
 func TestCopyModeLifecycle(t *testing.T) {
 	requireMountPrivilege(t)
-	s := newTestSnapshotter(t, WithCopy(true), WithUserXattr(true))
+	s := newTestSnapshotter(t, WithCopy(true), WithUserXattr(true)).(*copySnapshotter)
 	if !s.CopyMode() {
 		t.Fatal("CopyMode() = false")
 	}
@@ -192,7 +194,7 @@ func TestCopyModeLifecycle(t *testing.T) {
 	must(t, s.Commit("top"))
 	must(t, removeAll(filepath.Join(s.dir("top"), "views")))
 	err := s.WithMounts(t.Context(), [][]Mount{s.View([]string{"top", "base"}), s.View([]string{"base"})}, func(roots []string) error {
-		if names, _ := readNames(roots[0]); len(names) != 0 {
+		if names, _ := dirNames(roots[0]); len(names) != 0 {
 			t.Errorf("View(top, base) holds %q, want nothing", names)
 		}
 		if b, err := os.ReadFile(filepath.Join(roots[1], "f")); err != nil || string(b) != "f" {
@@ -206,7 +208,7 @@ func TestCopyModeLifecycle(t *testing.T) {
 	must(t, err)
 	var st unix.Stat_t
 	must(t, unix.Lstat(filepath.Join(s.FS("top"), "f"), &st))
-	if !isWhiteout(&st) {
+	if !archive.IsWhiteout(&st) {
 		t.Errorf("top/f is %#o, want a whiteout", st.Mode)
 	}
 	must(t, s.Remove("top"))
@@ -226,7 +228,7 @@ func TestProbeOverlay(t *testing.T) {
 	if err := ProbeOverlay(t.Context(), dir, os.Getenv("BUILDER_TEST_USERXATTR") != ""); err != nil {
 		t.Errorf("ProbeOverlay = %v, want nil on this machine", err)
 	}
-	if names, _ := readNames(dir); len(names) != 0 {
+	if names, _ := dirNames(dir); len(names) != 0 {
 		t.Errorf("ProbeOverlay left %q", names)
 	}
 	// A filesystem overlay cannot use as upper: overlay itself (no

@@ -3,6 +3,8 @@
 package snapshot
 
 import (
+	"github.com/builder-dev/builder/internal/archive"
+
 	"archive/tar"
 	"bytes"
 	"io"
@@ -64,7 +66,7 @@ func (e tarEntry) header() *tar.Header {
 		if h.PAXRecords == nil {
 			h.PAXRecords = map[string]string{}
 		}
-		h.PAXRecords[paxXattr+k] = v
+		h.PAXRecords[archive.PAXXattr+k] = v
 	}
 	return h
 }
@@ -117,11 +119,11 @@ func readTar(t testing.TB, b []byte) []tarEntry {
 			t.Errorf("entry %s has atime/ctime, want none", h.Name)
 		}
 		for k, v := range h.PAXRecords {
-			if len(k) > len(paxXattr) && k[:len(paxXattr)] == paxXattr {
+			if len(k) > len(archive.PAXXattr) && k[:len(archive.PAXXattr)] == archive.PAXXattr {
 				if e.Xattrs == nil {
 					e.Xattrs = map[string]string{}
 				}
-				e.Xattrs[k[len(paxXattr):]] = v
+				e.Xattrs[k[len(archive.PAXXattr):]] = v
 			}
 		}
 		out = append(out, e)
@@ -134,4 +136,14 @@ func entryNames(es []tarEntry) []string {
 		n = append(n, e.Name)
 	}
 	return n
+}
+
+// dirNames returns the sorted names in dir.
+func dirNames(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, err
 }

@@ -1,8 +1,11 @@
-// Package snapshot owns layer directories on disk: preparing an overlay of
-// parent layers with an empty upper directory, committing it, turning an upper
-// directory into an OCI layer tar (overlay whiteouts become .wh. entries), and
-// applying an OCI layer tar into a directory in overlay format. It is the only
-// package that mounts filesystems for layers.
+// Package snapshot owns layer directories on disk: preparing a snapshot of
+// parent layers with an empty layer, committing it, turning a layer
+// directory into an OCI layer tar (overlay whiteouts become .wh. entries),
+// and applying an OCI layer tar into a directory in overlay format. Two
+// Snapshotters share one on-disk layout: overlay mounts, or, where overlayfs
+// cannot be mounted, copies (whose engine is snapshot/treecopy). The tar
+// conversions themselves are internal/archive's. It is the only package
+// that mounts filesystems for layers.
 package snapshot
 
 import "errors"

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/builder-dev/builder/internal/archive"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,7 +63,7 @@ func ProbeOverlay(ctx context.Context, dir string, userXattr bool) (retErr error
 		return err
 	}
 	var st unix.Stat_t
-	if err := unix.Lstat(filepath.Join(upper, "f"), &st); err != nil || !isWhiteout(&st) {
+	if err := unix.Lstat(filepath.Join(upper, "f"), &st); err != nil || !archive.IsWhiteout(&st) {
 		return fmt.Errorf("overlay did not write a whiteout for a deleted file (%v)", err)
 	}
 	return nil

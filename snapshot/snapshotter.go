@@ -1,12 +1,15 @@
 package snapshot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/builder-dev/builder/internal/archive"
 )
 
 // Snapshotter keeps layer directories under one root directory (the state
@@ -22,48 +25,117 @@ import (
 //	                that every overlay has at least two lowers and a view of
 //	                any number of parents can be mounted read-only
 //
-// Lifecycle: Prepare(id) -> mount Mounts(id, parents) -> run things ->
-// unmount -> Commit(id). A committed snapshot is immutable; it is used as a
-// parent of later snapshots, turned into a tar with WriteDiff(FS(id)), and
-// finally removed with Remove(id). Which ids exist and how they relate is
-// recorded by the caller (the cache package); the Snapshotter keeps no
-// metadata of its own.
+// Lifecycle: Prepare(id, parents...) -> mount Mounts(id, parents) -> run
+// things (writes land in UpperDir(id)) -> unmount -> Commit(id). A
+// committed snapshot is immutable; it is used as a parent of later
+// snapshots, mounted read-only with View, turned into a tar with
+// WriteDiff(FS(id)), and finally removed with Remove(id). Which ids exist
+// and how they relate is recorded by the caller (the cache package); the
+// Snapshotter keeps no metadata of its own.
 //
-// A Snapshotter holds no in-memory state beyond its options, so several
-// Snapshotters (or processes) may share a root as long as they do not use
-// the same id concurrently.
-type Snapshotter struct {
-	root      string
+// Two implementations share this layout: the overlay one (the default),
+// whose mounts are overlays of the layers, and the copy one (WithCopy), for
+// hosts where overlayfs cannot be mounted. A layer directory does not say
+// which made it. A Snapshotter holds no in-memory state beyond its options,
+// so several Snapshotters (or processes) may share a root as long as they
+// do not use the same id concurrently.
+type Snapshotter interface {
+	// Root returns the snapshotter's root directory.
+	Root() string
+	// UserXattr reports whether the snapshotter uses user.overlay.* xattrs.
+	UserXattr() bool
+	// CopyMode reports whether the snapshotter is the copy one.
+	CopyMode() bool
+
+	// FS returns the layer directory of id (in overlay upper format).
+	FS(id string) string
+	// Exists reports whether id has a layer directory.
+	Exists(id string) bool
+	// IsEmpty reports whether id's layer directory has no entries, meaning
+	// the snapshot changed nothing (the image config can mark it
+	// empty_layer).
+	IsEmpty(id string) (bool, error)
+	// Usage returns the bytes id's layer occupies on disk (allocated
+	// blocks, hard links counted once).
+	Usage(id string) (int64, error)
+
+	// Prepare creates an active snapshot id with an empty layer. It fails
+	// if id already exists, including a half-prepared id left by a crash;
+	// Remove it first. parents (top-most first) must be the parents later
+	// passed to Mounts.
+	Prepare(id string, parents ...string) error
+	// Mounts returns the read-write mounts of the active snapshot id on
+	// top of parents (parents[0] is the top-most).
+	Mounts(id string, parents []string) []Mount
+	// UpperDir returns the directory that receives the writes of the
+	// active snapshot id. Executors remove the mount point stubs they
+	// created from it.
+	UpperDir(id string) string
+	// Commit makes id immutable and flushes its layer to disk, so that a
+	// crash after Commit returns does not lose it. The snapshot must no
+	// longer be mounted.
+	Commit(id string) error
+	// View returns a read-only mount of parents (parents[0] is the
+	// top-most). With no parents it is a read-only bind of an empty
+	// directory.
+	View(parents []string) []Mount
+	// Remove deletes id. Removing an id that does not exist is not an
+	// error.
+	Remove(id string) error
+
+	// WithMounts mounts each set of mounts at a fresh temporary directory
+	// and calls fn with those directories, in the order of sets; see
+	// the package function WithMounts for the rules fn must follow.
+	WithMounts(ctx context.Context, sets [][]Mount, fn func(roots []string) error) error
+}
+
+// options holds what Options set.
+type options struct {
 	tmp       string
 	userXattr bool
-	// copy selects the copy-based mode (see copy.go).
-	copy bool
+	copy      bool
 }
 
 // Option configures a Snapshotter.
-type Option func(*Snapshotter)
+type Option func(*options)
 
 // WithUserXattr selects rootless mode: overlays are mounted with the
 // userxattr option and overlay metadata (opaque directories) lives in the
 // user.overlay.* xattr namespace instead of trusted.overlay.*, which an
 // unprivileged user namespace cannot write.
 func WithUserXattr(on bool) Option {
-	return func(s *Snapshotter) { s.userXattr = on }
+	return func(o *options) { o.userXattr = on }
 }
 
 // WithTempDir sets where WithMounts creates its mount points. The default
 // is the tmp directory next to root (root/../tmp), which is on the state
 // directory's filesystem and is cleaned by the state directory's owner.
 func WithTempDir(dir string) Option {
-	return func(s *Snapshotter) { s.tmp = dir }
+	return func(o *options) { o.tmp = dir }
+}
+
+// WithCopy selects the copy snapshotter: Prepare copies the parents'
+// merged view into a directory that Mounts bind-mounts, and Commit stores
+// the difference as an overlay-format layer. Use it where overlay mounts
+// fail.
+func WithCopy(on bool) Option {
+	return func(o *options) { o.copy = on }
+}
+
+// layout is what both snapshotters share: the directories under root and
+// the operations that do not depend on how a snapshot is mounted.
+type layout struct {
+	root      string
+	tmp       string
+	userXattr bool
 }
 
 // emptyDir is the name of the always-empty bottom layer under root.
 const emptyDir = "empty"
 
 // NewSnapshotter returns a Snapshotter over root, creating root and
-// root/empty if needed.
-func NewSnapshotter(root string, opts ...Option) (*Snapshotter, error) {
+// root/empty if needed: the overlay one, or the copy one WithCopy.
+func NewSnapshotter(root string, opts ...Option) (Snapshotter, error) {
 	if err := checkPlatform(); err != nil {
 		return nil, err
 	}
@@ -76,26 +148,30 @@ func NewSnapshotter(root string, opts ...Option) (*Snapshotter, error) {
 	if strings.ContainsAny(abs, ",:") {
 		return nil, fmt.Errorf("snapshot root %s: the path must not contain ',' or ':' because overlay mount options cannot carry them; choose another state directory", abs)
 	}
-	s := &Snapshotter{root: abs}
-	for _, o := range opts {
-		o(s)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
-	if s.tmp == "" {
-		s.tmp = filepath.Join(filepath.Dir(abs), "tmp")
+	l := layout{root: abs, tmp: o.tmp, userXattr: o.userXattr}
+	if l.tmp == "" {
+		l.tmp = filepath.Join(filepath.Dir(abs), "tmp")
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("creating snapshot root: %w", err)
 	}
-	if err := s.ensureEmpty(); err != nil {
+	if err := l.ensureEmpty(); err != nil {
 		return nil, err
 	}
-	return s, nil
+	if o.copy {
+		return &copySnapshotter{l}, nil
+	}
+	return &overlaySnapshotter{l}, nil
 }
 
 // ensureEmpty makes root/empty exist, be empty and be 0755: it is the root
 // directory of a View with no parents, and anything in it would show up in
 // every overlay.
-func (s *Snapshotter) ensureEmpty() error {
+func (s *layout) ensureEmpty() error {
 	p := filepath.Join(s.root, emptyDir)
 	empty, err := dirIsEmpty(p)
 	switch {
@@ -117,10 +193,10 @@ func (s *Snapshotter) ensureEmpty() error {
 }
 
 // Root returns the snapshotter's root directory.
-func (s *Snapshotter) Root() string { return s.root }
+func (s *layout) Root() string { return s.root }
 
 // UserXattr reports whether the snapshotter uses user.overlay.* xattrs.
-func (s *Snapshotter) UserXattr() bool { return s.userXattr }
+func (s *layout) UserXattr() bool { return s.userXattr }
 
 func checkID(id string) error {
 	if id == "" || id == "." || id == ".." || id == emptyDir ||
@@ -130,14 +206,14 @@ func checkID(id string) error {
 	return nil
 }
 
-func (s *Snapshotter) dir(id string) string  { return filepath.Join(s.root, id) }
-func (s *Snapshotter) work(id string) string { return filepath.Join(s.root, id, "work") }
+func (s *layout) dir(id string) string  { return filepath.Join(s.root, id) }
+func (s *layout) work(id string) string { return filepath.Join(s.root, id, "work") }
 
 // FS returns the layer directory of id (in overlay upper format).
-func (s *Snapshotter) FS(id string) string { return filepath.Join(s.root, id, "fs") }
+func (s *layout) FS(id string) string { return filepath.Join(s.root, id, "fs") }
 
 // Exists reports whether id has a layer directory.
-func (s *Snapshotter) Exists(id string) bool {
+func (s *layout) Exists(id string) bool {
 	if checkID(id) != nil {
 		return false
 	}
@@ -145,12 +221,9 @@ func (s *Snapshotter) Exists(id string) bool {
 	return err == nil && fi.IsDir()
 }
 
-// Prepare creates an active snapshot id with an empty layer and a workdir.
-// It fails if id already exists, including a half-prepared id left by a
-// crash; Remove it first. parents (top-most first) must be the parents
-// later passed to Mounts; the overlay mode does not need them, the copy
-// mode (WithCopy) builds the snapshot's root directory from them.
-func (s *Snapshotter) Prepare(id string, parents ...string) error {
+// prepare makes the directories of a new active snapshot id: its empty
+// layer and a workdir.
+func (s *layout) prepare(id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
@@ -172,25 +245,20 @@ func (s *Snapshotter) Prepare(id string, parents ...string) error {
 	if err := os.Mkdir(s.work(id), 0o700); err != nil {
 		return fmt.Errorf("preparing snapshot %s: %w", id, err)
 	}
-	if s.copy {
-		if err := s.prepareCopy(id, parents); err != nil {
-			return fmt.Errorf("preparing snapshot %s: %w", id, err)
-		}
-	}
 	return nil
 }
 
-// Commit makes id immutable: it removes the workdir and flushes the layer
-// to disk, so that a crash after Commit returns does not lose it. The
-// snapshot must no longer be mounted.
-func (s *Snapshotter) Commit(id string) error {
+// commit makes id immutable: it runs seal (the implementation's part),
+// removes the workdir and flushes the layer to disk, so that a crash after
+// Commit returns does not lose it.
+func (s *layout) commit(id string, seal func() error) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
 	if !s.Exists(id) {
 		return fmt.Errorf("committing snapshot %s: %w", id, os.ErrNotExist)
 	}
-	if err := s.commitCopy(id); err != nil {
+	if err := seal(); err != nil {
 		return fmt.Errorf("committing snapshot %s: %w", id, err)
 	}
 	// Overlay leaves work/work with mode 000; removeAll copes with that.
@@ -208,7 +276,7 @@ func (s *Snapshotter) Commit(id string) error {
 // no partly deleted layer under its id; NewSnapshotter does not clean the
 // renamed leftovers (named .removing-*), the owner of the state directory
 // may.
-func (s *Snapshotter) Remove(id string) error {
+func (s *layout) Remove(id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
@@ -233,7 +301,7 @@ func (s *Snapshotter) Remove(id string) error {
 
 // IsEmpty reports whether id's layer directory has no entries, meaning the
 // snapshot changed nothing (the image config can mark it empty_layer).
-func (s *Snapshotter) IsEmpty(id string) (bool, error) {
+func (s *layout) IsEmpty(id string) (bool, error) {
 	if err := checkID(id); err != nil {
 		return false, err
 	}
@@ -246,7 +314,7 @@ func (s *Snapshotter) IsEmpty(id string) (bool, error) {
 
 // Usage returns the bytes id's layer occupies on disk (allocated blocks,
 // hard links counted once).
-func (s *Snapshotter) Usage(id string) (int64, error) {
+func (s *layout) Usage(id string) (int64, error) {
 	if err := checkID(id); err != nil {
 		return 0, err
 	}
@@ -257,65 +325,9 @@ func (s *Snapshotter) Usage(id string) (int64, error) {
 	return n, nil
 }
 
-// overlayOptions are always passed to overlay. index, redirect_dir and
-// metacopy off keep the upper directory a pure diff: without them overlay
-// may record a renamed directory as a redirect xattr or a copied-up file as
-// metadata only, neither of which can be expressed in a tar layer. With
-// redirects disabled, rename(2) of a directory that exists in a lower layer
-// fails with EXDEV, and tools such as mv fall back to copying.
-var overlayOptions = []string{"index=off", "redirect_dir=off", "metacopy=off"}
-
-// userOverlayOptions replace overlayOptions with userxattr. The kernel
-// rejects userxattr with redirect_dir=off, because "off" still follows
-// existing redirects (it means "follow" under the default
-// redirect_always_follow=Y) and userxattr forbids following them
-// ("overlayfs: conflicting options: userxattr,redirect_dir=follow").
-// "nofollow" neither creates nor follows redirects.
-var userOverlayOptions = []string{"index=off", "redirect_dir=nofollow", "metacopy=off", "userxattr"}
-
-func (s *Snapshotter) lowerdir(parents []string) string {
-	dirs := make([]string, 0, len(parents)+1)
-	for _, p := range parents {
-		dirs = append(dirs, s.FS(p))
-	}
-	dirs = append(dirs, filepath.Join(s.root, emptyDir))
-	return "lowerdir=" + strings.Join(dirs, ":")
-}
-
-func (s *Snapshotter) options(parents []string) []string {
-	opts := append([]string(nil), overlayOptions...)
-	if s.userXattr {
-		opts = append([]string(nil), userOverlayOptions...)
-	}
-	return append(opts, s.lowerdir(parents))
-}
-
-// Mounts returns the read-write overlay for the active snapshot id: upper
-// is id's layer, lowers are the parents' layers (parents[0] is the top-most)
-// and then root/empty. The kernel limits mount data to one page, which
-// bounds the number of parents at roughly 4000/len(FS(parent)); Mount
-// reports a mount that exceeds it.
-func (s *Snapshotter) Mounts(id string, parents []string) []Mount {
-	if s.copy {
-		return []Mount{{Type: "bind", Source: s.rootfs(id), Options: []string{"bind"}}}
-	}
-	opts := s.options(parents)
-	opts = append(opts, "upperdir="+s.FS(id), "workdir="+s.work(id))
-	return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
-}
-
-// View returns a read-only mount of parents (parents[0] is the top-most).
-// With no parents it is a read-only bind of the empty directory.
-func (s *Snapshotter) View(parents []string) []Mount {
-	if len(parents) == 0 {
-		return []Mount{{Type: "bind", Source: filepath.Join(s.root, emptyDir), Options: []string{"rbind", "ro"}}}
-	}
-	if s.copy {
-		return s.copyView(parents)
-	}
-	// Without an upperdir overlay is read-only by itself; "ro" also makes
-	// the mount flags say so.
-	return []Mount{{Type: "overlay", Source: "overlay", Options: append([]string{"ro"}, s.options(parents)...)}}
+// emptyView is the View of no parents: a read-only bind of root/empty.
+func (s *layout) emptyView() []Mount {
+	return []Mount{{Type: "bind", Source: filepath.Join(s.root, emptyDir), Options: []string{"rbind", "ro"}}}
 }
 
 // dirIsEmpty reports whether dir has no entries.
@@ -335,20 +347,6 @@ func dirIsEmpty(dir string) (bool, error) {
 	return false, nil
 }
 
-// removeAll is os.RemoveAll that also removes directories whose mode forbids
-// it (overlay's work/work is mode 000, and a layer may hold 0555 dirs),
-// which matters when running without CAP_DAC_OVERRIDE.
-func removeAll(p string) error {
-	if err := os.RemoveAll(p); err == nil {
-		return nil
-	}
-	// WalkDir calls fn on a directory before reading it, so the chmod
-	// lands in time for the walk to descend.
-	_ = filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(path, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(p)
-}
+// removeAll removes p even where modes forbid it (overlay's work/work is
+// mode 000).
+func removeAll(p string) error { return archive.RemoveAll(p) }

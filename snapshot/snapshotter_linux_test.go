@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func newTestSnapshotter(t *testing.T, opts ...Option) *Snapshotter {
+func newTestSnapshotter(t *testing.T, opts ...Option) Snapshotter {
 	t.Helper()
 	s, err := NewSnapshotter(filepath.Join(t.TempDir(), "snapshots"), opts...)
 	if err != nil {
@@ -25,71 +25,10 @@ func newTestSnapshotter(t *testing.T, opts ...Option) *Snapshotter {
 	return s
 }
 
-func TestSnapshotterLifecycle(t *testing.T) {
-	s := newTestSnapshotter(t)
-	if err := s.Prepare("a"); err != nil {
-		t.Fatalf("Prepare(a) = %v", err)
-	}
-	if err := s.Prepare("a"); !errors.Is(err, os.ErrExist) {
-		t.Errorf("Prepare(a) again = %v, want ErrExist", err)
-	}
-	if !s.Exists("a") || s.Exists("b") {
-		t.Errorf("Exists(a), Exists(b) = %v, %v, want true, false", s.Exists("a"), s.Exists("b"))
-	}
-	if empty, err := s.IsEmpty("a"); err != nil || !empty {
-		t.Errorf("IsEmpty(a) = %v, %v, want true, nil", empty, err)
-	}
-	must(t, os.WriteFile(filepath.Join(s.FS("a"), "f"), bytes.Repeat([]byte{1}, 10000), 0o644))
-	if empty, err := s.IsEmpty("a"); err != nil || empty {
-		t.Errorf("IsEmpty(a) = %v, %v, want false, nil", empty, err)
-	}
-	if n, err := s.Usage("a"); err != nil || n < 10000 {
-		t.Errorf("Usage(a) = %d, %v, want >= 10000", n, err)
-	}
-	// What overlay leaves behind: work/work with mode 000.
-	must(t, os.Mkdir(filepath.Join(s.work("a"), "work"), 0))
-	if err := s.Commit("a"); err != nil {
-		t.Fatalf("Commit(a) = %v", err)
-	}
-	if _, err := os.Lstat(s.work("a")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("work dir after Commit: %v, want it gone", err)
-	}
-	if err := s.Commit("missing"); err == nil {
-		t.Error("Commit(missing) = nil, want error")
-	}
-	if err := s.Remove("a"); err != nil {
-		t.Fatalf("Remove(a) = %v", err)
-	}
-	if s.Exists("a") {
-		t.Error("Exists(a) after Remove = true")
-	}
-	if err := s.Remove("a"); err != nil {
-		t.Errorf("Remove(a) again = %v, want nil", err)
-	}
-	names, _ := os.ReadDir(s.Root())
-	if len(names) != 1 || names[0].Name() != emptyDir {
-		t.Errorf("root after Remove holds %v, want only %s", names, emptyDir)
-	}
-}
-
-func TestSnapshotterBadIDs(t *testing.T) {
-	s := newTestSnapshotter(t)
-	for _, id := range []string{"", ".", "..", "empty", ".hidden", "a/b", "a,b", "a:b"} {
-		if err := s.Prepare(id); err == nil {
-			t.Errorf("Prepare(%q) = nil, want error", id)
-		}
-		if err := s.Remove(id); err == nil {
-			t.Errorf("Remove(%q) = nil, want error", id)
-		}
-	}
-	if _, err := NewSnapshotter(filepath.Join(t.TempDir(), "a:b")); err == nil {
-		t.Error("NewSnapshotter(path with ':') = nil, want error")
-	}
-}
-
 func TestSnapshotterMounts(t *testing.T) {
-	s := &Snapshotter{root: "/s"}
-	u := &Snapshotter{root: "/s", userXattr: true}
+	s := &overlaySnapshotter{layout{root: "/s"}}
+	u := &overlaySnapshotter{layout{root: "/s", userXattr: true}}
+	c := &copySnapshotter{layout{root: "/s"}}
 	tests := []struct {
 		name string
 		got  []Mount
@@ -104,6 +43,11 @@ func TestSnapshotterMounts(t *testing.T) {
 		{"view, no parents", s.View(nil), []Mount{{Type: "bind", Source: "/s/empty", Options: []string{"rbind", "ro"}}}},
 		{"view, one parent", s.View([]string{"p"}), []Mount{{Type: "overlay", Source: "overlay", Options: []string{
 			"ro", "index=off", "redirect_dir=off", "metacopy=off", "lowerdir=/s/p/fs:/s/empty"}}}},
+		{"copy, active", c.Mounts("x", []string{"p"}), []Mount{{Type: "bind", Source: "/s/x/rootfs", Options: []string{"bind"}}}},
+		{"copy, view, no parents", c.View(nil), []Mount{{Type: "bind", Source: "/s/empty", Options: []string{"rbind", "ro"}}}},
+	}
+	if s.UpperDir("x") != "/s/x/fs" || c.UpperDir("x") != "/s/x/rootfs" {
+		t.Errorf("UpperDir(x) = %s (overlay), %s (copy); want /s/x/fs, /s/x/rootfs", s.UpperDir("x"), c.UpperDir("x"))
 	}
 	for _, tt := range tests {
 		if !reflect.DeepEqual(tt.got, tt.want) {

@@ -5,7 +5,6 @@ package snapshot
 import (
 	"context"
 	"errors"
-	"io"
 	"runtime"
 )
 
@@ -21,16 +20,6 @@ func diskUsage(string) (int64, error) { return 0, errUnsupported }
 
 func withMounts(context.Context, string, [][]Mount, func([]string) error) error {
 	return errUnsupported
-}
-
-// WriteDiff writes an overlay upper directory as an OCI layer tar; it
-// needs Linux.
-func WriteDiff(context.Context, string, io.Writer, DiffOptions) error { return errUnsupported }
-
-// Apply writes an OCI layer tar into a directory in overlay format; it
-// needs Linux.
-func Apply(context.Context, string, io.Reader, ApplyOptions) (ApplyResult, error) {
-	return ApplyResult{}, errUnsupported
 }
 
 // Mount mounts m at target; it needs Linux.

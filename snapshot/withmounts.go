@@ -31,7 +31,7 @@ func WithMounts(ctx context.Context, sets [][]Mount, fn func(roots []string) err
 // empty directories. Child processes started by fn (os/exec) inherit the
 // namespace and do see the mounts. A panic in fn is re-raised in the caller's
 // goroutine; its error is returned as is.
-func (s *Snapshotter) WithMounts(ctx context.Context, sets [][]Mount, fn func(roots []string) error) error {
+func (s *layout) WithMounts(ctx context.Context, sets [][]Mount, fn func(roots []string) error) error {
 	if err := os.MkdirAll(s.tmp, 0o700); err != nil {
 		return err
 	}

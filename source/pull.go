@@ -26,7 +26,7 @@ import (
 type Puller struct {
 	Registries *Registries
 	DB         *cache.DB
-	Snapshots  *snapshot.Snapshotter
+	Snapshots  snapshot.Snapshotter
 }
 
 // Pull makes sure every layer of the resolved image is unpacked and returns

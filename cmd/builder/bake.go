@@ -18,16 +18,9 @@ import (
 )
 
 type bakeFlags struct {
-	files        []string
-	sets         []string
-	print        bool
-	noCache      bool
-	pull         bool
-	push         bool
-	load         bool
-	progress     string
-	metadataFile string
-	allow        []string
+	files, sets, allow               []string
+	print, noCache, pull, push, load bool
+	progress, metadataFile           string
 }
 
 func newBakeCommand(g *globalOptions) *cobra.Command {

@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/builder-dev/builder/cache"
 	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
@@ -36,7 +36,7 @@ func newDuCommand(g *globalOptions) *cobra.Command {
 			for _, r := range du.Records {
 				id, shared, inUse := r.ID, "private", "-"
 				if !verbose {
-					id = cache.Short(id)
+					id = shortID(id)
 				}
 				if r.Shared {
 					shared = "shared"
@@ -90,4 +90,12 @@ func plural(n int, unit string) string {
 		return "1 " + unit
 	}
 	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// shortID shortens a blob digest or snapshot id for the table.
+func shortID(id string) string {
+	if _, enc, ok := strings.Cut(id, ":"); ok && len(enc) > 12 {
+		return enc[:12]
+	}
+	return id
 }

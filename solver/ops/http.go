@@ -12,8 +12,10 @@ import (
 
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops/filecopy"
 	"github.com/builder-dev/builder/source"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // resolved carries what a source op's CacheKey found out (a download, a
@@ -166,7 +168,7 @@ func (o *httpOp) place(dl download, p string) error {
 		return err
 	}
 	defer rc.Close()
-	if err := writeFile(p, rc); err != nil {
+	if err := filecopy.WriteFile(p, rc); err != nil {
 		return err
 	}
 	if err := os.Chmod(p, 0o600); err != nil {
@@ -176,5 +178,9 @@ func (o *httpOp) place(dl download, p string) error {
 	if !dl.lastModified.IsZero() {
 		mtime = dl.lastModified
 	}
-	return setTimes(p, mtime, mtime)
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "utimes", Path: p, Err: err}
+	}
+	return nil
 }

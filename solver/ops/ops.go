@@ -22,7 +22,7 @@ import (
 // Worker holds what ops need: the state dir's stores and the sources.
 type Worker struct {
 	DB         *cache.DB
-	Snapshots  *snapshot.Snapshotter
+	Snapshots  snapshot.Snapshotter
 	Registries *source.Registries
 	Puller     *source.Puller
 	// TmpDir holds per-run scratch directories.

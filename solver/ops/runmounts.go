@@ -3,20 +3,20 @@ package ops
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/snapshot/treecopy"
 	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops/filecopy"
+	"github.com/builder-dev/builder/solver/ops/sshagent"
 	"github.com/builder-dev/builder/source"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/opencontainers/go-digest"
@@ -223,7 +223,7 @@ func writableView(view []snapshot.Mount, dir string) ([]snapshot.Mount, error) {
 			return nil, err
 		}
 		cp := filepath.Join(dir, "copy")
-		if err := snapshot.CopyDir(cp, view[0].Source); err != nil {
+		if err := treecopy.Dir(cp, view[0].Source); err != nil {
 			return nil, err
 		}
 		return []snapshot.Mount{{Type: "bind", Source: cp, Options: []string{"bind"}}}, nil
@@ -272,20 +272,13 @@ func (o *execOp) contextSource(state string, n int, l llb.LocalOp, m llb.ExecMou
 	if err != nil {
 		return "", err
 	}
-	if err := copyTree(dir, tree, rel); err != nil {
+	if err := filecopy.CopyTree(context.Background(), dir, tree, rel); err != nil {
 		return "", err
 	}
 	if !fi.IsDir() {
 		return filepath.Join(dir, path.Base(rel)), nil
 	}
 	return dir, nil
-}
-
-// copyTree copies rel of tree (a directory's contents, or a file) into the
-// directory dir, as COPY would.
-func copyTree(dir string, tree *source.Tree, rel string) error {
-	c := &copyOp{op: llb.CopyOp{Sources: []string{rel}, Dest: "/"}}
-	return c.copy(dir, tree, false)
 }
 
 // secretMount provides a secret as a read-only file and/or an environment
@@ -380,85 +373,17 @@ func (o *execOp) sshMount(rm *runMounts, state string, n int, m llb.ExecMount) e
 		dir = d
 	}
 	p := filepath.Join(dir, "ssh-"+strconv.Itoa(n)+".sock")
-	ln, err := net.Listen("unix", p)
+	proxy, err := sshagent.Listen(p, sock)
 	if err != nil {
 		return fmt.Errorf("ssh agent %s: %w", m.ID, err)
 	}
-	proxy := &agentProxy{ln: ln, agent: sock, conns: map[net.Conn]bool{}}
-	rm.release = append(rm.release, proxy.close)
+	rm.release = append(rm.release, proxy.Close)
 	if err := setOwnerMode(p, m, 0o600); err != nil {
 		return fmt.Errorf("ssh agent %s: %w", m.ID, err)
 	}
-	go proxy.serve()
+	go proxy.Serve()
 	rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountBind, Source: p, Target: m.Target})
 	return nil
-}
-
-// agentProxy copies bytes between the connections made to ln and new
-// connections to the agent socket.
-type agentProxy struct {
-	ln    net.Listener
-	agent string
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func (p *agentProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		a, err := net.Dial("unix", p.agent)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		if !p.track(c, a) {
-			return
-		}
-		go p.pipe(c, a)
-		go p.pipe(a, c)
-	}
-}
-
-// track records the two ends of a connection for close and counts their
-// pipes, or closes them when the proxy is closed.
-func (p *agentProxy) track(conns ...net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.conns == nil {
-		for _, c := range conns {
-			c.Close()
-		}
-		return false
-	}
-	for _, c := range conns {
-		p.conns[c] = true
-	}
-	p.wg.Add(2)
-	return true
-}
-
-func (p *agentProxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	io.Copy(dst, src)
-	// Half-close, so the other side sees EOF; the other pipe ends too.
-	if uc, ok := dst.(*net.UnixConn); ok {
-		uc.CloseWrite()
-	}
-}
-
-func (p *agentProxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-	p.mu.Unlock()
-	p.wg.Wait()
 }
 
 // mountKeyParts describes the mounts, network and security mode for

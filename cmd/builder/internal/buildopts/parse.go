@@ -4,13 +4,14 @@ import (
 	"os"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/cache/remote"
 )
 
 // parseCacheSpecs reads --cache-to (export) or --cache-from values.
-func parseCacheSpecs(values []string, export bool) ([]build.CacheSpec, error) {
-	var out []build.CacheSpec
+func parseCacheSpecs(values []string, export bool) ([]remote.Spec, error) {
+	var out []remote.Spec
 	for _, v := range values {
-		c, err := build.ParseCacheSpec(v, export)
+		c, err := remote.ParseSpec(v, export)
 		if err != nil {
 			return nil, err
 		}

@@ -1,10 +1,9 @@
 //go:build linux
 
-package snapshot
+package archive
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -73,7 +72,9 @@ type diffEntry struct {
 	st      unix.Stat_t
 }
 
-func isWhiteout(st *unix.Stat_t) bool {
+// IsWhiteout reports whether st is an overlay whiteout: a 0/0 character
+// device.
+func IsWhiteout(st *unix.Stat_t) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
 }
 
@@ -96,8 +97,8 @@ func (d *differ) walk(abs, rel string) error {
 		if err := unix.Lstat(p, &e.st); err != nil {
 			return fmt.Errorf("writing diff: %w", &os.PathError{Op: "lstat", Path: p, Err: err})
 		}
-		if isWhiteout(&e.st) {
-			e.tarName = whiteoutPrefix + n
+		if IsWhiteout(&e.st) {
+			e.tarName = WhiteoutPrefix + n
 		}
 		entries = append(entries, e)
 	}
@@ -146,13 +147,13 @@ func (d *differ) entry(p, name string, st *unix.Stat_t) error {
 		ModTime: d.mtime(st),
 		Format:  tar.FormatPAX,
 	}
-	if isWhiteout(st) {
+	if IsWhiteout(st) {
 		hdr.Typeflag = tar.TypeReg
 		hdr.Mode &= 0o777
 		return d.tw.WriteHeader(hdr)
 	}
-	fmtBits := st.Mode & unix.S_IFMT
-	if fmtBits != unix.S_IFDIR && st.Nlink > 1 {
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if !isDir && st.Nlink > 1 {
 		k := devIno{uint64(st.Dev), st.Ino}
 		if first, ok := d.links[k]; ok {
 			hdr.Typeflag = tar.TypeLink
@@ -161,7 +162,39 @@ func (d *differ) entry(p, name string, st *unix.Stat_t) error {
 		}
 		d.links[k] = name
 	}
-	var opaque bool
+	if ok, err := setType(hdr, p, st); err != nil || !ok {
+		return err
+	}
+	opaque, err := d.addXattrs(hdr, p, isDir)
+	if err != nil {
+		return err
+	}
+	if err := d.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if opaque {
+		// The marker takes the directory's time and no owner, so that it
+		// changes only when the directory does.
+		if err := d.tw.WriteHeader(&tar.Header{
+			Typeflag: tar.TypeReg,
+			Name:     hdr.Name + WhiteoutOpaque,
+			ModTime:  hdr.ModTime,
+			Format:   tar.FormatPAX,
+		}); err != nil {
+			return err
+		}
+	}
+	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+		return d.copyFile(p, hdr.Size)
+	}
+	return nil
+}
+
+// setType fills in hdr's type and what goes with it (size, link target,
+// device numbers) for the file at p. It reports false for a socket, which
+// a tar cannot hold (they are runtime state anyway).
+func setType(hdr *tar.Header, p string, st *unix.Stat_t) (bool, error) {
+	fmtBits := st.Mode & unix.S_IFMT
 	switch fmtBits {
 	case unix.S_IFREG:
 		hdr.Typeflag = tar.TypeReg
@@ -173,7 +206,7 @@ func (d *differ) entry(p, name string, st *unix.Stat_t) error {
 		hdr.Typeflag = tar.TypeSymlink
 		target, err := os.Readlink(p)
 		if err != nil {
-			return err
+			return false, err
 		}
 		hdr.Linkname = target
 	case unix.S_IFIFO:
@@ -186,18 +219,23 @@ func (d *differ) entry(p, name string, st *unix.Stat_t) error {
 		hdr.Devmajor = int64(unix.Major(uint64(st.Rdev)))
 		hdr.Devminor = int64(unix.Minor(uint64(st.Rdev)))
 	case unix.S_IFSOCK:
-		// A tar cannot hold a socket; they are runtime state anyway.
-		return nil
+		return false, nil
 	default:
-		return fmt.Errorf("unknown file type %#o", fmtBits)
+		return false, fmt.Errorf("unknown file type %#o", fmtBits)
 	}
+	return true, nil
+}
+
+// addXattrs records p's xattrs in hdr, minus overlay's own, and reports
+// whether the directory p is opaque.
+func (d *differ) addXattrs(hdr *tar.Header, p string, isDir bool) (opaque bool, err error) {
 	xattrs, err := d.xattrs(p)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for k, v := range xattrs {
-		if isOverlayXattr(k) {
-			if (k == trustedOpaque || k == userOpaque) && v == "y" && fmtBits == unix.S_IFDIR {
+		if IsOverlayXattr(k) {
+			if (k == TrustedOpaque || k == UserOpaque) && v == "y" && isDir {
 				opaque = true
 			}
 			continue
@@ -205,27 +243,9 @@ func (d *differ) entry(p, name string, st *unix.Stat_t) error {
 		if hdr.PAXRecords == nil {
 			hdr.PAXRecords = map[string]string{}
 		}
-		hdr.PAXRecords[paxXattr+k] = v
+		hdr.PAXRecords[PAXXattr+k] = v
 	}
-	if err := d.tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	if opaque {
-		// The marker takes the directory's time and no owner, so that it
-		// changes only when the directory does.
-		if err := d.tw.WriteHeader(&tar.Header{
-			Typeflag: tar.TypeReg,
-			Name:     hdr.Name + whiteoutOpaque,
-			ModTime:  hdr.ModTime,
-			Format:   tar.FormatPAX,
-		}); err != nil {
-			return err
-		}
-	}
-	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-		return d.copyFile(p, hdr.Size)
-	}
-	return nil
+	return opaque, nil
 }
 
 // copyFile writes exactly size bytes of p; a file that changed size since
@@ -250,13 +270,13 @@ func (d *differ) copyFile(p string, size int64) error {
 
 // xattrs returns the extended attributes of p (not following symlinks).
 func (d *differ) xattrs(p string) (map[string]string, error) {
-	names, err := listXattrs(p, &d.xbuf)
+	names, err := ListXattrs(p, &d.xbuf)
 	if err != nil || len(names) == 0 {
 		return nil, err
 	}
 	m := make(map[string]string, len(names))
 	for _, n := range names {
-		v, err := getXattr(p, n, &d.xbuf)
+		v, err := GetXattr(p, n, &d.xbuf)
 		if errors.Is(err, unix.ENODATA) {
 			continue // removed since listing
 		}
@@ -268,49 +288,5 @@ func (d *differ) xattrs(p string) (map[string]string, error) {
 	return m, nil
 }
 
-// listXattrs returns the xattr names of p; buf is a reusable buffer.
-func listXattrs(p string, buf *[]byte) ([]string, error) {
-	for {
-		n, err := unix.Llistxattr(p, *buf)
-		if errors.Is(err, unix.ERANGE) {
-			// Grown since we sized the buffer; ask again.
-			sz, err := unix.Llistxattr(p, nil)
-			if err != nil {
-				return nil, &os.PathError{Op: "llistxattr", Path: p, Err: err}
-			}
-			*buf = make([]byte, max(2*sz, len(*buf)))
-			continue
-		}
-		if errors.Is(err, unix.ENOTSUP) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "llistxattr", Path: p, Err: err}
-		}
-		var names []string
-		for _, b := range bytes.Split((*buf)[:n], []byte{0}) {
-			if len(b) > 0 {
-				names = append(names, string(b))
-			}
-		}
-		return names, nil
-	}
-}
-
-func getXattr(p, name string, buf *[]byte) (string, error) {
-	for {
-		n, err := unix.Lgetxattr(p, name, *buf)
-		if errors.Is(err, unix.ERANGE) {
-			sz, err := unix.Lgetxattr(p, name, nil)
-			if err != nil {
-				return "", &os.PathError{Op: "lgetxattr " + name, Path: p, Err: err}
-			}
-			*buf = make([]byte, max(2*sz, len(*buf)))
-			continue
-		}
-		if err != nil {
-			return "", &os.PathError{Op: "lgetxattr " + name, Path: p, Err: err}
-		}
-		return string((*buf)[:n]), nil
-	}
-}
+// devIno identifies an inode, for finding the other names of a hard link.
+type devIno struct{ dev, ino uint64 }

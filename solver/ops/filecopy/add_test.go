@@ -1,4 +1,4 @@
-package ops
+package filecopy
 
 import (
 	"archive/tar"

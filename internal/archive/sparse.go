@@ -1,4 +1,4 @@
-package snapshot
+package archive
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/docker/go-units"
 )
 
 // sparseBlock is the granularity of hole detection: a run of this many
@@ -128,21 +130,7 @@ func (e *Expansion) Add(size int64) error {
 	e.total += size
 	if limit := e.Limit(); limit >= 0 && (size < 0 || e.total > limit) {
 		return fmt.Errorf("%s: its files expand to more than %s, %d times its compressed size of %s; refusing what looks like a decompression or sparse-file bomb",
-			e.What, humanBytes(limit), MaxExpansionRatio, humanBytes(e.Compressed))
+			e.What, units.BytesSize(float64(limit)), MaxExpansionRatio, units.BytesSize(float64(e.Compressed)))
 	}
 	return nil
-}
-
-// humanBytes formats n in binary units (1.5 GiB), as limits are powers of two.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

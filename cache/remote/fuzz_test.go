@@ -1,4 +1,4 @@
-package build
+package remote
 
 import (
 	"testing"
@@ -15,17 +15,17 @@ func FuzzCacheConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte, proper bool) {
 		mediaType := "application/vnd.oci.image.config.v1+json"
 		if proper {
-			mediaType = CacheConfigMediaType
+			mediaType = ConfigMediaType
 		}
-		cfg, err := parseCacheConfig(mediaType, raw)
+		cfg, err := parseConfig(mediaType, raw)
 		if err != nil {
 			return
 		}
-		src := &cacheSource{cfg: cfg}
-		if err := src.validate(); err != nil {
+		recs, err := cfg.check()
+		if err != nil {
 			return
 		}
-		for key, top := range src.recs {
+		for key, top := range recs {
 			chain := cfg.chain(top)
 			if top >= 0 && (len(chain) == 0 || chain[len(chain)-1] != top) {
 				t.Fatalf("record %s: chain %v does not end at its layer %d", key, chain, top)
