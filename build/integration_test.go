@@ -20,6 +20,7 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/solver"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -225,7 +226,7 @@ func TestBuildPushPullRun(t *testing.T) {
 	ev2 := newEvents()
 	ociTar := filepath.Join(t.TempDir(), "app.tar")
 	opts.Progress, opts.Push = ev2, false
-	opts.Outputs = []build.Output{{Type: "oci", Dest: ociTar}}
+	opts.Outputs = []output.Spec{{Type: "oci", Dest: ociTar}}
 	res2, err := st.Build(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/output"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -23,46 +24,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 )
-
-func TestParseOutput(t *testing.T) {
-	tests := []struct {
-		in   string
-		want build.Output
-		err  string
-	}{
-		{in: "type=oci,dest=a.tar", want: build.Output{Type: "oci", Dest: "a.tar", Attrs: map[string]string{}}},
-		{in: `type=image,"name=a:1,b:2",push=true,compression=zstd,compression-level=3,force-compression=true`, want: build.Output{Type: "image", Attrs: map[string]string{
-			"name": "a:1,b:2", "push": "true", "compression": "zstd", "compression-level": "3", "force-compression": "true"}}},
-		{in: "type=registry,name=r/a,oci-mediatypes=false,rewrite-timestamp=true", want: build.Output{Type: "registry", Attrs: map[string]string{"name": "r/a", "oci-mediatypes": "false", "rewrite-timestamp": "true"}}},
-		{in: "type=oci,dest=dir,tar=false", want: build.Output{Type: "oci", Dest: "dir", Attrs: map[string]string{"tar": "false"}}},
-		{in: "type=docker,dest=d.tar,name=x", want: build.Output{Type: "docker", Dest: "d.tar", Attrs: map[string]string{"name": "x"}}},
-		{in: "type=local,dest=out", want: build.Output{Type: "local", Dest: "out", Attrs: map[string]string{}}},
-		{in: "out", want: build.Output{Type: "local", Dest: "out"}},
-		{in: "type=tar,dest=fs.tar", want: build.Output{Type: "tar", Dest: "fs.tar", Attrs: map[string]string{}}},
-		{in: "dest=a.tar", err: "missing type="},
-		{in: "type=nope,dest=x", err: `unknown output type "nope"`},
-		{in: "type=oci", err: "needs dest="},
-		{in: "type=docker", err: "no daemon"},
-		{in: "type=local,dest=x,name=y", err: "takes only dest="},
-		{in: "type=image,compression=lz4", err: "unknown compression"},
-		{in: "type=image,compression=zstd,oci-mediatypes=false", err: "needs oci-mediatypes=true"},
-		{in: "type=image,push=maybe", err: "want true or false"},
-		{in: "type=image,compression-level=x", err: "not a number"},
-		{in: "type=image,bogus=1", err: `unknown key "bogus"`},
-	}
-	for _, tc := range tests {
-		got, err := build.ParseOutput(tc.in)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("ParseOutput(%q) = %+v, %v; want error containing %q", tc.in, got, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("ParseOutput(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
-		}
-	}
-}
 
 const outputsDockerfile = `FROM {{BASE}}
 RUN mkdir -p /opt/d /data && touch /opt/d/gone && echo hi > /data/f && chown 1000:1001 /data/f && chmod 0640 /data/f && \
@@ -78,7 +39,7 @@ func TestOutputs(t *testing.T) {
 	reg, _, _ := strings.Cut(base, "/")
 	st := openState(t, t.TempDir())
 	dir := t.TempDir()
-	var outs []build.Output
+	var outs []output.Spec
 	for _, o := range []string{
 		"type=image,name=local/app:1",
 		"type=registry,name=" + reg + "/app:zstd,compression=zstd,force-compression=true",
@@ -89,7 +50,7 @@ func TestOutputs(t *testing.T) {
 		"type=local,dest=" + filepath.Join(dir, "rootfs"),
 		"type=tar,dest=" + filepath.Join(dir, "rootfs.tar"),
 	} {
-		out, err := build.ParseOutput(o)
+		out, err := output.Parse(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,11 +71,11 @@ func TestOutputs(t *testing.T) {
 		t.Errorf("Result.Names = %v, want %v", res.Names, want)
 	}
 	for _, n := range []string{"local/app:1", "app:tagged"} {
-		if rec, err := st.Image(n); err != nil || rec.Manifest.Digest != res.Manifest.Digest {
+		if rec, err := st.Images.Image(n); err != nil || rec.Manifest.Digest != res.Manifest.Digest {
 			t.Errorf("local store %s = %v, %v; want %s", n, rec.Manifest.Digest, err, res.Manifest.Digest)
 		}
 	}
-	if rec, err := st.Image(reg + "/app:zstd"); err != nil || rec.Manifest.Digest == res.Manifest.Digest {
+	if rec, err := st.Images.Image(reg + "/app:zstd"); err != nil || rec.Manifest.Digest == res.Manifest.Digest {
 		t.Errorf("local store %s/app:zstd = %v, %v; want the zstd image", reg, rec.Manifest.Digest, err)
 	}
 

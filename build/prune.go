@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/kept"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -82,8 +83,8 @@ func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
 	if err != nil {
 		return nil, err
 	}
-	kept, err := s.KeptFailures()
-	addKeptRoots(g, kept)
+	failures, err := s.Kept.List()
+	addKeptRoots(g, failures)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +98,7 @@ func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
 // Prune removes build cache that no image of the local store and no build
 // running in this process needs, as opt selects.
 func (s *State) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, error) {
-	rep, err := s.prune(ctx, opt, leases.of(s), true)
+	rep, err := s.prune(ctx, opt, s.leases.all(), true)
 	if err == nil && opt.All {
 		err = s.pruneCacheMounts(ctx, rep, opt.DryRun)
 	}
@@ -112,12 +113,12 @@ func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, d
 	if err != nil {
 		return nil, err
 	}
-	kept, err := s.KeptFailures()
+	failures, err := s.Kept.List()
 	if err != nil {
 		return nil, err
 	}
 	if !dropKept {
-		addKeptRoots(g, kept)
+		addKeptRoots(g, failures)
 	}
 	plan := cache.Collect(g, cache.Policy{All: opt.All, Until: opt.Until, KeepStorage: opt.KeepStorage}, ls, time.Now())
 	rep := &PruneReport{
@@ -125,13 +126,13 @@ func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, d
 		Freed: plan.Freed, Before: plan.Total, After: plan.Total - plan.Freed,
 	}
 	if dropKept {
-		rep.Kept = len(kept)
+		rep.Kept = len(failures)
 	}
 	if opt.DryRun {
 		return rep, nil
 	}
 	if dropKept {
-		if _, err := s.removeKept(); err != nil {
+		if _, err := s.Kept.RemoveAll(); err != nil {
 			return nil, fmt.Errorf("pruning kept failures: %w", err)
 		}
 	}
@@ -308,39 +309,35 @@ func (u *buildUse) lease() cache.Lease {
 	}
 }
 
-// leaseTable holds the uses of the builds running in this process, per
-// State: a Prune, or one build's automatic GC, must spare the others'.
+// leaseTable holds the uses of the builds of one State running in this
+// process: a Prune, or one build's automatic GC, must spare the others'.
 // (Other processes cannot prune meanwhile: a build holds the state
 // directory's lock.)
 type leaseTable struct {
-	mu sync.Mutex
-	m  map[*State]map[*buildUse]bool
+	mu   sync.Mutex
+	uses map[*buildUse]bool
 }
 
-var leases = &leaseTable{m: map[*State]map[*buildUse]bool{}}
-
-func (t *leaseTable) add(s *State, u *buildUse) {
+func (t *leaseTable) add(u *buildUse) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.m[s] == nil {
-		t.m[s] = map[*buildUse]bool{}
+	if t.uses == nil {
+		t.uses = map[*buildUse]bool{}
 	}
-	t.m[s][u] = true
+	t.uses[u] = true
 }
 
-func (t *leaseTable) remove(s *State, u *buildUse) {
+func (t *leaseTable) remove(u *buildUse) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m[s], u)
-	if len(t.m[s]) == 0 {
-		delete(t.m, s)
-	}
+	delete(t.uses, u)
 }
 
-func (t *leaseTable) of(s *State) []cache.Lease {
+// all returns the leases of the builds running.
+func (t *leaseTable) all() []cache.Lease {
 	t.mu.Lock()
-	var us []*buildUse
-	for u := range t.m[s] {
+	us := make([]*buildUse, 0, len(t.uses))
+	for u := range t.uses {
 		us = append(us, u)
 	}
 	t.mu.Unlock()
@@ -355,7 +352,7 @@ func (t *leaseTable) of(s *State) []cache.Lease {
 // follow.
 func (s *State) startUse() *buildUse {
 	u := &buildUse{Cache: s.worker}
-	leases.add(s, u)
+	s.leases.add(u)
 	return u
 }
 
@@ -364,7 +361,7 @@ func (s *State) startUse() *buildUse {
 // the GC with the build's use (and that of other builds still running) as
 // leases. Problems are reported to warn; the build's result stands.
 func (s *State) finishUse(ctx context.Context, u *buildUse, policy *GCPolicy, warn func(string)) {
-	defer leases.remove(s, u)
+	defer s.leases.remove(u)
 	if warn == nil {
 		warn = func(string) {}
 	}
@@ -402,7 +399,7 @@ func (s *State) autoGC(ctx context.Context, policy *GCPolicy) (bool, error) {
 	if err != nil || total <= p.KeepStorage {
 		return false, err
 	}
-	_, err = s.prune(ctx, PruneOptions{KeepStorage: p.KeepStorage}, leases.of(s), false)
+	_, err = s.prune(ctx, PruneOptions{KeepStorage: p.KeepStorage}, s.leases.all(), false)
 	return true, err
 }
 
@@ -434,8 +431,8 @@ func ParseSize(v string) (int64, error) {
 
 // addKeptRoots makes the kept failures' snapshots roots of g, as images
 // are: the automatic GC keeps them and du counts them as in use.
-func addKeptRoots(g *cache.Graph, kept []KeptFailure) {
-	for _, k := range kept {
+func addKeptRoots(g *cache.Graph, failures []kept.Failure) {
+	for _, k := range failures {
 		g.Images = append(g.Images, cache.ImageRef{Name: "kept failure " + k.ID, Snapshot: k.Snapshot})
 	}
 }

@@ -1,6 +1,7 @@
 package build_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/output"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -31,7 +33,7 @@ const reproEpoch = 1700000000
 
 // reproBuild builds reproDockerfile on base in a fresh context directory
 // whose files have the given mtime.
-func reproBuild(t *testing.T, st *build.State, base string, mtime time.Time, args map[string]string, outputs ...build.Output) *build.Result {
+func reproBuild(t *testing.T, st *build.State, base string, mtime time.Time, args map[string]string, outputs ...output.Spec) *build.Result {
 	t.Helper()
 	ctxDir := writeContext(t, map[string]string{"app.txt": "app\n", "lib/helper.txt": "helper\n"})
 	for _, p := range []string{"app.txt", "lib/helper.txt", "lib", "."} {
@@ -124,13 +126,13 @@ func TestReproducibleBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	var outs []build.Output
+	var outs []output.Spec
 	for _, c := range []string{"gzip", "zstd", "uncompressed"} {
-		for _, force := range []string{"false", "true"} {
-			outs = append(outs, build.Output{Type: "oci", Dest: filepath.Join(dir, c+"-"+force), Attrs: map[string]string{"compression": c, "force-compression": force, "tar": "false"}})
+		for _, force := range []bool{false, true} {
+			outs = append(outs, output.Spec{Type: "oci", Dest: filepath.Join(dir, fmt.Sprintf("%s-%v", c, force)), Compression: c, ForceCompression: force, Directory: true})
 		}
 	}
-	outs = append(outs, build.Output{Type: "oci", Dest: filepath.Join(dir, "gzip-9"), Attrs: map[string]string{"compression": "gzip", "compression-level": "9", "tar": "false"}})
+	outs = append(outs, output.Spec{Type: "oci", Dest: filepath.Join(dir, "gzip-9"), Compression: "gzip", CompressionLevel: 9, Directory: true})
 	for _, st := range []*build.State{st1, st2} {
 		reproBuild(t, st, base, time.Now(), args, outs...)
 		digests := map[string]bool{}
@@ -143,10 +145,10 @@ func TestReproducibleBuilds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantType := map[string]string{"gzip": "gzip", "zstd": "zstd", "uncompressed": "tar"}[o.Attrs["compression"]]
+			wantType := map[string]string{"gzip": "gzip", "zstd": "zstd", "uncompressed": "tar"}[o.Compression]
 			for i, l := range m.Layers {
 				// Without force-compression the base layer stays gzip.
-				if (i > 0 || o.Attrs["force-compression"] == "true") && !strings.HasSuffix(string(l.MediaType), wantType) {
+				if (i > 0 || o.ForceCompression) && !strings.HasSuffix(string(l.MediaType), wantType) {
 					t.Errorf("%s: layer %d media type %s, want %s", filepath.Base(o.Dest), i, l.MediaType, wantType)
 				}
 			}

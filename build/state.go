@@ -6,7 +6,6 @@ package build
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,7 +16,9 @@ import (
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/internal/userns"
+	"github.com/builder-dev/builder/kept"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/builder-dev/builder/source"
@@ -31,10 +32,17 @@ type State struct {
 	Content    *content.Store
 	Snapshots  snapshot.Snapshotter
 	Registries *source.Registries
-	worker     *ops.Worker
-	tmp        string
-	closed     bool
-	warnf      func(string)
+	// Images is the local image store.
+	Images *imagestore.Store
+	// Kept are the failed steps' filesystems kept by --on-error=keep.
+	Kept   *kept.Store
+	worker *ops.Worker
+	// leases are the uses of the cache by the builds running on this
+	// State, which a GC spares.
+	leases leaseTable
+	tmp    string
+	closed bool
+	warnf  func(string)
 }
 
 func (s *State) warn(msg string) {
@@ -121,6 +129,8 @@ func Open(root string, opt StateOptions) (*State, error) {
 		TmpDir:      s.tmp,
 		CacheMounts: filepath.Join(root, "cachemounts"),
 	}
+	s.Kept = &kept.Store{Dir: filepath.Join(root, "kept"), CacheMounts: s.worker.CacheMounts}
+	s.Images = &imagestore.Store{DB: db, Content: s.Content, Registries: s.Registries, Puller: s.worker.Puller, Platform: HostPlatform()}
 	return s, nil
 }
 
@@ -208,11 +218,27 @@ func removeAll(p string) error {
 	return os.RemoveAll(p)
 }
 
-// resolver adapts the registries to the frontend.
-type resolver struct{ r *source.Registries }
+// localFirst resolves FROM names in the local image store first, as
+// `docker build` does, and in their registry otherwise.
+type localFirst struct {
+	images *imagestore.Store
+	remote *source.Registries
+	// registryOnly skips the local store (--pull).
+	registryOnly bool
+}
 
-func (r resolver) ResolveImage(ctx context.Context, ref string, p ocispec.Platform) (dockerfile.ResolvedImage, error) {
-	res, err := r.r.Resolve(ctx, ref, p)
+func (s *State) resolver() dockerfile.ImageResolver {
+	return localFirst{images: s.Images, remote: s.Registries}
+}
+
+func (r localFirst) ResolveImage(ctx context.Context, ref string, p ocispec.Platform) (dockerfile.ResolvedImage, error) {
+	if local, ok := r.images.Lookup(ref, p); ok && !r.registryOnly {
+		var img dockerfile.Image
+		if json.Unmarshal(local.Config, &img) == nil {
+			return dockerfile.ResolvedImage{Digest: local.Manifest, Config: img}, nil
+		}
+	}
+	res, err := r.remote.Resolve(ctx, ref, p)
 	if err != nil {
 		return dockerfile.ResolvedImage{}, err
 	}
@@ -226,21 +252,4 @@ func (r resolver) ResolveImage(ctx context.Context, ref string, p ocispec.Platfo
 // HostPlatform is the platform images are built for.
 func HostPlatform() ocispec.Platform {
 	return ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
-}
-
-// normaliseName gives a name without a tag the tag "latest".
-func normaliseName(n string) string {
-	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") || strings.Contains(n, "@") {
-		return n
-	}
-	return n + ":latest"
-}
-
-// Image finds a named image of the local store.
-func (s *State) Image(name string) (cache.Image, error) {
-	img, err := s.DB.Image(normaliseName(name))
-	if errors.Is(err, cache.ErrNotFound) {
-		return img, fmt.Errorf("image %s is not in the local store (see `builder images`)", name)
-	}
-	return img, err
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/output"
+	"github.com/builder-dev/builder/source"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
@@ -64,10 +66,10 @@ func TestLocalStore(t *testing.T) {
 	res := storeBuild(t, st, base, "FROM {{BASE}}\nRUN echo made > /made\nCMD [\"cat\", \"/made\"]\n", "app:1")
 
 	// tag
-	if err := st.Tag("app:1", "app:2"); err != nil {
+	if err := st.Images.Tag("app:1", "app:2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Tag("nope", "x"); err == nil {
+	if err := st.Images.Tag("nope", "x"); err == nil {
 		t.Error("Tag of a missing image succeeded")
 	}
 	if got, want := storeNames(t, st), []string{"app:1", "app:2"}; !slices.Equal(got, want) {
@@ -82,10 +84,10 @@ func TestLocalStore(t *testing.T) {
 
 	// push to the registry the name says
 	pushed := reg + "/store/app:pushed"
-	if err := st.Tag("app:1", pushed); err != nil {
+	if err := st.Images.Tag("app:1", pushed); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Push(t.Context(), pushed, nil); err != nil {
+	if err := st.Images.Push(t.Context(), pushed, source.Keychain); err != nil {
 		t.Fatal(err)
 	}
 	pimg := pull(t, pushed)
@@ -103,23 +105,23 @@ func TestLocalStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.Save(f, format, "app:1", "app:2", "app:derived"); err != nil {
+		if err := st.Images.Save(f, format, "app:1", "app:2", "app:derived"); err != nil {
 			t.Fatalf("save --format %s: %v", format, err)
 		}
 		f.Close()
 		saved[format] = p
 	}
-	if err := st.Save(io.Discard, "docker", "missing:1"); err == nil {
+	if err := st.Images.Save(io.Discard, "docker", "missing:1"); err == nil {
 		t.Error("saving a missing image succeeded")
 	}
 	checkDockerTarImages(t, saved["docker"], map[string]string{"app:1": res.Manifest.Digest.String(), "app:2": res.Manifest.Digest.String()})
 	checkOCITarImages(t, saved["oci"], map[string]string{"app:1": res.Manifest.Digest.String(), "app:2": res.Manifest.Digest.String(), "app:derived": res2.Manifest.Digest.String()})
 
 	// rmi
-	if err := st.Remove("app:2"); err != nil {
+	if err := st.Images.Remove("app:2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Remove("app:2"); err == nil {
+	if err := st.Images.Remove("app:2"); err == nil {
 		t.Error("removing app:2 twice succeeded")
 	}
 	if got, want := storeNames(t, st), []string{pushed, "app:1", "app:derived"}; !slices.Equal(got, want) {
@@ -139,7 +141,7 @@ func TestLocalStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			loaded, err := st.Load(t.Context(), f)
+			loaded, err := st.Images.Load(t.Context(), f)
 			if err != nil {
 				t.Fatalf("load: %v", err)
 			}
@@ -181,14 +183,14 @@ func TestLocalStore(t *testing.T) {
 	t.Run("type=docker", func(t *testing.T) {
 		st := openState(t, root)
 		out := filepath.Join(t.TempDir(), "d.tar")
-		o, err := build.ParseOutput("type=docker,dest=" + out + ",name=exported:1")
+		o, err := output.Parse("type=docker,dest=" + out + ",name=exported:1")
 		if err != nil {
 			t.Fatal(err)
 		}
 		ev := newEvents()
 		if _, err := st.Build(t.Context(), build.Options{
 			ContextDir: writeContext(t, nil), Dockerfile: []byte("FROM app:1\nRUN echo exported > /made\n"),
-			DockerfileName: "Dockerfile", Progress: ev, Outputs: []build.Output{o},
+			DockerfileName: "Dockerfile", Progress: ev, Outputs: []output.Spec{o},
 		}); err != nil {
 			t.Fatalf("build: %v\n%s", err, ev.logs.String())
 		}
@@ -199,7 +201,7 @@ func TestLocalStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		if _, err := st2.Load(t.Context(), f); err != nil {
+		if _, err := st2.Images.Load(t.Context(), f); err != nil {
 			t.Fatal(err)
 		}
 		if got := runImage(t, st2, "exported:1"); got != "exported\n" {

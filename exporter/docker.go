@@ -306,3 +306,16 @@ func WriteOCIArchive(s Sink, store *content.Store, images []ArchiveImage) error 
 	}
 	return s.Close()
 }
+
+// refName is the tag part of a name, as OCI layouts name their images.
+func refName(n string) string {
+	if r, err := name.ParseReference(n, name.WeakValidation); err == nil {
+		if t, ok := r.(name.Tag); ok {
+			return t.TagStr()
+		}
+	}
+	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
+		return n[i+1:]
+	}
+	return "latest"
+}

@@ -32,8 +32,8 @@ func TestProgressRenderers(t *testing.T) {
 		mode string
 		want []string
 	}{
-		{"plain", []string{"#1 [a 1/3] FROM base", "#1 CACHED", "#2 not cached: files changed: main.go modified", "compiling", "#2 DONE 1.5s (cpu 5.9s, peak 412 MiB)\n", "#3 ERROR exited with code 1", " > RUN test:", "FAIL: TestX"}},
-		{"tty", []string{"CACHED [a 1/3] FROM base", "[a 2/3] RUN make 1.5s (cpu 5.9s, peak 412 MiB)", "ERROR [a 3/3] RUN test", " > RUN test:"}},
+		{"plain", []string{"#1 [a 1/3] FROM base", "#1 CACHED", "#2 not cached: files changed: main.go modified", "compiling", "#2 DONE 1.5s (cpu 5.9s, peak 412MiB)\n", "#3 ERROR exited with code 1", " > RUN test:", "FAIL: TestX"}},
+		{"tty", []string{"CACHED [a 1/3] FROM base", "[a 2/3] RUN make 1.5s (cpu 5.9s, peak 412MiB)", "ERROR [a 3/3] RUN test", " > RUN test:"}},
 		{"quiet", nil},
 	}
 	for _, tt := range tests {

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/solver"
+	"github.com/docker/go-units"
 )
 
 // usageSuffix is what a step's processes used, for its DONE line:
@@ -17,13 +17,13 @@ func usageSuffix(u *solver.Usage) string {
 	}
 	parts := []string{fmt.Sprintf("cpu %.1fs", u.CPU.Seconds())}
 	if u.PeakMemory > 0 {
-		parts = append(parts, "peak "+cgroup.FormatBytes(u.PeakMemory))
+		parts = append(parts, "peak "+units.BytesSize(float64(u.PeakMemory)))
 	}
 	if u.ReadBytes > 0 {
-		parts = append(parts, "read "+cgroup.FormatBytes(u.ReadBytes))
+		parts = append(parts, "read "+units.BytesSize(float64(u.ReadBytes)))
 	}
 	if u.WriteBytes > 0 {
-		parts = append(parts, "wrote "+cgroup.FormatBytes(u.WriteBytes))
+		parts = append(parts, "wrote "+units.BytesSize(float64(u.WriteBytes)))
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/snapshot"
+	"github.com/docker/go-units"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -88,7 +89,7 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 			implicit[i] = dirs
 			if log != nil {
 				fmt.Fprintf(log, "layer %s: %s fetched in %.2fs (%s/s), unpacked in %.2fs\n", desc.Digest.Encoded()[:12],
-					HumanBytes(desc.Size), fetched.Seconds(), HumanBytes(int64(float64(desc.Size)/max(fetched.Seconds(), 1e-3))), (time.Since(start) - fetched).Seconds())
+					units.HumanSize(float64(desc.Size)), fetched.Seconds(), units.HumanSize(float64(desc.Size)/max(fetched.Seconds(), 1e-3)), (time.Since(start) - fetched).Seconds())
 			}
 			return nil
 		})
@@ -198,18 +199,4 @@ func chainIDs(diffIDs []digest.Digest) []digest.Digest {
 		out[i] = digest.FromString(out[i-1].String() + " " + d.String())
 	}
 	return out
-}
-
-// HumanBytes formats a byte count for progress lines: 12.3 MB.
-func HumanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }

@@ -50,7 +50,7 @@ func keepFailure(st *build.State, warn io.Writer) func(context.Context, ops.RunF
 	return func(ctx context.Context, f ops.RunFailure) {
 		mu.Lock()
 		defer mu.Unlock()
-		id, err := st.KeepFailure(f)
+		id, err := st.Kept.Keep(f)
 		if err != nil {
 			fmt.Fprintln(warn, "WARNING:", err)
 			return
@@ -85,7 +85,7 @@ func newDebugCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withState(cmd, g, func(st *build.State) error {
 				if list {
-					kept, err := st.KeptFailures()
+					kept, err := st.Kept.List()
 					if err != nil {
 						return err
 					}

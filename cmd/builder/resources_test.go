@@ -65,7 +65,7 @@ func TestCLIResources(t *testing.T) {
 
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(strings.Replace(df, "head -c 30m /dev/zero | tail -c 30m", "head -c 200m /dev/zero | tail -c 150m", 1)), 0o644)
 	_, stderr, code = c.run("build", "--memory", "64m", "--progress", "plain", dir)
-	if code == 0 || !strings.Contains(stderr, "Dockerfile:4: RUN head -c 200m") || !strings.Contains(stderr, "killed: out of memory (limit 64 MiB)") {
+	if code == 0 || !strings.Contains(stderr, "Dockerfile:4: RUN head -c 200m") || !strings.Contains(stderr, "killed: out of memory (limit 64MiB)") {
 		t.Errorf("build over the limit exited %d:\n%s", code, stderr)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/source"
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +19,7 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 		Short: "Give an image of the local store another name",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withState(cmd, g, func(st *build.State) error { return st.Tag(args[0], args[1]) })
+			return withState(cmd, g, func(st *build.State) error { return st.Images.Tag(args[0], args[1]) })
 		},
 	}
 	push := &cobra.Command{
@@ -26,7 +27,7 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 		Short: "Push an image of the local store to the registry its name says",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withState(cmd, g, func(st *build.State) error { return st.Push(cmd.Context(), args[0], nil) })
+			return withState(cmd, g, func(st *build.State) error { return st.Images.Push(cmd.Context(), args[0], source.Keychain) })
 		},
 	}
 	save, load := newSaveCommand(g), newLoadCommand(g)
@@ -36,9 +37,9 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withState(cmd, g, func(st *build.State) error {
-				err := st.Remove(args...)
+				err := st.Images.Remove(args...)
 				for _, n := range args {
-					if _, gone := st.Image(n); gone != nil {
+					if _, gone := st.Images.Image(n); gone != nil {
 						fmt.Fprintln(cmd.OutOrStdout(), "Untagged:", n)
 					}
 				}
@@ -66,14 +67,14 @@ func newSaveCommand(g *globalOptions) *cobra.Command {
 			}
 			defer st.Close()
 			if saveFile == "" || saveFile == "-" {
-				return st.Save(cmd.OutOrStdout(), saveFormat, args...)
+				return st.Images.Save(cmd.OutOrStdout(), saveFormat, args...)
 			}
 			tmp, err := os.CreateTemp(filepath.Dir(saveFile), ".save-*")
 			if err != nil {
 				return err
 			}
 			defer os.Remove(tmp.Name())
-			if err := st.Save(tmp, saveFormat, args...); err != nil {
+			if err := st.Images.Save(tmp, saveFormat, args...); err != nil {
 				tmp.Close()
 				return err
 			}
@@ -106,7 +107,7 @@ func newLoadCommand(g *globalOptions) *cobra.Command {
 				in = f
 			}
 			return withState(cmd, g, func(st *build.State) error {
-				imgs, err := st.Load(cmd.Context(), in)
+				imgs, err := st.Images.Load(cmd.Context(), in)
 				for _, img := range imgs {
 					fmt.Fprintf(cmd.OutOrStdout(), "Loaded image: %s (%s)\n", img.Name, img.Manifest.Digest)
 				}

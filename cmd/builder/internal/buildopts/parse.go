@@ -5,6 +5,7 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cache/remote"
+	"github.com/builder-dev/builder/output"
 )
 
 // parseCacheSpecs reads --cache-to (export) or --cache-from values.
@@ -21,10 +22,10 @@ func parseCacheSpecs(values []string, export bool) ([]remote.Spec, error) {
 }
 
 // parseOutputs reads -o values in `docker buildx build` syntax.
-func ParseOutputs(values []string) ([]build.Output, error) {
-	var out []build.Output
+func ParseOutputs(values []string) ([]output.Spec, error) {
+	var out []output.Spec
 	for _, v := range values {
-		o, err := build.ParseOutput(v)
+		o, err := output.Parse(v)
 		if err != nil {
 			return nil, err
 		}

@@ -1,9 +1,13 @@
-package exporter
+// Package filetree writes the file tree of an image, its layers applied in
+// order with their whiteouts: as one tar stream (`-o type=tar`) or into a
+// directory (`-o type=local`).
+package filetree
 
 import (
 	"archive/tar"
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,19 +17,24 @@ import (
 	"strings"
 
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/snapshot"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// WriteRootfs writes the file tree of an image, its layers applied in
+// WriteTar writes the file tree of an image, its layers applied in
 // order with their whiteouts, as one tar stream: what `docker buildx build
 // -o type=tar` writes. Directories come first (sorted), then the other
 // files layer by layer; owners, modes, times, links, devices and xattrs are
 // kept; whiteouts are not written.
-func WriteRootfs(ctx context.Context, w io.Writer, store *content.Store, manifest ocispec.Descriptor) error {
-	m, _, _, err := readImage(store, manifest)
+func WriteTar(ctx context.Context, w io.Writer, store *content.Store, manifest ocispec.Descriptor) error {
+	raw, err := store.ReadAll(manifest.Digest)
 	if err != nil {
 		return err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("manifest %s: %w", manifest.Digest, err)
 	}
 	tree, err := flatten(ctx, store, m.Layers)
 	if err != nil {
@@ -72,17 +81,17 @@ func WriteRootfs(ctx context.Context, w io.Writer, store *content.Store, manifes
 	return tw.Close()
 }
 
-// WriteLocal writes the file tree of an image into dir (created if
+// WriteDir writes the file tree of an image into dir (created if
 // missing), with owners, modes, times and xattrs: what `docker buildx build
 // -o type=local` writes. Files already in dir are replaced.
-func WriteLocal(ctx context.Context, dir string, store *content.Store, manifest ocispec.Descriptor) error {
+func WriteDir(ctx context.Context, dir string, store *content.Store, manifest ocispec.Descriptor) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := WriteRootfs(ctx, pw, store, manifest)
+		err := WriteTar(ctx, pw, store, manifest)
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -159,7 +168,7 @@ func eachEntry(ctx context.Context, store *content.Store, l ocispec.Descriptor, 
 		return err
 	}
 	defer rc.Close()
-	zr, err := Decompress(bufio.NewReaderSize(rc, 1<<20), CompressionOf(l.MediaType))
+	zr, err := exporter.Decompress(bufio.NewReaderSize(rc, 1<<20), exporter.CompressionOf(l.MediaType))
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.Digest, err)
 	}

@@ -1,4 +1,4 @@
-package build
+package imagestore
 
 import "testing"
 
@@ -20,8 +20,8 @@ func TestCheckImageName(t *testing.T) {
 		{"A/b", false},
 		{"", false},
 	} {
-		if err := checkImageName(tt.name); (err == nil) != tt.ok {
-			t.Errorf("checkImageName(%q) = %v, want ok %v", tt.name, err, tt.ok)
+		if err := CheckName(tt.name); (err == nil) != tt.ok {
+			t.Errorf("CheckName(%q) = %v, want ok %v", tt.name, err, tt.ok)
 		}
 	}
 }

@@ -1,11 +1,8 @@
-package build
+package imagestore
 
 import (
-	"archive/tar"
 	"context"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +10,10 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// layoutContext loads the image of an oci-layout:// build context
-// (PATH or PATH@sha256:...) into the local store and returns the
-// docker-image:// reference the frontend resolves it by.
-func (s *State) layoutContext(ctx context.Context, name, value string) (string, error) {
+// LayoutContext loads the image of the oci-layout:// build context name
+// (value is oci-layout://PATH or oci-layout://PATH@sha256:...) into the
+// store and returns the docker-image:// reference a build resolves it by.
+func (s *Store) LayoutContext(ctx context.Context, name, value string) (string, error) {
 	dir, want, _ := strings.Cut(strings.TrimPrefix(value, "oci-layout://"), "@")
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -25,10 +22,7 @@ func (s *State) layoutContext(ctx context.Context, name, value string) (string, 
 	if _, err := os.Stat(filepath.Join(abs, "index.json")); err != nil {
 		return "", fmt.Errorf("--build-context %s=%s: not an OCI image layout (no index.json)", name, value)
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(tarDir(pw, abs)) }()
-	images, err := s.Load(ctx, pr)
-	pr.Close()
+	images, err := s.LoadLayout(ctx, abs)
 	if err != nil {
 		return "", fmt.Errorf("--build-context %s=%s: %w", name, value, err)
 	}
@@ -50,33 +44,4 @@ func (s *State) layoutContext(ctx context.Context, name, value string) (string, 
 		return "", fmt.Errorf("--build-context %s=%s: the layout has no image %s", name, value, want)
 	}
 	return "", fmt.Errorf("--build-context %s=%s: the layout has no image for this platform", name, value)
-}
-
-// tarDir writes the regular files below dir as a tar stream.
-func tarDir(w io.Writer, dir string) error {
-	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: filepath.ToSlash(rel), Mode: 0o644, Size: fi.Size(), Typeflag: tar.TypeReg}); err != nil {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }
