@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,6 +15,7 @@ import (
 	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/imagestore"
+	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops"
@@ -85,6 +87,26 @@ type Options struct {
 	CacheFrom []remote.Spec
 	// Resources are the cgroup limits of every RUN step (--memory, ...).
 	Resources Limits
+	// Pull resolves FROM images from their registry, never from the
+	// local store (--pull).
+	Pull bool
+	// Labels are added to the image config's labels (--label).
+	Labels map[string]string
+	// Annotations are put on the manifest and its descriptor (--annotation).
+	Annotations Annotations
+	// ExtraHosts are added to /etc/hosts of RUN steps (--add-host),
+	// ShmSize is the size of their /dev/shm (0: the default) and Ulimits
+	// their resource limits (--ulimit).
+	ExtraHosts []llb.HostIP
+	ShmSize    int64
+	Ulimits    []llb.Ulimit
+}
+
+// Annotations are --annotation values by where they go: the image
+// manifest, or the manifest's descriptor (in an OCI layout's index.json
+// and the result's descriptor).
+type Annotations struct {
+	Manifest, ManifestDescriptor map[string]string
 }
 
 // Result is a built image.
@@ -196,6 +218,9 @@ func (s *State) frontendOptions(ctx context.Context, opt Options) (dockerfile.Op
 		NoCacheFilter: opt.NoCacheFilter,
 		Created:       created,
 		Network:       network,
+		ExtraHosts:    opt.ExtraHosts,
+		ShmSize:       opt.ShmSize,
+		Ulimits:       opt.Ulimits,
 	}, epoch, nil
 }
 
@@ -228,13 +253,19 @@ func (s *State) buildContexts(ctx context.Context, named map[string]string) (map
 // refuses what needs an entitlement not granted, passes on the frontend's
 // warnings and returns the session of the build's RUN steps.
 func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options) (*dockerfile.Result, *ops.Session, error) {
-	resolver := newMemoResolver(s.resolver())
+	resolver := newMemoResolver(localFirst{images: s.Images, remote: s.Registries, registryOnly: opt.Pull})
 	fe, err := dockerfile.Build(ctx, fopt, resolver)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := s.runChecks(ctx, opt, fopt, resolver); err != nil {
 		return nil, nil, err
+	}
+	if len(opt.Labels) > 0 {
+		if fe.Image.Config.Labels == nil {
+			fe.Image.Config.Labels = map[string]string{}
+		}
+		maps.Copy(fe.Image.Config.Labels, opt.Labels)
 	}
 	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
 		return nil, nil, err

@@ -45,8 +45,8 @@ func (s *State) export(ctx context.Context, opt Options, job exportJob) (*Result
 	if err != nil {
 		return nil, err
 	}
-	a := &assembler{ex: &exporter.Exporter{DB: s.DB, Content: s.Content, Snapshots: s.Snapshots, Log: job.step.logWriter()},
-		job: job, images: map[exporter.Options]*exporter.Image{}}
+	a := &assembler{ex: &exporter.Exporter{DB: s.DB, Content: s.Content, Snapshots: s.Snapshots, Log: job.step.logWriter(), Annotations: opt.Annotations.Manifest},
+		job: job, images: map[exporter.Options]*exporter.Image{}, descAnnotations: opt.Annotations.ManifestDescriptor}
 	primaryImage, err := a.assemble(ctx, outputs[primary])
 	if err != nil {
 		return nil, err
@@ -135,6 +135,9 @@ type assembler struct {
 	ex     *exporter.Exporter
 	job    exportJob
 	images map[exporter.Options]*exporter.Image
+	// descAnnotations go on the manifest's descriptor (--annotation
+	// manifest-descriptor:...).
+	descAnnotations map[string]string
 }
 
 func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Image, error) {
@@ -153,6 +156,7 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 		return nil, err
 	}
 	a.job.use.exported(img.Manifest, img.ManifestBytes)
+	img.Manifest.Annotations = a.descAnnotations
 	a.images[eo] = img
 	return img, nil
 }

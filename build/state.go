@@ -223,6 +223,8 @@ func removeAll(p string) error {
 type localFirst struct {
 	images *imagestore.Store
 	remote *source.Registries
+	// registryOnly skips the local store (--pull).
+	registryOnly bool
 }
 
 func (s *State) resolver() dockerfile.ImageResolver {
@@ -230,7 +232,7 @@ func (s *State) resolver() dockerfile.ImageResolver {
 }
 
 func (r localFirst) ResolveImage(ctx context.Context, ref string, p ocispec.Platform) (dockerfile.ResolvedImage, error) {
-	if local, ok := r.images.Lookup(ref, p); ok {
+	if local, ok := r.images.Lookup(ref, p); ok && !r.registryOnly {
 		var img dockerfile.Image
 		if json.Unmarshal(local.Config, &img) == nil {
 			return dockerfile.ResolvedImage{Digest: local.Manifest, Config: img}, nil

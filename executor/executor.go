@@ -51,6 +51,13 @@ type Spec struct {
 	// Insecure keeps every capability and leaves /proc and /sys unmasked
 	// (RUN --security=insecure).
 	Insecure bool `json:"insecure,omitempty"`
+	// ExtraHosts are "IP HOST" lines added to the sandbox's /etc/hosts
+	// (--add-host).
+	ExtraHosts []HostIP `json:"extraHosts,omitempty"`
+	// ShmSize is the size of /dev/shm in bytes; 0 is 64 MiB, as Docker.
+	ShmSize int64 `json:"shmSize,omitempty"`
+	// Ulimits are set on the process before it starts (--ulimit).
+	Ulimits []Ulimit `json:"ulimits,omitempty"`
 	// Resources are the limits of the sandbox's own cgroup (see
 	// resources_linux.go); the zero value has only the default pids limit.
 	Resources cgroup.Limits `json:"-"`
@@ -75,6 +82,20 @@ type Spec struct {
 	// holds the rootfs mountpoint and the hosts and resolv.conf files.
 	// The caller removes it after Run returns.
 	StateDir string `json:"stateDir"`
+}
+
+// HostIP is one /etc/hosts entry of Spec.ExtraHosts.
+type HostIP struct {
+	Host string `json:"host"`
+	IP   string `json:"ip"`
+}
+
+// Ulimit is one resource limit, named as docker's --ulimit names it
+// (nofile, nproc, core, ...); -1 is unlimited.
+type Ulimit struct {
+	Name string `json:"name"`
+	Soft int64  `json:"soft"`
+	Hard int64  `json:"hard"`
 }
 
 // BindMount binds a host path into the sandbox.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	units "github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,8 +65,14 @@ func initMain() int {
 		dir:      filepath.Join(spec.StateDir, "rootfs"),
 		stateDir: spec.StateDir,
 		insecure: spec.Insecure,
+		shmSize:  spec.ShmSize,
 	}}
-	err = s.setup()
+	// Limits are set while init may still raise them (before privileges
+	// are dropped); execve keeps them.
+	err = setUlimits(spec.Ulimits)
+	if err == nil {
+		err = s.setup()
+	}
 	if err == nil {
 		err = waitNetwork(s.net)
 	}
@@ -83,6 +90,22 @@ func initMain() int {
 	err = unix.Exec(s.path, spec.Args, s.spec.Env)
 	sendReport(reports, nil, stepError(fmt.Sprintf("exec %s", s.path), err))
 	return 1
+}
+
+// setUlimits sets the resource limits of --ulimit on this process.
+func setUlimits(limits []Ulimit) error {
+	for _, l := range limits {
+		u := units.Ulimit{Name: l.Name, Soft: l.Soft, Hard: l.Hard}
+		rl, err := u.GetRlimit()
+		if err != nil {
+			return stepError("ulimit "+l.Name, err)
+		}
+		lim := unix.Rlimit{Cur: uint64(rl.Soft), Max: uint64(rl.Hard)}
+		if err := unix.Setrlimit(rl.Type, &lim); err != nil {
+			return stepError(fmt.Sprintf("setting ulimit %s=%d:%d", l.Name, l.Soft, l.Hard), err)
+		}
+	}
+	return nil
 }
 
 func sendReport(w io.Writer, stubs []string, err error) error {

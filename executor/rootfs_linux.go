@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/builder-dev/builder/snapshot"
 	"golang.org/x/sys/unix"
@@ -58,6 +59,7 @@ const procFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 type rootfs struct {
 	dir      string   // the rootfs mountpoint
 	stateDir string   // holds hosts and resolv.conf
+	shmSize  int64    // of /dev/shm; 0 is the default
 	stubs    []string // mountpoints created in dir, relative to it, in creation order
 	insecure bool     // no masked or read-only /proc and /sys paths, no nodev
 	rootFD   *os.File // O_PATH handle on the mounted rootfs, see openRoot
@@ -238,7 +240,11 @@ func (r *rootfs) setupDev() error {
 	if err := os.Mkdir(shm, 0o755); err != nil {
 		return err
 	}
-	if err := mount("shm", shm, "tmpfs", procFlags, "mode=1777,size=65536k"); err != nil {
+	size := int64(64 << 20)
+	if r.shmSize > 0 {
+		size = r.shmSize
+	}
+	if err := mount("shm", shm, "tmpfs", procFlags, "mode=1777,size="+strconv.FormatInt(size, 10)); err != nil {
 		return err
 	}
 	for _, l := range devLinks {

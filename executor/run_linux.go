@@ -260,6 +260,9 @@ func exitStatus(ps *os.ProcessState) error {
 // /etc/resolv.conf.
 func writeEtcFiles(spec Spec, nw netPlan) error {
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n", spec.Hostname)
+	for _, h := range spec.ExtraHosts {
+		hosts += h.IP + "\t" + h.Host + "\n"
+	}
 	if err := os.WriteFile(filepath.Join(spec.StateDir, "hosts"), []byte(hosts), 0o644); err != nil {
 		return fmt.Errorf("writing sandbox hosts file: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -278,13 +279,18 @@ func WriteOCIArchive(s Sink, store *content.Store, images []ArchiveImage) error 
 		if err := blob(img.Manifest); err != nil {
 			return err
 		}
-		desc := ocispec.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}
+		desc := ocispec.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size, Annotations: img.Manifest.Annotations}
 		if len(img.Names) == 0 {
 			idx.Manifests = append(idx.Manifests, desc)
 		}
 		for _, n := range img.Names {
 			d := desc
-			d.Annotations = map[string]string{"io.containerd.image.name": n, ocispec.AnnotationRefName: refName(n)}
+			d.Annotations = maps.Clone(desc.Annotations)
+			if d.Annotations == nil {
+				d.Annotations = map[string]string{}
+			}
+			d.Annotations["io.containerd.image.name"] = n
+			d.Annotations[ocispec.AnnotationRefName] = refName(n)
 			idx.Manifests = append(idx.Manifests, d)
 		}
 	}

@@ -29,6 +29,9 @@ type Exporter struct {
 	// Log, when set, gets a line for each layer compressed: sizes, time
 	// and rate. It must be safe for concurrent writes.
 	Log io.Writer
+	// Annotations, when set, are the annotations of every manifest
+	// assembled (--annotation manifest:...).
+	Annotations map[string]string
 }
 
 // Image is an assembled image: every blob it names is in the content store.
@@ -191,6 +194,7 @@ func (e *Exporter) writeImage(ctx context.Context, cfg dockerspec.DockerOCIImage
 		Config:    ocispec.Descriptor{MediaType: configType, Digest: configDigest, Size: int64(len(rawConfig))},
 		Layers:    layers,
 	}
+	m.Annotations = e.Annotations
 	m.SchemaVersion = 2
 	rawManifest, err := json.Marshal(m)
 	if err != nil {

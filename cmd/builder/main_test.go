@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/builder-dev/builder/internal/userns"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/internal/userns"
 )
 
 var (
@@ -78,7 +78,15 @@ type cli struct {
 
 func (c cli) run(args ...string) (stdout, stderr string, code int) {
 	c.t.Helper()
+	return c.runIn("", nil, args...)
+}
+
+// runIn runs builder in dir ("" for this one) with env added to the
+// environment.
+func (c cli) runIn(dir string, env []string, args ...string) (stdout, stderr string, code int) {
+	c.t.Helper()
 	cmd := exec.Command(c.bin, append([]string{"--root", c.root}, args...)...)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()

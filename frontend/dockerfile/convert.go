@@ -63,6 +63,11 @@ type Options struct {
 	// --network=default): "" (the default network), llb.NetworkNone or
 	// llb.NetworkHost (the build's --network).
 	Network string
+	// ExtraHosts, ShmSize and Ulimits go to every RUN (the build's
+	// --add-host, --shm-size and --ulimit).
+	ExtraHosts []llb.HostIP
+	ShmSize    int64
+	Ulimits    []llb.Ulimit
 }
 
 // Result is the lowered target stage.

@@ -135,7 +135,8 @@ func (c *converter) dispatchRun(st *stageState, cmd *instructions.RunCommand) er
 		env = vars.Set(env, kv)
 	}
 	op := llb.ExecOp{Args: args, Env: env, Cwd: cwd, User: st.image.Config.User, Files: files, ProxyEnv: proxy,
-		Network: rf.network, Mounts: rf.mounts, Security: rf.security}
+		Network: rf.network, Mounts: rf.mounts, Security: rf.security,
+		ExtraHosts: c.opt.ExtraHosts, ShmSize: c.opt.ShmSize, Ulimits: c.opt.Ulimits}
 	inputs := append([]*llb.Vertex{st.vertex}, rf.inputs...)
 	st.vertex = llb.NewVertex(op, inputs, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
 	c.addHistory(st, "RUN "+runHistory(args, st)+historySuffix, false)

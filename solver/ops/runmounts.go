@@ -397,6 +397,13 @@ func (o *execOp) mountKeyParts() []solver.Part {
 	if o.op.Security != "" {
 		parts = append(parts, solver.Part{Name: "security", Value: o.op.Security})
 	}
+	if len(o.op.ExtraHosts) > 0 || o.op.ShmSize != 0 || len(o.op.Ulimits) > 0 {
+		parts = append(parts, solver.Part{Name: "sandbox", Value: string(mustJSON(struct {
+			ExtraHosts []llb.HostIP `json:"add-host,omitempty"`
+			ShmSize    int64        `json:"shm-size,omitempty"`
+			Ulimits    []llb.Ulimit `json:"ulimit,omitempty"`
+		}{o.op.ExtraHosts, o.op.ShmSize, o.op.Ulimits}))})
+	}
 	for i, m := range o.op.Mounts {
 		parts = append(parts, solver.Part{Name: "mount:" + strconv.Itoa(i), Value: string(mustJSON(m))})
 	}

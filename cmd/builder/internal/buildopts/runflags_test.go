@@ -1,4 +1,4 @@
-package main
+package buildopts
 
 import (
 	"net"
@@ -65,5 +65,18 @@ func TestParseSSH(t *testing.T) {
 	t.Setenv("SSH_AUTH_SOCK", "")
 	if _, err := parseSSH([]string{"default"}); err == nil || !strings.Contains(err.Error(), "SSH_AUTH_SOCK") {
 		t.Errorf("parseSSH(default) without an agent: error = %v", err)
+	}
+}
+
+// TestParseAddHosts: a host name cannot add a line or field to /etc/hosts.
+func TestParseAddHosts(t *testing.T) {
+	got, err := parseAddHosts([]string{"db:10.0.0.1", "v6=fd00::1", "b:[::1]"})
+	if err != nil || len(got) != 3 || got[0].IP != "10.0.0.1" || got[1].Host != "v6" || got[2].IP != "::1" {
+		t.Errorf("parseAddHosts = %v, %v", got, err)
+	}
+	for _, in := range []string{"a\n1.2.3.4 evil:1.1.1.1", "a b:1.1.1.1", "a#c:1.1.1.1", "a\tb=1.1.1.1", ":1.1.1.1", "a:1.1.1.1\nx"} {
+		if _, err := parseAddHosts([]string{in}); err == nil {
+			t.Errorf("parseAddHosts(%q): no error", in)
+		}
 	}
 }

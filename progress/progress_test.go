@@ -1,4 +1,4 @@
-package main
+package progress
 
 import (
 	"bytes"
@@ -38,7 +38,7 @@ func TestProgressRenderers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer
-		p, err := newProgress(&out, tt.mode)
+		p, err := New(&out, tt.mode)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func TestProgressRenderers(t *testing.T) {
 
 func TestRawJSONProgress(t *testing.T) {
 	var out bytes.Buffer
-	p, err := newProgress(&out, "rawjson")
+	p, err := New(&out, "rawjson")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestRawJSONProgress(t *testing.T) {
 
 func TestExplainSummary(t *testing.T) {
 	var out, summary bytes.Buffer
-	p, _ := newProgress(&out, "plain")
+	p, _ := New(&out, "plain")
 	for _, e := range progressEvents() {
 		p.Event(e)
 	}

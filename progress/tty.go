@@ -1,4 +1,4 @@
-package main
+package progress
 
 import (
 	"bytes"
@@ -71,7 +71,7 @@ func (p *ttyProgress) Event(e solver.Event) {
 	defer p.mu.Unlock()
 	s, ok := p.byIdx[e.Index]
 	if !ok {
-		s = &ttyStep{index: e.Index, name: printable(e.Name)}
+		s = &ttyStep{index: e.Index, name: Printable(e.Name)}
 		p.byIdx[e.Index] = s
 		p.steps = append(p.steps, s)
 	}
@@ -83,7 +83,7 @@ func (p *ttyProgress) Event(e solver.Event) {
 	case solver.Completed, solver.Failed:
 		s.state, s.took, s.usage = e.Kind, e.Duration, e.Usage
 		if e.Err != nil {
-			s.errMessage = printable(e.Err.Error())
+			s.errMessage = Printable(e.Err.Error())
 		}
 	case solver.Log:
 		buf := append(s.partial, e.Data...)

@@ -1,4 +1,6 @@
-package main
+// Package progress renders solver events for people (tty, plain) and
+// programs (rawjson), and makes untrusted text safe to print on a terminal.
+package progress
 
 import (
 	"bytes"
@@ -44,20 +46,20 @@ func explainMisses(w io.Writer, misses []miss) {
 	}
 	fmt.Fprintln(w, "explain: steps that ran, and why the cache could not be used:")
 	for _, m := range misses {
-		fmt.Fprintf(w, "  %s: %s\n", printable(m.name), printable(m.reason))
+		fmt.Fprintf(w, "  %s: %s\n", Printable(m.name), Printable(m.reason))
 	}
 }
 
-// progressPrinter is a solver.Progress that ends with a summary.
-type progressPrinter interface {
+// Printer is a solver.Progress that ends with a summary.
+type Printer interface {
 	solver.Progress
 	// Close ends the display; err is the build's error, if any.
 	Close(err error)
 }
 
-// newProgress picks the renderer for --progress: tty (live, in place),
+// New picks the renderer for --progress: tty (live, in place),
 // plain, rawjson or quiet; auto means tty on a terminal, plain elsewhere.
-func newProgress(w io.Writer, mode string) (progressPrinter, error) {
+func New(w io.Writer, mode string) (Printer, error) {
 	if mode == "auto" {
 		mode = "plain"
 		if width, ok := terminalWidth(w); ok {
@@ -100,7 +102,7 @@ func (p *plainProgress) Event(e solver.Event) {
 	}
 	if !p.named[e.Index] {
 		p.named[e.Index] = true
-		fmt.Fprintf(p.w, "#%d %s\n", e.Index, printable(e.Name))
+		fmt.Fprintf(p.w, "#%d %s\n", e.Index, Printable(e.Name))
 	}
 	switch e.Kind {
 	case solver.Cached:
@@ -108,7 +110,7 @@ func (p *plainProgress) Event(e solver.Event) {
 	case solver.Started:
 		p.started[e.Index] = e.Time
 		if e.Reason != "" {
-			fmt.Fprintf(p.w, "#%d not cached: %s\n", e.Index, printable(e.Reason))
+			fmt.Fprintf(p.w, "#%d not cached: %s\n", e.Index, Printable(e.Reason))
 		}
 	case solver.Log:
 		buf := append(p.partial[e.Index], e.Data...)
@@ -129,7 +131,7 @@ func (p *plainProgress) Event(e solver.Event) {
 		if e.Kind == solver.Completed {
 			fmt.Fprintf(p.w, "#%d DONE %.1fs%s\n", e.Index, e.Duration.Seconds(), usageSuffix(e.Usage))
 		} else {
-			fmt.Fprintf(p.w, "#%d ERROR %s\n", e.Index, printable(fmt.Sprint(e.Err)))
+			fmt.Fprintf(p.w, "#%d ERROR %s\n", e.Index, Printable(fmt.Sprint(e.Err)))
 		}
 	}
 }
@@ -160,7 +162,7 @@ func printFailure(w io.Writer, err error) {
 	if !errors.As(err, &ve) || len(ve.Output) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "------\n > %s:\n", printable(ve.Instruction))
+	fmt.Fprintf(w, "------\n > %s:\n", Printable(ve.Instruction))
 	for _, l := range ve.Output {
 		fmt.Fprintf(w, "%s\n", strings.TrimRight(l, "\r"))
 	}

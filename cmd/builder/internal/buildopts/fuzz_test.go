@@ -1,4 +1,4 @@
-package main
+package buildopts
 
 import (
 	"strings"
@@ -30,7 +30,7 @@ func FuzzFlags(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		if outs, err := parseOutputs([]string{v}); err == nil {
+		if outs, err := ParseOutputs([]string{v}); err == nil {
 			for _, o := range outs {
 				if o.Type == "" {
 					t.Errorf("-o %q parsed to an output without a type: %+v", v, o)
