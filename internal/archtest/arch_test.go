@@ -34,10 +34,10 @@ type layer struct {
 // it, and a lower package that wants to import it has to be placed here
 // first, on purpose.
 var layers = []layer{
-	// Pure values and self-contained helpers: the build graph, history
-	// records, the blob store, internal/ helpers (seccomp, userns, the tar
-	// extractor). They know nothing of a build.
-	{name: "base", patterns: []string{"llb/...", "history/...", "cache/content/...", "internal/...", "archive/..."}, sameLayer: true},
+	// Pure values and self-contained helpers: the build graph, the blob
+	// store, internal/ helpers (seccomp, userns, the tar extractor). They
+	// know nothing of a build.
+	{name: "base", patterns: []string{"llb/...", "cache/content/...", "internal/...", "archive/..."}, sameLayer: true},
 	// The state directory's stores: cache metadata and layer directories.
 	// They do not know each other; each is used by the layers above.
 	{name: "storage", patterns: []string{"cache/...", "snapshot/..."}, mayUse: []string{"base"}},
@@ -54,8 +54,9 @@ var layers = []layer{
 	// sources, the sandbox and the stores.
 	{name: "ops", patterns: []string{"solver/..."}, sameLayer: true, mayUse: []string{"base", "storage", "engine", "source", "sandbox"}},
 	// What leaves a build: image assembly and writing, the local image
-	// store, remote cache import/export (it wraps a solver.Cache).
-	{name: "output", patterns: []string{"exporter/...", "imagestore/...", "cache/remote/..."}, sameLayer: true, mayUse: []string{"base", "storage", "engine", "source"}},
+	// store, remote cache import/export (it wraps a solver.Cache), the
+	// build history (its Recorder listens to solver events).
+	{name: "output", patterns: []string{"exporter/...", "imagestore/...", "cache/remote/...", "history/..."}, sameLayer: true, mayUse: []string{"base", "storage", "engine", "source"}},
 	// Wiring of one build (and of other whole features): frontend →
 	// solver → exporter.
 	{name: "app", patterns: []string{"build/..."}, sameLayer: true, mayUse: []string{"base", "storage", "engine", "frontend", "source", "sandbox", "ops", "output"}},
@@ -79,11 +80,12 @@ var onlyImports = map[string][]string{
 // import executor/... (the sandbox runs processes as root on the host's
 // kernel; who may start one stays a short list).
 var executorImporters = map[string]string{
-	"solver/ops":       "RUN steps",
-	"build":            "`builder run` and `builder debug` start a sandbox over an image or a kept step; the private network is set up once per build",
-	"cmd/builder":      "the hidden init subcommand, resource-limit flags, the network flag and exit codes",
-	"cmd/builder-init": "the small embedded sandbox init binary: it is the executor's init side",
-	"kept":             "a kept failure records the step's executor.Spec (its types only); `builder debug` in build starts the sandbox",
+	"solver/ops":                     "RUN steps",
+	"build":                          "`builder run` and `builder debug` start a sandbox over an image or a kept step; the private network is set up once per build",
+	"cmd/builder":                    "the hidden init subcommand, resource-limit flags, the network flag and exit codes",
+	"cmd/builder-init":               "the small embedded sandbox init binary: it is the executor's init side",
+	"cmd/builder/internal/buildopts": "maps the resource-limit flags to executor/cgroup's Resources",
+	"kept":                           "a kept failure records the step's executor.Spec (its types only); `builder debug` in build starts the sandbox",
 }
 
 type pkg struct {
