@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/executor/sandboxinit"
 	"github.com/builder-dev/builder/snapshot"
 )
 
@@ -14,7 +15,7 @@ const DefaultHostname = "builder"
 
 // DefaultPath is used to look up Args[0] when Env has no PATH. It is not
 // added to the process environment.
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const DefaultPath = sandboxinit.DefaultPath
 
 // Spec describes one sandboxed process.
 type Spec struct {
@@ -75,16 +76,6 @@ type Spec struct {
 	// holds the rootfs mountpoint and the hosts and resolv.conf files.
 	// The caller removes it after Run returns.
 	StateDir string `json:"stateDir"`
-}
-
-// BindMount binds a host path into the sandbox.
-type BindMount struct {
-	// Source is the host path, a file or a directory.
-	Source string `json:"source"`
-	// Target is the path in the sandbox; missing mountpoints are created
-	// (and removed from the upper dir afterwards, like the sandbox's own).
-	Target   string `json:"target"`
-	Readonly bool   `json:"readonly,omitempty"`
 }
 
 // ExitError reports a process that ran and did not exit 0.

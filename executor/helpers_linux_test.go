@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/builder-dev/builder/internal/userns"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/snapshot"
 )
 
