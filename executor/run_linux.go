@@ -209,9 +209,13 @@ func (l *launch) close() {
 	}
 }
 
-// sendConfig writes the init's config, then the secrets' bytes.
+// sendConfig writes the init's config, then the seccomp program and the
+// secrets' bytes (see sandboxinit's readPayload).
 func sendConfig(w io.Writer, cfg sandboxinit.Config) error {
 	if err := json.NewEncoder(w).Encode(cfg); err != nil {
+		return err
+	}
+	if _, err := w.Write(cfg.Seccomp); err != nil {
 		return err
 	}
 	return sendSecrets(w, cfg.RunMounts)

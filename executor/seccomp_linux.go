@@ -71,6 +71,6 @@ func newInitConfig(spec Spec, nw netPlan) (sandboxinit.Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("executor: seccomp: %w", err)
 	}
-	cfg.Seccomp = prog
+	cfg.Seccomp, cfg.SeccompSize = prog, len(prog)
 	return cfg, nil
 }

@@ -1,14 +1,11 @@
 package executor
 
-import (
-	"io"
-)
+import "io"
 
-// Secrets travel from Run to the init on the spec pipe, after the spec's
-// JSON and its newline, as raw bytes in the order of the secret mounts;
-// the JSON carries only each one's length (Mount.Size). The init writes
-// them to a tmpfs mounted in its own mount namespace: no file on disk
-// ever holds them, and the tmpfs is gone once the sandbox is.
+// Secrets travel from Run to the init on the spec pipe, after the config's
+// JSON and the seccomp program, as raw bytes in the order of the secret
+// mounts; the JSON carries only each one's length (Mount.Size). See
+// sandboxinit's readPayload.
 
 // withSecretSizes returns mounts, copied if it has secrets, with each
 // secret's Size set to the length of its Data.

@@ -52,8 +52,8 @@ func initMain() int {
 	dec := json.NewDecoder(specFile)
 	err := dec.Decode(&cfg)
 	if err == nil {
-		// The secrets' bytes follow the JSON on the same pipe.
-		err = readSecrets(io.MultiReader(dec.Buffered(), specFile), cfg.RunMounts)
+		// The seccomp program and the secrets follow the JSON.
+		err = readPayload(io.MultiReader(dec.Buffered(), specFile), &cfg)
 	}
 	specFile.Close()
 	if err != nil {

@@ -9,8 +9,9 @@ import (
 // or a re-executed copy of the calling binary) talk over two pipes, passed
 // as extra files:
 //
-//	fd 3, SpecFD:   parent -> init, the Config as JSON, the bytes of its
-//	                secret mounts (never in the JSON), then EOF
+//	fd 3, SpecFD:   parent -> init, the Config as JSON, the seccomp
+//	                program and the bytes of its secret mounts (never in
+//	                the JSON), then EOF
 //	fd 4, ReportFD: init -> parent, JSON reports, close-on-exec in the init
 //	fd 5, NetFD:    parent -> init, only with a network helper: a 0 byte when
 //	                the helper configured the sandbox's interface, or an
@@ -62,6 +63,10 @@ const (
 	EnvHold = "netns-holder-v1"
 )
 
+// maxSeccompSize is the largest program the kernel takes: 4096
+// instructions of 8 bytes.
+const maxSeccompSize = 4096 * 8
+
 // DefaultPath is used to look up Args[0] when Env has no PATH. It is not
 // added to the process environment.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -87,8 +92,10 @@ type Config struct {
 	StateDir string `json:"stateDir"`
 	// Seccomp is the encoded seccomp program (the kernel's struct
 	// sock_filter array, see internal/seccomp.Encode), compiled by the
-	// parent; empty only for an insecure sandbox.
-	Seccomp []byte `json:"seccomp,omitempty"`
+	// parent; empty only for an insecure sandbox. It follows the JSON as
+	// SeccompSize raw bytes (see readPayload).
+	Seccomp     []byte `json:"-"`
+	SeccompSize int    `json:"seccompSize,omitempty"`
 	// Net is the network the parent's helper gives the sandbox.
 	Net Net `json:"net"`
 }
