@@ -24,15 +24,16 @@ func installSeccomp(prog []byte) error {
 	if len(prog) == 0 {
 		return nil
 	}
-	if err := loadSeccomp(prog); err != nil {
+	if err := LoadSeccomp(prog); err != nil {
 		return fmt.Errorf("installing seccomp filter: %w", err)
 	}
 	return nil
 }
 
-// loadSeccomp adds prog, the kernel's struct sock_filter array in this
-// machine's byte order, as a seccomp filter of the calling thread.
-func loadSeccomp(prog []byte) error {
+// LoadSeccomp adds prog, the kernel's struct sock_filter array in this
+// machine's byte order (internal/seccomp.Encode), as a seccomp filter of
+// the calling thread. It does not set no_new_privs: see installSeccomp.
+func LoadSeccomp(prog []byte) error {
 	if len(prog) == 0 || len(prog)%8 != 0 || len(prog)/8 > 4096 {
 		return fmt.Errorf("seccomp program of %d bytes: want 1 to 4096 instructions of 8 bytes", len(prog))
 	}

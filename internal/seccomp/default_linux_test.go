@@ -1,9 +1,12 @@
 package seccomp
 
 import (
+	"os"
 	"runtime"
+	"strings"
 	"testing"
 
+	"github.com/builder-dev/builder/executor/sandboxinit"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -122,6 +125,65 @@ func TestDefaultProfileArm64(t *testing.T) {
 			t.Errorf("%s nr %#x: filter returns %#x, want %#x", tc.c.abi, tc.c.nr, got, tc.want)
 		}
 	}
+}
+
+// TestLoad loads the default profile, as the sandbox init does, on one
+// thread of the test, which then ends with its goroutine, and tries calls
+// in the kernel.
+func TestLoad(t *testing.T) {
+	prog, err := Default(dockerCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded := Encode(prog)
+	done := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread, filter and all, exits with us.
+		runtime.LockOSThread()
+		if os.Geteuid() != 0 {
+			// Without CAP_SYS_ADMIN the kernel wants no_new_privs.
+			if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+				done <- err
+				return
+			}
+		}
+		if err := sandboxinit.LoadSeccomp(encoded); err != nil {
+			done <- err
+			return
+		}
+		done <- checkFiltered()
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkFiltered() error {
+	status, err := os.ReadFile("/proc/thread-self/status")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(status), "\nSeccomp:\t2\n") {
+		return errorf("thread status has no Seccomp: 2:\n%s", status)
+	}
+	for _, tc := range []struct {
+		name string
+		nr   uintptr
+		args [3]uintptr
+		want unix.Errno
+	}{
+		{"keyctl(KEYCTL_GET_KEYRING_ID)", unix.SYS_KEYCTL, [3]uintptr{unix.KEYCTL_GET_KEYRING_ID, 0, 0}, unix.EPERM},
+		{"unshare(CLONE_NEWUSER)", unix.SYS_UNSHARE, [3]uintptr{unix.CLONE_NEWUSER}, unix.EPERM},
+		{"clone3", unix.SYS_CLONE3, [3]uintptr{}, unix.ENOSYS},
+		{"bpf", unix.SYS_BPF, [3]uintptr{}, unix.EPERM},
+		{"getpid", unix.SYS_GETPID, [3]uintptr{}, 0},
+	} {
+		_, _, e := unix.RawSyscall(tc.nr, tc.args[0], tc.args[1], tc.args[2])
+		if e != tc.want {
+			return errorf("%s under the filter: errno %v, want %v", tc.name, e, tc.want)
+		}
+	}
+	return nil
 }
 
 // BenchmarkDefault is the cost of resolving and compiling the profile,
