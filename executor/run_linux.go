@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/builder-dev/builder/executor/cgroup"
@@ -112,6 +113,9 @@ type launch struct {
 	nw   netPlan
 	cmd  *exec.Cmd
 	cg   *cgroup.Group
+	// cancelCG is cg for cmd.Cancel, which may run from the moment the
+	// init started, before cg is made.
+	cancelCG atomic.Pointer[cgroup.Group]
 	// The pipes: the init reads specR (and netR), writes reportW.
 	specR, specW, reportR, reportW, netR, netW *os.File
 	// stdinW feeds a non-file Stdin to the init; nil when not needed.
@@ -120,7 +124,7 @@ type launch struct {
 	undo []func()
 }
 
-// prepare makes the pipes, the init's command and the sandbox's cgroup.
+// prepare makes the pipes and the init's command.
 func (l *launch) prepare(ctx context.Context) error {
 	var err error
 	if l.specR, l.specW, err = os.Pipe(); err != nil {
@@ -157,22 +161,32 @@ func (l *launch) prepare(ctx context.Context) error {
 		l.undo = append(l.undo, func() { takeTerminalBack(tty) })
 	}
 	l.cmd = cmd
-	if l.cg, err = cgroup.New(l.spec.Resources); err != nil {
+	// The cgroup is made in start; refuse bad limits before anything runs.
+	if err := l.spec.Resources.Validate(); err != nil {
 		return err
 	}
-	cmd.Cancel = func() error { return killSandbox(l.cg, cmd.Process) }
+	cmd.Cancel = func() error { return killSandbox(l.cancelCG.Load(), cmd.Process) }
 	return nil
 }
 
-// start starts the init, joins it to the cgroup, starts the network
+// start starts the init, makes its cgroup and joins it, starts the network
 // helper on its namespace and the stdin copier.
 func (l *launch) start() error {
 	if err := l.cmd.Start(); err != nil {
-		return errors.Join(fmt.Errorf("starting sandbox init: %w", err), deleteCgroup(l.cg))
+		return fmt.Errorf("starting sandbox init: %w", err)
 	}
-	// The init waits for its config before it runs anything: join it to
-	// the cgroup first, so all that runs in the sandbox is inside.
-	if err := joinCgroup(l.cg, l.cmd); err != nil {
+	// The init starts its runtime, then waits for its config before it
+	// runs anything: make its cgroup meanwhile, and join it before the
+	// config goes, so that all that runs in the sandbox is inside.
+	cg, err := cgroup.New(l.spec.Resources)
+	if err != nil {
+		l.cmd.Process.Kill()
+		l.cmd.Wait()
+		return err
+	}
+	l.cg = cg
+	l.cancelCG.Store(cg)
+	if err := joinCgroup(cg, l.cmd); err != nil {
 		return err
 	}
 	l.specR.Close()
