@@ -45,32 +45,3 @@ var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
 	}
 	return seccomp.Encode(prog), nil
 })
-
-// newInitConfig is what the parent sends the init: the Spec's part that
-// the init applies, the network plan's, and the seccomp program. It fails
-// closed: a sandbox that is not insecure gets the profile or does not
-// start.
-func newInitConfig(spec Spec, nw netPlan) (sandboxinit.Config, error) {
-	cfg := sandboxinit.Config{
-		Rootfs:    spec.Rootfs,
-		Args:      spec.Args,
-		Env:       spec.Env,
-		Cwd:       spec.Cwd,
-		User:      spec.User,
-		Hostname:  spec.Hostname,
-		Mounts:    spec.Mounts,
-		RunMounts: withSecretSizes(spec.RunMounts),
-		Insecure:  spec.Insecure,
-		StateDir:  spec.StateDir,
-		Net:       nw.init,
-	}
-	if spec.Insecure {
-		return cfg, nil
-	}
-	prog, err := defaultSeccomp()
-	if err != nil {
-		return cfg, fmt.Errorf("executor: seccomp: %w", err)
-	}
-	cfg.Seccomp, cfg.SeccompSize = prog, len(prog)
-	return cfg, nil
-}
