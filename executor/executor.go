@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/executor/sandboxinit"
 	"github.com/builder-dev/builder/snapshot"
 )
 
@@ -14,7 +15,7 @@ const DefaultHostname = "builder"
 
 // DefaultPath is used to look up Args[0] when Env has no PATH. It is not
 // added to the process environment.
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const DefaultPath = sandboxinit.DefaultPath
 
 // Spec describes one sandboxed process.
 type Spec struct {
@@ -90,23 +91,8 @@ type HostIP struct {
 	IP   string `json:"ip"`
 }
 
-// Ulimit is one resource limit, named as docker's --ulimit names it
-// (nofile, nproc, core, ...); -1 is unlimited.
-type Ulimit struct {
-	Name string `json:"name"`
-	Soft int64  `json:"soft"`
-	Hard int64  `json:"hard"`
-}
-
-// BindMount binds a host path into the sandbox.
-type BindMount struct {
-	// Source is the host path, a file or a directory.
-	Source string `json:"source"`
-	// Target is the path in the sandbox; missing mountpoints are created
-	// (and removed from the upper dir afterwards, like the sandbox's own).
-	Target   string `json:"target"`
-	Readonly bool   `json:"readonly,omitempty"`
-}
+// Ulimit is one resource limit (--ulimit); the init sets it.
+type Ulimit = sandboxinit.Ulimit
 
 // ExitError reports a process that ran and did not exit 0.
 type ExitError struct {

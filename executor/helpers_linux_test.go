@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/builder-dev/builder/internal/userns"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/snapshot"
 )
 

@@ -1,9 +1,10 @@
-package executor
+package sandboxinit
 
 import (
 	"os"
 	"unsafe"
 
+	"github.com/builder-dev/builder/executor/passwd"
 	"golang.org/x/sys/unix"
 )
 
@@ -11,7 +12,7 @@ import (
 // only. Go's Setgroups/Setresuid change every thread of the process, which
 // costs a signal round trip to each; the init only needs the thread that
 // will execve, as execve ends the others.
-func setIDs(u execUser) error {
+func setIDs(u passwd.User) error {
 	gids := make([]uint32, len(u.Groups))
 	for i, g := range u.Groups {
 		gids[i] = uint32(g)

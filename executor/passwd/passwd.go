@@ -1,4 +1,4 @@
-package executor
+package passwd
 
 import (
 	"bufio"
@@ -10,8 +10,8 @@ import (
 	"strings"
 )
 
-// execUser is the identity a process runs as.
-type execUser struct {
+// User is the identity a process runs as.
+type User struct {
 	UID, GID int
 	// Groups are the supplementary groups, the primary group first.
 	Groups []int
@@ -33,33 +33,33 @@ type groupEntry struct {
 	members []string
 }
 
-// resolveUser resolves a Dockerfile USER value ("", "name", "uid",
+// ResolveUser resolves a Dockerfile USER value ("", "name", "uid",
 // "name:group", "uid:gid", ...) against the image's passwd and group files.
 // Either reader may be nil when the file does not exist.
 //
 // A name must exist; a numeric uid or gid need not (uid alone then gets gid
 // 0). A user found in passwd gets the groups that list it as a member as
 // supplementary groups, after its primary group.
-func resolveUser(spec string, passwd, group io.Reader) (execUser, error) {
+func ResolveUser(spec string, passwd, group io.Reader) (User, error) {
 	userPart, groupPart, _ := strings.Cut(spec, ":")
 	if userPart == "" {
 		if groupPart != "" {
-			return execUser{}, fmt.Errorf("user %q: missing user before ':'", spec)
+			return User{}, fmt.Errorf("user %q: missing user before ':'", spec)
 		}
 		userPart = "0"
 	}
 	users, err := parsePasswd(passwd)
 	if err != nil {
-		return execUser{}, err
+		return User{}, err
 	}
 	var groups []groupEntry
 	if group != nil {
 		if groups, err = parseGroup(group); err != nil {
-			return execUser{}, err
+			return User{}, err
 		}
 	}
 
-	u := execUser{Home: "/"}
+	u := User{Home: "/"}
 	var name string // the passwd name, when the user is found there
 	if id, ok := parseID(userPart); ok {
 		u.UID = id
@@ -72,7 +72,7 @@ func resolveUser(spec string, passwd, group io.Reader) (execUser, error) {
 	} else {
 		i := slices.IndexFunc(users, func(e passwdEntry) bool { return e.name == userPart })
 		if i < 0 {
-			return execUser{}, fmt.Errorf("user %q not found in /etc/passwd", userPart)
+			return User{}, fmt.Errorf("user %q not found in /etc/passwd", userPart)
 		}
 		name, u.UID, u.GID, u.Home = users[i].name, users[i].uid, users[i].gid, cmp.Or(users[i].home, "/")
 	}
@@ -83,7 +83,7 @@ func resolveUser(spec string, passwd, group io.Reader) (execUser, error) {
 		} else {
 			i := slices.IndexFunc(groups, func(g groupEntry) bool { return g.name == groupPart })
 			if i < 0 {
-				return execUser{}, fmt.Errorf("group %q not found in /etc/group", groupPart)
+				return User{}, fmt.Errorf("group %q not found in /etc/group", groupPart)
 			}
 			u.GID = groups[i].gid
 		}

@@ -1,4 +1,4 @@
-package executor
+package sandboxinit
 
 import (
 	"encoding/json"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/builder-dev/builder/executor/passwd"
+	"github.com/builder-dev/builder/executor/sandboxinit/rootfs"
 	units "github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 )
@@ -21,20 +23,20 @@ func init() {
 	// In the sandbox init, keep the main goroutine on the main thread:
 	// that thread carries the Pdeathsig that exec.Cmd set, and it is the
 	// one that will execve.
-	if os.Getenv(initEnv) == initEnvValue {
+	if os.Getenv(Env) == EnvInit {
 		runtime.LockOSThread()
 	}
 }
 
-// Init runs the sandbox init and never returns if this process was started
-// by Run as one; otherwise it returns at once. Call it first thing in main,
-// and in TestMain of packages whose tests call Run.
-func Init() {
-	switch os.Getenv(initEnv) {
-	case initEnvValue:
+// Main runs the sandbox init, or the holder of a shared network namespace,
+// and never returns if this process was started as one (see Env);
+// otherwise it returns at once.
+func Main() {
+	switch os.Getenv(Env) {
+	case EnvInit:
 		runtime.LockOSThread()
 		os.Exit(initMain())
-	case holdEnvValue:
+	case EnvHold:
 		os.Exit(holdNamespace())
 	}
 }
@@ -44,50 +46,44 @@ func Init() {
 func initMain() int {
 	// The report pipe closes at execve, which tells the parent that the
 	// user process started.
-	unix.CloseOnExec(reportFD)
-	reports := os.NewFile(reportFD, "report")
-	var cfg initConfig
-	specFile := os.NewFile(specFD, "spec")
+	unix.CloseOnExec(ReportFD)
+	reports := os.NewFile(ReportFD, "report")
+	var cfg Config
+	specFile := os.NewFile(SpecFD, "spec")
 	dec := json.NewDecoder(specFile)
 	err := dec.Decode(&cfg)
 	if err == nil {
-		// The secrets' bytes follow the JSON on the same pipe.
-		err = readSecrets(io.MultiReader(dec.Buffered(), specFile), cfg.Spec.RunMounts)
+		// The seccomp program and the secrets follow the JSON.
+		err = readPayload(io.MultiReader(dec.Buffered(), specFile), &cfg)
 	}
 	specFile.Close()
 	if err != nil {
 		sendReport(reports, nil, stepError("reading spec", err))
 		return 1
 	}
-	spec := cfg.Spec
-
-	s := &sandbox{spec: spec, seccomp: cfg.Seccomp, net: cfg.Net, root: rootfs{
-		dir:      filepath.Join(spec.StateDir, "rootfs"),
-		stateDir: spec.StateDir,
-		insecure: spec.Insecure,
-		shmSize:  spec.ShmSize,
-	}}
+	dir := filepath.Join(cfg.StateDir, "rootfs")
+	s := &sandbox{spec: cfg, rootDir: dir, root: rootfs.New(dir, cfg.StateDir, cfg.Insecure, cfg.ShmSize)}
 	// Limits are set while init may still raise them (before privileges
 	// are dropped); execve keeps them.
-	err = setUlimits(spec.Ulimits)
+	err = setUlimits(cfg.Ulimits)
 	if err == nil {
 		err = s.setup()
 	}
 	if err == nil {
-		err = waitNetwork(s.net)
+		err = waitNetwork(s.spec.Net)
 	}
 	if err != nil {
-		sendReport(reports, s.root.stubs, err)
+		sendReport(reports, s.root.Stubs(), err)
 		return 1
 	}
-	if err := sendReport(reports, s.root.stubs, nil); err != nil {
+	if err := sendReport(reports, s.root.Stubs(), nil); err != nil {
 		return 1 // the parent is gone
 	}
 	// Nothing but stdio may reach the user process.
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		unix.CloseOnExec(reportFD)
+		unix.CloseOnExec(ReportFD)
 	}
-	err = unix.Exec(s.path, spec.Args, s.spec.Env)
+	err = unix.Exec(s.path, s.spec.Args, s.spec.Env)
 	sendReport(reports, nil, stepError(fmt.Sprintf("exec %s", s.path), err))
 	return 1
 }
@@ -108,8 +104,13 @@ func setUlimits(limits []Ulimit) error {
 	return nil
 }
 
+// stepError names the setup step that failed.
+func stepError(step string, err error) error {
+	return fmt.Errorf("%s: %w", step, err)
+}
+
 func sendReport(w io.Writer, stubs []string, err error) error {
-	rep := report{Stubs: stubs}
+	rep := Report{Stubs: stubs}
 	if rep.Stubs == nil {
 		rep.Stubs = []string{}
 	}
@@ -130,13 +131,11 @@ func sendReport(w io.Writer, stubs []string, err error) error {
 
 // sandbox is the init's state.
 type sandbox struct {
-	spec Spec
-	net  initNet
-	root rootfs
-	user execUser
-	path string // the resolved Args[0]
-	// seccomp is the encoded filter to install; empty when insecure.
-	seccomp []byte
+	spec    Config
+	rootDir string // where root is mounted
+	root    *rootfs.Root
+	user    passwd.User
+	path    string // the resolved Args[0]
 }
 
 // setup does everything from making / private to dropping privileges, in
@@ -144,32 +143,32 @@ type sandbox struct {
 func (s *sandbox) setup() error {
 	// First: /sys, mounted below, shows the network devices of the
 	// namespace it is mounted in.
-	if err := joinSharedNetwork(s.net); err != nil {
+	if err := joinSharedNetwork(s.spec.Net); err != nil {
 		return stepError("joining the network", err)
 	}
 	spec := s.spec
 	unix.Umask(0o022)
-	if err := mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return stepError("making / private", err)
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return stepError("making / private", &os.PathError{Op: "mount (flags MS_REC|MS_PRIVATE)", Path: "/", Err: err})
 	}
 	// The mountpoint stays behind, empty, in the host's mount namespace;
 	// tolerate it for callers that reuse a StateDir.
-	if err := os.Mkdir(s.root.dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(s.rootDir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return stepError("creating rootfs mountpoint", err)
 	}
-	if err := s.root.mount(spec.Rootfs); err != nil {
+	if err := s.root.Mount(spec.Rootfs); err != nil {
 		return stepError("mounting rootfs", err)
 	}
-	if err := s.root.setup(); err != nil {
+	if err := s.root.Setup(); err != nil {
 		return err
 	}
-	if err := s.root.bind(spec.Mounts); err != nil {
+	if err := s.root.Bind(spec.Mounts); err != nil {
 		return err
 	}
-	if err := s.root.runMounts(spec.RunMounts); err != nil {
+	if err := s.root.RunMounts(spec.RunMounts); err != nil {
 		return err
 	}
-	if err := setupNetwork(s.net); err != nil {
+	if err := setupNetwork(s.spec.Net); err != nil {
 		return stepError("setting up network", err)
 	}
 	cwd := spec.Cwd
@@ -177,13 +176,13 @@ func (s *sandbox) setup() error {
 		cwd = "/"
 	}
 	cwd = filepath.Join("/", cwd)
-	if err := s.root.mkdirCwd(cwd); err != nil {
+	if err := s.root.MkdirCwd(cwd); err != nil {
 		return stepError("creating working directory "+cwd, err)
 	}
 	if err := s.resolveUser(); err != nil {
 		return stepError("resolving user", err)
 	}
-	if err := s.root.pivot(); err != nil {
+	if err := s.root.Pivot(); err != nil {
 		return stepError("pivoting to rootfs", err)
 	}
 	if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
@@ -205,24 +204,24 @@ func (s *sandbox) setup() error {
 }
 
 func (s *sandbox) resolveUser() error {
-	passwd, err := s.root.openInRoot("/etc/passwd")
+	pwFile, err := s.root.OpenInRoot("/etc/passwd")
 	if err != nil {
 		return err
 	}
-	group, err := s.root.openInRoot("/etc/group")
+	group, err := s.root.OpenInRoot("/etc/group")
 	if err != nil {
 		return err
 	}
 	var pr, gr io.Reader // nil interfaces when the files are missing
-	if passwd != nil {
-		defer passwd.Close()
-		pr = passwd
+	if pwFile != nil {
+		defer pwFile.Close()
+		pr = pwFile
 	}
 	if group != nil {
 		defer group.Close()
 		gr = group
 	}
-	s.user, err = resolveUser(s.spec.User, pr, gr)
+	s.user, err = passwd.ResolveUser(s.spec.User, pr, gr)
 	if err != nil {
 		return err
 	}
@@ -239,7 +238,7 @@ func (s *sandbox) resolveUser() error {
 // the thread that execs, and the other threads die at execve.
 func (s *sandbox) dropPrivileges() error {
 	// First, while this thread has CAP_SYS_ADMIN (see installSeccomp).
-	if err := installSeccomp(s.seccomp); err != nil {
+	if err := installSeccomp(s.spec.Seccomp); err != nil {
 		return err
 	}
 	if !s.spec.Insecure {
@@ -247,7 +246,7 @@ func (s *sandbox) dropPrivileges() error {
 			return err
 		}
 	}
-	if err := dropNetRawBounding(s.net); err != nil {
+	if err := dropNetRawBounding(s.spec.Net); err != nil {
 		return err
 	}
 	if err := setIDs(s.user); err != nil {

@@ -1,4 +1,4 @@
-package executor
+package passwd
 
 import (
 	"slices"
@@ -21,18 +21,18 @@ wheel:x:10:other
 	tests := []struct {
 		spec    string
 		passwd  string
-		want    execUser
+		want    User
 		wantErr string
 	}{
-		{spec: "", want: execUser{0, 0, []int{0}, "/root"}},
-		{spec: "root", want: execUser{0, 0, []int{0}, "/root"}},
-		{spec: "app", want: execUser{1000, 1000, []int{1000, 2000}, "/home/app"}},
-		{spec: "1000", want: execUser{1000, 1000, []int{1000, 2000}, "/home/app"}},
-		{spec: "app:wheel", want: execUser{1000, 10, []int{10, 2000}, "/home/app"}},
-		{spec: "1000:2000", want: execUser{1000, 2000, []int{2000}, "/home/app"}},
-		{spec: "4242", want: execUser{4242, 0, []int{0}, "/"}},
-		{spec: "4242:77", want: execUser{4242, 77, []int{77}, "/"}},
-		{spec: "0", passwd: "-", want: execUser{0, 0, []int{0}, "/"}}, // no passwd file
+		{spec: "", want: User{0, 0, []int{0}, "/root"}},
+		{spec: "root", want: User{0, 0, []int{0}, "/root"}},
+		{spec: "app", want: User{1000, 1000, []int{1000, 2000}, "/home/app"}},
+		{spec: "1000", want: User{1000, 1000, []int{1000, 2000}, "/home/app"}},
+		{spec: "app:wheel", want: User{1000, 10, []int{10, 2000}, "/home/app"}},
+		{spec: "1000:2000", want: User{1000, 2000, []int{2000}, "/home/app"}},
+		{spec: "4242", want: User{4242, 0, []int{0}, "/"}},
+		{spec: "4242:77", want: User{4242, 77, []int{77}, "/"}},
+		{spec: "0", passwd: "-", want: User{0, 0, []int{0}, "/"}}, // no passwd file
 		{spec: "app", passwd: "-", wantErr: `user "app" not found in /etc/passwd`},
 		{spec: "nobody", wantErr: `user "nobody" not found in /etc/passwd`},
 		{spec: "app:nogroup", wantErr: `group "nogroup" not found in /etc/group`},
@@ -42,21 +42,21 @@ wheel:x:10:other
 	}
 	for _, tt := range tests {
 		var pr, gr = strings.NewReader(passwd), strings.NewReader(group)
-		var got execUser
+		var got User
 		var err error
 		if tt.passwd == "-" {
-			got, err = resolveUser(tt.spec, nil, nil)
+			got, err = ResolveUser(tt.spec, nil, nil)
 		} else {
-			got, err = resolveUser(tt.spec, pr, gr)
+			got, err = ResolveUser(tt.spec, pr, gr)
 		}
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("resolveUser(%q) = %v, %v; want error containing %q", tt.spec, got, err, tt.wantErr)
+				t.Errorf("ResolveUser(%q) = %v, %v; want error containing %q", tt.spec, got, err, tt.wantErr)
 			}
 			continue
 		}
 		if err != nil || got.UID != tt.want.UID || got.GID != tt.want.GID || !slices.Equal(got.Groups, tt.want.Groups) || got.Home != tt.want.Home {
-			t.Errorf("resolveUser(%q) = %+v, %v; want %+v", tt.spec, got, err, tt.want)
+			t.Errorf("ResolveUser(%q) = %+v, %v; want %+v", tt.spec, got, err, tt.want)
 		}
 	}
 }

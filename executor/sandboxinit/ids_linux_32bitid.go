@@ -1,6 +1,6 @@
 //go:build linux && (386 || arm)
 
-package executor
+package sandboxinit
 
 import "golang.org/x/sys/unix"
 

@@ -1,4 +1,4 @@
-package executor
+package rootfs
 
 import (
 	"errors"
@@ -13,9 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func newTestRootfs(t *testing.T) *rootfs {
+func newTestRootfs(t *testing.T) *Root {
 	t.Helper()
-	r := &rootfs{dir: t.TempDir()}
+	r := &Root{dir: t.TempDir()}
 	if err := r.openRoot(); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestOpenInRoot(t *testing.T) {
 	os.MkdirAll(filepath.Join(r.dir, "other"), 0o755)
 	os.WriteFile(filepath.Join(r.dir, "other", "passwd"), []byte("in root\n"), 0o644)
 	os.Symlink("/../../other/passwd", filepath.Join(r.dir, "etc", "passwd"))
-	f, err := r.openInRoot("/etc/passwd")
+	f, err := r.OpenInRoot("/etc/passwd")
 	if err != nil || f == nil {
 		t.Fatalf("openInRoot = %v, %v", f, err)
 	}
@@ -106,13 +106,13 @@ func TestOpenInRoot(t *testing.T) {
 	if string(b) != "in root\n" {
 		t.Errorf("read %q, want the rootfs's /other/passwd", b)
 	}
-	if f, err := r.openInRoot("/etc/group"); f != nil || err != nil {
+	if f, err := r.OpenInRoot("/etc/group"); f != nil || err != nil {
 		t.Errorf("openInRoot of a missing file = %v, %v, want nil, nil", f, err)
 	}
 	if err := unix.Mkfifo(filepath.Join(r.dir, "etc", "group"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.openInRoot("/etc/group"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := r.OpenInRoot("/etc/group"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("openInRoot of a fifo = %v, want an error", err)
 	}
 	if len(r.stubs) != 0 {

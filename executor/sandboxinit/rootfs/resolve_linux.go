@@ -1,4 +1,4 @@
-package executor
+package rootfs
 
 import (
 	"errors"
@@ -48,7 +48,7 @@ func (h *handle) Close() error { return h.f.Close() }
 
 // openRoot opens the rootfs's root; call it after the rootfs is mounted,
 // so that the handle is on the rootfs mount and not the directory under it.
-func (r *rootfs) openRoot() error {
+func (r *Root) openRoot() error {
 	fd, err := unix.Open(r.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: r.dir, Err: err}
@@ -59,7 +59,7 @@ func (r *rootfs) openRoot() error {
 
 // resolve returns the rootfs-relative path p resolves to under mode, with
 // no symlink left in it (noSymlinks: p itself, cleaned).
-func (r *rootfs) resolve(p string, mode resolveMode) (string, error) {
+func (r *Root) resolve(p string, mode resolveMode) (string, error) {
 	clean := filepath.Clean("/" + p)
 	if mode == noSymlinks {
 		return strings.TrimPrefix(clean, "/"), nil
@@ -83,7 +83,7 @@ func (r *rootfs) resolve(p string, mode resolveMode) (string, error) {
 // symlink. With create, missing components are created (directories, and
 // the last one a directory if dir, else an empty file) and recorded as
 // stubs; without, a missing path is an error wrapping ENOENT.
-func (r *rootfs) open(p string, mode resolveMode, create, dir bool) (*handle, error) {
+func (r *Root) open(p string, mode resolveMode, create, dir bool) (*handle, error) {
 	rel, err := r.resolve(p, mode)
 	if err != nil {
 		return nil, err
@@ -124,7 +124,7 @@ func (r *rootfs) open(p string, mode resolveMode, create, dir bool) (*handle, er
 // step opens the last of parts below the directory dirfd, creating it
 // first if asked and missing. A symlink is opened as itself (O_NOFOLLOW),
 // and open's caller or the mount on it then fails: nothing follows it.
-func (r *rootfs) step(dirfd int, parts []string, create, file bool) (int, error) {
+func (r *Root) step(dirfd int, parts []string, create, file bool) (int, error) {
 	name := parts[len(parts)-1]
 	rel := strings.Join(parts, "/")
 	const flags = unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
@@ -159,7 +159,7 @@ func (r *rootfs) step(dirfd int, parts []string, create, file bool) (int, error)
 // directory, or an empty file) if missing, and checks that it is a
 // directory or a non-directory as dir says: a mount never lands on a
 // symlink.
-func (r *rootfs) mountpoint(p string, mode resolveMode, dir bool) (*handle, error) {
+func (r *Root) mountpoint(p string, mode resolveMode, dir bool) (*handle, error) {
 	h, err := r.open(p, mode, true, dir)
 	if err != nil {
 		return nil, err
@@ -212,7 +212,7 @@ func mountOn(source string, h *handle, fstype string, flags uintptr, data string
 
 // reopen opens again what h was reached by, which after a mount on h is
 // the root of the new mount, not the directory beneath it.
-func (r *rootfs) reopen(h *handle) (*handle, error) {
+func (r *Root) reopen(h *handle) (*handle, error) {
 	return r.open(h.rel, noSymlinks, false, true)
 }
 

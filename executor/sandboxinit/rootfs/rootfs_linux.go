@@ -1,4 +1,4 @@
-package executor
+package rootfs
 
 import (
 	"errors"
@@ -55,8 +55,8 @@ var devLinks = [][2]string{
 
 const procFlags = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 
-// rootfs builds a sandbox's root filesystem, before pivot_root.
-type rootfs struct {
+// Root builds a sandbox's root filesystem, before pivot_root.
+type Root struct {
 	dir      string   // the rootfs mountpoint
 	stateDir string   // holds hosts and resolv.conf
 	shmSize  int64    // of /dev/shm; 0 is the default
@@ -65,6 +65,18 @@ type rootfs struct {
 	rootFD   *os.File // O_PATH handle on the mounted rootfs, see openRoot
 	secrets  string   // the secrets tmpfs, once mounted
 }
+
+// New is the root filesystem to be mounted at dir, with the files /etc/hosts
+// and /etc/resolv.conf are bound from in stateDir; insecure (RUN
+// --security=insecure) leaves /proc and /sys unmasked and devices usable.
+func New(dir, stateDir string, insecure bool, shmSize int64) *Root {
+	return &Root{dir: dir, stateDir: stateDir, insecure: insecure, shmSize: shmSize}
+}
+
+// Stubs are the mountpoints r created in the rootfs so far, relative to
+// its root, in creation order: the parent removes them from the overlay
+// upper directory afterwards.
+func (r *Root) Stubs() []string { return r.stubs }
 
 // stepError names the setup step that failed.
 func stepError(step string, err error) error {
@@ -78,12 +90,12 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 	return nil
 }
 
-// mount mounts the layers at dir and makes the whole rootfs nodev: a
+// Mount mounts the layers at dir and makes the whole rootfs nodev: a
 // device node carried in a layer, an ADD archive or made by mknod in a
 // step can be created (CAP_MKNOD stays, for dpkg and tar) but not opened.
 // setuid binaries keep working, as in Docker. An insecure sandbox keeps
 // its devices (losetup for disk images): it could remount anyway.
-func (r *rootfs) mount(layers []snapshot.Mount) error {
+func (r *Root) Mount(layers []snapshot.Mount) error {
 	if err := snapshot.MountAll(layers, r.dir); err != nil {
 		return err
 	}
@@ -98,16 +110,16 @@ func (r *rootfs) mount(layers []snapshot.Mount) error {
 }
 
 // nodev is MS_NODEV, except in an insecure sandbox.
-func (r *rootfs) nodev() uintptr {
+func (r *Root) nodev() uintptr {
 	if r.insecure {
 		return 0
 	}
 	return unix.MS_NODEV
 }
 
-// setup mounts everything below the rootfs: /proc, /dev, /sys, /etc/hosts,
+// Setup mounts everything below the rootfs: /proc, /dev, /sys, /etc/hosts,
 // /etc/resolv.conf and the masks.
-func (r *rootfs) setup() error {
+func (r *Root) Setup() error {
 	// runc refuses to mount proc or sysfs anywhere but on a plain
 	// directory (CVE-2019-16884, CVE-2019-19921), and so BuildKit and
 	// Docker builds fail on such an image; so does this. Replacing the
@@ -138,7 +150,7 @@ func (r *rootfs) setup() error {
 
 // mountPlain mounts a filesystem at p, which must be a plain directory
 // (or missing, then it is created): no symlink anywhere on the path.
-func (r *rootfs) mountPlain(p, source, fstype string, flags uintptr, data string) error {
+func (r *Root) mountPlain(p, source, fstype string, flags uintptr, data string) error {
 	h, err := r.mountpoint(p, noSymlinks, true)
 	if err != nil {
 		return fmt.Errorf("%w (%s must be a plain directory in the image, as runc requires)", err, p)
@@ -147,8 +159,8 @@ func (r *rootfs) mountPlain(p, source, fstype string, flags uintptr, data string
 	return mountOn(source, h, fstype, flags, data)
 }
 
-// bind mounts each of mounts at its target inside the rootfs.
-func (r *rootfs) bind(mounts []BindMount) error {
+// Bind mounts each of mounts at its target inside the rootfs.
+func (r *Root) Bind(mounts []BindMount) error {
 	for _, m := range mounts {
 		fi, err := os.Stat(m.Source)
 		if err == nil {
@@ -163,7 +175,7 @@ func (r *rootfs) bind(mounts []BindMount) error {
 
 // bindOne binds the host path source at target (resolved in the rootfs),
 // nodev, and read-only and nosuid with readonly.
-func (r *rootfs) bindOne(source, target string, dir, readonly bool) error {
+func (r *Root) bindOne(source, target string, dir, readonly bool) error {
 	h, err := r.mountpoint(target, followInRoot, dir)
 	if err != nil {
 		return err
@@ -192,7 +204,7 @@ func (r *rootfs) bindOne(source, target string, dir, readonly bool) error {
 
 // setupDev mounts a nodev tmpfs at /dev and binds the standard nodes into
 // it from the host (a bind mount keeps the host mount's dev flag).
-func (r *rootfs) setupDev() error {
+func (r *Root) setupDev() error {
 	h, err := r.mountpoint("/dev", followInRoot, true)
 	if err != nil {
 		return err
@@ -258,7 +270,7 @@ func (r *rootfs) setupDev() error {
 // setupSys mounts a read-only sysfs, or, where sysfs cannot be mounted
 // (a user namespace that does not own the network namespace), a read-only
 // recursive bind of the host's /sys.
-func (r *rootfs) setupSys() error {
+func (r *Root) setupSys() error {
 	h, err := r.mountpoint("/sys", noSymlinks, true)
 	if err != nil {
 		return fmt.Errorf("%w (/sys must be a plain directory in the image, as runc requires)", err)
@@ -284,7 +296,7 @@ func (r *rootfs) setupSys() error {
 // opened with no symlink on the way and must be on the proc or sysfs
 // mounted above; one that is missing on this kernel is skipped, any other
 // failure fails the step.
-func (r *rootfs) mask() error {
+func (r *Root) mask() error {
 	for _, p := range maskedPaths {
 		h, err := r.maskTarget(p)
 		if h == nil {
@@ -333,7 +345,7 @@ func (r *rootfs) mask() error {
 }
 
 // maskTarget opens p for a mask: nil, nil when this kernel has no p.
-func (r *rootfs) maskTarget(p string) (*handle, error) {
+func (r *Root) maskTarget(p string) (*handle, error) {
 	h, err := r.open(p, noSymlinks, false, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -358,9 +370,9 @@ func (r *rootfs) maskTarget(p string) (*handle, error) {
 	return h, nil
 }
 
-// mkdirCwd creates the working directory cwd (0755, owned by root) inside
+// MkdirCwd creates the working directory cwd (0755, owned by root) inside
 // the rootfs if missing. Symlinks in the image resolve inside the rootfs.
-func (r *rootfs) mkdirCwd(cwd string) error {
+func (r *Root) MkdirCwd(cwd string) error {
 	// Unlike mountpoints, the directories stay in the layer, as in
 	// Docker: they are not recorded as stubs.
 	n := len(r.stubs)
@@ -373,9 +385,9 @@ func (r *rootfs) mkdirCwd(cwd string) error {
 	return h.check(cwd, true)
 }
 
-// openInRoot opens the rootfs file p for reading, resolving symlinks
+// OpenInRoot opens the rootfs file p for reading, resolving symlinks
 // inside the rootfs; it returns nil, nil when p does not exist.
-func (r *rootfs) openInRoot(p string) (*os.File, error) {
+func (r *Root) OpenInRoot(p string) (*os.File, error) {
 	n := len(r.stubs)
 	h, err := r.open(p, followInRoot, false, false)
 	r.stubs = r.stubs[:n]
@@ -398,9 +410,9 @@ func (r *rootfs) openInRoot(p string) (*os.File, error) {
 	return os.OpenFile(h.proc(), os.O_RDONLY|unix.O_NOCTTY, 0)
 }
 
-// pivot makes the rootfs the root of this mount namespace and detaches
+// Pivot makes the rootfs the root of this mount namespace and detaches
 // the old root.
-func (r *rootfs) pivot() error {
+func (r *Root) Pivot() error {
 	if err := unix.Chdir(r.dir); err != nil {
 		return &os.PathError{Op: "chdir", Path: r.dir, Err: err}
 	}
