@@ -6,22 +6,24 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 )
 
-// LockHolder describes the process holding the lock on the database at
-// path, as /proc/locks shows it: "pid 1234 (builder build -t app .)", or
-// "" when it cannot tell (the holder is in another pid namespace, say).
+// LockHolder describes the process holding the lock on the file at path
+// (for the database, on it or on its PATH.lock), as /proc/locks shows it:
+// "pid 1234 (builder build -t app .)", or "" when it cannot tell (the
+// holder is in another pid namespace, say).
 func LockHolder(path string) string {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return ""
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return ""
+	var suffixes []string
+	for _, p := range []string{path + ".lock", path} {
+		if fi, err := os.Stat(p); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				suffixes = append(suffixes, ":"+strconv.FormatUint(st.Ino, 10))
+			}
+		}
 	}
 	f, err := os.Open("/proc/locks")
 	if err != nil {
@@ -29,12 +31,12 @@ func LockHolder(path string) string {
 	}
 	defer f.Close()
 	// Lines read "1: FLOCK  ADVISORY  WRITE 19258 fe:00:10027831 0 EOF":
-	// the pid, then major:minor:inode of the locked file.
-	suffix := ":" + strconv.FormatUint(st.Ino, 10)
+	// the pid, then major:minor:inode of the locked file. Waiters show
+	// as "1: -> FLOCK ...", with one field more, and are left out.
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || fields[1] != "FLOCK" || !strings.HasSuffix(fields[5], suffix) {
+		if len(fields) < 6 || fields[1] != "FLOCK" || fields[3] != "WRITE" || !slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(fields[5], s) }) {
 			continue
 		}
 		pid, err := strconv.Atoi(fields[4])
