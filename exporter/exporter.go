@@ -129,7 +129,7 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 	for i, s := range layers {
 		i += len(descs) - len(layers)
 		g.Go(func() error {
-			d, diffID, err := e.layerWith(gctx, s, base[s.ID], o)
+			d, diffID, err := e.layerShared(gctx, s, base[s.ID], o)
 			descs[i], diffIDs[i] = d, diffID
 			return err
 		})
