@@ -17,6 +17,7 @@ import (
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/cache/coord"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/snapshot"
@@ -87,7 +88,7 @@ func Open(root string, opt StateOptions) (*State, error) {
 	dbPath := filepath.Join(root, "meta.db")
 	var onWait func()
 	if opt.OnWait != nil {
-		onWait = func() { opt.OnWait(cache.LockHolder(dbPath)) }
+		onWait = func() { opt.OnWait(coord.Holder(dbPath)) }
 	}
 	db, err := cache.Open(dbPath, onWait)
 	if err != nil {

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/builder-dev/builder/cache/coord"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
@@ -80,10 +82,16 @@ type Image struct {
 // processes share the state directory, and keeps a lease (see lease.go)
 // on what this process uses until Close.
 type DB struct {
-	h     *handle
+	q     *coord.Queue
 	path  string
 	root  string
-	lease *leaseFile
+	lease *coord.LeaseFile
+}
+
+// LockKey locks key across processes (coord.LockKey) while this process
+// computes what the key stands for.
+func (d *DB) LockKey(ctx context.Context, key digest.Digest, waiting func(holder string)) (*coord.KeyLock, error) {
+	return coord.LockKey(ctx, filepath.Join(d.root, "locks"), key, waiting)
 }
 
 // Open opens (creating if needed) the database at path, in its state
@@ -91,17 +99,17 @@ type DB struct {
 // another process (one that holds the database for a long while, such as
 // a builder from before it was shared, or a large prune).
 func Open(path string, onWait func()) (*DB, error) {
-	h, err := openHandle(path, onWait)
+	q, err := coord.OpenQueue(path, onWait)
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{h: h, path: path, root: filepath.Dir(path)}
+	d := &DB{q: q, path: path, root: filepath.Dir(path)}
 	if err := d.init(); err != nil {
-		h.close()
+		q.Close()
 		return nil, fmt.Errorf("initialising metadata database %s: %w", path, err)
 	}
-	if d.lease, err = newLeaseFile(d.root); err != nil {
-		h.close()
+	if d.lease, err = coord.NewLeaseFile(d.leaseDir()); err != nil {
+		q.Close()
 		return nil, err
 	}
 	return d, nil
@@ -134,9 +142,9 @@ func (d *DB) init() error {
 
 // Close releases the database and this process's lease.
 func (d *DB) Close() error {
-	err := d.h.close()
+	err := d.q.Close()
 	if d.lease != nil {
-		if lerr := d.lease.close(); err == nil {
+		if lerr := d.lease.Close(); err == nil {
 			err = lerr
 		}
 	}
@@ -175,7 +183,7 @@ func (d *DB) NewSnapshotID() (string, error) {
 		id = strconv.FormatUint(n, 36)
 		// Until it is recorded and used, nothing but this lease says
 		// the snapshot is wanted.
-		return d.lease.add('s', id)
+		return d.lease.Add(coord.KindSnapshot, id)
 	})
 	return id, err
 }
@@ -263,10 +271,10 @@ func (d *DB) Lookup(key digest.Digest) (Result, error) {
 		if r, err = get[Result](d, bucketKeys, key.String()); err != nil {
 			return err
 		}
-		if err := d.lease.add('k', key.String()); err != nil {
+		if err := d.lease.Add(coord.KindKey, key.String()); err != nil {
 			return err
 		}
-		return d.lease.add('s', r.Snapshot)
+		return d.lease.Add(coord.KindSnapshot, r.Snapshot)
 	})
 	return r, err
 }
@@ -286,7 +294,7 @@ func (d *DB) LayerSnapshot(chainID digest.Digest) (string, error) {
 		if id, err = get[string](d, bucketLayers, chainID.String()); err != nil {
 			return err
 		}
-		return d.lease.add('s', id)
+		return d.lease.Add(coord.KindSnapshot, id)
 	})
 	return id, err
 }

@@ -1,148 +1,29 @@
 package cache
 
 import (
-	"bufio"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
-	"time"
 
-	"github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
+	"github.com/builder-dev/builder/cache/coord"
 )
 
-// Every open DB keeps a lease file, leases/<pid>-<random>, flocked
-// exclusively until Close, so that a GC in another process spares what
-// this process uses: the file's first line is the time it was opened, and
-// each later line a key ("k sha256:...") or a snapshot ("s 12") that a
-// lookup returned or an id this process reserved. A lookup appends to it
-// while it holds the database (see Hold), and a prune reads the leases
-// while it holds the database, so a record is either leased before a prune
-// looks or gone when the lookup runs. A killed process's flock goes with
-// it: its file is then stale, and the next reader removes it.
+// Every open DB keeps a lease (coord.LeaseFile) on what this process uses
+// until Close: lookups add what they return, and NewSnapshotID the ids it
+// reserves, while they hold the database, so that a prune in another
+// process, which reads the leases while it holds the database, spares
+// them.
 
-const leaseDir = "leases"
-
-// leaseFile is this process's lease on the state it uses.
-type leaseFile struct {
-	mu    sync.Mutex
-	f     *os.File
-	path  string
-	since time.Time
-	seen  map[string]bool
-}
-
-func newLeaseFile(root string) (*leaseFile, error) {
-	dir := filepath.Join(root, leaseDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating lease directory: %w", err)
-	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	name := strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(rnd[:])
-	// Made under a name readers skip, and renamed once locked and
-	// written: a reader that can lock a lease knows its holder is gone.
-	tmp := filepath.Join(dir, ".new-"+name)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("creating lease: %w", err)
-	}
-	fail := func(err error) (*leaseFile, error) {
-		f.Close()
-		os.Remove(tmp)
-		return nil, fmt.Errorf("creating lease %s: %w", tmp, err)
-	}
-	if err := flock(f, unix.LOCK_EX); err != nil {
-		return fail(err)
-	}
-	now := time.Now().UTC()
-	if _, err := f.WriteString(strconv.FormatInt(now.UnixNano(), 10) + "\n"); err != nil {
-		return fail(err)
-	}
-	p := filepath.Join(dir, name)
-	if err := os.Rename(tmp, p); err != nil {
-		return fail(err)
-	}
-	return &leaseFile{f: f, path: p, since: now, seen: map[string]bool{}}, nil
-}
-
-// add appends what is not in the lease yet. A lease must not lose an
-// entry, so a failed write is an error for the lookup that needs it.
-func (l *leaseFile) add(kind byte, names ...string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var b strings.Builder
-	for _, n := range names {
-		e := string(kind) + " " + n
-		if n == "" || l.seen[e] {
-			continue
-		}
-		l.seen[e] = true
-		b.WriteString(e + "\n")
-	}
-	if b.Len() == 0 {
-		return nil
-	}
-	if _, err := l.f.WriteString(b.String()); err != nil {
-		return fmt.Errorf("writing lease %s: %w", l.path, err)
-	}
-	return nil
-}
-
-func (l *leaseFile) close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	// Removed while still locked: a reader never takes a live lease for
-	// a stale one.
-	err := os.Remove(l.path)
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func (d *DB) leaseDir() string { return filepath.Join(d.root, "leases") }
 
 // Leases returns the leases of the other processes that have the state
 // directory open, removing those of processes that are gone. Call it
 // under Hold for a view that no lookup elsewhere changes meanwhile.
 func (d *DB) Leases() ([]Lease, error) {
-	dir := filepath.Join(d.root, leaseDir)
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	held, err := coord.ReadLeases(d.leaseDir(), d.lease.Path())
+	out := make([]Lease, 0, len(held))
+	for _, h := range held {
+		out = append(out, Lease{Snapshots: h.Snapshots, Keys: h.Keys, Blobs: h.Blobs, Since: h.Since})
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading leases: %w", err)
-	}
-	var out []Lease
-	for _, e := range ents {
-		p := filepath.Join(dir, e.Name())
-		if d.lease != nil && p == d.lease.path {
-			continue
-		}
-		if strings.HasPrefix(e.Name(), ".") {
-			// Being made, or left by a process killed while making it
-			// (which a minute tells apart).
-			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
-				removeIfUnlocked(p)
-			}
-			continue
-		}
-		l, live, err := readLease(p)
-		if err != nil {
-			return nil, err
-		}
-		if live {
-			out = append(out, l)
-		}
-	}
-	return out, nil
+	return out, err
 }
 
 // OthersActive reports whether another process has the state directory
@@ -150,69 +31,4 @@ func (d *DB) Leases() ([]Lease, error) {
 func (d *DB) OthersActive() (bool, error) {
 	ls, err := d.Leases()
 	return len(ls) > 0, err
-}
-
-// readLease reads the lease at p; live is false (and the file removed)
-// when its holder is gone.
-func readLease(p string) (l Lease, live bool, err error) {
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return l, false, nil // released meanwhile
-	}
-	if err != nil {
-		return l, false, fmt.Errorf("reading lease: %w", err)
-	}
-	defer f.Close()
-	if flock(f, unix.LOCK_SH|unix.LOCK_NB) == nil {
-		removeLocked(f, p)
-		return l, false, nil
-	}
-	sc := bufio.NewScanner(f)
-	if sc.Scan() {
-		if n, err := strconv.ParseInt(sc.Text(), 10, 64); err == nil {
-			l.Since = time.Unix(0, n).UTC()
-		}
-	}
-	if l.Since.IsZero() {
-		// Still being written: protect everything.
-		l.Since = time.Unix(0, 0)
-	}
-	for sc.Scan() {
-		kind, name, ok := strings.Cut(sc.Text(), " ")
-		switch {
-		case !ok:
-		case kind == "k":
-			l.Keys = append(l.Keys, digest.Digest(name))
-		case kind == "s":
-			l.Snapshots = append(l.Snapshots, name)
-		case kind == "b":
-			l.Blobs = append(l.Blobs, digest.Digest(name))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return l, false, fmt.Errorf("reading lease %s: %w", p, err)
-	}
-	return l, true, nil
-}
-
-// removeIfUnlocked removes the lease file at p if no process holds it.
-func removeIfUnlocked(p string) {
-	f, err := os.Open(p)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	if flock(f, unix.LOCK_SH|unix.LOCK_NB) == nil {
-		removeLocked(f, p)
-	}
-}
-
-// removeLocked removes p if it is still the file f, which the caller has
-// locked: names are never reused, but a lease is removed by its holder
-// too.
-func removeLocked(f *os.File, p string) {
-	st, err := os.Stat(p)
-	if fst, ferr := f.Stat(); err == nil && ferr == nil && os.SameFile(st, fst) {
-		os.Remove(p)
-	}
 }

@@ -111,7 +111,7 @@ func TestLeasesOfOtherHandles(t *testing.T) {
 		t.Errorf("a.Leases() = %v, want only the other handle's, empty one", own)
 	}
 	// A lease nobody holds is a dead process's: ignored and removed.
-	stale := filepath.Join(filepath.Dir(a.path), leaseDir, "1-dead")
+	stale := filepath.Join(a.leaseDir(), "1-dead")
 	if err := os.WriteFile(stale, []byte("1\nk "+key.String()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestLockKeyWaitsForTheHolder(t *testing.T) {
 	if waited != 1 {
 		t.Errorf("waiting was called %d times, want once", waited)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(filepath.Dir(a.path), lockDir)); len(ents) != 0 {
+	if ents, _ := os.ReadDir(filepath.Join(a.root, "locks")); len(ents) != 0 {
 		t.Errorf("lock files left: %v", ents)
 	}
 

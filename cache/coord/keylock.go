@@ -1,4 +1,4 @@
-package cache
+package coord
 
 import (
 	"context"
@@ -13,14 +13,12 @@ import (
 )
 
 // Builds in different processes that need the same step coordinate
-// through a lock file per cache key, locks/<algorithm>-<hex>: the first
+// through a lock file per cache key, <dir>/<algorithm>-<hex>: the first
 // locks it and computes the step, the others wait and then find the result
 // in the cache. The holder removes the file before unlocking it, and a
 // locker checks that the file it locked is still the one at the path, so
 // that two processes never hold "the" lock through different files. A
 // killed holder's flock goes with it.
-
-const lockDir = "locks"
 
 // KeyLock is a held lock on a cache key.
 type KeyLock struct {
@@ -28,14 +26,13 @@ type KeyLock struct {
 	path string
 }
 
-// LockKey locks key across processes, waiting while another holds it;
-// waiting is called once, with a description of the holder as
-// LockHolder gives it, if it has to wait.
-func (d *DB) LockKey(ctx context.Context, key digest.Digest, waiting func(holder string)) (*KeyLock, error) {
+// LockKey locks key across processes, with a file in dir, waiting while
+// another holds it; waiting is called once, with a description of the
+// holder as Holder gives it, if it has to wait.
+func LockKey(ctx context.Context, dir string, key digest.Digest, waiting func(holder string)) (*KeyLock, error) {
 	if err := key.Validate(); err != nil {
 		return nil, fmt.Errorf("locking cache key %q: %w", key, err)
 	}
-	dir := filepath.Join(d.root, lockDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating lock directory: %w", err)
 	}
@@ -50,7 +47,7 @@ func (d *DB) LockKey(ctx context.Context, key digest.Digest, waiting func(holder
 		if err == unix.EWOULDBLOCK {
 			if !told && waiting != nil {
 				told = true
-				waiting(LockHolder(p))
+				waiting(Holder(p))
 			}
 			err = waitFlock(ctx, f)
 		}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package cache
+package coord
 
 import (
 	"bufio"
@@ -12,11 +12,11 @@ import (
 	"syscall"
 )
 
-// LockHolder describes the process holding the lock on the file at path
+// Holder describes the process holding the lock on the file at path
 // (for the database, on it or on its PATH.lock), as /proc/locks shows it:
 // "pid 1234 (builder build -t app .)", or "" when it cannot tell (the
 // holder is in another pid namespace, say).
-func LockHolder(path string) string {
+func Holder(path string) string {
 	var suffixes []string
 	for _, p := range []string{path + ".lock", path} {
 		if fi, err := os.Stat(p); err == nil {
