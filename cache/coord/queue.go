@@ -37,7 +37,10 @@ type Queue struct {
 	mu    sync.Mutex
 	b     *bolt.DB
 	users int
-	gen   int
+	// gen counts acquisitions; the linger timer closes the database only
+	// if none came since it was armed (at armed).
+	gen, armed int
+	idle       *time.Timer
 	// lock is flocked exclusively while b is open; want is flocked shared
 	// while this process waits for lock; probe tests whether others do.
 	lock, want, probe *os.File
@@ -149,18 +152,26 @@ func (h *Queue) Release() {
 	if h.users > 0 || h.b == nil {
 		return
 	}
+	// Errors of closing here reach no caller; bbolt's Close only
+	// unmaps and unlocks, and a later open reports a damaged file.
 	if h.othersWait() {
 		h.shut()
 		return
 	}
-	gen := h.gen
-	time.AfterFunc(Linger, func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.gen == gen && h.users == 0 && h.b != nil {
-			h.shut()
-		}
-	})
+	h.armed = h.gen
+	if h.idle == nil {
+		h.idle = time.AfterFunc(Linger, h.lingered)
+	} else {
+		h.idle.Reset(Linger)
+	}
+}
+
+func (h *Queue) lingered() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gen == h.armed && h.users == 0 && h.b != nil {
+		h.shut()
+	}
 }
 
 // othersWait reports whether another process waits for the database.
@@ -190,6 +201,9 @@ func (h *Queue) Close() error {
 		return nil
 	}
 	h.closed = true
+	if h.idle != nil {
+		h.idle.Stop()
+	}
 	var err error
 	if h.b != nil {
 		err = h.shut()
