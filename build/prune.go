@@ -79,7 +79,7 @@ func DefaultGCPolicy(root string) (GCPolicy, error) {
 
 // DiskUsage reports what the build cache and the local image store occupy.
 func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
-	g, err := s.graph(ctx)
+	g, err := s.graph(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,31 @@ func (s *State) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, erro
 // (--on-error=keep) go too, as `builder prune` does, where the automatic GC
 // keeps them.
 func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, dropKept bool) (*PruneReport, error) {
-	g, err := s.graph(ctx)
+	// Layer directories are measured first, without holding the
+	// database: walking them is slow.
+	measured, err := s.graph(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Then the plan and the removal under the database, with the leases
+	// of builds in other processes: a build elsewhere finds a record
+	// (leasing it) before, or finds it gone.
+	var rep *PruneReport
+	err = s.DB.Hold(func() error {
+		others, err := s.DB.Leases()
+		if err != nil {
+			return err
+		}
+		rep, err = s.pruneHeld(ctx, opt, append(ls, others...), dropKept, measured.Sizes)
+		return err
+	})
+	return rep, err
+}
+
+// pruneHeld is prune once the database is held; sizes are those already
+// measured.
+func (s *State) pruneHeld(ctx context.Context, opt PruneOptions, ls []cache.Lease, dropKept bool, sizes map[string]int64) (*PruneReport, error) {
+	g, err := s.graph(ctx, sizes)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +186,8 @@ func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, d
 
 // graph reads the metadata and what is on disk. Layer directories are
 // measured once (a committed layer never changes); Prune stores the sizes.
-func (s *State) graph(ctx context.Context) (*cache.Graph, error) {
+// known holds sizes measured already.
+func (s *State) graph(ctx context.Context, known map[string]int64) (*cache.Graph, error) {
 	snaps, err := s.DB.Snapshots()
 	if err != nil {
 		return nil, err
@@ -182,6 +207,10 @@ func (s *State) graph(ctx context.Context) (*cache.Graph, error) {
 		}
 		if rec.Measured {
 			g.Sizes[rec.ID] = rec.Size
+			continue
+		}
+		if n, ok := known[rec.ID]; ok {
+			g.Sizes[rec.ID] = n
 			continue
 		}
 		n, err := s.Snapshots.Usage(rec.ID)
@@ -255,6 +284,7 @@ func isJSONBlob(path string, size int64) bool {
 // keeps the automatic GC off it.
 type buildUse struct {
 	solver.Cache
+	db    *cache.DB
 	mu    sync.Mutex
 	keys  []digest.Digest
 	snaps []string
@@ -274,6 +304,16 @@ func (u *buildUse) Record(ctx context.Context, key digest.Digest, r solver.Resul
 	// as it exists.
 	u.note(key, r.Snapshot)
 	return u.Cache.Record(ctx, key, r)
+}
+
+// LockKey implements solver.KeyLocker: a step that a build in another
+// process is running is waited for.
+func (u *buildUse) LockKey(ctx context.Context, key digest.Digest, waiting func(string)) (func(), error) {
+	l, err := u.db.LockKey(ctx, key, waiting)
+	if err != nil {
+		return nil, err
+	}
+	return func() { l.Unlock() }, nil
 }
 
 func (u *buildUse) note(key digest.Digest, snap string) {
@@ -351,7 +391,7 @@ func (t *leaseTable) all() []cache.Lease {
 // startUse begins recording a build's use of the cache; finishUse must
 // follow.
 func (s *State) startUse() *buildUse {
-	u := &buildUse{Cache: s.worker}
+	u := &buildUse{Cache: s.worker, db: s.DB}
 	s.leases.add(u)
 	return u
 }

@@ -12,9 +12,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/cache/coord"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/internal/userns"
@@ -94,7 +96,7 @@ func Open(root string, opt StateOptions) (*State, error) {
 	dbPath := filepath.Join(root, "meta.db")
 	var onWait func()
 	if opt.OnWait != nil {
-		onWait = func() { opt.OnWait(cache.LockHolder(dbPath)) }
+		onWait = func() { opt.OnWait(coord.Holder(dbPath)) }
 	}
 	db, err := cache.Open(dbPath, onWait)
 	if err != nil {
@@ -144,13 +146,25 @@ func (s *State) Close() error {
 }
 
 // cleanup removes scratch directories and snapshot directories that no
-// record names: what a killed process left. Holding the database lock means
-// no other process is using them.
+// record names: what a killed process left. Another process's build may be
+// writing such directories, so only a process that finds no other one
+// using the state directory cleans, and only what was made before it
+// looked (a process leases the directory before it makes anything).
 func (s *State) cleanup() error {
+	looked := time.Now()
+	if busy, err := s.DB.OthersActive(); err != nil || busy {
+		return err
+	}
+	// File times come from a clock that may lag by a tick.
+	before := looked.Add(-50 * time.Millisecond)
+	old := func(p string) bool {
+		fi, err := os.Lstat(p)
+		return err == nil && fi.ModTime().Before(before)
+	}
 	entries, _ := os.ReadDir(s.tmp)
 	for _, e := range entries {
 		// Scratch dirs of a `builder run` still going carry its pid.
-		if pid, _, ok := strings.Cut(e.Name(), "-"); ok && processAlive(pid) {
+		if pid, _, ok := strings.Cut(e.Name(), "-"); ok && processAlive(pid) || !old(filepath.Join(s.tmp, e.Name())) {
 			continue
 		}
 		if err := removeAll(filepath.Join(s.tmp, e.Name())); err != nil {
@@ -171,6 +185,9 @@ func (s *State) cleanup() error {
 	}
 	for _, d := range dirs {
 		id := d.Name()
+		if !old(filepath.Join(s.Snapshots.Root(), id)) {
+			continue
+		}
 		if strings.HasPrefix(id, ".removing-") {
 			// Remove renames before deleting; a crash can leave these.
 			if err := removeAll(filepath.Join(s.Snapshots.Root(), id)); err != nil {

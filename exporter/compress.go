@@ -396,21 +396,18 @@ func (e *Exporter) copyUncompressed(w io.Writer, d digest.Digest, compression st
 	return err
 }
 
-// remember adds a blob to the snapshot's record, reading the record again
-// so that what others changed in it meanwhile is kept.
+// remember adds a blob to the snapshot's record, in one transaction so
+// that what others changed in it meanwhile is kept.
 func (e *Exporter) remember(id, key string, d ocispec.Descriptor, diffID digest.Digest, setDiffID bool) error {
-	s, err := e.DB.Snapshot(id)
-	if err != nil {
-		return err
-	}
-	if s.Blobs == nil {
-		s.Blobs = map[string]ocispec.Descriptor{}
-	}
-	s.Blobs[key] = d
-	if setDiffID {
-		s.DiffID = diffID
-	}
-	return e.DB.PutSnapshot(s)
+	return e.DB.UpdateSnapshot(id, func(s *cache.Snapshot) {
+		if s.Blobs == nil {
+			s.Blobs = map[string]ocispec.Descriptor{}
+		}
+		s.Blobs[key] = d
+		if setDiffID {
+			s.DiffID = diffID
+		}
+	})
 }
 
 // countingWriter counts the bytes written through it.

@@ -159,7 +159,7 @@ func (e *Exporter) compressAll(ctx context.Context, layers []cache.Snapshot, mer
 	for i, s := range layers {
 		i += len(descs) - len(layers)
 		g.Go(func() error {
-			d, diffID, err := e.layerWith(gctx, s, base[s.ID], o)
+			d, diffID, err := e.layerShared(gctx, s, base[s.ID], o)
 			descs[i], diffIDs[i] = d, diffID
 			return err
 		})
