@@ -14,6 +14,7 @@ import (
 
 	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/output"
@@ -56,7 +57,7 @@ type Options struct {
 	// Keychain gives the credentials of pushes; nil is source.Keychain
 	// (the docker config).
 	Keychain authn.Keychain
-	GC       *GCPolicy // the automatic GC after the build; nil: DefaultGCPolicy
+	GC       *gc.Policy // the automatic GC after the build; nil: gc.DefaultPolicy
 	// Secrets are the secrets RUN --mount=type=secret may use, by id.
 	Secrets map[string]Secret
 	// SSH are SSH agent sockets RUN --mount=type=ssh may use, by id.
@@ -137,8 +138,8 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if parallelism <= 0 {
 		parallelism = runtime.NumCPU()
 	}
-	use := s.startUse()
-	defer s.finishUse(ctx, use, opt.GC, opt.Warn)
+	use := s.GC.StartUse(s.worker)
+	defer s.GC.FinishUse(ctx, use, opt.GC, opt.Warn)
 	if err := s.useCacheFrom(ctx, opt, use); err != nil {
 		return nil, err
 	}

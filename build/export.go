@@ -12,6 +12,7 @@ import (
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/exporter/filetree"
+	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/output"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -27,7 +28,7 @@ type exportJob struct {
 	// inlineCache is the cache config put into image configs for
 	// --cache-to type=inline.
 	inlineCache string
-	use         *buildUse
+	use         *gc.Use
 	// step reports the export in the progress stream.
 	step *exportStep
 	// keychain gives the credentials of pushes.
@@ -155,7 +156,7 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 	if err != nil {
 		return nil, err
 	}
-	a.job.use.exported(img.Manifest, img.ManifestBytes)
+	a.job.use.Exported(img.Manifest, img.ManifestBytes)
 	img.Manifest.Annotations = a.descAnnotations
 	a.images[eo] = img
 	return img, nil

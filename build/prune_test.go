@@ -13,6 +13,7 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/opencontainers/go-digest"
 )
@@ -41,7 +42,7 @@ COPY --from=compile /out.txt /c.txt
 `
 )
 
-var noGC = &build.GCPolicy{}
+var noGC = &gc.Policy{}
 
 type pruneEnv struct {
 	t    *testing.T
@@ -62,7 +63,7 @@ func newPruneEnv(t *testing.T) *pruneEnv {
 }
 
 // build builds a Dockerfile and returns the steps that ran.
-func (e *pruneEnv) build(df string, tag string, gc *build.GCPolicy) (*build.Result, []string) {
+func (e *pruneEnv) build(df string, tag string, gc *gc.Policy) (*build.Result, []string) {
 	e.t.Helper()
 	ev := newEvents()
 	opts := build.Options{ContextDir: e.ctx, Dockerfile: []byte(strings.ReplaceAll(df, "{{BASE}}", e.base)), Progress: ev, GC: gc, BuildArgs: e.args}
@@ -175,7 +176,7 @@ func (e *pruneEnv) checkDU(when string) *cache.DiskUsage {
 	return du
 }
 
-func (e *pruneEnv) prune(opt build.PruneOptions) *build.PruneReport {
+func (e *pruneEnv) prune(opt gc.PruneOptions) *gc.PruneReport {
 	e.t.Helper()
 	before, _, _ := e.onDisk()
 	rep, err := e.st.Prune(e.t.Context(), opt)
@@ -226,7 +227,7 @@ func TestPruneAndDiskUsage(t *testing.T) {
 	}
 
 	// Everything was just used: until=1h removes nothing.
-	if rep := e.prune(build.PruneOptions{Until: time.Hour}); rep.Snapshots+rep.Keys+rep.Blobs != 0 {
+	if rep := e.prune(gc.PruneOptions{Until: time.Hour}); rep.Snapshots+rep.Keys+rep.Blobs != 0 {
 		t.Errorf("prune until=1h right after building removed %+v", rep)
 	}
 
@@ -245,7 +246,7 @@ func TestPruneAndDiskUsage(t *testing.T) {
 	if _, ran := e.build(pruneA, "a", noGC); len(ran) != 0 {
 		t.Errorf("rebuild of a ran %v", ran)
 	}
-	rep := e.prune(build.PruneOptions{Until: 24 * time.Hour})
+	rep := e.prune(gc.PruneOptions{Until: 24 * time.Hour})
 	if rep.Snapshots != 1 || rep.Freed == 0 {
 		t.Errorf("prune until=24h removed %+v, want the compile stage's layer", rep)
 	}
@@ -268,13 +269,13 @@ func TestPruneAndDiskUsage(t *testing.T) {
 		t.Fatal("nothing reclaimable before the keep-storage prune")
 	}
 	keep := du.InUse + du.Reclaimable/2
-	rep = e.prune(build.PruneOptions{KeepStorage: keep})
+	rep = e.prune(gc.PruneOptions{KeepStorage: keep})
 	if rep.After > keep || rep.Freed == 0 {
 		t.Errorf("prune --keep-storage %d: %+v", keep, rep)
 	}
 
 	// --all leaves exactly what images need.
-	e.prune(build.PruneOptions{All: true})
+	e.prune(gc.PruneOptions{All: true})
 	du = e.checkDU("after prune --all")
 	if du.Reclaimable != 0 || du.InUse != du.Total {
 		t.Errorf("after prune --all: in use %d, reclaimable %d, total %d", du.InUse, du.Reclaimable, du.Total)
@@ -327,7 +328,7 @@ func TestPruneAndDiskUsage(t *testing.T) {
 func TestAutoGCSparesTheBuild(t *testing.T) {
 	e := newPruneEnv(t)
 	e.build(pruneA, "a", noGC)
-	res, ran := e.build(pruneC+"RUN echo c > /c2.txt\n", "", &build.GCPolicy{KeepStorage: 1})
+	res, ran := e.build(pruneC+"RUN echo c > /c2.txt\n", "", &gc.Policy{KeepStorage: 1})
 	if !ranStep(ran, "echo c >") {
 		t.Fatalf("the second build ran %v", ran)
 	}
@@ -361,7 +362,7 @@ func TestAutoGCSparesTheBuild(t *testing.T) {
 	// stage-only cache: an untagged build on the common stage.
 	e.build(pruneCommon+"FROM common\nRUN echo other > /other.txt\n", "", noGC)
 	before := e.checkDU("before the third build")
-	res3, _ := e.build(pruneCommon+"FROM {{BASE}}\nRUN echo third > /t.txt\n", "", &build.GCPolicy{KeepStorage: 1})
+	res3, _ := e.build(pruneCommon+"FROM {{BASE}}\nRUN echo third > /t.txt\n", "", &gc.Policy{KeepStorage: 1})
 	after := e.checkDU("after the third build")
 	if after.Total >= before.Total {
 		t.Errorf("the automatic GC freed nothing: %d -> %d", before.Total, after.Total)
@@ -390,7 +391,7 @@ func TestAutoGCUnderLimit(t *testing.T) {
 	e.build(pruneA, "a", noGC)
 	e.build(pruneC, "", noGC)
 	before := e.checkDU("before")
-	e.build(pruneA, "a", &build.GCPolicy{KeepStorage: before.Total * 2})
+	e.build(pruneA, "a", &gc.Policy{KeepStorage: before.Total * 2})
 	if after := e.checkDU("after"); after.Total != before.Total {
 		t.Errorf("a build under the GC limit changed the total: %d -> %d", before.Total, after.Total)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/solver"
 )
 
@@ -81,7 +82,7 @@ RUN --mount=type=cache,target=/c4,from=seed,source=/seed cat /c4/f > /c4seen
 	if len(listed) != 4 {
 		t.Errorf("du lists cache mounts %q, want 4", listed)
 	}
-	if _, err := st.Prune(t.Context(), build.PruneOptions{All: true}); err != nil {
+	if _, err := st.Prune(t.Context(), gc.PruneOptions{All: true}); err != nil {
 		t.Fatal(err)
 	}
 	if left, _ := os.ReadDir(filepath.Join(root, "cachemounts")); len(left) != 0 {

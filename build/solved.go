@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache/remote"
+	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
@@ -76,7 +77,7 @@ func (d solved) exportCache(ctx context.Context, opt Options) error {
 }
 
 // useCacheFrom puts the caches of opt.CacheFrom behind the build's cache.
-func (s *State) useCacheFrom(ctx context.Context, opt Options, use *buildUse) error {
+func (s *State) useCacheFrom(ctx context.Context, opt Options, use *gc.Use) error {
 	if len(opt.CacheFrom) == 0 || opt.NoCache {
 		return nil
 	}

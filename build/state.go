@@ -18,6 +18,7 @@ import (
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/cache/coord"
 	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/kept"
@@ -37,11 +38,10 @@ type State struct {
 	// Images is the local image store.
 	Images *imagestore.Store
 	// Kept are the failed steps' filesystems kept by --on-error=keep.
-	Kept   *kept.Store
+	Kept *kept.Store
+	// GC holds the leases of the builds running on this State and prunes.
+	GC     *gc.Collector
 	worker *ops.Worker
-	// leases are the uses of the cache by the builds running on this
-	// State, which a GC spares.
-	leases leaseTable
 	tmp    string
 	closed bool
 	warnf  func(string)
@@ -132,6 +132,7 @@ func Open(root string, opt StateOptions) (*State, error) {
 		CacheMounts: filepath.Join(root, "cachemounts"),
 	}
 	s.Kept = &kept.Store{Dir: filepath.Join(root, "kept"), CacheMounts: s.worker.CacheMounts}
+	s.GC = &gc.Collector{Root: root, DB: db, Content: s.Content, Snapshots: s.Snapshots, Kept: s.Kept}
 	s.Images = &imagestore.Store{DB: db, Content: s.Content, Registries: s.Registries, Puller: s.worker.Puller, Platform: HostPlatform()}
 	return s, nil
 }
@@ -269,4 +270,15 @@ func (r localFirst) ResolveImage(ctx context.Context, ref string, p ocispec.Plat
 // HostPlatform is the platform images are built for.
 func HostPlatform() ocispec.Platform {
 	return ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+}
+
+// DiskUsage reports what the build cache and the local image store occupy.
+func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
+	return s.GC.DiskUsage(ctx)
+}
+
+// Prune removes build cache that no image of the local store and no build
+// running in this process needs, as opt selects.
+func (s *State) Prune(ctx context.Context, opt gc.PruneOptions) (*gc.PruneReport, error) {
+	return s.GC.Prune(ctx, opt)
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/gc"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
@@ -50,9 +50,9 @@ func runPrune(cmd *cobra.Command, g *globalOptions, f *pruneFlags) error {
 		fmt.Fprintf(cmd.OutOrStdout(), "Removed %s.\n", plural(n, "build record"))
 		return err
 	}
-	opt := build.PruneOptions{All: f.all}
+	opt := gc.PruneOptions{All: f.all}
 	if f.keepStorage != "" {
-		n, err := build.ParseSize(f.keepStorage)
+		n, err := gc.ParseSize(f.keepStorage)
 		if err != nil {
 			return fmt.Errorf("--keep-storage: %w", err)
 		}
@@ -107,7 +107,7 @@ func runPrune(cmd *cobra.Command, g *globalOptions, f *pruneFlags) error {
 	return err
 }
 
-func counts(rep *build.PruneReport) string {
+func counts(rep *gc.PruneReport) string {
 	c := fmt.Sprintf("%s, %s and %s", plural(rep.Snapshots, "layer"), plural(rep.Keys, "cache record"), plural(rep.Blobs, "blob"))
 	if rep.Kept > 0 {
 		c = plural(rep.Kept, "kept failure") + ", " + c

@@ -13,6 +13,7 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/source"
 	"github.com/spf13/pflag"
 )
@@ -69,7 +70,7 @@ func Add(fl *pflag.FlagSet, f *Flags) {
 	fl.StringVar(&f.Progress, "progress", "auto", "progress output: auto (tty on a terminal, else plain), tty, plain, rawjson or quiet")
 	fl.StringVar(&f.IIDFile, "iidfile", "", "write the image (manifest) digest to this file")
 	fl.StringVar(&f.MetadataFile, "metadata-file", "", "write the build result's metadata (digests, descriptor, names) as JSON to this file")
-	fl.StringVar(&f.GCKeep, "gc-keep-storage", "", "after the build, remove least recently used cache until it holds at most this size, e.g. 5GB (0 disables; default $"+build.GCKeepStorageEnv+", else 10% of the filesystem, at most 10GB)")
+	fl.StringVar(&f.GCKeep, "gc-keep-storage", "", "after the build, remove least recently used cache until it holds at most this size, e.g. 5GB (0 disables; default $"+gc.KeepStorageEnv+", else 10% of the filesystem, at most 10GB)")
 	fl.BoolVar(&f.Explain, "explain", false, "after the build, say for each step that ran why its cache could not be used")
 	fl.StringArrayVar(&f.Secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
 	fl.StringArrayVar(&f.SSH, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (the agent at $SSH_AUTH_SOCK) or ID=SOCKET")
@@ -153,14 +154,14 @@ func (f *Flags) Options(contextDir string, df []byte, dfName string) (build.Opti
 		return opt, err
 	}
 	if f.GCKeep != "" {
-		n, err := build.ParseSize(f.GCKeep)
+		n, err := gc.ParseSize(f.GCKeep)
 		if err != nil {
 			return opt, fmt.Errorf("--gc-keep-storage: %w", err)
 		}
-		opt.GC = &build.GCPolicy{KeepStorage: n}
+		opt.GC = &gc.Policy{KeepStorage: n}
 	}
 	if f.HTTPMaxSize != "" {
-		if opt.HTTPMaxSize, err = build.ParseSize(f.HTTPMaxSize); err != nil {
+		if opt.HTTPMaxSize, err = gc.ParseSize(f.HTTPMaxSize); err != nil {
 			return opt, fmt.Errorf("--http-max-size: %w", err)
 		}
 	}

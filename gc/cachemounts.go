@@ -1,4 +1,4 @@
-package build
+package gc
 
 import (
 	"context"
@@ -9,12 +9,9 @@ import (
 	"github.com/builder-dev/builder/solver/ops/cachedir"
 )
 
-// cacheMountDir holds the RUN --mount=type=cache directories.
-func (s *State) cacheMountDir() string { return filepath.Join(s.Root, "cachemounts") }
-
 // addCacheMountUsage adds a record per cache mount to du: never in use by
 // an image, always reclaimable by prune --all.
-func (s *State) addCacheMountUsage(du *cache.DiskUsage) error {
+func (s *Collector) addCacheMountUsage(du *cache.DiskUsage) error {
 	mounts, err := cachedir.List(s.cacheMountDir())
 	if err != nil {
 		return err
@@ -32,7 +29,7 @@ func (s *State) addCacheMountUsage(du *cache.DiskUsage) error {
 
 // pruneCacheMounts removes, for prune --all, the cache mounts no running
 // step holds.
-func (s *State) pruneCacheMounts(ctx context.Context, rep *PruneReport, dryRun bool) error {
+func (s *Collector) pruneCacheMounts(ctx context.Context, rep *PruneReport, dryRun bool) error {
 	mounts, err := cachedir.List(s.cacheMountDir())
 	if err != nil {
 		return err

@@ -1,0 +1,253 @@
+package gc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/kept"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// PruneOptions select what Prune removes of the build cache. Nothing an
+// image of the local store needs is ever removed.
+type PruneOptions struct {
+	// All also removes manifests and configs no image references (those
+	// of resolved base images and of replaced images).
+	All bool
+	// Until spares what was used within that duration.
+	Until time.Duration
+	// KeepStorage removes least recently used cache first until the total
+	// is at most this many bytes.
+	KeepStorage int64
+	// DryRun only reports what would be removed.
+	DryRun bool
+}
+
+// PruneReport says what Prune removed (or, on a dry run, would remove).
+type PruneReport struct {
+	Snapshots, Keys, Blobs int
+	// Kept is the failed steps' filesystems (--on-error=keep) removed.
+	Kept int
+	// Freed is the bytes of the removed layer directories and blobs.
+	Freed int64
+	// Before and After are the total sizes around the prune.
+	Before, After int64
+}
+
+// DiskUsage reports what the build cache and the local image store occupy.
+func (s *Collector) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
+	g, err := s.graph(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	failures, err := s.Kept.List()
+	addKeptRoots(g, failures)
+	if err != nil {
+		return nil, err
+	}
+	du := cache.Usage(g)
+	if err := s.addCacheMountUsage(du); err != nil {
+		return nil, err
+	}
+	return du, nil
+}
+
+// Prune removes build cache that no image of the local store and no build
+// running in this process needs, as opt selects.
+func (s *Collector) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, error) {
+	rep, err := s.prune(ctx, opt, s.leases.all(), true)
+	if err == nil && opt.All {
+		err = s.pruneCacheMounts(ctx, rep, opt.DryRun)
+	}
+	return rep, err
+}
+
+// prune removes what opt selects; with dropKept the kept failures
+// (--on-error=keep) go too, as `builder prune` does, where the automatic GC
+// keeps them.
+func (s *Collector) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, dropKept bool) (*PruneReport, error) {
+	// Layer directories are measured first, without holding the
+	// database: walking them is slow.
+	measured, err := s.graph(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Then the plan and the removal under the database, with the leases
+	// of builds in other processes: a build elsewhere finds a record
+	// (leasing it) before, or finds it gone.
+	var rep *PruneReport
+	err = s.DB.Hold(func() error {
+		others, err := s.DB.Leases()
+		if err != nil {
+			return err
+		}
+		rep, err = s.pruneHeld(ctx, opt, append(ls, others...), dropKept, measured.Sizes)
+		return err
+	})
+	return rep, err
+}
+
+// pruneHeld is prune once the database is held; sizes are those already
+// measured.
+func (s *Collector) pruneHeld(ctx context.Context, opt PruneOptions, ls []cache.Lease, dropKept bool, sizes map[string]int64) (*PruneReport, error) {
+	g, err := s.graph(ctx, sizes)
+	if err != nil {
+		return nil, err
+	}
+	failures, err := s.Kept.List()
+	if err != nil {
+		return nil, err
+	}
+	if !dropKept {
+		addKeptRoots(g, failures)
+	}
+	plan := cache.Collect(g, cache.Policy{All: opt.All, Until: opt.Until, KeepStorage: opt.KeepStorage}, ls, time.Now())
+	rep := &PruneReport{
+		Snapshots: len(plan.Snapshots), Keys: len(plan.Keys), Blobs: len(plan.Blobs),
+		Freed: plan.Freed, Before: plan.Total, After: plan.Total - plan.Freed,
+	}
+	if dropKept {
+		rep.Kept = len(failures)
+	}
+	if opt.DryRun {
+		return rep, nil
+	}
+	if dropKept {
+		if _, err := s.Kept.RemoveAll(); err != nil {
+			return nil, fmt.Errorf("pruning kept failures: %w", err)
+		}
+	}
+	// Records first, in one transaction: a crash after it leaves only
+	// files nothing names, which build.Open (directories) and the next
+	// prune (blobs) remove.
+	if err := s.DB.Delete(plan.Keys, plan.Layers, plan.Snapshots); err != nil {
+		return nil, fmt.Errorf("pruning: %w", err)
+	}
+	var errs []error
+	for _, id := range plan.Snapshots {
+		if err := s.Snapshots.Remove(id); err != nil {
+			errs = append(errs, err)
+		}
+		delete(g.Sizes, id)
+	}
+	for _, d := range plan.Blobs {
+		if err := s.Content.Delete(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.DB.Resync(g.Sizes); err != nil {
+		errs = append(errs, err)
+	}
+	return rep, errors.Join(errs...)
+}
+
+// graph reads the metadata and what is on disk. Layer directories are
+// measured once (a committed layer never changes); Prune stores the sizes.
+// known holds sizes measured already.
+func (s *Collector) graph(ctx context.Context, known map[string]int64) (*cache.Graph, error) {
+	snaps, err := s.DB.Snapshots()
+	if err != nil {
+		return nil, err
+	}
+	g := &cache.Graph{Snapshots: map[string]cache.Snapshot{}, Sizes: map[string]int64{}, Blobs: map[digest.Digest]cache.Blob{}}
+	named := map[digest.Digest]bool{}
+	for _, rec := range snaps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		g.Snapshots[rec.ID] = rec
+		for _, b := range rec.Blobs {
+			named[b.Digest] = true
+		}
+		if !s.Snapshots.Exists(rec.ID) {
+			continue
+		}
+		if rec.Measured {
+			g.Sizes[rec.ID] = rec.Size
+			continue
+		}
+		if n, ok := known[rec.ID]; ok {
+			g.Sizes[rec.ID] = n
+			continue
+		}
+		n, err := s.Snapshots.Usage(rec.ID)
+		if err != nil {
+			return nil, err
+		}
+		g.Sizes[rec.ID] = n
+	}
+	if g.Keys, err = s.DB.Keys(); err != nil {
+		return nil, err
+	}
+	if g.Layers, err = s.DB.Layers(); err != nil {
+		return nil, err
+	}
+	imgs, err := s.DB.Images()
+	if err != nil {
+		return nil, err
+	}
+	for _, img := range imgs {
+		ref := cache.ImageRef{Name: img.Name, Snapshot: img.Snapshot, Blobs: []digest.Digest{img.Manifest.Digest}}
+		// An unreadable manifest protects only itself; its config and
+		// layers cannot be known.
+		if raw, err := s.Content.ReadAll(img.Manifest.Digest); err == nil {
+			var m ocispec.Manifest
+			if json.Unmarshal(raw, &m) == nil {
+				ref.Blobs = append(ref.Blobs, m.Config.Digest)
+				for _, l := range m.Layers {
+					ref.Blobs = append(ref.Blobs, l.Digest)
+				}
+			}
+		}
+		for _, b := range ref.Blobs {
+			named[b] = true
+		}
+		g.Images = append(g.Images, ref)
+	}
+	err = s.Content.Walk(func(d digest.Digest, size int64) error {
+		b := cache.Blob{Size: size}
+		if fi, err := os.Stat(s.Content.Path(d)); err == nil {
+			b.ModTime = fi.ModTime()
+		}
+		if !named[d] {
+			b.Meta = isJSONBlob(s.Content.Path(d), size)
+		}
+		g.Blobs[d] = b
+		return ctx.Err()
+	})
+	return g, err
+}
+
+// isJSONBlob tells manifests and configs (small JSON objects) from layer
+// data, which nothing names once its snapshot record is gone.
+func isJSONBlob(path string, size int64) bool {
+	if size > 4<<20 {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 64)
+	n, _ := io.ReadFull(f, head)
+	head = bytes.TrimLeft(head[:n], " \t\r\n")
+	return len(head) > 0 && head[0] == '{'
+}
+
+// addKeptRoots makes the kept failures' snapshots roots of g, as images
+// are: the automatic GC keeps them and du counts them as in use.
+func addKeptRoots(g *cache.Graph, failures []kept.Failure) {
+	for _, k := range failures {
+		g.Images = append(g.Images, cache.ImageRef{Name: "kept failure " + k.ID, Snapshot: k.Snapshot})
+	}
+}

@@ -1,0 +1,161 @@
+package gc
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/solver"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Use records what one build uses of the cache, as solver.Cache sees
+// it: every hit and every recorded result. At the end of the build it is
+// written as last-use times (one transaction) and serves as the lease that
+// keeps the automatic GC off it.
+type Use struct {
+	// Cache is the cache the build's solver reads and records through
+	// Use; a build may put the remote caches behind it.
+	solver.Cache
+	db    *cache.DB
+	mu    sync.Mutex
+	keys  []digest.Digest
+	snaps []string
+	blobs []digest.Digest
+}
+
+// A Use must lock keys, or the builds of other processes stop sharing
+// steps with this one.
+var _ solver.KeyLocker = (*Use)(nil)
+
+// Lookup looks key up in the cache and notes a hit.
+func (u *Use) Lookup(ctx context.Context, key digest.Digest) (solver.Result, bool, error) {
+	r, ok, err := u.Cache.Lookup(ctx, key)
+	if ok {
+		u.note(key, r.Snapshot)
+	}
+	return r, ok, err
+}
+
+// Record notes key and its result and records them in the cache.
+func (u *Use) Record(ctx context.Context, key digest.Digest, r solver.Result) error {
+	// Noted before recording, so that the lease covers the result as soon
+	// as it exists.
+	u.note(key, r.Snapshot)
+	return u.Cache.Record(ctx, key, r)
+}
+
+// LockKey implements solver.KeyLocker: a step that a build in another
+// process is running is waited for.
+func (u *Use) LockKey(ctx context.Context, key digest.Digest, waiting func(string)) (func(), error) {
+	l, err := u.db.LockKey(ctx, key, waiting)
+	if err != nil {
+		return nil, err
+	}
+	return func() { l.Unlock() }, nil
+}
+
+func (u *Use) note(key digest.Digest, snap string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.keys = append(u.keys, key)
+	if snap != "" {
+		u.snaps = append(u.snaps, snap)
+	}
+}
+
+// Exported notes the built image's manifest, config and layers.
+func (u *Use) Exported(manifest ocispec.Descriptor, raw []byte) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.blobs = append(u.blobs, manifest.Digest)
+	var m ocispec.Manifest
+	if json.Unmarshal(raw, &m) == nil {
+		u.blobs = append(u.blobs, m.Config.Digest)
+		for _, l := range m.Layers {
+			u.blobs = append(u.blobs, l.Digest)
+		}
+	}
+}
+
+func (u *Use) lease() cache.Lease {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return cache.Lease{
+		Snapshots: append([]string(nil), u.snaps...),
+		Keys:      append([]digest.Digest(nil), u.keys...),
+		Blobs:     append([]digest.Digest(nil), u.blobs...),
+	}
+}
+
+// leaseTable holds the uses of the builds of one Collector running in this
+// process: a Prune, or one build's automatic GC, must spare the others'.
+// (Other processes cannot prune meanwhile: a build holds the state
+// directory's lock.)
+type leaseTable struct {
+	mu   sync.Mutex
+	uses map[*Use]bool
+}
+
+func (t *leaseTable) add(u *Use) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.uses == nil {
+		t.uses = map[*Use]bool{}
+	}
+	t.uses[u] = true
+}
+
+func (t *leaseTable) remove(u *Use) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.uses, u)
+}
+
+// all returns the leases of the builds running.
+func (t *leaseTable) all() []cache.Lease {
+	t.mu.Lock()
+	us := make([]*Use, 0, len(t.uses))
+	for u := range t.uses {
+		us = append(us, u)
+	}
+	t.mu.Unlock()
+	out := make([]cache.Lease, 0, len(us))
+	for _, u := range us {
+		out = append(out, u.lease())
+	}
+	return out
+}
+
+// StartUse begins recording a build's use of inner, the state directory's
+// cache; FinishUse must follow.
+func (s *Collector) StartUse(inner solver.Cache) *Use {
+	u := &Use{Cache: inner, db: s.DB}
+	s.leases.add(u)
+	return u
+}
+
+// FinishUse ends a build, successful or not: it writes the last-use times
+// of what the build used and, if the cache is over the policy's limit, runs
+// the GC with the build's use (and that of other builds still running) as
+// leases. Problems are reported to warn; the build's result stands.
+func (s *Collector) FinishUse(ctx context.Context, u *Use, policy *Policy, warn func(string)) {
+	defer s.leases.remove(u)
+	if warn == nil {
+		warn = func(string) {}
+	}
+	l := u.lease()
+	err := s.DB.Touch(cache.Use{Snapshots: l.Snapshots, Keys: l.Keys, Time: time.Now().UTC()}, s.Snapshots.Usage)
+	if err != nil {
+		warn("recording cache use: " + err.Error())
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if _, err := s.autoGC(ctx, policy); err != nil {
+		warn("automatic build cache GC: " + err.Error())
+	}
+}
