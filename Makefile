@@ -6,7 +6,7 @@ TIMEOUT ?= 12m
 
 # Debian packages the tests and the demo use; `make deps` installs the
 # missing ones (as root), so the two README commands work on a fresh machine.
-DEB_PACKAGES ?= busybox-static docker-registry apache2-utils uidmap git bzip2 openssh-client podman runc tmux debootstrap slirp4netns passt
+DEB_PACKAGES ?= busybox-static docker-registry apache2-utils uidmap git bzip2 openssh-client podman runc tmux debootstrap slirp4netns passt qemu-user-static binfmt-support
 
 .PHONY: all build deps test fmt-check vet tidy-check unit rootless demo bench clean
 
