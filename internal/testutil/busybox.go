@@ -75,15 +75,19 @@ func buildBusyboxImage() (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (install it with `apt-get install busybox-static`)", err)
 	}
-	if err := checkStatic(BusyboxPath); err != nil {
+	if err := checkStatic(BusyboxPath, elf.EM_X86_64, "linux/amd64"); err != nil {
 		return nil, err
 	}
 	out, err := exec.Command(BusyboxPath, "--list").Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s --list: %w", BusyboxPath, err)
 	}
-	applets := strings.Fields(string(out))
+	return busyboxImage(bin, strings.Fields(string(out)), v1.Platform{OS: "linux", Architecture: "amd64"}, BusyboxPath)
+}
 
+// busyboxImage lays out BusyboxImage's file tree around bin for platform p;
+// from names where bin came from in the layer's history.
+func busyboxImage(bin []byte, applets []string, p v1.Platform, from string) (v1.Image, error) {
 	layerTar, err := busyboxTar(bin, applets)
 	if err != nil {
 		return nil, err
@@ -110,7 +114,7 @@ func buildBusyboxImage() (v1.Image, error) {
 		Layer: layer,
 		History: v1.History{
 			Created:   v1.Time{Time: busyboxTime},
-			CreatedBy: "testutil.BusyboxImage: busybox-static from " + BusyboxPath,
+			CreatedBy: "testutil.BusyboxImage: busybox-static from " + from,
 			Comment:   "test base image",
 		},
 		MediaType: types.OCILayer,
@@ -124,8 +128,7 @@ func buildBusyboxImage() (v1.Image, error) {
 	}
 	cf = cf.DeepCopy()
 	cf.Created = v1.Time{Time: busyboxTime}
-	cf.OS = "linux"
-	cf.Architecture = "amd64"
+	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
 	cf.Config.Env = []string{"PATH=" + BusyboxPATH}
 	cf.Config.Cmd = []string{"sh"}
 	img, err = mutate.ConfigFile(img, cf)
@@ -139,16 +142,17 @@ func buildBusyboxImage() (v1.Image, error) {
 	return img, nil
 }
 
-// checkStatic rejects a dynamically linked busybox (Debian's "busybox"
-// package), which cannot run inside an image without the host's libc.
-func checkStatic(path string) error {
+// checkStatic rejects a busybox for another machine than platform's, and a
+// dynamically linked one (Debian's "busybox" package), which cannot run
+// inside an image without the host's libc.
+func checkStatic(path string, machine elf.Machine, platform string) error {
 	f, err := elf.Open(path)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	defer f.Close()
-	if f.Machine != elf.EM_X86_64 {
-		return fmt.Errorf("%s is for %v, the image is linux/amd64", path, f.Machine)
+	if f.Machine != machine {
+		return fmt.Errorf("%s is for %v, the image is %s", path, f.Machine, platform)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
