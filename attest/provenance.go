@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -285,7 +286,7 @@ func redactStatement(st Statement) (Statement, error) {
 func redactTree(v any) any {
 	switch t := v.(type) {
 	case string:
-		return RedactURL(t)
+		return RedactURLs(t)
 	case []any:
 		for i := range t {
 			t[i] = redactTree(t[i])
@@ -296,4 +297,17 @@ func redactTree(v any) any {
 		}
 	}
 	return v
+}
+
+// urlUserinfo matches the user[:password]@ part of URLs inside a longer
+// string, such as "HTTP_PROXY=http://user:pass@proxy:3128" in a step's
+// environment.
+var urlUserinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@`)
+
+// RedactURLs masks the user and password of every URL in s.
+func RedactURLs(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	return urlUserinfo.ReplaceAllString(s, "${1}"+redacted+":"+redacted+"@")
 }

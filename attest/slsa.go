@@ -94,9 +94,15 @@ type buildConfig struct {
 }
 
 type stepJSON struct {
-	ID       string            `json:"id"`
-	Inputs   []string          `json:"inputs,omitempty"`
-	Op       any               `json:"op,omitempty"`
+	ID     string   `json:"id"`
+	Inputs []string `json:"inputs,omitempty"`
+	Op     opJSON   `json:"op"`
+}
+
+// opJSON has the keys of BuildKit's pb.Op: the op itself and the platform
+// it runs for.
+type opJSON struct {
+	Op       any               `json:"Op"`
 	Platform *ocispec.Platform `json:"platform,omitempty"`
 }
 
@@ -111,9 +117,11 @@ type sourceJSON struct {
 }
 
 type locationsJSON struct {
-	Locations []struct {
-		Ranges []rangeJSON `json:"ranges"`
-	} `json:"locations"`
+	Locations []locationJSON `json:"locations"`
+}
+
+type locationJSON struct {
+	Ranges []rangeJSON `json:"ranges"`
 }
 
 type rangeJSON struct {
@@ -196,7 +204,7 @@ func maxDetails(b Build) (*buildConfig, buildkitMetadata) {
 	src := &sourceJSON{Locations: map[string]locationsJSON{}}
 	for _, s := range steps {
 		id := cfg.DigestMapping[s.Digest]
-		sj := stepJSON{ID: id, Op: s.Op, Platform: s.Platform}
+		sj := stepJSON{ID: id, Op: opJSON{Op: s.Op, Platform: s.Platform}}
 		for _, in := range s.Inputs {
 			if name, ok := cfg.DigestMapping[in.Digest]; ok {
 				sj.Inputs = append(sj.Inputs, fmt.Sprintf("%s:%d", name, in.Output))
@@ -204,14 +212,12 @@ func maxDetails(b Build) (*buildConfig, buildkitMetadata) {
 		}
 		cfg.Definition = append(cfg.Definition, sj)
 		if len(s.Lines) > 0 {
+			// One location per range, as BuildKit writes them.
 			var loc locationsJSON
-			loc.Locations = make([]struct {
-				Ranges []rangeJSON `json:"ranges"`
-			}, 1)
 			for _, l := range s.Lines {
 				var r rangeJSON
 				r.Start.Line, r.End.Line = l[0], l[1]
-				loc.Locations[0].Ranges = append(loc.Locations[0].Ranges, r)
+				loc.Locations = append(loc.Locations, locationJSON{Ranges: []rangeJSON{r}})
 			}
 			src.Locations[id] = loc
 		}
