@@ -223,7 +223,7 @@ func keyPaths(v any, prefix string, out map[string]bool) {
 func TestProvenanceShapeMatchesBuildKit(t *testing.T) {
 	allowed := []string{
 		"dockerfileVersion", "infos[].llbDefinition", "infos[].digestMapping",
-		"llbDefinition[].op.",                     // LLB op internals
+		"llbDefinition[].op.", // LLB op internals
 	}
 	for _, tc := range []struct {
 		file string
