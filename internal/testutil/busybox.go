@@ -39,11 +39,24 @@ const BusyboxPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // image, fixed so that the digest depends only on the busybox binary.
 var busyboxTime = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
-var busybox struct {
+// onceImage is an image built once per test binary and shared.
+type onceImage struct {
 	once sync.Once
 	img  v1.Image
 	err  error
 }
+
+// get builds the image on the first call, or fails the test naming what.
+func (o *onceImage) get(t testing.TB, what string, build func() (v1.Image, error)) v1.Image {
+	t.Helper()
+	o.once.Do(func() { o.img, o.err = build() })
+	if o.err != nil {
+		t.Fatalf("building %s: %v", what, o.err)
+	}
+	return o.img
+}
+
+var busybox onceImage
 
 // BusyboxImage returns a linux/amd64 OCI image with one gzip layer made from
 // the host's busybox-static:
@@ -61,13 +74,7 @@ var busybox struct {
 // The image is built once per test binary and shared; treat it as read-only.
 func BusyboxImage(t testing.TB) v1.Image {
 	t.Helper()
-	busybox.once.Do(func() {
-		busybox.img, busybox.err = buildBusyboxImage()
-	})
-	if busybox.err != nil {
-		t.Fatalf("building busybox base image: %v", busybox.err)
-	}
-	return busybox.img
+	return busybox.get(t, "busybox base image", buildBusyboxImage)
 }
 
 func buildBusyboxImage() (v1.Image, error) {

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -22,11 +21,7 @@ import (
 // Debian's and Docker's official arm64 images carry it.
 var Arm64Platform = v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}
 
-var busyboxArm64 struct {
-	once sync.Once
-	img  v1.Image
-	err  error
-}
+var busyboxArm64 onceImage
 
 // BusyboxArm64Image returns BusyboxImage's file tree around Debian's
 // busybox-static for arm64 (Arm64Platform). The package is fetched with
@@ -41,13 +36,7 @@ var busyboxArm64 struct {
 func BusyboxArm64Image(t testing.TB) v1.Image {
 	t.Helper()
 	bin := arm64Busybox(t)
-	busyboxArm64.once.Do(func() {
-		busyboxArm64.img, busyboxArm64.err = buildBusyboxArm64Image(bin)
-	})
-	if busyboxArm64.err != nil {
-		t.Fatalf("building arm64 busybox base image: %v", busyboxArm64.err)
-	}
-	return busyboxArm64.img
+	return busyboxArm64.get(t, "arm64 busybox base image", func() (v1.Image, error) { return buildBusyboxArm64Image(bin) })
 }
 
 func buildBusyboxArm64Image(binPath string) (v1.Image, error) {
