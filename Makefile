@@ -8,7 +8,7 @@ TIMEOUT ?= 12m
 # missing ones (as root), so the two README commands work on a fresh machine.
 DEB_PACKAGES ?= busybox-static docker-registry apache2-utils uidmap git bzip2 openssh-client podman runc tmux debootstrap slirp4netns passt qemu-user-static binfmt-support
 
-.PHONY: all build deps test fmt-check vet tidy-check unit rootless demo bench clean
+.PHONY: all build build-sbom sbom-test deps test fmt-check vet tidy-check unit rootless demo bench clean
 
 all: build
 
@@ -19,9 +19,18 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o cmd/builder/builder-init.bin ./cmd/builder-init
 	$(GO) build -tags embedinit -ldflags "-X main.initBinarySum=$$(sha256sum cmd/builder/builder-init.bin | cut -c1-64)" -o bin/builder ./cmd/builder
 
+# The SBOM scanner (anchore/syft) is a module and binary of its own: builder
+# runs it only for --sbom, so syft's size and package initialisation never
+# reach a build without it (cmd/builder-sbom/README.md has the figures).
+build-sbom:
+	cd cmd/builder-sbom && $(GO) build -trimpath -o ../../bin/builder-sbom .
+
+sbom-test: build-sbom
+	cd cmd/builder-sbom && $(GO) vet ./... && $(GO) mod tidy -diff && $(GO) test -count=1 ./...
+
 # Everything, integration tests included: CI runs as root, so tests that need
 # root run there and skip (saying why) elsewhere. -race needs cgo.
-test: deps fmt-check vet tidy-check unit rootless
+test: deps fmt-check vet tidy-check sbom-test unit rootless
 
 # The integration tests once more as unprivileged users (rootless mode, with
 # subordinate ids and with the single-id fallback). Needs root to create the
@@ -56,7 +65,7 @@ tidy-check:
 	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 
 unit:
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TIMEOUT) ./...
+	BUILDER_SBOM=$(CURDIR)/bin/builder-sbom CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TIMEOUT) ./...
 
 demo: deps build
 	cp /usr/bin/busybox testdata/demo/busybox
