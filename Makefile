@@ -23,7 +23,7 @@ build:
 # runs it only for --sbom, so syft's size and package initialisation never
 # reach a build without it (cmd/builder-sbom/README.md has the figures).
 build-sbom:
-	cd cmd/builder-sbom && $(GO) build -trimpath -o ../../bin/builder-sbom .
+	cd cmd/builder-sbom && $(GO) build -o ../../bin/builder-sbom .
 
 sbom-test: build-sbom
 	cd cmd/builder-sbom && $(GO) vet ./... && $(GO) mod tidy -diff && $(GO) test -count=1 ./...
