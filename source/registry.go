@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/platform"
 	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -126,18 +127,11 @@ func (r *Registries) Resolve(ctx context.Context, ref string, platform ocispec.P
 	return &Resolved{Ref: n, Digest: dgst, Manifest: m, Config: config}, nil
 }
 
+// pickPlatform chooses idx's manifest for p, variant-aware; the error lists
+// the platforms the index has.
 func pickPlatform(idx ocispec.Index, p ocispec.Platform) (digest.Digest, error) {
-	var seen []string
-	for _, m := range idx.Manifests {
-		if m.Platform == nil {
-			continue
-		}
-		seen = append(seen, m.Platform.OS+"/"+m.Platform.Architecture)
-		if m.Platform.OS == p.OS && m.Platform.Architecture == p.Architecture && (p.Variant == "" || m.Platform.Variant == p.Variant) {
-			return m.Digest, nil
-		}
-	}
-	return "", fmt.Errorf("no manifest for %s/%s (the image has: %s)", p.OS, p.Architecture, strings.Join(seen, ", "))
+	d, err := platform.Select(idx.Manifests, p)
+	return d.Digest, err
 }
 
 // manifest returns the raw manifest dgst of repository n, from the content

@@ -28,7 +28,9 @@ func main() {
 	// A sandbox init re-executes this binary; it must start before anything else.
 	executor.Init()
 	// An ordinary user's builder continues as root of its own user namespace.
-	userns.Init(func(w string) { fmt.Fprintln(os.Stderr, "WARNING:", w) })
+	if !doctorRunsOutsideUserns(os.Args) {
+		userns.Init(func(w string) { fmt.Fprintln(os.Stderr, "WARNING:", w) })
+	}
 	// A build is a short process whose live heap stays small (layers
 	// stream): collecting less often saves a rebuild's time, not memory
 	// that matters. GOGC still overrides this.
@@ -66,7 +68,7 @@ func newRootCommand() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&g.root, "root", "", "state directory (default /var/lib/builder as root, $XDG_DATA_HOME/builder otherwise)")
 	cmd.PersistentFlags().StringArrayVar(&g.insecure, "insecure-registry", nil, "registry host to reach over plain HTTP (loopback registries always are)")
-	cmd.AddCommand(newBuildCommand(g), newBakeCommand(g), newImagesCommand(g), newRunCommand(g), newVersionCommand(), newDuCommand(g), newPruneCommand(g), newHistoryCommand(g), newDebugCommand(g))
+	cmd.AddCommand(newBuildCommand(g), newBakeCommand(g), newImagesCommand(g), newRunCommand(g), newVersionCommand(), newDuCommand(g), newPruneCommand(g), newHistoryCommand(g), newDebugCommand(g), newDoctorCommand())
 	cmd.AddCommand(newStoreCommands(g)...)
 	return cmd
 }

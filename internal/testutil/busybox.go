@@ -39,11 +39,24 @@ const BusyboxPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // image, fixed so that the digest depends only on the busybox binary.
 var busyboxTime = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
-var busybox struct {
+// onceImage is an image built once per test binary and shared.
+type onceImage struct {
 	once sync.Once
 	img  v1.Image
 	err  error
 }
+
+// get builds the image on the first call, or fails the test naming what.
+func (o *onceImage) get(t testing.TB, what string, build func() (v1.Image, error)) v1.Image {
+	t.Helper()
+	o.once.Do(func() { o.img, o.err = build() })
+	if o.err != nil {
+		t.Fatalf("building %s: %v", what, o.err)
+	}
+	return o.img
+}
+
+var busybox onceImage
 
 // BusyboxImage returns a linux/amd64 OCI image with one gzip layer made from
 // the host's busybox-static:
@@ -61,13 +74,7 @@ var busybox struct {
 // The image is built once per test binary and shared; treat it as read-only.
 func BusyboxImage(t testing.TB) v1.Image {
 	t.Helper()
-	busybox.once.Do(func() {
-		busybox.img, busybox.err = buildBusyboxImage()
-	})
-	if busybox.err != nil {
-		t.Fatalf("building busybox base image: %v", busybox.err)
-	}
-	return busybox.img
+	return busybox.get(t, "busybox base image", buildBusyboxImage)
 }
 
 func buildBusyboxImage() (v1.Image, error) {
@@ -75,15 +82,19 @@ func buildBusyboxImage() (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (install it with `apt-get install busybox-static`)", err)
 	}
-	if err := checkStatic(BusyboxPath); err != nil {
+	if err := checkStatic(BusyboxPath, elf.EM_X86_64, "linux/amd64"); err != nil {
 		return nil, err
 	}
 	out, err := exec.Command(BusyboxPath, "--list").Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s --list: %w", BusyboxPath, err)
 	}
-	applets := strings.Fields(string(out))
+	return busyboxImage(bin, strings.Fields(string(out)), v1.Platform{OS: "linux", Architecture: "amd64"}, BusyboxPath)
+}
 
+// busyboxImage lays out BusyboxImage's file tree around bin for platform p;
+// from names where bin came from in the layer's history.
+func busyboxImage(bin []byte, applets []string, p v1.Platform, from string) (v1.Image, error) {
 	layerTar, err := busyboxTar(bin, applets)
 	if err != nil {
 		return nil, err
@@ -110,7 +121,7 @@ func buildBusyboxImage() (v1.Image, error) {
 		Layer: layer,
 		History: v1.History{
 			Created:   v1.Time{Time: busyboxTime},
-			CreatedBy: "testutil.BusyboxImage: busybox-static from " + BusyboxPath,
+			CreatedBy: "testutil.BusyboxImage: busybox-static from " + from,
 			Comment:   "test base image",
 		},
 		MediaType: types.OCILayer,
@@ -124,8 +135,7 @@ func buildBusyboxImage() (v1.Image, error) {
 	}
 	cf = cf.DeepCopy()
 	cf.Created = v1.Time{Time: busyboxTime}
-	cf.OS = "linux"
-	cf.Architecture = "amd64"
+	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
 	cf.Config.Env = []string{"PATH=" + BusyboxPATH}
 	cf.Config.Cmd = []string{"sh"}
 	img, err = mutate.ConfigFile(img, cf)
@@ -139,16 +149,17 @@ func buildBusyboxImage() (v1.Image, error) {
 	return img, nil
 }
 
-// checkStatic rejects a dynamically linked busybox (Debian's "busybox"
-// package), which cannot run inside an image without the host's libc.
-func checkStatic(path string) error {
+// checkStatic rejects a busybox for another machine than platform's, and a
+// dynamically linked one (Debian's "busybox" package), which cannot run
+// inside an image without the host's libc.
+func checkStatic(path string, machine elf.Machine, platform string) error {
 	f, err := elf.Open(path)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	defer f.Close()
-	if f.Machine != elf.EM_X86_64 {
-		return fmt.Errorf("%s is for %v, the image is linux/amd64", path, f.Machine)
+	if f.Machine != machine {
+		return fmt.Errorf("%s is for %v, the image is %s", path, f.Machine, platform)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {

@@ -28,8 +28,8 @@ func (o *imageOp) Run(ctx context.Context, _ []solver.Result, log io.Writer) (so
 	if err != nil {
 		return solver.Result{}, err
 	}
-	os, arch, _ := cutPlatform(o.op.Platform)
-	res, err := o.w.Registries.Resolve(ctx, n.Context().Name()+"@"+o.op.Digest.String(), ocispec.Platform{OS: os, Architecture: arch})
+	os, arch, variant := cutPlatform(o.op.Platform)
+	res, err := o.w.Registries.Resolve(ctx, n.Context().Name()+"@"+o.op.Digest.String(), ocispec.Platform{OS: os, Architecture: arch, Variant: variant})
 	if err != nil {
 		return solver.Result{}, err
 	}

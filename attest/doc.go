@@ -1,0 +1,2 @@
+// Package attest makes the attestations BuildKit attaches to images.
+package attest

@@ -1,0 +1,64 @@
+//go:build linux
+
+package platform
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ReadEmulator reads binfmt_misc entry name under dir (BinfmtDir). An
+// entry that does not exist is Registered false; a binfmt_misc that is not
+// mounted is an error saying so.
+func ReadEmulator(dir, name string) (Emulator, error) {
+	e := Emulator{Name: name}
+	if _, err := os.Stat(filepath.Join(dir, "register")); err != nil {
+		return e, fmt.Errorf("binfmt_misc is not mounted on %s", dir)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return e, nil
+	}
+	if err != nil {
+		return e, fmt.Errorf("reading binfmt_misc entry: %w", err)
+	}
+	e.Registered = true
+	for line := range strings.SplitSeq(string(b), "\n") {
+		switch k, v, _ := strings.Cut(line, " "); k {
+		case "enabled":
+			e.Enabled = true
+		case "interpreter":
+			e.Interpreter = v
+		case "flags:":
+			e.Flags = v
+		}
+	}
+	return e, nil
+}
+
+// Emulators lists the registered binfmt_misc entries under dir whose
+// names start with "qemu-".
+func Emulators(dir string) ([]Emulator, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "register")); err != nil {
+		return nil, fmt.Errorf("binfmt_misc is not mounted on %s", dir)
+	}
+	var out []Emulator
+	for _, ent := range ents {
+		if !strings.HasPrefix(ent.Name(), "qemu-") {
+			continue
+		}
+		e, err := ReadEmulator(dir, ent.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
