@@ -78,7 +78,7 @@ func TestResourceLimits(t *testing.T) {
 		if err == nil {
 			t.Fatal("200 MB under --memory 64m succeeded")
 		}
-		for _, want := range []string{"Dockerfile:3: RUN head -c 200m", "killed: out of memory (limit 64 MiB)"} {
+		for _, want := range []string{"Dockerfile:3: RUN head -c 200m", "killed: out of memory (limit 64MiB)"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not contain %q", err, want)
 			}
