@@ -59,14 +59,6 @@ type Cache interface {
 	Record(ctx context.Context, key digest.Digest, r Result) error
 }
 
-// KeyLocker is a Cache shared with other processes. The solver locks a
-// step's keys before it runs the step and looks them up again once it
-// holds them, so that a build elsewhere running the same step is waited
-// for rather than repeated; unlock follows the step's Record.
-type KeyLocker interface {
-	LockKey(ctx context.Context, key digest.Digest, waiting func(holder string)) (unlock func(), err error)
-}
-
 // LoggingKeyer is an Op whose key needs slow work worth reporting, such as
 // downloading an ADD <url> to checksum it: the solver calls CacheKeyLog
 // instead of CacheKey, with a writer for progress lines shown under the
@@ -379,49 +371,6 @@ func (s *Solver) run(ctx context.Context, st step) (Result, error) {
 	s.record(v, st.key)
 	s.emit(v, Event{Kind: Completed, Duration: time.Since(start), Usage: log.reported()})
 	return r, nil
-}
-
-// lockKeys locks v's keys if the cache is shared (definition keys before
-// content keys, in one order everywhere, so two builds never wait for
-// each other), then looks them up again: the build that held them may
-// have recorded the result.
-func (s *Solver) lockKeys(ctx context.Context, v *llb.Vertex, key, contentKey digest.Digest) (unlock func(), r Result, ok bool, err error) {
-	kl, shared := s.cache.(KeyLocker)
-	if !shared {
-		return func() {}, Result{}, false, nil
-	}
-	keys := []digest.Digest{key}
-	if contentKey != key {
-		keys = append(keys, contentKey)
-	}
-	var unlocks []func()
-	unlock = func() {
-		for _, u := range unlocks {
-			u()
-		}
-	}
-	waiting := func(holder string) {
-		if holder == "" {
-			holder = "another build"
-		}
-		fmt.Fprintf(&logWriter{s: s, v: v}, "waiting for %s, which runs this step\n", holder)
-	}
-	for _, k := range keys {
-		u, err := kl.LockKey(ctx, k, waiting)
-		if err != nil {
-			unlock()
-			return nil, Result{}, false, s.vertexError(v, err)
-		}
-		unlocks = append(unlocks, u)
-	}
-	for _, k := range keys {
-		r, ok, err := s.lookup(ctx, v, k)
-		if err != nil || ok {
-			unlock()
-			return nil, r, ok, err
-		}
-	}
-	return unlock, Result{}, false, nil
 }
 
 // lookup looks key up and reports a hit as cached.
