@@ -1,0 +1,245 @@
+package cache
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	bolt "go.etcd.io/bbolt"
+)
+
+// TouchResolution is how stale a last-use time may be before Touch writes
+// it again: a rebuild within this time of the last one writes nothing, so
+// a no-op rebuild pays for no extra transaction.
+const TouchResolution = time.Minute
+
+// Use is what one build used of the cache, for Touch.
+type Use struct {
+	// Snapshots are result snapshots; their whole chains count as used.
+	Snapshots []string
+	Keys      []digest.Digest
+	Time      time.Time
+}
+
+// Touch records u's last-use times, and measures (with measure, outside
+// any transaction) the snapshots of u never measured, adding them to the
+// running usage total. It writes in one transaction, and not at all when
+// every record was touched less than TouchResolution before u.Time and
+// nothing needs measuring.
+func (d *DB) Touch(u Use, measure func(id string) (int64, error)) error {
+	stale := func(last time.Time) bool {
+		return last.Before(u.Time.Add(-TouchResolution)) || last.After(u.Time)
+	}
+	var unmeasured []string
+	write := false
+	err := d.view(func(tx *bolt.Tx) error {
+		return touchWalk(tx, u, func(s *Snapshot) {
+			if !s.Measured {
+				unmeasured = append(unmeasured, s.ID)
+			}
+			if !s.Measured || stale(s.LastUsed) || s.Counted != s.Size+blobBytes(*s) {
+				write = true
+			}
+		}, func(r *Result) {
+			if stale(r.LastUsed) {
+				write = true
+			}
+		})
+	})
+	if err != nil || !write {
+		return err
+	}
+	sizes := map[string]int64{}
+	for _, id := range unmeasured {
+		n, err := measure(id)
+		if err != nil {
+			return err
+		}
+		sizes[id] = n
+	}
+	return d.update(func(tx *bolt.Tx) error {
+		var delta int64
+		err := touchWalk(tx, u, func(s *Snapshot) {
+			if n, ok := sizes[s.ID]; ok && !s.Measured {
+				s.Size, s.Measured = n, true
+			}
+			s.LastUsed = u.Time
+			if s.Measured {
+				c := s.Size + blobBytes(*s)
+				delta += c - s.Counted
+				s.Counted = c
+			}
+		}, func(r *Result) { r.LastUsed = u.Time })
+		if err != nil {
+			return err
+		}
+		return addUsage(tx, delta)
+	})
+}
+
+// touchWalk calls fs on each record of the chains of u.Snapshots and of the
+// keys' results, once each, and fr on each key record; in a writable
+// transaction it stores what they changed.
+func touchWalk(tx *bolt.Tx, u Use, fs func(*Snapshot), fr func(*Result)) error {
+	snaps, keys := tx.Bucket(bucketSnapshots), tx.Bucket(bucketKeys)
+	seen := map[string]bool{}
+	walk := func(top string) error {
+		for cur := top; cur != "" && !seen[cur]; {
+			seen[cur] = true
+			raw := snaps.Get([]byte(cur))
+			if raw == nil {
+				return nil // removed meanwhile: nothing to touch
+			}
+			var s Snapshot
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return fmt.Errorf("snapshot %s: %w", cur, err)
+			}
+			fs(&s)
+			if tx.Writable() {
+				if err := put(tx, bucketSnapshots, s.ID, s); err != nil {
+					return err
+				}
+			}
+			cur = s.Parent
+		}
+		return nil
+	}
+	for _, k := range u.Keys {
+		raw := keys.Get([]byte(k.String()))
+		if raw == nil {
+			continue
+		}
+		var r Result
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("cache key %s: %w", k, err)
+		}
+		fr(&r)
+		if tx.Writable() {
+			if err := put(tx, bucketKeys, k.String(), r); err != nil {
+				return err
+			}
+		}
+		if err := walk(r.Snapshot); err != nil {
+			return err
+		}
+	}
+	for _, id := range u.Snapshots {
+		if err := walk(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func blobBytes(s Snapshot) int64 {
+	var n int64
+	for _, b := range s.Blobs {
+		n += b.Size
+	}
+	return n
+}
+
+func addUsage(tx *bolt.Tx, delta int64) error {
+	if delta == 0 {
+		return nil
+	}
+	return setUsage(tx, usage(tx)+delta)
+}
+
+func usage(tx *bolt.Tx) int64 {
+	n, _ := strconv.ParseInt(string(tx.Bucket(bucketMeta).Get(metaUsage)), 10, 64)
+	return n
+}
+
+func setUsage(tx *bolt.Tx, n int64) error {
+	if n < 0 {
+		n = 0
+	}
+	return tx.Bucket(bucketMeta).Put(metaUsage, []byte(strconv.FormatInt(n, 10)))
+}
+
+// Usage returns the running total of the bytes counted in snapshot records
+// (layer directories and their compressed blobs): what the automatic GC
+// compares with its limit without walking the disk. Records not yet
+// measured (left by a killed build) are missing from it until a prune.
+func (d *DB) Usage() (int64, error) {
+	var n int64
+	err := d.view(func(tx *bolt.Tx) error { n = usage(tx); return nil })
+	return n, err
+}
+
+// Delete removes cache key records, layer records and snapshot records in
+// one transaction, taking the snapshots out of the running usage total.
+// Missing records are not an error. The caller removes the files after.
+func (d *DB) Delete(keys, layers []digest.Digest, snapshots []string) error {
+	return d.update(func(tx *bolt.Tx) error {
+		for _, k := range keys {
+			if err := tx.Bucket(bucketKeys).Delete([]byte(k.String())); err != nil {
+				return err
+			}
+		}
+		for _, l := range layers {
+			if err := tx.Bucket(bucketLayers).Delete([]byte(l.String())); err != nil {
+				return err
+			}
+		}
+		b := tx.Bucket(bucketSnapshots)
+		var delta int64
+		for _, id := range snapshots {
+			raw := b.Get([]byte(id))
+			if raw == nil {
+				continue
+			}
+			var s Snapshot
+			if err := json.Unmarshal(raw, &s); err == nil {
+				delta -= s.Counted
+			}
+			if err := b.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return addUsage(tx, delta)
+	})
+}
+
+// Resync stores measured sizes of snapshot records and recomputes every
+// record's Counted and the running usage total from scratch, in one
+// transaction. Sizes of ids without a record are ignored.
+func (d *DB) Resync(sizes map[string]int64) error {
+	return d.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSnapshots)
+		var total int64
+		var recs []Snapshot
+		err := b.ForEach(func(k, v []byte) error {
+			var s Snapshot
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("snapshot %s: %w", k, err)
+			}
+			recs = append(recs, s)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, s := range recs {
+			changed := false
+			if n, ok := sizes[s.ID]; ok && (!s.Measured || s.Size != n) {
+				s.Size, s.Measured, changed = n, true, true
+			}
+			if s.Measured {
+				if c := s.Size + blobBytes(s); c != s.Counted {
+					s.Counted, changed = c, true
+				}
+				total += s.Counted
+			}
+			if changed {
+				if err := put(tx, bucketSnapshots, s.ID, s); err != nil {
+					return err
+				}
+			}
+		}
+		return setUsage(tx, total)
+	})
+}
