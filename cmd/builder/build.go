@@ -45,6 +45,7 @@ type buildFlags struct {
 	stepTimeout   time.Duration
 	httpTimeout   time.Duration
 	httpMaxSize   string
+	serve         *serveHooks // set when the build runs for a `builder serve` client
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
@@ -171,6 +172,10 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 		return err
 	}
 	rec := newRecorder()
+	if g.host != "" {
+		return runRemoteBuild(cmd, g, f, remoteInputs{contextDir, df, filepath.Base(dfName), args, secrets, printer})
+	}
+	printer = f.serve.printer(printer)
 	progress := &gatedProgress{progressPrinter: teeProgress{printer, rec}}
 	st, err := openState(cmd, g)
 	if err != nil {
@@ -217,7 +222,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, contextDir st
 	if f.check {
 		return runCheck(cmd.Context(), cmd.OutOrStdout(), st, opt)
 	}
+	f.serve.setSecrets(opt.Secrets)
 	res, err := st.Build(cmd.Context(), opt)
+	f.serve.setResult(res)
 	progress.Close(err)
 	recordBuild(cmd, g, newHistoryRecord(f, contextDir, dockerfilePath(dfName, f.file), df, start), rec, res, err)
 	printChecks(cmd.ErrOrStderr(), f.progress, checks)

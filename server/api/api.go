@@ -60,6 +60,7 @@ type BuildRequest struct {
 	HTTPMaxSize string        `json:"httpMaxSize,omitempty"`
 	GCKeep      string        `json:"gcKeepStorage,omitempty"`
 	Metadata    bool          `json:"metadata,omitempty"` // send the --metadata-file JSON back
+	Quiet       bool          `json:"quiet,omitempty"`    // --progress=quiet: no summary messages
 	// Secrets are the values of --secret, by id; the server keeps them in
 	// memory only.
 	Secrets map[string][]byte `json:"secrets,omitempty"`
