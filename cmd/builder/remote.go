@@ -95,6 +95,8 @@ func runRemoteBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, in remo
 	}
 	if f.progress == "quiet" {
 		fmt.Fprintln(cmd.OutOrStdout(), res.Digest)
+	} else {
+		fmt.Fprintf(stderr, "context sync: uploaded %d files, %d bytes\n", res.SyncedFiles, res.SyncedBytes)
 	}
 	return nil
 }
