@@ -15,8 +15,10 @@ type queue struct {
 }
 
 type waiter struct {
-	ready  chan struct{}
-	notify func(pos int)
+	ready chan struct{}
+	// pos holds the waiter's latest place, for its own goroutine to report:
+	// the queue never calls out while holding its lock.
+	pos chan int
 }
 
 func newQueue(limit int) *queue { return &queue{limit: limit} }
@@ -30,29 +32,37 @@ func (q *queue) wait(ctx context.Context, notify func(pos int)) (release func(),
 		q.mu.Unlock()
 		return q.release, nil
 	}
-	w := &waiter{ready: make(chan struct{}), notify: notify}
+	w := &waiter{ready: make(chan struct{}), pos: make(chan int, 1)}
 	q.waiting = append(q.waiting, w)
-	pos := len(q.waiting)
+	w.pos <- len(q.waiting)
 	q.mu.Unlock()
-	notify(pos)
-	select {
-	case <-w.ready:
-		return q.release, nil
-	case <-ctx.Done():
-		q.mu.Lock()
-		defer q.mu.Unlock()
+	for {
 		select {
 		case <-w.ready:
-			// Admitted while cancelled: give the slot on.
-			q.releaseLocked()
-		default:
-			q.remove(w)
+			return q.release, nil
+		case p := <-w.pos:
+			notify(p)
+		case <-ctx.Done():
+			q.cancel(w)
+			return nil, ctx.Err()
 		}
-		return nil, ctx.Err()
 	}
 }
 
-// Queued returns the number of waiting builds.
+// cancel takes a cancelled waiter out of the queue.
+func (q *queue) cancel(w *waiter) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	select {
+	case <-w.ready:
+		// Admitted while cancelled: give the slot on.
+		q.releaseLocked()
+	default:
+		q.remove(w)
+	}
+}
+
+// queued returns the number of waiting builds.
 func (q *queue) queued() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -87,10 +97,13 @@ func (q *queue) remove(w *waiter) {
 	q.renumber()
 }
 
-// renumber tells the waiters their new places; called with q.mu held, so
-// notify must not block on the queue.
+// renumber gives the waiters their new places; called with q.mu held.
 func (q *queue) renumber() {
 	for i, w := range q.waiting {
-		go w.notify(i + 1)
+		select {
+		case <-w.pos:
+		default:
+		}
+		w.pos <- i + 1
 	}
 }
