@@ -139,6 +139,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 	}
 	resp, err := c.http.Do(r)
 	if err != nil {
+		if unreachable(err) {
+			return nil, fmt.Errorf("builder server: %w (%w)", err, ErrUnreachable)
+		}
 		return nil, fmt.Errorf("builder server: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/server"
@@ -60,12 +61,20 @@ func runRemoteBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, in remo
 			outputs[i] = server.Output{Dest: p.Dest, Dir: dir}
 		}
 	}
-	c, err := server.Dial(g.host, g.tls)
+	stderr := cmd.ErrOrStderr()
+	contextDir, err := filepath.Abs(in.contextDir)
 	if err != nil {
 		return err
 	}
-	stderr := cmd.ErrOrStderr()
-	res, err := c.Build(cmd.Context(), in.contextDir, req, outputs, server.Handlers{
+	dockerfile := f.file
+	if dockerfile != "" && dockerfile != "-" {
+		if dockerfile, err = filepath.Abs(dockerfile); err != nil {
+			return err
+		}
+	}
+	key := server.RouteKey(contextDir, dockerfile, f.target)
+	warn := func(w string) { fmt.Fprintln(stderr, "WARNING:", printable(w)) }
+	res, err := server.BuildOnPool(cmd.Context(), server.SplitHosts(g.host), g.tls, key, contextDir, req, outputs, server.Handlers{
 		Progress: func(p *api.Progress) { in.printer.Event(server.DecodeProgress(p)) },
 		Message:  func(s string) { fmt.Fprintln(stderr, s) },
 		Queued: func(pos int) {
@@ -73,7 +82,7 @@ func runRemoteBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, in remo
 				fmt.Fprintf(stderr, "waiting for the server: place %d in its queue\n", pos)
 			}
 		},
-	})
+	}, warn)
 	in.printer.Close(err)
 	if f.explain {
 		if ex, ok := in.printer.(interface{ Explain(io.Writer) }); ok {

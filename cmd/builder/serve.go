@@ -28,7 +28,7 @@ type remoteFlags struct {
 // addServe adds `builder serve` and the global --host flags.
 func addServe(root *cobra.Command, g *globalOptions) {
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.host, "host", os.Getenv("BUILDER_HOST"), "build on a `builder serve` server: unix:///PATH or tcp://HOST:PORT (default $BUILDER_HOST)")
+	pf.StringVar(&g.host, "host", os.Getenv("BUILDER_HOST"), "build on a `builder serve` server: unix:///PATH or tcp://HOST:PORT; several, comma-separated, route each project to one by a consistent hash and fail over to the next (default $BUILDER_HOST)")
 	pf.StringVar(&g.tls.CA, "tlscacert", "", "with --host tcp://, or serve: CA certificate (PEM) of the other side")
 	pf.StringVar(&g.tls.Cert, "tlscert", "", "with --host tcp://, or serve: this side's certificate (PEM)")
 	pf.StringVar(&g.tls.Key, "tlskey", "", "with --host tcp://, or serve: this side's key (PEM)")
