@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -167,5 +170,59 @@ func TestServeClientCancel(t *testing.T) {
 	dir2 := busyboxContext(t, "RUN [\"/bin/busybox\", \"true\"]\n")
 	if _, stderr, code := srv.run("--host", host, "build", dir2); code != 0 {
 		t.Fatalf("build after a cancelled one: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestServeSecretAndErrors sends a secret with a remote build: the step
+// sees it, no file under the server's state dir holds it afterwards, and a
+// tar output lands on the client. A failing build exits and reports as a
+// local one does.
+func TestServeSecretAndErrors(t *testing.T) {
+	testutil.RequiresRoot(t)
+	srv := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	host := startServer(t, srv)
+	secret := fmt.Sprintf("Secret-%d-Value", time.Now().UnixNano())
+	sum := sha256.Sum256([]byte(secret))
+	secretFile := filepath.Join(t.TempDir(), "s")
+	os.WriteFile(secretFile, []byte(secret), 0o600)
+	dir := busyboxContext(t, "RUN --mount=type=secret,id=s,required [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox sha256sum /run/secrets/s > /sum\"]\n")
+	tarOut := filepath.Join(t.TempDir(), "out.tar")
+	client := cli{t: t, bin: srv.bin, root: t.TempDir()}
+	_, stderr, code := client.run("--host", host, "build", "--secret", "id=s,src="+secretFile, "-o", "type=tar,dest="+tarOut, dir)
+	if code != 0 {
+		t.Fatalf("remote build with a secret: exit %d\n%s", code, stderr)
+	}
+	tb, err := os.ReadFile(tarOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(tb, []byte(hex.EncodeToString(sum[:]))) {
+		t.Errorf("the tar output lacks the secret's sha256 written by the step (%d bytes)", len(tb))
+	}
+	filepath.WalkDir(srv.root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(secret)) {
+				t.Errorf("%s on the server holds the secret", p)
+			}
+		}
+		return nil
+	})
+
+	bad := busyboxContext(t, "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"exit 3\"]\n")
+	_, remoteErr, remoteCode := client.run("--host", host, "build", bad)
+	_, localErr, localCode := cli{t: t, bin: srv.bin, root: t.TempDir()}.run("build", bad)
+	errLine := func(s string) string {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(l, "ERROR:") {
+				return l
+			}
+		}
+		return ""
+	}
+	if remoteCode != localCode || remoteCode == 0 {
+		t.Errorf("failing build: remote exit %d, local exit %d; want the same, non-zero", remoteCode, localCode)
+	}
+	if errLine(remoteErr) == "" || errLine(remoteErr) != errLine(localErr) {
+		t.Errorf("failing build: remote says %q, local says %q", errLine(remoteErr), errLine(localErr))
 	}
 }
