@@ -12,8 +12,6 @@ type metrics struct {
 	running, cacheHits, cacheMisses, syncedBytes atomic.Int64
 }
 
-func (m *metrics) add(c *atomic.Int64, n int64) { c.Add(n) }
-
 func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	for _, g := range []struct {

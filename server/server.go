@@ -144,7 +144,7 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 	sc.uploadFiles++
 	sc.uploadBytes += n
 	s.mu.Unlock()
-	s.metrics.add(&s.metrics.syncedBytes, n)
+	s.metrics.syncedBytes.Add(n)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -176,9 +176,9 @@ func (e *Emitter) Message(text string) { e.send(api.Event{Kind: api.KindMessage,
 func (e *Emitter) Event(ev solver.Event) {
 	switch ev.Kind {
 	case solver.Cached:
-		e.metrics.add(&e.metrics.cacheHits, 1)
+		e.metrics.cacheHits.Add(1)
 	case solver.Started:
-		e.metrics.add(&e.metrics.cacheMisses, 1)
+		e.metrics.cacheMisses.Add(1)
 	}
 	e.send(api.Event{Kind: api.KindProgress, Progress: EncodeProgress(ev)})
 }
@@ -220,8 +220,8 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 		return nil, err
 	}
 	defer release()
-	s.metrics.add(&s.metrics.running, 1)
-	defer s.metrics.add(&s.metrics.running, -1)
+	s.metrics.running.Add(1)
+	defer s.metrics.running.Add(-1)
 	dir, err := os.MkdirTemp(filepath.Join(s.root, "serve", "builds"), "build-")
 	if err != nil {
 		return nil, err

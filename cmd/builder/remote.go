@@ -24,42 +24,9 @@ type remoteInputs struct {
 }
 
 func runRemoteBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, in remoteInputs) error {
-	for _, bad := range []struct {
-		set  bool
-		flag string
-	}{
-		{len(f.contexts) > 0, "--build-context"}, {len(f.ssh) > 0, "--ssh"}, {f.check, "--check"},
-		{f.onError != "fail", "--on-error"}, {f.resources != (resourceFlags{}), "resource limits"},
-	} {
-		if bad.set {
-			return fmt.Errorf("%s is not supported with --host yet", bad.flag)
-		}
-	}
-	secrets := map[string][]byte{}
-	for id, s := range in.secrets {
-		v, err := readSecret(s)
-		if err != nil {
-			return fmt.Errorf("secret %s: %w", id, err)
-		}
-		secrets[id] = v
-	}
-	req := &api.BuildRequest{
-		Dockerfile: in.dockerfile, DockerfileName: in.dockerfileName, Tags: f.tags, BuildArgs: in.args,
-		Target: f.target, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter, Push: f.push, Outputs: f.outputs,
-		Allow: f.allow, Network: f.network, CacheTo: f.cacheTo, CacheFrom: f.cacheFrom, Parallelism: f.parallelism,
-		SquashAbove: f.squashAbove, StepTimeout: f.stepTimeout, HTTPTimeout: f.httpTimeout, HTTPMaxSize: f.httpMaxSize,
-		GCKeep: f.gcKeep, Metadata: f.metadataFile != "", Secrets: secrets, Quiet: f.progress == "quiet",
-	}
-	outputs := map[int]server.Output{}
-	for i, o := range f.outputs {
-		client, dir, err := server.ClientOutput(o)
-		if err != nil {
-			return err
-		}
-		if client {
-			p, _ := build.ParseOutput(o)
-			outputs[i] = server.Output{Dest: p.Dest, Dir: dir}
-		}
+	req, outputs, err := remoteRequest(f, in)
+	if err != nil {
+		return err
 	}
 	stderr := cmd.ErrOrStderr()
 	contextDir, err := filepath.Abs(in.contextDir)
@@ -108,6 +75,49 @@ func runRemoteBuild(cmd *cobra.Command, g *globalOptions, f *buildFlags, in remo
 		fmt.Fprintf(stderr, "context sync: uploaded %d files, %d bytes\n", res.SyncedFiles, res.SyncedBytes)
 	}
 	return nil
+}
+
+// remoteRequest turns runBuild's flags and inputs into a request, and
+// says where the outputs that come back are written.
+func remoteRequest(f *buildFlags, in remoteInputs) (*api.BuildRequest, map[int]server.Output, error) {
+	for _, bad := range []struct {
+		set  bool
+		flag string
+	}{
+		{len(f.contexts) > 0, "--build-context"}, {len(f.ssh) > 0, "--ssh"}, {f.check, "--check"},
+		{f.onError != "fail", "--on-error"}, {f.resources != (resourceFlags{}), "resource limits"},
+	} {
+		if bad.set {
+			return nil, nil, fmt.Errorf("%s is not supported with --host yet", bad.flag)
+		}
+	}
+	secrets := map[string][]byte{}
+	for id, s := range in.secrets {
+		v, err := readSecret(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("secret %s: %w", id, err)
+		}
+		secrets[id] = v
+	}
+	req := &api.BuildRequest{
+		Dockerfile: in.dockerfile, DockerfileName: in.dockerfileName, Tags: f.tags, BuildArgs: in.args,
+		Target: f.target, NoCache: f.noCache, NoCacheFilter: f.noCacheFilter, Push: f.push, Outputs: f.outputs,
+		Allow: f.allow, Network: f.network, CacheTo: f.cacheTo, CacheFrom: f.cacheFrom, Parallelism: f.parallelism,
+		SquashAbove: f.squashAbove, StepTimeout: f.stepTimeout, HTTPTimeout: f.httpTimeout, HTTPMaxSize: f.httpMaxSize,
+		GCKeep: f.gcKeep, Metadata: f.metadataFile != "", Secrets: secrets, Quiet: f.progress == "quiet",
+	}
+	outputs := map[int]server.Output{}
+	for i, o := range f.outputs {
+		client, dir, err := server.ClientOutput(o)
+		if err != nil {
+			return nil, nil, err
+		}
+		if client {
+			p, _ := build.ParseOutput(o)
+			outputs[i] = server.Output{Dest: p.Dest, Dir: dir}
+		}
+	}
+	return req, outputs, nil
 }
 
 // readSecret reads a --secret value on the client, to send it.
