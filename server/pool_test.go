@@ -42,7 +42,7 @@ func TestOrderIsConsistent(t *testing.T) {
 // TestPoolFailsOver: a build whose first server is down runs on the next.
 func TestPoolFailsOver(t *testing.T) {
 	built := 0
-	srv, err := New(t.TempDir(), 0, func(ctx context.Context, req *api.BuildRequest, contextDir, outDir string, em *Emitter) (*api.Result, error) {
+	srv, err := New(t.TempDir(), 0, Policy{}, func(ctx context.Context, req *api.BuildRequest, contextDir, outDir string, em *Emitter) (*api.Result, error) {
 		built++
 		return &api.Result{Digest: "sha256:" + strings.Repeat("1", 64)}, nil
 	})

@@ -28,6 +28,7 @@ type BuildFunc func(ctx context.Context, req *api.BuildRequest, contextDir, outD
 // Server serves the API. Its zero value is not usable; use New.
 type Server struct {
 	build   BuildFunc
+	policy  Policy
 	root    string
 	blobs   *blobStore
 	queue   *queue
@@ -47,7 +48,7 @@ type syncedContext struct {
 
 // New returns a server keeping its content store and build directories
 // under root, running at most maxBuilds builds at once (0: no limit).
-func New(root string, maxBuilds int, build BuildFunc) (*Server, error) {
+func New(root string, maxBuilds int, policy Policy, build BuildFunc) (*Server, error) {
 	blobs := filepath.Join(root, "serve", "blobs")
 	if err := os.MkdirAll(blobs, 0o700); err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
@@ -55,7 +56,7 @@ func New(root string, maxBuilds int, build BuildFunc) (*Server, error) {
 	if err := os.MkdirAll(filepath.Join(root, "serve", "builds"), 0o700); err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
-	return &Server{build: build, root: root, blobs: &blobStore{dir: blobs}, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}}, nil
+	return &Server{build: build, policy: policy, root: root, blobs: &blobStore{dir: blobs}, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}}, nil
 }
 
 // Handler returns the API's HTTP handler.
@@ -189,6 +190,10 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) {
 	var req api.BuildRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("build request: %w", err))
+		return
+	}
+	if err := s.policy.Check(&req); err != nil {
+		httpError(w, http.StatusForbidden, err)
 		return
 	}
 	sc := s.context(req.Context)

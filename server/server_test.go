@@ -78,7 +78,7 @@ func TestTCPNeedsClientCertificate(t *testing.T) {
 	writeCert(t, dir, "stranger", false, other, otherKey)
 	p := func(n string) string { return filepath.Join(dir, n) }
 
-	srv, err := New(t.TempDir(), 0, nil)
+	srv, err := New(t.TempDir(), 0, Policy{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestTCPNeedsClientCertificate(t *testing.T) {
 // second waits, is told its place, and /metrics counts it as queued.
 func TestQueuePlaces(t *testing.T) {
 	started, finish := make(chan struct{}, 2), make(chan struct{})
-	srv, err := New(t.TempDir(), 1, func(ctx context.Context, req *api.BuildRequest, contextDir, outDir string, em *Emitter) (*api.Result, error) {
+	srv, err := New(t.TempDir(), 1, Policy{}, func(ctx context.Context, req *api.BuildRequest, contextDir, outDir string, em *Emitter) (*api.Result, error) {
 		started <- struct{}{}
 		<-finish
 		return &api.Result{Digest: "sha256:" + strings.Repeat("0", 64)}, nil
@@ -223,4 +223,27 @@ func TestAssembleStaysInside(t *testing.T) {
 func sha256hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
+}
+
+// TestPolicyRefuses: a client cannot grant itself an entitlement the
+// operator did not, nor make the server read or write its own directories
+// through a local cache.
+func TestPolicyRefuses(t *testing.T) {
+	p := Policy{Allow: []string{"network.host"}}
+	for _, tc := range []struct {
+		name string
+		req  api.BuildRequest
+		ok   bool
+	}{
+		{"plain", api.BuildRequest{}, true},
+		{"granted entitlement", api.BuildRequest{Allow: []string{"network.host"}}, true},
+		{"insecure not granted", api.BuildRequest{Allow: []string{"security.insecure"}}, false},
+		{"cache-to local", api.BuildRequest{CacheTo: []string{"type=local,dest=/etc/x"}}, false},
+		{"cache-from local", api.BuildRequest{CacheFrom: []string{"type=local,src=/root"}}, false},
+		{"cache registry", api.BuildRequest{CacheTo: []string{"type=registry,ref=r.example/c:1"}}, true},
+	} {
+		if err := p.Check(&tc.req); (err == nil) != tc.ok {
+			t.Errorf("%s: Check = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
 }

@@ -39,6 +39,7 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 	var addr string
 	var maxBuilds int
 	var insecureListen bool
+	var policy server.Policy
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve builds to remote clients (builder --host)",
@@ -48,7 +49,7 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 			if root == "" {
 				root = build.DefaultRoot()
 			}
-			srv, err := server.New(root, maxBuilds, serveBuildFunc(cmd, g))
+			srv, err := server.New(root, maxBuilds, policy, serveBuildFunc(cmd, g))
 			if err != nil {
 				return err
 			}
@@ -70,6 +71,7 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&addr, "addr", "unix:///run/builder/builder.sock", "listen on unix:///PATH (mode 0660) or tcp://HOST:PORT (mutual TLS)")
 	cmd.Flags().IntVar(&maxBuilds, "max-builds", 0, "run at most N builds at once; others wait in a queue (0: no limit)")
+	cmd.Flags().StringArrayVar(&policy.Allow, "allow", nil, "entitlement clients may use with build --allow: network.host, security.insecure (default: none)")
 	cmd.Flags().BoolVar(&insecureListen, "insecure-listen", false, "allow plain TCP without TLS, on a loopback address only")
 	return cmd
 }
