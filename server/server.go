@@ -53,7 +53,12 @@ func New(root string, maxBuilds int, policy Policy, build BuildFunc) (*Server, e
 	if err := os.MkdirAll(blobs, 0o700); err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(root, "serve", "builds"), 0o700); err != nil {
+	// Build directories a previous server left behind are removed.
+	builds := filepath.Join(root, "serve", "builds")
+	if err := os.RemoveAll(builds); err != nil {
+		return nil, fmt.Errorf("server state: %w", err)
+	}
+	if err := os.MkdirAll(builds, 0o700); err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
 	return &Server{build: build, policy: policy, root: root, blobs: &blobStore{dir: blobs}, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}}, nil
@@ -231,7 +236,8 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	// Removing many files can take seconds: the client need not wait.
+	defer func() { go os.RemoveAll(dir) }()
 	contextDir, outDir := filepath.Join(dir, "context"), filepath.Join(dir, "out")
 	if err := os.Mkdir(outDir, 0o700); err != nil {
 		return nil, err
