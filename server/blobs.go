@@ -86,16 +86,43 @@ func checkPath(p string) error {
 }
 
 // assemble writes the context files lists into dir from the blob store.
-// Symlinks are made last so that no file is ever written through one.
 func (b *blobStore) assemble(dir string, files []api.File) error {
-	var links []api.File
-	var dirs []api.File
+	return b.update(dir, nil, files)
+}
+
+// update turns dir, which holds the listing old (nil: dir is new), into
+// one holding files: what is gone or changed is removed, what is new or
+// changed is written, what is unchanged keeps its inode (so the state's
+// file digest memory still holds for it). Symlinks are made last and no
+// entry may lie below a listed symlink, so nothing is written through one.
+func (b *blobStore) update(dir string, old map[string]api.File, files []api.File) error {
+	listed := make(map[string]api.File, len(files))
 	for _, f := range files {
 		if err := checkPath(f.Path); err != nil {
 			return err
 		}
+		listed[f.Path] = f
+	}
+	for _, f := range files {
+		for p := path.Dir(f.Path); p != "." && p != "/"; p = path.Dir(p) {
+			if fs.FileMode(listed[p].Mode)&fs.ModeSymlink != 0 {
+				return fmt.Errorf("context path %q lies below the symlink %q", f.Path, p)
+			}
+		}
+	}
+	for p, o := range old {
+		if n, ok := listed[p]; !ok || !sameContent(o, n) {
+			if err := os.RemoveAll(filepath.Join(dir, filepath.FromSlash(p))); err != nil {
+				return err
+			}
+		}
+	}
+	var links, dirs []api.File
+	for _, f := range files {
 		mode := fs.FileMode(f.Mode)
 		dst := filepath.Join(dir, filepath.FromSlash(f.Path))
+		o, had := old[f.Path]
+		keep := had && sameContent(o, f)
 		switch {
 		case mode.IsDir():
 			if err := os.MkdirAll(dst, 0o755); err != nil {
@@ -103,10 +130,17 @@ func (b *blobStore) assemble(dir string, files []api.File) error {
 			}
 			dirs = append(dirs, f)
 		case mode&fs.ModeSymlink != 0:
-			links = append(links, f)
+			if !keep {
+				links = append(links, f)
+			}
 		case mode.IsRegular():
-			if err := b.copyOut(f.Digest, dst, mode.Perm()); err != nil {
-				return fmt.Errorf("context file %s: %w", f.Path, err)
+			if keep && o.Mode == f.Mode && o.MtimeNs == f.MtimeNs {
+				continue
+			}
+			if !keep {
+				if err := b.copyOut(f.Digest, dst, mode.Perm()); err != nil {
+					return fmt.Errorf("context file %s: %w", f.Path, err)
+				}
 			}
 			if err := setMeta(dst, f); err != nil {
 				return err
@@ -128,6 +162,12 @@ func (b *blobStore) assemble(dir string, files []api.File) error {
 		}
 	}
 	return nil
+}
+
+// sameContent reports whether a listed path can stay as it is on disk:
+// same type, content and link target (mode and times are set in place).
+func sameContent(a, b api.File) bool {
+	return fs.FileMode(a.Mode).Type() == fs.FileMode(b.Mode).Type() && a.Digest == b.Digest && a.Link == b.Link
 }
 
 func setMeta(p string, f api.File) error {

@@ -73,9 +73,10 @@ type Output struct {
 }
 
 // Build syncs contextDir, runs req on the server and writes client
-// outputs (by index into req.Outputs) to outputs.
-func (c *Client) Build(ctx context.Context, contextDir string, req *api.BuildRequest, outputs map[int]Output, h Handlers) (*api.Result, error) {
-	id, err := c.sync(ctx, contextDir)
+// outputs (by index into req.Outputs) to outputs. project, when set, lets
+// the server keep the context between builds (RouteKey).
+func (c *Client) Build(ctx context.Context, contextDir, project string, req *api.BuildRequest, outputs map[int]Output, h Handlers) (*api.Result, error) {
+	id, err := c.sync(ctx, contextDir, project)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +155,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 
 // sync lists contextDir with the checksum walk and uploads what the
 // server lacks.
-func (c *Client) sync(ctx context.Context, contextDir string) (string, error) {
+func (c *Client) sync(ctx context.Context, contextDir, project string) (string, error) {
 	t, err := source.NewTree(contextDir, nil)
 	if err != nil {
 		return "", err
@@ -163,7 +164,7 @@ func (c *Client) sync(ctx context.Context, contextDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var req api.ContextRequest
+	req := api.ContextRequest{Project: project}
 	where := map[string]string{}
 	for _, e := range entries {
 		f := api.File{Path: e.Path, Mode: uint32(e.Mode), Link: e.Link, MtimeNs: e.MtimeNs}

@@ -73,7 +73,7 @@ func BuildOnPool(ctx context.Context, hosts []string, tlsFiles TLSFiles, key, co
 		if err != nil {
 			return nil, err
 		}
-		res, err := c.Build(ctx, contextDir, req, outputs, h)
+		res, err := c.Build(ctx, contextDir, key, req, outputs, h)
 		if err == nil || !errors.Is(err, ErrUnreachable) || ctx.Err() != nil {
 			return res, err
 		}

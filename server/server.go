@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -36,11 +37,20 @@ type Server struct {
 
 	mu       sync.Mutex
 	contexts map[string]*syncedContext
+	projects map[string]*project
+}
+
+// project is a context directory kept between builds of one project.
+type project struct {
+	mu sync.Mutex // held by the build using the directory
+	// files is the listing the directory holds; nil when unknown.
+	files map[string]api.File
 }
 
 // syncedContext is a context listing and what its upload cost.
 type syncedContext struct {
-	files []api.File
+	files   []api.File
+	project string
 	// uploads counts blobs and bytes uploaded since the listing.
 	uploadFiles int
 	uploadBytes int64
@@ -61,7 +71,7 @@ func New(root string, maxBuilds int, policy Policy, build BuildFunc) (*Server, e
 	if err := os.MkdirAll(builds, 0o700); err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
-	return &Server{build: build, policy: policy, root: root, blobs: &blobStore{dir: blobs}, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}}, nil
+	return &Server{build: build, policy: policy, root: root, blobs: &blobStore{dir: blobs}, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}, projects: map[string]*project{}}, nil
 }
 
 // Handler returns the API's HTTP handler.
@@ -111,7 +121,7 @@ func (s *Server) postContext(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
-	s.contexts[resp.ID] = &syncedContext{files: req.Files}
+	s.contexts[resp.ID] = &syncedContext{files: req.Files, project: req.Project}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(resp)
@@ -152,6 +162,27 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	s.metrics.syncedBytes.Add(n)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// project returns the locked project of key and its context directory, or
+// nil when there is no key or another build of it holds the directory
+// (that build then gets a directory of its own).
+func (s *Server) project(key string) (*project, string) {
+	if key == "" {
+		return nil, ""
+	}
+	s.mu.Lock()
+	p := s.projects[key]
+	if p == nil {
+		p = &project{}
+		s.projects[key] = p
+	}
+	s.mu.Unlock()
+	if !p.mu.TryLock() {
+		return nil, ""
+	}
+	sum := sha256.Sum256([]byte(key))
+	return p, filepath.Join(s.root, "serve", "projects", hex.EncodeToString(sum[:16]))
 }
 
 // OutputPath is where a BuildFunc writes output i that goes back to the
@@ -242,7 +273,28 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 	if err := os.Mkdir(outDir, 0o700); err != nil {
 		return nil, err
 	}
-	if err := s.blobs.assemble(contextDir, sc.files); err != nil {
+	if p, dir := s.project(sc.project); p != nil {
+		defer p.mu.Unlock()
+		contextDir = dir
+		if p.files == nil {
+			// Left by an earlier server, or by a failed update.
+			os.RemoveAll(dir)
+		}
+		err = s.blobs.update(dir, p.files, sc.files)
+		p.files = nil
+		if err == nil {
+			p.files = make(map[string]api.File, len(sc.files))
+			for _, f := range sc.files {
+				p.files[f.Path] = f
+			}
+		} else {
+			// What the directory holds is unknown: start afresh next time.
+			os.RemoveAll(dir)
+		}
+	} else {
+		err = s.blobs.assemble(contextDir, sc.files)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("assembling the build context: %w", err)
 	}
 	res, err := s.build(ctx, req, contextDir, outDir, em)

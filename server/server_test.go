@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,7 +150,7 @@ func TestQueuePlaces(t *testing.T) {
 	os.WriteFile(filepath.Join(ctxDir, "f"), []byte("x"), 0o644)
 	errs := make(chan error, 2)
 	build := func(places chan<- int) {
-		_, err := c.Build(t.Context(), ctxDir, &api.BuildRequest{}, nil, Handlers{Queued: func(p int) { places <- p }})
+		_, err := c.Build(t.Context(), ctxDir, "", &api.BuildRequest{}, nil, Handlers{Queued: func(p int) { places <- p }})
 		errs <- err
 	}
 	go build(make(chan int, 10))
@@ -245,5 +246,68 @@ func TestPolicyRefuses(t *testing.T) {
 		if err := p.Check(&tc.req); (err == nil) != tc.ok {
 			t.Errorf("%s: Check = %v, want ok %v", tc.name, err, tc.ok)
 		}
+	}
+}
+
+// TestUpdateKeepsUnchanged updates a kept context directory: unchanged
+// files keep their inode, changed and removed ones are replaced, and a
+// listing cannot write through a symlink an earlier listing made.
+func TestUpdateKeepsUnchanged(t *testing.T) {
+	b := &blobStore{dir: t.TempDir()}
+	blob := func(c string) string {
+		d := "sha256:" + sha256hex(c)
+		if _, err := b.put(d, int64(len(c)), strings.NewReader(c)); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	dirMode, fileMode, linkMode := uint32(fs.ModeDir|0o755), uint32(0o644), uint32(fs.ModeSymlink|0o777)
+	outside := t.TempDir()
+	first := []api.File{
+		{Path: ".", Mode: dirMode}, {Path: "keep", Mode: fileMode, Digest: blob("k"), Size: 1},
+		{Path: "change", Mode: fileMode, Digest: blob("c1"), Size: 2}, {Path: "gone", Mode: fileMode, Digest: blob("g"), Size: 1},
+		{Path: "l", Mode: linkMode, Link: outside},
+	}
+	dir := filepath.Join(t.TempDir(), "ctx")
+	if err := b.update(dir, nil, first); err != nil {
+		t.Fatal(err)
+	}
+	ino := func(p string) uint64 {
+		fi, err := os.Lstat(filepath.Join(dir, p))
+		if err != nil {
+			return 0
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	keepIno := ino("keep")
+	old := map[string]api.File{}
+	for _, f := range first {
+		old[f.Path] = f
+	}
+	second := []api.File{
+		{Path: ".", Mode: dirMode}, {Path: "keep", Mode: fileMode, Digest: blob("k"), Size: 1},
+		{Path: "change", Mode: fileMode, Digest: blob("c2"), Size: 2},
+		{Path: "l", Mode: dirMode}, {Path: "l/x", Mode: fileMode, Digest: blob("x"), Size: 1},
+	}
+	if err := b.update(dir, old, second); err != nil {
+		t.Fatal(err)
+	}
+	if ino("keep") != keepIno {
+		t.Error("an unchanged file was rewritten")
+	}
+	for p, want := range map[string]string{"keep": "k", "change": "c2", "l/x": "x"} {
+		if got, err := os.ReadFile(filepath.Join(dir, p)); err != nil || string(got) != want {
+			t.Errorf("%s = %q, %v; want %q", p, got, err, want)
+		}
+	}
+	if ino("gone") != 0 {
+		t.Error("a file no longer listed is still there")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "x")); err == nil {
+		t.Error("l/x was written through the earlier listing's symlink l")
+	}
+	bad := []api.File{{Path: ".", Mode: dirMode}, {Path: "s", Mode: linkMode, Link: outside}, {Path: "s/y", Mode: fileMode, Digest: blob("x"), Size: 1}}
+	if err := b.update(filepath.Join(t.TempDir(), "c2"), nil, bad); err == nil {
+		t.Error("a listing with a file below a listed symlink was accepted")
 	}
 }

@@ -23,6 +23,10 @@ type File struct {
 // ContextRequest is the body of POST /v1/contexts.
 type ContextRequest struct {
 	Files []File `json:"files"`
+	// Project, when set, names the project (the client's route key): the
+	// server keeps its context directory between builds and updates only
+	// what changed.
+	Project string `json:"project,omitempty"`
 }
 
 // ContextResponse names the context and lists the digests the server's
