@@ -8,7 +8,7 @@ TIMEOUT ?= 12m
 # missing ones (as root), so the two README commands work on a fresh machine.
 DEB_PACKAGES ?= busybox-static docker-registry apache2-utils uidmap git bzip2 openssh-client podman runc tmux debootstrap slirp4netns passt
 
-.PHONY: all build deps test fmt-check vet tidy-check unit rootless demo bench clean
+.PHONY: all build deps test fmt-check vet tidy-check unit rootless kustomize demo bench clean
 
 all: build
 
@@ -21,13 +21,24 @@ build:
 
 # Everything, integration tests included: CI runs as root, so tests that need
 # root run there and skip (saying why) elsewhere. -race needs cgo.
-test: deps fmt-check vet tidy-check unit rootless
+test: deps fmt-check vet tidy-check kustomize unit rootless
 
 # The integration tests once more as unprivileged users (rootless mode, with
 # subordinate ids and with the single-id fallback). Needs root to create the
 # users; as an ordinary user `make unit` already runs rootless.
 rootless:
 	@if [ "$$(id -u)" = 0 ]; then bash .ci/rootless-tests; else echo "rootless: skipped (not root; the unit tests above ran rootless)"; fi
+
+# deploy/kubernetes renders with kubectl's built-in kustomize, down to
+# Debian 12's kubectl 1.20 (package kubernetes-client, which .ci/run
+# installs; not in DEB_PACKAGES because it conflicts with other packages
+# that ship /usr/bin/kubectl, and any kubectl will do). Its manifests are
+# decoded strictly by the Go test in deploy/kubernetes.
+kustomize:
+	@if command -v kubectl >/dev/null; then \
+		kubectl kustomize deploy/kubernetes | grep -q '^kind: StatefulSet$$' || { echo "kubectl kustomize deploy/kubernetes failed"; exit 1; }; \
+	elif [ -n "$$CI" ]; then echo "kubectl missing (Debian: apt-get install kubernetes-client)"; exit 1; \
+	else echo "kustomize: skipped (no kubectl; Debian: apt-get install kubernetes-client)"; fi
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -72,7 +83,7 @@ bench:
 .PHONY: fuzz
 FUZZTIME ?= 1m
 FUZZ_TARGETS ?= ./frontend/dockerfile:FuzzBuild ./frontend/dockerfile:FuzzImageConfig \
-	./internal/archive:FuzzExtract ./source:FuzzDockerignore ./source:FuzzChecksum \
+	./internal/archive:FuzzExtract ./source/localctx:FuzzDockerignore ./source/localctx:FuzzChecksum \
 	./cmd/builder:FuzzFlags ./cache/remote:FuzzCacheConfig
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

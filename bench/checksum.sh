@@ -27,4 +27,4 @@ fi
 du -sh "$dir"
 find "$dir" -type f -name '*.bin' | wc -l
 hyperfine --warmup 2 --runs 10 "find $dir -type f -print0 | xargs -0 sha256sum > /dev/null"
-BUILDER_BENCH_CONTEXT=$dir go test -run '^$' -bench BenchmarkChecksumContext -benchtime 10x -count 5 ./source/
+BUILDER_BENCH_CONTEXT=$dir go test -run '^$' -bench BenchmarkChecksumContext -benchtime 10x -count 5 ./source/localctx/

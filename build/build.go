@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,8 +14,12 @@ import (
 
 	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/imagestore"
+	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops"
+	"github.com/builder-dev/builder/source"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/moby/patternmatcher/ignorefile"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -45,11 +50,13 @@ type Options struct {
 	// NoCacheFilter names stages to build without the cache.
 	NoCacheFilter []string
 	Push          bool
-	Outputs       []Output
+	Outputs       []output.Spec
 	Parallelism   int
 	Progress      solver.Progress
-	Keychain      authn.Keychain
-	GC            *GCPolicy // the automatic GC after the build; nil: DefaultGCPolicy
+	// Keychain gives the credentials of pushes; nil is source.Keychain
+	// (the docker config).
+	Keychain authn.Keychain
+	GC       *GCPolicy // the automatic GC after the build; nil: DefaultGCPolicy
 	// Secrets are the secrets RUN --mount=type=secret may use, by id.
 	Secrets map[string]Secret
 	// SSH are SSH agent sockets RUN --mount=type=ssh may use, by id.
@@ -58,7 +65,7 @@ type Options struct {
 	Allow []string
 	// OnRunFailure, when set, is called when a RUN step's command fails,
 	// with the step's sandbox before its layer is discarded (the debug
-	// shell of --on-error=shell, State.KeepFailure for --on-error=keep).
+	// shell of --on-error=shell, State.Kept.Keep for --on-error=keep).
 	OnRunFailure func(ctx context.Context, f ops.RunFailure)
 	// SquashAbove, when positive, merges the oldest layers of an image of
 	// more layers into one so that it has SquashAbove (--squash-above).
@@ -74,18 +81,32 @@ type Options struct {
 	// "default" (a private network namespace with outbound access),
 	// "none", or "host" (needs EntitlementNetworkHost).
 	Network string
-
-	// inlineCache is the cache config put into image configs for
-	// --cache-to type=inline.
-	inlineCache string
-	// exportStep reports the export in the progress stream.
-	exportStep *exportStep
 	// CacheTo are where to export the build's cache (--cache-to);
 	// CacheFrom are caches to import (--cache-from).
 	CacheTo   []remote.Spec
 	CacheFrom []remote.Spec
 	// Resources are the cgroup limits of every RUN step (--memory, ...).
 	Resources Limits
+	// Pull resolves FROM images from their registry, never from the
+	// local store (--pull).
+	Pull bool
+	// Labels are added to the image config's labels (--label).
+	Labels map[string]string
+	// Annotations are put on the manifest and its descriptor (--annotation).
+	Annotations Annotations
+	// ExtraHosts are added to /etc/hosts of RUN steps (--add-host),
+	// ShmSize is the size of their /dev/shm (0: the default) and Ulimits
+	// their resource limits (--ulimit).
+	ExtraHosts []llb.HostIP
+	ShmSize    int64
+	Ulimits    []llb.Ulimit
+}
+
+// Annotations are --annotation values by where they go: the image
+// manifest, or the manifest's descriptor (in an OCI layout's index.json
+// and the result's descriptor).
+type Annotations struct {
+	Manifest, ManifestDescriptor map[string]string
 }
 
 // Result is a built image.
@@ -101,81 +122,16 @@ type Result struct {
 // Build builds opt's Dockerfile, stores the image under every tag and
 // writes the requested outputs.
 func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
-	contextDir, err := filepath.Abs(opt.ContextDir)
+	if opt.Keychain == nil {
+		opt.Keychain = source.Keychain
+	}
+	fopt, epoch, err := s.frontendOptions(ctx, opt)
 	if err != nil {
 		return nil, err
 	}
-	if fi, err := os.Stat(contextDir); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("build context %s is not a directory", opt.ContextDir)
-	}
-	for _, t := range opt.Tags {
-		if err := checkImageName(t); err != nil {
-			return nil, err
-		}
-	}
-	excludes, err := readDockerignore(contextDir, opt.DockerfilePath)
+	fe, sess, err := s.lower(ctx, opt, fopt)
 	if err != nil {
 		return nil, err
-	}
-	contexts := map[string]string{}
-	for name, v := range opt.Contexts {
-		if strings.HasPrefix(v, "oci-layout://") {
-			if v, err = s.layoutContext(ctx, name, v); err != nil {
-				return nil, err
-			}
-		}
-		if !strings.Contains(v, "://") {
-			if v, err = filepath.Abs(v); err != nil {
-				return nil, err
-			}
-			if fi, err := os.Stat(v); err != nil || !fi.IsDir() {
-				return nil, fmt.Errorf("--build-context %s=%s: not a directory", name, opt.Contexts[name])
-			}
-		}
-		contexts[name] = v
-	}
-	epoch, created, err := buildTimes(opt)
-	if err != nil {
-		return nil, err
-	}
-	network, err := buildNetwork(opt)
-	if err != nil {
-		return nil, err
-	}
-	fopt := dockerfile.Options{
-		Source:        opt.Dockerfile,
-		Filename:      opt.DockerfileName,
-		ContextDir:    contextDir,
-		Excludes:      excludes,
-		Target:        opt.Target,
-		BuildArgs:     opt.BuildArgs,
-		Contexts:      contexts,
-		Platform:      HostPlatform(),
-		NoCache:       opt.NoCache,
-		NoCacheFilter: opt.NoCacheFilter,
-		Created:       created,
-		Network:       network,
-	}
-	resolver := newMemoResolver(s.resolver())
-	fe, err := dockerfile.Build(ctx, fopt, resolver)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.runChecks(ctx, opt, fopt, resolver); err != nil {
-		return nil, err
-	}
-	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
-		return nil, err
-	}
-	warnNetwork(fe.Root, opt.Warn)
-	sess, err := opt.session()
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range fe.Warnings {
-		if opt.Warn != nil {
-			opt.Warn(w)
-		}
 	}
 	parallelism := opt.Parallelism
 	if parallelism <= 0 {
@@ -188,7 +144,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	steps := &stepUsages{next: opt.Progress}
 	sv := solver.New(s.worker.OpsFor(sess), use, steps, parallelism)
-	history := &stepHistory{db: s.DB, scope: contextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
+	history := &stepHistory{db: s.DB, scope: fopt.ContextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
 	sv.SetHistory(history)
 	sv.SetStepTimeout(opt.StepTimeout)
 	res, err := sv.Solve(ctx, fe.Root)
@@ -200,12 +156,13 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 	done := solved{s: s, sv: sv, root: fe.Root, top: res.Snapshot, epoch: epoch}
-	if opt.inlineCache, err = done.inlineCache(ctx, opt); err != nil {
+	job := exportJob{top: res.Snapshot, config: fe.Image, epoch: epoch, use: use, keychain: opt.Keychain, squashAbove: opt.SquashAbove}
+	if job.inlineCache, err = done.inlineCache(ctx, opt); err != nil {
 		return nil, err
 	}
-	opt.exportStep = newExportStep(opt.Progress, fe.Root)
-	out, err := s.export(ctx, opt, res.Snapshot, fe.Image, use, epoch)
-	opt.exportStep.done(err)
+	job.step = newExportStep(opt.Progress, fe.Root)
+	out, err := s.export(ctx, opt, job)
+	job.step.done(err)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +171,116 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	out.Steps = steps.list()
 	return out, nil
+}
+
+// frontendOptions checks a build's inputs (context directories, tags,
+// build contexts) and turns them into the frontend's options. It also
+// returns the build's SOURCE_DATE_EPOCH, nil if unset.
+func (s *State) frontendOptions(ctx context.Context, opt Options) (dockerfile.Options, *time.Time, error) {
+	contextDir, err := filepath.Abs(opt.ContextDir)
+	if err != nil {
+		return dockerfile.Options{}, nil, err
+	}
+	if fi, err := os.Stat(contextDir); err != nil || !fi.IsDir() {
+		return dockerfile.Options{}, nil, fmt.Errorf("build context %s is not a directory", opt.ContextDir)
+	}
+	for _, t := range opt.Tags {
+		if err := imagestore.CheckName(t); err != nil {
+			return dockerfile.Options{}, nil, err
+		}
+	}
+	excludes, err := readDockerignore(contextDir, opt.DockerfilePath)
+	if err != nil {
+		return dockerfile.Options{}, nil, err
+	}
+	contexts, err := s.buildContexts(ctx, opt.Contexts)
+	if err != nil {
+		return dockerfile.Options{}, nil, err
+	}
+	epoch, created, err := buildTimes(opt)
+	if err != nil {
+		return dockerfile.Options{}, nil, err
+	}
+	network, err := buildNetwork(opt)
+	if err != nil {
+		return dockerfile.Options{}, nil, err
+	}
+	return dockerfile.Options{
+		Source:        opt.Dockerfile,
+		Filename:      opt.DockerfileName,
+		ContextDir:    contextDir,
+		Excludes:      excludes,
+		Target:        opt.Target,
+		BuildArgs:     opt.BuildArgs,
+		Contexts:      contexts,
+		Platform:      HostPlatform(),
+		NoCache:       opt.NoCache,
+		NoCacheFilter: opt.NoCacheFilter,
+		Created:       created,
+		Network:       network,
+		ExtraHosts:    opt.ExtraHosts,
+		ShmSize:       opt.ShmSize,
+		Ulimits:       opt.Ulimits,
+	}, epoch, nil
+}
+
+// buildContexts resolves the named build contexts: directories become
+// absolute, oci-layout:// images go into the local store and are named by
+// docker-image:// references.
+func (s *State) buildContexts(ctx context.Context, named map[string]string) (map[string]string, error) {
+	contexts := map[string]string{}
+	for name, v := range named {
+		var err error
+		if strings.HasPrefix(v, "oci-layout://") {
+			if v, err = s.Images.LayoutContext(ctx, name, v); err != nil {
+				return nil, err
+			}
+		}
+		if !strings.Contains(v, "://") {
+			if v, err = filepath.Abs(v); err != nil {
+				return nil, err
+			}
+			if fi, err := os.Stat(v); err != nil || !fi.IsDir() {
+				return nil, fmt.Errorf("--build-context %s=%s: not a directory", name, named[name])
+			}
+		}
+		contexts[name] = v
+	}
+	return contexts, nil
+}
+
+// lower turns the Dockerfile into the build graph, runs the build checks,
+// refuses what needs an entitlement not granted, passes on the frontend's
+// warnings and returns the session of the build's RUN steps.
+func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options) (*dockerfile.Result, *ops.Session, error) {
+	resolver := newMemoResolver(localFirst{images: s.Images, remote: s.Registries, registryOnly: opt.Pull})
+	fe, err := dockerfile.Build(ctx, fopt, resolver)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.runChecks(ctx, opt, fopt, resolver); err != nil {
+		return nil, nil, err
+	}
+	if len(opt.Labels) > 0 {
+		if fe.Image.Config.Labels == nil {
+			fe.Image.Config.Labels = map[string]string{}
+		}
+		maps.Copy(fe.Image.Config.Labels, opt.Labels)
+	}
+	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
+		return nil, nil, err
+	}
+	warnNetwork(fe.Root, opt.Warn)
+	sess, err := opt.session()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range fe.Warnings {
+		if opt.Warn != nil {
+			opt.Warn(w)
+		}
+	}
+	return fe, sess, nil
 }
 
 // readDockerignore reads the ignore file for a build: DOCKERFILE.dockerignore

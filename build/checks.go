@@ -8,11 +8,12 @@ import (
 	"sync"
 
 	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/frontend/dockerfile/checks"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // CheckWarning is a finding of the build checks (BuildKit's rules).
-type CheckWarning = dockerfile.CheckWarning
+type CheckWarning = checks.Warning
 
 // memoResolver remembers what it resolved, so that the checks see the
 // base images the build resolved without asking the registry again.
@@ -47,7 +48,7 @@ func (m *memoResolver) ResolveImage(ctx context.Context, ref string, p ocispec.P
 // Check runs only the build checks of opt's Dockerfile: every stage, or
 // those opt.Target needs when it is set. The result's Err is set when
 // the check options say error=true and a rule fired.
-func (s *State) Check(ctx context.Context, opt Options) (*dockerfile.CheckResult, error) {
+func (s *State) Check(ctx context.Context, opt Options) (*checks.Result, error) {
 	contextDir, err := filepath.Abs(opt.ContextDir)
 	if err != nil {
 		return nil, err
@@ -56,8 +57,8 @@ func (s *State) Check(ctx context.Context, opt Options) (*dockerfile.CheckResult
 	if err != nil {
 		return nil, err
 	}
-	return dockerfile.Check(ctx, s.frontendCheckOptions(opt, contextDir, excludes), s.resolver(),
-		dockerfile.CheckOptions{AllStages: opt.Target == ""})
+	return checks.Check(ctx, s.frontendCheckOptions(opt, contextDir, excludes), s.resolver(),
+		checks.Options{AllStages: opt.Target == ""})
 }
 
 func (s *State) frontendCheckOptions(opt Options, contextDir string, excludes []string) dockerfile.Options {
@@ -72,9 +73,9 @@ func (s *State) frontendCheckOptions(opt Options, contextDir string, excludes []
 // opt.OnCheck. With check=error=true a finding fails the build; checks
 // that cannot run are a warning, never the end of a build.
 func (s *State) runChecks(ctx context.Context, opt Options, fopt dockerfile.Options, r dockerfile.ImageResolver) error {
-	res, err := dockerfile.Check(ctx, fopt, r, dockerfile.CheckOptions{})
+	res, err := checks.Check(ctx, fopt, r, checks.Options{})
 	if err != nil {
-		if ctx.Err() != nil || errors.Is(err, dockerfile.ErrCheckOptions) {
+		if ctx.Err() != nil || errors.Is(err, checks.ErrOptions) {
 			return err
 		}
 		if opt.Warn != nil {

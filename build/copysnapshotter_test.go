@@ -15,6 +15,7 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/internal/testutil"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
@@ -192,9 +193,7 @@ func mustLayers(t *testing.T, img v1.Image) []v1.Layer {
 // (a cached failing probe stands in for an old kernel), and the cache is
 // used, not the probe again.
 func TestSnapshotterChoice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, or root in a user namespace (overlay mounts)")
-	}
+	testutil.RequiresRoot(t) // overlay mounts
 	t.Setenv(build.SnapshotterEnv, "")
 	root := t.TempDir()
 	open := func() (*build.State, []string) {

@@ -3,8 +3,6 @@ package build_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,30 +71,5 @@ func TestBadInput(t *testing.T) {
 	// The state dir still works.
 	if _, err := st.Build(t.Context(), build.Options{ContextDir: ctxDir, Dockerfile: []byte("FROM " + base + "\nCOPY present.txt /\nRUN cat /present.txt\n"), Tags: []string{"ok"}}); err != nil {
 		t.Fatalf("build after failures: %v", err)
-	}
-}
-
-// checkNothingLeft fails if a mount, a scratch dir or an unrecorded
-// snapshot remains under the state dir root.
-func checkNothingLeft(t *testing.T, root string) {
-	t.Helper()
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(mounts), root) {
-		t.Errorf("a mount under %s remains:\n%s", root, mounts)
-	}
-	if entries, _ := os.ReadDir(filepath.Join(root, "tmp")); len(entries) > 0 {
-		t.Errorf("scratch dirs remain in %s/tmp: %v", root, entries)
-	}
-	st2, err := os.ReadDir(filepath.Join(root, "snapshots"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range st2 {
-		if _, err := os.Stat(filepath.Join(root, "snapshots", e.Name(), "work")); err == nil {
-			t.Errorf("snapshot %s was left prepared (its work dir remains)", e.Name())
-		}
 	}
 }

@@ -63,32 +63,36 @@ COPY README /README
 	old := time.Now().Add(-time.Hour)
 	steps := []struct {
 		name   string
-		change func()
+		change func() error // the edit; its error fails the test
 		args   map[string]string
 		ran    map[string]string // step -> substring of its reason
 	}{
-		{"nothing", func() {}, nil, map[string]string{}},
-		{"touch a selected file", func() { os.Chtimes(filepath.Join(ctxDir, "src/main.go"), old, old) }, nil, map[string]string{}},
-		{"edit an unrelated file", func() { os.WriteFile(filepath.Join(ctxDir, "notes.txt"), []byte("x"), 0o644) }, nil, map[string]string{}},
-		{"edit a selected file", func() { os.WriteFile(filepath.Join(ctxDir, "src/main.go"), []byte("package main // v2"), 0o644) }, nil, map[string]string{
+		{"nothing", func() error { return nil }, nil, map[string]string{}},
+		{"touch a selected file", func() error { return os.Chtimes(filepath.Join(ctxDir, "src/main.go"), old, old) }, nil, map[string]string{}},
+		{"edit an unrelated file", func() error { return os.WriteFile(filepath.Join(ctxDir, "notes.txt"), []byte("x"), 0o644) }, nil, map[string]string{}},
+		{"edit a selected file", func() error {
+			return os.WriteFile(filepath.Join(ctxDir, "src/main.go"), []byte("package main // v2"), 0o644)
+		}, nil, map[string]string{
 			copySrc: "src/main.go modified", runCat: "input changed: COPY src/ /src/ (Dockerfile:2)", runVersion: "input changed", copyReadme: "input changed",
 		}},
-		{"chmod a selected file", func() { os.Chmod(filepath.Join(ctxDir, "src/util.go"), 0o755) }, nil, map[string]string{
+		{"chmod a selected file", func() error { return os.Chmod(filepath.Join(ctxDir, "src/util.go"), 0o755) }, nil, map[string]string{
 			copySrc: "src/util.go modified", runCat: "input changed", runVersion: "input changed", copyReadme: "input changed",
 		}},
-		{"add a file", func() { os.WriteFile(filepath.Join(ctxDir, "src/new.go"), nil, 0o644) }, nil, map[string]string{
+		{"add a file", func() error { return os.WriteFile(filepath.Join(ctxDir, "src/new.go"), nil, 0o644) }, nil, map[string]string{
 			copySrc: "src/new.go added", runCat: "input changed", runVersion: "input changed", copyReadme: "input changed",
 		}},
-		{"change a build arg", func() {}, map[string]string{"VERSION": "2"}, map[string]string{
+		{"change a build arg", func() error { return nil }, map[string]string{"VERSION": "2"}, map[string]string{
 			runVersion: `VERSION changed "1" → "2"`, copyReadme: "input changed",
 		}},
-		{"change the last file", func() { os.WriteFile(filepath.Join(ctxDir, "README"), []byte("docs v2"), 0o644) }, map[string]string{"VERSION": "2"}, map[string]string{
+		{"change the last file", func() error { return os.WriteFile(filepath.Join(ctxDir, "README"), []byte("docs v2"), 0o644) }, map[string]string{"VERSION": "2"}, map[string]string{
 			copyReadme: "README modified",
 		}},
-		{"back to a known arg", func() {}, map[string]string{"VERSION": "1"}, map[string]string{copyReadme: "input changed"}},
+		{"back to a known arg", func() error { return nil }, map[string]string{"VERSION": "1"}, map[string]string{copyReadme: "input changed"}},
 	}
 	for _, s := range steps {
-		s.change()
+		if err := s.change(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
 		got := buildWith(s.args)
 		for name, want := range s.ran {
 			if reason, ok := got[name]; !ok || !strings.Contains(reason, want) {
@@ -128,7 +132,9 @@ RUN cat /norm.txt > /final.txt
 		return r.m
 	}
 	run()
-	os.WriteFile(filepath.Join(ctxDir, "in.txt"), []byte(" ab\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(ctxDir, "in.txt"), []byte(" ab\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ran := run()
 	if _, ok := ran["[build 3/3] RUN tr -d ' ' < /in.txt > /norm.txt"]; !ok {
 		t.Errorf("the step reading the changed file did not run: %v", ran)
@@ -139,7 +145,9 @@ RUN cat /norm.txt > /final.txt
 		}
 	}
 	// A real change to the copied file still runs them.
-	os.WriteFile(filepath.Join(ctxDir, "in.txt"), []byte("a c\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(ctxDir, "in.txt"), []byte("a c\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ran = run()
 	if _, ok := ran["[stage-1 3/3] RUN cat /norm.txt > /final.txt"]; !ok {
 		t.Errorf("a changed copied file did not make the later step run: %v", ran)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver"
-	"github.com/builder-dev/builder/source"
+	"github.com/docker/go-units"
 )
 
 // exportStep reports the export's work (compressing layers, pushing) as
@@ -67,6 +67,6 @@ func (e *exportStep) pushed(ref string, size int64, took time.Duration) {
 	if e == nil {
 		return
 	}
-	fmt.Fprintf(e, "pushed %s: %s of blobs in %.2fs (%s/s)\n", ref, source.HumanBytes(size), took.Seconds(),
-		source.HumanBytes(int64(float64(size)/max(took.Seconds(), 1e-3))))
+	fmt.Fprintf(e, "pushed %s: %s of blobs in %.2fs (%s/s)\n", ref, units.HumanSize(float64(size)), took.Seconds(),
+		units.HumanSize(float64(size)/max(took.Seconds(), 1e-3)))
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/output"
 )
 
 // buildImage builds a Dockerfile (with {{BASE}} standing for a busybox
@@ -188,7 +189,7 @@ func TestOCILayoutBuildContext(t *testing.T) {
 	layout := filepath.Join(t.TempDir(), "layout")
 	res, err := first.Build(t.Context(), build.Options{
 		ContextDir: t.TempDir(), Dockerfile: []byte("FROM " + base + "\nRUN echo from-layout > /marker\n"),
-		Outputs: []build.Output{{Type: "oci", Dest: layout, Attrs: map[string]string{"tar": "false"}}},
+		Outputs: []output.Spec{{Type: "oci", Dest: layout, Directory: true}},
 	})
 	if err != nil {
 		t.Fatal(err)

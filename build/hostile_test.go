@@ -186,7 +186,7 @@ func TestAddURLBounded(t *testing.T) {
 	ev.mu.Lock()
 	logs := ev.logs.String()
 	ev.mu.Unlock()
-	if !strings.Contains(logs, "downloaded 100.0 kB in ") {
+	if !strings.Contains(logs, "downloaded 100kB in ") {
 		t.Errorf("progress = %q, want a line with the bytes downloaded and the rate", logs)
 	}
 
@@ -195,7 +195,7 @@ func TestAddURLBounded(t *testing.T) {
 		ContextDir: ctxDir, Dockerfile: []byte("FROM " + base + "\nADD " + srv.URL + "/big /d\n"), DockerfileName: "Dockerfile",
 		Progress: newEvents(), HTTPMaxSize: 50000,
 	})
-	if err == nil || !strings.Contains(err.Error(), "Dockerfile:2: ADD "+srv.URL+"/big: ") || !strings.Contains(err.Error(), "limit of 50.0 kB (--http-max-size)") {
+	if err == nil || !strings.Contains(err.Error(), "Dockerfile:2: ADD "+srv.URL+"/big: ") || !strings.Contains(err.Error(), "limit of 50kB (--http-max-size)") {
 		t.Errorf("build of a download over --http-max-size = %v", err)
 	}
 }

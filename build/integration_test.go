@@ -1,96 +1,21 @@
 package build_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"errors"
-	"fmt"
-	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/builder-dev/builder/exporter"
-	"github.com/builder-dev/builder/internal/userns"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
 	"github.com/builder-dev/builder/build"
-	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/solver"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
-
-func TestMain(m *testing.M) {
-	executor.Init()
-	// As an ordinary user the tests run rootless: as root of a user namespace.
-	userns.Init(func(w string) { fmt.Fprintln(os.Stderr, "WARNING:", w) })
-	os.Exit(m.Run())
-}
-
-// events records solver events by step name.
-type events struct {
-	mu    sync.Mutex
-	kinds map[string][]solver.EventKind
-	logs  bytes.Buffer
-}
-
-func newEvents() *events { return &events{kinds: map[string][]solver.EventKind{}} }
-
-func (e *events) Event(ev solver.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if ev.Kind == solver.Log {
-		e.logs.Write(ev.Data)
-		return
-	}
-	e.kinds[ev.Name] = append(e.kinds[ev.Name], ev.Kind)
-}
-
-func (e *events) ran() []string {
-	var out []string
-	for name, kinds := range e.kinds {
-		for _, k := range kinds {
-			if k == solver.Completed {
-				out = append(out, name)
-			}
-		}
-	}
-	return out
-}
-
-func writeContext(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-func openState(t *testing.T, root string) *build.State {
-	t.Helper()
-	st, err := build.Open(root, build.StateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 const appDockerfile = `FROM {{BASE}} AS compile
 WORKDIR /src
@@ -225,7 +150,7 @@ func TestBuildPushPullRun(t *testing.T) {
 	ev2 := newEvents()
 	ociTar := filepath.Join(t.TempDir(), "app.tar")
 	opts.Progress, opts.Push = ev2, false
-	opts.Outputs = []build.Output{{Type: "oci", Dest: ociTar}}
+	opts.Outputs = []output.Spec{{Type: "oci", Dest: ociTar}}
 	res2, err := st.Build(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -252,122 +177,4 @@ func TestBuildPushPullRun(t *testing.T) {
 	if got, want := out.String(), "compiled main with helper\nhello world from app:app in /home/app\n"; got != want {
 		t.Errorf("run printed %q, want %q", got, want)
 	}
-}
-
-type imageFile struct {
-	hdr     *tar.Header
-	content string
-}
-
-// imageFiles flattens an image's layers into path -> file, applying
-// whiteouts (".wh.NAME" removes NAME, ".wh..wh..opq" what older layers
-// have in its directory).
-func imageFiles(t *testing.T, layers []v1.Layer) map[string]imageFile {
-	t.Helper()
-	files := map[string]imageFile{}
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(rc)
-		for {
-			hdr, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir, base := path.Split(hdr.Name)
-			if gone, ok := strings.CutPrefix(base, ".wh."); ok {
-				for p := range files {
-					if (gone == ".wh..opq" && strings.HasPrefix(p, dir) && p != dir) || p == dir+gone || strings.HasPrefix(p, dir+gone+"/") {
-						delete(files, p)
-					}
-				}
-				continue
-			}
-			b, _ := io.ReadAll(tr)
-			files[hdr.Name] = imageFile{hdr: hdr, content: string(b)}
-		}
-		rc.Close()
-	}
-	return files
-}
-
-// checkOCILayout unpacks an OCI layout tarball and checks it holds a valid
-// image with the given manifest digest and name.
-func checkOCILayout(t *testing.T, tarPath, wantDigest, wantName string) {
-	t.Helper()
-	lp := untarLayout(t, tarPath)
-	idx, err := lp.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(im.Manifests) != 1 || im.Manifests[0].Digest.String() != wantDigest || im.Manifests[0].Annotations["io.containerd.image.name"] != wantName {
-		t.Fatalf("index.json manifests = %+v, want one %s named %s", im.Manifests, wantDigest, wantName)
-	}
-	img, err := lp.Image(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := validate.Image(img); err != nil {
-		t.Errorf("validate.Image of the OCI layout: %v", err)
-	}
-}
-
-// untarLayout unpacks an OCI image layout tarball into a temporary
-// directory and opens it.
-func untarLayout(t *testing.T, tarPath string) layout.Path {
-	t.Helper()
-	dir := t.TempDir()
-	f, err := os.Open(tarPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		p := filepath.Join(dir, hdr.Name)
-		b, _ := io.ReadAll(tr)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lp, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatalf("reading OCI layout %s: %v", tarPath, err)
-	}
-	return lp
-}
-
-// builtFiles reads back an image from the state dir's content store and
-// returns the files of the layers the build added (all but the base's one).
-func builtFiles(t *testing.T, st *build.State, manifest ocispec.Descriptor) map[string]imageFile {
-	t.Helper()
-	img, err := exporter.V1Image(st.Content, manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return imageFiles(t, layers[1:])
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/internal/userns"
+	"github.com/builder-dev/builder/output"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
@@ -46,7 +47,7 @@ func TestLayerDepth(t *testing.T) {
 	dockerTar := filepath.Join(t.TempDir(), "deep.tar")
 	ev = newEvents()
 	res, err := st.Build(t.Context(), build.Options{ContextDir: ctxDir, Dockerfile: []byte(df.String()), Progress: ev, Tags: []string{"deep"}, SquashAbove: 100,
-		Outputs: []build.Output{{Type: "image", Attrs: map[string]string{}}, {Type: "docker", Dest: dockerTar, Attrs: map[string]string{"name": "deep:latest"}}}})
+		Outputs: []output.Spec{{Type: "image"}, {Type: "docker", Dest: dockerTar, Names: []string{"deep:latest"}}}})
 	if err != nil {
 		t.Fatalf("build with SquashAbove 100: %v\n%s", err, ev.logs.String())
 	}

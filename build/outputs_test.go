@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -16,53 +15,13 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/output"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 )
-
-func TestParseOutput(t *testing.T) {
-	tests := []struct {
-		in   string
-		want build.Output
-		err  string
-	}{
-		{in: "type=oci,dest=a.tar", want: build.Output{Type: "oci", Dest: "a.tar", Attrs: map[string]string{}}},
-		{in: `type=image,"name=a:1,b:2",push=true,compression=zstd,compression-level=3,force-compression=true`, want: build.Output{Type: "image", Attrs: map[string]string{
-			"name": "a:1,b:2", "push": "true", "compression": "zstd", "compression-level": "3", "force-compression": "true"}}},
-		{in: "type=registry,name=r/a,oci-mediatypes=false,rewrite-timestamp=true", want: build.Output{Type: "registry", Attrs: map[string]string{"name": "r/a", "oci-mediatypes": "false", "rewrite-timestamp": "true"}}},
-		{in: "type=oci,dest=dir,tar=false", want: build.Output{Type: "oci", Dest: "dir", Attrs: map[string]string{"tar": "false"}}},
-		{in: "type=docker,dest=d.tar,name=x", want: build.Output{Type: "docker", Dest: "d.tar", Attrs: map[string]string{"name": "x"}}},
-		{in: "type=local,dest=out", want: build.Output{Type: "local", Dest: "out", Attrs: map[string]string{}}},
-		{in: "out", want: build.Output{Type: "local", Dest: "out"}},
-		{in: "type=tar,dest=fs.tar", want: build.Output{Type: "tar", Dest: "fs.tar", Attrs: map[string]string{}}},
-		{in: "dest=a.tar", err: "missing type="},
-		{in: "type=nope,dest=x", err: `unknown output type "nope"`},
-		{in: "type=oci", err: "needs dest="},
-		{in: "type=docker", err: "no daemon"},
-		{in: "type=local,dest=x,name=y", err: "takes only dest="},
-		{in: "type=image,compression=lz4", err: "unknown compression"},
-		{in: "type=image,compression=zstd,oci-mediatypes=false", err: "needs oci-mediatypes=true"},
-		{in: "type=image,push=maybe", err: "want true or false"},
-		{in: "type=image,compression-level=x", err: "not a number"},
-		{in: "type=image,bogus=1", err: `unknown key "bogus"`},
-	}
-	for _, tc := range tests {
-		got, err := build.ParseOutput(tc.in)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("ParseOutput(%q) = %+v, %v; want error containing %q", tc.in, got, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("ParseOutput(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
-		}
-	}
-}
 
 const outputsDockerfile = `FROM {{BASE}}
 RUN mkdir -p /opt/d /data && touch /opt/d/gone && echo hi > /data/f && chown 1000:1001 /data/f && chmod 0640 /data/f && \
@@ -78,7 +37,7 @@ func TestOutputs(t *testing.T) {
 	reg, _, _ := strings.Cut(base, "/")
 	st := openState(t, t.TempDir())
 	dir := t.TempDir()
-	var outs []build.Output
+	var outs []output.Spec
 	for _, o := range []string{
 		"type=image,name=local/app:1",
 		"type=registry,name=" + reg + "/app:zstd,compression=zstd,force-compression=true",
@@ -89,7 +48,7 @@ func TestOutputs(t *testing.T) {
 		"type=local,dest=" + filepath.Join(dir, "rootfs"),
 		"type=tar,dest=" + filepath.Join(dir, "rootfs.tar"),
 	} {
-		out, err := build.ParseOutput(o)
+		out, err := output.Parse(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,21 +69,21 @@ func TestOutputs(t *testing.T) {
 		t.Errorf("Result.Names = %v, want %v", res.Names, want)
 	}
 	for _, n := range []string{"local/app:1", "app:tagged"} {
-		if rec, err := st.Image(n); err != nil || rec.Manifest.Digest != res.Manifest.Digest {
+		if rec, err := st.Images.Image(n); err != nil || rec.Manifest.Digest != res.Manifest.Digest {
 			t.Errorf("local store %s = %v, %v; want %s", n, rec.Manifest.Digest, err, res.Manifest.Digest)
 		}
 	}
-	if rec, err := st.Image(reg + "/app:zstd"); err != nil || rec.Manifest.Digest == res.Manifest.Digest {
+	if rec, err := st.Images.Image(reg + "/app:zstd"); err != nil || rec.Manifest.Digest == res.Manifest.Digest {
 		t.Errorf("local store %s/app:zstd = %v, %v; want the zstd image", reg, rec.Manifest.Digest, err)
 	}
 
 	// type=registry with zstd, every layer recompressed.
 	zimg := pull(t, reg+"/app:zstd")
-	checkImage(t, "registry zstd", zimg)
+	testutil.CheckImage(t, "registry zstd", zimg)
 	checkMediaTypes(t, zimg, types.OCIManifestSchema1, types.OCIConfigJSON, types.OCILayerZStd)
 	// type=image,push=true with Docker media types.
 	dimg := pull(t, reg+"/app:docker")
-	checkImage(t, "registry docker", dimg)
+	testutil.CheckImage(t, "registry docker", dimg)
 	checkMediaTypes(t, dimg, types.DockerManifestSchema2, types.DockerConfigJSON, types.DockerLayer)
 	want, _ := zimg.ConfigName()
 	if got, _ := dimg.ConfigName(); got != want {
@@ -134,7 +93,7 @@ func TestOutputs(t *testing.T) {
 	// type=oci tar, named by -t.
 	checkOCILayout(t, filepath.Join(dir, "oci.tar"), res.Manifest.Digest.String(), "app:tagged")
 	// type=oci directory, uncompressed new layers.
-	oimg := layoutImage(t, filepath.Join(dir, "oci-dir"))
+	oimg := testutil.LayoutImage(t, filepath.Join(dir, "oci-dir"))
 	if got, _ := oimg.ConfigName(); got != want {
 		t.Errorf("uncompressed OCI layout config %s, want %s", got, want)
 	}
@@ -150,7 +109,7 @@ func TestOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading the docker tar: %v", err)
 	}
-	checkImage(t, "docker tar", timg)
+	testutil.CheckImage(t, "docker tar", timg)
 	if got, _ := timg.ConfigName(); got != want {
 		t.Errorf("docker tar config %s, want %s", got, want)
 	}
@@ -251,19 +210,6 @@ func checkTree(t *testing.T, what string, stat func(p string) (treeFile, bool)) 
 	}
 }
 
-func pull(t *testing.T, ref string) v1.Image {
-	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(r)
-	if err != nil {
-		t.Fatalf("pulling %s: %v", ref, err)
-	}
-	return img
-}
-
 // checkMediaTypes checks the manifest's, the config's and the built
 // layers' media types (the base layer may keep its own).
 func checkMediaTypes(t *testing.T, img v1.Image, manifest, config, layer types.MediaType) {
@@ -349,46 +295,4 @@ func checkDockerTar(t *testing.T, p string, tags []string) {
 func podmanLoad(t *testing.T, archive, tag, want string) {
 	t.Helper()
 	podmanLoadWith(t, "vfs", archive, tag, want)
-}
-
-// podmanLoadWith is podmanLoad with podman's storage driver: vfs (a copy
-// per layer, works anywhere) or overlay (what most hosts use).
-func podmanLoadWith(t *testing.T, driver, archive, tag, want string) {
-	t.Helper()
-	podman := testutil.RequireTool(t, "podman", "podman")
-	runc := testutil.RequireTool(t, "runc", "runc")
-	tmp := t.TempDir()
-	args := []string{
-		"--root", filepath.Join(tmp, "root"), "--runroot", filepath.Join(tmp, "run"),
-		"--storage-driver", driver, "--runtime", runc, "--cgroup-manager", "cgroupfs",
-		"--events-backend", "none", "--tmpdir", filepath.Join(tmp, "tmp"),
-	}
-	podmanCmd := func(extra ...string) string {
-		t.Helper()
-		cmd := exec.CommandContext(t.Context(), podman, append(append([]string(nil), args...), extra...)...)
-		cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+filepath.Join(tmp, "containers.conf"), "XDG_RUNTIME_DIR="+filepath.Join(tmp, "xdg"))
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("podman %s: %v\n%s", strings.Join(extra, " "), err, out)
-		}
-		return string(out)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "containers.conf"), []byte("[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Leaves no containers, images or storage layers behind.
-		exec.Command(podman, append(append([]string(nil), args...), "system", "reset", "--force")...).Run()
-	})
-	podmanCmd("load", "-i", archive)
-	inspect := podmanCmd("image", "inspect", "--format", "{{.Os}}/{{.Architecture}} {{.RepoTags}}", tag)
-	if !strings.Contains(inspect, "linux/") || !strings.Contains(inspect, tag) {
-		t.Errorf("podman image inspect = %q, want a linux image tagged %s", inspect, tag)
-	}
-	// Without CAP_SYS_RESOURCE (as here) runc cannot set podman's default
-	// limits (the maximum): ask for low ones.
-	run := []string{"run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
-	if got := podmanCmd(append(run, tag)...); got != want {
-		t.Errorf("podman run %s printed %q, want %q", tag, got, want)
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/kept"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -78,12 +79,12 @@ func DefaultGCPolicy(root string) (GCPolicy, error) {
 
 // DiskUsage reports what the build cache and the local image store occupy.
 func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
-	g, err := s.graph(ctx)
+	g, err := s.graph(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	kept, err := s.KeptFailures()
-	addKeptRoots(g, kept)
+	failures, err := s.Kept.List()
+	addKeptRoots(g, failures)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +98,7 @@ func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
 // Prune removes build cache that no image of the local store and no build
 // running in this process needs, as opt selects.
 func (s *State) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, error) {
-	rep, err := s.prune(ctx, opt, leases.of(s), true)
+	rep, err := s.prune(ctx, opt, s.leases.all(), true)
 	if err == nil && opt.All {
 		err = s.pruneCacheMounts(ctx, rep, opt.DryRun)
 	}
@@ -108,16 +109,40 @@ func (s *State) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, erro
 // (--on-error=keep) go too, as `builder prune` does, where the automatic GC
 // keeps them.
 func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, dropKept bool) (*PruneReport, error) {
-	g, err := s.graph(ctx)
+	// Layer directories are measured first, without holding the
+	// database: walking them is slow.
+	measured, err := s.graph(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	kept, err := s.KeptFailures()
+	// Then the plan and the removal under the database, with the leases
+	// of builds in other processes: a build elsewhere finds a record
+	// (leasing it) before, or finds it gone.
+	var rep *PruneReport
+	err = s.DB.Hold(func() error {
+		others, err := s.DB.Leases()
+		if err != nil {
+			return err
+		}
+		rep, err = s.pruneHeld(ctx, opt, append(ls, others...), dropKept, measured.Sizes)
+		return err
+	})
+	return rep, err
+}
+
+// pruneHeld is prune once the database is held; sizes are those already
+// measured.
+func (s *State) pruneHeld(ctx context.Context, opt PruneOptions, ls []cache.Lease, dropKept bool, sizes map[string]int64) (*PruneReport, error) {
+	g, err := s.graph(ctx, sizes)
+	if err != nil {
+		return nil, err
+	}
+	failures, err := s.Kept.List()
 	if err != nil {
 		return nil, err
 	}
 	if !dropKept {
-		addKeptRoots(g, kept)
+		addKeptRoots(g, failures)
 	}
 	plan := cache.Collect(g, cache.Policy{All: opt.All, Until: opt.Until, KeepStorage: opt.KeepStorage}, ls, time.Now())
 	rep := &PruneReport{
@@ -125,13 +150,13 @@ func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, d
 		Freed: plan.Freed, Before: plan.Total, After: plan.Total - plan.Freed,
 	}
 	if dropKept {
-		rep.Kept = len(kept)
+		rep.Kept = len(failures)
 	}
 	if opt.DryRun {
 		return rep, nil
 	}
 	if dropKept {
-		if _, err := s.removeKept(); err != nil {
+		if _, err := s.Kept.RemoveAll(); err != nil {
 			return nil, fmt.Errorf("pruning kept failures: %w", err)
 		}
 	}
@@ -161,7 +186,8 @@ func (s *State) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, d
 
 // graph reads the metadata and what is on disk. Layer directories are
 // measured once (a committed layer never changes); Prune stores the sizes.
-func (s *State) graph(ctx context.Context) (*cache.Graph, error) {
+// known holds sizes measured already.
+func (s *State) graph(ctx context.Context, known map[string]int64) (*cache.Graph, error) {
 	snaps, err := s.DB.Snapshots()
 	if err != nil {
 		return nil, err
@@ -181,6 +207,10 @@ func (s *State) graph(ctx context.Context) (*cache.Graph, error) {
 		}
 		if rec.Measured {
 			g.Sizes[rec.ID] = rec.Size
+			continue
+		}
+		if n, ok := known[rec.ID]; ok {
+			g.Sizes[rec.ID] = n
 			continue
 		}
 		n, err := s.Snapshots.Usage(rec.ID)
@@ -254,6 +284,7 @@ func isJSONBlob(path string, size int64) bool {
 // keeps the automatic GC off it.
 type buildUse struct {
 	solver.Cache
+	db    *cache.DB
 	mu    sync.Mutex
 	keys  []digest.Digest
 	snaps []string
@@ -273,6 +304,16 @@ func (u *buildUse) Record(ctx context.Context, key digest.Digest, r solver.Resul
 	// as it exists.
 	u.note(key, r.Snapshot)
 	return u.Cache.Record(ctx, key, r)
+}
+
+// LockKey implements solver.KeyLocker: a step that a build in another
+// process is running is waited for.
+func (u *buildUse) LockKey(ctx context.Context, key digest.Digest, waiting func(string)) (func(), error) {
+	l, err := u.db.LockKey(ctx, key, waiting)
+	if err != nil {
+		return nil, err
+	}
+	return func() { l.Unlock() }, nil
 }
 
 func (u *buildUse) note(key digest.Digest, snap string) {
@@ -308,39 +349,35 @@ func (u *buildUse) lease() cache.Lease {
 	}
 }
 
-// leaseTable holds the uses of the builds running in this process, per
-// State: a Prune, or one build's automatic GC, must spare the others'.
+// leaseTable holds the uses of the builds of one State running in this
+// process: a Prune, or one build's automatic GC, must spare the others'.
 // (Other processes cannot prune meanwhile: a build holds the state
 // directory's lock.)
 type leaseTable struct {
-	mu sync.Mutex
-	m  map[*State]map[*buildUse]bool
+	mu   sync.Mutex
+	uses map[*buildUse]bool
 }
 
-var leases = &leaseTable{m: map[*State]map[*buildUse]bool{}}
-
-func (t *leaseTable) add(s *State, u *buildUse) {
+func (t *leaseTable) add(u *buildUse) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.m[s] == nil {
-		t.m[s] = map[*buildUse]bool{}
+	if t.uses == nil {
+		t.uses = map[*buildUse]bool{}
 	}
-	t.m[s][u] = true
+	t.uses[u] = true
 }
 
-func (t *leaseTable) remove(s *State, u *buildUse) {
+func (t *leaseTable) remove(u *buildUse) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m[s], u)
-	if len(t.m[s]) == 0 {
-		delete(t.m, s)
-	}
+	delete(t.uses, u)
 }
 
-func (t *leaseTable) of(s *State) []cache.Lease {
+// all returns the leases of the builds running.
+func (t *leaseTable) all() []cache.Lease {
 	t.mu.Lock()
-	var us []*buildUse
-	for u := range t.m[s] {
+	us := make([]*buildUse, 0, len(t.uses))
+	for u := range t.uses {
 		us = append(us, u)
 	}
 	t.mu.Unlock()
@@ -354,8 +391,8 @@ func (t *leaseTable) of(s *State) []cache.Lease {
 // startUse begins recording a build's use of the cache; finishUse must
 // follow.
 func (s *State) startUse() *buildUse {
-	u := &buildUse{Cache: s.worker}
-	leases.add(s, u)
+	u := &buildUse{Cache: s.worker, db: s.DB}
+	s.leases.add(u)
 	return u
 }
 
@@ -364,7 +401,7 @@ func (s *State) startUse() *buildUse {
 // the GC with the build's use (and that of other builds still running) as
 // leases. Problems are reported to warn; the build's result stands.
 func (s *State) finishUse(ctx context.Context, u *buildUse, policy *GCPolicy, warn func(string)) {
-	defer leases.remove(s, u)
+	defer s.leases.remove(u)
 	if warn == nil {
 		warn = func(string) {}
 	}
@@ -402,7 +439,7 @@ func (s *State) autoGC(ctx context.Context, policy *GCPolicy) (bool, error) {
 	if err != nil || total <= p.KeepStorage {
 		return false, err
 	}
-	_, err = s.prune(ctx, PruneOptions{KeepStorage: p.KeepStorage}, leases.of(s), false)
+	_, err = s.prune(ctx, PruneOptions{KeepStorage: p.KeepStorage}, s.leases.all(), false)
 	return true, err
 }
 
@@ -434,8 +471,8 @@ func ParseSize(v string) (int64, error) {
 
 // addKeptRoots makes the kept failures' snapshots roots of g, as images
 // are: the automatic GC keeps them and du counts them as in use.
-func addKeptRoots(g *cache.Graph, kept []KeptFailure) {
-	for _, k := range kept {
+func addKeptRoots(g *cache.Graph, failures []kept.Failure) {
+	for _, k := range failures {
 		g.Images = append(g.Images, cache.ImageRef{Name: "kept failure " + k.ID, Snapshot: k.Snapshot})
 	}
 }

@@ -1,6 +1,7 @@
 package build_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,8 +10,8 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/output"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
@@ -31,7 +32,7 @@ const reproEpoch = 1700000000
 
 // reproBuild builds reproDockerfile on base in a fresh context directory
 // whose files have the given mtime.
-func reproBuild(t *testing.T, st *build.State, base string, mtime time.Time, args map[string]string, outputs ...build.Output) *build.Result {
+func reproBuild(t *testing.T, st *build.State, base string, mtime time.Time, args map[string]string, outputs ...output.Spec) *build.Result {
 	t.Helper()
 	ctxDir := writeContext(t, map[string]string{"app.txt": "app\n", "lib/helper.txt": "helper\n"})
 	for _, p := range []string{"app.txt", "lib/helper.txt", "lib", "."} {
@@ -124,18 +125,18 @@ func TestReproducibleBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	var outs []build.Output
+	var outs []output.Spec
 	for _, c := range []string{"gzip", "zstd", "uncompressed"} {
-		for _, force := range []string{"false", "true"} {
-			outs = append(outs, build.Output{Type: "oci", Dest: filepath.Join(dir, c+"-"+force), Attrs: map[string]string{"compression": c, "force-compression": force, "tar": "false"}})
+		for _, force := range []bool{false, true} {
+			outs = append(outs, output.Spec{Type: "oci", Dest: filepath.Join(dir, fmt.Sprintf("%s-%v", c, force)), Compression: c, ForceCompression: force, Directory: true})
 		}
 	}
-	outs = append(outs, build.Output{Type: "oci", Dest: filepath.Join(dir, "gzip-9"), Attrs: map[string]string{"compression": "gzip", "compression-level": "9", "tar": "false"}})
+	outs = append(outs, output.Spec{Type: "oci", Dest: filepath.Join(dir, "gzip-9"), Compression: "gzip", CompressionLevel: 9, Directory: true})
 	for _, st := range []*build.State{st1, st2} {
 		reproBuild(t, st, base, time.Now(), args, outs...)
 		digests := map[string]bool{}
 		for _, o := range outs {
-			img := layoutImage(t, o.Dest)
+			img := testutil.LayoutImage(t, o.Dest)
 			if got, _ := img.ConfigName(); got != want {
 				t.Errorf("%s: config %s, want %s (same diff_ids and config as gzip)", filepath.Base(o.Dest), got, want)
 			}
@@ -143,10 +144,10 @@ func TestReproducibleBuilds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantType := map[string]string{"gzip": "gzip", "zstd": "zstd", "uncompressed": "tar"}[o.Attrs["compression"]]
+			wantType := map[string]string{"gzip": "gzip", "zstd": "zstd", "uncompressed": "tar"}[o.Compression]
 			for i, l := range m.Layers {
 				// Without force-compression the base layer stays gzip.
-				if (i > 0 || o.Attrs["force-compression"] == "true") && !strings.HasSuffix(string(l.MediaType), wantType) {
+				if (i > 0 || o.ForceCompression) && !strings.HasSuffix(string(l.MediaType), wantType) {
 					t.Errorf("%s: layer %d media type %s, want %s", filepath.Base(o.Dest), i, l.MediaType, wantType)
 				}
 			}
@@ -155,89 +156,6 @@ func TestReproducibleBuilds(t *testing.T) {
 		}
 		if len(digests) != len(outs) {
 			t.Errorf("compressions gave %d distinct manifests for %d outputs", len(digests), len(outs))
-		}
-	}
-}
-
-// layoutImage reads the one image of an OCI layout directory and validates it.
-func layoutImage(t *testing.T, dir string) v1.Image {
-	t.Helper()
-	lp, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatalf("reading OCI layout %s: %v", dir, err)
-	}
-	idx, err := lp.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(im.Manifests) != 1 {
-		t.Fatalf("%s: index lists %d manifests, want 1", dir, len(im.Manifests))
-	}
-	img, err := lp.Image(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkImage(t, dir, img)
-	return img
-}
-
-// checkImage runs validate.Image, which reads every layer as gzip; images
-// with zstd or uncompressed layers get the structural checks of
-// validate.Fast and their layers are checked here: the blob has its
-// digest and decompresses (as go-containerregistry detects it) to the
-// config's diff_id.
-func checkImage(t *testing.T, what string, img v1.Image) {
-	t.Helper()
-	m, err := img.Manifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	allGzip := true
-	for _, l := range m.Layers {
-		allGzip = allGzip && strings.HasSuffix(string(l.MediaType), "gzip")
-	}
-	if allGzip {
-		if err := validate.Image(img); err != nil {
-			t.Errorf("validate.Image(%s): %v", what, err)
-		}
-		return
-	}
-	if err := validate.Image(img, validate.Fast); err != nil {
-		t.Errorf("validate.Image(%s, validate.Fast): %v", what, err)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(layers) != len(cfg.RootFS.DiffIDs) {
-		t.Fatalf("%s: %d layers, %d diff_ids", what, len(layers), len(cfg.RootFS.DiffIDs))
-	}
-	for i, l := range layers {
-		rc, err := l.Compressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _, err := v1.SHA256(rc)
-		rc.Close()
-		if err != nil || got != m.Layers[i].Digest {
-			t.Errorf("%s: layer %d blob digest %s (%v), want %s", what, i, got, err, m.Layers[i].Digest)
-		}
-		rc, err = l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _, err = v1.SHA256(rc)
-		rc.Close()
-		if err != nil || got != cfg.RootFS.DiffIDs[i] {
-			t.Errorf("%s: layer %d (%s) uncompresses to %s (%v), want diff_id %s", what, i, m.Layers[i].MediaType, got, err, cfg.RootFS.DiffIDs[i])
 		}
 	}
 }

@@ -35,7 +35,7 @@ func (s *State) Run(ctx context.Context, opt RunOptions) error {
 	if err != nil {
 		return err
 	}
-	rec, err := s.Image(opt.Image)
+	rec, err := s.Images.Image(opt.Image)
 	if err != nil {
 		return err
 	}

@@ -21,45 +21,6 @@ import (
 	"github.com/builder-dev/builder/solver"
 )
 
-// runBuild builds dockerfile ({{BASE}} is a busybox image) on st with opts
-// and returns the files its own layers add, and the events.
-func runBuild(t *testing.T, st *build.State, base, ctxDir, dockerfile string, opts build.Options) (map[string]imageFile, *events, *build.Result, error) {
-	t.Helper()
-	ev := newEvents()
-	opts.ContextDir = ctxDir
-	opts.Dockerfile = []byte(strings.ReplaceAll(dockerfile, "{{BASE}}", base))
-	opts.DockerfileName = "Dockerfile"
-	opts.Progress = ev
-	res, err := st.Build(t.Context(), opts)
-	if err != nil {
-		return nil, ev, nil, err
-	}
-	return builtFiles(t, st, res.Manifest), ev, res, nil
-}
-
-// mustBuild is runBuild that fails the test on a build error.
-func mustBuild(t *testing.T, st *build.State, base, ctxDir, dockerfile string, opts build.Options) (map[string]imageFile, *events) {
-	t.Helper()
-	files, ev, _, err := runBuild(t, st, base, ctxDir, dockerfile, opts)
-	if err != nil {
-		t.Fatalf("build: %v\n%s", err, ev.logs.String())
-	}
-	return files, ev
-}
-
-// checkContent fails unless the image file p holds want (spaces trimmed).
-func checkContent(t *testing.T, files map[string]imageFile, p, want string) {
-	t.Helper()
-	f, ok := files[p]
-	if !ok {
-		t.Errorf("%s is not in the image's layers", p)
-		return
-	}
-	if got := strings.TrimSpace(f.content); got != want {
-		t.Errorf("%s = %q, want %q", p, got, want)
-	}
-}
-
 // checkAbsent fails if any layer has an entry at or below one of paths.
 func checkAbsent(t *testing.T, files map[string]imageFile, paths ...string) {
 	t.Helper()

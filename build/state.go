@@ -6,18 +6,21 @@ package build
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/cache/coord"
 	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/internal/userns"
+	"github.com/builder-dev/builder/kept"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/builder-dev/builder/source"
@@ -31,10 +34,17 @@ type State struct {
 	Content    *content.Store
 	Snapshots  snapshot.Snapshotter
 	Registries *source.Registries
-	worker     *ops.Worker
-	tmp        string
-	closed     bool
-	warnf      func(string)
+	// Images is the local image store.
+	Images *imagestore.Store
+	// Kept are the failed steps' filesystems kept by --on-error=keep.
+	Kept   *kept.Store
+	worker *ops.Worker
+	// leases are the uses of the cache by the builds running on this
+	// State, which a GC spares.
+	leases leaseTable
+	tmp    string
+	closed bool
+	warnf  func(string)
 }
 
 func (s *State) warn(msg string) {
@@ -86,7 +96,7 @@ func Open(root string, opt StateOptions) (*State, error) {
 	dbPath := filepath.Join(root, "meta.db")
 	var onWait func()
 	if opt.OnWait != nil {
-		onWait = func() { opt.OnWait(cache.LockHolder(dbPath)) }
+		onWait = func() { opt.OnWait(coord.Holder(dbPath)) }
 	}
 	db, err := cache.Open(dbPath, onWait)
 	if err != nil {
@@ -121,6 +131,8 @@ func Open(root string, opt StateOptions) (*State, error) {
 		TmpDir:      s.tmp,
 		CacheMounts: filepath.Join(root, "cachemounts"),
 	}
+	s.Kept = &kept.Store{Dir: filepath.Join(root, "kept"), CacheMounts: s.worker.CacheMounts}
+	s.Images = &imagestore.Store{DB: db, Content: s.Content, Registries: s.Registries, Puller: s.worker.Puller, Platform: HostPlatform()}
 	return s, nil
 }
 
@@ -134,13 +146,25 @@ func (s *State) Close() error {
 }
 
 // cleanup removes scratch directories and snapshot directories that no
-// record names: what a killed process left. Holding the database lock means
-// no other process is using them.
+// record names: what a killed process left. Another process's build may be
+// writing such directories, so only a process that finds no other one
+// using the state directory cleans, and only what was made before it
+// looked (a process leases the directory before it makes anything).
 func (s *State) cleanup() error {
+	looked := time.Now()
+	if busy, err := s.DB.OthersActive(); err != nil || busy {
+		return err
+	}
+	// File times come from a clock that may lag by a tick.
+	before := looked.Add(-50 * time.Millisecond)
+	old := func(p string) bool {
+		fi, err := os.Lstat(p)
+		return err == nil && fi.ModTime().Before(before)
+	}
 	entries, _ := os.ReadDir(s.tmp)
 	for _, e := range entries {
 		// Scratch dirs of a `builder run` still going carry its pid.
-		if pid, _, ok := strings.Cut(e.Name(), "-"); ok && processAlive(pid) {
+		if pid, _, ok := strings.Cut(e.Name(), "-"); ok && processAlive(pid) || !old(filepath.Join(s.tmp, e.Name())) {
 			continue
 		}
 		if err := removeAll(filepath.Join(s.tmp, e.Name())); err != nil {
@@ -161,6 +185,9 @@ func (s *State) cleanup() error {
 	}
 	for _, d := range dirs {
 		id := d.Name()
+		if !old(filepath.Join(s.Snapshots.Root(), id)) {
+			continue
+		}
 		if strings.HasPrefix(id, ".removing-") {
 			// Remove renames before deleting; a crash can leave these.
 			if err := removeAll(filepath.Join(s.Snapshots.Root(), id)); err != nil {
@@ -208,11 +235,27 @@ func removeAll(p string) error {
 	return os.RemoveAll(p)
 }
 
-// resolver adapts the registries to the frontend.
-type resolver struct{ r *source.Registries }
+// localFirst resolves FROM names in the local image store first, as
+// `docker build` does, and in their registry otherwise.
+type localFirst struct {
+	images *imagestore.Store
+	remote *source.Registries
+	// registryOnly skips the local store (--pull).
+	registryOnly bool
+}
 
-func (r resolver) ResolveImage(ctx context.Context, ref string, p ocispec.Platform) (dockerfile.ResolvedImage, error) {
-	res, err := r.r.Resolve(ctx, ref, p)
+func (s *State) resolver() dockerfile.ImageResolver {
+	return localFirst{images: s.Images, remote: s.Registries}
+}
+
+func (r localFirst) ResolveImage(ctx context.Context, ref string, p ocispec.Platform) (dockerfile.ResolvedImage, error) {
+	if local, ok := r.images.Lookup(ref, p); ok && !r.registryOnly {
+		var img dockerfile.Image
+		if json.Unmarshal(local.Config, &img) == nil {
+			return dockerfile.ResolvedImage{Digest: local.Manifest, Config: img}, nil
+		}
+	}
+	res, err := r.remote.Resolve(ctx, ref, p)
 	if err != nil {
 		return dockerfile.ResolvedImage{}, err
 	}
@@ -226,21 +269,4 @@ func (r resolver) ResolveImage(ctx context.Context, ref string, p ocispec.Platfo
 // HostPlatform is the platform images are built for.
 func HostPlatform() ocispec.Platform {
 	return ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
-}
-
-// normaliseName gives a name without a tag the tag "latest".
-func normaliseName(n string) string {
-	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") || strings.Contains(n, "@") {
-		return n
-	}
-	return n + ":latest"
-}
-
-// Image finds a named image of the local store.
-func (s *State) Image(name string) (cache.Image, error) {
-	img, err := s.DB.Image(normaliseName(name))
-	if errors.Is(err, cache.ErrNotFound) {
-		return img, fmt.Errorf("image %s is not in the local store (see `builder images`)", name)
-	}
-	return img, err
 }

@@ -1,7 +1,6 @@
 package build_test
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +10,9 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/output"
+	"github.com/builder-dev/builder/source"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
@@ -27,18 +29,6 @@ func storeBuild(t *testing.T, st *build.State, base, dockerfile string, tags ...
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
 	}
 	return res
-}
-
-// runImage runs an image of st, as `builder run` does, and returns what it
-// printed. Run closes st (a command may run for long without holding the
-// state dir): open it again to go on.
-func runImage(t *testing.T, st *build.State, image string, args ...string) string {
-	t.Helper()
-	var out bytes.Buffer
-	if err := st.Run(t.Context(), build.RunOptions{Image: image, Args: args, Stdout: &out, Stderr: &out}); err != nil {
-		t.Fatalf("run %s: %v: %s", image, err, out.String())
-	}
-	return out.String()
 }
 
 func storeNames(t *testing.T, st *build.State) []string {
@@ -64,10 +54,10 @@ func TestLocalStore(t *testing.T) {
 	res := storeBuild(t, st, base, "FROM {{BASE}}\nRUN echo made > /made\nCMD [\"cat\", \"/made\"]\n", "app:1")
 
 	// tag
-	if err := st.Tag("app:1", "app:2"); err != nil {
+	if err := st.Images.Tag("app:1", "app:2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Tag("nope", "x"); err == nil {
+	if err := st.Images.Tag("nope", "x"); err == nil {
 		t.Error("Tag of a missing image succeeded")
 	}
 	if got, want := storeNames(t, st), []string{"app:1", "app:2"}; !slices.Equal(got, want) {
@@ -82,14 +72,14 @@ func TestLocalStore(t *testing.T) {
 
 	// push to the registry the name says
 	pushed := reg + "/store/app:pushed"
-	if err := st.Tag("app:1", pushed); err != nil {
+	if err := st.Images.Tag("app:1", pushed); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Push(t.Context(), pushed, nil); err != nil {
+	if err := st.Images.Push(t.Context(), pushed, source.Keychain); err != nil {
 		t.Fatal(err)
 	}
 	pimg := pull(t, pushed)
-	checkImage(t, "pushed", pimg)
+	testutil.CheckImage(t, "pushed", pimg)
 	if d, _ := pimg.Digest(); d.String() != res.Manifest.Digest.String() {
 		t.Errorf("pushed digest %s, want %s", d, res.Manifest.Digest)
 	}
@@ -103,23 +93,23 @@ func TestLocalStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.Save(f, format, "app:1", "app:2", "app:derived"); err != nil {
+		if err := st.Images.Save(f, format, "app:1", "app:2", "app:derived"); err != nil {
 			t.Fatalf("save --format %s: %v", format, err)
 		}
 		f.Close()
 		saved[format] = p
 	}
-	if err := st.Save(io.Discard, "docker", "missing:1"); err == nil {
+	if err := st.Images.Save(io.Discard, "docker", "missing:1"); err == nil {
 		t.Error("saving a missing image succeeded")
 	}
 	checkDockerTarImages(t, saved["docker"], map[string]string{"app:1": res.Manifest.Digest.String(), "app:2": res.Manifest.Digest.String()})
 	checkOCITarImages(t, saved["oci"], map[string]string{"app:1": res.Manifest.Digest.String(), "app:2": res.Manifest.Digest.String(), "app:derived": res2.Manifest.Digest.String()})
 
 	// rmi
-	if err := st.Remove("app:2"); err != nil {
+	if err := st.Images.Remove("app:2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Remove("app:2"); err == nil {
+	if err := st.Images.Remove("app:2"); err == nil {
 		t.Error("removing app:2 twice succeeded")
 	}
 	if got, want := storeNames(t, st), []string{pushed, "app:1", "app:derived"}; !slices.Equal(got, want) {
@@ -139,7 +129,7 @@ func TestLocalStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			loaded, err := st.Load(t.Context(), f)
+			loaded, err := st.Images.Load(t.Context(), f)
 			if err != nil {
 				t.Fatalf("load: %v", err)
 			}
@@ -156,7 +146,7 @@ func TestLocalStore(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				checkImage(t, format+" "+l.Name, img)
+				testutil.CheckImage(t, format+" "+l.Name, img)
 				if format == "oci" {
 					want := res.Manifest.Digest
 					if l.Name == "app:derived" {
@@ -181,14 +171,14 @@ func TestLocalStore(t *testing.T) {
 	t.Run("type=docker", func(t *testing.T) {
 		st := openState(t, root)
 		out := filepath.Join(t.TempDir(), "d.tar")
-		o, err := build.ParseOutput("type=docker,dest=" + out + ",name=exported:1")
+		o, err := output.Parse("type=docker,dest=" + out + ",name=exported:1")
 		if err != nil {
 			t.Fatal(err)
 		}
 		ev := newEvents()
 		if _, err := st.Build(t.Context(), build.Options{
 			ContextDir: writeContext(t, nil), Dockerfile: []byte("FROM app:1\nRUN echo exported > /made\n"),
-			DockerfileName: "Dockerfile", Progress: ev, Outputs: []build.Output{o},
+			DockerfileName: "Dockerfile", Progress: ev, Outputs: []output.Spec{o},
 		}); err != nil {
 			t.Fatalf("build: %v\n%s", err, ev.logs.String())
 		}
@@ -199,7 +189,7 @@ func TestLocalStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		if _, err := st2.Load(t.Context(), f); err != nil {
+		if _, err := st2.Images.Load(t.Context(), f); err != nil {
 			t.Fatal(err)
 		}
 		if got := runImage(t, st2, "exported:1"); got != "exported\n" {
@@ -220,7 +210,7 @@ func checkDockerTarImages(t *testing.T, p string, want map[string]string) {
 			t.Errorf("docker tar: %s: %v", tagName, err)
 			continue
 		}
-		checkImage(t, "docker tar "+tagName, img)
+		testutil.CheckImage(t, "docker tar "+tagName, img)
 	}
 }
 
@@ -228,7 +218,7 @@ func checkDockerTarImages(t *testing.T, p string, want map[string]string) {
 // leads to the wanted manifest digest and a valid image.
 func checkOCITarImages(t *testing.T, p string, want map[string]string) {
 	t.Helper()
-	lp := untarLayout(t, p)
+	lp := testutil.UntarLayout(t, p)
 	idx, err := lp.ImageIndex()
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +234,7 @@ func checkOCITarImages(t *testing.T, p string, want map[string]string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkImage(t, "OCI tar "+d.Digest.String(), img)
+		testutil.CheckImage(t, "OCI tar "+d.Digest.String(), img)
 	}
 	for n, d := range want {
 		if got[n] != d {

@@ -11,7 +11,7 @@ var bucketBlobSources = []byte("blobsources")
 // push to another repository of the same registry can mount it there
 // instead of uploading it.
 func (d *DB) PutBlobSource(dgst digest.Digest, repository string) error {
-	return d.bolt.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketBlobSources)
 		if err != nil {
 			return err
@@ -23,7 +23,7 @@ func (d *DB) PutBlobSource(dgst digest.Digest, repository string) error {
 // BlobSource returns the repository a blob was fetched from.
 func (d *DB) BlobSource(dgst digest.Digest) (string, bool) {
 	var repo string
-	d.bolt.View(func(tx *bolt.Tx) error {
+	d.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketBlobSources); b != nil {
 			repo = string(b.Get([]byte(dgst)))
 		}

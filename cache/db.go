@@ -1,14 +1,16 @@
 package cache
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
 
+	"github.com/builder-dev/builder/cache/coord"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
@@ -75,47 +77,83 @@ type Image struct {
 	Created  time.Time `json:"created"`
 }
 
-// DB is the metadata database of one state directory.
+// DB is the metadata database of one state directory. It opens the bbolt
+// file only for short stretches (see handle.go), so that builds in several
+// processes share the state directory, and keeps a lease (see lease.go)
+// on what this process uses until Close.
 type DB struct {
-	bolt *bolt.DB
-	path string
+	q     *coord.Queue
+	path  string
+	root  string
+	lease *coord.LeaseFile
 }
 
-// Open opens (creating if needed) the database at path. bbolt holds an
-// exclusive file lock while it is open, which also serialises builds on one
-// state dir; onWait is called once if another process holds it.
+// LockKey locks key across processes (coord.LockKey) while this process
+// computes what the key stands for.
+func (d *DB) LockKey(ctx context.Context, key digest.Digest, waiting func(holder string)) (*coord.KeyLock, error) {
+	return coord.LockKey(ctx, filepath.Join(d.root, "locks"), key, waiting)
+}
+
+// Open opens (creating if needed) the database at path, in its state
+// directory. onWait is called once if a transaction has to wait long for
+// another process (one that holds the database for a long while, such as
+// a builder from before it was shared, or a large prune).
 func Open(path string, onWait func()) (*DB, error) {
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond})
-	if errors.Is(err, bolt.ErrTimeout) {
-		if onWait != nil {
-			onWait()
-		}
-		b, err = bolt.Open(path, 0o600, nil)
-	}
+	q, err := coord.OpenQueue(path, onWait)
 	if err != nil {
-		return nil, fmt.Errorf("opening metadata database %s: %w", path, err)
+		return nil, err
 	}
-	err = b.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSnapshots, bucketKeys, bucketLayers, bucketImages, bucketMeta} {
+	d := &DB{q: q, path: path, root: filepath.Dir(path)}
+	if err := d.init(); err != nil {
+		q.Close()
+		return nil, fmt.Errorf("initialising metadata database %s: %w", path, err)
+	}
+	if d.lease, err = coord.NewLeaseFile(d.leaseDir()); err != nil {
+		q.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+var buckets = [][]byte{bucketSnapshots, bucketKeys, bucketLayers, bucketImages, bucketMeta}
+
+// init creates the buckets, writing only when one is missing: a write
+// costs an fsync every process would pay.
+func (d *DB) init() error {
+	missing := false
+	err := d.view(func(tx *bolt.Tx) error {
+		for _, name := range buckets {
+			missing = missing || tx.Bucket(name) == nil
+		}
+		return nil
+	})
+	if err != nil || !missing {
+		return err
+	}
+	return d.update(func(tx *bolt.Tx) error {
+		for _, name := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("initialising metadata database %s: %w", path, err)
-	}
-	return &DB{bolt: b, path: path}, nil
 }
 
-// Close releases the database and its lock.
-func (d *DB) Close() error { return d.bolt.Close() }
+// Close releases the database and this process's lease.
+func (d *DB) Close() error {
+	err := d.q.Close()
+	if d.lease != nil {
+		if lerr := d.lease.Close(); err == nil {
+			err = lerr
+		}
+	}
+	return err
+}
 
 func get[T any](d *DB, bucket []byte, key string) (T, error) {
 	var v T
-	err := d.bolt.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket).Get([]byte(key))
 		if b == nil {
 			return fmt.Errorf("%s %s: %w", bucket, key, ErrNotFound)
@@ -137,17 +175,39 @@ func put(tx *bolt.Tx, bucket []byte, key string, v any) error {
 // lowerdir option, limited to one page, able to hold many layers.
 func (d *DB) NewSnapshotID() (string, error) {
 	var id string
-	err := d.bolt.Update(func(tx *bolt.Tx) error {
+	err := d.update(func(tx *bolt.Tx) error {
 		n, err := tx.Bucket(bucketSnapshots).NextSequence()
+		if err != nil {
+			return err
+		}
 		id = strconv.FormatUint(n, 36)
-		return err
+		// Until it is recorded and used, nothing but this lease says
+		// the snapshot is wanted.
+		return d.lease.Add(coord.KindSnapshot, id)
 	})
 	return id, err
 }
 
 // PutSnapshot records a committed snapshot.
 func (d *DB) PutSnapshot(s Snapshot) error {
-	return d.bolt.Update(func(tx *bolt.Tx) error { return put(tx, bucketSnapshots, s.ID, s) })
+	return d.update(func(tx *bolt.Tx) error { return put(tx, bucketSnapshots, s.ID, s) })
+}
+
+// UpdateSnapshot changes the record of id in one transaction, so that
+// what another process changed in it meanwhile is kept.
+func (d *DB) UpdateSnapshot(id string, fn func(*Snapshot)) error {
+	return d.update(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketSnapshots).Get([]byte(id))
+		if raw == nil {
+			return fmt.Errorf("snapshot %s: %w", id, ErrNotFound)
+		}
+		var s Snapshot
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fmt.Errorf("snapshot %s: %w", id, err)
+		}
+		fn(&s)
+		return put(tx, bucketSnapshots, id, s)
+	})
 }
 
 // Snapshot returns the record of id.
@@ -156,7 +216,7 @@ func (d *DB) Snapshot(id string) (Snapshot, error) { return get[Snapshot](d, buc
 // Chain returns id's snapshot and its ancestors, the top-most first.
 func (d *DB) Chain(id string) ([]Snapshot, error) {
 	var chain []Snapshot
-	err := d.bolt.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSnapshots)
 		for cur := id; cur != ""; {
 			raw := b.Get([]byte(cur))
@@ -181,7 +241,7 @@ func (d *DB) Chain(id string) ([]Snapshot, error) {
 // Snapshots lists every snapshot record.
 func (d *DB) Snapshots() ([]Snapshot, error) {
 	var all []Snapshot
-	err := d.bolt.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSnapshots).ForEach(func(k, v []byte) error {
 			var s Snapshot
 			if err := json.Unmarshal(v, &s); err != nil {
@@ -202,26 +262,47 @@ type Result struct {
 	LastUsed time.Time `json:"lastUsed,omitzero"`
 }
 
-// Lookup returns the result recorded for a cache key.
+// Lookup returns the result recorded for a cache key, and leases it (see
+// lease.go).
 func (d *DB) Lookup(key digest.Digest) (Result, error) {
-	return get[Result](d, bucketKeys, key.String())
+	var r Result
+	err := d.Hold(func() error {
+		var err error
+		if r, err = get[Result](d, bucketKeys, key.String()); err != nil {
+			return err
+		}
+		if err := d.lease.Add(coord.KindKey, key.String()); err != nil {
+			return err
+		}
+		return d.lease.Add(coord.KindSnapshot, r.Snapshot)
+	})
+	return r, err
 }
 
 // Record stores the result of a cache key.
 func (d *DB) Record(key digest.Digest, r Result) error {
-	return d.bolt.Update(func(tx *bolt.Tx) error { return put(tx, bucketKeys, key.String(), r) })
+	return d.update(func(tx *bolt.Tx) error { return put(tx, bucketKeys, key.String(), r) })
 }
 
 // LayerSnapshot returns the snapshot holding an unpacked base-image layer,
-// by the layer's chain ID (which names it with all layers below).
+// by the layer's chain ID (which names it with all layers below), and
+// leases it.
 func (d *DB) LayerSnapshot(chainID digest.Digest) (string, error) {
-	return get[string](d, bucketLayers, chainID.String())
+	var id string
+	err := d.Hold(func() error {
+		var err error
+		if id, err = get[string](d, bucketLayers, chainID.String()); err != nil {
+			return err
+		}
+		return d.lease.Add(coord.KindSnapshot, id)
+	})
+	return id, err
 }
 
 // PutLayerSnapshot records an unpacked base-image layer and its snapshot in
 // one transaction.
 func (d *DB) PutLayerSnapshot(chainID digest.Digest, s Snapshot) error {
-	return d.bolt.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		if err := put(tx, bucketSnapshots, s.ID, s); err != nil {
 			return err
 		}
@@ -231,7 +312,7 @@ func (d *DB) PutLayerSnapshot(chainID digest.Digest, s Snapshot) error {
 
 // PutImage names an image in the local store, replacing any previous one.
 func (d *DB) PutImage(img Image) error {
-	return d.bolt.Update(func(tx *bolt.Tx) error { return put(tx, bucketImages, img.Name, img) })
+	return d.update(func(tx *bolt.Tx) error { return put(tx, bucketImages, img.Name, img) })
 }
 
 // Image returns a named image of the local store.
@@ -240,7 +321,7 @@ func (d *DB) Image(name string) (Image, error) { return get[Image](d, bucketImag
 // Images lists the local store by name.
 func (d *DB) Images() ([]Image, error) {
 	var all []Image
-	err := d.bolt.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
 			var img Image
 			if err := json.Unmarshal(v, &img); err != nil {
@@ -257,7 +338,7 @@ func (d *DB) Images() ([]Image, error) {
 // Keys lists every cache key record.
 func (d *DB) Keys() (map[digest.Digest]Result, error) {
 	all := map[digest.Digest]Result{}
-	err := d.bolt.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
 			var r Result
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -273,7 +354,7 @@ func (d *DB) Keys() (map[digest.Digest]Result, error) {
 // Layers lists the unpacked base-image layers: chain ID -> snapshot id.
 func (d *DB) Layers() (map[digest.Digest]string, error) {
 	all := map[digest.Digest]string{}
-	err := d.bolt.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketLayers).ForEach(func(k, v []byte) error {
 			var id string
 			if err := json.Unmarshal(v, &id); err != nil {
@@ -310,7 +391,7 @@ func (d *DB) Touch(u Use, measure func(id string) (int64, error)) error {
 	}
 	var unmeasured []string
 	write := false
-	err := d.bolt.View(func(tx *bolt.Tx) error {
+	err := d.view(func(tx *bolt.Tx) error {
 		return touchWalk(tx, u, func(s *Snapshot) {
 			if !s.Measured {
 				unmeasured = append(unmeasured, s.ID)
@@ -335,7 +416,7 @@ func (d *DB) Touch(u Use, measure func(id string) (int64, error)) error {
 		}
 		sizes[id] = n
 	}
-	return d.bolt.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		var delta int64
 		err := touchWalk(tx, u, func(s *Snapshot) {
 			if n, ok := sizes[s.ID]; ok && !s.Measured {
@@ -442,7 +523,7 @@ func setUsage(tx *bolt.Tx, n int64) error {
 // measured (left by a killed build) are missing from it until a prune.
 func (d *DB) Usage() (int64, error) {
 	var n int64
-	err := d.bolt.View(func(tx *bolt.Tx) error { n = usage(tx); return nil })
+	err := d.view(func(tx *bolt.Tx) error { n = usage(tx); return nil })
 	return n, err
 }
 
@@ -450,7 +531,7 @@ func (d *DB) Usage() (int64, error) {
 // one transaction, taking the snapshots out of the running usage total.
 // Missing records are not an error. The caller removes the files after.
 func (d *DB) Delete(keys, layers []digest.Digest, snapshots []string) error {
-	return d.bolt.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		for _, k := range keys {
 			if err := tx.Bucket(bucketKeys).Delete([]byte(k.String())); err != nil {
 				return err
@@ -484,7 +565,7 @@ func (d *DB) Delete(keys, layers []digest.Digest, snapshots []string) error {
 // record's Counted and the running usage total from scratch, in one
 // transaction. Sizes of ids without a record are ignored.
 func (d *DB) Resync(sizes map[string]int64) error {
-	return d.bolt.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSnapshots)
 		var total int64
 		var recs []Snapshot

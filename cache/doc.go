@@ -3,4 +3,10 @@
 // local image store's names. It is kept in bbolt; every record is written in
 // one transaction once the thing it names is complete on disk, so a killed
 // build leaves nothing that a later build would trust.
+//
+// Builds in several processes share one state directory: the database is
+// open only for short bursts of transactions, each process leases what it
+// uses so that a GC elsewhere spares it, and a step being computed is
+// locked by its cache key so that another build waits for it instead of
+// computing it too; package coord has the mechanisms.
 package cache

@@ -41,7 +41,7 @@ func encodeFileSum(k FileKey, sum [32]byte) []byte {
 func (f FileSums) Lookup(paths [][]byte, keys []FileKey) ([][32]byte, []bool) {
 	sums := make([][32]byte, len(paths))
 	ok := make([]bool, len(paths))
-	f.db.bolt.View(func(tx *bolt.Tx) error {
+	f.db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFileSums)
 		if b == nil {
 			return nil
@@ -81,7 +81,7 @@ func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte) {
 	if len(paths) == 0 {
 		return
 	}
-	f.db.bolt.Update(func(tx *bolt.Tx) error {
+	f.db.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketFileSums)
 		if err != nil {
 			return err

@@ -44,6 +44,11 @@ type Lease struct {
 	Snapshots []string
 	Keys      []digest.Digest
 	Blobs     []digest.Digest
+	// Since, when set, also protects every snapshot, key and blob made at
+	// or after it: another process's build may not have recorded yet
+	// what names them (a blob exported before its snapshot record says
+	// so, an image's manifest before the image is named).
+	Since time.Time
 }
 
 // ImageRef is an image of the local store as GC sees it.
@@ -206,12 +211,35 @@ func (c *collector) mark(leases []Lease) {
 		for _, b := range l.Blobs {
 			c.keepBlob[b] = true
 		}
+		if !l.Since.IsZero() {
+			c.markSince(l.Since, mark)
+		}
 	}
 	c.remaining = c.plan.Total
 	// Layer data no snapshot names goes whatever the policy.
 	for d, b := range c.g.Blobs {
 		if c.blobOwners[d] == 0 && !c.keepBlob[d] && !b.Meta {
 			c.remaining -= b.Size
+		}
+	}
+}
+
+// markSince marks what was made at or after t.
+func (c *collector) markSince(t time.Time, mark func(string)) {
+	for id, s := range c.g.Snapshots {
+		if !s.Created.Before(t) {
+			mark(id)
+		}
+	}
+	for k, r := range c.g.Keys {
+		if !r.Created.Before(t) {
+			c.leasedKey[k] = true
+			mark(r.Snapshot)
+		}
+	}
+	for d, b := range c.g.Blobs {
+		if !b.ModTime.Before(t) {
+			c.keepBlob[d] = true
 		}
 	}
 }

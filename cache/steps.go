@@ -8,7 +8,7 @@ var bucketSteps = []byte("steps")
 // its cache key covered, kept to explain the next build's cache misses.
 func (d *DB) Step(id string) ([]byte, bool) {
 	var out []byte
-	d.bolt.View(func(tx *bolt.Tx) error {
+	d.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketSteps); b != nil {
 			if v := b.Get([]byte(id)); v != nil {
 				out = append([]byte(nil), v...)
@@ -24,7 +24,7 @@ func (d *DB) PutSteps(records map[string][]byte) error {
 	if len(records) == 0 {
 		return nil
 	}
-	return d.bolt.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketSteps)
 		if err != nil {
 			return err

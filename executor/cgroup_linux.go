@@ -39,13 +39,6 @@ func killSandbox(cg *cgroup.Group, p *os.Process) error {
 	return p.Kill()
 }
 
-func deleteCgroup(cg *cgroup.Group) error {
-	if cg == nil {
-		return nil
-	}
-	return cg.Delete()
-}
-
 // finishCgroup, after the init was reaped, reads the sandbox's usage into
 // spec.Usage, reports a process the kernel killed for want of memory as an
 // *OOMError, and removes the cgroup.

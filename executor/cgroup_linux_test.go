@@ -16,6 +16,7 @@ import (
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/internal/userns"
+	"github.com/docker/go-units"
 )
 
 // cgroupSandbox is a busybox sandbox for the cgroup tests, which need a few
@@ -93,7 +94,7 @@ func TestCgroupOOMKill(t *testing.T) {
 	if !errors.As(err, &oom) {
 		t.Fatalf("Run(200 MB in 64 MiB) = %v (stderr %q), want an *OOMError", err, stderr)
 	}
-	if want := "killed: out of memory (limit 64 MiB)"; err.Error() != want {
+	if want := "killed: out of memory (limit 64MiB)"; err.Error() != want {
 		t.Errorf("error = %q, want %q", err, want)
 	}
 	var ee *executor.ExitError
@@ -156,7 +157,7 @@ func TestCgroupUsage(t *testing.T) {
 		t.Errorf("CPU time %v, want the busy loop's (at least 50ms)", usage.CPU)
 	}
 	if usage.PeakMemory < 30<<20 {
-		t.Errorf("peak memory %s, want at least 30 MiB", cgroup.FormatBytes(usage.PeakMemory))
+		t.Errorf("peak memory %s, want at least 30 MiB", units.BytesSize(float64(usage.PeakMemory)))
 	}
 	if left := ownCgroups(t, os.Getpid()); len(left) != 0 {
 		t.Errorf("cgroups left behind: %v", left)

@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/executor/sandboxinit"
 	"github.com/builder-dev/builder/snapshot"
 )
 
@@ -14,7 +15,7 @@ const DefaultHostname = "builder"
 
 // DefaultPath is used to look up Args[0] when Env has no PATH. It is not
 // added to the process environment.
-const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const DefaultPath = sandboxinit.DefaultPath
 
 // Spec describes one sandboxed process.
 type Spec struct {
@@ -51,6 +52,13 @@ type Spec struct {
 	// Insecure keeps every capability and leaves /proc and /sys unmasked
 	// (RUN --security=insecure).
 	Insecure bool `json:"insecure,omitempty"`
+	// ExtraHosts are "IP HOST" lines added to the sandbox's /etc/hosts
+	// (--add-host).
+	ExtraHosts []HostIP `json:"extraHosts,omitempty"`
+	// ShmSize is the size of /dev/shm in bytes; 0 is 64 MiB, as Docker.
+	ShmSize int64 `json:"shmSize,omitempty"`
+	// Ulimits are set on the process before it starts (--ulimit).
+	Ulimits []Ulimit `json:"ulimits,omitempty"`
 	// Resources are the limits of the sandbox's own cgroup (see
 	// resources_linux.go); the zero value has only the default pids limit.
 	Resources cgroup.Limits `json:"-"`
@@ -77,15 +85,14 @@ type Spec struct {
 	StateDir string `json:"stateDir"`
 }
 
-// BindMount binds a host path into the sandbox.
-type BindMount struct {
-	// Source is the host path, a file or a directory.
-	Source string `json:"source"`
-	// Target is the path in the sandbox; missing mountpoints are created
-	// (and removed from the upper dir afterwards, like the sandbox's own).
-	Target   string `json:"target"`
-	Readonly bool   `json:"readonly,omitempty"`
+// HostIP is one /etc/hosts entry of Spec.ExtraHosts.
+type HostIP struct {
+	Host string `json:"host"`
+	IP   string `json:"ip"`
 }
+
+// Ulimit is one resource limit (--ulimit); the init sets it.
+type Ulimit = sandboxinit.Ulimit
 
 // ExitError reports a process that ran and did not exit 0.
 type ExitError struct {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/builder-dev/builder/internal/userns"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/snapshot"
 )
 
@@ -57,14 +58,6 @@ func helperRun(specJSON string) int {
 		return 1
 	}
 	return 0
-}
-
-// requireRoot skips tests that mount filesystems and create namespaces.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: sandboxes create namespaces and mount overlay, proc and sysfs")
-	}
 }
 
 // busyboxApplets get a symlink to /bin/busybox in the test rootfs.
@@ -123,7 +116,7 @@ type sandbox struct {
 
 func newSandbox(t testing.TB, lower string) *sandbox {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequiresRoot(t)
 	base := t.TempDir()
 	s := &sandbox{
 		lower: lower,

@@ -1,47 +1,22 @@
 package executor
 
-import "github.com/builder-dev/builder/snapshot"
+import "github.com/builder-dev/builder/executor/sandboxinit/rootfs"
 
 // NetworkNone is Spec.Network for a sandbox with a network namespace of its
 // own, in which only the loopback interface is up.
 const NetworkNone = "none"
 
-// Mount types (Mount.Type).
+// Mount types (Mount.Type); see package rootfs, which mounts them in the init.
 const (
-	// MountBind binds the host path Source.
-	MountBind = "bind"
-	// MountTmpfs mounts an empty tmpfs of at most Size bytes.
-	MountTmpfs = "tmpfs"
-	// MountLayers mounts Layers (as Rootfs is mounted) at a scratch
-	// mountpoint in StateDir, and binds the path Source inside them.
-	MountLayers = "layers"
-	// MountSecret makes a read-only file of Data, with the owner UID:GID
-	// and permission bits Mode, on a tmpfs that exists only in the
-	// sandbox's mount namespace: the bytes never reach a disk, and go when
-	// the sandbox does, even if the builder is killed.
-	MountSecret = "secret"
+	MountBind   = rootfs.MountBind
+	MountTmpfs  = rootfs.MountTmpfs
+	MountLayers = rootfs.MountLayers
+	MountSecret = rootfs.MountSecret
 )
 
-// Mount is one filesystem mounted into the sandbox at Target (RUN
-// --mount). Missing mountpoints are created, and removed from UpperDir
-// after the run like the sandbox's own.
-type Mount struct {
-	Type   string `json:"type"`
-	Target string `json:"target"`
-	// Source is a host path (MountBind) or a path inside Layers
-	// (MountLayers, "" or "/" for all of it).
-	Source string           `json:"source,omitempty"`
-	Layers []snapshot.Mount `json:"layers,omitempty"`
-	// Size limits a tmpfs, in bytes; 0 is the kernel's default. For
-	// MountSecret, Run sets it to len(Data).
-	Size     int64 `json:"size,omitempty"`
-	Readonly bool  `json:"readonly,omitempty"`
-	// Data is a MountSecret's content. It is never encoded with the
-	// spec (which may be logged); Run sends it to the init after it.
-	Data []byte `json:"-"`
-	// UID, GID and Mode are a MountSecret file's owner and permission
-	// bits.
-	UID  int    `json:"uid,omitempty"`
-	GID  int    `json:"gid,omitempty"`
-	Mode uint32 `json:"mode,omitempty"`
-}
+// Mount is one filesystem mounted into the sandbox (RUN --mount); the type
+// is the init's (package rootfs), which receives it as it is.
+type Mount = rootfs.Mount
+
+// BindMount binds a host path into the sandbox.
+type BindMount = rootfs.BindMount

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/builder-dev/builder/executor/sandboxinit"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,14 +26,6 @@ import (
 // see of each other anyway while they run side by side: the namespace has
 // no other interface than lo and the helper's tap, and the host stays as
 // unreachable as from a namespace of a step's own.
-const holdEnvValue = "netns-holder-v1"
-
-// holdNamespace is the holder's main: wait for the parent to go.
-func holdNamespace() int {
-	io.Copy(io.Discard, os.Stdin)
-	return 0
-}
-
 // sharedNets are the shared namespaces by helper name, and the holders'
 // stdin pipes: referenced here so that no finalizer closes them (which
 // would end the holder).
@@ -88,7 +81,7 @@ func startSharedNetwork(p netPlan) (ns, holderIn *os.File, err error) {
 	defer stdinR.Close()
 	holder := exec.Command(initPath())
 	holder.Args = []string{"builder-netns-holder"}
-	holder.Env = []string{initEnv + "=" + holdEnvValue, "GOMAXPROCS=1", "GOGC=off"}
+	holder.Env = []string{sandboxinit.Env + "=" + sandboxinit.EnvHold, "GOMAXPROCS=1", "GOGC=off"}
 	holder.Stdin = stdinR
 	holder.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 	if err := holder.Start(); err != nil {
@@ -128,17 +121,4 @@ func startSharedNetwork(p netPlan) (ns, holderIn *os.File, err error) {
 	stop()
 	ns.Close()
 	return fail(err)
-}
-
-// joinSharedNetwork, in the init, enters the shared namespace (netFD).
-func joinSharedNetwork(n initNet) error {
-	if !n.Shared {
-		return nil
-	}
-	err := unix.Setns(netFD, unix.CLONE_NEWNET)
-	unix.Close(netFD)
-	if err != nil {
-		return os.NewSyscallError("setns(shared network namespace)", err)
-	}
-	return nil
 }

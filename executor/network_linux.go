@@ -2,9 +2,7 @@ package executor
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/builder-dev/builder/executor/sandboxinit"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,20 +28,18 @@ import (
 // version it spends ~0.1 s of CPU starting up.
 //
 // The sandboxes of one builder process share one such namespace and helper
-// (netshared_linux.go): the init joins it through netFD. The code below
-// that starts a helper for a sandbox's own namespace is what connects the
+// (netshared_linux.go): the init joins it through sandboxinit.NetFD. The
+// code below that starts a helper for a sandbox's own namespace is what connects the
 // shared one, once.
 //
 // A helper's start-up runs in parallel with other setup: it is started as
-// soon as the namespace's holder exists, and the waiter reads netFD for a
-// single 0 byte (the interface is configured) or an error message, then
-// EOF. The interface
-// counts as configured once the sandbox has its default route, which both
+// soon as the namespace's holder exists, and the waiter reads
+// sandboxinit.NetFD for a single 0 byte (the interface is configured) or an
+// error message, then EOF. The interface counts as configured once the sandbox has its default route, which both
 // helpers add last; Run polls /proc/PID/net/route for it. slirp4netns's
 // --ready-fd comes only after it has also set up its own sandbox and
 // seccomp filter, several times later; packets sent meanwhile wait in the
 // tap device's queue.
-const netFD = 5
 
 // netHelperEnv forces a helper: slirp4netns, pasta, or none (the host
 // network without CAP_NET_RAW). For tests and benchmarks.
@@ -58,21 +55,6 @@ const (
 	// helperReadyTimeout bounds the wait for the helper's interface.
 	helperReadyTimeout = 30 * time.Second
 )
-
-// initNet is what the init needs to know of the network (see initConfig).
-type initNet struct {
-	// Private: the sandbox has a network namespace of its own, whose lo
-	// the init brings up.
-	Private bool `json:"private,omitempty"`
-	// Wait for the helper on netFD before execve.
-	Wait bool `json:"wait,omitempty"`
-	// Shared: netFD is the namespace shared by this builder's sandboxes,
-	// to join (see sharedNetwork).
-	Shared bool `json:"shared,omitempty"`
-	// DropNetRaw removes CAP_NET_RAW: the host's network without a
-	// namespace must not give raw sockets on the host's interfaces.
-	DropNetRaw bool `json:"dropNetRaw,omitempty"`
-}
 
 // netHelper is an installed user-mode network stack.
 type netHelper struct {
@@ -133,7 +115,7 @@ func NetworkWarning() string {
 
 // netPlan is how one sandbox gets its network.
 type netPlan struct {
-	init   initNet
+	init   sandboxinit.Net
 	clone  uintptr    // CLONE_NEWNET or 0
 	helper *netHelper // the helper to start for this sandbox
 	// shared is the namespace to join instead of one of its own.
@@ -149,13 +131,13 @@ func planNetwork(spec Spec) (netPlan, error) {
 	case NetworkHost:
 		return netPlan{}, nil
 	case NetworkNone:
-		return netPlan{init: initNet{Private: true}, clone: unix.CLONE_NEWNET}, nil
+		return netPlan{init: sandboxinit.Net{Private: true}, clone: unix.CLONE_NEWNET}, nil
 	case NetworkDefault:
 		h, _ := findNetHelper()
 		if h == nil {
-			return netPlan{init: initNet{DropNetRaw: !spec.Insecure}}, nil
+			return netPlan{init: sandboxinit.Net{DropNetRaw: !spec.Insecure}}, nil
 		}
-		p := netPlan{init: initNet{Private: true, Wait: true}, clone: unix.CLONE_NEWNET, helper: h, dns: slirpDNS, keepDNS: true}
+		p := netPlan{init: sandboxinit.Net{Private: true, Wait: true}, clone: unix.CLONE_NEWNET, helper: h, dns: slirpDNS, keepDNS: true}
 		if h.name == "pasta" {
 			// pasta copies the host's addresses and routes. In Debian
 			// 12's version UDP to the host's nameserver does not get
@@ -167,7 +149,7 @@ func planNetwork(spec Spec) (netPlan, error) {
 		if err != nil {
 			return netPlan{}, err
 		}
-		p.init, p.clone, p.helper, p.shared = initNet{Private: true, Shared: true}, 0, nil, ns
+		p.init, p.clone, p.helper, p.shared = sandboxinit.Net{Private: true, Shared: true}, 0, nil, ns
 		return p, nil
 	}
 	return netPlan{}, fmt.Errorf("executor: unknown network mode %q (want %q, %q or %q)", spec.Network, NetworkDefault, NetworkNone, NetworkHost)
@@ -365,61 +347,4 @@ func hasDefaultRoute6(b []byte) bool {
 func hostHasDefaultRoute6() bool {
 	b, err := os.ReadFile("/proc/net/ipv6_route")
 	return err == nil && hasDefaultRoute6(b)
-}
-
-// setupNetwork brings up lo in a sandbox with its own network namespace;
-// with the host's network there is nothing to do.
-func setupNetwork(n initNet) error {
-	if !n.Private {
-		return nil
-	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return os.NewSyscallError("socket", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return os.NewSyscallError("ioctl(SIOCGIFFLAGS lo)", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return os.NewSyscallError("ioctl(SIOCSIFFLAGS lo up)", err)
-	}
-	return nil
-}
-
-// waitNetwork, in the init, waits for the parent to report the helper's
-// interface configured (or failed); see netFD.
-func waitNetwork(n initNet) error {
-	if !n.Wait {
-		return nil
-	}
-	f := os.NewFile(netFD, "network")
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	switch {
-	case err != nil:
-		return fmt.Errorf("waiting for the network helper: %w", err)
-	case len(b) == 1 && b[0] == 0:
-		return nil
-	case len(b) == 0:
-		return errors.New("builder stopped before the network helper was ready")
-	}
-	return errors.New(string(b))
-}
-
-// dropNetRawBounding removes CAP_NET_RAW from the bounding set; like
-// dropBoundingSet it runs before the uid changes.
-func dropNetRawBounding(n initNet) error {
-	if !n.DropNetRaw {
-		return nil
-	}
-	if err := unix.Prctl(unix.PR_CAPBSET_DROP, unix.CAP_NET_RAW, 0, 0, 0); err != nil {
-		return os.NewSyscallError("prctl(PR_CAPBSET_DROP CAP_NET_RAW)", err)
-	}
-	return nil
 }

@@ -3,7 +3,7 @@ package executor
 import (
 	"fmt"
 
-	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/docker/go-units"
 )
 
 // OOMError reports a process killed by the kernel for want of memory,
@@ -21,7 +21,7 @@ func (e *OOMError) Error() string {
 		// Killed by the OOM killer of the host or a parent cgroup.
 		return "killed: out of memory"
 	}
-	return fmt.Sprintf("killed: out of memory (limit %s)", cgroup.FormatBytes(uint64(e.Limit)))
+	return fmt.Sprintf("killed: out of memory (limit %s)", units.BytesSize(float64(e.Limit)))
 }
 
 // Unwrap lets errors.As find the *ExitError.

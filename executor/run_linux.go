@@ -12,12 +12,20 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/executor/sandboxinit"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
+
+// Init runs the sandbox init and never returns if this process was started
+// by Run as one (when no init binary is in use, see UseInitBinary);
+// otherwise it returns at once. Call it first thing in main, and in
+// TestMain of packages whose tests call Run.
+func Init() { sandboxinit.Main() }
 
 // Run runs spec.Args in a new sandbox and waits for it to exit. It returns
 // nil when the process exits 0, an *ExitError when it exits otherwise, a
@@ -33,16 +41,8 @@ import (
 // Run must not be called from a goroutine that exits while locked to its
 // OS thread (see the Pdeathsig note in the code).
 func Run(ctx context.Context, spec Spec) error {
-	switch {
-	case len(spec.Args) == 0:
-		return errors.New("executor: Spec.Args is empty")
-	case len(spec.Rootfs) == 0:
-		return errors.New("executor: Spec.Rootfs is empty")
-	case spec.StateDir == "":
-		return errors.New("executor: Spec.StateDir is empty")
-	}
-	if spec.Hostname == "" {
-		spec.Hostname = DefaultHostname
+	if err := checkSpec(&spec); err != nil {
+		return err
 	}
 	if err := context.Cause(ctx); ctx.Err() != nil {
 		return err
@@ -54,140 +54,206 @@ func Run(ctx context.Context, spec Spec) error {
 	if err := writeEtcFiles(spec, nw); err != nil {
 		return err
 	}
-	cfg, err := newInitConfig(spec)
+	cfg, err := newInitConfig(spec, nw)
 	if err != nil {
 		return err
 	}
-
-	specR, specW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer specR.Close()
-	defer specW.Close()
-	reportR, reportW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer reportR.Close()
-	defer reportW.Close()
-	var netR, netW *os.File
-	if nw.helper != nil {
-		if netR, netW, err = os.Pipe(); err != nil {
-			return err
-		}
-		defer netR.Close()
-		defer netW.Close()
-	}
-
-	cmd := exec.CommandContext(ctx, initPath())
-	cmd.Args = []string{"builder-sandbox-init"}
-	// The init allocates little and runs briefly: no GC, few threads.
-	// The user process gets spec.Env, none of this.
-	cmd.Env = []string{initEnv + "=" + initEnvValue, "GOMAXPROCS=1", "GOGC=off"}
-	cmd.ExtraFiles = []*os.File{specFD - 3: specR, reportFD - 3: reportW}
-	if netR != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, netR) // netFD
-	} else if nw.shared != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, nw.shared) // netFD
-	}
-	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: cloneFlags() | nw.clone,
-		// The kernel sends Pdeathsig when the *thread* that forked the
-		// child exits, not the process. Go ends a thread only when a
-		// goroutine exits while locked to it, so this goroutine stays
-		// locked (and its thread alive) until the sandbox is reaped.
-		Pdeathsig: syscall.SIGKILL,
-	}
-	stdinW, err := setStdin(cmd, spec.Stdin)
-	if err != nil {
-		return err
-	}
-	if tty, ok := spec.Stdin.(*os.File); ok && spec.Terminal {
-		// The child's new process group becomes the terminal's
-		// foreground group (set in the child, before exec).
-		cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, int(tty.Fd())
-		defer takeTerminalBack(tty)
-	}
-	if stdinW != nil {
-		defer stdinW.Close()
-	}
-
-	cg, err := cgroup.New(spec.Resources)
-	if err != nil {
-		return err
-	}
-	cmd.Cancel = func() error { return killSandbox(cg, cmd.Process) }
-
+	// The kernel sends Pdeathsig when the *thread* that forked the child
+	// exits, not the process. Go ends a thread only when a goroutine exits
+	// while locked to it, so this goroutine stays locked (and its thread
+	// alive) until the sandbox and its network helper are gone.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
-		return errors.Join(fmt.Errorf("starting sandbox init: %w", err), deleteCgroup(cg))
-	}
-	// The init waits for the spec before it runs anything: join it to
-	// the cgroup first, so all that runs in the sandbox is inside.
-	if err := joinCgroup(cg, cmd); err != nil {
+	l := &launch{spec: spec, nw: nw}
+	defer l.close()
+	if err := l.prepare(ctx); err != nil {
 		return err
 	}
-	specR.Close()
-	reportW.Close()
-	if nw.helper != nil {
-		// The init's network namespace exists: configure it while the
-		// init sets up the rest.
-		netR.Close()
-		stop := nw.start(cmd.Process.Pid, netW)
-		defer stop()
+	if err := l.start(); err != nil {
+		return err
 	}
-	if f, ok := cmd.Stdin.(*os.File); ok && stdinW != nil {
-		f.Close()
-		go func() {
-			io.Copy(stdinW, spec.Stdin)
-			stdinW.Close()
-		}()
-	}
-
-	// The init reads the whole spec before it writes anything, so this
+	// The init reads the whole config before it writes anything, so this
 	// cannot deadlock; if the init died, the write fails with EPIPE and
 	// the reports below say so.
-	cfg.Net = nw.init
-	cfg.Spec.RunMounts = withSecretSizes(cfg.Spec.RunMounts)
-	writeErr := json.NewEncoder(specW).Encode(cfg)
-	if writeErr == nil {
-		writeErr = sendSecrets(specW, cfg.Spec.RunMounts)
+	writeErr := sendConfig(l.specW, cfg)
+	l.specW.Close()
+	stubs, setupErr := readReports(l.reportR)
+	waitErr := l.cmd.Wait()
+	if l.stdinW != nil {
+		l.stdinW.Close() // unblocks the copier's next Write
 	}
-	specW.Close()
-
-	stubs, setupErr := readReports(reportR)
-	waitErr := cmd.Wait()
-	if stdinW != nil {
-		stdinW.Close() // unblocks the copier's next Write
-	}
-
-	var result error
-	status := exitStatus(cmd.ProcessState)
-	switch {
-	case ctx.Err() != nil:
-		if status != nil {
-			result = fmt.Errorf("%w (%w)", context.Cause(ctx), status)
-		} else {
-			result = context.Cause(ctx)
-		}
-	case setupErr != nil:
-		result = setupErr
-	case stubs == nil:
-		// No report at all: the init died before finishing setup.
-		result = fmt.Errorf("sandbox init exited before reporting: %w", errors.Join(waitErr, writeErr))
-	case status != nil:
-		result = status
-	case waitErr != nil:
-		result = waitErr // copying stdout/stderr failed
-	}
-	result = finishCgroup(cg, spec, result)
+	result := l.result(ctx, stubs, setupErr, waitErr, writeErr)
+	result = finishCgroup(l.cg, spec, result)
 	if spec.UpperDir != "" {
 		result = errors.Join(result, removeStubs(spec.UpperDir, stubs))
 	}
 	return result
+}
+
+// checkSpec refuses a Spec that cannot run and fills in defaults.
+func checkSpec(spec *Spec) error {
+	switch {
+	case len(spec.Args) == 0:
+		return errors.New("executor: Spec.Args is empty")
+	case len(spec.Rootfs) == 0:
+		return errors.New("executor: Spec.Rootfs is empty")
+	case spec.StateDir == "":
+		return errors.New("executor: Spec.StateDir is empty")
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = DefaultHostname
+	}
+	return nil
+}
+
+// launch is one sandbox init being started and talked to (see
+// sandboxinit's protocol.go).
+type launch struct {
+	spec Spec
+	nw   netPlan
+	cmd  *exec.Cmd
+	cg   *cgroup.Group
+	// cancelCG is cg for cmd.Cancel, which may run from the moment the
+	// init started, before cg is made.
+	cancelCG atomic.Pointer[cgroup.Group]
+	// The pipes: the init reads specR (and netR), writes reportW.
+	specR, specW, reportR, reportW, netR, netW *os.File
+	// stdinW feeds a non-file Stdin to the init; nil when not needed.
+	stdinW *os.File
+	// undo runs at close, last first: terminal, helper.
+	undo []func()
+}
+
+// prepare makes the pipes and the init's command.
+func (l *launch) prepare(ctx context.Context) error {
+	var err error
+	if l.specR, l.specW, err = os.Pipe(); err != nil {
+		return err
+	}
+	if l.reportR, l.reportW, err = os.Pipe(); err != nil {
+		return err
+	}
+	if l.nw.helper != nil {
+		if l.netR, l.netW, err = os.Pipe(); err != nil {
+			return err
+		}
+	}
+	cmd := exec.CommandContext(ctx, initPath())
+	cmd.Args = []string{"builder-sandbox-init"}
+	// The init allocates little and runs briefly: no GC, few threads.
+	// The user process gets spec.Env, none of this.
+	cmd.Env = []string{sandboxinit.Env + "=" + sandboxinit.EnvInit, "GOMAXPROCS=1", "GOGC=off"}
+	cmd.ExtraFiles = []*os.File{sandboxinit.SpecFD - 3: l.specR, sandboxinit.ReportFD - 3: l.reportW}
+	if l.netR != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, l.netR) // NetFD
+	} else if l.nw.shared != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, l.nw.shared) // NetFD
+	}
+	cmd.Stdout, cmd.Stderr = l.spec.Stdout, l.spec.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags() | l.nw.clone, Pdeathsig: syscall.SIGKILL}
+	if l.stdinW, err = setStdin(cmd, l.spec.Stdin); err != nil {
+		return err
+	}
+	if tty, ok := l.spec.Stdin.(*os.File); ok && l.spec.Terminal {
+		// The child's new process group becomes the terminal's
+		// foreground group (set in the child, before exec).
+		cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, int(tty.Fd())
+		l.undo = append(l.undo, func() { takeTerminalBack(tty) })
+	}
+	l.cmd = cmd
+	// The cgroup is made in start; refuse bad limits before anything runs.
+	if err := l.spec.Resources.Validate(); err != nil {
+		return err
+	}
+	cmd.Cancel = func() error { return killSandbox(l.cancelCG.Load(), cmd.Process) }
+	return nil
+}
+
+// start starts the init, makes its cgroup and joins it, starts the network
+// helper on its namespace and the stdin copier.
+func (l *launch) start() error {
+	if err := l.cmd.Start(); err != nil {
+		return fmt.Errorf("starting sandbox init: %w", err)
+	}
+	// The init starts its runtime, then waits for its config before it
+	// runs anything: make its cgroup meanwhile, and join it before the
+	// config goes, so that all that runs in the sandbox is inside.
+	cg, err := cgroup.New(l.spec.Resources)
+	if err != nil {
+		l.cmd.Process.Kill()
+		l.cmd.Wait()
+		return err
+	}
+	l.cg = cg
+	l.cancelCG.Store(cg)
+	if err := joinCgroup(cg, l.cmd); err != nil {
+		return err
+	}
+	l.specR.Close()
+	l.reportW.Close()
+	if l.nw.helper != nil {
+		// The init's network namespace exists: configure it while the
+		// init sets up the rest.
+		l.netR.Close()
+		l.undo = append(l.undo, l.nw.start(l.cmd.Process.Pid, l.netW))
+	}
+	if f, ok := l.cmd.Stdin.(*os.File); ok && l.stdinW != nil {
+		f.Close()
+		go func() {
+			io.Copy(l.stdinW, l.spec.Stdin)
+			l.stdinW.Close()
+		}()
+	}
+	return nil
+}
+
+// close undoes what prepare and start did, once the init is reaped (or
+// never started).
+func (l *launch) close() {
+	for i := len(l.undo) - 1; i >= 0; i-- {
+		l.undo[i]()
+	}
+	if l.stdinW != nil {
+		l.stdinW.Close()
+	}
+	for _, f := range []*os.File{l.specR, l.specW, l.reportR, l.reportW, l.netR, l.netW} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// sendConfig writes the init's config, then the seccomp program and the
+// secrets' bytes (see sandboxinit's readPayload).
+func sendConfig(w io.Writer, cfg sandboxinit.Config) error {
+	if err := json.NewEncoder(w).Encode(cfg); err != nil {
+		return err
+	}
+	if _, err := w.Write(cfg.Seccomp); err != nil {
+		return err
+	}
+	return sendSecrets(w, cfg.RunMounts)
+}
+
+// result is Run's error once the init was reaped, before the cgroup's
+// verdict: cancellation first, then a setup failure, then the exit.
+func (l *launch) result(ctx context.Context, stubs []string, setupErr, waitErr, writeErr error) error {
+	status := exitStatus(l.cmd.ProcessState)
+	switch {
+	case ctx.Err() != nil:
+		if status != nil {
+			return fmt.Errorf("%w (%w)", context.Cause(ctx), status)
+		}
+		return context.Cause(ctx)
+	case setupErr != nil:
+		return setupErr
+	case stubs == nil:
+		// No report at all: the init died before finishing setup.
+		return fmt.Errorf("sandbox init exited before reporting: %w", errors.Join(waitErr, writeErr))
+	case status != nil:
+		return status
+	}
+	return waitErr // nil, or copying stdout/stderr failed
 }
 
 // cloneFlags are the namespaces of every sandbox; planNetwork adds the
@@ -221,7 +287,7 @@ func setStdin(cmd *exec.Cmd, r io.Reader) (*os.File, error) {
 func readReports(r io.Reader) (stubs []string, err error) {
 	dec := json.NewDecoder(r)
 	for {
-		var rep report
+		var rep sandboxinit.Report
 		if derr := dec.Decode(&rep); derr != nil {
 			if derr != io.EOF && err == nil {
 				err = fmt.Errorf("reading sandbox init report: %w", derr)
@@ -260,6 +326,9 @@ func exitStatus(ps *os.ProcessState) error {
 // /etc/resolv.conf.
 func writeEtcFiles(spec Spec, nw netPlan) error {
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n", spec.Hostname)
+	for _, h := range spec.ExtraHosts {
+		hosts += h.IP + "\t" + h.Host + "\n"
+	}
 	if err := os.WriteFile(filepath.Join(spec.StateDir, "hosts"), []byte(hosts), 0o644); err != nil {
 		return fmt.Errorf("writing sandbox hosts file: %w", err)
 	}

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/builder-dev/builder/executor/sandboxinit"
 	"github.com/builder-dev/builder/internal/seccomp"
 	"golang.org/x/sys/unix"
 )
 
-// capNames names defaultCaps as seccomp profiles do.
+// capNames names sandboxinit.DefaultCaps as seccomp profiles do.
 var capNames = map[uintptr]string{
 	unix.CAP_CHOWN:            "CAP_CHOWN",
 	unix.CAP_DAC_OVERRIDE:     "CAP_DAC_OVERRIDE",
@@ -30,8 +31,8 @@ var capNames = map[uintptr]string{
 // capabilities (every sandbox's bounding set), compiled once per process
 // and handed to each init, which then needs no compiler.
 var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
-	caps := make([]string, 0, len(defaultCaps))
-	for _, c := range defaultCaps {
+	caps := make([]string, 0, len(sandboxinit.DefaultCaps))
+	for _, c := range sandboxinit.DefaultCaps {
 		name, ok := capNames[c]
 		if !ok {
 			return nil, fmt.Errorf("capability %d has no name for the seccomp profile", c)
@@ -44,35 +45,3 @@ var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
 	}
 	return seccomp.Encode(prog), nil
 })
-
-// initConfig is what the parent sends the init: the Spec and what the
-// parent prepared for it.
-// newInitConfig fails closed: a sandbox that is not insecure gets the
-// profile or does not start.
-func newInitConfig(spec Spec) (initConfig, error) {
-	cfg := initConfig{Spec: spec}
-	if spec.Insecure {
-		return cfg, nil
-	}
-	prog, err := defaultSeccomp()
-	if err != nil {
-		return cfg, fmt.Errorf("executor: seccomp: %w", err)
-	}
-	cfg.Seccomp = prog
-	return cfg, nil
-}
-
-// installSeccomp installs the filter on the init's thread, the one that
-// execs. It runs while that thread still has CAP_SYS_ADMIN, so no
-// no_new_privs is needed and setuid programs in the step keep working; the
-// init's remaining calls (setgroups, setresuid, capset, prctl, write,
-// close_range, execve) are all allowed by the profile.
-func installSeccomp(prog []byte) error {
-	if len(prog) == 0 {
-		return nil
-	}
-	if err := seccomp.Install(prog); err != nil {
-		return fmt.Errorf("installing seccomp filter: %w", err)
-	}
-	return nil
-}

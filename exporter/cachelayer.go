@@ -21,7 +21,7 @@ func (e *Exporter) CacheLayer(ctx context.Context, s cache.Snapshot, base bool, 
 	if err := o.check(); err != nil {
 		return ocispec.Descriptor{}, "", "", err
 	}
-	d, diffID, err := e.layerWith(ctx, s, base, o)
+	d, diffID, err := e.layerShared(ctx, s, base, o)
 	if err != nil {
 		return ocispec.Descriptor{}, "", "", err
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/snapshot"
-	"github.com/builder-dev/builder/source"
+	"github.com/docker/go-units"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -243,16 +243,7 @@ func (e *Exporter) layerWith(ctx context.Context, s cache.Snapshot, base bool, o
 	}
 	want := o.compression()
 	key := memoKey(want, o.Level, epoch)
-	// The blobs of s that hold the same tar (same times), by key.
-	var same []string
-	for k, d := range s.Blobs {
-		if strings.HasPrefix(k, squashKeyPrefix) {
-			continue // the merge of this and older layers, not this one's
-		}
-		if _, ep := splitKey(k); ep == epochSuffix(epoch) && blobDiffID(s, k, d) != "" && e.Content.Exists(d.Digest) {
-			same = append(same, k)
-		}
-	}
+	same := e.sameTar(s, epoch)
 	// The requested form first, then (for a base layer kept as it is) the
 	// same compression at another level, then any other.
 	rank := func(k string) int {
@@ -282,6 +273,29 @@ func (e *Exporter) layerWith(ctx context.Context, s cache.Snapshot, base bool, o
 		d := s.Blobs[k]
 		return ocispec.Descriptor{MediaType: mt, Digest: d.Digest, Size: d.Size}, blobDiffID(s, k, d), nil
 	}
+	return e.makeLayer(ctx, s, same, key, epoch, o)
+}
+
+// sameTar lists the keys of the blobs of s that hold the tar epoch gives
+// (the same file times) and are in the content store.
+func (e *Exporter) sameTar(s cache.Snapshot, epoch *time.Time) []string {
+	var same []string
+	for k, d := range s.Blobs {
+		if strings.HasPrefix(k, squashKeyPrefix) {
+			continue // the merge of this and older layers, not this one's
+		}
+		if _, ep := splitKey(k); ep == epochSuffix(epoch) && blobDiffID(s, k, d) != "" && e.Content.Exists(d.Digest) {
+			same = append(same, k)
+		}
+	}
+	return same
+}
+
+// makeLayer makes the blob of s under key: from another compression of the
+// same tar (the blobs same names) if there is one, so that every
+// compression has the same diff_id, else from the layer directory. It
+// remembers the blob in the snapshot's record.
+func (e *Exporter) makeLayer(ctx context.Context, s cache.Snapshot, same []string, key string, epoch *time.Time, o Options) (ocispec.Descriptor, digest.Digest, error) {
 	// Convert from the uncompressed blob if there is one.
 	slices.SortStableFunc(same, func(a, b string) int {
 		ua, _ := splitKey(a)
@@ -294,10 +308,7 @@ func (e *Exporter) layerWith(ctx context.Context, s cache.Snapshot, base bool, o
 		}
 		return 0
 	})
-
-	// Make the blob: from another compression of the same tar if there is
-	// one, so that every compression has the same diff_id, else from the
-	// layer directory.
+	want := o.compression()
 	start := time.Now()
 	var expect digest.Digest
 	fill := func(dst io.Writer) error {
@@ -324,7 +335,7 @@ func (e *Exporter) layerWith(ctx context.Context, s cache.Snapshot, base bool, o
 	if e.Log != nil {
 		took := time.Since(start).Seconds()
 		fmt.Fprintf(e.Log, "layer %s: %s compressed (%s) to %s in %.2fs (%s/s)\n", diffID.Encoded()[:12],
-			source.HumanBytes(tarSize), want, source.HumanBytes(size), took, source.HumanBytes(int64(float64(tarSize)/max(took, 1e-3))))
+			units.HumanSize(float64(tarSize)), want, units.HumanSize(float64(size)), took, units.HumanSize(float64(tarSize)/max(took, 1e-3)))
 	}
 	mt, err := LayerMediaType(want, o.DockerMediaTypes)
 	if err != nil {
@@ -385,21 +396,18 @@ func (e *Exporter) copyUncompressed(w io.Writer, d digest.Digest, compression st
 	return err
 }
 
-// remember adds a blob to the snapshot's record, reading the record again
-// so that what others changed in it meanwhile is kept.
+// remember adds a blob to the snapshot's record, in one transaction so
+// that what others changed in it meanwhile is kept.
 func (e *Exporter) remember(id, key string, d ocispec.Descriptor, diffID digest.Digest, setDiffID bool) error {
-	s, err := e.DB.Snapshot(id)
-	if err != nil {
-		return err
-	}
-	if s.Blobs == nil {
-		s.Blobs = map[string]ocispec.Descriptor{}
-	}
-	s.Blobs[key] = d
-	if setDiffID {
-		s.DiffID = diffID
-	}
-	return e.DB.PutSnapshot(s)
+	return e.DB.UpdateSnapshot(id, func(s *cache.Snapshot) {
+		if s.Blobs == nil {
+			s.Blobs = map[string]ocispec.Descriptor{}
+		}
+		s.Blobs[key] = d
+		if setDiffID {
+			s.DiffID = diffID
+		}
+	})
 }
 
 // countingWriter counts the bytes written through it.

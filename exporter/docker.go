@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -278,13 +279,18 @@ func WriteOCIArchive(s Sink, store *content.Store, images []ArchiveImage) error 
 		if err := blob(img.Manifest); err != nil {
 			return err
 		}
-		desc := ocispec.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size}
+		desc := ocispec.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size, Annotations: img.Manifest.Annotations}
 		if len(img.Names) == 0 {
 			idx.Manifests = append(idx.Manifests, desc)
 		}
 		for _, n := range img.Names {
 			d := desc
-			d.Annotations = map[string]string{"io.containerd.image.name": n, ocispec.AnnotationRefName: refName(n)}
+			d.Annotations = maps.Clone(desc.Annotations)
+			if d.Annotations == nil {
+				d.Annotations = map[string]string{}
+			}
+			d.Annotations["io.containerd.image.name"] = n
+			d.Annotations[ocispec.AnnotationRefName] = refName(n)
 			idx.Manifests = append(idx.Manifests, d)
 		}
 	}
@@ -299,4 +305,17 @@ func WriteOCIArchive(s Sink, store *content.Store, images []ArchiveImage) error 
 		return err
 	}
 	return s.Close()
+}
+
+// refName is the tag part of a name, as OCI layouts name their images.
+func refName(n string) string {
+	if r, err := name.ParseReference(n, name.WeakValidation); err == nil {
+		if t, ok := r.(name.Tag); ok {
+			return t.TagStr()
+		}
+	}
+	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
+		return n[i+1:]
+	}
+	return "latest"
 }

@@ -29,6 +29,9 @@ type Exporter struct {
 	// Log, when set, gets a line for each layer compressed: sizes, time
 	// and rate. It must be safe for concurrent writes.
 	Log io.Writer
+	// Annotations, when set, are the annotations of every manifest
+	// assembled (--annotation manifest:...).
+	Annotations map[string]string
 }
 
 // Image is an assembled image: every blob it names is in the content store.
@@ -51,10 +54,37 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 	if err := o.check(); err != nil {
 		return nil, err
 	}
+	history, layers, base, err := e.layers(top, cfg.History)
+	if err != nil {
+		return nil, err
+	}
+	merge, err := o.checkDepth(len(layers))
+	if err != nil {
+		return nil, err
+	}
+	markMerged(history, merge)
+	descs, diffIDs, err := e.compressAll(ctx, layers, merge, base, o)
+	if err != nil {
+		return nil, err
+	}
+	fillCreated(history)
+	cfg.History = history
+	if cfg.Created == nil {
+		cfg.Created = lastCreated(history)
+	}
+	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}
+	return e.writeImage(ctx, cfg, descs, o)
+}
+
+// layers pairs the non-empty entries of history with the snapshots of
+// top's chain, oldest first, and gives each entry without a time the time
+// its step made the layer. It returns the history with those times, the
+// snapshots and which of them are layers of base images.
+func (e *Exporter) layers(top string, h []ocispec.History) ([]ocispec.History, []cache.Snapshot, map[string]bool, error) {
 	// Layers of base images (pulled or loaded) are recorded by chain ID.
 	pulled, err := e.DB.Layers()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	base := map[string]bool{}
 	for _, id := range pulled {
@@ -64,24 +94,22 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 	if top != "" {
 		c, err := e.DB.Chain(top)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		for i := len(c) - 1; i >= 0; i-- {
 			chain = append(chain, c[i])
 		}
 	}
-	history := append([]ocispec.History(nil), cfg.History...)
+	history := append([]ocispec.History(nil), h...)
 	var layers []cache.Snapshot
-	next := 0
 	for i := range history {
 		if history[i].EmptyLayer {
 			continue
 		}
-		if next >= len(chain) {
-			return nil, fmt.Errorf("assembling image: history has more layers than the %d snapshots of the result", len(chain))
+		if len(layers) >= len(chain) {
+			return nil, nil, nil, fmt.Errorf("assembling image: history has more layers than the %d snapshots of the result", len(chain))
 		}
-		s := chain[next]
-		next++
+		s := chain[len(layers)]
 		if history[i].Created == nil && !base[s.ID] && !s.Created.IsZero() {
 			// The step's record says when it made the layer, so a
 			// cached rebuild gets the same time (and digest).
@@ -92,27 +120,29 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 		// BuildKit's images do: the history says a layer was made.
 		layers = append(layers, s)
 	}
-	if next != len(chain) {
-		return nil, fmt.Errorf("assembling image: %d snapshots but history names %d layers", len(chain), next)
+	if len(layers) != len(chain) {
+		return nil, nil, nil, fmt.Errorf("assembling image: %d snapshots but history names %d layers", len(chain), len(layers))
 	}
+	return history, layers, base, nil
+}
 
-	merge, err := o.checkDepth(len(layers))
-	if err != nil {
-		return nil, err
-	}
-	if merge > 0 {
-		// The merged layer takes the place of the newest of those it
-		// covers; the history entries of the others become empty.
-		n := 0
-		for i := range history {
-			if !history[i].EmptyLayer && n < merge-1 {
-				history[i].EmptyLayer = true
-				history[i].Comment = strings.TrimSpace(history[i].Comment + " merged into a later layer (--squash-above)")
-				n++
-			}
+// markMerged makes the history entries of the merge-1 oldest layers empty:
+// the merged layer of the merge oldest takes the place of the newest of
+// them.
+func markMerged(history []ocispec.History, merge int) {
+	n := 0
+	for i := range history {
+		if !history[i].EmptyLayer && n < merge-1 {
+			history[i].EmptyLayer = true
+			history[i].Comment = strings.TrimSpace(history[i].Comment + " merged into a later layer (--squash-above)")
+			n++
 		}
 	}
+}
 
+// compressAll makes (or finds) the blob of every layer in parallel, the
+// merge oldest as one, and returns their descriptors and diff_ids.
+func (e *Exporter) compressAll(ctx context.Context, layers []cache.Snapshot, merge int, base map[string]bool, o Options) ([]ocispec.Descriptor, []digest.Digest, error) {
 	descs := make([]ocispec.Descriptor, len(layers)-max(merge-1, 0))
 	diffIDs := make([]digest.Digest, len(descs))
 	g, gctx := errgroup.WithContext(ctx)
@@ -129,21 +159,19 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 	for i, s := range layers {
 		i += len(descs) - len(layers)
 		g.Go(func() error {
-			d, diffID, err := e.layerWith(gctx, s, base[s.ID], o)
+			d, diffID, err := e.layerShared(gctx, s, base[s.ID], o)
 			descs[i], diffIDs[i] = d, diffID
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return descs, diffIDs, nil
+}
 
-	fillCreated(history)
-	cfg.History = history
-	if cfg.Created == nil {
-		cfg.Created = lastCreated(history)
-	}
-	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}
+// writeImage writes the config and the manifest of an image of layers.
+func (e *Exporter) writeImage(ctx context.Context, cfg dockerspec.DockerOCIImage, layers []ocispec.Descriptor, o Options) (*Image, error) {
 	rawConfig, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -164,8 +192,9 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 	m := ocispec.Manifest{
 		MediaType: manifestType,
 		Config:    ocispec.Descriptor{MediaType: configType, Digest: configDigest, Size: int64(len(rawConfig))},
-		Layers:    descs,
+		Layers:    layers,
 	}
+	m.Annotations = e.Annotations
 	m.SchemaVersion = 2
 	rawManifest, err := json.Marshal(m)
 	if err != nil {
@@ -179,7 +208,7 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 		Manifest:      ocispec.Descriptor{MediaType: manifestType, Digest: manifestDigest, Size: int64(len(rawManifest))},
 		ManifestBytes: rawManifest,
 		Config:        rawConfig,
-		Layers:        descs,
+		Layers:        layers,
 	}, nil
 }
 

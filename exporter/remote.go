@@ -1,12 +1,10 @@
 package exporter
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/source"
@@ -81,19 +79,22 @@ type BlobSources interface {
 	BlobSource(d digest.Digest) (repository string, ok bool)
 }
 
-// Push uploads the image to ref. Blobs the registry has are not sent
-// again, and blobs that sources says came from another repository of the
-// same registry are mounted from there rather than uploaded.
+// Push uploads the image to ref with the credentials kc gives. Blobs the
+// registry has are not sent again, and blobs that sources says came from
+// another repository of the same registry are mounted from there rather
+// than uploaded.
 func Push(ctx context.Context, store *content.Store, manifest ocispec.Descriptor, ref name.Reference, kc authn.Keychain, sources BlobSources) error {
+	if kc == nil {
+		// The caller picks the credentials; none at all is a bug, not
+		// a reason to push anonymously.
+		return fmt.Errorf("pushing %s: no keychain given", ref)
+	}
 	img, err := V1Image(store, manifest)
 	if err != nil {
 		return err
 	}
 	if sources != nil {
 		img = &mountImage{Image: img, sources: sources}
-	}
-	if kc == nil {
-		kc = source.Keychain
 	}
 	opts := append(source.DefaultRetry.RemoteOptions(ctx, kc), remote.WithJobs(4))
 	if err := remote.Write(ref, img, opts...); err != nil {
@@ -146,88 +147,4 @@ func (m *mountImage) mountable(l v1.Layer) v1.Layer {
 		return l
 	}
 	return &remote.MountableLayer{Layer: l, Reference: r.Digest(h.String())}
-}
-
-// WriteOCILayout writes the image as an OCI image layout tar stream, the
-// format `docker buildx build -o type=oci` writes.
-func WriteOCILayout(w io.Writer, store *content.Store, manifest ocispec.Descriptor, names []string) error {
-	raw, err := store.ReadAll(manifest.Digest)
-	if err != nil {
-		return err
-	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return err
-	}
-	desc := manifest
-	if len(names) > 0 {
-		desc.Annotations = map[string]string{
-			"io.containerd.image.name": names[0],
-			ocispec.AnnotationRefName:  refName(names[0]),
-		}
-	}
-	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{desc}}
-	idx.SchemaVersion = 2
-	rawIndex, err := json.Marshal(idx)
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(w)
-	addBytes := func(path string, b []byte) error {
-		if err := tw.WriteHeader(&tar.Header{Name: path, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
-			return err
-		}
-		_, err := tw.Write(b)
-		return err
-	}
-	if err := tw.WriteHeader(&tar.Header{Name: "blobs/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
-		return err
-	}
-	if err := tw.WriteHeader(&tar.Header{Name: "blobs/sha256/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
-		return err
-	}
-	blobs := append([]ocispec.Descriptor{m.Config}, m.Layers...)
-	for _, b := range blobs {
-		if err := addBlob(tw, store, b.Digest, b.Size); err != nil {
-			return err
-		}
-	}
-	if err := addBytes("blobs/sha256/"+manifest.Digest.Encoded(), raw); err != nil {
-		return err
-	}
-	if err := addBytes(ocispec.ImageLayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
-		return err
-	}
-	if err := addBytes("index.json", rawIndex); err != nil {
-		return err
-	}
-	return tw.Close()
-}
-
-func addBlob(tw *tar.Writer, store *content.Store, d digest.Digest, size int64) error {
-	rc, err := store.Open(d)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	if err := tw.WriteHeader(&tar.Header{Name: "blobs/sha256/" + d.Encoded(), Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
-		return err
-	}
-	if _, err := io.Copy(tw, rc); err != nil {
-		return fmt.Errorf("writing blob %s: %w", d, err)
-	}
-	return nil
-}
-
-// refName is the tag part of a name, as OCI layouts name their images.
-func refName(n string) string {
-	if r, err := name.ParseReference(n, name.WeakValidation); err == nil {
-		if t, ok := r.(name.Tag); ok {
-			return t.TagStr()
-		}
-	}
-	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
-		return n[i+1:]
-	}
-	return "latest"
 }

@@ -60,6 +60,27 @@ type ExecOp struct {
 	Mounts []ExecMount `json:"mounts,omitempty"`
 	// Security is "" (the sandbox) or "insecure" (RUN --security=insecure).
 	Security string `json:"security,omitempty"`
+	// ExtraHosts are added to the sandbox's /etc/hosts, ShmSize (bytes, 0
+	// for the default) sizes its /dev/shm and Ulimits are its resource
+	// limits: the build's --add-host, --shm-size and --ulimit. They are
+	// part of the identity, as in BuildKit.
+	ExtraHosts []HostIP `json:"extraHosts,omitempty"`
+	ShmSize    int64    `json:"shmSize,omitempty"`
+	Ulimits    []Ulimit `json:"ulimits,omitempty"`
+}
+
+// HostIP is one /etc/hosts entry.
+type HostIP struct {
+	Host string `json:"host"`
+	IP   string `json:"ip"`
+}
+
+// Ulimit is one resource limit: Name as docker's --ulimit names it
+// (nofile, nproc, core, ...), -1 for unlimited.
+type Ulimit struct {
+	Name string `json:"name"`
+	Soft int64  `json:"soft"`
+	Hard int64  `json:"hard"`
 }
 
 // InlineFile is a file whose content is part of the op (a heredoc).

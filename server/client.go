@@ -19,7 +19,7 @@ import (
 
 	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/server/api"
-	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/localctx"
 )
 
 // Client talks to one server.
@@ -156,7 +156,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 // sync lists contextDir with the checksum walk and uploads what the
 // server lacks.
 func (c *Client) sync(ctx context.Context, contextDir, project string) (string, error) {
-	t, err := source.NewTree(contextDir, nil)
+	t, err := localctx.NewTree(contextDir, nil)
 	if err != nil {
 		return "", err
 	}

@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/internal/archive"
+	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/server/api"
 )
 
@@ -17,7 +17,7 @@ const chunkSize = 256 << 10
 // ClientOutput reports whether an -o value is written on the client (its
 // dest names a client path), and whether as a directory (type=local).
 func ClientOutput(spec string) (client, dir bool, err error) {
-	o, err := build.ParseOutput(spec)
+	o, err := output.Parse(spec)
 	if err != nil {
 		return false, false, err
 	}

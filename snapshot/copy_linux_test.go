@@ -4,6 +4,7 @@ package snapshot
 
 import (
 	"github.com/builder-dev/builder/internal/archive"
+	"github.com/builder-dev/builder/internal/testutil"
 
 	"archive/tar"
 	"bytes"
@@ -125,7 +126,7 @@ func runCopyTestLayers(t *testing.T, opts ...Option) (diffs [][]byte, view []str
 // TestCopyModeMatchesOverlay runs the same changes in both modes: the
 // layers must be the same tars and the views the same trees.
 func TestCopyModeMatchesOverlay(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresHostRoot(t)
 	oDiffs, oView := runCopyTestLayers(t)
 	cDiffs, cView := runCopyTestLayers(t, WithCopy(true))
 	for i := range oDiffs {
@@ -164,7 +165,7 @@ func TestCopyModeMatchesOverlay(t *testing.T) {
 // directory while active, the kept view after Commit, nothing left by an
 // empty layer, and Remove.
 func TestCopyModeLifecycle(t *testing.T) {
-	requireMountPrivilege(t)
+	testutil.RequiresRoot(t)
 	s := newTestSnapshotter(t, WithCopy(true), WithUserXattr(true)).(*copySnapshotter)
 	if !s.CopyMode() {
 		t.Fatal("CopyMode() = false")
@@ -223,7 +224,7 @@ func TestCopyModeLifecycle(t *testing.T) {
 }
 
 func TestProbeOverlay(t *testing.T) {
-	requireMountPrivilege(t)
+	testutil.RequiresRoot(t)
 	dir := t.TempDir()
 	if err := ProbeOverlay(t.Context(), dir, os.Getenv("BUILDER_TEST_USERXATTR") != ""); err != nil {
 		t.Errorf("ProbeOverlay = %v, want nil on this machine", err)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builder-dev/builder/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,7 +58,7 @@ func canonicalLayer() []tarEntry {
 // TestRoundTrip applies a layer with every entry kind and writes it back:
 // the result must be the same entries, byte for byte.
 func TestRoundTrip(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresHostRoot(t)
 	for _, userXattr := range []bool{false, true} {
 		t.Run(fmt.Sprintf("userxattr=%v", userXattr), func(t *testing.T) {
 			in := makeTar(t, canonicalLayer())
@@ -172,7 +173,7 @@ func TestWriteDiffTree(t *testing.T) {
 }
 
 func TestWriteDiffStripsOverlayXattrs(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresHostRoot(t)
 	dir := t.TempDir()
 	must(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "d/f"), nil, 0o644))

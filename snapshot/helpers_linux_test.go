@@ -3,36 +3,16 @@
 package snapshot
 
 import (
+	"os"
+
 	"github.com/builder-dev/builder/internal/archive"
 
 	"archive/tar"
 	"bytes"
 	"io"
-	"os"
-	"strings"
 	"testing"
 	"time"
 )
-
-// requireRoot skips tests that need real root: trusted.* xattrs and chown
-// to arbitrary ids work only in the initial user namespace.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	requireMountPrivilege(t)
-	b, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil || strings.Join(strings.Fields(string(b)), " ") != "0 0 4294967295" {
-		t.Skip("needs root in the initial user namespace (trusted.* xattrs, chown to any id); run the tests as root")
-	}
-}
-
-// requireMountPrivilege skips tests that mount or mknod whiteouts; root in
-// a user namespace (rootless mode) is enough for those.
-func requireMountPrivilege(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, or root in a user namespace (mounts, mknod of whiteouts); run the tests as root or under `unshare --user --map-root-user --mount`")
-	}
-}
 
 // tarEntry is a tar entry in a form that compares with ==-like ease.
 type tarEntry struct {

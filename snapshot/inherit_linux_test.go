@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/builder-dev/builder/internal/testutil"
 )
 
 // TestImplicitDirsInherit applies a layer with tmp/x and a/b/c but no
@@ -19,7 +21,7 @@ import (
 // directories, and InheritDirs gives tmp/ the lower one's mode, owner and
 // time while a/ and a/b/, new, stay 0755.
 func TestImplicitDirsInherit(t *testing.T) {
-	requireMountPrivilege(t)
+	testutil.RequiresRoot(t)
 	lower := t.TempDir()
 	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	if err := os.Mkdir(filepath.Join(lower, "tmp"), 0o755); err != nil {

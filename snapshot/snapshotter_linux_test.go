@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/builder-dev/builder/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,7 +62,7 @@ func TestSnapshotterMounts(t *testing.T) {
 // mounted layer by layer, and every layer is visible. Where the kernel has no
 // "lowerdir+" (before 6.8) the mount fails saying what to do.
 func TestManyLayers(t *testing.T) {
-	requireRoot(t)
+	testutil.RequiresHostRoot(t)
 	root := filepath.Join(t.TempDir(), strings.Repeat("r", 100))
 	s, err := NewSnapshotter(root)
 	if err != nil {
@@ -117,9 +118,9 @@ func TestOverlayDiff(t *testing.T) {
 	for _, userXattr := range []bool{false, true} {
 		t.Run(fmt.Sprintf("userxattr=%v", userXattr), func(t *testing.T) {
 			if userXattr {
-				requireMountPrivilege(t)
+				testutil.RequiresRoot(t)
 			} else {
-				requireRoot(t)
+				testutil.RequiresHostRoot(t)
 			}
 			s := newTestSnapshotter(t, WithUserXattr(userXattr))
 			must(t, s.Prepare("base"))

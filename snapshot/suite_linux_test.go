@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builder-dev/builder/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,7 +60,7 @@ func TestSnapshotters(t *testing.T) {
 			for _, c := range snapshotterChecks {
 				t.Run(c.name, func(t *testing.T) {
 					if c.mounts {
-						requireMountPrivilege(t)
+						testutil.RequiresRoot(t)
 					}
 					s := newTestSnapshotter(t, impl.opts...)
 					if got := s.CopyMode(); got != (impl.name == "copy") {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/builder-dev/builder/internal/testutil"
 )
 
 // mountinfoHas reports whether the mountinfo file lists a mount at dir.
@@ -51,7 +53,7 @@ func threadsOutside(t *testing.T) []string {
 }
 
 func TestWithMountsIsolation(t *testing.T) {
-	requireMountPrivilege(t)
+	testutil.RequiresRoot(t)
 	s := newTestSnapshotter(t, WithTempDir(filepath.Join(t.TempDir(), "tmp")))
 	sets := [][]Mount{
 		{{Type: "tmpfs", Source: "tmpfs", Options: []string{"size=1m"}}},
@@ -116,7 +118,7 @@ func TestWithMountsIsolation(t *testing.T) {
 }
 
 func TestWithMountsErrors(t *testing.T) {
-	requireMountPrivilege(t)
+	testutil.RequiresRoot(t)
 	tmp := filepath.Join(t.TempDir(), "tmp")
 	s := newTestSnapshotter(t, WithTempDir(tmp))
 	tmpfs := []Mount{{Type: "tmpfs", Source: "tmpfs"}}

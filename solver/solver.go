@@ -59,6 +59,14 @@ type Cache interface {
 	Record(ctx context.Context, key digest.Digest, r Result) error
 }
 
+// KeyLocker is a Cache shared with other processes. The solver locks a
+// step's keys before it runs the step and looks them up again once it
+// holds them, so that a build elsewhere running the same step is waited
+// for rather than repeated; unlock follows the step's Record.
+type KeyLocker interface {
+	LockKey(ctx context.Context, key digest.Digest, waiting func(holder string)) (unlock func(), err error)
+}
+
 // LoggingKeyer is an Op whose key needs slow work worth reporting, such as
 // downloading an ADD <url> to checksum it: the solver calls CacheKeyLog
 // instead of CacheKey, with a writer for progress lines shown under the
@@ -254,28 +262,27 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 	if err != nil {
 		return Result{}, s.vertexError(v, err)
 	}
-	key, err := s.CacheKey(ctx, v)
-	if err != nil {
+	st := step{v: v, op: op, cacheable: true}
+	if st.key, err = s.CacheKey(ctx, v); err != nil {
 		return Result{}, err
 	}
-	cacheable := true
 	if c, ok := op.(Cacheable); ok {
-		cacheable = c.Cacheable()
+		st.cacheable = c.Cacheable()
 	}
-	useCache := cacheable && !v.Meta().IgnoreCache
+	useCache := st.cacheable && !v.Meta().IgnoreCache
 	if useCache {
-		r, ok, err := s.lookup(ctx, v, key)
+		r, ok, err := s.lookup(ctx, v, st.key)
 		if err != nil || ok {
 			return r, err
 		}
 	}
 
-	inputs := make([]Result, len(v.Inputs()))
+	st.inputs = make([]Result, len(v.Inputs()))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, in := range v.Inputs() {
 		g.Go(func() error {
 			r, err := s.result(gctx, in)
-			inputs[i] = r
+			st.inputs[i] = r
 			return err
 		})
 	}
@@ -285,29 +292,53 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 
 	// An input that was rebuilt may hold the same files as before: look
 	// the step up again by its inputs' contents.
-	contentKey, err := s.contentKey(ctx, v, op, inputs)
-	if err != nil {
+	if st.contentKey, err = s.contentKey(ctx, v, op, st.inputs); err != nil {
 		return Result{}, err
 	}
-	if useCache && contentKey != key {
-		r, ok, err := s.lookup(ctx, v, contentKey)
+	if useCache && st.contentKey != st.key {
+		r, ok, err := s.lookup(ctx, v, st.contentKey)
 		if err != nil {
 			return Result{}, err
 		}
 		if ok {
-			if err := s.cache.Record(ctx, key, r); err != nil {
+			if err := s.cache.Record(ctx, st.key, r); err != nil {
 				return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
 			}
 			return r, nil
 		}
 	}
+	if useCache {
+		// Locked before taking a slot: waiting for another process
+		// costs none.
+		unlock, r, ok, err := s.lockKeys(ctx, v, st.key, st.contentKey)
+		if err != nil || ok {
+			return r, err
+		}
+		defer unlock()
+	}
+	return s.run(ctx, st)
+}
 
+// step is a vertex that missed the cache, ready to run: its op, its keys
+// (by definition and by input contents) and its inputs' results.
+type step struct {
+	v               *llb.Vertex
+	op              Op
+	key, contentKey digest.Digest
+	cacheable       bool
+	inputs          []Result
+}
+
+// run runs a step's op within the parallelism limit and the step timeout,
+// reports it, and records its result under both keys.
+func (s *Solver) run(ctx context.Context, st step) (Result, error) {
+	v := st.v
 	if err := s.sem.Acquire(ctx, 1); err != nil {
 		return Result{}, err
 	}
 	defer s.sem.Release(1)
 	start := time.Now()
-	s.emit(v, Event{Kind: Started, Time: start, Reason: s.explain(v, key)})
+	s.emit(v, Event{Kind: Started, Time: start, Reason: s.explain(v, st.key)})
 	log := &logWriter{s: s, v: v}
 	runCtx := ctx
 	if s.stepTimeout > 0 {
@@ -315,7 +346,7 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 		runCtx, cancel = context.WithTimeoutCause(ctx, s.stepTimeout, errStepTimeout)
 		defer cancel()
 	}
-	r, err := op.Run(runCtx, inputs, log)
+	r, err := st.op.Run(runCtx, st.inputs, log)
 	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(runCtx), errStepTimeout) {
 		err = fmt.Errorf("timed out after %s (--step-timeout)", s.stepTimeout)
 		s.emit(v, Event{Kind: Failed, Err: err, Duration: time.Since(start)})
@@ -336,18 +367,61 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 		return Result{}, s.vertexError(v, err, log.tail()...)
 	}
 	if r.Content == "" {
-		r.Content = contentKey
+		r.Content = st.contentKey
 	}
-	if cacheable {
-		for _, k := range []digest.Digest{key, contentKey} {
+	if st.cacheable {
+		for _, k := range []digest.Digest{st.key, st.contentKey} {
 			if err := s.cache.Record(ctx, k, r); err != nil {
 				return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
 			}
 		}
 	}
-	s.record(v, key)
+	s.record(v, st.key)
 	s.emit(v, Event{Kind: Completed, Duration: time.Since(start), Usage: log.reported()})
 	return r, nil
+}
+
+// lockKeys locks v's keys if the cache is shared (definition keys before
+// content keys, in one order everywhere, so two builds never wait for
+// each other), then looks them up again: the build that held them may
+// have recorded the result.
+func (s *Solver) lockKeys(ctx context.Context, v *llb.Vertex, key, contentKey digest.Digest) (unlock func(), r Result, ok bool, err error) {
+	kl, shared := s.cache.(KeyLocker)
+	if !shared {
+		return func() {}, Result{}, false, nil
+	}
+	keys := []digest.Digest{key}
+	if contentKey != key {
+		keys = append(keys, contentKey)
+	}
+	var unlocks []func()
+	unlock = func() {
+		for _, u := range unlocks {
+			u()
+		}
+	}
+	waiting := func(holder string) {
+		if holder == "" {
+			holder = "another build"
+		}
+		fmt.Fprintf(&logWriter{s: s, v: v}, "waiting for %s, which runs this step\n", holder)
+	}
+	for _, k := range keys {
+		u, err := kl.LockKey(ctx, k, waiting)
+		if err != nil {
+			unlock()
+			return nil, Result{}, false, s.vertexError(v, err)
+		}
+		unlocks = append(unlocks, u)
+	}
+	for _, k := range keys {
+		r, ok, err := s.lookup(ctx, v, k)
+		if err != nil || ok {
+			unlock()
+			return nil, r, ok, err
+		}
+	}
+	return unlock, Result{}, false, nil
 }
 
 // lookup looks key up and reports a hit as cached.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/docker/go-units"
 	"io"
 	"net"
 	"net/http"
@@ -70,7 +71,7 @@ func Download(ctx context.Context, rawURL string, w io.Writer, opt DownloadOptio
 		return Fetched{}, fmt.Errorf("the server answered %s", resp.Status)
 	}
 	if opt.MaxSize > 0 && resp.ContentLength > opt.MaxSize {
-		return Fetched{}, fmt.Errorf("the file is %s, more than the limit of %s (--http-max-size)", HumanBytes(resp.ContentLength), HumanBytes(opt.MaxSize))
+		return Fetched{}, fmt.Errorf("the file is %s, more than the limit of %s (--http-max-size)", units.HumanSize(float64(resp.ContentLength)), units.HumanSize(float64(opt.MaxSize)))
 	}
 	pr := &progressReader{r: resp.Body, dog: dog, total: resp.ContentLength, start: time.Now(), out: opt.Progress, every: opt.Every}
 	var body io.Reader = pr
@@ -82,7 +83,7 @@ func Download(ctx context.Context, rawURL string, w io.Writer, opt DownloadOptio
 		return Fetched{}, downloadError(ctx, "downloading", timeout, n, err)
 	}
 	if opt.MaxSize > 0 && n > opt.MaxSize {
-		return Fetched{}, fmt.Errorf("downloading: the file is larger than the limit of %s (--http-max-size)", HumanBytes(opt.MaxSize))
+		return Fetched{}, fmt.Errorf("downloading: the file is larger than the limit of %s (--http-max-size)", units.HumanSize(float64(opt.MaxSize)))
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
 		return Fetched{}, fmt.Errorf("downloading: got %d bytes of %d", n, resp.ContentLength)
@@ -104,11 +105,11 @@ func downloadError(ctx context.Context, stage string, timeout time.Duration, n i
 	case errors.Is(cause, errStalled) && n == 0:
 		return fmt.Errorf("%s: no answer for %s (timed out)", stage, timeout)
 	case errors.Is(cause, errStalled):
-		return fmt.Errorf("%s: no data from the server for %s after %s (timed out)", stage, timeout, HumanBytes(n))
+		return fmt.Errorf("%s: no data from the server for %s after %s (timed out)", stage, timeout, units.HumanSize(float64(n)))
 	case cause != nil:
 		// Not wrapped: the solver would take a wrapped context.Canceled for
 		// a step stopped because another failed, and not name this one.
-		return fmt.Errorf("%s: interrupted after %s (%v)", stage, HumanBytes(n), cause)
+		return fmt.Errorf("%s: interrupted after %s (%v)", stage, units.HumanSize(float64(n)), cause)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -193,13 +194,13 @@ func (p *progressReader) report(final bool) {
 	}
 	p.last = now
 	elapsed := now.Sub(p.start)
-	rate := HumanBytes(int64(float64(p.n)/max(elapsed.Seconds(), 1e-3))) + "/s"
+	rate := units.HumanSize(float64(p.n)/max(elapsed.Seconds(), 1e-3)) + "/s"
 	switch {
 	case final:
-		fmt.Fprintf(p.out, "downloaded %s in %.2fs (%s)\n", HumanBytes(p.n), elapsed.Seconds(), rate)
+		fmt.Fprintf(p.out, "downloaded %s in %.2fs (%s)\n", units.HumanSize(float64(p.n)), elapsed.Seconds(), rate)
 	case p.total >= 0:
-		fmt.Fprintf(p.out, "downloading: %s of %s (%s)\n", HumanBytes(p.n), HumanBytes(p.total), rate)
+		fmt.Fprintf(p.out, "downloading: %s of %s (%s)\n", units.HumanSize(float64(p.n)), units.HumanSize(float64(p.total)), rate)
 	default:
-		fmt.Fprintf(p.out, "downloading: %s (%s)\n", HumanBytes(p.n), rate)
+		fmt.Fprintf(p.out, "downloading: %s (%s)\n", units.HumanSize(float64(p.n)), rate)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/snapshot"
+	"github.com/docker/go-units"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -47,63 +48,15 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 		return "", fmt.Errorf("image %s: manifest has %d layers but config lists %d diff_ids", img.Ref, len(layers), len(cfg.RootFS.DiffIDs))
 	}
 	chain := chainIDs(cfg.RootFS.DiffIDs)
-
-	// Find the longest prefix already unpacked.
-	parent, have := "", 0
-	for i := range layers {
-		id, err := p.DB.LayerSnapshot(chain[i])
-		if err != nil || !p.Snapshots.Exists(id) {
-			break
-		}
-		parent, have = id, i+1
-	}
+	parent, have := p.unpackedPrefix(chain, len(layers))
 	if have == len(layers) {
 		return parent, nil
 	}
-
-	// Fetch and unpack the missing layers in parallel, each into its own
-	// directory; record them bottom-up once all are complete.
-	todo := layers[have:]
-	ids := make([]string, len(todo))
-	implicit := make([][]string, len(todo))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	for i, desc := range todo {
-		id, err := p.DB.NewSnapshotID()
-		if err != nil {
-			return "", err
-		}
-		ids[i] = id
-		diffID := cfg.RootFS.DiffIDs[have+i]
-		g.Go(func() error {
-			start := time.Now()
-			if err := p.Registries.FetchBlob(gctx, img.Ref, desc); err != nil {
-				return err
-			}
-			fetched := time.Since(start)
-			dirs, err := p.unpack(gctx, id, desc, diffID)
-			if err != nil {
-				return err
-			}
-			implicit[i] = dirs
-			if log != nil {
-				fmt.Fprintf(log, "layer %s: %s fetched in %.2fs (%s/s), unpacked in %.2fs\n", desc.Digest.Encoded()[:12],
-					HumanBytes(desc.Size), fetched.Seconds(), HumanBytes(int64(float64(desc.Size)/max(fetched.Seconds(), 1e-3))), (time.Since(start) - fetched).Seconds())
-			}
-			return nil
-		})
-	}
-	err := g.Wait()
-	if err == nil {
-		err = p.inheritImplicitDirs(parent, ids, implicit)
-	}
+	ids, err := p.fetchLayers(ctx, img, layers[have:], cfg.RootFS.DiffIDs[have:], parent, log)
 	if err != nil {
-		for _, id := range ids {
-			p.Snapshots.Remove(id)
-		}
-		return "", fmt.Errorf("pulling %s: %w", img.Ref, err)
+		return "", err
 	}
-	for i, desc := range todo {
+	for i, desc := range layers[have:] {
 		rec := cache.Snapshot{
 			ID: ids[i], Parent: parent, DiffID: cfg.RootFS.DiffIDs[have+i],
 			Blobs:       map[string]ocispec.Descriptor{compressionOf(desc.MediaType): desc},
@@ -119,6 +72,72 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 		parent = ids[i]
 	}
 	return parent, nil
+}
+
+// unpackedPrefix finds the longest prefix of the n layers of chain already
+// unpacked: its top snapshot and its length.
+func (p *Puller) unpackedPrefix(chain []digest.Digest, n int) (parent string, have int) {
+	for i := range n {
+		id, err := p.DB.LayerSnapshot(chain[i])
+		if err != nil || !p.Snapshots.Exists(id) {
+			break
+		}
+		parent, have = id, i+1
+	}
+	return parent, have
+}
+
+// fetchLayers fetches and unpacks the layers todo (above parent) in
+// parallel, each into a new snapshot, and returns their ids; the caller
+// records them bottom-up once all are complete. On an error no snapshot
+// is left.
+func (p *Puller) fetchLayers(ctx context.Context, img *Resolved, todo []ocispec.Descriptor, diffIDs []digest.Digest, parent string, log io.Writer) ([]string, error) {
+	ids := make([]string, len(todo))
+	implicit := make([][]string, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i, desc := range todo {
+		id, err := p.DB.NewSnapshotID()
+		if err != nil {
+			g.Wait()
+			p.removeSnapshots(ids[:i])
+			return nil, err
+		}
+		ids[i] = id
+		diffID := diffIDs[i]
+		g.Go(func() error {
+			start := time.Now()
+			if err := p.Registries.FetchBlob(gctx, img.Ref, desc); err != nil {
+				return err
+			}
+			fetched := time.Since(start)
+			dirs, err := p.unpack(gctx, id, desc, diffID)
+			if err != nil {
+				return err
+			}
+			implicit[i] = dirs
+			if log != nil {
+				fmt.Fprintf(log, "layer %s: %s fetched in %.2fs (%s/s), unpacked in %.2fs\n", desc.Digest.Encoded()[:12],
+					units.HumanSize(float64(desc.Size)), fetched.Seconds(), units.HumanSize(float64(desc.Size)/max(fetched.Seconds(), 1e-3)), (time.Since(start) - fetched).Seconds())
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	if err == nil {
+		err = p.inheritImplicitDirs(parent, ids, implicit)
+	}
+	if err != nil {
+		p.removeSnapshots(ids)
+		return nil, fmt.Errorf("pulling %s: %w", img.Ref, err)
+	}
+	return ids, nil
+}
+
+func (p *Puller) removeSnapshots(ids []string) {
+	for _, id := range ids {
+		p.Snapshots.Remove(id)
+	}
 }
 
 // unpack writes layer desc from the content store into a new snapshot,
@@ -198,18 +217,4 @@ func chainIDs(diffIDs []digest.Digest) []digest.Digest {
 		out[i] = digest.FromString(out[i-1].String() + " " + d.String())
 	}
 	return out
-}
-
-// HumanBytes formats a byte count for progress lines: 12.3 MB.
-func HumanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }

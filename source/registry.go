@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -176,7 +177,7 @@ func (r *Registries) FetchBlob(ctx context.Context, n name.Reference, desc ocisp
 	if r.Content.Exists(desc.Digest) {
 		return nil
 	}
-	doing := fmt.Sprintf("fetching blob %s (%s) of", desc.Digest, HumanBytes(desc.Size))
+	doing := fmt.Sprintf("fetching blob %s (%s) of", desc.Digest, units.HumanSize(float64(desc.Size)))
 	if err := desc.Digest.Validate(); err != nil {
 		return fmt.Errorf("%s image %s: %w", doing, n, err)
 	}

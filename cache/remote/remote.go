@@ -23,8 +23,8 @@ type Local struct {
 	Registries *source.Registries
 	// Puller unpacks the layer blobs of an imported chain.
 	Puller *source.Puller
-	// Keychain authenticates pushes of the cache (nil: exporter.Push's
-	// default).
+	// Keychain authenticates pushes of the cache; exporter.Push refuses
+	// to push without one.
 	Keychain authn.Keychain
 	// Warn, when set, receives the problems that do not fail a build: a
 	// cache that cannot be read, an export with ignore-error=true.

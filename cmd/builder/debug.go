@@ -10,37 +10,23 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/executor"
-	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/progress"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
-// gatedProgress holds progress events back while a debug shell has the
-// terminal, so that steps still running do not write over it.
-type gatedProgress struct {
-	progressPrinter
-	mu sync.RWMutex
-}
-
-func (g *gatedProgress) Event(e solver.Event) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	g.progressPrinter.Event(e)
-}
-
 // debugShell returns the OnRunFailure hook of --on-error=shell: a shell on
 // the terminal in the failed step's sandbox (its files as the command left
 // them, its environment, user, working directory and mounts). The build
 // then ends with the step's error as it would have.
-func debugShell(tty *os.File, gate *gatedProgress) func(context.Context, ops.RunFailure) {
+func debugShell(tty *os.File, gate *progress.Gate) func(context.Context, ops.RunFailure) {
 	var once sync.Mutex
 	return func(ctx context.Context, f ops.RunFailure) {
 		// One shell at a time, for the first failures to get here.
 		once.Lock()
 		defer once.Unlock()
-		gate.mu.Lock()
-		defer gate.mu.Unlock()
+		defer gate.Hold()()
 		fmt.Fprintf(tty, "\n%s failed: %v\n", f.Step, f.Err)
 		fmt.Fprintln(tty, "Debug shell in the step's sandbox, with the files as the command left them; exit it to end the build.")
 		spec := f.Spec
@@ -64,7 +50,7 @@ func keepFailure(st *build.State, warn io.Writer) func(context.Context, ops.RunF
 	return func(ctx context.Context, f ops.RunFailure) {
 		mu.Lock()
 		defer mu.Unlock()
-		id, err := st.KeepFailure(f)
+		id, err := st.Kept.Keep(f)
 		if err != nil {
 			fmt.Fprintln(warn, "WARNING:", err)
 			return
@@ -99,7 +85,7 @@ func newDebugCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withState(cmd, g, func(st *build.State) error {
 				if list {
-					kept, err := st.KeptFailures()
+					kept, err := st.Kept.List()
 					if err != nil {
 						return err
 					}

@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -44,38 +45,23 @@ func newDuCommand(g *globalOptions) *cobra.Command {
 					inUse = "image"
 				}
 				if verbose {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", id, r.Parent, humanSize(r.Size), r.Size, ago(now, r.LastUsed), shared, inUse, r.Description)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", id, r.Parent, units.HumanSizeWithPrecision(float64(r.Size), 3), r.Size, ago(now, r.LastUsed), shared, inUse, r.Description)
 				} else {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", id, humanSize(r.Size), ago(now, r.LastUsed), shared, inUse, r.Description)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", id, units.HumanSizeWithPrecision(float64(r.Size), 3), ago(now, r.LastUsed), shared, inUse, r.Description)
 				}
 			}
 			if err := w.Flush(); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "\nTotal:\t\t%s\n", humanSize(du.Total))
-			fmt.Fprintf(out, "In use by images:\t%s\n", humanSize(du.InUse))
-			fmt.Fprintf(out, "Reclaimable:\t%s\n", humanSize(du.Reclaimable))
+			fmt.Fprintf(out, "\nTotal:\t\t%s\n", units.HumanSizeWithPrecision(float64(du.Total), 3))
+			fmt.Fprintf(out, "In use by images:\t%s\n", units.HumanSizeWithPrecision(float64(du.InUse), 3))
+			fmt.Fprintf(out, "Reclaimable:\t%s\n", units.HumanSizeWithPrecision(float64(du.Reclaimable), 3))
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "full ids, parents and exact byte counts")
 	return cmd
-}
-
-// humanSize prints bytes in decimal units with three significant digits.
-func humanSize(n int64) string {
-	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%dB", n)
-	}
-	return fmt.Sprintf("%.3g%s", f, units[i])
 }
 
 // ago says how long before now t was, coarsely.

@@ -8,13 +8,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"github.com/builder-dev/builder/history"
-	"github.com/builder-dev/builder/solver"
 	"github.com/docker/go-units"
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -33,147 +32,12 @@ func historyStore(g *globalOptions) *history.Store {
 	return &history.Store{Dir: filepath.Join(root, "history")}
 }
 
-// recorder is a solver.Progress that remembers each step for the build's
-// history record, keeping the tail of each step's output.
-type recorder struct {
-	mu      sync.Mutex
-	steps   map[int]*history.Step
-	order   []int
-	started map[int]bool
-	logs    map[int][]byte
-}
-
-func newRecorder() *recorder {
-	return &recorder{steps: map[int]*history.Step{}, started: map[int]bool{}, logs: map[int][]byte{}}
-}
-
-func (r *recorder) Event(e solver.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st := r.steps[e.Index]
-	if st == nil {
-		st = &history.Step{Index: e.Index, Name: e.Name, Status: "cancelled"}
-		r.steps[e.Index] = st
-		r.order = append(r.order, e.Index)
-	}
-	if st.Name == "" {
-		st.Name = e.Name
-	}
-	switch e.Kind {
-	case solver.Started:
-		r.started[e.Index] = true
-		if e.Reason != "" {
-			st.Reason = e.Reason
-		}
-	case solver.Cached:
-		st.Status = "cached"
-	case solver.Completed:
-		st.Status, st.Duration = "done", e.Duration
-		st.Usage = historyUsage(e.Usage)
-	case solver.Failed:
-		st.Status, st.Duration = "failed", e.Duration
-		st.Usage = historyUsage(e.Usage)
-		if e.Err != nil {
-			st.Error = e.Err.Error()
-		}
-	case solver.Log:
-		st.LogBytes += int64(len(e.Data))
-		l := append(r.logs[e.Index], e.Data...)
-		if len(l) > 2*history.LogTail {
-			l = append([]byte(nil), l[len(l)-history.LogTail:]...)
-		}
-		r.logs[e.Index] = l
-		if !r.started[e.Index] {
-			// A log-only step (the export) has no other events.
-			st.Status = "done"
-		}
-	}
-}
-
-func historyUsage(u *solver.Usage) *history.Usage {
-	if u == nil {
-		return nil
-	}
-	return &history.Usage{CPU: u.CPU, PeakMemory: u.PeakMemory, ReadBytes: u.ReadBytes, WriteBytes: u.WriteBytes}
-}
-
-// result returns the recorded steps, in the order they first appeared,
-// and their output.
-func (r *recorder) result() ([]history.Step, map[int][]byte) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]history.Step, 0, len(r.order))
-	for _, i := range r.order {
-		out = append(out, *r.steps[i])
-	}
-	return out, r.logs
-}
-
-// teeProgress sends every event to two receivers.
-type teeProgress struct {
-	progressPrinter
-	rec *recorder
-}
-
-func (t teeProgress) Event(e solver.Event) {
-	t.rec.Event(e)
-	t.progressPrinter.Event(e)
-}
-
-// redactArgs returns the command line with the values of flags that may
-// carry secrets (--secret's source, build args whose names look secret)
-// replaced.
-func redactArgs(args []string) []string {
-	out := make([]string, len(args))
-	copy(out, args)
-	for i := 0; i < len(out); i++ {
-		a := out[i]
-		name, val, inline := strings.Cut(a, "=")
-		if !strings.HasPrefix(name, "--") {
-			continue
-		}
-		redact := ""
-		switch name {
-		case "--secret", "--ssh":
-			redact = "****"
-		case "--build-arg":
-			if !inline && i+1 < len(out) {
-				val = out[i+1]
-			}
-			if k, _, has := strings.Cut(val, "="); has && secretLike(k) {
-				redact = k + "=****"
-			}
-		}
-		if redact == "" {
-			continue
-		}
-		if inline {
-			out[i] = name + "=" + redact
-		} else if i+1 < len(out) {
-			out[i+1] = redact
-			i++
-		}
-	}
-	return out
-}
-
-// secretLike reports whether a build arg's name suggests a credential.
-func secretLike(name string) bool {
-	n := strings.ToLower(name)
-	for _, w := range []string{"secret", "token", "password", "passwd", "key", "auth", "credential"} {
-		if strings.Contains(n, w) {
-			return true
-		}
-	}
-	return false
-}
-
 // recordBuild writes the history record of a finished build. It never
 // fails the build: a problem is a warning.
-func recordBuild(cmd *cobra.Command, g *globalOptions, rec *history.Record, r *recorder, res *build.Result, buildErr error) {
+func recordBuild(cmd *cobra.Command, g *globalOptions, rec *history.Record, r *history.Recorder, res *build.Result, buildErr error) {
 	rec.End = time.Now()
 	var logs map[int][]byte
-	rec.Steps, logs = r.result()
+	rec.Steps, logs = r.Result()
 	if res != nil {
 		rec.Digest = res.Manifest.Digest.String()
 	}
@@ -185,10 +49,10 @@ func recordBuild(cmd *cobra.Command, g *globalOptions, rec *history.Record, r *r
 	}
 }
 
-func newHistoryRecord(f *buildFlags, contextDir, dockerfilePath string, df []byte, start time.Time) *history.Record {
+func newHistoryRecord(f *buildopts.Flags, contextDir, dockerfilePath string, df []byte, start time.Time) *history.Record {
 	rec := &history.Record{
-		ID: history.NewID(start), Start: start, Args: redactArgs(os.Args),
-		Target: f.target, Outputs: f.outputs, Tags: f.tags,
+		ID: history.NewID(start), Start: start, Args: history.RedactArgs(os.Args),
+		Target: f.Target, Outputs: f.Outputs, Tags: f.Tags,
 		DockerfileDigest: digest.FromBytes(df).String(),
 	}
 	rec.ContextDir, _ = filepath.Abs(contextDir)

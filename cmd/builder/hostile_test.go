@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builder-dev/builder/progress"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -64,7 +65,7 @@ func TestHostileInputs(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", w, stderr)
 				}
 			}
-			if i := strings.IndexFunc(stderr, needsEscape); i >= 0 || strings.ContainsRune(stderr, 0x9b) || strings.Contains(stderr, "\x9b") {
+			if i := strings.IndexFunc(stderr, progress.NeedsEscape); i >= 0 || strings.ContainsRune(stderr, 0x9b) || strings.Contains(stderr, "\x9b") {
 				t.Errorf("stderr has a raw control character at %d: %q", i, stderr)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"github.com/builder-dev/builder/executor"
 	"github.com/spf13/cobra"
 )
@@ -36,14 +37,14 @@ func newImagesCommand(g *globalOptions) *cobra.Command {
 }
 
 func newRunCommand(g *globalOptions) *cobra.Command {
-	var rf resourceFlags
+	var rf buildopts.Resources
 	var network string
 	cmd := &cobra.Command{
 		Use:   "run IMAGE [COMMAND [ARG...]]",
 		Short: "Run a command in an image of the local store (changes are discarded)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			limits, err := rf.limits()
+			limits, err := rf.Limits()
 			if err != nil {
 				return err
 			}
@@ -70,7 +71,7 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
-	addResourceFlags(cmd, &rf)
+	buildopts.AddResources(cmd.Flags(), &rf)
 	cmd.Flags().StringVar(&network, "network", "default", "network: default (private, with outbound access), none or host")
 	return cmd
 }

@@ -67,7 +67,7 @@ func newRootCommand() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&g.root, "root", "", "state directory (default /var/lib/builder as root, $XDG_DATA_HOME/builder otherwise)")
 	cmd.PersistentFlags().StringArrayVar(&g.insecure, "insecure-registry", nil, "registry host to reach over plain HTTP (loopback registries always are)")
-	cmd.AddCommand(newBuildCommand(g), newImagesCommand(g), newRunCommand(g), newVersionCommand(), newDuCommand(g), newPruneCommand(g), newHistoryCommand(g), newDebugCommand(g))
+	cmd.AddCommand(newBuildCommand(g), newBakeCommand(g), newImagesCommand(g), newRunCommand(g), newVersionCommand(), newDuCommand(g), newPruneCommand(g), newHistoryCommand(g), newDebugCommand(g))
 	cmd.AddCommand(newStoreCommands(g)...)
 	addServe(cmd, g) // builder serve and --host (serve.go)
 	return cmd

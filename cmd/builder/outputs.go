@@ -9,33 +9,18 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// parseOutputs reads -o values in `docker buildx build` syntax.
-func parseOutputs(values []string) ([]build.Output, error) {
-	var out []build.Output
-	for _, v := range values {
-		o, err := build.ParseOutput(v)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, nil
-}
-
-// addSourceDateEpoch passes $SOURCE_DATE_EPOCH to the build as a build arg
-// unless --build-arg set it, as buildx does.
-func addSourceDateEpoch(args map[string]string) {
-	if _, ok := args[build.SourceDateEpochArg]; ok {
-		return
-	}
-	if v := os.Getenv(build.SourceDateEpochArg); v != "" {
-		args[build.SourceDateEpochArg] = v
-	}
-}
-
 // writeMetadata writes the fields of buildx's --metadata-file that describe
 // the image.
 func writeMetadata(file string, res *build.Result, checks []build.CheckWarning) error {
+	b, err := json.MarshalIndent(metadataOf(res, checks), "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, append(b, '\n'), 0o644)
+}
+
+// metadataOf is the --metadata-file object of one build.
+func metadataOf(res *build.Result, checks []build.CheckWarning) map[string]any {
 	md := map[string]any{
 		"containerimage.digest":        res.Manifest.Digest,
 		"containerimage.config.digest": digest.FromBytes(res.Config),
@@ -51,9 +36,5 @@ func writeMetadata(file string, res *build.Result, checks []build.CheckWarning) 
 	if len(checks) > 0 {
 		md["buildx.build.warnings"] = buildxWarnings(checks)
 	}
-	b, err := json.MarshalIndent(md, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(file, append(b, '\n'), 0o644)
+	return md
 }

@@ -1,39 +1,6 @@
 package main
 
-import (
-	"fmt"
-	"strings"
-	"unicode/utf8"
-)
+import "github.com/builder-dev/builder/progress"
 
-// printable returns s with what a terminal would act on written as Go
-// escapes: C0 controls but tab and newline, DEL, C1 controls and bytes
-// that are not UTF-8. Step names and errors quote Dockerfiles, URLs and
-// servers' answers; escaped, they cannot move the cursor, retitle the
-// window or hide lines of a CI log. A step's own output is left as it is,
-// as BuildKit leaves it (colours are welcome there).
-func printable(s string) string {
-	if !strings.ContainsFunc(s, needsEscape) && utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case needsEscape(r) && r < 0x80:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case needsEscape(r):
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
-}
-
-func needsEscape(r rune) bool {
-	return (r < 0x20 && r != '\t' && r != '\n') || (r >= 0x7f && r <= 0x9f)
-}
+// printable escapes what a terminal would act on (see progress.Printable).
+func printable(s string) string { return progress.Printable(s) }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -87,7 +88,7 @@ func runPrune(cmd *cobra.Command, g *globalOptions, f *pruneFlags) error {
 			fmt.Fprintln(out, "Nothing to prune.")
 			return nil
 		}
-		what := fmt.Sprintf("This removes %s, freeing %s (of %s).", counts(rep), humanSize(rep.Freed), humanSize(rep.Before))
+		what := fmt.Sprintf("This removes %s, freeing %s (of %s).", counts(rep), units.HumanSizeWithPrecision(float64(rep.Freed), 3), units.HumanSizeWithPrecision(float64(rep.Before), 3))
 		if !isTerminal(cmd.InOrStdin()) {
 			fmt.Fprintln(out, what)
 			return errors.New("not pruning without confirmation: stdin is not a terminal; pass --force")
@@ -101,7 +102,7 @@ func runPrune(cmd *cobra.Command, g *globalOptions, f *pruneFlags) error {
 	}
 	rep, err := st.Prune(cmd.Context(), opt)
 	if rep != nil {
-		fmt.Fprintf(out, "Removed %s.\nTotal reclaimed space: %s\n", counts(rep), humanSize(rep.Freed))
+		fmt.Fprintf(out, "Removed %s.\nTotal reclaimed space: %s\n", counts(rep), units.HumanSizeWithPrecision(float64(rep.Freed), 3))
 	}
 	return err
 }

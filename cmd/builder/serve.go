@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
+	"github.com/builder-dev/builder/progress"
 	"github.com/builder-dev/builder/server"
 	"github.com/builder-dev/builder/server/api"
 	"github.com/builder-dev/builder/solver"
@@ -23,6 +25,8 @@ import (
 type remoteFlags struct {
 	host string
 	tls  server.TLSFiles
+	// serve is set when runBuild runs for a `builder serve` client.
+	serve *serveHooks
 }
 
 // addServe adds `builder serve` and the global --host flags.
@@ -84,24 +88,25 @@ type serveHooks struct {
 	res     *build.Result
 }
 
-func (h *serveHooks) printer(p progressPrinter) progressPrinter {
+// wire sends the build's progress to the client instead of a printer
+// (the history recorder still listens) and gives it the client's secrets.
+func (h *serveHooks) wire(run *buildRun, opt *build.Options) {
 	if h == nil {
-		return p
+		return
 	}
-	return h
+	run.printer = h
+	run.gate = &progress.Gate{Printer: progress.Tee(h, run.rec)}
+	opt.Progress = run.gate
+	if opt.Secrets == nil && len(h.secrets) > 0 {
+		opt.Secrets = map[string]build.Secret{}
+	}
+	for id, v := range h.secrets {
+		opt.Secrets[id] = build.Secret{Value: v}
+	}
 }
 
 func (h *serveHooks) Event(e solver.Event) { h.em.Event(e) }
 func (h *serveHooks) Close(error)          {}
-
-func (h *serveHooks) setSecrets(s map[string]build.Secret) {
-	if h == nil {
-		return
-	}
-	for id, v := range h.secrets {
-		s[id] = build.Secret{Value: v}
-	}
-}
 
 func (h *serveHooks) setResult(res *build.Result) {
 	if h != nil {
@@ -134,21 +139,21 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 // flags given on the command line would.
 func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
 	return func(ctx context.Context, req *api.BuildRequest, contextDir, outDir string, em *server.Emitter) (*api.Result, error) {
-		f := &buildFlags{
-			tags: req.Tags, file: "-", target: req.Target, noCache: req.NoCache, noCacheFilter: req.NoCacheFilter,
-			push: req.Push, progress: "plain", allow: req.Allow, network: req.Network, cacheTo: req.CacheTo, cacheFrom: req.CacheFrom,
-			parallelism: req.Parallelism, squashAbove: req.SquashAbove, stepTimeout: req.StepTimeout, httpTimeout: req.HTTPTimeout,
-			httpMaxSize: req.HTTPMaxSize, gcKeep: req.GCKeep, onError: "fail",
-			serve: &serveHooks{em: em, secrets: req.Secrets},
+		f := &buildopts.Flags{
+			Tags: req.Tags, File: "-", Target: req.Target, NoCache: req.NoCache, NoCacheFilter: req.NoCacheFilter,
+			Push: req.Push, Progress: "plain", Allow: req.Allow, Network: req.Network, CacheTo: req.CacheTo, CacheFrom: req.CacheFrom,
+			Parallelism: req.Parallelism, SquashAbove: req.SquashAbove, StepTimeout: req.StepTimeout, HTTPTimeout: req.HTTPTimeout,
+			HTTPMaxSize: req.HTTPMaxSize, GCKeep: req.GCKeep, OnError: "fail", Buildx: buildopts.Buildx{Call: "build"},
 		}
+		hooks := &serveHooks{em: em, secrets: req.Secrets}
 		if req.Quiet {
-			f.progress = "quiet"
+			f.Progress = "quiet"
 		}
-		if f.network == "" {
-			f.network = "default"
+		if f.Network == "" {
+			f.Network = "default"
 		}
 		for k, v := range req.BuildArgs {
-			f.buildArgs = append(f.buildArgs, k+"="+v)
+			f.BuildArgs = append(f.BuildArgs, k+"="+v)
 		}
 		for i, o := range req.Outputs {
 			client, _, err := server.ClientOutput(o)
@@ -158,10 +163,10 @@ func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
 			if client {
 				o = setDest(o, server.OutputPath(outDir, i))
 			}
-			f.outputs = append(f.outputs, o)
+			f.Outputs = append(f.Outputs, o)
 		}
 		if req.Metadata {
-			f.metadataFile = filepath.Join(outDir, "metadata.json")
+			f.MetadataFile = filepath.Join(outDir, "metadata.json")
 		}
 		cmd := &cobra.Command{}
 		cmd.SetContext(ctx)
@@ -169,13 +174,13 @@ func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
 		cmd.SetOut(io.Discard)
 		cmd.SetErr(&lineWriter{em: em})
 		local := *g
-		local.remoteFlags = remoteFlags{}
+		local.remoteFlags = remoteFlags{serve: hooks}
 		if err := runBuild(cmd, &local, f, contextDir); err != nil {
 			return nil, err
 		}
-		res := &api.Result{Digest: f.serve.res.Manifest.Digest.String(), Names: f.serve.res.Names}
+		res := &api.Result{Digest: hooks.res.Manifest.Digest.String(), Names: hooks.res.Names}
 		if req.Metadata {
-			b, err := os.ReadFile(f.metadataFile)
+			b, err := os.ReadFile(f.MetadataFile)
 			if err != nil {
 				return nil, err
 			}

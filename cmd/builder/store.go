@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/source"
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +19,7 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 		Short: "Give an image of the local store another name",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withState(cmd, g, func(st *build.State) error { return st.Tag(args[0], args[1]) })
+			return withState(cmd, g, func(st *build.State) error { return st.Images.Tag(args[0], args[1]) })
 		},
 	}
 	push := &cobra.Command{
@@ -26,12 +27,33 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 		Short: "Push an image of the local store to the registry its name says",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withState(cmd, g, func(st *build.State) error { return st.Push(cmd.Context(), args[0], nil) })
+			return withState(cmd, g, func(st *build.State) error { return st.Images.Push(cmd.Context(), args[0], source.Keychain) })
 		},
 	}
+	save, load := newSaveCommand(g), newLoadCommand(g)
+	rmi := &cobra.Command{
+		Use:   "rmi NAME...",
+		Short: "Remove names from the local store (the next prune frees what only they used)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withState(cmd, g, func(st *build.State) error {
+				err := st.Images.Remove(args...)
+				for _, n := range args {
+					if _, gone := st.Images.Image(n); gone != nil {
+						fmt.Fprintln(cmd.OutOrStdout(), "Untagged:", n)
+					}
+				}
+				return err
+			})
+		},
+	}
+	return []*cobra.Command{tag, push, save, load, rmi}
+}
 
+// newSaveCommand is `builder save`: images as a docker or OCI tar.
+func newSaveCommand(g *globalOptions) *cobra.Command {
 	var saveFile, saveFormat string
-	save := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "save [-o FILE] [--format docker|oci] NAME...",
 		Short: "Write images of the local store as a tar (docker save format or OCI layout)",
 		Args:  cobra.MinimumNArgs(1),
@@ -45,14 +67,14 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 			}
 			defer st.Close()
 			if saveFile == "" || saveFile == "-" {
-				return st.Save(cmd.OutOrStdout(), saveFormat, args...)
+				return st.Images.Save(cmd.OutOrStdout(), saveFormat, args...)
 			}
 			tmp, err := os.CreateTemp(filepath.Dir(saveFile), ".save-*")
 			if err != nil {
 				return err
 			}
 			defer os.Remove(tmp.Name())
-			if err := st.Save(tmp, saveFormat, args...); err != nil {
+			if err := st.Images.Save(tmp, saveFormat, args...); err != nil {
 				tmp.Close()
 				return err
 			}
@@ -62,11 +84,15 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 			return os.Rename(tmp.Name(), saveFile)
 		},
 	}
-	save.Flags().StringVarP(&saveFile, "output", "o", "", "write to FILE instead of stdout")
-	save.Flags().StringVar(&saveFormat, "format", "docker", "archive format: docker (what docker/podman load read) or oci (OCI image layout)")
+	cmd.Flags().StringVarP(&saveFile, "output", "o", "", "write to FILE instead of stdout")
+	cmd.Flags().StringVar(&saveFormat, "format", "docker", "archive format: docker (what docker/podman load read) or oci (OCI image layout)")
+	return cmd
+}
 
+// newLoadCommand is `builder load`: a docker or OCI tar into the store.
+func newLoadCommand(g *globalOptions) *cobra.Command {
 	var loadFile string
-	load := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "load [-i FILE]",
 		Short: "Load images from a docker save tar or an OCI layout tar into the local store",
 		Args:  cobra.NoArgs,
@@ -81,7 +107,7 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 				in = f
 			}
 			return withState(cmd, g, func(st *build.State) error {
-				imgs, err := st.Load(cmd.Context(), in)
+				imgs, err := st.Images.Load(cmd.Context(), in)
 				for _, img := range imgs {
 					fmt.Fprintf(cmd.OutOrStdout(), "Loaded image: %s (%s)\n", img.Name, img.Manifest.Digest)
 				}
@@ -89,23 +115,6 @@ func newStoreCommands(g *globalOptions) []*cobra.Command {
 			})
 		},
 	}
-	load.Flags().StringVarP(&loadFile, "input", "i", "", "read from FILE instead of stdin")
-
-	rmi := &cobra.Command{
-		Use:   "rmi NAME...",
-		Short: "Remove names from the local store (the next prune frees what only they used)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return withState(cmd, g, func(st *build.State) error {
-				err := st.Remove(args...)
-				for _, n := range args {
-					if _, gone := st.Image(n); gone != nil {
-						fmt.Fprintln(cmd.OutOrStdout(), "Untagged:", n)
-					}
-				}
-				return err
-			})
-		},
-	}
-	return []*cobra.Command{tag, push, save, load, rmi}
+	cmd.Flags().StringVarP(&loadFile, "input", "i", "", "read from FILE instead of stdin")
+	return cmd
 }

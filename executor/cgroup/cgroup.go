@@ -14,8 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strconv"
 	"time"
+
+	"github.com/docker/go-units"
 )
 
 // DefaultPidsLimit is the pids limit of a sandbox that asks for none, so
@@ -59,7 +60,7 @@ func (l Limits) Validate() error {
 	case l.Memory < 0:
 		return fmt.Errorf("--memory %d: must not be negative", l.Memory)
 	case l.Memory > 0 && l.Memory < minMemory:
-		return fmt.Errorf("--memory %s: the minimum is 6 MiB", FormatBytes(uint64(l.Memory)))
+		return fmt.Errorf("--memory %s: the minimum is 6 MiB", units.BytesSize(float64(l.Memory)))
 	case l.MemorySwap != 0 && l.Memory == 0:
 		return errors.New("--memory-swap needs --memory")
 	case l.MemorySwap < -1:
@@ -120,21 +121,3 @@ type Usage struct {
 
 // IsZero says whether nothing was measured.
 func (u Usage) IsZero() bool { return u == Usage{} }
-
-// FormatBytes writes n with a binary unit: "512 B", "64 MiB", "1.5 GiB".
-func FormatBytes(n uint64) string {
-	const units = "KMGTPE"
-	if n < 1024 {
-		return strconv.FormatUint(n, 10) + " B"
-	}
-	v, i := float64(n)/1024, 0
-	for v >= 1024 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	s := strconv.FormatFloat(v, 'f', 1, 64)
-	if v >= 100 || s[len(s)-2:] == ".0" {
-		s = strconv.FormatFloat(v, 'f', 0, 64)
-	}
-	return s + " " + units[i:i+1] + "iB"
-}

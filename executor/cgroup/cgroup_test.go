@@ -5,20 +5,6 @@ import (
 	"testing"
 )
 
-func TestFormatBytes(t *testing.T) {
-	for _, c := range []struct {
-		n    uint64
-		want string
-	}{
-		{0, "0 B"}, {1023, "1023 B"}, {1024, "1 KiB"}, {1536, "1.5 KiB"},
-		{64 << 20, "64 MiB"}, {412 << 20, "412 MiB"}, {3 << 29, "1.5 GiB"}, {(1 << 30) - 1, "1024 MiB"},
-	} {
-		if got := FormatBytes(c.n); got != c.want {
-			t.Errorf("FormatBytes(%d) = %q, want %q", c.n, got, c.want)
-		}
-	}
-}
-
 func TestLimitsValidate(t *testing.T) {
 	for _, c := range []struct {
 		l       Limits

@@ -3,11 +3,9 @@ package dockerfile
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"path"
-	"regexp"
 	"strings"
 
+	"github.com/builder-dev/builder/frontend/dockerfile/internal/remote"
 	"github.com/builder-dev/builder/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/opencontainers/go-digest"
@@ -30,35 +28,9 @@ func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) er
 	if cmd.Unpack != nil {
 		unpackLocal, unpackRemote = *cmd.Unpack, *cmd.Unpack
 	}
-	type remote struct {
-		src string
-		git *gitRef
-	}
-	var remotes []remote
-	var local []string
-	for _, src := range cmd.SourcePaths {
-		g, isGit, err := parseGitRef(src)
-		switch {
-		case err != nil:
-			return fmt.Errorf("%s: %w", src, err)
-		case isGit:
-			remotes = append(remotes, remote{src: src, git: &g})
-		case isHTTPSource(src):
-			remotes = append(remotes, remote{src: src})
-		case strings.Contains(src, "://"):
-			return fmt.Errorf("%s: unsupported URL scheme; ADD takes http://, https:// and git URLs", src)
-		default:
-			local = append(local, src)
-		}
-	}
-	if cmd.Checksum != "" {
-		// As BuildKit.
-		if len(cmd.SourcePaths) != 1 {
-			return errors.New("--checksum can't be specified for multiple sources")
-		}
-		if len(remotes) == 0 {
-			return errors.New("--checksum requires HTTP(S) or Git sources")
-		}
+	remotes, local, err := addSources(cmd)
+	if err != nil {
+		return err
 	}
 	if len(remotes) == 0 {
 		return c.dispatchCopy(st, cmd, copySpec{
@@ -71,42 +43,10 @@ func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) er
 			return fmt.Errorf("--chmod: %w", err)
 		}
 	}
-	dest := absPath(st.image.Config.WorkingDir, cmd.DestPath)
 	for _, r := range remotes {
-		var srcVertex *llb.Vertex
-		var from string
-		meta := c.meta(st, "ADD "+r.src, cmd.Location())
-		if r.git != nil {
-			op, err := gitOp(*r.git, cmd.KeepGitDir, cmd.Checksum)
-			if err != nil {
-				return fmt.Errorf("%s: %w", r.src, err)
-			}
-			srcVertex = llb.NewVertex(op, nil, meta)
-			from = "/"
-		} else {
-			op := llb.HTTPOp{URL: r.src, Filename: urlFilename(r.src)}
-			if cmd.Checksum != "" {
-				d, err := digest.Parse(cmd.Checksum)
-				if err != nil {
-					return fmt.Errorf("--checksum=%s: %w", cmd.Checksum, err)
-				}
-				op.Checksum = d.String()
-			}
-			srcVertex = llb.NewVertex(op, nil, meta)
-			from = "/" + escapePattern(op.Filename)
+		if err := c.addRemote(st, cmd, r, unpackRemote); err != nil {
+			return err
 		}
-		cp := llb.CopyOp{Sources: []string{from}, Dest: dest, Chown: cmd.Chown, Chmod: cmd.Chmod, Link: cmd.Link}
-		if r.git != nil {
-			cp.Excludes = cmd.ExcludePatterns
-		} else {
-			// The copy op's Add unpacks an archive; downloads only on --unpack.
-			cp.Add = unpackRemote
-		}
-		st.vertex = llb.NewVertex(cp, []*llb.Vertex{st.vertex, srcVertex}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
-		c.addHistory(st, copyHistory(copySpec{
-			SourcesAndDest: instructions.SourcesAndDest{SourcePaths: []string{r.src}, DestPath: cmd.DestPath},
-			name:           "ADD", chown: cmd.Chown, chmod: cmd.Chmod,
-		}), false)
 	}
 	if len(local) == 0 && len(cmd.SourceContents) == 0 {
 		return nil
@@ -119,22 +59,81 @@ func (c *converter) dispatchAdd(st *stageState, cmd *instructions.AddCommand) er
 	})
 }
 
-func isHTTPSource(src string) bool {
-	return strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://")
+// remoteSource is a source of ADD that is not in a context: a URL to
+// download, or a git repository when git is set.
+type remoteSource struct {
+	src string
+	git *remote.Git
 }
 
-// urlFilename is the name ADD gives a file downloaded from rawURL: the
-// last element of its path, or "__unnamed__" when the path has none, as
-// BuildKit does.
-func urlFilename(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "__unnamed__"
+// addSources sorts ADD's sources into remote and local ones, and checks
+// --checksum against them as BuildKit does.
+func addSources(cmd *instructions.AddCommand) (remotes []remoteSource, local []string, err error) {
+	for _, src := range cmd.SourcePaths {
+		g, isGit, err := remote.ParseGit(src)
+		switch {
+		case err != nil:
+			return nil, nil, fmt.Errorf("%s: %w", src, err)
+		case isGit:
+			remotes = append(remotes, remoteSource{src: src, git: &g})
+		case remote.IsHTTP(src):
+			remotes = append(remotes, remoteSource{src: src})
+		case strings.Contains(src, "://"):
+			return nil, nil, fmt.Errorf("%s: unsupported URL scheme; ADD takes http://, https:// and git URLs", src)
+		default:
+			local = append(local, src)
+		}
 	}
-	if base := path.Base(u.Path); base != "." && base != "/" && base != ".." {
-		return base
+	if cmd.Checksum != "" {
+		if len(cmd.SourcePaths) != 1 {
+			return nil, nil, errors.New("--checksum can't be specified for multiple sources")
+		}
+		if len(remotes) == 0 {
+			return nil, nil, errors.New("--checksum requires HTTP(S) or Git sources")
+		}
 	}
-	return "__unnamed__"
+	return remotes, local, nil
+}
+
+// addRemote adds one remote source of ADD to the stage: its source vertex
+// and a copy op of its own (one layer per remote source).
+func (c *converter) addRemote(st *stageState, cmd *instructions.AddCommand, r remoteSource, unpack bool) error {
+	var srcVertex *llb.Vertex
+	var from string
+	meta := c.meta(st, "ADD "+r.src, cmd.Location())
+	if r.git != nil {
+		op, err := r.git.Op(cmd.KeepGitDir, cmd.Checksum)
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.src, err)
+		}
+		srcVertex = llb.NewVertex(op, nil, meta)
+		from = "/"
+	} else {
+		op := llb.HTTPOp{URL: r.src, Filename: remote.Filename(r.src)}
+		if cmd.Checksum != "" {
+			d, err := digest.Parse(cmd.Checksum)
+			if err != nil {
+				return fmt.Errorf("--checksum=%s: %w", cmd.Checksum, err)
+			}
+			op.Checksum = d.String()
+		}
+		srcVertex = llb.NewVertex(op, nil, meta)
+		from = "/" + escapePattern(op.Filename)
+	}
+	dest := absPath(st.image.Config.WorkingDir, cmd.DestPath)
+	cp := llb.CopyOp{Sources: []string{from}, Dest: dest, Chown: cmd.Chown, Chmod: cmd.Chmod, Link: cmd.Link}
+	if r.git != nil {
+		cp.Excludes = cmd.ExcludePatterns
+	} else {
+		// The copy op's Add unpacks an archive; downloads only on --unpack.
+		cp.Add = unpack
+	}
+	st.vertex = llb.NewVertex(cp, []*llb.Vertex{st.vertex, srcVertex}, c.meta(st, fmt.Sprint(cmd), cmd.Location()))
+	c.addHistory(st, copyHistory(copySpec{
+		SourcesAndDest: instructions.SourcesAndDest{SourcePaths: []string{r.src}, DestPath: cmd.DestPath},
+		name:           "ADD", chown: cmd.Chown, chmod: cmd.Chmod,
+	}), false)
+	return nil
 }
 
 // escapePattern quotes the wildcard characters of a file name, which the
@@ -148,74 +147,4 @@ func escapePattern(name string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// gitRef is a git repository source of ADD, such as
-// "https://host/repo.git#v1.2:docs": the remote, a ref (branch, tag or
-// commit; "" for the remote's HEAD) and a subdirectory.
-type gitRef struct {
-	remote, ref, subdir string
-}
-
-// parseGitRef recognises the git sources ADD accepts: git://, ssh://,
-// git@host:path, and http(s) URLs whose path ends in ".git", each with an
-// optional "#ref[:subdir]" fragment. isGit is false for anything else; err
-// is set for a git source written wrongly.
-func parseGitRef(s string) (ref gitRef, isGit bool, err error) {
-	remote, frag, _ := strings.Cut(s, "#")
-	switch {
-	case strings.HasPrefix(remote, "git@"):
-		if !strings.Contains(remote, ":") {
-			return gitRef{}, true, errors.New("a git@ source must read git@host:path")
-		}
-	case strings.Contains(remote, "://"):
-		u, err := url.Parse(remote)
-		if err != nil {
-			return gitRef{}, false, nil
-		}
-		switch u.Scheme {
-		case "git", "ssh":
-		case "http", "https":
-			if !strings.HasSuffix(u.Path, ".git") {
-				return gitRef{}, false, nil
-			}
-		default:
-			return gitRef{}, false, nil
-		}
-		if u.RawQuery != "" {
-			return gitRef{}, true, errors.New("query parameters of git URLs (?ref=, ?subdir=, ...) are not supported yet; use #ref:subdir")
-		}
-		if u.Host == "" {
-			return gitRef{}, true, errors.New("the git URL has no host")
-		}
-	default:
-		return gitRef{}, false, nil
-	}
-	ref.remote = remote
-	ref.ref, ref.subdir, _ = strings.Cut(frag, ":")
-	if strings.HasPrefix(ref.ref, "-") {
-		return gitRef{}, true, fmt.Errorf("invalid git ref %q", ref.ref)
-	}
-	if ref.subdir != "" {
-		ref.subdir = path.Clean("/" + ref.subdir)[1:]
-	}
-	return ref, true, nil
-}
-
-var commitPrefix = regexp.MustCompile(`^[0-9a-f]{4,64}$`)
-
-// gitOp makes the op of a git source with ADD's --keep-git-dir and
-// --checksum (a commit hash or a prefix of one).
-func gitOp(g gitRef, keepGitDir *bool, checksum string) (llb.GitOp, error) {
-	op := llb.GitOp{Remote: g.remote, Ref: g.ref, Subdir: g.subdir}
-	if keepGitDir != nil {
-		op.KeepGitDir = *keepGitDir
-	}
-	if checksum != "" {
-		if !commitPrefix.MatchString(checksum) {
-			return op, fmt.Errorf("--checksum=%s: for a git source it is a commit hash", checksum)
-		}
-		op.Checksum = checksum
-	}
-	return op, nil
 }

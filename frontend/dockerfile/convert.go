@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/frontend/dockerfile/internal/suggest"
+	"github.com/builder-dev/builder/frontend/dockerfile/internal/vars"
 	"github.com/builder-dev/builder/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -61,6 +63,11 @@ type Options struct {
 	// --network=default): "" (the default network), llb.NetworkNone or
 	// llb.NetworkHost (the build's --network).
 	Network string
+	// ExtraHosts, ShmSize and Ulimits go to every RUN (the build's
+	// --add-host, --shm-size and --ulimit).
+	ExtraHosts []llb.HostIP
+	ShmSize    int64
+	Ulimits    []llb.Ulimit
 }
 
 // Result is the lowered target stage.
@@ -72,6 +79,11 @@ type Result struct {
 	Warnings []string
 }
 
+// CheckBuildArg is the build arg that sets the build checks' options, with
+// the syntax of the "# check=" directive, which it replaces (package
+// checks reads it; a build does not report it as unused).
+const CheckBuildArg = "BUILDKIT_DOCKERFILE_CHECK"
+
 var defaultShell = []string{"/bin/sh", "-c"}
 
 type converter struct {
@@ -80,7 +92,7 @@ type converter struct {
 	resolver ImageResolver
 	lex      *shell.Lex
 	stages   []instructions.Stage
-	globals  *argScope
+	globals  *vars.Scope
 	lowered  map[int]*stageState
 	lowering map[int]bool
 	context  *llb.Vertex
@@ -96,7 +108,7 @@ type stageState struct {
 	name   string
 	vertex *llb.Vertex
 	image  Image
-	args   *argScope
+	args   *vars.Scope
 	// vars is what BuildKit calls the state's env: the image's ENV, then
 	// every ENV and valued ARG in order, a later one replacing (and moving
 	// to the end) an earlier one of the same name. RUN gets it, and
@@ -115,11 +127,11 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 	}
 	parsed, err := parser.Parse(bytes.NewReader(opt.Source))
 	if err != nil {
-		return nil, parseError(opt.Filename, err)
+		return nil, ParseError(opt.Filename, err)
 	}
 	stages, metaArgs, err := instructions.Parse(parsed.AST, nil)
 	if err != nil {
-		return nil, parseError(opt.Filename, err)
+		return nil, ParseError(opt.Filename, err)
 	}
 	if len(stages) == 0 {
 		return nil, fmt.Errorf("%s: no FROM instruction: a Dockerfile must start with FROM (after ARGs and directives)", opt.Filename)
@@ -135,9 +147,9 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 	if err := c.checkCycles(); err != nil {
 		return nil, err
 	}
-	c.globals = newArgScope(nil, opt.BuildArgs)
-	for k, v := range platformArgs(opt.Platform) {
-		c.globals.predefine(k, v)
+	c.globals = vars.NewScope(nil, opt.BuildArgs)
+	for k, v := range PlatformArgs(opt.Platform) {
+		c.globals.Predefine(k, v)
 	}
 	for _, a := range metaArgs {
 		if err := c.declareGlobals(&a); err != nil {
@@ -148,7 +160,7 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 	if opt.Target != "" {
 		idx, ok := c.stageIndex(opt.Target, len(stages))
 		if !ok {
-			return nil, fmt.Errorf("%s: target stage %q could not be found%s; stages are: %s", opt.Filename, opt.Target, didYouMean(opt.Target, c.stageNameList()), c.stageNames())
+			return nil, fmt.Errorf("%s: target stage %q could not be found%s; stages are: %s", opt.Filename, opt.Target, suggest.DidYouMean(opt.Target, c.stageNameList()), c.stageNames())
 		}
 		target = idx
 	}
@@ -181,7 +193,7 @@ func (c *converter) unusedBuildArgs() []string {
 	var out []string
 	for _, name := range llb.SortedKeys(c.opt.BuildArgs) {
 		// SOURCE_DATE_EPOCH is read by the builder itself (reproducible images).
-		if proxyArgs[name] || c.globals.predefined[name] != "" || c.consumed[name] || name == "SOURCE_DATE_EPOCH" || name == CheckBuildArg {
+		if vars.IsProxy(name) || c.globals.Predefined(name) != "" || c.consumed[name] || name == "SOURCE_DATE_EPOCH" || name == CheckBuildArg {
 			continue
 		}
 		out = append(out, name)
@@ -199,6 +211,15 @@ func (c *converter) stageNames() string {
 		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// stageNameList returns the names of the stages, for suggestions.
+func (c *converter) stageNameList() []string {
+	var names []string
+	for _, s := range c.stages {
+		names = append(names, s.Name)
+	}
+	return names
 }
 
 // stageIndex finds a stage by name or number among the first n stages.
@@ -237,13 +258,13 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 		c.path = c.path[:len(c.path)-1]
 	}()
 
-	st := &stageState{index: idx, name: s.Name, args: newArgScope(c.globals, c.opt.BuildArgs)}
+	st := &stageState{index: idx, name: s.Name, args: vars.NewScope(c.globals, c.opt.BuildArgs)}
 	if st.name == "" {
 		st.name = "stage-" + strconv.Itoa(idx)
 	}
 	st.steps = len(s.Commands) + 1
 	st.step = 1
-	base, err := c.expand(s.BaseName, c.globals.env())
+	base, err := c.expand(s.BaseName, c.globals.Env())
 	if err != nil {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
 	}
@@ -280,7 +301,9 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 	return st, nil
 }
 
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+// DefaultPath is the PATH of a stage whose image sets none (scratch), as
+// BuildKit's.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 func emptyImage(p ocispec.Platform) Image {
 	var img Image
@@ -294,7 +317,7 @@ func emptyImage(p ocispec.Platform) Image {
 func (c *converter) image(ref string, meta llb.Meta) (*llb.Vertex, Image, error) {
 	res, err := c.resolver.ResolveImage(c.ctx, ref, c.opt.Platform)
 	if err != nil {
-		if hint := didYouMean(ref, c.stageNameList()); hint != "" {
+		if hint := suggest.DidYouMean(ref, c.stageNameList()); hint != "" {
 			return nil, Image{}, fmt.Errorf("%w%s", err, strings.Replace(hint, "mean ", "mean stage ", 1))
 		}
 		return nil, Image{}, err
@@ -350,36 +373,6 @@ func (st *stageState) initVars(base []string) {
 	}
 }
 
-func hasEnv(env []string, name string) bool {
-	for _, e := range env {
-		if n, _, _ := strings.Cut(e, "="); n == name {
-			return true
-		}
-	}
-	return false
-}
-
-// mergeEnv returns base with over's entries added, over winning on
-// conflicts, keeping first-seen order.
-func mergeEnv(base, over []string) []string {
-	out := append([]string(nil), base...)
-	for _, kv := range over {
-		out = setEnv(out, kv)
-	}
-	return out
-}
-
-func setEnv(env []string, kv string) []string {
-	name, _, _ := strings.Cut(kv, "=")
-	for i, e := range env {
-		if n, _, _ := strings.Cut(e, "="); n == name {
-			env[i] = kv
-			return env
-		}
-	}
-	return append(env, kv)
-}
-
 func platformString(p ocispec.Platform) string {
 	s := p.OS + "/" + p.Architecture
 	if p.Variant != "" {
@@ -388,7 +381,9 @@ func platformString(p ocispec.Platform) string {
 	return s
 }
 
-func platformArgs(p ocispec.Platform) map[string]string {
+// PlatformArgs are the build args BuildKit predefines for a platform
+// (TARGETPLATFORM, BUILDOS, …); the build and the target platform are one.
+func PlatformArgs(p ocispec.Platform) map[string]string {
 	ps := platformString(p)
 	return map[string]string{
 		"TARGETPLATFORM": ps, "TARGETOS": p.OS, "TARGETARCH": p.Architecture, "TARGETVARIANT": p.Variant,

@@ -127,7 +127,7 @@ COPY f /z
 	if got := strings.Join(kinds, ","); got != "image,exec,copy,local,copy" {
 		t.Errorf("graph = %s", got)
 	}
-	if res.Image.Config.Env[0] != "PATH="+defaultPath {
+	if res.Image.Config.Env[0] != "PATH="+DefaultPath {
 		t.Errorf("scratch env = %v", res.Image.Config.Env)
 	}
 }

@@ -3,8 +3,6 @@ package dockerfile
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/builder-dev/builder/llb"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -38,41 +36,13 @@ func location(file string, ranges []parser.Range) llb.Location {
 	return loc
 }
 
-// parseError turns an error of BuildKit's parser into a SourceError with our
-// file name, dropping BuildKit's stack wrapper.
-func parseError(file string, err error) error {
+// ParseError turns an error of BuildKit's parser (parser.Parse,
+// instructions.Parse) into a *SourceError naming file,
+// dropping BuildKit's stack wrapper.
+func ParseError(file string, err error) error {
 	var le *parser.LocationError
 	if errors.As(err, &le) && len(le.Locations) > 0 {
 		return &SourceError{Location: location(file, le.Locations[0]), Err: errors.New(le.Unwrap().Error())}
 	}
 	return fmt.Errorf("%s: %w", file, err)
-}
-
-// signalNames are Linux's signal names, which STOPSIGNAL accepts with or
-// without "SIG" and in any case, as BuildKit does.
-var signalNames = map[string]bool{
-	"ABRT": true, "ALRM": true, "BUS": true, "CHLD": true, "CLD": true, "CONT": true, "FPE": true,
-	"HUP": true, "ILL": true, "INT": true, "IO": true, "IOT": true, "KILL": true, "PIPE": true,
-	"POLL": true, "PROF": true, "PWR": true, "QUIT": true, "SEGV": true, "STKFLT": true, "STOP": true,
-	"SYS": true, "TERM": true, "TRAP": true, "TSTP": true, "TTIN": true, "TTOU": true, "URG": true,
-	"USR1": true, "USR2": true, "VTALRM": true, "WINCH": true, "XCPU": true, "XFSZ": true,
-	"RTMIN": true, "RTMAX": true, "UNUSED": true,
-}
-
-// validSignal reports whether s names a signal: a number, a name, or
-// RTMIN+n / RTMAX-n.
-func validSignal(s string) bool {
-	if n, err := strconv.Atoi(s); err == nil {
-		return n > 0
-	}
-	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
-	if base, off, ok := strings.Cut(name, "+"); ok && base == "RTMIN" {
-		n, err := strconv.Atoi(off)
-		return err == nil && n >= 0 && n <= 30
-	}
-	if base, off, ok := strings.Cut(name, "-"); ok && base == "RTMAX" {
-		n, err := strconv.Atoi(off)
-		return err == nil && n >= 0 && n <= 30
-	}
-	return signalNames[name]
 }

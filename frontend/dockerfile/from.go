@@ -30,7 +30,7 @@ func (c *converter) from(st *stageState, idx int, base string, loc []parser.Rang
 		}
 		st.vertex, st.image = parent.vertex, cloneImage(parent.image)
 		// BuildKit: a stage keeps its base stage's ARGs and variables.
-		st.args = parent.args.clone()
+		st.args = parent.args.Clone()
 		st.initVars(parent.vars)
 		return nil
 	}
@@ -39,7 +39,7 @@ func (c *converter) from(st *stageState, idx int, base string, loc []parser.Rang
 	}
 	if base == "scratch" {
 		st.image = emptyImage(c.opt.Platform)
-		st.image.Config.Env = []string{"PATH=" + defaultPath}
+		st.image.Config.Env = []string{"PATH=" + DefaultPath}
 		st.image.Config.WorkingDir = "/" // as BuildKit sets it
 		return nil
 	}
@@ -75,7 +75,7 @@ func (c *converter) namedContext(st *stageState, name string, loc []parser.Range
 	// FROM a directory makes its files the stage's first layer.
 	v := llb.NewVertex(llb.CopyOp{Sources: []string{"."}, Dest: "/"}, []*llb.Vertex{nil, local}, c.meta(st, "FROM "+name, loc))
 	img := emptyImage(c.opt.Platform)
-	img.Config.Env = []string{"PATH=" + defaultPath}
+	img.Config.Env = []string{"PATH=" + DefaultPath}
 	img.History = []ocispec.History{{Created: c.created(), CreatedBy: "FROM " + name + " (build context " + value + ")"}}
 	return v, img, true, nil
 }
@@ -112,7 +112,7 @@ func (c *converter) checkPlatform(p string) error {
 	if p == "" {
 		return nil
 	}
-	p, err := c.expand(p, c.globals.env())
+	p, err := c.expand(p, c.globals.Env())
 	if err != nil {
 		return err
 	}

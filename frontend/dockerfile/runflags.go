@@ -1,6 +1,7 @@
 package dockerfile
 
 import (
+	"cmp"
 	"fmt"
 	"path"
 	"strconv"
@@ -52,81 +53,14 @@ func (c *converter) runFlags(st *stageState, cmd *instructions.RunCommand) (runF
 	if instructions.GetSecurity(cmd) == instructions.SecurityInsecure {
 		rf.security = llb.SecurityInsecure
 	}
-	inputs := map[digest.Digest]int{}
-	addInput := func(from string) (int, error) {
-		v, err := c.copySource(st, cmd, copySpec{name: "RUN --mount", from: from})
-		if err != nil {
-			return 0, err
-		}
-		if i, ok := inputs[v.Digest()]; ok {
-			return i, nil
-		}
-		rf.inputs = append(rf.inputs, v)
-		inputs[v.Digest()] = len(rf.inputs)
-		return len(rf.inputs), nil
-	}
+	in := runInputs{c: c, st: st, cmd: cmd, index: map[digest.Digest]int{}}
 	ssh := 0
 	for _, m := range instructions.GetMounts(cmd) {
-		em := llb.ExecMount{Type: string(m.Type), Source: m.Source, Readonly: m.ReadOnly, Required: m.Required, Size: m.SizeLimit}
-		if m.Target != "" {
-			em.Target = absPath(st.image.Config.WorkingDir, m.Target)
-			if em.Target != "/" {
-				em.Target = strings.TrimSuffix(em.Target, "/")
-			}
+		em, err := runMount(st, m, &in)
+		if err != nil {
+			return rf, err
 		}
-		em.Mode, em.UID, em.GID = uint32Ptr(m.Mode), uint32Ptr(m.UID), uint32Ptr(m.GID)
-		desc := "--mount=type=" + string(m.Type)
-		switch m.Type {
-		case instructions.MountTypeBind, instructions.MountTypeCache, instructions.MountTypeTmpfs:
-			if em.Target == "" {
-				return rf, fmt.Errorf("RUN %s: a target is required", desc)
-			}
-			if em.Target == "/" {
-				return rf, fmt.Errorf("RUN %s: the target cannot be /", desc)
-			}
-		}
-		switch m.Type {
-		case instructions.MountTypeBind:
-			i, err := addInput(m.From)
-			if err != nil {
-				return rf, err
-			}
-			em.Input = i
-		case instructions.MountTypeCache:
-			em.ID = m.CacheID
-			if em.ID == "" {
-				em.ID = em.Target
-			}
-			em.Sharing = string(m.CacheSharing)
-			if m.From != "" {
-				i, err := addInput(m.From)
-				if err != nil {
-					return rf, err
-				}
-				em.Input = i
-			}
-		case instructions.MountTypeTmpfs:
-		case instructions.MountTypeSecret:
-			em.Source = ""
-			em.ID = m.CacheID
-			if em.ID == "" {
-				em.ID = m.Source
-			}
-			if em.ID == "" {
-				em.ID = path.Base(em.Target)
-			}
-			if m.Env != nil {
-				em.Env = *m.Env
-			}
-			if em.Target == "" && em.Env == "" {
-				em.Target = "/run/secrets/" + em.ID
-			}
-		case instructions.MountTypeSSH:
-			em.Source = ""
-			em.ID = m.CacheID
-			if em.ID == "" {
-				em.ID = "default"
-			}
+		if m.Type == instructions.MountTypeSSH {
 			if em.Target == "" {
 				em.Target = "/run/buildkit/ssh_agent." + strconv.Itoa(ssh)
 			}
@@ -134,12 +68,85 @@ func (c *converter) runFlags(st *stageState, cmd *instructions.RunCommand) (runF
 				rf.env = append(rf.env, "SSH_AUTH_SOCK="+em.Target)
 			}
 			ssh++
-		default:
-			return rf, fmt.Errorf("RUN %s is not supported", desc)
 		}
 		rf.mounts = append(rf.mounts, em)
 	}
+	rf.inputs = in.vertices
 	return rf, nil
+}
+
+// runInputs collects the file trees RUN's mounts read, each once.
+type runInputs struct {
+	c        *converter
+	st       *stageState
+	cmd      *instructions.RunCommand
+	vertices []*llb.Vertex
+	index    map[digest.Digest]int
+}
+
+// add returns the input number (from 1) of the tree from names: the
+// context, a stage or an image.
+func (in *runInputs) add(from string) (int, error) {
+	v, err := in.c.copySource(in.st, in.cmd, copySpec{name: "RUN --mount", from: from})
+	if err != nil {
+		return 0, err
+	}
+	if i, ok := in.index[v.Digest()]; ok {
+		return i, nil
+	}
+	in.vertices = append(in.vertices, v)
+	in.index[v.Digest()] = len(in.vertices)
+	return len(in.vertices), nil
+}
+
+// runMount lowers one --mount; an SSH mount's default target depends on
+// its position and is set by the caller.
+func runMount(st *stageState, m *instructions.Mount, in *runInputs) (llb.ExecMount, error) {
+	em := llb.ExecMount{Type: string(m.Type), Source: m.Source, Readonly: m.ReadOnly, Required: m.Required, Size: m.SizeLimit}
+	if m.Target != "" {
+		em.Target = absPath(st.image.Config.WorkingDir, m.Target)
+		if em.Target != "/" {
+			em.Target = strings.TrimSuffix(em.Target, "/")
+		}
+	}
+	em.Mode, em.UID, em.GID = uint32Ptr(m.Mode), uint32Ptr(m.UID), uint32Ptr(m.GID)
+	desc := "--mount=type=" + string(m.Type)
+	switch m.Type {
+	case instructions.MountTypeBind, instructions.MountTypeCache, instructions.MountTypeTmpfs:
+		if em.Target == "" {
+			return em, fmt.Errorf("RUN %s: a target is required", desc)
+		}
+		if em.Target == "/" {
+			return em, fmt.Errorf("RUN %s: the target cannot be /", desc)
+		}
+	}
+	var err error
+	switch m.Type {
+	case instructions.MountTypeBind:
+		em.Input, err = in.add(m.From)
+	case instructions.MountTypeCache:
+		em.ID = cmp.Or(m.CacheID, em.Target)
+		em.Sharing = string(m.CacheSharing)
+		if m.From != "" {
+			em.Input, err = in.add(m.From)
+		}
+	case instructions.MountTypeTmpfs:
+	case instructions.MountTypeSecret:
+		em.Source = ""
+		em.ID = cmp.Or(m.CacheID, m.Source, path.Base(em.Target))
+		if m.Env != nil {
+			em.Env = *m.Env
+		}
+		if em.Target == "" && em.Env == "" {
+			em.Target = "/run/secrets/" + em.ID
+		}
+	case instructions.MountTypeSSH:
+		em.Source = ""
+		em.ID = cmp.Or(m.CacheID, "default")
+	default:
+		return em, fmt.Errorf("RUN %s is not supported", desc)
+	}
+	return em, err
 }
 
 func uint32Ptr(p *uint64) *uint32 {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/builder-dev/builder/executor/sandboxinit"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -126,9 +127,10 @@ func TestDefaultProfileArm64(t *testing.T) {
 	}
 }
 
-// TestInstall installs the default profile on one thread of the test,
-// which then ends with its goroutine, and tries calls in the kernel.
-func TestInstall(t *testing.T) {
+// TestLoad loads the default profile, as the sandbox init does, on one
+// thread of the test, which then ends with its goroutine, and tries calls
+// in the kernel.
+func TestLoad(t *testing.T) {
 	prog, err := Default(dockerCaps)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +147,7 @@ func TestInstall(t *testing.T) {
 				return
 			}
 		}
-		if err := Install(encoded); err != nil {
+		if err := sandboxinit.LoadSeccomp(encoded); err != nil {
 			done <- err
 			return
 		}

@@ -1,6 +1,6 @@
 // Package seccomp compiles seccomp profiles (the OCI runtime-spec form that
-// Docker's profile resolves to) into classic BPF, in pure Go, and installs
-// the result on the calling thread.
+// Docker's profile resolves to) into classic BPF, in pure Go, and encodes
+// the result for the sandbox init (executor/sandboxinit), which loads it.
 //
 // The sandbox uses Docker's default profile (github.com/moby/profiles/seccomp)
 // resolved for Docker's default capabilities. The compiler follows libseccomp's

@@ -8,7 +8,7 @@ import (
 )
 
 // Encode lays out a program as the kernel's struct sock_filter array, in
-// this machine's byte order, for Install.
+// this machine's byte order, for the sandbox init (executor/sandboxinit), which loads it.
 func Encode(prog []bpf.RawInstruction) []byte {
 	b := make([]byte, 0, 8*len(prog))
 	for _, ins := range prog {

@@ -278,11 +278,3 @@ func PushImage(t testing.TB, img v1.Image, ref string, opts ...remote.Option) {
 		t.Fatalf("pushing %s: %v", ref, err)
 	}
 }
-
-// RequiresRoot skips the test unless it runs as root (CI does).
-func RequiresRoot(t testing.TB) {
-	t.Helper()
-	if euid := os.Geteuid(); euid != 0 {
-		t.Skipf("test requires root (running as euid %d); run it as root, as CI does", euid)
-	}
-}

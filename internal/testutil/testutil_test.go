@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -220,6 +221,14 @@ func TestRequiresRoot(t *testing.T) {
 	RequiresRoot(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("RequiresRoot did not skip for a non-root user")
+	}
+}
+
+func TestRequiresHostRoot(t *testing.T) {
+	RequiresHostRoot(t)
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil || strings.Join(strings.Fields(string(b)), " ") != "0 0 4294967295" {
+		t.Fatalf("RequiresHostRoot did not skip in a user namespace (uid_map %q, %v)", b, err)
 	}
 }
 

@@ -80,6 +80,9 @@ func waitForMaps() {
 // idRange is a subordinate id range from /etc/subuid or /etc/subgid.
 type idRange struct{ start, count int }
 
+// reexec starts this program again in a new user namespace, with the
+// subordinate ids mapped when newuidmap/newgidmap and /etc/subuid and
+// /etc/subgid allow, else only the caller's own ids, and waits for it.
 func reexec(warn func(string)) (int, error) {
 	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
 		return 0, errors.New("this kernel has no user namespaces (CONFIG_USER_NS); run builder as root")
@@ -131,19 +134,34 @@ func reexec(warn func(string)) (int, error) {
 	r.Close()
 	if full {
 		pid := strconv.Itoa(cmd.Process.Pid)
-		uidArgs := []string{pid, "0", strconv.Itoa(uid), "1", "1", strconv.Itoa(subuid.start), strconv.Itoa(subuid.count)}
-		gidArgs := []string{pid, "0", strconv.Itoa(gid), "1", "1", strconv.Itoa(subgid.start), strconv.Itoa(subgid.count)}
-		for _, c := range [][]string{append([]string{newuidmap}, uidArgs...), append([]string{newgidmap}, gidArgs...)} {
-			if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-				cmd.Process.Kill()
-				cmd.Wait()
-				w.Close()
-				return 0, fmt.Errorf("%s %s: %v: %s", c[0], strings.Join(c[1:], " "), err, strings.TrimSpace(string(out)))
-			}
+		uidArgs := []string{newuidmap, pid, "0", strconv.Itoa(uid), "1", "1", strconv.Itoa(subuid.start), strconv.Itoa(subuid.count)}
+		gidArgs := []string{newgidmap, pid, "0", strconv.Itoa(gid), "1", "1", strconv.Itoa(subgid.start), strconv.Itoa(subgid.count)}
+		if err := writeMaps(uidArgs, gidArgs); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			w.Close()
+			return 0, err
 		}
 	}
 	w.Close()
+	return waitForwarding(cmd)
+}
 
+// writeMaps runs newuidmap and newgidmap (each argv complete) on the
+// child, which waits on its pipe until they are done.
+func writeMaps(argvs ...[]string) error {
+	for _, c := range argvs {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s %s: %v: %s", c[0], strings.Join(c[1:], " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// waitForwarding waits for the re-executed builder, passing on the
+// signals that would stop this one, and returns its exit code (128+N for
+// a signal, as a shell reports it).
+func waitForwarding(cmd *exec.Cmd) (int, error) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
@@ -151,7 +169,7 @@ func reexec(warn func(string)) (int, error) {
 			cmd.Process.Signal(s)
 		}
 	}()
-	err = cmd.Wait()
+	err := cmd.Wait()
 	signal.Stop(sigs)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -14,7 +14,7 @@ import (
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops/cachedir"
 	"github.com/builder-dev/builder/solver/ops/filecopy"
-	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/localctx"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,7 +74,7 @@ func (o *execOp) createCache(ctx context.Context, dir string, m llb.ExecMount, i
 func (o *execOp) seedCache(ctx context.Context, dir string, m llb.ExecMount, in solver.Result) error {
 	rel := cleanRel(m.Source)
 	if l, ok := o.mountLocal(m); ok {
-		tree, err := source.NewTree(l.Dir, l.Excludes)
+		tree, err := localctx.NewTree(l.Dir, l.Excludes)
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func (o *execOp) seedCache(ctx context.Context, dir string, m llb.ExecMount, in 
 		return err
 	}
 	return o.w.Snapshots.WithMounts(ctx, [][]snapshot.Mount{o.w.Snapshots.View(lowers)}, func(roots []string) error {
-		tree, err := source.NewTree(roots[0], nil)
+		tree, err := localctx.NewTree(roots[0], nil)
 		if err != nil {
 			return err
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops/filecopy"
-	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/localctx"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -45,7 +45,7 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 		// Asked again with inputs' contents for keys: the files are the same.
 		return opKey(o.op, in, o.extra...), nil
 	}
-	tree, err := source.NewTree(l.Dir, l.Excludes)
+	tree, err := localctx.NewTree(l.Dir, l.Excludes)
 	if err != nil {
 		return "", err
 	}
@@ -99,7 +99,7 @@ func (o *copyOp) ContentKey(ctx context.Context, inputs []solver.Result) (digest
 	dest := inputs[0].Content
 	parts := []string{dest.String()}
 	err = o.w.Snapshots.WithMounts(ctx, [][]snapshot.Mount{o.w.Snapshots.View(lowers)}, func(roots []string) error {
-		tree, err := source.NewTree(roots[0], nil)
+		tree, err := localctx.NewTree(roots[0], nil)
 		if err != nil {
 			return err
 		}
@@ -149,13 +149,13 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 		sets = append(sets, o.w.Snapshots.View(lowers))
 	}
 	err = o.w.Snapshots.WithMounts(ctx, sets, func(roots []string) error {
-		var tree *source.Tree
+		var tree *localctx.Tree
 		var err error
 		switch {
 		case fromContext:
-			tree, err = source.NewTree(l.Dir, l.Excludes)
+			tree, err = localctx.NewTree(l.Dir, l.Excludes)
 		case fromTree:
-			tree, err = source.NewTree(roots[1], nil)
+			tree, err = localctx.NewTree(roots[1], nil)
 		}
 		if err != nil {
 			return err

@@ -91,6 +91,7 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		RunMounts: runMounts.mounts,
 		Network:   network,
 		Insecure:  o.op.Security == llb.SecurityInsecure,
+		ShmSize:   o.op.ShmSize,
 		Resources: o.limits(),
 		Usage:     &usage,
 		Rootfs:    mounts,
@@ -103,6 +104,12 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		Stdout:    log,
 		Stderr:    log,
 		StateDir:  state,
+	}
+	for _, h := range o.op.ExtraHosts {
+		spec.ExtraHosts = append(spec.ExtraHosts, executor.HostIP{Host: h.Host, IP: h.IP})
+	}
+	for _, u := range o.op.Ulimits {
+		spec.Ulimits = append(spec.Ulimits, executor.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
 	}
 	err = executor.Run(ctx, spec)
 	var exit *executor.ExitError

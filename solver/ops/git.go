@@ -10,7 +10,7 @@ import (
 
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver"
-	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/gitrepo"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/opencontainers/go-digest"
 )
@@ -33,7 +33,7 @@ type gitCommit struct {
 }
 
 func (o *gitOp) resolve(ctx context.Context) (gitCommit, error) {
-	commit, fullRef, err := source.ResolveGitRef(ctx, o.op.Remote, o.op.Ref)
+	commit, fullRef, err := gitrepo.ResolveRef(ctx, o.op.Remote, o.op.Ref)
 	if err != nil {
 		if ctx.Err() != nil {
 			return gitCommit{}, ctx.Err()
@@ -72,7 +72,7 @@ func (o *gitOp) Run(ctx context.Context, _ []solver.Result, _ io.Writer) (solver
 		return solver.Result{}, err
 	}
 	defer os.RemoveAll(scratch)
-	if err := source.GitCheckout(ctx, o.op.Remote, c.fullRef, c.commit, scratch); err != nil {
+	if err := gitrepo.Checkout(ctx, o.op.Remote, c.fullRef, c.commit, scratch); err != nil {
 		if ctx.Err() != nil {
 			return solver.Result{}, ctx.Err()
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/builder-dev/builder/solver/ops/filecopy"
 	"github.com/builder-dev/builder/solver/ops/sshagent"
 	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/localctx"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/opencontainers/go-digest"
 )
@@ -85,7 +86,7 @@ func (o *execOp) contextSums() ([]string, error) {
 			if !ok {
 				continue
 			}
-			tree, err := source.NewTree(l.Dir, l.Excludes)
+			tree, err := localctx.NewTree(l.Dir, l.Excludes)
 			if err != nil {
 				o.sumsErr = err
 				return
@@ -93,7 +94,7 @@ func (o *execOp) contextSums() ([]string, error) {
 			tree.Sums = o.w.DB.FileSums()
 			rel := cleanRel(m.Source)
 			if tree.Excluded(rel) {
-				o.sumsErr = fmt.Errorf("--mount source %s: %w (it is excluded by .dockerignore)", m.Source, source.ErrNoMatch)
+				o.sumsErr = fmt.Errorf("--mount source %s: %w (it is excluded by .dockerignore)", m.Source, localctx.ErrNoMatch)
 				return
 			}
 			sum, err := tree.Checksum(rel, nil)
@@ -268,7 +269,7 @@ func (o *execOp) contextSource(state string, n int, l llb.LocalOp, m llb.ExecMou
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", err
 	}
-	tree, err := source.NewTree(l.Dir, l.Excludes)
+	tree, err := localctx.NewTree(l.Dir, l.Excludes)
 	if err != nil {
 		return "", err
 	}
@@ -395,6 +396,13 @@ func (o *execOp) mountKeyParts() []solver.Part {
 	}
 	if o.op.Security != "" {
 		parts = append(parts, solver.Part{Name: "security", Value: o.op.Security})
+	}
+	if len(o.op.ExtraHosts) > 0 || o.op.ShmSize != 0 || len(o.op.Ulimits) > 0 {
+		parts = append(parts, solver.Part{Name: "sandbox", Value: string(mustJSON(struct {
+			ExtraHosts []llb.HostIP `json:"add-host,omitempty"`
+			ShmSize    int64        `json:"shm-size,omitempty"`
+			Ulimits    []llb.Ulimit `json:"ulimit,omitempty"`
+		}{o.op.ExtraHosts, o.op.ShmSize, o.op.Ulimits}))})
 	}
 	for i, m := range o.op.Mounts {
 		parts = append(parts, solver.Part{Name: "mount:" + strconv.Itoa(i), Value: string(mustJSON(m))})

@@ -14,7 +14,7 @@ import (
 
 	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/llb"
-	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/localctx"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/patternmatcher"
 	"golang.org/x/sys/unix"
@@ -24,7 +24,7 @@ import (
 type copier struct {
 	ctx      context.Context
 	root     string
-	tree     *source.Tree
+	tree     *localctx.Tree
 	uid, gid int
 	// chown is set when --chown gave uid and gid (archives keep their
 	// owners otherwise).

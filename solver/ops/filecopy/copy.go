@@ -15,7 +15,7 @@ import (
 
 	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/llb"
-	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/localctx"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/patternmatcher"
 )
@@ -27,7 +27,7 @@ import (
 // another stage or image (keepOwners) keep their owners unless --chown is
 // given; context entries become 0:0, as in BuildKit. chown is op.Chown
 // resolved in root by the caller (nil without --chown).
-func Copy(ctx context.Context, root string, tree *source.Tree, op llb.CopyOp, keepOwners bool, chown *archive.Owner) error {
+func Copy(ctx context.Context, root string, tree *localctx.Tree, op llb.CopyOp, keepOwners bool, chown *archive.Owner) error {
 	c, err := newCopier(ctx, root, tree, op, keepOwners, chown)
 	if err != nil {
 		return err
@@ -63,13 +63,13 @@ func Mkdir(root, p string, owner *archive.Owner) error {
 
 // CopyTree copies rel of tree (a directory's contents, or a file) into the
 // directory dir, as COPY would.
-func CopyTree(ctx context.Context, dir string, tree *source.Tree, rel string) error {
+func CopyTree(ctx context.Context, dir string, tree *localctx.Tree, rel string) error {
 	return Copy(ctx, dir, tree, llb.CopyOp{Sources: []string{rel}, Dest: "/"}, false, nil)
 }
 
 // newCopier sets up a copier for op: its --chown owner, --chmod and
 // --exclude.
-func newCopier(ctx context.Context, root string, tree *source.Tree, op llb.CopyOp, keepOwners bool, chown *archive.Owner) (*copier, error) {
+func newCopier(ctx context.Context, root string, tree *localctx.Tree, op llb.CopyOp, keepOwners bool, chown *archive.Owner) (*copier, error) {
 	c := &copier{ctx: ctx, root: root, tree: tree, add: op.Add, keepOwners: keepOwners && chown == nil}
 	if chown != nil {
 		c.uid, c.gid, c.chown = chown.UID, chown.GID, true
@@ -110,7 +110,7 @@ type match struct {
 	several   bool
 }
 
-func sourceMatches(tree *source.Tree, op llb.CopyOp) ([]match, error) {
+func sourceMatches(tree *localctx.Tree, op llb.CopyOp) ([]match, error) {
 	var matches []match
 	for _, src := range op.Sources {
 		ms, err := tree.Match(src)

@@ -42,5 +42,5 @@ fi
 echo "run.sh: BuildKit $ver in $bin"
 
 cd "$repo"
-go test ./build -run 'TestConformanceOracle$' -count=1 -timeout 3h -v \
+go test ./build/conformance -run 'TestConformanceOracle$' -count=1 -timeout 3h -v \
 	-conformance.buildkit "$bin" ${filter:+-conformance.case "$filter"}

@@ -1,0 +1,339 @@
+// Package bake reads the build definitions of `docker buildx bake`:
+// docker-bake.hcl, docker-bake.json and the build sections of compose
+// files. It resolves targets (inherits, groups, variables, --set) into
+// plain values; running the builds is the caller's job.
+package bake
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// DefaultFiles are the files bake reads when none is named, in buildx's
+// lookup order; every one that exists is read, later ones overriding.
+var DefaultFiles = []string{
+	"compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml",
+	"docker-bake.json", "docker-bake.hcl",
+	"docker-bake.override.json", "docker-bake.override.hcl",
+}
+
+// Target is one image to build, with buildx's attribute names. Unset
+// scalars are nil so that inheritance can tell "unset" from "empty".
+type Target struct {
+	Name             string            `json:"-"`
+	Description      *string           `json:"description,omitempty"`
+	Inherits         []string          `json:"inherits,omitempty"`
+	Context          *string           `json:"context,omitempty"`
+	Contexts         map[string]string `json:"contexts,omitempty"`
+	Dockerfile       *string           `json:"dockerfile,omitempty"`
+	DockerfileInline *string           `json:"dockerfile-inline,omitempty"`
+	Args             map[string]string `json:"args,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty"`
+	Annotations      []string          `json:"annotations,omitempty" bake:"append"`
+	Tags             []string          `json:"tags,omitempty"`
+	CacheFrom        []string          `json:"cache-from,omitempty" bake:"append"`
+	CacheTo          []string          `json:"cache-to,omitempty" bake:"append"`
+	Target           *string           `json:"target,omitempty"`
+	Secrets          []string          `json:"secret,omitempty" bake:"append"`
+	SSH              []string          `json:"ssh,omitempty" bake:"append"`
+	Platforms        []string          `json:"platforms,omitempty"`
+	Outputs          []string          `json:"output,omitempty"`
+	Pull             *bool             `json:"pull,omitempty"`
+	NoCache          *bool             `json:"no-cache,omitempty"`
+	NoCacheFilter    []string          `json:"no-cache-filter,omitempty"`
+	Network          *string           `json:"network,omitempty"`
+	ShmSize          *string           `json:"shm-size,omitempty"`
+	Ulimits          []string          `json:"ulimits,omitempty"`
+	ExtraHosts       map[string]string `json:"extra-hosts,omitempty"`
+	Entitlements     []string          `json:"entitlements,omitempty" bake:"append"`
+}
+
+// Group names targets (or other groups) built together.
+type Group struct {
+	Targets []string `json:"targets"`
+}
+
+// Config is everything the files define.
+type Config struct {
+	Targets map[string]*Target
+	Groups  map[string]*Group
+	// order is the order targets were first defined in, for stable output.
+	order []string
+}
+
+func newConfig() *Config {
+	return &Config{Targets: map[string]*Target{}, Groups: map[string]*Group{}}
+}
+
+// addTarget merges t into the target of the same name, if any: a target
+// defined again (in a later file) overrides the attributes it sets.
+func (c *Config) addTarget(t *Target) {
+	if old, ok := c.Targets[t.Name]; ok {
+		merge(old, t)
+		if t.Inherits != nil {
+			old.Inherits = t.Inherits
+		}
+		return
+	}
+	c.Targets[t.Name] = t
+	c.order = append(c.order, t.Name)
+}
+
+func (c *Config) addGroup(name string, g *Group) {
+	if old, ok := c.Groups[name]; ok {
+		for _, t := range g.Targets {
+			if !slices.Contains(old.Targets, t) {
+				old.Targets = append(old.Targets, t)
+			}
+		}
+		return
+	}
+	c.Groups[name] = g
+}
+
+// Files are the definition files bake reads: names if given, else those of
+// DefaultFiles that exist in dir.
+func Files(dir string, names []string) ([]string, error) {
+	if len(names) > 0 {
+		return names, nil
+	}
+	var out []string
+	for _, n := range DefaultFiles {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			out = append(out, filepath.Join(dir, n))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no bake definition in %s: looked for %s", dir, strings.Join(DefaultFiles, ", "))
+	}
+	return out, nil
+}
+
+// Load reads files (HCL, JSON or compose, told apart by their names and
+// content) into one Config, later files overriding earlier ones. env
+// overrides variables (the process environment, as buildx).
+func Load(files []string, env map[string]string) (*Config, error) {
+	c := newConfig()
+	var hclFiles []hclSource
+	for _, name := range files {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("bake: %w", err)
+		}
+		if isCompose(name, src) {
+			if err := loadCompose(c, name, src, env); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		hclFiles = append(hclFiles, hclSource{name: name, src: src})
+	}
+	if len(hclFiles) > 0 {
+		if err := loadHCL(c, hclFiles, env); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Environ is the process environment as a map, for Load.
+func Environ() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
+// isCompose tells a compose file from a bake file: by its name, or for a
+// name of neither kind by a top-level "services" key.
+func isCompose(name string, src []byte) bool {
+	base := filepath.Base(name)
+	switch {
+	case strings.HasSuffix(base, ".hcl"):
+		return false
+	case strings.HasSuffix(base, ".yaml"), strings.HasSuffix(base, ".yml"):
+		return true
+	case strings.HasSuffix(base, ".json"):
+		var top map[string]json.RawMessage
+		if json.Unmarshal(src, &top) != nil {
+			return false
+		}
+		_, ok := top["services"]
+		return ok
+	}
+	return false
+}
+
+// Resolve expands names (targets or groups; "default" when none) into the
+// targets to build, each with its inherited attributes merged in and the
+// overrides applied, in the order named.
+func (c *Config) Resolve(names []string, overrides []string) ([]*Target, error) {
+	if len(names) == 0 {
+		names = []string{"default"}
+	}
+	var flat []string
+	for _, n := range names {
+		if err := c.expand(n, &flat, nil); err != nil {
+			return nil, err
+		}
+	}
+	var out []*Target
+	for _, n := range flat {
+		t, err := c.inherited(n, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	if err := applyOverrides(out, overrides); err != nil {
+		return nil, err
+	}
+	for _, t := range out {
+		t.Inherits = nil
+		if t.Context == nil {
+			t.Context = ptr(".")
+		}
+		if t.Dockerfile == nil && t.DockerfileInline == nil {
+			t.Dockerfile = ptr("Dockerfile")
+		}
+	}
+	return out, nil
+}
+
+// expand appends the targets name stands for to out, once each; seen
+// guards against groups that contain themselves.
+func (c *Config) expand(name string, out *[]string, seen []string) error {
+	if slices.Contains(seen, name) {
+		return fmt.Errorf("bake: group %q contains itself (via %s)", name, strings.Join(seen, " -> "))
+	}
+	if g, ok := c.Groups[name]; ok {
+		for _, t := range g.Targets {
+			if err := c.expand(t, out, append(seen, name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if _, ok := c.Targets[name]; !ok {
+		return fmt.Errorf("bake: no target or group named %q (targets: %s)", name, strings.Join(c.targetNames(), ", "))
+	}
+	if !slices.Contains(*out, name) {
+		*out = append(*out, name)
+	}
+	return nil
+}
+
+// Names are the targets' and groups' names, sorted (for completion).
+func (c *Config) Names() []string {
+	names := c.targetNames()
+	for g := range c.Groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (c *Config) targetNames() []string {
+	names := make([]string, 0, len(c.Targets))
+	for n := range c.Targets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// inherited is target name with its parents merged in: parents in the
+// order listed, each overridden by the next, then the target itself.
+func (c *Config) inherited(name string, seen []string) (*Target, error) {
+	if slices.Contains(seen, name) {
+		return nil, fmt.Errorf("bake: target %q inherits from itself (via %s)", name, strings.Join(seen, " -> "))
+	}
+	t, ok := c.Targets[name]
+	if !ok {
+		return nil, fmt.Errorf("bake: target %q inherits from %q, which is not defined", seen[len(seen)-1], name)
+	}
+	out := &Target{Name: name}
+	for _, p := range t.Inherits {
+		parent, err := c.inherited(p, append(seen, name))
+		if err != nil {
+			return nil, err
+		}
+		merge(out, parent)
+	}
+	merge(out, t)
+	return out, nil
+}
+
+// merge sets in dst what src sets: scalars and most lists replace, maps
+// merge key by key, and the lists buildx accumulates (cache-from,
+// cache-to, secret, ssh, annotations, entitlements) append without
+// repeats. Inherits and Name are the caller's business.
+func merge(dst, src *Target) {
+	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
+	for i := 0; i < dv.NumField(); i++ {
+		f := dv.Type().Field(i)
+		if f.Name == "Name" || f.Name == "Inherits" {
+			continue
+		}
+		d, s := dv.Field(i), sv.Field(i)
+		if s.IsNil() {
+			continue
+		}
+		switch f.Type.Kind() {
+		case reflect.Map:
+			if d.IsNil() {
+				d.Set(reflect.MakeMap(f.Type))
+			}
+			for _, k := range s.MapKeys() {
+				d.SetMapIndex(k, s.MapIndex(k))
+			}
+		case reflect.Slice:
+			if f.Tag.Get("bake") == "append" {
+				d.Set(reflect.ValueOf(appendNew(d.Interface().([]string), s.Interface().([]string))))
+			} else {
+				d.Set(reflect.ValueOf(slices.Clone(s.Interface().([]string))))
+			}
+		default:
+			d.Set(s)
+		}
+	}
+}
+
+func appendNew(dst, src []string) []string {
+	for _, v := range src {
+		if !slices.Contains(dst, v) {
+			dst = append(dst, v)
+		}
+	}
+	return dst
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Print writes the resolved targets as JSON in the shape of
+// `docker buildx bake --print`: a "default" group of the targets to build
+// and the targets by name.
+func Print(targets []*Target) ([]byte, error) {
+	type out struct {
+		Group  map[string]*Group  `json:"group"`
+		Target map[string]*Target `json:"target"`
+	}
+	o := out{Group: map[string]*Group{"default": {}}, Target: map[string]*Target{}}
+	for _, t := range targets {
+		o.Group["default"].Targets = append(o.Group["default"].Targets, t.Name)
+		o.Target[t.Name] = t
+	}
+	b, err := json.MarshalIndent(o, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,305 @@
+package bake
+
+import (
+	"fmt"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/userfunc"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	hcljson "github.com/hashicorp/hcl/v2/json"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+type hclSource struct {
+	name string
+	src  []byte
+}
+
+var bakeSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "target", LabelNames: []string{"name"}},
+		{Type: "group", LabelNames: []string{"name"}},
+	},
+}
+
+// loadHCL reads bake files in HCL or JSON syntax (the JSON form is HCL's
+// JSON syntax, as in buildx) into c.
+func loadHCL(c *Config, files []hclSource, env map[string]string) error {
+	var parsed []*hcl.File
+	for _, f := range files {
+		var file *hcl.File
+		var diags hcl.Diagnostics
+		if strings.HasSuffix(f.name, ".json") {
+			file, diags = hcljson.Parse(f.src, f.name)
+		} else {
+			file, diags = hclsyntax.ParseConfig(f.src, f.name, hcl.Pos{Line: 1, Column: 1})
+		}
+		if diags.HasErrors() {
+			return fmt.Errorf("bake: %w", diags)
+		}
+		parsed = append(parsed, file)
+	}
+	ectx := &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: stdFunctions()}
+	funcs, body, diags := userfunc.DecodeUserFunctions(hcl.MergeFiles(parsed), "function", func() *hcl.EvalContext { return ectx })
+	if diags.HasErrors() {
+		return fmt.Errorf("bake: %w", diags)
+	}
+	for name, f := range funcs {
+		ectx.Functions[name] = f
+	}
+	// Top-level attributes are variables (topAttributes), hence partial.
+	content, _, diags := body.PartialContent(bakeSchema)
+	if diags.HasErrors() {
+		return fmt.Errorf("bake: %w", diags)
+	}
+	top, err := topAttributes(parsed)
+	if err != nil {
+		return err
+	}
+	if err := resolveVariables(ectx, content.Blocks, top, env); err != nil {
+		return err
+	}
+	for _, b := range content.Blocks {
+		switch b.Type {
+		case "group":
+			if err := decodeGroup(c, b, ectx); err != nil {
+				return err
+			}
+		case "target":
+			t, err := decodeTarget(b, ectx)
+			if err != nil {
+				return err
+			}
+			c.addTarget(t)
+		}
+	}
+	return nil
+}
+
+// topAttributes are the attributes at the top of HCL-syntax files, which
+// are variables too (JSON files have only "variable" objects: at the top,
+// an attribute cannot be told from a block there).
+func topAttributes(files []*hcl.File) (hcl.Attributes, error) {
+	attrs := hcl.Attributes{}
+	for _, f := range files {
+		if b, ok := f.Body.(*hclsyntax.Body); ok {
+			for _, blk := range b.Blocks {
+				switch blk.Type {
+				case "variable", "target", "group", "function":
+				default:
+					return nil, fmt.Errorf("bake: %s: unknown block %q (bake files have variable, target, group and function blocks)", blk.TypeRange, blk.Type)
+				}
+			}
+			for name, a := range b.Attributes {
+				attrs[name] = a.AsHCLAttribute()
+			}
+		}
+	}
+	return attrs, nil
+}
+
+// variable is one variable being resolved: its default's expression, and
+// whether the environment may override it (variable blocks only).
+type variable struct {
+	expr     hcl.Expression
+	env      bool
+	rng      hcl.Range
+	resolved bool
+	visiting bool
+}
+
+// resolveVariables evaluates every variable into ectx, each after the
+// variables its default refers to, with environment overrides.
+func resolveVariables(ectx *hcl.EvalContext, blocks hcl.Blocks, top hcl.Attributes, env map[string]string) error {
+	vars := map[string]*variable{}
+	for name, a := range top {
+		vars[name] = &variable{expr: a.Expr, rng: a.Range}
+	}
+	for _, b := range blocks {
+		if b.Type != "variable" {
+			continue
+		}
+		attrs, diags := b.Body.JustAttributes()
+		if diags.HasErrors() {
+			return fmt.Errorf("bake: %w", diags)
+		}
+		v := &variable{env: true, rng: b.DefRange}
+		if d, ok := attrs["default"]; ok {
+			v.expr = d.Expr
+		}
+		vars[b.Labels[0]] = v
+	}
+	ectx.Variables["BAKE_LOCAL_PLATFORM"] = cty.StringVal("linux/" + runtime.GOARCH)
+	for name := range vars {
+		if err := resolveVariable(ectx, vars, name, env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func resolveVariable(ectx *hcl.EvalContext, vars map[string]*variable, name string, env map[string]string) error {
+	v := vars[name]
+	if v.resolved {
+		return nil
+	}
+	if v.visiting {
+		return fmt.Errorf("bake: %s: variable %q refers to itself", v.rng, name)
+	}
+	v.visiting = true
+	val := cty.StringVal("")
+	if v.expr != nil {
+		for _, tr := range v.expr.Variables() {
+			if dep := tr.RootName(); vars[dep] != nil {
+				if err := resolveVariable(ectx, vars, dep, env); err != nil {
+					return err
+				}
+			}
+		}
+		var diags hcl.Diagnostics
+		if val, diags = v.expr.Value(ectx); diags.HasErrors() {
+			return fmt.Errorf("bake: variable %q: %w", name, diags)
+		}
+	}
+	if s, ok := env[name]; ok && v.env {
+		var err error
+		if val, err = envValue(val, s); err != nil {
+			return fmt.Errorf("bake: variable %q from the environment: %w", name, err)
+		}
+	}
+	ectx.Variables[name] = val
+	v.resolved = true
+	return nil
+}
+
+// envValue is an environment override s of a variable whose default is
+// def: of the default's type when that is a bool or number, as buildx.
+func envValue(def cty.Value, s string) (cty.Value, error) {
+	switch def.Type() {
+	case cty.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("%q is not a bool", s)
+		}
+		return cty.BoolVal(b), nil
+	case cty.Number:
+		n, err := cty.ParseNumberVal(s)
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("%q is not a number", s)
+		}
+		return n, nil
+	}
+	return cty.StringVal(s), nil
+}
+
+func decodeGroup(c *Config, b *hcl.Block, ectx *hcl.EvalContext) error {
+	attrs, diags := b.Body.JustAttributes()
+	if diags.HasErrors() {
+		return fmt.Errorf("bake: %w", diags)
+	}
+	g := &Group{}
+	for name, a := range attrs {
+		if name == "description" {
+			continue
+		}
+		if name != "targets" {
+			return fmt.Errorf("bake: %s: group %q: unknown attribute %q (groups have targets and description)", a.Range, b.Labels[0], name)
+		}
+		if err := decodeValue(a, ectx, reflect.ValueOf(&g.Targets).Elem()); err != nil {
+			return err
+		}
+	}
+	c.addGroup(b.Labels[0], g)
+	return nil
+}
+
+// targetFields maps buildx's attribute names to Target's fields.
+var targetFields = func() map[string]int {
+	m := map[string]int{}
+	t := reflect.TypeFor[Target]()
+	for i := 0; i < t.NumField(); i++ {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "-" {
+			m[name] = i
+		}
+	}
+	return m
+}()
+
+func decodeTarget(b *hcl.Block, ectx *hcl.EvalContext) (*Target, error) {
+	attrs, diags := b.Body.JustAttributes()
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("bake: %w", diags)
+	}
+	t := &Target{Name: b.Labels[0]}
+	tv := reflect.ValueOf(t).Elem()
+	for name, a := range attrs {
+		i, ok := targetFields[name]
+		if !ok {
+			return nil, fmt.Errorf("bake: %s: target %q: unknown attribute %q", a.Range, t.Name, name)
+		}
+		if err := decodeValue(a, ectx, tv.Field(i)); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// decodeValue evaluates a and stores it in field (a *string, *bool,
+// []string or map[string]string); a null leaves the field unset, and a
+// null map value leaves that key out, as buildx.
+func decodeValue(a *hcl.Attribute, ectx *hcl.EvalContext, field reflect.Value) error {
+	val, diags := a.Expr.Value(ectx)
+	if diags.HasErrors() {
+		return fmt.Errorf("bake: %w", diags)
+	}
+	if val.IsNull() {
+		return nil
+	}
+	var want cty.Type
+	switch field.Interface().(type) {
+	case *string:
+		want = cty.String
+	case *bool:
+		want = cty.Bool
+	case []string:
+		want = cty.List(cty.String)
+	case map[string]string:
+		want = cty.Map(cty.String)
+	}
+	val, err := convert.Convert(val, want)
+	if err != nil {
+		return fmt.Errorf("bake: %s: %s: %w", a.Range, a.Name, err)
+	}
+	if !val.IsWhollyKnown() {
+		return fmt.Errorf("bake: %s: %s: value is not known", a.Range, a.Name)
+	}
+	switch want {
+	case cty.String:
+		field.Set(reflect.ValueOf(ptr(val.AsString())))
+	case cty.Bool:
+		field.Set(reflect.ValueOf(ptr(val.True())))
+	case cty.List(cty.String):
+		l := []string{}
+		for _, e := range val.AsValueSlice() {
+			if !e.IsNull() {
+				l = append(l, e.AsString())
+			}
+		}
+		field.Set(reflect.ValueOf(l))
+	default:
+		m := map[string]string{}
+		for k, e := range val.AsValueMap() {
+			if !e.IsNull() {
+				m[k] = e.AsString()
+			}
+		}
+		field.Set(reflect.ValueOf(m))
+	}
+	return nil
+}

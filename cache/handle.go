@@ -1,0 +1,36 @@
+package cache
+
+import bolt "go.etcd.io/bbolt"
+
+// The database is opened in turn with other processes (coord.Queue); these
+// are the ways to use it.
+
+func (d *DB) view(fn func(*bolt.Tx) error) error {
+	b, err := d.q.Acquire()
+	if err != nil {
+		return err
+	}
+	defer d.q.Release()
+	return b.View(fn)
+}
+
+func (d *DB) update(fn func(*bolt.Tx) error) error {
+	b, err := d.q.Acquire()
+	if err != nil {
+		return err
+	}
+	defer d.q.Release()
+	return b.Update(fn)
+}
+
+// Hold keeps the database to this process while fn runs: transactions in
+// fn see no other process's changes in between. A prune decides and
+// deletes under it, so that a build elsewhere either finds a record before
+// (and leases it) or not at all. Keep fn short; other processes wait.
+func (d *DB) Hold(fn func() error) error {
+	if _, err := d.q.Acquire(); err != nil {
+		return err
+	}
+	defer d.q.Release()
+	return fn()
+}

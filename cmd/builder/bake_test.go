@@ -1,0 +1,223 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// loadBusybox puts testutil's busybox image into c's store as busybox:latest.
+func loadBusybox(t *testing.T, c cli) {
+	t.Helper()
+	tar := filepath.Join(t.TempDir(), "busybox.tar")
+	if err := tarball.WriteToFile(tar, name.MustParseReference("busybox:latest"), testutil.BusyboxImage(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := c.run("load", "-i", tar); code != 0 {
+		t.Fatalf("load busybox: %s", stderr)
+	}
+}
+
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// bakeDockerfile has a base stage that records a random stamp; each
+// target stage copies it, so equal stamps mean the base ran once.
+const bakeDockerfile = `FROM busybox AS base
+RUN head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' > /stamp
+FROM base AS a
+ARG WHO=nobody
+RUN echo "a $WHO" > /out
+FROM base AS b
+RUN echo b > /out
+FROM base AS c
+RUN echo c > /out
+`
+
+// TestBake builds three targets of an HCL file sharing a base stage, in one
+// process: the base stage runs once, the images read back carry the
+// inherited, variable and --set attributes.
+func TestBake(t *testing.T) {
+	testutil.RequiresRoot(t)
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	loadBusybox(t, c)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"Dockerfile": bakeDockerfile,
+		"docker-bake.hcl": `
+variable "TAG" { default = "1" }
+group "default" { targets = ["a", "b", "c"] }
+target "common" {
+  labels = { "org.example.team" = "core" }
+  args = { WHO = "common" }
+}
+target "a" {
+  inherits = ["common"]
+  target = "a"
+  tags = ["bake-a:${TAG}"]
+}
+target "b" {
+  inherits = ["common"]
+  target = "b"
+  tags = ["bake-b:${TAG}"]
+}
+target "c" {
+  inherits = ["b"]
+  target = "c"
+  tags = ["bake-c:${TAG}"]
+}
+`})
+	bake := func(env []string, args ...string) (string, string, int) {
+		return c.runIn(dir, env, append([]string{"bake"}, args...)...)
+	}
+
+	stdout, stderr, code := bake([]string{"TAG=7"}, "--print", "--set", "a.args.WHO=set")
+	if code != 0 {
+		t.Fatalf("bake --print exited %d: %s", code, stderr)
+	}
+	var printed struct {
+		Target map[string]struct {
+			Tags   []string          `json:"tags"`
+			Args   map[string]string `json:"args"`
+			Target string            `json:"target"`
+		} `json:"target"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &printed); err != nil {
+		t.Fatalf("--print output is not JSON: %v\n%s", err, stdout)
+	}
+	if a := printed.Target["a"]; a.Tags[0] != "bake-a:7" || a.Args["WHO"] != "set" || printed.Target["c"].Target != "c" {
+		t.Errorf("--print:\n%s", stdout)
+	}
+
+	_, stderr, code = bake([]string{"TAG=2"}, "--progress", "plain", "--set", "a.args.WHO=set")
+	if code != 0 {
+		t.Fatalf("bake exited %d:\n%s", code, stderr)
+	}
+	// The base stage's RUN ran for the first target only: its step is
+	// followed by DONE once and by CACHED for the other two.
+	base := regexp.MustCompile(`(#\d+) \[base 2/2\] RUN head -c 16[^\n]*\n(?:[^\n]*\n)*?\s*#\d+ (DONE|CACHED)`)
+	var ran, cached int
+	for _, tg := range []string{"a", "b", "c"} {
+		// The targets after the first build at once; their lines say whose.
+		var own strings.Builder
+		for _, l := range strings.SplitAfter(stderr, "\n") {
+			if rest, ok := strings.CutPrefix(l, "["+tg+"] "); ok {
+				own.WriteString(rest)
+			}
+		}
+		for _, m := range base.FindAllStringSubmatch(own.String(), -1) {
+			if m[2] == "DONE" {
+				ran++
+			} else {
+				cached++
+			}
+		}
+	}
+	if ran != 1 || cached != 2 {
+		t.Errorf("base step ran %d times and was cached %d times, want 1 and 2:\n%s", ran, cached, stderr)
+	}
+	stamps := map[string]bool{}
+	for _, tg := range []string{"a", "b", "c"} {
+		out, errOut, code := c.run("run", "bake-"+tg+":2", "sh", "-c", "cat /stamp; echo; cat /out")
+		if code != 0 {
+			t.Fatalf("run bake-%s:2: %s", tg, errOut)
+		}
+		stamp, rest, _ := strings.Cut(out, "\n")
+		stamps[stamp] = true
+		want := map[string]string{"a": "a set\n", "b": "b\n", "c": "c\n"}[tg]
+		if rest != want {
+			t.Errorf("bake-%s:2 /out is %q, want %q", tg, rest, want)
+		}
+	}
+	if len(stamps) != 1 {
+		t.Errorf("the shared base stage ran more than once: stamps %v", stamps)
+	}
+	out, _, _ := c.run("images")
+	for _, want := range []string{"bake-a:2", "bake-b:2", "bake-c:2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("images lacks %s:\n%s", want, out)
+		}
+	}
+	// Labels inherited from common reach the image config (c through b).
+	tar := filepath.Join(t.TempDir(), "c.tar")
+	if _, errOut, code := c.run("save", "-o", tar, "bake-c:2"); code != 0 {
+		t.Fatal(errOut)
+	}
+	img, err := tarball.ImageFromPath(tar, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Config.Labels["org.example.team"] != "core" {
+		t.Errorf("bake-c labels %v, want org.example.team=core inherited", cfg.Config.Labels)
+	}
+	_, stderr, code = bake(nil, "nosuch")
+	if code == 0 || !strings.Contains(stderr, `no target or group named "nosuch"`) {
+		t.Errorf("bake nosuch exited %d: %s", code, stderr)
+	}
+}
+
+// TestBakeCompose builds the services of a compose file with a build
+// section, with compose's variable interpolation.
+func TestBakeCompose(t *testing.T) {
+	testutil.RequiresRoot(t)
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	loadBusybox(t, c)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"app/Dockerfile": bakeDockerfile,
+		"compose.yaml": `
+services:
+  web:
+    image: compose-web:${TAG:-dev}
+    build:
+      context: ./app
+      target: a
+      args:
+        WHO: compose
+  db:
+    image: postgres
+`})
+	if _, stderr, code := c.runIn(dir, nil, "bake"); code != 0 {
+		t.Fatalf("bake exited %d: %s", code, stderr)
+	}
+	out, errOut, code := c.run("run", "compose-web:dev", "cat", "/out")
+	if code != 0 || out != "a compose\n" {
+		t.Errorf("run compose-web:dev exited %d: %q %s", code, out, errOut)
+	}
+}
+
+// TestBakeCompletion: the shell completion offers the bake file's targets
+// and groups, and files for build -f.
+func TestBakeCompletion(t *testing.T) {
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"docker-bake.hcl": "group \"default\" { targets = [\"app\"] }\ntarget \"app\" {}\ntarget \"tools\" {}\n"})
+	out, _, _ := c.runIn(dir, nil, "__complete", "bake", "")
+	if !strings.HasPrefix(out, "app\ndefault\ntools\n:4\n") {
+		t.Errorf("bake completion: %q", out)
+	}
+	out, _, _ = c.runIn(dir, nil, "__complete", "build", "-f", "")
+	if !strings.HasSuffix(out, ":0\n") { // ShellCompDirectiveDefault: file names
+		t.Errorf("build -f completion: %q", out)
+	}
+}

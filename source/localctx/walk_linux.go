@@ -1,0 +1,183 @@
+//go:build linux
+
+package localctx
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// walk lists everything below the directory top, a block of entries per
+// directory, in no particular order (serial: all on the calling goroutine),
+// asking filter about each path (relative, slash-separated) whether to
+// include it and whether to descend into it. Directories are read in
+// parallel and entries are stat'ed relative to their directory's fd, which
+// makes a rebuild's check of a large, unchanged context cheap.
+func walk(top string, serial bool, filter func(dir *dirInfo, name string, isDir bool) (include, descend bool)) ([][]*entry, error) {
+	workers := runtime.NumCPU()
+	if serial {
+		workers = 1
+	}
+	// A shared stack of directories to read: every worker takes the next
+	// one, so all stay busy whatever the tree's shape.
+	type job struct{ dir, sub string }
+	var (
+		mu      sync.Mutex
+		cond    = sync.NewCond(&mu)
+		stack   = []job{{top, ""}}
+		pending = 1 // directories queued or being read
+		out     [][]*entry
+		failure error
+	)
+	work := func() {
+		for {
+			mu.Lock()
+			for len(stack) == 0 && pending > 0 && failure == nil {
+				cond.Wait()
+			}
+			if len(stack) == 0 || failure != nil {
+				mu.Unlock()
+				return
+			}
+			j := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			mu.Unlock()
+
+			entries, subdirs, err := readDir(j.dir, j.sub, filter)
+
+			mu.Lock()
+			if err != nil && failure == nil {
+				failure = err
+			}
+			if len(entries) > 0 {
+				out = append(out, entries)
+			}
+			for _, name := range subdirs {
+				s := name
+				if j.sub != "" {
+					s = j.sub + "/" + name
+				}
+				stack = append(stack, job{j.dir + "/" + name, s})
+			}
+			pending += len(subdirs) - 1
+			cond.Broadcast()
+			mu.Unlock()
+		}
+	}
+	if workers == 1 {
+		work()
+	} else {
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				work()
+			}()
+		}
+		wg.Wait()
+	}
+	return out, failure
+}
+
+// readDir lists one directory: the entries filter includes, and the
+// subdirectories to descend into.
+func readDir(dir, sub string, filter func(dir *dirInfo, name string, isDir bool) (include, descend bool)) ([]*entry, []string, error) {
+	di := &dirInfo{path: dir, rel: sub}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	names, err := readNames(fd)
+	if err != nil {
+		return nil, nil, &os.PathError{Op: "readdir", Path: dir, Err: err}
+	}
+	// One allocation for the directory's entries, not one each.
+	block := make([]entry, 0, len(names))
+	local := make([]*entry, 0, len(names))
+	var subdirs []string
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return nil, nil, &os.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+			// A socket (git's fsmonitor--daemon.ipc) is no file to copy
+			// or checksum; BuildKit leaves them out too.
+			continue
+		}
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		include, descend := filter(di, name, isDir)
+		if include {
+			block = append(block, entry{dir: di, name: name, mode: modeOf(st.Mode), key: FileKey{
+				Size: st.Size, MtimeNs: st.Mtim.Nano(), CtimeNs: st.Ctim.Nano(), Ino: st.Ino,
+			}})
+			e := &block[len(block)-1]
+			if e.mode&fs.ModeSymlink != 0 {
+				if e.link, err = os.Readlink(e.hostPath()); err != nil {
+					return nil, nil, err
+				}
+			}
+			local = append(local, e)
+		}
+		if isDir && descend {
+			subdirs = append(subdirs, name)
+		}
+	}
+	return local, subdirs, nil
+}
+
+// modeOf converts a stat mode to an fs.FileMode, as os.Lstat does.
+func modeOf(m uint32) fs.FileMode {
+	mode := fs.FileMode(m & 0o777)
+	switch m & unix.S_IFMT {
+	case unix.S_IFDIR:
+		mode |= fs.ModeDir
+	case unix.S_IFLNK:
+		mode |= fs.ModeSymlink
+	case unix.S_IFIFO:
+		mode |= fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		mode |= fs.ModeSocket
+	case unix.S_IFCHR:
+		mode |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		mode |= fs.ModeDevice
+	}
+	if m&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}
+
+// readNames lists a directory's entries with few getdents calls: a large
+// buffer, and no netpoller registration as os.File would attempt.
+func readNames(fd int) ([]string, error) {
+	buf := make([]byte, 64<<10)
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+}
