@@ -20,6 +20,9 @@ type Secret struct {
 	File string
 	// Env names an environment variable holding the secret.
 	Env string
+	// Value, when set, is the secret itself, held in memory only (a
+	// secret a `builder serve` client sent).
+	Value []byte
 }
 
 // EntitlementInsecure allows RUN --security=insecure (Options.Allow).
@@ -31,6 +34,8 @@ func (opt Options) session() (*ops.Session, error) {
 	sess.Download.Timeout, sess.Download.MaxSize = opt.HTTPTimeout, opt.HTTPMaxSize
 	for id, s := range opt.Secrets {
 		switch {
+		case s.Value != nil:
+			sess.Secrets[id] = s.Value
 		case s.File != "" && s.Env != "":
 			return nil, fmt.Errorf("secret %s: give a file or an environment variable, not both", id)
 		case s.File != "":

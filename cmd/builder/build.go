@@ -76,6 +76,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildopts.Flags, contextD
 	if err != nil {
 		return err
 	}
+	if g.host != "" {
+		return runRemoteBuild(cmd, g, f, contextDir, df, opt)
+	}
 	load, err := prepareLoad(f, &opt)
 	if err != nil {
 		return err
@@ -86,6 +89,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildopts.Flags, contextD
 		return err
 	}
 	run.wire(cmd, &opt)
+	g.serve.wire(run, &opt)
 	st, err := openState(cmd, g)
 	if err != nil {
 		return err
@@ -101,6 +105,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildopts.Flags, contextD
 		return runCheck(cmd.Context(), cmd.OutOrStdout(), st, opt)
 	}
 	res, err := st.Build(cmd.Context(), opt)
+	g.serve.setResult(res)
 	run.gate.Close(err)
 	recordBuild(cmd, g, newHistoryRecord(f, contextDir, buildopts.DockerfilePath(dfName, f.File), df, start), run.rec, res, err)
 	printChecks(cmd.ErrOrStderr(), f.Progress, run.checks)

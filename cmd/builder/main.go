@@ -56,6 +56,7 @@ func main() {
 type globalOptions struct {
 	root     string
 	insecure []string
+	remoteFlags
 }
 
 func newRootCommand() *cobra.Command {
@@ -70,6 +71,7 @@ func newRootCommand() *cobra.Command {
 	cmd.PersistentFlags().StringArrayVar(&g.insecure, "insecure-registry", nil, "registry host to reach over plain HTTP (loopback registries always are)")
 	cmd.AddCommand(newBuildCommand(g), newBakeCommand(g), newImagesCommand(g), newRunCommand(g), newVersionCommand(), newDuCommand(g), newPruneCommand(g), newHistoryCommand(g), newDebugCommand(g), newDoctorCommand())
 	cmd.AddCommand(newStoreCommands(g)...)
+	addServe(cmd, g) // builder serve and --host (serve.go)
 	return cmd
 }
 

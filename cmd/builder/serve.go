@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
+	"github.com/builder-dev/builder/progress"
+	"github.com/builder-dev/builder/server"
+	"github.com/builder-dev/builder/server/api"
+	"github.com/builder-dev/builder/solver"
+	"github.com/spf13/cobra"
+)
+
+// remoteFlags are the global flags of the client of `builder serve`.
+type remoteFlags struct {
+	host string
+	tls  server.TLSFiles
+	// serve is set when runBuild runs for a `builder serve` client.
+	serve *serveHooks
+}
+
+// addServe adds `builder serve` and the global --host flags.
+func addServe(root *cobra.Command, g *globalOptions) {
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.host, "host", os.Getenv("BUILDER_HOST"), "build on a `builder serve` server: unix:///PATH or tcp://HOST:PORT; several, comma-separated, route each project to one by a consistent hash and fail over to the next (default $BUILDER_HOST)")
+	pf.StringVar(&g.tls.CA, "tlscacert", "", "with --host tcp://, or serve: CA certificate (PEM) of the other side")
+	pf.StringVar(&g.tls.Cert, "tlscert", "", "with --host tcp://, or serve: this side's certificate (PEM)")
+	pf.StringVar(&g.tls.Key, "tlskey", "", "with --host tcp://, or serve: this side's key (PEM)")
+	root.AddCommand(newServeCommand(g))
+}
+
+func newServeCommand(g *globalOptions) *cobra.Command {
+	var addr string
+	var maxBuilds int
+	var insecureListen bool
+	var policy server.Policy
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve builds to remote clients (builder --host)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			root := g.root
+			if root == "" {
+				root = build.DefaultRoot()
+			}
+			srv, err := server.New(root, maxBuilds, policy, serveBuildFunc(cmd, g))
+			if err != nil {
+				return err
+			}
+			l, err := server.Listen(addr, g.tls, insecureListen)
+			if err != nil {
+				return err
+			}
+			hs := &http.Server{Handler: srv.Handler()}
+			go func() {
+				<-cmd.Context().Done()
+				hs.Close()
+			}()
+			fmt.Fprintf(cmd.ErrOrStderr(), "serving on %s\n", addr)
+			if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", "unix:///run/builder/builder.sock", "listen on unix:///PATH (mode 0660) or tcp://HOST:PORT (mutual TLS)")
+	cmd.Flags().IntVar(&maxBuilds, "max-builds", 0, "run at most N builds at once; others wait in a queue (0: no limit)")
+	cmd.Flags().StringArrayVar(&policy.Allow, "allow", nil, "entitlement clients may use with build --allow: network.host, security.insecure (default: none)")
+	cmd.Flags().BoolVar(&insecureListen, "insecure-listen", false, "allow plain TCP without TLS, on a loopback address only")
+	return cmd
+}
+
+// serveHooks let runBuild serve a remote client: its progress goes to the
+// client, its secrets come from the request, its result is kept.
+type serveHooks struct {
+	em      *server.Emitter
+	secrets map[string][]byte
+	res     *build.Result
+}
+
+// wire sends the build's progress to the client instead of a printer
+// (the history recorder still listens) and gives it the client's secrets.
+func (h *serveHooks) wire(run *buildRun, opt *build.Options) {
+	if h == nil {
+		return
+	}
+	run.printer = h
+	run.gate = &progress.Gate{Printer: progress.Tee(h, run.rec)}
+	opt.Progress = run.gate
+	if opt.Secrets == nil && len(h.secrets) > 0 {
+		opt.Secrets = map[string]build.Secret{}
+	}
+	for id, v := range h.secrets {
+		opt.Secrets[id] = build.Secret{Value: v}
+	}
+}
+
+func (h *serveHooks) Event(e solver.Event) { h.em.Event(e) }
+func (h *serveHooks) Close(error)          {}
+
+func (h *serveHooks) setResult(res *build.Result) {
+	if h != nil {
+		h.res = res
+	}
+}
+
+// lineWriter sends each line written to it as a message to the client.
+type lineWriter struct {
+	mu  sync.Mutex
+	em  *server.Emitter
+	buf []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.em.Message(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+// serveBuildFunc runs a client's request through runBuild, as the same
+// flags given on the command line would.
+func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
+	return func(ctx context.Context, req *api.BuildRequest, contextDir, outDir string, em *server.Emitter) (*api.Result, error) {
+		f := &buildopts.Flags{
+			Tags: req.Tags, File: "-", Target: req.Target, NoCache: req.NoCache, NoCacheFilter: req.NoCacheFilter,
+			Push: req.Push, Progress: "plain", Allow: req.Allow, Network: req.Network, CacheTo: req.CacheTo, CacheFrom: req.CacheFrom,
+			Parallelism: req.Parallelism, SquashAbove: req.SquashAbove, StepTimeout: req.StepTimeout, HTTPTimeout: req.HTTPTimeout,
+			HTTPMaxSize: req.HTTPMaxSize, GCKeep: req.GCKeep, OnError: "fail", Buildx: buildopts.Buildx{Call: "build"},
+		}
+		hooks := &serveHooks{em: em, secrets: req.Secrets}
+		if req.Quiet {
+			f.Progress = "quiet"
+		}
+		if f.Network == "" {
+			f.Network = "default"
+		}
+		for k, v := range req.BuildArgs {
+			f.BuildArgs = append(f.BuildArgs, k+"="+v)
+		}
+		for i, o := range req.Outputs {
+			client, _, err := server.ClientOutput(o)
+			if err != nil {
+				return nil, err
+			}
+			if client {
+				o = setDest(o, server.OutputPath(outDir, i))
+			}
+			f.Outputs = append(f.Outputs, o)
+		}
+		if req.Metadata {
+			f.MetadataFile = filepath.Join(outDir, "metadata.json")
+		}
+		cmd := &cobra.Command{}
+		cmd.SetContext(ctx)
+		cmd.SetIn(bytes.NewReader(req.Dockerfile))
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(&lineWriter{em: em})
+		local := *g
+		local.remoteFlags = remoteFlags{serve: hooks}
+		if err := runBuild(cmd, &local, f, contextDir); err != nil {
+			return nil, err
+		}
+		res := &api.Result{Digest: hooks.res.Manifest.Digest.String(), Names: hooks.res.Names}
+		if req.Metadata {
+			b, err := os.ReadFile(f.MetadataFile)
+			if err != nil {
+				return nil, err
+			}
+			res.Metadata = b
+		}
+		return res, nil
+	}
+}
+
+// setDest replaces an -o value's dest with a path of the server.
+func setDest(spec, dest string) string {
+	if !strings.Contains(spec, "=") {
+		return "type=local,dest=" + dest
+	}
+	var fields []string
+	for _, f := range strings.Split(spec, ",") {
+		if k, _, _ := strings.Cut(f, "="); strings.EqualFold(strings.TrimSpace(k), "dest") {
+			continue
+		}
+		fields = append(fields, f)
+	}
+	return strings.Join(append(fields, "dest="+dest), ",")
+}

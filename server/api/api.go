@@ -1,0 +1,130 @@
+// Package api defines the HTTP/JSON API of `builder serve`, version 1:
+// the request and response bodies and the newline-delimited JSON events a
+// build streams back. docs/serve-api.md describes the protocol.
+package api
+
+import "time"
+
+// Version is the path prefix of every endpoint of this API.
+const Version = "/v1"
+
+// File is one entry of a build context: a client lists them all, with the
+// digest of each regular file's content, and uploads only the contents the
+// server asks for.
+type File struct {
+	Path    string `json:"path"` // slash-separated, relative; "." is the root
+	Mode    uint32 `json:"mode"` // Go fs.FileMode bits
+	Link    string `json:"link,omitempty"`
+	Digest  string `json:"digest,omitempty"` // "sha256:…" for regular files
+	Size    int64  `json:"size,omitempty"`
+	MtimeNs int64  `json:"mtimeNs,omitempty"`
+}
+
+// ContextRequest is the body of POST /v1/contexts.
+type ContextRequest struct {
+	Files []File `json:"files"`
+	// Project, when set, names the project (the client's route key): the
+	// server keeps its context directory between builds and updates only
+	// what changed.
+	Project string `json:"project,omitempty"`
+}
+
+// ContextResponse names the context and lists the digests the server's
+// content store lacks; PUT /v1/blobs/{digest} uploads each.
+type ContextResponse struct {
+	ID      string   `json:"id"`
+	Missing []string `json:"missing"`
+}
+
+// BuildRequest is the body of POST /v1/build: the build flags of
+// `builder build`, resolved on the client where they name the client's
+// environment (NAME-only --build-arg, --secret values).
+type BuildRequest struct {
+	Context        string            `json:"context"` // ContextResponse.ID
+	Dockerfile     []byte            `json:"dockerfile"`
+	DockerfileName string            `json:"dockerfileName,omitempty"`
+	Tags           []string          `json:"tags,omitempty"`
+	BuildArgs      map[string]string `json:"buildArgs,omitempty"`
+	Target         string            `json:"target,omitempty"`
+	NoCache        bool              `json:"noCache,omitempty"`
+	NoCacheFilter  []string          `json:"noCacheFilter,omitempty"`
+	Push           bool              `json:"push,omitempty"`
+	// Outputs are -o values; those of type local, tar, oci and docker are
+	// written on the server and streamed back as Output events.
+	Outputs     []string      `json:"outputs,omitempty"`
+	Explain     bool          `json:"explain,omitempty"`
+	Allow       []string      `json:"allow,omitempty"`
+	Network     string        `json:"network,omitempty"`
+	CacheTo     []string      `json:"cacheTo,omitempty"`
+	CacheFrom   []string      `json:"cacheFrom,omitempty"`
+	Parallelism int           `json:"parallelism,omitempty"`
+	SquashAbove int           `json:"squashAbove,omitempty"`
+	StepTimeout time.Duration `json:"stepTimeout,omitempty"`
+	HTTPTimeout time.Duration `json:"httpTimeout,omitempty"`
+	HTTPMaxSize string        `json:"httpMaxSize,omitempty"`
+	GCKeep      string        `json:"gcKeepStorage,omitempty"`
+	Metadata    bool          `json:"metadata,omitempty"` // send the --metadata-file JSON back
+	Quiet       bool          `json:"quiet,omitempty"`    // --progress=quiet: no summary messages
+	// Secrets are the values of --secret, by id; the server keeps them in
+	// memory only.
+	Secrets map[string][]byte `json:"secrets,omitempty"`
+}
+
+// Event kinds of a build's stream.
+const (
+	KindQueued   = "queued"   // Position
+	KindProgress = "progress" // Progress
+	KindMessage  = "message"  // Text: a line for the client's stderr (warnings, checks, explain)
+	KindOutput   = "output"   // Output, Data: a chunk of a tar of the output
+	KindResult   = "result"   // Result or Error: the last event
+)
+
+// Event is one line of a build's response stream.
+type Event struct {
+	Kind     string    `json:"kind"`
+	Position int       `json:"position,omitempty"`
+	Progress *Progress `json:"progress,omitempty"`
+	Text     string    `json:"text,omitempty"`
+	Output   int       `json:"output,omitempty"` // index into BuildRequest.Outputs
+	Data     []byte    `json:"data,omitempty"`
+	Result   *Result   `json:"result,omitempty"`
+	Error    *Error    `json:"error,omitempty"`
+}
+
+// Progress is a solver event (solver.Event) on the wire.
+type Progress struct {
+	Kind       string        `json:"kind"`
+	Vertex     string        `json:"vertex"`
+	Step       int           `json:"step"`
+	Name       string        `json:"name"`
+	Time       time.Time     `json:"time"`
+	Duration   time.Duration `json:"duration,omitempty"`
+	Data       []byte        `json:"data,omitempty"`
+	Error      string        `json:"error,omitempty"`
+	Reason     string        `json:"reason,omitempty"`
+	CPU        time.Duration `json:"cpu,omitempty"`
+	PeakMemory uint64        `json:"peakMemory,omitempty"`
+	ReadBytes  uint64        `json:"readBytes,omitempty"`
+	WriteBytes uint64        `json:"writeBytes,omitempty"`
+	HasUsage   bool          `json:"hasUsage,omitempty"`
+}
+
+// Result is a successful build's outcome.
+type Result struct {
+	Digest   string   `json:"digest"` // manifest digest (--iidfile)
+	Names    []string `json:"names,omitempty"`
+	Metadata []byte   `json:"metadata,omitempty"` // --metadata-file content
+	// SyncedFiles and SyncedBytes count the context contents uploaded for
+	// this build's context.
+	SyncedFiles int   `json:"syncedFiles"`
+	SyncedBytes int64 `json:"syncedBytes"`
+}
+
+// Error is a failed build's error. Instruction and Output, when set, are
+// the failed step's, for the summary a local build prints.
+type Error struct {
+	Message     string   `json:"message"`
+	Instruction string   `json:"instruction,omitempty"`
+	Output      []string `json:"output,omitempty"`
+	ExitCode    int      `json:"exitCode,omitempty"`
+}

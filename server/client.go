@@ -1,0 +1,280 @@
+package server
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/builder-dev/builder/internal/archive"
+	"github.com/builder-dev/builder/server/api"
+	"github.com/builder-dev/builder/source/localctx"
+)
+
+// Client talks to one server.
+type Client struct {
+	http *http.Client
+	base string
+}
+
+// Dial returns a client for host: unix:///path or tcp://host:port (with
+// mutual TLS when tlsFiles are set).
+func Dial(host string, tlsFiles TLSFiles) (*Client, error) {
+	scheme, rest, ok := strings.Cut(host, "://")
+	if !ok {
+		return nil, fmt.Errorf("--host %s: want unix:///PATH or tcp://HOST:PORT", host)
+	}
+	tr := &http.Transport{}
+	c := &Client{http: &http.Client{Transport: tr}}
+	switch scheme {
+	case "unix":
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", rest)
+		}
+		c.base = "http://builder"
+	case "tcp":
+		c.base = "http://" + rest
+		if tlsFiles.set() {
+			cfg, err := tlsFiles.config(false)
+			if err != nil {
+				return nil, err
+			}
+			tr.TLSClientConfig = cfg
+			c.base = "https://" + rest
+		}
+	default:
+		return nil, fmt.Errorf("--host %s: unknown scheme %q (unix or tcp)", host, scheme)
+	}
+	return c, nil
+}
+
+// Handlers receive a build's events on the client.
+type Handlers struct {
+	Progress func(*api.Progress)
+	Message  func(string)
+	Queued   func(pos int)
+}
+
+// Output is where an -o value's data lands on the client.
+type Output struct {
+	Dest string
+	Dir  bool
+}
+
+// Build syncs contextDir, runs req on the server and writes client
+// outputs (by index into req.Outputs) to outputs. project, when set, lets
+// the server keep the context between builds (RouteKey).
+func (c *Client) Build(ctx context.Context, contextDir, project string, req *api.BuildRequest, outputs map[int]Output, h Handlers) (*api.Result, error) {
+	id, err := c.sync(ctx, contextDir, project)
+	if err != nil {
+		return nil, err
+	}
+	req.Context = id
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(ctx, http.MethodPost, api.Version+"/build", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	sink := &outputSink{ctx: ctx, outputs: outputs}
+	defer sink.close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var ev api.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return nil, fmt.Errorf("reading the server's events: %w", err)
+		}
+		switch ev.Kind {
+		case api.KindQueued:
+			if h.Queued != nil {
+				h.Queued(ev.Position)
+			}
+		case api.KindProgress:
+			if ev.Progress != nil && h.Progress != nil {
+				h.Progress(ev.Progress)
+			}
+		case api.KindMessage:
+			if h.Message != nil {
+				h.Message(ev.Text)
+			}
+		case api.KindOutput:
+			if err := sink.write(ev.Output, ev.Data); err != nil {
+				return nil, err
+			}
+		case api.KindResult:
+			if ev.Error != nil {
+				return nil, errors.New(ev.Error.Message)
+			}
+			if err := sink.close(); err != nil {
+				return nil, err
+			}
+			return ev.Result, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the server's events: %w", err)
+	}
+	return nil, errors.New("the server ended the build without a result")
+}
+
+// do sends a request and fails on a non-2xx answer, with its text.
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	r, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(r)
+	if err != nil {
+		if unreachable(err) {
+			return nil, fmt.Errorf("builder server: %w (%w)", err, ErrUnreachable)
+		}
+		return nil, fmt.Errorf("builder server: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, fmt.Errorf("builder server: %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return resp, nil
+}
+
+// sync lists contextDir with the checksum walk and uploads what the
+// server lacks.
+func (c *Client) sync(ctx context.Context, contextDir, project string) (string, error) {
+	t, err := localctx.NewTree(contextDir, nil)
+	if err != nil {
+		return "", err
+	}
+	entries, err := t.Manifest()
+	if err != nil {
+		return "", err
+	}
+	req := api.ContextRequest{Project: project}
+	where := map[string]string{}
+	for _, e := range entries {
+		f := api.File{Path: e.Path, Mode: uint32(e.Mode), Link: e.Link, MtimeNs: e.MtimeNs}
+		if e.Mode.IsRegular() {
+			f.Digest, f.Size = "sha256:"+hex.EncodeToString(e.Sum[:]), e.Size
+			where[f.Digest] = filepath.Join(contextDir, filepath.FromSlash(e.Path))
+		}
+		req.Files = append(req.Files, f)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.do(ctx, http.MethodPost, api.Version+"/contexts", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	var cr api.ContextResponse
+	err = json.NewDecoder(resp.Body).Decode(&cr)
+	resp.Body.Close()
+	if err != nil {
+		return "", fmt.Errorf("builder server: context listing answer: %w", err)
+	}
+	for _, d := range cr.Missing {
+		p, ok := where[d]
+		if !ok {
+			return "", fmt.Errorf("builder server asked for %s, which the context does not hold", d)
+		}
+		if err := c.upload(ctx, cr.ID, d, p); err != nil {
+			return "", err
+		}
+	}
+	return cr.ID, nil
+}
+
+func (c *Client) upload(ctx context.Context, id, dgst, p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	resp, err := c.do(ctx, http.MethodPut, api.Version+"/contexts/"+id+"/blobs/"+dgst, f)
+	if err != nil {
+		return fmt.Errorf("uploading %s: %w", p, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// outputSink writes output events: a file output as it comes, a
+// directory output through a pipe into the tar extractor.
+type outputSink struct {
+	ctx     context.Context
+	outputs map[int]Output
+	open    map[int]io.WriteCloser
+	done    map[int]chan error
+}
+
+func (s *outputSink) write(i int, data []byte) error {
+	o, ok := s.outputs[i]
+	if !ok {
+		return fmt.Errorf("builder server sent output %d, which was not asked for", i)
+	}
+	if s.open == nil {
+		s.open, s.done = map[int]io.WriteCloser{}, map[int]chan error{}
+	}
+	w, ok := s.open[i]
+	if !ok {
+		var err error
+		if w, err = s.start(i, o); err != nil {
+			return err
+		}
+		s.open[i] = w
+	}
+	_, err := w.Write(data)
+	return err
+}
+
+func (s *outputSink) start(i int, o Output) (io.WriteCloser, error) {
+	if !o.Dir {
+		return os.Create(o.Dest)
+	}
+	if err := os.MkdirAll(o.Dest, 0o755); err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	s.done[i] = done
+	go func() {
+		_, err := archive.Extract(s.ctx, o.Dest, tar.NewReader(pr), archive.Options{NoLchown: os.Geteuid() != 0})
+		if err == nil {
+			// The tar's trailing padding; the writer must not block.
+			_, err = io.Copy(io.Discard, pr)
+		}
+		pr.CloseWithError(err)
+		done <- err
+	}()
+	return pw, nil
+}
+
+func (s *outputSink) close() error {
+	var errs []error
+	for i, w := range s.open {
+		errs = append(errs, w.Close())
+		if d := s.done[i]; d != nil {
+			if err := <-d; err != nil && !errors.Is(err, fs.ErrClosed) {
+				errs = append(errs, fmt.Errorf("writing output %s: %w", s.outputs[i].Dest, err))
+			}
+		}
+	}
+	s.open = nil
+	return errors.Join(errs...)
+}

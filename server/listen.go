@@ -1,0 +1,94 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+)
+
+// TLSFiles name the PEM files of mutual TLS: the CA that signs the other
+// side's certificates, and this side's certificate and key.
+type TLSFiles struct{ CA, Cert, Key string }
+
+func (t TLSFiles) set() bool { return t.CA != "" || t.Cert != "" || t.Key != "" }
+
+// config returns a TLS config for a server (which then requires and
+// verifies client certificates) or a client.
+func (t TLSFiles) config(server bool) (*tls.Config, error) {
+	ca, err := os.ReadFile(t.CA)
+	if err != nil {
+		return nil, fmt.Errorf("TLS CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("TLS CA %s: no PEM certificate", t.CA)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.Cert != "" || server {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("TLS certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if server {
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	} else {
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// Listen opens addr: unix:///path (a socket of mode 0660, as Docker's) or
+// tcp://host:port, which needs tlsFiles unless insecure is set and host is
+// a loopback address.
+func Listen(addr string, tlsFiles TLSFiles, insecure bool) (net.Listener, error) {
+	scheme, rest, ok := strings.Cut(addr, "://")
+	if !ok {
+		return nil, fmt.Errorf("--addr %s: want unix:///PATH or tcp://HOST:PORT", addr)
+	}
+	switch scheme {
+	case "unix":
+		if err := os.Remove(rest); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("--addr %s: %w", addr, err)
+		}
+		l, err := net.Listen("unix", rest)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(rest, 0o660); err != nil {
+			l.Close()
+			return nil, err
+		}
+		return l, nil
+	case "tcp":
+		if !tlsFiles.set() {
+			if !insecure || !isLoopback(rest) {
+				return nil, fmt.Errorf("--addr %s: TCP needs --tlscacert, --tlscert and --tlskey (plain TCP only with --insecure-listen on a loopback address)", addr)
+			}
+			return net.Listen("tcp", rest)
+		}
+		cfg, err := tlsFiles.config(true)
+		if err != nil {
+			return nil, err
+		}
+		return tls.Listen("tcp", rest, cfg)
+	}
+	return nil, fmt.Errorf("--addr %s: unknown scheme %q (unix or tcp)", addr, scheme)
+}
+
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
