@@ -34,10 +34,10 @@ type layer struct {
 // it, and a lower package that wants to import it has to be placed here
 // first, on purpose.
 var layers = []layer{
-	// Pure values and self-contained helpers: the build graph, the blob
-	// store, internal/ helpers (seccomp, userns, the tar extractor). They
-	// know nothing of a build.
-	{name: "base", patterns: []string{"llb/...", "cache/content/...", "internal/...", "archive/..."}, sameLayer: true},
+	// Pure values and self-contained helpers: the build graph, platform
+	// names, the blob store, internal/ helpers (seccomp, userns, the tar
+	// extractor). They know nothing of a build.
+	{name: "base", patterns: []string{"llb/...", "platform/...", "cache/content/...", "internal/...", "archive/..."}, sameLayer: true},
 	// The state directory's stores: cache metadata and layer directories.
 	// They do not know each other; each is used by the layers above.
 	{name: "storage", patterns: []string{"cache/...", "snapshot/..."}, mayUse: []string{"base"}},
