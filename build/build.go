@@ -18,6 +18,7 @@ import (
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/output"
+	"github.com/builder-dev/builder/platform"
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/builder-dev/builder/source"
@@ -101,6 +102,9 @@ type Options struct {
 	ExtraHosts []llb.HostIP
 	ShmSize    int64
 	Ulimits    []llb.Ulimit
+	// Platforms are the platforms to build for (--platform); none: the
+	// host's.
+	Platforms []ocispec.Platform
 }
 
 // Annotations are --annotation values by where they go: the image
@@ -207,21 +211,22 @@ func (s *State) frontendOptions(ctx context.Context, opt Options) (dockerfile.Op
 		return dockerfile.Options{}, nil, err
 	}
 	return dockerfile.Options{
-		Source:        opt.Dockerfile,
-		Filename:      opt.DockerfileName,
-		ContextDir:    contextDir,
-		Excludes:      excludes,
-		Target:        opt.Target,
-		BuildArgs:     opt.BuildArgs,
-		Contexts:      contexts,
-		Platform:      HostPlatform(),
-		NoCache:       opt.NoCache,
-		NoCacheFilter: opt.NoCacheFilter,
-		Created:       created,
-		Network:       network,
-		ExtraHosts:    opt.ExtraHosts,
-		ShmSize:       opt.ShmSize,
-		Ulimits:       opt.Ulimits,
+		Source:         opt.Dockerfile,
+		Filename:       opt.DockerfileName,
+		ContextDir:     contextDir,
+		Excludes:       excludes,
+		Target:         opt.Target,
+		BuildArgs:      opt.BuildArgs,
+		Contexts:       contexts,
+		TargetPlatform: opt.targetPlatform(),
+		BuildPlatform:  platform.Host(),
+		NoCache:        opt.NoCache,
+		NoCacheFilter:  opt.NoCacheFilter,
+		Created:        created,
+		Network:        network,
+		ExtraHosts:     opt.ExtraHosts,
+		ShmSize:        opt.ShmSize,
+		Ulimits:        opt.Ulimits,
 	}, epoch, nil
 }
 
@@ -269,6 +274,9 @@ func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options)
 		maps.Copy(fe.Image.Config.Labels, opt.Labels)
 	}
 	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
+		return nil, nil, err
+	}
+	if err := checkRunnable(fe.Root); err != nil {
 		return nil, nil, err
 	}
 	warnNetwork(fe.Root, opt.Warn)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/frontend/dockerfile/checks"
+	"github.com/builder-dev/builder/platform"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -64,7 +65,7 @@ func (s *State) Check(ctx context.Context, opt Options) (*checks.Result, error) 
 func (s *State) frontendCheckOptions(opt Options, contextDir string, excludes []string) dockerfile.Options {
 	return dockerfile.Options{
 		Source: opt.Dockerfile, Filename: opt.DockerfileName, ContextDir: contextDir, Excludes: excludes,
-		Target: opt.Target, BuildArgs: opt.BuildArgs, Contexts: opt.Contexts, Platform: HostPlatform(),
+		Target: opt.Target, BuildArgs: opt.BuildArgs, Contexts: opt.Contexts, TargetPlatform: opt.targetPlatform(), BuildPlatform: platform.Host(),
 	}
 }
 

@@ -67,6 +67,11 @@ type ExecOp struct {
 	ExtraHosts []HostIP `json:"extraHosts,omitempty"`
 	ShmSize    int64    `json:"shmSize,omitempty"`
 	Ulimits    []Ulimit `json:"ulimits,omitempty"`
+	// Platform ("os/arch[/variant]") is what the process runs as, under
+	// emulation when not the host's: the same command gives another
+	// result, so it is part of the identity. File ops have none, so a
+	// COPY from a build-platform stage stays shared between platforms.
+	Platform string `json:"platform,omitempty"`
 }
 
 // HostIP is one /etc/hosts entry.

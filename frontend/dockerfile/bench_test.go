@@ -43,7 +43,7 @@ func BenchmarkFrontend300Lines10Stages(b *testing.B) {
 		b.Fatalf("Dockerfile has %d lines, want 300", n)
 	}
 	res := busybox()
-	opt := Options{Source: df, Platform: amd64, Created: time.Unix(0, 0), ContextDir: "/ctx"}
+	opt := Options{Source: df, TargetPlatform: amd64, Created: time.Unix(0, 0), ContextDir: "/ctx"}
 	b.ReportAllocs()
 	for b.Loop() {
 		r, err := Build(b.Context(), opt, res)

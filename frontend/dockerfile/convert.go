@@ -50,7 +50,11 @@ type Options struct {
 	// Contexts are named build contexts (--build-context name=...), usable
 	// in FROM and COPY --from: a directory, or "docker-image://REF".
 	Contexts map[string]string
-	Platform ocispec.Platform
+	// TargetPlatform is the platform of the image built (TARGETPLATFORM,
+	// and the platform of a stage without FROM --platform); BuildPlatform
+	// the one the build runs on (BUILDPLATFORM), TargetPlatform when zero.
+	TargetPlatform ocispec.Platform
+	BuildPlatform  ocispec.Platform
 	// NoCache makes every step run again.
 	NoCache bool
 	// NoCacheFilter names stages whose steps run again (--no-cache-filter).
@@ -108,7 +112,9 @@ type stageState struct {
 	name   string
 	vertex *llb.Vertex
 	image  Image
-	args   *vars.Scope
+	// platform is the stage's: FROM --platform, else the target's.
+	platform ocispec.Platform
+	args     *vars.Scope
 	// vars is what BuildKit calls the state's env: the image's ENV, then
 	// every ENV and valued ARG in order, a later one replacing (and moving
 	// to the end) an earlier one of the same name. RUN gets it, and
@@ -148,7 +154,10 @@ func Build(ctx context.Context, opt Options, resolver ImageResolver) (*Result, e
 		return nil, err
 	}
 	c.globals = vars.NewScope(nil, opt.BuildArgs)
-	for k, v := range PlatformArgs(opt.Platform) {
+	if opt.BuildPlatform.Architecture == "" {
+		c.opt.BuildPlatform = opt.TargetPlatform
+	}
+	for k, v := range PlatformArgs(c.opt.BuildPlatform, opt.TargetPlatform) {
 		c.globals.Predefine(k, v)
 	}
 	for _, a := range metaArgs {
@@ -271,7 +280,7 @@ func (c *converter) lowerStage(idx int) (*stageState, error) {
 	if base == "" {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: fmt.Errorf("base name (%s) should not be blank", s.BaseName)}
 	}
-	if err := c.checkPlatform(s.Platform); err != nil {
+	if st.platform, err = c.stagePlatform(s.Platform); err != nil {
 		return nil, &SourceError{Location: loc, Text: s.SourceCode, Err: err}
 	}
 	if err := c.from(st, idx, base, s.Location); err != nil {
@@ -314,8 +323,8 @@ func emptyImage(p ocispec.Platform) Image {
 
 // image resolves ref and returns its source vertex and config, with a
 // history entry for each layer when the image has none.
-func (c *converter) image(ref string, meta llb.Meta) (*llb.Vertex, Image, error) {
-	res, err := c.resolver.ResolveImage(c.ctx, ref, c.opt.Platform)
+func (c *converter) image(ref string, p ocispec.Platform, meta llb.Meta) (*llb.Vertex, Image, error) {
+	res, err := c.resolver.ResolveImage(c.ctx, ref, p)
 	if err != nil {
 		if hint := suggest.DidYouMean(ref, c.stageNameList()); hint != "" {
 			return nil, Image{}, fmt.Errorf("%w%s", err, strings.Replace(hint, "mean ", "mean stage ", 1))
@@ -328,9 +337,9 @@ func (c *converter) image(ref string, meta llb.Meta) (*llb.Vertex, Image, error)
 			img.History = append(img.History, ocispec.History{CreatedBy: "(layer of " + ref + ")"})
 		}
 	}
-	img.Platform = c.opt.Platform
+	img.Platform = configPlatform(img.Platform, p)
 	meta.Name += "@" + res.Digest.String()
-	v := llb.NewVertex(llb.ImageOp{Ref: ref, Digest: res.Digest, Platform: platformString(c.opt.Platform)}, nil, meta)
+	v := llb.NewVertex(llb.ImageOp{Ref: ref, Digest: res.Digest, Platform: platformString(p)}, nil, meta)
 	return v, img, nil
 }
 
@@ -381,14 +390,25 @@ func platformString(p ocispec.Platform) string {
 	return s
 }
 
-// PlatformArgs are the build args BuildKit predefines for a platform
-// (TARGETPLATFORM, BUILDOS, …); the build and the target platform are one.
-func PlatformArgs(p ocispec.Platform) map[string]string {
-	ps := platformString(p)
+// PlatformArgs are the build args BuildKit predefines for the build and
+// the target platform (BUILDPLATFORM, TARGETOS, …).
+func PlatformArgs(build, target ocispec.Platform) map[string]string {
 	return map[string]string{
-		"TARGETPLATFORM": ps, "TARGETOS": p.OS, "TARGETARCH": p.Architecture, "TARGETVARIANT": p.Variant,
-		"BUILDPLATFORM": ps, "BUILDOS": p.OS, "BUILDARCH": p.Architecture, "BUILDVARIANT": p.Variant,
+		"TARGETPLATFORM": platformString(target), "TARGETOS": target.OS, "TARGETARCH": target.Architecture, "TARGETVARIANT": target.Variant,
+		"BUILDPLATFORM": platformString(build), "BUILDOS": build.OS, "BUILDARCH": build.Architecture, "BUILDVARIANT": build.Variant,
 	}
+}
+
+// configPlatform is the platform an image config records for a stage of
+// platform p on a base whose config says base: p, keeping the base's
+// variant when p leaves it out (arm64 images say v8, which normalised
+// platform names drop).
+func configPlatform(base, p ocispec.Platform) ocispec.Platform {
+	out := ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+	if out.Variant == "" && base.Architecture == p.Architecture {
+		out.Variant = base.Variant
+	}
+	return out
 }
 
 // addHistory records an instruction in the image history.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ var amd64 = ocispec.Platform{OS: "linux", Architecture: "amd64"}
 func build(t *testing.T, df string, opt Options) (*Result, error) {
 	t.Helper()
 	opt.Source = []byte(df)
-	opt.Platform = amd64
+	opt.TargetPlatform = amd64
 	opt.Created = time.Unix(0, 0)
 	return Build(t.Context(), opt, busybox())
 }
@@ -188,6 +189,62 @@ func TestNoCacheFilter(t *testing.T) {
 	for name, ignore := range got {
 		if want := strings.HasPrefix(name, "[a "); ignore != want {
 			t.Errorf("%s: IgnoreCache = %v, want %v", name, ignore, want)
+		}
+	}
+}
+
+// TestPlatforms: FROM --platform=$BUILDPLATFORM makes a stage of the build
+// platform, the others are the target's; BUILD*/TARGET* are the two
+// platforms, visible in a stage only after ARG; an exec's identity holds
+// its platform.
+func TestPlatforms(t *testing.T) {
+	arm64 := ocispec.Platform{OS: "linux", Architecture: "arm64"}
+	res, err := Build(t.Context(), Options{TargetPlatform: arm64, BuildPlatform: amd64, Created: time.Unix(0, 0), Source: []byte(`
+FROM --platform=$BUILDPLATFORM busybox AS b
+ARG TARGETARCH BUILDARCH
+RUN echo $BUILDARCH $TARGETARCH > /a
+FROM busybox
+RUN echo "[$TARGETARCH]" > /none
+ARG TARGETPLATFORM
+COPY --from=b /a /a
+RUN echo $TARGETPLATFORM
+`)}, busybox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := res.Image.Platform; p.Architecture != "arm64" || p.OS != "linux" {
+		t.Errorf("image platform %+v, want linux/arm64", p)
+	}
+	var runs []string
+	llb.Walk([]*llb.Vertex{res.Root}, func(v *llb.Vertex) error {
+		if op, ok := v.Op().(llb.ExecOp); ok {
+			runs = append(runs, op.Platform+" "+op.Args[len(op.Args)-1])
+		}
+		if op, ok := v.Op().(llb.ImageOp); ok {
+			runs = append(runs, op.Platform+" image")
+		}
+		return nil
+	})
+	want := []string{"linux/amd64 image", "linux/amd64 echo $BUILDARCH $TARGETARCH > /a", "linux/arm64 image", `linux/arm64 echo "[$TARGETARCH]" > /none`, "linux/arm64 echo $TARGETPLATFORM"}
+	for _, w := range want {
+		if !slices.Contains(runs, w) {
+			t.Errorf("graph has no %q; has %q", w, runs)
+		}
+	}
+	var envs [][]string
+	llb.Walk([]*llb.Vertex{res.Root}, func(v *llb.Vertex) error {
+		if op, ok := v.Op().(llb.ExecOp); ok {
+			envs = append(envs, op.Env)
+			if strings.Contains(op.Args[len(op.Args)-1], "/none") && strings.Contains(fmt.Sprint(op.Env), "TARGETARCH") {
+				t.Errorf("TARGETARCH is set before ARG TARGETARCH: %v", op.Env)
+			}
+		}
+		return nil
+	})
+	all := fmt.Sprint(envs)
+	for _, w := range []string{"BUILDARCH=amd64", "TARGETARCH=arm64", "TARGETPLATFORM=linux/arm64"} {
+		if !strings.Contains(all, w) {
+			t.Errorf("RUN environments %v lack %s", envs, w)
 		}
 	}
 }

@@ -134,7 +134,7 @@ func (c *converter) dispatchRun(st *stageState, cmd *instructions.RunCommand) er
 	for _, kv := range rf.env {
 		env = vars.Set(env, kv)
 	}
-	op := llb.ExecOp{Args: args, Env: env, Cwd: cwd, User: st.image.Config.User, Files: files, ProxyEnv: proxy,
+	op := llb.ExecOp{Platform: platformString(st.platform), Args: args, Env: env, Cwd: cwd, User: st.image.Config.User, Files: files, ProxyEnv: proxy,
 		Network: rf.network, Mounts: rf.mounts, Security: rf.security,
 		ExtraHosts: c.opt.ExtraHosts, ShmSize: c.opt.ShmSize, Ulimits: c.opt.Ulimits}
 	inputs := append([]*llb.Vertex{st.vertex}, rf.inputs...)
@@ -209,7 +209,7 @@ func (c *converter) copySource(st *stageState, cmd instructions.Command, cs copy
 		}
 		return s.vertex, nil
 	}
-	v, _, err := c.image(cs.from, c.meta(st, "FROM "+cs.from, cmd.Location()))
+	v, _, err := c.image(cs.from, st.platform, c.meta(st, "FROM "+cs.from, cmd.Location()))
 	if err != nil {
 		return nil, fmt.Errorf("%s --from=%s: %w", cs.name, cs.from, err)
 	}

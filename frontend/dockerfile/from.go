@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/platform"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -29,6 +30,9 @@ func (c *converter) from(st *stageState, idx int, base string, loc []parser.Rang
 			return err
 		}
 		st.vertex, st.image = parent.vertex, cloneImage(parent.image)
+		if c.stages[idx].Platform == "" {
+			st.platform = parent.platform // as BuildKit: the base stage's
+		}
 		// BuildKit: a stage keeps its base stage's ARGs and variables.
 		st.args = parent.args.Clone()
 		st.initVars(parent.vars)
@@ -38,12 +42,12 @@ func (c *converter) from(st *stageState, idx int, base string, loc []parser.Rang
 		return fmt.Errorf("FROM %s: that stage is defined later in the Dockerfile; a stage can only start from an earlier one", base)
 	}
 	if base == "scratch" {
-		st.image = emptyImage(c.opt.Platform)
+		st.image = emptyImage(st.platform)
 		st.image.Config.Env = []string{"PATH=" + DefaultPath}
 		st.image.Config.WorkingDir = "/" // as BuildKit sets it
 		return nil
 	}
-	v, img, err := c.image(base, c.meta(st, "FROM "+base, loc))
+	v, img, err := c.image(base, st.platform, c.meta(st, "FROM "+base, loc))
 	if err != nil {
 		return err
 	}
@@ -60,7 +64,7 @@ func (c *converter) namedContext(st *stageState, name string, loc []parser.Range
 	}
 	switch {
 	case strings.HasPrefix(value, "docker-image://"):
-		v, img, err := c.image(strings.TrimPrefix(value, "docker-image://"), c.meta(st, "FROM "+value, loc))
+		v, img, err := c.image(strings.TrimPrefix(value, "docker-image://"), st.platform, c.meta(st, "FROM "+value, loc))
 		return v, img, true, err
 	case strings.Contains(value, "://"):
 		return nil, Image{}, true, fmt.Errorf("build context %s=%s: only directories, docker-image:// and oci-layout:// are supported", name, value)
@@ -74,7 +78,7 @@ func (c *converter) namedContext(st *stageState, name string, loc []parser.Range
 	}
 	// FROM a directory makes its files the stage's first layer.
 	v := llb.NewVertex(llb.CopyOp{Sources: []string{"."}, Dest: "/"}, []*llb.Vertex{nil, local}, c.meta(st, "FROM "+name, loc))
-	img := emptyImage(c.opt.Platform)
+	img := emptyImage(st.platform)
 	img.Config.Env = []string{"PATH=" + DefaultPath}
 	img.History = []ocispec.History{{Created: c.created(), CreatedBy: "FROM " + name + " (build context " + value + ")"}}
 	return v, img, true, nil
@@ -106,21 +110,21 @@ func (c *converter) runOnbuild(st *stageState, loc []parser.Range) error {
 	return nil
 }
 
-// checkPlatform refuses FROM --platform values other than the platform
-// being built.
-func (c *converter) checkPlatform(p string) error {
-	if p == "" {
-		return nil
+// stagePlatform is the platform of a stage: FROM --platform=VALUE,
+// expanded with the global args, else the target platform.
+func (c *converter) stagePlatform(value string) (ocispec.Platform, error) {
+	if value == "" {
+		return c.opt.TargetPlatform, nil
 	}
-	p, err := c.expand(p, c.globals.Env())
+	v, err := c.expand(value, c.globals.Env())
 	if err != nil {
-		return err
+		return ocispec.Platform{}, err
 	}
-	want := platformString(c.opt.Platform)
-	if p != want && p != c.opt.Platform.OS+"/"+c.opt.Platform.Architecture {
-		return fmt.Errorf("--platform=%s: builder builds for the host platform %s only", p, want)
+	p, err := platform.Parse(v)
+	if err != nil {
+		return ocispec.Platform{}, fmt.Errorf("--platform=%s: %w", value, err)
 	}
-	return nil
+	return p, nil
 }
 
 // cloneImage deep-copies what a stage may change in a config, so a stage

@@ -12,12 +12,12 @@ import (
 // only panics, hangs and nonsense results are bugs.
 func fuzzLower(t *testing.T, src []byte, base ResolvedImage, target string) {
 	res, err := Build(t.Context(), Options{
-		Source:     src,
-		ContextDir: "/nonexistent-context",
-		Target:     target,
-		BuildArgs:  map[string]string{"A": "1"},
-		Platform:   amd64,
-		Created:    time.Unix(0, 0),
+		Source:         src,
+		ContextDir:     "/nonexistent-context",
+		Target:         target,
+		BuildArgs:      map[string]string{"A": "1"},
+		TargetPlatform: amd64,
+		Created:        time.Unix(0, 0),
 	}, fakeResolver{"busybox": base, "base": base})
 	if err != nil {
 		if err.Error() == "" {

@@ -180,8 +180,8 @@ func (e *checkEnv) clone() *checkEnv {
 // the defaults only) over the predefined platform args.
 func (ck *checker) metaArgs(args []instructions.ArgCommand, buildArgs map[string]string) *checkEnv {
 	env := newCheckEnv()
-	for _, k := range llb.SortedKeys(dockerfile.PlatformArgs(ck.opt.Platform)) {
-		env.set(k, dockerfile.PlatformArgs(ck.opt.Platform)[k])
+	for _, k := range llb.SortedKeys(dockerfile.PlatformArgs(ck.opt.TargetPlatform, ck.opt.TargetPlatform)) {
+		env.set(k, dockerfile.PlatformArgs(ck.opt.TargetPlatform, ck.opt.TargetPlatform)[k])
 	}
 	for _, a := range args {
 		for _, kv := range a.Args {

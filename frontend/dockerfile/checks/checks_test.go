@@ -89,7 +89,7 @@ var checkCases = []struct {
 func TestChecks(t *testing.T) {
 	for _, tc := range checkCases {
 		t.Run(tc.name, func(t *testing.T) {
-			opt := dockerfile.Options{Source: []byte(tc.df), BuildArgs: tc.buildArgs, Excludes: tc.excludes, Target: tc.target, Platform: amd64}
+			opt := dockerfile.Options{Source: []byte(tc.df), BuildArgs: tc.buildArgs, Excludes: tc.excludes, Target: tc.target, TargetPlatform: amd64}
 			res, err := Check(t.Context(), opt, busybox{}, Options{AllStages: tc.all})
 			if err != nil {
 				t.Fatal(err)
@@ -122,7 +122,7 @@ func TestCheckErrorTrue(t *testing.T) {
 		{"FROM busybox as base\n", map[string]string{dockerfile.CheckBuildArg: "error=true"}, true},
 		{"# check=error=true;skip=FromAsCasing\nFROM busybox as base\n", nil, false},
 	} {
-		res, err := Check(t.Context(), dockerfile.Options{Source: []byte(tc.df), BuildArgs: tc.args, Platform: amd64}, busybox{}, Options{})
+		res, err := Check(t.Context(), dockerfile.Options{Source: []byte(tc.df), BuildArgs: tc.args, TargetPlatform: amd64}, busybox{}, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestCheckErrorTrue(t *testing.T) {
 			t.Errorf("Check(%q, %v).Err = %v, want error %v", tc.df, tc.args, res.Err, tc.wantErr)
 		}
 	}
-	if _, err := Check(t.Context(), dockerfile.Options{Source: []byte("# check=bogus\nFROM busybox\n"), Platform: amd64}, busybox{}, Options{}); !errors.Is(err, ErrOptions) {
+	if _, err := Check(t.Context(), dockerfile.Options{Source: []byte("# check=bogus\nFROM busybox\n"), TargetPlatform: amd64}, busybox{}, Options{}); !errors.Is(err, ErrOptions) {
 		t.Errorf("an invalid check option: error %v, want ErrOptions", err)
 	}
 }

@@ -139,7 +139,7 @@ func (ck *checker) imageEnv(base string) (*checkEnv, bool, error) {
 		env.set("PATH", dockerfile.DefaultPath)
 		return env, false, nil
 	}
-	res, err := ck.resolver.ResolveImage(ck.ctx, ref, ck.opt.Platform)
+	res, err := ck.resolver.ResolveImage(ck.ctx, ref, ck.opt.TargetPlatform)
 	if err != nil {
 		if ck.ctx.Err() != nil {
 			return nil, false, err

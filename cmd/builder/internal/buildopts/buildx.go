@@ -3,12 +3,15 @@ package buildopts
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/platform"
 	units "github.com/docker/go-units"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/pflag"
 )
 
@@ -42,7 +45,7 @@ func addBuildx(fl *pflag.FlagSet, f *Buildx) {
 	fl.BoolVarP(&f.Quiet, "quiet", "q", false, "print only the image digest, on stdout (as --progress=quiet)")
 	fl.BoolVar(&f.Load, "load", false, "load the image into the local Docker (Engine API at $DOCKER_HOST or /var/run/docker.sock) or Podman (podman load)")
 	fl.StringVar(&f.CgroupParent, "cgroup-parent", "", "refused: each RUN step's cgroup is made beneath builder's own cgroup")
-	fl.StringArrayVar(&f.Platforms, "platform", nil, "target platform; only the host's is built for now")
+	fl.StringArrayVar(&f.Platforms, "platform", nil, "target platform, os/arch[/variant] (repeatable, comma-separated); a non-host one runs RUN steps under QEMU")
 	fl.StringVar(&f.Builder, "builder", "", "refused: builder has no builder instances")
 	fl.StringVar(&f.Call, "call", "build", "build, or check (as --check); other calls are refused")
 	fl.StringArrayVar(&f.Attest, "attest", nil, "refused: attestations are not made yet")
@@ -67,14 +70,6 @@ func (f *Buildx) refused() error {
 	case f.Call != "build" && f.Call != "check":
 		return no("--call="+f.Call, "the calls are build and check")
 	}
-	host := build.HostPlatform()
-	for _, p := range f.Platforms {
-		for _, p := range strings.Split(p, ",") {
-			if p != host.OS+"/"+host.Architecture && p != host.OS+"/"+host.Architecture+"/"+host.Variant {
-				return no("--platform="+p, "only the host platform "+host.OS+"/"+host.Architecture+" is built (multi-platform builds are not implemented yet)")
-			}
-		}
-	}
 	return nil
 }
 
@@ -89,6 +84,13 @@ func (f *Buildx) apply(opt *build.Options) error {
 		return err
 	}
 	opt.Pull = f.Pull
+	var err error
+	if opt.Platforms, err = platform.ParseList(f.Platforms); err != nil {
+		return fmt.Errorf("--platform: %w", err)
+	}
+	if len(opt.Platforms) > 1 {
+		return fmt.Errorf("--platform %s: building several platforms in one build is not implemented yet; build them one at a time", strings.Join(f.Platforms, ","))
+	}
 	if len(f.Labels) > 0 {
 		opt.Labels = map[string]string{}
 		for _, l := range f.Labels {
@@ -99,8 +101,7 @@ func (f *Buildx) apply(opt *build.Options) error {
 			opt.Labels[k] = v
 		}
 	}
-	var err error
-	if opt.Annotations, err = parseAnnotations(f.Annotations); err != nil {
+	if opt.Annotations, err = parseAnnotations(f.Annotations, opt.Platforms); err != nil {
 		return err
 	}
 	if opt.ExtraHosts, err = parseAddHosts(f.AddHosts); err != nil {
@@ -119,9 +120,11 @@ func (f *Buildx) apply(opt *build.Options) error {
 // manifest) or TYPES:KEY=VALUE, TYPES a comma-separated list of manifest,
 // manifest-descriptor, index, index-descriptor, each optionally followed by
 // [PLATFORM].
-func parseAnnotations(values []string) (build.Annotations, error) {
+func parseAnnotations(values []string, targets []ocispec.Platform) (build.Annotations, error) {
 	var a build.Annotations
-	host := build.HostPlatform()
+	if len(targets) == 0 {
+		targets = []ocispec.Platform{platform.Host()}
+	}
 	for _, v := range values {
 		lhs, value, ok := strings.Cut(v, "=")
 		if !ok {
@@ -133,7 +136,7 @@ func parseAnnotations(values []string) (build.Annotations, error) {
 		}
 		for _, t := range strings.Split(types, ",") {
 			t, plat, _ := strings.Cut(strings.TrimSuffix(t, "]"), "[")
-			if plat != "" && plat != host.OS+"/"+host.Architecture {
+			if plat != "" && !builds(targets, plat) {
 				continue // for a platform this build does not make
 			}
 			switch t {
@@ -149,6 +152,12 @@ func parseAnnotations(values []string) (build.Annotations, error) {
 		}
 	}
 	return a, nil
+}
+
+// builds reports whether the platform named p is one of targets.
+func builds(targets []ocispec.Platform, p string) bool {
+	want, err := platform.Parse(p)
+	return err == nil && slices.ContainsFunc(targets, func(t ocispec.Platform) bool { return platform.Format(t) == platform.Format(want) })
 }
 
 func setKey(m map[string]string, k, v string) map[string]string {
