@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -138,6 +137,10 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	more, err := s.lowerMore(ctx, opt, fopt)
+	if err != nil {
+		return nil, err
+	}
 	parallelism := opt.Parallelism
 	if parallelism <= 0 {
 		parallelism = runtime.NumCPU()
@@ -152,13 +155,21 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	history := &stepHistory{db: s.DB, scope: fopt.ContextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
 	sv.SetHistory(history)
 	sv.SetStepTimeout(opt.StepTimeout)
-	res, err := sv.Solve(ctx, fe.Root)
+	res, tops, err := solveAll(ctx, sv, fe.Root, more)
 	// What ran is worth remembering even when a later step failed.
 	if ferr := history.flush(); err == nil && ferr != nil {
 		err = ferr
 	}
 	if err != nil {
 		return nil, err
+	}
+	if len(more) > 0 {
+		out, err := s.exportPlatforms(ctx, opt, append([]platformImage{{fopt.TargetPlatform, fe, res.Snapshot}}, zipTops(more, tops)...), epoch, use)
+		if err != nil {
+			return nil, err
+		}
+		out.Steps = steps.list()
+		return out, nil
 	}
 	done := solved{s: s, sv: sv, root: fe.Root, top: res.Snapshot, epoch: epoch}
 	job := exportJob{top: res.Snapshot, config: fe.Image, epoch: epoch, use: use, keychain: opt.Keychain, squashAbove: opt.SquashAbove}
@@ -267,12 +278,7 @@ func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options)
 	if err := s.runChecks(ctx, opt, fopt, resolver); err != nil {
 		return nil, nil, err
 	}
-	if len(opt.Labels) > 0 {
-		if fe.Image.Config.Labels == nil {
-			fe.Image.Config.Labels = map[string]string{}
-		}
-		maps.Copy(fe.Image.Config.Labels, opt.Labels)
-	}
+	addLabels(fe, opt.Labels)
 	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
 		return nil, nil, err
 	}

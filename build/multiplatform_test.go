@@ -1,6 +1,7 @@
 package build_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,7 +10,10 @@ import (
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -93,5 +97,154 @@ func TestPlatformNoEmulator(t *testing.T) {
 	}
 	if len(ev.ran()) != 0 {
 		t.Errorf("steps ran before the platform check: %v", ev.ran())
+	}
+}
+
+// TestTwoPlatforms builds linux/amd64 and linux/arm64 in one solve, pushes
+// the index (OCI, and a Docker manifest list) and writes local trees, then
+// reads them back: each platform's config and `uname -m`, the
+// build-platform stage's common step run once.
+func TestTwoPlatforms(t *testing.T) {
+	base := busyboxIndexBase(t)
+	reg, _, _ := strings.Cut(base, "/")
+	st := openState(t, t.TempDir())
+	localDir := filepath.Join(t.TempDir(), "out")
+	ociDir := filepath.Join(t.TempDir(), "oci")
+	var outs []output.Spec
+	for _, o := range []string{
+		"type=image,name=" + reg + "/app:multi,push=true",
+		"type=registry,name=" + reg + "/app:docker,oci-mediatypes=false",
+		"type=local,dest=" + localDir,
+		"type=oci,tar=false,dest=" + ociDir,
+	} {
+		out, err := output.Parse(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, out)
+	}
+	df := `FROM --platform=$BUILDPLATFORM {{BASE}} AS b
+RUN echo shared > /s
+ARG TARGETARCH
+RUN echo $TARGETARCH > /arch
+FROM {{BASE}}
+COPY --from=b /s /arch /
+RUN uname -m > /m
+`
+	amd64 := ocispec.Platform{OS: "linux", Architecture: "amd64"}
+	arm64 := ocispec.Platform{OS: "linux", Architecture: "arm64"}
+	ev := newEvents()
+	res, err := st.Build(t.Context(), build.Options{
+		ContextDir: writeContext(t, nil), Dockerfile: []byte(strings.ReplaceAll(df, "{{BASE}}", base)), DockerfileName: "Dockerfile",
+		Progress: ev, Outputs: outs, Platforms: []ocispec.Platform{amd64, arm64},
+	})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, ev.logs.String())
+	}
+	shared, unames := 0, 0
+	for _, n := range ev.ran() {
+		if strings.Contains(n, "RUN echo shared") {
+			shared++
+		}
+		if strings.Contains(n, "RUN uname -m") {
+			unames++
+		}
+	}
+	if shared != 1 || unames != 2 {
+		t.Errorf("the build-platform step ran %d times, want once; the target stage's RUN %d, want twice: %v", shared, unames, ev.ran())
+	}
+	want := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}
+	for _, tc := range []struct {
+		tag       string
+		indexType types.MediaType
+	}{{"multi", types.OCIImageIndex}, {"docker", types.DockerManifestList}} {
+		ref, err := name.ParseReference(reg + "/app:" + tc.tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := remote.Index(ref)
+		if err != nil {
+			t.Fatalf("reading index %s: %v", ref, err)
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if im.MediaType != tc.indexType || len(im.Manifests) != 2 {
+			t.Fatalf("%s: index %s of %d manifests, want %s of 2", ref, im.MediaType, len(im.Manifests), tc.indexType)
+		}
+		if tc.tag == "multi" {
+			if d, _ := idx.Digest(); d.String() != res.Manifest.Digest.String() {
+				t.Errorf("result digest %s, pushed index %s", res.Manifest.Digest, d)
+			}
+		}
+		for _, d := range im.Manifests {
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Platform == nil || d.Platform.Architecture != cf.Architecture || cf.OS != "linux" {
+				t.Errorf("%s: descriptor platform %+v, config %s/%s", ref, d.Platform, cf.OS, cf.Architecture)
+			}
+			if cf.Architecture == "arm64" && cf.Variant != "v8" {
+				t.Errorf("%s: arm64 config variant %q, want v8", ref, cf.Variant)
+			}
+			layers, err := img.Layers()
+			if err != nil {
+				t.Fatal(err)
+			}
+			files := imageFiles(t, layers)
+			checkContent(t, files, "m", want[cf.Architecture])
+			checkContent(t, files, "arch", cf.Architecture)
+			checkContent(t, files, "s", "shared")
+		}
+	}
+	lp, err := layout.FromPath(ociDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := top.IndexManifest()
+	if err != nil || len(tm.Manifests) != 1 || tm.Manifests[0].MediaType != types.OCIImageIndex {
+		t.Fatalf("oci output index.json: %v %+v, want one image index", err, tm)
+	}
+	inner, err := top.ImageIndex(tm.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im, err := inner.IndexManifest(); err != nil || len(im.Manifests) != 2 {
+		t.Errorf("oci output's image index: %v %+v, want 2 manifests", err, im)
+	}
+	for arch, m := range want {
+		b, err := os.ReadFile(filepath.Join(localDir, "linux_"+arch, "m"))
+		if err != nil || strings.TrimSpace(string(b)) != m {
+			t.Errorf("local output linux_%s/m: %q %v, want %s", arch, b, err, m)
+		}
+	}
+}
+
+// TestTwoPlatformsDockerRefused: a docker archive holds one platform, so a
+// build of several refuses it before any step, as BuildKit does.
+func TestTwoPlatformsDockerRefused(t *testing.T) {
+	testutil.RequiresRoot(t)
+	st := openState(t, t.TempDir())
+	out, err := output.Parse("type=docker,dest=" + filepath.Join(t.TempDir(), "d.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ev, _, err := runBuild(t, st, "", writeContext(t, nil), "FROM scratch\nCOPY . /\n", build.Options{
+		Outputs: []output.Spec{out}, Platforms: []ocispec.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}})
+	if err == nil || !strings.Contains(err.Error(), "docker exporter does not support exporting manifest lists") {
+		t.Fatalf("docker output of two platforms: %v", err)
+	}
+	if len(ev.ran()) != 0 {
+		t.Errorf("steps ran: %v", ev.ran())
 	}
 }

@@ -2,6 +2,9 @@ package build
 
 import (
 	"fmt"
+	"maps"
+
+	"github.com/builder-dev/builder/frontend/dockerfile"
 
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/platform"
@@ -43,4 +46,15 @@ func checkRunnable(root *llb.Vertex) error {
 		return nil
 	})
 	return first
+}
+
+// addLabels adds the build's --label values to the image config.
+func addLabels(fe *dockerfile.Result, labels map[string]string) {
+	if len(labels) == 0 {
+		return
+	}
+	if fe.Image.Config.Labels == nil {
+		fe.Image.Config.Labels = map[string]string{}
+	}
+	maps.Copy(fe.Image.Config.Labels, labels)
 }

@@ -267,17 +267,34 @@ func WriteOCIArchive(s Sink, store *content.Store, images []ArchiveImage) error 
 		return nil
 	}
 	for _, img := range images {
-		m, _, _, err := readImage(store, img.Manifest)
-		if err != nil {
-			return err
+		manifests := []ocispec.Descriptor{img.Manifest}
+		if isIndex(img.Manifest.MediaType) {
+			// A multi-platform image: its platforms' images, then the index.
+			var idx ocispec.Index
+			raw, err := store.ReadAll(img.Manifest.Digest)
+			if err == nil {
+				err = json.Unmarshal(raw, &idx)
+			}
+			if err != nil {
+				return fmt.Errorf("index %s: %w", img.Manifest.Digest, err)
+			}
+			manifests = append(idx.Manifests, img.Manifest)
 		}
-		for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
-			if err := blob(d); err != nil {
+		for _, md := range manifests {
+			if !isIndex(md.MediaType) {
+				m, _, _, err := readImage(store, md)
+				if err != nil {
+					return err
+				}
+				for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
+					if err := blob(d); err != nil {
+						return err
+					}
+				}
+			}
+			if err := blob(md); err != nil {
 				return err
 			}
-		}
-		if err := blob(img.Manifest); err != nil {
-			return err
 		}
 		desc := ocispec.Descriptor{MediaType: img.Manifest.MediaType, Digest: img.Manifest.Digest, Size: img.Manifest.Size, Annotations: img.Manifest.Annotations}
 		if len(img.Names) == 0 {
@@ -318,4 +335,10 @@ func refName(n string) string {
 		return n[i+1:]
 	}
 	return "latest"
+}
+
+// isIndex reports whether mediaType is an image index's (OCI, or a Docker
+// manifest list).
+func isIndex(mediaType string) bool {
+	return mediaType == ocispec.MediaTypeImageIndex || mediaType == "application/vnd.docker.distribution.manifest.list.v2+json"
 }

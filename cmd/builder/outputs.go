@@ -22,9 +22,11 @@ func writeMetadata(file string, res *build.Result, checks []build.CheckWarning) 
 // metadataOf is the --metadata-file object of one build.
 func metadataOf(res *build.Result, checks []build.CheckWarning) map[string]any {
 	md := map[string]any{
-		"containerimage.digest":        res.Manifest.Digest,
-		"containerimage.config.digest": digest.FromBytes(res.Config),
-		"containerimage.descriptor":    res.Manifest,
+		"containerimage.digest":     res.Manifest.Digest,
+		"containerimage.descriptor": res.Manifest,
+	}
+	if res.Config != nil { // an index (several platforms) has no config
+		md["containerimage.config.digest"] = digest.FromBytes(res.Config)
 	}
 	if len(res.Steps) > 0 {
 		// Ours, not buildx's: what each step that ran a process used.

@@ -88,9 +88,6 @@ func (f *Buildx) apply(opt *build.Options) error {
 	if opt.Platforms, err = platform.ParseList(f.Platforms); err != nil {
 		return fmt.Errorf("--platform: %w", err)
 	}
-	if len(opt.Platforms) > 1 {
-		return fmt.Errorf("--platform %s: building several platforms in one build is not implemented yet; build them one at a time", strings.Join(f.Platforms, ","))
-	}
 	if len(f.Labels) > 0 {
 		opt.Labels = map[string]string{}
 		for _, l := range f.Labels {
