@@ -1,6 +1,8 @@
 package build_test
 
 import (
+	"archive/tar"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,6 +118,7 @@ func TestTwoPlatforms(t *testing.T) {
 		"type=registry,name=" + reg + "/app:docker,oci-mediatypes=false",
 		"type=local,dest=" + localDir,
 		"type=oci,tar=false,dest=" + ociDir,
+		"type=tar,dest=" + ociDir + ".tar",
 	} {
 		out, err := output.Parse(o)
 		if err != nil {
@@ -222,10 +225,28 @@ RUN uname -m > /m
 	if im, err := inner.IndexManifest(); err != nil || len(im.Manifests) != 2 {
 		t.Errorf("oci output's image index: %v %+v, want 2 manifests", err, im)
 	}
+	f, err := os.Open(ociDir + ".tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	inTar := map[string]string{}
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			break
+		}
+		b, _ := io.ReadAll(tr)
+		inTar[hdr.Name] = strings.TrimSpace(string(b))
+	}
 	for arch, m := range want {
 		b, err := os.ReadFile(filepath.Join(localDir, "linux_"+arch, "m"))
 		if err != nil || strings.TrimSpace(string(b)) != m {
 			t.Errorf("local output linux_%s/m: %q %v, want %s", arch, b, err, m)
+		}
+		if got := inTar["linux_"+arch+"/m"]; got != m {
+			t.Errorf("tar output linux_%s/m: %q, want %s", arch, got, m)
 		}
 	}
 }
