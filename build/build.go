@@ -104,6 +104,9 @@ type Options struct {
 	// Platforms are the platforms to build for (--platform); none: the
 	// host's.
 	Platforms []ocispec.Platform
+	// Provenance attaches SLSA provenance to a multi-platform build's
+	// index (--provenance).
+	Provenance Provenance
 }
 
 // Annotations are --annotation values by where they go: the image
@@ -126,6 +129,7 @@ type Result struct {
 // Build builds opt's Dockerfile, stores the image under every tag and
 // writes the requested outputs.
 func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
+	started := time.Now().UTC()
 	if opt.Keychain == nil {
 		opt.Keychain = source.Keychain
 	}
@@ -164,7 +168,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 	if len(more) > 0 {
-		out, err := s.exportPlatforms(ctx, opt, append([]platformImage{{fopt.TargetPlatform, fe, res.Snapshot}}, zipTops(more, tops)...), epoch, use)
+		out, err := s.exportPlatforms(ctx, opt, append([]platformImage{{fopt.TargetPlatform, fe, res.Snapshot}}, zipTops(more, tops)...), epoch, use, started)
 		if err != nil {
 			return nil, err
 		}

@@ -2,12 +2,14 @@ package build_test
 
 import (
 	"archive/tar"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/builder-dev/builder/attest"
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/output"
@@ -267,5 +269,75 @@ func TestTwoPlatformsDockerRefused(t *testing.T) {
 	}
 	if len(ev.ran()) != 0 {
 		t.Errorf("steps ran: %v", ev.ran())
+	}
+}
+
+// TestTwoPlatformsProvenance: --provenance=mode=max attaches one
+// attestation manifest per platform image to the pushed index, as BuildKit
+// lays them out, with the base image as material and no secret value.
+func TestTwoPlatformsProvenance(t *testing.T) {
+	base := busyboxIndexBase(t)
+	reg, _, _ := strings.Cut(base, "/")
+	st := openState(t, t.TempDir())
+	secret := filepath.Join(t.TempDir(), "tok")
+	if err := os.WriteFile(secret, []byte("s3cr3t-value"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ev := newEvents()
+	res, err := st.Build(t.Context(), build.Options{
+		ContextDir: writeContext(t, nil), Dockerfile: []byte("FROM " + base + "\nRUN --mount=type=secret,id=tok uname -m > /m\n"), DockerfileName: "Dockerfile", Progress: ev,
+		Tags: []string{reg + "/app:prov"}, Push: true, BuildArgs: map[string]string{"FOO": "bar"},
+		Secrets:    map[string]build.Secret{"tok": {File: secret}},
+		Platforms:  []ocispec.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}},
+		Provenance: build.Provenance{Mode: attest.ModeMax},
+	})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, ev.logs.String())
+	}
+	ref, err := name.ParseReference(reg + "/app:prov")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := idx.Digest(); d.String() != res.Manifest.Digest.String() {
+		t.Errorf("result %s, pushed index %s", res.Manifest.Digest, d)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 4 {
+		t.Fatalf("index: %v, %d manifests, want 2 images and 2 attestation manifests", err, len(im.Manifests))
+	}
+	for i, d := range im.Manifests[2:] {
+		if d.Annotations[attest.AnnotationReferenceType] != "attestation-manifest" || d.Annotations[attest.AnnotationReferenceDigest] != im.Manifests[i].Digest.String() {
+			t.Errorf("attestation manifest %d annotations %v, want a reference to %s", i, d.Annotations, im.Manifests[i].Digest)
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, err := img.Layers()
+		if err != nil || len(layers) != 1 {
+			t.Fatalf("attestation layers: %v %d", err, len(layers))
+		}
+		rc, err := layers[0].Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmt, _ := io.ReadAll(rc)
+		rc.Close()
+		var s attest.Statement
+		if err := json.Unmarshal(stmt, &s); err != nil || s.PredicateType != attest.PredicateSLSA1 {
+			t.Fatalf("statement %s: %v", stmt, err)
+		}
+		for _, want := range []string{base, "build-arg:FOO", `"tok"`, "uname -m"} {
+			if !strings.Contains(string(stmt), want) {
+				t.Errorf("provenance of %s lacks %q", im.Manifests[i].Platform, want)
+			}
+		}
+		if strings.Contains(string(stmt), "s3cr3t-value") || strings.Contains(string(stmt), secret) {
+			t.Errorf("provenance holds the secret or its source path: %s", stmt)
+		}
 	}
 }

@@ -37,6 +37,9 @@ type platformImage struct {
 // the first (which lower did), with the same checks.
 func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Options) ([]platformImage, error) {
 	if len(opt.Platforms) < 2 {
+		if opt.Provenance.Mode != "" {
+			return nil, errors.New("--provenance: attestations are attached to the image index of a multi-platform build only for now; build with several --platform values")
+		}
 		return nil, nil
 	}
 	if len(opt.CacheTo) > 0 {
@@ -101,18 +104,18 @@ func zipTops(more []platformImage, tops []string) []platformImage {
 // outputs a directory per platform. The local store keeps the image of
 // the host platform (else the first one) under the names: it does not
 // hold indexes yet.
-func (s *State) exportPlatforms(ctx context.Context, opt Options, images []platformImage, epoch *time.Time, use *gc.Use) (*Result, error) {
+func (s *State) exportPlatforms(ctx context.Context, opt Options, images []platformImage, epoch *time.Time, use *gc.Use, started time.Time) (*Result, error) {
 	outputs, primary, err := planOutputs(opt)
 	if err != nil {
 		return nil, err
 	}
 	step := newExportStep(opt.Progress, images[0].fe.Root)
-	out, err := s.writePlatformOutputs(ctx, opt, outputs, primary, images, epoch, use, step)
+	out, err := s.writePlatformOutputs(ctx, opt, outputs, primary, images, epoch, use, step, started)
 	step.done(err)
 	return out, err
 }
 
-func (s *State) writePlatformOutputs(ctx context.Context, opt Options, outputs []output.Spec, primary int, images []platformImage, epoch *time.Time, use *gc.Use, step *exportStep) (*Result, error) {
+func (s *State) writePlatformOutputs(ctx context.Context, opt Options, outputs []output.Spec, primary int, images []platformImage, epoch *time.Time, use *gc.Use, step *exportStep, started time.Time) (*Result, error) {
 	assemblers := make([]*assembler, len(images))
 	for i, pi := range images {
 		job := exportJob{top: pi.top, config: pi.fe.Image, epoch: epoch, use: use, keychain: opt.Keychain, squashAbove: opt.SquashAbove, step: step}
@@ -121,7 +124,7 @@ func (s *State) writePlatformOutputs(ctx context.Context, opt Options, outputs [
 	}
 	var out *Result
 	for i, o := range outputs {
-		idx, imgs, err := s.writeIndex(ctx, o, images, assemblers)
+		idx, imgs, err := s.writeIndex(ctx, o, images, assemblers, opt, started)
 		if err != nil {
 			return nil, err
 		}
@@ -155,7 +158,7 @@ func (s *State) writePlatformOutputs(ctx context.Context, opt Options, outputs [
 
 // writeIndex assembles each platform's image for output o and writes the
 // index of them to the content store.
-func (s *State) writeIndex(ctx context.Context, o output.Spec, images []platformImage, as []*assembler) (ocispec.Descriptor, []*exporter.Image, error) {
+func (s *State) writeIndex(ctx context.Context, o output.Spec, images []platformImage, as []*assembler, opt Options, started time.Time) (ocispec.Descriptor, []*exporter.Image, error) {
 	eo, err := o.ImageOptions(nil)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, err
@@ -177,6 +180,9 @@ func (s *State) writeIndex(ctx context.Context, o output.Spec, images []platform
 		cp := pi.fe.Image.Platform
 		d.Platform = &ocispec.Platform{OS: cp.OS, Architecture: cp.Architecture, Variant: cp.Variant}
 		idx.Manifests = append(idx.Manifests, d)
+	}
+	if err := s.attachProvenance(ctx, opt, &idx, images, started); err != nil {
+		return ocispec.Descriptor{}, nil, err
 	}
 	raw, err := json.Marshal(idx)
 	if err != nil {
@@ -212,13 +218,17 @@ func (s *State) storeAndPushIndex(ctx context.Context, o output.Spec, idx ocispe
 	if err != nil {
 		return nil, err
 	}
+	var index ocispec.Index
+	if err := json.Unmarshal(raw, &index); err != nil {
+		return nil, err
+	}
 	for _, n := range names {
 		ref, err := s.Registries.ParseReference(n)
 		if err != nil {
 			return nil, err
 		}
-		for _, img := range imgs {
-			if err := exporter.Push(ctx, s.Content, img.Manifest, ref.Context().Digest(img.Manifest.Digest.String()), opt.Keychain, s.DB); err != nil {
+		for _, m := range index.Manifests { // the images, then any attestation manifests
+			if err := exporter.Push(ctx, s.Content, m, ref.Context().Digest(m.Digest.String()), opt.Keychain, s.DB); err != nil {
 				return nil, err
 			}
 		}

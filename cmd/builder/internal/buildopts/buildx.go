@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/builder-dev/builder/attest"
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/platform"
@@ -50,7 +51,7 @@ func addBuildx(fl *pflag.FlagSet, f *Buildx) {
 	fl.StringVar(&f.Call, "call", "build", "build, or check (as --check); other calls are refused")
 	fl.StringArrayVar(&f.Attest, "attest", nil, "refused: attestations are not made yet")
 	fl.StringVar(&f.SBOM, "sbom", "", "false is accepted; an SBOM attestation is not made yet")
-	fl.StringVar(&f.Provenance, "provenance", "", "false is accepted; a provenance attestation is not made yet")
+	fl.StringVar(&f.Provenance, "provenance", "", "SLSA provenance on a multi-platform index: mode=min|max[,version=v0.2|v1], true (min) or false")
 }
 
 // refused says why a flag given is not supported, naming it.
@@ -65,12 +66,37 @@ func (f *Buildx) refused() error {
 		return no("--attest", "attestations (SBOM, provenance) are not made yet")
 	case f.SBOM != "" && !isFalse(f.SBOM):
 		return no("--sbom", "an SBOM attestation is not made yet (only --sbom=false is accepted)")
-	case f.Provenance != "" && !isFalse(f.Provenance):
-		return no("--provenance", "a provenance attestation is not made yet (only --provenance=false is accepted)")
 	case f.Call != "build" && f.Call != "check":
 		return no("--call="+f.Call, "the calls are build and check")
 	}
 	return nil
+}
+
+// parseProvenance reads --provenance as buildx: a boolean, or
+// mode=min|max and version=v0.2|v1.
+func parseProvenance(v string) (build.Provenance, error) {
+	var p build.Provenance
+	if v == "" || isFalse(v) {
+		return p, nil
+	}
+	if b, err := strconv.ParseBool(v); err == nil && b {
+		return build.Provenance{Mode: attest.ModeMin}, nil
+	}
+	p.Mode = attest.ModeMin
+	for kv := range strings.SplitSeq(v, ",") {
+		k, val, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "mode" && (val == "min" || val == "max"):
+			p.Mode = attest.Mode(val)
+		case k == "version" && (val == "v0.2" || val == "v1"):
+			p.Version = attest.Version(val)
+		case k == "disabled" && val == "true":
+			return build.Provenance{}, nil
+		default:
+			return p, fmt.Errorf("--provenance %q: want mode=min|max, version=v0.2|v1, true or false", v)
+		}
+	}
+	return p, nil
 }
 
 func isFalse(v string) bool {
@@ -85,6 +111,9 @@ func (f *Buildx) apply(opt *build.Options) error {
 	}
 	opt.Pull = f.Pull
 	var err error
+	if opt.Provenance, err = parseProvenance(f.Provenance); err != nil {
+		return err
+	}
 	if opt.Platforms, err = platform.ParseList(f.Platforms); err != nil {
 		return fmt.Errorf("--platform: %w", err)
 	}
