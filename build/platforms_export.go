@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/builder-dev/builder/attest"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/exporter/filetree"
 	"github.com/builder-dev/builder/frontend/dockerfile"
@@ -122,9 +123,13 @@ func (s *State) writePlatformOutputs(ctx context.Context, opt Options, outputs [
 		assemblers[i] = &assembler{ex: &exporter.Exporter{DB: s.DB, Content: s.Content, Snapshots: s.Snapshots, Log: step.logWriter(), Annotations: opt.Annotations.Manifest},
 			job: job, images: map[exporter.Options]*exporter.Image{}, descAnnotations: opt.Annotations.ManifestDescriptor}
 	}
+	statements, err := provenances(opt, images, started)
+	if err != nil {
+		return nil, err
+	}
 	var out *Result
 	for i, o := range outputs {
-		idx, imgs, err := s.writeIndex(ctx, o, images, assemblers, opt, started)
+		idx, imgs, err := s.writeIndex(ctx, o, images, assemblers, statements)
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +163,7 @@ func (s *State) writePlatformOutputs(ctx context.Context, opt Options, outputs [
 
 // writeIndex assembles each platform's image for output o and writes the
 // index of them to the content store.
-func (s *State) writeIndex(ctx context.Context, o output.Spec, images []platformImage, as []*assembler, opt Options, started time.Time) (ocispec.Descriptor, []*exporter.Image, error) {
+func (s *State) writeIndex(ctx context.Context, o output.Spec, images []platformImage, as []*assembler, statements []attest.Statement) (ocispec.Descriptor, []*exporter.Image, error) {
 	eo, err := o.ImageOptions(nil)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, err
@@ -181,7 +186,7 @@ func (s *State) writeIndex(ctx context.Context, o output.Spec, images []platform
 		d.Platform = &ocispec.Platform{OS: cp.OS, Architecture: cp.Architecture, Variant: cp.Variant}
 		idx.Manifests = append(idx.Manifests, d)
 	}
-	if err := s.attachProvenance(ctx, opt, &idx, images, started); err != nil {
+	if err := s.attachProvenance(ctx, &idx, statements); err != nil {
 		return ocispec.Descriptor{}, nil, err
 	}
 	raw, err := json.Marshal(idx)

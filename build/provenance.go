@@ -92,18 +92,31 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// provenances are the statements of each platform's build, made once so
+// that every output's index gets the same ones; nil without --provenance.
+func provenances(opt Options, images []platformImage, started time.Time) ([]attest.Statement, error) {
+	if opt.Provenance.Mode == "" {
+		return nil, nil
+	}
+	var out []attest.Statement
+	for _, pi := range images {
+		st, err := provenance(opt, pi, started)
+		if err != nil {
+			return nil, fmt.Errorf("provenance of %s: %w", platform.Format(pi.platform), err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
 // attachProvenance adds an attestation manifest per platform image to idx
 // (BuildKit's layout), writing its blobs to the content store.
-func (s *State) attachProvenance(ctx context.Context, opt Options, idx *ocispec.Index, images []platformImage, started time.Time) error {
-	if opt.Provenance.Mode == "" {
+func (s *State) attachProvenance(ctx context.Context, idx *ocispec.Index, statements []attest.Statement) error {
+	if len(statements) == 0 {
 		return nil
 	}
 	var subjects []attest.Image
-	for i, pi := range images {
-		st, err := provenance(opt, pi, started)
-		if err != nil {
-			return fmt.Errorf("provenance of %s: %w", platform.Format(pi.platform), err)
-		}
+	for i, st := range statements {
 		subjects = append(subjects, attest.Image{Descriptor: idx.Manifests[i], Statements: []attest.Statement{st}})
 	}
 	adds, err := attest.IndexAdditions(subjects)
