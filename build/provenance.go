@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/builder-dev/builder/attest"
@@ -40,10 +39,10 @@ func provenance(opt Options, pi platformImage, started time.Time) (attest.Statem
 	if opt.Target != "" {
 		b.Args["target"] = opt.Target
 	}
-	for _, id := range sortedKeys(opt.Secrets) {
+	for _, id := range llb.SortedKeys(opt.Secrets) {
 		b.Secrets = append(b.Secrets, attest.Ref{ID: id})
 	}
-	for _, id := range sortedKeys(opt.SSH) {
+	for _, id := range llb.SortedKeys(opt.SSH) {
 		b.SSH = append(b.SSH, attest.Ref{ID: id})
 	}
 	llb.Walk([]*llb.Vertex{pi.fe.Root}, func(v *llb.Vertex) error {
@@ -81,15 +80,6 @@ func provenance(opt Options, pi platformImage, started time.Time) (attest.Statem
 		version = attest.SLSA1 // BuildKit v0.34's default
 	}
 	return attest.Provenance(b, version, opt.Provenance.Mode)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // provenances are the statements of each platform's build, made once so
