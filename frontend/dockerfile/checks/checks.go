@@ -180,8 +180,13 @@ func (e *checkEnv) clone() *checkEnv {
 // the defaults only) over the predefined platform args.
 func (ck *checker) metaArgs(args []instructions.ArgCommand, buildArgs map[string]string) *checkEnv {
 	env := newCheckEnv()
-	for _, k := range llb.SortedKeys(dockerfile.PlatformArgs(ck.opt.TargetPlatform, ck.opt.TargetPlatform)) {
-		env.set(k, dockerfile.PlatformArgs(ck.opt.TargetPlatform, ck.opt.TargetPlatform)[k])
+	buildPlatform := ck.opt.BuildPlatform
+	if buildPlatform.Architecture == "" {
+		buildPlatform = ck.opt.TargetPlatform
+	}
+	platformArgs := dockerfile.PlatformArgs(buildPlatform, ck.opt.TargetPlatform)
+	for _, k := range llb.SortedKeys(platformArgs) {
+		env.set(k, platformArgs[k])
 	}
 	for _, a := range args {
 		for _, kv := range a.Args {
