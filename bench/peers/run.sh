@@ -83,7 +83,10 @@ mkfs.ext4 -q -F "$cache/disk.img"
 mount -o loop "$cache/disk.img" "$work"
 mkdir -p "$work/ctx" "$work/json" "$work/logs" "$work/bin" "$work/buildah/tmp"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# A free port: one where a connection is refused.
+for port in $(shuf -i 20000-60000 -n 50); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+done
 reg=127.0.0.1:$port
 cat >"$work/registry.yml" <<EOF
 version: 0.1

@@ -18,5 +18,8 @@ func DefaultProfile(caps []string) (*specs.LinuxSeccomp, error) { return nil, er
 // Default fails: Docker's profile is resolved only on Linux.
 func Default(caps []string) ([]bpf.RawInstruction, error) { return nil, errNotLinux }
 
+// DefaultElidingSync fails: Docker's profile is resolved only on Linux.
+func DefaultElidingSync(caps []string) ([]bpf.RawInstruction, error) { return nil, errNotLinux }
+
 // Install fails: seccomp is Linux's.
 func Install(encoded []byte) error { return errNotLinux }
