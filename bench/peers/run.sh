@@ -5,7 +5,7 @@
 # bench/peers/results.md (issue 15). Not run by CI. Needs root.
 #
 #   bench/peers/run.sh                  # every case, 3 cold / 10 no-op / 5 touched runs
-#   QUICK=1 bench/peers/run.sh          # 1 / 2 / 1 runs
+#   QUICK=1 bench/peers/run.sh          # 1 run each
 #   CASES="bigcopy tinyruns" bench/peers/run.sh
 #
 # Modes, for each case and builder: cold (empty build cache, base image
@@ -21,9 +21,7 @@
 #        default 60G), OUT (default bench/peers/results.md).
 #
 # Everything the builders write (state dirs, contexts, registry) lives on a
-# fresh journaled ext4 file system on a loop device: the root file system of
-# the machines this was written on is ext4 without a journal, which becomes
-# pathologically slow after large deletes, and tmpfs would hide fsync costs.
+# fresh journaled ext4 file system on a loop device (workfs.sh says why).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,7 +31,7 @@ out=${OUT:-$here/results.md}
 all_cases="bigcopy cachemount apt tinyruns parallel gomod npm export1g"
 cases=${CASES:-$all_cases}
 if [ -n "${QUICK:-}" ]; then
-	cold_runs=1 noop_runs=2 touched_runs=1
+	cold_runs=1 noop_runs=1 touched_runs=1
 else
 	cold_runs=3 noop_runs=10 touched_runs=5
 fi
@@ -51,7 +49,9 @@ if [ ${#need[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
 fi
 
-mkdir -p "$cache"
+# What the builders printed, kept after the run.
+rm -rf "$cache/logs"
+mkdir -p "$cache/logs"
 cd "$repo"
 make -s build
 builder=$repo/bin/builder
@@ -64,24 +64,16 @@ else
 fi
 
 # --- the work file system, the registry and buildkitd, undone on exit ---
-work=$(mktemp -d /var/tmp/builder-peers-work-XXXXXX)
-pids=()
+# shellcheck source=bench/peers/workfs.sh
+. "$here/workfs.sh"
 cgroups=()
-cleanup() {
-	set +e
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-	if mountpoint -q "$work"; then
-		"$work/bin/buildah" unmount --all >/dev/null 2>&1
-		umount -R "$work" 2>/dev/null || umount -R -l "$work"
-	fi
+peers_cleanup() {
+	"$work/bin/buildah" unmount --all >/dev/null 2>&1
 	for ((i = ${#cgroups[@]} - 1; i >= 0; i--)); do rmdir "${cgroups[$i]}" 2>/dev/null; done
-	rm -rf "$work" "$cache/disk.img"
 }
-trap cleanup EXIT
-truncate -s "${PEERS_DISK:-60G}" "$cache/disk.img"
-mkfs.ext4 -q -F "$cache/disk.img"
-mount -o loop "$cache/disk.img" "$work"
-mkdir -p "$work/ctx" "$work/json" "$work/logs" "$work/bin" "$work/buildah/tmp"
+on_exit=peers_cleanup
+workfs_mount "$cache/disk.img" "${PEERS_DISK:-60G}"
+mkdir -p "$work/ctx" "$work/json" "$work/bin" "$work/buildah/tmp"
 
 # A free port: one where a connection is refused.
 for port in $(shuf -i 20000-60000 -n 50); do
@@ -96,11 +88,11 @@ storage:
 http:
   addr: $reg
 EOF
-docker-registry serve "$work/registry.yml" >"$work/logs/registry.log" 2>&1 &
+docker-registry serve "$work/registry.yml" >"$cache/logs/registry.log" 2>&1 &
 pids+=("$!")
 for i in $(seq 100); do
 	curl -s -o /dev/null "http://$reg/v2/" && break
-	[ "$i" = 100 ] && { echo "run.sh: the registry did not start (see $work/logs/registry.log)" >&2; exit 1; }
+	[ "$i" = 100 ] && { echo "run.sh: the registry did not start (see $cache/logs/registry.log)" >&2; exit 1; }
 	sleep 0.1
 done
 
@@ -127,11 +119,11 @@ cat >"$work/buildkit/buildkitd.toml" <<EOF
   insecure = true
 EOF
 "$bk/buildkitd" --config "$work/buildkit/buildkitd.toml" --root "$work/buildkit/root" --addr "$bkaddr" \
-	--oci-worker-binary "$(command -v runc)" >"$work/logs/buildkitd.log" 2>&1 &
+	--oci-worker-binary "$(command -v runc)" >"$cache/logs/buildkitd.log" 2>&1 &
 pids+=("$!")
 for i in $(seq 60); do
 	"$bk/buildctl" --addr "$bkaddr" debug workers >/dev/null 2>&1 && break
-	[ "$i" = 60 ] && { echo "run.sh: buildkitd did not start:" >&2; tail -20 "$work/logs/buildkitd.log" >&2; exit 1; }
+	[ "$i" = 60 ] && { echo "run.sh: buildkitd did not start:" >&2; tail -20 "$cache/logs/buildkitd.log" >&2; exit 1; }
 	sleep 0.5
 done
 
@@ -143,6 +135,8 @@ cat >"$work/bin/buildah" <<EOF
 TMPDIR=$work/buildah/tmp exec buildah --root $work/buildah/root --runroot $work/buildah/run --storage-driver overlay "\$@"
 EOF
 chmod +x "$work/bin/buildah"
+# Buildah makes its storage on first use: not inside the timing.
+"$work/bin/buildah" images >/dev/null
 
 # --- base images, made locally and pushed to the loopback registry ---
 # Debian: debootstrap --variant=minbase once, kept in $cache. The base
@@ -401,10 +395,9 @@ bench() {
 		fi
 		echo "run.sh: $c $mode $b" >&2
 		if ! hyperfine --runs "$runs" --warmup "$warmup" --prepare "$prep" \
-			--export-json "$work/json/$c-$mode-$b.json" -n "$b" "${cmd[$b]}" >>"$work/logs/hyperfine.log" 2>&1; then
+			--show-output --export-json "$work/json/$c-$mode-$b.json" -n "$b" "${cmd[$b]}" \
+			>"$cache/logs/$c-$mode-$b.log" 2>&1; then
 			rm -f "$work/json/$c-$mode-$b.json"
-			# Once more, to keep what it printed.
-			sh -c "$prep; ${cmd[$b]}" >"$cache/logs/$c-$mode-$b.log" 2>&1 || true
 			echo "run.sh: $c $mode $b failed; see $cache/logs/$c-$mode-$b.log" >&2
 		fi
 		if [ -n "$rss" ]; then
@@ -417,25 +410,15 @@ bench() {
 # The median of a hyperfine JSON in seconds, or "" if it is missing.
 median() { [ -e "$1" ] && jq -r '.results[0].median' "$1" || true; }
 
-mkdir -p "$cache/logs"
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A load
-for c in $cases; do
-	rm -rf "$work/ctx/$c"
-	"case_$c"
-	load[$c]=$(cut -d' ' -f1-3 /proc/loadavg)
-	bench "$c" cold "$cold_runs" 0
-	bench "$c" noop "$noop_runs" 1
-	bench "$c" touched "$touched_runs" 0
-done
-
 # --- results.md ---
 fmt() { [ -n "$1" ] && printf '%.3f' "$1" || printf 'failed'; }
 ratio() { if [[ $1 =~ ^[0-9.]+$ && $2 =~ ^[0-9.]+$ ]]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; else printf '–'; fi; }
 rss() { # rss CASE BUILDER: MiB, the sum over its executables
 	[ -s "$work/json/$1-$2.rss" ] && awk '{ s += $2 } END { printf "%.0f", s / 1024 }' "$work/json/$1-$2.rss" || printf '?'
 }
-{
+# results writes $out from the cases done so far (after each one, so an
+# interrupted run still leaves a table).
+results() {
 	echo "# builder, BuildKit and Buildah side by side (bench/peers/run.sh)"
 	echo
 	echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') by \`${QUICK:+QUICK=1 }bench/peers/run.sh\`"
@@ -445,14 +428,14 @@ rss() { # rss CASE BUILDER: MiB, the sum over its executables
 	echo
 	echo "- machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r)"
 	echo "- load average (1, 5, 15 min) at the start: ${load_start}; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "- builder $("$builder" version 2>/dev/null | head -1); $("$bk/buildkitd" --version | awk '{ print "BuildKit", $3 }') (runc worker, gc off); $(buildah --version | cut -d' ' -f1-3) (overlay, runc, --layers); $(runc --version | head -1)"
+	echo "- builder $("$builder" version 2>/dev/null | head -1) at $(git -C "$repo" rev-parse --short HEAD) (steps' fsync elided: $([ "${BUILDER_STEP_FSYNC:-}" = 1 ] && echo no || echo yes)); $("$bk/buildkitd" --version | awk '{ print "BuildKit", $3 }') (runc worker, gc off); $(buildah --version | cut -d' ' -f1-3) (overlay, runc, --layers); $(runc --version | head -1)"
 	echo "- storage: every state dir, context and the registry on a fresh journaled ext4 file system on a loop device (the root file system is ext4 without a journal, slow after large deletes; tmpfs would hide fsync)"
 	echo "- network of RUN steps: each builder's default (builder: private namespace through slirp4netns or pasta; BuildKit: host, no CNI configured; Buildah: CNI bridge)"
 	echo "- cold: empty build cache (builder: new state dir; BuildKit: \`buildctl prune --all\`; Buildah: \`rmi --all\`, cache mounts removed), base image pulled again, pushed to a new repository; no-op: the same build again; touched: one context file changed first"
 	echo
 	echo "| case | mode | builder | BuildKit | Buildah | builder ÷ BuildKit | builder ÷ Buildah | load at start |"
 	echo "|---|---|---:|---:|---:|---:|---:|---|"
-	for c in $cases; do
+	for c in $done_cases; do
 		for m in cold noop touched; do
 			b=$(median "$work/json/$c-$m-builder.json")
 			k=$(median "$work/json/$c-$m-buildkit.json")
@@ -466,9 +449,23 @@ rss() { # rss CASE BUILDER: MiB, the sum over its executables
 	echo
 	echo "| case | builder | BuildKit | Buildah | builder ÷ BuildKit |"
 	echo "|---|---:|---:|---:|---:|"
-	for c in $cases; do
+	for c in $done_cases; do
 		echo "| $c | $(rss "$c" builder) | $(rss "$c" buildkit) | $(rss "$c" buildah) | $(ratio "$(rss "$c" builder)" "$(rss "$c" buildkit)") |"
 	done
-} >"$out"
-cp "$work"/json/*.json "$cache/logs/" 2>/dev/null || true
+}
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A load
+done_cases=
+for c in $cases; do
+	rm -rf "$work/ctx/$c"
+	"case_$c"
+	load[$c]=$(cut -d' ' -f1-3 /proc/loadavg)
+	bench "$c" cold "$cold_runs" 0
+	bench "$c" noop "$noop_runs" 1
+	bench "$c" touched "$touched_runs" 0
+	done_cases+=" $c"
+	results >"$out"
+	cp "$work/json/$c"-* "$cache/logs/" 2>/dev/null || true
+done
 echo "run.sh: wrote $out" >&2
