@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -133,6 +134,13 @@ func TestInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	onFilteredThread(t, prog, checkFiltered)
+}
+
+// onFilteredThread installs prog on a thread of its own, which then ends
+// with its goroutine, and runs check there.
+func onFilteredThread(t *testing.T, prog []bpf.RawInstruction, check func() error) {
+	t.Helper()
 	encoded := Encode(prog)
 	done := make(chan error, 1)
 	go func() {
@@ -149,7 +157,7 @@ func TestInstall(t *testing.T) {
 			done <- err
 			return
 		}
-		done <- checkFiltered()
+		done <- check()
 	}()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -202,22 +210,8 @@ func TestElideSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	encoded := Encode(prog)
 	const closed = 1 << 20
-	done := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread, filter and all, exits with us.
-		runtime.LockOSThread()
-		if os.Geteuid() != 0 {
-			if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-				done <- err
-				return
-			}
-		}
-		if err := Install(encoded); err != nil {
-			done <- err
-			return
-		}
+	onFilteredThread(t, prog, func() error {
 		for _, tc := range []struct {
 			name string
 			nr   uintptr
@@ -231,15 +225,11 @@ func TestElideSync(t *testing.T) {
 			{"keyctl", unix.SYS_KEYCTL, unix.EPERM},
 		} {
 			if _, _, e := unix.RawSyscall(tc.nr, closed, 0, 0); e != tc.want {
-				done <- errorf("%s(closed fd) under the filter: errno %v, want %v", tc.name, e, tc.want)
-				return
+				return errorf("%s(closed fd) under the filter: errno %v, want %v", tc.name, e, tc.want)
 			}
 		}
-		done <- checkFiltered()
-	}()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+		return checkFiltered()
+	})
 	// Without the filter the same calls fail, so the test can tell.
 	if err := unix.Fsync(closed); err != unix.EBADF {
 		t.Fatalf("fsync(closed fd) without the filter = %v, want EBADF", err)
