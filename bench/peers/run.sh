@@ -167,7 +167,11 @@ RUN apt-get update -qq && \
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       gcc libc6-dev make ccache golang-go nodejs npm ca-certificates >/dev/null && \
     rm -rf /var/lib/apt/lists/*
+# The host's CA bundle: where TLS to the Go proxy and npm goes through an
+# intercepting proxy, its CA is only there.
+COPY host-ca.crt /etc/ssl/certs/ca-certificates.crt
 EOF
+cp /etc/ssl/certs/ca-certificates.crt "$cache/debian/host-ca.crt"
 mkdir -p "$cache/busybox"
 cp "$(command -v busybox)" "$cache/busybox/busybox"
 cat >"$cache/busybox/Dockerfile" <<'EOF'
