@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/gc"
@@ -254,7 +255,7 @@ func (s *State) buildContexts(ctx context.Context, named map[string]string) (map
 // refuses what needs an entitlement not granted, passes on the frontend's
 // warnings and returns the session of the build's RUN steps.
 func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options) (*dockerfile.Result, *ops.Session, error) {
-	resolver := newMemoResolver(localFirst{images: s.Images, remote: s.Registries, registryOnly: opt.Pull})
+	resolver := resolve.NewMemo(resolve.LocalFirst{Images: s.Images, Remote: s.Registries, RegistryOnly: opt.Pull})
 	fe, err := dockerfile.Build(ctx, fopt, resolver)
 	if err != nil {
 		return nil, nil, err
