@@ -9,6 +9,7 @@ import (
 
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/frontend/dockerfile/checks"
+	"github.com/builder-dev/builder/source/localctx"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -53,7 +54,7 @@ func (s *State) Check(ctx context.Context, opt Options) (*checks.Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	excludes, err := readDockerignore(contextDir, opt.DockerfilePath)
+	excludes, err := localctx.ReadDockerignore(contextDir, opt.DockerfilePath)
 	if err != nil {
 		return nil, err
 	}

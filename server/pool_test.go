@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/builder-dev/builder/server/api"
+	"github.com/builder-dev/builder/source/localctx"
 )
 
 // TestOrderIsConsistent: routing is stable, spreads projects, and a
@@ -60,6 +61,10 @@ func TestPoolFailsOver(t *testing.T) {
 	live, dead := "unix://"+sock, "unix://"+filepath.Join(t.TempDir(), "dead.sock")
 	ctxDir := t.TempDir()
 	os.WriteFile(filepath.Join(ctxDir, "f"), []byte("x"), 0o644)
+	tree, err := localctx.NewTree(ctxDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A key the dead server comes first for.
 	var key string
 	for i := 0; ; i++ {
@@ -69,7 +74,7 @@ func TestPoolFailsOver(t *testing.T) {
 		}
 	}
 	var warned []string
-	res, err := BuildOnPool(t.Context(), []string{live, dead}, TLSFiles{}, key, ctxDir, &api.BuildRequest{}, nil, Handlers{}, func(w string) { warned = append(warned, w) })
+	res, err := BuildOnPool(t.Context(), []string{live, dead}, TLSFiles{}, key, tree, &api.BuildRequest{}, nil, Handlers{}, func(w string) { warned = append(warned, w) })
 	if err != nil {
 		t.Fatalf("BuildOnPool with one server down: %v", err)
 	}
@@ -79,7 +84,7 @@ func TestPoolFailsOver(t *testing.T) {
 	if len(warned) != 1 || !strings.Contains(warned[0], "dead.sock") {
 		t.Errorf("warnings = %q, want one naming the dead server", warned)
 	}
-	if _, err := BuildOnPool(t.Context(), []string{dead}, TLSFiles{}, key, ctxDir, &api.BuildRequest{}, nil, Handlers{}, nil); err == nil {
+	if _, err := BuildOnPool(t.Context(), []string{dead}, TLSFiles{}, key, tree, &api.BuildRequest{}, nil, Handlers{}, nil); err == nil {
 		t.Error("BuildOnPool with every server down succeeded")
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/progress"
 	"github.com/builder-dev/builder/server/api"
+	"github.com/builder-dev/builder/source/localctx"
 )
 
 // Remote is one build a client sends to the servers of --host: the
@@ -21,7 +23,13 @@ type Remote struct {
 	// ContextDir, Dockerfile (a path, "-" or empty) and Target route the
 	// build to a server of the pool.
 	ContextDir, Dockerfile, Target string
-	Request                        *api.BuildRequest
+	// DockerfilePath, when set, is where DOCKERFILE.dockerignore is
+	// looked for (build.Options.DockerfilePath).
+	DockerfilePath string
+	// SumsDir holds the client's file digest cache; empty is
+	// $XDG_CACHE_HOME/builder/client.
+	SumsDir string
+	Request *api.BuildRequest
 	// Printer renders the build's progress; Quiet prints only the digest.
 	Printer      progress.Printer
 	Quiet        bool
@@ -44,8 +52,14 @@ func RunRemote(ctx context.Context, r Remote, stdout, stderr io.Writer) error {
 		r.Printer.Close(err)
 		return err
 	}
+	tree, closeSums, err := contextTree(contextDir, r.DockerfilePath, r.SumsDir)
+	if err != nil {
+		r.Printer.Close(err)
+		return err
+	}
+	defer closeSums()
 	warn := func(w string) { fmt.Fprintln(stderr, "WARNING:", progress.Printable(w)) }
-	res, err := BuildOnPool(ctx, r.Hosts, r.TLS, key, contextDir, r.Request, outputs, Handlers{
+	res, err := BuildOnPool(ctx, r.Hosts, r.TLS, key, tree, r.Request, outputs, Handlers{
 		Progress: func(p *api.Progress) { r.Printer.Event(DecodeProgress(p)) },
 		Message:  func(s string) { fmt.Fprintln(stderr, s) },
 		Queued: func(pos int) {
@@ -89,6 +103,47 @@ func routeKey(contextDir, dockerfile, target string) (string, string, error) {
 		}
 	}
 	return contextDir, RouteKey(contextDir, dockerfile, target), nil
+}
+
+// contextTree is the context as a local build sees it: what .dockerignore
+// keeps (the rest is neither hashed nor sent), with file digests
+// remembered between builds so that a no-op rebuild reads no file.
+func contextTree(contextDir, dockerfilePath, sumsDir string) (*localctx.Tree, func(), error) {
+	excludes, err := localctx.ReadDockerignore(contextDir, dockerfilePath)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := localctx.NewTree(contextDir, excludes)
+	if err != nil {
+		return nil, nil, err
+	}
+	db := openSums(sumsDir)
+	if db == nil {
+		return t, func() {}, nil
+	}
+	t.Sums = db.FileSums()
+	return t, func() { db.Close() }, nil
+}
+
+// openSums opens the client's file digest cache (the one a state
+// directory has, on its own). Without one, every file is read: slower,
+// not wrong, so a client without a writable cache directory still builds.
+func openSums(dir string) *cache.DB {
+	if dir == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			return nil
+		}
+		dir = filepath.Join(d, "builder", "client")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil
+	}
+	db, err := cache.Open(filepath.Join(dir, "filesums.db"), nil)
+	if err != nil {
+		return nil
+	}
+	return db
 }
 
 // clientOutputs says where the outputs that come back are written, by

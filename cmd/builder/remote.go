@@ -23,7 +23,7 @@ func runRemoteBuild(cmd *cobra.Command, g *globalOptions, f *buildopts.Flags, co
 		return err
 	}
 	err = server.RunRemote(cmd.Context(), server.Remote{
-		Hosts: server.SplitHosts(g.host), TLS: g.tls, ContextDir: contextDir, Dockerfile: f.File, Target: f.Target,
+		Hosts: server.SplitHosts(g.host), TLS: g.tls, ContextDir: contextDir, Dockerfile: f.File, Target: f.Target, DockerfilePath: opt.DockerfilePath,
 		Request: req, Printer: printer, Quiet: f.Progress == "quiet", IIDFile: f.IIDFile, MetadataFile: f.MetadataFile,
 	}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	if f.Explain {
