@@ -118,7 +118,7 @@ func (c *Client) Build(ctx context.Context, tree *localctx.Tree, project string,
 			}
 		case api.KindResult:
 			if ev.Error != nil {
-				return nil, errors.New(ev.Error.Message)
+				return nil, decodeError(ev.Error)
 			}
 			if err := sink.close(); err != nil {
 				return nil, err

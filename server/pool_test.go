@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,15 +49,7 @@ func TestPoolFailsOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "live.sock")
-	l, err := Listen("unix://"+sock, TLSFiles{}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv.Handler()}
-	go hs.Serve(l)
-	defer hs.Close()
-	live, dead := "unix://"+sock, "unix://"+filepath.Join(t.TempDir(), "dead.sock")
+	live, dead := serveUnix(t, srv), "unix://"+filepath.Join(t.TempDir(), "dead.sock")
 	ctxDir := t.TempDir()
 	os.WriteFile(filepath.Join(ctxDir, "f"), []byte("x"), 0o644)
 	tree, err := localctx.NewTree(ctxDir, nil)

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,14 +35,7 @@ func TestRemoteSyncsWhatDockerignoreKeeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "s.sock")
-	l, err := Listen("unix://"+sock, TLSFiles{}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv.Handler()}
-	go hs.Serve(l)
-	defer hs.Close()
+	host := serveUnix(t, srv)
 
 	ctxDir := t.TempDir()
 	files := map[string]string{".dockerignore": "big.bin\nlogs/\n", "keep.txt": "kept", "logs/a.log": "noise"}
@@ -63,7 +55,7 @@ func TestRemoteSyncsWhatDockerignoreKeeps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = RunRemote(t.Context(), Remote{Hosts: []string{"unix://" + sock}, ContextDir: ctxDir, Request: &api.BuildRequest{}, Printer: printer, SumsDir: sums}, &bytes.Buffer{}, &stderr)
+		err = RunRemote(t.Context(), Remote{Hosts: []string{host}, ContextDir: ctxDir, Request: &api.BuildRequest{}, Printer: printer, SumsDir: sums}, &bytes.Buffer{}, &stderr)
 		if err != nil {
 			t.Fatalf("remote build: %v\n%s", err, stderr.String())
 		}
