@@ -2,9 +2,7 @@ package build
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -22,8 +20,8 @@ import (
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/localctx"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/moby/patternmatcher/ignorefile"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -191,7 +189,7 @@ func (s *State) frontendOptions(ctx context.Context, opt Options) (dockerfile.Op
 			return dockerfile.Options{}, nil, err
 		}
 	}
-	excludes, err := readDockerignore(contextDir, opt.DockerfilePath)
+	excludes, err := localctx.ReadDockerignore(contextDir, opt.DockerfilePath)
 	if err != nil {
 		return dockerfile.Options{}, nil, err
 	}
@@ -283,28 +281,4 @@ func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options)
 		}
 	}
 	return fe, sess, nil
-}
-
-// readDockerignore reads the ignore file for a build: DOCKERFILE.dockerignore
-// beside the Dockerfile if there is one, else the context's .dockerignore.
-func readDockerignore(dir, dockerfile string) ([]string, error) {
-	name := filepath.Join(dir, ".dockerignore")
-	if dockerfile != "" {
-		if _, err := os.Stat(dockerfile + ".dockerignore"); err == nil {
-			name = dockerfile + ".dockerignore"
-		}
-	}
-	f, err := os.Open(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	patterns, err := ignorefile.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading .dockerignore: %w", err)
-	}
-	return patterns, nil
 }

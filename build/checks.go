@@ -9,6 +9,7 @@ import (
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/frontend/dockerfile/checks"
+	"github.com/builder-dev/builder/source/localctx"
 )
 
 // CheckWarning is a finding of the build checks (BuildKit's rules).
@@ -22,7 +23,7 @@ func (s *State) Check(ctx context.Context, opt Options) (*checks.Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	excludes, err := readDockerignore(contextDir, opt.DockerfilePath)
+	excludes, err := localctx.ReadDockerignore(contextDir, opt.DockerfilePath)
 	if err != nil {
 		return nil, err
 	}
