@@ -2,15 +2,14 @@ package build
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/gc"
@@ -21,8 +20,8 @@ import (
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/localctx"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/moby/patternmatcher/ignorefile"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -209,7 +208,7 @@ func (s *State) frontendOptions(ctx context.Context, opt Options) (dockerfile.Op
 			return dockerfile.Options{}, nil, err
 		}
 	}
-	excludes, err := readDockerignore(contextDir, opt.DockerfilePath)
+	excludes, err := localctx.ReadDockerignore(contextDir, opt.DockerfilePath)
 	if err != nil {
 		return dockerfile.Options{}, nil, err
 	}
@@ -274,7 +273,7 @@ func (s *State) buildContexts(ctx context.Context, named map[string]string) (map
 // refuses what needs an entitlement not granted, passes on the frontend's
 // warnings and returns the session of the build's RUN steps.
 func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options) (*dockerfile.Result, *ops.Session, error) {
-	resolver := newMemoResolver(localFirst{images: s.Images, remote: s.Registries, registryOnly: opt.Pull})
+	resolver := resolve.NewMemo(resolve.LocalFirst{Images: s.Images, Remote: s.Registries, RegistryOnly: opt.Pull})
 	fe, err := dockerfile.Build(ctx, fopt, resolver)
 	if err != nil {
 		return nil, nil, err
@@ -300,28 +299,4 @@ func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options)
 		}
 	}
 	return fe, sess, nil
-}
-
-// readDockerignore reads the ignore file for a build: DOCKERFILE.dockerignore
-// beside the Dockerfile if there is one, else the context's .dockerignore.
-func readDockerignore(dir, dockerfile string) ([]string, error) {
-	name := filepath.Join(dir, ".dockerignore")
-	if dockerfile != "" {
-		if _, err := os.Stat(dockerfile + ".dockerignore"); err == nil {
-			name = dockerfile + ".dockerignore"
-		}
-	}
-	f, err := os.Open(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	patterns, err := ignorefile.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading .dockerignore: %w", err)
-	}
-	return patterns, nil
 }

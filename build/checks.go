@@ -5,46 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 
+	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/frontend/dockerfile/checks"
 	"github.com/builder-dev/builder/platform"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/builder-dev/builder/source/localctx"
 )
 
 // CheckWarning is a finding of the build checks (BuildKit's rules).
 type CheckWarning = checks.Warning
-
-// memoResolver remembers what it resolved, so that the checks see the
-// base images the build resolved without asking the registry again.
-type memoResolver struct {
-	inner dockerfile.ImageResolver
-	mu    sync.Mutex
-	seen  map[string]dockerfile.ResolvedImage
-}
-
-func newMemoResolver(r dockerfile.ImageResolver) *memoResolver {
-	return &memoResolver{inner: r, seen: map[string]dockerfile.ResolvedImage{}}
-}
-
-func (m *memoResolver) ResolveImage(ctx context.Context, ref string, p ocispec.Platform) (dockerfile.ResolvedImage, error) {
-	key := ref + "\x00" + p.OS + "/" + p.Architecture + "/" + p.Variant
-	m.mu.Lock()
-	r, ok := m.seen[key]
-	m.mu.Unlock()
-	if ok {
-		return r, nil
-	}
-	r, err := m.inner.ResolveImage(ctx, ref, p)
-	if err != nil {
-		return r, err
-	}
-	m.mu.Lock()
-	m.seen[key] = r
-	m.mu.Unlock()
-	return r, nil
-}
 
 // Check runs only the build checks of opt's Dockerfile: every stage, or
 // those opt.Target needs when it is set. The result's Err is set when
@@ -54,11 +24,11 @@ func (s *State) Check(ctx context.Context, opt Options) (*checks.Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	excludes, err := readDockerignore(contextDir, opt.DockerfilePath)
+	excludes, err := localctx.ReadDockerignore(contextDir, opt.DockerfilePath)
 	if err != nil {
 		return nil, err
 	}
-	return checks.Check(ctx, s.frontendCheckOptions(opt, contextDir, excludes), s.resolver(),
+	return checks.Check(ctx, s.frontendCheckOptions(opt, contextDir, excludes), resolve.LocalFirst{Images: s.Images, Remote: s.Registries},
 		checks.Options{AllStages: opt.Target == ""})
 }
 

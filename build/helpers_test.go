@@ -21,6 +21,7 @@ import (
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/internal/userns"
+	"github.com/builder-dev/builder/run"
 	"github.com/builder-dev/builder/solver"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -374,7 +375,7 @@ func checkContent(t *testing.T, files map[string]imageFile, p, want string) {
 func runImage(t *testing.T, st *build.State, image string, args ...string) string {
 	t.Helper()
 	var out bytes.Buffer
-	if err := st.Run(t.Context(), build.RunOptions{Image: image, Args: args, Stdout: &out, Stderr: &out}); err != nil {
+	if err := run.Image(t.Context(), st, run.Options{Image: image, Args: args, Stdout: &out, Stderr: &out}); err != nil {
 		t.Fatalf("run %s: %v: %s", image, err, out.String())
 	}
 	return out.String()

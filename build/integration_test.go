@@ -10,6 +10,7 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/output"
+	"github.com/builder-dev/builder/run"
 	"github.com/builder-dev/builder/solver"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -171,7 +172,7 @@ func TestBuildPushPullRun(t *testing.T) {
 
 	// And run, as `builder run` does.
 	var out bytes.Buffer
-	if err := st.Run(t.Context(), build.RunOptions{Image: tag, Stdout: &out, Stderr: &out}); err != nil {
+	if err := run.Image(t.Context(), st, run.Options{Image: tag, Stdout: &out, Stderr: &out}); err != nil {
 		t.Fatalf("run: %v: %s", err, out.String())
 	}
 	if got, want := out.String(), "compiled main with helper\nhello world from app:app in /home/app\n"; got != want {

@@ -13,6 +13,7 @@ import (
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/output"
+	"github.com/builder-dev/builder/run"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
@@ -86,7 +87,7 @@ func TestLayerDepth(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if err := st.Run(t.Context(), build.RunOptions{Image: "deep", Stdout: &out, Stderr: &out}); err != nil || out.String() != "150\nchanged\n" {
+	if err := run.Image(t.Context(), st, run.Options{Image: "deep", Stdout: &out, Stderr: &out}); err != nil || out.String() != "150\nchanged\n" {
 		t.Errorf("builder run deep: %v, printed %q", err, out.String())
 	}
 	// podman's overlay storage mounts the 100 layers as one overlay (as

@@ -53,17 +53,3 @@ func warnNetwork(root *llb.Vertex, warn func(string)) {
 		warn(msg)
 	}
 }
-
-// runNetwork is the executor's network for `builder run --network`. Like
-// `docker run --network=host`, the command line itself grants it.
-func runNetwork(n string) (string, error) {
-	switch n {
-	case "", "default":
-		return executor.NetworkDefault, nil
-	case "none":
-		return executor.NetworkNone, nil
-	case "host":
-		return executor.NetworkHost, nil
-	}
-	return "", fmt.Errorf("--network=%s: want default, none or host", n)
-}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/attest"
+	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/exporter/filetree"
 	"github.com/builder-dev/builder/frontend/dockerfile"
@@ -51,7 +52,7 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 			return nil, errors.New("docker exporter does not support exporting manifest lists, use the oci exporter (several platforms are built)")
 		}
 	}
-	resolver := newMemoResolver(localFirst{images: s.Images, remote: s.Registries, registryOnly: opt.Pull})
+	resolver := resolve.NewMemo(resolve.LocalFirst{Images: s.Images, Remote: s.Registries, RegistryOnly: opt.Pull})
 	var out []platformImage
 	for _, p := range opt.Platforms[1:] {
 		fopt.TargetPlatform = p

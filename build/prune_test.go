@@ -15,6 +15,7 @@ import (
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/run"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -80,7 +81,7 @@ func (e *pruneEnv) build(df string, tag string, gc *gc.Policy) (*build.Result, [
 func (e *pruneEnv) run(image, want string) {
 	e.t.Helper()
 	var out bytes.Buffer
-	if err := e.st.Run(e.t.Context(), build.RunOptions{Image: image, Stdout: &out, Stderr: &out}); err != nil {
+	if err := run.Image(e.t.Context(), e.st, run.Options{Image: image, Stdout: &out, Stderr: &out}); err != nil {
 		e.t.Fatalf("run %s: %v: %s", image, err, out.String())
 	}
 	if out.String() != want {

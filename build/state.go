@@ -5,7 +5,6 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,7 +16,6 @@ import (
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/cache/coord"
-	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/internal/userns"
@@ -137,6 +135,14 @@ func Open(root string, opt StateOptions) (*State, error) {
 	return s, nil
 }
 
+// Lowers returns the layer directories under the snapshot top, for a
+// writable layer prepared over it.
+func (s *State) Lowers(top string) ([]string, error) { return s.worker.Lowers(top) }
+
+// TmpDir is the state directory's scratch directory. The cleanup at Open
+// spares entries named "PID-..." while that process lives.
+func (s *State) TmpDir() string { return s.tmp }
+
 // Close releases the state directory. It may be called more than once.
 func (s *State) Close() error {
 	if s.closed {
@@ -234,37 +240,6 @@ func removeAll(p string) error {
 		return nil
 	})
 	return os.RemoveAll(p)
-}
-
-// localFirst resolves FROM names in the local image store first, as
-// `docker build` does, and in their registry otherwise.
-type localFirst struct {
-	images *imagestore.Store
-	remote *source.Registries
-	// registryOnly skips the local store (--pull).
-	registryOnly bool
-}
-
-func (s *State) resolver() dockerfile.ImageResolver {
-	return localFirst{images: s.Images, remote: s.Registries}
-}
-
-func (r localFirst) ResolveImage(ctx context.Context, ref string, p ocispec.Platform) (dockerfile.ResolvedImage, error) {
-	if local, ok := r.images.Lookup(ref, p); ok && !r.registryOnly {
-		var img dockerfile.Image
-		if json.Unmarshal(local.Config, &img) == nil {
-			return dockerfile.ResolvedImage{Digest: local.Manifest, Config: img}, nil
-		}
-	}
-	res, err := r.remote.Resolve(ctx, ref, p)
-	if err != nil {
-		return dockerfile.ResolvedImage{}, err
-	}
-	var img dockerfile.Image
-	if err := json.Unmarshal(res.Config, &img); err != nil {
-		return dockerfile.ResolvedImage{}, fmt.Errorf("image %s: config: %w", ref, err)
-	}
-	return dockerfile.ResolvedImage{Digest: res.Digest, Config: img}, nil
 }
 
 // HostPlatform is the platform images are built for.

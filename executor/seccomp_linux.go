@@ -2,6 +2,7 @@ package executor
 
 import (
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/builder-dev/builder/executor/sandboxinit"
@@ -29,7 +30,11 @@ var capNames = map[uintptr]string{
 
 // defaultSeccomp is Docker's default seccomp profile for Docker's default
 // capabilities (every sandbox's bounding set), compiled once per process
-// and handed to each init, which then needs no compiler.
+// and handed to each init, which then needs no compiler. With
+// $BUILDER_STEP_FSYNC=elide, fsync and the other sync calls succeed
+// without running (seccomp.ElideSync) and Commit's syncfs alone makes the
+// layer durable: a speed lever not yet on by default, because it has not
+// yet been measured to pay (bench/peers/fsync-elision.sh).
 var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
 	caps := make([]string, 0, len(sandboxinit.DefaultCaps))
 	for _, c := range sandboxinit.DefaultCaps {
@@ -39,9 +44,16 @@ var defaultSeccomp = sync.OnceValues(func() ([]byte, error) {
 		}
 		caps = append(caps, name)
 	}
-	prog, err := seccomp.Default(caps)
+	compile := seccomp.Default
+	if os.Getenv(stepFsyncEnv) == "elide" {
+		compile = seccomp.DefaultElidingSync
+	}
+	prog, err := compile(caps)
 	if err != nil {
 		return nil, err
 	}
 	return seccomp.Encode(prog), nil
 })
+
+// stepFsyncEnv set to "elide" turns seccomp.ElideSync on.
+const stepFsyncEnv = "BUILDER_STEP_FSYNC"

@@ -72,11 +72,11 @@ type Output struct {
 	Dir  bool
 }
 
-// Build syncs contextDir, runs req on the server and writes client
+// Build syncs the context tree (what its .dockerignore keeps), runs req on the server and writes client
 // outputs (by index into req.Outputs) to outputs. project, when set, lets
 // the server keep the context between builds (RouteKey).
-func (c *Client) Build(ctx context.Context, contextDir, project string, req *api.BuildRequest, outputs map[int]Output, h Handlers) (*api.Result, error) {
-	id, err := c.sync(ctx, contextDir, project)
+func (c *Client) Build(ctx context.Context, tree *localctx.Tree, project string, req *api.BuildRequest, outputs map[int]Output, h Handlers) (*api.Result, error) {
+	id, err := c.sync(ctx, tree, project)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (c *Client) Build(ctx context.Context, contextDir, project string, req *api
 			}
 		case api.KindResult:
 			if ev.Error != nil {
-				return nil, errors.New(ev.Error.Message)
+				return nil, decodeError(ev.Error)
 			}
 			if err := sink.close(); err != nil {
 				return nil, err
@@ -153,13 +153,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 	return resp, nil
 }
 
-// sync lists contextDir with the checksum walk and uploads what the
-// server lacks.
-func (c *Client) sync(ctx context.Context, contextDir, project string) (string, error) {
-	t, err := localctx.NewTree(contextDir, nil)
-	if err != nil {
-		return "", err
-	}
+// sync lists the tree with the checksum walk and uploads what the server
+// lacks.
+func (c *Client) sync(ctx context.Context, t *localctx.Tree, project string) (string, error) {
 	entries, err := t.Manifest()
 	if err != nil {
 		return "", err
@@ -170,7 +166,7 @@ func (c *Client) sync(ctx context.Context, contextDir, project string) (string, 
 		f := api.File{Path: e.Path, Mode: uint32(e.Mode), Link: e.Link, MtimeNs: e.MtimeNs}
 		if e.Mode.IsRegular() {
 			f.Digest, f.Size = "sha256:"+hex.EncodeToString(e.Sum[:]), e.Size
-			where[f.Digest] = filepath.Join(contextDir, filepath.FromSlash(e.Path))
+			where[f.Digest] = filepath.Join(t.Root, filepath.FromSlash(e.Path))
 		}
 		req.Files = append(req.Files, f)
 	}

@@ -3,13 +3,13 @@ package server
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/builder-dev/builder/server/api"
+	"github.com/builder-dev/builder/source/localctx"
 )
 
 // TestOrderIsConsistent: routing is stable, spreads projects, and a
@@ -49,17 +49,13 @@ func TestPoolFailsOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "live.sock")
-	l, err := Listen("unix://"+sock, TLSFiles{}, false)
+	live, dead := serveUnix(t, srv), "unix://"+filepath.Join(t.TempDir(), "dead.sock")
+	ctxDir := t.TempDir()
+	os.WriteFile(filepath.Join(ctxDir, "f"), []byte("x"), 0o644)
+	tree, err := localctx.NewTree(ctxDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv.Handler()}
-	go hs.Serve(l)
-	defer hs.Close()
-	live, dead := "unix://"+sock, "unix://"+filepath.Join(t.TempDir(), "dead.sock")
-	ctxDir := t.TempDir()
-	os.WriteFile(filepath.Join(ctxDir, "f"), []byte("x"), 0o644)
 	// A key the dead server comes first for.
 	var key string
 	for i := 0; ; i++ {
@@ -69,7 +65,7 @@ func TestPoolFailsOver(t *testing.T) {
 		}
 	}
 	var warned []string
-	res, err := BuildOnPool(t.Context(), []string{live, dead}, TLSFiles{}, key, ctxDir, &api.BuildRequest{}, nil, Handlers{}, func(w string) { warned = append(warned, w) })
+	res, err := BuildOnPool(t.Context(), []string{live, dead}, TLSFiles{}, key, tree, &api.BuildRequest{}, nil, Handlers{}, func(w string) { warned = append(warned, w) })
 	if err != nil {
 		t.Fatalf("BuildOnPool with one server down: %v", err)
 	}
@@ -79,7 +75,7 @@ func TestPoolFailsOver(t *testing.T) {
 	if len(warned) != 1 || !strings.Contains(warned[0], "dead.sock") {
 		t.Errorf("warnings = %q, want one naming the dead server", warned)
 	}
-	if _, err := BuildOnPool(t.Context(), []string{dead}, TLSFiles{}, key, ctxDir, &api.BuildRequest{}, nil, Handlers{}, nil); err == nil {
+	if _, err := BuildOnPool(t.Context(), []string{dead}, TLSFiles{}, key, tree, &api.BuildRequest{}, nil, Handlers{}, nil); err == nil {
 		t.Error("BuildOnPool with every server down succeeded")
 	}
 }

@@ -31,3 +31,39 @@ func DecodeProgress(p *api.Progress) solver.Event {
 	}
 	return e
 }
+
+// encodeError keeps, beside a failed build's message, the failed step's
+// instruction and last output lines: the client prints them above the
+// error as a local build does.
+func encodeError(err error) *api.Error {
+	e := &api.Error{Message: err.Error()}
+	var ve *solver.VertexError
+	if errors.As(err, &ve) {
+		e.Instruction, e.Output = ve.Instruction, ve.Output
+	}
+	return e
+}
+
+// remoteError is a server's build error: its message as the server had
+// it, and the failed step (for the printer's summary) when there is one.
+type remoteError struct {
+	msg  string
+	step *solver.VertexError
+}
+
+func (e *remoteError) Error() string { return e.msg }
+
+func (e *remoteError) Unwrap() error {
+	if e.step == nil {
+		return nil
+	}
+	return e.step
+}
+
+func decodeError(e *api.Error) error {
+	re := &remoteError{msg: e.Message}
+	if e.Instruction != "" || len(e.Output) > 0 {
+		re.step = &solver.VertexError{Instruction: e.Instruction, Output: e.Output, Err: errors.New(e.Message)}
+	}
+	return re
+}

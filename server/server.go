@@ -249,7 +249,7 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) {
 	em := &Emitter{enc: json.NewEncoder(w), flush: flusher, metrics: &s.metrics}
 	res, err := s.runBuild(r.Context(), &req, sc, em)
 	if err != nil {
-		em.send(api.Event{Kind: api.KindResult, Error: &api.Error{Message: err.Error()}})
+		em.send(api.Event{Kind: api.KindResult, Error: encodeError(err)})
 		return
 	}
 	em.send(api.Event{Kind: api.KindResult, Result: res})

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/server/api"
+	"github.com/builder-dev/builder/source/localctx"
 )
 
 // writeCert writes a certificate (signed by parent, or self-signed) and
@@ -148,9 +149,13 @@ func TestQueuePlaces(t *testing.T) {
 	}
 	ctxDir := t.TempDir()
 	os.WriteFile(filepath.Join(ctxDir, "f"), []byte("x"), 0o644)
+	tree, err := localctx.NewTree(ctxDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	errs := make(chan error, 2)
 	build := func(places chan<- int) {
-		_, err := c.Build(t.Context(), ctxDir, "", &api.BuildRequest{}, nil, Handlers{Queued: func(p int) { places <- p }})
+		_, err := c.Build(t.Context(), tree, "", &api.BuildRequest{}, nil, Handlers{Queued: func(p int) { places <- p }})
 		errs <- err
 	}
 	go build(make(chan int, 10))

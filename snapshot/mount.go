@@ -8,7 +8,14 @@
 // that mounts filesystems for layers.
 package snapshot
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/builder-dev/builder/snapshot/treecopy"
+)
 
 // ErrMountDataTooLong is returned (wrapped in a *MountError on Linux) when
 // a mount's options do not fit in the one page the kernel accepts.
@@ -24,4 +31,41 @@ type Mount struct {
 	// Options holds both flag options ("ro", "rbind", "nosuid") and
 	// filesystem data ("lowerdir=...", "upperdir=...").
 	Options []string `json:"options,omitempty"`
+}
+
+// WritableView turns a Snapshotter's read-only view of layers into a
+// writable one whose writes go under dir (which must not exist): an
+// overlay gets its upper and work directories there, the copy
+// Snapshotter's directory is copied there.
+func WritableView(view []Mount, dir string) ([]Mount, error) {
+	if len(view) == 1 && view[0].Type == "bind" {
+		// The copy-based snapshotter's view is a directory: the writes go
+		// to a copy of it.
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, err
+		}
+		cp := filepath.Join(dir, "copy")
+		if err := treecopy.Dir(cp, view[0].Source); err != nil {
+			return nil, err
+		}
+		return []Mount{{Type: "bind", Source: cp, Options: []string{"bind"}}}, nil
+	}
+	if len(view) != 1 || view[0].Type != "overlay" {
+		return nil, fmt.Errorf("cannot make a writable view of %v", view)
+	}
+	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
+	for _, d := range []string{dir, upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	m := view[0]
+	var opts []string
+	for _, opt := range m.Options {
+		if opt != "ro" {
+			opts = append(opts, opt)
+		}
+	}
+	m.Options = append(opts, "upperdir="+upper, "workdir="+work)
+	return []Mount{m}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/progress"
+	"github.com/builder-dev/builder/run"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -98,7 +99,7 @@ func newDebugCommand(g *globalOptions) *cobra.Command {
 				if len(args) > 0 {
 					ref, args = args[0], args[1:]
 				}
-				err := st.Debug(cmd.Context(), build.DebugOptions{
+				err := run.Debug(cmd.Context(), st, run.DebugOptions{
 					Ref: ref, Args: args, Stdin: cmd.InOrStdin(), Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
 					Terminal: isTerminal(cmd.InOrStdin()),
 					Notice:   func(n string) { fmt.Fprintln(cmd.ErrOrStderr(), "NOTE:", n) },

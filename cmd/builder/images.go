@@ -11,6 +11,7 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/run"
 	"github.com/spf13/cobra"
 )
 
@@ -53,7 +54,7 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			err = st.Run(context.WithoutCancel(cmd.Context()), build.RunOptions{
+			err = run.Image(context.WithoutCancel(cmd.Context()), st, run.Options{
 				Image: args[0], Args: args[1:],
 				Stdin: os.Stdin, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
 				Resources: limits,

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
@@ -114,27 +112,6 @@ func (h *serveHooks) setResult(res *build.Result) {
 	}
 }
 
-// lineWriter sends each line written to it as a message to the client.
-type lineWriter struct {
-	mu  sync.Mutex
-	em  *server.Emitter
-	buf []byte
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		w.em.Message(string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
-	}
-}
-
 // serveBuildFunc runs a client's request through runBuild, as the same
 // flags given on the command line would.
 func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
@@ -161,7 +138,7 @@ func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
 				return nil, err
 			}
 			if client {
-				o = setDest(o, server.OutputPath(outDir, i))
+				o = server.SetDest(o, server.OutputPath(outDir, i))
 			}
 			f.Outputs = append(f.Outputs, o)
 		}
@@ -172,7 +149,7 @@ func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
 		cmd.SetContext(ctx)
 		cmd.SetIn(bytes.NewReader(req.Dockerfile))
 		cmd.SetOut(io.Discard)
-		cmd.SetErr(&lineWriter{em: em})
+		cmd.SetErr(em.Lines())
 		local := *g
 		local.remoteFlags = remoteFlags{serve: hooks}
 		if err := runBuild(cmd, &local, f, contextDir); err != nil {
@@ -188,19 +165,4 @@ func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
 		}
 		return res, nil
 	}
-}
-
-// setDest replaces an -o value's dest with a path of the server.
-func setDest(spec, dest string) string {
-	if !strings.Contains(spec, "=") {
-		return "type=local,dest=" + dest
-	}
-	var fields []string
-	for _, f := range strings.Split(spec, ",") {
-		if k, _, _ := strings.Cut(f, "="); strings.EqualFold(strings.TrimSpace(k), "dest") {
-			continue
-		}
-		fields = append(fields, f)
-	}
-	return strings.Join(append(fields, "dest="+dest), ",")
 }

@@ -19,9 +19,11 @@ import (
 )
 
 // startServer runs `builder serve` on a UNIX socket in a temp dir and
-// returns its --host value.
+// returns its --host value. The test's clients keep their file digest
+// cache in a temp dir too.
 func startServer(t *testing.T, c cli, extra ...string) string {
 	t.Helper()
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	sock := filepath.Join(t.TempDir(), "builder.sock")
 	cmd := exec.Command(c.bin, append([]string{"--root", c.root, "serve", "--addr", "unix://" + sock}, extra...)...)
 	var log bytes.Buffer

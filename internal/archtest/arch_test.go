@@ -81,11 +81,12 @@ var onlyImports = map[string][]string{
 // kernel; who may start one stays a short list).
 var executorImporters = map[string]string{
 	"solver/ops":                     "RUN steps",
-	"build":                          "`builder run` and `builder debug` start a sandbox over an image or a kept step; the private network is set up once per build",
+	"build":                          "warns before a build whose RUN steps will get the host's network; checks the cgroup limits before any step runs",
+	"run":                            "`builder run` and `builder debug` start a sandbox over an image or a kept step",
 	"cmd/builder":                    "the hidden init subcommand, resource-limit flags, the network flag and exit codes",
 	"cmd/builder-init":               "the small embedded sandbox init binary: it is the executor's init side",
 	"cmd/builder/internal/buildopts": "maps the resource-limit flags to executor/cgroup's Resources",
-	"kept":                           "a kept failure records the step's executor.Spec (its types only); `builder debug` in build starts the sandbox",
+	"kept":                           "a kept failure records the step's executor.Spec (its types only); `builder debug` in run starts the sandbox",
 }
 
 type pkg struct {
@@ -190,7 +191,7 @@ func violations(pkgs map[string][]string) []string {
 			}
 			if inExecutor(to) && !inExecutor(from) {
 				if _, ok := executorImporters[from]; !ok {
-					out = append(out, fmt.Sprintf("%s imports %s: only solver/ops, build and the commands start sandboxes (executorImporters)", from, to))
+					out = append(out, fmt.Sprintf("%s imports %s: only solver/ops, build, run and the commands start sandboxes (executorImporters)", from, to))
 				}
 			}
 		}
@@ -253,8 +254,8 @@ func TestRulesCatchBadImports(t *testing.T) {
 	for _, tc := range []struct{ from, to, want string }{
 		{"llb", "cache/content", "llb may import only"},
 		{"solver", "source", "solver may import only"},
-		{"exporter", "executor", "only solver/ops, build and the commands"},
-		{"frontend/dockerfile", "executor", "only solver/ops, build and the commands"},
+		{"exporter", "executor", "only solver/ops, build, run and the commands"},
+		{"frontend/dockerfile", "executor", "only solver/ops, build, run and the commands"},
 		{"cache", "solver", `layer "engine"`},
 		{"snapshot", "cache", `both are in layer "storage"`},
 		{"snapshot/treecopy", "cache", `both are in layer "storage"`},

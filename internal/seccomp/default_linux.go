@@ -22,10 +22,20 @@ func DefaultProfile(caps []string) (*specs.LinuxSeccomp, error) {
 }
 
 // Default compiles DefaultProfile(caps).
-func Default(caps []string) ([]bpf.RawInstruction, error) {
+func Default(caps []string) ([]bpf.RawInstruction, error) { return compileDefault(caps, false) }
+
+// DefaultElidingSync compiles ElideSync(DefaultProfile(caps)).
+func DefaultElidingSync(caps []string) ([]bpf.RawInstruction, error) {
+	return compileDefault(caps, true)
+}
+
+func compileDefault(caps []string, elideSync bool) ([]bpf.RawInstruction, error) {
 	p, err := DefaultProfile(caps)
 	if err != nil {
 		return nil, err
+	}
+	if elideSync {
+		p = ElideSync(p)
 	}
 	prog, err := Compile(p)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/builder-dev/builder/executor/sandboxinit"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,6 +136,13 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	onFilteredThread(t, prog, checkFiltered)
+}
+
+// onFilteredThread installs prog on a thread of its own, which then ends
+// with its goroutine, and runs check there.
+func onFilteredThread(t *testing.T, prog []bpf.RawInstruction, check func() error) {
+	t.Helper()
 	encoded := Encode(prog)
 	done := make(chan error, 1)
 	go func() {
@@ -151,7 +159,7 @@ func TestLoad(t *testing.T) {
 			done <- err
 			return
 		}
-		done <- checkFiltered()
+		done <- check()
 	}()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -193,5 +201,39 @@ func BenchmarkDefault(b *testing.B) {
 		if _, err := Default(dockerCaps); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestElideSync installs the profile with ElideSync on one thread: the
+// sync calls on a closed descriptor succeed instead of failing with
+// EBADF (so they did not run), and the rest of the profile still holds.
+func TestElideSync(t *testing.T) {
+	prog, err := DefaultElidingSync(dockerCaps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const closed = 1 << 20
+	onFilteredThread(t, prog, func() error {
+		for _, tc := range []struct {
+			name string
+			nr   uintptr
+			want unix.Errno
+		}{
+			{"fsync", unix.SYS_FSYNC, 0},
+			{"fdatasync", unix.SYS_FDATASYNC, 0},
+			{"syncfs", unix.SYS_SYNCFS, 0},
+			{"sync_file_range", unix.SYS_SYNC_FILE_RANGE, 0},
+			{"fstat", unix.SYS_FSTAT, unix.EBADF},
+			{"keyctl", unix.SYS_KEYCTL, unix.EPERM},
+		} {
+			if _, _, e := unix.RawSyscall(tc.nr, closed, 0, 0); e != tc.want {
+				return errorf("%s(closed fd) under the filter: errno %v, want %v", tc.name, e, tc.want)
+			}
+		}
+		return checkFiltered()
+	})
+	// Without the filter the same calls fail, so the test can tell.
+	if err := unix.Fsync(closed); err != unix.EBADF {
+		t.Fatalf("fsync(closed fd) without the filter = %v, want EBADF", err)
 	}
 }

@@ -17,3 +17,6 @@ func DefaultProfile(caps []string) (*specs.LinuxSeccomp, error) { return nil, er
 
 // Default fails: Docker's profile is resolved only on Linux.
 func Default(caps []string) ([]bpf.RawInstruction, error) { return nil, errNotLinux }
+
+// DefaultElidingSync fails: Docker's profile is resolved only on Linux.
+func DefaultElidingSync(caps []string) ([]bpf.RawInstruction, error) { return nil, errNotLinux }

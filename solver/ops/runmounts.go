@@ -13,7 +13,6 @@ import (
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
-	"github.com/builder-dev/builder/snapshot/treecopy"
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops/filecopy"
 	"github.com/builder-dev/builder/solver/ops/sshagent"
@@ -206,47 +205,12 @@ func (o *execOp) bindMount(rm *runMounts, state string, n int, m llb.ExecMount, 
 			rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountBind, Source: dir, Target: m.Target})
 			return nil
 		}
-		if view, err = writableView(view, filepath.Join(state, "bind-"+strconv.Itoa(n))); err != nil {
+		if view, err = snapshot.WritableView(view, filepath.Join(state, "bind-"+strconv.Itoa(n))); err != nil {
 			return err
 		}
 	}
 	rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountLayers, Layers: view, Source: cleanRel(m.Source), Target: m.Target, Readonly: m.Readonly})
 	return nil
-}
-
-// writableView turns a read-only overlay of layers into a writable one
-// whose upper and work directories are under dir.
-func writableView(view []snapshot.Mount, dir string) ([]snapshot.Mount, error) {
-	if len(view) == 1 && view[0].Type == "bind" {
-		// The copy-based snapshotter's view is a directory: the writes go
-		// to a copy of it.
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return nil, err
-		}
-		cp := filepath.Join(dir, "copy")
-		if err := treecopy.Dir(cp, view[0].Source); err != nil {
-			return nil, err
-		}
-		return []snapshot.Mount{{Type: "bind", Source: cp, Options: []string{"bind"}}}, nil
-	}
-	if len(view) != 1 || view[0].Type != "overlay" {
-		return nil, fmt.Errorf("cannot make a writable view of %v", view)
-	}
-	upper, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
-	for _, d := range []string{dir, upper, work} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	m := view[0]
-	var opts []string
-	for _, opt := range m.Options {
-		if opt != "ro" {
-			opts = append(opts, opt)
-		}
-	}
-	m.Options = append(opts, "upperdir="+upper, "workdir="+work)
-	return []snapshot.Mount{m}, nil
 }
 
 // contextSource returns the host path to bind for a mount of the build

@@ -1,4 +1,4 @@
-package build
+package run
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/executor"
 )
 
@@ -27,7 +28,7 @@ type DebugOptions struct {
 // Debug runs a shell (or opt.Args) in a kept failure's filesystem, with the
 // step's environment, user, working directory, network and lasting mounts,
 // on a scratch layer removed afterwards: the kept state stays as it was.
-func (s *State) Debug(ctx context.Context, opt DebugOptions) error {
+func Debug(ctx context.Context, s *build.State, opt DebugOptions) error {
 	k, err := s.Kept.Find(opt.Ref)
 	if err != nil {
 		return err
@@ -42,7 +43,7 @@ func (s *State) Debug(ctx context.Context, opt DebugOptions) error {
 	if len(args) == 0 {
 		args = []string{"/bin/sh"}
 	}
-	return s.runScratch(ctx, k.Snapshot, "debug", executor.Spec{
+	return scratch(ctx, s, k.Snapshot, "debug", executor.Spec{
 		Args: args, Env: k.Env, Cwd: k.Cwd, User: k.User, Hostname: k.Hostname, Network: k.Network,
 		RunMounts: k.Mounts, Stdin: opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr, Terminal: opt.Terminal,
 	})

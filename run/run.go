@@ -1,4 +1,9 @@
-package build
+// Package run starts commands in throwaway sandboxes over what a state
+// directory holds: `builder run` over a stored image, `builder debug` over
+// a failed step kept by --on-error=keep. Each command gets a fresh
+// writable layer, removed afterwards, so the image or kept state stays as
+// it was. It is not part of a build: it only reads the state's stores.
+package run
 
 import (
 	"context"
@@ -8,14 +13,15 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/opencontainers/go-digest"
 )
 
-// RunOptions describe a command run in an image.
-type RunOptions struct {
+// Options describe a command run in an image.
+type Options struct {
 	Image  string
 	Args   []string
 	Stdin  io.Reader
@@ -28,9 +34,9 @@ type RunOptions struct {
 	Network string
 }
 
-// Run runs a command in a fresh writable layer over a stored image, as
+// Image runs a command in a fresh writable layer over a stored image, as
 // `docker run --rm` would, and removes the layer afterwards.
-func (s *State) Run(ctx context.Context, opt RunOptions) error {
+func Image(ctx context.Context, s *build.State, opt Options) error {
 	network, err := runNetwork(opt.Network)
 	if err != nil {
 		return err
@@ -68,7 +74,7 @@ func (s *State) Run(ctx context.Context, opt RunOptions) error {
 	if len(args) == 0 {
 		return fmt.Errorf("image %s has no CMD or ENTRYPOINT: give a command to run", opt.Image)
 	}
-	return s.runScratch(ctx, rec.Snapshot, "run", executor.Spec{
+	return scratch(ctx, s, rec.Snapshot, "run", executor.Spec{
 		Args:  args,
 		Env:   img.Config.Env,
 		Cwd:   img.Config.WorkingDir,
@@ -79,13 +85,27 @@ func (s *State) Run(ctx context.Context, opt RunOptions) error {
 	})
 }
 
-// runScratch runs spec on a fresh writable layer over the snapshot top,
+// runNetwork is the executor's network for `builder run --network`. Like
+// `docker run --network=host`, the command line itself grants it.
+func runNetwork(n string) (string, error) {
+	switch n {
+	case "", "default":
+		return executor.NetworkDefault, nil
+	case "none":
+		return executor.NetworkNone, nil
+	case "host":
+		return executor.NetworkHost, nil
+	}
+	return "", fmt.Errorf("--network=%s: want default, none or host", n)
+}
+
+// scratch runs spec on a fresh writable layer over the snapshot top,
 // removed afterwards, so that top stays as it is. It closes the state
 // first: a command may run for hours, and builds can use the state dir
 // meanwhile (cleanup by other processes spares the scratch layer and dir,
 // which carry our pid).
-func (s *State) runScratch(ctx context.Context, top, kind string, spec executor.Spec) error {
-	lowers, err := s.worker.Lowers(top)
+func scratch(ctx context.Context, s *build.State, top, kind string, spec executor.Spec) error {
+	lowers, err := s.Lowers(top)
 	if err != nil {
 		return err
 	}
@@ -94,7 +114,7 @@ func (s *State) runScratch(ctx context.Context, top, kind string, spec executor.
 		return err
 	}
 	defer s.Snapshots.Remove(id)
-	state, err := os.MkdirTemp(s.tmp, strconv.Itoa(os.Getpid())+"-")
+	state, err := os.MkdirTemp(s.TmpDir(), strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return err
 	}

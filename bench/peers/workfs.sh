@@ -1,0 +1,27 @@
+# Sourced by the scripts here: workfs_mount IMAGE SIZE makes a fresh
+# journaled ext4 file system of SIZE in the sparse file IMAGE, mounts it on
+# a new directory $work, and at exit stops the processes in $pids (by PID),
+# runs $on_exit, unmounts $work and removes it and IMAGE. The root file
+# system of the machines this was written on is ext4 without a journal,
+# pathologically slow after large deletes; tmpfs would hide fsync costs.
+pids=()
+on_exit=:
+workfs_mount() {
+	work=$(mktemp -d /var/tmp/builder-peers-work-XXXXXX)
+	workfs_image=$1
+	trap workfs_cleanup EXIT
+	# Bash runs the EXIT trap on a signal only if the signal is trapped.
+	trap 'exit 130' INT TERM
+	truncate -s "$2" "$workfs_image"
+	mkfs.ext4 -q -F "$workfs_image"
+	mount -o loop "$workfs_image" "$work"
+}
+workfs_cleanup() {
+	set +e
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	$on_exit
+	if mountpoint -q "$work"; then
+		umount -R "$work" 2>/dev/null || umount -R -l "$work"
+	fi
+	rm -rf "$work" "$workfs_image"
+}

@@ -1,0 +1,48 @@
+package server
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"sync"
+)
+
+// Lines returns a writer that sends each line written to it as a message
+// to the client (what a local build would print on stderr).
+func (e *Emitter) Lines() io.Writer { return &lineWriter{em: e} }
+
+// lineWriter sends each line written to it as a message to the client.
+type lineWriter struct {
+	mu  sync.Mutex
+	em  *Emitter
+	buf []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.em.Message(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+// SetDest replaces an -o value's dest with a path of the server.
+func SetDest(spec, dest string) string {
+	if !strings.Contains(spec, "=") {
+		return "type=local,dest=" + dest
+	}
+	var fields []string
+	for _, f := range strings.Split(spec, ",") {
+		if k, _, _ := strings.Cut(f, "="); strings.EqualFold(strings.TrimSpace(k), "dest") {
+			continue
+		}
+		fields = append(fields, f)
+	}
+	return strings.Join(append(fields, "dest="+dest), ",")
+}
