@@ -1,30 +1,25 @@
 package build
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/builder-dev/builder/attest"
+	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/exporter"
-	"github.com/builder-dev/builder/exporter/filetree"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
 	"github.com/builder-dev/builder/solver"
-	"github.com/builder-dev/builder/source"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sync/errgroup"
 )
 
 // platformImage is one platform's lowered graph and, once solved, the
@@ -72,25 +67,22 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 	return out, nil
 }
 
-// solveAll solves root and the roots of more in one solve: vertices of
-// equal digest (a stage FROM --platform=$BUILDPLATFORM) run once.
+// solveAll solves root and the roots of more in one solve (see
+// multiarch.Solve); tops are more's snapshots.
 func solveAll(ctx context.Context, sv *solver.Solver, root *llb.Vertex, more []platformImage) (solver.Result, []string, error) {
-	if len(more) == 0 {
-		res, err := sv.Solve(ctx, root)
-		return res, nil, err
+	roots := []*llb.Vertex{root}
+	for _, m := range more {
+		roots = append(roots, m.fe.Root)
 	}
-	var first solver.Result
-	tops := make([]string, len(more))
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { first, err = sv.Solve(gctx, root); return err })
-	for i, m := range more {
-		g.Go(func() error {
-			res, err := sv.Solve(gctx, m.fe.Root)
-			tops[i] = res.Snapshot
-			return err
-		})
+	res, err := multiarch.Solve(ctx, sv, roots)
+	if err != nil {
+		return solver.Result{}, nil, err
 	}
-	return first, tops, g.Wait()
+	var tops []string
+	for _, r := range res[1:] {
+		tops = append(tops, r.Snapshot)
+	}
+	return res[0], tops, nil
 }
 
 func zipTops(more []platformImage, tops []string) []platformImage {
@@ -220,89 +212,30 @@ func (s *State) storeAndPushIndex(ctx context.Context, o output.Spec, idx ocispe
 	if len(names) == 0 {
 		return nil, fmt.Errorf("pushing needs a name: give -t NAME or -o type=%s,name=NAME", o.Type)
 	}
-	raw, err := s.Content.ReadAll(idx.Digest)
-	if err != nil {
-		return nil, err
-	}
-	var index ocispec.Index
-	if err := json.Unmarshal(raw, &index); err != nil {
-		return nil, err
-	}
 	for _, n := range names {
 		ref, err := s.Registries.ParseReference(n)
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range index.Manifests { // the images, then any attestation manifests
-			if err := exporter.Push(ctx, s.Content, m, ref.Context().Digest(m.Digest.String()), opt.Keychain, s.DB); err != nil {
-				return nil, err
-			}
-		}
-		if err := remote.Put(ref, rawManifest{raw: raw, mediaType: types.MediaType(idx.MediaType)}, source.DefaultRetry.RemoteOptions(ctx, opt.Keychain)...); err != nil {
-			return nil, fmt.Errorf("pushing index %s: %w", ref, source.RegistryError(ref.Context().RegistryStr(), err))
+		if err := exporter.PushIndex(ctx, s.Content, idx, ref, opt.Keychain, s.DB); err != nil {
+			return nil, err
 		}
 	}
 	return stored, nil
 }
 
-// rawManifest is an index as go-containerregistry puts it.
-type rawManifest struct {
-	raw       []byte
-	mediaType types.MediaType
-}
-
-func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
-func (r rawManifest) MediaType() (types.MediaType, error) { return r.mediaType, nil }
-
 // writePlatformTrees writes each platform's file tree to its own
 // subdirectory (linux_arm64/) of a local output or of a tar output's
 // stream, as BuildKit does.
 func (s *State) writePlatformTrees(ctx context.Context, o output.Spec, images []platformImage, imgs []*exporter.Image) error {
+	var trees []multiarch.Tree
+	for i, pi := range images {
+		trees = append(trees, multiarch.Tree{Platform: pi.platform, Manifest: imgs[i].Manifest})
+	}
 	if o.Type == output.Local {
-		for i, pi := range images {
-			if err := filetree.WriteDir(ctx, filepath.Join(o.Dest, platform.Dir(pi.platform)), s.Content, imgs[i].Manifest); err != nil {
-				return err
-			}
-		}
-		return nil
+		return multiarch.WriteDirs(ctx, o.Dest, s.Content, trees)
 	}
 	return writeFileAtomic(o.Dest, "file tree tar", func(w io.Writer) error {
-		tw := tar.NewWriter(w)
-		for i, pi := range images {
-			if err := prefixedTar(ctx, tw, platform.Dir(pi.platform), s, imgs[i].Manifest); err != nil {
-				return err
-			}
-		}
-		return tw.Close()
+		return multiarch.WriteTar(ctx, w, s.Content, trees)
 	})
-}
-
-// prefixedTar copies the file tree tar of one image into tw under dir/.
-func prefixedTar(ctx context.Context, tw *tar.Writer, dir string, s *State, manifest ocispec.Descriptor) error {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(filetree.WriteTar(ctx, pw, s.Content, manifest)) }()
-	defer pr.Close()
-	if err := tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
-		return err
-	}
-	tr := tar.NewReader(pr)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		hdr.Name = dir + "/" + hdr.Name
-		if hdr.Typeflag == tar.TypeLink {
-			hdr.Linkname = dir + "/" + hdr.Linkname
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if _, err := io.Copy(tw, tr); err != nil {
-			return err
-		}
-	}
 }

@@ -3,84 +3,17 @@ package build
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/builder-dev/builder/attest"
+	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/platform"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Provenance asks for a SLSA provenance attestation per platform image of
-// an index (--provenance=mode=...); a zero Mode asks for none.
-type Provenance struct {
-	Mode    attest.Mode
-	Version attest.Version
-}
-
-// provenance is the statement of one platform's build.
-func provenance(opt Options, pi platformImage, started time.Time) (attest.Statement, error) {
-	host, _ := os.Hostname()
-	b := attest.Build{
-		BuilderID: "builder://" + host, Frontend: "dockerfile.v0",
-		Args:     map[string]string{},
-		Locals:   []string{"context", "dockerfile"},
-		Platform: pi.platform, Builder: platform.Host(),
-		Started: started, Finished: time.Now().UTC(),
-		DockerfileName: opt.DockerfileName, Dockerfile: opt.Dockerfile,
-	}
-	for k, v := range attest.FilterArgs(opt.BuildArgs) {
-		b.Args["build-arg:"+k] = v
-	}
-	for k, v := range opt.Labels {
-		b.Args["label:"+k] = v
-	}
-	if opt.Target != "" {
-		b.Args["target"] = opt.Target
-	}
-	for _, id := range llb.SortedKeys(opt.Secrets) {
-		b.Secrets = append(b.Secrets, attest.Ref{ID: id})
-	}
-	for _, id := range llb.SortedKeys(opt.SSH) {
-		b.SSH = append(b.SSH, attest.Ref{ID: id})
-	}
-	llb.Walk([]*llb.Vertex{pi.fe.Root}, func(v *llb.Vertex) error {
-		step := attest.Step{Digest: v.Digest(), Op: v.Op()}
-		for _, in := range v.Inputs() {
-			if in != nil {
-				step.Inputs = append(step.Inputs, attest.StepInput{Digest: in.Digest()})
-			}
-		}
-		if l := v.Meta().Location; l.StartLine > 0 {
-			step.Lines = [][2]int{{l.StartLine, max(l.EndLine, l.StartLine)}}
-		}
-		var opPlatform string
-		switch op := v.Op().(type) {
-		case llb.ImageOp:
-			opPlatform = op.Platform
-			p, err := platform.Parse(op.Platform)
-			if err != nil {
-				return err
-			}
-			b.Materials = append(b.Materials, attest.Material{Ref: op.Ref, Digest: op.Digest, Platform: &p})
-		case llb.ExecOp:
-			opPlatform = op.Platform
-		}
-		if opPlatform != "" {
-			if p, err := platform.Parse(opPlatform); err == nil {
-				step.Platform = &p
-			}
-		}
-		b.Steps = append(b.Steps, step)
-		return nil
-	})
-	version := opt.Provenance.Version
-	if version == "" {
-		version = attest.SLSA1 // BuildKit v0.34's default
-	}
-	return attest.Provenance(b, version, opt.Provenance.Mode)
-}
+// Provenance asks for SLSA provenance on a multi-platform build's index.
+type Provenance = multiarch.Provenance
 
 // provenances are the statements of each platform's build, made once so
 // that every output's index gets the same ones; nil without --provenance.
@@ -88,9 +21,12 @@ func provenances(opt Options, images []platformImage, started time.Time) ([]atte
 	if opt.Provenance.Mode == "" {
 		return nil, nil
 	}
+	req := multiarch.Request{BuildArgs: opt.BuildArgs, Labels: opt.Labels, Target: opt.Target,
+		SecretIDs: llb.SortedKeys(opt.Secrets), SSHIDs: llb.SortedKeys(opt.SSH),
+		DockerfileName: opt.DockerfileName, Dockerfile: opt.Dockerfile, Started: started}
 	var out []attest.Statement
 	for _, pi := range images {
-		st, err := provenance(opt, pi, started)
+		st, err := opt.Provenance.Statement(req, pi.platform, pi.fe.Root)
 		if err != nil {
 			return nil, fmt.Errorf("provenance of %s: %w", platform.Format(pi.platform), err)
 		}

@@ -148,3 +148,38 @@ func (m *mountImage) mountable(l v1.Layer) v1.Layer {
 	}
 	return &remote.MountableLayer{Layer: l, Reference: r.Digest(h.String())}
 }
+
+// PushIndex uploads an image index of the content store to ref: each
+// manifest it lists (images, attestation manifests) by digest, then the
+// index under ref.
+func PushIndex(ctx context.Context, store *content.Store, index ocispec.Descriptor, ref name.Reference, kc authn.Keychain, sources BlobSources) error {
+	raw, err := store.ReadAll(index.Digest)
+	if err != nil {
+		return err
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return fmt.Errorf("index %s: %w", index.Digest, err)
+	}
+	for _, m := range idx.Manifests {
+		if err := Push(ctx, store, m, ref.Context().Digest(m.Digest.String()), kc, sources); err != nil {
+			return err
+		}
+	}
+	if err := remote.Put(ref, rawManifest{raw: raw, mediaType: types.MediaType(index.MediaType)}, source.DefaultRetry.RemoteOptions(ctx, kc)...); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("pushing index %s: %w", ref, source.RegistryError(ref.Context().RegistryStr(), err))
+	}
+	return nil
+}
+
+// rawManifest is an index as go-containerregistry puts it.
+type rawManifest struct {
+	raw       []byte
+	mediaType types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mediaType, nil }

@@ -1,0 +1,190 @@
+// Package multiarch holds the parts of a multi-platform build that need
+// nothing of the build's state: solving the platforms' graphs together,
+// writing their file trees side by side, and their provenance statements.
+package multiarch
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/builder-dev/builder/attest"
+	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/exporter/filetree"
+	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/platform"
+	"github.com/builder-dev/builder/solver"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// Solve solves every root in one solve: the solver runs a vertex once
+// however many roots share it (a stage FROM --platform=$BUILDPLATFORM).
+func Solve(ctx context.Context, sv *solver.Solver, roots []*llb.Vertex) ([]solver.Result, error) {
+	out := make([]solver.Result, len(roots))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, r := range roots {
+		g.Go(func() (err error) {
+			out[i], err = sv.Solve(gctx, r)
+			return err
+		})
+	}
+	return out, g.Wait()
+}
+
+// Tree is one platform's image whose file tree an output writes.
+type Tree struct {
+	Platform ocispec.Platform
+	Manifest ocispec.Descriptor
+}
+
+// WriteDirs writes each tree to its platform's subdirectory of dest
+// (linux_arm64/), as BuildKit's local exporter does.
+func WriteDirs(ctx context.Context, dest string, store *content.Store, trees []Tree) error {
+	for _, t := range trees {
+		if err := filetree.WriteDir(ctx, filepath.Join(dest, platform.Dir(t.Platform)), store, t.Manifest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteTar writes the trees as one tar stream, each under its platform's
+// directory, as BuildKit's tar exporter does.
+func WriteTar(ctx context.Context, w io.Writer, store *content.Store, trees []Tree) error {
+	tw := tar.NewWriter(w)
+	for _, t := range trees {
+		if err := prefixedTar(ctx, tw, platform.Dir(t.Platform), store, t.Manifest); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// prefixedTar copies the file tree tar of one image into tw under dir/.
+func prefixedTar(ctx context.Context, tw *tar.Writer, dir string, store *content.Store, manifest ocispec.Descriptor) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(filetree.WriteTar(ctx, pw, store, manifest)) }()
+	defer pr.Close()
+	if err := tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+		return err
+	}
+	tr := tar.NewReader(pr)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		hdr.Name = dir + "/" + hdr.Name
+		if hdr.Typeflag == tar.TypeLink {
+			hdr.Linkname = dir + "/" + hdr.Linkname
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// Provenance asks for a SLSA provenance attestation per platform image of
+// an index (--provenance=mode=...); a zero Mode asks for none.
+type Provenance struct {
+	Mode    attest.Mode
+	Version attest.Version
+}
+
+// Request is what a provenance statement says of the build's request.
+type Request struct {
+	BuildArgs, Labels map[string]string
+	Target            string
+	SecretIDs, SSHIDs []string
+	DockerfileName    string
+	Dockerfile        []byte
+	Started           time.Time
+}
+
+// Statement is the provenance statement of one platform's build of graph
+// root.
+func (p Provenance) Statement(req Request, target ocispec.Platform, root *llb.Vertex) (attest.Statement, error) {
+	host, _ := os.Hostname()
+	b := attest.Build{
+		BuilderID: "builder://" + host, Frontend: "dockerfile.v0",
+		Args:     map[string]string{},
+		Locals:   []string{"context", "dockerfile"},
+		Platform: target, Builder: platform.Host(),
+		Started: req.Started, Finished: time.Now().UTC(),
+		DockerfileName: req.DockerfileName, Dockerfile: req.Dockerfile,
+	}
+	for k, v := range attest.FilterArgs(req.BuildArgs) {
+		b.Args["build-arg:"+k] = v
+	}
+	for k, v := range req.Labels {
+		b.Args["label:"+k] = v
+	}
+	if req.Target != "" {
+		b.Args["target"] = req.Target
+	}
+	for _, id := range req.SecretIDs {
+		b.Secrets = append(b.Secrets, attest.Ref{ID: id})
+	}
+	for _, id := range req.SSHIDs {
+		b.SSH = append(b.SSH, attest.Ref{ID: id})
+	}
+	if err := llb.Walk([]*llb.Vertex{root}, func(v *llb.Vertex) error {
+		step, material, err := stepOf(v)
+		if material != nil {
+			b.Materials = append(b.Materials, *material)
+		}
+		b.Steps = append(b.Steps, step)
+		return err
+	}); err != nil {
+		return attest.Statement{}, err
+	}
+	version := p.Version
+	if version == "" {
+		version = attest.SLSA1 // BuildKit v0.34's default
+	}
+	return attest.Provenance(b, version, p.Mode)
+}
+
+// stepOf is a vertex as a provenance step, and the material it reads if
+// it is a base image.
+func stepOf(v *llb.Vertex) (attest.Step, *attest.Material, error) {
+	step := attest.Step{Digest: v.Digest(), Op: v.Op()}
+	for _, in := range v.Inputs() {
+		if in != nil {
+			step.Inputs = append(step.Inputs, attest.StepInput{Digest: in.Digest()})
+		}
+	}
+	if l := v.Meta().Location; l.StartLine > 0 {
+		step.Lines = [][2]int{{l.StartLine, max(l.EndLine, l.StartLine)}}
+	}
+	var opPlatform string
+	var material *attest.Material
+	switch op := v.Op().(type) {
+	case llb.ImageOp:
+		opPlatform = op.Platform
+		material = &attest.Material{Ref: op.Ref, Digest: op.Digest}
+	case llb.ExecOp:
+		opPlatform = op.Platform
+	}
+	if opPlatform != "" {
+		p, err := platform.Parse(opPlatform)
+		if err != nil {
+			return step, material, err
+		}
+		step.Platform = &p
+		if material != nil {
+			material.Platform = &p
+		}
+	}
+	return step, material, nil
+}
