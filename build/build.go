@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/frontend/dockerfile"
@@ -285,7 +286,7 @@ func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options)
 	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
 		return nil, nil, err
 	}
-	if err := checkRunnable(fe.Root); err != nil {
+	if err := multiarch.CheckRunnable(fe.Root); err != nil {
 		return nil, nil, err
 	}
 	warnNetwork(fe.Root, opt.Warn)

@@ -1,12 +1,10 @@
 package build
 
 import (
-	"fmt"
 	"maps"
 
 	"github.com/builder-dev/builder/frontend/dockerfile"
 
-	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/platform"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -17,35 +15,6 @@ func (opt Options) targetPlatform() ocispec.Platform {
 		return platform.Host()
 	}
 	return opt.Platforms[0]
-}
-
-// checkRunnable fails before the first step when a RUN step's platform
-// cannot run on this host (no emulator registered), naming the step, the
-// Debian package and the command that registers it.
-func checkRunnable(root *llb.Vertex) error {
-	checked := map[string]error{}
-	var first error
-	llb.Walk([]*llb.Vertex{root}, func(v *llb.Vertex) error {
-		op, ok := v.Op().(llb.ExecOp)
-		if !ok || op.Platform == "" || first != nil {
-			return nil
-		}
-		err, seen := checked[op.Platform]
-		if !seen {
-			p, perr := platform.Parse(op.Platform)
-			if perr == nil {
-				err = platform.CheckRunnable(p)
-			} else {
-				err = perr
-			}
-			checked[op.Platform] = err
-		}
-		if err != nil {
-			first = fmt.Errorf("%s: %w", v.Meta().Name, err)
-		}
-		return nil
-	})
-	return first
 }
 
 // addLabels adds the build's --label values to the image config.

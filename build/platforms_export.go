@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,7 +58,7 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 		if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
 			return nil, err
 		}
-		if err := checkRunnable(fe.Root); err != nil {
+		if err := multiarch.CheckRunnable(fe.Root); err != nil {
 			return nil, err
 		}
 		out = append(out, platformImage{platform: p, fe: fe})
@@ -165,8 +164,7 @@ func (s *State) writeIndex(ctx context.Context, o output.Spec, images []platform
 	if eo.DockerMediaTypes {
 		mediaType = string(types.DockerManifestList)
 	}
-	idx := ocispec.Index{MediaType: mediaType}
-	idx.SchemaVersion = 2
+	var manifests []ocispec.Descriptor
 	var imgs []*exporter.Image
 	for i, pi := range images {
 		img, err := as[i].assemble(ctx, o)
@@ -177,20 +175,10 @@ func (s *State) writeIndex(ctx context.Context, o output.Spec, images []platform
 		d := img.Manifest
 		cp := pi.fe.Image.Platform
 		d.Platform = &ocispec.Platform{OS: cp.OS, Architecture: cp.Architecture, Variant: cp.Variant}
-		idx.Manifests = append(idx.Manifests, d)
+		manifests = append(manifests, d)
 	}
-	if err := s.attachProvenance(ctx, &idx, statements); err != nil {
-		return ocispec.Descriptor{}, nil, err
-	}
-	raw, err := json.Marshal(idx)
-	if err != nil {
-		return ocispec.Descriptor{}, nil, err
-	}
-	d, err := s.Content.WriteBytes(ctx, raw)
-	if err != nil {
-		return ocispec.Descriptor{}, nil, err
-	}
-	return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(raw))}, imgs, nil
+	idx, err := multiarch.WriteIndex(ctx, s.Content, mediaType, manifests, statements)
+	return idx, imgs, err
 }
 
 // storeAndPushIndex names the host platform's image (else the first) in

@@ -1,7 +1,6 @@
 package build
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -9,7 +8,6 @@ import (
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/platform"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Provenance asks for SLSA provenance on a multi-platform build's index.
@@ -33,32 +31,4 @@ func provenances(opt Options, images []platformImage, started time.Time) ([]atte
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-// attachProvenance adds an attestation manifest per platform image to idx
-// (BuildKit's layout), writing its blobs to the content store.
-func (s *State) attachProvenance(ctx context.Context, idx *ocispec.Index, statements []attest.Statement) error {
-	if len(statements) == 0 {
-		return nil
-	}
-	var subjects []attest.Image
-	for i, st := range statements {
-		subjects = append(subjects, attest.Image{Descriptor: idx.Manifests[i], Statements: []attest.Statement{st}})
-	}
-	adds, err := attest.IndexAdditions(subjects)
-	if err != nil {
-		return err
-	}
-	for _, m := range adds {
-		for _, b := range m.Blobs {
-			if _, err := s.Content.WriteBytes(ctx, b); err != nil {
-				return err
-			}
-		}
-		if _, err := s.Content.WriteBytes(ctx, m.Raw); err != nil {
-			return err
-		}
-		idx.Manifests = append(idx.Manifests, m.Descriptor)
-	}
-	return nil
 }

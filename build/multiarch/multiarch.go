@@ -6,6 +6,8 @@ package multiarch
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -187,4 +189,67 @@ func stepOf(v *llb.Vertex) (attest.Step, *attest.Material, error) {
 		}
 	}
 	return step, material, nil
+}
+
+// WriteIndex writes an image index of manifests (each with its platform)
+// to store, with an attestation manifest per image for statements (one
+// per manifest, in order; none when empty), as BuildKit lays them out.
+func WriteIndex(ctx context.Context, store *content.Store, mediaType string, manifests []ocispec.Descriptor, statements []attest.Statement) (ocispec.Descriptor, error) {
+	idx := ocispec.Index{MediaType: mediaType, Manifests: manifests}
+	idx.SchemaVersion = 2
+	var subjects []attest.Image
+	for i, st := range statements {
+		subjects = append(subjects, attest.Image{Descriptor: manifests[i], Statements: []attest.Statement{st}})
+	}
+	adds, err := attest.IndexAdditions(subjects)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	for _, m := range adds {
+		for _, b := range m.Blobs {
+			if _, err := store.WriteBytes(ctx, b); err != nil {
+				return ocispec.Descriptor{}, err
+			}
+		}
+		if _, err := store.WriteBytes(ctx, m.Raw); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		idx.Manifests = append(idx.Manifests, m.Descriptor)
+	}
+	raw, err := json.Marshal(idx)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	d, err := store.WriteBytes(ctx, raw)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(raw))}, nil
+}
+
+// CheckRunnable fails when a RUN step of root has a platform this host
+// cannot run (no emulator registered), naming the step; it is called
+// before the first step.
+func CheckRunnable(root *llb.Vertex) error {
+	checked := map[string]error{}
+	var first error
+	llb.Walk([]*llb.Vertex{root}, func(v *llb.Vertex) error {
+		op, ok := v.Op().(llb.ExecOp)
+		if !ok || op.Platform == "" || first != nil {
+			return nil
+		}
+		err, seen := checked[op.Platform]
+		if !seen {
+			var p ocispec.Platform
+			if p, err = platform.Parse(op.Platform); err == nil {
+				err = platform.CheckRunnable(p)
+			}
+			checked[op.Platform] = err
+		}
+		if err != nil {
+			first = fmt.Errorf("%s: %w", v.Meta().Name, err)
+		}
+		return nil
+	})
+	return first
 }
