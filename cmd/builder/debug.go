@@ -44,14 +44,7 @@ func newDebugCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withState(cmd, g, func(st *build.State) error {
 				if list {
-					kept, err := st.Kept.List()
-					if err != nil {
-						return err
-					}
-					for _, k := range kept {
-						fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", k.ID, k.Step, k.Error)
-					}
-					return nil
+					return st.Kept.WriteList(cmd.OutOrStdout())
 				}
 				ref := "last"
 				if len(args) > 0 {
