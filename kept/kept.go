@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -115,6 +116,19 @@ func (s *Store) List() ([]Failure, error) {
 	}
 	slices.SortFunc(out, func(a, b Failure) int { return strings.Compare(b.ID, a.ID) })
 	return out, nil
+}
+
+// WriteList writes the kept failures as `builder debug --list` does: one
+// "ID<tab>STEP<tab>ERROR" line each, newest first.
+func (s *Store) WriteList(w io.Writer) error {
+	kept, err := s.List()
+	if err != nil {
+		return err
+	}
+	for _, k := range kept {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", k.ID, k.Step, k.Error)
+	}
+	return nil
 }
 
 // Find finds a kept failure by ID, a unique part of one, or LAST.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/gc"
 )
 
 // printChecks reports the build checks' findings after the build's
@@ -30,7 +31,7 @@ func printChecks(w io.Writer, mode string, warnings []build.CheckWarning) {
 		}
 		return
 	}
-	fmt.Fprintf(w, "%s found:\n", plural(len(warnings), "warning"))
+	fmt.Fprintf(w, "%s found:\n", gc.Plural(len(warnings), "warning"))
 	for _, c := range warnings {
 		fmt.Fprintln(w, "WARNING:", c)
 	}
@@ -69,6 +70,6 @@ func runCheck(ctx context.Context, w io.Writer, st *build.State, opt build.Optio
 		fmt.Fprintln(w, "Check complete, no warnings found.")
 		return nil
 	}
-	fmt.Fprintf(w, "Check complete, %s found.\n", plural(len(res.Warnings), "warning"))
+	fmt.Fprintf(w, "Check complete, %s found.\n", gc.Plural(len(res.Warnings), "warning"))
 	return exitCodeError{code: 1}
 }

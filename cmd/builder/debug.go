@@ -1,64 +1,22 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"sync"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/executor"
-	"github.com/builder-dev/builder/progress"
 	"github.com/builder-dev/builder/run"
-	"github.com/builder-dev/builder/solver/ops"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
-// debugShell returns the OnRunFailure hook of --on-error=shell: a shell on
-// the terminal in the failed step's sandbox (its files as the command left
-// them, its environment, user, working directory and mounts). The build
-// then ends with the step's error as it would have.
-func debugShell(tty *os.File, gate *progress.Gate) func(context.Context, ops.RunFailure) {
-	var once sync.Mutex
-	return func(ctx context.Context, f ops.RunFailure) {
-		// One shell at a time, for the first failures to get here.
-		once.Lock()
-		defer once.Unlock()
-		defer gate.Hold()()
-		fmt.Fprintf(tty, "\n%s failed: %v\n", f.Step, f.Err)
-		fmt.Fprintln(tty, "Debug shell in the step's sandbox, with the files as the command left them; exit it to end the build.")
-		spec := f.Spec
-		spec.Args = []string{"/bin/sh"}
-		spec.Env = append(spec.Env[:len(spec.Env):len(spec.Env)], "PS1=(debug) \\w \\$ ")
-		spec.Stdin, spec.Stdout, spec.Stderr = tty, tty, tty
-		spec.Terminal = true
-		spec.Usage = nil // the step's figures stay the step's
-		if err := executor.Run(ctx, spec); err != nil {
-			if _, ok := err.(*executor.ExitError); !ok {
-				fmt.Fprintf(tty, "debug shell: %v\n", err)
-			}
-		}
-	}
-}
-
-// keepFailure returns the OnRunFailure hook of --on-error=keep: the failed
-// step's filesystem is kept, for `builder debug` to open a shell in later.
-func keepFailure(st *build.State, warn io.Writer) func(context.Context, ops.RunFailure) {
-	var mu sync.Mutex
-	return func(ctx context.Context, f ops.RunFailure) {
-		mu.Lock()
-		defer mu.Unlock()
-		id, err := st.Kept.Keep(f)
-		if err != nil {
-			fmt.Fprintln(warn, "WARNING:", err)
-			return
-		}
-		fmt.Fprintf(warn, "kept the failed step's filesystem as %s: builder debug %s (or LAST) opens a shell in it; builder prune removes it\n", id, id)
-	}
-}
+// The --on-error hooks are run's; build.go names them so.
+var (
+	debugShell  = run.DebugShell
+	keepFailure = run.KeepFailure
+)
 
 // onErrorTerminal checks that --on-error=shell has a terminal to use.
 func onErrorTerminal(mode string) (*os.File, error) {
@@ -86,14 +44,7 @@ func newDebugCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withState(cmd, g, func(st *build.State) error {
 				if list {
-					kept, err := st.Kept.List()
-					if err != nil {
-						return err
-					}
-					for _, k := range kept {
-						fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", k.ID, k.Step, k.Error)
-					}
-					return nil
+					return st.Kept.WriteList(cmd.OutOrStdout())
 				}
 				ref := "last"
 				if len(args) > 0 {

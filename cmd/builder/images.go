@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"text/tabwriter"
-	"time"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
@@ -22,16 +20,7 @@ func newImagesCommand(g *globalOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withState(cmd, g, func(st *build.State) error {
-				imgs, err := st.DB.Images()
-				if err != nil {
-					return err
-				}
-				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
-				fmt.Fprintln(w, "NAME\tDIGEST\tCREATED")
-				for _, img := range imgs {
-					fmt.Fprintf(w, "%s\t%s\t%s\n", img.Name, img.Manifest.Digest.Encoded()[:12], img.Created.Local().Format(time.DateTime))
-				}
-				return w.Flush()
+				return st.Images.WriteList(cmd.OutOrStdout())
 			})
 		},
 	}

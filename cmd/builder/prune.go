@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/builder-dev/builder/gc"
-	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -47,7 +44,7 @@ confirmation on a terminal, and refuses without one.`,
 func runPrune(cmd *cobra.Command, g *globalOptions, f *pruneFlags) error {
 	if f.history {
 		n, err := historyStore(g).Clear()
-		fmt.Fprintf(cmd.OutOrStdout(), "Removed %s.\n", plural(n, "build record"))
+		fmt.Fprintf(cmd.OutOrStdout(), "Removed %s.\n", gc.Plural(n, "build record"))
 		return err
 	}
 	opt := gc.PruneOptions{All: f.all}
@@ -62,7 +59,7 @@ func runPrune(cmd *cobra.Command, g *globalOptions, f *pruneFlags) error {
 		k, v, _ := strings.Cut(fl, "=")
 		switch k {
 		case "until", "unused-for":
-			d, err := parseDuration(v)
+			d, err := gc.ParseDuration(v)
 			if err != nil {
 				return fmt.Errorf("--filter %s: %w", fl, err)
 			}
@@ -84,11 +81,11 @@ func runPrune(cmd *cobra.Command, g *globalOptions, f *pruneFlags) error {
 		if err != nil {
 			return err
 		}
-		if rep.Snapshots+rep.Keys+rep.Blobs+rep.Kept == 0 {
+		if rep.Empty() {
 			fmt.Fprintln(out, "Nothing to prune.")
 			return nil
 		}
-		what := fmt.Sprintf("This removes %s, freeing %s (of %s).", counts(rep), units.HumanSizeWithPrecision(float64(rep.Freed), 3), units.HumanSizeWithPrecision(float64(rep.Before), 3))
+		what := rep.Plan()
 		if !isTerminal(cmd.InOrStdin()) {
 			fmt.Fprintln(out, what)
 			return errors.New("not pruning without confirmation: stdin is not a terminal; pass --force")
@@ -102,33 +99,9 @@ func runPrune(cmd *cobra.Command, g *globalOptions, f *pruneFlags) error {
 	}
 	rep, err := st.Prune(cmd.Context(), opt)
 	if rep != nil {
-		fmt.Fprintf(out, "Removed %s.\nTotal reclaimed space: %s\n", counts(rep), units.HumanSizeWithPrecision(float64(rep.Freed), 3))
+		fmt.Fprint(out, rep.Done())
 	}
 	return err
-}
-
-func counts(rep *gc.PruneReport) string {
-	c := fmt.Sprintf("%s, %s and %s", plural(rep.Snapshots, "layer"), plural(rep.Keys, "cache record"), plural(rep.Blobs, "blob"))
-	if rep.Kept > 0 {
-		c = plural(rep.Kept, "kept failure") + ", " + c
-	}
-	return c
-}
-
-// parseDuration is time.ParseDuration that also takes days ("7d").
-func parseDuration(v string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(v, "d"); ok {
-		days, err := strconv.ParseFloat(n, 64)
-		if err != nil || days < 0 {
-			return 0, fmt.Errorf("invalid duration %q", v)
-		}
-		return time.Duration(days * float64(24*time.Hour)), nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("invalid duration %q (e.g. 30m, 24h, 7d)", v)
-	}
-	return d, nil
 }
 
 // isTerminal reports whether r is a character device other than

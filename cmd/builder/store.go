@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/source"
@@ -69,19 +68,7 @@ func newSaveCommand(g *globalOptions) *cobra.Command {
 			if saveFile == "" || saveFile == "-" {
 				return st.Images.Save(cmd.OutOrStdout(), saveFormat, args...)
 			}
-			tmp, err := os.CreateTemp(filepath.Dir(saveFile), ".save-*")
-			if err != nil {
-				return err
-			}
-			defer os.Remove(tmp.Name())
-			if err := st.Images.Save(tmp, saveFormat, args...); err != nil {
-				tmp.Close()
-				return err
-			}
-			if err := tmp.Close(); err != nil {
-				return err
-			}
-			return os.Rename(tmp.Name(), saveFile)
+			return st.Images.SaveFile(saveFile, saveFormat, args...)
 		},
 	}
 	cmd.Flags().StringVarP(&saveFile, "output", "o", "", "write to FILE instead of stdout")
