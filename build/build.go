@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/build/export"
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/cache/remote"
@@ -167,30 +168,31 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	eopt := exportOptions(opt, epoch, use)
 	if len(more) > 0 {
-		out, err := s.exportPlatforms(ctx, opt, append([]platformImage{{fopt.TargetPlatform, fe, res.Snapshot}}, zipTops(more, tops)...), epoch, use, started)
+		eopt.ProvenanceRequest = provenanceRequest(opt, started)
+		images := []export.Image{{Platform: fopt.TargetPlatform, Root: fe.Root, Config: fe.Image, Top: res.Snapshot}}
+		for i, m := range more {
+			images = append(images, export.Image{Platform: m.platform, Root: m.fe.Root, Config: m.fe.Image, Top: tops[i]})
+		}
+		out, err := export.Platforms(ctx, s.exportStores(), eopt, images)
 		if err != nil {
 			return nil, err
 		}
-		out.Steps = steps.list()
-		return out, nil
+		return result(out, steps), nil
 	}
 	done := solved{s: s, sv: sv, root: fe.Root, top: res.Snapshot, epoch: epoch}
-	job := exportJob{top: res.Snapshot, config: fe.Image, epoch: epoch, use: use, keychain: opt.Keychain, squashAbove: opt.SquashAbove}
-	if job.inlineCache, err = done.inlineCache(ctx, opt); err != nil {
+	if eopt.InlineCache, err = done.inlineCache(ctx, opt); err != nil {
 		return nil, err
 	}
-	job.step = newExportStep(opt.Progress, fe.Root)
-	out, err := s.export(ctx, opt, job)
-	job.step.done(err)
+	out, err := export.Single(ctx, s.exportStores(), eopt, export.Image{Platform: fopt.TargetPlatform, Root: fe.Root, Config: fe.Image, Top: res.Snapshot})
 	if err != nil {
 		return nil, err
 	}
 	if err := done.exportCache(ctx, opt); err != nil {
 		return nil, err
 	}
-	out.Steps = steps.list()
-	return out, nil
+	return result(out, steps), nil
 }
 
 // frontendOptions checks a build's inputs (context directories, tags,

@@ -1,11 +1,18 @@
 package build
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"maps"
 
+	"github.com/builder-dev/builder/build/multiarch"
+	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/frontend/dockerfile"
-
+	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
+	"github.com/builder-dev/builder/solver"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -26,4 +33,65 @@ func addLabels(fe *dockerfile.Result, labels map[string]string) {
 		fe.Image.Config.Labels = map[string]string{}
 	}
 	maps.Copy(fe.Image.Config.Labels, labels)
+}
+
+// platformImage is one more platform's lowered graph.
+type platformImage struct {
+	platform ocispec.Platform
+	fe       *dockerfile.Result
+}
+
+// lowerMore lowers the Dockerfile for every platform of opt.Platforms after
+// the first (which lower did), with the same checks.
+func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Options) ([]platformImage, error) {
+	if len(opt.Platforms) < 2 {
+		if opt.Provenance.Mode != "" {
+			return nil, errors.New("--provenance: attestations are attached to the image index of a multi-platform build only for now; build with several --platform values")
+		}
+		return nil, nil
+	}
+	if len(opt.CacheTo) > 0 {
+		return nil, errors.New("--cache-to with several platforms is not implemented yet: build one platform at a time to export its cache")
+	}
+	for _, o := range opt.Outputs {
+		if o.Type == output.Docker {
+			return nil, errors.New("docker exporter does not support exporting manifest lists, use the oci exporter (several platforms are built)")
+		}
+	}
+	resolver := resolve.NewMemo(resolve.LocalFirst{Images: s.Images, Remote: s.Registries, RegistryOnly: opt.Pull})
+	var out []platformImage
+	for _, p := range opt.Platforms[1:] {
+		fopt.TargetPlatform = p
+		fe, err := dockerfile.Build(ctx, fopt, resolver)
+		if err != nil {
+			return nil, fmt.Errorf("platform %s: %w", platform.Format(p), err)
+		}
+		addLabels(fe, opt.Labels)
+		if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
+			return nil, err
+		}
+		if err := multiarch.CheckRunnable(fe.Root); err != nil {
+			return nil, err
+		}
+		out = append(out, platformImage{platform: p, fe: fe})
+	}
+	return out, nil
+}
+
+// solveAll solves root and the roots of more in one solve (see
+// multiarch.Solve); tops are more's snapshots.
+func solveAll(ctx context.Context, sv *solver.Solver, root *llb.Vertex, more []platformImage) (solver.Result, []string, error) {
+	roots := []*llb.Vertex{root}
+	for _, m := range more {
+		roots = append(roots, m.fe.Root)
+	}
+	res, err := multiarch.Solve(ctx, sv, roots)
+	if err != nil {
+		return solver.Result{}, nil, err
+	}
+	var tops []string
+	for _, r := range res[1:] {
+		tops = append(tops, r.Snapshot)
+	}
+	return res[0], tops, nil
 }

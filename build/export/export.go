@@ -1,4 +1,11 @@
-package build
+// Package export writes the solved result of a build to its outputs: it
+// assembles the image once per set of exporter options the outputs ask for
+// and names it in the local store, pushes it, writes OCI and docker
+// archives and file trees; for several platforms it writes an image index
+// (with provenance attestations if asked) or a directory per platform.
+// It takes the stores and options it needs explicitly, not the build's
+// State.
+package export
 
 import (
 	"context"
@@ -9,45 +16,112 @@ import (
 	"slices"
 	"time"
 
+	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/exporter/filetree"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/imagestore"
+	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/output"
+	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/source"
 	"github.com/google/go-containerregistry/pkg/authn"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// exportJob is what writing the outputs needs of a finished build.
-type exportJob struct {
-	// top is the snapshot of the image's file tree; config its config.
-	top    string
-	config dockerspec.DockerOCIImage
-	epoch  *time.Time
-	// inlineCache is the cache config put into image configs for
-	// --cache-to type=inline.
+// Stores are where images are assembled from and written to.
+type Stores struct {
+	DB         *cache.DB
+	Content    *content.Store
+	Snapshots  snapshot.Snapshotter
+	Registries *source.Registries
+}
+
+// Options are what the outputs of a build ask for.
+type Options struct {
+	// Outputs are the -o outputs; Tags the -t names, which go to the
+	// image outputs without names or else to the local store (and with
+	// Push to their registries).
+	Outputs []output.Spec
+	Tags    []string
+	Push    bool
+	// Keychain gives the credentials of pushes.
+	Keychain authn.Keychain
+	// SquashAbove, when positive, merges the oldest layers (--squash-above).
+	SquashAbove int
+	// Annotations go on the manifest, DescriptorAnnotations on its
+	// descriptor (--annotation).
+	Annotations, DescriptorAnnotations map[string]string
+	// Epoch is the build's SOURCE_DATE_EPOCH, nil if unset.
+	Epoch *time.Time
+	// InlineCache is the cache config put into image configs for
+	// --cache-to type=inline (one platform only).
+	InlineCache string
+	// Use records the exported manifests for the GC.
+	Use *gc.Use
+	// Progress gets the export's output lines as one more step; may be nil.
+	Progress solver.Progress
+	// Provenance and ProvenanceRequest make the SLSA provenance of each
+	// platform of a multi-platform build (--provenance).
+	Provenance        multiarch.Provenance
+	ProvenanceRequest multiarch.Request
+}
+
+// Image is one platform's solved build.
+type Image struct {
+	Platform ocispec.Platform
+	// Root is the build graph: its vertices number the progress steps
+	// before the export's, and provenance describes it.
+	Root *llb.Vertex
+	// Config is the image config; Top the snapshot of the file tree.
+	Config dockerspec.DockerOCIImage
+	Top    string
+}
+
+// Result is the image of the first image or registry output, else of the
+// first oci or docker output, else the default image; its Names are the
+// local store names it got.
+type Result struct {
+	Manifest ocispec.Descriptor
+	Config   []byte
+	Names    []string
+}
+
+// job is what assembling one platform's image needs.
+type job struct {
+	top         string
+	config      dockerspec.DockerOCIImage
+	epoch       *time.Time
 	inlineCache string
 	use         *gc.Use
 	// step reports the export in the progress stream.
-	step *exportStep
-	// keychain gives the credentials of pushes.
+	step        *step
 	keychain    authn.Keychain
 	squashAbove int
 }
 
+// Single writes the outputs of a build of one platform.
+func Single(ctx context.Context, st Stores, opt Options, img Image) (*Result, error) {
+	j := job{top: img.Top, config: img.Config, epoch: opt.Epoch, use: opt.Use, keychain: opt.Keychain, squashAbove: opt.SquashAbove,
+		inlineCache: opt.InlineCache, step: newStep(opt.Progress, img.Root)}
+	out, err := export(ctx, st, opt, j)
+	j.step.done(err)
+	return out, err
+}
+
 // export assembles the image of a build once per set of options its
 // outputs ask for and writes every output: names in the local store,
-// pushes, archives, file trees. The result is the image of the first image
-// or registry output, else of the first oci or docker output, else the
-// default image; its Names are the local store names it got.
-func (s *State) export(ctx context.Context, opt Options, job exportJob) (*Result, error) {
+// pushes, archives, file trees.
+func export(ctx context.Context, st Stores, opt Options, j job) (*Result, error) {
 	outputs, primary, err := planOutputs(opt)
 	if err != nil {
 		return nil, err
 	}
-	a := &assembler{ex: &exporter.Exporter{DB: s.DB, Content: s.Content, Snapshots: s.Snapshots, Log: job.step.logWriter(), Annotations: opt.Annotations.Manifest},
-		job: job, images: map[exporter.Options]*exporter.Image{}, descAnnotations: opt.Annotations.ManifestDescriptor}
+	a := newAssembler(st, opt, j)
 	primaryImage, err := a.assemble(ctx, outputs[primary])
 	if err != nil {
 		return nil, err
@@ -60,12 +134,12 @@ func (s *State) export(ctx context.Context, opt Options, job exportJob) (*Result
 		}
 		names := outputNames(o, opt.Tags)
 		if o.Type != output.Image && o.Type != output.Registry {
-			if err := s.writeOutput(ctx, o, img, names); err != nil {
+			if err := writeOutput(ctx, st, o, img, names); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		stored, err := s.storeAndPush(ctx, job, o, img, names)
+		stored, err := storeAndPush(ctx, st, j, o, img, names)
 		if err != nil {
 			return nil, err
 		}
@@ -134,11 +208,16 @@ func outputNames(o output.Spec, tags []string) []string {
 // options.
 type assembler struct {
 	ex     *exporter.Exporter
-	job    exportJob
+	job    job
 	images map[exporter.Options]*exporter.Image
 	// descAnnotations go on the manifest's descriptor (--annotation
 	// manifest-descriptor:...).
 	descAnnotations map[string]string
+}
+
+func newAssembler(st Stores, opt Options, j job) *assembler {
+	return &assembler{ex: &exporter.Exporter{DB: st.DB, Content: st.Content, Snapshots: st.Snapshots, Log: j.step.logWriter(), Annotations: opt.Annotations},
+		job: j, images: map[exporter.Options]*exporter.Image{}, descAnnotations: opt.DescriptorAnnotations}
 }
 
 func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Image, error) {
@@ -164,7 +243,7 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 
 // storeAndPush names an image output's image in the local store and pushes
 // it if asked. It returns the names it gave in the store.
-func (s *State) storeAndPush(ctx context.Context, job exportJob, o output.Spec, img *exporter.Image, names []string) ([]string, error) {
+func storeAndPush(ctx context.Context, s Stores, job job, o output.Spec, img *exporter.Image, names []string) ([]string, error) {
 	push := o.Type == output.Registry || o.Push
 	if push && len(names) == 0 {
 		return nil, fmt.Errorf("pushing needs a name: give -t NAME or -o type=%s,name=NAME", o.Type)
@@ -201,7 +280,7 @@ func (s *State) storeAndPush(ctx context.Context, job exportJob, o output.Spec, 
 }
 
 // writeOutput writes an archive or a file tree output.
-func (s *State) writeOutput(ctx context.Context, o output.Spec, img *exporter.Image, names []string) error {
+func writeOutput(ctx context.Context, s Stores, o output.Spec, img *exporter.Image, names []string) error {
 	switch o.Type {
 	case output.OCI:
 		if len(names) > 1 {

@@ -1,4 +1,4 @@
-package build
+package export
 
 import (
 	"fmt"
@@ -11,11 +11,11 @@ import (
 	"github.com/docker/go-units"
 )
 
-// exportStep reports the export's work (compressing layers, pushing) as
+// step reports the export's work (compressing layers, pushing) as
 // output lines of one more numbered step of the build's progress, after the
 // graph's own. It sends only log events: a step that ran or was cached is
 // a graph vertex, and a no-op rebuild's export has nothing to say.
-type exportStep struct {
+type step struct {
 	p     solver.Progress
 	index int
 	start time.Time
@@ -24,19 +24,19 @@ type exportStep struct {
 
 const exportStepName = "exporting"
 
-// newExportStep starts the step; root is the build graph, whose vertices
+// newStep starts the step; root is the build graph, whose vertices
 // take the numbers before it.
-func newExportStep(p solver.Progress, root *llb.Vertex) *exportStep {
+func newStep(p solver.Progress, root *llb.Vertex) *step {
 	if p == nil {
 		return nil
 	}
 	n := 0
 	llb.Walk([]*llb.Vertex{root}, func(*llb.Vertex) error { n++; return nil })
-	return &exportStep{p: p, index: n + 1, start: time.Now()}
+	return &step{p: p, index: n + 1, start: time.Now()}
 }
 
 // Write forwards output lines of the export to the progress stream.
-func (e *exportStep) Write(b []byte) (int, error) {
+func (e *step) Write(b []byte) (int, error) {
 	if e == nil {
 		return len(b), nil
 	}
@@ -47,7 +47,7 @@ func (e *exportStep) Write(b []byte) (int, error) {
 }
 
 // done reports a failed export.
-func (e *exportStep) done(err error) {
+func (e *step) done(err error) {
 	if e == nil || err == nil {
 		return
 	}
@@ -55,7 +55,7 @@ func (e *exportStep) done(err error) {
 }
 
 // logWriter is the step as an io.Writer, or nil (no log) without one.
-func (e *exportStep) logWriter() io.Writer {
+func (e *step) logWriter() io.Writer {
 	if e == nil {
 		return nil
 	}
@@ -63,7 +63,7 @@ func (e *exportStep) logWriter() io.Writer {
 }
 
 // pushed reports a push with the size of what the image is made of.
-func (e *exportStep) pushed(ref string, size int64, took time.Duration) {
+func (e *step) pushed(ref string, size int64, took time.Duration) {
 	if e == nil {
 		return
 	}

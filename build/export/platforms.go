@@ -1,0 +1,151 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/builder-dev/builder/attest"
+	"github.com/builder-dev/builder/build/multiarch"
+	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/output"
+	"github.com/builder-dev/builder/platform"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Platforms writes the outputs of a build of several platforms:
+// image, registry and oci outputs get an image index of the platforms'
+// images (a Docker manifest list with oci-mediatypes=false), local and tar
+// outputs a directory per platform. The local store keeps the image of
+// the host platform (else the first one) under the names: it does not
+// hold indexes yet.
+func Platforms(ctx context.Context, s Stores, opt Options, images []Image) (*Result, error) {
+	outputs, primary, err := planOutputs(opt)
+	if err != nil {
+		return nil, err
+	}
+	step := newStep(opt.Progress, images[0].Root)
+	out, err := writePlatformOutputs(ctx, s, opt, outputs, primary, images, step)
+	step.done(err)
+	return out, err
+}
+
+func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []output.Spec, primary int, images []Image, step *step) (*Result, error) {
+	assemblers := make([]*assembler, len(images))
+	for i, pi := range images {
+		j := job{top: pi.Top, config: pi.Config, epoch: opt.Epoch, use: opt.Use, keychain: opt.Keychain, squashAbove: opt.SquashAbove, step: step}
+		assemblers[i] = newAssembler(s, opt, j)
+	}
+	statements, err := provenances(opt, images)
+	if err != nil {
+		return nil, err
+	}
+	var out *Result
+	for i, o := range outputs {
+		idx, imgs, err := writeIndex(ctx, s, o, images, assemblers, statements)
+		if err != nil {
+			return nil, err
+		}
+		if i == primary {
+			out = &Result{Manifest: idx}
+		}
+		names := outputNames(o, opt.Tags)
+		switch o.Type {
+		case output.Image, output.Registry:
+			stored, err := storeAndPushIndex(ctx, s, o, idx, imgs, images, names, opt)
+			if err != nil {
+				return nil, err
+			}
+			if i == primary {
+				out.Names = stored
+			}
+		case output.OCI:
+			if err = writeOutput(ctx, s, o, &exporter.Image{Manifest: idx}, names); err != nil {
+				return nil, err
+			}
+		case output.Local, output.Tar:
+			if err = writePlatformTrees(ctx, s, o, images, imgs); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("output type %q cannot hold several platforms", o.Type)
+		}
+	}
+	return out, nil
+}
+
+// writeIndex assembles each platform's image for output o and writes the
+// index of them to the content store.
+func writeIndex(ctx context.Context, s Stores, o output.Spec, images []Image, as []*assembler, statements []attest.Statement) (ocispec.Descriptor, []*exporter.Image, error) {
+	eo, err := o.ImageOptions(nil)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	mediaType := ocispec.MediaTypeImageIndex
+	if eo.DockerMediaTypes {
+		mediaType = string(types.DockerManifestList)
+	}
+	var manifests []ocispec.Descriptor
+	var imgs []*exporter.Image
+	for i, pi := range images {
+		img, err := as[i].assemble(ctx, o)
+		if err != nil {
+			return ocispec.Descriptor{}, nil, fmt.Errorf("platform %s: %w", platform.Format(pi.Platform), err)
+		}
+		imgs = append(imgs, img)
+		d := img.Manifest
+		cp := pi.Config.Platform
+		d.Platform = &ocispec.Platform{OS: cp.OS, Architecture: cp.Architecture, Variant: cp.Variant}
+		manifests = append(manifests, d)
+	}
+	idx, err := multiarch.WriteIndex(ctx, s.Content, mediaType, manifests, statements)
+	return idx, imgs, err
+}
+
+// storeAndPushIndex names the host platform's image (else the first) in
+// the local store and pushes every platform's image and then the index.
+func storeAndPushIndex(ctx context.Context, s Stores, o output.Spec, idx ocispec.Descriptor, imgs []*exporter.Image, images []Image, names []string, opt Options) ([]string, error) {
+	local := 0
+	for i, pi := range images {
+		if platform.Format(pi.Platform) == platform.Format(platform.Host()) {
+			local = i
+		}
+	}
+	j := job{top: images[local].Top, keychain: opt.Keychain, step: nil}
+	noPush := o
+	noPush.Push, noPush.Type = false, output.Image
+	stored, err := storeAndPush(ctx, s, j, noPush, imgs[local], names)
+	if err != nil || !(o.Type == output.Registry || o.Push) {
+		return stored, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("pushing needs a name: give -t NAME or -o type=%s,name=NAME", o.Type)
+	}
+	for _, n := range names {
+		ref, err := s.Registries.ParseReference(n)
+		if err != nil {
+			return nil, err
+		}
+		if err := exporter.PushIndex(ctx, s.Content, idx, ref, opt.Keychain, s.DB); err != nil {
+			return nil, err
+		}
+	}
+	return stored, nil
+}
+
+// writePlatformTrees writes each platform's file tree to its own
+// subdirectory (linux_arm64/) of a local output or of a tar output's
+// stream, as BuildKit does.
+func writePlatformTrees(ctx context.Context, s Stores, o output.Spec, images []Image, imgs []*exporter.Image) error {
+	var trees []multiarch.Tree
+	for i, pi := range images {
+		trees = append(trees, multiarch.Tree{Platform: pi.Platform, Manifest: imgs[i].Manifest})
+	}
+	if o.Type == output.Local {
+		return multiarch.WriteDirs(ctx, o.Dest, s.Content, trees)
+	}
+	return writeFileAtomic(o.Dest, "file tree tar", func(w io.Writer) error {
+		return multiarch.WriteTar(ctx, w, s.Content, trees)
+	})
+}
