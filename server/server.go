@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/builder-dev/builder/server/api"
+	"github.com/builder-dev/builder/server/blobs"
 	"github.com/builder-dev/builder/solver"
 )
 
@@ -31,7 +32,7 @@ type Server struct {
 	build   BuildFunc
 	policy  Policy
 	root    string
-	blobs   *blobStore
+	blobs   *blobs.Store
 	queue   *queue
 	metrics metrics
 
@@ -59,8 +60,8 @@ type syncedContext struct {
 // New returns a server keeping its content store and build directories
 // under root, running at most maxBuilds builds at once (0: no limit).
 func New(root string, maxBuilds int, policy Policy, build BuildFunc) (*Server, error) {
-	blobs := filepath.Join(root, "serve", "blobs")
-	if err := os.MkdirAll(blobs, 0o700); err != nil {
+	blobsDir := filepath.Join(root, "serve", "blobs")
+	if err := os.MkdirAll(blobsDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
 	// Build directories a previous server left behind are removed.
@@ -71,7 +72,7 @@ func New(root string, maxBuilds int, policy Policy, build BuildFunc) (*Server, e
 	if err := os.MkdirAll(builds, 0o700); err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
-	return &Server{build: build, policy: policy, root: root, blobs: &blobStore{dir: blobs}, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}, projects: map[string]*project{}}, nil
+	return &Server{build: build, policy: policy, root: root, blobs: &blobs.Store{Dir: blobsDir}, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}, projects: map[string]*project{}}, nil
 }
 
 // Handler returns the API's HTTP handler.
@@ -104,19 +105,19 @@ func (s *Server) postContext(w http.ResponseWriter, r *http.Request) {
 	resp := api.ContextResponse{ID: newID(), Missing: []string{}}
 	seen := map[string]bool{}
 	for _, f := range req.Files {
-		if err := checkPath(f.Path); err != nil {
+		if err := blobs.CheckPath(f.Path); err != nil {
 			httpError(w, http.StatusBadRequest, err)
 			return
 		}
 		if !fs.FileMode(f.Mode).IsRegular() || seen[f.Digest] {
 			continue
 		}
-		if _, err := s.blobs.path(f.Digest); err != nil {
+		if _, err := s.blobs.Path(f.Digest); err != nil {
 			httpError(w, http.StatusBadRequest, fmt.Errorf("context file %s: %w", f.Path, err))
 			return
 		}
 		seen[f.Digest] = true
-		if !s.blobs.has(f.Digest) {
+		if !s.blobs.Has(f.Digest) {
 			resp.Missing = append(resp.Missing, f.Digest)
 		}
 	}
@@ -151,7 +152,7 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("%s is not in the context listing", dgst))
 		return
 	}
-	n, err := s.blobs.put(dgst, size, r.Body)
+	n, err := s.blobs.Put(dgst, size, r.Body)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err)
 		return
@@ -280,7 +281,7 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 			// Left by an earlier server, or by a failed update.
 			os.RemoveAll(dir)
 		}
-		err = s.blobs.update(dir, p.files, sc.files)
+		err = s.blobs.Update(dir, p.files, sc.files)
 		p.files = nil
 		if err == nil {
 			p.files = make(map[string]api.File, len(sc.files))
@@ -292,7 +293,7 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 			os.RemoveAll(dir)
 		}
 	} else {
-		err = s.blobs.assemble(contextDir, sc.files)
+		err = s.blobs.Assemble(contextDir, sc.files)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("assembling the build context: %w", err)

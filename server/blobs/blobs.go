@@ -1,4 +1,7 @@
-package server
+// Package blobs is the serve side of context sync: file contents by
+// sha256 under the server's state directory, and the project directories
+// assembled from them.
+package blobs
 
 import (
 	"crypto/sha256"
@@ -16,12 +19,12 @@ import (
 	"github.com/builder-dev/builder/server/api"
 )
 
-// blobStore holds context file contents by sha256, under the server's
+// Store holds context file contents by sha256, under the server's
 // state directory, so that a later build of the same project uploads only
 // what changed.
-type blobStore struct{ dir string }
+type Store struct{ Dir string }
 
-func (b *blobStore) path(dgst string) (string, error) {
+func (b *Store) Path(dgst string) (string, error) {
 	hexsum, ok := strings.CutPrefix(dgst, "sha256:")
 	if !ok || len(hexsum) != 64 {
 		return "", fmt.Errorf("digest %q: want sha256:<64 hex digits>", dgst)
@@ -29,11 +32,11 @@ func (b *blobStore) path(dgst string) (string, error) {
 	if _, err := hex.DecodeString(hexsum); err != nil {
 		return "", fmt.Errorf("digest %q: %w", dgst, err)
 	}
-	return filepath.Join(b.dir, hexsum), nil
+	return filepath.Join(b.Dir, hexsum), nil
 }
 
-func (b *blobStore) has(dgst string) bool {
-	p, err := b.path(dgst)
+func (b *Store) Has(dgst string) bool {
+	p, err := b.Path(dgst)
 	if err != nil {
 		return false
 	}
@@ -44,12 +47,12 @@ func (b *blobStore) has(dgst string) bool {
 // put stores r's content under dgst after checking it: write to a temporary
 // file, verify size and digest, then rename, so a reader never sees half a
 // blob or a blob under a wrong name.
-func (b *blobStore) put(dgst string, size int64, r io.Reader) (int64, error) {
-	p, err := b.path(dgst)
+func (b *Store) Put(dgst string, size int64, r io.Reader) (int64, error) {
+	p, err := b.Path(dgst)
 	if err != nil {
 		return 0, err
 	}
-	f, err := os.CreateTemp(b.dir, "ingest-")
+	f, err := os.CreateTemp(b.Dir, "ingest-")
 	if err != nil {
 		return 0, err
 	}
@@ -74,8 +77,8 @@ func (b *blobStore) put(dgst string, size int64, r io.Reader) (int64, error) {
 	return n, os.Rename(f.Name(), p)
 }
 
-// checkPath refuses context paths that could leave the context directory.
-func checkPath(p string) error {
+// CheckPath refuses context paths that could leave the context directory.
+func CheckPath(p string) error {
 	if p == "." {
 		return nil
 	}
@@ -86,8 +89,8 @@ func checkPath(p string) error {
 }
 
 // assemble writes the context files lists into dir from the blob store.
-func (b *blobStore) assemble(dir string, files []api.File) error {
-	return b.update(dir, nil, files)
+func (b *Store) Assemble(dir string, files []api.File) error {
+	return b.Update(dir, nil, files)
 }
 
 // update turns dir, which holds the listing old (nil: dir is new), into
@@ -95,10 +98,10 @@ func (b *blobStore) assemble(dir string, files []api.File) error {
 // changed is written, what is unchanged keeps its inode (so the state's
 // file digest memory still holds for it). Symlinks are made last and no
 // entry may lie below a listed symlink, so nothing is written through one.
-func (b *blobStore) update(dir string, old map[string]api.File, files []api.File) error {
+func (b *Store) Update(dir string, old map[string]api.File, files []api.File) error {
 	listed := make(map[string]api.File, len(files))
 	for _, f := range files {
-		if err := checkPath(f.Path); err != nil {
+		if err := CheckPath(f.Path); err != nil {
 			return err
 		}
 		listed[f.Path] = f
@@ -182,8 +185,8 @@ func setMeta(p string, f api.File) error {
 	return nil
 }
 
-func (b *blobStore) copyOut(dgst, dst string, perm fs.FileMode) error {
-	src, err := b.path(dgst)
+func (b *Store) copyOut(dgst, dst string, perm fs.FileMode) error {
+	src, err := b.Path(dgst)
 	if err != nil {
 		return err
 	}
