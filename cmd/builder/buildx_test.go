@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/builder-dev/builder/cmd/builder/internal/imageload"
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -157,14 +159,16 @@ func TestLoadPodman(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo loaded-by-builder > /msg\nCMD [\"cat\", \"/msg\"]\n"})
 	const ref = "localhost/builder-load-test:1"
-	defer exec.Command("podman", "rmi", "-f", ref).Run()
+	// imageload.Podman: a rootless run of this test is in builder's user
+	// namespace, where plain podman would take itself for root.
+	defer imageload.Podman(context.Background(), "rmi", "-f", ref).Run()
 	_, stderr, code := c.run("build", "--load", "-t", ref, dir)
 	if code != 0 || !strings.Contains(stderr, "loaded into Podman (podman load)") {
 		t.Fatalf("build --load exited %d: %s", code, stderr)
 	}
 	// On this machine podman's default limits exceed what its runtime may
 	// set, and crun refuses hybrid cgroups: runc with explicit limits runs.
-	out, err := exec.Command("podman", "--runtime", "runc", "run", "--rm", "--network=none",
+	out, err := imageload.Podman(t.Context(), "--runtime", "runc", "run", "--rm", "--network=none",
 		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000", ref).CombinedOutput()
 	if err != nil || string(out) != "loaded-by-builder\n" {
 		t.Errorf("podman run %s: %v: %q", ref, err, out)

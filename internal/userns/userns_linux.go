@@ -214,3 +214,31 @@ func missing(errU, errG, errNU, errNG error, name string) string {
 	}
 	return strings.Join(out, " and ")
 }
+
+// HostIDs are the user and group ids, outside the namespace, that a
+// rootless builder runs as (what its root maps to), read from the id maps;
+// ok is false outside a rootless builder's namespace.
+func HostIDs() (uid, gid int, ok bool) {
+	if !Rootless() {
+		return 0, 0, false
+	}
+	uid, okU := rootMappedTo("/proc/self/uid_map")
+	gid, okG := rootMappedTo("/proc/self/gid_map")
+	return uid, gid, okU && okG
+}
+
+// rootMappedTo returns the outside id of id 0 in an id map file.
+func rootMappedTo(path string) (int, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "0" {
+			id, err := strconv.Atoi(f[1])
+			return id, err == nil
+		}
+	}
+	return 0, false
+}

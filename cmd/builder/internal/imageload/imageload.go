@@ -12,7 +12,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+
+	"github.com/builder-dev/builder/internal/userns"
 )
 
 // Target is where Load puts images: the Docker Engine API at Docker, or
@@ -39,7 +42,7 @@ func Detect() (Target, error) {
 // Load loads the archive at tar and says where it went.
 func (t Target) Load(ctx context.Context, tar string) (string, error) {
 	if t.Docker == "" {
-		out, err := exec.CommandContext(ctx, "podman", "load", "-i", tar).CombinedOutput()
+		out, err := Podman(ctx, "load", "-i", tar).CombinedOutput()
 		if err != nil {
 			return "", fmt.Errorf("--load: podman load: %v: %s", err, bytes.TrimSpace(out))
 		}
@@ -51,6 +54,19 @@ func (t Target) Load(ctx context.Context, tar string) (string, error) {
 		return "", fmt.Errorf("--load: Docker at %s: %w", t.Docker, err)
 	}
 	return "loaded into Docker (Engine API at " + t.Docker + ")", nil
+}
+
+// Podman is a podman command. A rootless builder runs in its own user
+// namespace as root: told so the way `podman unshare` tells it, podman uses
+// the user's rootless storage instead of /var/lib/containers (the id maps
+// are podman's own: root is the user, then the subordinate ids).
+func Podman(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "podman", args...)
+	if uid, gid, ok := userns.HostIDs(); ok {
+		cmd.Env = append(os.Environ(), "_CONTAINERS_USERNS_CONFIGURED=done",
+			"_CONTAINERS_ROOTLESS_UID="+strconv.Itoa(uid), "_CONTAINERS_ROOTLESS_GID="+strconv.Itoa(gid))
+	}
+	return cmd
 }
 
 // DockerLoad posts the archive to the Engine API's image load endpoint at
