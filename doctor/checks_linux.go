@@ -3,7 +3,6 @@
 package doctor
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -11,9 +10,9 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
+	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/platform"
 	"golang.org/x/sys/unix"
 )
@@ -96,32 +95,6 @@ func checkUserns(ctx context.Context, h Host) Check {
 	return c
 }
 
-// subIDRange is one line of /etc/subuid or /etc/subgid.
-type subIDRange struct{ start, count int }
-
-// readSubIDs returns the ranges file lists for user name or uid.
-func readSubIDs(file, name string, uid int) ([]subIDRange, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []subIDRange
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		parts := strings.Split(strings.TrimSpace(s.Text()), ":")
-		if len(parts) != 3 || (parts[0] != name && parts[0] != strconv.Itoa(uid)) {
-			continue
-		}
-		start, err1 := strconv.Atoi(parts[1])
-		count, err2 := strconv.Atoi(parts[2])
-		if err1 == nil && err2 == nil && count > 0 {
-			out = append(out, subIDRange{start, count})
-		}
-	}
-	return out, s.Err()
-}
-
 // fullRange is how many ids an image may use (uid and gid 0-65535).
 const fullRange = 65536
 
@@ -134,14 +107,14 @@ func checkSubIDs(h Host) Check {
 	fix := fmt.Sprintf("usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s (as root; pick a range no other user has)", h.User)
 	var short []string
 	for _, f := range []string{"subuid", "subgid"} {
-		ranges, err := readSubIDs(filepath.Join(h.Etc, f), h.User, h.UID)
+		ranges, err := userns.SubIDs(filepath.Join(h.Etc, f), h.User, h.UID)
 		if err != nil && !os.IsNotExist(err) {
 			c.Status, c.Detail = Warn, fmt.Sprintf("reading /etc/%s: %v", f, err)
 			return c
 		}
 		total := 0
 		for _, r := range ranges {
-			total += r.count
+			total += r.Count
 		}
 		if total < fullRange {
 			short = append(short, fmt.Sprintf("/etc/%s has %d ids for %s", f, total, h.User))

@@ -3,7 +3,6 @@
 package userns
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -77,9 +76,6 @@ func waitForMaps() {
 	}
 }
 
-// idRange is a subordinate id range from /etc/subuid or /etc/subgid.
-type idRange struct{ start, count int }
-
 // reexec starts this program again in a new user namespace, with the
 // subordinate ids mapped when newuidmap/newgidmap and /etc/subuid and
 // /etc/subgid allow, else only the caller's own ids, and waits for it.
@@ -134,8 +130,8 @@ func reexec(warn func(string)) (int, error) {
 	r.Close()
 	if full {
 		pid := strconv.Itoa(cmd.Process.Pid)
-		uidArgs := []string{newuidmap, pid, "0", strconv.Itoa(uid), "1", "1", strconv.Itoa(subuid.start), strconv.Itoa(subuid.count)}
-		gidArgs := []string{newgidmap, pid, "0", strconv.Itoa(gid), "1", "1", strconv.Itoa(subgid.start), strconv.Itoa(subgid.count)}
+		uidArgs := []string{newuidmap, pid, "0", strconv.Itoa(uid), "1", "1", strconv.Itoa(subuid.Start), strconv.Itoa(subuid.Count)}
+		gidArgs := []string{newgidmap, pid, "0", strconv.Itoa(gid), "1", "1", strconv.Itoa(subgid.Start), strconv.Itoa(subgid.Count)}
 		if err := writeMaps(uidArgs, gidArgs); err != nil {
 			cmd.Process.Kill()
 			cmd.Wait()
@@ -182,25 +178,15 @@ func waitForwarding(cmd *exec.Cmd) (int, error) {
 }
 
 // subIDs finds the first range of name (or uid) in a subordinate id file.
-func subIDs(file, name string, uid int) (idRange, error) {
-	f, err := os.Open(file)
+func subIDs(file, name string, uid int) (IDRange, error) {
+	ranges, err := SubIDs(file, name, uid)
 	if err != nil {
-		return idRange{}, err
+		return IDRange{}, err
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Split(strings.TrimSpace(s.Text()), ":")
-		if len(fields) != 3 || (fields[0] != name && fields[0] != strconv.Itoa(uid)) {
-			continue
-		}
-		start, err1 := strconv.Atoi(fields[1])
-		count, err2 := strconv.Atoi(fields[2])
-		if err1 == nil && err2 == nil && count > 0 {
-			return idRange{start, count}, nil
-		}
+	if len(ranges) == 0 {
+		return IDRange{}, fmt.Errorf("no entry for %s in %s", name, file)
 	}
-	return idRange{}, fmt.Errorf("no entry for %s in %s", name, file)
+	return ranges[0], nil
 }
 
 // missing says what to install or add for a full mapping.
