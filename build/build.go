@@ -152,7 +152,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	use := s.GC.StartUse(s.worker)
 	defer s.GC.FinishUse(ctx, use, opt.GC, opt.Warn)
-	if err := s.useCacheFrom(ctx, opt, use); err != nil {
+	if err := s.useCacheFrom(ctx, opt, use, sess); err != nil {
 		return nil, err
 	}
 	steps := &stepUsages{next: opt.Progress}
@@ -181,7 +181,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 		}
 		return result(out, steps), nil
 	}
-	done := solved{s: s, sv: sv, root: fe.Root, top: res.Snapshot, epoch: epoch}
+	done := solved{s: s, sv: sv, root: fe.Root, top: res.Snapshot, epoch: epoch, sess: sess}
 	if eopt.InlineCache, err = done.inlineCache(ctx, opt); err != nil {
 		return nil, err
 	}

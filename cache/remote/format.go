@@ -29,6 +29,9 @@ type config struct {
 	Layers []layer `json:"layers"`
 	// Records are the cache keys, each with the top of its chain.
 	Records []record `json:"records"`
+	// CacheMounts are RUN --mount=type=cache directories
+	// (cache-mounts=true). Importers that predate the field ignore it.
+	CacheMounts []cacheMount `json:"cacheMounts,omitempty"`
 }
 
 // layer is one snapshot of a chain.

@@ -1,0 +1,175 @@
+package remote
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/builder-dev/builder/internal/archive"
+	"github.com/klauspost/compress/gzip"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+)
+
+// MountRestorer is the solver cache Import returns when a --cache-from
+// holds cache mounts: a RUN step about to mount cache key at dir asks it
+// to fill dir first.
+type MountRestorer interface {
+	// RestoreCacheMount fills dir, when it is absent or empty, with the
+	// files of cache mount key of the first imported cache that has it,
+	// and reports whether it did. A local cache that has files is never
+	// touched: it is this machine's own, and at least as warm for its
+	// builds. A cache that cannot be restored is a warning; the step then
+	// starts with what is there.
+	RestoreCacheMount(ctx context.Context, key, dir string) (bool, error)
+}
+
+var _ MountRestorer = (*importCache)(nil)
+
+// checkMounts checks the cache mounts of an imported config against caps,
+// so a hostile config cannot ask a restore for unbounded work, and
+// indexes them by key.
+func checkMounts(cms []cacheMount) (map[string]*cacheMount, error) {
+	if len(cms) > maxCacheMounts {
+		return nil, fmt.Errorf("cache config: %d cache mounts (at most %d)", len(cms), maxCacheMounts)
+	}
+	out := map[string]*cacheMount{}
+	for i := range cms {
+		cm := &cms[i]
+		if _, err := hex.DecodeString(cm.Key); err != nil || len(cm.Key) != cacheMountKeySize {
+			return nil, fmt.Errorf("cache config: cache mount key %q is not a hex sha256", cm.Key)
+		}
+		if len(cm.Parts) == 0 || len(cm.Parts) > maxMountParts {
+			return nil, fmt.Errorf("cache config: cache mount %s has %d parts (1 to %d)", cm.ID, len(cm.Parts), maxMountParts)
+		}
+		var total int64
+		for _, p := range cm.Parts {
+			if err := p.Blob.Digest.Validate(); err != nil {
+				return nil, fmt.Errorf("cache config: cache mount %s: %w", cm.ID, err)
+			}
+			if err := p.DiffID.Validate(); err != nil {
+				return nil, fmt.Errorf("cache config: cache mount %s: %w", cm.ID, err)
+			}
+			if p.Blob.MediaType != ocispec.MediaTypeImageLayerGzip || p.Size < 0 || p.Blob.Size < 0 {
+				return nil, fmt.Errorf("cache config: cache mount %s: part %s is not a sized gzip tar", cm.ID, p.Blob.Digest)
+			}
+			total += p.Size + p.Blob.Size
+			if total > maxMountRestore {
+				return nil, fmt.Errorf("cache config: cache mount %s is over %d bytes", cm.ID, maxMountRestore)
+			}
+		}
+		if _, dup := out[cm.Key]; !dup {
+			out[cm.Key] = cm
+		}
+	}
+	return out, nil
+}
+
+func (c *importCache) RestoreCacheMount(ctx context.Context, key, dir string) (bool, error) {
+	if !emptyOrAbsent(dir) {
+		return false, nil
+	}
+	for _, src := range c.sources {
+		cm, ok := src.mounts[key]
+		if !ok {
+			continue
+		}
+		err := c.l.restoreMount(ctx, src, cm, dir)
+		if err == nil {
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		c.l.warn(fmt.Sprintf("restoring cache mount %s from %s: %v (the step starts without it)", cm.ID, src.name, err))
+	}
+	return false, nil
+}
+
+// emptyOrAbsent tells whether dir has no entries.
+func emptyOrAbsent(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(1)
+	return len(names) == 0
+}
+
+// restoreMount fetches the parts of cm and unpacks them, confined, into a
+// directory beside dir, which then becomes dir: nobody sees a half-made
+// cache, and a concurrent user that made dir first wins.
+func (l *Local) restoreMount(ctx context.Context, src *imported, cm *cacheMount, dir string) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for _, p := range cm.Parts {
+		g.Go(func() error { return src.fetch(gctx, p.Blob) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".restore-")
+	if err != nil {
+		return err
+	}
+	defer archive.RemoveAll(tmp)
+	for _, p := range cm.Parts {
+		if err := l.extractPart(ctx, tmp, p); err != nil {
+			return fmt.Errorf("part %s (%s): %w", p.Blob.Digest, p.Path, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err == nil || !emptyOrAbsent(dir) {
+		return nil // restored, or someone else filled it first
+	}
+	// dir exists, empty: a user may have it mounted, so fill it rather
+	// than replace it.
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(tmp, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// extractPart unpacks part p into dir with the hardened extractor (no
+// path leaves dir), reading at most its declared size and checking the
+// tar's digest.
+func (l *Local) extractPart(ctx context.Context, dir string, p mountPart) error {
+	rc, err := l.Content.Open(p.Blob.Digest)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		return err
+	}
+	lr := &io.LimitedReader{R: zr, N: p.Size + 1}
+	dig := digest.SHA256.Digester()
+	r := io.TeeReader(lr, dig.Hash())
+	exp := &archive.Expansion{Compressed: p.Blob.Size, What: "cache mount part " + p.Blob.Digest.String()}
+	if _, err := archive.Extract(ctx, dir, tar.NewReader(r), archive.Options{Expansion: exp}); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	if lr.N == 0 {
+		return fmt.Errorf("tar is over its declared %d bytes", p.Size)
+	}
+	if got := dig.Digest(); got != p.DiffID {
+		return fmt.Errorf("tar digest %s, want %s", got, p.DiffID)
+	}
+	return nil
+}
