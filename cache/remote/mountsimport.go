@@ -159,14 +159,15 @@ func (l *Local) extractPart(ctx context.Context, dir string, p mountPart) error 
 	dig := digest.SHA256.Digester()
 	r := io.TeeReader(lr, dig.Hash())
 	exp := &archive.Expansion{Compressed: p.Blob.Size, What: "cache mount part " + p.Blob.Digest.String()}
-	if _, err := archive.Extract(ctx, dir, tar.NewReader(r), archive.Options{Expansion: exp}); err != nil {
-		return err
-	}
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		return err
+	_, err = archive.Extract(ctx, dir, tar.NewReader(r), archive.Options{Expansion: exp})
+	if err == nil {
+		_, err = io.Copy(io.Discard, r)
 	}
 	if lr.N == 0 {
 		return fmt.Errorf("tar is over its declared %d bytes", p.Size)
+	}
+	if err != nil {
+		return err
 	}
 	if got := dig.Digest(); got != p.DiffID {
 		return fmt.Errorf("tar digest %s, want %s", got, p.DiffID)
