@@ -165,6 +165,13 @@ func TestCacheMountRoundTrip(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("restored %d paths, want %d", len(got), len(want))
 	}
+	// The other machine exports the restored cache as the same blobs.
+	again := exportToLayout(t, &Local{Content: newStore(t)}, dst, filepath.Join(t.TempDir(), "again"))
+	for i, p := range again.CacheMounts[0].Parts {
+		if w := cfg.CacheMounts[0].Parts[i]; p.Blob.Digest != w.Blob.Digest {
+			t.Errorf("part %s exported again from the restored cache: %s, want %s", p.Path, p.Blob.Digest, w.Blob.Digest)
+		}
+	}
 	if ok, _ := r.RestoreCacheMount(t.Context(), "ff"+testMountKey[2:], filepath.Join(t.TempDir(), "0")); ok {
 		t.Error("restored a cache mount the cache does not hold")
 	}

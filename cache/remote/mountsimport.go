@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/builder-dev/builder/internal/archive"
 	"github.com/klauspost/compress/gzip"
@@ -120,7 +121,10 @@ func (l *Local) restoreMount(ctx context.Context, src *imported, cm *cacheMount,
 		return err
 	}
 	defer archive.RemoveAll(tmp)
-	for _, p := range cm.Parts {
+	// Parents are listed first; unpacked last, a parent's part sets its
+	// directory's times after its subdirectories' parts are written
+	// there, so a restored cache exports again as the same blobs.
+	for _, p := range slices.Backward(cm.Parts) {
 		if err := l.extractPart(ctx, tmp, p); err != nil {
 			return fmt.Errorf("part %s (%s): %w", p.Blob.Digest, p.Path, err)
 		}
