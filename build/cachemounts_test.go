@@ -2,13 +2,19 @@ package build_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cache/remote"
@@ -195,4 +201,75 @@ func TestCacheMountsAcrossMachines(t *testing.T) {
 	if ran := ev.ran(); len(ran) != 0 {
 		t.Errorf("a build B already made ran %v with B's cache", ran)
 	}
+}
+
+// The Go build of a small program with GOCACHE in a cache mount; the Go
+// toolchain is the host's, as a named build context.
+const goCacheDockerfile = `FROM {{BASE}}
+COPY --from=go / /usr/local/go
+COPY main.go go.mod /src/
+ARG RUN_ID
+ENV PATH=/usr/local/go/bin:/bin CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=off GOCACHE=/root/.cache/go-build HOME=/root
+RUN --mount=type=cache,target=/root/.cache/go-build cd /src && time -o /t go build -o /prog . && echo "run=$RUN_ID go build $(head -1 /t)" > /result && rm /t
+`
+
+// TestCacheMountsGoBench (BUILDER_BENCH_CACHEMOUNTS=N runs) measures a
+// second runner's build with GOCACHE in a cache mount: restored from the
+// registry cache (cache-mounts=true) against cold (the same layer cache
+// without mounts). Both import the layer cache and run the Go step.
+func TestCacheMountsGoBench(t *testing.T) {
+	runs, _ := strconv.Atoi(os.Getenv("BUILDER_BENCH_CACHEMOUNTS"))
+	if runs <= 0 {
+		t.Skip("BUILDER_BENCH_CACHEMOUNTS=N runs the benchmark N times")
+	}
+	testutil.RequiresRoot(t)
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Skip("no Go on the host")
+	}
+	reg := newPutRegistry(t)
+	base := reg.addr + "/busybox:1"
+	testutil.PushImage(t, testutil.BusyboxImage(t), base)
+	ctxDir := writeContext(t, map[string]string{
+		"go.mod":  "module prog\n\ngo 1.22\n",
+		"main.go": "package main\n\nimport (\n\t\"fmt\"\n\t\"strconv\"\n)\n\nfunc main() { fmt.Println(\"ok\", strconv.Itoa(42)) }\n",
+	})
+	warmRef, coldRef := reg.addr+"/cache:go-mounts", reg.addr+"/cache:go-plain"
+	goBuild := func(runID string, to, from []string) (time.Duration, string) {
+		opt := build.Options{BuildArgs: map[string]string{"RUN_ID": runID}, Contexts: map[string]string{"go": strings.TrimSpace(string(goroot))}}
+		for _, s := range to {
+			c, _ := remote.ParseSpec(s, true)
+			opt.CacheTo = append(opt.CacheTo, c)
+		}
+		for _, s := range from {
+			c, _ := remote.ParseSpec(s, false)
+			opt.CacheFrom = append(opt.CacheFrom, c)
+		}
+		start := time.Now()
+		files, _ := mustBuild(t, openState(t, t.TempDir()), base, ctxDir, goCacheDockerfile, opt)
+		return time.Since(start), strings.TrimSpace(files["result"].content)
+	}
+	took, res := goBuild("a", []string{"type=registry,mode=max,cache-mounts=true,ref=" + warmRef, "type=registry,mode=max,ref=" + coldRef}, nil)
+	t.Logf("runner A (cold, exports): %v, %s", took, res)
+	var cold, warm []time.Duration
+	for i := range runs {
+		took, res := goBuild(fmt.Sprintf("cold%d", i), nil, []string{"type=registry,ref=" + coldRef})
+		cold = append(cold, took)
+		t.Logf("cold %d: %v, %s, load %s", i, took, res, loadavg())
+		took, res = goBuild(fmt.Sprintf("warm%d", i), nil, []string{"type=registry,ref=" + warmRef})
+		warm = append(warm, took)
+		t.Logf("warm %d: %v, %s, load %s", i, took, res, loadavg())
+	}
+	slices.Sort(cold)
+	slices.Sort(warm)
+	t.Logf("median build: cold %v, warm (restored cache mount) %v, ratio %.2f", cold[runs/2], warm[runs/2], float64(warm[runs/2])/float64(cold[runs/2]))
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }

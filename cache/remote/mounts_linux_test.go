@@ -292,8 +292,11 @@ func TestCacheMountHostile(t *testing.T) {
 		{"symlink", []tar.Header{
 			{Name: "up", Typeflag: tar.TypeSymlink, Linkname: "../.."},
 			{Name: "up/escape", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1},
+			{Name: "suid", Typeflag: tar.TypeReg, Mode: 0o6755, Size: 1},
 		}, -1, "escape"},
 		{"undeclared", []tar.Header{{Name: "big", Typeflag: tar.TypeReg, Mode: 0o644, Size: 100000}}, 2048, ""},
+		{"device", []tar.Header{{Name: "disk", Typeflag: tar.TypeBlock, Mode: 0o666, Devmajor: 8}}, -1, ""},
+		{"hardlink", []tar.Header{{Name: "shadow", Typeflag: tar.TypeLink, Linkname: "../../../etc/shadow"}}, -1, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -311,6 +314,9 @@ func TestCacheMountHostile(t *testing.T) {
 				}
 				if _, err := os.Lstat(filepath.Join(dst, tt.confined)); err != nil {
 					t.Errorf("the confined file: %v", err)
+				}
+				if fi, err := os.Stat(filepath.Join(dst, "suid")); err != nil || fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+					t.Errorf("the setuid file: %v, %v", fi.Mode(), err)
 				}
 			} else {
 				if ok || err != nil || len(warnings) != 1 {

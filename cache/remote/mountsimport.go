@@ -163,9 +163,23 @@ func (l *Local) extractPart(ctx context.Context, dir string, p mountPart) error 
 	dig := digest.SHA256.Digester()
 	r := io.TeeReader(lr, dig.Hash())
 	exp := &archive.Expansion{Compressed: p.Blob.Size, What: "cache mount part " + p.Blob.Digest.String()}
-	_, err = archive.Extract(ctx, dir, tar.NewReader(r), archive.Options{Expansion: exp})
+	pr, pw := io.Pipe()
+	filtered := make(chan error, 1)
+	go func() {
+		err := filesOnly(tar.NewReader(r), pw)
+		pw.CloseWithError(err)
+		filtered <- err
+	}()
+	_, err = archive.Extract(ctx, dir, tar.NewReader(pr), archive.Options{Expansion: exp})
 	if err == nil {
-		_, err = io.Copy(io.Discard, r)
+		_, err = io.Copy(io.Discard, pr) // the end of the tar
+	}
+	pr.CloseWithError(io.ErrClosedPipe) // stops filesOnly when Extract failed
+	if ferr := <-filtered; err == nil {
+		err = ferr
+	}
+	if err == nil {
+		_, err = io.Copy(io.Discard, r) // the rest, for the digest
 	}
 	if lr.N == 0 {
 		return fmt.Errorf("tar is over its declared %d bytes", p.Size)
@@ -177,4 +191,33 @@ func (l *Local) extractPart(ctx context.Context, dir string, p mountPart) error 
 		return fmt.Errorf("tar digest %s, want %s", got, p.DiffID)
 	}
 	return nil
+}
+
+// filesOnly copies the tar tr to w, refusing what an exported cache mount
+// never holds (devices, pipes, hard links) and dropping setuid and setgid
+// bits: a cache from a registry is bind-mounted into steps and sits in the
+// state directory, so it may bring files, not privileges.
+func filesOnly(tr *tar.Reader, w io.Writer) error {
+	tw := tar.NewWriter(w)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return tw.Close()
+		}
+		if err != nil {
+			return err
+		}
+		switch hdr.Typeflag {
+		case tar.TypeReg, tar.TypeDir, tar.TypeSymlink:
+		default:
+			return fmt.Errorf("entry %q: type %q is not a file, directory or symlink", hdr.Name, hdr.Typeflag)
+		}
+		hdr.Mode &^= 0o6000
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
 }
