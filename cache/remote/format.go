@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/builder-dev/builder/cache/remote/mountcache"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -31,7 +32,7 @@ type config struct {
 	Records []record `json:"records"`
 	// CacheMounts are RUN --mount=type=cache directories
 	// (cache-mounts=true). Importers that predate the field ignore it.
-	CacheMounts []cacheMount `json:"cacheMounts,omitempty"`
+	CacheMounts []mountcache.Entry `json:"cacheMounts,omitempty"`
 }
 
 // layer is one snapshot of a chain.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/remote/mountcache"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/source"
@@ -55,7 +56,7 @@ type imported struct {
 	fetch func(ctx context.Context, d ocispec.Descriptor) error
 	recs  map[digest.Digest]int
 	// mounts are the cache mounts it holds, by key.
-	mounts map[string]*cacheMount
+	mounts map[string]*mountcache.Entry
 }
 
 // loadSource reads the cache manifest and config of spec.
@@ -105,7 +106,7 @@ func (l *Local) loadSource(ctx context.Context, spec Spec) (*imported, error) {
 	if src.recs, err = src.cfg.check(); err != nil {
 		return nil, err
 	}
-	if src.mounts, err = checkMounts(src.cfg.CacheMounts); err != nil {
+	if src.mounts, err = mountcache.Check(src.cfg.CacheMounts); err != nil {
 		return nil, err
 	}
 	return src, nil

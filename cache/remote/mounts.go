@@ -1,37 +1,21 @@
 package remote
 
 import (
-	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
-	"slices"
-	"time"
 
-	"github.com/docker/go-units"
-	"github.com/klauspost/compress/gzip"
+	"github.com/builder-dev/builder/cache/remote/mountcache"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// CacheMount is one RUN --mount=type=cache directory of a build
-// (cache-mounts=true): Key is how the state directory names it (a hex
-// digest of its id, and of its from= source if any), so the same RUN
-// finds it on another machine.
-type CacheMount struct {
-	Key     string
-	ID      string
-	Sharing string
-	// Dir is the cache's files on this machine.
-	Dir string
-	// Lock, when set, holds the cache against writers while it is read.
-	Lock func(ctx context.Context) (unlock func(), err error)
-}
+// CacheMount is one RUN --mount=type=cache directory of a build, for an
+// export with cache-mounts=true.
+type CacheMount = mountcache.Mount
+
+// DefaultCacheMountsMaxSize is the largest cache mount exported unless
+// cache-mounts-max-size says otherwise.
+const DefaultCacheMountsMaxSize = mountcache.DefaultMaxSize
 
 // CacheMountSolve is a Solve that knows the cache mounts its build used.
 type CacheMountSolve interface {
@@ -39,46 +23,20 @@ type CacheMountSolve interface {
 	CacheMounts(ctx context.Context) ([]CacheMount, error)
 }
 
-// cacheMount is a cache mount in the cache config. Its files are cut into
-// parts, each a gzipped tar named by its content, so that a re-export
-// where a few files changed uploads only the parts that hold them (the
-// others are in the registry already: one HEAD each).
-type cacheMount struct {
-	Key     string `json:"key"`
-	ID      string `json:"id,omitempty"`
-	Sharing string `json:"sharing,omitempty"`
-	// Size is the tar bytes of all parts.
-	Size  int64       `json:"size"`
-	Parts []mountPart `json:"parts"`
+// MountRestorer is the solver cache Import returns when a --cache-from
+// holds cache mounts: a RUN step about to mount cache key at dir asks it
+// to fill dir first.
+type MountRestorer interface {
+	// RestoreCacheMount fills dir, when it is absent or empty, with the
+	// files of cache mount key of the first imported cache that has it,
+	// and reports whether it did. A local cache that has files is never
+	// touched: it is this machine's own, and at least as warm for its
+	// builds. A cache that cannot be restored is a warning; the step then
+	// starts with what is there.
+	RestoreCacheMount(ctx context.Context, key, dir string) (bool, error)
 }
 
-// mountPart is one directory of a cache mount: with Tree all of it, else
-// the directory itself and its entries that are not directories (each of
-// its subdirectories has its own part, listed after it).
-type mountPart struct {
-	Path   string             `json:"path"`
-	Tree   bool               `json:"tree,omitempty"`
-	Blob   ocispec.Descriptor `json:"blob"`
-	DiffID digest.Digest      `json:"diffID"`
-	Size   int64              `json:"size"`
-}
-
-// partTarget is the size a directory may have and still be one part: big
-// enough that a cache of small files is a handful of blobs, small enough
-// that one changed file re-uploads little.
-const partTarget = 4 << 20
-
-// DefaultCacheMountsMaxSize is the largest cache mount exported unless
-// cache-mounts-max-size says otherwise.
-const DefaultCacheMountsMaxSize = 2 << 30
-
-// Caps on what an imported config may ask of a restore.
-const (
-	maxCacheMounts    = 256
-	maxMountParts     = 1 << 16
-	maxMountRestore   = 16 << 30
-	cacheMountKeySize = 64
-)
+var _ MountRestorer = (*importCache)(nil)
 
 // exportMounts adds the cache mounts of solve to cfg and their part blobs
 // to blobs, unless spec leaves them out.
@@ -100,7 +58,7 @@ func (l *Local) exportMounts(ctx context.Context, spec Spec, solve Solve, cfg *c
 		seen[b.Digest] = true
 	}
 	for _, m := range mounts {
-		cm, err := l.exportMount(ctx, m, limit)
+		cm, err := mountcache.Export(ctx, l.Content, m, limit, l.warn)
 		if err != nil {
 			return nil, fmt.Errorf("cache mount %s: %w", m.ID, err)
 		}
@@ -118,218 +76,24 @@ func (l *Local) exportMounts(ctx context.Context, spec Spec, solve Solve, cfg *c
 	return blobs, nil
 }
 
-// exportMount cuts m's files into parts and stores them, or returns nil
-// (with a warning when it is too big) when there is nothing to export.
-func (l *Local) exportMount(ctx context.Context, m CacheMount, limit int64) (*cacheMount, error) {
-	if m.Lock != nil {
-		unlock, err := m.Lock(ctx)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil // declared but never run here
-		}
-		if err != nil {
-			return nil, err
-		}
-		defer unlock()
+// RestoreCacheMount implements MountRestorer.
+func (c *importCache) RestoreCacheMount(ctx context.Context, key, dir string) (bool, error) {
+	if !mountcache.EmptyOrAbsent(dir) {
+		return false, nil
 	}
-	sizes, err := treeSizes(m.Dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil // declared but never run here
-	}
-	if err != nil {
-		return nil, err
-	}
-	if sizes["."] > limit {
-		l.warn(fmt.Sprintf("cache mount %s is %s, over cache-mounts-max-size=%s: not exported",
-			m.ID, units.BytesSize(float64(sizes["."])), units.BytesSize(float64(limit))))
-		return nil, nil
-	}
-	cm := &cacheMount{Key: m.Key, ID: m.ID, Sharing: m.Sharing, Parts: []mountPart{}}
-	for _, p := range splitParts(sizes, ".") {
-		if err := l.writePart(ctx, m.Dir, &p); err != nil {
-			return nil, err
-		}
-		cm.Size += p.Size
-		cm.Parts = append(cm.Parts, p)
-	}
-	return cm, nil
-}
-
-// treeSizes returns the bytes of regular files under each directory of
-// dir (relative, slash-separated, "." for dir itself), subdirectories
-// included.
-func treeSizes(dir string) (map[string]int64, error) {
-	sizes := map[string]int64{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			sizes[rel] += 0
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		for a := path.Dir(rel); ; a = path.Dir(a) {
-			sizes[a] += fi.Size()
-			if a == "." {
-				break
-			}
-		}
-		return nil
-	})
-	return sizes, err
-}
-
-// splitParts returns the parts of directory rel, parents first: one part
-// for the whole tree when it is small or has no subdirectory, else one
-// for its own entries and the parts of each subdirectory.
-func splitParts(sizes map[string]int64, rel string) []mountPart {
-	var subs []string
-	for p := range sizes {
-		if p != "." && path.Dir(p) == rel {
-			subs = append(subs, p)
-		}
-	}
-	if sizes[rel] <= partTarget || len(subs) == 0 {
-		return []mountPart{{Path: rel, Tree: true}}
-	}
-	slices.Sort(subs)
-	parts := []mountPart{{Path: rel}}
-	for _, s := range subs {
-		parts = append(parts, splitParts(sizes, s)...)
-	}
-	return parts
-}
-
-// writePart writes part p of the cache mount in dir as a gzipped tar into
-// the content store and fills in its blob. The tar depends only on the
-// files (names in order, times to the second, no owner names), so
-// unchanged files give the same blob.
-func (l *Local) writePart(ctx context.Context, dir string, p *mountPart) error {
-	w, err := l.Content.Writer(ctx)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	zw, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
-	if err != nil {
-		return err
-	}
-	dig := digest.SHA256.Digester()
-	counter := &countWriter{w: io.MultiWriter(zw, dig.Hash())}
-	tw := tar.NewWriter(counter)
-	if err := tarPart(ctx, tw, dir, p.Path, p.Tree); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(dir, p.Path), err)
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	d, size, err := w.Commit("", -1)
-	if err != nil {
-		return err
-	}
-	p.Blob = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: d, Size: size}
-	p.DiffID, p.Size = dig.Digest(), counter.n
-	return nil
-}
-
-// tarPart writes directory rel of root: the directory entry, then its
-// entries that are not directories, then (with tree) its subdirectories'
-// trees, in name order.
-func tarPart(ctx context.Context, tw *tar.Writer, root, rel string, tree bool) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	abs := filepath.Join(root, filepath.FromSlash(rel))
-	if err := tarEntry(tw, abs, rel); err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(abs) // sorted by name
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if e.IsDir() {
+	for _, src := range c.sources {
+		cm, ok := src.mounts[key]
+		if !ok {
 			continue
 		}
-		if err := tarEntry(tw, filepath.Join(abs, e.Name()), path.Join(rel, e.Name())); err != nil {
-			return err
+		err := mountcache.Restore(ctx, c.l.Content, cm, dir, src.fetch)
+		if err == nil {
+			return true, nil
 		}
-	}
-	if !tree {
-		return nil
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			if err := tarPart(ctx, tw, root, path.Join(rel, e.Name()), true); err != nil {
-				return err
-			}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
 		}
+		c.l.warn(fmt.Sprintf("restoring cache mount %s from %s: %v (the step starts without it)", cm.ID, src.name, err))
 	}
-	return nil
-}
-
-// tarEntry writes the file abs as name. Sockets, pipes and devices are
-// left out: a cache holds files.
-func tarEntry(tw *tar.Writer, abs, name string) error {
-	fi, err := os.Lstat(abs)
-	if err != nil {
-		return err
-	}
-	link := ""
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		if link, err = os.Readlink(abs); err != nil {
-			return err
-		}
-	case !fi.Mode().IsRegular() && !fi.IsDir():
-		return nil
-	}
-	hdr, err := tar.FileInfoHeader(fi, link)
-	if err != nil {
-		return err
-	}
-	hdr.Name = name
-	if fi.IsDir() {
-		hdr.Name += "/"
-	}
-	hdr.Uname, hdr.Gname = "", ""
-	hdr.ModTime = fi.ModTime().Truncate(1e9)
-	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil
-	}
-	f, err := os.Open(abs)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	// A file that changed size since Lstat fails the part rather than
-	// writing a tar that lies about it.
-	_, err = io.CopyN(tw, f, hdr.Size)
-	return err
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	return false, nil
 }

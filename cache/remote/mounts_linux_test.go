@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builder-dev/builder/cache/remote/mountcache"
 	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -258,9 +259,9 @@ func hostileLayout(t *testing.T, entries []tar.Header, declared int64) string {
 		declared = int64(tb.Len())
 	}
 	blob := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(zb.Bytes()), Size: int64(zb.Len())}
-	cfg := &config{Version: 1, Layers: []layer{}, Records: []record{}, CacheMounts: []cacheMount{{
+	cfg := &config{Version: 1, Layers: []layer{}, Records: []record{}, CacheMounts: []mountcache.Entry{{
 		Key: testMountKey, ID: "/cache", Size: declared,
-		Parts: []mountPart{{Path: ".", Tree: true, Blob: blob, DiffID: digest.FromBytes(tb.Bytes()), Size: declared}},
+		Parts: []mountcache.Part{{Path: ".", Tree: true, Blob: blob, DiffID: digest.FromBytes(tb.Bytes()), Size: declared}},
 	}}}
 	l := &Local{Content: newStore(t)}
 	if _, err := l.Content.WriteBytes(t.Context(), zb.Bytes()); err != nil {
@@ -334,29 +335,6 @@ func TestCacheMountHostile(t *testing.T) {
 				t.Errorf("left behind: %v", left)
 			}
 		})
-	}
-}
-
-// TestCacheMountConfigCaps: an imported config whose cache mounts break
-// the caps is refused as a whole, like any malformed cache config.
-func TestCacheMountConfigCaps(t *testing.T) {
-	part := mountPart{Blob: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromString("x"), Size: 1}, DiffID: digest.FromString("y"), Size: 10}
-	huge := part
-	huge.Size = maxMountRestore
-	tests := map[string][]cacheMount{
-		"bad key":      {{Key: "../x", Parts: []mountPart{part}}},
-		"no parts":     {{Key: testMountKey}},
-		"too big":      {{Key: testMountKey, Parts: []mountPart{part, huge}}},
-		"too many":     make([]cacheMount, maxCacheMounts+1),
-		"not gzip tar": {{Key: testMountKey, Parts: []mountPart{{Blob: ocispec.Descriptor{MediaType: "text/plain", Digest: part.Blob.Digest}, DiffID: part.DiffID}}}},
-	}
-	for name, cms := range tests {
-		if _, err := checkMounts(cms); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-	if m, err := checkMounts([]cacheMount{{Key: testMountKey, Parts: []mountPart{part}}}); err != nil || m[testMountKey] == nil {
-		t.Errorf("a valid cache mount: %v, %v", m, err)
 	}
 }
 

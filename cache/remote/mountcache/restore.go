@@ -1,4 +1,4 @@
-package remote
+package mountcache
 
 import (
 	"archive/tar"
@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/internal/archive"
 	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
@@ -18,36 +19,21 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// MountRestorer is the solver cache Import returns when a --cache-from
-// holds cache mounts: a RUN step about to mount cache key at dir asks it
-// to fill dir first.
-type MountRestorer interface {
-	// RestoreCacheMount fills dir, when it is absent or empty, with the
-	// files of cache mount key of the first imported cache that has it,
-	// and reports whether it did. A local cache that has files is never
-	// touched: it is this machine's own, and at least as warm for its
-	// builds. A cache that cannot be restored is a warning; the step then
-	// starts with what is there.
-	RestoreCacheMount(ctx context.Context, key, dir string) (bool, error)
-}
-
-var _ MountRestorer = (*importCache)(nil)
-
-// checkMounts checks the cache mounts of an imported config against caps,
+// Check checks the cache mounts of an imported config against caps,
 // so a hostile config cannot ask a restore for unbounded work, and
 // indexes them by key.
-func checkMounts(cms []cacheMount) (map[string]*cacheMount, error) {
-	if len(cms) > maxCacheMounts {
-		return nil, fmt.Errorf("cache config: %d cache mounts (at most %d)", len(cms), maxCacheMounts)
+func Check(cms []Entry) (map[string]*Entry, error) {
+	if len(cms) > MaxMounts {
+		return nil, fmt.Errorf("cache config: %d cache mounts (at most %d)", len(cms), MaxMounts)
 	}
-	out := map[string]*cacheMount{}
+	out := map[string]*Entry{}
 	for i := range cms {
 		cm := &cms[i]
-		if _, err := hex.DecodeString(cm.Key); err != nil || len(cm.Key) != cacheMountKeySize {
+		if _, err := hex.DecodeString(cm.Key); err != nil || len(cm.Key) != keySize {
 			return nil, fmt.Errorf("cache config: cache mount key %q is not a hex sha256", cm.Key)
 		}
-		if len(cm.Parts) == 0 || len(cm.Parts) > maxMountParts {
-			return nil, fmt.Errorf("cache config: cache mount %s has %d parts (1 to %d)", cm.ID, len(cm.Parts), maxMountParts)
+		if len(cm.Parts) == 0 || len(cm.Parts) > MaxParts {
+			return nil, fmt.Errorf("cache config: cache mount %s has %d parts (1 to %d)", cm.ID, len(cm.Parts), MaxParts)
 		}
 		var total int64
 		for _, p := range cm.Parts {
@@ -61,8 +47,8 @@ func checkMounts(cms []cacheMount) (map[string]*cacheMount, error) {
 				return nil, fmt.Errorf("cache config: cache mount %s: part %s is not a sized gzip tar", cm.ID, p.Blob.Digest)
 			}
 			total += p.Size + p.Blob.Size
-			if total > maxMountRestore {
-				return nil, fmt.Errorf("cache config: cache mount %s is over %d bytes", cm.ID, maxMountRestore)
+			if total > MaxRestore {
+				return nil, fmt.Errorf("cache config: cache mount %s is over %d bytes", cm.ID, MaxRestore)
 			}
 		}
 		if _, dup := out[cm.Key]; !dup {
@@ -72,29 +58,8 @@ func checkMounts(cms []cacheMount) (map[string]*cacheMount, error) {
 	return out, nil
 }
 
-func (c *importCache) RestoreCacheMount(ctx context.Context, key, dir string) (bool, error) {
-	if !emptyOrAbsent(dir) {
-		return false, nil
-	}
-	for _, src := range c.sources {
-		cm, ok := src.mounts[key]
-		if !ok {
-			continue
-		}
-		err := c.l.restoreMount(ctx, src, cm, dir)
-		if err == nil {
-			return true, nil
-		}
-		if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		c.l.warn(fmt.Sprintf("restoring cache mount %s from %s: %v (the step starts without it)", cm.ID, src.name, err))
-	}
-	return false, nil
-}
-
-// emptyOrAbsent tells whether dir has no entries.
-func emptyOrAbsent(dir string) bool {
+// EmptyOrAbsent tells whether dir has no entries.
+func EmptyOrAbsent(dir string) bool {
 	f, err := os.Open(dir)
 	if err != nil {
 		return errors.Is(err, os.ErrNotExist)
@@ -104,14 +69,14 @@ func emptyOrAbsent(dir string) bool {
 	return len(names) == 0
 }
 
-// restoreMount fetches the parts of cm and unpacks them, confined, into a
+// Restore fetches the parts of cm with fetch (into store) and unpacks them, confined, into a
 // directory beside dir, which then becomes dir: nobody sees a half-made
 // cache, and a concurrent user that made dir first wins.
-func (l *Local) restoreMount(ctx context.Context, src *imported, cm *cacheMount, dir string) error {
+func Restore(ctx context.Context, store *content.Store, cm *Entry, dir string, fetch func(context.Context, ocispec.Descriptor) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for _, p := range cm.Parts {
-		g.Go(func() error { return src.fetch(gctx, p.Blob) })
+		g.Go(func() error { return fetch(gctx, p.Blob) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -125,11 +90,11 @@ func (l *Local) restoreMount(ctx context.Context, src *imported, cm *cacheMount,
 	// directory's times after its subdirectories' parts are written
 	// there, so a restored cache exports again as the same blobs.
 	for _, p := range slices.Backward(cm.Parts) {
-		if err := l.extractPart(ctx, tmp, p); err != nil {
+		if err := extractPart(ctx, store, tmp, p); err != nil {
 			return fmt.Errorf("part %s (%s): %w", p.Blob.Digest, p.Path, err)
 		}
 	}
-	if err := os.Rename(tmp, dir); err == nil || !emptyOrAbsent(dir) {
+	if err := os.Rename(tmp, dir); err == nil || !EmptyOrAbsent(dir) {
 		return nil // restored, or someone else filled it first
 	}
 	// dir exists, empty: a user may have it mounted, so fill it rather
@@ -149,8 +114,8 @@ func (l *Local) restoreMount(ctx context.Context, src *imported, cm *cacheMount,
 // extractPart unpacks part p into dir with the hardened extractor (no
 // path leaves dir), reading at most its declared size and checking the
 // tar's digest.
-func (l *Local) extractPart(ctx context.Context, dir string, p mountPart) error {
-	rc, err := l.Content.Open(p.Blob.Digest)
+func extractPart(ctx context.Context, store *content.Store, dir string, p Part) error {
+	rc, err := store.Open(p.Blob.Digest)
 	if err != nil {
 		return err
 	}
