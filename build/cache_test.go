@@ -89,21 +89,7 @@ type cacheRun struct {
 
 func cacheBuild(t *testing.T, st *build.State, base, ctxDir, target string, to, from []string) cacheRun {
 	t.Helper()
-	var opt build.Options
-	for _, s := range to {
-		c, err := remote.ParseSpec(s, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opt.CacheTo = append(opt.CacheTo, c)
-	}
-	for _, s := range from {
-		c, err := remote.ParseSpec(s, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opt.CacheFrom = append(opt.CacheFrom, c)
-	}
+	opt := cacheOptions(t, to, from)
 	ev := newEvents()
 	opt.ContextDir, opt.Target, opt.Progress = ctxDir, target, ev
 	opt.Dockerfile, opt.DockerfileName = []byte(strings.ReplaceAll(cacheDockerfile, "{{BASE}}", base)), "Dockerfile"

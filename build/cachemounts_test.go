@@ -105,7 +105,9 @@ func cacheMountParts(t *testing.T, ref string) map[string][]string {
 	return out
 }
 
-func cacheMountBuild(t *testing.T, st *build.State, base, runID string, to, from []string) (string, []string) {
+// cacheOptions are build options with the --cache-to values to and the
+// --cache-from values from.
+func cacheOptions(t *testing.T, to, from []string) build.Options {
 	t.Helper()
 	var opt build.Options
 	for _, s := range to {
@@ -122,6 +124,12 @@ func cacheMountBuild(t *testing.T, st *build.State, base, runID string, to, from
 		}
 		opt.CacheFrom = append(opt.CacheFrom, c)
 	}
+	return opt
+}
+
+func cacheMountBuild(t *testing.T, st *build.State, base, runID string, to, from []string) (string, []string) {
+	t.Helper()
+	opt := cacheOptions(t, to, from)
 	var warnings []string
 	opt.Warn = func(w string) { warnings = append(warnings, w) }
 	opt.BuildArgs = map[string]string{"RUN_ID": runID}
@@ -236,15 +244,8 @@ func TestCacheMountsGoBench(t *testing.T) {
 	})
 	warmRef, coldRef := reg.addr+"/cache:go-mounts", reg.addr+"/cache:go-plain"
 	goBuild := func(runID string, to, from []string) (time.Duration, string) {
-		opt := build.Options{BuildArgs: map[string]string{"RUN_ID": runID}, Contexts: map[string]string{"go": strings.TrimSpace(string(goroot))}}
-		for _, s := range to {
-			c, _ := remote.ParseSpec(s, true)
-			opt.CacheTo = append(opt.CacheTo, c)
-		}
-		for _, s := range from {
-			c, _ := remote.ParseSpec(s, false)
-			opt.CacheFrom = append(opt.CacheFrom, c)
-		}
+		opt := cacheOptions(t, to, from)
+		opt.BuildArgs, opt.Contexts = map[string]string{"RUN_ID": runID}, map[string]string{"go": strings.TrimSpace(string(goroot))}
 		start := time.Now()
 		files, _ := mustBuild(t, openState(t, t.TempDir()), base, ctxDir, goCacheDockerfile, opt)
 		return time.Since(start), strings.TrimSpace(files["result"].content)
