@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -208,6 +209,21 @@ func TestCacheMountsAcrossMachines(t *testing.T) {
 	})
 	if ran := ev.ran(); len(ran) != 0 {
 		t.Errorf("a build B already made ran %v with B's cache", ran)
+	}
+}
+
+// TestCacheMountsLocal: the same through an OCI layout directory
+// (--cache-to type=local,dest=DIR,cache-mounts=true, --cache-from
+// type=local,src=DIR).
+func TestCacheMountsLocal(t *testing.T) {
+	base := busyboxBase(t)
+	dir := filepath.Join(t.TempDir(), "cache")
+	if got, _ := cacheMountBuild(t, openState(t, t.TempDir()), base, "a", []string{"type=local,mode=max,cache-mounts=true,dest=" + dir}, nil); got != "run=a warm=0" {
+		t.Fatalf("runner A: %q, want a cold cache", got)
+	}
+	got, warnings := cacheMountBuild(t, openState(t, t.TempDir()), base, "b", nil, []string{"type=local,src=" + dir})
+	if got != "run=b warm=1" {
+		t.Errorf("runner B: %q (warnings %q), want the cache A left", got, warnings)
 	}
 }
 
