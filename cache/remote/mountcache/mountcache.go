@@ -106,12 +106,24 @@ func Export(ctx context.Context, store *content.Store, m Mount, limit int64, war
 		return nil, nil
 	}
 	cm := &Entry{Key: m.Key, ID: m.ID, Sharing: m.Sharing, Parts: []Part{}}
+	memo := loadMemo(m.Dir)
+	next := map[string]memoEntry{}
 	for _, p := range splitParts(sizes, ".") {
-		if err := writePart(ctx, store, m.Dir, &p); err != nil {
+		fp, err := fingerprint(ctx, m.Dir, p)
+		if err != nil {
 			return nil, err
 		}
+		if old, ok := memo[p.memoKey()]; ok && old.Fingerprint == fp && store.Exists(old.Part.Blob.Digest) {
+			p = old.Part
+		} else if err := writePart(ctx, store, m.Dir, &p); err != nil {
+			return nil, err
+		}
+		next[p.memoKey()] = memoEntry{Fingerprint: fp, Part: p}
 		cm.Size += p.Size
 		cm.Parts = append(cm.Parts, p)
+	}
+	if err := saveMemo(m.Dir, next); err != nil {
+		warn(fmt.Sprintf("cache mount %s: remembering its parts: %v", m.ID, err))
 	}
 	return cm, nil
 }
@@ -187,7 +199,7 @@ func writePart(ctx context.Context, store *content.Store, dir string, p *Part) e
 	dig := digest.SHA256.Digester()
 	counter := &countWriter{w: io.MultiWriter(zw, dig.Hash())}
 	tw := tar.NewWriter(counter)
-	if err := tarPart(ctx, tw, dir, p.Path, p.Tree); err != nil {
+	if err := walkPart(ctx, dir, p.Path, p.Tree, func(abs, name string) error { return tarEntry(tw, abs, name) }); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(dir, p.Path), err)
 	}
 	if err := tw.Close(); err != nil {
@@ -205,15 +217,15 @@ func writePart(ctx context.Context, store *content.Store, dir string, p *Part) e
 	return nil
 }
 
-// tarPart writes directory rel of root: the directory entry, then its
-// entries that are not directories, then (with tree) its subdirectories'
-// trees, in name order.
-func tarPart(ctx context.Context, tw *tar.Writer, root, rel string, tree bool) error {
+// walkPart calls fn for the entries of directory rel of root in the
+// order its part holds them: the directory, then its entries that are not
+// directories, then (with tree) its subdirectories' trees, by name.
+func walkPart(ctx context.Context, root, rel string, tree bool, fn func(abs, name string) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	abs := filepath.Join(root, filepath.FromSlash(rel))
-	if err := tarEntry(tw, abs, rel); err != nil {
+	if err := fn(abs, rel); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(abs) // sorted by name
@@ -224,7 +236,7 @@ func tarPart(ctx context.Context, tw *tar.Writer, root, rel string, tree bool) e
 		if e.IsDir() {
 			continue
 		}
-		if err := tarEntry(tw, filepath.Join(abs, e.Name()), path.Join(rel, e.Name())); err != nil {
+		if err := fn(filepath.Join(abs, e.Name()), path.Join(rel, e.Name())); err != nil {
 			return err
 		}
 	}
@@ -233,7 +245,7 @@ func tarPart(ctx context.Context, tw *tar.Writer, root, rel string, tree bool) e
 	}
 	for _, e := range entries {
 		if e.IsDir() {
-			if err := tarPart(ctx, tw, root, path.Join(rel, e.Name()), true); err != nil {
+			if err := walkPart(ctx, root, path.Join(rel, e.Name()), true, fn); err != nil {
 				return err
 			}
 		}
