@@ -3,17 +3,12 @@ package build_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,45 +16,8 @@ import (
 	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 )
-
-// putRegistry is an in-process registry that remembers the blobs pushed
-// to it (the PUT that completes an upload) and the bytes uploaded.
-type putRegistry struct {
-	addr  string
-	mu    sync.Mutex
-	puts  []string
-	bytes int64
-}
-
-func newPutRegistry(t *testing.T) *putRegistry {
-	c := &putRegistry{}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/blobs/uploads/") && (r.Method == http.MethodPut || r.Method == http.MethodPatch) {
-			body, _ := io.ReadAll(r.Body)
-			r.Body = io.NopCloser(strings.NewReader(string(body)))
-			c.mu.Lock()
-			c.bytes += int64(len(body))
-			if d := r.URL.Query().Get("digest"); d != "" && r.Method == http.MethodPut {
-				c.puts = append(c.puts, d)
-			}
-			c.mu.Unlock()
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	c.addr = strings.TrimPrefix(srv.URL, "http://")
-	return c
-}
-
-func (c *putRegistry) reset() {
-	c.mu.Lock()
-	c.puts, c.bytes = nil, 0
-	c.mu.Unlock()
-}
 
 // The step counts its runs in its cache mount and says how warm the
 // cache was; a big file written once and a small directory stand for a
@@ -145,7 +103,7 @@ func cacheMountBuild(t *testing.T, st *build.State, base, runID string, to, from
 // cache with mounts still imports as a layer cache.
 func TestCacheMountsAcrossMachines(t *testing.T) {
 	testutil.RequiresRoot(t)
-	reg := newPutRegistry(t)
+	reg := newCountingRegistry(t)
 	base := reg.addr + "/busybox:1"
 	testutil.PushImage(t, testutil.BusyboxImage(t), base)
 	ref := reg.addr + "/cache:mounts"
@@ -251,7 +209,7 @@ func TestCacheMountsGoBench(t *testing.T) {
 	if err != nil {
 		t.Skip("no Go on the host")
 	}
-	reg := newPutRegistry(t)
+	reg := newCountingRegistry(t)
 	base := reg.addr + "/busybox:1"
 	testutil.PushImage(t, testutil.BusyboxImage(t), base)
 	ctxDir := writeContext(t, map[string]string{
