@@ -19,6 +19,7 @@ import (
 
 	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/server/api"
+	"github.com/builder-dev/builder/server/session"
 	"github.com/builder-dev/builder/source/localctx"
 )
 
@@ -64,6 +65,8 @@ type Handlers struct {
 	Progress func(*api.Progress)
 	Message  func(string)
 	Queued   func(pos int)
+	// Local answers the build's requests for secrets and SSH agents.
+	Local session.Local
 }
 
 // Output is where an -o value's data lands on the client.
@@ -76,6 +79,9 @@ type Output struct {
 // outputs (by index into req.Outputs) to outputs. project, when set, lets
 // the server keep the context between builds (RouteKey).
 func (c *Client) Build(ctx context.Context, tree *localctx.Tree, project string, req *api.BuildRequest, outputs map[int]Output, h Handlers) (*api.Result, error) {
+	// Answers (an SSH agent's forwarding) end with the build.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	id, err := c.sync(ctx, tree, project)
 	if err != nil {
 		return nil, err
@@ -111,6 +117,14 @@ func (c *Client) Build(ctx context.Context, tree *localctx.Tree, project string,
 		case api.KindMessage:
 			if h.Message != nil {
 				h.Message(ev.Text)
+			}
+		case api.KindRequest:
+			if ev.Request != nil {
+				go func(r api.Request) {
+					if err := h.Local.Answer(ctx, c.http, c.base+api.Version+"/requests/"+r.Token, r); err != nil && ctx.Err() == nil && h.Message != nil {
+						h.Message(fmt.Sprintf("WARNING: answering the server's %s %s request: %v", r.Type, r.ID, err))
+					}
+				}(*ev.Request)
 			}
 		case api.KindOutput:
 			if err := sink.write(ev.Output, ev.Data); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/progress"
 	"github.com/builder-dev/builder/server/api"
+	"github.com/builder-dev/builder/server/session"
 	"github.com/builder-dev/builder/source/localctx"
 )
 
@@ -30,6 +31,8 @@ type Remote struct {
 	// $XDG_CACHE_HOME/builder/client.
 	SumsDir string
 	Request *api.BuildRequest
+	// Local holds the secrets and SSH agents the server may ask for.
+	Local session.Local
 	// Printer renders the build's progress; Quiet prints only the digest.
 	Printer      progress.Printer
 	Quiet        bool
@@ -62,6 +65,7 @@ func RunRemote(ctx context.Context, r Remote, stdout, stderr io.Writer) error {
 	res, err := BuildOnPool(ctx, r.Hosts, r.TLS, key, tree, r.Request, outputs, Handlers{
 		Progress: func(p *api.Progress) { r.Printer.Event(DecodeProgress(p)) },
 		Message:  func(s string) { fmt.Fprintln(stderr, s) },
+		Local: r.Local,
 		Queued: func(pos int) {
 			if !r.Quiet {
 				fmt.Fprintf(stderr, "waiting for the server: place %d in its queue\n", pos)
@@ -163,18 +167,22 @@ func clientOutputs(specs []string) (map[int]Output, error) {
 	return outputs, nil
 }
 
-// ReadSecret reads a --secret value (from a file or an environment
-// variable) on the client, to send it.
-func ReadSecret(file, env string) ([]byte, error) {
+// SecretReader checks that a --secret's file or environment variable is
+// there and returns what reads it, on the client, when the server asks.
+func SecretReader(file, env string) (func() ([]byte, error), error) {
 	switch {
+	case file != "" && env != "":
+		return nil, errors.New("give a file or an environment variable, not both")
 	case file != "":
-		return os.ReadFile(file)
+		if _, err := os.Stat(file); err != nil {
+			return nil, err
+		}
+		return func() ([]byte, error) { return os.ReadFile(file) }, nil
 	case env != "":
-		v, ok := os.LookupEnv(env)
-		if !ok {
+		if _, ok := os.LookupEnv(env); !ok {
 			return nil, fmt.Errorf("environment variable %s is not set", env)
 		}
-		return []byte(v), nil
+		return func() ([]byte, error) { return []byte(os.Getenv(env)), nil }, nil
 	}
 	return nil, errors.New("no file or environment variable")
 }

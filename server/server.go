@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/builder-dev/builder/server/api"
 	"github.com/builder-dev/builder/server/blobs"
+	"github.com/builder-dev/builder/server/session"
 	"github.com/builder-dev/builder/solver"
 )
 
@@ -35,6 +37,7 @@ type Server struct {
 	blobs   *blobs.Store
 	queue   *queue
 	metrics metrics
+	session session.Registry
 
 	mu       sync.Mutex
 	contexts map[string]*syncedContext
@@ -83,6 +86,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.Version+"/contexts", s.postContext)
 	mux.HandleFunc("PUT "+api.Version+"/contexts/{id}/blobs/{digest}", s.putBlob)
 	mux.HandleFunc("POST "+api.Version+"/build", s.postBuild)
+	mux.Handle("POST "+api.Version+"/requests/{token}", &s.session)
 	return mux
 }
 
@@ -196,6 +200,7 @@ type Emitter struct {
 	enc     *json.Encoder
 	flush   http.Flusher
 	metrics *metrics
+	session *session.Registry
 }
 
 func (e *Emitter) send(ev api.Event) {
@@ -206,6 +211,18 @@ func (e *Emitter) send(ev api.Event) {
 		e.flush.Flush()
 	}
 }
+
+// Secret asks the client for secret id, when a step that uses it starts.
+func (e *Emitter) Secret(ctx context.Context, id string) ([]byte, error) {
+	return e.session.Secret(ctx, e.request, id)
+}
+
+// DialSSH asks the client for a connection to its SSH agent id.
+func (e *Emitter) DialSSH(ctx context.Context, id string) (net.Conn, error) {
+	return e.session.DialSSH(ctx, e.request, id)
+}
+
+func (e *Emitter) request(r api.Request) { e.send(api.Event{Kind: api.KindRequest, Request: &r}) }
 
 // Message sends a line for the client's stderr.
 func (e *Emitter) Message(text string) { e.send(api.Event{Kind: api.KindMessage, Text: text}) }
@@ -247,7 +264,7 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
-	em := &Emitter{enc: json.NewEncoder(w), flush: flusher, metrics: &s.metrics}
+	em := &Emitter{enc: json.NewEncoder(w), flush: flusher, metrics: &s.metrics, session: &s.session}
 	res, err := s.runBuild(r.Context(), &req, sc, em)
 	if err != nil {
 		em.send(api.Event{Kind: api.KindResult, Error: encodeError(err)})

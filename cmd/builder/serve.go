@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -79,15 +80,17 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 }
 
 // serveHooks let runBuild serve a remote client: its progress goes to the
-// client, its secrets come from the request, its result is kept.
+// client, its secrets and SSH agents are asked of the client step by step,
+// its result is kept.
 type serveHooks struct {
-	em      *server.Emitter
-	secrets map[string][]byte
-	res     *build.Result
+	em             *server.Emitter
+	secrets, agent []string
+	res            *build.Result
 }
 
 // wire sends the build's progress to the client instead of a printer
-// (the history recorder still listens) and gives it the client's secrets.
+// (the history recorder still listens) and gives it the client's secrets
+// and SSH agents, fetched when a step uses one.
 func (h *serveHooks) wire(run *buildRun, opt *build.Options) {
 	if h == nil {
 		return
@@ -95,11 +98,13 @@ func (h *serveHooks) wire(run *buildRun, opt *build.Options) {
 	run.printer = h
 	run.gate = &progress.Gate{Printer: progress.Tee(h, run.rec)}
 	opt.Progress = run.gate
-	if opt.Secrets == nil && len(h.secrets) > 0 {
-		opt.Secrets = map[string]build.Secret{}
+	opt.Secrets, opt.SSH = map[string]build.Secret{}, nil
+	opt.SSHDial = map[string]func(context.Context) (net.Conn, error){}
+	for _, id := range h.secrets {
+		opt.Secrets[id] = build.Secret{Fetch: func(ctx context.Context) ([]byte, error) { return h.em.Secret(ctx, id) }}
 	}
-	for id, v := range h.secrets {
-		opt.Secrets[id] = build.Secret{Value: v}
+	for _, id := range h.agent {
+		opt.SSHDial[id] = func(ctx context.Context) (net.Conn, error) { return h.em.DialSSH(ctx, id) }
 	}
 }
 
@@ -122,7 +127,7 @@ func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
 			Parallelism: req.Parallelism, SquashAbove: req.SquashAbove, StepTimeout: req.StepTimeout, HTTPTimeout: req.HTTPTimeout,
 			HTTPMaxSize: req.HTTPMaxSize, GCKeep: req.GCKeep, OnError: "fail", Buildx: buildopts.Buildx{Call: "build"},
 		}
-		hooks := &serveHooks{em: em, secrets: req.Secrets}
+		hooks := &serveHooks{em: em, secrets: req.SecretIDs, agent: req.SSHIDs}
 		if req.Quiet {
 			f.Progress = "quiet"
 		}
