@@ -65,7 +65,7 @@ func RunRemote(ctx context.Context, r Remote, stdout, stderr io.Writer) error {
 	res, err := BuildOnPool(ctx, r.Hosts, r.TLS, key, tree, r.Request, outputs, Handlers{
 		Progress: func(p *api.Progress) { r.Printer.Event(DecodeProgress(p)) },
 		Message:  func(s string) { fmt.Fprintln(stderr, s) },
-		Local: r.Local,
+		Local:    r.Local,
 		Queued: func(pos int) {
 			if !r.Quiet {
 				fmt.Fprintf(stderr, "waiting for the server: place %d in its queue\n", pos)
