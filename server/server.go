@@ -75,6 +75,7 @@ func New(root string, maxBuilds int, policy Policy, build BuildFunc) (*Server, e
 	if err := os.MkdirAll(builds, 0o700); err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
+	countRegistryBytes()
 	return &Server{build: build, policy: policy, root: root, blobs: &blobs.Store{Dir: blobsDir}, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}, projects: map[string]*project{}}, nil
 }
 
