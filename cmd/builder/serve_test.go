@@ -24,6 +24,13 @@ import (
 // cache in a temp dir too.
 func startServer(t *testing.T, c cli, extra ...string) string {
 	t.Helper()
+	host, _ := startServerCmd(t, c, extra...)
+	return host
+}
+
+// startServerCmd is startServer that also returns the server's process.
+func startServerCmd(t *testing.T, c cli, extra ...string) (string, *exec.Cmd) {
+	t.Helper()
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	sock := filepath.Join(t.TempDir(), "builder.sock")
 	cmd := exec.Command(c.bin, append([]string{"--root", c.root, "serve", "--addr", "unix://" + sock}, extra...)...)
@@ -55,7 +62,7 @@ func startServer(t *testing.T, c cli, extra ...string) string {
 	if fi.Mode().Perm() != 0o660 {
 		t.Errorf("socket mode = %v, want 0660", fi.Mode().Perm())
 	}
-	return "unix://" + sock
+	return "unix://" + sock, cmd
 }
 
 func busyboxContext(t *testing.T, dockerfile string) string {
