@@ -260,6 +260,9 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.contexts, req.Context)
+		for _, id := range req.LocalContexts {
+			delete(s.contexts, id)
+		}
 		s.mu.Unlock()
 	}()
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -316,6 +319,10 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 	if err != nil {
 		return nil, fmt.Errorf("assembling the build context: %w", err)
 	}
+	namedFiles, namedBytes, err := s.namedContexts(req, dir)
+	if err != nil {
+		return nil, err
+	}
 	res, err := s.build(ctx, req, contextDir, outDir, em)
 	if err != nil {
 		return nil, err
@@ -324,7 +331,7 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 		return nil, err
 	}
 	s.mu.Lock()
-	res.SyncedFiles, res.SyncedBytes = sc.uploadFiles, sc.uploadBytes
+	res.SyncedFiles, res.SyncedBytes = sc.uploadFiles+namedFiles, sc.uploadBytes+namedBytes
 	s.mu.Unlock()
 	return res, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,10 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 
 	"github.com/builder-dev/builder/build"
-	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
+	"github.com/builder-dev/builder/cmd/builder/internal/remoteflags"
 	"github.com/builder-dev/builder/progress"
 	"github.com/builder-dev/builder/server"
 	"github.com/builder-dev/builder/server/api"
@@ -121,44 +119,25 @@ func (h *serveHooks) setResult(res *build.Result) {
 // flags given on the command line would.
 func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
 	return func(ctx context.Context, req *api.BuildRequest, contextDir, outDir string, em *server.Emitter) (*api.Result, error) {
-		f := &buildopts.Flags{
-			Tags: req.Tags, File: "-", Target: req.Target, NoCache: req.NoCache, NoCacheFilter: req.NoCacheFilter,
-			Push: req.Push, Progress: "plain", Allow: req.Allow, Network: req.Network, CacheTo: req.CacheTo, CacheFrom: req.CacheFrom,
-			Parallelism: req.Parallelism, SquashAbove: req.SquashAbove, StepTimeout: req.StepTimeout, HTTPTimeout: req.HTTPTimeout,
-			HTTPMaxSize: req.HTTPMaxSize, GCKeep: req.GCKeep, OnError: "fail", Buildx: buildopts.Buildx{Call: "build"},
+		f, err := remoteflags.Flags(req, outDir)
+		if err != nil {
+			return nil, err
 		}
 		hooks := &serveHooks{em: em, secrets: req.SecretIDs, agent: req.SSHIDs}
-		if req.Quiet {
-			f.Progress = "quiet"
-		}
-		if f.Network == "" {
-			f.Network = "default"
-		}
-		for k, v := range req.BuildArgs {
-			f.BuildArgs = append(f.BuildArgs, k+"="+v)
-		}
-		for i, o := range req.Outputs {
-			client, _, err := server.ClientOutput(o)
-			if err != nil {
-				return nil, err
-			}
-			if client {
-				o = server.SetDest(o, server.OutputPath(outDir, i))
-			}
-			f.Outputs = append(f.Outputs, o)
-		}
-		if req.Metadata {
-			f.MetadataFile = filepath.Join(outDir, "metadata.json")
-		}
 		cmd := &cobra.Command{}
 		cmd.SetContext(ctx)
-		cmd.SetIn(bytes.NewReader(req.Dockerfile))
 		cmd.SetOut(io.Discard)
+		if req.Check {
+			cmd.SetOut(em.StdoutLines())
+		}
 		cmd.SetErr(em.Lines())
 		local := *g
 		local.remoteFlags = remoteFlags{serve: hooks}
 		if err := runBuild(cmd, &local, f, contextDir); err != nil {
 			return nil, err
+		}
+		if req.Check {
+			return &api.Result{}, nil
 		}
 		res := &api.Result{Digest: hooks.res.Manifest.Digest.String(), Names: hooks.res.Names}
 		if req.Metadata {

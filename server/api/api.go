@@ -69,7 +69,15 @@ type BuildRequest struct {
 	// server asks the client for one (a Request event) when a step that
 	// uses it starts, and holds it for that step only.
 	SecretIDs []string `json:"secretIds,omitempty"`
-	SSHIDs    []string `json:"sshIds,omitempty"`
+	// Contexts are --build-context values that name no client path
+	// (docker-image://REF); LocalContexts name, for each directory
+	// --build-context, the listing (ContextResponse.ID) it was synced as.
+	Contexts      map[string]string `json:"contexts,omitempty"`
+	LocalContexts map[string]string `json:"localContexts,omitempty"`
+	// Check runs the build checks only (--check): their report comes back
+	// as stdout messages and a failed check as exit code 1.
+	Check  bool     `json:"check,omitempty"`
+	SSHIDs []string `json:"sshIds,omitempty"`
 }
 
 // Request types: what a build asks its client for.
@@ -117,6 +125,7 @@ type Event struct {
 	Position int       `json:"position,omitempty"`
 	Progress *Progress `json:"progress,omitempty"`
 	Text     string    `json:"text,omitempty"`
+	Stdout   bool      `json:"stdout,omitempty"` // Text is for the client's stdout, not stderr
 	Output   int       `json:"output,omitempty"` // index into BuildRequest.Outputs
 	Data     []byte    `json:"data,omitempty"`
 	Result   *Result   `json:"result,omitempty"`
