@@ -12,7 +12,9 @@ import (
 // TestServeBuildContextAndCheck: a directory --build-context is synced to
 // the server as the main context is (a rebuild after touching one of its
 // files uploads that file), an OCI layout one is refused with the reason,
-// and --check prints what a local --check prints, with its exit code.
+// buildx flags such as --add-host and --ulimit reach the server's steps,
+// --load is refused with the reason, and --check prints what a local
+// --check prints, with its exit code.
 func TestServeBuildContextAndCheck(t *testing.T) {
 	testutil.RequiresRoot(t)
 	srv := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
@@ -45,6 +47,23 @@ func TestServeBuildContextAndCheck(t *testing.T) {
 	_, stderr, code := client.run("--host", host, "build", "--build-context", "extra=oci-layout://"+extra, dir)
 	if code == 0 || !strings.Contains(stderr, "not supported with --host") {
 		t.Errorf("--build-context oci-layout:// with --host: exit %d, want a refusal saying why:\n%s", code, stderr)
+	}
+
+	// buildx flags are forwarded; --load, which would reach the server's
+	// Docker, is refused saying what to do instead.
+	hostsDir := busyboxContext(t, `RUN ["/bin/busybox", "sh", "-c", "/bin/busybox grep docs.example /etc/hosts > /hosts; ulimit -Hn > /nofile"]`+"\n")
+	_, stderr, code = client.run("--host", host, "build", "--add-host", "docs.example:10.1.2.3", "--ulimit", "nofile=1024:2048", "-o", "type=local,dest="+out, hostsDir)
+	if code != 0 {
+		t.Fatalf("remote build with --add-host and --ulimit: exit %d\n%s", code, stderr)
+	}
+	for f, want := range map[string]string{"hosts": "10.1.2.3", "nofile": "2048"} {
+		if b, _ := os.ReadFile(filepath.Join(out, f)); !strings.Contains(string(b), want) {
+			t.Errorf("%s written by the remote step = %q, want %s", f, b, want)
+		}
+	}
+	_, stderr, code = client.run("--host", host, "build", "--load", hostsDir)
+	if code == 0 || !strings.Contains(stderr, "--load is not supported with --host: ") || !strings.Contains(stderr, "type=docker") {
+		t.Errorf("--load with --host: exit %d, want a refusal saying why:\n%s", code, stderr)
 	}
 
 	bad := filepath.Join(dir, "Dockerfile.bad")

@@ -74,6 +74,15 @@ type BuildRequest struct {
 	// --build-context, the listing (ContextResponse.ID) it was synced as.
 	Contexts      map[string]string `json:"contexts,omitempty"`
 	LocalContexts map[string]string `json:"localContexts,omitempty"`
+	// Pull, Labels, Annotations, AddHosts, ShmSize, Ulimits and Platforms
+	// are the buildx flags of the same names.
+	Pull        bool     `json:"pull,omitempty"`
+	Labels      []string `json:"labels,omitempty"`
+	Annotations []string `json:"annotations,omitempty"`
+	AddHosts    []string `json:"addHosts,omitempty"`
+	ShmSize     string   `json:"shmSize,omitempty"`
+	Ulimits     []string `json:"ulimits,omitempty"`
+	Platforms   []string `json:"platforms,omitempty"`
 	// Check runs the build checks only (--check): their report comes back
 	// as stdout messages and a failed check as exit code 1.
 	Check  bool     `json:"check,omitempty"`

@@ -23,16 +23,15 @@ func Request(f *buildopts.Flags, df []byte, opt build.Options) (*api.BuildReques
 	local := session.Local{Secrets: map[string]func() ([]byte, error){}, SSH: opt.SSH}
 	bx := f.Buildx
 	for _, bad := range []struct {
-		set  bool
-		flag string
+		set       bool
+		flag, why string
 	}{
-		{f.OnError != "fail", "--on-error"}, {f.Resources != (buildopts.Resources{}), "resource limits"},
-		{bx.Load, "--load"}, {bx.Pull, "--pull"}, {len(bx.Labels) > 0, "--label"}, {len(bx.Annotations) > 0, "--annotation"},
-		{len(bx.AddHosts) > 0, "--add-host"}, {bx.ShmSize != "", "--shm-size"}, {len(bx.Ulimits) > 0, "--ulimit"},
-		{bx.CgroupParent != "", "--cgroup-parent"}, {len(bx.Platforms) > 0, "--platform"},
+		{f.OnError != "fail", "--on-error", "the debug shell and the kept layer would be on the server's host"},
+		{f.Resources != (buildopts.Resources{}), "--memory, --cpus, --cpu-shares, --pids-limit", "the server's cgroup limits are its operator's (not set per client yet)"},
+		{bx.Load, "--load", "it loads into a Docker or Podman of the server's host; use -o type=docker,dest=FILE and load FILE on the client"},
 	} {
 		if bad.set {
-			return nil, local, nil, fmt.Errorf("%s is not supported with --host yet", bad.flag)
+			return nil, local, nil, fmt.Errorf("%s is not supported with --host: %s", bad.flag, bad.why)
 		}
 	}
 	for id, s := range opt.Secrets {
@@ -47,7 +46,8 @@ func Request(f *buildopts.Flags, df []byte, opt build.Options) (*api.BuildReques
 		Target: f.Target, NoCache: f.NoCache, NoCacheFilter: f.NoCacheFilter, Push: f.Push, Outputs: f.Outputs,
 		Allow: f.Allow, Network: f.Network, CacheTo: f.CacheTo, CacheFrom: f.CacheFrom, Parallelism: f.Parallelism,
 		SquashAbove: f.SquashAbove, StepTimeout: f.StepTimeout, HTTPTimeout: f.HTTPTimeout, HTTPMaxSize: f.HTTPMaxSize,
-		GCKeep: f.GCKeep, Check: f.Check, Metadata: f.MetadataFile != "", SecretIDs: llb.SortedKeys(opt.Secrets), SSHIDs: llb.SortedKeys(opt.SSH), Quiet: f.Progress == "quiet",
+		GCKeep: f.GCKeep, Check: f.Check, Pull: bx.Pull, Labels: bx.Labels, Annotations: bx.Annotations, AddHosts: bx.AddHosts,
+		ShmSize: bx.ShmSize, Ulimits: bx.Ulimits, Platforms: bx.Platforms, Metadata: f.MetadataFile != "", SecretIDs: llb.SortedKeys(opt.Secrets), SSHIDs: llb.SortedKeys(opt.SSH), Quiet: f.Progress == "quiet",
 	}
 	named, err := contexts(req, opt.Contexts)
 	return req, local, named, err
@@ -86,7 +86,8 @@ func Flags(req *api.BuildRequest, outDir string) (*buildopts.Flags, error) {
 		Tags: req.Tags, Target: req.Target, NoCache: req.NoCache, NoCacheFilter: req.NoCacheFilter,
 		Push: req.Push, Progress: "plain", Allow: req.Allow, Network: req.Network, CacheTo: req.CacheTo, CacheFrom: req.CacheFrom,
 		Parallelism: req.Parallelism, SquashAbove: req.SquashAbove, StepTimeout: req.StepTimeout, HTTPTimeout: req.HTTPTimeout,
-		HTTPMaxSize: req.HTTPMaxSize, GCKeep: req.GCKeep, OnError: "fail", Buildx: buildopts.Buildx{Call: "build"},
+		HTTPMaxSize: req.HTTPMaxSize, GCKeep: req.GCKeep, OnError: "fail", Buildx: buildopts.Buildx{Call: "build", Pull: req.Pull, Labels: req.Labels, Annotations: req.Annotations,
+			AddHosts: req.AddHosts, ShmSize: req.ShmSize, Ulimits: req.Ulimits, Platforms: req.Platforms},
 	}
 	if req.Quiet {
 		f.Progress = "quiet"
