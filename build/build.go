@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -63,6 +64,9 @@ type Options struct {
 	Secrets map[string]Secret
 	// SSH are SSH agent sockets RUN --mount=type=ssh may use, by id.
 	SSH map[string]string
+	// SSHDial are SSH agents reached by a call per connection, by id (a
+	// `builder serve` client's, forwarded over the API).
+	SSHDial map[string]func(context.Context) (net.Conn, error)
 	// Allow grants entitlements: EntitlementInsecure, EntitlementNetworkHost.
 	Allow []string
 	// OnRunFailure, when set, is called when a RUN step's command fails,
