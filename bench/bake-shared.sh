@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `builder bake` of three targets sharing a base stage (issue 17 target:
+# the bake takes at most 1.1x the longest target built alone, base
+# included, since the base runs once and the targets at once). The steps
+# sleep, so the figure is about scheduling, not CPU. Built with --no-cache
+# each time. Needs root and hyperfine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make -s build
+bin=$PWD/bin/builder
+dir=$(mktemp -d)
+root=${BENCH_ROOT:-$(mktemp -d)}
+json=$(mktemp)
+trap 'rm -rf "$dir" "$json"; [ -n "${BENCH_ROOT:-}" ] || rm -rf "$root"' EXIT
+cp /usr/bin/busybox "$dir/busybox"
+cat >"$dir/Dockerfile" <<'DF'
+FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox sleep 2; /bin/busybox cat /proc/sys/kernel/random/uuid > /stamp"]
+
+FROM base AS a
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox sleep 1; echo a > /a"]
+
+FROM base AS b
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox sleep 1; echo b > /b"]
+
+FROM base AS c
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox sleep 1.5; echo c > /c"]
+DF
+cat >"$dir/docker-bake.hcl" <<'HCL'
+group "default" { targets = ["a", "b", "c"] }
+target "a" { target = "a" }
+target "b" { target = "b" }
+target "c" { target = "c" }
+HCL
+uptime
+cd "$dir"
+hyperfine --runs "${RUNS:-5}" --export-json "$json" \
+	-n single-c "$bin build --root $root --no-cache --progress quiet --target c ." \
+	-n bake-abc "$bin bake --root $root --no-cache --progress quiet"
+uptime
+python3 - "$json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+s, b = r["single-c"]["median"], r["bake-abc"]["median"]
+print(f"median: single target c {s:.2f} s, bake a+b+c {b:.2f} s, ratio {b/s:.2f}x (target <= 1.1x)")
+PY
