@@ -102,6 +102,13 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 	sv := solver.New(g.ops(s.worker), use, g, parallelism)
 	sv.SetHistory(g)
 	sv.SetStepTimeout(first.StepTimeout)
+	if len(targets) > 1 {
+		// The export step's number follows its graph's; in one solve the
+		// numbers go on over all graphs, so each export gets its own.
+		for i, t := range targets {
+			t.opt.Progress = renumber{next: t.opt.Progress, from: countVertices(t.fe.Root) + 1, to: len(g.owners) + 1 + i}
+		}
+	}
 	out := make([]*Result, len(targets))
 	eg, ectx := errgroup.WithContext(ctx)
 	for i, t := range targets {
@@ -221,4 +228,26 @@ func (g *graphs) Remember(stepID string, rec solver.StepRecord) {
 	if t := g.steps[stepID]; t != nil {
 		t.history.Remember(stepID, rec)
 	}
+}
+
+// renumber gives the export step of a target in a solve of several the
+// number to, not from.
+type renumber struct {
+	next     solver.Progress
+	from, to int
+}
+
+func (r renumber) Event(e solver.Event) {
+	if e.Index == r.from && e.Name == "exporting" {
+		e.Index = r.to
+	}
+	if r.next != nil {
+		r.next.Event(e)
+	}
+}
+
+func countVertices(root *llb.Vertex) int {
+	n := 0
+	llb.Walk([]*llb.Vertex{root}, func(*llb.Vertex) error { n++; return nil })
+	return n
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,11 +36,12 @@ func TestBuildManySharedBase(t *testing.T) {
 	var opts []build.Options
 	var evs []*events
 	all := newEvents()
+	numbers := &stepNumbers{byName: map[string]map[int]bool{}}
 	for _, n := range names {
 		ev := newEvents()
 		evs = append(evs, ev)
 		opts = append(opts, build.Options{ContextDir: ctxDir, Dockerfile: df, Target: n, Parallelism: 3,
-			Progress: multi{ev, sp, all}})
+			Progress: multi{ev, sp, all, numbers}})
 	}
 	res, err := st.BuildMany(t.Context(), opts)
 	if err != nil {
@@ -65,6 +67,19 @@ func TestBuildManySharedBase(t *testing.T) {
 	// Each event reaches the three targets' progress: one run is 3 events.
 	if n := completed(all, baseStep); n != 3 {
 		t.Errorf("base step completed %d times in the targets' progress, want 3 (once, seen by each of 3)", n)
+	}
+	// Each target's export is a step of its own number, after all others.
+	if ex := numbers.byName["exporting"]; len(ex) != 3 {
+		t.Errorf("export step numbers %v, want 3 different", ex)
+	}
+	for name, ns := range numbers.byName {
+		for n := range ns {
+			for other, ons := range numbers.byName {
+				if other != name && ons[n] {
+					t.Errorf("step #%d is both %q and %q", n, name, other)
+				}
+			}
+		}
 	}
 	steps := map[string]string{}
 	for _, n := range names {
@@ -118,6 +133,21 @@ func (m multi) Event(e solver.Event) {
 	for _, p := range m {
 		p.Event(e)
 	}
+}
+
+// stepNumbers records the numbers each step name was shown with.
+type stepNumbers struct {
+	mu     sync.Mutex
+	byName map[string]map[int]bool
+}
+
+func (s *stepNumbers) Event(e solver.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byName[e.Name] == nil {
+		s.byName[e.Name] = map[int]bool{}
+	}
+	s.byName[e.Name][e.Index] = true
 }
 
 // completed counts the completed events of step name.

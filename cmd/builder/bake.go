@@ -20,6 +20,7 @@ type bakeFlags struct {
 	files, sets, allow               []string
 	print, noCache, pull, push, load bool
 	progress, metadataFile           string
+	parallelism                      int
 }
 
 func newBakeCommand(g *globalOptions) *cobra.Command {
@@ -52,6 +53,7 @@ func newBakeCommand(g *globalOptions) *cobra.Command {
 	fl.BoolVar(&f.load, "load", false, "load every target's image into the local Docker or Podman (as --set *.output=type=docker)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write each target's build result metadata as JSON to this file")
+	fl.IntVar(&f.parallelism, "parallelism", 0, "how many steps of all targets may run at once (default: the number of CPUs)")
 	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement to every target (see builder build --allow)")
 	return cmd
 }
@@ -223,7 +225,7 @@ func (j *bakeJob) finish(g *globalOptions, res *build.Result, failed bool, build
 // with bake's own flags applied to every target.
 func targetFlags(t *bake.Target, bf *bakeFlags) *buildopts.Flags {
 	f := buildopts.FromBake(t)
-	f.Progress, f.Allow = bf.progress, slices.Concat(bf.allow, f.Allow)
+	f.Progress, f.Allow, f.Parallelism = bf.progress, slices.Concat(bf.allow, f.Allow), bf.parallelism
 	f.Buildx.Pull = f.Buildx.Pull || bf.pull
 	f.NoCache = f.NoCache || bf.noCache
 	f.Buildx.Load = f.Buildx.Load || bf.load
