@@ -65,6 +65,7 @@ func loadHCL(c *Config, files []hclSource, env map[string]string) error {
 	if err := resolveVariables(ectx, content.Blocks, top, env); err != nil {
 		return err
 	}
+	te := newTargetEval(ectx, content.Blocks)
 	for _, b := range content.Blocks {
 		switch b.Type {
 		case "group":
@@ -72,11 +73,9 @@ func loadHCL(c *Config, files []hclSource, env map[string]string) error {
 				return err
 			}
 		case "target":
-			t, err := decodeTarget(b, ectx)
-			if err != nil {
+			if err := te.decode(c, b); err != nil {
 				return err
 			}
-			c.addTarget(t)
 		}
 	}
 	return nil
@@ -231,47 +230,36 @@ var targetFields = func() map[string]int {
 	return m
 }()
 
-func decodeTarget(b *hcl.Block, ectx *hcl.EvalContext) (*Target, error) {
-	attrs, diags := b.Body.JustAttributes()
-	if diags.HasErrors() {
-		return nil, fmt.Errorf("bake: %w", diags)
-	}
-	t := &Target{Name: b.Labels[0]}
-	tv := reflect.ValueOf(t).Elem()
-	for name, a := range attrs {
-		i, ok := targetFields[name]
-		if !ok {
-			return nil, fmt.Errorf("bake: %s: target %q: unknown attribute %q", a.Range, t.Name, name)
-		}
-		if err := decodeValue(a, ectx, tv.Field(i)); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
-}
-
-// decodeValue evaluates a and stores it in field (a *string, *bool,
-// []string or map[string]string); a null leaves the field unset, and a
-// null map value leaves that key out, as buildx.
+// decodeValue evaluates a and stores it in field (see storeValue).
 func decodeValue(a *hcl.Attribute, ectx *hcl.EvalContext, field reflect.Value) error {
 	val, diags := a.Expr.Value(ectx)
 	if diags.HasErrors() {
 		return fmt.Errorf("bake: %w", diags)
 	}
+	return storeValue(a, val, field)
+}
+
+// ctyType is the HCL type of a Target field.
+func ctyType(field reflect.Type) cty.Type {
+	switch field {
+	case reflect.TypeFor[*string]():
+		return cty.String
+	case reflect.TypeFor[*bool]():
+		return cty.Bool
+	case reflect.TypeFor[[]string]():
+		return cty.List(cty.String)
+	}
+	return cty.Map(cty.String)
+}
+
+// storeValue stores val, a's value, in field (a *string, *bool, []string
+// or map[string]string); a null leaves the field unset, and a null map
+// value leaves that key out, as buildx.
+func storeValue(a *hcl.Attribute, val cty.Value, field reflect.Value) error {
 	if val.IsNull() {
 		return nil
 	}
-	var want cty.Type
-	switch field.Interface().(type) {
-	case *string:
-		want = cty.String
-	case *bool:
-		want = cty.Bool
-	case []string:
-		want = cty.List(cty.String)
-	case map[string]string:
-		want = cty.Map(cty.String)
-	}
+	want := ctyType(field.Type())
 	val, err := convert.Convert(val, want)
 	if err != nil {
 		return fmt.Errorf("bake: %s: %s: %w", a.Range, a.Name, err)
