@@ -56,13 +56,16 @@ type Target struct {
 
 // Group names targets (or other groups) built together.
 type Group struct {
-	Targets []string `json:"targets"`
+	Description string   `json:"description,omitempty"`
+	Targets     []string `json:"targets"`
 }
 
 // Config is everything the files define.
 type Config struct {
 	Targets map[string]*Target
 	Groups  map[string]*Group
+	// Variables are the HCL files' variables with their values.
+	Variables []Variable
 	// order is the order targets were first defined in, for stable output.
 	order []string
 }
@@ -87,6 +90,9 @@ func (c *Config) addTarget(t *Target) {
 
 func (c *Config) addGroup(name string, g *Group) {
 	if old, ok := c.Groups[name]; ok {
+		if g.Description != "" {
+			old.Description = g.Description
+		}
 		for _, t := range g.Targets {
 			if !slices.Contains(old.Targets, t) {
 				old.Targets = append(old.Targets, t)
@@ -319,16 +325,16 @@ func appendNew(dst, src []string) []string {
 func ptr[T any](v T) *T { return &v }
 
 // Print writes the resolved targets as JSON in the shape of
-// `docker buildx bake --print`: a "default" group of the targets to build
-// and the targets by name.
-func Print(targets []*Target) ([]byte, error) {
+// `docker buildx bake --print`: the groups that names went through (a
+// matrix target's label is one), a "default" group of the names asked
+// for, and the targets by name.
+func (c *Config) Print(names []string, targets []*Target) ([]byte, error) {
 	type out struct {
-		Group  map[string]*Group  `json:"group"`
+		Group  map[string]*Group  `json:"group,omitempty"`
 		Target map[string]*Target `json:"target"`
 	}
-	o := out{Group: map[string]*Group{"default": {}}, Target: map[string]*Target{}}
+	o := out{Group: c.groupsOf(names), Target: map[string]*Target{}}
 	for _, t := range targets {
-		o.Group["default"].Targets = append(o.Group["default"].Targets, t.Name)
 		o.Target[t.Name] = t
 	}
 	b, err := json.MarshalIndent(o, "", "  ")
@@ -336,4 +342,37 @@ func Print(targets []*Target) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// groupsOf are the groups names (targets or groups; "default" when none)
+// go through, and a "default" group holding names, as buildx prints them.
+func (c *Config) groupsOf(names []string) map[string]*Group {
+	if len(names) == 0 {
+		names = []string{"default"}
+	}
+	out := map[string]*Group{}
+	var walk func(string)
+	walk = func(name string) {
+		g, ok := c.Groups[name]
+		if !ok || out[name] != nil {
+			return
+		}
+		out[name] = &Group{Description: g.Description, Targets: slices.Clone(g.Targets)}
+		for _, t := range g.Targets {
+			walk(t)
+		}
+	}
+	for _, n := range names {
+		walk(n)
+	}
+	for _, n := range names {
+		if n == "default" {
+			continue
+		}
+		if out["default"] == nil {
+			out["default"] = &Group{}
+		}
+		out["default"].Targets = appendNew(out["default"].Targets, []string{n})
+	}
+	return out
 }

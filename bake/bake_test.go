@@ -227,7 +227,7 @@ func TestPrint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Print(targets)
+	b, err := c.Print([]string{"app"}, targets)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func loadHCL(c *Config, files []hclSource, env map[string]string) error {
 	if err != nil {
 		return err
 	}
-	if err := resolveVariables(ectx, content.Blocks, top, env); err != nil {
+	if err := resolveVariables(c, ectx, content.Blocks, top, env); err != nil {
 		return err
 	}
 	te := newTargetEval(ectx, content.Blocks)
@@ -106,16 +106,17 @@ func topAttributes(files []*hcl.File) (hcl.Attributes, error) {
 // variable is one variable being resolved: its default's expression, and
 // whether the environment may override it (variable blocks only).
 type variable struct {
-	expr     hcl.Expression
-	env      bool
-	rng      hcl.Range
-	resolved bool
-	visiting bool
+	expr        hcl.Expression
+	description string
+	env         bool
+	rng         hcl.Range
+	resolved    bool
+	visiting    bool
 }
 
 // resolveVariables evaluates every variable into ectx, each after the
 // variables its default refers to, with environment overrides.
-func resolveVariables(ectx *hcl.EvalContext, blocks hcl.Blocks, top hcl.Attributes, env map[string]string) error {
+func resolveVariables(c *Config, ectx *hcl.EvalContext, blocks hcl.Blocks, top hcl.Attributes, env map[string]string) error {
 	vars := map[string]*variable{}
 	for name, a := range top {
 		vars[name] = &variable{expr: a.Expr, rng: a.Range}
@@ -132,13 +133,23 @@ func resolveVariables(ectx *hcl.EvalContext, blocks hcl.Blocks, top hcl.Attribut
 		if d, ok := attrs["default"]; ok {
 			v.expr = d.Expr
 		}
+		if d, ok := attrs["description"]; ok {
+			var s *string
+			if err := decodeValue(d, ectx, reflect.ValueOf(&s).Elem()); err != nil {
+				return err
+			}
+			if s != nil {
+				v.description = *s
+			}
+		}
 		vars[b.Labels[0]] = v
 	}
 	ectx.Variables["BAKE_LOCAL_PLATFORM"] = cty.StringVal("linux/" + runtime.GOARCH)
-	for name := range vars {
+	for name, v := range vars {
 		if err := resolveVariable(ectx, vars, name, env); err != nil {
 			return err
 		}
+		c.Variables = append(c.Variables, newVariable(name, v.description, ectx.Variables[name]))
 	}
 	return nil
 }
@@ -205,6 +216,13 @@ func decodeGroup(c *Config, b *hcl.Block, ectx *hcl.EvalContext) error {
 	g := &Group{}
 	for name, a := range attrs {
 		if name == "description" {
+			var d *string
+			if err := decodeValue(a, ectx, reflect.ValueOf(&d).Elem()); err != nil {
+				return err
+			}
+			if d != nil {
+				g.Description = *d
+			}
 			continue
 		}
 		if name != "targets" {

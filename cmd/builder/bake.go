@@ -19,7 +19,7 @@ import (
 type bakeFlags struct {
 	files, sets, allow               []string
 	print, noCache, pull, push, load bool
-	progress, metadataFile           string
+	progress, metadataFile, list     string
 	parallelism                      int
 }
 
@@ -47,6 +47,7 @@ func newBakeCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVarP(&f.files, "file", "f", nil, "build definition file (repeatable; default: "+strings.Join(bake.DefaultFiles, ", ")+", each that exists)")
 	fl.StringArrayVar(&f.sets, "set", nil, "override a target attribute: TARGET.KEY=VALUE or TARGET.KEY+=VALUE, TARGET a name or pattern such as *")
 	fl.BoolVar(&f.print, "print", false, "print the resolved build definition as JSON and build nothing")
+	fl.StringVar(&f.list, "list", "", "list the targets or the variables and build nothing: targets, variables, or type=targets|variables,format=table|json")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
 	fl.BoolVar(&f.pull, "pull", false, "always resolve FROM images from their registry")
 	fl.BoolVar(&f.push, "push", false, "push every target's tags (as --set *.push=true)")
@@ -70,6 +71,9 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 	if err != nil {
 		return err
 	}
+	if bf.list != "" {
+		return cfg.List(cmd.OutOrStdout(), bf.list)
+	}
 	sets := bf.sets
 	if bf.push {
 		sets = append(sets, "*.push=true")
@@ -79,7 +83,7 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 		return err
 	}
 	if bf.print {
-		b, err := bake.Print(targets)
+		b, err := cfg.Print(names, targets)
 		if err != nil {
 			return err
 		}
