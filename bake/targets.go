@@ -24,6 +24,15 @@ type targetEval struct {
 	// busy those being evaluated, to tell a reference cycle.
 	refs map[string]cty.Value
 	busy map[string]bool
+	// made are the targets matrices make, by name, once known.
+	made map[string]instance
+}
+
+// instance is one target a block stands for: the block, and the context
+// its attributes are evaluated in (with a matrix, the combination's).
+type instance struct {
+	b    *hcl.Block
+	ectx *hcl.EvalContext
 }
 
 func newTargetEval(ectx *hcl.EvalContext, blocks hcl.Blocks) *targetEval {
@@ -69,26 +78,14 @@ func (e *targetEval) decode(c *Config, b *hcl.Block) error {
 	}
 	var names []string
 	for _, combo := range combos {
-		ectx := e.ectx
-		if combo != nil {
-			ectx = e.ectx.NewChild()
-			ectx.Variables = combo
+		ectx := e.child(combo)
+		t := &Target{}
+		if t.Name, err = e.name(b, attrs, ectx); err != nil {
+			return err
 		}
-		t := &Target{Name: label}
 		tv := reflect.ValueOf(t).Elem()
 		for name, a := range attrs {
-			switch name {
-			case "matrix":
-				continue
-			case "name":
-				val, err := e.value(a, ectx)
-				if err != nil {
-					return err
-				}
-				if val.IsNull() || val.Type() != cty.String {
-					return fmt.Errorf("bake: %s: target %q: name must be a string", a.Range, label)
-				}
-				t.Name = val.AsString()
+			if name == "matrix" || name == "name" {
 				continue
 			}
 			i, ok := targetFields[name]
@@ -116,6 +113,82 @@ func (e *targetEval) decode(c *Config, b *hcl.Block) error {
 		c.addGroup(label, &Group{Targets: names})
 	}
 	return nil
+}
+
+func (e *targetEval) child(combo map[string]cty.Value) *hcl.EvalContext {
+	if combo == nil {
+		return e.ectx
+	}
+	ectx := e.ectx.NewChild()
+	ectx.Variables = combo
+	return ectx
+}
+
+// name is the name of the target block b stands for in ectx: its name
+// attribute's value, else its label.
+func (e *targetEval) name(b *hcl.Block, attrs hcl.Attributes, ectx *hcl.EvalContext) (string, error) {
+	a, ok := attrs["name"]
+	if !ok {
+		return b.Labels[0], nil
+	}
+	val, err := e.value(a, ectx)
+	if err != nil {
+		return "", err
+	}
+	if val.IsNull() || val.Type() != cty.String {
+		return "", fmt.Errorf("bake: %s: target %q: name must be a string", a.Range, b.Labels[0])
+	}
+	return val.AsString(), nil
+}
+
+// instances are the targets name refers to: the blocks of that label, or
+// the combination of a matrix that makes that name.
+func (e *targetEval) instances(name string) ([]instance, error) {
+	var out []instance
+	for _, b := range e.blocks[name] {
+		attrs, err := e.attributes(b)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := attrs["matrix"]; ok {
+			return nil, fmt.Errorf("%q is a matrix target; refer to one of the targets it makes", name)
+		}
+		out = append(out, instance{b: b, ectx: e.ectx})
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	if e.made == nil {
+		e.made = map[string]instance{}
+		for _, bs := range e.blocks {
+			for _, b := range bs {
+				attrs, err := e.attributes(b)
+				if err != nil {
+					return nil, err
+				}
+				m, ok := attrs["matrix"]
+				if !ok {
+					continue
+				}
+				combos, err := e.matrix(m)
+				if err != nil {
+					return nil, err
+				}
+				for _, combo := range combos {
+					ectx := e.child(combo)
+					n, err := e.name(b, attrs, ectx)
+					if err != nil {
+						return nil, err
+					}
+					e.made[n] = instance{b: b, ectx: ectx}
+				}
+			}
+		}
+	}
+	if in, ok := e.made[name]; ok {
+		return []instance{in}, nil
+	}
+	return nil, fmt.Errorf("no target named %q", name)
 }
 
 // matrix evaluates a matrix attribute (a map of names to lists of values)
@@ -224,31 +297,28 @@ func (e *targetEval) attr(name, attr string, rng hcl.Range) (cty.Value, error) {
 	if !known && attr != "name" {
 		return cty.NilVal, fmt.Errorf("bake: %s: target.%s: targets have no attribute %q", rng, key, attr)
 	}
-	blocks := e.blocks[name]
-	if len(blocks) == 0 {
-		return cty.NilVal, fmt.Errorf("bake: %s: target.%s: no target named %q", rng, key, name)
-	}
 	if e.busy[key] {
 		return cty.NilVal, fmt.Errorf("bake: %s: target.%s refers to itself", rng, key)
 	}
 	e.busy[key] = true
 	defer delete(e.busy, key)
+	blocks, err := e.instances(name)
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("bake: %s: target.%s: %w", rng, key, err)
+	}
 	want := cty.String
 	if known {
 		want = ctyType(reflect.TypeFor[Target]().Field(i).Type)
 	}
 	v := cty.NullVal(want)
 	var parents []string
-	for _, b := range slices.Backward(blocks) {
-		attrs, err := e.attributes(b)
+	for _, in := range slices.Backward(blocks) {
+		attrs, err := e.attributes(in.b)
 		if err != nil {
 			return cty.NilVal, err
 		}
-		if _, ok := attrs["matrix"]; ok {
-			return cty.NilVal, fmt.Errorf("bake: %s: target.%s: %q is a matrix target; refer to one of the targets it makes", rng, key, name)
-		}
-		if a, ok := attrs[attr]; ok {
-			val, err := e.value(a, e.ectx)
+		if a, ok := attrs[attr]; ok && attr != "name" {
+			val, err := e.value(a, in.ectx)
 			if err != nil {
 				return cty.NilVal, err
 			}
@@ -258,7 +328,7 @@ func (e *targetEval) attr(name, attr string, rng hcl.Range) (cty.Value, error) {
 			break
 		}
 		if a, ok := attrs["inherits"]; ok && parents == nil {
-			val, err := e.value(a, e.ectx)
+			val, err := e.value(a, in.ectx)
 			if err != nil {
 				return cty.NilVal, err
 			}

@@ -36,6 +36,7 @@ target "lib" {
 target "after" {
   inherits = ["app-bar"]
   tags = ["after"]
+  args = { FROM_MATRIX = target.lib-debian-1-0.args.BASE, NAME = target.app-foo.name }
 }
 `)
 	if err != nil {
@@ -62,8 +63,8 @@ target "after" {
 	if l := byName["lib-debian-2-0"]; !reflect.DeepEqual(l.Args, map[string]string{"BASE": "debian:12", "VERSION": "2.0"}) {
 		t.Errorf("lib-debian-2-0 args %v", l.Args)
 	}
-	if a := byName["after"]; *a.Target != "bar" || a.Tags[0] != "after" {
-		t.Errorf("after (inherits app-bar): target %q tags %v", *a.Target, a.Tags)
+	if a := byName["after"]; *a.Target != "bar" || a.Tags[0] != "after" || a.Args["FROM_MATRIX"] != "debian:12" || a.Args["NAME"] != "app-foo" {
+		t.Errorf("after (inherits app-bar): target %q tags %v args %v", *a.Target, a.Tags, a.Args)
 	}
 	if g := c.Groups["app"]; g == nil || !reflect.DeepEqual(g.Targets, []string{"app-foo", "app-bar"}) {
 		t.Errorf("group app = %+v", g)

@@ -199,6 +199,41 @@ target "bad" { target = "bad" }
 	}
 }
 
+// TestBakeMatrix builds the targets of a matrix, one of them tagged from
+// another target's attribute, and lists them.
+func TestBakeMatrix(t *testing.T) {
+	testutil.RequiresRoot(t)
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	loadBusybox(t, c)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"Dockerfile": bakeDockerfile,
+		"docker-bake.hcl": `
+target "m" {
+  name = "m-${tgt}"
+  matrix = { tgt = ["b", "c"] }
+  target = tgt
+  tags = ["bake-m-${tgt}"]
+}
+target "extra" {
+  target = "a"
+  tags = [for t in target.m-b.tags : "${t}-extra"]
+}
+`})
+	if _, stderr, code := c.runIn(dir, nil, "bake", "m", "extra"); code != 0 {
+		t.Fatalf("bake exited %d: %s", code, stderr)
+	}
+	for img, want := range map[string]string{"bake-m-b": "b\n", "bake-m-c": "c\n", "bake-m-b-extra": "a nobody\n"} {
+		if out, errOut, code := c.run("run", img, "cat", "/out"); code != 0 || out != want {
+			t.Errorf("run %s exited %d: %q, want %q %s", img, code, out, want, errOut)
+		}
+	}
+	out, stderr, code := c.runIn(dir, nil, "bake", "--list=targets")
+	if code != 0 || !regexp.MustCompile(`(?m)^m\s+m-b, m-c$`).MatchString(out) || !strings.Contains(out, "m-c") {
+		t.Errorf("bake --list=targets exited %d:\n%s%s", code, out, stderr)
+	}
+}
+
 // TestBakeCompose builds the services of a compose file with a build
 // section, with compose's variable interpolation.
 func TestBakeCompose(t *testing.T) {
