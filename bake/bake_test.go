@@ -1,6 +1,7 @@
 package bake
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -227,10 +228,11 @@ func TestPrint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := c.Print([]string{"app"}, targets)
-	if err != nil {
+	var buf bytes.Buffer
+	if err := c.Print(&buf, []string{"app"}, targets); err != nil {
 		t.Fatal(err)
 	}
+	b := buf.Bytes()
 	var got struct {
 		Group  map[string]struct{ Targets []string }
 		Target map[string]map[string]any

@@ -2,6 +2,7 @@ package bake
 
 import (
 	"fmt"
+	"github.com/builder-dev/builder/bake/spec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -205,7 +206,7 @@ func xBake(t *Target, fields map[string]yaml.Node) error {
 	x := &Target{}
 	xv := reflect.ValueOf(x).Elem()
 	for name, n := range fields {
-		i, ok := targetFields[name]
+		i, ok := spec.Fields[name]
 		if !ok || name == "inherits" {
 			return fmt.Errorf("x-bake: unknown field %q", name)
 		}
@@ -229,10 +230,10 @@ func xBake(t *Target, fields map[string]yaml.Node) error {
 	}
 	for i := range xv.NumField() {
 		if f := xv.Field(i); f.Kind() == reflect.Slice && !f.IsNil() {
-			f.Set(reflect.ValueOf(appendNew(slices.Clone(reflect.ValueOf(t).Elem().Field(i).Interface().([]string)), f.Interface().([]string))))
+			f.Set(reflect.ValueOf(spec.AppendNew(slices.Clone(reflect.ValueOf(t).Elem().Field(i).Interface().([]string)), f.Interface().([]string))))
 		}
 	}
-	merge(t, x)
+	spec.Merge(t, x)
 	return nil
 }
 

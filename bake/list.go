@@ -8,34 +8,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/zclconf/go-cty/cty"
-	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
-
-// Variable is a variable of the bake files with its value (nil: null), as
-// `--list=variables` shows it.
-type Variable struct {
-	Name        string  `json:"name"`
-	Description string  `json:"description,omitempty"`
-	Value       *string `json:"value,omitempty"`
-}
-
-// newVariable is variable name of value v: a string as is, other values
-// as JSON.
-func newVariable(name, description string, v cty.Value) Variable {
-	out := Variable{Name: name, Description: description}
-	switch {
-	case v.IsNull() || !v.IsWhollyKnown():
-	case v.Type() == cty.String:
-		out.Value = ptr(v.AsString())
-	default:
-		if b, err := ctyjson.Marshal(v, v.Type()); err == nil {
-			out.Value = ptr(string(b))
-		}
-	}
-	return out
-}
 
 // List writes what `--list` asks for, with buildx's syntax: "targets" or
 // "variables", or type=targets|variables[,format=table|json].

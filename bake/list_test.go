@@ -50,10 +50,11 @@ func TestPrintMatrix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := c.Print(tc.names, targets)
-		if err != nil {
+		var buf bytes.Buffer
+		if err := c.Print(&buf, tc.names, targets); err != nil {
 			t.Fatal(err)
 		}
+		b := buf.Bytes()
 		var got struct {
 			Group  map[string]struct{ Targets []string }
 			Target map[string]map[string]any

@@ -32,11 +32,7 @@ func newBakeCommand(g *globalOptions) *cobra.Command {
 			return runBake(cmd, g, f, args)
 		},
 		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-			files, err := bake.Files(".", f.files)
-			if err != nil {
-				return nil, cobra.ShellCompDirectiveError
-			}
-			cfg, err := bake.Load(files, bake.Environ())
+			cfg, err := bake.LoadDir(".", f.files)
 			if err != nil {
 				return nil, cobra.ShellCompDirectiveError
 			}
@@ -59,15 +55,9 @@ func newBakeCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// runBake builds the targets one after the other in this process, on one
-// state directory: a stage that several targets share runs for the first
-// and is a cache hit for the others.
+// runBake lists, prints or builds the targets (see buildTargets).
 func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string) error {
-	files, err := bake.Files(".", bf.files)
-	if err != nil {
-		return err
-	}
-	cfg, err := bake.Load(files, bake.Environ())
+	cfg, err := bake.LoadDir(".", bf.files)
 	if err != nil {
 		return err
 	}
@@ -83,12 +73,7 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 		return err
 	}
 	if bf.print {
-		b, err := cfg.Print(names, targets)
-		if err != nil {
-			return err
-		}
-		_, err = cmd.OutOrStdout().Write(b)
-		return err
+		return cfg.Print(cmd.OutOrStdout(), names, targets)
 	}
 	st, err := openState(cmd, g)
 	if err != nil {
@@ -108,16 +93,15 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 
 // bakeJob is one target of a bake on its way through the build.
 type bakeJob struct {
-	t          *bake.Target
-	cmd        *cobra.Command
-	f          *buildopts.Flags
-	contextDir string
-	df         []byte
-	dfName     string
-	opt        build.Options
-	load       *loader
-	run        *buildRun
-	start      time.Time
+	t                  *bake.Target
+	cmd                *cobra.Command
+	f                  *buildopts.Flags
+	contextDir, dfName string
+	df                 []byte
+	opt                build.Options
+	load               *loader
+	run                *buildRun
+	start              time.Time
 }
 
 // buildTargets builds the targets in one solve (build.BuildMany): a stage

@@ -1,7 +1,8 @@
-package bake
+package hclfile
 
 import (
 	"fmt"
+	"github.com/builder-dev/builder/bake/spec"
 	"reflect"
 	"regexp"
 	"slices"
@@ -61,10 +62,10 @@ func (e *targetEval) attributes(b *hcl.Block) (hcl.Attributes, error) {
 // validName is what buildx accepts as a target name.
 var validName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
-// decode adds the targets of block b to c: one, or with a matrix one per
+// decode gives sink the targets of block b: one, or with a matrix one per
 // combination, named by the name attribute, and a group of the block's
 // label holding them.
-func (e *targetEval) decode(c *Config, b *hcl.Block) error {
+func (e *targetEval) decode(sink Sink, b *hcl.Block) error {
 	attrs, err := e.attributes(b)
 	if err != nil {
 		return err
@@ -79,7 +80,7 @@ func (e *targetEval) decode(c *Config, b *hcl.Block) error {
 	var names []string
 	for _, combo := range combos {
 		ectx := e.child(combo)
-		t := &Target{}
+		t := &spec.Target{}
 		if t.Name, err = e.name(b, attrs, ectx); err != nil {
 			return err
 		}
@@ -88,7 +89,7 @@ func (e *targetEval) decode(c *Config, b *hcl.Block) error {
 			if name == "matrix" || name == "name" {
 				continue
 			}
-			i, ok := targetFields[name]
+			i, ok := spec.Fields[name]
 			if !ok {
 				return fmt.Errorf("bake: %s: target %q: unknown attribute %q", a.Range, label, name)
 			}
@@ -107,10 +108,10 @@ func (e *targetEval) decode(c *Config, b *hcl.Block) error {
 			return fmt.Errorf("bake: %s: target %q: the matrix makes the name %q twice (give the name attribute the matrix's values)", b.DefRange, label, t.Name)
 		}
 		names = append(names, t.Name)
-		c.addTarget(t)
+		sink.Target(t)
 	}
 	if _, ok := attrs["matrix"]; ok {
-		c.addGroup(label, &Group{Targets: names})
+		sink.Group(label, &spec.Group{Targets: names})
 	}
 	return nil
 }
@@ -293,7 +294,7 @@ func (e *targetEval) attr(name, attr string, rng hcl.Range) (cty.Value, error) {
 	if v, ok := e.refs[key]; ok {
 		return v, nil
 	}
-	i, known := targetFields[attr]
+	i, known := spec.Fields[attr]
 	if !known && attr != "name" {
 		return cty.NilVal, fmt.Errorf("bake: %s: target.%s: targets have no attribute %q", rng, key, attr)
 	}
@@ -308,7 +309,7 @@ func (e *targetEval) attr(name, attr string, rng hcl.Range) (cty.Value, error) {
 	}
 	want := cty.String
 	if known {
-		want = ctyType(reflect.TypeFor[Target]().Field(i).Type)
+		want = ctyType(reflect.TypeFor[spec.Target]().Field(i).Type)
 	}
 	v := cty.NullVal(want)
 	var parents []string
@@ -362,7 +363,7 @@ func storedValue(a *hcl.Attribute, val cty.Value, i int, known bool) (cty.Value,
 	if !known {
 		return val, nil
 	}
-	t := &Target{}
+	t := &spec.Target{}
 	f := reflect.ValueOf(t).Elem().Field(i)
 	if err := storeValue(a, val, f); err != nil {
 		return cty.NilVal, err
