@@ -46,22 +46,7 @@ func TestPrintMatrix(t *testing.T) {
 		{nil, map[string][]string{"app": {"app-foo", "app-bar"}, "default": {"app", "tools"}}, []string{"app-bar", "app-foo", "tools"}},
 		{[]string{"tools", "app-foo"}, map[string][]string{"default": {"tools", "app-foo"}}, []string{"app-foo", "tools"}},
 	} {
-		targets, err := c.Resolve(tc.names, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := c.Print(&buf, tc.names, targets); err != nil {
-			t.Fatal(err)
-		}
-		b := buf.Bytes()
-		var got struct {
-			Group  map[string]struct{ Targets []string }
-			Target map[string]map[string]any
-		}
-		if err := json.Unmarshal(b, &got); err != nil {
-			t.Fatal(err)
-		}
+		got, b := printed(t, c, tc.names)
 		groups := map[string][]string{}
 		for n, g := range got.Group {
 			groups[n] = g.Targets
