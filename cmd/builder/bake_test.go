@@ -38,6 +38,18 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
+// bakeProject is a CLI with busybox:latest in its store and a directory
+// holding files.
+func bakeProject(t *testing.T, files map[string]string) (cli, string) {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	loadBusybox(t, c)
+	dir := t.TempDir()
+	writeTree(t, dir, files)
+	return c, dir
+}
+
 // bakeDockerfile has a base stage that records a random stamp; each
 // target stage copies it, so equal stamps mean the base ran once.
 const bakeDockerfile = `FROM busybox AS base
@@ -55,11 +67,7 @@ RUN echo c > /out
 // process: the base stage runs once, the images read back carry the
 // inherited, variable and --set attributes.
 func TestBake(t *testing.T) {
-	testutil.RequiresRoot(t)
-	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
-	loadBusybox(t, c)
-	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	c, dir := bakeProject(t, map[string]string{
 		"Dockerfile": bakeDockerfile,
 		"docker-bake.hcl": `
 variable "TAG" { default = "1" }
@@ -178,11 +186,7 @@ target "c" {
 // TestBakeFailure: a failing target fails the bake, named, and the
 // others are cancelled rather than waited for, as buildx does.
 func TestBakeFailure(t *testing.T) {
-	testutil.RequiresRoot(t)
-	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
-	loadBusybox(t, c)
-	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	c, dir := bakeProject(t, map[string]string{
 		"Dockerfile": "FROM busybox AS slow\nRUN sleep 30\nFROM busybox AS bad\nRUN exit 3\n",
 		"docker-bake.hcl": `
 group "default" { targets = ["slow", "bad"] }
@@ -202,11 +206,7 @@ target "bad" { target = "bad" }
 // TestBakeMatrix builds the targets of a matrix, one of them tagged from
 // another target's attribute, and lists them.
 func TestBakeMatrix(t *testing.T) {
-	testutil.RequiresRoot(t)
-	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
-	loadBusybox(t, c)
-	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	c, dir := bakeProject(t, map[string]string{
 		"Dockerfile": bakeDockerfile,
 		"docker-bake.hcl": `
 target "m" {
@@ -237,11 +237,7 @@ target "extra" {
 // TestBakeCompose builds the services of a compose file with a build
 // section, with compose's variable interpolation.
 func TestBakeCompose(t *testing.T) {
-	testutil.RequiresRoot(t)
-	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
-	loadBusybox(t, c)
-	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	c, dir := bakeProject(t, map[string]string{
 		"app/Dockerfile": bakeDockerfile,
 		"compose.yaml": `
 services:
