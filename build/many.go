@@ -77,13 +77,19 @@ func (t *target) roots() []*llb.Vertex {
 // own outputs, tags, progress and result. The first failure cancels the
 // others and is returned as a *TargetError.
 func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error) {
-	var targets []*target
+	// Lowering resolves base images: the targets do it at once.
+	targets := make([]*target, len(opts))
+	var pg errgroup.Group
 	for i, opt := range opts {
-		t, err := s.prepare(ctx, opt)
-		if err != nil {
-			return nil, &TargetError{Index: i, Err: err}
-		}
-		targets = append(targets, t)
+		pg.Go(func() (err error) {
+			if targets[i], err = s.prepare(ctx, opt); err != nil {
+				return &TargetError{Index: i, Err: err}
+			}
+			return nil
+		})
+	}
+	if err := pg.Wait(); err != nil {
+		return nil, err
 	}
 	first := targets[0].opt
 	use := s.GC.StartUse(s.worker)
