@@ -172,8 +172,8 @@ func (s *State) finish(ctx context.Context, t *target, sv *solver.Solver, res []
 
 // graphs tells, for a solve of several targets, which targets each vertex
 // and step belongs to: a vertex's events go to every target whose graph
-// holds it, and it runs with the session (secrets, SSH) and its step is
-// explained from the history of the first such target.
+// holds it, it runs with the session (secrets, SSH) of the first such
+// target, and its step is explained from that target's history.
 type graphs struct {
 	targets []*target
 	owners  map[digest.Digest][]*target
@@ -188,8 +188,14 @@ func newGraphs(targets []*target) *graphs {
 			if n := len(g.owners[d]); n == 0 || g.owners[d][n-1] != t {
 				g.owners[d] = append(g.owners[d], t)
 			}
-			if id := v.Meta().StepID; id != "" && g.steps[id] == nil {
-				g.steps[id] = t
+			// A step ID names a step of one Dockerfile in one context: two
+			// targets that use it in different scopes have no history of it.
+			if id := v.Meta().StepID; id != "" {
+				if prev, seen := g.steps[id]; !seen {
+					g.steps[id] = t
+				} else if prev != nil && prev.history.scope != t.history.scope {
+					g.steps[id] = nil
+				}
 			}
 			return nil
 		})
