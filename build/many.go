@@ -96,7 +96,7 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 	defer s.GC.FinishUse(ctx, use, first.GC, first.Warn)
 	parallelism := 0
 	for i, t := range targets {
-		if err := s.useCacheFrom(ctx, t.opt, use); err != nil {
+		if err := s.useCacheFrom(ctx, t.opt, use, t.sess); err != nil {
 			return nil, &TargetError{Index: i, Err: err}
 		}
 		parallelism = max(parallelism, t.opt.Parallelism)
@@ -155,7 +155,7 @@ func (s *State) finish(ctx context.Context, t *target, sv *solver.Solver, res []
 		}
 		return result(out, t.steps), nil
 	}
-	done := solved{s: s, sv: sv, root: t.fe.Root, top: res[0].Snapshot, epoch: t.epoch}
+	done := solved{s: s, sv: sv, root: t.fe.Root, top: res[0].Snapshot, epoch: t.epoch, sess: t.sess}
 	var err error
 	if eopt.InlineCache, err = done.inlineCache(ctx, t.opt); err != nil {
 		return nil, err

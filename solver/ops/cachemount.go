@@ -28,11 +28,20 @@ func (o *execOp) cacheMount(ctx context.Context, rm *runMounts, m llb.ExecMount,
 	if id == "" {
 		id = m.Target
 	}
-	dir, unlock, err := cachedir.Acquire(ctx, o.w.CacheMounts, cacheMountKey(m, inputs).Encoded(), id, m.Sharing)
+	key := cacheMountKey(m, inputs).Encoded()
+	dir, unlock, err := cachedir.Acquire(ctx, o.w.CacheMounts, key, id, m.Sharing)
 	if err != nil {
 		return err
 	}
 	rm.release = append(rm.release, unlock)
+	if o.sess != nil && o.sess.CacheMounts != nil {
+		o.sess.CacheMounts.Add(cachedir.Use{Key: key, ID: id, Sharing: m.Sharing})
+	}
+	if o.sess != nil && o.sess.RestoreCache != nil {
+		if _, err := o.sess.RestoreCache(ctx, key, dir); err != nil {
+			return fmt.Errorf("restoring cache %s: %w", id, err)
+		}
+	}
 	if err := o.createCache(ctx, dir, m, inputs); err != nil {
 		return fmt.Errorf("creating cache %s: %w", id, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops/cachedir"
 	"github.com/builder-dev/builder/solver/ops/filecopy"
 	"github.com/builder-dev/builder/solver/ops/sshagent"
 	"github.com/builder-dev/builder/source"
@@ -42,6 +43,12 @@ type Session struct {
 	// Download configures ADD <url>: its timeout and size bound
 	// (Progress is set per step).
 	Download source.DownloadOptions
+	// CacheMounts, when set, records the RUN cache mounts the build's
+	// steps mount (for --cache-to ...,cache-mounts=true).
+	CacheMounts *cachedir.Uses
+	// RestoreCache, when set, may fill the directory dir of cache key
+	// (absent or empty) before a step mounts it (--cache-from).
+	RestoreCache func(ctx context.Context, key, dir string) (bool, error)
 }
 
 // RunFailure is a RUN step whose command failed, as OnRunFailure sees it.
@@ -393,5 +400,5 @@ func cacheMountKey(m llb.ExecMount, inputs []solver.Result) digest.Digest {
 		}
 		return llb.DigestStrings("cache", id, from, cleanRel(m.Source))
 	}
-	return llb.DigestStrings("cache", id)
+	return cachedir.Key(id)
 }
