@@ -77,10 +77,10 @@ type Image struct {
 	Created  time.Time `json:"created"`
 }
 
-// DB is the metadata database of one state directory. It opens the bbolt
-// file only for short stretches (see handle.go), so that builds in several
-// processes share the state directory, and keeps a lease (see lease.go)
-// on what this process uses until Close.
+// DB is the metadata database of one state directory. It keeps the bbolt
+// file open only while no other process wants it (see handle.go), so that
+// builds in several processes share the state directory, and keeps a lease
+// (see lease.go) on what this process uses until Close.
 type DB struct {
 	q     *coord.Queue
 	path  string
