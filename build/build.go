@@ -131,6 +131,11 @@ type Result struct {
 // writes the requested outputs.
 func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	started := time.Now().UTC()
+	ctx, use, err := s.GC.StartUse(ctx, s.worker)
+	if err != nil {
+		return nil, err
+	}
+	defer s.GC.FinishUse(ctx, use, opt.GC, opt.Warn)
 	if opt.Keychain == nil {
 		opt.Keychain = source.Keychain
 	}
@@ -150,8 +155,6 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	if parallelism <= 0 {
 		parallelism = runtime.NumCPU()
 	}
-	use := s.GC.StartUse(s.worker)
-	defer s.GC.FinishUse(ctx, use, opt.GC, opt.Warn)
 	if err := s.useCacheFrom(ctx, opt, use); err != nil {
 		return nil, err
 	}
