@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/builder-dev/builder/cache/coord"
 	"github.com/builder-dev/builder/server/api"
 	"github.com/builder-dev/builder/server/blobs"
 	"github.com/builder-dev/builder/solver"
@@ -33,6 +34,7 @@ type Server struct {
 	policy  Policy
 	root    string
 	blobs   *blobs.Store
+	builds  *coord.OwnedDir
 	queue   *queue
 	metrics metrics
 
@@ -64,15 +66,13 @@ func New(root string, maxBuilds int, policy Policy, build BuildFunc) (*Server, e
 	if err := os.MkdirAll(blobsDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
-	// Build directories a previous server left behind are removed.
-	builds := filepath.Join(root, "serve", "builds")
-	if err := os.RemoveAll(builds); err != nil {
+	// Build directories go in one this process owns; those of servers
+	// that are gone are removed, those of others on this state kept.
+	builds, err := coord.NewOwnedDir(filepath.Join(root, "serve", "builds"))
+	if err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
-	if err := os.MkdirAll(builds, 0o700); err != nil {
-		return nil, fmt.Errorf("server state: %w", err)
-	}
-	return &Server{build: build, policy: policy, root: root, blobs: &blobs.Store{Dir: blobsDir}, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}, projects: map[string]*project{}}, nil
+	return &Server{build: build, policy: policy, root: root, blobs: &blobs.Store{Dir: blobsDir}, builds: builds, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}, projects: map[string]*project{}}, nil
 }
 
 // Handler returns the API's HTTP handler.
@@ -264,7 +264,7 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 	defer release()
 	s.metrics.running.Add(1)
 	defer s.metrics.running.Add(-1)
-	dir, err := os.MkdirTemp(filepath.Join(s.root, "serve", "builds"), "build-")
+	dir, err := os.MkdirTemp(s.builds.Path, "build-")
 	if err != nil {
 		return nil, err
 	}
