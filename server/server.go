@@ -48,6 +48,19 @@ type project struct {
 	mu sync.Mutex // held by the build using the directory
 	// files is the listing the directory holds; nil when unknown.
 	files map[string]api.File
+	// use claims the directory from other servers and the GC while a
+	// build uses it; token is what this server left there.
+	use   *coord.DirUse
+	token string
+}
+
+// release ends a build's use of the directory, with its size for the GC.
+func (p *project) release(size int64) {
+	var err error
+	if p.token, err = p.use.Release(size); err != nil {
+		p.files = nil
+	}
+	p.mu.Unlock()
 }
 
 // syncedContext is a context listing and what its upload cost.
@@ -166,8 +179,9 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 }
 
 // project returns the locked project of key and its context directory, or
-// nil when there is no key or another build of it holds the directory
-// (that build then gets a directory of its own).
+// nil when there is no key or another build of it, here or in another
+// server, holds the directory (that build then gets a directory of its
+// own).
 func (s *Server) project(key string) (*project, string) {
 	if key == "" {
 		return nil, ""
@@ -183,7 +197,17 @@ func (s *Server) project(key string) (*project, string) {
 		return nil, ""
 	}
 	sum := sha256.Sum256([]byte(key))
-	return p, filepath.Join(s.root, "serve", "projects", hex.EncodeToString(sum[:16]))
+	dir := filepath.Join(s.root, "serve", "projects", hex.EncodeToString(sum[:16]))
+	use, ok, err := coord.TryUseDir(dir)
+	if err != nil || !ok {
+		p.mu.Unlock()
+		return nil, ""
+	}
+	if use.Token != p.token {
+		p.files = nil // changed by another server, or removed by a prune
+	}
+	p.use = use
+	return p, dir
 }
 
 // OutputPath is where a BuildFunc writes output i that goes back to the
@@ -275,7 +299,11 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 		return nil, err
 	}
 	if p, dir := s.project(sc.project); p != nil {
-		defer p.mu.Unlock()
+		var size int64
+		for _, f := range sc.files {
+			size += f.Size
+		}
+		defer p.release(size)
 		contextDir = dir
 		if p.files == nil {
 			// Left by an earlier server, or by a failed update.

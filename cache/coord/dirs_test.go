@@ -58,3 +58,37 @@ func TestOwnedDirs(t *testing.T) {
 		t.Errorf("Close left %s: %v", b.Path, err)
 	}
 }
+
+// A claimed directory is not removed; a released one is listed with its
+// size and removed; a claimer learns whether another changed it.
+func TestDirUse(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "p")
+	os.Mkdir(dir, 0o700)
+	u, ok, err := TryUseDir(dir)
+	if err != nil || !ok {
+		t.Fatalf("TryUseDir = %v, %v", ok, err)
+	}
+	if _, ok, err := TryUseDir(dir); ok || err != nil {
+		t.Errorf("a second claim on a claimed directory = %v, %v; want refused", ok, err)
+	}
+	if removed, err := RemoveUnusedDir(dir); removed || err != nil || !exists(dir) {
+		t.Errorf("RemoveUnusedDir of a claimed directory = %v, %v", removed, err)
+	}
+	token, err := u.Release(1234)
+	if err != nil || token == "" {
+		t.Fatalf("Release = %q, %v", token, err)
+	}
+	u, ok, _ = TryUseDir(dir)
+	if !ok || u.Token != token {
+		t.Errorf("a claim after a release sees token %q, want %q", u.Token, token)
+	}
+	u.Release(1234)
+	dirs, err := UsedDirs(parent)
+	if err != nil || len(dirs) != 1 || dirs[0].Size != 1234 || time.Since(dirs[0].LastUsed) > time.Minute {
+		t.Errorf("UsedDirs = %+v, %v; want the directory, 1234 bytes, used just now", dirs, err)
+	}
+	if removed, err := RemoveUnusedDir(dir); !removed || err != nil || exists(dir) || exists(dir+".use") {
+		t.Errorf("RemoveUnusedDir of an unclaimed directory = %v, %v", removed, err)
+	}
+}
