@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/coord"
 )
 
@@ -54,4 +55,13 @@ func (s *Collector) pruneProjects(opt PruneOptions, others int64, rep *PruneRepo
 	}
 	rep.After += total
 	return total, errors.Join(errs...)
+}
+
+// addProjectUsage adds a record per project directory to du.
+func (s *Collector) addProjectUsage(du *cache.DiskUsage) error {
+	dirs, err := coord.UsedDirs(s.projectsDir())
+	for _, d := range dirs {
+		addReclaimable(du, cache.UsageRecord{ID: filepath.Base(d.Dir), Size: d.Size, LastUsed: d.LastUsed, Description: "builder serve project context"})
+	}
+	return err
 }

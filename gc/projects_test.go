@@ -45,6 +45,20 @@ func TestPruneProjects(t *testing.T) {
 		return names
 	}
 
+	du, err := c.DiskUsage(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for _, r := range du.Records {
+		if r.Description == "builder serve project context" && r.Size == 100 {
+			n++
+		}
+	}
+	if n != 3 || du.Reclaimable < 300 {
+		t.Errorf("du lists %d project contexts of 100 bytes and %d reclaimable bytes, want 3 and at least 300", n, du.Reclaimable)
+	}
+
 	if ran, err := c.autoGC(t.Context(), &Policy{KeepStorage: 250}); err != nil || !ran {
 		t.Fatalf("autoGC over the limit = %v, %v", ran, err)
 	}

@@ -60,6 +60,9 @@ func (s *Collector) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
 	if err := s.addCacheMountUsage(du); err != nil {
 		return nil, err
 	}
+	if err := s.addProjectUsage(du); err != nil {
+		return nil, err
+	}
 	return du, nil
 }
 
