@@ -9,10 +9,8 @@ import (
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/frontend/dockerfile"
-	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
-	"github.com/builder-dev/builder/solver"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -76,22 +74,4 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 		out = append(out, platformImage{platform: p, fe: fe})
 	}
 	return out, nil
-}
-
-// solveAll solves root and the roots of more in one solve (see
-// multiarch.Solve); tops are more's snapshots.
-func solveAll(ctx context.Context, sv *solver.Solver, root *llb.Vertex, more []platformImage) (solver.Result, []string, error) {
-	roots := []*llb.Vertex{root}
-	for _, m := range more {
-		roots = append(roots, m.fe.Root)
-	}
-	res, err := multiarch.Solve(ctx, sv, roots)
-	if err != nil {
-		return solver.Result{}, nil, err
-	}
-	var tops []string
-	for _, r := range res[1:] {
-		tops = append(tops, r.Snapshot)
-	}
-	return res[0], tops, nil
 }
