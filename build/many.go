@@ -77,6 +77,11 @@ func (t *target) roots() []*llb.Vertex {
 // own outputs, tags, progress and result. The first failure cancels the
 // others and is returned as a *TargetError.
 func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error) {
+	ctx, use, err := s.GC.StartUse(ctx, s.worker) // before lowering: its lease covers base images
+	if err != nil {
+		return nil, err
+	}
+	defer s.GC.FinishUse(ctx, use, opts[0].GC, opts[0].Warn)
 	// Lowering resolves base images: the targets do it at once.
 	targets := make([]*target, len(opts))
 	var pg errgroup.Group
@@ -91,9 +96,6 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 	if err := pg.Wait(); err != nil {
 		return nil, err
 	}
-	first := targets[0].opt
-	use := s.GC.StartUse(s.worker)
-	defer s.GC.FinishUse(ctx, use, first.GC, first.Warn)
 	parallelism := 0
 	for i, t := range targets {
 		if err := s.useCacheFrom(ctx, t.opt, use, t.sess); err != nil {
@@ -107,7 +109,7 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 	g := newGraphs(targets)
 	sv := solver.New(g.ops(s.worker), use, g, parallelism)
 	sv.SetHistory(g)
-	sv.SetStepTimeout(first.StepTimeout)
+	sv.SetStepTimeout(opts[0].StepTimeout)
 	if len(targets) > 1 {
 		// The export step's number follows its graph's; in one solve the
 		// numbers go on over all graphs, so each export gets its own.
@@ -129,7 +131,7 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 			return nil
 		})
 	}
-	err := eg.Wait()
+	err = eg.Wait()
 	// What ran is worth remembering even when a step failed.
 	for _, t := range targets {
 		if ferr := t.history.flush(); err == nil && ferr != nil {

@@ -77,15 +77,15 @@ type Image struct {
 	Created  time.Time `json:"created"`
 }
 
-// DB is the metadata database of one state directory. It opens the bbolt
-// file only for short stretches (see handle.go), so that builds in several
-// processes share the state directory, and keeps a lease (see lease.go)
-// on what this process uses until Close.
+// DB is the metadata database of one state directory. It keeps the bbolt
+// file open only while no other process wants it (see handle.go), so that
+// builds in several processes share the state directory, and keeps a lease
+// (see lease.go) on what this process uses until Close.
 type DB struct {
-	q     *coord.Queue
-	path  string
-	root  string
-	lease *coord.LeaseFile
+	q      *coord.Queue
+	path   string
+	root   string
+	leases *coord.Leases
 }
 
 // LockKey locks key across processes (coord.LockKey) while this process
@@ -103,12 +103,14 @@ func Open(path string, onWait func()) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{q: q, path: path, root: filepath.Dir(path)}
+	d := &DB{q: q, path: path, root: filepath.Dir(path), leases: &coord.Leases{Dir: filepath.Join(filepath.Dir(path), "leases")}}
 	if err := d.init(); err != nil {
 		q.Close()
 		return nil, fmt.Errorf("initialising metadata database %s: %w", path, err)
 	}
-	if d.lease, err = coord.NewLeaseFile(d.leaseDir()); err != nil {
+	// Made at once, before anything else: State.Open's cleanup spares
+	// what others make while they hold a lease.
+	if _, err = d.leases.Own(); err != nil {
 		q.Close()
 		return nil, err
 	}
@@ -140,13 +142,11 @@ func (d *DB) init() error {
 	})
 }
 
-// Close releases the database and this process's lease.
+// Close releases the database and this DB's own lease.
 func (d *DB) Close() error {
 	err := d.q.Close()
-	if d.lease != nil {
-		if lerr := d.lease.Close(); err == nil {
-			err = lerr
-		}
+	if lerr := d.ReleaseOwnLease(); err == nil {
+		err = lerr
 	}
 	return err
 }
@@ -171,11 +171,16 @@ func put(tx *bolt.Tx, bucket []byte, key string, v any) error {
 	return tx.Bucket(bucket).Put([]byte(key), b)
 }
 
-// NewSnapshotID reserves a short unique snapshot id. Short ids keep overlay's
-// lowerdir option, limited to one page, able to hold many layers.
-func (d *DB) NewSnapshotID() (string, error) {
+// NewSnapshotID reserves a short unique snapshot id, in the lease of
+// ctx's build. Short ids keep overlay's lowerdir option, limited to one
+// page, able to hold many layers.
+func (d *DB) NewSnapshotID(ctx context.Context) (string, error) {
+	lease, err := d.leaseFor(ctx)
+	if err != nil {
+		return "", err
+	}
 	var id string
-	err := d.update(func(tx *bolt.Tx) error {
+	err = d.update(func(tx *bolt.Tx) error {
 		n, err := tx.Bucket(bucketSnapshots).NextSequence()
 		if err != nil {
 			return err
@@ -183,7 +188,7 @@ func (d *DB) NewSnapshotID() (string, error) {
 		id = strconv.FormatUint(n, 36)
 		// Until it is recorded and used, nothing but this lease says
 		// the snapshot is wanted.
-		return d.lease.Add(coord.KindSnapshot, id)
+		return lease.Add(coord.KindSnapshot, id)
 	})
 	return id, err
 }
@@ -262,19 +267,23 @@ type Result struct {
 	LastUsed time.Time `json:"lastUsed,omitzero"`
 }
 
-// Lookup returns the result recorded for a cache key, and leases it (see
-// lease.go).
-func (d *DB) Lookup(key digest.Digest) (Result, error) {
+// Lookup returns the result recorded for a cache key, and adds it to the
+// lease of ctx's build (see lease.go).
+func (d *DB) Lookup(ctx context.Context, key digest.Digest) (Result, error) {
+	lease, err := d.leaseFor(ctx)
+	if err != nil {
+		return Result{}, err
+	}
 	var r Result
-	err := d.Hold(func() error {
+	err = d.Hold(func() error {
 		var err error
 		if r, err = get[Result](d, bucketKeys, key.String()); err != nil {
 			return err
 		}
-		if err := d.lease.Add(coord.KindKey, key.String()); err != nil {
+		if err := lease.Add(coord.KindKey, key.String()); err != nil {
 			return err
 		}
-		return d.lease.Add(coord.KindSnapshot, r.Snapshot)
+		return lease.Add(coord.KindSnapshot, r.Snapshot)
 	})
 	return r, err
 }
@@ -286,15 +295,19 @@ func (d *DB) Record(key digest.Digest, r Result) error {
 
 // LayerSnapshot returns the snapshot holding an unpacked base-image layer,
 // by the layer's chain ID (which names it with all layers below), and
-// leases it.
-func (d *DB) LayerSnapshot(chainID digest.Digest) (string, error) {
+// adds it to the lease of ctx's build.
+func (d *DB) LayerSnapshot(ctx context.Context, chainID digest.Digest) (string, error) {
+	lease, err := d.leaseFor(ctx)
+	if err != nil {
+		return "", err
+	}
 	var id string
-	err := d.Hold(func() error {
+	err = d.Hold(func() error {
 		var err error
 		if id, err = get[string](d, bucketLayers, chainID.String()); err != nil {
 			return err
 		}
-		return d.lease.Add(coord.KindSnapshot, id)
+		return lease.Add(coord.KindSnapshot, id)
 	})
 	return id, err
 }

@@ -312,7 +312,7 @@ func TestTouch(t *testing.T) {
 		t.Errorf("Usage() = %d after Touch, want 207", n)
 	}
 	s, _ := db.Snapshot("1")
-	r, _ := db.Lookup(key)
+	r, _ := db.Lookup(t.Context(), key)
 	if !s.LastUsed.Equal(now) || !r.LastUsed.Equal(now) || s.Size != 100 {
 		t.Errorf("after Touch: snapshot %+v, result %+v", s, r)
 	}

@@ -67,7 +67,7 @@ func TestHoldKeepsOthersOut(t *testing.T) {
 		done <- a.Hold(func() error {
 			close(entered)
 			time.Sleep(100 * time.Millisecond)
-			if _, err := a.Lookup(key); !errors.Is(err, ErrNotFound) {
+			if _, err := a.Lookup(t.Context(), key); !errors.Is(err, ErrNotFound) {
 				return errors.New("a record written by another handle appeared inside Hold")
 			}
 			released = time.Now()
@@ -93,11 +93,11 @@ func TestLeasesOfOtherHandles(t *testing.T) {
 	if err := a.Record(key, Result{Snapshot: "7"}); err != nil {
 		t.Fatal(err)
 	}
-	id, err := a.NewSnapshotID()
+	id, err := a.NewSnapshotID(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Lookup(key); err != nil {
+	if _, err := a.Lookup(t.Context(), key); err != nil {
 		t.Fatal(err)
 	}
 	ls, err := b.Leases()
@@ -111,7 +111,7 @@ func TestLeasesOfOtherHandles(t *testing.T) {
 		t.Errorf("a.Leases() = %v, want only the other handle's, empty one", own)
 	}
 	// A lease nobody holds is a dead process's: ignored and removed.
-	stale := filepath.Join(a.leaseDir(), "1-dead")
+	stale := filepath.Join(a.leases.Dir, "1-dead")
 	if err := os.WriteFile(stale, []byte("1\nk "+key.String()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

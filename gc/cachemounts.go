@@ -17,14 +17,16 @@ func (s *Collector) addCacheMountUsage(du *cache.DiskUsage) error {
 		return err
 	}
 	for _, m := range mounts {
-		du.Records = append(du.Records, cache.UsageRecord{
-			ID: filepath.Base(m.Dir), Size: m.Size, LastUsed: m.LastUsed,
-			Description: "cache mount id=" + m.ID,
-		})
-		du.Total += m.Size
-		du.Reclaimable += m.Size
+		addReclaimable(du, cache.UsageRecord{ID: filepath.Base(m.Dir), Size: m.Size, LastUsed: m.LastUsed, Description: "cache mount id=" + m.ID})
 	}
 	return nil
+}
+
+// addReclaimable adds to du a record that no image uses.
+func addReclaimable(du *cache.DiskUsage, r cache.UsageRecord) {
+	du.Records = append(du.Records, r)
+	du.Total += r.Size
+	du.Reclaimable += r.Size
 }
 
 // pruneCacheMounts removes, for prune --all, the cache mounts no running

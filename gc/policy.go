@@ -39,9 +39,10 @@ func DefaultPolicy(root string) (Policy, error) {
 	return Policy{KeepStorage: min(int64(st.Blocks)*int64(st.Bsize)/10, 10e9)}, nil
 }
 
-// autoGC prunes least recently used cache when the running total exceeds
-// the policy's limit (nil: DefaultPolicy). The check costs one read
-// transaction (and a statfs for the default policy). It reports whether it
+// autoGC prunes least recently used cache when the running total, with
+// builder serve's project directories, exceeds the policy's limit (nil:
+// DefaultPolicy). The check costs one read transaction and a directory
+// listing (and a statfs for the default policy). It reports whether it
 // ran.
 func (s *Collector) autoGC(ctx context.Context, policy *Policy) (bool, error) {
 	var p Policy
@@ -57,10 +58,15 @@ func (s *Collector) autoGC(ctx context.Context, policy *Policy) (bool, error) {
 		return false, nil
 	}
 	total, err := s.DB.Usage()
-	if err != nil || total <= p.KeepStorage {
+	if err != nil {
 		return false, err
 	}
-	_, err = s.prune(ctx, PruneOptions{KeepStorage: p.KeepStorage}, s.leases.all(), false)
+	projects := &PruneReport{}
+	left, err := s.pruneProjects(PruneOptions{KeepStorage: p.KeepStorage}, total, projects)
+	if err != nil || total+left <= p.KeepStorage {
+		return projects.Projects > 0, err
+	}
+	_, err = s.prune(ctx, PruneOptions{KeepStorage: max(p.KeepStorage-left, 1)}, s.leases.all(), false)
 	return true, err
 }
 

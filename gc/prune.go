@@ -37,6 +37,8 @@ type PruneReport struct {
 	Snapshots, Keys, Blobs int
 	// Kept is the failed steps' filesystems (--on-error=keep) removed.
 	Kept int
+	// Projects is the context directories of builder serve removed.
+	Projects int
 	// Freed is the bytes of the removed layer directories and blobs.
 	Freed int64
 	// Before and After are the total sizes around the prune.
@@ -58,13 +60,32 @@ func (s *Collector) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
 	if err := s.addCacheMountUsage(du); err != nil {
 		return nil, err
 	}
+	if err := s.addProjectUsage(du); err != nil {
+		return nil, err
+	}
 	return du, nil
 }
 
 // Prune removes build cache that no image of the local store and no build
 // running in this process needs, as opt selects.
 func (s *Collector) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, error) {
+	usage, err := s.DB.Usage()
+	if err != nil {
+		return nil, err
+	}
+	projects := &PruneReport{}
+	left, err := s.pruneProjects(opt, usage, projects)
+	if err != nil {
+		return nil, err
+	}
+	if opt.KeepStorage > 0 {
+		opt.KeepStorage = max(opt.KeepStorage-left, 1)
+	}
 	rep, err := s.prune(ctx, opt, s.leases.all(), true)
+	if rep != nil {
+		rep.Projects, rep.Freed = projects.Projects, rep.Freed+projects.Freed
+		rep.Before, rep.After = rep.Before+projects.Before, rep.After+projects.After
+	}
 	if err == nil && opt.All {
 		err = s.pruneCacheMounts(ctx, rep, opt.DryRun)
 	}

@@ -55,6 +55,9 @@ func (rep *PruneReport) Summary() string {
 	if rep.Kept > 0 {
 		c = Plural(rep.Kept, "kept failure") + ", " + c
 	}
+	if rep.Projects > 0 {
+		c = Plural(rep.Projects, "project context") + ", " + c
+	}
 	return c
 }
 
@@ -70,7 +73,7 @@ func (rep *PruneReport) Done() string {
 
 // Empty reports whether a prune removes nothing.
 func (rep *PruneReport) Empty() bool {
-	return rep.Snapshots+rep.Keys+rep.Blobs+rep.Kept == 0
+	return rep.Snapshots+rep.Keys+rep.Blobs+rep.Kept+rep.Projects == 0
 }
 
 // ParseDuration is time.ParseDuration that also takes days ("7d"), for

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/coord"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -14,13 +15,15 @@ import (
 
 // Use records what one build uses of the cache, as solver.Cache sees
 // it: every hit and every recorded result. At the end of the build it is
-// written as last-use times (one transaction) and serves as the lease that
-// keeps the automatic GC off it.
+// written as last-use times (one transaction). The build's lease file,
+// which its context carries to the lookups, keeps the GC of this process
+// and of others off what it uses until the build ends.
 type Use struct {
 	// Cache is the cache the build's solver reads and records through
 	// Use; a build may put the remote caches behind it.
 	solver.Cache
 	db    *cache.DB
+	file  *coord.LeaseFile
 	mu    sync.Mutex
 	keys  []digest.Digest
 	snaps []string
@@ -92,9 +95,9 @@ func (u *Use) lease() cache.Lease {
 }
 
 // leaseTable holds the uses of the builds of one Collector running in this
-// process: a Prune, or one build's automatic GC, must spare the others'.
-// (Other processes cannot prune meanwhile: a build holds the state
-// directory's lock.)
+// process: a Prune, or one build's automatic GC, must spare the others'
+// (their lease files say so too; this also covers the blobs they
+// exported).
 type leaseTable struct {
 	mu   sync.Mutex
 	uses map[*Use]bool
@@ -130,23 +133,34 @@ func (t *leaseTable) all() []cache.Lease {
 	return out
 }
 
-// StartUse begins recording a build's use of inner, the state directory's
-// cache; FinishUse must follow.
-func (s *Collector) StartUse(inner solver.Cache) *Use {
-	u := &Use{Cache: inner, db: s.DB}
+// StartUse begins a build over inner, the state directory's cache: it
+// makes the build's lease, carried by the context it returns, in which the
+// build must run. FinishUse must follow, also when the build fails.
+func (s *Collector) StartUse(ctx context.Context, inner solver.Cache) (context.Context, *Use, error) {
+	l, err := s.DB.NewLease()
+	if err != nil {
+		return ctx, nil, err
+	}
+	u := &Use{Cache: inner, db: s.DB, file: l}
 	s.leases.add(u)
-	return u
+	return cache.WithLease(ctx, l), u, nil
 }
 
 // FinishUse ends a build, successful or not: it writes the last-use times
 // of what the build used and, if the cache is over the policy's limit, runs
 // the GC with the build's use (and that of other builds still running) as
-// leases. Problems are reported to warn; the build's result stands.
+// leases, then releases the build's lease. Problems are reported to warn;
+// the build's result stands.
 func (s *Collector) FinishUse(ctx context.Context, u *Use, policy *Policy, warn func(string)) {
-	defer s.leases.remove(u)
 	if warn == nil {
 		warn = func(string) {}
 	}
+	defer func() {
+		s.leases.remove(u)
+		if err := u.file.Close(); err != nil {
+			warn("releasing the build's lease: " + err.Error())
+		}
+	}()
 	l := u.lease()
 	err := s.DB.Touch(cache.Use{Snapshots: l.Snapshots, Keys: l.Keys, Time: time.Now().UTC()}, s.Snapshots.Usage)
 	if err != nil {

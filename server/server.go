@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/builder-dev/builder/cache/coord"
 	"github.com/builder-dev/builder/server/api"
 	"github.com/builder-dev/builder/server/blobs"
 	"github.com/builder-dev/builder/server/session"
@@ -35,6 +36,7 @@ type Server struct {
 	policy  Policy
 	root    string
 	blobs   *blobs.Store
+	builds  *coord.OwnedDir
 	queue   *queue
 	metrics metrics
 	session session.Registry
@@ -49,6 +51,19 @@ type project struct {
 	mu sync.Mutex // held by the build using the directory
 	// files is the listing the directory holds; nil when unknown.
 	files map[string]api.File
+	// use claims the directory from other servers and the GC while a
+	// build uses it; token is what this server left there.
+	use   *coord.DirUse
+	token string
+}
+
+// release ends a build's use of the directory, with its size for the GC.
+func (p *project) release(size int64) {
+	var err error
+	if p.token, err = p.use.Release(size); err != nil {
+		p.files = nil
+	}
+	p.mu.Unlock()
 }
 
 // syncedContext is a context listing and what its upload cost.
@@ -67,16 +82,14 @@ func New(root string, maxBuilds int, policy Policy, build BuildFunc) (*Server, e
 	if err := os.MkdirAll(blobsDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
-	// Build directories a previous server left behind are removed.
-	builds := filepath.Join(root, "serve", "builds")
-	if err := os.RemoveAll(builds); err != nil {
-		return nil, fmt.Errorf("server state: %w", err)
-	}
-	if err := os.MkdirAll(builds, 0o700); err != nil {
+	// Build directories go in one this process owns; those of servers
+	// that are gone are removed, those of others on this state kept.
+	builds, err := coord.NewOwnedDir(filepath.Join(root, "serve", "builds"))
+	if err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
 	countRegistryBytes()
-	return &Server{build: build, policy: policy, root: root, blobs: &blobs.Store{Dir: blobsDir}, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}, projects: map[string]*project{}}, nil
+	return &Server{build: build, policy: policy, root: root, blobs: &blobs.Store{Dir: blobsDir}, builds: builds, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}, projects: map[string]*project{}}, nil
 }
 
 // Handler returns the API's HTTP handler.
@@ -171,8 +184,9 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 }
 
 // project returns the locked project of key and its context directory, or
-// nil when there is no key or another build of it holds the directory
-// (that build then gets a directory of its own).
+// nil when there is no key or another build of it, here or in another
+// server, holds the directory (that build then gets a directory of its
+// own).
 func (s *Server) project(key string) (*project, string) {
 	if key == "" {
 		return nil, ""
@@ -188,7 +202,17 @@ func (s *Server) project(key string) (*project, string) {
 		return nil, ""
 	}
 	sum := sha256.Sum256([]byte(key))
-	return p, filepath.Join(s.root, "serve", "projects", hex.EncodeToString(sum[:16]))
+	dir := filepath.Join(s.root, "serve", "projects", hex.EncodeToString(sum[:16]))
+	use, ok, err := coord.TryUseDir(dir)
+	if err != nil || !ok {
+		p.mu.Unlock()
+		return nil, ""
+	}
+	if use.Token != p.token {
+		p.files = nil // changed by another server, or removed by a prune
+	}
+	p.use = use
+	return p, dir
 }
 
 // OutputPath is where a BuildFunc writes output i that goes back to the
@@ -285,7 +309,7 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 	defer release()
 	s.metrics.running.Add(1)
 	defer s.metrics.running.Add(-1)
-	dir, err := os.MkdirTemp(filepath.Join(s.root, "serve", "builds"), "build-")
+	dir, err := os.MkdirTemp(s.builds.Path, "build-")
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +320,11 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 		return nil, err
 	}
 	if p, dir := s.project(sc.project); p != nil {
-		defer p.mu.Unlock()
+		var size int64
+		for _, f := range sc.files {
+			size += f.Size
+		}
+		defer p.release(size)
 		contextDir = dir
 		if p.files == nil {
 			// Left by an earlier server, or by a failed update.

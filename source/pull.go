@@ -48,7 +48,7 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 		return "", fmt.Errorf("image %s: manifest has %d layers but config lists %d diff_ids", img.Ref, len(layers), len(cfg.RootFS.DiffIDs))
 	}
 	chain := chainIDs(cfg.RootFS.DiffIDs)
-	parent, have := p.unpackedPrefix(chain, len(layers))
+	parent, have := p.unpackedPrefix(ctx, chain, len(layers))
 	if have == len(layers) {
 		return parent, nil
 	}
@@ -76,9 +76,9 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 
 // unpackedPrefix finds the longest prefix of the n layers of chain already
 // unpacked: its top snapshot and its length.
-func (p *Puller) unpackedPrefix(chain []digest.Digest, n int) (parent string, have int) {
+func (p *Puller) unpackedPrefix(ctx context.Context, chain []digest.Digest, n int) (parent string, have int) {
 	for i := range n {
-		id, err := p.DB.LayerSnapshot(chain[i])
+		id, err := p.DB.LayerSnapshot(ctx, chain[i])
 		if err != nil || !p.Snapshots.Exists(id) {
 			break
 		}
@@ -97,7 +97,7 @@ func (p *Puller) fetchLayers(ctx context.Context, img *Resolved, todo []ocispec.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	for i, desc := range todo {
-		id, err := p.DB.NewSnapshotID()
+		id, err := p.DB.NewSnapshotID(ctx)
 		if err != nil {
 			g.Wait()
 			p.removeSnapshots(ids[:i])

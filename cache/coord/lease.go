@@ -225,3 +225,52 @@ func removeLocked(f *os.File, p string) {
 		os.Remove(p)
 	}
 }
+
+// Leases are the leases of one opener of a state directory: one per build
+// (New), and its own (Own) for what it does outside any build, made when
+// first needed.
+type Leases struct {
+	Dir string
+	mu  sync.Mutex
+	own *LeaseFile
+}
+
+// New makes a lease, for one build; Close it when the build ends.
+func (ls *Leases) New() (*LeaseFile, error) { return NewLeaseFile(ls.Dir) }
+
+// Own returns the opener's own lease, making it if needed.
+func (ls *Leases) Own() (*LeaseFile, error) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.own == nil {
+		l, err := ls.New()
+		if err != nil {
+			return nil, err
+		}
+		ls.own = l
+	}
+	return ls.own, nil
+}
+
+// ReleaseOwn closes the opener's own lease, if it has one.
+func (ls *Leases) ReleaseOwn() error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.own == nil {
+		return nil
+	}
+	err := ls.own.Close()
+	ls.own = nil
+	return err
+}
+
+// Read returns the live leases but the opener's own (ReadLeases).
+func (ls *Leases) Read() ([]Held, error) {
+	ls.mu.Lock()
+	own := ""
+	if ls.own != nil {
+		own = ls.own.path
+	}
+	ls.mu.Unlock()
+	return ReadLeases(ls.Dir, own)
+}

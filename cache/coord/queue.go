@@ -12,19 +12,25 @@ import (
 )
 
 // Several processes share a state directory, but bbolt lets one process
-// at a time open the database. So a Queue opens it only for short stretches:
-// a transaction opens it, and it stays open while more transactions follow
-// within Linger, then closes; a burst of transactions (a whole no-op
-// rebuild is one) pays for one open. Processes queue on an flock of
-// meta.db.lock, which the kernel hands over at once (bbolt's own lock
-// polls every 50 ms). A process that waits also holds a shared lock on
-// meta.db.want; the holder looks at it whenever its last transaction ends
-// and then closes at once instead of lingering.
+// at a time open the database. So a Queue keeps it open only while no other
+// process wants it: a transaction opens it, and it stays open, with its
+// pages mapped, for as long as nobody else asks (a lone long-lived process,
+// a server or a big build, keeps it warm), then closes. Processes queue on
+// an flock of meta.db.lock, which the kernel hands over at once (bbolt's
+// own lock polls every 50 ms). A process that waits also holds a shared
+// lock on meta.db.want; the holder looks at it whenever its last
+// transaction ends, and every Poll while it is idle, and closes as soon as
+// it sees a waiter.
 
-// Linger is how long the database stays open after a transaction, for the
-// next one. Another process waits at most this long after our last
-// transaction.
-const Linger = 5 * time.Millisecond
+// Poll is how often a holder with no transaction running looks for other
+// processes waiting for the database: another process waits about this
+// long at most after our last transaction.
+const Poll = 5 * time.Millisecond
+
+// IdleClose is how long a holder keeps the database open with no
+// transaction and nobody waiting, before closing it anyway so that an idle
+// process stops polling.
+const IdleClose = 2 * time.Second
 
 // waitNotice is how long a wait for another process lasts before onWait
 // is told.
@@ -37,10 +43,10 @@ type Queue struct {
 	mu    sync.Mutex
 	b     *bolt.DB
 	users int
-	// gen counts acquisitions; the linger timer closes the database only
-	// if none came since it was armed (at armed).
-	gen, armed int
-	idle       *time.Timer
+	// idle polls for waiters while the database is open and unused (since
+	// idleSince).
+	idle      *time.Timer
+	idleSince time.Time
 	// lock is flocked exclusively while b is open; want is flocked shared
 	// while this process waits for lock; probe tests whether others do.
 	lock, want, probe *os.File
@@ -101,16 +107,22 @@ func (h *Queue) Acquire() (*bolt.DB, error) {
 		}
 	}
 	h.users++
-	h.gen++ // a pending linger must not close it now
 	return h.b, nil
 }
 
 func (h *Queue) open(path string) error {
-	if err := flock(h.lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	// With others waiting, take our place among them: flock(2) wakes the
+	// waiters when the holder unlocks, and a try here could take the lock
+	// before they run, again and again.
+	var err error = unix.EWOULDBLOCK
+	if !h.othersWait() {
+		err = flock(h.lock, unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err != nil {
 		if err != unix.EWOULDBLOCK {
 			return &os.PathError{Op: "flock", Path: h.lock.Name(), Err: err}
 		}
-		// Say that we wait, so that the holder does not linger.
+		// Say that we wait, so that the holder hands the database over.
 		if err := flock(h.want, unix.LOCK_SH); err != nil {
 			return &os.PathError{Op: "flock", Path: h.want.Name(), Err: err}
 		}
@@ -144,7 +156,7 @@ func (h *Queue) noticeWait() {
 }
 
 // Release ends a use; the last one closes the database at once if another
-// process waits for it, else after Linger.
+// process waits for it, else leaves it open and polls for waiters.
 func (h *Queue) Release() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -158,20 +170,27 @@ func (h *Queue) Release() {
 		h.shut()
 		return
 	}
-	h.armed = h.gen
+	h.idleSince = time.Now()
 	if h.idle == nil {
-		h.idle = time.AfterFunc(Linger, h.lingered)
+		h.idle = time.AfterFunc(Poll, h.poll)
 	} else {
-		h.idle.Reset(Linger)
+		h.idle.Reset(Poll)
 	}
 }
 
-func (h *Queue) lingered() {
+// poll closes the unused database if another process waits for it or it
+// has been idle for IdleClose, else looks again after Poll.
+func (h *Queue) poll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.gen == h.armed && h.users == 0 && h.b != nil {
-		h.shut()
+	if h.users > 0 || h.b == nil {
+		return // in use again (its Release polls anew), or closed
 	}
+	if h.othersWait() || time.Since(h.idleSince) >= IdleClose {
+		h.shut()
+		return
+	}
+	h.idle.Reset(Poll)
 }
 
 // othersWait reports whether another process waits for the database.

@@ -204,7 +204,7 @@ func (c *importCache) materialize(ctx context.Context, src *imported, idx int) (
 	}
 	chain := src.cfg.chain(idx)
 	chainIDs := baseChainIDs(src.cfg.Layers, chain)
-	have := c.present(src.cfg.Layers, chain, chainIDs, made)
+	have := c.present(ctx, src.cfg.Layers, chain, chainIDs, made)
 	if err := fetchMissing(ctx, src, chain, have); err != nil {
 		return "", err
 	}
@@ -244,13 +244,13 @@ func baseChainIDs(layers []layer, chain []int) []digest.Digest {
 // present returns, for each layer of chain, the local snapshot that
 // already holds it: one this import made, or a pulled base layer; "" for
 // the layers still to unpack.
-func (c *importCache) present(layers []layer, chain []int, chainIDs []digest.Digest, made map[int]string) []string {
+func (c *importCache) present(ctx context.Context, layers []layer, chain []int, chainIDs []digest.Digest, made map[int]string) []string {
 	have := make([]string, len(chain))
 	for j, i := range chain {
 		if id, ok := made[i]; ok && c.l.Snapshots.Exists(id) {
 			have[j] = id
 		} else if j < len(chainIDs) {
-			if id, err := c.l.DB.LayerSnapshot(chainIDs[j]); err == nil && c.l.Snapshots.Exists(id) {
+			if id, err := c.l.DB.LayerSnapshot(ctx, chainIDs[j]); err == nil && c.l.Snapshots.Exists(id) {
 				have[j] = id
 			}
 		}
@@ -274,7 +274,7 @@ func fetchMissing(ctx context.Context, src *imported, chain []int, have []string
 // unpack makes a snapshot of l on parent and records it: by chainID for a
 // base layer (chainID not empty), else by its id.
 func (l *Local) unpack(ctx context.Context, ly layer, parent string, chainID digest.Digest) (string, error) {
-	id, err := l.DB.NewSnapshotID()
+	id, err := l.DB.NewSnapshotID(ctx)
 	if err != nil {
 		return "", err
 	}

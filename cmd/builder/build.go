@@ -90,11 +90,13 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildopts.Flags, contextD
 	}
 	run.wire(cmd, &opt)
 	g.serve.wire(run, &opt)
-	st, err := openState(cmd, g)
-	if err != nil {
-		return err
+	st := g.serve.sharedState()
+	if st == nil {
+		if st, err = openState(cmd, g); err != nil {
+			return err
+		}
+		defer st.Close()
 	}
-	defer st.Close()
 	switch {
 	case tty != nil:
 		opt.OnRunFailure = debugShell(tty, run.gate)

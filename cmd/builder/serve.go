@@ -50,7 +50,17 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 			if root == "" {
 				root = build.DefaultRoot()
 			}
-			srv, err := server.New(root, maxBuilds, policy, serveBuildFunc(cmd, g))
+			// One state for the server's life keeps its database warm;
+			// its builds hold leases of their own (cache.DB.ReleaseOwnLease).
+			st, err := openState(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.DB.ReleaseOwnLease(); err != nil {
+				return err
+			}
+			srv, err := server.New(root, maxBuilds, policy, serveBuildFunc(cmd, g, st))
 			if err != nil {
 				return err
 			}
@@ -84,6 +94,15 @@ type serveHooks struct {
 	em             *server.Emitter
 	secrets, agent []string
 	res            *build.Result
+	state          *build.State // the server's, shared by its builds
+}
+
+// sharedState is the server's state directory, nil outside a server.
+func (h *serveHooks) sharedState() *build.State {
+	if h == nil {
+		return nil
+	}
+	return h.state
 }
 
 // wire sends the build's progress to the client instead of a printer
@@ -117,13 +136,13 @@ func (h *serveHooks) setResult(res *build.Result) {
 
 // serveBuildFunc runs a client's request through runBuild, as the same
 // flags given on the command line would.
-func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
+func serveBuildFunc(parent *cobra.Command, g *globalOptions, st *build.State) server.BuildFunc {
 	return func(ctx context.Context, req *api.BuildRequest, contextDir, outDir string, em *server.Emitter) (*api.Result, error) {
 		f, err := remoteflags.Flags(req, outDir)
 		if err != nil {
 			return nil, err
 		}
-		hooks := &serveHooks{em: em, secrets: req.SecretIDs, agent: req.SSHIDs}
+		hooks := &serveHooks{em: em, secrets: req.SecretIDs, agent: req.SSHIDs, state: st}
 		cmd := &cobra.Command{}
 		cmd.SetContext(ctx)
 		cmd.SetOut(io.Discard)

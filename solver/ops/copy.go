@@ -133,7 +133,7 @@ func (o *copyOp) KeyParts() []solver.Part {
 
 func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (solver.Result, error) {
 	parent := inputs[0].Snapshot
-	id, mounts, err := o.w.newLayer(parent)
+	id, mounts, err := o.w.newLayer(ctx, parent)
 	if err != nil {
 		return solver.Result{}, err
 	}
@@ -185,7 +185,7 @@ func (o *mkdirOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Dige
 
 func (o *mkdirOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (solver.Result, error) {
 	parent := inputs[0].Snapshot
-	id, mounts, err := o.w.newLayer(parent)
+	id, mounts, err := o.w.newLayer(ctx, parent)
 	if err != nil {
 		return solver.Result{}, err
 	}

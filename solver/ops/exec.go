@@ -56,7 +56,7 @@ func (o *execOp) KeyParts() []solver.Part {
 
 func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer) (solver.Result, error) {
 	parent := inputs[0].Snapshot
-	id, mounts, err := o.w.newLayer(parent)
+	id, mounts, err := o.w.newLayer(ctx, parent)
 	if err != nil {
 		return solver.Result{}, err
 	}

@@ -87,7 +87,7 @@ func (o *gitOp) Run(ctx context.Context, _ []solver.Result, _ io.Writer) (solver
 			return solver.Result{}, fmt.Errorf("no directory %s in the repository at %s", o.op.Subdir, c.commit)
 		}
 	}
-	id, _, err := o.w.newLayer("")
+	id, _, err := o.w.newLayer(ctx, "")
 	if err != nil {
 		return solver.Result{}, err
 	}

@@ -149,7 +149,7 @@ func (o *httpOp) Run(ctx context.Context, _ []solver.Result, log io.Writer) (sol
 			return solver.Result{}, err
 		}
 	}
-	id, _, err := o.w.newLayer("")
+	id, _, err := o.w.newLayer(ctx, "")
 	if err != nil {
 		return solver.Result{}, err
 	}

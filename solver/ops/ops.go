@@ -55,7 +55,7 @@ func (w *Worker) Op(v *llb.Vertex) (solver.Op, error) {
 // Lookup implements solver.Cache: a record counts only while its snapshot
 // chain is complete on disk.
 func (w *Worker) Lookup(ctx context.Context, key digest.Digest) (solver.Result, bool, error) {
-	r, err := w.DB.Lookup(key)
+	r, err := w.DB.Lookup(ctx, key)
 	if errors.Is(err, cache.ErrNotFound) {
 		return solver.Result{}, false, nil
 	}
@@ -104,12 +104,12 @@ func (w *Worker) Lowers(top string) ([]string, error) {
 
 // newLayer prepares a fresh snapshot on top of parent and returns its id and
 // read-write mounts.
-func (w *Worker) newLayer(parent string) (string, []snapshot.Mount, error) {
+func (w *Worker) newLayer(ctx context.Context, parent string) (string, []snapshot.Mount, error) {
 	lowers, err := w.Lowers(parent)
 	if err != nil {
 		return "", nil, err
 	}
-	id, err := w.DB.NewSnapshotID()
+	id, err := w.DB.NewSnapshotID(ctx)
 	if err != nil {
 		return "", nil, err
 	}
