@@ -44,8 +44,8 @@ func Dial(host string, tlsFiles TLSFiles) (*Client, error) {
 		c.base = "http://builder"
 	case "tcp":
 		c.base = "http://" + rest
-		if tlsFiles.set() {
-			cfg, err := tlsFiles.config(false)
+		if tlsFiles.Set() {
+			cfg, err := tlsFiles.Config(false)
 			if err != nil {
 				return nil, err
 			}

@@ -1,4 +1,6 @@
-package server
+// Package transport is how builder serve and its clients meet: a UNIX
+// socket of Docker's mode, or TCP with mutual TLS.
+package transport
 
 import (
 	"crypto/tls"
@@ -7,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -14,11 +17,12 @@ import (
 // side's certificates, and this side's certificate and key.
 type TLSFiles struct{ CA, Cert, Key string }
 
-func (t TLSFiles) set() bool { return t.CA != "" || t.Cert != "" || t.Key != "" }
+// Set says whether any TLS file was given.
+func (t TLSFiles) Set() bool { return t.CA != "" || t.Cert != "" || t.Key != "" }
 
-// config returns a TLS config for a server (which then requires and
+// Config returns a TLS config for a server (which then requires and
 // verifies client certificates) or a client.
-func (t TLSFiles) config(server bool) (*tls.Config, error) {
+func (t TLSFiles) Config(server bool) (*tls.Config, error) {
 	ca, err := os.ReadFile(t.CA)
 	if err != nil {
 		return nil, fmt.Errorf("TLS CA: %w", err)
@@ -56,23 +60,15 @@ func Listen(addr string, tlsFiles TLSFiles, insecure bool) (net.Listener, error)
 		if err := os.Remove(rest); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("--addr %s: %w", addr, err)
 		}
-		l, err := net.Listen("unix", rest)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.Chmod(rest, 0o660); err != nil {
-			l.Close()
-			return nil, err
-		}
-		return l, nil
+		return listenUnix(rest)
 	case "tcp":
-		if !tlsFiles.set() {
+		if !tlsFiles.Set() {
 			if !insecure || !isLoopback(rest) {
 				return nil, fmt.Errorf("--addr %s: TCP needs --tlscacert, --tlscert and --tlskey (plain TCP only with --insecure-listen on a loopback address)", addr)
 			}
 			return net.Listen("tcp", rest)
 		}
-		cfg, err := tlsFiles.config(true)
+		cfg, err := tlsFiles.Config(true)
 		if err != nil {
 			return nil, err
 		}
@@ -91,4 +87,42 @@ func isLoopback(hostport string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// listenUnix makes the socket under a temporary name, sets its mode and
+// renames it into place, so a client never finds it with the umask's mode.
+func listenUnix(path string) (net.Listener, error) {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".new")
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	l, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, err
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o660); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	return unlinkOnClose{Listener: l, path: path}, nil
+}
+
+// unlinkOnClose removes the socket's final name when the listener closes
+// (the listener itself knows only the temporary one).
+type unlinkOnClose struct {
+	net.Listener
+	path string
+}
+
+func (l unlinkOnClose) Close() error {
+	err := l.Listener.Close()
+	os.Remove(l.path)
+	return err
 }
