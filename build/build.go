@@ -169,19 +169,11 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 	eopt := exportOptions(opt, epoch, use)
+	done := solved{s: s, sv: sv, root: fe.Root, top: res.Snapshot, epoch: epoch}
 	if len(more) > 0 {
 		eopt.ProvenanceRequest = provenanceRequest(opt, started)
-		images := []export.Image{{Platform: fopt.TargetPlatform, Root: fe.Root, Config: fe.Image, Top: res.Snapshot}}
-		for i, m := range more {
-			images = append(images, export.Image{Platform: m.platform, Root: m.fe.Root, Config: m.fe.Image, Top: tops[i]})
-		}
-		out, err := export.Platforms(ctx, s.exportStores(), eopt, images)
-		if err != nil {
-			return nil, err
-		}
-		return result(out, steps), nil
+		return s.exportPlatforms(ctx, opt, eopt, fopt.TargetPlatform, fe, done, more, tops, steps)
 	}
-	done := solved{s: s, sv: sv, root: fe.Root, top: res.Snapshot, epoch: epoch}
 	if eopt.InlineCache, err = done.inlineCache(ctx, opt); err != nil {
 		return nil, err
 	}

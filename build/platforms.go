@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/builder-dev/builder/build/export"
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/frontend/dockerfile"
@@ -13,6 +14,7 @@ import (
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
 	"github.com/builder-dev/builder/solver"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -49,9 +51,6 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 			return nil, errors.New("--provenance: attestations are attached to the image index of a multi-platform build only for now; build with several --platform values")
 		}
 		return nil, nil
-	}
-	if len(opt.CacheTo) > 0 {
-		return nil, errors.New("--cache-to with several platforms is not implemented yet: build one platform at a time to export its cache")
 	}
 	for _, o := range opt.Outputs {
 		if o.Type == output.Docker {
@@ -94,4 +93,49 @@ func solveAll(ctx context.Context, sv *solver.Solver, root *llb.Vertex, more []p
 		tops = append(tops, r.Snapshot)
 	}
 	return res[0], tops, nil
+}
+
+// exportPlatforms writes the outputs of a multi-platform build (first is
+// the first platform's solve, more and tops the others') and exports the
+// cache of every platform: registry and local caches get one cache of all
+// their steps, each platform's image its own inline cache.
+func (s *State) exportPlatforms(ctx context.Context, opt Options, eopt export.Options, p ocispec.Platform, fe *dockerfile.Result, first solved, more []platformImage, tops []string, steps *stepUsages) (*Result, error) {
+	all := solvedAll{first}
+	images := []export.Image{{Platform: p, Root: fe.Root, Config: fe.Image, Top: first.top}}
+	for i, m := range more {
+		d := first
+		d.root, d.top = m.fe.Root, tops[i]
+		all = append(all, d)
+		images = append(images, export.Image{Platform: m.platform, Root: m.fe.Root, Config: m.fe.Image, Top: tops[i]})
+	}
+	for i, d := range all {
+		var err error
+		if images[i].InlineCache, err = d.inlineCache(ctx, opt); err != nil {
+			return nil, err
+		}
+	}
+	out, err := export.Platforms(ctx, s.exportStores(), eopt, images)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.remoteCache(opt).Export(ctx, opt.CacheTo, all, first.epoch); err != nil {
+		return nil, err
+	}
+	return result(out, steps), nil
+}
+
+// solvedAll are the solves of a multi-platform build's platforms, as one
+// for the cache export: every platform's records.
+type solvedAll []solved
+
+func (a solvedAll) Records(ctx context.Context, max bool) (map[digest.Digest]string, error) {
+	recs := map[digest.Digest]string{}
+	for _, d := range a {
+		r, err := d.Records(ctx, max)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(recs, r)
+	}
+	return recs, nil
 }

@@ -35,7 +35,7 @@ func Platforms(ctx context.Context, s Stores, opt Options, images []Image) (*Res
 func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []output.Spec, primary int, images []Image, step *step) (*Result, error) {
 	assemblers := make([]*assembler, len(images))
 	for i, pi := range images {
-		j := job{top: pi.Top, config: pi.Config, epoch: opt.Epoch, use: opt.Use, keychain: opt.Keychain, squashAbove: opt.SquashAbove, step: step}
+		j := job{top: pi.Top, config: pi.Config, epoch: opt.Epoch, use: opt.Use, keychain: opt.Keychain, squashAbove: opt.SquashAbove, step: step, inlineCache: pi.InlineCache}
 		assemblers[i] = newAssembler(s, opt, j)
 	}
 	statements, err := provenances(opt, images)
