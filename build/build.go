@@ -105,8 +105,9 @@ type Options struct {
 	// Platforms are the platforms to build for (--platform); none: the
 	// host's.
 	Platforms []ocispec.Platform
-	// Provenance attaches SLSA provenance to a multi-platform build's
-	// index (--provenance).
+	// Provenance attaches SLSA provenance to the build's index, which a
+	// single-platform build then gets too (of its image and the
+	// attestation manifest), as BuildKit does (--provenance).
 	Provenance Provenance
 }
 
@@ -170,7 +171,7 @@ func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
 	}
 	eopt := exportOptions(opt, epoch, use)
 	done := solved{s: s, sv: sv, root: fe.Root, top: res.Snapshot, epoch: epoch}
-	if len(more) > 0 {
+	if len(more) > 0 || opt.Provenance.Mode != "" {
 		eopt.ProvenanceRequest = provenanceRequest(opt, started)
 		return s.exportPlatforms(ctx, opt, eopt, fopt.TargetPlatform, fe, done, more, tops, steps)
 	}

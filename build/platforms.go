@@ -46,16 +46,17 @@ type platformImage struct {
 // lowerMore lowers the Dockerfile for every platform of opt.Platforms after
 // the first (which lower did), with the same checks.
 func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Options) ([]platformImage, error) {
-	if len(opt.Platforms) < 2 {
-		if opt.Provenance.Mode != "" {
-			return nil, errors.New("--provenance: attestations are attached to the image index of a multi-platform build only for now; build with several --platform values")
+	// Attestations go into an index, even of one image, as BuildKit
+	// puts them; a docker archive cannot hold one.
+	if len(opt.Platforms) > 1 || opt.Provenance.Mode != "" {
+		for _, o := range opt.Outputs {
+			if o.Type == output.Docker {
+				return nil, errors.New("docker exporter does not support exporting manifest lists, use the oci exporter (several platforms are built, or attestations asked for)")
+			}
 		}
-		return nil, nil
 	}
-	for _, o := range opt.Outputs {
-		if o.Type == output.Docker {
-			return nil, errors.New("docker exporter does not support exporting manifest lists, use the oci exporter (several platforms are built)")
-		}
+	if len(opt.Platforms) < 2 {
+		return nil, nil
 	}
 	resolver := resolve.NewMemo(resolve.LocalFirst{Images: s.Images, Remote: s.Registries, RegistryOnly: opt.Pull})
 	var out []platformImage

@@ -155,6 +155,9 @@ func storeAndPushIndex(ctx context.Context, s Stores, o output.Spec, idx ocispec
 // subdirectory (linux_arm64/) of a local output or of a tar output's
 // stream, as BuildKit does.
 func writePlatformTrees(ctx context.Context, s Stores, o output.Spec, images []Image, imgs []*exporter.Image) error {
+	if len(images) == 1 { // one platform, with attestations: no subdirectory
+		return writeOutput(ctx, s, o, imgs[0], nil)
+	}
 	var trees []multiarch.Tree
 	for i, pi := range images {
 		trees = append(trees, multiarch.Tree{Platform: pi.Platform, Manifest: imgs[i].Manifest})
