@@ -11,6 +11,7 @@ import (
 	"github.com/builder-dev/builder/frontend/dockerfile/checks"
 	"github.com/builder-dev/builder/platform"
 	"github.com/builder-dev/builder/source/localctx"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // CheckWarning is a finding of the build checks (BuildKit's rules).
@@ -41,24 +42,45 @@ func (s *State) frontendCheckOptions(opt Options, contextDir string, excludes []
 
 // runChecks runs the checks of a build after its Dockerfile was lowered
 // (with the resolver that lowered it) and hands the findings to
-// opt.OnCheck. With check=error=true a finding fails the build; checks
-// that cannot run are a warning, never the end of a build.
+// opt.OnCheck. A build of several platforms checks each (the stages a
+// platform needs and its base images may differ: FROM base-$TARGETARCH)
+// and reports a finding once. With check=error=true a finding fails the
+// build; checks that cannot run are a warning, never the end of a build.
 func (s *State) runChecks(ctx context.Context, opt Options, fopt dockerfile.Options, r dockerfile.ImageResolver) error {
-	res, err := checks.Check(ctx, fopt, r, checks.Options{})
-	if err != nil {
-		if ctx.Err() != nil || errors.Is(err, checks.ErrOptions) {
-			return err
-		}
-		if opt.Warn != nil {
-			opt.Warn(fmt.Sprintf("build checks: %v", err))
-		}
-		return nil
+	targets := opt.Platforms
+	if len(targets) == 0 {
+		targets = []ocispec.Platform{fopt.TargetPlatform}
 	}
-	if opt.OnCheck != nil && len(res.Warnings) > 0 {
-		opt.OnCheck(res.Warnings)
+	var warnings []checks.Warning
+	seen := map[checks.Warning]bool{}
+	var failed error
+	for _, p := range targets {
+		fopt.TargetPlatform = p
+		res, err := checks.Check(ctx, fopt, r, checks.Options{})
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, checks.ErrOptions) {
+				return err
+			}
+			if opt.Warn != nil {
+				opt.Warn(fmt.Sprintf("build checks: %v", err))
+			}
+			return nil
+		}
+		for _, w := range res.Warnings {
+			if !seen[w] {
+				seen[w] = true
+				warnings = append(warnings, w)
+			}
+		}
+		if failed == nil {
+			failed = res.Err
+		}
 	}
-	if res.Err != nil {
-		return fmt.Errorf("%s: %w (check=error=true)", fopt.Filename, res.Err)
+	if opt.OnCheck != nil && len(warnings) > 0 {
+		opt.OnCheck(warnings)
+	}
+	if failed != nil {
+		return fmt.Errorf("%s: %w (check=error=true)", fopt.Filename, failed)
 	}
 	return nil
 }
