@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/builder-dev/builder/build"
-	"github.com/builder-dev/builder/cache/remote"
-	"github.com/builder-dev/builder/solver"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -16,20 +14,7 @@ import (
 // specs, and returns the result and the steps that started.
 func twoPlatformCacheBuild(t *testing.T, base string, to, from []string, opt build.Options) (*build.Result, []string) {
 	t.Helper()
-	for _, s := range to {
-		c, err := remote.ParseSpec(s, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opt.CacheTo = append(opt.CacheTo, c)
-	}
-	for _, s := range from {
-		c, err := remote.ParseSpec(s, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opt.CacheFrom = append(opt.CacheFrom, c)
-	}
+	opt.CacheTo, opt.CacheFrom = cacheSpecs(t, true, to...), cacheSpecs(t, false, from...)
 	df := `FROM --platform=$BUILDPLATFORM ` + base + ` AS b
 RUN echo shared > /s
 ARG TARGETARCH
@@ -47,17 +32,7 @@ RUN uname -m > /m
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
 	}
-	var started []string
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	for name, kinds := range ev.kinds {
-		for _, k := range kinds {
-			if k == solver.Started {
-				started = append(started, name)
-			}
-		}
-	}
-	return res, started
+	return res, ev.started()
 }
 
 // TestTwoPlatformsCache exports the cache of a two-platform build

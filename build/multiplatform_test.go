@@ -16,6 +16,7 @@ import (
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -299,17 +300,7 @@ func TestTwoPlatformsProvenance(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
 	}
-	ref, err := name.ParseReference(reg + "/app:prov")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := remote.Index(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d, _ := idx.Digest(); d.String() != res.Manifest.Digest.String() {
-		t.Errorf("result %s, pushed index %s", res.Manifest.Digest, d)
-	}
+	idx := pushedIndex(t, reg+"/app:prov", res.Manifest.Digest)
 	im, err := idx.IndexManifest()
 	if err != nil || len(im.Manifests) != 4 {
 		t.Fatalf("index: %v, %d manifests, want 2 images and 2 attestation manifests", err, len(im.Manifests))
@@ -368,4 +359,22 @@ func skopeoRaw(t *testing.T, ref string) []byte {
 		return nil
 	}
 	return out
+}
+
+// pushedIndex reads the index ref from its registry and fails unless its
+// digest is want.
+func pushedIndex(t *testing.T, ref string, want digest.Digest) v1.ImageIndex {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(r)
+	if err != nil {
+		t.Fatalf("reading the index %s: %v", ref, err)
+	}
+	if d, _ := idx.Digest(); d.String() != want.String() {
+		t.Errorf("index %s has digest %s, want %s", ref, d, want)
+	}
+	return idx
 }

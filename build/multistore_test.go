@@ -10,8 +10,6 @@ import (
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/run"
 	"github.com/builder-dev/builder/source"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -93,17 +91,7 @@ func TestTwoPlatformsStore(t *testing.T) {
 	if err := st.Images.Push(t.Context(), pushed, source.Keychain); err != nil {
 		t.Fatalf("push %s from the store: %v", pushed, err)
 	}
-	ref, err := name.ParseReference(pushed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := remote.Index(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d, _ := idx.Digest(); d.String() != res.Manifest.Digest.String() {
-		t.Errorf("pushed index %s, stored %s", d, res.Manifest.Digest)
-	}
+	pushedIndex(t, pushed, res.Manifest.Digest)
 	if err := st.Images.Remove(pushed); err != nil {
 		t.Fatal(err)
 	}

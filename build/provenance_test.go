@@ -10,8 +10,6 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // TestProvenanceOnePlatform: --provenance on a single-platform build makes
@@ -34,17 +32,7 @@ func TestProvenanceOnePlatform(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
 	}
-	ref, err := name.ParseReference(reg + "/app:prov1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := remote.Index(ref)
-	if err != nil {
-		t.Fatalf("reading the pushed index: %v", err)
-	}
-	if d, _ := idx.Digest(); d.String() != res.Manifest.Digest.String() {
-		t.Errorf("result %s, pushed index %s", res.Manifest.Digest, d)
-	}
+	idx := pushedIndex(t, reg+"/app:prov1", res.Manifest.Digest)
 	im, err := idx.IndexManifest()
 	if err != nil || len(im.Manifests) != 2 {
 		t.Fatalf("index: %v, %+v; want the image and its attestation manifest", err, im)
