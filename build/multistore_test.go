@@ -2,6 +2,8 @@ package build_test
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -94,6 +96,28 @@ func TestTwoPlatformsStore(t *testing.T) {
 	pushedIndex(t, pushed, res.Manifest.Digest)
 	if err := st.Images.Remove(pushed); err != nil {
 		t.Fatal(err)
+	}
+
+	// builder save --format oci, then load into another state dir: the
+	// index and both platforms come back.
+	tarPath := filepath.Join(t.TempDir(), "app.tar")
+	if err := st.Images.SaveFile(tarPath, "oci", "app"); err != nil {
+		t.Fatalf("save --format oci app: %v", err)
+	}
+	root2 := t.TempDir()
+	st2 := openState(t, root2)
+	f, err := os.Open(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := st2.Images.Load(t.Context(), f)
+	f.Close()
+	if err != nil || len(loaded) != 1 || loaded[0].Manifest.Digest != res.Manifest.Digest || len(loaded[0].Platforms) != 2 {
+		t.Fatalf("load of the saved index: %+v, %v; want the index %s with 2 platforms", loaded, err, res.Manifest.Digest)
+	}
+	st2.Close()
+	if got := runPlatform(t, root2, "app", &arm64, "cat", "/m"); got != "aarch64" {
+		t.Errorf("loaded app: run --platform linux/arm64 cat /m = %q", got)
 	}
 
 	checkPlatformsKept(t, st, rec.Platforms[0].Snapshot, rec.Platforms[1].Snapshot, true)
