@@ -7,9 +7,11 @@ package bake
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/builder-dev/builder/bake/hclfile"
+	"github.com/builder-dev/builder/bake/spec"
+	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -23,46 +25,21 @@ var DefaultFiles = []string{
 	"docker-bake.override.json", "docker-bake.override.hcl",
 }
 
-// Target is one image to build, with buildx's attribute names. Unset
-// scalars are nil so that inheritance can tell "unset" from "empty".
-type Target struct {
-	Name             string            `json:"-"`
-	Description      *string           `json:"description,omitempty"`
-	Inherits         []string          `json:"inherits,omitempty"`
-	Context          *string           `json:"context,omitempty"`
-	Contexts         map[string]string `json:"contexts,omitempty"`
-	Dockerfile       *string           `json:"dockerfile,omitempty"`
-	DockerfileInline *string           `json:"dockerfile-inline,omitempty"`
-	Args             map[string]string `json:"args,omitempty"`
-	Labels           map[string]string `json:"labels,omitempty"`
-	Annotations      []string          `json:"annotations,omitempty" bake:"append"`
-	Tags             []string          `json:"tags,omitempty"`
-	CacheFrom        []string          `json:"cache-from,omitempty" bake:"append"`
-	CacheTo          []string          `json:"cache-to,omitempty" bake:"append"`
-	Target           *string           `json:"target,omitempty"`
-	Secrets          []string          `json:"secret,omitempty" bake:"append"`
-	SSH              []string          `json:"ssh,omitempty" bake:"append"`
-	Platforms        []string          `json:"platforms,omitempty"`
-	Outputs          []string          `json:"output,omitempty"`
-	Pull             *bool             `json:"pull,omitempty"`
-	NoCache          *bool             `json:"no-cache,omitempty"`
-	NoCacheFilter    []string          `json:"no-cache-filter,omitempty"`
-	Network          *string           `json:"network,omitempty"`
-	ShmSize          *string           `json:"shm-size,omitempty"`
-	Ulimits          []string          `json:"ulimits,omitempty"`
-	ExtraHosts       map[string]string `json:"extra-hosts,omitempty"`
-	Entitlements     []string          `json:"entitlements,omitempty" bake:"append"`
-}
+// Target is one image to build (see spec.Target).
+type Target = spec.Target
 
 // Group names targets (or other groups) built together.
-type Group struct {
-	Targets []string `json:"targets"`
-}
+type Group = spec.Group
+
+// Variable is a variable of the bake files with its value.
+type Variable = spec.Variable
 
 // Config is everything the files define.
 type Config struct {
 	Targets map[string]*Target
 	Groups  map[string]*Group
+	// Variables are the HCL files' variables with their values.
+	Variables []Variable
 	// order is the order targets were first defined in, for stable output.
 	order []string
 }
@@ -75,7 +52,7 @@ func newConfig() *Config {
 // defined again (in a later file) overrides the attributes it sets.
 func (c *Config) addTarget(t *Target) {
 	if old, ok := c.Targets[t.Name]; ok {
-		merge(old, t)
+		spec.Merge(old, t)
 		if t.Inherits != nil {
 			old.Inherits = t.Inherits
 		}
@@ -87,6 +64,9 @@ func (c *Config) addTarget(t *Target) {
 
 func (c *Config) addGroup(name string, g *Group) {
 	if old, ok := c.Groups[name]; ok {
+		if g.Description != "" {
+			old.Description = g.Description
+		}
 		for _, t := range g.Targets {
 			if !slices.Contains(old.Targets, t) {
 				old.Targets = append(old.Targets, t)
@@ -120,7 +100,7 @@ func Files(dir string, names []string) ([]string, error) {
 // overrides variables (the process environment, as buildx).
 func Load(files []string, env map[string]string) (*Config, error) {
 	c := newConfig()
-	var hclFiles []hclSource
+	var hclFiles []hclfile.Source
 	for _, name := range files {
 		src, err := os.ReadFile(name)
 		if err != nil {
@@ -132,14 +112,26 @@ func Load(files []string, env map[string]string) (*Config, error) {
 			}
 			continue
 		}
-		hclFiles = append(hclFiles, hclSource{name: name, src: src})
+		hclFiles = append(hclFiles, hclfile.Source{Name: name, Src: src})
 	}
 	if len(hclFiles) > 0 {
-		if err := loadHCL(c, hclFiles, env); err != nil {
+		vars, err := hclfile.Load(hclFiles, env, hclfile.Sink{Target: c.addTarget, Group: c.addGroup})
+		if err != nil {
 			return nil, err
 		}
+		c.Variables = vars
 	}
 	return c, nil
+}
+
+// LoadDir loads the files named, or those of DefaultFiles in dir, with
+// the process environment.
+func LoadDir(dir string, names []string) (*Config, error) {
+	files, err := Files(dir, names)
+	if err != nil {
+		return nil, err
+	}
+	return Load(files, Environ())
 }
 
 // Environ is the process environment as a map, for Load.
@@ -266,74 +258,59 @@ func (c *Config) inherited(name string, seen []string) (*Target, error) {
 		if err != nil {
 			return nil, err
 		}
-		merge(out, parent)
+		spec.Merge(out, parent)
 	}
-	merge(out, t)
+	spec.Merge(out, t)
 	return out, nil
-}
-
-// merge sets in dst what src sets: scalars and most lists replace, maps
-// merge key by key, and the lists buildx accumulates (cache-from,
-// cache-to, secret, ssh, annotations, entitlements) append without
-// repeats. Inherits and Name are the caller's business.
-func merge(dst, src *Target) {
-	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
-	for i := 0; i < dv.NumField(); i++ {
-		f := dv.Type().Field(i)
-		if f.Name == "Name" || f.Name == "Inherits" {
-			continue
-		}
-		d, s := dv.Field(i), sv.Field(i)
-		if s.IsNil() {
-			continue
-		}
-		switch f.Type.Kind() {
-		case reflect.Map:
-			if d.IsNil() {
-				d.Set(reflect.MakeMap(f.Type))
-			}
-			for _, k := range s.MapKeys() {
-				d.SetMapIndex(k, s.MapIndex(k))
-			}
-		case reflect.Slice:
-			if f.Tag.Get("bake") == "append" {
-				d.Set(reflect.ValueOf(appendNew(d.Interface().([]string), s.Interface().([]string))))
-			} else {
-				d.Set(reflect.ValueOf(slices.Clone(s.Interface().([]string))))
-			}
-		default:
-			d.Set(s)
-		}
-	}
-}
-
-func appendNew(dst, src []string) []string {
-	for _, v := range src {
-		if !slices.Contains(dst, v) {
-			dst = append(dst, v)
-		}
-	}
-	return dst
 }
 
 func ptr[T any](v T) *T { return &v }
 
 // Print writes the resolved targets as JSON in the shape of
-// `docker buildx bake --print`: a "default" group of the targets to build
-// and the targets by name.
-func Print(targets []*Target) ([]byte, error) {
+// `docker buildx bake --print`: the groups that names went through (a
+// matrix target's label is one), a "default" group of the names asked
+// for, and the targets by name.
+func (c *Config) Print(w io.Writer, names []string, targets []*Target) error {
 	type out struct {
-		Group  map[string]*Group  `json:"group"`
+		Group  map[string]*Group  `json:"group,omitempty"`
 		Target map[string]*Target `json:"target"`
 	}
-	o := out{Group: map[string]*Group{"default": {}}, Target: map[string]*Target{}}
+	o := out{Group: c.groupsOf(names), Target: map[string]*Target{}}
 	for _, t := range targets {
-		o.Group["default"].Targets = append(o.Group["default"].Targets, t.Name)
 		o.Target[t.Name] = t
 	}
-	b, err := json.MarshalIndent(o, "", "  ")
-	if err != nil {
-		return nil, err
+	return writeJSON(w, o)
+}
+
+// groupsOf are the groups names (targets or groups; "default" when none)
+// go through, and a "default" group holding names, as buildx prints them.
+func (c *Config) groupsOf(names []string) map[string]*Group {
+	if len(names) == 0 {
+		names = []string{"default"}
 	}
-	return append(b, '\n'), nil
+	out := map[string]*Group{}
+	var walk func(string)
+	walk = func(name string) {
+		g, ok := c.Groups[name]
+		if !ok || out[name] != nil {
+			return
+		}
+		out[name] = &Group{Description: g.Description, Targets: slices.Clone(g.Targets)}
+		for _, t := range g.Targets {
+			walk(t)
+		}
+	}
+	for _, n := range names {
+		walk(n)
+	}
+	for _, n := range names {
+		if n == "default" {
+			continue
+		}
+		if out["default"] == nil {
+			out["default"] = &Group{}
+		}
+		out["default"].Targets = spec.AppendNew(out["default"].Targets, []string{n})
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package bake
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -223,21 +224,7 @@ func TestPrint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets, err := c.Resolve([]string{"app"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Print(targets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		Group  map[string]struct{ Targets []string }
-		Target map[string]map[string]any
-	}
-	if err := json.Unmarshal(b, &got); err != nil {
-		t.Fatal(err)
-	}
+	got, b := printed(t, c, []string{"app"})
 	if !reflect.DeepEqual(got.Group["default"].Targets, []string{"app"}) {
 		t.Errorf("group %v", got.Group)
 	}
@@ -271,4 +258,24 @@ func TestErrors(t *testing.T) {
 			t.Logf("%s: %v", name, err)
 		}
 	}
+}
+
+// printed is what `bake --print names` prints, decoded, and as printed.
+func printed(t *testing.T, c *Config, names []string) (got struct {
+	Group  map[string]struct{ Targets []string }
+	Target map[string]map[string]any
+}, b []byte) {
+	t.Helper()
+	targets, err := c.Resolve(names, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := c.Print(&buf, names, targets); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	return got, buf.Bytes()
 }

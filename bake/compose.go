@@ -2,8 +2,11 @@ package bake
 
 import (
 	"fmt"
+	"github.com/builder-dev/builder/bake/spec"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -43,6 +46,8 @@ type composeBuild struct {
 	Pull               *bool       `yaml:"pull"`
 	SSH                kvList      `yaml:"ssh"`
 	Secrets            []yaml.Node `yaml:"secrets"`
+	// XBake holds bake attributes compose lacks (buildx's extension).
+	XBake map[string]yaml.Node `yaml:"x-bake"`
 }
 
 // UnmarshalYAML takes the short form `build: DIR` too.
@@ -161,9 +166,6 @@ func composeTarget(name string, s composeService, f *composeFile, dir string, en
 		ctx = filepath.Join(dir, ctx)
 	}
 	t.Context = &ctx
-	if s.Image != "" {
-		t.Tags = append([]string{s.Image}, t.Tags...)
-	}
 	for _, p := range []struct {
 		v   string
 		dst **string
@@ -187,7 +189,52 @@ func composeTarget(name string, s composeService, f *composeFile, dir string, en
 		}
 		t.Secrets = append(t.Secrets, s)
 	}
+	if err := xBake(t, b.XBake); err != nil {
+		return nil, err
+	}
+	// The image name is the tag only when nothing else names one, as buildx.
+	if len(t.Tags) == 0 && s.Image != "" {
+		t.Tags = []string{s.Image}
+	}
 	return t, nil
+}
+
+// xBake applies a build section's x-bake fields, bake attributes by their
+// bake names: lists add to compose's (a string is a space-separated list),
+// maps add keys, scalars replace, as buildx.
+func xBake(t *Target, fields map[string]yaml.Node) error {
+	x := &Target{}
+	xv := reflect.ValueOf(x).Elem()
+	for name, n := range fields {
+		i, ok := spec.Fields[name]
+		if !ok || name == "inherits" {
+			return fmt.Errorf("x-bake: unknown field %q", name)
+		}
+		f := xv.Field(i)
+		var err error
+		switch f.Interface().(type) {
+		case []string:
+			var one string
+			if n.Kind == yaml.ScalarNode {
+				err = n.Decode(&one)
+				f.Set(reflect.ValueOf(strings.Fields(one)))
+				break
+			}
+			err = n.Decode(f.Addr().Interface())
+		default:
+			err = n.Decode(f.Addr().Interface())
+		}
+		if err != nil {
+			return fmt.Errorf("x-bake: %s: %w", name, err)
+		}
+	}
+	for i := range xv.NumField() {
+		if f := xv.Field(i); f.Kind() == reflect.Slice && !f.IsNil() {
+			f.Set(reflect.ValueOf(spec.AppendNew(slices.Clone(reflect.ValueOf(t).Elem().Field(i).Interface().([]string)), f.Interface().([]string))))
+		}
+	}
+	spec.Merge(t, x)
+	return nil
 }
 
 // composeSecret is a build secret (a name, or {source, target}) as a

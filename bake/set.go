@@ -2,6 +2,7 @@ package bake
 
 import (
 	"fmt"
+	"github.com/builder-dev/builder/bake/spec"
 	"path"
 	"reflect"
 	"strconv"
@@ -66,7 +67,7 @@ func set(t *Target, key, value string, appendTo bool) error {
 	if a, ok := setAliases[name]; ok {
 		name = a
 	}
-	i, ok := targetFields[name]
+	i, ok := spec.Fields[name]
 	if !ok || name == "inherits" {
 		return fmt.Errorf("unknown key %q", key)
 	}

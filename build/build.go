@@ -2,14 +2,14 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
-	"github.com/builder-dev/builder/build/export"
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/cache/remote"
@@ -21,7 +21,6 @@ import (
 	"github.com/builder-dev/builder/platform"
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops"
-	"github.com/builder-dev/builder/source"
 	"github.com/builder-dev/builder/source/localctx"
 	"github.com/google/go-containerregistry/pkg/authn"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -63,6 +62,9 @@ type Options struct {
 	Secrets map[string]Secret
 	// SSH are SSH agent sockets RUN --mount=type=ssh may use, by id.
 	SSH map[string]string
+	// SSHDial are SSH agents reached by a call per connection, by id (a
+	// `builder serve` client's, forwarded over the API).
+	SSHDial map[string]func(context.Context) (net.Conn, error)
 	// Allow grants entitlements: EntitlementInsecure, EntitlementNetworkHost.
 	Allow []string
 	// OnRunFailure, when set, is called when a RUN step's command fails,
@@ -131,61 +133,15 @@ type Result struct {
 // Build builds opt's Dockerfile, stores the image under every tag and
 // writes the requested outputs.
 func (s *State) Build(ctx context.Context, opt Options) (*Result, error) {
-	started := time.Now().UTC()
-	if opt.Keychain == nil {
-		opt.Keychain = source.Keychain
-	}
-	fopt, epoch, err := s.frontendOptions(ctx, opt)
+	out, err := s.BuildMany(ctx, []Options{opt})
 	if err != nil {
+		var te *TargetError
+		if errors.As(err, &te) {
+			err = te.Err
+		}
 		return nil, err
 	}
-	fe, sess, err := s.lower(ctx, opt, fopt)
-	if err != nil {
-		return nil, err
-	}
-	more, err := s.lowerMore(ctx, opt, fopt)
-	if err != nil {
-		return nil, err
-	}
-	parallelism := opt.Parallelism
-	if parallelism <= 0 {
-		parallelism = runtime.NumCPU()
-	}
-	use := s.GC.StartUse(s.worker)
-	defer s.GC.FinishUse(ctx, use, opt.GC, opt.Warn)
-	if err := s.useCacheFrom(ctx, opt, use); err != nil {
-		return nil, err
-	}
-	steps := &stepUsages{next: opt.Progress}
-	sv := solver.New(s.worker.OpsFor(sess), use, steps, parallelism)
-	history := &stepHistory{db: s.DB, scope: fopt.ContextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
-	sv.SetHistory(history)
-	sv.SetStepTimeout(opt.StepTimeout)
-	res, tops, err := solveAll(ctx, sv, fe.Root, more)
-	// What ran is worth remembering even when a later step failed.
-	if ferr := history.flush(); err == nil && ferr != nil {
-		err = ferr
-	}
-	if err != nil {
-		return nil, err
-	}
-	eopt := exportOptions(opt, epoch, use)
-	done := solved{s: s, sv: sv, root: fe.Root, top: res.Snapshot, epoch: epoch}
-	if len(more) > 0 || opt.Provenance.Mode != "" {
-		eopt.ProvenanceRequest = provenanceRequest(opt, started)
-		return s.exportPlatforms(ctx, opt, eopt, fopt.TargetPlatform, fe, done, more, tops, steps)
-	}
-	if eopt.InlineCache, err = done.inlineCache(ctx, opt); err != nil {
-		return nil, err
-	}
-	out, err := export.Single(ctx, s.exportStores(), eopt, export.Image{Platform: fopt.TargetPlatform, Root: fe.Root, Config: fe.Image, Top: res.Snapshot})
-	if err != nil {
-		return nil, err
-	}
-	if err := done.exportCache(ctx, opt); err != nil {
-		return nil, err
-	}
-	return result(out, steps), nil
+	return out[0], nil
 }
 
 // frontendOptions checks a build's inputs (context directories, tags,

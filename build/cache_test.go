@@ -1,6 +1,7 @@
 package build_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,11 +28,14 @@ import (
 )
 
 // countingRegistry is an in-process registry that remembers the blobs
-// fetched from it.
+// fetched from it, the blobs pushed to it (the PUT that completes an
+// upload) and the bytes uploaded.
 type countingRegistry struct {
-	addr string
-	mu   sync.Mutex
-	gets map[string]int // blob digest -> GETs
+	addr  string
+	mu    sync.Mutex
+	gets  map[string]int // blob digest -> GETs
+	puts  []string
+	bytes int64
 }
 
 var blobPath = regexp.MustCompile(`^/v2/.+/blobs/(sha256:[0-9a-f]{64})$`)
@@ -45,6 +49,9 @@ func newCountingRegistry(t *testing.T) *countingRegistry {
 			c.gets[m[1]]++
 			c.mu.Unlock()
 		}
+		if strings.Contains(r.URL.Path, "/blobs/uploads/") && (r.Method == http.MethodPut || r.Method == http.MethodPatch) {
+			c.upload(r)
+		}
 		h.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -54,8 +61,21 @@ func newCountingRegistry(t *testing.T) *countingRegistry {
 
 func (c *countingRegistry) reset() {
 	c.mu.Lock()
-	c.gets = map[string]int{}
+	c.gets, c.puts, c.bytes = map[string]int{}, nil, 0
 	c.mu.Unlock()
+}
+
+// upload counts the body of an upload request, and its blob when it
+// completes one.
+func (c *countingRegistry) upload(r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bytes += int64(len(body))
+	if d := r.URL.Query().Get("digest"); d != "" && r.Method == http.MethodPut {
+		c.puts = append(c.puts, d)
+	}
 }
 
 func (c *countingRegistry) fetched() map[string]int {
@@ -89,8 +109,7 @@ type cacheRun struct {
 
 func cacheBuild(t *testing.T, st *build.State, base, ctxDir, target string, to, from []string) cacheRun {
 	t.Helper()
-	var opt build.Options
-	opt.CacheTo, opt.CacheFrom = cacheSpecs(t, true, to...), cacheSpecs(t, false, from...)
+	opt := cacheOptions(t, to, from)
 	ev := newEvents()
 	opt.ContextDir, opt.Target, opt.Progress = ctxDir, target, ev
 	opt.Dockerfile, opt.DockerfileName = []byte(strings.ReplaceAll(cacheDockerfile, "{{BASE}}", base)), "Dockerfile"

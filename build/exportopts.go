@@ -1,6 +1,7 @@
 package build
 
 import (
+	"slices"
 	"time"
 
 	"github.com/builder-dev/builder/build/export"
@@ -27,7 +28,7 @@ func exportOptions(opt Options, epoch *time.Time, use *gc.Use) export.Options {
 // options.
 func provenanceRequest(opt Options, started time.Time) multiarch.Request {
 	return multiarch.Request{BuildArgs: opt.BuildArgs, Labels: opt.Labels, Target: opt.Target,
-		SecretIDs: llb.SortedKeys(opt.Secrets), SSHIDs: llb.SortedKeys(opt.SSH),
+		SecretIDs: llb.SortedKeys(opt.Secrets), SSHIDs: slices.Sorted(slices.Values(append(llb.SortedKeys(opt.SSH), llb.SortedKeys(opt.SSHDial)...))),
 		DockerfileName: opt.DockerfileName, Dockerfile: opt.Dockerfile, Started: started}
 }
 

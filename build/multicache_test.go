@@ -14,7 +14,8 @@ import (
 // specs, and returns the result and the steps that started.
 func twoPlatformCacheBuild(t *testing.T, base string, to, from []string, opt build.Options) (*build.Result, []string) {
 	t.Helper()
-	opt.CacheTo, opt.CacheFrom = cacheSpecs(t, true, to...), cacheSpecs(t, false, from...)
+	specs := cacheOptions(t, to, from)
+	opt.CacheTo, opt.CacheFrom = specs.CacheTo, specs.CacheFrom
 	df := `FROM --platform=$BUILDPLATFORM ` + base + ` AS b
 RUN echo shared > /s
 ARG TARGETARCH

@@ -9,11 +9,10 @@ import (
 	"github.com/builder-dev/builder/build/export"
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
+	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/frontend/dockerfile"
-	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
-	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -78,24 +77,6 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 	return out, nil
 }
 
-// solveAll solves root and the roots of more in one solve (see
-// multiarch.Solve); tops are more's snapshots.
-func solveAll(ctx context.Context, sv *solver.Solver, root *llb.Vertex, more []platformImage) (solver.Result, []string, error) {
-	roots := []*llb.Vertex{root}
-	for _, m := range more {
-		roots = append(roots, m.fe.Root)
-	}
-	res, err := multiarch.Solve(ctx, sv, roots)
-	if err != nil {
-		return solver.Result{}, nil, err
-	}
-	var tops []string
-	for _, r := range res[1:] {
-		tops = append(tops, r.Snapshot)
-	}
-	return res[0], tops, nil
-}
-
 // exportPlatforms writes the outputs of a multi-platform build (first is
 // the first platform's solve, more and tops the others') and exports the
 // cache of every platform: registry and local caches get one cache of all
@@ -139,4 +120,25 @@ func (a solvedAll) Records(ctx context.Context, max bool) (map[digest.Digest]str
 		maps.Copy(recs, r)
 	}
 	return recs, nil
+}
+
+var _ remote.CacheMountSolve = solvedAll{}
+
+// CacheMounts are every platform's RUN cache mounts, each once.
+func (a solvedAll) CacheMounts(ctx context.Context) ([]remote.CacheMount, error) {
+	var out []remote.CacheMount
+	seen := map[string]bool{}
+	for _, d := range a {
+		ms, err := d.CacheMounts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			if !seen[m.Key] {
+				seen[m.Key] = true
+				out = append(out, m)
+			}
+		}
+	}
+	return out, nil
 }

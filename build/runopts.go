@@ -1,8 +1,10 @@
 package build
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -20,9 +22,24 @@ type Secret struct {
 	File string
 	// Env names an environment variable holding the secret.
 	Env string
-	// Value, when set, is the secret itself, held in memory only (a
-	// secret a `builder serve` client sent).
+	// Value, when set, is the secret itself, held in memory only.
 	Value []byte
+	// Fetch, when set, asks for the secret when a step that uses it
+	// starts (a `builder serve` server asks its client); the value is
+	// held for that step only.
+	Fetch func(context.Context) ([]byte, error)
+}
+
+// fetchSecret asks for the secrets that have a Fetch.
+func fetchSecret(secrets map[string]Secret) func(context.Context, string) ([]byte, bool, error) {
+	return func(ctx context.Context, id string) ([]byte, bool, error) {
+		s, ok := secrets[id]
+		if !ok || s.Fetch == nil {
+			return nil, false, nil
+		}
+		v, err := s.Fetch(ctx)
+		return v, err == nil, err
+	}
 }
 
 // EntitlementInsecure allows RUN --security=insecure (Options.Allow).
@@ -36,6 +53,8 @@ func (opt Options) session() (*ops.Session, error) {
 		switch {
 		case s.Value != nil:
 			sess.Secrets[id] = s.Value
+		case s.Fetch != nil:
+			sess.FetchSecret = fetchSecret(opt.Secrets)
 		case s.File != "" && s.Env != "":
 			return nil, fmt.Errorf("secret %s: give a file or an environment variable, not both", id)
 		case s.File != "":
@@ -62,6 +81,12 @@ func (opt Options) session() (*ops.Session, error) {
 			return nil, fmt.Errorf("ssh %s: agent socket: %w", id, err)
 		}
 		sess.SSH[id] = sock
+	}
+	if len(opt.SSHDial) > 0 {
+		sess.DialSSH = func(id string) (func(context.Context) (net.Conn, error), bool) {
+			d, ok := opt.SSHDial[id]
+			return d, ok
+		}
 	}
 	if err := checkResources(opt.Resources); err != nil {
 		return nil, err

@@ -2,12 +2,15 @@ package build
 
 import (
 	"context"
+	"path/filepath"
 	"time"
 
 	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops"
+	"github.com/builder-dev/builder/solver/ops/cachedir"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -21,9 +24,39 @@ type solved struct {
 	top string
 	// epoch is SOURCE_DATE_EPOCH, nil when unset.
 	epoch *time.Time
+	// sess recorded the cache mounts the steps that ran mounted.
+	sess *ops.Session
 }
 
-var _ remote.Solve = solved{}
+var _ remote.CacheMountSolve = solved{}
+
+// CacheMounts returns the build's RUN cache mounts: those its steps
+// mounted and those of its graph that need no from= source.
+func (d solved) CacheMounts(ctx context.Context) ([]remote.CacheMount, error) {
+	var all cachedir.Uses
+	if d.sess != nil && d.sess.CacheMounts != nil {
+		for _, u := range d.sess.CacheMounts.List() {
+			all.Add(u)
+		}
+	}
+	if d.root != nil {
+		for _, u := range cachedir.GraphUses([]*llb.Vertex{d.root}) {
+			all.Add(u)
+		}
+	}
+	root := d.s.worker.CacheMounts
+	var out []remote.CacheMount
+	for _, u := range all.List() {
+		out = append(out, remote.CacheMount{
+			Key: u.Key, ID: u.ID, Sharing: u.Sharing, Dir: filepath.Join(root, u.Key, "0"),
+			Lock: func(ctx context.Context) (func(), error) {
+				_, unlock, err := cachedir.Reader(ctx, root, u)
+				return unlock, err
+			},
+		})
+	}
+	return out, nil
+}
 
 // Records returns the cache keys of root's steps that have a usable
 // result, with the result's snapshot ("" for the empty tree); unless max,
@@ -77,7 +110,14 @@ func (d solved) exportCache(ctx context.Context, opt Options) error {
 }
 
 // useCacheFrom puts the caches of opt.CacheFrom behind the build's cache.
-func (s *State) useCacheFrom(ctx context.Context, opt Options, use *gc.Use) error {
+// A --cache-from with cache mounts fills the steps' empty cache mounts,
+// and a --cache-to with cache-mounts=true has sess record them.
+func (s *State) useCacheFrom(ctx context.Context, opt Options, use *gc.Use, sess *ops.Session) error {
+	for _, c := range opt.CacheTo {
+		if c.CacheMounts {
+			sess.CacheMounts = &cachedir.Uses{}
+		}
+	}
 	if len(opt.CacheFrom) == 0 || opt.NoCache {
 		return nil
 	}
@@ -86,6 +126,9 @@ func (s *State) useCacheFrom(ctx context.Context, opt Options, use *gc.Use) erro
 		return err
 	}
 	use.Cache = c
+	if r, ok := c.(remote.MountRestorer); ok {
+		sess.RestoreCache = r.RestoreCacheMount
+	}
 	return nil
 }
 

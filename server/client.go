@@ -1,7 +1,6 @@
 package server
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -10,15 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/server/api"
+	"github.com/builder-dev/builder/server/session"
+	"github.com/builder-dev/builder/server/sink"
 	"github.com/builder-dev/builder/source/localctx"
 )
 
@@ -63,24 +62,44 @@ func Dial(host string, tlsFiles TLSFiles) (*Client, error) {
 type Handlers struct {
 	Progress func(*api.Progress)
 	Message  func(string)
+	Stdout   func(string) // a line for the client's stdout
 	Queued   func(pos int)
+	// Local answers the build's requests for secrets and SSH agents.
+	Local session.Local
 }
 
 // Output is where an -o value's data lands on the client.
-type Output struct {
-	Dest string
-	Dir  bool
+type Output = sink.Output
+
+// Trees are a build's contexts on the client: the main one (what its
+// .dockerignore keeps) and the directories of --build-context, by name.
+type Trees struct {
+	Main  *localctx.Tree
+	Named map[string]*localctx.Tree
 }
 
-// Build syncs the context tree (what its .dockerignore keeps), runs req on the server and writes client
+// Build syncs the context trees, runs req on the server and writes client
 // outputs (by index into req.Outputs) to outputs. project, when set, lets
-// the server keep the context between builds (RouteKey).
-func (c *Client) Build(ctx context.Context, tree *localctx.Tree, project string, req *api.BuildRequest, outputs map[int]Output, h Handlers) (*api.Result, error) {
-	id, err := c.sync(ctx, tree, project)
+// the server keep the main context between builds (RouteKey).
+func (c *Client) Build(ctx context.Context, trees Trees, project string, req *api.BuildRequest, outputs map[int]Output, h Handlers) (*api.Result, error) {
+	// Answers (an SSH agent's forwarding) end with the build.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	id, err := c.sync(ctx, trees.Main, project)
 	if err != nil {
 		return nil, err
 	}
-	req.Context = id
+	req.Context, req.LocalContexts = id, nil
+	for name, t := range trees.Named {
+		id, err := c.sync(ctx, t, "")
+		if err != nil {
+			return nil, fmt.Errorf("--build-context %s: %w", name, err)
+		}
+		if req.LocalContexts == nil {
+			req.LocalContexts = map[string]string{}
+		}
+		req.LocalContexts[name] = id
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -90,8 +109,8 @@ func (c *Client) Build(ctx context.Context, tree *localctx.Tree, project string,
 		return nil, err
 	}
 	defer resp.Body.Close()
-	sink := &outputSink{ctx: ctx, outputs: outputs}
-	defer sink.close()
+	outs := sink.New(ctx, outputs)
+	defer outs.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
@@ -109,18 +128,28 @@ func (c *Client) Build(ctx context.Context, tree *localctx.Tree, project string,
 				h.Progress(ev.Progress)
 			}
 		case api.KindMessage:
-			if h.Message != nil {
+			if ev.Stdout && h.Stdout != nil {
+				h.Stdout(ev.Text)
+			} else if !ev.Stdout && h.Message != nil {
 				h.Message(ev.Text)
 			}
+		case api.KindRequest:
+			if ev.Request != nil {
+				go func(r api.Request) {
+					if err := h.Local.Answer(ctx, c.http, c.base+api.Version+"/requests/"+r.Token, r); err != nil && ctx.Err() == nil && h.Message != nil {
+						h.Message(fmt.Sprintf("WARNING: answering the server's %s %s request: %v", r.Type, r.ID, err))
+					}
+				}(*ev.Request)
+			}
 		case api.KindOutput:
-			if err := sink.write(ev.Output, ev.Data); err != nil {
+			if err := outs.Write(ev.Output, ev.Data); err != nil {
 				return nil, err
 			}
 		case api.KindResult:
 			if ev.Error != nil {
 				return nil, decodeError(ev.Error)
 			}
-			if err := sink.close(); err != nil {
+			if err := outs.Close(); err != nil {
 				return nil, err
 			}
 			return ev.Result, nil
@@ -208,69 +237,4 @@ func (c *Client) upload(ctx context.Context, id, dgst, p string) error {
 	}
 	resp.Body.Close()
 	return nil
-}
-
-// outputSink writes output events: a file output as it comes, a
-// directory output through a pipe into the tar extractor.
-type outputSink struct {
-	ctx     context.Context
-	outputs map[int]Output
-	open    map[int]io.WriteCloser
-	done    map[int]chan error
-}
-
-func (s *outputSink) write(i int, data []byte) error {
-	o, ok := s.outputs[i]
-	if !ok {
-		return fmt.Errorf("builder server sent output %d, which was not asked for", i)
-	}
-	if s.open == nil {
-		s.open, s.done = map[int]io.WriteCloser{}, map[int]chan error{}
-	}
-	w, ok := s.open[i]
-	if !ok {
-		var err error
-		if w, err = s.start(i, o); err != nil {
-			return err
-		}
-		s.open[i] = w
-	}
-	_, err := w.Write(data)
-	return err
-}
-
-func (s *outputSink) start(i int, o Output) (io.WriteCloser, error) {
-	if !o.Dir {
-		return os.Create(o.Dest)
-	}
-	if err := os.MkdirAll(o.Dest, 0o755); err != nil {
-		return nil, err
-	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	s.done[i] = done
-	go func() {
-		_, err := archive.Extract(s.ctx, o.Dest, tar.NewReader(pr), archive.Options{NoLchown: os.Geteuid() != 0})
-		if err == nil {
-			// The tar's trailing padding; the writer must not block.
-			_, err = io.Copy(io.Discard, pr)
-		}
-		pr.CloseWithError(err)
-		done <- err
-	}()
-	return pw, nil
-}
-
-func (s *outputSink) close() error {
-	var errs []error
-	for i, w := range s.open {
-		errs = append(errs, w.Close())
-		if d := s.done[i]; d != nil {
-			if err := <-d; err != nil && !errors.Is(err, fs.ErrClosed) {
-				errs = append(errs, fmt.Errorf("writing output %s: %w", s.outputs[i].Dest, err))
-			}
-		}
-	}
-	s.open = nil
-	return errors.Join(errs...)
 }

@@ -5,17 +5,24 @@ import (
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/builder-dev/builder/server/api"
 )
 
 // Lines returns a writer that sends each line written to it as a message
 // to the client (what a local build would print on stderr).
 func (e *Emitter) Lines() io.Writer { return &lineWriter{em: e} }
 
+// StdoutLines returns a writer that sends each line written to it to the
+// client's stdout (what a local `build --check` prints there).
+func (e *Emitter) StdoutLines() io.Writer { return &lineWriter{em: e, stdout: true} }
+
 // lineWriter sends each line written to it as a message to the client.
 type lineWriter struct {
-	mu  sync.Mutex
-	em  *Emitter
-	buf []byte
+	mu     sync.Mutex
+	em     *Emitter
+	stdout bool
+	buf    []byte
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -27,7 +34,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			return len(p), nil
 		}
-		w.em.Message(string(w.buf[:i]))
+		w.em.send(api.Event{Kind: api.KindMessage, Text: string(w.buf[:i]), Stdout: w.stdout})
 		w.buf = w.buf[i+1:]
 	}
 }

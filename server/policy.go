@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/server/api"
@@ -17,9 +18,14 @@ type Policy struct {
 
 // Check refuses a request that would reach beyond the build on the
 // server's host: an entitlement the operator did not grant (network.host,
-// security.insecure), or a cache import or export naming a server
-// directory (type=local).
+// security.insecure), or a cache import or export or a build context
+// naming a server directory.
 func (p Policy) Check(req *api.BuildRequest) error {
+	for name, v := range req.Contexts {
+		if !strings.HasPrefix(v, "docker-image://") {
+			return fmt.Errorf("--build-context %s=%s: only docker-image:// is named by value with --host (a directory is synced as a listing)", name, v)
+		}
+	}
 	for _, a := range req.Allow {
 		if !slices.Contains(p.Allow, a) {
 			return fmt.Errorf("--allow %s: this server does not grant it (serve --allow %s)", a, a)

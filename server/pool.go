@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/builder-dev/builder/server/api"
-	"github.com/builder-dev/builder/source/localctx"
 )
 
 // ErrUnreachable marks a failure to connect to a server, after which a
@@ -67,14 +66,14 @@ func SplitHosts(v string) []string {
 
 // BuildOnPool runs the build on the first of hosts, in key's order, that
 // can be reached; warn is told of each that could not.
-func BuildOnPool(ctx context.Context, hosts []string, tlsFiles TLSFiles, key string, tree *localctx.Tree, req *api.BuildRequest, outputs map[int]Output, h Handlers, warn func(string)) (*api.Result, error) {
+func BuildOnPool(ctx context.Context, hosts []string, tlsFiles TLSFiles, key string, trees Trees, req *api.BuildRequest, outputs map[int]Output, h Handlers, warn func(string)) (*api.Result, error) {
 	var errs []error
 	for _, host := range Order(hosts, key) {
 		c, err := Dial(host, tlsFiles)
 		if err != nil {
 			return nil, err
 		}
-		res, err := c.Build(ctx, tree, key, req, outputs, h)
+		res, err := c.Build(ctx, trees, key, req, outputs, h)
 		if err == nil || !errors.Is(err, ErrUnreachable) || ctx.Err() != nil {
 			return res, err
 		}

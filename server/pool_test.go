@@ -65,7 +65,7 @@ func TestPoolFailsOver(t *testing.T) {
 		}
 	}
 	var warned []string
-	res, err := BuildOnPool(t.Context(), []string{live, dead}, TLSFiles{}, key, tree, &api.BuildRequest{}, nil, Handlers{}, func(w string) { warned = append(warned, w) })
+	res, err := BuildOnPool(t.Context(), []string{live, dead}, TLSFiles{}, key, Trees{Main: tree}, &api.BuildRequest{}, nil, Handlers{}, func(w string) { warned = append(warned, w) })
 	if err != nil {
 		t.Fatalf("BuildOnPool with one server down: %v", err)
 	}
@@ -75,7 +75,7 @@ func TestPoolFailsOver(t *testing.T) {
 	if len(warned) != 1 || !strings.Contains(warned[0], "dead.sock") {
 		t.Errorf("warnings = %q, want one naming the dead server", warned)
 	}
-	if _, err := BuildOnPool(t.Context(), []string{dead}, TLSFiles{}, key, tree, &api.BuildRequest{}, nil, Handlers{}, nil); err == nil {
+	if _, err := BuildOnPool(t.Context(), []string{dead}, TLSFiles{}, key, Trees{Main: tree}, &api.BuildRequest{}, nil, Handlers{}, nil); err == nil {
 		t.Error("BuildOnPool with every server down succeeded")
 	}
 }

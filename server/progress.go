@@ -41,6 +41,10 @@ func encodeError(err error) *api.Error {
 	if errors.As(err, &ve) {
 		e.Instruction, e.Output = ve.Instruction, ve.Output
 	}
+	var ec interface{ ExitStatus() int }
+	if errors.As(err, &ec) {
+		e.ExitCode = ec.ExitStatus()
+	}
 	return e
 }
 
@@ -49,9 +53,14 @@ func encodeError(err error) *api.Error {
 type remoteError struct {
 	msg  string
 	step *solver.VertexError
+	code int
 }
 
 func (e *remoteError) Error() string { return e.msg }
+
+// ExitStatus is the code the server's command would have exited with (a
+// failed --check's 1), or 0.
+func (e *remoteError) ExitStatus() int { return e.code }
 
 func (e *remoteError) Unwrap() error {
 	if e.step == nil {
@@ -61,7 +70,7 @@ func (e *remoteError) Unwrap() error {
 }
 
 func decodeError(e *api.Error) error {
-	re := &remoteError{msg: e.Message}
+	re := &remoteError{msg: e.Message, code: e.ExitCode}
 	if e.Instruction != "" || len(e.Output) > 0 {
 		re.step = &solver.VertexError{Instruction: e.Instruction, Output: e.Output, Err: errors.New(e.Message)}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/progress"
 	"github.com/builder-dev/builder/server/api"
+	"github.com/builder-dev/builder/server/session"
 	"github.com/builder-dev/builder/source/localctx"
 )
 
@@ -26,10 +27,15 @@ type Remote struct {
 	// DockerfilePath, when set, is where DOCKERFILE.dockerignore is
 	// looked for (build.Options.DockerfilePath).
 	DockerfilePath string
+	// Contexts are the directories of --build-context, by name: each is
+	// synced as the main context is (without an ignore file, as locally).
+	Contexts map[string]string
 	// SumsDir holds the client's file digest cache; empty is
 	// $XDG_CACHE_HOME/builder/client.
 	SumsDir string
 	Request *api.BuildRequest
+	// Local holds the secrets and SSH agents the server may ask for.
+	Local session.Local
 	// Printer renders the build's progress; Quiet prints only the digest.
 	Printer      progress.Printer
 	Quiet        bool
@@ -52,16 +58,18 @@ func RunRemote(ctx context.Context, r Remote, stdout, stderr io.Writer) error {
 		r.Printer.Close(err)
 		return err
 	}
-	tree, closeSums, err := contextTree(contextDir, r.DockerfilePath, r.SumsDir)
+	trees, closeSums, err := contextTrees(contextDir, r.DockerfilePath, r.Contexts, r.SumsDir)
 	if err != nil {
 		r.Printer.Close(err)
 		return err
 	}
 	defer closeSums()
 	warn := func(w string) { fmt.Fprintln(stderr, "WARNING:", progress.Printable(w)) }
-	res, err := BuildOnPool(ctx, r.Hosts, r.TLS, key, tree, r.Request, outputs, Handlers{
+	res, err := BuildOnPool(ctx, r.Hosts, r.TLS, key, trees, r.Request, outputs, Handlers{
 		Progress: func(p *api.Progress) { r.Printer.Event(DecodeProgress(p)) },
 		Message:  func(s string) { fmt.Fprintln(stderr, s) },
+		Stdout:   func(s string) { fmt.Fprintln(stdout, s) },
+		Local:    r.Local,
 		Queued: func(pos int) {
 			if !r.Quiet {
 				fmt.Fprintf(stderr, "waiting for the server: place %d in its queue\n", pos)
@@ -69,7 +77,7 @@ func RunRemote(ctx context.Context, r Remote, stdout, stderr io.Writer) error {
 		},
 	}, warn)
 	r.Printer.Close(err)
-	if err != nil {
+	if err != nil || r.Request.Check {
 		return err
 	}
 	if r.IIDFile != "" {
@@ -105,24 +113,40 @@ func routeKey(contextDir, dockerfile, target string) (string, string, error) {
 	return contextDir, RouteKey(contextDir, dockerfile, target), nil
 }
 
-// contextTree is the context as a local build sees it: what .dockerignore
-// keeps (the rest is neither hashed nor sent), with file digests
-// remembered between builds so that a no-op rebuild reads no file.
-func contextTree(contextDir, dockerfilePath, sumsDir string) (*localctx.Tree, func(), error) {
+// contextTrees are the contexts as a local build sees them: the main one
+// with what .dockerignore keeps (the rest is neither hashed nor sent), the
+// named directories whole, with file digests remembered between builds so
+// that a no-op rebuild reads no file.
+func contextTrees(contextDir, dockerfilePath string, named map[string]string, sumsDir string) (Trees, func(), error) {
 	excludes, err := localctx.ReadDockerignore(contextDir, dockerfilePath)
 	if err != nil {
-		return nil, nil, err
-	}
-	t, err := localctx.NewTree(contextDir, excludes)
-	if err != nil {
-		return nil, nil, err
+		return Trees{}, nil, err
 	}
 	db := openSums(sumsDir)
-	if db == nil {
-		return t, func() {}, nil
+	closeSums := func() {
+		if db != nil {
+			db.Close()
+		}
 	}
-	t.Sums = db.FileSums()
-	return t, func() { db.Close() }, nil
+	tree := func(dir string, excludes []string) (*localctx.Tree, error) {
+		t, err := localctx.NewTree(dir, excludes)
+		if err == nil && db != nil {
+			t.Sums = db.FileSums()
+		}
+		return t, err
+	}
+	trees := Trees{Named: map[string]*localctx.Tree{}}
+	if trees.Main, err = tree(contextDir, excludes); err != nil {
+		closeSums()
+		return Trees{}, nil, err
+	}
+	for name, dir := range named {
+		if trees.Named[name], err = tree(dir, nil); err != nil {
+			closeSums()
+			return Trees{}, nil, fmt.Errorf("--build-context %s=%s: %w", name, dir, err)
+		}
+	}
+	return trees, closeSums, nil
 }
 
 // openSums opens the client's file digest cache (the one a state
@@ -163,18 +187,22 @@ func clientOutputs(specs []string) (map[int]Output, error) {
 	return outputs, nil
 }
 
-// ReadSecret reads a --secret value (from a file or an environment
-// variable) on the client, to send it.
-func ReadSecret(file, env string) ([]byte, error) {
+// SecretReader checks that a --secret's file or environment variable is
+// there and returns what reads it, on the client, when the server asks.
+func SecretReader(file, env string) (func() ([]byte, error), error) {
 	switch {
+	case file != "" && env != "":
+		return nil, errors.New("give a file or an environment variable, not both")
 	case file != "":
-		return os.ReadFile(file)
+		if _, err := os.Stat(file); err != nil {
+			return nil, err
+		}
+		return func() ([]byte, error) { return os.ReadFile(file) }, nil
 	case env != "":
-		v, ok := os.LookupEnv(env)
-		if !ok {
+		if _, ok := os.LookupEnv(env); !ok {
 			return nil, fmt.Errorf("environment variable %s is not set", env)
 		}
-		return []byte(v), nil
+		return func() ([]byte, error) { return []byte(os.Getenv(env)), nil }, nil
 	}
 	return nil, errors.New("no file or environment variable")
 }

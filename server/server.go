@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/builder-dev/builder/server/api"
 	"github.com/builder-dev/builder/server/blobs"
+	"github.com/builder-dev/builder/server/session"
 	"github.com/builder-dev/builder/solver"
 )
 
@@ -35,6 +37,7 @@ type Server struct {
 	blobs   *blobs.Store
 	queue   *queue
 	metrics metrics
+	session session.Registry
 
 	mu       sync.Mutex
 	contexts map[string]*syncedContext
@@ -72,6 +75,7 @@ func New(root string, maxBuilds int, policy Policy, build BuildFunc) (*Server, e
 	if err := os.MkdirAll(builds, 0o700); err != nil {
 		return nil, fmt.Errorf("server state: %w", err)
 	}
+	countRegistryBytes()
 	return &Server{build: build, policy: policy, root: root, blobs: &blobs.Store{Dir: blobsDir}, queue: newQueue(maxBuilds), contexts: map[string]*syncedContext{}, projects: map[string]*project{}}, nil
 }
 
@@ -83,6 +87,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.Version+"/contexts", s.postContext)
 	mux.HandleFunc("PUT "+api.Version+"/contexts/{id}/blobs/{digest}", s.putBlob)
 	mux.HandleFunc("POST "+api.Version+"/build", s.postBuild)
+	mux.Handle("POST "+api.Version+"/requests/{token}", &s.session)
 	return mux
 }
 
@@ -196,6 +201,7 @@ type Emitter struct {
 	enc     *json.Encoder
 	flush   http.Flusher
 	metrics *metrics
+	session *session.Registry
 }
 
 func (e *Emitter) send(ev api.Event) {
@@ -206,6 +212,18 @@ func (e *Emitter) send(ev api.Event) {
 		e.flush.Flush()
 	}
 }
+
+// Secret asks the client for secret id, when a step that uses it starts.
+func (e *Emitter) Secret(ctx context.Context, id string) ([]byte, error) {
+	return e.session.Secret(ctx, e.request, id)
+}
+
+// DialSSH asks the client for a connection to its SSH agent id.
+func (e *Emitter) DialSSH(ctx context.Context, id string) (net.Conn, error) {
+	return e.session.DialSSH(ctx, e.request, id)
+}
+
+func (e *Emitter) request(r api.Request) { e.send(api.Event{Kind: api.KindRequest, Request: &r}) }
 
 // Message sends a line for the client's stderr.
 func (e *Emitter) Message(text string) { e.send(api.Event{Kind: api.KindMessage, Text: text}) }
@@ -242,12 +260,15 @@ func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.contexts, req.Context)
+		for _, id := range req.LocalContexts {
+			delete(s.contexts, id)
+		}
 		s.mu.Unlock()
 	}()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
-	em := &Emitter{enc: json.NewEncoder(w), flush: flusher, metrics: &s.metrics}
+	em := &Emitter{enc: json.NewEncoder(w), flush: flusher, metrics: &s.metrics, session: &s.session}
 	res, err := s.runBuild(r.Context(), &req, sc, em)
 	if err != nil {
 		em.send(api.Event{Kind: api.KindResult, Error: encodeError(err)})
@@ -298,6 +319,10 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 	if err != nil {
 		return nil, fmt.Errorf("assembling the build context: %w", err)
 	}
+	namedFiles, namedBytes, err := s.namedContexts(req, dir)
+	if err != nil {
+		return nil, err
+	}
 	res, err := s.build(ctx, req, contextDir, outDir, em)
 	if err != nil {
 		return nil, err
@@ -306,7 +331,7 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 		return nil, err
 	}
 	s.mu.Lock()
-	res.SyncedFiles, res.SyncedBytes = sc.uploadFiles, sc.uploadBytes
+	res.SyncedFiles, res.SyncedBytes = sc.uploadFiles+namedFiles, sc.uploadBytes+namedBytes
 	s.mu.Unlock()
 	return res, nil
 }

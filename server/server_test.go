@@ -151,7 +151,7 @@ func TestQueuePlaces(t *testing.T) {
 	}
 	errs := make(chan error, 2)
 	build := func(places chan<- int) {
-		_, err := c.Build(t.Context(), tree, "", &api.BuildRequest{}, nil, Handlers{Queued: func(p int) { places <- p }})
+		_, err := c.Build(t.Context(), Trees{Main: tree}, "", &api.BuildRequest{}, nil, Handlers{Queued: func(p int) { places <- p }})
 		errs <- err
 	}
 	go build(make(chan int, 10))

@@ -58,6 +58,9 @@ func (l *Local) exportTo(ctx context.Context, spec Spec, solve Solve, epoch *tim
 	if err != nil {
 		return err
 	}
+	if blobs, err = l.exportMounts(ctx, spec, solve, cfg, blobs); err != nil {
+		return err
+	}
 	desc, err := l.writeManifest(ctx, cfg, blobs)
 	if err != nil {
 		return err

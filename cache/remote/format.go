@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/builder-dev/builder/cache/remote/mountcache"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -29,6 +30,9 @@ type config struct {
 	Layers []layer `json:"layers"`
 	// Records are the cache keys, each with the top of its chain.
 	Records []record `json:"records"`
+	// CacheMounts are RUN --mount=type=cache directories
+	// (cache-mounts=true). Importers that predate the field ignore it.
+	CacheMounts []mountcache.Entry `json:"cacheMounts,omitempty"`
 }
 
 // layer is one snapshot of a chain.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/remote/mountcache"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/source"
@@ -53,6 +54,8 @@ type imported struct {
 	// fetch makes sure blob d is in the content store.
 	fetch func(ctx context.Context, d ocispec.Descriptor) error
 	recs  map[digest.Digest]int
+	// mounts are the cache mounts it holds, by key.
+	mounts map[string]*mountcache.Entry
 }
 
 // loadSource reads the cache manifest and config of spec.
@@ -100,6 +103,9 @@ func (l *Local) loadSource(ctx context.Context, spec Spec) (*imported, error) {
 		return nil, fmt.Errorf("%s: %w", src.name, err)
 	}
 	if src.recs, err = src.cfg.check(); err != nil {
+		return nil, err
+	}
+	if src.mounts, err = mountcache.Check(src.cfg.CacheMounts); err != nil {
 		return nil, err
 	}
 	return src, nil

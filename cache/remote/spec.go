@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/exporter"
+	"github.com/docker/go-units"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -49,6 +50,12 @@ type Spec struct {
 	Level       int
 	// IgnoreError makes a failed export a warning.
 	IgnoreError bool
+	// CacheMounts exports the build's RUN --mount=type=cache directories
+	// too (cache-mounts=true); those over CacheMountsMaxSize bytes
+	// (cache-mounts-max-size=, 0 for DefaultCacheMountsMaxSize) are left
+	// out with a warning.
+	CacheMounts        bool
+	CacheMountsMaxSize int64
 }
 
 // specKeys are the keys each cache type accepts besides type, for export
@@ -57,8 +64,8 @@ type Spec struct {
 // manifest.
 var specKeys = map[bool]map[Type][]string{
 	true: {
-		TypeRegistry: {"ref", "mode", "compression", "compression-level", "ignore-error", "oci-mediatypes", "image-manifest"},
-		TypeLocal:    {"dest", "mode", "compression", "compression-level", "ignore-error", "oci-mediatypes", "image-manifest"},
+		TypeRegistry: {"ref", "mode", "compression", "compression-level", "ignore-error", "oci-mediatypes", "image-manifest", "cache-mounts", "cache-mounts-max-size"},
+		TypeLocal:    {"dest", "mode", "compression", "compression-level", "ignore-error", "oci-mediatypes", "image-manifest", "cache-mounts", "cache-mounts-max-size"},
 		TypeInline:   nil,
 	},
 	false: {
@@ -133,6 +140,9 @@ func specFrom(typ Type, attrs map[string]string, export bool) (Spec, error) {
 		}
 		c.IgnoreError = b
 	}
+	if err := c.mountOptions(attrs); err != nil {
+		return Spec{}, err
+	}
 	var err error
 	if c.Compression, err = exporter.ParseCompression(attrs["compression"]); err != nil {
 		return Spec{}, err
@@ -143,6 +153,25 @@ func specFrom(typ Type, attrs map[string]string, export bool) (Spec, error) {
 		}
 	}
 	return c, nil
+}
+
+// mountOptions reads cache-mounts= and cache-mounts-max-size=.
+func (c *Spec) mountOptions(attrs map[string]string) error {
+	if v, ok := attrs["cache-mounts"]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("cache-mounts=%q: want true or false", v)
+		}
+		c.CacheMounts = b
+	}
+	if v, ok := attrs["cache-mounts-max-size"]; ok {
+		n, err := units.RAMInBytes(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("cache-mounts-max-size=%q: want a size such as 512m or 2g", v)
+		}
+		c.CacheMountsMaxSize = n
+	}
+	return nil
 }
 
 // check tells whether c can be imported (export false) or exported: a

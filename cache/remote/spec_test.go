@@ -26,6 +26,9 @@ func TestParseSpec(t *testing.T) {
 			Spec{Type: TypeLocal, Dir: "/c", Compression: exporter.Uncompressed, IgnoreError: true}},
 		{`type=registry,"ref=r/c:1",compression=gzip,compression-level=9,ignore-error=false`, true,
 			Spec{Type: TypeRegistry, Ref: "r/c:1", Compression: exporter.Gzip, Level: 9}},
+		{"type=registry,ref=r/c:1,mode=max,cache-mounts=true,cache-mounts-max-size=512m", true,
+			Spec{Type: TypeRegistry, Ref: "r/c:1", Max: true, Compression: exporter.Gzip, CacheMounts: true, CacheMountsMaxSize: 512 << 20}},
+		{"type=local,dest=/c,cache-mounts=true", true, Spec{Type: TypeLocal, Dir: "/c", Compression: exporter.Gzip, CacheMounts: true}},
 	} {
 		got, err := ParseSpec(tc.in, tc.export)
 		if err != nil {
@@ -56,6 +59,10 @@ func TestParseSpecErrors(t *testing.T) {
 		{"type=gha", false, `unknown cache type "gha"`},
 		{"mode=max", true, "missing type="},
 		{"type=registry,ref", false, "is not key=value"},
+		{"type=registry,ref=r,cache-mounts=yes please", true, "want true or false"},
+		{"type=registry,ref=r,cache-mounts-max-size=big", true, "want a size"},
+		{"type=registry,ref=r,cache-mounts=true", false, `unknown key "cache-mounts"`},
+		{"type=inline,cache-mounts=true", true, `unknown key "cache-mounts"`},
 	} {
 		_, err := ParseSpec(tc.in, tc.export)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -2,11 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/builder-dev/builder/bake"
@@ -14,13 +14,13 @@ import (
 	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"github.com/builder-dev/builder/progress"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 )
 
 type bakeFlags struct {
 	files, sets, allow               []string
 	print, noCache, pull, push, load bool
-	progress, metadataFile           string
+	progress, metadataFile, list     string
+	parallelism                      int
 }
 
 func newBakeCommand(g *globalOptions) *cobra.Command {
@@ -32,11 +32,7 @@ func newBakeCommand(g *globalOptions) *cobra.Command {
 			return runBake(cmd, g, f, args)
 		},
 		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-			files, err := bake.Files(".", f.files)
-			if err != nil {
-				return nil, cobra.ShellCompDirectiveError
-			}
-			cfg, err := bake.Load(files, bake.Environ())
+			cfg, err := bake.LoadDir(".", f.files)
 			if err != nil {
 				return nil, cobra.ShellCompDirectiveError
 			}
@@ -47,27 +43,26 @@ func newBakeCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVarP(&f.files, "file", "f", nil, "build definition file (repeatable; default: "+strings.Join(bake.DefaultFiles, ", ")+", each that exists)")
 	fl.StringArrayVar(&f.sets, "set", nil, "override a target attribute: TARGET.KEY=VALUE or TARGET.KEY+=VALUE, TARGET a name or pattern such as *")
 	fl.BoolVar(&f.print, "print", false, "print the resolved build definition as JSON and build nothing")
+	fl.StringVar(&f.list, "list", "", "list the targets or the variables and build nothing: targets, variables, or type=targets|variables,format=table|json")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
 	fl.BoolVar(&f.pull, "pull", false, "always resolve FROM images from their registry")
 	fl.BoolVar(&f.push, "push", false, "push every target's tags (as --set *.push=true)")
 	fl.BoolVar(&f.load, "load", false, "load every target's image into the local Docker or Podman (as --set *.output=type=docker)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write each target's build result metadata as JSON to this file")
+	fl.IntVar(&f.parallelism, "parallelism", 0, "how many steps of all targets may run at once (default: the number of CPUs)")
 	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement to every target (see builder build --allow)")
 	return cmd
 }
 
-// runBake builds the targets one after the other in this process, on one
-// state directory: a stage that several targets share runs for the first
-// and is a cache hit for the others.
+// runBake lists, prints or builds the targets (see buildTargets).
 func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string) error {
-	files, err := bake.Files(".", bf.files)
+	cfg, err := bake.LoadDir(".", bf.files)
 	if err != nil {
 		return err
 	}
-	cfg, err := bake.Load(files, bake.Environ())
-	if err != nil {
-		return err
+	if bf.list != "" {
+		return cfg.List(cmd.OutOrStdout(), bf.list)
 	}
 	sets := bf.sets
 	if bf.push {
@@ -78,12 +73,7 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 		return err
 	}
 	if bf.print {
-		b, err := bake.Print(targets)
-		if err != nil {
-			return err
-		}
-		_, err = cmd.OutOrStdout().Write(b)
-		return err
+		return cfg.Print(cmd.OutOrStdout(), names, targets)
 	}
 	st, err := openState(cmd, g)
 	if err != nil {
@@ -101,19 +91,32 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 	return os.WriteFile(bf.metadataFile, append(b, '\n'), 0o644)
 }
 
-// buildTargets builds the first target, then the others at once, on one
-// state directory: a stage they share with the first ran with it and is a
-// cache hit for them. With several targets, each output line on stderr
-// starts with its target's name.
+// bakeJob is one target of a bake on its way through the build.
+type bakeJob struct {
+	t                  *bake.Target
+	cmd                *cobra.Command
+	f                  *buildopts.Flags
+	contextDir, dfName string
+	df                 []byte
+	opt                build.Options
+	load               *loader
+	run                *buildRun
+	start              time.Time
+}
+
+// buildTargets builds the targets in one solve (build.BuildMany): a stage
+// they share runs once, and they run at once. With several targets, each
+// output line on stderr starts with its target's name. The first failure
+// cancels the others, as buildx does.
 func buildTargets(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bakeFlags, targets []*bake.Target) (map[string]any, error) {
-	metadata := map[string]any{}
-	var mu sync.Mutex
 	lines := progress.NewLines(cmd.ErrOrStderr())
 	many := *bf
 	if many.progress == "tty" {
 		many.progress = "plain" // a live display per target cannot share the terminal
 	}
-	run := func(t *bake.Target) error {
+	var jobs []*bakeJob
+	var opts []build.Options
+	for _, t := range targets {
 		c, f := cmd, bf
 		if len(targets) > 1 {
 			c, f = &cobra.Command{}, &many
@@ -122,74 +125,95 @@ func buildTargets(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bak
 			c.SetOut(cmd.OutOrStdout())
 			c.SetErr(lines.Prefixed("[" + t.Name + "] "))
 		}
-		md, err := bakeTarget(c, g, st, f, t)
-		if err != nil {
-			return fmt.Errorf("target %s: %w", t.Name, err)
+		j, err := newBakeJob(c, f, t)
+		if j != nil && j.load != nil {
+			defer j.load.cleanup()
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		metadata[t.Name] = md
-		return nil
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		}
+		jobs, opts = append(jobs, j), append(opts, j.opt)
 	}
-	if err := run(targets[0]); err != nil {
-		return nil, err
+	res, err := st.BuildMany(cmd.Context(), opts)
+	failed := -1
+	var te *build.TargetError
+	if errors.As(err, &te) {
+		failed, err = te.Index, te.Err
 	}
-	var eg errgroup.Group
-	for _, t := range targets[1:] {
-		eg.Go(func() error { return run(t) })
+	metadata := map[string]any{}
+	for i, j := range jobs {
+		var r *build.Result
+		if res != nil {
+			r = res[i]
+		}
+		md, jerr := j.finish(g, r, i == failed, err)
+		if jerr != nil && (i == failed || r != nil) {
+			jerr = fmt.Errorf("target %s: %w", j.t.Name, jerr)
+			if i == failed || err == nil {
+				err = jerr
+			}
+		}
+		if md != nil {
+			metadata[j.t.Name] = md
+		}
 	}
-	return metadata, eg.Wait()
+	return metadata, err
 }
 
-// bakeTarget builds one target as `builder build` would with the flags the
-// target stands for, and returns its metadata.
-func bakeTarget(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bakeFlags, t *bake.Target) (map[string]any, error) {
-	start := time.Now()
-	f := targetFlags(t, bf)
-	contextDir := *t.Context
-	var df []byte
-	dfName := "Dockerfile"
+// newBakeJob turns a target into the options of its build, as `builder
+// build` would with the flags the target stands for.
+func newBakeJob(cmd *cobra.Command, bf *bakeFlags, t *bake.Target) (*bakeJob, error) {
+	j := &bakeJob{t: t, cmd: cmd, f: targetFlags(t, bf), contextDir: *t.Context, dfName: "Dockerfile", start: time.Now()}
 	var err error
 	if t.DockerfileInline != nil {
-		df, f.File = []byte(*t.DockerfileInline), "-"
-	} else if df, dfName, err = f.Dockerfile(nil, contextDir); err != nil {
+		j.df, j.f.File = []byte(*t.DockerfileInline), "-"
+	} else if j.df, j.dfName, err = j.f.Dockerfile(nil, j.contextDir); err != nil {
 		return nil, err
 	}
-	opt, err := f.Options(contextDir, df, dfName)
-	if err != nil {
+	if j.opt, err = j.f.Options(j.contextDir, j.df, j.dfName); err != nil {
 		return nil, err
 	}
-	load, err := prepareLoad(f, &opt)
-	if err != nil {
+	if j.load, err = prepareLoad(j.f, &j.opt); err != nil {
 		return nil, err
 	}
-	defer load.cleanup()
-	run, err := newBuildRun(cmd.ErrOrStderr(), f.Progress)
-	if err != nil {
+	if j.run, err = newBuildRun(cmd.ErrOrStderr(), j.f.Progress); err != nil {
+		return j, err
+	}
+	j.run.wire(cmd, &j.opt)
+	return j, nil
+}
+
+// finish records a target's build in the history and, if it was built,
+// loads and reports it and returns its metadata. buildErr is the bake's
+// failure: this target's if failed, else the one that cancelled it.
+func (j *bakeJob) finish(g *globalOptions, res *build.Result, failed bool, buildErr error) (map[string]any, error) {
+	err := buildErr
+	if res == nil && err != nil && !failed {
+		err = fmt.Errorf("cancelled: another target failed: %w", buildErr)
+	}
+	if res != nil {
+		err = nil
+	}
+	j.run.gate.Close(err)
+	recordBuild(j.cmd, g, newHistoryRecord(j.f, j.contextDir, buildopts.DockerfilePath(j.dfName, j.f.File), j.df, j.start), j.run.rec, res, err)
+	printChecks(j.cmd.ErrOrStderr(), j.f.Progress, j.run.checks)
+	if res == nil {
 		return nil, err
 	}
-	run.wire(cmd, &opt)
-	res, err := st.Build(cmd.Context(), opt)
-	run.gate.Close(err)
-	recordBuild(cmd, g, newHistoryRecord(f, contextDir, buildopts.DockerfilePath(dfName, f.File), df, start), run.rec, res, err)
-	printChecks(cmd.ErrOrStderr(), f.Progress, run.checks)
-	if err != nil {
+	if err := j.load.finish(j.cmd); err != nil {
 		return nil, err
 	}
-	if err := load.finish(cmd); err != nil {
+	if err := reportBuild(j.cmd, j.f, res, j.run.checks); err != nil {
 		return nil, err
 	}
-	if err := reportBuild(cmd, f, res, run.checks); err != nil {
-		return nil, err
-	}
-	return metadataOf(res, run.checks), nil
+	return metadataOf(res, j.run.checks), nil
 }
 
 // targetFlags are the `builder build` flags a bake target stands for,
 // with bake's own flags applied to every target.
 func targetFlags(t *bake.Target, bf *bakeFlags) *buildopts.Flags {
 	f := buildopts.FromBake(t)
-	f.Progress, f.Allow = bf.progress, slices.Concat(bf.allow, f.Allow)
+	f.Progress, f.Allow, f.Parallelism = bf.progress, slices.Concat(bf.allow, f.Allow), bf.parallelism
 	f.Buildx.Pull = f.Buildx.Pull || bf.pull
 	f.NoCache = f.NoCache || bf.noCache
 	f.Buildx.Load = f.Buildx.Load || bf.load

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -37,6 +38,18 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
+// bakeProject is a CLI with busybox:latest in its store and a directory
+// holding files.
+func bakeProject(t *testing.T, files map[string]string) (cli, string) {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	loadBusybox(t, c)
+	dir := t.TempDir()
+	writeTree(t, dir, files)
+	return c, dir
+}
+
 // bakeDockerfile has a base stage that records a random stamp; each
 // target stage copies it, so equal stamps mean the base ran once.
 const bakeDockerfile = `FROM busybox AS base
@@ -54,11 +67,7 @@ RUN echo c > /out
 // process: the base stage runs once, the images read back carry the
 // inherited, variable and --set attributes.
 func TestBake(t *testing.T) {
-	testutil.RequiresRoot(t)
-	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
-	loadBusybox(t, c)
-	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	c, dir := bakeProject(t, map[string]string{
 		"Dockerfile": bakeDockerfile,
 		"docker-bake.hcl": `
 variable "TAG" { default = "1" }
@@ -109,28 +118,26 @@ target "c" {
 	if code != 0 {
 		t.Fatalf("bake exited %d:\n%s", code, stderr)
 	}
-	// The base stage's RUN ran for the first target only: its step is
-	// followed by DONE once and by CACHED for the other two.
+	// The three targets are one solve: the base stage's RUN is one step
+	// (one #N) that ran once, shown in each target's lines, never cached.
 	base := regexp.MustCompile(`(#\d+) \[base 2/2\] RUN head -c 16[^\n]*\n(?:[^\n]*\n)*?\s*#\d+ (DONE|CACHED)`)
-	var ran, cached int
+	numbers := map[string]bool{}
 	for _, tg := range []string{"a", "b", "c"} {
-		// The targets after the first build at once; their lines say whose.
 		var own strings.Builder
 		for _, l := range strings.SplitAfter(stderr, "\n") {
 			if rest, ok := strings.CutPrefix(l, "["+tg+"] "); ok {
 				own.WriteString(rest)
 			}
 		}
-		for _, m := range base.FindAllStringSubmatch(own.String(), -1) {
-			if m[2] == "DONE" {
-				ran++
-			} else {
-				cached++
-			}
+		m := base.FindAllStringSubmatch(own.String(), -1)
+		if len(m) != 1 || m[0][2] != "DONE" {
+			t.Errorf("target %s's lines show the base step %v, want it once, DONE", tg, m)
+			continue
 		}
+		numbers[m[0][1]] = true
 	}
-	if ran != 1 || cached != 2 {
-		t.Errorf("base step ran %d times and was cached %d times, want 1 and 2:\n%s", ran, cached, stderr)
+	if len(numbers) != 1 {
+		t.Errorf("the base step has numbers %v in the targets' lines, want one step:\n%s", numbers, stderr)
 	}
 	stamps := map[string]bool{}
 	for _, tg := range []string{"a", "b", "c"} {
@@ -176,14 +183,61 @@ target "c" {
 	}
 }
 
+// TestBakeFailure: a failing target fails the bake, named, and the
+// others are cancelled rather than waited for, as buildx does.
+func TestBakeFailure(t *testing.T) {
+	c, dir := bakeProject(t, map[string]string{
+		"Dockerfile": "FROM busybox AS slow\nRUN sleep 30\nFROM busybox AS bad\nRUN exit 3\n",
+		"docker-bake.hcl": `
+group "default" { targets = ["slow", "bad"] }
+target "slow" { target = "slow" }
+target "bad" { target = "bad" }
+`})
+	begin := time.Now()
+	_, stderr, code := c.runIn(dir, nil, "bake", "--progress", "plain")
+	if code == 0 || !regexp.MustCompile(`(?m)^ERROR: target bad: `).MatchString(stderr) {
+		t.Errorf("bake exited %d; want the failure of target bad:\n%s", code, stderr)
+	}
+	if took := time.Since(begin); took > 25*time.Second {
+		t.Errorf("the failed bake took %v: target slow was waited for, not cancelled", took)
+	}
+}
+
+// TestBakeMatrix builds the targets of a matrix, one of them tagged from
+// another target's attribute, and lists them.
+func TestBakeMatrix(t *testing.T) {
+	c, dir := bakeProject(t, map[string]string{
+		"Dockerfile": bakeDockerfile,
+		"docker-bake.hcl": `
+target "m" {
+  name = "m-${tgt}"
+  matrix = { tgt = ["b", "c"] }
+  target = tgt
+  tags = ["bake-m-${tgt}"]
+}
+target "extra" {
+  target = "a"
+  tags = [for t in target.m-b.tags : "${t}-extra"]
+}
+`})
+	if _, stderr, code := c.runIn(dir, nil, "bake", "m", "extra"); code != 0 {
+		t.Fatalf("bake exited %d: %s", code, stderr)
+	}
+	for img, want := range map[string]string{"bake-m-b": "b\n", "bake-m-c": "c\n", "bake-m-b-extra": "a nobody\n"} {
+		if out, errOut, code := c.run("run", img, "cat", "/out"); code != 0 || out != want {
+			t.Errorf("run %s exited %d: %q, want %q %s", img, code, out, want, errOut)
+		}
+	}
+	out, stderr, code := c.runIn(dir, nil, "bake", "--list=targets")
+	if code != 0 || !regexp.MustCompile(`(?m)^m\s+m-b, m-c$`).MatchString(out) || !strings.Contains(out, "m-c") {
+		t.Errorf("bake --list=targets exited %d:\n%s%s", code, out, stderr)
+	}
+}
+
 // TestBakeCompose builds the services of a compose file with a build
 // section, with compose's variable interpolation.
 func TestBakeCompose(t *testing.T) {
-	testutil.RequiresRoot(t)
-	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
-	loadBusybox(t, c)
-	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	c, dir := bakeProject(t, map[string]string{
 		"app/Dockerfile": bakeDockerfile,
 		"compose.yaml": `
 services:

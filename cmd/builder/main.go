@@ -24,6 +24,9 @@ type exitCodeError struct{ code int }
 
 func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// ExitStatus lets `builder serve` send the code to its client.
+func (e exitCodeError) ExitStatus() int { return e.code }
+
 func main() {
 	// A sandbox init re-executes this binary; it must start before anything else.
 	executor.Init()

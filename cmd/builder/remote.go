@@ -1,20 +1,20 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
+	"github.com/builder-dev/builder/cmd/builder/internal/remoteflags"
 	"github.com/builder-dev/builder/progress"
 	"github.com/builder-dev/builder/server"
-	"github.com/builder-dev/builder/server/api"
 	"github.com/spf13/cobra"
 )
 
 // runRemoteBuild runs the build runBuild has parsed on the servers of
 // --host, rendering its progress with the printer of --progress.
 func runRemoteBuild(cmd *cobra.Command, g *globalOptions, f *buildopts.Flags, contextDir string, df []byte, opt build.Options) error {
-	req, err := remoteRequest(f, df, opt)
+	req, local, named, err := remoteflags.Request(f, df, opt)
 	if err != nil {
 		return err
 	}
@@ -24,45 +24,15 @@ func runRemoteBuild(cmd *cobra.Command, g *globalOptions, f *buildopts.Flags, co
 	}
 	err = server.RunRemote(cmd.Context(), server.Remote{
 		Hosts: server.SplitHosts(g.host), TLS: g.tls, ContextDir: contextDir, Dockerfile: f.File, Target: f.Target, DockerfilePath: opt.DockerfilePath,
-		Request: req, Printer: printer, Quiet: f.Progress == "quiet", IIDFile: f.IIDFile, MetadataFile: f.MetadataFile,
+		Contexts: named, Request: req, Local: local, Printer: printer, Quiet: f.Progress == "quiet", IIDFile: f.IIDFile, MetadataFile: f.MetadataFile,
 	}, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	if f.Explain {
 		explain(cmd.ErrOrStderr(), printer)
 	}
+	// The server's exit code (a failed --check's 1) is the client's.
+	var ec interface{ ExitStatus() int }
+	if errors.As(err, &ec) && ec.ExitStatus() > 0 {
+		return exitCodeError{ec.ExitStatus()}
+	}
 	return err
-}
-
-// remoteRequest turns runBuild's flags and options into a request.
-func remoteRequest(f *buildopts.Flags, df []byte, opt build.Options) (*api.BuildRequest, error) {
-	bx := f.Buildx
-	for _, bad := range []struct {
-		set  bool
-		flag string
-	}{
-		{len(f.Contexts) > 0, "--build-context"}, {len(f.SSH) > 0, "--ssh"}, {f.Check, "--check"},
-		{f.OnError != "fail", "--on-error"}, {f.Resources != (buildopts.Resources{}), "resource limits"},
-		{bx.Load, "--load"}, {bx.Pull, "--pull"}, {len(bx.Labels) > 0, "--label"}, {len(bx.Annotations) > 0, "--annotation"},
-		{len(bx.AddHosts) > 0, "--add-host"}, {bx.ShmSize != "", "--shm-size"}, {len(bx.Ulimits) > 0, "--ulimit"},
-		{bx.CgroupParent != "", "--cgroup-parent"}, {len(bx.Platforms) > 0, "--platform"},
-	} {
-		if bad.set {
-			return nil, fmt.Errorf("%s is not supported with --host yet", bad.flag)
-		}
-	}
-	secrets := map[string][]byte{}
-	for id, s := range opt.Secrets {
-		v, err := server.ReadSecret(s.File, s.Env)
-		if err != nil {
-			return nil, fmt.Errorf("secret %s: %w", id, err)
-		}
-		secrets[id] = v
-	}
-	req := &api.BuildRequest{
-		Dockerfile: df, DockerfileName: opt.DockerfileName, Tags: f.Tags, BuildArgs: opt.BuildArgs,
-		Target: f.Target, NoCache: f.NoCache, NoCacheFilter: f.NoCacheFilter, Push: f.Push, Outputs: f.Outputs,
-		Allow: f.Allow, Network: f.Network, CacheTo: f.CacheTo, CacheFrom: f.CacheFrom, Parallelism: f.Parallelism,
-		SquashAbove: f.SquashAbove, StepTimeout: f.StepTimeout, HTTPTimeout: f.HTTPTimeout, HTTPMaxSize: f.HTTPMaxSize,
-		GCKeep: f.GCKeep, Metadata: f.MetadataFile != "", Secrets: secrets, Quiet: f.Progress == "quiet",
-	}
-	return req, nil
 }

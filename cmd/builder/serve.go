@@ -1,17 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 
 	"github.com/builder-dev/builder/build"
-	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
+	"github.com/builder-dev/builder/cmd/builder/internal/remoteflags"
 	"github.com/builder-dev/builder/progress"
 	"github.com/builder-dev/builder/server"
 	"github.com/builder-dev/builder/server/api"
@@ -79,15 +78,17 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 }
 
 // serveHooks let runBuild serve a remote client: its progress goes to the
-// client, its secrets come from the request, its result is kept.
+// client, its secrets and SSH agents are asked of the client step by step,
+// its result is kept.
 type serveHooks struct {
-	em      *server.Emitter
-	secrets map[string][]byte
-	res     *build.Result
+	em             *server.Emitter
+	secrets, agent []string
+	res            *build.Result
 }
 
 // wire sends the build's progress to the client instead of a printer
-// (the history recorder still listens) and gives it the client's secrets.
+// (the history recorder still listens) and gives it the client's secrets
+// and SSH agents, fetched when a step uses one.
 func (h *serveHooks) wire(run *buildRun, opt *build.Options) {
 	if h == nil {
 		return
@@ -95,11 +96,13 @@ func (h *serveHooks) wire(run *buildRun, opt *build.Options) {
 	run.printer = h
 	run.gate = &progress.Gate{Printer: progress.Tee(h, run.rec)}
 	opt.Progress = run.gate
-	if opt.Secrets == nil && len(h.secrets) > 0 {
-		opt.Secrets = map[string]build.Secret{}
+	opt.Secrets, opt.SSH = map[string]build.Secret{}, nil
+	opt.SSHDial = map[string]func(context.Context) (net.Conn, error){}
+	for _, id := range h.secrets {
+		opt.Secrets[id] = build.Secret{Fetch: func(ctx context.Context) ([]byte, error) { return h.em.Secret(ctx, id) }}
 	}
-	for id, v := range h.secrets {
-		opt.Secrets[id] = build.Secret{Value: v}
+	for _, id := range h.agent {
+		opt.SSHDial[id] = func(ctx context.Context) (net.Conn, error) { return h.em.DialSSH(ctx, id) }
 	}
 }
 
@@ -116,44 +119,25 @@ func (h *serveHooks) setResult(res *build.Result) {
 // flags given on the command line would.
 func serveBuildFunc(parent *cobra.Command, g *globalOptions) server.BuildFunc {
 	return func(ctx context.Context, req *api.BuildRequest, contextDir, outDir string, em *server.Emitter) (*api.Result, error) {
-		f := &buildopts.Flags{
-			Tags: req.Tags, File: "-", Target: req.Target, NoCache: req.NoCache, NoCacheFilter: req.NoCacheFilter,
-			Push: req.Push, Progress: "plain", Allow: req.Allow, Network: req.Network, CacheTo: req.CacheTo, CacheFrom: req.CacheFrom,
-			Parallelism: req.Parallelism, SquashAbove: req.SquashAbove, StepTimeout: req.StepTimeout, HTTPTimeout: req.HTTPTimeout,
-			HTTPMaxSize: req.HTTPMaxSize, GCKeep: req.GCKeep, OnError: "fail", Buildx: buildopts.Buildx{Call: "build"},
+		f, err := remoteflags.Flags(req, outDir)
+		if err != nil {
+			return nil, err
 		}
-		hooks := &serveHooks{em: em, secrets: req.Secrets}
-		if req.Quiet {
-			f.Progress = "quiet"
-		}
-		if f.Network == "" {
-			f.Network = "default"
-		}
-		for k, v := range req.BuildArgs {
-			f.BuildArgs = append(f.BuildArgs, k+"="+v)
-		}
-		for i, o := range req.Outputs {
-			client, _, err := server.ClientOutput(o)
-			if err != nil {
-				return nil, err
-			}
-			if client {
-				o = server.SetDest(o, server.OutputPath(outDir, i))
-			}
-			f.Outputs = append(f.Outputs, o)
-		}
-		if req.Metadata {
-			f.MetadataFile = filepath.Join(outDir, "metadata.json")
-		}
+		hooks := &serveHooks{em: em, secrets: req.SecretIDs, agent: req.SSHIDs}
 		cmd := &cobra.Command{}
 		cmd.SetContext(ctx)
-		cmd.SetIn(bytes.NewReader(req.Dockerfile))
 		cmd.SetOut(io.Discard)
+		if req.Check {
+			cmd.SetOut(em.StdoutLines())
+		}
 		cmd.SetErr(em.Lines())
 		local := *g
 		local.remoteFlags = remoteFlags{serve: hooks}
 		if err := runBuild(cmd, &local, f, contextDir); err != nil {
 			return nil, err
+		}
+		if req.Check {
+			return &api.Result{}, nil
 		}
 		res := &api.Result{Digest: hooks.res.Manifest.Digest.String(), Names: hooks.res.Names}
 		if req.Metadata {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -22,6 +23,13 @@ import (
 // returns its --host value. The test's clients keep their file digest
 // cache in a temp dir too.
 func startServer(t *testing.T, c cli, extra ...string) string {
+	t.Helper()
+	host, _ := startServerCmd(t, c, extra...)
+	return host
+}
+
+// startServerCmd is startServer that also returns the server's process.
+func startServerCmd(t *testing.T, c cli, extra ...string) (string, *exec.Cmd) {
 	t.Helper()
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	sock := filepath.Join(t.TempDir(), "builder.sock")
@@ -54,7 +62,7 @@ func startServer(t *testing.T, c cli, extra ...string) string {
 	if fi.Mode().Perm() != 0o660 {
 		t.Errorf("socket mode = %v, want 0660", fi.Mode().Perm())
 	}
-	return "unix://" + sock
+	return "unix://" + sock, cmd
 }
 
 func busyboxContext(t *testing.T, dockerfile string) string {
@@ -67,6 +75,20 @@ func busyboxContext(t *testing.T, dockerfile string) string {
 	os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755)
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nCOPY busybox /bin/busybox\n"+dockerfile), 0o644)
 	return dir
+}
+
+// waitFor reads a build's output into seen until it holds marker (not
+// literally in the Dockerfile: the progress output echoes commands).
+func waitFor(t *testing.T, r io.Reader, seen *strings.Builder, marker string) {
+	t.Helper()
+	buf := make([]byte, 64<<10)
+	for !strings.Contains(seen.String(), marker) {
+		n, err := r.Read(buf)
+		if err != nil {
+			t.Fatalf("build ended before %s: %v\n%s", marker, err, seen.String())
+		}
+		seen.Write(buf[:n])
+	}
 }
 
 var syncedRE = regexp.MustCompile(`context sync: uploaded (\d+) files, (\d+) bytes`)
@@ -147,15 +169,8 @@ func TestServeClientCancel(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 64<<10)
 	var seen strings.Builder
-	for !strings.Contains(seen.String(), "ready42") {
-		n, err := out.Read(buf)
-		if err != nil {
-			t.Fatalf("build ended before its RUN started: %v\n%s", err, seen.String())
-		}
-		seen.Write(buf[:n])
-	}
+	waitFor(t, out, &seen, "ready42")
 	if !sandboxAlive(marker) {
 		t.Fatalf("the RUN step's process (%s) is not running on the server:\n%s", marker, seen.String())
 	}
@@ -175,40 +190,65 @@ func TestServeClientCancel(t *testing.T) {
 	}
 }
 
-// TestServeSecretAndErrors sends a secret with a remote build: the step
-// sees it, no file under the server's state dir holds it afterwards, and a
-// tar output lands on the client. A failing build exits and reports as a
-// local one does.
+// TestServeSecretAndErrors sends a secret with a remote build: the server
+// asks for it when the step that uses it starts (the client's file is
+// changed while an earlier step runs, and the step sees the new value), no
+// file under the server's state dir holds it while the step runs or
+// afterwards, and a tar output lands on the client. A failing build exits
+// and reports as a local one does.
 func TestServeSecretAndErrors(t *testing.T) {
 	testutil.RequiresRoot(t)
 	srv := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
 	host := startServer(t, srv)
+	early := fmt.Sprintf("Early-%d-Value", time.Now().UnixNano())
 	secret := fmt.Sprintf("Secret-%d-Value", time.Now().UnixNano())
 	sum := sha256.Sum256([]byte(secret))
 	secretFile := filepath.Join(t.TempDir(), "s")
-	os.WriteFile(secretFile, []byte(secret), 0o600)
-	dir := busyboxContext(t, "RUN --mount=type=secret,id=s,required [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox sha256sum /run/secrets/s > /sum\"]\n")
+	os.WriteFile(secretFile, []byte(early), 0o600)
+	dir := busyboxContext(t, "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo first$((6*7)); /bin/busybox sleep 2\"]\n"+
+		"RUN --mount=type=secret,id=s,required [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox sha256sum /run/secrets/s > /sum; echo ready$((6*7)); /bin/busybox sleep 2\"]\n")
 	tarOut := filepath.Join(t.TempDir(), "out.tar")
-	client := cli{t: t, bin: srv.bin, root: t.TempDir()}
-	_, stderr, code := client.run("--host", host, "build", "--secret", "id=s,src="+secretFile, "-o", "type=tar,dest="+tarOut, dir)
-	if code != 0 {
-		t.Fatalf("remote build with a secret: exit %d\n%s", code, stderr)
+	cmd := exec.Command(srv.bin, "--host", host, "build", "--progress", "plain", "--secret", "id=s,src="+secretFile, "-o", "type=tar,dest="+tarOut, dir)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen strings.Builder
+	waitFor(t, stderr, &seen, "first42")
+	os.WriteFile(secretFile, []byte(secret), 0o600)
+	noSecret := func(when string) {
+		files := 0
+		filepath.WalkDir(srv.root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				files++
+				if b, err := os.ReadFile(p); err == nil && (bytes.Contains(b, []byte(secret)) || bytes.Contains(b, []byte(early))) {
+					t.Errorf("%s on the server holds the secret %s", p, when)
+				}
+			}
+			return nil
+		})
+		if files == 0 {
+			t.Fatalf("no files under the server's state dir %s: nothing was checked", srv.root)
+		}
+	}
+	waitFor(t, stderr, &seen, "ready42")
+	noSecret("while the step runs")
+	rest, _ := io.ReadAll(stderr)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("remote build with a secret: %v\n%s%s", err, seen.String(), rest)
 	}
 	tb, err := os.ReadFile(tarOut)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(tb, []byte(hex.EncodeToString(sum[:]))) {
-		t.Errorf("the tar output lacks the secret's sha256 written by the step (%d bytes)", len(tb))
+		t.Errorf("the tar output lacks the sha256 of the secret as the step started (%d bytes): was it read when the build started?", len(tb))
 	}
-	filepath.WalkDir(srv.root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(secret)) {
-				t.Errorf("%s on the server holds the secret", p)
-			}
-		}
-		return nil
-	})
+	noSecret("after the build")
+	client := cli{t: t, bin: srv.bin, root: t.TempDir()}
 
 	bad := busyboxContext(t, "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"exit 3\"]\n")
 	_, remoteErr, remoteCode := client.run("--host", host, "build", bad)

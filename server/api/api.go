@@ -65,9 +65,57 @@ type BuildRequest struct {
 	GCKeep      string        `json:"gcKeepStorage,omitempty"`
 	Metadata    bool          `json:"metadata,omitempty"` // send the --metadata-file JSON back
 	Quiet       bool          `json:"quiet,omitempty"`    // --progress=quiet: no summary messages
-	// Secrets are the values of --secret, by id; the server keeps them in
-	// memory only.
-	Secrets map[string][]byte `json:"secrets,omitempty"`
+	// SecretIDs are the ids of --secret and SSHIDs those of --ssh: the
+	// server asks the client for one (a Request event) when a step that
+	// uses it starts, and holds it for that step only.
+	SecretIDs []string `json:"secretIds,omitempty"`
+	// Contexts are --build-context values that name no client path
+	// (docker-image://REF); LocalContexts name, for each directory
+	// --build-context, the listing (ContextResponse.ID) it was synced as.
+	Contexts      map[string]string `json:"contexts,omitempty"`
+	LocalContexts map[string]string `json:"localContexts,omitempty"`
+	// Pull, Labels, Annotations, AddHosts, ShmSize, Ulimits and Platforms
+	// are the buildx flags of the same names.
+	Pull        bool     `json:"pull,omitempty"`
+	Labels      []string `json:"labels,omitempty"`
+	Annotations []string `json:"annotations,omitempty"`
+	AddHosts    []string `json:"addHosts,omitempty"`
+	ShmSize     string   `json:"shmSize,omitempty"`
+	Ulimits     []string `json:"ulimits,omitempty"`
+	Platforms   []string `json:"platforms,omitempty"`
+	// Check runs the build checks only (--check): their report comes back
+	// as stdout messages and a failed check as exit code 1.
+	Check  bool     `json:"check,omitempty"`
+	SSHIDs []string `json:"sshIds,omitempty"`
+}
+
+// Request types: what a build asks its client for.
+const (
+	// RequestSecret asks for a secret's value: the client answers with
+	// an Answer.
+	RequestSecret = "secret"
+	// RequestSSH asks for a connection to an SSH agent: the client
+	// answers with an upgrade (Upgrade: SSHUpgrade) to a raw stream to
+	// its agent, or with an Answer holding an error.
+	RequestSSH = "ssh"
+)
+
+// SSHUpgrade is the Upgrade protocol of an answer to a RequestSSH.
+const SSHUpgrade = "builder-ssh-agent"
+
+// Request is a build's question to its client, answered by POST
+// /v1/requests/{token}.
+type Request struct {
+	Token string `json:"token"`
+	Type  string `json:"type"` // RequestSecret or RequestSSH
+	ID    string `json:"id"`   // the secret's or SSH agent's id
+}
+
+// Answer is the body of POST /v1/requests/{token}: a secret's value, or
+// why the client has none.
+type Answer struct {
+	Value []byte `json:"value,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // Event kinds of a build's stream.
@@ -77,6 +125,7 @@ const (
 	KindMessage  = "message"  // Text: a line for the client's stderr (warnings, checks, explain)
 	KindOutput   = "output"   // Output, Data: a chunk of a tar of the output
 	KindResult   = "result"   // Result or Error: the last event
+	KindRequest  = "request"  // Request: the build asks the client for a secret or an SSH agent
 )
 
 // Event is one line of a build's response stream.
@@ -85,10 +134,12 @@ type Event struct {
 	Position int       `json:"position,omitempty"`
 	Progress *Progress `json:"progress,omitempty"`
 	Text     string    `json:"text,omitempty"`
+	Stdout   bool      `json:"stdout,omitempty"` // Text is for the client's stdout, not stderr
 	Output   int       `json:"output,omitempty"` // index into BuildRequest.Outputs
 	Data     []byte    `json:"data,omitempty"`
 	Result   *Result   `json:"result,omitempty"`
 	Error    *Error    `json:"error,omitempty"`
+	Request  *Request  `json:"request,omitempty"`
 }
 
 // Progress is a solver event (solver.Event) on the wire.

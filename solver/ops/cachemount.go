@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/llb"
@@ -15,7 +12,6 @@ import (
 	"github.com/builder-dev/builder/solver/ops/cachedir"
 	"github.com/builder-dev/builder/solver/ops/filecopy"
 	"github.com/builder-dev/builder/source/localctx"
-	"golang.org/x/sys/unix"
 )
 
 // cacheMount locks a cache directory for the run (see package cachedir)
@@ -28,11 +24,20 @@ func (o *execOp) cacheMount(ctx context.Context, rm *runMounts, m llb.ExecMount,
 	if id == "" {
 		id = m.Target
 	}
-	dir, unlock, err := cachedir.Acquire(ctx, o.w.CacheMounts, cacheMountKey(m, inputs).Encoded(), id, m.Sharing)
+	key := cacheMountKey(m, inputs).Encoded()
+	dir, unlock, err := cachedir.Acquire(ctx, o.w.CacheMounts, key, id, m.Sharing)
 	if err != nil {
 		return err
 	}
 	rm.release = append(rm.release, unlock)
+	if o.sess != nil && o.sess.CacheMounts != nil {
+		o.sess.CacheMounts.Add(cachedir.Use{Key: key, ID: id, Sharing: m.Sharing})
+	}
+	if o.sess != nil && o.sess.RestoreCache != nil {
+		if _, err := o.sess.RestoreCache(ctx, key, dir); err != nil {
+			return fmt.Errorf("restoring cache %s: %w", id, err)
+		}
+	}
 	if err := o.createCache(ctx, dir, m, inputs); err != nil {
 		return fmt.Errorf("creating cache %s: %w", id, err)
 	}
@@ -42,32 +47,15 @@ func (o *execOp) cacheMount(ctx context.Context, rm *runMounts, m llb.ExecMount,
 
 // createCache creates the cache directory dir if it does not exist: empty
 // or with the files of the mount's `from`, then the mount's owner and mode.
-// It is made aside and renamed into place, so a concurrent shared user or
-// a crash never sees a half-made cache.
 func (o *execOp) createCache(ctx context.Context, dir string, m llb.ExecMount, inputs []solver.Result) error {
-	if _, err := os.Lstat(dir); err == nil {
-		return nil
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".new-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	if m.Input > 0 && m.Input < len(inputs) {
-		if err := o.seedCache(ctx, tmp, m, inputs[m.Input]); err != nil {
-			return err
+	return cachedir.Create(dir, func(tmp string) error {
+		if m.Input > 0 && m.Input < len(inputs) {
+			if err := o.seedCache(ctx, tmp, m, inputs[m.Input]); err != nil {
+				return err
+			}
 		}
-	}
-	if err := setOwnerMode(tmp, m, 0o755); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if errors.Is(err, fs.ErrExist) || errors.Is(err, unix.ENOTEMPTY) {
-			return nil // another user made it first
-		}
-		return err
-	}
-	return nil
+		return setOwnerMode(tmp, m, 0o755)
+	})
 }
 
 // seedCache copies the mount's source from its `from` file tree into dir.

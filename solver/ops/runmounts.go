@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops/cachedir"
 	"github.com/builder-dev/builder/solver/ops/filecopy"
 	"github.com/builder-dev/builder/solver/ops/sshagent"
 	"github.com/builder-dev/builder/source"
@@ -35,6 +37,16 @@ type Session struct {
 	Secrets map[string][]byte
 	// SSH are SSH agent sockets by id (RUN --mount=type=ssh).
 	SSH map[string]string
+	// FetchSecret, when set, supplies the secrets of ids not in Secrets
+	// when a step that uses one starts (a `builder serve` client's
+	// secrets, asked for over the API); the value is cleared when the
+	// step ends. ok is false for a secret the build was not given.
+	FetchSecret func(ctx context.Context, id string) (value []byte, ok bool, err error)
+	// DialSSH, when set, reaches the SSH agents of ids not in SSH: every
+	// connection a step makes to its agent socket is one call (a `builder
+	// serve` client's agent, forwarded over the API). ok is false for an
+	// agent the build was not given.
+	DialSSH func(id string) (dial func(context.Context) (net.Conn, error), ok bool)
 	// OnRunFailure, when set, is called when a RUN's process exits with
 	// an error (not when the build is cancelled), before its layer is
 	// discarded. It must not keep f.Spec after returning.
@@ -42,6 +54,12 @@ type Session struct {
 	// Download configures ADD <url>: its timeout and size bound
 	// (Progress is set per step).
 	Download source.DownloadOptions
+	// CacheMounts, when set, records the RUN cache mounts the build's
+	// steps mount (for --cache-to ...,cache-mounts=true).
+	CacheMounts *cachedir.Uses
+	// RestoreCache, when set, may fill the directory dir of cache key
+	// (absent or empty) before a step mounts it (--cache-from).
+	RestoreCache func(ctx context.Context, key, dir string) (bool, error)
 }
 
 // RunFailure is a RUN step whose command failed, as OnRunFailure sees it.
@@ -155,7 +173,7 @@ func (o *execOp) prepareMounts(ctx context.Context, state string, inputs []solve
 		case llb.MountTmpfs:
 			rm.mounts = append(rm.mounts, executor.Mount{Type: executor.MountTmpfs, Target: m.Target, Size: m.Size, Readonly: m.Readonly})
 		case llb.MountSecret:
-			err = o.secretMount(rm, m)
+			err = o.secretMount(ctx, rm, m)
 		case llb.MountSSH:
 			err = o.sshMount(rm, state, sshIndex, m)
 			sshIndex++
@@ -249,11 +267,19 @@ func (o *execOp) contextSource(state string, n int, l llb.LocalOp, m llb.ExecMou
 // secretMount provides a secret as a read-only file and/or an environment
 // variable of the process. The file is written by the sandbox onto a tmpfs
 // of its own (executor.MountSecret): its bytes never touch the disk.
-func (o *execOp) secretMount(rm *runMounts, m llb.ExecMount) error {
+func (o *execOp) secretMount(ctx context.Context, rm *runMounts, m llb.ExecMount) error {
 	var value []byte
 	ok := false
 	if o.sess != nil {
 		value, ok = o.sess.Secrets[m.ID]
+	}
+	if !ok && o.sess != nil && o.sess.FetchSecret != nil {
+		var err error
+		if value, ok, err = o.sess.FetchSecret(ctx, m.ID); err != nil {
+			return fmt.Errorf("secret %s: %w", m.ID, err)
+		}
+		// Held for this step only.
+		rm.release = append(rm.release, func() { clear(value) })
 	}
 	if !ok {
 		if m.Required {
@@ -318,10 +344,14 @@ func setOwnerMode(p string, m llb.ExecMount, mode os.FileMode) error {
 // mount's owner and mode) proxies every connection to the agent's socket.
 func (o *execOp) sshMount(rm *runMounts, state string, n int, m llb.ExecMount) error {
 	sock := ""
+	var dial func(context.Context) (net.Conn, error)
 	if o.sess != nil {
 		sock = o.sess.SSH[m.ID]
+		if sock == "" && o.sess.DialSSH != nil {
+			dial, _ = o.sess.DialSSH(m.ID)
+		}
 	}
-	if sock == "" {
+	if sock == "" && dial == nil {
 		if m.Required {
 			return fmt.Errorf("ssh agent %s is required but was not provided (--ssh %s or --ssh %s=SOCKET)", m.ID, m.ID, m.ID)
 		}
@@ -338,7 +368,10 @@ func (o *execOp) sshMount(rm *runMounts, state string, n int, m llb.ExecMount) e
 		dir = d
 	}
 	p := filepath.Join(dir, "ssh-"+strconv.Itoa(n)+".sock")
-	proxy, err := sshagent.Listen(p, sock)
+	if dial == nil {
+		dial = func(ctx context.Context) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "unix", sock) }
+	}
+	proxy, err := sshagent.Listen(p, dial)
 	if err != nil {
 		return fmt.Errorf("ssh agent %s: %w", m.ID, err)
 	}
@@ -393,5 +426,5 @@ func cacheMountKey(m llb.ExecMount, inputs []solver.Result) digest.Digest {
 		}
 		return llb.DigestStrings("cache", id, from, cleanRel(m.Source))
 	}
-	return llb.DigestStrings("cache", id)
+	return cachedir.Key(id)
 }

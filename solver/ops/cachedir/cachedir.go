@@ -165,3 +165,27 @@ func Remove(ctx context.Context, c Mount) (bool, error) {
 	}
 	return true, nil
 }
+
+// Create makes the cache directory dir if it does not exist, filled by
+// fill in a directory beside it and renamed into place, so a concurrent
+// shared user or a crash never sees a half-made cache.
+func Create(dir string, fill func(tmp string) error) error {
+	if _, err := os.Lstat(dir); err == nil {
+		return nil
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".new-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, unix.ENOTEMPTY) {
+			return nil // another user made it first
+		}
+		return err
+	}
+	return nil
+}

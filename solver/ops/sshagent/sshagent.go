@@ -5,29 +5,34 @@
 package sshagent
 
 import (
+	"context"
 	"io"
 	"net"
 	"sync"
 )
 
-// Listen creates the Unix socket path, forwarding to the agent socket
-// agent once Serve runs.
-func Listen(path, agent string) (*Proxy, error) {
+// Listen creates the Unix socket path, forwarding each connection to one
+// dial makes (to the agent's socket, or to a `builder serve` client's
+// agent over the API) once Serve runs.
+func Listen(path string, dial func(context.Context) (net.Conn, error)) (*Proxy, error) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, err
 	}
-	return &Proxy{ln: ln, agent: agent, conns: map[net.Conn]bool{}}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Proxy{ln: ln, dial: dial, ctx: ctx, cancel: cancel, conns: map[net.Conn]bool{}}, nil
 }
 
 // Proxy copies bytes between the connections made to its socket and new
-// connections to the agent's socket.
+// connections to the agent.
 type Proxy struct {
-	ln    net.Listener
-	agent string
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
+	ln     net.Listener
+	dial   func(context.Context) (net.Conn, error)
+	ctx    context.Context // cancelled by Close: a dial in progress ends
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	wg     sync.WaitGroup
 }
 
 // Serve accepts connections until Close.
@@ -37,16 +42,19 @@ func (p *Proxy) Serve() {
 		if err != nil {
 			return
 		}
-		a, err := net.Dial("unix", p.agent)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		if !p.track(c, a) {
-			return
-		}
-		go p.pipe(c, a)
-		go p.pipe(a, c)
+		// A remote agent may take a round trip to reach: the next
+		// connection need not wait.
+		go func() {
+			a, err := p.dial(p.ctx)
+			if err != nil {
+				c.Close()
+				return
+			}
+			if p.track(c, a) {
+				go p.pipe(c, a)
+				go p.pipe(a, c)
+			}
+		}()
 	}
 }
 
@@ -72,8 +80,8 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
 	io.Copy(dst, src)
 	// Half-close, so the other side sees EOF; the other pipe ends too.
-	if uc, ok := dst.(*net.UnixConn); ok {
-		uc.CloseWrite()
+	if hc, ok := dst.(interface{ CloseWrite() error }); ok {
+		hc.CloseWrite()
 	}
 }
 
@@ -81,6 +89,7 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 // copies to end.
 func (p *Proxy) Close() {
 	p.ln.Close()
+	p.cancel()
 	p.mu.Lock()
 	for c := range p.conns {
 		c.Close()

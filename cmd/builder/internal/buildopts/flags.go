@@ -74,7 +74,7 @@ func Add(fl *pflag.FlagSet, f *Flags) {
 	fl.BoolVar(&f.Explain, "explain", false, "after the build, say for each step that ran why its cache could not be used")
 	fl.StringArrayVar(&f.Secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
 	fl.StringArrayVar(&f.SSH, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (the agent at $SSH_AUTH_SOCK) or ID=SOCKET")
-	fl.StringArrayVar(&f.CacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd|uncompressed], type=local,dest=DIR or type=inline (repeatable)")
+	fl.StringArrayVar(&f.CacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max][,compression=gzip|zstd|uncompressed][,cache-mounts=true], type=local,dest=DIR or type=inline (repeatable)")
 	fl.StringArrayVar(&f.CacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)")
 	fl.StringArrayVar(&f.Allow, "allow", nil, "grant an entitlement: security.insecure (for RUN --security=insecure), network.host (for --network=host and RUN --network=host)")
 	fl.StringVar(&f.Network, "network", "default", "network of RUN steps without --network: default (private, with outbound access), none, or host (needs --allow network.host)")

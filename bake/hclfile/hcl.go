@@ -1,7 +1,9 @@
-package bake
+package hclfile
 
 import (
 	"fmt"
+	"github.com/builder-dev/builder/bake/spec"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 	"reflect"
 	"runtime"
 	"strconv"
@@ -15,9 +17,18 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 )
 
-type hclSource struct {
-	name string
-	src  []byte
+// Source is one bake file: its name (HCL syntax, or HCL's JSON syntax for
+// a name ending in .json) and content.
+type Source struct {
+	Name string
+	Src  []byte
+}
+
+// Sink receives the targets and groups of the files in the order they are
+// defined (a later definition of a name adds to or overrides the earlier).
+type Sink struct {
+	Target func(*spec.Target)
+	Group  func(name string, g *spec.Group)
 }
 
 var bakeSchema = &hcl.BodySchema{
@@ -28,27 +39,28 @@ var bakeSchema = &hcl.BodySchema{
 	},
 }
 
-// loadHCL reads bake files in HCL or JSON syntax (the JSON form is HCL's
-// JSON syntax, as in buildx) into c.
-func loadHCL(c *Config, files []hclSource, env map[string]string) error {
+// Load reads bake files in HCL or JSON syntax (the JSON form is HCL's
+// JSON syntax, as in buildx) into sink, and returns their variables. env
+// overrides variables (the process environment, as buildx).
+func Load(files []Source, env map[string]string, sink Sink) ([]spec.Variable, error) {
 	var parsed []*hcl.File
 	for _, f := range files {
 		var file *hcl.File
 		var diags hcl.Diagnostics
-		if strings.HasSuffix(f.name, ".json") {
-			file, diags = hcljson.Parse(f.src, f.name)
+		if strings.HasSuffix(f.Name, ".json") {
+			file, diags = hcljson.Parse(f.Src, f.Name)
 		} else {
-			file, diags = hclsyntax.ParseConfig(f.src, f.name, hcl.Pos{Line: 1, Column: 1})
+			file, diags = hclsyntax.ParseConfig(f.Src, f.Name, hcl.Pos{Line: 1, Column: 1})
 		}
 		if diags.HasErrors() {
-			return fmt.Errorf("bake: %w", diags)
+			return nil, fmt.Errorf("bake: %w", diags)
 		}
 		parsed = append(parsed, file)
 	}
 	ectx := &hcl.EvalContext{Variables: map[string]cty.Value{}, Functions: stdFunctions()}
 	funcs, body, diags := userfunc.DecodeUserFunctions(hcl.MergeFiles(parsed), "function", func() *hcl.EvalContext { return ectx })
 	if diags.HasErrors() {
-		return fmt.Errorf("bake: %w", diags)
+		return nil, fmt.Errorf("bake: %w", diags)
 	}
 	for name, f := range funcs {
 		ectx.Functions[name] = f
@@ -56,30 +68,30 @@ func loadHCL(c *Config, files []hclSource, env map[string]string) error {
 	// Top-level attributes are variables (topAttributes), hence partial.
 	content, _, diags := body.PartialContent(bakeSchema)
 	if diags.HasErrors() {
-		return fmt.Errorf("bake: %w", diags)
+		return nil, fmt.Errorf("bake: %w", diags)
 	}
 	top, err := topAttributes(parsed)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := resolveVariables(ectx, content.Blocks, top, env); err != nil {
-		return err
+	vars, err := resolveVariables(ectx, content.Blocks, top, env)
+	if err != nil {
+		return nil, err
 	}
+	te := newTargetEval(ectx, content.Blocks)
 	for _, b := range content.Blocks {
 		switch b.Type {
 		case "group":
-			if err := decodeGroup(c, b, ectx); err != nil {
-				return err
+			if err := decodeGroup(sink, b, ectx); err != nil {
+				return nil, err
 			}
 		case "target":
-			t, err := decodeTarget(b, ectx)
-			if err != nil {
-				return err
+			if err := te.decode(sink, b); err != nil {
+				return nil, err
 			}
-			c.addTarget(t)
 		}
 	}
-	return nil
+	return vars, nil
 }
 
 // topAttributes are the attributes at the top of HCL-syntax files, which
@@ -107,16 +119,18 @@ func topAttributes(files []*hcl.File) (hcl.Attributes, error) {
 // variable is one variable being resolved: its default's expression, and
 // whether the environment may override it (variable blocks only).
 type variable struct {
-	expr     hcl.Expression
-	env      bool
-	rng      hcl.Range
-	resolved bool
-	visiting bool
+	expr        hcl.Expression
+	description string
+	env         bool
+	rng         hcl.Range
+	resolved    bool
+	visiting    bool
 }
 
 // resolveVariables evaluates every variable into ectx, each after the
 // variables its default refers to, with environment overrides.
-func resolveVariables(ectx *hcl.EvalContext, blocks hcl.Blocks, top hcl.Attributes, env map[string]string) error {
+func resolveVariables(ectx *hcl.EvalContext, blocks hcl.Blocks, top hcl.Attributes, env map[string]string) ([]spec.Variable, error) {
+	var out []spec.Variable
 	vars := map[string]*variable{}
 	for name, a := range top {
 		vars[name] = &variable{expr: a.Expr, rng: a.Range}
@@ -127,21 +141,31 @@ func resolveVariables(ectx *hcl.EvalContext, blocks hcl.Blocks, top hcl.Attribut
 		}
 		attrs, diags := b.Body.JustAttributes()
 		if diags.HasErrors() {
-			return fmt.Errorf("bake: %w", diags)
+			return nil, fmt.Errorf("bake: %w", diags)
 		}
 		v := &variable{env: true, rng: b.DefRange}
 		if d, ok := attrs["default"]; ok {
 			v.expr = d.Expr
 		}
+		if d, ok := attrs["description"]; ok {
+			var s *string
+			if err := decodeValue(d, ectx, reflect.ValueOf(&s).Elem()); err != nil {
+				return nil, err
+			}
+			if s != nil {
+				v.description = *s
+			}
+		}
 		vars[b.Labels[0]] = v
 	}
 	ectx.Variables["BAKE_LOCAL_PLATFORM"] = cty.StringVal("linux/" + runtime.GOARCH)
-	for name := range vars {
+	for name, v := range vars {
 		if err := resolveVariable(ectx, vars, name, env); err != nil {
-			return err
+			return nil, err
 		}
+		out = append(out, newVariable(name, v.description, ectx.Variables[name]))
 	}
-	return nil
+	return out, nil
 }
 
 func resolveVariable(ectx *hcl.EvalContext, vars map[string]*variable, name string, env map[string]string) error {
@@ -198,14 +222,21 @@ func envValue(def cty.Value, s string) (cty.Value, error) {
 	return cty.StringVal(s), nil
 }
 
-func decodeGroup(c *Config, b *hcl.Block, ectx *hcl.EvalContext) error {
+func decodeGroup(sink Sink, b *hcl.Block, ectx *hcl.EvalContext) error {
 	attrs, diags := b.Body.JustAttributes()
 	if diags.HasErrors() {
 		return fmt.Errorf("bake: %w", diags)
 	}
-	g := &Group{}
+	g := &spec.Group{}
 	for name, a := range attrs {
 		if name == "description" {
+			var d *string
+			if err := decodeValue(a, ectx, reflect.ValueOf(&d).Elem()); err != nil {
+				return err
+			}
+			if d != nil {
+				g.Description = *d
+			}
 			continue
 		}
 		if name != "targets" {
@@ -215,63 +246,40 @@ func decodeGroup(c *Config, b *hcl.Block, ectx *hcl.EvalContext) error {
 			return err
 		}
 	}
-	c.addGroup(b.Labels[0], g)
+	sink.Group(b.Labels[0], g)
 	return nil
 }
 
-// targetFields maps buildx's attribute names to Target's fields.
-var targetFields = func() map[string]int {
-	m := map[string]int{}
-	t := reflect.TypeFor[Target]()
-	for i := 0; i < t.NumField(); i++ {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "-" {
-			m[name] = i
-		}
-	}
-	return m
-}()
-
-func decodeTarget(b *hcl.Block, ectx *hcl.EvalContext) (*Target, error) {
-	attrs, diags := b.Body.JustAttributes()
-	if diags.HasErrors() {
-		return nil, fmt.Errorf("bake: %w", diags)
-	}
-	t := &Target{Name: b.Labels[0]}
-	tv := reflect.ValueOf(t).Elem()
-	for name, a := range attrs {
-		i, ok := targetFields[name]
-		if !ok {
-			return nil, fmt.Errorf("bake: %s: target %q: unknown attribute %q", a.Range, t.Name, name)
-		}
-		if err := decodeValue(a, ectx, tv.Field(i)); err != nil {
-			return nil, err
-		}
-	}
-	return t, nil
-}
-
-// decodeValue evaluates a and stores it in field (a *string, *bool,
-// []string or map[string]string); a null leaves the field unset, and a
-// null map value leaves that key out, as buildx.
+// decodeValue evaluates a and stores it in field (see storeValue).
 func decodeValue(a *hcl.Attribute, ectx *hcl.EvalContext, field reflect.Value) error {
 	val, diags := a.Expr.Value(ectx)
 	if diags.HasErrors() {
 		return fmt.Errorf("bake: %w", diags)
 	}
+	return storeValue(a, val, field)
+}
+
+// ctyType is the HCL type of a Target field.
+func ctyType(field reflect.Type) cty.Type {
+	switch field {
+	case reflect.TypeFor[*string]():
+		return cty.String
+	case reflect.TypeFor[*bool]():
+		return cty.Bool
+	case reflect.TypeFor[[]string]():
+		return cty.List(cty.String)
+	}
+	return cty.Map(cty.String)
+}
+
+// storeValue stores val, a's value, in field (a *string, *bool, []string
+// or map[string]string); a null leaves the field unset, and a null map
+// value leaves that key out, as buildx.
+func storeValue(a *hcl.Attribute, val cty.Value, field reflect.Value) error {
 	if val.IsNull() {
 		return nil
 	}
-	var want cty.Type
-	switch field.Interface().(type) {
-	case *string:
-		want = cty.String
-	case *bool:
-		want = cty.Bool
-	case []string:
-		want = cty.List(cty.String)
-	case map[string]string:
-		want = cty.Map(cty.String)
-	}
+	want := ctyType(field.Type())
 	val, err := convert.Convert(val, want)
 	if err != nil {
 		return fmt.Errorf("bake: %s: %s: %w", a.Range, a.Name, err)
@@ -302,4 +310,22 @@ func decodeValue(a *hcl.Attribute, ectx *hcl.EvalContext, field reflect.Value) e
 		field.Set(reflect.ValueOf(m))
 	}
 	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// newVariable is variable name of value v: a string as is, other values
+// as JSON.
+func newVariable(name, description string, v cty.Value) spec.Variable {
+	out := spec.Variable{Name: name, Description: description}
+	switch {
+	case v.IsNull() || !v.IsWhollyKnown():
+	case v.Type() == cty.String:
+		out.Value = ptr(v.AsString())
+	default:
+		if b, err := ctyjson.Marshal(v, v.Type()); err == nil {
+			out.Value = ptr(string(b))
+		}
+	}
+	return out
 }

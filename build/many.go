@@ -1,0 +1,262 @@
+package build
+
+import (
+	"context"
+	"runtime"
+	"time"
+
+	"github.com/builder-dev/builder/build/export"
+	"github.com/builder-dev/builder/build/multiarch"
+	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/gc"
+	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops"
+	"github.com/builder-dev/builder/source"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+)
+
+// TargetError is the failure of one build of BuildMany; the others were
+// cancelled.
+type TargetError struct {
+	Index int
+	Err   error
+}
+
+func (e *TargetError) Error() string { return e.Err.Error() }
+func (e *TargetError) Unwrap() error { return e.Err }
+
+// target is one build of a solve: its options, lowered graphs, session,
+// and what it keeps of its steps.
+type target struct {
+	opt     Options
+	started time.Time
+	fopt    dockerfile.Options
+	epoch   *time.Time
+	fe      *dockerfile.Result
+	more    []platformImage
+	sess    *ops.Session
+	steps   *stepUsages
+	history *stepHistory
+}
+
+// prepare checks opt and lowers its Dockerfile, for every platform.
+func (s *State) prepare(ctx context.Context, opt Options) (*target, error) {
+	t := &target{opt: opt, started: time.Now().UTC()}
+	if t.opt.Keychain == nil {
+		t.opt.Keychain = source.Keychain
+	}
+	var err error
+	if t.fopt, t.epoch, err = s.frontendOptions(ctx, t.opt); err != nil {
+		return nil, err
+	}
+	if t.fe, t.sess, err = s.lower(ctx, t.opt, t.fopt); err != nil {
+		return nil, err
+	}
+	if t.more, err = s.lowerMore(ctx, t.opt, t.fopt); err != nil {
+		return nil, err
+	}
+	t.steps = &stepUsages{next: t.opt.Progress}
+	t.history = &stepHistory{db: s.DB, scope: t.fopt.ContextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
+	return t, nil
+}
+
+// roots are the target's graphs, one per platform.
+func (t *target) roots() []*llb.Vertex {
+	roots := []*llb.Vertex{t.fe.Root}
+	for _, m := range t.more {
+		roots = append(roots, m.fe.Root)
+	}
+	return roots
+}
+
+// BuildMany builds every opts' Dockerfile in one solve, as `bake` does: a
+// step that several builds share runs once, and independent steps of all
+// builds run at once within the largest Parallelism. Each build keeps its
+// own outputs, tags, progress and result. The first failure cancels the
+// others and is returned as a *TargetError.
+func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error) {
+	// Lowering resolves base images: the targets do it at once.
+	targets := make([]*target, len(opts))
+	var pg errgroup.Group
+	for i, opt := range opts {
+		pg.Go(func() (err error) {
+			if targets[i], err = s.prepare(ctx, opt); err != nil {
+				return &TargetError{Index: i, Err: err}
+			}
+			return nil
+		})
+	}
+	if err := pg.Wait(); err != nil {
+		return nil, err
+	}
+	first := targets[0].opt
+	use := s.GC.StartUse(s.worker)
+	defer s.GC.FinishUse(ctx, use, first.GC, first.Warn)
+	parallelism := 0
+	for i, t := range targets {
+		if err := s.useCacheFrom(ctx, t.opt, use, t.sess); err != nil {
+			return nil, &TargetError{Index: i, Err: err}
+		}
+		parallelism = max(parallelism, t.opt.Parallelism)
+	}
+	if parallelism <= 0 {
+		parallelism = runtime.NumCPU()
+	}
+	g := newGraphs(targets)
+	sv := solver.New(g.ops(s.worker), use, g, parallelism)
+	sv.SetHistory(g)
+	sv.SetStepTimeout(first.StepTimeout)
+	if len(targets) > 1 {
+		// The export step's number follows its graph's; in one solve the
+		// numbers go on over all graphs, so each export gets its own.
+		for i, t := range targets {
+			t.opt.Progress = renumber{next: t.opt.Progress, from: countVertices(t.fe.Root) + 1, to: len(g.owners) + 1 + i}
+		}
+	}
+	out := make([]*Result, len(targets))
+	eg, ectx := errgroup.WithContext(ctx)
+	for i, t := range targets {
+		eg.Go(func() error {
+			res, err := multiarch.Solve(ectx, sv, t.roots())
+			if err == nil {
+				out[i], err = s.finish(ectx, t, sv, res, use)
+			}
+			if err != nil {
+				return &TargetError{Index: i, Err: err}
+			}
+			return nil
+		})
+	}
+	err := eg.Wait()
+	// What ran is worth remembering even when a step failed.
+	for _, t := range targets {
+		if ferr := t.history.flush(); err == nil && ferr != nil {
+			err = ferr
+		}
+	}
+	return out, err
+}
+
+// finish writes a solved target's image and cache to its outputs.
+func (s *State) finish(ctx context.Context, t *target, sv *solver.Solver, res []solver.Result, use *gc.Use) (*Result, error) {
+	eopt := exportOptions(t.opt, t.epoch, use)
+	image := export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: res[0].Snapshot}
+	done := solved{s: s, sv: sv, root: t.fe.Root, top: res[0].Snapshot, epoch: t.epoch, sess: t.sess}
+	// Several platforms, or attestations, make an index.
+	if len(t.more) > 0 || t.opt.Provenance.Mode != "" {
+		eopt.ProvenanceRequest = provenanceRequest(t.opt, t.started)
+		var tops []string
+		for _, r := range res[1:] {
+			tops = append(tops, r.Snapshot)
+		}
+		return s.exportPlatforms(ctx, t.opt, eopt, t.fopt.TargetPlatform, t.fe, done, t.more, tops, t.steps)
+	}
+	var err error
+	if eopt.InlineCache, err = done.inlineCache(ctx, t.opt); err != nil {
+		return nil, err
+	}
+	out, err := export.Single(ctx, s.exportStores(), eopt, image)
+	if err != nil {
+		return nil, err
+	}
+	if err := done.exportCache(ctx, t.opt); err != nil {
+		return nil, err
+	}
+	return result(out, t.steps), nil
+}
+
+// graphs tells, for a solve of several targets, which targets each vertex
+// and step belongs to: a vertex's events go to every target whose graph
+// holds it, it runs with the session (secrets, SSH) of the first such
+// target, and its step is explained from that target's history.
+type graphs struct {
+	targets []*target
+	owners  map[digest.Digest][]*target
+	steps   map[string]*target
+}
+
+func newGraphs(targets []*target) *graphs {
+	g := &graphs{targets: targets, owners: map[digest.Digest][]*target{}, steps: map[string]*target{}}
+	for _, t := range targets {
+		llb.Walk(t.roots(), func(v *llb.Vertex) error {
+			d := v.Digest()
+			if n := len(g.owners[d]); n == 0 || g.owners[d][n-1] != t {
+				g.owners[d] = append(g.owners[d], t)
+			}
+			// A step ID names a step of one Dockerfile in one context: two
+			// targets that use it in different scopes have no history of it.
+			if id := v.Meta().StepID; id != "" {
+				if prev, seen := g.steps[id]; !seen {
+					g.steps[id] = t
+				} else if prev != nil && prev.history.scope != t.history.scope {
+					g.steps[id] = nil
+				}
+			}
+			return nil
+		})
+	}
+	return g
+}
+
+func (g *graphs) owner(d digest.Digest) *target {
+	if ts := g.owners[d]; len(ts) > 0 {
+		return ts[0]
+	}
+	return g.targets[0]
+}
+
+// ops maps a vertex to its op, with its first target's session.
+func (g *graphs) ops(w *ops.Worker) func(*llb.Vertex) (solver.Op, error) {
+	return func(v *llb.Vertex) (solver.Op, error) {
+		return w.OpsFor(g.owner(v.Digest()).sess)(v)
+	}
+}
+
+// Event implements solver.Progress.
+func (g *graphs) Event(e solver.Event) {
+	ts := g.owners[e.Vertex]
+	if len(ts) == 0 {
+		ts = g.targets[:1]
+	}
+	for _, t := range ts {
+		t.steps.Event(e)
+	}
+}
+
+// Previous and Remember implement solver.History.
+func (g *graphs) Previous(stepID string) (solver.StepRecord, bool) {
+	if t := g.steps[stepID]; t != nil {
+		return t.history.Previous(stepID)
+	}
+	return solver.StepRecord{}, false
+}
+
+func (g *graphs) Remember(stepID string, rec solver.StepRecord) {
+	if t := g.steps[stepID]; t != nil {
+		t.history.Remember(stepID, rec)
+	}
+}
+
+// renumber gives the export step of a target in a solve of several the
+// number to, not from.
+type renumber struct {
+	next     solver.Progress
+	from, to int
+}
+
+func (r renumber) Event(e solver.Event) {
+	if e.Index == r.from && e.Name == "exporting" {
+		e.Index = r.to
+	}
+	if r.next != nil {
+		r.next.Event(e)
+	}
+}
+
+func countVertices(root *llb.Vertex) int {
+	n := 0
+	llb.Walk([]*llb.Vertex{root}, func(*llb.Vertex) error { n++; return nil })
+	return n
+}
