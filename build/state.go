@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/build/snapmode"
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/cache/coord"
@@ -109,7 +110,7 @@ func Open(root string, opt StateOptions) (*State, error) {
 		return fail(err)
 	}
 	// In a user namespace, overlay keeps its metadata in user.* xattrs.
-	copyMode, err := chooseCopyMode(root, s.tmp, userns.Rootless(), s.warn)
+	copyMode, err := snapmode.CopyMode(root, s.tmp, userns.Rootless(), s.warn)
 	if err != nil {
 		return fail(err)
 	}
