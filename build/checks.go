@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/frontend/dockerfile/checks"
@@ -51,36 +52,21 @@ func (s *State) runChecks(ctx context.Context, opt Options, fopt dockerfile.Opti
 	if len(targets) == 0 {
 		targets = []ocispec.Platform{fopt.TargetPlatform}
 	}
-	var warnings []checks.Warning
-	seen := map[checks.Warning]bool{}
-	var failed error
-	for _, p := range targets {
-		fopt.TargetPlatform = p
-		res, err := checks.Check(ctx, fopt, r, checks.Options{})
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, checks.ErrOptions) {
-				return err
-			}
-			if opt.Warn != nil {
-				opt.Warn(fmt.Sprintf("build checks: %v", err))
-			}
-			return nil
+	res, err := multiarch.Check(ctx, fopt, r, targets)
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, checks.ErrOptions) {
+			return err
 		}
-		for _, w := range res.Warnings {
-			if !seen[w] {
-				seen[w] = true
-				warnings = append(warnings, w)
-			}
+		if opt.Warn != nil {
+			opt.Warn(fmt.Sprintf("build checks: %v", err))
 		}
-		if failed == nil {
-			failed = res.Err
-		}
+		return nil
 	}
-	if opt.OnCheck != nil && len(warnings) > 0 {
-		opt.OnCheck(warnings)
+	if opt.OnCheck != nil && len(res.Warnings) > 0 {
+		opt.OnCheck(res.Warnings)
 	}
-	if failed != nil {
-		return fmt.Errorf("%s: %w (check=error=true)", fopt.Filename, failed)
+	if res.Err != nil {
+		return fmt.Errorf("%s: %w (check=error=true)", fopt.Filename, res.Err)
 	}
 	return nil
 }

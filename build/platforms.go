@@ -9,11 +9,9 @@ import (
 	"github.com/builder-dev/builder/build/export"
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
-	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -82,19 +80,19 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 // cache of every platform: registry and local caches get one cache of all
 // their steps, each platform's image its own inline cache.
 func (s *State) exportPlatforms(ctx context.Context, opt Options, eopt export.Options, p ocispec.Platform, fe *dockerfile.Result, first solved, more []platformImage, tops []string, steps *stepUsages) (*Result, error) {
-	all := solvedAll{first}
-	images := []export.Image{{Platform: p, Root: fe.Root, Config: fe.Image, Top: first.top}}
-	for i, m := range more {
-		d := first
-		d.root, d.top = m.fe.Root, tops[i]
-		all = append(all, d)
-		images = append(images, export.Image{Platform: m.platform, Root: m.fe.Root, Config: m.fe.Image, Top: tops[i]})
-	}
-	for i, d := range all {
+	var all multiarch.Solves
+	var images []export.Image
+	for i := -1; i < len(more); i++ {
+		d, img := first, export.Image{Platform: p, Root: fe.Root, Config: fe.Image, Top: first.top}
+		if i >= 0 {
+			d.root, d.top = more[i].fe.Root, tops[i]
+			img = export.Image{Platform: more[i].platform, Root: more[i].fe.Root, Config: more[i].fe.Image, Top: tops[i]}
+		}
 		var err error
-		if images[i].InlineCache, err = d.inlineCache(ctx, opt); err != nil {
+		if img.InlineCache, err = d.inlineCache(ctx, opt); err != nil {
 			return nil, err
 		}
+		all, images = append(all, d), append(images, img)
 	}
 	out, err := export.Platforms(ctx, s.exportStores(), eopt, images)
 	if err != nil {
@@ -104,41 +102,4 @@ func (s *State) exportPlatforms(ctx context.Context, opt Options, eopt export.Op
 		return nil, err
 	}
 	return result(out, steps), nil
-}
-
-// solvedAll are the solves of a multi-platform build's platforms, as one
-// for the cache export: every platform's records.
-type solvedAll []solved
-
-func (a solvedAll) Records(ctx context.Context, max bool) (map[digest.Digest]string, error) {
-	recs := map[digest.Digest]string{}
-	for _, d := range a {
-		r, err := d.Records(ctx, max)
-		if err != nil {
-			return nil, err
-		}
-		maps.Copy(recs, r)
-	}
-	return recs, nil
-}
-
-var _ remote.CacheMountSolve = solvedAll{}
-
-// CacheMounts are every platform's RUN cache mounts, each once.
-func (a solvedAll) CacheMounts(ctx context.Context) ([]remote.CacheMount, error) {
-	var out []remote.CacheMount
-	seen := map[string]bool{}
-	for _, d := range a {
-		ms, err := d.CacheMounts(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range ms {
-			if !seen[m.Key] {
-				seen[m.Key] = true
-				out = append(out, m)
-			}
-		}
-	}
-	return out, nil
 }
