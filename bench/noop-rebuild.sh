@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s build
-cp /usr/bin/busybox testdata/demo/busybox
+cp /usr/bin/busybox testdata/demo/busybox-"$(dpkg --print-architecture)"
 root=${BENCH_ROOT:-$(mktemp -d)}
 ./bin/builder build --root "$root" -t demo --progress quiet testdata/demo >/dev/null
 hyperfine --warmup 3 --runs ${RUNS:-30} --export-json "${JSON:-/dev/null}" \

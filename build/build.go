@@ -107,8 +107,9 @@ type Options struct {
 	// Platforms are the platforms to build for (--platform); none: the
 	// host's.
 	Platforms []ocispec.Platform
-	// Provenance attaches SLSA provenance to a multi-platform build's
-	// index (--provenance).
+	// Provenance attaches SLSA provenance to the build's index, which a
+	// single-platform build then gets too (of its image and the
+	// attestation manifest), as BuildKit does (--provenance).
 	Provenance Provenance
 }
 

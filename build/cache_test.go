@@ -121,17 +121,22 @@ func cacheBuild(t *testing.T, st *build.State, base, ctxDir, target string, to, 
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
 	}
-	var started []string
-	ev.mu.Lock()
-	for name, kinds := range ev.kinds {
+	return cacheRun{res: res, st: st, started: ev.started(), took: took}
+}
+
+// started lists the steps that started (ran rather than came from a cache).
+func (e *events) started() []string {
+	var out []string
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for name, kinds := range e.kinds {
 		for _, k := range kinds {
 			if k == solver.Started {
-				started = append(started, name)
+				out = append(out, name)
 			}
 		}
 	}
-	ev.mu.Unlock()
-	return cacheRun{res: res, st: st, started: started, took: took}
+	return out
 }
 
 func manifestLayers(t *testing.T, st *build.State, raw []byte) map[string]bool {

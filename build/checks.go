@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/frontend/dockerfile/checks"
 	"github.com/builder-dev/builder/platform"
 	"github.com/builder-dev/builder/source/localctx"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // CheckWarning is a finding of the build checks (BuildKit's rules).
@@ -41,10 +43,16 @@ func (s *State) frontendCheckOptions(opt Options, contextDir string, excludes []
 
 // runChecks runs the checks of a build after its Dockerfile was lowered
 // (with the resolver that lowered it) and hands the findings to
-// opt.OnCheck. With check=error=true a finding fails the build; checks
-// that cannot run are a warning, never the end of a build.
+// opt.OnCheck. A build of several platforms checks each (the stages a
+// platform needs and its base images may differ: FROM base-$TARGETARCH)
+// and reports a finding once. With check=error=true a finding fails the
+// build; checks that cannot run are a warning, never the end of a build.
 func (s *State) runChecks(ctx context.Context, opt Options, fopt dockerfile.Options, r dockerfile.ImageResolver) error {
-	res, err := checks.Check(ctx, fopt, r, checks.Options{})
+	targets := opt.Platforms
+	if len(targets) == 0 {
+		targets = []ocispec.Platform{fopt.TargetPlatform}
+	}
+	res, err := multiarch.Check(ctx, fopt, r, targets)
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, checks.ErrOptions) {
 			return err

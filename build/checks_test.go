@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/solver"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // TestBuildChecks builds a Dockerfile that breaks rules: the build
@@ -77,5 +79,39 @@ func TestBuildChecks(t *testing.T) {
 	}
 	if fmt.Sprint(rules) != "[FromAsCasing:1 SecretsUsedInArgOrEnv:2 WorkdirRelativePath:4 JSONArgsRecommended:5 UndefinedVar:7 CopyIgnoredFile:8]" {
 		t.Errorf("Check of every stage = %v", rules)
+	}
+}
+
+// TestBuildChecksPerPlatform: a build of several platforms checks the
+// stages each platform needs (FROM base-$TARGETARCH), and reports a
+// finding of both platforms once.
+func TestBuildChecksPerPlatform(t *testing.T) {
+	base := busyboxIndexBase(t)
+	df := "FROM " + base + " AS base-amd64\nCMD echo amd64\n" +
+		"FROM " + base + " AS base-arm64\nENV A=$NOPE\n" +
+		"FROM base-${TARGETARCH}\nWORKDIR app\n"
+	for _, tc := range []struct {
+		platforms []ocispec.Platform
+		want      []string
+	}{
+		{[]ocispec.Platform{{OS: "linux", Architecture: "amd64"}}, []string{"JSONArgsRecommended:2", "WorkdirRelativePath:6"}},
+		{[]ocispec.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}, []string{"JSONArgsRecommended:2", "WorkdirRelativePath:6", "UndefinedVar:4"}},
+	} {
+		var got []string
+		ev, _, err := runBuildIndex(t, openState(t, t.TempDir()), df, build.Options{
+			Platforms: tc.platforms,
+			OnCheck: func(ws []build.CheckWarning) {
+				for _, w := range ws {
+					got = append(got, fmt.Sprintf("%s:%d", w.Rule, w.Line))
+				}
+			},
+			Outputs: []output.Spec{{Type: output.Local, Dest: t.TempDir()}},
+		})
+		if err != nil {
+			t.Fatalf("build: %v\n%s", err, ev.logs.String())
+		}
+		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("checks of %d platforms = %v, want %v", len(tc.platforms), got, tc.want)
+		}
 	}
 }

@@ -145,19 +145,16 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 func (s *State) finish(ctx context.Context, t *target, sv *solver.Solver, res []solver.Result, use *gc.Use) (*Result, error) {
 	eopt := exportOptions(t.opt, t.epoch, use)
 	image := export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: res[0].Snapshot}
-	if len(t.more) > 0 {
-		eopt.ProvenanceRequest = provenanceRequest(t.opt, t.started)
-		images := []export.Image{image}
-		for i, m := range t.more {
-			images = append(images, export.Image{Platform: m.platform, Root: m.fe.Root, Config: m.fe.Image, Top: res[i+1].Snapshot})
-		}
-		out, err := export.Platforms(ctx, s.exportStores(), eopt, images)
-		if err != nil {
-			return nil, err
-		}
-		return result(out, t.steps), nil
-	}
 	done := solved{s: s, sv: sv, root: t.fe.Root, top: res[0].Snapshot, epoch: t.epoch, sess: t.sess}
+	// Several platforms, or attestations, make an index.
+	if len(t.more) > 0 || t.opt.Provenance.Mode != "" {
+		eopt.ProvenanceRequest = provenanceRequest(t.opt, t.started)
+		var tops []string
+		for _, r := range res[1:] {
+			tops = append(tops, r.Snapshot)
+		}
+		return s.exportPlatforms(ctx, t.opt, eopt, t.fopt.TargetPlatform, t.fe, done, t.more, tops, t.steps)
+	}
 	var err error
 	if eopt.InlineCache, err = done.inlineCache(ctx, t.opt); err != nil {
 		return nil, err

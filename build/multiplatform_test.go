@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,9 +16,11 @@ import (
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -182,6 +185,9 @@ RUN uname -m > /m
 			if d, _ := idx.Digest(); d.String() != res.Manifest.Digest.String() {
 				t.Errorf("result digest %s, pushed index %s", res.Manifest.Digest, d)
 			}
+			if raw := skopeoRaw(t, ref.String()); raw != nil && digest.FromBytes(raw) != res.Manifest.Digest {
+				t.Errorf("skopeo inspect --raw %s: digest %s, want %s:\n%s", ref, digest.FromBytes(raw), res.Manifest.Digest, raw)
+			}
 		}
 		for _, d := range im.Manifests {
 			img, err := idx.Image(d.Digest)
@@ -294,17 +300,7 @@ func TestTwoPlatformsProvenance(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
 	}
-	ref, err := name.ParseReference(reg + "/app:prov")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := remote.Index(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d, _ := idx.Digest(); d.String() != res.Manifest.Digest.String() {
-		t.Errorf("result %s, pushed index %s", res.Manifest.Digest, d)
-	}
+	idx := pushedIndex(t, reg+"/app:prov", res.Manifest.Digest)
 	im, err := idx.IndexManifest()
 	if err != nil || len(im.Manifests) != 4 {
 		t.Fatalf("index: %v, %d manifests, want 2 images and 2 attestation manifests", err, len(im.Manifests))
@@ -340,4 +336,45 @@ func TestTwoPlatformsProvenance(t *testing.T) {
 			t.Errorf("provenance holds the secret or its source path: %s", stmt)
 		}
 	}
+}
+
+// skopeoRaw is what `skopeo inspect --raw` reads of the manifest ref (a
+// loopback registry, over plain HTTP): a second reader of what builder
+// pushed, besides go-containerregistry. Without skopeo it returns nil (a
+// failure in CI, where `make deps` installs it).
+func skopeoRaw(t *testing.T, ref string) []byte {
+	t.Helper()
+	bin, err := exec.LookPath("skopeo")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Errorf("skopeo not found (apt-get install skopeo); CI is set, so this is not a skip")
+		} else {
+			t.Logf("skopeo not found: not checking the index with it (apt-get install skopeo)")
+		}
+		return nil
+	}
+	out, err := exec.CommandContext(t.Context(), bin, "inspect", "--raw", "--tls-verify=false", "docker://"+ref).Output()
+	if err != nil {
+		t.Errorf("skopeo inspect --raw %s: %v", ref, err)
+		return nil
+	}
+	return out
+}
+
+// pushedIndex reads the index ref from its registry and fails unless its
+// digest is want.
+func pushedIndex(t *testing.T, ref string, want digest.Digest) v1.ImageIndex {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(r)
+	if err != nil {
+		t.Fatalf("reading the index %s: %v", ref, err)
+	}
+	if d, _ := idx.Digest(); d.String() != want.String() {
+		t.Errorf("index %s has digest %s, want %s", ref, d, want)
+	}
+	return idx
 }

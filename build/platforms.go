@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/builder-dev/builder/build/export"
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/frontend/dockerfile"
@@ -42,19 +43,17 @@ type platformImage struct {
 // lowerMore lowers the Dockerfile for every platform of opt.Platforms after
 // the first (which lower did), with the same checks.
 func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Options) ([]platformImage, error) {
+	// Attestations go into an index, even of one image, as BuildKit
+	// puts them; a docker archive cannot hold one.
+	if len(opt.Platforms) > 1 || opt.Provenance.Mode != "" {
+		for _, o := range opt.Outputs {
+			if o.Type == output.Docker {
+				return nil, errors.New("docker exporter does not support exporting manifest lists, use the oci exporter (several platforms are built, or attestations asked for)")
+			}
+		}
+	}
 	if len(opt.Platforms) < 2 {
-		if opt.Provenance.Mode != "" {
-			return nil, errors.New("--provenance: attestations are attached to the image index of a multi-platform build only for now; build with several --platform values")
-		}
 		return nil, nil
-	}
-	if len(opt.CacheTo) > 0 {
-		return nil, errors.New("--cache-to with several platforms is not implemented yet: build one platform at a time to export its cache")
-	}
-	for _, o := range opt.Outputs {
-		if o.Type == output.Docker {
-			return nil, errors.New("docker exporter does not support exporting manifest lists, use the oci exporter (several platforms are built)")
-		}
 	}
 	resolver := resolve.NewMemo(resolve.LocalFirst{Images: s.Images, Remote: s.Registries, RegistryOnly: opt.Pull})
 	var out []platformImage
@@ -74,4 +73,33 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 		out = append(out, platformImage{platform: p, fe: fe})
 	}
 	return out, nil
+}
+
+// exportPlatforms writes the outputs of a multi-platform build (first is
+// the first platform's solve, more and tops the others') and exports the
+// cache of every platform: registry and local caches get one cache of all
+// their steps, each platform's image its own inline cache.
+func (s *State) exportPlatforms(ctx context.Context, opt Options, eopt export.Options, p ocispec.Platform, fe *dockerfile.Result, first solved, more []platformImage, tops []string, steps *stepUsages) (*Result, error) {
+	var all multiarch.Solves
+	var images []export.Image
+	for i := -1; i < len(more); i++ {
+		d, img := first, export.Image{Platform: p, Root: fe.Root, Config: fe.Image, Top: first.top}
+		if i >= 0 {
+			d.root, d.top = more[i].fe.Root, tops[i]
+			img = export.Image{Platform: more[i].platform, Root: more[i].fe.Root, Config: more[i].fe.Image, Top: tops[i]}
+		}
+		var err error
+		if img.InlineCache, err = d.inlineCache(ctx, opt); err != nil {
+			return nil, err
+		}
+		all, images = append(all, d), append(images, img)
+	}
+	out, err := export.Platforms(ctx, s.exportStores(), eopt, images)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.remoteCache(opt).Export(ctx, opt.CacheTo, all, first.epoch); err != nil {
+		return nil, err
+	}
+	return result(out, steps), nil
 }

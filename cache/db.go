@@ -75,6 +75,17 @@ type Image struct {
 	// Snapshot is the top of the image's layer chain on disk.
 	Snapshot string    `json:"snapshot"`
 	Created  time.Time `json:"created"`
+	// Platforms are, when Manifest is an image index (a multi-platform
+	// build), each platform's image; Snapshot is then the host's (or the
+	// first platform's).
+	Platforms []PlatformImage `json:"platforms,omitempty"`
+}
+
+// PlatformImage is one platform's image of an index in the local store.
+type PlatformImage struct {
+	Platform ocispec.Platform   `json:"platform"`
+	Manifest ocispec.Descriptor `json:"manifest"`
+	Snapshot string             `json:"snapshot"`
 }
 
 // DB is the metadata database of one state directory. It keeps the bbolt

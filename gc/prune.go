@@ -3,7 +3,6 @@ package gc
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +11,9 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/kept"
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // PruneOptions select what Prune removes of the build cache. Nothing an
@@ -217,22 +216,13 @@ func (s *Collector) graph(ctx context.Context, known map[string]int64) (*cache.G
 		return nil, err
 	}
 	for _, img := range imgs {
-		ref := cache.ImageRef{Name: img.Name, Snapshot: img.Snapshot, Blobs: []digest.Digest{img.Manifest.Digest}}
-		// An unreadable manifest protects only itself; its config and
-		// layers cannot be known.
-		if raw, err := s.Content.ReadAll(img.Manifest.Digest); err == nil {
-			var m ocispec.Manifest
-			if json.Unmarshal(raw, &m) == nil {
-				ref.Blobs = append(ref.Blobs, m.Config.Digest)
-				for _, l := range m.Layers {
-					ref.Blobs = append(ref.Blobs, l.Digest)
-				}
+		// An index keeps each platform's snapshot and every blob it reaches.
+		for _, ref := range imagestore.ImageRefs(s.Content, img) {
+			for _, b := range ref.Blobs {
+				named[b] = true
 			}
+			g.Images = append(g.Images, ref)
 		}
-		for _, b := range ref.Blobs {
-			named[b] = true
-		}
-		g.Images = append(g.Images, ref)
 	}
 	err = s.Content.Walk(func(d digest.Digest, size int64) error {
 		b := cache.Blob{Size: size}

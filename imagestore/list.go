@@ -10,16 +10,16 @@ import (
 )
 
 // WriteList writes the images of the store as `builder images` lists them:
-// name, short manifest digest and creation time.
+// name, short manifest (or index) digest, creation time and platforms.
 func (s *Store) WriteList(out io.Writer) error {
 	imgs, err := s.DB.Images()
 	if err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(w, "NAME\tDIGEST\tCREATED")
+	fmt.Fprintln(w, "NAME\tDIGEST\tCREATED\tPLATFORMS")
 	for _, img := range imgs {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", img.Name, img.Manifest.Digest.Encoded()[:12], img.Created.Local().Format(time.DateTime))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", img.Name, img.Manifest.Digest.Encoded()[:12], img.Created.Local().Format(time.DateTime), s.platforms(img))
 	}
 	return w.Flush()
 }

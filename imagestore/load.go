@@ -18,6 +18,7 @@ import (
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/platform"
 	"github.com/builder-dev/builder/source"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
@@ -30,6 +31,9 @@ type Loaded struct {
 	// stored under its manifest digest.
 	Name     string
 	Manifest ocispec.Descriptor
+	// Platforms are, when Manifest is an image index whose images the
+	// archive holds, each platform's manifest (with its platform).
+	Platforms []ocispec.Descriptor
 }
 
 // maxMetaSize bounds the small JSON files of an archive read into memory.
@@ -234,6 +238,10 @@ func (s *Store) ociImages(rawIndex []byte) ([]Loaded, error) {
 		if rn := d.Annotations[ocispec.AnnotationRefName]; n == "" && strings.ContainsAny(rn, ":/") {
 			n = rn
 		}
+		if plats := s.indexImages(d); len(plats) > 1 {
+			out = append(out, Loaded{Name: n, Manifest: ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}, Platforms: plats})
+			continue
+		}
 		desc, err := s.platformManifest(d)
 		if err != nil {
 			return nil, err
@@ -367,42 +375,112 @@ func (s *Store) sniffLayer(d digest.Digest) (string, error) {
 }
 
 // unpack unpacks a loaded image's layers (as a pull would, checking each
-// against its diff_id) and names it in the store.
+// against its diff_id) and names it in the store; of an index, every
+// platform's image.
 func (s *Store) unpack(ctx context.Context, img *Loaded) error {
-	raw, err := s.Content.ReadAll(img.Manifest.Digest)
-	if err != nil {
-		return err
-	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return fmt.Errorf("manifest %s: %w", img.Manifest.Digest, err)
-	}
-	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
-		if !s.Content.Exists(d.Digest) {
-			return fmt.Errorf("the archive lacks blob %s", d.Digest)
-		}
-	}
-	cfg, err := s.Content.ReadAll(m.Config.Digest)
-	if err != nil {
-		return err
-	}
 	if img.Name == "" {
 		img.Name = img.Manifest.Digest.String()
 	} else {
 		img.Name = Normalise(img.Name)
 	}
-	refName := img.Name
+	rec := cache.Image{Name: img.Name, Manifest: img.Manifest, Created: time.Now().UTC()}
+	if len(img.Platforms) == 0 {
+		top, err := s.unpackManifest(ctx, img.Name, img.Manifest)
+		rec.Snapshot = top
+		if err != nil {
+			return err
+		}
+		return s.DB.PutImage(rec)
+	}
+	for _, d := range img.Platforms {
+		top, err := s.unpackManifest(ctx, img.Name, d)
+		if err != nil {
+			return fmt.Errorf("platform %s: %w", platform.Format(*d.Platform), err)
+		}
+		p := *d.Platform
+		d.Platform = nil
+		rec.Platforms = append(rec.Platforms, cache.PlatformImage{Platform: p, Manifest: d, Snapshot: top})
+	}
+	pi, err := Pick(rec, s.Platform)
+	if err != nil {
+		pi = rec.Platforms[0]
+	}
+	rec.Snapshot = pi.Snapshot
+	return s.DB.PutImage(rec)
+}
+
+// indexImages are the image manifests of index d whose blobs are all in
+// the content store, each with its platform; none when d is not an index
+// or nests indexes.
+func (s *Store) indexImages(d ocispec.Descriptor) []ocispec.Descriptor {
+	if d.MediaType != ocispec.MediaTypeImageIndex && d.MediaType != exporter.DockerManifestList {
+		return nil
+	}
+	raw, err := s.Content.ReadAll(d.Digest)
+	var idx ocispec.Index
+	if err != nil || json.Unmarshal(raw, &idx) != nil {
+		return nil
+	}
+	var out []ocispec.Descriptor
+	for _, m := range idx.Manifests {
+		if m.Platform == nil || m.Platform.Architecture == "unknown" {
+			continue // an attestation manifest
+		}
+		if m.MediaType != ocispec.MediaTypeImageManifest && m.MediaType != exporter.DockerManifest {
+			return nil
+		}
+		if !s.hasImage(m.Digest) {
+			continue
+		}
+		out = append(out, ocispec.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, Platform: m.Platform})
+	}
+	return out
+}
+
+// hasImage reports whether the store holds manifest d, its config and
+// its layers.
+func (s *Store) hasImage(d digest.Digest) bool {
+	raw, err := s.Content.ReadAll(d)
+	var m ocispec.Manifest
+	if err != nil || json.Unmarshal(raw, &m) != nil || !s.Content.Exists(m.Config.Digest) {
+		return false
+	}
+	for _, l := range m.Layers {
+		if !s.Content.Exists(l.Digest) {
+			return false
+		}
+	}
+	return true
+}
+
+// unpackManifest unpacks the layers of the image manifest desc of the
+// loaded image name and returns the top snapshot.
+func (s *Store) unpackManifest(ctx context.Context, name string, desc ocispec.Descriptor) (string, error) {
+	raw, err := s.Content.ReadAll(desc.Digest)
+	if err != nil {
+		return "", err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return "", fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	}
+	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
+		if !s.Content.Exists(d.Digest) {
+			return "", fmt.Errorf("the archive lacks blob %s", d.Digest)
+		}
+	}
+	cfg, err := s.Content.ReadAll(m.Config.Digest)
+	if err != nil {
+		return "", err
+	}
+	refName := name
 	if _, err := s.Registries.ParseReference(refName); err != nil {
-		refName = "localhost/loaded@" + img.Manifest.Digest.String()
+		refName = "localhost/loaded@" + desc.Digest.String()
 	}
 	ref, err := s.Registries.ParseReference(refName)
 	if err != nil {
-		return err
+		return "", err
 	}
 	// Every blob is in the content store, so the puller fetches nothing.
-	top, err := s.Puller.Pull(ctx, &source.Resolved{Ref: ref, Digest: img.Manifest.Digest, Manifest: m, Config: cfg})
-	if err != nil {
-		return err
-	}
-	return s.DB.PutImage(cache.Image{Name: img.Name, Manifest: img.Manifest, Snapshot: top, Created: time.Now().UTC()})
+	return s.Puller.Pull(ctx, &source.Resolved{Ref: ref, Digest: desc.Digest, Manifest: m, Config: cfg})
 }

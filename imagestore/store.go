@@ -77,17 +77,29 @@ func (s *Store) Push(ctx context.Context, n string, kc authn.Keychain) error {
 	if err != nil {
 		return err
 	}
+	if len(rec.Platforms) > 0 {
+		return exporter.PushIndex(ctx, s.Content, rec.Manifest, ref, kc, s.DB)
+	}
 	return exporter.Push(ctx, s.Content, rec.Manifest, ref, kc, s.DB)
 }
 
 // Save writes the named images to w as a `docker save` tar (format
-// "docker", the default) or an OCI image layout tar ("oci").
+// "docker", the default) or an OCI image layout tar ("oci"). A docker tar
+// holds one platform: of a multi-platform image, it gets the store
+// platform's image; an OCI tar gets the index.
 func (s *Store) Save(w io.Writer, format string, names ...string) error {
 	var images []exporter.ArchiveImage
 	for _, n := range names {
 		rec, err := s.Image(n)
 		if err != nil {
 			return err
+		}
+		if format != "oci" && len(rec.Platforms) > 0 {
+			pi, err := Pick(rec, s.Platform)
+			if err != nil {
+				return fmt.Errorf("saving %s as a docker archive (one platform; --format oci keeps them all): %w", n, err)
+			}
+			rec.Manifest = pi.Manifest
 		}
 		found := false
 		for i := range images {
@@ -127,7 +139,11 @@ func (s *Store) Lookup(ref string, p ocispec.Platform) (Local, bool) {
 	if err != nil {
 		return Local{}, false
 	}
-	raw, err := s.Content.ReadAll(rec.Manifest.Digest)
+	pi, err := Pick(rec, p)
+	if err != nil {
+		return Local{}, false
+	}
+	raw, err := s.Content.ReadAll(pi.Manifest.Digest)
 	if err != nil {
 		return Local{}, false
 	}
@@ -151,5 +167,5 @@ func (s *Store) Lookup(ref string, p ocispec.Platform) (Local, bool) {
 	if (img.OS != "" && img.OS != p.OS) || (img.Architecture != "" && img.Architecture != p.Architecture) {
 		return Local{}, false
 	}
-	return Local{Manifest: rec.Manifest.Digest, Config: rawConfig}, true
+	return Local{Manifest: pi.Manifest.Digest, Config: rawConfig}, true
 }

@@ -17,7 +17,10 @@ import (
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/imagestore"
+	"github.com/builder-dev/builder/platform"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Options describe a command run in an image.
@@ -32,6 +35,9 @@ type Options struct {
 	// Network is "" or "default" (a private network namespace with
 	// outbound access), "none" or "host".
 	Network string
+	// Platform chooses the image of a multi-platform image (--platform);
+	// nil is the host's. A non-native one runs under QEMU emulation.
+	Platform *ocispec.Platform
 }
 
 // Image runs a command in a fresh writable layer over a stored image, as
@@ -45,7 +51,15 @@ func Image(ctx context.Context, s *build.State, opt Options) error {
 	if err != nil {
 		return err
 	}
-	raw, err := s.Content.ReadAll(rec.Manifest.Digest)
+	want := platform.Host()
+	if opt.Platform != nil {
+		want = *opt.Platform
+	}
+	pi, err := imagestore.Pick(rec, want)
+	if err != nil {
+		return err
+	}
+	raw, err := s.Content.ReadAll(pi.Manifest.Digest)
 	if err != nil {
 		return err
 	}
@@ -65,6 +79,12 @@ func Image(ctx context.Context, s *build.State, opt Options) error {
 	if err := json.Unmarshal(rawConfig, &img); err != nil {
 		return err
 	}
+	if opt.Platform != nil && img.OS != "" && (img.OS != want.OS || img.Architecture != want.Architecture) {
+		return fmt.Errorf("image %s is for %s/%s, not %s", opt.Image, img.OS, img.Architecture, platform.Format(want))
+	}
+	if err := platform.CheckRunnable(ocispec.Platform{OS: img.OS, Architecture: img.Architecture, Variant: img.Variant}); img.OS != "" && err != nil {
+		return fmt.Errorf("running %s: %w", opt.Image, err)
+	}
 	args := append([]string(nil), img.Config.Entrypoint...)
 	if len(opt.Args) > 0 {
 		args = append(args, opt.Args...)
@@ -74,7 +94,7 @@ func Image(ctx context.Context, s *build.State, opt Options) error {
 	if len(args) == 0 {
 		return fmt.Errorf("image %s has no CMD or ENTRYPOINT: give a command to run", opt.Image)
 	}
-	return scratch(ctx, s, rec.Snapshot, "run", executor.Spec{
+	return scratch(ctx, s, pi.Snapshot, "run", executor.Spec{
 		Args:  args,
 		Env:   img.Config.Env,
 		Cwd:   img.Config.WorkingDir,

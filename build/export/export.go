@@ -80,6 +80,10 @@ type Image struct {
 	// Config is the image config; Top the snapshot of the file tree.
 	Config dockerspec.DockerOCIImage
 	Top    string
+	// InlineCache is this platform's cache config for --cache-to
+	// type=inline in a build of several platforms (Options.InlineCache
+	// is a single platform's).
+	InlineCache string
 }
 
 // Result is the image of the first image or registry output, else of the

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/builder-dev/builder/attest"
 	"github.com/builder-dev/builder/build/multiarch"
+	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
@@ -17,9 +19,8 @@ import (
 // Platforms writes the outputs of a build of several platforms:
 // image, registry and oci outputs get an image index of the platforms'
 // images (a Docker manifest list with oci-mediatypes=false), local and tar
-// outputs a directory per platform. The local store keeps the image of
-// the host platform (else the first one) under the names: it does not
-// hold indexes yet.
+// outputs a directory per platform. The local store keeps the index and
+// its images under the names.
 func Platforms(ctx context.Context, s Stores, opt Options, images []Image) (*Result, error) {
 	outputs, primary, err := planOutputs(opt)
 	if err != nil {
@@ -34,7 +35,7 @@ func Platforms(ctx context.Context, s Stores, opt Options, images []Image) (*Res
 func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []output.Spec, primary int, images []Image, step *step) (*Result, error) {
 	assemblers := make([]*assembler, len(images))
 	for i, pi := range images {
-		j := job{top: pi.Top, config: pi.Config, epoch: opt.Epoch, use: opt.Use, keychain: opt.Keychain, squashAbove: opt.SquashAbove, step: step}
+		j := job{top: pi.Top, config: pi.Config, epoch: opt.Epoch, use: opt.Use, keychain: opt.Keychain, squashAbove: opt.SquashAbove, step: step, inlineCache: pi.InlineCache}
 		assemblers[i] = newAssembler(s, opt, j)
 	}
 	statements, err := provenances(opt, images)
@@ -103,21 +104,37 @@ func writeIndex(ctx context.Context, s Stores, o output.Spec, images []Image, as
 	return idx, imgs, err
 }
 
-// storeAndPushIndex names the host platform's image (else the first) in
-// the local store and pushes every platform's image and then the index.
+// storeAndPushIndex names the index in the local store, with each
+// platform's image (the host platform's is the one a plain `builder run`
+// takes), and pushes every platform's image and then the index.
 func storeAndPushIndex(ctx context.Context, s Stores, o output.Spec, idx ocispec.Descriptor, imgs []*exporter.Image, images []Image, names []string, opt Options) ([]string, error) {
-	local := 0
-	for i, pi := range images {
-		if platform.Format(pi.Platform) == platform.Format(platform.Host()) {
-			local = i
+	for _, n := range names {
+		if _, err := s.Registries.ParseReference(n); err != nil {
+			return nil, err
 		}
 	}
-	j := job{top: images[local].Top, keychain: opt.Keychain, step: nil}
-	noPush := o
-	noPush.Push, noPush.Type = false, output.Image
-	stored, err := storeAndPush(ctx, s, j, noPush, imgs[local], names)
-	if err != nil || !(o.Type == output.Registry || o.Push) {
-		return stored, err
+	rec := cache.Image{Manifest: idx, Snapshot: images[0].Top, Created: time.Now().UTC()}
+	for i, pi := range images {
+		cp := pi.Config.Platform
+		p := ocispec.Platform{OS: cp.OS, Architecture: cp.Architecture, Variant: cp.Variant}
+		if platform.Format(pi.Platform) == platform.Format(platform.Host()) {
+			rec.Snapshot = pi.Top
+		}
+		m := imgs[i].Manifest
+		rec.Platforms = append(rec.Platforms, cache.PlatformImage{Platform: p, Manifest: m, Snapshot: pi.Top})
+	}
+	var stored []string
+	if !o.NoStore {
+		for _, n := range names {
+			rec.Name = n
+			if err := s.DB.PutImage(rec); err != nil {
+				return nil, err
+			}
+			stored = append(stored, n)
+		}
+	}
+	if !(o.Type == output.Registry || o.Push) {
+		return stored, nil
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("pushing needs a name: give -t NAME or -o type=%s,name=NAME", o.Type)
@@ -138,6 +155,9 @@ func storeAndPushIndex(ctx context.Context, s Stores, o output.Spec, idx ocispec
 // subdirectory (linux_arm64/) of a local output or of a tar output's
 // stream, as BuildKit does.
 func writePlatformTrees(ctx context.Context, s Stores, o output.Spec, images []Image, imgs []*exporter.Image) error {
+	if len(images) == 1 { // one platform, with attestations: no subdirectory
+		return writeOutput(ctx, s, o, imgs[0], nil)
+	}
 	var trees []multiarch.Tree
 	for i, pi := range images {
 		trees = append(trees, multiarch.Tree{Platform: pi.Platform, Manifest: imgs[i].Manifest})

@@ -9,16 +9,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/builder-dev/builder/attest"
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/cache/remote"
 	"github.com/builder-dev/builder/exporter/filetree"
+	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/frontend/dockerfile/checks"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/platform"
 	"github.com/builder-dev/builder/solver"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
@@ -252,4 +257,71 @@ func CheckRunnable(root *llb.Vertex) error {
 		return nil
 	})
 	return first
+}
+
+// Solves are the finished solves of a build's platforms, as one for the
+// cache export (--cache-to): every platform's records, and every
+// platform's RUN cache mounts once.
+type Solves []remote.Solve
+
+var _ remote.CacheMountSolve = Solves{}
+
+func (a Solves) Records(ctx context.Context, max bool) (map[digest.Digest]string, error) {
+	recs := map[digest.Digest]string{}
+	for _, s := range a {
+		r, err := s.Records(ctx, max)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(recs, r)
+	}
+	return recs, nil
+}
+
+func (a Solves) CacheMounts(ctx context.Context) ([]remote.CacheMount, error) {
+	var out []remote.CacheMount
+	seen := map[string]bool{}
+	for _, s := range a {
+		cs, ok := s.(remote.CacheMountSolve)
+		if !ok {
+			continue
+		}
+		ms, err := cs.CacheMounts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			if !seen[m.Key] {
+				seen[m.Key] = true
+				out = append(out, m)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Check runs the build checks of fopt's Dockerfile for each platform (the
+// stages a platform needs and its base images may differ: FROM
+// base-$TARGETARCH), with each finding once; Err is the first platform's
+// that has one.
+func Check(ctx context.Context, fopt dockerfile.Options, r dockerfile.ImageResolver, platforms []ocispec.Platform) (*checks.Result, error) {
+	out := &checks.Result{}
+	seen := map[checks.Warning]bool{}
+	for _, p := range platforms {
+		fopt.TargetPlatform = p
+		res, err := checks.Check(ctx, fopt, r, checks.Options{})
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range res.Warnings {
+			if !seen[w] {
+				seen[w] = true
+				out.Warnings = append(out.Warnings, w)
+			}
+		}
+		if out.Err == nil {
+			out.Err = res.Err
+		}
+	}
+	return out, nil
 }

@@ -3,7 +3,6 @@ package remote
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,12 +32,12 @@ func (l *Local) Import(ctx context.Context, specs []Spec, inner solver.Cache) (s
 		if err := spec.check(false); err != nil {
 			return nil, fmt.Errorf("--cache-from: %w", err)
 		}
-		src, err := l.loadSource(ctx, spec)
+		srcs, err := l.loadSources(ctx, spec)
 		if err != nil {
 			l.warn(fmt.Sprintf("--cache-from type=%s: %v (building without it)", spec.Type, err))
 			continue
 		}
-		sources = append(sources, src)
+		sources = append(sources, srcs...)
 	}
 	if len(sources) == 0 {
 		return inner, nil
@@ -90,7 +89,7 @@ func (l *Local) loadSource(ctx context.Context, spec Spec) (*imported, error) {
 		return nil, fmt.Errorf("cache manifest: %w", err)
 	}
 	if m.Config.Digest == "" {
-		return nil, errors.New("not a cache manifest (an index? point ref= at a single manifest)")
+		return nil, indexOrError(raw)
 	}
 	if err := fetch(ctx, m.Config); err != nil {
 		return nil, err

@@ -9,7 +9,9 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/platform"
 	"github.com/builder-dev/builder/run"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 )
 
@@ -28,7 +30,7 @@ func newImagesCommand(g *globalOptions) *cobra.Command {
 
 func newRunCommand(g *globalOptions) *cobra.Command {
 	var rf buildopts.Resources
-	var network string
+	var network, platformFlag string
 	cmd := &cobra.Command{
 		Use:   "run IMAGE [COMMAND [ARG...]]",
 		Short: "Run a command in an image of the local store (changes are discarded)",
@@ -37,6 +39,14 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 			limits, err := rf.Limits()
 			if err != nil {
 				return err
+			}
+			var want *ocispec.Platform
+			if platformFlag != "" {
+				p, err := platform.Parse(platformFlag)
+				if err != nil {
+					return fmt.Errorf("--platform: %w", err)
+				}
+				want = &p
 			}
 			st, err := openState(cmd, g)
 			if err != nil {
@@ -48,6 +58,7 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 				Stdin: os.Stdin, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
 				Resources: limits,
 				Network:   network,
+				Platform:  want,
 			})
 			var oom *executor.OOMError
 			if errors.As(err, &oom) {
@@ -63,5 +74,6 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 	cmd.Flags().SetInterspersed(false)
 	buildopts.AddResources(cmd.Flags(), &rf)
 	cmd.Flags().StringVar(&network, "network", "default", "network: default (private, with outbound access), none or host")
+	cmd.Flags().StringVar(&platformFlag, "platform", "", "the platform's image of a multi-platform image (default: the host's); a non-native one runs under QEMU emulation")
 	return cmd
 }

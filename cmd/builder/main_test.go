@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -116,7 +117,7 @@ func TestCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading busybox (apt-get install busybox-static): %v", err)
 	}
-	os.WriteFile(filepath.Join(demo, "busybox"), bb, 0o755)
+	os.WriteFile(filepath.Join(demo, "busybox-"+runtime.GOARCH), bb, 0o755)
 
 	_, stderr, code := c.run("build", "-t", "demo", "--progress", "plain", demo)
 	if code != 0 {

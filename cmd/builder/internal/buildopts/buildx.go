@@ -51,7 +51,7 @@ func addBuildx(fl *pflag.FlagSet, f *Buildx) {
 	fl.StringVar(&f.Call, "call", "build", "build, or check (as --check); other calls are refused")
 	fl.StringArrayVar(&f.Attest, "attest", nil, "refused: attestations are not made yet")
 	fl.StringVar(&f.SBOM, "sbom", "", "false is accepted; an SBOM attestation is not made yet")
-	fl.StringVar(&f.Provenance, "provenance", "", "SLSA provenance on a multi-platform index: mode=min|max[,version=v0.2|v1], true (min) or false")
+	fl.StringVar(&f.Provenance, "provenance", "", "SLSA provenance attached to the image index (even of one platform, as BuildKit): mode=min|max[,version=v0.2|v1], true (min) or false")
 }
 
 // refused says why a flag given is not supported, naming it.

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Issue 13's target: a two-platform build (linux/amd64,linux/arm64) of a
+# cross-compiling Go "hello" (a FROM --platform=$BUILDPLATFORM stage with Go,
+# GOARCH=$TARGETARCH) against the host-platform build alone; target at most
+# 1.15x. The Go base image is the host's Go toolchain (go env GOROOT)
+# copied onto a busybox base (no registry, no network), built once and kept
+# in the bench's local store. Each timed build changes main.go, so the go
+# build step runs again while the base and the Go build cache (a cache
+# mount, as cross-compiling Dockerfiles use it) stay warm; the two kinds of
+# build alternate, RUNS times each; medians are printed with the ratio.
+# Needs root and busybox-static. Say the machine's load in reports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+make -s build
+builder=$PWD/bin/builder
+work=$(mktemp -d)
+root=${BENCH_ROOT:-$work/state}
+trap 'rm -rf --one-file-system "$work"' EXIT
+
+# The Go base: busybox, and GOROOT without its tests and docs.
+goroot=$(go env GOROOT)
+mkdir -p "$work/base/go"
+cp /usr/bin/busybox "$work/base/busybox"
+for d in bin pkg src lib go.env VERSION; do
+	[ -e "$goroot/$d" ] && cp -a "$goroot/$d" "$work/base/go/"
+done
+cat >"$work/base/Dockerfile" <<'DF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "/bin/busybox --install -s /bin && mkdir -p /tmp /root && chmod 1777 /tmp"]
+COPY go /usr/local/go
+ENV PATH=/usr/local/go/bin:/bin HOME=/root CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-trimpath
+DF
+echo "cross-go: the Go base image (once, untimed)" >&2
+"$builder" build --root "$root" --progress quiet -t cross-go-base "$work/base" >/dev/null
+
+mkdir -p "$work/app"
+printf 'module hello\n\ngo 1.22\n' >"$work/app/go.mod"
+cat >"$work/app/Dockerfile" <<'DF'
+FROM --platform=$BUILDPLATFORM cross-go-base AS build
+WORKDIR /src
+COPY go.mod main.go ./
+ARG TARGETOS TARGETARCH
+RUN --mount=type=cache,target=/root/.cache/go-build GOOS=$TARGETOS GOARCH=$TARGETARCH go build -o /out/hello .
+FROM scratch
+COPY --from=build /out/hello /hello
+ENTRYPOINT ["/hello"]
+DF
+build() { # build PLATFORMS: prints the wall time in ms
+	# A new main.go each time (runs in a subshell: no counter survives).
+	printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello %s") }\n' "$(date +%s%N)" >"$work/app/main.go"
+	local t0 t1
+	t0=$(date +%s%N)
+	"$builder" build --root "$root" --progress quiet --platform "$1" -t cross-go "$work/app" >/dev/null
+	t1=$(date +%s%N)
+	echo $(((t1 - t0) / 1000000))
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+host=linux/$(go env GOARCH)
+echo "cross-go: warm-up (fills the Go build cache for both platforms)" >&2
+build "linux/amd64,linux/arm64" >/dev/null
+build "$host" >/dev/null
+one=() two=()
+for _ in $(seq "$RUNS"); do
+	one+=("$(build "$host")")
+	two+=("$(build linux/amd64,linux/arm64)")
+done
+m1=$(printf '%s\n' "${one[@]}" | median)
+m2=$(printf '%s\n' "${two[@]}" | median)
+echo "host platform ($host) alone, ms: ${one[*]} (median $m1)"
+echo "linux/amd64,linux/arm64, ms:     ${two[*]} (median $m2)"
+awk -v a="$m1" -v b="$m2" 'BEGIN {printf "ratio two/one = %.2fx (target <= 1.15x)\n", b / a}'
+"$builder" run --root "$root" --platform linux/arm64 cross-go
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
