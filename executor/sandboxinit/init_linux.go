@@ -1,7 +1,6 @@
 package sandboxinit
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,11 +49,10 @@ func initMain() int {
 	reports := os.NewFile(ReportFD, "report")
 	var cfg Config
 	specFile := os.NewFile(SpecFD, "spec")
-	dec := json.NewDecoder(specFile)
-	err := dec.Decode(&cfg)
+	err := ReadConfig(specFile, &cfg)
 	if err == nil {
-		// The seccomp program and the secrets follow the JSON.
-		err = readPayload(io.MultiReader(dec.Buffered(), specFile), &cfg)
+		// The seccomp program and the secrets follow the config.
+		err = readPayload(specFile, &cfg)
 	}
 	specFile.Close()
 	if err != nil {
@@ -121,11 +119,7 @@ func sendReport(w io.Writer, stubs []string, err error) error {
 			rep.Errno = int(errno)
 		}
 	}
-	b, merr := json.Marshal(rep)
-	if merr != nil {
-		return merr
-	}
-	_, werr := w.Write(b)
+	_, werr := w.Write(MarshalReport(&rep))
 	return werr
 }
 
@@ -256,7 +250,7 @@ func (s *sandbox) dropPrivileges() error {
 	if s.spec.Insecure {
 		setCapSets = setAllCaps
 	}
-	if err := setCapSets(s.user.UID == 0); err != nil {
+	if err := setCapSets(s.user.UID == 0, s.spec.Net.DropNetRaw); err != nil {
 		return err
 	}
 	// The kernel clears the parent-death signal when credentials change.
