@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -18,24 +17,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The sandbox init runs from this package's initialisation, before any
+// package that does not import it and before main: the runtime keeps the
+// main goroutine on the main thread while packages initialise, and that
+// thread must be the one that runs the init (it carries the Pdeathsig that
+// exec.Cmd set, and it will execve). Locking it ourselves, with
+// runtime.LockOSThread, would also start the runtime's template thread:
+// one more thread to create, and for execve to kill, at every step.
 func init() {
-	// In the sandbox init, keep the main goroutine on the main thread:
-	// that thread carries the Pdeathsig that exec.Cmd set, and it is the
-	// one that will execve.
 	if os.Getenv(Env) == EnvInit {
-		runtime.LockOSThread()
+		os.Exit(initMain())
 	}
 }
 
-// Main runs the sandbox init, or the holder of a shared network namespace,
-// and never returns if this process was started as one (see Env);
-// otherwise it returns at once.
+// Main runs the holder of a shared network namespace and never returns if
+// this process was started as one (see Env); otherwise it returns at once.
+// (The sandbox init itself has run, and exited, before main: see init.)
 func Main() {
-	switch os.Getenv(Env) {
-	case EnvInit:
-		runtime.LockOSThread()
-		os.Exit(initMain())
-	case EnvHold:
+	if os.Getenv(Env) == EnvHold {
 		os.Exit(holdNamespace())
 	}
 }
