@@ -83,16 +83,23 @@ func (r *Root) resolve(p string, mode resolveMode) (string, error) {
 // symlink. With create, missing components are created (directories, and
 // the last one a directory if dir, else an empty file) and recorded as
 // stubs; without, a missing path is an error wrapping ENOENT.
+//
+// A path that exists and has no symlink on it resolves the same under
+// either mode; openBeneath opens it in one openat2 call, and anything
+// else (a missing component, a symlink, an old kernel) takes the walk.
 func (r *Root) open(p string, mode resolveMode, create, dir bool) (*handle, error) {
+	clean := strings.TrimPrefix(filepath.Clean("/"+p), "/")
+	if h := r.openBeneath(clean); h != nil {
+		return h, nil
+	}
 	rel, err := r.resolve(p, mode)
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Dup(int(r.rootFD.Fd()))
+	fd, err := unix.FcntlInt(r.rootFD.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, os.NewSyscallError("dup", err)
+		return nil, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", err)
 	}
-	unix.CloseOnExec(fd)
 	var parts []string
 	if rel != "" {
 		parts = strings.Split(rel, "/")
@@ -119,6 +126,33 @@ func (r *Root) open(p string, mode resolveMode, create, dir bool) (*handle, erro
 		}
 	}
 	return &handle{f: os.NewFile(uintptr(fd), "/"+rel), rel: rel}, nil
+}
+
+// openBeneath opens rel below the rootfs's root with openat2, refusing
+// every symlink on the way (RESOLVE_NO_SYMLINKS) and any step out of the
+// root (RESOLVE_BENEATH); a trailing symlink is opened as itself
+// (O_NOFOLLOW with O_PATH), as the walk would. It returns nil when that
+// fails for any reason, or when the path ends in a symlink (which
+// followInRoot must resolve): the walk then decides, with its errors.
+func (r *Root) openBeneath(rel string) *handle {
+	name := rel
+	if name == "" {
+		name = "."
+	}
+	how := unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	fd, err := unix.Openat2(int(r.rootFD.Fd()), name, &how)
+	if err != nil {
+		return nil
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		unix.Close(fd)
+		return nil
+	}
+	return &handle{f: os.NewFile(uintptr(fd), "/"+rel), rel: rel}
 }
 
 // step opens the last of parts below the directory dirfd, creating it
