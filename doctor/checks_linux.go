@@ -112,10 +112,8 @@ func checkSubIDs(h Host) Check {
 			c.Status, c.Detail = Warn, fmt.Sprintf("reading /etc/%s: %v", f, err)
 			return c
 		}
-		total := 0
-		for _, r := range ranges {
-			total += r.Count
-		}
+		// As many as the rootless re-exec maps: every range.
+		total := userns.Total(userns.Usable(ranges))
 		if total < fullRange {
 			short = append(short, fmt.Sprintf("/etc/%s has %d ids for %s", f, total, h.User))
 		}

@@ -60,6 +60,12 @@ func TestChecks(t *testing.T) {
 			checkSubIDs, OK, "alice"},
 		{"subuid short", map[string]string{"etc/subuid": "alice:165536:1000\n", "etc/subgid": "alice:165536:65536\n"}, []string{"newuidmap", "newgidmap"},
 			checkSubIDs, Warn, "/etc/subuid has 1000 ids"},
+		// Two pieces add up: the rootless re-exec maps every range.
+		{"subuid split", map[string]string{"etc/subuid": "alice:100000:32768\nalice:300000:32768\n", "etc/subgid": "alice:100000:65536\n"}, []string{"newuidmap", "newgidmap"},
+			checkSubIDs, OK, "alice"},
+		// The same range twice is mapped once, so it counts once.
+		{"subuid overlapping", map[string]string{"etc/subuid": "alice:100000:40000\nalice:100000:40000\n", "etc/subgid": "alice:100000:65536\n"}, []string{"newuidmap", "newgidmap"},
+			checkSubIDs, Warn, "/etc/subuid has 40000 ids"},
 		{"subuid none", map[string]string{"etc/subuid": "bob:100000:65536\n"}, []string{"newuidmap", "newgidmap"},
 			checkSubIDs, Warn, "usermod --add-subuids"},
 		{"subuid no newuidmap", map[string]string{"etc/subuid": "alice:1:65536\n", "etc/subgid": "alice:1:65536\n"}, nil,

@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -223,13 +222,10 @@ func (l *launch) close() {
 	}
 }
 
-// sendConfig writes the init's config, then the seccomp program and the
-// secrets' bytes (see sandboxinit's readPayload).
+// sendConfig writes the init's config, then the seccomp program (in one
+// write), then the secrets' bytes (see sandboxinit's readPayload).
 func sendConfig(w io.Writer, cfg sandboxinit.Config) error {
-	if err := json.NewEncoder(w).Encode(cfg); err != nil {
-		return err
-	}
-	if _, err := w.Write(cfg.Seccomp); err != nil {
+	if _, err := w.Write(append(sandboxinit.MarshalConfig(&cfg), cfg.Seccomp...)); err != nil {
 		return err
 	}
 	return sendSecrets(w, cfg.RunMounts)
@@ -285,10 +281,9 @@ func setStdin(cmd *exec.Cmd, r io.Reader) (*os.File, error) {
 // readReports reads the init's reports until EOF. stubs is non-nil once
 // any report arrived.
 func readReports(r io.Reader) (stubs []string, err error) {
-	dec := json.NewDecoder(r)
 	for {
 		var rep sandboxinit.Report
-		if derr := dec.Decode(&rep); derr != nil {
+		if derr := sandboxinit.ReadReport(r, &rep); derr != nil {
 			if derr != io.EOF && err == nil {
 				err = fmt.Errorf("reading sandbox init report: %w", derr)
 			}

@@ -3,8 +3,8 @@ package executor
 import "io"
 
 // Secrets travel from Run to the init on the spec pipe, after the config's
-// JSON and the seccomp program, as raw bytes in the order of the secret
-// mounts; the JSON carries only each one's length (Mount.Size). See
+// frame and the seccomp program, as raw bytes in the order of the secret
+// mounts; the frame carries only each one's length (Mount.Size). See
 // sandboxinit's readPayload.
 
 // withSecretSizes returns mounts, copied if it has secrets, with each

@@ -107,7 +107,7 @@ func hint() string {
 func (g *Group) Add(pid int) error {
 	var err error
 	if g.v1 != nil {
-		err = g.v1.cg.AddProc(uint64(pid))
+		err = g.v1.add(pid)
 	} else {
 		err = g.v2.m.AddProc(uint64(pid))
 	}
@@ -165,9 +165,58 @@ func (g *Group) Delete() error {
 	return fmt.Errorf("removing cgroup %s: %w", g.Name, err)
 }
 
+// readFile reads a small cgroupfs file with plain open, read and close:
+// os.ReadFile also stats the file and registers it with the runtime's
+// poller, three times the system calls, for each of the files read at the
+// end of every step.
+func readFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 0, 512)
+	for {
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return b, nil
+		}
+		b = b[:len(b)+n]
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
+// writeFile writes data to an existing cgroupfs file in one write, as
+// readFile reads.
+func writeFile(path string, data []byte) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	for {
+		_, err = unix.Write(fd, data)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return &os.PathError{Op: "write", Path: path, Err: err}
+	}
+	return nil
+}
+
 // readUint reads a file holding one number.
 func readUint(path string) uint64 {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return 0
 	}
@@ -177,7 +226,7 @@ func readUint(path string) uint64 {
 
 // readKey reads the number after key in a "key value" per line file.
 func readKey(path, key string) uint64 {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return 0
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -129,6 +130,18 @@ func loadV1(name string) (*v1Group, error) {
 	return &v1Group{cg: cg, dirs: v1Dirs(name)}, nil
 }
 
+// add moves pid into every directory of the group, as cgroup1's AddProc
+// does, with one open and write each (see writeFile).
+func (g *v1Group) add(pid int) error {
+	p := []byte(strconv.Itoa(pid))
+	for _, d := range g.dirs {
+		if err := writeFile(filepath.Join(d, "cgroup.procs"), p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // rmdir removes the group's directories. The kernel refuses (EBUSY) while
 // a process is in one, so unlike cgroup1's Delete this needs no walk of
 // the tree first.
@@ -250,7 +263,7 @@ func (g *v1Group) usage() Usage {
 // blkioBytes adds up the Read and Write lines ("8:0 Read 4096") of a
 // blkio io_service_bytes file.
 func blkioBytes(path string) (read, write uint64) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	if err != nil {
 		return 0, 0
 	}

@@ -25,23 +25,32 @@ var DefaultCaps = []uintptr{
 	unix.CAP_AUDIT_WRITE,
 }
 
+// defaultCapMask is DefaultCaps as a bit set.
+func defaultCapMask() uint64 {
+	var m uint64
+	for _, c := range DefaultCaps {
+		m |= 1 << c
+	}
+	return m
+}
+
 // dropBoundingSet removes every capability outside DefaultCaps from the
 // calling thread's bounding set, and clears its ambient set. It needs
-// CAP_SETPCAP, so it runs before the uid changes.
+// CAP_SETPCAP, so it runs before the uid changes. One prctl per dropped
+// capability, none to read the set first: PR_CAPBSET_DROP fails with EINVAL
+// past the kernel's last capability, which ends the loop (the last one
+// kept, CAP_SETFCAP, is 31; every kernel has more).
 func dropBoundingSet() error {
-	keep := map[uintptr]bool{}
-	for _, c := range DefaultCaps {
-		keep[c] = true
-	}
-	// PR_CAPBSET_READ fails with EINVAL past the kernel's last capability.
-	for c := uintptr(0); ; c++ {
-		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, c, 0, 0, 0); err != nil {
-			break
-		}
-		if keep[c] {
+	keep := defaultCapMask()
+	for c := uintptr(0); c < 64; c++ {
+		if keep&(1<<c) != 0 {
 			continue
 		}
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, c, 0, 0, 0); err != nil {
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, c, 0, 0, 0)
+		if err == unix.EINVAL {
+			break
+		}
+		if err != nil {
 			return os.NewSyscallError("prctl(PR_CAPBSET_DROP)", err)
 		}
 	}
@@ -52,25 +61,28 @@ func dropBoundingSet() error {
 }
 
 // setCaps sets the calling thread's effective, permitted and inheritable
-// sets: DefaultCaps for root, empty for anyone else; a capability no longer
-// in the bounding set (see dropNetRawBounding) is left out, as the kernel
-// would refuse it as inheritable. It runs after the uid change, on the
-// thread that will execve.
-func setCaps(root bool) error {
+// sets: DefaultCaps for root, empty for anyone else. A capability the
+// thread is not permitted (root's permitted set is the bounding set it
+// started with) or that it dropped from the bounding set (noNetRaw, see
+// dropNetRawBounding) is left out, as the kernel would refuse it. It runs
+// after the uid change, on the thread that will execve.
+func setCaps(root, noNetRaw bool) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if root {
-		for _, c := range DefaultCaps {
-			if in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, c, 0, 0, 0); err != nil || in != 1 {
-				continue
-			}
-			data[c/32].Effective |= 1 << (c % 32)
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			return os.NewSyscallError("capget", err)
+		}
+		want := defaultCapMask()
+		if noNetRaw {
+			want &^= 1 << unix.CAP_NET_RAW
 		}
 		for i := range data {
-			data[i].Permitted = data[i].Effective
-			data[i].Inheritable = data[i].Effective
+			d := &data[i]
+			d.Effective = uint32(want>>(32*i)) & d.Permitted
+			d.Permitted, d.Inheritable = d.Effective, d.Effective
 		}
 	}
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return os.NewSyscallError("capset", err)
 	}
@@ -81,9 +93,9 @@ func setCaps(root bool) error {
 // root, every capability it is permitted (all of the bounding set, which
 // the builder itself may have been given less of) in its effective and
 // inheritable sets; anyone else gets none, as in a secure sandbox.
-func setAllCaps(root bool) error {
+func setAllCaps(root, _ bool) error {
 	if !root {
-		return setCaps(false)
+		return setCaps(false, false)
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData

@@ -1,14 +1,12 @@
 package sandboxinit
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -19,24 +17,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The sandbox init runs from this package's initialisation, before any
+// package that does not import it and before main: the runtime keeps the
+// main goroutine on the main thread while packages initialise, and that
+// thread must be the one that runs the init (it carries the Pdeathsig that
+// exec.Cmd set, and it will execve). Locking it ourselves, with
+// runtime.LockOSThread, would also start the runtime's template thread:
+// one more thread to create, and for execve to kill, at every step.
 func init() {
-	// In the sandbox init, keep the main goroutine on the main thread:
-	// that thread carries the Pdeathsig that exec.Cmd set, and it is the
-	// one that will execve.
 	if os.Getenv(Env) == EnvInit {
-		runtime.LockOSThread()
+		os.Exit(initMain())
 	}
 }
 
-// Main runs the sandbox init, or the holder of a shared network namespace,
-// and never returns if this process was started as one (see Env);
-// otherwise it returns at once.
+// Main runs the holder of a shared network namespace and never returns if
+// this process was started as one (see Env); otherwise it returns at once.
+// (The sandbox init itself has run, and exited, before main: see init.)
 func Main() {
-	switch os.Getenv(Env) {
-	case EnvInit:
-		runtime.LockOSThread()
-		os.Exit(initMain())
-	case EnvHold:
+	if os.Getenv(Env) == EnvHold {
 		os.Exit(holdNamespace())
 	}
 }
@@ -50,11 +48,10 @@ func initMain() int {
 	reports := os.NewFile(ReportFD, "report")
 	var cfg Config
 	specFile := os.NewFile(SpecFD, "spec")
-	dec := json.NewDecoder(specFile)
-	err := dec.Decode(&cfg)
+	err := ReadConfig(specFile, &cfg)
 	if err == nil {
-		// The seccomp program and the secrets follow the JSON.
-		err = readPayload(io.MultiReader(dec.Buffered(), specFile), &cfg)
+		// The seccomp program and the secrets follow the config.
+		err = readPayload(specFile, &cfg)
 	}
 	specFile.Close()
 	if err != nil {
@@ -121,11 +118,7 @@ func sendReport(w io.Writer, stubs []string, err error) error {
 			rep.Errno = int(errno)
 		}
 	}
-	b, merr := json.Marshal(rep)
-	if merr != nil {
-		return merr
-	}
-	_, werr := w.Write(b)
+	_, werr := w.Write(MarshalReport(&rep))
 	return werr
 }
 
@@ -256,7 +249,7 @@ func (s *sandbox) dropPrivileges() error {
 	if s.spec.Insecure {
 		setCapSets = setAllCaps
 	}
-	if err := setCapSets(s.user.UID == 0); err != nil {
+	if err := setCapSets(s.user.UID == 0, s.spec.Net.DropNetRaw); err != nil {
 		return err
 	}
 	// The kernel clears the parent-death signal when credentials change.

@@ -9,10 +9,10 @@ import (
 // or a re-executed copy of the calling binary) talk over two pipes, passed
 // as extra files:
 //
-//	fd 3, SpecFD:   parent -> init, the Config as JSON, the seccomp
-//	                program and the bytes of its secret mounts (never in
-//	                the JSON), then EOF
-//	fd 4, ReportFD: init -> parent, JSON reports, close-on-exec in the init
+//	fd 3, SpecFD:   parent -> init, the Config's frame (wire.go), the
+//	                seccomp program and the bytes of its secret mounts
+//	                (never in the frame), then EOF
+//	fd 4, ReportFD: init -> parent, Report frames, close-on-exec in the init
 //	fd 5, NetFD:    parent -> init, only with a network helper: a 0 byte when
 //	                the helper configured the sandbox's interface, or an
 //	                error message, then EOF (see network_linux.go)
@@ -27,7 +27,7 @@ import (
 //	  exec /proc/self/exe ------------------------> Main(): sees Env   , locks the
 //	                                                main thread
 //	start slirp4netns/pasta on the init's netns
-//	write Config JSON, close -- [SpecFD] -----------> read Config until EOF
+//	write Config frame, close - [SpecFD] -----------> read Config until EOF
 //	                                                make / private, mount rootfs,
 //	                                                /proc /dev /sys /etc/hosts ...,
 //	                                                Mounts, RunMounts, lo up,
@@ -92,7 +92,7 @@ type Config struct {
 	StateDir string `json:"stateDir"`
 	// Seccomp is the encoded seccomp program (the kernel's struct
 	// sock_filter array, see internal/seccomp.Encode), compiled by the
-	// parent; empty only for an insecure sandbox. It follows the JSON as
+	// parent; empty only for an insecure sandbox. It follows the frame as
 	// SeccompSize raw bytes (see readPayload).
 	Seccomp     []byte `json:"-"`
 	SeccompSize int    `json:"seccompSize,omitempty"`
@@ -113,7 +113,7 @@ type Ulimit struct {
 	Hard int64  `json:"hard"`
 }
 
-// Report is what the init writes on ReportFD, one JSON object per write.
+// Report is what the init writes on ReportFD, one frame per write.
 type Report struct {
 	// Stubs are the rootfs paths, relative to the rootfs root, that the
 	// init created as mountpoints, in creation order.

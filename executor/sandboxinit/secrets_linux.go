@@ -1,7 +1,6 @@
 package sandboxinit
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 
@@ -9,22 +8,16 @@ import (
 )
 
 // The config's raw bytes travel from executor.Run to the init on the spec
-// pipe after the config's JSON and its newline: first the seccomp program
+// pipe after the config's frame (wire.go): first the seccomp program
 // (Config.SeccompSize bytes), then the secrets in the order of the secret
-// mounts, whose lengths the JSON carries (Mount.Size). Raw, the program
-// costs the init no base64 decoding; the secrets never appear in the JSON
-// (which may be logged). The init writes the secrets to a tmpfs mounted in
+// mounts, whose lengths the config carries (Mount.Size). The secrets are
+// never part of the encoded config, which a debugging session may dump. The init writes the secrets to a tmpfs mounted in
 // its own mount namespace: no file on disk ever holds them, and the tmpfs
 // is gone once the sandbox is.
 
-// readPayload reads, in the init, the bytes that follow the config's JSON
-// in r (the decoder's buffered bytes, then the pipe) into cfg.
-func readPayload(r io.Reader, cfg *Config) error {
-	br := bufio.NewReader(r)
-	// json.Encoder ends the config with a newline.
-	if b, err := br.ReadByte(); err != nil || b != '\n' {
-		return fmt.Errorf("no newline after the config (%v)", err)
-	}
+// readPayload reads, in the init, the bytes that follow the config's
+// frame in r into cfg.
+func readPayload(br io.Reader, cfg *Config) error {
 	if cfg.SeccompSize < 0 || cfg.SeccompSize > maxSeccompSize {
 		return fmt.Errorf("seccomp program: bad size %d", cfg.SeccompSize)
 	}

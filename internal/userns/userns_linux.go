@@ -130,8 +130,8 @@ func reexec(warn func(string)) (int, error) {
 	r.Close()
 	if full {
 		pid := strconv.Itoa(cmd.Process.Pid)
-		uidArgs := []string{newuidmap, pid, "0", strconv.Itoa(uid), "1", "1", strconv.Itoa(subuid.Start), strconv.Itoa(subuid.Count)}
-		gidArgs := []string{newgidmap, pid, "0", strconv.Itoa(gid), "1", "1", strconv.Itoa(subgid.Start), strconv.Itoa(subgid.Count)}
+		uidArgs := append([]string{newuidmap, pid}, mapArgs(uid, subuid)...)
+		gidArgs := append([]string{newgidmap, pid}, mapArgs(gid, subgid)...)
 		if err := writeMaps(uidArgs, gidArgs); err != nil {
 			cmd.Process.Kill()
 			cmd.Wait()
@@ -177,16 +177,17 @@ func waitForwarding(cmd *exec.Cmd) (int, error) {
 	return 0, err
 }
 
-// subIDs finds the first range of name (or uid) in a subordinate id file.
-func subIDs(file, name string, uid int) (IDRange, error) {
+// subIDs finds the ranges of name (or uid) in a subordinate id file that
+// the re-exec maps (see Usable).
+func subIDs(file, name string, uid int) ([]IDRange, error) {
 	ranges, err := SubIDs(file, name, uid)
 	if err != nil {
-		return IDRange{}, err
+		return nil, err
 	}
-	if len(ranges) == 0 {
-		return IDRange{}, fmt.Errorf("no entry for %s in %s", name, file)
+	if ranges = Usable(ranges); len(ranges) == 0 {
+		return nil, fmt.Errorf("no entry for %s in %s", name, file)
 	}
-	return ranges[0], nil
+	return ranges, nil
 }
 
 // missing says what to install or add for a full mapping.

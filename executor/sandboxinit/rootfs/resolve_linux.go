@@ -36,15 +36,15 @@ const (
 // handle is an O_PATH descriptor of a mountpoint inside the rootfs and
 // the path it was reached by, relative to the rootfs root.
 type handle struct {
-	f   *os.File
+	fd  int // closed by Close
 	rel string
 }
 
 // proc is the magic-link path mount(2) and friends are given to act on
 // exactly the opened file.
-func (h *handle) proc() string { return "/proc/self/fd/" + strconv.Itoa(int(h.f.Fd())) }
+func (h *handle) proc() string { return "/proc/self/fd/" + strconv.Itoa(h.fd) }
 
-func (h *handle) Close() error { return h.f.Close() }
+func (h *handle) Close() error { return unix.Close(h.fd) }
 
 // openRoot opens the rootfs's root; call it after the rootfs is mounted,
 // so that the handle is on the rootfs mount and not the directory under it.
@@ -83,16 +83,23 @@ func (r *Root) resolve(p string, mode resolveMode) (string, error) {
 // symlink. With create, missing components are created (directories, and
 // the last one a directory if dir, else an empty file) and recorded as
 // stubs; without, a missing path is an error wrapping ENOENT.
+//
+// A path that exists and has no symlink on it resolves the same under
+// either mode; openBeneath opens it in one openat2 call, and anything
+// else (a missing component, a symlink, an old kernel) takes the walk.
 func (r *Root) open(p string, mode resolveMode, create, dir bool) (*handle, error) {
+	clean := strings.TrimPrefix(filepath.Clean("/"+p), "/")
+	if h := r.openBeneath(clean); h != nil {
+		return h, nil
+	}
 	rel, err := r.resolve(p, mode)
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Dup(int(r.rootFD.Fd()))
+	fd, err := unix.FcntlInt(r.rootFD.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, os.NewSyscallError("dup", err)
+		return nil, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", err)
 	}
-	unix.CloseOnExec(fd)
 	var parts []string
 	if rel != "" {
 		parts = strings.Split(rel, "/")
@@ -118,7 +125,34 @@ func (r *Root) open(p string, mode resolveMode, create, dir bool) (*handle, erro
 			return nil, fmt.Errorf("/%s in the rootfs is %s, not a directory", strings.Join(parts[:i+1], "/"), fileKind(st.Mode))
 		}
 	}
-	return &handle{f: os.NewFile(uintptr(fd), "/"+rel), rel: rel}, nil
+	return &handle{fd: fd, rel: rel}, nil
+}
+
+// openBeneath opens rel below the rootfs's root with openat2, refusing
+// every symlink on the way (RESOLVE_NO_SYMLINKS) and any step out of the
+// root (RESOLVE_BENEATH); a trailing symlink is opened as itself
+// (O_NOFOLLOW with O_PATH), as the walk would. It returns nil when that
+// fails for any reason, or when the path ends in a symlink (which
+// followInRoot must resolve): the walk then decides, with its errors.
+func (r *Root) openBeneath(rel string) *handle {
+	name := rel
+	if name == "" {
+		name = "."
+	}
+	how := unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	fd, err := unix.Openat2(int(r.rootFD.Fd()), name, &how)
+	if err != nil {
+		return nil
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		unix.Close(fd)
+		return nil
+	}
+	return &handle{fd: fd, rel: rel}
 }
 
 // step opens the last of parts below the directory dirfd, creating it
@@ -174,7 +208,7 @@ func (r *Root) mountpoint(p string, mode resolveMode, dir bool) (*handle, error)
 // check says why h cannot take a mount of a directory (dir) or a file.
 func (h *handle) check(p string, dir bool) error {
 	var st unix.Stat_t
-	if err := unix.Fstat(int(h.f.Fd()), &st); err != nil {
+	if err := unix.Fstat(h.fd, &st); err != nil {
 		return os.NewSyscallError("fstat", err)
 	}
 	switch kind := st.Mode & unix.S_IFMT; {
@@ -223,7 +257,7 @@ func setMountAttr(h *handle, attr uint64, recursive bool) error {
 	if recursive {
 		flags |= unix.AT_RECURSIVE
 	}
-	err := unix.MountSetattr(int(h.f.Fd()), "", uint(flags), &unix.MountAttr{Attr_set: attr})
+	err := unix.MountSetattr(h.fd, "", uint(flags), &unix.MountAttr{Attr_set: attr})
 	if !errors.Is(err, unix.ENOSYS) {
 		if err != nil {
 			return &os.PathError{Op: fmt.Sprintf("mount_setattr(%#x)", attr), Path: "/" + h.rel, Err: err}
@@ -233,7 +267,7 @@ func setMountAttr(h *handle, attr uint64, recursive bool) error {
 	// Before Linux 5.12: a bind remount, which must repeat the flags
 	// the mount has (locked ones in a user namespace), top mount only.
 	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(h.f.Fd()), &st); err != nil {
+	if err := unix.Fstatfs(h.fd, &st); err != nil {
 		return os.NewSyscallError("fstatfs", err)
 	}
 	mflags := uintptr(unix.MS_REMOUNT | unix.MS_BIND)

@@ -105,7 +105,7 @@ func (r *Root) Mount(layers []snapshot.Mount) error {
 	if r.insecure {
 		return nil
 	}
-	root := &handle{f: r.rootFD}
+	root := &handle{fd: int(r.rootFD.Fd())}
 	return setMountAttr(root, unix.MOUNT_ATTR_NODEV, true)
 }
 
@@ -306,7 +306,7 @@ func (r *Root) mask() error {
 			continue
 		}
 		var st unix.Stat_t
-		err = unix.Fstat(int(h.f.Fd()), &st)
+		err = unix.Fstat(h.fd, &st)
 		switch {
 		case err != nil:
 			err = os.NewSyscallError("fstat "+p, err)
@@ -356,7 +356,7 @@ func (r *Root) maskTarget(p string) (*handle, error) {
 	var st unix.Statfs_t
 	var fi unix.Stat_t
 	switch {
-	case unix.Fstatfs(int(h.f.Fd()), &st) != nil || unix.Fstat(int(h.f.Fd()), &fi) != nil:
+	case unix.Fstatfs(h.fd, &st) != nil || unix.Fstat(h.fd, &fi) != nil:
 		err = fmt.Errorf("cannot stat %s", p)
 	case st.Type != unix.PROC_SUPER_MAGIC && st.Type != unix.SYSFS_MAGIC:
 		err = fmt.Errorf("%s is not on the sandbox's proc or sysfs (filesystem magic %#x): refusing to run unmasked", p, st.Type)
@@ -399,7 +399,7 @@ func (r *Root) OpenInRoot(p string) (*os.File, error) {
 	}
 	defer h.Close()
 	var st unix.Stat_t
-	if err := unix.Fstat(int(h.f.Fd()), &st); err != nil {
+	if err := unix.Fstat(h.fd, &st); err != nil {
 		return nil, os.NewSyscallError("fstat "+p, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
