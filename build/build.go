@@ -108,6 +108,9 @@ type Options struct {
 	// Provenance attaches SLSA provenance to a multi-platform build's
 	// index (--provenance).
 	Provenance Provenance
+	// SBOMScanner, when set, is the builder-sbom binary that makes an
+	// SPDX SBOM of each platform's file tree for the index (--sbom).
+	SBOMScanner string
 }
 
 // Annotations are --annotation values by where they go: the image

@@ -69,6 +69,10 @@ type Options struct {
 	// platform of a multi-platform build (--provenance).
 	Provenance        multiarch.Provenance
 	ProvenanceRequest multiarch.Request
+	// SBOMScanner, when set, scans each platform's file tree for an SPDX
+	// SBOM attestation (--sbom); a single-platform build then gets an
+	// index too, as with BuildKit.
+	SBOMScanner string
 }
 
 // Image is one platform's solved build.
@@ -106,6 +110,9 @@ type job struct {
 
 // Single writes the outputs of a build of one platform.
 func Single(ctx context.Context, st Stores, opt Options, img Image) (*Result, error) {
+	if opt.SBOMScanner != "" {
+		return Platforms(ctx, st, opt, []Image{img})
+	}
 	j := job{top: img.Top, config: img.Config, epoch: opt.Epoch, use: opt.Use, keychain: opt.Keychain, squashAbove: opt.SquashAbove,
 		inlineCache: opt.InlineCache, step: newStep(opt.Progress, img.Root)}
 	out, err := export(ctx, st, opt, j)
