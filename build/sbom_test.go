@@ -11,6 +11,7 @@ import (
 
 	"github.com/builder-dev/builder/attest"
 	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/output"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -208,4 +209,62 @@ func buildForIndex(t *testing.T, st *build.State, dockerfile string, opts build.
 	opts.ContextDir, opts.Dockerfile, opts.DockerfileName, opts.Progress = writeContext(t, nil), []byte(dockerfile), "Dockerfile", ev
 	res, err := st.Build(t.Context(), opts)
 	return ev, res, err
+}
+
+// TestSBOMDebianCurl is issue 13's proof with the real scanner: after
+// apt-get install curl on a Debian base, the SBOM lists curl with the
+// version dpkg installed. It needs BUILDER_SBOM (a builder-sbom binary:
+// make build-sbom) and testutil.DebianEnv, so CI (which does not compile
+// syft) skips it; cmd/builder-sbom's own tests cover the scanner there.
+func TestSBOMDebianCurl(t *testing.T) {
+	scanner := os.Getenv("BUILDER_SBOM")
+	if scanner == "" {
+		t.Skip("set BUILDER_SBOM to a builder-sbom binary (make build-sbom)")
+	}
+	img := testutil.DebianImage(t)
+	testutil.RequiresRoot(t)
+	reg := testutil.InProcessRegistry(t)
+	base := reg + "/debian:" + testutil.DebianSuite
+	testutil.PushImage(t, img, base)
+	st := openState(t, t.TempDir())
+	df := "FROM " + base + `
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends curl && \
+    dpkg-query -W -f '${Version}' curl > /curl-version
+`
+	ev, _, err := buildForIndex(t, st, df, build.Options{Tags: []string{reg + "/app:curl"}, Push: true, SBOMScanner: scanner})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, ev.logs.String())
+	}
+	ref, err := name.ParseReference(reg + "/app:curl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 2 {
+		t.Fatalf("index: %v, %+v", err, im)
+	}
+	image, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := image.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.TrimSpace(imageFiles(t, layers)["curl-version"].content)
+	sts := attestationLayers(t, idx, im.Manifests[1])
+	if len(sts) != 1 || sts[0].PredicateType != attest.PredicateSPDX {
+		t.Fatalf("statements %+v, want one SPDX statement", sts)
+	}
+	if got := sbomVersion(t, sts[0], "curl"); want == "" || got != want {
+		t.Errorf("SBOM lists curl at %q, dpkg installed %q", got, want)
+	}
+	if got := sbomVersion(t, sts[0], "libc6"); got == "" {
+		t.Error("SBOM lacks the base's libc6")
+	}
 }
