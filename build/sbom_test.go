@@ -15,6 +15,7 @@ import (
 	"github.com/builder-dev/builder/output"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -102,8 +103,13 @@ func TestSBOMOnePlatform(t *testing.T) {
 	reg, _, _ := strings.Cut(base, "/")
 	st := openState(t, t.TempDir())
 	scanner, runs := recordingScanner(t)
+	ociDir := filepath.Join(t.TempDir(), "oci")
+	oci, err := output.Parse("type=oci,tar=false,dest=" + ociDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ev, res, err := buildForIndex(t, st, "FROM "+base+"\nRUN echo 1.2.3 > /ver\n", build.Options{
-		Tags: []string{reg + "/app:sbom1"}, Push: true, SBOMScanner: scanner,
+		Tags: []string{reg + "/app:sbom1"}, Push: true, SBOMScanner: scanner, Outputs: []output.Spec{oci},
 	})
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
@@ -132,6 +138,25 @@ func TestSBOMOnePlatform(t *testing.T) {
 	}
 	if v := sbomVersion(t, sts[0], "ver"); v != "1.2.3" {
 		t.Errorf("SBOM gives ver %q, want 1.2.3 (from the image's /ver)", v)
+	}
+	// The OCI layout holds the same index, attestation manifest included.
+	layoutIdx, err := layout.ImageIndexFromPath(ociDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm, err := layoutIdx.IndexManifest()
+	if err != nil || len(lm.Manifests) != 1 || lm.Manifests[0].Digest.String() != res.Manifest.Digest.String() {
+		t.Fatalf("OCI layout index.json %+v (%v), want the index %s", lm, err, res.Manifest.Digest)
+	}
+	ociIdx, err := layoutIdx.ImageIndex(lm.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sts := attestationLayers(t, ociIdx, im.Manifests[1]); len(sts) != 1 || sbomVersion(t, sts[0], "ver") != "1.2.3" {
+		t.Errorf("OCI layout's SBOM statements %+v", sts)
+	}
+	if b, _ := os.ReadFile(runs); strings.Count(string(b), "\n") != 1 {
+		t.Errorf("scanner ran %q, want once for both outputs", b)
 	}
 	if b, _ := os.ReadFile(runs); !strings.Contains(string(b), "-name "+reg+"/app:sbom1") {
 		t.Errorf("scanner arguments %q, want the image name", b)
