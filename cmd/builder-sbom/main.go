@@ -47,6 +47,17 @@ func main() {
 	}
 }
 
+// skipped are directories that hold neither a package database nor
+// executables, but half the files of a Debian image (manual pages,
+// translations, time zones) or none at all; indexing them (syft reads
+// each file's head for its MIME type) was a fifth of the scan's CPU
+// time on Debian, and the packages found are the same without them.
+var skipped = source.ExcludeConfig{Paths: []string{
+	"./proc", "./sys", "./dev",
+	"./usr/share/man", "./usr/share/locale", "./usr/share/zoneinfo", "./usr/share/i18n",
+	"./var/lib/apt/lists", "./var/cache",
+}}
+
 // scan writes the SBOM of the root filesystem at dir to w, and warnings
 // to warn.
 func scan(ctx context.Context, w, warn io.Writer, dir, name string) error {
@@ -61,7 +72,7 @@ func scan(ctx context.Context, w, warn io.Writer, dir, name string) error {
 	}
 	// Base makes absolute symlinks resolve inside dir, as they do in the
 	// image, instead of leading the scan into the host's filesystem.
-	src, err := directorysource.New(directorysource.Config{Path: abs, Base: abs, Alias: source.Alias{Name: name}})
+	src, err := directorysource.New(directorysource.Config{Path: abs, Base: abs, Exclude: skipped, Alias: source.Alias{Name: name}})
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", dir, err)
 	}
