@@ -36,6 +36,24 @@ printf '{"spdxVersion":"SPDX-2.3","name":"%%s","packages":[{"name":"ver","versio
 	return scanner, runs
 }
 
+// pushedIndex reads the index pushed as ref.
+func pushedIndex(t *testing.T, ref string) (v1.ImageIndex, *v1.IndexManifest) {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(r)
+	if err != nil {
+		t.Fatalf("reading the pushed index %s: %v", ref, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx, im
+}
+
 // attestationLayers returns the statements of attestation manifest att
 // (one per layer, in order), checking BuildKit's layout.
 func attestationLayers(t *testing.T, idx v1.ImageIndex, att v1.Descriptor) []attest.Statement {
@@ -114,20 +132,12 @@ func TestSBOMOnePlatform(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
 	}
-	ref, err := name.ParseReference(reg + "/app:sbom1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := remote.Index(ref)
-	if err != nil {
-		t.Fatalf("reading the pushed index: %v", err)
-	}
+	idx, im := pushedIndex(t, reg+"/app:sbom1")
 	if d, _ := idx.Digest(); d.String() != res.Manifest.Digest.String() {
 		t.Errorf("result %s, pushed index %s", res.Manifest.Digest, d)
 	}
-	im, err := idx.IndexManifest()
-	if err != nil || len(im.Manifests) != 2 {
-		t.Fatalf("index: %v, %+v; want the image and its attestation manifest", err, im)
+	if len(im.Manifests) != 2 {
+		t.Fatalf("index %+v; want the image and its attestation manifest", im)
 	}
 	if im.Manifests[1].Annotations[attest.AnnotationReferenceDigest] != im.Manifests[0].Digest.String() {
 		t.Errorf("attestation manifest refers to %s, image is %s", im.Manifests[1].Annotations[attest.AnnotationReferenceDigest], im.Manifests[0].Digest)
@@ -199,17 +209,9 @@ func TestSBOMTwoPlatformsWithProvenance(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
 	}
-	ref, err := name.ParseReference(reg + "/app:sbom2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := remote.Index(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil || len(im.Manifests) != 4 {
-		t.Fatalf("index: %v, %+v; want 2 images and 2 attestation manifests", err, im)
+	idx, im := pushedIndex(t, reg+"/app:sbom2")
+	if len(im.Manifests) != 4 {
+		t.Fatalf("index %+v; want 2 images and 2 attestation manifests", im)
 	}
 	for i, want := range []string{"x86_64", "aarch64"} {
 		att := im.Manifests[2+i]
@@ -261,17 +263,9 @@ RUN apt-get update -q && apt-get install -y -q --no-install-recommends curl && \
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
 	}
-	ref, err := name.ParseReference(reg + "/app:curl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := remote.Index(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil || len(im.Manifests) != 2 {
-		t.Fatalf("index: %v, %+v", err, im)
+	idx, im := pushedIndex(t, reg+"/app:curl")
+	if len(im.Manifests) != 2 {
+		t.Fatalf("index %+v; want the image and its attestation manifest", im)
 	}
 	image, err := idx.Image(im.Manifests[0].Digest)
 	if err != nil {
