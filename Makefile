@@ -24,7 +24,7 @@ build:
 # reach a build without it (cmd/builder-sbom/README.md has the figures).
 # Not part of `make test` nor CI: even narrowed to four catalogers it links
 # 1,269 packages (go-getter's cloud SDKs come with syft's file package), over
-# 10 CPU-minutes to compile cold. CI tests builder's side with a stand-in
+# 12 CPU-minutes (743 s) to compile cold. CI tests builder's side with a stand-in
 # scanner (build: TestSBOM*). `make sbom-test` builds and tests the scanner;
 # `make unit` then also runs the SBOM tests of attest and build against
 # bin/builder-sbom (the Debian ones with BUILDER_TEST_DEBIAN=1).
