@@ -111,6 +111,9 @@ type Options struct {
 	// single-platform build then gets too (of its image and the
 	// attestation manifest), as BuildKit does (--provenance).
 	Provenance Provenance
+	// SBOMScanner, when set, is the builder-sbom binary that makes an
+	// SPDX SBOM of each platform's file tree for the index (--sbom).
+	SBOMScanner string
 }
 
 // Annotations are --annotation values by where they go: the image

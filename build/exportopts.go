@@ -21,7 +21,7 @@ func (s *State) exportStores() export.Stores {
 func exportOptions(opt Options, epoch *time.Time, use *gc.Use) export.Options {
 	return export.Options{Outputs: opt.Outputs, Tags: opt.Tags, Push: opt.Push, Keychain: opt.Keychain, SquashAbove: opt.SquashAbove,
 		Annotations: opt.Annotations.Manifest, DescriptorAnnotations: opt.Annotations.ManifestDescriptor,
-		Epoch: epoch, Use: use, Progress: opt.Progress, Provenance: opt.Provenance}
+		Epoch: epoch, Use: use, Progress: opt.Progress, Provenance: opt.Provenance, SBOMScanner: opt.SBOMScanner}
 }
 
 // provenanceRequest is what the provenance of a build records of its

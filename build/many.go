@@ -147,7 +147,7 @@ func (s *State) finish(ctx context.Context, t *target, sv *solver.Solver, res []
 	image := export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: res[0].Snapshot}
 	done := solved{s: s, sv: sv, root: t.fe.Root, top: res[0].Snapshot, epoch: t.epoch, sess: t.sess}
 	// Several platforms, or attestations, make an index.
-	if len(t.more) > 0 || t.opt.Provenance.Mode != "" {
+	if len(t.more) > 0 || t.opt.attests() {
 		eopt.ProvenanceRequest = provenanceRequest(t.opt, t.started)
 		var tops []string
 		for _, r := range res[1:] {

@@ -365,14 +365,7 @@ func skopeoRaw(t *testing.T, ref string) []byte {
 // digest is want.
 func pushedIndex(t *testing.T, ref string, want digest.Digest) v1.ImageIndex {
 	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := remote.Index(r)
-	if err != nil {
-		t.Fatalf("reading the index %s: %v", ref, err)
-	}
+	idx, _ := readIndex(t, ref)
 	if d, _ := idx.Digest(); d.String() != want.String() {
 		t.Errorf("index %s has digest %s, want %s", ref, d, want)
 	}

@@ -40,12 +40,16 @@ type platformImage struct {
 	fe       *dockerfile.Result
 }
 
+// attests says whether the build attaches attestations (provenance, an
+// SBOM), which go into an index even of one image, as BuildKit puts them.
+func (opt Options) attests() bool { return opt.Provenance.Mode != "" || opt.SBOMScanner != "" }
+
 // lowerMore lowers the Dockerfile for every platform of opt.Platforms after
 // the first (which lower did), with the same checks.
 func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Options) ([]platformImage, error) {
 	// Attestations go into an index, even of one image, as BuildKit
 	// puts them; a docker archive cannot hold one.
-	if len(opt.Platforms) > 1 || opt.Provenance.Mode != "" {
+	if len(opt.Platforms) > 1 || opt.attests() {
 		for _, o := range opt.Outputs {
 			if o.Type == output.Docker {
 				return nil, errors.New("docker exporter does not support exporting manifest lists, use the oci exporter (several platforms are built, or attestations asked for)")

@@ -104,16 +104,25 @@ func addBytes(s Sink, p string, b []byte) error {
 	return s.File(p, int64(len(b)), strings.NewReader(string(b)))
 }
 
-// readImage reads a manifest and its config from the store.
-func readImage(store *content.Store, desc ocispec.Descriptor) (ocispec.Manifest, []byte, ocispec.Image, error) {
+// readManifest reads a manifest from the store.
+func readManifest(store *content.Store, desc ocispec.Descriptor) (ocispec.Manifest, error) {
 	var m ocispec.Manifest
-	var cfg ocispec.Image
 	raw, err := store.ReadAll(desc.Digest)
 	if err != nil {
-		return m, nil, cfg, err
+		return m, err
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return m, nil, cfg, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+		return m, fmt.Errorf("manifest %s: %w", desc.Digest, err)
+	}
+	return m, nil
+}
+
+// readImage reads a manifest and its config from the store.
+func readImage(store *content.Store, desc ocispec.Descriptor) (ocispec.Manifest, []byte, ocispec.Image, error) {
+	var cfg ocispec.Image
+	m, err := readManifest(store, desc)
+	if err != nil {
+		return m, nil, cfg, err
 	}
 	rawConfig, err := store.ReadAll(m.Config.Digest)
 	if err != nil {
@@ -282,7 +291,9 @@ func WriteOCIArchive(s Sink, store *content.Store, images []ArchiveImage) error 
 		}
 		for _, md := range manifests {
 			if !isIndex(md.MediaType) {
-				m, _, _, err := readImage(store, md)
+				// Not readImage: an index's attestation manifests have an
+				// empty config, no image config with diff_ids.
+				m, err := readManifest(store, md)
 				if err != nil {
 					return err
 				}

@@ -69,6 +69,10 @@ type Options struct {
 	// platform of a multi-platform build (--provenance).
 	Provenance        multiarch.Provenance
 	ProvenanceRequest multiarch.Request
+	// SBOMScanner, when set, scans each platform's file tree for an SPDX
+	// SBOM attestation (--sbom); a single-platform build then gets an
+	// index too, as with BuildKit.
+	SBOMScanner string
 }
 
 // Image is one platform's solved build.

@@ -38,7 +38,22 @@ func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []
 		j := job{top: pi.Top, config: pi.Config, epoch: opt.Epoch, use: opt.Use, keychain: opt.Keychain, squashAbove: opt.SquashAbove, step: step, inlineCache: pi.InlineCache}
 		assemblers[i] = newAssembler(s, opt, j)
 	}
-	statements, err := provenances(opt, images)
+	scans, err := startSBOMs(ctx, s, opt, images, step)
+	if err != nil {
+		return nil, err
+	}
+	defer scans.stop()
+	if scans != nil {
+		// Assembled while the scans run; writeIndex finds them made.
+		for i, a := range assemblers {
+			for _, o := range outputs {
+				if _, err := a.assemble(ctx, o); err != nil {
+					return nil, fmt.Errorf("platform %s: %w", platform.Format(images[i].Platform), err)
+				}
+			}
+		}
+	}
+	statements, err := attestations(opt, images, scans)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +93,7 @@ func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []
 
 // writeIndex assembles each platform's image for output o and writes the
 // index of them to the content store.
-func writeIndex(ctx context.Context, s Stores, o output.Spec, images []Image, as []*assembler, statements []attest.Statement) (ocispec.Descriptor, []*exporter.Image, error) {
+func writeIndex(ctx context.Context, s Stores, o output.Spec, images []Image, as []*assembler, statements [][]attest.Statement) (ocispec.Descriptor, []*exporter.Image, error) {
 	eo, err := o.ImageOptions(nil)
 	if err != nil {
 		return ocispec.Descriptor{}, nil, err

@@ -24,3 +24,30 @@ func provenances(opt Options, images []Image) ([]attest.Statement, error) {
 	}
 	return out, nil
 }
+
+// attestations are each image's statements: its SBOM (from scans, nil
+// without --sbom) and then its provenance, the order of BuildKit's
+// attestation manifests; nil when there are none.
+func attestations(opt Options, images []Image, scans *sbomScans) ([][]attest.Statement, error) {
+	provs, err := provenances(opt, images)
+	if err != nil {
+		return nil, err
+	}
+	sboms, err := scans.wait()
+	if err != nil {
+		return nil, err
+	}
+	if provs == nil && sboms == nil {
+		return nil, nil
+	}
+	out := make([][]attest.Statement, len(images))
+	for i := range images {
+		if sboms != nil {
+			out[i] = append(out[i], sboms[i])
+		}
+		if provs != nil {
+			out[i] = append(out[i], provs[i])
+		}
+	}
+	return out, nil
+}

@@ -197,14 +197,14 @@ func stepOf(v *llb.Vertex) (attest.Step, *attest.Material, error) {
 }
 
 // WriteIndex writes an image index of manifests (each with its platform)
-// to store, with an attestation manifest per image for statements (one
-// per manifest, in order; none when empty), as BuildKit lays them out.
-func WriteIndex(ctx context.Context, store *content.Store, mediaType string, manifests []ocispec.Descriptor, statements []attest.Statement) (ocispec.Descriptor, error) {
+// to store, with an attestation manifest per image for statements (each
+// manifest's, in order; none when empty), as BuildKit lays them out.
+func WriteIndex(ctx context.Context, store *content.Store, mediaType string, manifests []ocispec.Descriptor, statements [][]attest.Statement) (ocispec.Descriptor, error) {
 	idx := ocispec.Index{MediaType: mediaType, Manifests: manifests}
 	idx.SchemaVersion = 2
 	var subjects []attest.Image
-	for i, st := range statements {
-		subjects = append(subjects, attest.Image{Descriptor: manifests[i], Statements: []attest.Statement{st}})
+	for i, sts := range statements {
+		subjects = append(subjects, attest.Image{Descriptor: manifests[i], Statements: sts})
 	}
 	adds, err := attest.IndexAdditions(subjects)
 	if err != nil {

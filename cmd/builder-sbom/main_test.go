@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,7 +90,7 @@ func TestScanRootfs(t *testing.T) {
 	writeFile(t, root, "usr/local/bin/gotool", self, 0o755)
 
 	var out bytes.Buffer
-	if err := scan(t.Context(), &out, root, "example/app:1"); err != nil {
+	if err := scan(t.Context(), &out, io.Discard, root, "example/app:1"); err != nil {
 		t.Fatal(err)
 	}
 	var doc spdxDoc
@@ -127,7 +128,29 @@ func TestScanRootfs(t *testing.T) {
 func TestScanNotADirectory(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "file")
 	writeFile(t, filepath.Dir(f), "file", nil, 0o644)
-	if err := scan(t.Context(), &bytes.Buffer{}, f, ""); err == nil {
+	if err := scan(t.Context(), &bytes.Buffer{}, io.Discard, f, ""); err == nil {
 		t.Error("scan of a file: no error")
+	}
+}
+
+// TestScanSymlinkStaysInRoot: an absolute symlink in the image means a
+// path in the image, so a scan of the root filesystem must not follow it
+// into the host's files (here a dpkg database outside the root).
+func TestScanSymlinkStaysInRoot(t *testing.T) {
+	host := t.TempDir()
+	writeFile(t, host, "status", []byte(strings.ReplaceAll(dpkgStatus, "Package: curl", "Package: hostpkg")), 0o644)
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(host, "status"), filepath.Join(root, "var/lib/dpkg/status")); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := scan(t.Context(), &out, io.Discard, root, ""); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "hostpkg") {
+		t.Errorf("the scan followed an absolute symlink out of the root: %.2000s", out.String())
 	}
 }

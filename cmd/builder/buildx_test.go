@@ -98,8 +98,8 @@ func TestBuildxFlagErrors(t *testing.T) {
 	for _, tc := range []struct{ args, want string }{
 		{"--cgroup-parent=/x", "--cgroup-parent is not supported"},
 		{"--builder=b", "--builder is not supported"},
-		{"--attest=type=sbom", "--attest is not supported"},
-		{"--sbom=true", "--sbom is not supported"},
+		{"--attest=type=vex", `--attest "type=vex"`},
+		{"--sbom=generator=docker/buildkit-syft-scanner", "generator images are not supported"},
 		{"--platform=linux/", "--platform"},
 		{"--call=outline", "--call=outline is not supported"},
 		{"--annotation=index:k=v", "index annotations need an image index"},

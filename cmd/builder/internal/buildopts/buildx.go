@@ -1,6 +1,7 @@
 package buildopts
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -49,8 +50,8 @@ func addBuildx(fl *pflag.FlagSet, f *Buildx) {
 	fl.StringArrayVar(&f.Platforms, "platform", nil, "target platform, os/arch[/variant] (repeatable, comma-separated); a non-host one runs RUN steps under QEMU")
 	fl.StringVar(&f.Builder, "builder", "", "refused: builder has no builder instances")
 	fl.StringVar(&f.Call, "call", "build", "build, or check (as --check); other calls are refused")
-	fl.StringArrayVar(&f.Attest, "attest", nil, "refused: attestations are not made yet")
-	fl.StringVar(&f.SBOM, "sbom", "", "false is accepted; an SBOM attestation is not made yet")
+	fl.StringArrayVar(&f.Attest, "attest", nil, "attestation: type=sbom (as --sbom) or type=provenance[,mode=min|max][,version=v0.2|v1] (as --provenance) (repeatable)")
+	fl.StringVar(&f.SBOM, "sbom", "", "attach an SPDX SBOM of each platform's file tree: true or false (needs builder-sbom next to builder or on PATH: make build-sbom)")
 	fl.StringVar(&f.Provenance, "provenance", "", "SLSA provenance attached to the image index (even of one platform, as BuildKit): mode=min|max[,version=v0.2|v1], true (min) or false")
 }
 
@@ -62,10 +63,6 @@ func (f *Buildx) refused() error {
 		return no("--cgroup-parent", "each RUN step gets its own cgroup beneath builder's own; start builder in the parent you want (e.g. systemd-run --scope --slice=NAME builder build ...)")
 	case f.Builder != "":
 		return no("--builder", "builder has no builder instances: every build runs in the builder process itself")
-	case len(f.Attest) > 0:
-		return no("--attest", "attestations (SBOM, provenance) are not made yet")
-	case f.SBOM != "" && !isFalse(f.SBOM):
-		return no("--sbom", "an SBOM attestation is not made yet (only --sbom=false is accepted)")
 	case f.Call != "build" && f.Call != "check":
 		return no("--call="+f.Call, "the calls are build and check")
 	}
@@ -99,6 +96,55 @@ func parseProvenance(v string) (build.Provenance, error) {
 	return p, nil
 }
 
+// attestations reads --sbom, --provenance and --attest (buildx: --sbom
+// and --provenance are shorthands of --attest type=sbom and
+// type=provenance; a later --attest of a type wins).
+func (f *Buildx) attestations() (sbom bool, provenance string, err error) {
+	if sbom, err = parseSBOM(f.SBOM); err != nil {
+		return false, "", err
+	}
+	provenance = f.Provenance
+	for _, a := range f.Attest {
+		typ, rest, _ := strings.Cut(a, ",")
+		switch typ {
+		case "type=sbom":
+			if sbom, err = parseSBOM(cmp.Or(rest, "true")); err != nil {
+				return false, "", fmt.Errorf("--attest %q: %w", a, err)
+			}
+		case "type=provenance":
+			provenance = cmp.Or(rest, "true")
+		default:
+			return false, "", fmt.Errorf("--attest %q: want type=sbom or type=provenance first", a)
+		}
+	}
+	return sbom, provenance, nil
+}
+
+// parseSBOM reads --sbom as buildx: a boolean, or disabled=true|false;
+// generator= and scan options are refused.
+func parseSBOM(v string) (bool, error) {
+	if v == "" {
+		return false, nil
+	}
+	if b, err := strconv.ParseBool(v); err == nil {
+		return b, nil
+	}
+	want := true
+	for kv := range strings.SplitSeq(v, ",") {
+		k, val, _ := strings.Cut(kv, "=")
+		b, err := strconv.ParseBool(val)
+		switch {
+		case k == "disabled" && err == nil:
+			want = !b
+		case k == "generator":
+			return false, fmt.Errorf("--sbom %q: generator images are not supported: builder scans each platform's file tree with builder-sbom (anchore/syft's catalogers) instead of running a scanner image", v)
+		default:
+			return false, fmt.Errorf("--sbom %q: want true, false or disabled=true|false (scan-context and scan-stage are not supported: the final file tree is scanned)", v)
+		}
+	}
+	return want, nil
+}
+
 func isFalse(v string) bool {
 	b, err := strconv.ParseBool(v)
 	return err == nil && !b
@@ -110,9 +156,19 @@ func (f *Buildx) apply(opt *build.Options) error {
 		return err
 	}
 	opt.Pull = f.Pull
-	var err error
-	if opt.Provenance, err = parseProvenance(f.Provenance); err != nil {
+	sbom, provenance, err := f.attestations()
+	if err != nil {
 		return err
+	}
+	if opt.Provenance, err = parseProvenance(provenance); err != nil {
+		return err
+	}
+	if sbom {
+		// Looked for before the build, so that a missing scanner fails
+		// it at once; without --sbom nothing looks for it.
+		if opt.SBOMScanner, err = attest.FindScanner(); err != nil {
+			return err
+		}
 	}
 	if opt.Platforms, err = platform.ParseList(f.Platforms); err != nil {
 		return fmt.Errorf("--platform: %w", err)
