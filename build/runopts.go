@@ -88,7 +88,7 @@ func (opt Options) session() (*ops.Session, error) {
 			return d, ok
 		}
 	}
-	if err := checkResources(opt.Resources); err != nil {
+	if err := opt.Resources.Check(); err != nil {
 		return nil, err
 	}
 	sess.Resources = opt.Resources

@@ -55,19 +55,3 @@ func (p *stepUsages) list() []StepUsage {
 	defer p.mu.Unlock()
 	return append([]StepUsage(nil), p.steps...)
 }
-
-// checkResources refuses limits that are invalid, or that cannot be
-// applied here (rootless without a delegated cgroup), before any step runs.
-func checkResources(l cgroup.Limits) error {
-	if err := l.Validate(); err != nil {
-		return err
-	}
-	if !l.Requested() {
-		return nil
-	}
-	g, err := cgroup.New(l)
-	if err != nil || g == nil {
-		return err
-	}
-	return g.Delete()
-}

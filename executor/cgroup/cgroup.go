@@ -121,3 +121,19 @@ type Usage struct {
 
 // IsZero says whether nothing was measured.
 func (u Usage) IsZero() bool { return u == Usage{} }
+
+// Check refuses limits that are invalid, or that cannot be applied here
+// (rootless without a delegated cgroup), before any step runs.
+func (l Limits) Check() error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	if !l.Requested() {
+		return nil
+	}
+	g, err := New(l)
+	if err != nil || g == nil {
+		return err
+	}
+	return g.Delete()
+}
