@@ -15,6 +15,7 @@ import (
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/docker/go-units"
+	"github.com/google/go-containerregistry/pkg/name"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -107,17 +108,13 @@ func (p *Puller) fetchLayers(ctx context.Context, img *Resolved, todo []ocispec.
 		diffID := diffIDs[i]
 		g.Go(func() error {
 			start := time.Now()
-			if err := p.Registries.FetchBlob(gctx, img.Ref, desc); err != nil {
-				return err
-			}
-			fetched := time.Since(start)
-			dirs, err := p.unpack(gctx, id, desc, diffID)
+			dirs, fetched, err := p.fetchUnpack(gctx, img.Ref, id, desc, diffID)
 			if err != nil {
 				return err
 			}
 			implicit[i] = dirs
 			if log != nil {
-				fmt.Fprintf(log, "layer %s: %s fetched in %.2fs (%s/s), unpacked in %.2fs\n", desc.Digest.Encoded()[:12],
+				fmt.Fprintf(log, "layer %s: %s fetched in %.2fs (%s/s), unpacked %.2fs after\n", desc.Digest.Encoded()[:12],
 					units.HumanSize(float64(desc.Size)), fetched.Seconds(), units.HumanSize(float64(desc.Size)/max(fetched.Seconds(), 1e-3)), (time.Since(start) - fetched).Seconds())
 			}
 			return nil
@@ -140,6 +137,45 @@ func (p *Puller) removeSnapshots(ids []string) {
 	}
 }
 
+// fetchUnpack fetches layer desc into the content store and unpacks it
+// into the new snapshot id as it downloads (see blobStream), falling back
+// to the stored blob when the stream broke. It returns the directories the
+// layer implied and how long the download took.
+func (p *Puller) fetchUnpack(ctx context.Context, ref name.Reference, id string, desc ocispec.Descriptor, diffID digest.Digest) ([]string, time.Duration, error) {
+	if p.Registries.Content.Exists(desc.Digest) {
+		dirs, err := p.unpack(ctx, id, desc, diffID)
+		return dirs, 0, err
+	}
+	pr, pw := io.Pipe()
+	stream := &blobStream{pw: pw}
+	start := time.Now()
+	fetched := make(chan error, 1)
+	go func() {
+		err := p.Registries.fetchBlob(ctx, ref, desc, stream)
+		// nil: end of file, the blob is stored and its digest checked.
+		pw.CloseWithError(err)
+		fetched <- err
+	}()
+	dirs, err := p.unpackFrom(ctx, id, pr, desc, diffID)
+	// The download goes on into the store without a reader.
+	pr.CloseWithError(errors.New("unpacking ended"))
+	ferr := <-fetched
+	took := time.Since(start)
+	if ferr != nil {
+		if err == nil {
+			p.Snapshots.Remove(id)
+		}
+		return nil, took, ferr
+	}
+	if err == nil || stream.complete(desc.Size) {
+		return dirs, took, err
+	}
+	// The stream broke (a restarted download); the stored blob is whole.
+	p.Snapshots.Remove(id)
+	dirs, err = p.unpack(ctx, id, desc, diffID)
+	return dirs, took, err
+}
+
 // unpack writes layer desc from the content store into a new snapshot,
 // checking its uncompressed digest. It returns the directories the layer
 // implied without listing them (see inheritImplicitDirs).
@@ -149,7 +185,15 @@ func (p *Puller) unpack(ctx context.Context, id string, desc ocispec.Descriptor,
 		return nil, err
 	}
 	defer rc.Close()
-	tarStream, err := Decompress(bufio.NewReaderSize(rc, 1<<20), desc.MediaType)
+	return p.unpackFrom(ctx, id, rc, desc, diffID)
+}
+
+// unpackFrom writes layer desc, read from blob, into the new snapshot id
+// and commits it once blob has ended (a download stream ends only when the
+// blob's digest checked) and the tar's digest is diffID.
+func (p *Puller) unpackFrom(ctx context.Context, id string, blob io.Reader, desc ocispec.Descriptor, diffID digest.Digest) ([]string, error) {
+	raw := bufio.NewReaderSize(blob, 1<<20)
+	tarStream, err := Decompress(raw, desc.MediaType)
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
@@ -162,8 +206,12 @@ func (p *Puller) unpack(ctx context.Context, id string, desc ocispec.Descriptor,
 	if err != nil {
 		return nil, fmt.Errorf("unpacking layer %s: %w", desc.Digest, err)
 	}
-	// Drain what the tar reader left (padding), so the digest covers it all.
+	// Drain what the tar reader left (padding), so the digest covers it
+	// all, then the blob, so a download has checked it.
 	if _, err := io.Copy(h, tarStream); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	if got := digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))); got != diffID {

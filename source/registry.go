@@ -168,6 +168,12 @@ func (r *Registries) blobBytes(ctx context.Context, n name.Reference, desc ocisp
 // The download is bounded by desc.Size and checked against desc.Digest
 // before anything is stored; see repoClient.fetchBlob for retries.
 func (r *Registries) FetchBlob(ctx context.Context, n name.Reference, desc ocispec.Descriptor) error {
+	return r.fetchBlob(ctx, n, desc, nil)
+}
+
+// fetchBlob is FetchBlob that also passes the bytes to stream as they
+// arrive, when it is set and the blob is not in the store already.
+func (r *Registries) fetchBlob(ctx context.Context, n name.Reference, desc ocispec.Descriptor, stream *blobStream) error {
 	if r.Content.Exists(desc.Digest) {
 		return nil
 	}
@@ -182,7 +188,7 @@ func (r *Registries) FetchBlob(ctx context.Context, n name.Reference, desc ocisp
 	if err != nil {
 		return err
 	}
-	if err := c.fetchBlob(ctx, r.Content, desc); err != nil {
+	if err := c.fetchBlob(ctx, r.Content, desc, stream); err != nil {
 		return registryError(doing, n, err)
 	}
 	if r.Sources != nil {

@@ -40,8 +40,10 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopProfile := startCPUProfile()
 	root := newRootCommand()
 	err := root.ExecuteContext(ctx)
+	stopProfile()
 	if err == nil {
 		return
 	}
