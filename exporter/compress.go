@@ -201,8 +201,11 @@ func compressor(w io.Writer, compression string, level int) (io.WriteCloser, err
 		if level == 0 {
 			level = kgzip.DefaultCompression
 		}
+		if level < kgzip.HuffmanOnly || level > kgzip.BestCompression {
+			return nil, fmt.Errorf("gzip level %d: levels are 1 to 9", level)
+		}
 		// The gzip header carries no name and no time: same tar, same blob.
-		return kgzip.NewWriterLevel(w, level)
+		return newAdaptiveGzip(w, level, parallelBlocks()), nil
 	case Zstd:
 		opts := []zstd.EOption{zstd.WithEncoderConcurrency(1)}
 		if level != 0 {

@@ -16,8 +16,8 @@ import (
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/name"
-	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -224,11 +224,19 @@ func (p *Puller) unpackFrom(ctx context.Context, id string, blob io.Reader, desc
 func Decompress(r io.Reader, mediaType string) (io.ReadCloser, error) {
 	switch compressionOf(mediaType) {
 	case "gzip":
-		zr, err := kgzip.NewReader(r)
+		// pgzip inflates ahead of the reader in a goroutine of its own
+		// (four blocks of 1 MiB), so a layer's inflating overlaps the
+		// extractor's file writes, which take most of an unpack.
+		zr, err := pgzip.NewReaderN(r, 1<<20, 4)
 		if err != nil {
 			return nil, err
 		}
-		return zr, nil
+		// Read only: pgzip v1.2.7's WriteTo panics after a Read has
+		// consumed a block to its end (io.Copy would call it).
+		return struct {
+			io.Reader
+			io.Closer
+		}{zr, zr}, nil
 	case "zstd":
 		zr, err := zstd.NewReader(r)
 		if err != nil {
