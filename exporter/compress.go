@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/docker/go-units"
 	kgzip "github.com/klauspost/compress/gzip"
@@ -178,19 +179,7 @@ func CompressionOf(mediaType string) string {
 
 // Decompress returns the tar stream of a blob of the given compression.
 func Decompress(r io.Reader, compression string) (io.ReadCloser, error) {
-	switch compression {
-	case Gzip:
-		return kgzip.NewReader(r)
-	case Zstd:
-		zr, err := zstd.NewReader(r)
-		if err != nil {
-			return nil, err
-		}
-		return zr.IOReadCloser(), nil
-	case Uncompressed:
-		return io.NopCloser(r), nil
-	}
-	return nil, fmt.Errorf("unsupported layer compression %q", compression)
+	return archive.Decompress(r, compression)
 }
 
 // compressor wraps w in a writer of the given compression; Close flushes it

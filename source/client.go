@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/internal/blobstream"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -189,8 +190,8 @@ func (e errBlobTooLarge) Error() string {
 // Range request; a registry that does not honour ranges sends it again
 // from the start.
 //
-// stream, when set, also gets the bytes as they arrive (see blobStream).
-func (c *repoClient) fetchBlob(ctx context.Context, store *content.Store, desc ocispec.Descriptor, stream *blobStream) error {
+// stream, when set, also gets the bytes as they arrive.
+func (c *repoClient) fetchBlob(ctx context.Context, store *content.Store, desc ocispec.Descriptor, stream *blobstream.Stream) error {
 	w, err := store.Writer(ctx)
 	if err != nil {
 		return err
@@ -229,7 +230,7 @@ func (c *repoClient) fetchBlob(ctx context.Context, store *content.Store, desc o
 			}
 		}
 		if restart {
-			stream.restart()
+			stream.Restart()
 			w.Close()
 			if w, err = store.Writer(ctx); err != nil {
 				return err
@@ -240,7 +241,7 @@ func (c *repoClient) fetchBlob(ctx context.Context, store *content.Store, desc o
 
 // fetchRange appends the rest of blob desc, from w.Size() on, to w (and
 // stream, when set).
-func (c *repoClient) fetchRange(ctx context.Context, w *content.Writer, desc ocispec.Descriptor, stream *blobStream) error {
+func (c *repoClient) fetchRange(ctx context.Context, w *content.Writer, desc ocispec.Descriptor, stream *blobstream.Stream) error {
 	have := w.Size()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("blobs", desc.Digest.String()), nil)
 	if err != nil {

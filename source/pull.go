@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/internal/archive"
+	"github.com/builder-dev/builder/internal/blobstream"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -137,42 +137,34 @@ func (p *Puller) removeSnapshots(ids []string) {
 	}
 }
 
-// fetchUnpack fetches layer desc into the content store and unpacks it
-// into the new snapshot id as it downloads (see blobStream), falling back
-// to the stored blob when the stream broke. It returns the directories the
-// layer implied and how long the download took.
+// fetchUnpack fetches layer desc into the content store and unpacks it into
+// the new snapshot id as it downloads (see blobstream), or from the store
+// if the stream broke; it returns the implied dirs and the download's time.
 func (p *Puller) fetchUnpack(ctx context.Context, ref name.Reference, id string, desc ocispec.Descriptor, diffID digest.Digest) ([]string, time.Duration, error) {
 	if p.Registries.Content.Exists(desc.Digest) {
 		dirs, err := p.unpack(ctx, id, desc, diffID)
 		return dirs, 0, err
 	}
 	pr, pw := io.Pipe()
-	stream := &blobStream{pw: pw}
-	start := time.Now()
-	fetched := make(chan error, 1)
+	stream := blobstream.New(pw)
+	start, fetched := time.Now(), make(chan error, 1)
 	go func() {
 		err := p.Registries.fetchBlob(ctx, ref, desc, stream)
-		// nil: end of file, the blob is stored and its digest checked.
-		pw.CloseWithError(err)
+		pw.CloseWithError(err) // nil: end of file, the blob stored and checked
 		fetched <- err
 	}()
 	dirs, err := p.unpackFrom(ctx, id, pr, desc, diffID)
-	// The download goes on into the store without a reader.
-	pr.CloseWithError(errors.New("unpacking ended"))
+	pr.CloseWithError(errors.New("unpacking ended")) // the download goes on
 	ferr := <-fetched
 	took := time.Since(start)
 	if ferr != nil {
-		if err == nil {
-			p.Snapshots.Remove(id)
-		}
-		return nil, took, ferr
+		return nil, took, ferr // the caller removes the snapshot
 	}
-	if err == nil || stream.complete(desc.Size) {
-		return dirs, took, err
+	if err != nil && !stream.Complete(desc.Size) {
+		// The stream broke (a restarted download); the stored blob is whole.
+		p.Snapshots.Remove(id)
+		dirs, err = p.unpack(ctx, id, desc, diffID)
 	}
-	// The stream broke (a restarted download); the stored blob is whole.
-	p.Snapshots.Remove(id)
-	dirs, err = p.unpack(ctx, id, desc, diffID)
 	return dirs, took, err
 }
 
@@ -181,19 +173,18 @@ func (p *Puller) fetchUnpack(ctx context.Context, ref name.Reference, id string,
 // implied without listing them (see inheritImplicitDirs).
 func (p *Puller) unpack(ctx context.Context, id string, desc ocispec.Descriptor, diffID digest.Digest) ([]string, error) {
 	rc, err := p.Registries.Content.Open(desc.Digest)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		defer rc.Close()
+		return p.unpackFrom(ctx, id, rc, desc, diffID)
 	}
-	defer rc.Close()
-	return p.unpackFrom(ctx, id, rc, desc, diffID)
+	return nil, err
 }
 
-// unpackFrom writes layer desc, read from blob, into the new snapshot id
-// and commits it once blob has ended (a download stream ends only when the
-// blob's digest checked) and the tar's digest is diffID.
+// unpackFrom unpacks layer desc from blob into the new snapshot id, and commits
+// it once blob ended (a download's end: its digest checked) and the tar is diffID.
 func (p *Puller) unpackFrom(ctx context.Context, id string, blob io.Reader, desc ocispec.Descriptor, diffID digest.Digest) ([]string, error) {
 	raw := bufio.NewReaderSize(blob, 1<<20)
-	tarStream, err := Decompress(raw, desc.MediaType)
+	tarStream, err := archive.Decompress(raw, compressionOf(desc.MediaType))
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
@@ -210,43 +201,13 @@ func (p *Puller) unpackFrom(ctx context.Context, id string, blob io.Reader, desc
 	// all, then the blob, so a download has checked it.
 	if _, err := io.Copy(h, tarStream); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
-	}
-	if _, err := io.Copy(io.Discard, raw); err != nil {
+	} else if _, err := io.Copy(io.Discard, raw); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	if got := digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))); got != diffID {
 		return nil, fmt.Errorf("layer %s: uncompressed digest is %s, the image config says %s", desc.Digest, got, diffID)
 	}
 	return res.ImplicitDirs, p.Snapshots.Commit(id)
-}
-
-// Decompress returns the tar stream of a layer blob of the given media type.
-func Decompress(r io.Reader, mediaType string) (io.ReadCloser, error) {
-	switch compressionOf(mediaType) {
-	case "gzip":
-		// pgzip inflates ahead of the reader in a goroutine of its own
-		// (four blocks of 1 MiB), so a layer's inflating overlaps the
-		// extractor's file writes, which take most of an unpack.
-		zr, err := pgzip.NewReaderN(r, 1<<20, 4)
-		if err != nil {
-			return nil, err
-		}
-		// Read only: pgzip v1.2.7's WriteTo panics after a Read has
-		// consumed a block to its end (io.Copy would call it).
-		return struct {
-			io.Reader
-			io.Closer
-		}{zr, zr}, nil
-	case "zstd":
-		zr, err := zstd.NewReader(r)
-		if err != nil {
-			return nil, err
-		}
-		return zr.IOReadCloser(), nil
-	case "none":
-		return io.NopCloser(r), nil
-	}
-	return nil, errors.New("unsupported layer media type " + mediaType)
 }
 
 // compressionOf names a layer media type's compression: gzip, zstd, none.

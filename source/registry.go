@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/internal/blobstream"
 	"github.com/builder-dev/builder/platform"
 	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -171,9 +172,8 @@ func (r *Registries) FetchBlob(ctx context.Context, n name.Reference, desc ocisp
 	return r.fetchBlob(ctx, n, desc, nil)
 }
 
-// fetchBlob is FetchBlob that also passes the bytes to stream as they
-// arrive, when it is set and the blob is not in the store already.
-func (r *Registries) fetchBlob(ctx context.Context, n name.Reference, desc ocispec.Descriptor, stream *blobStream) error {
+// fetchBlob is FetchBlob that also passes the bytes to stream, when set.
+func (r *Registries) fetchBlob(ctx context.Context, n name.Reference, desc ocispec.Descriptor, stream *blobstream.Stream) error {
 	if r.Content.Exists(desc.Digest) {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/internal/cpuprofile"
 	"github.com/builder-dev/builder/internal/userns"
 	"github.com/spf13/cobra"
 )
@@ -40,7 +41,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	stopProfile := startCPUProfile()
+	stopProfile := cpuprofile.Start()
 	root := newRootCommand()
 	err := root.ExecuteContext(ctx)
 	stopProfile()
