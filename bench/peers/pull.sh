@@ -47,11 +47,12 @@ for r in $(seq "$runs"); do
 		sync
 		pre=()
 		[ -n "${STRACE:-}" ] && pre=(strace -c -f -o "$out/strace-$n-$r.txt")
-		start=$(date +%s.%N)
-		BUILDER_CPUPROFILE=${PROFILE:+$out/cpu-$n-$r.pprof} "${pre[@]}" "$b" build --root "$work/state" --progress plain \
+		# CPU time (user, system) beside the wall time: on a machine shared
+		# by busy processes the wall time is mostly waiting for a core.
+		BUILDER_CPUPROFILE=${PROFILE:+$out/cpu-$n-$r.pprof} /usr/bin/time -o "$out/time-$n-$r.txt" -f '%e s wall, %U s user, %S s sys' \
+			"${pre[@]}" "$b" build --root "$work/state" --progress plain \
 			--build-arg REG="$reg" "$work/ctx" >"$out/log-$n-$r.txt" 2>&1
-		end=$(date +%s.%N)
-		printf 'run %d %s: %.2fs  %s\n' "$r" "$b" "$(echo "$end - $start" | bc)" \
+		printf 'run %d %s: %s  %s\n' "$r" "$b" "$(tail -1 "$out/time-$n-$r.txt")" \
 			"$(grep -o 'layer [0-9a-f]*: .*' "$out/log-$n-$r.txt" | tr '\n' ' ')"
 	done
 done
