@@ -432,10 +432,14 @@ bench() {
 	)
 	[ "$mode" = cold ] || echo "peers/$c" >"$work/repo"
 	for b in builder buildkit buildah; do
+		# Each timed run starts with nothing dirty in the page cache: the
+		# builders share the work file system, and a sync call of one
+		# (builder's syncfs at commit, an fsync that commits the ext4
+		# journal) would otherwise write out what the one before left.
 		case $mode in
-		cold) prep="${cold[$b]} && $(newrepo "$c")" ;;
-		noop) prep=true ;;
-		touched) prep=$work/touch-$c ;;
+		cold) prep="${cold[$b]} && $(newrepo "$c") && sync" ;;
+		noop) prep=sync ;;
+		touched) prep="$work/touch-$c && sync" ;;
 		esac
 		local rss=
 		if [ "$mode" = cold ]; then
