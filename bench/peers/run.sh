@@ -409,16 +409,24 @@ EOF
 }
 
 # --- timing ---
-newrepo() { echo "echo peers/$1-cold-\$(date +%s%N) >$work/repo"; }
+# newrepo CASE BUILDER: the command that names a new repository for the
+# builder's cold run; its no-op and touched runs push to the same one (a
+# first push to another repository would upload every blob again).
+newrepo() { echo "echo peers/$1-cold-\$(date +%s%N) >$work/repo-$2"; }
 
 # bench CASE MODE RUNS WARMUP: hyperfine per builder, JSON in $work/json.
 bench() {
 	local c=$1 mode=$2 runs=$3 warmup=$4 ctx=$work/ctx/$1 b prep
-	local img="$reg/\$(cat $work/repo)"
+	# The image of each builder, in the repository its cold run named.
+	local -A img=(
+		[builder]="$reg/\$(cat $work/repo-builder)"
+		[buildkit]="$reg/\$(cat $work/repo-buildkit)"
+		[buildah]="$reg/\$(cat $work/repo-buildah)"
+	)
 	local -A cmd=(
-		[builder]="$builder build --root $work/builder --progress quiet --build-arg REG=$reg -t $img:builder --push $ctx"
-		[buildkit]="$bk/buildctl --addr $bkaddr build --progress plain --frontend dockerfile.v0 --local context=$ctx --local dockerfile=$ctx --opt build-arg:REG=$reg --output type=image,name=$img:buildkit,push=true,registry.insecure=true"
-		[buildah]="$work/bin/buildah bud --quiet --layers --runtime runc --tls-verify=false --build-arg REG=$reg -t $img:buildah $ctx && $work/bin/buildah push --quiet --tls-verify=false $img:buildah docker://$img:buildah"
+		[builder]="$builder build --root $work/builder --progress quiet --build-arg REG=$reg -t ${img[builder]}:builder --push $ctx"
+		[buildkit]="$bk/buildctl --addr $bkaddr build --progress plain --frontend dockerfile.v0 --local context=$ctx --local dockerfile=$ctx --opt build-arg:REG=$reg --output type=image,name=${img[buildkit]}:buildkit,push=true,registry.insecure=true"
+		[buildah]="$work/bin/buildah bud --quiet --layers --runtime runc --tls-verify=false --build-arg REG=$reg -t ${img[buildah]}:buildah $ctx && $work/bin/buildah push --quiet --tls-verify=false ${img[buildah]}:buildah docker://${img[buildah]}:buildah"
 	)
 	local -A cold=(
 		[builder]="rm -rf $work/builder"
@@ -430,14 +438,13 @@ bench() {
 		[buildkit]="$bk/buildkitd $bk/buildctl"
 		[buildah]="$(command -v buildah)"
 	)
-	[ "$mode" = cold ] || echo "peers/$c" >"$work/repo"
 	for b in builder buildkit buildah; do
 		# Each timed run starts with nothing dirty in the page cache: the
 		# builders share the work file system, and a sync call of one
 		# (builder's syncfs at commit, an fsync that commits the ext4
 		# journal) would otherwise write out what the one before left.
 		case $mode in
-		cold) prep="${cold[$b]} && $(newrepo "$c") && sync" ;;
+		cold) prep="${cold[$b]} && $(newrepo "$c" "$b") && sync" ;;
 		noop) prep=sync ;;
 		touched) prep="$work/touch-$c && sync" ;;
 		esac
