@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/docker/go-units"
 	kgzip "github.com/klauspost/compress/gzip"
@@ -178,19 +179,7 @@ func CompressionOf(mediaType string) string {
 
 // Decompress returns the tar stream of a blob of the given compression.
 func Decompress(r io.Reader, compression string) (io.ReadCloser, error) {
-	switch compression {
-	case Gzip:
-		return kgzip.NewReader(r)
-	case Zstd:
-		zr, err := zstd.NewReader(r)
-		if err != nil {
-			return nil, err
-		}
-		return zr.IOReadCloser(), nil
-	case Uncompressed:
-		return io.NopCloser(r), nil
-	}
-	return nil, fmt.Errorf("unsupported layer compression %q", compression)
+	return archive.Decompress(r, compression)
 }
 
 // compressor wraps w in a writer of the given compression; Close flushes it
@@ -201,8 +190,11 @@ func compressor(w io.Writer, compression string, level int) (io.WriteCloser, err
 		if level == 0 {
 			level = kgzip.DefaultCompression
 		}
+		if level < kgzip.HuffmanOnly || level > kgzip.BestCompression {
+			return nil, fmt.Errorf("gzip level %d: levels are 1 to 9", level)
+		}
 		// The gzip header carries no name and no time: same tar, same blob.
-		return kgzip.NewWriterLevel(w, level)
+		return newAdaptiveGzip(w, level, parallelBlocks()), nil
 	case Zstd:
 		opts := []zstd.EOption{zstd.WithEncoderConcurrency(1)}
 		if level != 0 {

@@ -45,6 +45,9 @@ func BenchmarkCompress(b *testing.B) {
 	}{
 		{"stdlib-gzip", func(w io.Writer) (io.WriteCloser, error) { return gzip.NewWriterLevel(w, gzip.DefaultCompression) }},
 		{"gzip", func(w io.Writer) (io.WriteCloser, error) { return compressor(w, "gzip", gzip.DefaultCompression) }},
+		{"gzip-one-core", func(w io.Writer) (io.WriteCloser, error) {
+			return newAdaptiveGzip(w, gzip.DefaultCompression, 1), nil
+		}},
 		{"zstd", func(w io.Writer) (io.WriteCloser, error) { return compressor(w, "zstd", 0) }},
 	}
 	for _, c := range cases {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/internal/blobstream"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -188,7 +189,9 @@ func (e errBlobTooLarge) Error() string {
 // digest match. A download cut short is resumed where it stopped with a
 // Range request; a registry that does not honour ranges sends it again
 // from the start.
-func (c *repoClient) fetchBlob(ctx context.Context, store *content.Store, desc ocispec.Descriptor) error {
+//
+// stream, when set, also gets the bytes as they arrive.
+func (c *repoClient) fetchBlob(ctx context.Context, store *content.Store, desc ocispec.Descriptor, stream *blobstream.Stream) error {
 	w, err := store.Writer(ctx)
 	if err != nil {
 		return err
@@ -197,7 +200,7 @@ func (c *repoClient) fetchBlob(ctx context.Context, store *content.Store, desc o
 	failures, mismatches := 0, 0
 	for {
 		before := w.Size()
-		err := c.fetchRange(ctx, w, desc)
+		err := c.fetchRange(ctx, w, desc, stream)
 		restart := false
 		switch {
 		case err == nil:
@@ -227,6 +230,7 @@ func (c *repoClient) fetchBlob(ctx context.Context, store *content.Store, desc o
 			}
 		}
 		if restart {
+			stream.Restart()
 			w.Close()
 			if w, err = store.Writer(ctx); err != nil {
 				return err
@@ -235,8 +239,9 @@ func (c *repoClient) fetchBlob(ctx context.Context, store *content.Store, desc o
 	}
 }
 
-// fetchRange appends the rest of blob desc, from w.Size() on, to w.
-func (c *repoClient) fetchRange(ctx context.Context, w *content.Writer, desc ocispec.Descriptor) error {
+// fetchRange appends the rest of blob desc, from w.Size() on, to w (and
+// stream, when set).
+func (c *repoClient) fetchRange(ctx context.Context, w *content.Writer, desc ocispec.Descriptor, stream *blobstream.Stream) error {
 	have := w.Size()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("blobs", desc.Digest.String()), nil)
 	if err != nil {
@@ -266,7 +271,11 @@ func (c *repoClient) fetchRange(ctx context.Context, w *content.Writer, desc oci
 	if resp.ContentLength > remaining {
 		return errBlobTooLarge{desc.Size}
 	}
-	_, err = io.Copy(w, io.LimitReader(resp.Body, remaining+1))
+	var dst io.Writer = w
+	if stream != nil {
+		dst = io.MultiWriter(w, stream)
+	}
+	_, err = io.Copy(dst, io.LimitReader(resp.Body, remaining+1))
 	if w.Size() > desc.Size {
 		return errBlobTooLarge{desc.Size}
 	}

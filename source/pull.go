@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/internal/archive"
+	"github.com/builder-dev/builder/internal/blobstream"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/docker/go-units"
-	kgzip "github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -107,17 +108,13 @@ func (p *Puller) fetchLayers(ctx context.Context, img *Resolved, todo []ocispec.
 		diffID := diffIDs[i]
 		g.Go(func() error {
 			start := time.Now()
-			if err := p.Registries.FetchBlob(gctx, img.Ref, desc); err != nil {
-				return err
-			}
-			fetched := time.Since(start)
-			dirs, err := p.unpack(gctx, id, desc, diffID)
+			dirs, fetched, err := p.fetchUnpack(gctx, img.Ref, id, desc, diffID)
 			if err != nil {
 				return err
 			}
 			implicit[i] = dirs
 			if log != nil {
-				fmt.Fprintf(log, "layer %s: %s fetched in %.2fs (%s/s), unpacked in %.2fs\n", desc.Digest.Encoded()[:12],
+				fmt.Fprintf(log, "layer %s: %s fetched in %.2fs (%s/s), unpacked %.2fs after\n", desc.Digest.Encoded()[:12],
 					units.HumanSize(float64(desc.Size)), fetched.Seconds(), units.HumanSize(float64(desc.Size)/max(fetched.Seconds(), 1e-3)), (time.Since(start) - fetched).Seconds())
 			}
 			return nil
@@ -140,16 +137,54 @@ func (p *Puller) removeSnapshots(ids []string) {
 	}
 }
 
+// fetchUnpack fetches layer desc into the content store and unpacks it into
+// the new snapshot id as it downloads (see blobstream), or from the store
+// if the stream broke; it returns the implied dirs and the download's time.
+func (p *Puller) fetchUnpack(ctx context.Context, ref name.Reference, id string, desc ocispec.Descriptor, diffID digest.Digest) ([]string, time.Duration, error) {
+	if p.Registries.Content.Exists(desc.Digest) {
+		dirs, err := p.unpack(ctx, id, desc, diffID)
+		return dirs, 0, err
+	}
+	pr, pw := io.Pipe()
+	stream := blobstream.New(pw)
+	start, fetched := time.Now(), make(chan error, 1)
+	go func() {
+		err := p.Registries.fetchBlob(ctx, ref, desc, stream)
+		pw.CloseWithError(err) // nil: end of file, the blob stored and checked
+		fetched <- err
+	}()
+	dirs, err := p.unpackFrom(ctx, id, pr, desc, diffID)
+	pr.CloseWithError(errors.New("unpacking ended")) // the download goes on
+	ferr := <-fetched
+	took := time.Since(start)
+	if ferr != nil {
+		return nil, took, ferr // the caller removes the snapshot
+	}
+	if err != nil && !stream.Complete(desc.Size) {
+		// The stream broke (a restarted download); the stored blob is whole.
+		p.Snapshots.Remove(id)
+		dirs, err = p.unpack(ctx, id, desc, diffID)
+	}
+	return dirs, took, err
+}
+
 // unpack writes layer desc from the content store into a new snapshot,
 // checking its uncompressed digest. It returns the directories the layer
 // implied without listing them (see inheritImplicitDirs).
 func (p *Puller) unpack(ctx context.Context, id string, desc ocispec.Descriptor, diffID digest.Digest) ([]string, error) {
 	rc, err := p.Registries.Content.Open(desc.Digest)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		defer rc.Close()
+		return p.unpackFrom(ctx, id, rc, desc, diffID)
 	}
-	defer rc.Close()
-	tarStream, err := Decompress(bufio.NewReaderSize(rc, 1<<20), desc.MediaType)
+	return nil, err
+}
+
+// unpackFrom unpacks layer desc from blob into the new snapshot id, and commits
+// it once blob ended (a download's end: its digest checked) and the tar is diffID.
+func (p *Puller) unpackFrom(ctx context.Context, id string, blob io.Reader, desc ocispec.Descriptor, diffID digest.Digest) ([]string, error) {
+	raw := bufio.NewReaderSize(blob, 1<<20)
+	tarStream, err := archive.Decompress(raw, compressionOf(desc.MediaType))
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
@@ -162,35 +197,17 @@ func (p *Puller) unpack(ctx context.Context, id string, desc ocispec.Descriptor,
 	if err != nil {
 		return nil, fmt.Errorf("unpacking layer %s: %w", desc.Digest, err)
 	}
-	// Drain what the tar reader left (padding), so the digest covers it all.
+	// Drain what the tar reader left (padding), so the digest covers it
+	// all, then the blob, so a download has checked it.
 	if _, err := io.Copy(h, tarStream); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	} else if _, err := io.Copy(io.Discard, raw); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	if got := digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))); got != diffID {
 		return nil, fmt.Errorf("layer %s: uncompressed digest is %s, the image config says %s", desc.Digest, got, diffID)
 	}
 	return res.ImplicitDirs, p.Snapshots.Commit(id)
-}
-
-// Decompress returns the tar stream of a layer blob of the given media type.
-func Decompress(r io.Reader, mediaType string) (io.ReadCloser, error) {
-	switch compressionOf(mediaType) {
-	case "gzip":
-		zr, err := kgzip.NewReader(r)
-		if err != nil {
-			return nil, err
-		}
-		return zr, nil
-	case "zstd":
-		zr, err := zstd.NewReader(r)
-		if err != nil {
-			return nil, err
-		}
-		return zr.IOReadCloser(), nil
-	case "none":
-		return io.NopCloser(r), nil
-	}
-	return nil, errors.New("unsupported layer media type " + mediaType)
 }
 
 // compressionOf names a layer media type's compression: gzip, zstd, none.

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/internal/blobstream"
 	"github.com/builder-dev/builder/platform"
 	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -168,6 +169,11 @@ func (r *Registries) blobBytes(ctx context.Context, n name.Reference, desc ocisp
 // The download is bounded by desc.Size and checked against desc.Digest
 // before anything is stored; see repoClient.fetchBlob for retries.
 func (r *Registries) FetchBlob(ctx context.Context, n name.Reference, desc ocispec.Descriptor) error {
+	return r.fetchBlob(ctx, n, desc, nil)
+}
+
+// fetchBlob is FetchBlob that also passes the bytes to stream, when set.
+func (r *Registries) fetchBlob(ctx context.Context, n name.Reference, desc ocispec.Descriptor, stream *blobstream.Stream) error {
 	if r.Content.Exists(desc.Digest) {
 		return nil
 	}
@@ -182,7 +188,7 @@ func (r *Registries) FetchBlob(ctx context.Context, n name.Reference, desc ocisp
 	if err != nil {
 		return err
 	}
-	if err := c.fetchBlob(ctx, r.Content, desc); err != nil {
+	if err := c.fetchBlob(ctx, r.Content, desc, stream); err != nil {
 		return registryError(doing, n, err)
 	}
 	if r.Sources != nil {

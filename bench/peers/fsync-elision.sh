@@ -10,6 +10,7 @@
 #
 #   bench/peers/fsync-elision.sh          # 5 runs each
 #   QUICK=1 bench/peers/fsync-elision.sh  # 2 runs each
+#   BUILDER=/path/to/builder ...          # that binary, not make build's
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${PEERS_CACHE:-/var/tmp/builder-peers}
@@ -20,7 +21,11 @@ if [ ! -e "$cache/debian/rootfs/etc/debian_version" ]; then
 	exit 1
 fi
 cd "$here/../.."
-make -s build
+builder=${BUILDER:-}
+if [ -z "$builder" ]; then
+	make -s build
+	builder=./bin/builder
+fi
 workfs_mount "$cache/fsync-disk.img" 20G
 ctx=$work/ctx
 mkdir -p "$ctx"
@@ -34,7 +39,7 @@ RUN apt-get update -qq && \
 FROM base AS install
 RUN DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates >/dev/null
 DF
-build="./bin/builder build --root $work/state --progress quiet --no-cache-filter install $ctx"
+build="$builder build --root $work/state --progress quiet --no-cache-filter install $ctx"
 $build >/dev/null
 runs=${RUNS:-5}
 [ -z "${QUICK:-}" ] || runs=2

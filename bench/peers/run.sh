@@ -30,11 +30,18 @@ cache=${PEERS_CACHE:-/var/tmp/builder-peers}
 out=${OUT:-$here/results.md}
 all_cases="bigcopy cachemount apt tinyruns parallel gomod npm export1g"
 cases=${CASES:-$all_cases}
+# QUICK: one run of each, no warm-up before the no-op run (the cold run
+# just filled the cache), and smaller contexts (bigcopy 5,000 files + 40 MB,
+# export1g 256 MiB, cachemount 40 sources, tinyruns 20 RUNs: Buildah took
+# 20 minutes for 40 under load); results.md says so.
 if [ -n "${QUICK:-}" ]; then
-	cold_runs=1 noop_runs=1 touched_runs=1
+	cold_runs=1 noop_runs=1 touched_runs=1 warmup=0
+	bigcopy_dirs=25 bigcopy_big=2 cachemount_n=40 export_pairs=2 tinyruns_n=20
 else
-	cold_runs=3 noop_runs=10 touched_runs=5
+	cold_runs=3 noop_runs=10 touched_runs=5 warmup=1
+	bigcopy_dirs=100 bigcopy_big=5 cachemount_n=80 export_pairs=8 tinyruns_n=40
 fi
+started=$(date +%s)
 
 if [ "$(id -u)" != 0 ]; then
 	echo "run.sh: run as root (buildkitd and buildah with runc need it)" >&2
@@ -57,10 +64,14 @@ make -s build
 builder=$repo/bin/builder
 go build -o "$cache/rsspeak" ./bench/peers/rsspeak
 
+bkver=${BUILDKIT_VERSION:-v0.34.2}
 if [ -n "${BUILDKIT_BIN:-}" ]; then
 	bk=$BUILDKIT_BIN
+elif [ -x /tmp/oracle-bk/bin/buildctl ] && [ "$(/tmp/oracle-bk/bin/buildkitd --version 2>/dev/null | awk "{ print \$3 }")" = "$bkver" ]; then
+	# The conformance oracle's build of the same version: not built again.
+	bk=/tmp/oracle-bk/bin
 else
-	bk=$(BUILDKIT_VERSION=${BUILDKIT_VERSION:-v0.34.2} "$repo/testdata/conformance/oracle/buildkit.sh" "$cache/buildkit")
+	bk=$(BUILDKIT_VERSION=$bkver "$repo/testdata/conformance/oracle/buildkit.sh" "$cache/buildkit")
 fi
 
 # --- the work file system, the registry and buildkitd, undone on exit ---
@@ -88,13 +99,15 @@ storage:
 http:
   addr: $reg
 EOF
-docker-registry serve "$work/registry.yml" >"$cache/logs/registry.log" 2>&1 &
-pids+=("$!")
-for i in $(seq 100); do
-	curl -s -o /dev/null "http://$reg/v2/" && break
-	[ "$i" = 100 ] && { echo "run.sh: the registry did not start (see $cache/logs/registry.log)" >&2; exit 1; }
-	sleep 0.1
-done
+start_registry() {
+	docker-registry serve "$work/registry.yml" >"$cache/logs/registry.log" 2>&1 &
+	pids+=("$!")
+	for i in $(seq 100); do
+		curl -s -o /dev/null "http://$reg/v2/" && break
+		[ "$i" = 100 ] && { echo "run.sh: the registry did not start (see $cache/logs/registry.log)" >&2; exit 1; }
+		sleep 0.1
+	done
+}
 
 # BuildKit's steps go in cgroups beneath ours (as the conformance oracle's),
 # made here and removed at exit. Buildah keeps its default: given this as
@@ -181,11 +194,35 @@ RUN ["/bin/busybox", "--install", "-s", "/bin"]
 ENV PATH=/usr/local/bin:/usr/bin:/bin
 CMD ["sh"]
 EOF
-base() { "$builder" build --root "$cache/base-state" --progress quiet --push "$@" >/dev/null; }
-echo "run.sh: base images" >&2
-base -t "$reg/busybox" "$cache/busybox"
-base -t "$reg/debian" --target debian "$cache/debian"
-base -t "$reg/debian-dev" --target dev "$cache/debian"
+# The base images are built and pushed once; the registry's storage of them
+# is then kept in $cache/base-registry, named by what made them, and later
+# runs start from a copy of it: a new builder binary may miss the base
+# state's cache (cache keys change between versions), and rebuilding
+# debian-dev costs minutes.
+bases_key=$({
+	cat "$cache/busybox/Dockerfile" "$cache/busybox/busybox" "$cache/debian/Dockerfile" "$cache/debian/host-ca.crt"
+	stat -c %Y "$cache/debian/rootfs/etc/debian_version"
+} | sha256sum | cut -c1-16)
+if [ -e "$cache/base-registry/$bases_key" ] && [ -d "$cache/base-registry/docker" ]; then
+	echo "run.sh: base images from $cache/base-registry" >&2
+	mkdir -p "$work/registry"
+	cp -a "$cache/base-registry/docker" "$work/registry/"
+	start_registry
+else
+	start_registry
+	base() { "$builder" build --root "$cache/base-state" --progress quiet --push "$@" >/dev/null; }
+	echo "run.sh: base images" >&2
+	base -t "$reg/busybox" "$cache/busybox"
+	# Only the busybox cases: debian-dev (minutes of apt-get) is not built.
+	if [[ " $cases " =~ \ (apt|cachemount|gomod|npm)\  ]]; then
+		base -t "$reg/debian" --target debian "$cache/debian"
+		base -t "$reg/debian-dev" --target dev "$cache/debian"
+		rm -rf "$cache/base-registry"
+		mkdir -p "$cache/base-registry"
+		cp -a "$work/registry/docker" "$cache/base-registry/"
+		touch "$cache/base-registry/$bases_key"
+	fi
+fi
 
 # --- the cases: each makes its context in $work/ctx/NAME and a script
 # $work/touch-NAME that changes one file of it ---
@@ -201,28 +238,29 @@ EOF
 # on SIGPIPE, which pipefail would make an error).
 text() { seq "$2" 1000000000 | head -c "$1" || true; }
 
-# 20,000 files of 2,500 bytes (50 MB) and ten of 10 MB (100 MB), one COPY.
+# 20,000 files of 2,500 bytes (50 MB) and ten of 10 MB (100 MB), one COPY
+# (QUICK: 5,000 and four).
 case_bigcopy() {
 	local c=$work/ctx/bigcopy d
-	for d in $(seq -w 0 99); do
+	for d in $(seq -w 0 $((bigcopy_dirs - 1))); do
 		mkdir -p "$c/files/d$d"
 		text 500000 $((10#$d * 1000000)) | split -b 2500 -d -a 3 - "$c/files/d$d/f"
 	done
 	mkdir -p "$c/big"
-	for d in 0 1 2 3 4; do
+	for d in $(seq 0 $((bigcopy_big - 1))); do
 		head -c 10485760 /dev/urandom >"$c/big/random$d"
 		text 10485760 $((d * 5000000)) >"$c/big/text$d"
 	done
 	printf 'ARG REG\nFROM $REG/busybox\nCOPY . /data/\n' >"$c/Dockerfile"
-	touch_script bigcopy files/d50/f100 '%s'
+	touch_script bigcopy files/d10/f100 '%s'
 }
 
 # An incremental C compile: make with ccache in a cache mount; touched
 # changes one of 80 sources, so ccache compiles one and hits 79.
 case_cachemount() {
-	local c=$work/ctx/cachemount i j
+	local c=$work/ctx/cachemount i j n=$cachemount_n
 	mkdir -p "$c"
-	for i in $(seq 0 79); do
+	for i in $(seq 0 $((n - 1))); do
 		{
 			for j in $(seq 0 29); do
 				printf 'int f%d_%d(int x) { int s = 0; for (int i = 0; i < x; i++) s += (i * %d) ^ (s >> 3); return s; }\n' "$i" "$j" "$j"
@@ -233,9 +271,9 @@ case_cachemount() {
 		} >"$c/f$i.c"
 	done
 	{
-		for i in $(seq 0 79); do printf 'int f%d(int);\n' "$i"; done
+		for i in $(seq 0 $((n - 1))); do printf 'int f%d(int);\n' "$i"; done
 		printf 'int main(void) { int s = 0;\n'
-		for i in $(seq 0 79); do printf ' s += f%d(100);\n' "$i"; done
+		for i in $(seq 0 $((n - 1))); do printf ' s += f%d(100);\n' "$i"; done
 		printf ' return s == 42; }\n'
 	} >"$c/main.c"
 	printf 'app: $(patsubst %%.c,%%.o,$(wildcard *.c))\n\t$(CC) -o $@ $^\n%%.o: %%.c\n\t$(CC) -O2 -c -o $@ $<\n' >"$c/Makefile"
@@ -247,7 +285,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/ccache make -j2 CC="ccache gcc" && cp app /usr/local/bin/app
 EOF
-	touch_script cachemount f40.c 'int touched_%s = 1;'
+	touch_script cachemount f20.c 'int touched_%s = 1;'
 }
 
 case_apt() {
@@ -264,14 +302,14 @@ EOF
 	touch_script apt app.conf '%s'
 }
 
-# 40 tiny RUNs after a COPY; touched changes the copied file, so all 40 run.
+# 40 tiny RUNs (QUICK: 20) after a COPY; touched changes the copied file, so all run.
 case_tinyruns() {
 	local c=$work/ctx/tinyruns i
 	mkdir -p "$c"
 	echo 0 >"$c/stamp"
 	{
 		printf 'ARG REG\nFROM $REG/busybox\nCOPY stamp /stamp\n'
-		for i in $(seq 1 40); do printf 'RUN echo %d > /f%d\n' "$i" "$i"; done
+		for i in $(seq 1 "$tinyruns_n"); do printf 'RUN echo %d > /f%d\n' "$i" "$i"; done
 	} >"$c/Dockerfile"
 	touch_script tinyruns stamp '%s'
 }
@@ -351,33 +389,44 @@ EOF
 	touch_script npm index.js '// %s'
 }
 
-# One 1 GiB layer (512 MiB random, 512 MiB text, in 64 MiB files), then a
-# small COPY; touched changes the copied file, so only the small layer is
-# new but the whole image is exported and pushed again.
+# One 1 GiB layer (512 MiB random, 512 MiB text, in 64 MiB files; QUICK:
+# 256 MiB), then a small COPY; touched changes the copied file, so only the
+# small layer is new but the whole image is exported and pushed again. The
+# text is made once in the context and copied in by the RUN: busybox seq
+# writing 512 MiB took minutes.
 case_export1g() {
-	local c=$work/ctx/export1g
+	local c=$work/ctx/export1g n=$export_pairs
 	mkdir -p "$c"
 	echo 0 >"$c/stamp"
-	cat >"$c/Dockerfile" <<'EOF'
+	text 67108864 1 >"$c/text"
+	cat >"$c/Dockerfile" <<EOF
 ARG REG
-FROM $REG/busybox
-RUN mkdir /data && for i in 0 1 2 3 4 5 6 7; do head -c 67108864 /dev/urandom > /data/r$i; seq 1 20000000 | head -c 67108864 > /data/t$i; done
+FROM \$REG/busybox
+RUN --mount=type=bind,source=text,target=/text mkdir /data && for i in \$(seq 1 $n); do head -c 67108864 /dev/urandom > /data/r\$i; cat /text > /data/t\$i; done
 COPY stamp /stamp
 EOF
 	touch_script export1g stamp '%s'
 }
 
 # --- timing ---
-newrepo() { echo "echo peers/$1-cold-\$(date +%s%N) >$work/repo"; }
+# newrepo CASE BUILDER: the command that names a new repository for the
+# builder's cold run; its no-op and touched runs push to the same one (a
+# first push to another repository would upload every blob again).
+newrepo() { echo "echo peers/$1-cold-\$(date +%s%N) >$work/repo-$2"; }
 
 # bench CASE MODE RUNS WARMUP: hyperfine per builder, JSON in $work/json.
 bench() {
 	local c=$1 mode=$2 runs=$3 warmup=$4 ctx=$work/ctx/$1 b prep
-	local img="$reg/\$(cat $work/repo)"
+	# The image of each builder, in the repository its cold run named.
+	local -A img=(
+		[builder]="$reg/\$(cat $work/repo-builder)"
+		[buildkit]="$reg/\$(cat $work/repo-buildkit)"
+		[buildah]="$reg/\$(cat $work/repo-buildah)"
+	)
 	local -A cmd=(
-		[builder]="$builder build --root $work/builder --progress quiet --build-arg REG=$reg -t $img:builder --push $ctx"
-		[buildkit]="$bk/buildctl --addr $bkaddr build --progress plain --frontend dockerfile.v0 --local context=$ctx --local dockerfile=$ctx --opt build-arg:REG=$reg --output type=image,name=$img:buildkit,push=true,registry.insecure=true"
-		[buildah]="$work/bin/buildah bud --quiet --layers --runtime runc --tls-verify=false --build-arg REG=$reg -t $img:buildah $ctx && $work/bin/buildah push --quiet --tls-verify=false $img:buildah docker://$img:buildah"
+		[builder]="$builder build --root $work/builder --progress quiet --build-arg REG=$reg -t ${img[builder]}:builder --push $ctx"
+		[buildkit]="$bk/buildctl --addr $bkaddr build --progress plain --frontend dockerfile.v0 --local context=$ctx --local dockerfile=$ctx --opt build-arg:REG=$reg --output type=image,name=${img[buildkit]}:buildkit,push=true,registry.insecure=true"
+		[buildah]="$work/bin/buildah bud --quiet --layers --runtime runc --tls-verify=false --build-arg REG=$reg -t ${img[buildah]}:buildah $ctx && $work/bin/buildah push --quiet --tls-verify=false ${img[buildah]}:buildah docker://${img[buildah]}:buildah"
 	)
 	local -A cold=(
 		[builder]="rm -rf $work/builder"
@@ -389,12 +438,15 @@ bench() {
 		[buildkit]="$bk/buildkitd $bk/buildctl"
 		[buildah]="$(command -v buildah)"
 	)
-	[ "$mode" = cold ] || echo "peers/$c" >"$work/repo"
 	for b in builder buildkit buildah; do
+		# Each timed run starts with nothing dirty in the page cache: the
+		# builders share the work file system, and a sync call of one
+		# (builder's syncfs at commit, an fsync that commits the ext4
+		# journal) would otherwise write out what the one before left.
 		case $mode in
-		cold) prep="${cold[$b]} && $(newrepo "$c")" ;;
-		noop) prep=true ;;
-		touched) prep=$work/touch-$c ;;
+		cold) prep="${cold[$b]} && $(newrepo "$c" "$b") && sync" ;;
+		noop) prep=sync ;;
+		touched) prep="$work/touch-$c && sync" ;;
 		esac
 		local rss=
 		if [ "$mode" = cold ]; then
@@ -432,7 +484,7 @@ results() {
 	echo "# builder, BuildKit and Buildah side by side (bench/peers/run.sh)"
 	echo
 	echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') by \`${QUICK:+QUICK=1 }bench/peers/run.sh\`"
-	echo "(runs per builder: cold $cold_runs, no-op $noop_runs after 1 warm-up, touched $touched_runs)."
+	echo "(runs per builder: cold $cold_runs, no-op $noop_runs after $warmup warm-up, touched $touched_runs${QUICK:+; QUICK sizes: bigcopy $((bigcopy_dirs * 200)) files + $((bigcopy_big * 20)) MB, cachemount $cachemount_n sources, export1g $((export_pairs * 128)) MiB, tinyruns $tinyruns_n RUNs}); the run took $(( ($(date +%s) - started) / 60 )) min so far."
 	echo "Medians in seconds of build + push to a loopback registry (Debian docker-registry);"
 	echo "ratios are medians of builder ÷ the peer (below 1: builder is faster)."
 	echo
@@ -472,10 +524,10 @@ for c in $cases; do
 	"case_$c"
 	load[$c]=$(cut -d' ' -f1-3 /proc/loadavg)
 	bench "$c" cold "$cold_runs" 0
-	bench "$c" noop "$noop_runs" 1
+	bench "$c" noop "$noop_runs" "$warmup"
 	bench "$c" touched "$touched_runs" 0
 	done_cases+=" $c"
 	results >"$out"
 	cp "$work/json/$c"-* "$cache/logs/" 2>/dev/null || true
 done
-echo "run.sh: wrote $out" >&2
+echo "run.sh: wrote $out; took $(( ($(date +%s) - started) / 60 )) min $(( ($(date +%s) - started) % 60 )) s" >&2

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/internal/cpuprofile"
 	"github.com/builder-dev/builder/internal/userns"
 	"github.com/spf13/cobra"
 )
@@ -43,8 +44,10 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopProfile := cpuprofile.Start()
 	root := newRootCommand()
 	err := root.ExecuteContext(ctx)
+	stopProfile()
 	if err == nil {
 		return
 	}

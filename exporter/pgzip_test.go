@@ -1,0 +1,77 @@
+package exporter
+
+import (
+	"bytes"
+	"io"
+	"testing"
+
+	kgzip "github.com/klauspost/compress/gzip"
+)
+
+func adaptive(t *testing.T, data []byte, blocks int) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	zw := newAdaptiveGzip(&out, kgzip.DefaultCompression, blocks)
+	// Written in tar-sized pieces, as the differ does.
+	for b := data; len(b) > 0; {
+		n := min(len(b), 10240)
+		if _, err := zw.Write(b[:n]); err != nil {
+			t.Fatal(err)
+		}
+		b = b[n:]
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func gunzip(t *testing.T, blob []byte) []byte {
+	t.Helper()
+	zr, err := kgzip.NewReader(bytes.NewReader(blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestAdaptiveGzipSmall: a layer up to parallelAbove gets exactly the
+// single-stream gzip builder wrote before, so its digest does not change.
+func TestAdaptiveGzipSmall(t *testing.T) {
+	for _, size := range []int{0, 1, 100 << 10, parallelAbove} {
+		data := mixedLayer(size)
+		var want bytes.Buffer
+		zw, _ := kgzip.NewWriterLevel(&want, kgzip.DefaultCompression)
+		zw.Write(data)
+		zw.Close()
+		if got := adaptive(t, data, 4); !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("%d bytes: the blob differs from the single-stream gzip", size)
+		}
+	}
+}
+
+// TestAdaptiveGzipLarge: a larger layer is gzipped in parallel blocks into
+// one valid gzip stream of the same bytes, and the blob does not depend
+// on how many blocks ran at once (same tar, same blob, on any machine).
+func TestAdaptiveGzipLarge(t *testing.T) {
+	data := mixedLayer(parallelAbove + 5<<20 + 123)
+	one := adaptive(t, data, 1)
+	if got := gunzip(t, one); !bytes.Equal(got, data) {
+		t.Fatalf("decompressed %d bytes, not the %d written", len(got), len(data))
+	}
+	if four := adaptive(t, data, 4); !bytes.Equal(one, four) {
+		t.Error("the blob differs between 1 and 4 blocks at once")
+	}
+	var single bytes.Buffer
+	zw, _ := kgzip.NewWriterLevel(&single, kgzip.DefaultCompression)
+	zw.Write(data)
+	zw.Close()
+	t.Logf("%d bytes: parallel blob %d, single-stream %d", len(data), len(one), single.Len())
+	if len(one) > single.Len()*105/100 {
+		t.Errorf("the parallel blob is %d bytes, more than 5%% over the single stream's %d", len(one), single.Len())
+	}
+}

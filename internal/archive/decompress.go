@@ -1,0 +1,39 @@
+package archive
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+)
+
+// Decompress returns the tar stream of a layer blob compressed as
+// compression says: "gzip", "zstd" or "none".
+func Decompress(r io.Reader, compression string) (io.ReadCloser, error) {
+	switch compression {
+	case "gzip":
+		// pgzip inflates ahead of the reader in a goroutine of its own
+		// (four blocks of 1 MiB), so inflating a layer overlaps the
+		// extractor's file writes, which take most of an unpack.
+		zr, err := pgzip.NewReaderN(r, 1<<20, 4)
+		if err != nil {
+			return nil, err
+		}
+		// Read only: pgzip v1.2.7's WriteTo panics after a Read has
+		// consumed a block to its end (io.Copy would call it).
+		return struct {
+			io.Reader
+			io.Closer
+		}{zr, zr}, nil
+	case "zstd":
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, err
+		}
+		return zr.IOReadCloser(), nil
+	case "none":
+		return io.NopCloser(r), nil
+	}
+	return nil, fmt.Errorf("unsupported layer compression %q", compression)
+}
