@@ -171,7 +171,13 @@ func TestServeClientCancel(t *testing.T) {
 	}
 	var seen strings.Builder
 	waitFor(t, out, &seen, "ready42")
-	if !sandboxAlive(marker) {
+	// The shell printed; it may still be exec'ing the sleep (its command
+	// line is briefly neither), so look for a while.
+	alive := sandboxAlive(marker)
+	for wait := time.Now().Add(10 * time.Second); !alive && time.Now().Before(wait); alive = sandboxAlive(marker) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !alive {
 		t.Fatalf("the RUN step's process (%s) is not running on the server:\n%s", marker, seen.String())
 	}
 	cmd.Process.Signal(os.Interrupt)
