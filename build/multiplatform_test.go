@@ -2,6 +2,7 @@ package build_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"io"
 	"os"
@@ -353,9 +354,19 @@ func skopeoRaw(t *testing.T, ref string) []byte {
 		}
 		return nil
 	}
-	out, err := exec.CommandContext(t.Context(), bin, "inspect", "--raw", "--tls-verify=false", "docker://"+ref).Output()
+	// An auth file of its own: as an unprivileged user without
+	// XDG_RUNTIME_DIR, skopeo otherwise reads /run/containers/UID/auth.json
+	// and fails where root's podman made /run/containers 0700.
+	auth := filepath.Join(t.TempDir(), "auth.json")
+	if err := os.WriteFile(auth, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(t.Context(), bin, "inspect", "--raw", "--tls-verify=false", "--authfile", auth, "docker://"+ref)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Errorf("skopeo inspect --raw %s: %v", ref, err)
+		t.Errorf("skopeo inspect --raw %s: %v\n%s", ref, err, stderr.String())
 		return nil
 	}
 	return out
