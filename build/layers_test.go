@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,5 +95,40 @@ func TestLayerDepth(t *testing.T) {
 	// root: an unprivileged podman needs a setup of its own).
 	if !userns.Rootless() {
 		podmanLoadWith(t, "overlay", dockerTar, "deep:latest", "150\nchanged\n")
+	}
+}
+
+// TestRepeatedNoopRuns builds identical RUN steps that change nothing,
+// one after the other: each keeps its empty layer, so a later one must not
+// take the first one's result by content (the build failed with "history
+// has more layers than the snapshots of the result"), and a rebuild is
+// cached.
+func TestRepeatedNoopRuns(t *testing.T) {
+	testutil.RequiresRoot(t)
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("needs busybox-static: ", err)
+	}
+	ctxDir := writeContext(t, map[string]string{"busybox": string(bb)})
+	os.Chmod(filepath.Join(ctxDir, "busybox"), 0o755)
+	run := "RUN [\"/bin/busybox\", \"true\"]\n"
+	df := "FROM scratch\nCOPY busybox /bin/busybox\n" + run + run + run
+	st := openState(t, t.TempDir())
+	for n := 1; n <= 2; n++ {
+		ev := newEvents()
+		res, err := st.Build(t.Context(), build.Options{ContextDir: ctxDir, Dockerfile: []byte(df), Progress: ev})
+		if err != nil {
+			t.Fatalf("build %d: %v\n%s", n, err, ev.logs.String())
+		}
+		if ran := ev.ran(); n == 2 && len(ran) != 0 {
+			t.Errorf("the rebuild ran %v, want all cached", ran)
+		}
+		img, err := exporter.V1Image(st.Content, res.Manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if layers, _ := img.Layers(); len(layers) != 4 {
+			t.Errorf("build %d: %d layers, want COPY's and three empty ones", n, len(layers))
+		}
 	}
 }

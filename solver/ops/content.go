@@ -12,15 +12,18 @@ import (
 )
 
 // chainContent names the file tree of a snapshot chain (top first) by its
-// layers' contents (times left out) or, for pulled layers, their digests,
-// leaving out empty layers: two chains with the same files in the same
-// layers get the same name, whatever built them and when. It is "" when a
-// layer's content is not known.
+// layers' contents (times left out) or, for pulled layers, their digests:
+// two chains with the same files in the same layers get the same name,
+// whatever built them and when. Empty layers count too, since the image
+// keeps them (as BuildKit's): otherwise a second identical RUN that changes
+// nothing found the first one's result by content, and the image had one
+// layer less than its history. It is "" when a layer's content is not known.
 func chainContent(chain []cache.Snapshot) digest.Digest {
 	content := digest.Digest("")
 	for i := len(chain) - 1; i >= 0; i-- {
 		s := chain[i]
 		if s.Empty {
+			content = llb.DigestStrings("empty layer", content.String())
 			continue
 		}
 		layer := s.Content
