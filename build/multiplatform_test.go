@@ -16,10 +16,8 @@ import (
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -167,18 +165,8 @@ RUN uname -m > /m
 		tag       string
 		indexType types.MediaType
 	}{{"multi", types.OCIImageIndex}, {"docker", types.DockerManifestList}} {
-		ref, err := name.ParseReference(reg + "/app:" + tc.tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		idx, err := remote.Index(ref)
-		if err != nil {
-			t.Fatalf("reading index %s: %v", ref, err)
-		}
-		im, err := idx.IndexManifest()
-		if err != nil {
-			t.Fatal(err)
-		}
+		ref := reg + "/app:" + tc.tag
+		idx, im := readIndex(t, ref)
 		if im.MediaType != tc.indexType || len(im.Manifests) != 2 {
 			t.Fatalf("%s: index %s of %d manifests, want %s of 2", ref, im.MediaType, len(im.Manifests), tc.indexType)
 		}
@@ -186,7 +174,7 @@ RUN uname -m > /m
 			if d, _ := idx.Digest(); d.String() != res.Manifest.Digest.String() {
 				t.Errorf("result digest %s, pushed index %s", res.Manifest.Digest, d)
 			}
-			if raw := skopeoRaw(t, ref.String()); raw != nil && digest.FromBytes(raw) != res.Manifest.Digest {
+			if raw := skopeoRaw(t, ref); raw != nil && digest.FromBytes(raw) != res.Manifest.Digest {
 				t.Errorf("skopeo inspect --raw %s: digest %s, want %s:\n%s", ref, digest.FromBytes(raw), res.Manifest.Digest, raw)
 			}
 		}
