@@ -226,9 +226,9 @@ func (s *State) buildContexts(ctx context.Context, named map[string]string) (map
 
 // lower turns the Dockerfile into the build graph, runs the build checks,
 // refuses what needs an entitlement not granted, passes on the frontend's
-// warnings and returns the session of the build's RUN steps.
-func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options) (*dockerfile.Result, *ops.Session, error) {
-	resolver := resolve.NewMemo(resolve.LocalFirst{Images: s.Images, Remote: s.Registries, RegistryOnly: opt.Pull})
+// warnings and returns the session of the build's RUN steps. resolver is
+// the build's memo of FROM lookups, shared by every platform.
+func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options, resolver *resolve.Memo) (*dockerfile.Result, *ops.Session, error) {
 	fe, err := dockerfile.Build(ctx, fopt, resolver)
 	if err != nil {
 		return nil, nil, err
@@ -236,11 +236,7 @@ func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options)
 	if err := s.runChecks(ctx, opt, fopt, resolver); err != nil {
 		return nil, nil, err
 	}
-	addLabels(fe, opt.Labels)
-	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
-		return nil, nil, err
-	}
-	if err := multiarch.CheckRunnable(fe.Root); err != nil {
+	if err := prepareGraph(fe, opt); err != nil {
 		return nil, nil, err
 	}
 	warnNetwork(fe.Root, opt.Warn)
@@ -254,4 +250,15 @@ func (s *State) lower(ctx context.Context, opt Options, fopt dockerfile.Options)
 		}
 	}
 	return fe, sess, nil
+}
+
+// prepareGraph adds opt's labels to a lowered Dockerfile and refuses what
+// this build may not run: an entitlement not granted, a platform without
+// its emulator.
+func prepareGraph(fe *dockerfile.Result, opt Options) error {
+	addLabels(fe, opt.Labels)
+	if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
+		return err
+	}
+	return multiarch.CheckRunnable(fe.Root)
 }

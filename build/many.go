@@ -7,6 +7,7 @@ import (
 
 	"github.com/builder-dev/builder/build/export"
 	"github.com/builder-dev/builder/build/multiarch"
+	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/llb"
@@ -51,10 +52,13 @@ func (s *State) prepare(ctx context.Context, opt Options) (*target, error) {
 	if t.fopt, t.epoch, err = s.frontendOptions(ctx, t.opt); err != nil {
 		return nil, err
 	}
-	if t.fe, t.sess, err = s.lower(ctx, t.opt, t.fopt); err != nil {
+	// One memo for every platform: the checks and the first platform's
+	// lowering have looked the others' base images up already.
+	resolver := resolve.NewMemo(resolve.LocalFirst{Images: s.Images, Remote: s.Registries, RegistryOnly: t.opt.Pull})
+	if t.fe, t.sess, err = s.lower(ctx, t.opt, t.fopt, resolver); err != nil {
 		return nil, err
 	}
-	if t.more, err = s.lowerMore(ctx, t.opt, t.fopt); err != nil {
+	if t.more, err = s.lowerMore(ctx, t.opt, t.fopt, resolver); err != nil {
 		return nil, err
 	}
 	t.steps = &stepUsages{next: t.opt.Progress}

@@ -46,7 +46,7 @@ func (opt Options) attests() bool { return opt.Provenance.Mode != "" || opt.SBOM
 
 // lowerMore lowers the Dockerfile for every platform of opt.Platforms after
 // the first (which lower did), with the same checks.
-func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Options) ([]platformImage, error) {
+func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Options, resolver *resolve.Memo) ([]platformImage, error) {
 	// Attestations go into an index, even of one image, as BuildKit
 	// puts them; a docker archive cannot hold one.
 	if len(opt.Platforms) > 1 || opt.attests() {
@@ -59,7 +59,6 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 	if len(opt.Platforms) < 2 {
 		return nil, nil
 	}
-	resolver := resolve.NewMemo(resolve.LocalFirst{Images: s.Images, Remote: s.Registries, RegistryOnly: opt.Pull})
 	var out []platformImage
 	for _, p := range opt.Platforms[1:] {
 		fopt.TargetPlatform = p
@@ -67,11 +66,7 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 		if err != nil {
 			return nil, fmt.Errorf("platform %s: %w", platform.Format(p), err)
 		}
-		addLabels(fe, opt.Labels)
-		if err := checkEntitlements(fe.Root, opt.Allow); err != nil {
-			return nil, err
-		}
-		if err := multiarch.CheckRunnable(fe.Root); err != nil {
+		if err := prepareGraph(fe, opt); err != nil {
 			return nil, err
 		}
 		out = append(out, platformImage{platform: p, fe: fe})
