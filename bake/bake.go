@@ -40,8 +40,6 @@ type Config struct {
 	Groups  map[string]*Group
 	// Variables are the HCL files' variables with their values.
 	Variables []Variable
-	// order is the order targets were first defined in, for stable output.
-	order []string
 }
 
 func newConfig() *Config {
@@ -59,7 +57,6 @@ func (c *Config) addTarget(t *Target) {
 		return
 	}
 	c.Targets[t.Name] = t
-	c.order = append(c.order, t.Name)
 }
 
 func (c *Config) addGroup(name string, g *Group) {
@@ -67,11 +64,7 @@ func (c *Config) addGroup(name string, g *Group) {
 		if g.Description != "" {
 			old.Description = g.Description
 		}
-		for _, t := range g.Targets {
-			if !slices.Contains(old.Targets, t) {
-				old.Targets = append(old.Targets, t)
-			}
-		}
+		old.Targets = spec.AppendNew(old.Targets, g.Targets)
 		return
 	}
 	c.Groups[name] = g

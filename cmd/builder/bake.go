@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -84,11 +82,7 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 	if err != nil || bf.metadataFile == "" {
 		return err
 	}
-	b, err := json.MarshalIndent(metadata, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(bf.metadataFile, append(b, '\n'), 0o644)
+	return writeJSONFile(bf.metadataFile, metadata)
 }
 
 // bakeJob is one target of a bake on its way through the build.

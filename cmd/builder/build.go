@@ -139,7 +139,7 @@ func reportBuild(cmd *cobra.Command, f *buildopts.Flags, res *build.Result, chec
 		}
 	}
 	if f.MetadataFile != "" {
-		if err := writeMetadata(f.MetadataFile, res, checks); err != nil {
+		if err := writeJSONFile(f.MetadataFile, metadataOf(res, checks)); err != nil {
 			return err
 		}
 	}

@@ -9,10 +9,9 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// writeMetadata writes the fields of buildx's --metadata-file that describe
-// the image.
-func writeMetadata(file string, res *build.Result, checks []build.CheckWarning) error {
-	b, err := json.MarshalIndent(metadataOf(res, checks), "", "  ")
+// writeJSONFile writes v to file as indented JSON (--metadata-file).
+func writeJSONFile(file string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}

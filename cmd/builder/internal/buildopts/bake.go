@@ -27,8 +27,8 @@ func FromBake(t *bake.Target) *Flags {
 	}
 	f.Target, f.Tags, f.CacheFrom, f.CacheTo = str(t.Target), t.Tags, t.CacheFrom, t.CacheTo
 	f.Secrets, f.SSH, f.NoCacheFilter = t.Secrets, t.SSH, t.NoCacheFilter
-	f.BuildArgs, f.Contexts, f.Buildx.Labels = pairs(t.Args, "="), pairs(t.Contexts, "="), pairs(t.Labels, "=")
-	f.Buildx.AddHosts, f.Buildx.Annotations = pairs(t.ExtraHosts, "="), t.Annotations
+	f.BuildArgs, f.Contexts, f.Buildx.Labels = Pairs(t.Args), Pairs(t.Contexts), Pairs(t.Labels)
+	f.Buildx.AddHosts, f.Buildx.Annotations = Pairs(t.ExtraHosts), t.Annotations
 	f.Buildx.Platforms, f.Buildx.Ulimits, f.Buildx.ShmSize = t.Platforms, t.Ulimits, str(t.ShmSize)
 	if t.Network != nil {
 		f.Network = *t.Network
@@ -49,11 +49,11 @@ func FromBake(t *bake.Target) *Flags {
 	return f
 }
 
-// pairs are a map's entries as KEY<sep>VALUE flag values.
-func pairs(m map[string]string, sep string) []string {
+// Pairs turns a map into KEY=VALUE flag values.
+func Pairs(m map[string]string) []string {
 	var out []string
 	for k, v := range m {
-		out = append(out, k+sep+v)
+		out = append(out, k+"="+v)
 	}
 	return out
 }

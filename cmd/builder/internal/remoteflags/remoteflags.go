@@ -101,12 +101,8 @@ func Flags(req *api.BuildRequest, outDir string) (*buildopts.Flags, error) {
 	if f.File, err = writeDockerfile(filepath.Join(filepath.Dir(outDir), "dockerfile"), req); err != nil {
 		return nil, err
 	}
-	for k, v := range req.Contexts {
-		f.Contexts = append(f.Contexts, k+"="+v)
-	}
-	for k, v := range req.BuildArgs {
-		f.BuildArgs = append(f.BuildArgs, k+"="+v)
-	}
+	f.Contexts = append(f.Contexts, buildopts.Pairs(req.Contexts)...)
+	f.BuildArgs = append(f.BuildArgs, buildopts.Pairs(req.BuildArgs)...)
 	for i, o := range req.Outputs {
 		client, _, err := server.ClientOutput(o)
 		if err != nil {
