@@ -351,5 +351,5 @@ func refName(n string) string {
 // isIndex reports whether mediaType is an image index's (OCI, or a Docker
 // manifest list).
 func isIndex(mediaType string) bool {
-	return mediaType == ocispec.MediaTypeImageIndex || mediaType == "application/vnd.docker.distribution.manifest.list.v2+json"
+	return mediaType == ocispec.MediaTypeImageIndex || mediaType == DockerManifestList
 }

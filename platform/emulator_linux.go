@@ -38,27 +38,3 @@ func ReadEmulator(dir, name string) (Emulator, error) {
 	}
 	return e, nil
 }
-
-// Emulators lists the registered binfmt_misc entries under dir whose
-// names start with "qemu-".
-func Emulators(dir string) ([]Emulator, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", dir, err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "register")); err != nil {
-		return nil, fmt.Errorf("binfmt_misc is not mounted on %s", dir)
-	}
-	var out []Emulator
-	for _, ent := range ents {
-		if !strings.HasPrefix(ent.Name(), "qemu-") {
-			continue
-		}
-		e, err := ReadEmulator(dir, ent.Name())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}

@@ -11,8 +11,3 @@ import (
 func ReadEmulator(dir, name string) (Emulator, error) {
 	return Emulator{Name: name}, fmt.Errorf("binfmt_misc emulators are not supported on %s", runtime.GOOS)
 }
-
-// Emulators fails: binfmt_misc is Linux's.
-func Emulators(dir string) ([]Emulator, error) {
-	return nil, fmt.Errorf("binfmt_misc emulators are not supported on %s", runtime.GOOS)
-}

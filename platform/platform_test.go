@@ -179,10 +179,6 @@ func TestReadEmulator(t *testing.T) {
 	if e, err := ReadEmulator(dir, "qemu-s390x"); err != nil || e.Registered {
 		t.Errorf("ReadEmulator(qemu-s390x) = %+v, %v; want not registered", e, err)
 	}
-	all, err := Emulators(dir)
-	if err != nil || len(all) != 2 {
-		t.Errorf("Emulators = %+v, %v; want the two qemu entries", all, err)
-	}
 	if _, err := ReadEmulator(t.TempDir(), "qemu-aarch64"); err == nil || !strings.Contains(err.Error(), "not mounted") {
 		t.Errorf("ReadEmulator without binfmt_misc = %v, want 'not mounted'", err)
 	}

@@ -34,7 +34,7 @@ func installSeccomp(prog []byte) error {
 // machine's byte order (internal/seccomp.Encode), as a seccomp filter of
 // the calling thread. It does not set no_new_privs: see installSeccomp.
 func LoadSeccomp(prog []byte) error {
-	if len(prog) == 0 || len(prog)%8 != 0 || len(prog)/8 > 4096 {
+	if len(prog) == 0 || len(prog)%8 != 0 || len(prog) > maxSeccompSize {
 		return fmt.Errorf("seccomp program of %d bytes: want 1 to 4096 instructions of 8 bytes", len(prog))
 	}
 	// struct sock_filter is {u16 code; u8 jt; u8 jf; u32 k}: 8 bytes, the
