@@ -149,9 +149,7 @@ func TryUseDir(dir string) (u *DirUse, ok bool, err error) {
 			}
 			return nil, false, fmt.Errorf("claiming %s: %w", dir, err)
 		}
-		st, serr := os.Stat(p)
-		fst, ferr := f.Stat()
-		if serr == nil && ferr == nil && os.SameFile(st, fst) {
+		if isFile(f, p) {
 			b := make([]byte, 128)
 			n, _ := f.ReadAt(b, 0)
 			_, token, _ := strings.Cut(strings.TrimSpace(string(b[:n])), " ")

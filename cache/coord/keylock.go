@@ -55,9 +55,7 @@ func LockKey(ctx context.Context, dir string, key digest.Digest, waiting func(ho
 			f.Close()
 			return nil, fmt.Errorf("locking cache key %s: %w", key, err)
 		}
-		st, serr := os.Stat(p)
-		fst, ferr := f.Stat()
-		if serr == nil && ferr == nil && os.SameFile(st, fst) {
+		if isFile(f, p) {
 			return &KeyLock{f: f, path: p}, nil
 		}
 		// The holder removed it as we waited: lock the new one.

@@ -220,10 +220,17 @@ func removeIfUnlocked(p string) {
 // locked: names are never reused, but a lease is removed by its holder
 // too.
 func removeLocked(f *os.File, p string) {
-	st, err := os.Stat(p)
-	if fst, ferr := f.Stat(); err == nil && ferr == nil && os.SameFile(st, fst) {
+	if isFile(f, p) {
 		os.Remove(p)
 	}
+}
+
+// isFile says whether path p still names the open file f (a lock file's
+// holder may have removed or replaced it while another waited for it).
+func isFile(f *os.File, p string) bool {
+	st, err := os.Stat(p)
+	fst, ferr := f.Stat()
+	return err == nil && ferr == nil && os.SameFile(st, fst)
 }
 
 // Leases are the leases of one opener of a state directory: one per build
