@@ -14,12 +14,7 @@ import (
 func StartSSHAgent(t testing.TB, comment string) string {
 	t.Helper()
 	for _, tool := range []string{"ssh-agent", "ssh-add", "ssh-keygen"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not found; install openssh-client", tool)
-			}
-			t.Skipf("%s not found; install openssh-client", tool)
-		}
+		RequireTool(t, tool, "openssh-client")
 	}
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "agent.sock")
