@@ -198,13 +198,7 @@ func (c *collector) mark(leases []Lease) {
 			c.keepBlob[b] = true
 		}
 	}
-	// What was made after the earliest lease began is kept: one walk,
-	// since each later lease's set is part of it.
-	var since time.Time
 	for _, l := range leases {
-		if !l.Since.IsZero() && (since.IsZero() || l.Since.Before(since)) {
-			since = l.Since
-		}
 		for _, id := range l.Snapshots {
 			mark(id)
 		}
@@ -217,9 +211,9 @@ func (c *collector) mark(leases []Lease) {
 		for _, b := range l.Blobs {
 			c.keepBlob[b] = true
 		}
-	}
-	if !since.IsZero() {
-		c.markSince(since, mark)
+		if !l.Since.IsZero() {
+			c.markSince(l.Since, mark)
+		}
 	}
 	c.remaining = c.plan.Total
 	// Layer data no snapshot names goes whatever the policy.
