@@ -118,7 +118,7 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 		// The export step's number follows its graph's; in one solve the
 		// numbers go on over all graphs, so each export gets its own.
 		for i, t := range targets {
-			t.opt.Progress = renumber{next: t.opt.Progress, from: countVertices(t.fe.Root) + 1, to: len(g.owners) + 1 + i}
+			t.opt.Progress = renumber{next: t.opt.Progress, from: countVertices(t.roots()) + 1, to: len(g.owners) + 1 + i}
 		}
 	}
 	out := make([]*Result, len(targets))
@@ -261,8 +261,10 @@ func (r renumber) Event(e solver.Event) {
 	}
 }
 
-func countVertices(root *llb.Vertex) int {
+// countVertices counts the distinct vertices of roots (every platform's
+// graph), which number the steps before a target's export step.
+func countVertices(roots []*llb.Vertex) int {
 	n := 0
-	llb.Walk([]*llb.Vertex{root}, func(*llb.Vertex) error { n++; return nil })
+	llb.Walk(roots, func(*llb.Vertex) error { n++; return nil })
 	return n
 }

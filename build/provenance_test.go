@@ -1,8 +1,10 @@
 package build_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -47,6 +49,18 @@ func TestProvenanceOnePlatform(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(localDir, "hi")); err != nil || string(b) != "hi\n" {
 		t.Errorf("local output hi: %q %v", b, err)
+	}
+	// As BuildKit, the provenance goes beside the files, about them.
+	raw, err := os.ReadFile(filepath.Join(localDir, "provenance.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prov attest.Statement
+	if err := json.Unmarshal(raw, &prov); err != nil || prov.PredicateType != attest.PredicateSLSA1 {
+		t.Fatalf("local output's provenance.json: %v, predicate %q", err, prov.PredicateType)
+	}
+	if want := regularFileSubjects(t, localDir); !reflect.DeepEqual(prov.Subject, want) {
+		t.Errorf("provenance subjects %v, want the output's regular files %v", prov.Subject, want)
 	}
 
 	docker, err := output.Parse("type=docker,dest=" + filepath.Join(t.TempDir(), "d.tar"))

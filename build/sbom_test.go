@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -115,7 +116,7 @@ func sbomVersion(t *testing.T, st attest.Statement, pkg string) string {
 // TestSBOMOnePlatform: --sbom on a single-platform build pushes an index of
 // the image and its attestation manifest holding the SPDX statement of the
 // image's file tree, as BuildKit lays it out; a build without --sbom runs
-// no scanner; a local output cannot hold the SBOM and is refused.
+// no scanner; a local output gets it as sbom.spdx.json beside its files.
 func TestSBOMOnePlatform(t *testing.T) {
 	base := busyboxBase(t)
 	reg, _, _ := strings.Cut(base, "/")
@@ -183,13 +184,26 @@ func TestSBOMOnePlatform(t *testing.T) {
 		t.Error("a build without --sbom ran the scanner")
 	}
 
-	local, err := output.Parse("type=local,dest=" + filepath.Join(t.TempDir(), "out"))
+	// A local output of one platform gets the SBOM at its top, beside the
+	// files, about them (TestAttestationFilesLocalTar has the details).
+	localDir := filepath.Join(t.TempDir(), "out")
+	local, err := output.Parse("type=local,dest=" + localDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = buildForIndex(t, st, "FROM "+base+"\nRUN echo 3 > /ver\n", build.Options{Outputs: []output.Spec{local}, SBOMScanner: scanner})
-	if err == nil || !strings.Contains(err.Error(), "cannot hold it") {
-		t.Errorf("local output with --sbom: %v, want a refusal", err)
+	if ev, _, err := buildForIndex(t, st, "FROM "+base+"\nRUN echo 3 > /ver\n", build.Options{Outputs: []output.Spec{local}, SBOMScanner: scanner}); err != nil {
+		t.Fatalf("local output with --sbom: %v\n%s", err, ev.logs.String())
+	}
+	raw, err := os.ReadFile(filepath.Join(localDir, "sbom.spdx.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sbom attest.Statement
+	if err := json.Unmarshal(raw, &sbom); err != nil {
+		t.Fatal(err)
+	}
+	if v := sbomVersion(t, sbom, "ver"); v != "3" || !slices.ContainsFunc(sbom.Subject, func(s attest.Subject) bool { return s.Name == "ver" }) {
+		t.Errorf("local output's sbom.spdx.json gives ver %q, subjects %v; want 3, about ver", v, sbom.Subject)
 	}
 }
 

@@ -10,10 +10,12 @@ import (
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 )
 
 // Platforms writes the outputs of a build of several platforms:
@@ -26,7 +28,11 @@ func Platforms(ctx context.Context, s Stores, opt Options, images []Image) (*Res
 	if err != nil {
 		return nil, err
 	}
-	step := newStep(opt.Progress, images[0].Root)
+	roots := make([]*llb.Vertex, len(images))
+	for i, img := range images {
+		roots[i] = img.Root
+	}
+	step := newStep(opt.Progress, roots...)
 	out, err := writePlatformOutputs(ctx, s, opt, outputs, primary, images, step)
 	step.done(err)
 	return out, err
@@ -43,15 +49,9 @@ func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []
 		return nil, err
 	}
 	defer scans.stop()
-	if scans != nil {
-		// Assembled while the scans run; writeIndex finds them made.
-		for i, a := range assemblers {
-			for _, o := range outputs {
-				if _, err := a.assemble(ctx, o); err != nil {
-					return nil, fmt.Errorf("platform %s: %w", platform.Format(images[i].Platform), err)
-				}
-			}
-		}
+	// Assembled while the scans run; writeIndex finds them made.
+	if err := assembleAll(ctx, assemblers, outputs, images); err != nil {
+		return nil, err
 	}
 	statements, err := attestations(opt, images, scans)
 	if err != nil {
@@ -81,7 +81,7 @@ func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []
 				return nil, err
 			}
 		case output.Local, output.Tar:
-			if err = writePlatformTrees(ctx, s, o, images, imgs); err != nil {
+			if err = writePlatformTrees(ctx, s, o, images, imgs, statements); err != nil {
 				return nil, err
 			}
 		default:
@@ -89,6 +89,24 @@ func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []
 		}
 	}
 	return out, nil
+}
+
+// assembleAll assembles every platform's images for outputs, the
+// platforms in parallel: each compresses its own new layers, which would
+// otherwise be done one platform after the other.
+func assembleAll(ctx context.Context, as []*assembler, outputs []output.Spec, images []Image) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for i, a := range as {
+		g.Go(func() error {
+			for _, o := range outputs {
+				if _, err := a.assemble(gctx, o); err != nil {
+					return fmt.Errorf("platform %s: %w", platform.Format(images[i].Platform), err)
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // writeIndex assembles each platform's image for output o and writes the
@@ -168,14 +186,19 @@ func storeAndPushIndex(ctx context.Context, s Stores, o output.Spec, idx ocispec
 
 // writePlatformTrees writes each platform's file tree to its own
 // subdirectory (linux_arm64/) of a local output or of a tar output's
-// stream, as BuildKit does.
-func writePlatformTrees(ctx context.Context, s Stores, o output.Spec, images []Image, imgs []*exporter.Image) error {
-	if len(images) == 1 { // one platform, with attestations: no subdirectory
-		return writeOutput(ctx, s, o, imgs[0], nil)
-	}
+// stream, as BuildKit does, or with one platform (built with
+// attestations) to the top; each tree's attestations go beside its files.
+func writePlatformTrees(ctx context.Context, s Stores, o output.Spec, images []Image, imgs []*exporter.Image, statements [][]attest.Statement) error {
 	var trees []multiarch.Tree
 	for i, pi := range images {
-		trees = append(trees, multiarch.Tree{Platform: pi.Platform, Manifest: imgs[i].Manifest})
+		t := multiarch.Tree{Manifest: imgs[i].Manifest}
+		if len(images) > 1 {
+			t.Dir = platform.Dir(pi.Platform)
+		}
+		if statements != nil {
+			t.Statements = statements[i]
+		}
+		trees = append(trees, t)
 	}
 	if o.Type == output.Local {
 		return multiarch.WriteDirs(ctx, o.Dest, s.Content, trees)

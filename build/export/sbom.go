@@ -6,10 +6,10 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/attest"
-	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver/ops"
+	"golang.org/x/sync/errgroup"
 )
 
 // sbomScans are the SBOM scans of a build's platforms (--sbom), running
@@ -28,23 +28,20 @@ func startSBOMs(ctx context.Context, s Stores, opt Options, images []Image, prog
 	if opt.SBOMScanner == "" {
 		return nil, nil
 	}
-	for _, o := range opt.Outputs {
-		if o.Type != output.Image && o.Type != output.Registry && o.Type != output.OCI {
-			return nil, fmt.Errorf("--sbom: the SBOM is attached to the image index of image, registry and oci outputs; a %s output cannot hold it", o.Type)
-		}
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	sc := &sbomScans{cancel: cancel, done: make(chan struct{})}
+	sc.statements = make([]attest.Statement, len(images))
 	go func() {
 		defer close(sc.done)
-		for _, img := range images {
-			st, err := scanImage(ctx, s, opt, img, progress)
-			if err != nil {
-				sc.err = err
-				return
-			}
-			sc.statements = append(sc.statements, st)
+		// The platforms' scans run in parallel, as their assemblies do.
+		g, gctx := errgroup.WithContext(ctx)
+		for i, img := range images {
+			g.Go(func() (err error) {
+				sc.statements[i], err = scanImage(gctx, s, opt, img, progress)
+				return err
+			})
 		}
+		sc.err = g.Wait()
 	}()
 	return sc, nil
 }

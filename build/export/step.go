@@ -24,14 +24,14 @@ type step struct {
 
 const exportStepName = "exporting"
 
-// newStep starts the step; root is the build graph, whose vertices
-// take the numbers before it.
-func newStep(p solver.Progress, root *llb.Vertex) *step {
+// newStep starts the step; roots are the build graphs (one per platform),
+// whose distinct vertices take the numbers before it.
+func newStep(p solver.Progress, roots ...*llb.Vertex) *step {
 	if p == nil {
 		return nil
 	}
 	n := 0
-	llb.Walk([]*llb.Vertex{root}, func(*llb.Vertex) error { n++; return nil })
+	llb.Walk(roots, func(*llb.Vertex) error { n++; return nil })
 	return &step{p: p, index: n + 1, start: time.Now()}
 }
 

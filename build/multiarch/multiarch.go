@@ -4,20 +4,16 @@
 package multiarch
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/builder-dev/builder/attest"
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/cache/remote"
-	"github.com/builder-dev/builder/exporter/filetree"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/frontend/dockerfile/checks"
 	"github.com/builder-dev/builder/llb"
@@ -40,65 +36,6 @@ func Solve(ctx context.Context, sv *solver.Solver, roots []*llb.Vertex) ([]solve
 		})
 	}
 	return out, g.Wait()
-}
-
-// Tree is one platform's image whose file tree an output writes.
-type Tree struct {
-	Platform ocispec.Platform
-	Manifest ocispec.Descriptor
-}
-
-// WriteDirs writes each tree to its platform's subdirectory of dest
-// (linux_arm64/), as BuildKit's local exporter does.
-func WriteDirs(ctx context.Context, dest string, store *content.Store, trees []Tree) error {
-	for _, t := range trees {
-		if err := filetree.WriteDir(ctx, filepath.Join(dest, platform.Dir(t.Platform)), store, t.Manifest); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// WriteTar writes the trees as one tar stream, each under its platform's
-// directory, as BuildKit's tar exporter does.
-func WriteTar(ctx context.Context, w io.Writer, store *content.Store, trees []Tree) error {
-	tw := tar.NewWriter(w)
-	for _, t := range trees {
-		if err := prefixedTar(ctx, tw, platform.Dir(t.Platform), store, t.Manifest); err != nil {
-			return err
-		}
-	}
-	return tw.Close()
-}
-
-// prefixedTar copies the file tree tar of one image into tw under dir/.
-func prefixedTar(ctx context.Context, tw *tar.Writer, dir string, store *content.Store, manifest ocispec.Descriptor) error {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(filetree.WriteTar(ctx, pw, store, manifest)) }()
-	defer pr.Close()
-	if err := tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
-		return err
-	}
-	tr := tar.NewReader(pr)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		hdr.Name = dir + "/" + hdr.Name
-		if hdr.Typeflag == tar.TypeLink {
-			hdr.Linkname = dir + "/" + hdr.Linkname
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if _, err := io.Copy(tw, tr); err != nil {
-			return err
-		}
-	}
 }
 
 // Provenance asks for a SLSA provenance attestation per platform image of
