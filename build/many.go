@@ -157,7 +157,7 @@ func (s *State) finish(ctx context.Context, t *target, sv *solver.Solver, res []
 		for _, r := range res[1:] {
 			tops = append(tops, r.Snapshot)
 		}
-		return s.exportPlatforms(ctx, t.opt, eopt, t.fopt.TargetPlatform, t.fe, done, t.more, tops, t.steps)
+		return s.exportPlatforms(ctx, t, eopt, done, tops)
 	}
 	var err error
 	if eopt.InlineCache, err = done.inlineCache(ctx, t.opt); err != nil {

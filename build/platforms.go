@@ -74,21 +74,23 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 	return out, nil
 }
 
-// exportPlatforms writes the outputs of a multi-platform build (first is
-// the first platform's solve, more and tops the others') and exports the
-// cache of every platform: registry and local caches get one cache of all
-// their steps, each platform's image its own inline cache.
-func (s *State) exportPlatforms(ctx context.Context, opt Options, eopt export.Options, p ocispec.Platform, fe *dockerfile.Result, first solved, more []platformImage, tops []string, steps *stepUsages) (*Result, error) {
+// exportPlatforms writes the outputs of a build of several platforms, or
+// with attestations (first is the first platform's solve, tops the other
+// platforms' results) and exports the cache of every platform: registry
+// and local caches get one cache of all their steps, each platform's image
+// its own inline cache.
+func (s *State) exportPlatforms(ctx context.Context, t *target, eopt export.Options, first solved, tops []string) (*Result, error) {
 	var all multiarch.Solves
 	var images []export.Image
-	for i := -1; i < len(more); i++ {
-		d, img := first, export.Image{Platform: p, Root: fe.Root, Config: fe.Image, Top: first.top}
+	for i := -1; i < len(t.more); i++ {
+		d, img := first, export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: first.top}
 		if i >= 0 {
-			d.root, d.top = more[i].fe.Root, tops[i]
-			img = export.Image{Platform: more[i].platform, Root: more[i].fe.Root, Config: more[i].fe.Image, Top: tops[i]}
+			m := t.more[i]
+			d.root, d.top = m.fe.Root, tops[i]
+			img = export.Image{Platform: m.platform, Root: m.fe.Root, Config: m.fe.Image, Top: tops[i]}
 		}
 		var err error
-		if img.InlineCache, err = d.inlineCache(ctx, opt); err != nil {
+		if img.InlineCache, err = d.inlineCache(ctx, t.opt); err != nil {
 			return nil, err
 		}
 		all, images = append(all, d), append(images, img)
@@ -97,8 +99,8 @@ func (s *State) exportPlatforms(ctx context.Context, opt Options, eopt export.Op
 	if err != nil {
 		return nil, err
 	}
-	if err := s.remoteCache(opt).Export(ctx, opt.CacheTo, all, first.epoch); err != nil {
+	if err := s.remoteCache(t.opt).Export(ctx, t.opt.CacheTo, all, first.epoch); err != nil {
 		return nil, err
 	}
-	return result(out, steps), nil
+	return result(out, t.steps), nil
 }

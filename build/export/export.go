@@ -108,13 +108,12 @@ type job struct {
 	use         *gc.Use
 	// step reports the export in the progress stream.
 	step        *step
-	keychain    authn.Keychain
 	squashAbove int
 }
 
 // Single writes the outputs of a build of one platform.
 func Single(ctx context.Context, st Stores, opt Options, img Image) (*Result, error) {
-	j := job{top: img.Top, config: img.Config, epoch: opt.Epoch, use: opt.Use, keychain: opt.Keychain, squashAbove: opt.SquashAbove,
+	j := job{top: img.Top, config: img.Config, epoch: opt.Epoch, use: opt.Use, squashAbove: opt.SquashAbove,
 		inlineCache: opt.InlineCache, step: newStep(opt.Progress, img.Root)}
 	out, err := export(ctx, st, opt, j)
 	j.step.done(err)
@@ -147,7 +146,8 @@ func export(ctx context.Context, st Stores, opt Options, j job) (*Result, error)
 			}
 			continue
 		}
-		stored, err := storeAndPush(ctx, st, j, o, img, names)
+		rec := cache.Image{Manifest: img.Manifest, Snapshot: j.top, Created: time.Now().UTC()}
+		stored, err := storeAndPush(ctx, st, o, rec, names, pushing{keychain: opt.Keychain, step: j.step, size: img.Size()})
 		if err != nil {
 			return nil, err
 		}
@@ -249,9 +249,18 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 	return img, nil
 }
 
-// storeAndPush names an image output's image in the local store and pushes
-// it if asked. It returns the names it gave in the store.
-func storeAndPush(ctx context.Context, s Stores, job job, o output.Spec, img *exporter.Image, names []string) ([]string, error) {
+// pushing is how an image output's image is pushed: with whose
+// credentials, and reported where with what size of blobs.
+type pushing struct {
+	keychain authn.Keychain
+	step     *step
+	size     int64
+}
+
+// storeAndPush names an image output's image (rec, an image or an index
+// with its platform images) in the local store and pushes it if asked. It
+// returns the names it gave in the store.
+func storeAndPush(ctx context.Context, s Stores, o output.Spec, rec cache.Image, names []string, p pushing) ([]string, error) {
 	push := o.Type == output.Registry || o.Push
 	if push && len(names) == 0 {
 		return nil, fmt.Errorf("pushing needs a name: give -t NAME or -o type=%s,name=NAME", o.Type)
@@ -264,7 +273,8 @@ func storeAndPush(ctx context.Context, s Stores, job job, o output.Spec, img *ex
 	var stored []string
 	if !o.NoStore {
 		for _, n := range names {
-			if err := s.DB.PutImage(cache.Image{Name: n, Manifest: img.Manifest, Snapshot: job.top, Created: time.Now().UTC()}); err != nil {
+			rec.Name = n
+			if err := s.DB.PutImage(rec); err != nil {
 				return nil, err
 			}
 			stored = append(stored, n)
@@ -273,16 +283,20 @@ func storeAndPush(ctx context.Context, s Stores, job job, o output.Spec, img *ex
 	if !push {
 		return stored, nil
 	}
+	pushFn := exporter.Push
+	if len(rec.Platforms) > 0 {
+		pushFn = exporter.PushIndex
+	}
 	for _, n := range names {
 		ref, err := s.Registries.ParseReference(n)
 		if err != nil {
 			return nil, err
 		}
 		start := time.Now()
-		if err := exporter.Push(ctx, s.Content, img.Manifest, ref, job.keychain, s.DB); err != nil {
+		if err := pushFn(ctx, s.Content, rec.Manifest, ref, p.keychain, s.DB); err != nil {
 			return nil, err
 		}
-		job.step.pushed(ref.String(), img.Size(), time.Since(start))
+		p.step.pushed(ref.String(), p.size, time.Since(start))
 	}
 	return stored, nil
 }

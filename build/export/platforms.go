@@ -41,7 +41,7 @@ func Platforms(ctx context.Context, s Stores, opt Options, images []Image) (*Res
 func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []output.Spec, primary int, images []Image, step *step) (*Result, error) {
 	assemblers := make([]*assembler, len(images))
 	for i, pi := range images {
-		j := job{top: pi.Top, config: pi.Config, epoch: opt.Epoch, use: opt.Use, keychain: opt.Keychain, squashAbove: opt.SquashAbove, step: step, inlineCache: pi.InlineCache}
+		j := job{top: pi.Top, config: pi.Config, epoch: opt.Epoch, use: opt.Use, squashAbove: opt.SquashAbove, step: step, inlineCache: pi.InlineCache}
 		assemblers[i] = newAssembler(s, opt, j)
 	}
 	scans, err := startSBOMs(ctx, s, opt, images, step)
@@ -69,7 +69,8 @@ func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []
 		names := outputNames(o, opt.Tags)
 		switch o.Type {
 		case output.Image, output.Registry:
-			stored, err := storeAndPushIndex(ctx, s, o, idx, imgs, images, names, opt)
+			rec, size := indexRecord(idx, imgs, images)
+			stored, err := storeAndPush(ctx, s, o, rec, names, pushing{keychain: opt.Keychain, step: step, size: size})
 			if err != nil {
 				return nil, err
 			}
@@ -137,51 +138,22 @@ func writeIndex(ctx context.Context, s Stores, o output.Spec, images []Image, as
 	return idx, imgs, err
 }
 
-// storeAndPushIndex names the index in the local store, with each
-// platform's image (the host platform's is the one a plain `builder run`
-// takes), and pushes every platform's image and then the index.
-func storeAndPushIndex(ctx context.Context, s Stores, o output.Spec, idx ocispec.Descriptor, imgs []*exporter.Image, images []Image, names []string, opt Options) ([]string, error) {
-	for _, n := range names {
-		if _, err := s.Registries.ParseReference(n); err != nil {
-			return nil, err
-		}
-	}
+// indexRecord is the local store's record of the index with each
+// platform's image (the host platform's snapshot is the one a plain
+// `builder run` takes), and the size of the images' blobs.
+func indexRecord(idx ocispec.Descriptor, imgs []*exporter.Image, images []Image) (cache.Image, int64) {
 	rec := cache.Image{Manifest: idx, Snapshot: images[0].Top, Created: time.Now().UTC()}
+	var size int64
 	for i, pi := range images {
 		cp := pi.Config.Platform
 		p := ocispec.Platform{OS: cp.OS, Architecture: cp.Architecture, Variant: cp.Variant}
 		if platform.Format(pi.Platform) == platform.Format(platform.Host()) {
 			rec.Snapshot = pi.Top
 		}
-		m := imgs[i].Manifest
-		rec.Platforms = append(rec.Platforms, cache.PlatformImage{Platform: p, Manifest: m, Snapshot: pi.Top})
+		rec.Platforms = append(rec.Platforms, cache.PlatformImage{Platform: p, Manifest: imgs[i].Manifest, Snapshot: pi.Top})
+		size += imgs[i].Size()
 	}
-	var stored []string
-	if !o.NoStore {
-		for _, n := range names {
-			rec.Name = n
-			if err := s.DB.PutImage(rec); err != nil {
-				return nil, err
-			}
-			stored = append(stored, n)
-		}
-	}
-	if !(o.Type == output.Registry || o.Push) {
-		return stored, nil
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("pushing needs a name: give -t NAME or -o type=%s,name=NAME", o.Type)
-	}
-	for _, n := range names {
-		ref, err := s.Registries.ParseReference(n)
-		if err != nil {
-			return nil, err
-		}
-		if err := exporter.PushIndex(ctx, s.Content, idx, ref, opt.Keychain, s.DB); err != nil {
-			return nil, err
-		}
-	}
-	return stored, nil
+	return rec, size
 }
 
 // writePlatformTrees writes each platform's file tree to its own
