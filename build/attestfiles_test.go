@@ -18,6 +18,7 @@ import (
 	"github.com/builder-dev/builder/attest"
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/output"
+	"github.com/builder-dev/builder/solver"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -46,13 +47,24 @@ func TestAttestationFilesLocalTar(t *testing.T) {
 		t.Fatal(err)
 	}
 	df := "FROM " + base + "\nRUN uname -m > /ver && ln /ver /ver-link && ln -s ver /ver-sym\n"
-	ev, _, err := buildForIndex(t, st, df, build.Options{
+	ev, numbers := newEvents(), &stepNumbers{byName: map[string]map[int]bool{}}
+	_, err = st.Build(t.Context(), build.Options{
+		ContextDir: writeContext(t, nil), Dockerfile: []byte(df), DockerfileName: "Dockerfile", Progress: teeProgress{ev, numbers},
 		Outputs: []output.Spec{local, tarOut}, SBOMScanner: scanner,
 		Platforms:  []ocispec.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}},
 		Provenance: build.Provenance{Mode: attest.ModeMin},
 	})
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, ev.logs.String())
+	}
+	// The export is a step of its own number, after both platforms' steps
+	// (it once took the number of the second platform's RUN).
+	for ex := range numbers.byName["exporting"] {
+		for name, ns := range numbers.byName {
+			if name != "exporting" && ns[ex] {
+				t.Errorf("export step #%d is also %q", ex, name)
+			}
+		}
 	}
 	tarFiles := readTarFiles(t, tarFile)
 	for dir, arch := range map[string]string{"linux_amd64": "x86_64", "linux_arm64": "aarch64"} {
@@ -108,6 +120,11 @@ func TestAttestationFilesLocalTar(t *testing.T) {
 		}
 	}
 }
+
+// teeProgress sends each event to both.
+type teeProgress struct{ a, b solver.Progress }
+
+func (p teeProgress) Event(e solver.Event) { p.a.Event(e); p.b.Event(e) }
 
 // regularFileSubjects are the regular files under root but the
 // attestation files, as statement subjects.
