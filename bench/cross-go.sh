@@ -79,8 +79,9 @@ c2=$(printf '%s\n' "${cpu2[@]}" | median)
 echo "host platform ($host) alone, ms: ${one[*]} (median $m1; CPU median $c1 ms)"
 echo "linux/amd64,linux/arm64, ms:     ${two[*]} (median $m2; CPU median $c2 ms)"
 awk -v a="$m1" -v b="$m2" 'BEGIN {printf "ratio two/one = %.2fx (target <= 1.15x)\n", b / a}'
-# Two cores can do at most 2 s of CPU work a second: the two-platform
-# build cannot take less than half its CPU time, whatever is overlapped.
+# N cores do at most N s of CPU work a second: the two-platform build
+# cannot take less than its CPU time / N, whatever is overlapped. Read it on
+# an idle machine (under load the walls are inflated and it says little).
 ncpu=$(nproc)
 awk -v a="$m1" -v c="$c2" -v n="$ncpu" 'BEGIN {printf "CPU-bound floor of two/one = %.2fx (two-platform CPU / %d cores / host-only wall)\n", c / n / a, n}'
 "$builder" run --root "$root" --platform linux/arm64 cross-go
