@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"runtime"
 	"time"
@@ -107,11 +108,13 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 		}
 		parallelism = max(parallelism, t.opt.Parallelism)
 	}
-	if parallelism <= 0 {
-		parallelism = runtime.NumCPU()
-	}
 	g := newGraphs(targets)
-	sv := solver.New(g.ops(s.worker), use, g, parallelism)
+	sv := solver.New(g.ops(s.worker), use, g, cmp.Or(max(parallelism, 0), runtime.NumCPU()))
+	if parallelism <= 0 {
+		// As many steps as CPUs, and more while the running ones wait
+		// (sleep, network, disk) rather than compute; at most 4 per CPU.
+		sv.AdmitWhileIdle(4 * runtime.NumCPU())
+	}
 	sv.SetHistory(g)
 	sv.SetStepTimeout(opts[0].StepTimeout)
 	if len(targets) > 1 {

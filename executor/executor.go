@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"syscall"
+	"time"
 
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/executor/sandboxinit"
@@ -66,6 +67,11 @@ type Spec struct {
 	// cgroup; it stays zero when there was none (rootless without a
 	// delegated cgroup).
 	Usage *cgroup.Usage `json:"-"`
+	// CPU, when not nil, is called once the sandbox is in its cgroup with
+	// a reader of the CPU time its processes used so far (the solver lets
+	// more steps start while the running ones use no CPU). Not called
+	// when there is no cgroup.
+	CPU func(used func() time.Duration) `json:"-"`
 
 	// Terminal, with Stdin a terminal (an *os.File), makes the sandbox the
 	// terminal's foreground process group while it runs, so that Ctrl-C

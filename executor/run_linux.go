@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/executor/sandboxinit"
@@ -187,6 +188,9 @@ func (l *launch) start() error {
 	l.cancelCG.Store(cg)
 	if err := joinCgroup(cg, l.cmd); err != nil {
 		return err
+	}
+	if cg != nil && l.spec.CPU != nil {
+		l.spec.CPU(func() time.Duration { return cg.Usage().CPU })
 	}
 	l.specR.Close()
 	l.reportW.Close()

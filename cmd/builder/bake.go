@@ -48,7 +48,7 @@ func newBakeCommand(g *globalOptions) *cobra.Command {
 	fl.BoolVar(&f.load, "load", false, "load every target's image into the local Docker or Podman (as --set *.output=type=docker)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write each target's build result metadata as JSON to this file")
-	fl.IntVar(&f.parallelism, "parallelism", 0, "how many steps of all targets may run at once (default: the number of CPUs)")
+	fl.IntVar(&f.parallelism, "parallelism", 0, "how many steps of all targets may run at once (default: the number of CPUs, and more while the running steps wait rather than compute)")
 	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement to every target (see builder build --allow)")
 	return cmd
 }
