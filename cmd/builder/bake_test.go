@@ -275,3 +275,37 @@ func TestBakeCompletion(t *testing.T) {
 		t.Errorf("build -f completion: %q", out)
 	}
 }
+
+// TestBakeCallAttest: a target with call = "check" runs its checks alone
+// (its warning on stdout under its name, exit status 1) while the other
+// target builds, with the provenance its attest asks for.
+func TestBakeCallAttest(t *testing.T) {
+	c, dir := bakeProject(t, map[string]string{
+		"Dockerfile": "FROM busybox as base\nRUN echo hi > /hi\n",
+		"docker-bake.hcl": `
+group "default" { targets = ["lint", "img"] }
+target "lint" { call = "check" }
+target "img" {
+  attest = ["type=provenance,mode=max"]
+  output = ["type=oci,dest=img.tar"]
+}
+`})
+	stdout, stderr, code := c.runIn(dir, nil, "bake", "--progress", "plain")
+	if code != 1 || !strings.Contains(stdout, `target "lint"`) || !strings.Contains(stdout, "FromAsCasing") {
+		t.Fatalf("bake exited %d, want 1 with lint's FromAsCasing warning on stdout:\n%s\n%s", code, stdout, stderr)
+	}
+	img, err := os.ReadFile(filepath.Join(dir, "img.tar"))
+	if err != nil {
+		t.Fatalf("target img was not built: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(string(img), "attestation-manifest") || !strings.Contains(string(img), "https://slsa.dev/provenance/") {
+		t.Errorf("img.tar holds no provenance attestation")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "lint.tar")); err == nil {
+		t.Errorf("the check target was built")
+	}
+	stdout, stderr, code = c.runIn(dir, nil, "bake", "--set", "lint.call=outline", "lint")
+	if code == 0 || !strings.Contains(stderr, "--call=outline is not supported") {
+		t.Errorf("call = outline: exited %d, want it refused by name:\n%s%s", code, stdout, stderr)
+	}
+}
