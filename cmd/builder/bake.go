@@ -78,11 +78,12 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 		return err
 	}
 	defer st.Close()
+	// The targets that completed are written even when another failed.
 	metadata, err := buildTargets(cmd, g, st, bf, targets)
-	if err != nil || bf.metadataFile == "" {
+	if bf.metadataFile == "" || metadata == nil {
 		return err
 	}
-	return writeJSONFile(bf.metadataFile, metadata)
+	return cmp.Or(err, writeJSONFile(bf.metadataFile, metadata))
 }
 
 // bakeJob is one target of a bake on its way through the build.

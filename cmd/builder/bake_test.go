@@ -184,22 +184,41 @@ target "c" {
 }
 
 // TestBakeFailure: a failing target fails the bake, named, and the
-// others are cancelled rather than waited for, as buildx does.
+// others are cancelled rather than waited for, as buildx does; the
+// metadata file holds the target that completed before.
 func TestBakeFailure(t *testing.T) {
 	c, dir := bakeProject(t, map[string]string{
-		"Dockerfile": "FROM busybox AS slow\nRUN sleep 30\nFROM busybox AS bad\nRUN exit 3\n",
+		"Dockerfile": "FROM busybox AS slow\nRUN sleep 30\nFROM busybox AS bad\nRUN sleep 5; exit 3\nFROM busybox AS good\nRUN echo ok > /ok\n",
 		"docker-bake.hcl": `
-group "default" { targets = ["slow", "bad"] }
+group "default" { targets = ["slow", "bad", "good"] }
 target "slow" { target = "slow" }
 target "bad" { target = "bad" }
+target "good" {
+  target = "good"
+  tags = ["bake-good"]
+}
 `})
 	begin := time.Now()
-	_, stderr, code := c.runIn(dir, nil, "bake", "--progress", "plain")
+	_, stderr, code := c.runIn(dir, nil, "bake", "--progress", "plain", "--metadata-file", "md.json")
 	if code == 0 || !regexp.MustCompile(`(?m)^ERROR: target bad: `).MatchString(stderr) {
 		t.Errorf("bake exited %d; want the failure of target bad:\n%s", code, stderr)
 	}
 	if took := time.Since(begin); took > 25*time.Second {
 		t.Errorf("the failed bake took %v: target slow was waited for, not cancelled", took)
+	}
+	var md map[string]map[string]any
+	data, err := os.ReadFile(filepath.Join(dir, "md.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &md)
+	}
+	if err != nil {
+		t.Fatalf("metadata file after the failed bake: %v", err)
+	}
+	_, good := md["good"]
+	_, bad := md["bad"]
+	_, slow := md["slow"]
+	if !good || bad || slow || md["good"]["containerimage.digest"] == nil {
+		t.Errorf("metadata file after the failed bake: %s; want target good alone, with its digest", data)
 	}
 }
 
