@@ -328,3 +328,38 @@ target "img" {
 		t.Errorf("call = outline: exited %d, want it refused by name:\n%s%s", code, stdout, stderr)
 	}
 }
+
+// TestBakeSecretsPerTarget: two targets give the same secret id different
+// values; the step that mounts it runs for each with its own value rather
+// than once with the first target's. (With the cache on, the second would
+// reuse the first's result, as a second `builder build` would: secret
+// values are not part of a cache key.)
+func TestBakeSecretsPerTarget(t *testing.T) {
+	c, dir := bakeProject(t, map[string]string{
+		"Dockerfile": "FROM busybox\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /tok\n",
+		"a.txt":      "alpha",
+		"b.txt":      "beta",
+		"docker-bake.hcl": `
+group "default" { targets = ["a", "b", "a2"] }
+target "a" {
+  secret = ["id=tok,src=a.txt"]
+  tags = ["sec-a"]
+}
+target "a2" {
+  inherits = ["a"]
+  tags = ["sec-a2"]
+}
+target "b" {
+  secret = ["id=tok,src=b.txt"]
+  tags = ["sec-b"]
+}
+`})
+	if _, stderr, code := c.runIn(dir, nil, "bake", "--no-cache"); code != 0 {
+		t.Fatalf("bake exited %d: %s", code, stderr)
+	}
+	for img, want := range map[string]string{"sec-a": "alpha", "sec-a2": "alpha", "sec-b": "beta"} {
+		if out, errOut, code := c.run("run", img, "cat", "/tok"); code != 0 || out != want {
+			t.Errorf("run %s exited %d: /tok %q, want %q %s", img, code, out, want, errOut)
+		}
+	}
+}
