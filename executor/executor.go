@@ -11,6 +11,15 @@ import (
 	"github.com/builder-dev/builder/snapshot"
 )
 
+// CPUReporter may be implemented by a Spec's Stdout (the solver's step log
+// does): once the sandbox is in its cgroup, Run hands it a reader of the
+// CPU time the sandbox's processes used so far, so that the solver can
+// start more steps while the running ones use none. Without a cgroup it is
+// not called.
+type CPUReporter interface {
+	ReportCPU(used func() time.Duration)
+}
+
 // DefaultHostname is the sandbox hostname when Spec.Hostname is empty.
 const DefaultHostname = "builder"
 
@@ -67,11 +76,6 @@ type Spec struct {
 	// cgroup; it stays zero when there was none (rootless without a
 	// delegated cgroup).
 	Usage *cgroup.Usage `json:"-"`
-	// CPU, when not nil, is called once the sandbox is in its cgroup with
-	// a reader of the CPU time its processes used so far (the solver lets
-	// more steps start while the running ones use no CPU). Not called
-	// when there is no cgroup.
-	CPU func(used func() time.Duration) `json:"-"`
 
 	// Terminal, with Stdin a terminal (an *os.File), makes the sandbox the
 	// terminal's foreground process group while it runs, so that Ctrl-C

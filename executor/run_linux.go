@@ -189,8 +189,8 @@ func (l *launch) start() error {
 	if err := joinCgroup(cg, l.cmd); err != nil {
 		return err
 	}
-	if cg != nil && l.spec.CPU != nil {
-		l.spec.CPU(func() time.Duration { return cg.Usage().CPU })
+	if r, ok := l.spec.Stdout.(CPUReporter); ok && cg != nil {
+		r.ReportCPU(func() time.Duration { return cg.Usage().CPU })
 	}
 	l.specR.Close()
 	l.reportW.Close()

@@ -6,10 +6,11 @@ import (
 	"time"
 )
 
-// CPUReporter is implemented by the log writer an Op's Run gets: an op
-// whose processes run in a cgroup of their own hands it a reader of the
-// CPU time they used so far, once they are in it, so that the solver can
-// tell a step that waits (sleep, network, disk) from one that computes.
+// CPUReporter is implemented by the log writer an Op's Run gets: whatever
+// runs the op's processes in a cgroup of their own hands it a reader of
+// the CPU time they used so far, once they are in it (the executor does,
+// given the log as the process's output), so that the solver can tell a
+// step that waits (sleep, network, disk) from one that computes.
 type CPUReporter interface {
 	ReportCPU(used func() time.Duration)
 }

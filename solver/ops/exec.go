@@ -105,9 +105,6 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		Stderr:    log,
 		StateDir:  state,
 	}
-	if r, ok := log.(solver.CPUReporter); ok { // the solver admits more steps while they wait
-		spec.CPU = r.ReportCPU
-	}
 	for _, h := range o.op.ExtraHosts {
 		spec.ExtraHosts = append(spec.ExtraHosts, executor.HostIP{Host: h.Host, IP: h.IP})
 	}
