@@ -111,11 +111,13 @@ func (a *admission) busy(now time.Time) float64 {
 	return total
 }
 
-// report gives m its reader of CPU time.
+// report gives m its reader of CPU time, and reads it: the step's rate
+// is known an interval later.
 func (a *admission) report(m *meter, used func() time.Duration) {
+	cur := used()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	m.used, m.at, m.rate = used, time.Time{}, -1
+	m.used, m.at, m.last, m.rate = used, time.Now(), cur, -1
 }
 
 func (a *admission) release(m *meter) {
