@@ -279,3 +279,36 @@ func printed(t *testing.T, c *Config, names []string) (got struct {
 	}
 	return got, buf.Bytes()
 }
+
+// TestCallAttest reads call and attest as buildx does: attestations merge
+// by type through inherits and --set (the last of a type wins), call is a
+// plain attribute.
+func TestCallAttest(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"docker-bake.hcl": `
+target "base" {
+  attest = ["type=sbom", "type=provenance,mode=min"]
+}
+target "app" {
+  inherits = ["base"]
+  attest = ["type=provenance,mode=max"]
+}
+target "lint" {
+  inherits = ["app"]
+  call = "check"
+}
+`})
+	got := resolve(t, dir, nil, []string{"app", "lint"}, []string{"lint.attest=type=sbom,disabled=true"})
+	if want := []string{"type=sbom", "type=provenance,mode=max"}; !reflect.DeepEqual(got["app"].Attest, want) {
+		t.Errorf("app attest = %q, want %q", got["app"].Attest, want)
+	}
+	if want := []string{"type=sbom,disabled=true", "type=provenance,mode=max"}; !reflect.DeepEqual(got["lint"].Attest, want) {
+		t.Errorf("lint attest = %q, want %q", got["lint"].Attest, want)
+	}
+	if got["app"].Call != nil || got["lint"].Call == nil || *got["lint"].Call != "check" {
+		t.Errorf("call: app %v, lint %v; want unset and check", got["app"].Call, got["lint"].Call)
+	}
+	jdir := writeFiles(t, map[string]string{"docker-bake.json": `{"target": {"x": {"call": "check", "attest": ["type=sbom"]}}}`})
+	if x := resolve(t, jdir, nil, []string{"x"}, nil)["x"]; x.Call == nil || *x.Call != "check" || !reflect.DeepEqual(x.Attest, []string{"type=sbom"}) {
+		t.Errorf("JSON target x: call %v attest %q", x.Call, x.Attest)
+	}
+}

@@ -100,7 +100,9 @@ func set(t *Target, key, value string, appendTo bool) error {
 		if name == "platforms" || name == "no-cache-filter" {
 			l = strings.Split(value, ",")
 		}
-		if appendTo {
+		if name == "attest" { // as buildx: one of each type, the last
+			l = spec.MergeByType(f.Interface().([]string), l)
+		} else if appendTo {
 			l = append(f.Interface().([]string), l...)
 		}
 		f.Set(reflect.ValueOf(l))

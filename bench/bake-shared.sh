@@ -3,9 +3,9 @@
 # the bake takes at most 1.1x the longest target built alone, base
 # included, since the base runs once and the targets at once). The steps
 # sleep, so the figure is about scheduling, not CPU. Built with --no-cache
-# each time. The bake runs twice: with the default --parallelism (the
-# number of CPUs: on 2 cores two of the three targets' steps run at once)
-# and with --parallelism 3. The three commands take turns, run by run, so
+# each time. The bake runs twice: with the default --parallelism (as many
+# steps as CPUs, and more while the running ones use no CPU: the three
+# sleeps at once even on 2 cores) and with --parallelism 3. The three commands take turns, run by run, so
 # that a change in the machine's load affects them alike. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"runtime"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/builder-dev/builder/build/export"
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
+	"github.com/builder-dev/builder/build/share"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/llb"
@@ -107,27 +109,27 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 		}
 		parallelism = max(parallelism, t.opt.Parallelism)
 	}
-	if parallelism <= 0 {
-		parallelism = runtime.NumCPU()
-	}
-	g := newGraphs(targets)
-	sv := solver.New(g.ops(s.worker), use, g, parallelism)
-	sv.SetHistory(g)
-	sv.SetStepTimeout(opts[0].StepTimeout)
-	if len(targets) > 1 {
-		// The export step's number follows its graph's; in one solve the
-		// numbers go on over all graphs, so each export gets its own.
-		for i, t := range targets {
-			t.opt.Progress = renumber{next: t.opt.Progress, from: countVertices(t.roots()) + 1, to: len(g.owners) + 1 + i}
+	// Targets whose sessions give a step they share different secrets or
+	// SSH agents are solved apart, so that the step runs with each's own.
+	solvers := make([]*solver.Solver, len(targets))
+	for _, grp := range share.Groups(len(targets), func(i int) []*llb.Vertex { return targets[i].roots() },
+		func(i, j int, v *llb.Vertex) bool { return share.SameSession(targets[i].sess, targets[j].sess, v) }) {
+		ts := make([]*target, len(grp))
+		for k, i := range grp {
+			ts[k] = targets[i]
+		}
+		sv := newSolver(s.worker, use, ts, parallelism, opts[0].StepTimeout)
+		for _, i := range grp {
+			solvers[i] = sv
 		}
 	}
 	out := make([]*Result, len(targets))
 	eg, ectx := errgroup.WithContext(ctx)
 	for i, t := range targets {
 		eg.Go(func() error {
-			res, err := multiarch.Solve(ectx, sv, t.roots())
+			res, err := multiarch.Solve(ectx, solvers[i], t.roots())
 			if err == nil {
-				out[i], err = s.finish(ectx, t, sv, res, use)
+				out[i], err = s.finish(ectx, t, solvers[i], res, use)
 			}
 			if err != nil {
 				return &TargetError{Index: i, Err: err}
@@ -143,6 +145,27 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 		}
 	}
 	return out, err
+}
+
+// newSolver makes the solver of targets solved together.
+func newSolver(w *ops.Worker, use *gc.Use, targets []*target, parallelism int, stepTimeout time.Duration) *solver.Solver {
+	g := newGraphs(targets)
+	sv := solver.New(g.ops(w), use, g, cmp.Or(max(parallelism, 0), runtime.NumCPU()))
+	if parallelism <= 0 {
+		// As many steps as CPUs, and more while the running ones wait
+		// (sleep, network, disk) rather than compute; at most 4 per CPU.
+		sv.AdmitWhileIdle(4 * runtime.NumCPU())
+	}
+	sv.SetHistory(g)
+	sv.SetStepTimeout(stepTimeout)
+	if len(targets) > 1 {
+		// The export step's number follows its graph's; in one solve the
+		// numbers go on over all graphs, so each export gets its own.
+		for i, t := range targets {
+			t.opt.Progress = share.Renumber{Next: t.opt.Progress, From: share.CountVertices(t.roots()) + 1, To: len(g.owners) + 1 + i}
+		}
+	}
+	return sv
 }
 
 // finish writes a solved target's image and cache to its outputs.
@@ -243,28 +266,4 @@ func (g *graphs) Remember(stepID string, rec solver.StepRecord) {
 	if t := g.steps[stepID]; t != nil {
 		t.history.Remember(stepID, rec)
 	}
-}
-
-// renumber gives the export step of a target in a solve of several the
-// number to, not from.
-type renumber struct {
-	next     solver.Progress
-	from, to int
-}
-
-func (r renumber) Event(e solver.Event) {
-	if e.Index == r.from && e.Name == "exporting" {
-		e.Index = r.to
-	}
-	if r.next != nil {
-		r.next.Event(e)
-	}
-}
-
-// countVertices counts the distinct vertices of roots (every platform's
-// graph), which number the steps before a target's export step.
-func countVertices(roots []*llb.Vertex) int {
-	n := 0
-	llb.Walk(roots, func(*llb.Vertex) error { n++; return nil })
-	return n
 }

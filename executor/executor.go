@@ -4,11 +4,21 @@ import (
 	"fmt"
 	"io"
 	"syscall"
+	"time"
 
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/executor/sandboxinit"
 	"github.com/builder-dev/builder/snapshot"
 )
+
+// CPUReporter may be implemented by a Spec's Stdout (the solver's step log
+// does): once the sandbox is in its cgroup, Run hands it a reader of the
+// CPU time the sandbox's processes used so far, so that the solver can
+// start more steps while the running ones use none. Without a cgroup it is
+// not called.
+type CPUReporter interface {
+	ReportCPU(used func() time.Duration)
+}
 
 // DefaultHostname is the sandbox hostname when Spec.Hostname is empty.
 const DefaultHostname = "builder"

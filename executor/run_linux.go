@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/executor/sandboxinit"
@@ -187,6 +188,9 @@ func (l *launch) start() error {
 	l.cancelCG.Store(cg)
 	if err := joinCgroup(cg, l.cmd); err != nil {
 		return err
+	}
+	if r, ok := l.spec.Stdout.(CPUReporter); ok && cg != nil {
+		r.ReportCPU(func() time.Duration { return cg.Usage().CPU })
 	}
 	l.specR.Close()
 	l.reportW.Close()

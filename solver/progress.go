@@ -74,6 +74,8 @@ type logWriter struct {
 	last []byte
 	// usage is what the op reported, if anything.
 	usage *Usage
+	// meter is the step's at admission.
+	meter *meter
 }
 
 // ReportUsage implements UsageReporter.

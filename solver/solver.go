@@ -19,7 +19,6 @@ import (
 	"github.com/builder-dev/builder/llb"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 )
 
 // Result is what a vertex produced.
@@ -72,7 +71,7 @@ type Solver struct {
 	ops      func(*llb.Vertex) (Op, error)
 	cache    Cache
 	progress Progress
-	sem      *semaphore.Weighted
+	adm      *admission
 
 	mu      sync.Mutex
 	keys    map[digest.Digest]*once[digest.Digest]
@@ -131,7 +130,7 @@ func New(ops func(*llb.Vertex) (Op, error), cache Cache, progress Progress, para
 	}
 	return &Solver{
 		ops: ops, cache: cache, progress: progress,
-		sem:      semaphore.NewWeighted(int64(parallelism)),
+		adm:      newAdmission(parallelism),
 		keys:     map[digest.Digest]*once[digest.Digest]{},
 		results:  map[digest.Digest]*once[Result]{},
 		index:    map[digest.Digest]int{},
@@ -321,17 +320,18 @@ type step struct {
 	inputs          []Result
 }
 
-// run runs a step's op within the parallelism limit and the step timeout,
+// run runs a step's op when admitted (see admission) and the step timeout,
 // reports it, and records its result under both keys.
 func (s *Solver) run(ctx context.Context, st step) (Result, error) {
 	v := st.v
-	if err := s.sem.Acquire(ctx, 1); err != nil {
+	m, err := s.adm.acquire(ctx)
+	if err != nil {
 		return Result{}, err
 	}
-	defer s.sem.Release(1)
+	defer s.adm.release(m)
 	start := time.Now()
 	s.emit(v, Event{Kind: Started, Time: start, Reason: s.explain(v, st.key)})
-	log := &logWriter{s: s, v: v}
+	log := &logWriter{s: s, v: v, meter: m}
 	runCtx := ctx
 	if s.stepTimeout > 0 {
 		var cancel context.CancelFunc

@@ -38,6 +38,8 @@ type Target struct {
 	Ulimits          []string          `json:"ulimits,omitempty"`
 	ExtraHosts       map[string]string `json:"extra-hosts,omitempty"`
 	Entitlements     []string          `json:"entitlements,omitempty" bake:"append"`
+	Call             *string           `json:"call,omitempty"`
+	Attest           []string          `json:"attest,omitempty" bake:"bytype"`
 }
 
 // Group names targets (or other groups) built together.
@@ -69,7 +71,8 @@ var Fields = func() map[string]int {
 // Merge sets in dst what src sets: scalars and most lists replace, maps
 // merge key by key, and the lists buildx accumulates (cache-from,
 // cache-to, secret, ssh, annotations, entitlements) append without
-// repeats. Inherits and Name are the caller's business.
+// repeats, and attestations merge by type. Inherits and Name are the
+// caller's business.
 func Merge(dst, src *Target) {
 	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
 	for i := 0; i < dv.NumField(); i++ {
@@ -90,15 +93,44 @@ func Merge(dst, src *Target) {
 				d.SetMapIndex(k, s.MapIndex(k))
 			}
 		case reflect.Slice:
-			if f.Tag.Get("bake") == "append" {
+			switch f.Tag.Get("bake") {
+			case "append":
 				d.Set(reflect.ValueOf(AppendNew(d.Interface().([]string), s.Interface().([]string))))
-			} else {
+			case "bytype":
+				d.Set(reflect.ValueOf(MergeByType(d.Interface().([]string), s.Interface().([]string))))
+			default:
 				d.Set(reflect.ValueOf(slices.Clone(s.Interface().([]string))))
 			}
 		default:
 			d.Set(s)
 		}
 	}
+}
+
+// MergeByType merges attestation lists as buildx does: an entry of src
+// replaces dst's entry of the same type=, the others are appended.
+func MergeByType(dst, src []string) []string {
+	out := slices.Clone(dst)
+	for _, v := range src {
+		i := slices.IndexFunc(out, func(d string) bool { return AttestType(d) == AttestType(v) })
+		if i >= 0 {
+			out[i] = v
+		} else {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// AttestType is the type= of an attestation such as
+// "type=provenance,mode=max".
+func AttestType(a string) string {
+	for _, kv := range strings.Split(a, ",") {
+		if k, v, _ := strings.Cut(kv, "="); strings.TrimSpace(k) == "type" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // AppendNew appends to dst the values of src it lacks.

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -15,10 +15,10 @@ import (
 )
 
 type bakeFlags struct {
-	files, sets, allow               []string
-	print, noCache, pull, push, load bool
-	progress, metadataFile, list     string
-	parallelism                      int
+	files, sets        []string
+	print, push        bool
+	metadataFile, list string
+	buildopts.BakeWide
 }
 
 func newBakeCommand(g *globalOptions) *cobra.Command {
@@ -42,14 +42,14 @@ func newBakeCommand(g *globalOptions) *cobra.Command {
 	fl.StringArrayVar(&f.sets, "set", nil, "override a target attribute: TARGET.KEY=VALUE or TARGET.KEY+=VALUE, TARGET a name or pattern such as *")
 	fl.BoolVar(&f.print, "print", false, "print the resolved build definition as JSON and build nothing")
 	fl.StringVar(&f.list, "list", "", "list the targets or the variables and build nothing: targets, variables, or type=targets|variables,format=table|json")
-	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the cache")
-	fl.BoolVar(&f.pull, "pull", false, "always resolve FROM images from their registry")
+	fl.BoolVar(&f.NoCache, "no-cache", false, "do not use the cache")
+	fl.BoolVar(&f.Pull, "pull", false, "always resolve FROM images from their registry")
 	fl.BoolVar(&f.push, "push", false, "push every target's tags (as --set *.push=true)")
-	fl.BoolVar(&f.load, "load", false, "load every target's image into the local Docker or Podman (as --set *.output=type=docker)")
-	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet")
+	fl.BoolVar(&f.Load, "load", false, "load every target's image into the local Docker or Podman (as --set *.output=type=docker)")
+	fl.StringVar(&f.Progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write each target's build result metadata as JSON to this file")
-	fl.IntVar(&f.parallelism, "parallelism", 0, "how many steps of all targets may run at once (default: the number of CPUs)")
-	fl.StringArrayVar(&f.allow, "allow", nil, "grant an entitlement to every target (see builder build --allow)")
+	fl.IntVar(&f.Parallelism, "parallelism", 0, "how many steps of all targets may run at once (default: the number of CPUs, and more while the running steps wait rather than compute)")
+	fl.StringArrayVar(&f.Allow, "allow", nil, "grant an entitlement to every target (see builder build --allow)")
 	return cmd
 }
 
@@ -78,11 +78,12 @@ func runBake(cmd *cobra.Command, g *globalOptions, bf *bakeFlags, names []string
 		return err
 	}
 	defer st.Close()
+	// The targets that completed are written even when another failed.
 	metadata, err := buildTargets(cmd, g, st, bf, targets)
-	if err != nil || bf.metadataFile == "" {
+	if bf.metadataFile == "" || metadata == nil {
 		return err
 	}
-	return writeJSONFile(bf.metadataFile, metadata)
+	return cmp.Or(err, writeJSONFile(bf.metadataFile, metadata))
 }
 
 // bakeJob is one target of a bake on its way through the build.
@@ -105,11 +106,12 @@ type bakeJob struct {
 func buildTargets(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bakeFlags, targets []*bake.Target) (map[string]any, error) {
 	lines := progress.NewLines(cmd.ErrOrStderr())
 	many := *bf
-	if many.progress == "tty" {
-		many.progress = "plain" // a live display per target cannot share the terminal
+	if many.Progress == "tty" {
+		many.Progress = "plain" // a live display per target cannot share the terminal
 	}
 	var jobs []*bakeJob
 	var opts []build.Options
+	var checkErr error
 	for _, t := range targets {
 		c, f := cmd, bf
 		if len(targets) > 1 {
@@ -126,7 +128,15 @@ func buildTargets(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bak
 		if err != nil {
 			return nil, fmt.Errorf("target %s: %w", t.Name, err)
 		}
+		if j.f.Check { // call = "check": its checks alone, as `builder build --check`
+			fmt.Fprintf(cmd.OutOrStdout(), "target %q\n", t.Name)
+			checkErr = cmp.Or(runCheck(cmd.Context(), cmd.OutOrStdout(), st, j.opt), checkErr)
+			continue
+		}
 		jobs, opts = append(jobs, j), append(opts, j.opt)
+	}
+	if len(opts) == 0 {
+		return nil, checkErr
 	}
 	res, err := st.BuildMany(cmd.Context(), opts)
 	failed := -1
@@ -151,13 +161,13 @@ func buildTargets(cmd *cobra.Command, g *globalOptions, st *build.State, bf *bak
 			metadata[j.t.Name] = md
 		}
 	}
-	return metadata, err
+	return metadata, cmp.Or(err, checkErr)
 }
 
 // newBakeJob turns a target into the options of its build, as `builder
 // build` would with the flags the target stands for.
 func newBakeJob(cmd *cobra.Command, bf *bakeFlags, t *bake.Target) (*bakeJob, error) {
-	j := &bakeJob{t: t, cmd: cmd, f: targetFlags(t, bf), contextDir: *t.Context, dfName: "Dockerfile", start: time.Now()}
+	j := &bakeJob{t: t, cmd: cmd, f: buildopts.FromBake(t, bf.BakeWide), contextDir: *t.Context, dfName: "Dockerfile", start: time.Now()}
 	var err error
 	if t.DockerfileInline != nil {
 		j.df, j.f.File = []byte(*t.DockerfileInline), "-"
@@ -201,15 +211,4 @@ func (j *bakeJob) finish(g *globalOptions, res *build.Result, failed bool, build
 		return nil, err
 	}
 	return metadataOf(res, j.run.checks), nil
-}
-
-// targetFlags are the `builder build` flags a bake target stands for,
-// with bake's own flags applied to every target.
-func targetFlags(t *bake.Target, bf *bakeFlags) *buildopts.Flags {
-	f := buildopts.FromBake(t)
-	f.Progress, f.Allow, f.Parallelism = bf.progress, slices.Concat(bf.allow, f.Allow), bf.parallelism
-	f.Buildx.Pull = f.Buildx.Pull || bf.pull
-	f.NoCache = f.NoCache || bf.noCache
-	f.Buildx.Load = f.Buildx.Load || bf.load
-	return f
 }

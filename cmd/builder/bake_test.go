@@ -184,22 +184,41 @@ target "c" {
 }
 
 // TestBakeFailure: a failing target fails the bake, named, and the
-// others are cancelled rather than waited for, as buildx does.
+// others are cancelled rather than waited for, as buildx does; the
+// metadata file holds the target that completed before.
 func TestBakeFailure(t *testing.T) {
 	c, dir := bakeProject(t, map[string]string{
-		"Dockerfile": "FROM busybox AS slow\nRUN sleep 30\nFROM busybox AS bad\nRUN exit 3\n",
+		"Dockerfile": "FROM busybox AS slow\nRUN sleep 30\nFROM busybox AS bad\nRUN sleep 5; exit 3\nFROM busybox AS good\nRUN echo ok > /ok\n",
 		"docker-bake.hcl": `
-group "default" { targets = ["slow", "bad"] }
+group "default" { targets = ["slow", "bad", "good"] }
 target "slow" { target = "slow" }
 target "bad" { target = "bad" }
+target "good" {
+  target = "good"
+  tags = ["bake-good"]
+}
 `})
 	begin := time.Now()
-	_, stderr, code := c.runIn(dir, nil, "bake", "--progress", "plain")
+	_, stderr, code := c.runIn(dir, nil, "bake", "--progress", "plain", "--metadata-file", "md.json")
 	if code == 0 || !regexp.MustCompile(`(?m)^ERROR: target bad: `).MatchString(stderr) {
 		t.Errorf("bake exited %d; want the failure of target bad:\n%s", code, stderr)
 	}
 	if took := time.Since(begin); took > 25*time.Second {
 		t.Errorf("the failed bake took %v: target slow was waited for, not cancelled", took)
+	}
+	var md map[string]map[string]any
+	data, err := os.ReadFile(filepath.Join(dir, "md.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &md)
+	}
+	if err != nil {
+		t.Fatalf("metadata file after the failed bake: %v", err)
+	}
+	_, good := md["good"]
+	_, bad := md["bad"]
+	_, slow := md["slow"]
+	if !good || bad || slow || md["good"]["containerimage.digest"] == nil {
+		t.Errorf("metadata file after the failed bake: %s; want target good alone, with its digest", data)
 	}
 }
 
@@ -273,5 +292,74 @@ func TestBakeCompletion(t *testing.T) {
 	out, _, _ = c.runIn(dir, nil, "__complete", "build", "-f", "")
 	if !strings.HasSuffix(out, ":0\n") { // ShellCompDirectiveDefault: file names
 		t.Errorf("build -f completion: %q", out)
+	}
+}
+
+// TestBakeCallAttest: a target with call = "check" runs its checks alone
+// (its warning on stdout under its name, exit status 1) while the other
+// target builds, with the provenance its attest asks for.
+func TestBakeCallAttest(t *testing.T) {
+	c, dir := bakeProject(t, map[string]string{
+		"Dockerfile": "FROM busybox as base\nRUN echo hi > /hi\n",
+		"docker-bake.hcl": `
+group "default" { targets = ["lint", "img"] }
+target "lint" { call = "check" }
+target "img" {
+  attest = ["type=provenance,mode=max"]
+  output = ["type=oci,dest=img.tar"]
+}
+`})
+	stdout, stderr, code := c.runIn(dir, nil, "bake", "--progress", "plain")
+	if code != 1 || !strings.Contains(stdout, `target "lint"`) || !strings.Contains(stdout, "FromAsCasing") {
+		t.Fatalf("bake exited %d, want 1 with lint's FromAsCasing warning on stdout:\n%s\n%s", code, stdout, stderr)
+	}
+	img, err := os.ReadFile(filepath.Join(dir, "img.tar"))
+	if err != nil {
+		t.Fatalf("target img was not built: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(string(img), "attestation-manifest") || !strings.Contains(string(img), "https://slsa.dev/provenance/") {
+		t.Errorf("img.tar holds no provenance attestation")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "lint.tar")); err == nil {
+		t.Errorf("the check target was built")
+	}
+	stdout, stderr, code = c.runIn(dir, nil, "bake", "--set", "lint.call=outline", "lint")
+	if code == 0 || !strings.Contains(stderr, "--call=outline is not supported") {
+		t.Errorf("call = outline: exited %d, want it refused by name:\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestBakeSecretsPerTarget: two targets give the same secret id different
+// values; the step that mounts it runs for each with its own value rather
+// than once with the first target's. (With the cache on, the second would
+// reuse the first's result, as a second `builder build` would: secret
+// values are not part of a cache key.)
+func TestBakeSecretsPerTarget(t *testing.T) {
+	c, dir := bakeProject(t, map[string]string{
+		"Dockerfile": "FROM busybox\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /tok\n",
+		"a.txt":      "alpha",
+		"b.txt":      "beta",
+		"docker-bake.hcl": `
+group "default" { targets = ["a", "b", "a2"] }
+target "a" {
+  secret = ["id=tok,src=a.txt"]
+  tags = ["sec-a"]
+}
+target "a2" {
+  inherits = ["a"]
+  tags = ["sec-a2"]
+}
+target "b" {
+  secret = ["id=tok,src=b.txt"]
+  tags = ["sec-b"]
+}
+`})
+	if _, stderr, code := c.runIn(dir, nil, "bake", "--no-cache"); code != 0 {
+		t.Fatalf("bake exited %d: %s", code, stderr)
+	}
+	for img, want := range map[string]string{"sec-a": "alpha", "sec-a2": "alpha", "sec-b": "beta"} {
+		if out, errOut, code := c.run("run", img, "cat", "/tok"); code != 0 || out != want {
+			t.Errorf("run %s exited %d: /tok %q, want %q %s", img, code, out, want, errOut)
+		}
 	}
 }

@@ -58,7 +58,7 @@ func Add(fl *pflag.FlagSet, f *Flags) {
 	fl.StringVarP(&f.File, "file", "f", "", "name of the Dockerfile (default PATH/Dockerfile; - reads stdin)")
 	fl.StringArrayVar(&f.BuildArgs, "build-arg", nil, "build-time variable NAME=VALUE (NAME alone takes it from the environment)")
 	fl.StringVar(&f.Target, "target", "", "stage to build")
-	fl.IntVar(&f.Parallelism, "parallelism", 0, "how many steps may run at once (default: the number of CPUs)")
+	fl.IntVar(&f.Parallelism, "parallelism", 0, "how many steps may run at once (default: the number of CPUs, and more while the running steps wait rather than compute)")
 	fl.DurationVar(&f.StepTimeout, "step-timeout", 0, "fail any step that runs longer than this (e.g. 10m; default: no limit)")
 	fl.DurationVar(&f.HTTPTimeout, "http-timeout", source.DefaultDownloadTimeout, "ADD <url>: fail when connecting, or any wait for data, takes longer than this")
 	fl.StringVar(&f.HTTPMaxSize, "http-max-size", "", "ADD <url>: fail a download larger than this (e.g. 2GB; default: no limit)")
