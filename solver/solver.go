@@ -362,7 +362,13 @@ func (s *Solver) run(ctx context.Context, st step) (Result, error) {
 		r.Content = st.contentKey
 	}
 	if st.cacheable {
-		for _, k := range []digest.Digest{st.key, st.contentKey} {
+		keys := []digest.Digest{st.key}
+		if st.contentKey != st.key {
+			// A second record is a second metadata transaction
+			// (two fdatasyncs) per step.
+			keys = append(keys, st.contentKey)
+		}
+		for _, k := range keys {
 			if err := s.cache.Record(ctx, k, r); err != nil {
 				return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops/layerid"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -41,7 +42,7 @@ func (o *imageOp) Run(ctx context.Context, _ []solver.Result, log io.Writer) (so
 	if err != nil {
 		return solver.Result{}, err
 	}
-	return solver.Result{Snapshot: top, Content: chainContent(chain)}, nil
+	return solver.Result{Snapshot: top, Content: layerid.Chain(chain)}, nil
 }
 
 func cutPlatform(p string) (os, arch, variant string) {

@@ -15,6 +15,7 @@ import (
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops/layerid"
 	"github.com/builder-dev/builder/source"
 	"github.com/opencontainers/go-digest"
 )
@@ -73,7 +74,7 @@ func (w *Worker) Lookup(ctx context.Context, key digest.Digest) (solver.Result, 
 				return solver.Result{}, false, nil
 			}
 		}
-		content = chainContent(chain)
+		content = layerid.Chain(chain)
 	}
 	return solver.Result{Snapshot: r.Snapshot, Content: content}, true, nil
 }
@@ -119,25 +120,15 @@ func (w *Worker) newLayer(ctx context.Context, parent string) (string, []snapsho
 	return id, w.Snapshots.Mounts(id, lowers), nil
 }
 
-// commit seals snapshot id and records it; on failure it removes it.
+// commit seals snapshot id (layerid.Seal) and records it; on failure it
+// removes it.
 func (w *Worker) commit(id, parent, description string) (solver.Result, error) {
-	if err := w.Snapshots.Commit(id); err != nil {
-		w.Snapshots.Remove(id)
-		return solver.Result{}, err
-	}
-	empty, err := w.Snapshots.IsEmpty(id)
+	empty, content, err := layerid.Seal(context.Background(), w.Snapshots, id)
 	if err != nil {
 		w.Snapshots.Remove(id)
 		return solver.Result{}, err
 	}
-	rec := cache.Snapshot{ID: id, Parent: parent, Empty: empty, Description: description, Created: time.Now().UTC()}
-	if !empty {
-		// For the solver's lookups by content.
-		if rec.Content, err = w.layerContent(context.Background(), id); err != nil {
-			w.Snapshots.Remove(id)
-			return solver.Result{}, err
-		}
-	}
+	rec := cache.Snapshot{ID: id, Parent: parent, Empty: empty, Content: content, Description: description, Created: time.Now().UTC()}
 	if err := w.DB.PutSnapshot(rec); err != nil {
 		w.Snapshots.Remove(id)
 		return solver.Result{}, err
@@ -146,7 +137,7 @@ func (w *Worker) commit(id, parent, description string) (solver.Result, error) {
 	if err != nil {
 		return solver.Result{}, err
 	}
-	return solver.Result{Snapshot: id, Content: chainContent(chain)}, nil
+	return solver.Result{Snapshot: id, Content: layerid.Chain(chain)}, nil
 }
 
 func (w *Worker) scratchDir(prefix string) (string, error) {
