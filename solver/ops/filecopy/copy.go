@@ -175,27 +175,28 @@ func (c *copier) copyMatch(m match, dest string, destIsDir, parents bool) error 
 	} else if err := c.mkdirAll(path.Dir(into)); err != nil {
 		return err
 	}
-	return c.copyEntry(src, fi, m.rel, path.Base(m.rel), target)
+	return c.copyFile(src, m.rel, target)
 }
 
 // copyDir copies the contents of the source directory src (rel in the
 // tree) into the directory into.
 func (c *copier) copyDir(src, rel, into string) error {
-	if _, err := c.stat(into); err == nil {
-		// Into an existing directory: merge, keeping its metadata.
-		return c.copyDirContents(src, rel, "", into)
+	// Into an existing directory: merge, keeping its metadata.
+	_, err := c.stat(into)
+	fresh := err != nil
+	if fresh {
+		// As in BuildKit, a new destination directory is made like a
+		// missing parent: 0755 (or an octal --chmod's permission bits),
+		// owned by the --chown user or root; the source directory's own
+		// mode and owner are not copied.
+		if err := c.mkdirAll(into); err != nil {
+			return err
+		}
+		if err := c.chmodNewDir(into); err != nil {
+			return err
+		}
 	}
-	// As in BuildKit, a new destination directory is made like a missing
-	// parent: 0755 (or an octal --chmod's permission bits), owned by the
-	// --chown user or root; the source directory's own mode and owner are
-	// not copied.
-	if err := c.mkdirAll(into); err != nil {
-		return err
-	}
-	if err := c.chmodNewDir(into); err != nil {
-		return err
-	}
-	return c.copyDirContents(src, rel, "", into)
+	return c.copyDirInto(src, rel, into, fresh)
 }
 
 // writeInlines writes the COPY heredoc documents into dest.
