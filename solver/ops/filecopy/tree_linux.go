@@ -5,7 +5,6 @@ package filecopy
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -185,7 +184,7 @@ func (c *copier) copyEntryAt(from dir, srcName string, to dir, name string, st *
 		defer out.Close()
 		fd = int(out.Fd())
 	case unix.S_IFLNK:
-		target, err := readlinkAt(from, srcName)
+		target, err := archive.ReadlinkAt(from.fd, srcName, from.path+"/"+srcName)
 		if err != nil {
 			return err
 		}
@@ -328,7 +327,7 @@ func copyFileAt(from dir, srcName string, to dir, name string) (*os.File, error)
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := archive.WriteSparse(out, fdReader{fd: in, path: srcPath}, nil); err != nil {
+	if _, _, err := archive.WriteSparse(out, archive.FdReader{FD: in, Path: srcPath}, nil); err != nil {
 		out.Close()
 		return nil, fmt.Errorf("writing %s: %w", out.Name(), err)
 	}
@@ -343,41 +342,6 @@ func createAt(d dir, name string) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	return os.NewFile(uintptr(fd), p), nil
-}
-
-// fdReader reads a descriptor without os.File's set-up (which costs four
-// fcntl calls and an epoll_ctl per regular file).
-type fdReader struct {
-	fd   int
-	path string
-}
-
-func (r fdReader) Read(b []byte) (int, error) {
-	for {
-		n, err := unix.Read(r.fd, b)
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			return 0, &os.PathError{Op: "read", Path: r.path, Err: err}
-		case n == 0 && len(b) > 0:
-			return 0, io.EOF
-		}
-		return n, nil
-	}
-}
-
-func readlinkAt(d dir, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		b := make([]byte, size)
-		n, err := unix.Readlinkat(d.fd, name, b)
-		if err != nil {
-			return "", &os.PathError{Op: "readlink", Path: d.path + "/" + name, Err: err}
-		}
-		if n < size {
-			return string(b[:n]), nil
-		}
-	}
 }
 
 // setAttrsAt gives the entry name of d (open as fd, or -1) its owner, mode
