@@ -16,6 +16,7 @@ import (
 	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/llb"
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -177,12 +178,7 @@ func (c *copier) copyEntryAt(from dir, srcName string, to dir, name string, st *
 			}
 			break
 		}
-		out, err := copyFileAt(from, srcName, to, name)
-		if err != nil {
-			return err
-		}
-		defer out.Close()
-		fd = int(out.Fd())
+		return c.copyRegular(from, srcName, to, name, st)
 	case unix.S_IFLNK:
 		target, err := archive.ReadlinkAt(from.fd, srcName, from.path+"/"+srcName)
 		if err != nil {
@@ -196,11 +192,30 @@ func (c *copier) copyEntryAt(from dir, srcName string, to dir, name string, st *
 			return &os.PathError{Op: "mknod", Path: dstPath, Err: err}
 		}
 	}
-	uid, gid := c.uid, c.gid
-	if c.keepOwners {
-		uid, gid = int(st.Uid), int(st.Gid)
-	}
+	uid, gid := c.owner(st)
 	return c.setAttrsAt(to, name, fd, unixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
+}
+
+// owner is the owner a copy of st gets.
+func (c *copier) owner(st *unix.Stat_t) (int, int) {
+	if c.keepOwners {
+		return int(st.Uid), int(st.Gid)
+	}
+	return c.uid, c.gid
+}
+
+// copyRegular copies the regular file srcName of from to the new file name
+// in to, with its attributes. It works through the two directories'
+// descriptors only, so it may run on any thread: the walk's thread may be
+// in a mount namespace of its own, where paths lead elsewhere.
+func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *unix.Stat_t) error {
+	out, err := copyFileAt(from, srcName, to, name)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	uid, gid := c.owner(st)
+	return c.setAttrsAt(to, name, int(out.Fd()), unixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
 }
 
 // clear removes what is at name in d unless it and the entry replacing it
@@ -263,6 +278,10 @@ func (c *copier) copyDirContents(src, dst dir, srcRel, exRel, rel string, fresh 
 	if err != nil {
 		return err
 	}
+	// The files are copied by workers, which must be done before the
+	// directories close and before the directory's mtime is set.
+	var files errgroup.Group
+	defer files.Wait()
 	for _, e := range entries {
 		if err := c.ctxErr(); err != nil {
 			return err
@@ -287,6 +306,12 @@ func (c *copier) copyDirContents(src, dst dir, srcRel, exRel, rel string, fresh 
 		if err := unix.Fstatat(src.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return &os.PathError{Op: "lstat", Path: src.path + "/" + name, Err: err}
 		}
+		if c.workers != nil && !excluded && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink < 2 {
+			if err := c.copyFileAsync(&files, src, dst, name, st, fresh); err != nil {
+				return err
+			}
+			continue
+		}
 		existed := false
 		if excluded && !fresh {
 			var dst2 unix.Stat_t
@@ -304,6 +329,23 @@ func (c *copier) copyDirContents(src, dst dir, srcRel, exRel, rel string, fresh 
 			}
 		}
 	}
+	return files.Wait()
+}
+
+// copyFileAsync copies the regular file name of src (stat st, with no
+// other links) to dst on a worker: what is in the way is removed here
+// first, on the walk's thread.
+func (c *copier) copyFileAsync(files *errgroup.Group, src, dst dir, name string, st unix.Stat_t, fresh bool) error {
+	if !fresh {
+		if err := c.clear(dst, name, false); err != nil {
+			return err
+		}
+	}
+	c.workers <- struct{}{}
+	files.Go(func() error {
+		defer func() { <-c.workers }()
+		return c.copyRegular(src, name, dst, name, &st)
+	})
 	return nil
 }
 

@@ -3,8 +3,10 @@
 package filecopy
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -40,9 +42,19 @@ func copyContext(t *testing.T, ctxDir, root, dest string, excludes []string, src
 // over an existing tree: modes (with setuid), nanosecond mtimes, symlinks
 // (not followed, whatever they point at), hard links, fifos; an existing
 // directory is merged, an existing file in the way of a directory
-// replaced, and everything becomes 0:0.
+// replaced, and everything becomes 0:0. Files are copied in turn with one
+// core, by workers with more.
 func TestCopyTreeKeepsMetadata(t *testing.T) {
 	testutil.RequiresRoot(t)
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			testCopyTreeKeepsMetadata(t)
+		})
+	}
+}
+
+func testCopyTreeKeepsMetadata(t *testing.T) {
 	ctxDir, root := t.TempDir(), t.TempDir()
 	mtime := time.Date(2020, 1, 2, 3, 4, 5, 123456789, time.UTC)
 	mustDo(t,
@@ -61,6 +73,8 @@ func TestCopyTreeKeepsMetadata(t *testing.T) {
 		os.MkdirAll(filepath.Join(root, "data/a"), 0o755),
 		os.WriteFile(filepath.Join(root, "data/a/keep"), nil, 0o644),
 		os.WriteFile(filepath.Join(root, "data/a/b"), []byte("in the way"), 0o644),
+		os.WriteFile(filepath.Join(root, "data/a/run"), []byte("old"), 0o600),
+		os.MkdirAll(filepath.Join(root, "data/a/fifo/sub"), 0o755),
 	)
 	mustDo(t, copyContext(t, ctxDir, root, "/data/", nil, "."))
 
@@ -91,6 +105,9 @@ func TestCopyTreeKeepsMetadata(t *testing.T) {
 		t.Errorf("a/b/f = %q, want hello", b)
 	}
 	check("a/run", os.ModeSetuid|0o755)
+	if b, _ := os.ReadFile(filepath.Join(root, "data/a/run")); string(b) != "#!/bin/sh" {
+		t.Errorf("a/run = %q, want the context's", b)
+	}
 	if h := check("a/h", 0o640); !os.SameFile(f, h) {
 		t.Error("a/h is not a hard link of a/b/f")
 	}
@@ -169,6 +186,39 @@ func TestCopyTreeExcludes(t *testing.T) {
 	for p, want := range map[string]bool{"skip/keep": true, "skip/a": false, "drop": false, "ok/y": true} {
 		if _, err := os.Lstat(filepath.Join(root, p)); (err == nil) != want {
 			t.Errorf("%s copied: %v, want %v", p, err == nil, want)
+		}
+	}
+}
+
+// BenchmarkCopyTree copies 2,000 small files in 20 directories, the shape
+// of the bigcopy case (bench/peers); -cpu 1,2 compares the copy in turn
+// with the workers.
+func BenchmarkCopyTree(b *testing.B) {
+	ctxDir := b.TempDir()
+	data := make([]byte, 2500)
+	for i := range data {
+		data[i] = byte('0' + i%10)
+	}
+	for d := range 20 {
+		dir := filepath.Join(ctxDir, "files", fmt.Sprintf("d%02d", d))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for f := range 100 {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", f)), data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	tree, err := localctx.NewTree(ctxDir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	owner := &archive.Owner{UID: os.Getuid(), GID: os.Getgid()}
+	for b.Loop() {
+		root := b.TempDir()
+		if err := Copy(b.Context(), root, tree, llb.CopyOp{Sources: []string{"."}, Dest: "/data/"}, false, owner); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
