@@ -177,25 +177,38 @@ func TestWriteDiffStripsOverlayXattrs(t *testing.T) {
 	dir := t.TempDir()
 	must(t, os.Mkdir(filepath.Join(dir, "d"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "d/f"), nil, 0o644))
+	// A file with contents, and a directory, have their xattrs read
+	// through the descriptor the diff opens them with; others by path.
+	must(t, os.WriteFile(filepath.Join(dir, "d/g"), []byte("data"), 0o644))
+	must(t, os.Mkdir(filepath.Join(dir, "o"), 0o755))
 	for _, x := range []struct{ path, name, value string }{
 		{"d", "trusted.overlay.origin", "xx"},
 		{"d", "trusted.overlay.impure", "y"},
 		{"d", "user.overlay.opaque", "x"}, // "x" is not opaque, only "y" is
 		{"d/f", "user.keep", "1"},
+		{"d/g", "user.keep", "2"},
+		{"o", "trusted.overlay.opaque", "y"},
+		{"o", "user.o", "3"},
 	} {
 		must(t, unix.Lsetxattr(filepath.Join(dir, x.path), x.name, []byte(x.value), 0))
 	}
 	var buf bytes.Buffer
 	must(t, WriteDiff(t.Context(), dir, &buf, DiffOptions{}))
 	got := readTar(t, buf.Bytes())
-	if names := entryNames(got); !reflect.DeepEqual(names, []string{"d/", "d/f"}) {
-		t.Fatalf("WriteDiff() names = %v, want [d/ d/f]", names)
+	if names := entryNames(got); !reflect.DeepEqual(names, []string{"d/", "d/f", "d/g", "o/", "o/.wh..wh..opq"}) {
+		t.Fatalf("WriteDiff() names = %v, want [d/ d/f d/g o/ o/.wh..wh..opq]", names)
 	}
 	if got[0].Xattrs != nil {
 		t.Errorf("d/ xattrs = %v, want none", got[0].Xattrs)
 	}
 	if !reflect.DeepEqual(got[1].Xattrs, map[string]string{"user.keep": "1"}) {
 		t.Errorf("d/f xattrs = %v, want user.keep=1", got[1].Xattrs)
+	}
+	if !reflect.DeepEqual(got[2].Xattrs, map[string]string{"user.keep": "2"}) {
+		t.Errorf("d/g xattrs = %v, want user.keep=2", got[2].Xattrs)
+	}
+	if !reflect.DeepEqual(got[3].Xattrs, map[string]string{"user.o": "3"}) {
+		t.Errorf("o/ xattrs = %v, want user.o=3", got[3].Xattrs)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -47,7 +46,12 @@ func WriteDiff(ctx context.Context, dir string, w io.Writer, opts DiffOptions) e
 		buf:   make([]byte, 128<<10),
 		xbuf:  make([]byte, 4096),
 	}
-	if err := d.walk(dir, ""); err != nil {
+	root := entryFile{dir: unix.AT_FDCWD, name: dir, path: dir, fd: -1}
+	if err := root.open(unix.O_DIRECTORY); err != nil {
+		return fmt.Errorf("writing diff: %w", err)
+	}
+	defer root.close()
+	if err := d.walk(root.fd, dir, ""); err != nil {
 		return err
 	}
 	if err := d.tw.Close(); err != nil {
@@ -78,24 +82,20 @@ func IsWhiteout(st *unix.Stat_t) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
 }
 
-// walk writes the contents of the directory abs, whose tar name is rel
-// ("" for the root).
-func (d *differ) walk(abs, rel string) error {
-	f, err := os.Open(abs)
-	if err != nil {
-		return fmt.Errorf("writing diff: %w", err)
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
+// walk writes the contents of the directory open at fd, abs on the host,
+// whose tar name is rel ("" for the root). Entries are reached by name
+// from their open directory, not by their full path, which saves a path
+// lookup per file in a deep tree.
+func (d *differ) walk(fd int, abs, rel string) error {
+	names, err := readNames(fd, abs)
 	if err != nil {
 		return fmt.Errorf("writing diff: reading %s: %w", abs, err)
 	}
 	entries := make([]diffEntry, 0, len(names))
 	for _, n := range names {
 		e := diffEntry{name: n, tarName: n}
-		p := filepath.Join(abs, n)
-		if err := unix.Lstat(p, &e.st); err != nil {
-			return fmt.Errorf("writing diff: %w", &os.PathError{Op: "lstat", Path: p, Err: err})
+		if err := unix.Fstatat(fd, n, &e.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("writing diff: %w", &os.PathError{Op: "lstat", Path: abs + "/" + n, Err: err})
 		}
 		if IsWhiteout(&e.st) {
 			e.tarName = WhiteoutPrefix + n
@@ -109,21 +109,61 @@ func (d *differ) walk(abs, rel string) error {
 			return err
 		}
 		e := &entries[i]
-		p := filepath.Join(abs, e.name)
 		name := e.tarName
 		if rel != "" {
 			name = rel + "/" + e.tarName
 		}
-		if err := d.entry(p, name, &e.st); err != nil {
-			return fmt.Errorf("writing diff: %s: %w", p, err)
-		}
-		if e.st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			if err := d.walk(p, name); err != nil {
+		f := entryFile{dir: fd, name: e.name, path: abs + "/" + e.name, fd: -1}
+		err := d.entry(&f, name, &e.st)
+		if err == nil && f.fd >= 0 && e.st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			err = d.walk(f.fd, f.path, name)
+			if err != nil {
+				f.close()
 				return err
 			}
 		}
+		f.close()
+		if err != nil {
+			return fmt.Errorf("writing diff: %s: %w", f.path, err)
+		}
 	}
 	return nil
+}
+
+// readNames lists the directory open at fd.
+func readNames(fd int, abs string) ([]string, error) {
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		return nil, &os.PathError{Op: "dup", Path: abs, Err: err}
+	}
+	f := os.NewFile(uintptr(dup), abs)
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// entryFile is an entry of a directory open at dir: opened (fd) only
+// when its contents or xattrs are read, and then through the descriptor.
+type entryFile struct {
+	dir        int
+	name, path string
+	fd         int
+}
+
+// open opens the entry, not following a symlink.
+func (f *entryFile) open(flags int) error {
+	fd, err := unix.Openat(f.dir, f.name, flags|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: f.path, Err: err}
+	}
+	f.fd = fd
+	return nil
+}
+
+func (f *entryFile) close() {
+	if f.fd >= 0 {
+		unix.Close(f.fd)
+		f.fd = -1
+	}
 }
 
 func (d *differ) mtime(st *unix.Stat_t) time.Time {
@@ -137,8 +177,9 @@ func (d *differ) mtime(st *unix.Stat_t) time.Time {
 	return t
 }
 
-// entry writes the header (and content) of the file at p, named name.
-func (d *differ) entry(p, name string, st *unix.Stat_t) error {
+// entry writes the header (and content) of the file f, named name. A
+// directory is left open in f for the walk into it.
+func (d *differ) entry(f *entryFile, name string, st *unix.Stat_t) error {
 	hdr := &tar.Header{
 		Name:    name,
 		Mode:    int64(st.Mode & 0o7777),
@@ -162,10 +203,22 @@ func (d *differ) entry(p, name string, st *unix.Stat_t) error {
 		}
 		d.links[k] = name
 	}
-	if ok, err := setType(hdr, p, st); err != nil || !ok {
+	if ok, err := setType(hdr, f, st); err != nil || !ok {
 		return err
 	}
-	opaque, err := d.addXattrs(hdr, p, isDir)
+	// A directory is opened for the walk, a file with contents to read
+	// them: their xattrs are read through the descriptor too.
+	switch {
+	case isDir:
+		if err := f.open(unix.O_DIRECTORY); err != nil {
+			return err
+		}
+	case hdr.Typeflag == tar.TypeReg && hdr.Size > 0:
+		if err := f.open(0); err != nil {
+			return err
+		}
+	}
+	opaque, err := d.addXattrs(hdr, f, isDir)
 	if err != nil {
 		return err
 	}
@@ -185,15 +238,15 @@ func (d *differ) entry(p, name string, st *unix.Stat_t) error {
 		}
 	}
 	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-		return d.copyFile(p, hdr.Size)
+		return d.copyFile(f, hdr.Size)
 	}
 	return nil
 }
 
 // setType fills in hdr's type and what goes with it (size, link target,
-// device numbers) for the file at p. It reports false for a socket, which
+// device numbers) for the file f. It reports false for a socket, which
 // a tar cannot hold (they are runtime state anyway).
-func setType(hdr *tar.Header, p string, st *unix.Stat_t) (bool, error) {
+func setType(hdr *tar.Header, f *entryFile, st *unix.Stat_t) (bool, error) {
 	fmtBits := st.Mode & unix.S_IFMT
 	switch fmtBits {
 	case unix.S_IFREG:
@@ -204,7 +257,7 @@ func setType(hdr *tar.Header, p string, st *unix.Stat_t) (bool, error) {
 		hdr.Name += "/"
 	case unix.S_IFLNK:
 		hdr.Typeflag = tar.TypeSymlink
-		target, err := os.Readlink(p)
+		target, err := readlinkAt(f)
 		if err != nil {
 			return false, err
 		}
@@ -226,10 +279,10 @@ func setType(hdr *tar.Header, p string, st *unix.Stat_t) (bool, error) {
 	return true, nil
 }
 
-// addXattrs records p's xattrs in hdr, minus overlay's own, and reports
-// whether the directory p is opaque.
-func (d *differ) addXattrs(hdr *tar.Header, p string, isDir bool) (opaque bool, err error) {
-	xattrs, err := d.xattrs(p)
+// addXattrs records f's xattrs in hdr, minus overlay's own, and reports
+// whether the directory f is opaque.
+func (d *differ) addXattrs(hdr *tar.Header, f *entryFile, isDir bool) (opaque bool, err error) {
+	xattrs, err := d.xattrs(f)
 	if err != nil {
 		return false, err
 	}
@@ -248,17 +301,10 @@ func (d *differ) addXattrs(hdr *tar.Header, p string, isDir bool) (opaque bool, 
 	return opaque, nil
 }
 
-// copyFile writes exactly size bytes of p; a file that changed size since
-// it was stat'ed is an error, not a corrupt tar.
-func (d *differ) copyFile(p string, size int64) error {
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	// Hide WriterTo so that io.CopyBuffer uses d.buf instead of
-	// allocating its own buffer per file.
-	n, err := io.CopyBuffer(d.tw, io.LimitReader(struct{ io.Reader }{f}, size), d.buf)
+// copyFile writes exactly size bytes of the open file f; a file that
+// changed size since it was stat'ed is an error, not a corrupt tar.
+func (d *differ) copyFile(f *entryFile, size int64) error {
+	n, err := io.CopyBuffer(d.tw, io.LimitReader(FdReader{FD: f.fd, Path: f.path}, size), d.buf)
 	if err != nil {
 		return err
 	}
@@ -268,15 +314,16 @@ func (d *differ) copyFile(p string, size int64) error {
 	return nil
 }
 
-// xattrs returns the extended attributes of p (not following symlinks).
-func (d *differ) xattrs(p string) (map[string]string, error) {
-	names, err := ListXattrs(p, &d.xbuf)
+// xattrs returns the extended attributes of f (not following symlinks).
+func (d *differ) xattrs(f *entryFile) (map[string]string, error) {
+	x := xattrsOf(f)
+	names, err := x.list(&d.xbuf)
 	if err != nil || len(names) == 0 {
 		return nil, err
 	}
 	m := make(map[string]string, len(names))
 	for _, n := range names {
-		v, err := GetXattr(p, n, &d.xbuf)
+		v, err := x.get(n, &d.xbuf)
 		if errors.Is(err, unix.ENODATA) {
 			continue // removed since listing
 		}

@@ -12,12 +12,46 @@ import (
 
 // ListXattrs returns the xattr names of p; buf is a reusable buffer.
 func ListXattrs(p string, buf *[]byte) ([]string, error) {
+	return xattrSource{path: p, fd: -1}.list(buf)
+}
+
+// GetXattr returns the value of p's xattr name (not following a symlink);
+// buf is a reusable buffer.
+func GetXattr(p, name string, buf *[]byte) (string, error) {
+	return xattrSource{path: p, fd: -1}.get(name, buf)
+}
+
+// xattrSource reads the xattrs of a file through its descriptor when it
+// is open (fd >= 0), else by its path, not following a symlink.
+type xattrSource struct {
+	path string
+	fd   int
+}
+
+func xattrsOf(f *entryFile) xattrSource { return xattrSource{path: f.path, fd: f.fd} }
+
+func (x xattrSource) llist(buf []byte) (int, error) {
+	if x.fd >= 0 {
+		return unix.Flistxattr(x.fd, buf)
+	}
+	return unix.Llistxattr(x.path, buf)
+}
+
+func (x xattrSource) lget(name string, buf []byte) (int, error) {
+	if x.fd >= 0 {
+		return unix.Fgetxattr(x.fd, name, buf)
+	}
+	return unix.Lgetxattr(x.path, name, buf)
+}
+
+func (x xattrSource) list(buf *[]byte) ([]string, error) {
+	p := x.path
 	growEmpty(buf)
 	for {
-		n, err := unix.Llistxattr(p, *buf)
+		n, err := x.llist(*buf)
 		if errors.Is(err, unix.ERANGE) {
 			// Grown since we sized the buffer; ask again.
-			sz, err := unix.Llistxattr(p, nil)
+			sz, err := x.llist(nil)
 			if err != nil {
 				return nil, &os.PathError{Op: "llistxattr", Path: p, Err: err}
 			}
@@ -40,14 +74,13 @@ func ListXattrs(p string, buf *[]byte) ([]string, error) {
 	}
 }
 
-// GetXattr returns the value of p's xattr name (not following a symlink);
-// buf is a reusable buffer.
-func GetXattr(p, name string, buf *[]byte) (string, error) {
+func (x xattrSource) get(name string, buf *[]byte) (string, error) {
+	p := x.path
 	growEmpty(buf)
 	for {
-		n, err := unix.Lgetxattr(p, name, *buf)
+		n, err := x.lget(name, *buf)
 		if errors.Is(err, unix.ERANGE) {
-			sz, err := unix.Lgetxattr(p, name, nil)
+			sz, err := x.lget(name, nil)
 			if err != nil {
 				return "", &os.PathError{Op: "lgetxattr " + name, Path: p, Err: err}
 			}

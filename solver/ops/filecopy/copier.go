@@ -9,8 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"syscall"
-	"time"
 
 	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/llb"
@@ -35,6 +33,9 @@ type copier struct {
 	// keepOwners keeps the source entries' owners (COPY --from without
 	// --chown).
 	keepOwners bool
+	// workers, when set, bounds the files copied at once by workers;
+	// without it every file is copied in turn.
+	workers chan struct{}
 	// inodes maps the source inode of a hard-linked file to its first
 	// copy, so that later links to it become hard links too.
 	inodes map[uint64]string
@@ -77,17 +78,6 @@ func (c *copier) stat(rel string) (fs.FileInfo, error) {
 	return os.Stat(p)
 }
 
-// lstat reports whether rel exists in the root (not following its last
-// element).
-func (c *copier) lstat(rel string) (fs.FileInfo, bool) {
-	p, err := c.resolve(rel)
-	if err != nil {
-		return nil, false
-	}
-	fi, err := os.Lstat(p)
-	return fi, err == nil
-}
-
 // chmodNewDir gives a destination directory COPY made the permission bits
 // of an octal --chmod.
 func (c *copier) chmodNewDir(rel string) error {
@@ -103,19 +93,6 @@ func (c *copier) chmodNewDir(rel string) error {
 		return err
 	}
 	return os.Chmod(p, m&fs.ModePerm)
-}
-
-// removeIfEmpty removes the directory rel when it holds nothing.
-func (c *copier) removeIfEmpty(rel string) error {
-	p, err := c.resolve(rel)
-	if err != nil {
-		return err
-	}
-	entries, err := os.ReadDir(p)
-	if err != nil || len(entries) > 0 {
-		return err
-	}
-	return os.Remove(p)
 }
 
 // mkdirAll creates rel and its missing parents, owned by the --chown user.
@@ -143,108 +120,10 @@ func (c *copier) mkdirAll(rel string) error {
 	return os.Lchown(p, c.uid, c.gid)
 }
 
-// copyDirContents copies the entries of the host directory src into dest.
-// rel is src relative to the tree (for .dockerignore), exRel relative to
-// the source being copied (for --exclude).
-func (c *copier) copyDirContents(src, rel, exRel, dest string) error {
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		childRel := path.Join(rel, e.Name())
-		childEx := path.Join(exRel, e.Name())
-		excluded := c.tree.Excluded(childRel) || c.excluded(childEx)
-		if excluded {
-			// An excluded directory is walked only when a "!dir/keep"
-			// exception may bring back something below it.
-			if !e.IsDir() || !c.hasExceptions() {
-				continue
-			}
-		}
-		if e.Type()&fs.ModeSocket != 0 {
-			// Sockets are not copied, as the context checksum leaves
-			// them out (and BuildKit skips them).
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			return err
-		}
-		childDest := path.Join(dest, e.Name())
-		_, existed := c.lstat(childDest)
-		if err := c.copyEntry(filepath.Join(src, e.Name()), fi, childRel, childEx, childDest); err != nil {
-			return err
-		}
-		if excluded && !existed {
-			// As in BuildKit, an excluded directory appears only as the
-			// parent of something an exception brings back.
-			if err := c.removeIfEmpty(childDest); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// copyEntry copies one file, directory (recursively), symlink or special
-// file from the host path src to rel in the root.
-func (c *copier) copyEntry(src string, fi fs.FileInfo, srcRel, exRel, rel string) error {
-	dst, err := c.resolve(rel)
-	if err != nil {
-		return err
-	}
-	mode := fi.Mode()
-	if existing, err := os.Lstat(dst); err == nil && !(existing.IsDir() && mode.IsDir()) {
-		if err := os.RemoveAll(dst); err != nil {
-			return err
-		}
-	}
-	switch {
-	case mode.IsDir():
-		if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		if err := c.copyDirContents(src, srcRel, exRel, rel); err != nil {
-			return err
-		}
-	case mode.IsRegular():
-		if first, ok := c.hardlinkSource(fi, dst); ok {
-			if err := os.Link(first, dst); err != nil {
-				return err
-			}
-		} else if err := copyFile(src, dst); err != nil {
-			return err
-		}
-	case mode&fs.ModeSymlink != 0:
-		target, err := os.Readlink(src)
-		if err != nil {
-			return err
-		}
-		if err := os.Symlink(target, dst); err != nil {
-			return err
-		}
-	default:
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("%s: unsupported file type %s", src, mode.Type())
-		}
-		if err := unix.Mknod(dst, uint32(st.Mode), int(st.Rdev)); err != nil {
-			return &os.PathError{Op: "mknod", Path: dst, Err: err}
-		}
-	}
-	uid, gid := c.uid, c.gid
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && c.keepOwners {
-		uid, gid = int(st.Uid), int(st.Gid)
-	}
-	return c.setAttrs(dst, mode, fi.ModTime(), uid, gid)
-}
-
-// hardlinkSource returns the first copy of the file fi when fi has other
-// links already copied; else it remembers dst as the copy of fi's inode.
-func (c *copier) hardlinkSource(fi fs.FileInfo, dst string) (string, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || st.Nlink < 2 || c.inodes == nil {
+// hardlinkSource returns the first copy of the file st when it has other
+// links already copied; else it remembers dst as the copy of its inode.
+func (c *copier) hardlinkSource(st *unix.Stat_t, dst string) (string, bool) {
+	if st.Nlink < 2 || c.inodes == nil {
 		return "", false
 	}
 	if first, ok := c.inodes[st.Ino]; ok {
@@ -252,54 +131,6 @@ func (c *copier) hardlinkSource(fi fs.FileInfo, dst string) (string, bool) {
 	}
 	c.inodes[st.Ino] = dst
 	return "", false
-}
-
-// setAttrs gives a copied entry its owner, mode (after --chmod) and mtime.
-func (c *copier) setAttrs(dst string, mode fs.FileMode, mtime time.Time, uid, gid int) error {
-	if err := os.Lchown(dst, uid, gid); err != nil {
-		return err
-	}
-	if mode&fs.ModeSymlink == 0 {
-		perm := mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
-		if c.chmod != nil {
-			perm = c.chmod.Apply(mode & (fs.ModeDir | fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
-		}
-		if err := os.Chmod(dst, perm); err != nil {
-			return err
-		}
-	}
-	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "utimes", Path: dst, Err: err}
-	}
-	return nil
-}
-
-// writeInline writes a COPY heredoc document to rel.
-func (c *copier) writeInline(f llb.InlineFile, rel string) error {
-	dst, err := c.resolve(rel)
-	if err != nil {
-		return err
-	}
-	if existing, err := os.Lstat(dst); err == nil && !existing.IsDir() {
-		if err := os.Remove(dst); err != nil {
-			return err
-		}
-	}
-	if err := os.WriteFile(dst, []byte(f.Data), 0o600); err != nil {
-		return err
-	}
-	return c.setAttrs(dst, fs.FileMode(f.Mode), time.Now(), c.uid, c.gid)
-}
-
-// copyFile copies the regular file src to the new file dst.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	return WriteFile(dst, in)
 }
 
 // WriteFile writes r to the new file dst (mode 0600, not following a

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/builder-dev/builder/internal/archive"
@@ -71,6 +72,11 @@ func CopyTree(ctx context.Context, dir string, tree *localctx.Tree, rel string) 
 // --exclude.
 func newCopier(ctx context.Context, root string, tree *localctx.Tree, op llb.CopyOp, keepOwners bool, chown *archive.Owner) (*copier, error) {
 	c := &copier{ctx: ctx, root: root, tree: tree, add: op.Add, keepOwners: keepOwners && chown == nil}
+	// Small files cost system calls more than bytes: copying them on
+	// every core shortens a COPY of many.
+	if n := runtime.GOMAXPROCS(0); n > 1 {
+		c.workers = make(chan struct{}, min(n, 4))
+	}
 	if chown != nil {
 		c.uid, c.gid, c.chown = chown.UID, chown.GID, true
 	}
@@ -175,27 +181,28 @@ func (c *copier) copyMatch(m match, dest string, destIsDir, parents bool) error 
 	} else if err := c.mkdirAll(path.Dir(into)); err != nil {
 		return err
 	}
-	return c.copyEntry(src, fi, m.rel, path.Base(m.rel), target)
+	return c.copyFile(src, m.rel, target)
 }
 
 // copyDir copies the contents of the source directory src (rel in the
 // tree) into the directory into.
 func (c *copier) copyDir(src, rel, into string) error {
-	if _, err := c.stat(into); err == nil {
-		// Into an existing directory: merge, keeping its metadata.
-		return c.copyDirContents(src, rel, "", into)
+	// Into an existing directory: merge, keeping its metadata.
+	_, err := c.stat(into)
+	fresh := err != nil
+	if fresh {
+		// As in BuildKit, a new destination directory is made like a
+		// missing parent: 0755 (or an octal --chmod's permission bits),
+		// owned by the --chown user or root; the source directory's own
+		// mode and owner are not copied.
+		if err := c.mkdirAll(into); err != nil {
+			return err
+		}
+		if err := c.chmodNewDir(into); err != nil {
+			return err
+		}
 	}
-	// As in BuildKit, a new destination directory is made like a missing
-	// parent: 0755 (or an octal --chmod's permission bits), owned by the
-	// --chown user or root; the source directory's own mode and owner are
-	// not copied.
-	if err := c.mkdirAll(into); err != nil {
-		return err
-	}
-	if err := c.chmodNewDir(into); err != nil {
-		return err
-	}
-	return c.copyDirContents(src, rel, "", into)
+	return c.copyDirInto(src, rel, into, fresh)
 }
 
 // writeInlines writes the COPY heredoc documents into dest.
