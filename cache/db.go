@@ -278,6 +278,14 @@ type Result struct {
 	LastUsed time.Time `json:"lastUsed,omitzero"`
 }
 
+// Used returns when r was last used, or created if never used since.
+func (r Result) Used() time.Time {
+	if r.LastUsed.IsZero() {
+		return r.Created
+	}
+	return r.LastUsed
+}
+
 // Lookup returns the result recorded for a cache key, and adds it to the
 // lease of ctx's build (see lease.go).
 func (d *DB) Lookup(ctx context.Context, key digest.Digest) (Result, error) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/coord"
+	"github.com/builder-dev/builder/cache/gcplan"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -84,10 +85,10 @@ func (u *Use) Exported(manifest ocispec.Descriptor, raw []byte) {
 	}
 }
 
-func (u *Use) lease() cache.Lease {
+func (u *Use) lease() gcplan.Lease {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return cache.Lease{
+	return gcplan.Lease{
 		Snapshots: append([]string(nil), u.snaps...),
 		Keys:      append([]digest.Digest(nil), u.keys...),
 		Blobs:     append([]digest.Digest(nil), u.blobs...),
@@ -119,14 +120,14 @@ func (t *leaseTable) remove(u *Use) {
 }
 
 // all returns the leases of the builds running.
-func (t *leaseTable) all() []cache.Lease {
+func (t *leaseTable) all() []gcplan.Lease {
 	t.mu.Lock()
 	us := make([]*Use, 0, len(t.uses))
 	for u := range t.uses {
 		us = append(us, u)
 	}
 	t.mu.Unlock()
-	out := make([]cache.Lease, 0, len(us))
+	out := make([]gcplan.Lease, 0, len(us))
 	for _, u := range us {
 		out = append(out, u.lease())
 	}

@@ -1,18 +1,10 @@
-package cache
-
-import (
-	"slices"
-	"sort"
-	"time"
-
-	"github.com/opencontainers/go-digest"
-)
-
-// GC works on a Graph, a copy of the state's metadata with the sizes of what
-// is on disk, and returns a Plan; the caller deletes. It is a pure function
-// in the manner of a tricolor mark and sweep: roots (the local image
-// store's images and the leases of running builds) mark their snapshot
-// chains and blobs, and only what is unmarked may go.
+// Package gcplan plans the garbage collection of a state directory. It
+// works on a Graph, a copy of the state's metadata (package cache's
+// records) with the sizes of what is on disk, and returns a Plan; the
+// caller (package gc) deletes. Collect is a pure function in the manner
+// of a tricolor mark and sweep: roots (the local image store's images and
+// the leases of running builds) mark their snapshot chains and blobs, and
+// only what is unmarked may go. Usage reports disk use from the same Graph.
 //
 // What a prune removes, in order:
 //
@@ -26,6 +18,17 @@ import (
 //  4. layer blobs of removed snapshots and blobs nothing names; manifests
 //     and configs no image references (resolved base images, replaced
 //     images) only with Policy.All, or last when over Policy.KeepStorage.
+package gcplan
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/coord"
+	"github.com/opencontainers/go-digest"
+)
 
 // Policy selects what a prune may remove of what no root needs.
 type Policy struct {
@@ -39,17 +42,13 @@ type Policy struct {
 }
 
 // Lease protects what a running build uses from a GC: the chains of its
-// snapshots and of its keys' results, its keys, and its blobs.
-type Lease struct {
-	Snapshots []string
-	Keys      []digest.Digest
-	Blobs     []digest.Digest
-	// Since, when set, also protects every snapshot, key and blob made at
-	// or after it: another process's build may not have recorded yet
-	// what names them (a blob exported before its snapshot record says
-	// so, an image's manifest before the image is named).
-	Since time.Time
-}
+// snapshots and of its keys' results, its keys, and its blobs. Its Since,
+// when set, also protects every snapshot, key and blob made at or after
+// it: another process's build may not have recorded yet what names them
+// (a blob exported before its snapshot record says so, an image's
+// manifest before the image is named). It is what a lease file holds, so
+// cache.DB.Leases returns it as it reads it.
+type Lease = coord.Held
 
 // ImageRef is an image of the local store as GC sees it.
 type ImageRef struct {
@@ -70,11 +69,11 @@ type Blob struct {
 
 // Graph is what GC and du look at.
 type Graph struct {
-	Snapshots map[string]Snapshot
+	Snapshots map[string]cache.Snapshot
 	// Sizes are the bytes of each snapshot's layer directory; a snapshot
 	// missing from Sizes has no directory on disk.
 	Sizes  map[string]int64
-	Keys   map[digest.Digest]Result
+	Keys   map[digest.Digest]cache.Result
 	Layers map[digest.Digest]string
 	Images []ImageRef
 	Blobs  map[digest.Digest]Blob
@@ -400,14 +399,6 @@ func (c *collector) planBlobs() {
 		plan.Freed += b.Size
 		c.remaining -= b.Size
 	}
-}
-
-// Used returns when r was last used, or created if never used since.
-func (r Result) Used() time.Time {
-	if r.LastUsed.IsZero() {
-		return r.Created
-	}
-	return r.LastUsed
 }
 
 func depthOf(g *Graph, id string) int {
