@@ -118,6 +118,21 @@ func (g *Graph) chain(id string, fn func(string)) {
 	}
 }
 
+// markChain adds id and its ancestors to set, stopping at a missing
+// record or at one in set already, whose ancestors are then in it too
+// when set is only filled here: marking every chain walks each snapshot
+// once, not once per snapshot above it.
+func (g *Graph) markChain(set map[string]bool, id string) {
+	for cur := id; cur != "" && !set[cur]; {
+		s, ok := g.Snapshots[cur]
+		if !ok {
+			return
+		}
+		set[cur] = true
+		cur = s.Parent
+	}
+}
+
 // Collect plans a prune of g under policy p at time now; nothing in leases
 // and nothing an image needs is removed. Its phases are those listed at
 // the top of this file.
@@ -190,14 +205,20 @@ func newCollector(g *Graph, p Policy, now time.Time) *collector {
 // the blobs they keep; then it starts the running total, less the layer
 // data that goes under any policy.
 func (c *collector) mark(leases []Lease) {
-	mark := func(id string) { c.g.chain(id, func(s string) { c.marked[s] = true }) }
+	mark := c.markChain
 	for _, img := range c.g.Images {
 		mark(img.Snapshot)
 		for _, b := range img.Blobs {
 			c.keepBlob[b] = true
 		}
 	}
+	// What was made after the earliest lease began is kept: one walk,
+	// since each later lease's set is part of it.
+	var since time.Time
 	for _, l := range leases {
+		if !l.Since.IsZero() && (since.IsZero() || l.Since.Before(since)) {
+			since = l.Since
+		}
 		for _, id := range l.Snapshots {
 			mark(id)
 		}
@@ -210,9 +231,9 @@ func (c *collector) mark(leases []Lease) {
 		for _, b := range l.Blobs {
 			c.keepBlob[b] = true
 		}
-		if !l.Since.IsZero() {
-			c.markSince(l.Since, mark)
-		}
+	}
+	if !since.IsZero() {
+		c.markSince(since)
 	}
 	c.remaining = c.plan.Total
 	// Layer data no snapshot names goes whatever the policy.
@@ -224,7 +245,8 @@ func (c *collector) mark(leases []Lease) {
 }
 
 // markSince marks what was made at or after t.
-func (c *collector) markSince(t time.Time, mark func(string)) {
+func (c *collector) markSince(t time.Time) {
+	mark := c.markChain
 	for id, s := range c.g.Snapshots {
 		if !s.Created.Before(t) {
 			mark(id)
@@ -242,6 +264,9 @@ func (c *collector) markSince(t time.Time, mark func(string)) {
 		}
 	}
 }
+
+// markChain marks id and its ancestors.
+func (c *collector) markChain(id string) { c.g.markChain(c.marked, id) }
 
 // removeTree plans the removal of id and every snapshot built on it,
 // unless marked.
@@ -268,10 +293,10 @@ func (c *collector) removeGarbage(ids []string) {
 	// needed: in the chain of some record at all.
 	needed := map[string]bool{}
 	for _, r := range c.g.Keys {
-		c.g.chain(r.Snapshot, func(s string) { needed[s] = true })
+		c.g.markChain(needed, r.Snapshot)
 	}
 	for _, id := range c.g.Layers {
-		c.g.chain(id, func(s string) { needed[s] = true })
+		c.g.markChain(needed, id)
 	}
 	for id := range c.marked {
 		needed[id] = true

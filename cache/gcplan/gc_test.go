@@ -294,3 +294,29 @@ func TestCollectSparesWhatALeaseMayNotNameYet(t *testing.T) {
 		t.Errorf("Collect removes blobs %v, want only the one written before the lease", plan.Blobs)
 	}
 }
+
+// TestCollectMarksSinceTheEarliestLease: with several leases, what was made
+// since the earliest began is spared, whichever order the leases come in
+// (a lease without a start in between).
+func TestCollectMarksSinceTheEarliestLease(t *testing.T) {
+	g := fakeGraph(t, []string{"old 10 100", "mid 10 0", "new<mid 10 0"}, []string{"kmid=mid"}, nil, nil,
+		[]string{"oldblob:5:100", "midblob:5:0"})
+	made := map[string]time.Time{"old": now.Add(-3 * time.Hour), "mid": now.Add(-90 * time.Minute), "new": now}
+	for id, at := range made {
+		s := g.Snapshots[id]
+		s.Created = at
+		g.Snapshots[id] = s
+	}
+	g.Keys[blobDigest("kmid")] = cache.Result{Snapshot: "mid", Created: made["mid"]}
+	b := g.Blobs[blobDigest("midblob")]
+	b.ModTime = made["mid"]
+	g.Blobs[blobDigest("midblob")] = b
+	leases := []Lease{{Since: now.Add(-time.Hour)}, {Snapshots: []string{"new"}}, {Since: now.Add(-2 * time.Hour)}}
+	plan := Collect(g, Policy{All: true}, leases, now)
+	if !slices.Equal(plan.Snapshots, []string{"old"}) || len(plan.Keys) != 0 {
+		t.Errorf("Collect removes snapshots %v and keys %v, want only snapshot old (made before every lease)", plan.Snapshots, plan.Keys)
+	}
+	if !slices.Equal(plan.Blobs, []digest.Digest{blobDigest("oldblob")}) {
+		t.Errorf("Collect removes blobs %v, want only the one written before every lease", plan.Blobs)
+	}
+}
