@@ -3,6 +3,7 @@ package gc
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -71,18 +72,31 @@ func (u *Use) note(key digest.Digest, snap string) {
 	}
 }
 
-// Exported notes the built image's manifest, config and layers.
-func (u *Use) Exported(manifest ocispec.Descriptor, raw []byte) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.blobs = append(u.blobs, manifest.Digest)
+// Exported notes the built image's manifest, config and layers, in the
+// build's lease file too: a manifest or config that was in the content
+// store already (an earlier identical build) is older than the lease, and
+// names no snapshot, so nothing else keeps a prune in another process from
+// removing it before the image is named or while it is pushed.
+func (u *Use) Exported(manifest ocispec.Descriptor, raw []byte) error {
+	blobs := []digest.Digest{manifest.Digest}
 	var m ocispec.Manifest
 	if json.Unmarshal(raw, &m) == nil {
-		u.blobs = append(u.blobs, m.Config.Digest)
+		blobs = append(blobs, m.Config.Digest)
 		for _, l := range m.Layers {
-			u.blobs = append(u.blobs, l.Digest)
+			blobs = append(blobs, l.Digest)
 		}
 	}
+	u.mu.Lock()
+	u.blobs = append(u.blobs, blobs...)
+	u.mu.Unlock()
+	names := make([]string, len(blobs))
+	for i, b := range blobs {
+		names[i] = b.String()
+	}
+	if err := u.file.Add(coord.KindBlob, names...); err != nil {
+		return fmt.Errorf("leasing the blobs of image %s: %w", manifest.Digest, err)
+	}
+	return nil
 }
 
 func (u *Use) lease() gcplan.Lease {
@@ -97,8 +111,7 @@ func (u *Use) lease() gcplan.Lease {
 
 // leaseTable holds the uses of the builds of one Collector running in this
 // process: a Prune, or one build's automatic GC, must spare the others'
-// (their lease files say so too; this also covers the blobs they
-// exported).
+// (their lease files say so too).
 type leaseTable struct {
 	mu   sync.Mutex
 	uses map[*Use]bool
