@@ -110,6 +110,24 @@ func (d *DB) LockKey(ctx context.Context, key digest.Digest, waiting func(holder
 // another process (one that holds the database for a long while, such as
 // a builder from before it was shared, or a large prune).
 func Open(path string, onWait func()) (*DB, error) {
+	d, err := OpenUnleased(path, onWait)
+	if err != nil {
+		return nil, err
+	}
+	// Made at once, before anything else: State.Open's cleanup spares
+	// what others make while they hold a lease.
+	if _, err = d.leases.Own(); err != nil {
+		d.q.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// OpenUnleased is Open without this DB's own lease, for a database no GC
+// reads: a remote build's client keeps one of file digests (FileSums)
+// only, and would make and remove a lease file for nothing. A lookup in
+// it makes the lease when first needed.
+func OpenUnleased(path string, onWait func()) (*DB, error) {
 	q, err := coord.OpenQueue(path, onWait)
 	if err != nil {
 		return nil, err
@@ -118,12 +136,6 @@ func Open(path string, onWait func()) (*DB, error) {
 	if err := d.init(); err != nil {
 		q.Close()
 		return nil, fmt.Errorf("initialising metadata database %s: %w", path, err)
-	}
-	// Made at once, before anything else: State.Open's cleanup spares
-	// what others make while they hold a lease.
-	if _, err = d.leases.Own(); err != nil {
-		q.Close()
-		return nil, err
 	}
 	return d, nil
 }
