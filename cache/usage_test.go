@@ -10,10 +10,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-var now = time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
-
-func blobDigest(name string) digest.Digest { return digest.FromString(name) }
-
 // TestTouch checks last-use times, the measurement of new snapshots and
 // the running total, and that a touch within TouchResolution writes
 // nothing.
@@ -23,6 +19,7 @@ func TestTouch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	now := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
 	created := now.Add(-time.Hour)
 	must := func(err error) {
 		t.Helper()
@@ -32,9 +29,9 @@ func TestTouch(t *testing.T) {
 	}
 	must(db.PutSnapshot(Snapshot{ID: "1", Created: created}))
 	must(db.PutSnapshot(Snapshot{ID: "2", Parent: "1", Created: created,
-		Blobs: map[string]ocispec.Descriptor{"gzip": {Digest: blobDigest("2"), Size: 7}}}))
+		Blobs: map[string]ocispec.Descriptor{"gzip": {Digest: digest.FromString("2"), Size: 7}}}))
 	must(db.PutSnapshot(Snapshot{ID: "3", Created: created}))
-	key := blobDigest("k")
+	key := digest.FromString("k")
 	must(db.Record(key, Result{Snapshot: "2", Created: created}))
 
 	measured := 0
@@ -62,7 +59,7 @@ func TestTouch(t *testing.T) {
 	}
 	// A snapshot's blobs added later (the exporter) are counted at the next touch.
 	s2, _ := db.Snapshot("2")
-	s2.Blobs["zstd"] = ocispec.Descriptor{Digest: blobDigest("2z"), Size: 5}
+	s2.Blobs["zstd"] = ocispec.Descriptor{Digest: digest.FromString("2z"), Size: 5}
 	must(db.PutSnapshot(s2))
 	must(db.Touch(Use{Snapshots: []string{"2"}, Time: now.Add(TouchResolution / 2)}, measure))
 	if n, _ := db.Usage(); n != 212 {
@@ -87,14 +84,14 @@ func BenchmarkTouchNoop(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	parent := ""
+	parent, created := "", time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
 	for i := range 10 {
 		id := strconv.Itoa(i + 1)
-		db.PutSnapshot(Snapshot{ID: id, Parent: parent, Created: now})
+		db.PutSnapshot(Snapshot{ID: id, Parent: parent, Created: created})
 		parent = id
 	}
-	key := blobDigest("k")
-	db.Record(key, Result{Snapshot: parent, Created: now})
+	key := digest.FromString("k")
+	db.Record(key, Result{Snapshot: parent, Created: created})
 	measure := func(string) (int64, error) { return 1, nil }
 	t0 := time.Now()
 	db.Touch(Use{Keys: []digest.Digest{key}, Snapshots: []string{parent}, Time: t0}, measure)

@@ -81,6 +81,26 @@ func keys(t *testing.T, db *cache.DB) map[digest.Digest]cache.Result {
 	return ks
 }
 
+// openServing opens root as a long-lived process does (builder serve):
+// each build has a lease, the DB none of its own.
+func openServing(t *testing.T, root string) *Collector {
+	t.Helper()
+	c := openCollector(t, root)
+	if err := c.DB.ReleaseOwnLease(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func startUse(t *testing.T, c *Collector) (context.Context, *Use) {
+	t.Helper()
+	ctx, u, err := c.StartUse(t.Context(), dbCache{c.DB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, u
+}
+
 // Two builds in one long-lived process (as in builder serve) each have
 // a lease: once one ends, a prune, here or in another process, removes
 // what only it used and keeps what the other, still running, uses.
@@ -90,18 +110,9 @@ func TestLeasePerBuild(t *testing.T) {
 	keyA, keyB := addResult(t, setup, "used by A"), addResult(t, setup, "used by B")
 	setup.DB.Close() // its own lease goes with it
 
-	serve := openCollector(t, root)
-	if err := serve.DB.ReleaseOwnLease(); err != nil {
-		t.Fatal(err)
-	}
-	ctxA, useA, err := serve.StartUse(t.Context(), dbCache{serve.DB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctxB, useB, err := serve.StartUse(t.Context(), dbCache{serve.DB})
-	if err != nil {
-		t.Fatal(err)
-	}
+	serve := openServing(t, root)
+	ctxA, useA := startUse(t, serve)
+	ctxB, useB := startUse(t, serve)
 	for _, l := range []struct {
 		ctx context.Context
 		use *Use
@@ -170,14 +181,8 @@ func TestExportedBlobsLeasedAcrossProcesses(t *testing.T) {
 	}
 	setup.DB.Close()
 
-	builder := openCollector(t, root)
-	if err := builder.DB.ReleaseOwnLease(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, use, err := builder.StartUse(t.Context(), dbCache{builder.DB})
-	if err != nil {
-		t.Fatal(err)
-	}
+	builder := openServing(t, root)
+	ctx, use := startUse(t, builder)
 	if err := use.Exported(ocispec.Descriptor{Digest: manifest}, raw); err != nil {
 		t.Fatal(err)
 	}
