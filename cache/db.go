@@ -269,17 +269,22 @@ func (d *DB) Chain(id string) ([]Snapshot, error) {
 // Snapshots lists every snapshot record.
 func (d *DB) Snapshots() ([]Snapshot, error) {
 	var all []Snapshot
-	err := d.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSnapshots).ForEach(func(k, v []byte) error {
-			var s Snapshot
-			if err := json.Unmarshal(v, &s); err != nil {
-				return fmt.Errorf("snapshot %s: %w", k, err)
+	err := each(d, bucketSnapshots, func(_ string, s Snapshot) { all = append(all, s) })
+	return all, err
+}
+
+// each calls fn on every record of bucket, decoded, in key order.
+func each[T any](d *DB, bucket []byte, fn func(key string, v T)) error {
+	return d.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, raw []byte) error {
+			var v T
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("%s %s: %w", bucket, k, err)
 			}
-			all = append(all, s)
+			fn(string(k), v)
 			return nil
 		})
 	})
-	return all, err
 }
 
 // Result is what a cache key resolved to.
@@ -365,16 +370,7 @@ func (d *DB) Image(name string) (Image, error) { return get[Image](d, bucketImag
 // Images lists the local store by name.
 func (d *DB) Images() ([]Image, error) {
 	var all []Image
-	err := d.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
-			var img Image
-			if err := json.Unmarshal(v, &img); err != nil {
-				return fmt.Errorf("image %s: %w", k, err)
-			}
-			all = append(all, img)
-			return nil
-		})
-	})
+	err := each(d, bucketImages, func(_ string, img Image) { all = append(all, img) })
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
 	return all, err
 }
@@ -382,31 +378,13 @@ func (d *DB) Images() ([]Image, error) {
 // Keys lists every cache key record.
 func (d *DB) Keys() (map[digest.Digest]Result, error) {
 	all := map[digest.Digest]Result{}
-	err := d.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
-			var r Result
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("cache key %s: %w", k, err)
-			}
-			all[digest.Digest(k)] = r
-			return nil
-		})
-	})
+	err := each(d, bucketKeys, func(k string, r Result) { all[digest.Digest(k)] = r })
 	return all, err
 }
 
 // Layers lists the unpacked base-image layers: chain ID -> snapshot id.
 func (d *DB) Layers() (map[digest.Digest]string, error) {
 	all := map[digest.Digest]string{}
-	err := d.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketLayers).ForEach(func(k, v []byte) error {
-			var id string
-			if err := json.Unmarshal(v, &id); err != nil {
-				return fmt.Errorf("layer %s: %w", k, err)
-			}
-			all[digest.Digest(k)] = id
-			return nil
-		})
-	})
+	err := each(d, bucketLayers, func(k string, id string) { all[digest.Digest(k)] = id })
 	return all, err
 }
