@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/builder-dev/builder/cache/coord"
@@ -97,6 +96,7 @@ type DB struct {
 	path   string
 	root   string
 	leases *coord.Leases
+	ids    idBlock
 }
 
 // LockKey locks key across processes (coord.LockKey) while this process
@@ -192,28 +192,6 @@ func put(tx *bolt.Tx, bucket []byte, key string, v any) error {
 		return err
 	}
 	return tx.Bucket(bucket).Put([]byte(key), b)
-}
-
-// NewSnapshotID reserves a short unique snapshot id, in the lease of
-// ctx's build. Short ids keep overlay's lowerdir option, limited to one
-// page, able to hold many layers.
-func (d *DB) NewSnapshotID(ctx context.Context) (string, error) {
-	lease, err := d.leaseFor(ctx)
-	if err != nil {
-		return "", err
-	}
-	var id string
-	err = d.update(func(tx *bolt.Tx) error {
-		n, err := tx.Bucket(bucketSnapshots).NextSequence()
-		if err != nil {
-			return err
-		}
-		id = strconv.FormatUint(n, 36)
-		// Until it is recorded and used, nothing but this lease says
-		// the snapshot is wanted.
-		return lease.Add(coord.KindSnapshot, id)
-	})
-	return id, err
 }
 
 // PutSnapshot records a committed snapshot.
