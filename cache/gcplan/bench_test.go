@@ -47,3 +47,18 @@ func BenchmarkCollectLeases(b *testing.B) {
 		Collect(g, Policy{All: true}, leases, now)
 	}
 }
+
+// BenchmarkCollectKeepStorage is an automatic GC over its limit: every
+// chain was last used by one build (Touch gives a chain one time), so the
+// least-recently-used order has many ties, broken by depth.
+func BenchmarkCollectKeepStorage(b *testing.B) {
+	g := bigGraph(500, 20)
+	for id, s := range g.Snapshots {
+		n, _ := strconv.Atoi(id)
+		s.LastUsed = now.Add(-time.Duration((n-1)/20) * time.Minute)
+		g.Snapshots[id] = s
+	}
+	for b.Loop() {
+		Collect(g, Policy{KeepStorage: 1}, nil, now)
+	}
+}

@@ -174,6 +174,7 @@ type collector struct {
 	// remaining is the total size left after what is planned so far.
 	remaining  int64
 	brokenMemo map[string]bool
+	depths     map[string]int
 }
 
 func newCollector(g *Graph, p Policy, now time.Time) *collector {
@@ -181,7 +182,7 @@ func newCollector(g *Graph, p Policy, now time.Time) *collector {
 		g: g, p: p, plan: &Plan{Total: g.Total()},
 		marked: map[string]bool{}, keepBlob: map[digest.Digest]bool{}, leasedKey: map[digest.Digest]bool{},
 		children: map[string][]string{}, blobOwners: map[digest.Digest]int{},
-		removed: map[string]bool{}, brokenMemo: map[string]bool{},
+		removed: map[string]bool{}, brokenMemo: map[string]bool{}, depths: map[string]int{},
 	}
 	if p.Until > 0 {
 		c.cutoff = now.Add(-p.Until)
@@ -346,7 +347,7 @@ func (c *collector) applyPolicy(ids []string) {
 		if !ti.Equal(tj) {
 			return ti.Before(tj)
 		}
-		return depthOf(g, cands[i]) > depthOf(g, cands[j])
+		return c.depth(cands[i]) > c.depth(cands[j])
 	})
 	for _, id := range cands {
 		if c.p.KeepStorage > 0 && c.remaining <= c.p.KeepStorage {
@@ -426,8 +427,27 @@ func (c *collector) planBlobs() {
 	}
 }
 
-func depthOf(g *Graph, id string) int {
+// depth is the length of id's chain, memoized: the least-recently-used
+// order asks it of both sides of every tie. A chain with a loop, which
+// phase 1 removed, stops after more steps than there are snapshots.
+func (c *collector) depth(id string) int {
+	var path []string
 	n := 0
-	g.chain(id, func(string) { n++ })
-	return n
+	for cur := id; cur != ""; {
+		if d, ok := c.depths[cur]; ok {
+			n = d
+			break
+		}
+		s, ok := c.g.Snapshots[cur]
+		if !ok || len(path) > len(c.g.Snapshots) {
+			break
+		}
+		path = append(path, cur)
+		cur = s.Parent
+	}
+	for i := len(path) - 1; i >= 0; i-- {
+		n++
+		c.depths[path[i]] = n
+	}
+	return c.depths[id]
 }

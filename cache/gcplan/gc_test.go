@@ -320,3 +320,13 @@ func TestCollectMarksSinceTheEarliestLease(t *testing.T) {
 		t.Errorf("Collect removes blobs %v, want only the one written before every lease", plan.Blobs)
 	}
 }
+
+// TestCollectTiesChildFirst: a chain last used at one time (Touch gives a
+// chain one time) loses its top first, not its base with everything on it.
+func TestCollectTiesChildFirst(t *testing.T) {
+	g := fakeGraph(t, []string{"a 100 5", "b<a 10 5", "c<b 10 5"}, []string{"ka=a", "kb=b", "kc=c"}, nil, nil, nil)
+	plan := Collect(g, Policy{KeepStorage: 110}, nil, now)
+	if !slices.Equal(plan.Snapshots, []string{"c"}) {
+		t.Errorf("Collect over the limit by one top layer removes %v, want [c]", plan.Snapshots)
+	}
+}
