@@ -12,6 +12,7 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/gcplan"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/internal/testutil"
@@ -145,7 +146,7 @@ func (e *pruneEnv) onDisk() (total int64, snaps map[string]bool, blobs map[diges
 }
 
 // checkDU compares du with the files on disk and returns it.
-func (e *pruneEnv) checkDU(when string) *cache.DiskUsage {
+func (e *pruneEnv) checkDU(when string) *gcplan.DiskUsage {
 	e.t.Helper()
 	du, err := e.st.DiskUsage(e.t.Context())
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/cache/coord"
+	"github.com/builder-dev/builder/cache/gcplan"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/internal/userns"
@@ -249,7 +250,7 @@ func HostPlatform() ocispec.Platform {
 }
 
 // DiskUsage reports what the build cache and the local image store occupy.
-func (s *State) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
+func (s *State) DiskUsage(ctx context.Context) (*gcplan.DiskUsage, error) {
 	return s.GC.DiskUsage(ctx)
 }
 

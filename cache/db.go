@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/builder-dev/builder/cache/coord"
@@ -97,6 +96,7 @@ type DB struct {
 	path   string
 	root   string
 	leases *coord.Leases
+	ids    idBlock
 }
 
 // LockKey locks key across processes (coord.LockKey) while this process
@@ -110,6 +110,24 @@ func (d *DB) LockKey(ctx context.Context, key digest.Digest, waiting func(holder
 // another process (one that holds the database for a long while, such as
 // a builder from before it was shared, or a large prune).
 func Open(path string, onWait func()) (*DB, error) {
+	d, err := OpenUnleased(path, onWait)
+	if err != nil {
+		return nil, err
+	}
+	// Made at once, before anything else: State.Open's cleanup spares
+	// what others make while they hold a lease.
+	if _, err = d.leases.Own(); err != nil {
+		d.q.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// OpenUnleased is Open without this DB's own lease, for a database no GC
+// reads: a remote build's client keeps one of file digests (FileSums)
+// only, and would make and remove a lease file for nothing. A lookup in
+// it makes the lease when first needed.
+func OpenUnleased(path string, onWait func()) (*DB, error) {
 	q, err := coord.OpenQueue(path, onWait)
 	if err != nil {
 		return nil, err
@@ -118,12 +136,6 @@ func Open(path string, onWait func()) (*DB, error) {
 	if err := d.init(); err != nil {
 		q.Close()
 		return nil, fmt.Errorf("initialising metadata database %s: %w", path, err)
-	}
-	// Made at once, before anything else: State.Open's cleanup spares
-	// what others make while they hold a lease.
-	if _, err = d.leases.Own(); err != nil {
-		q.Close()
-		return nil, err
 	}
 	return d, nil
 }
@@ -182,28 +194,6 @@ func put(tx *bolt.Tx, bucket []byte, key string, v any) error {
 	return tx.Bucket(bucket).Put([]byte(key), b)
 }
 
-// NewSnapshotID reserves a short unique snapshot id, in the lease of
-// ctx's build. Short ids keep overlay's lowerdir option, limited to one
-// page, able to hold many layers.
-func (d *DB) NewSnapshotID(ctx context.Context) (string, error) {
-	lease, err := d.leaseFor(ctx)
-	if err != nil {
-		return "", err
-	}
-	var id string
-	err = d.update(func(tx *bolt.Tx) error {
-		n, err := tx.Bucket(bucketSnapshots).NextSequence()
-		if err != nil {
-			return err
-		}
-		id = strconv.FormatUint(n, 36)
-		// Until it is recorded and used, nothing but this lease says
-		// the snapshot is wanted.
-		return lease.Add(coord.KindSnapshot, id)
-	})
-	return id, err
-}
-
 // PutSnapshot records a committed snapshot.
 func (d *DB) PutSnapshot(s Snapshot) error {
 	return d.update(func(tx *bolt.Tx) error { return put(tx, bucketSnapshots, s.ID, s) })
@@ -257,17 +247,22 @@ func (d *DB) Chain(id string) ([]Snapshot, error) {
 // Snapshots lists every snapshot record.
 func (d *DB) Snapshots() ([]Snapshot, error) {
 	var all []Snapshot
-	err := d.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSnapshots).ForEach(func(k, v []byte) error {
-			var s Snapshot
-			if err := json.Unmarshal(v, &s); err != nil {
-				return fmt.Errorf("snapshot %s: %w", k, err)
+	err := each(d, bucketSnapshots, func(_ string, s Snapshot) { all = append(all, s) })
+	return all, err
+}
+
+// each calls fn on every record of bucket, decoded, in key order.
+func each[T any](d *DB, bucket []byte, fn func(key string, v T)) error {
+	return d.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, raw []byte) error {
+			var v T
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("%s %s: %w", bucket, k, err)
 			}
-			all = append(all, s)
+			fn(string(k), v)
 			return nil
 		})
 	})
-	return all, err
 }
 
 // Result is what a cache key resolved to.
@@ -276,6 +271,14 @@ type Result struct {
 	Created  time.Time `json:"created"`
 	// LastUsed is when a build last hit or produced this key.
 	LastUsed time.Time `json:"lastUsed,omitzero"`
+}
+
+// Used returns when r was last used, or created if never used since.
+func (r Result) Used() time.Time {
+	if r.LastUsed.IsZero() {
+		return r.Created
+	}
+	return r.LastUsed
 }
 
 // Lookup returns the result recorded for a cache key, and adds it to the
@@ -345,16 +348,7 @@ func (d *DB) Image(name string) (Image, error) { return get[Image](d, bucketImag
 // Images lists the local store by name.
 func (d *DB) Images() ([]Image, error) {
 	var all []Image
-	err := d.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketImages).ForEach(func(k, v []byte) error {
-			var img Image
-			if err := json.Unmarshal(v, &img); err != nil {
-				return fmt.Errorf("image %s: %w", k, err)
-			}
-			all = append(all, img)
-			return nil
-		})
-	})
+	err := each(d, bucketImages, func(_ string, img Image) { all = append(all, img) })
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
 	return all, err
 }
@@ -362,31 +356,13 @@ func (d *DB) Images() ([]Image, error) {
 // Keys lists every cache key record.
 func (d *DB) Keys() (map[digest.Digest]Result, error) {
 	all := map[digest.Digest]Result{}
-	err := d.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
-			var r Result
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("cache key %s: %w", k, err)
-			}
-			all[digest.Digest(k)] = r
-			return nil
-		})
-	})
+	err := each(d, bucketKeys, func(k string, r Result) { all[digest.Digest(k)] = r })
 	return all, err
 }
 
 // Layers lists the unpacked base-image layers: chain ID -> snapshot id.
 func (d *DB) Layers() (map[digest.Digest]string, error) {
 	all := map[digest.Digest]string{}
-	err := d.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketLayers).ForEach(func(k, v []byte) error {
-			var id string
-			if err := json.Unmarshal(v, &id); err != nil {
-				return fmt.Errorf("layer %s: %w", k, err)
-			}
-			all[digest.Digest(k)] = id
-			return nil
-		})
-	})
+	err := each(d, bucketLayers, func(k string, id string) { all[digest.Digest(k)] = id })
 	return all, err
 }

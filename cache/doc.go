@@ -8,5 +8,6 @@
 // open only for short bursts of transactions, each process leases what it
 // uses so that a GC elsewhere spares it, and a step being computed is
 // locked by its cache key so that another build waits for it instead of
-// computing it too; package coord has the mechanisms.
+// computing it too; package coord has the mechanisms. Package gcplan
+// plans a GC from these records.
 package cache

@@ -44,14 +44,7 @@ func (d *DB) ReleaseOwnLease() error { return d.leases.ReleaseOwn() }
 // the other processes that have the state directory open (all but this
 // DB's own lease), removing those of processes that are gone. Call it
 // under Hold for a view that no lookup elsewhere changes meanwhile.
-func (d *DB) Leases() ([]Lease, error) {
-	held, err := d.leases.Read()
-	out := make([]Lease, 0, len(held))
-	for _, h := range held {
-		out = append(out, Lease{Snapshots: h.Snapshots, Keys: h.Keys, Blobs: h.Blobs, Since: h.Since})
-	}
-	return out, err
-}
+func (d *DB) Leases() ([]coord.Held, error) { return d.leases.Read() }
 
 // OthersActive reports whether a build or another process has the state
 // directory open now.

@@ -124,21 +124,6 @@ func TestLeasesOfOtherHandles(t *testing.T) {
 	}
 }
 
-func TestCollectSparesWhatALeaseMayNotNameYet(t *testing.T) {
-	g := fakeGraph(t, []string{"old 10 100", "new 10 0"}, nil, nil, nil, []string{"oldblob:5:100", "newblob:5:0"})
-	s := g.Snapshots["new"]
-	s.Created = now
-	g.Snapshots["new"] = s
-	since := now.Add(-time.Minute)
-	plan := Collect(g, Policy{All: true}, []Lease{{Since: since}}, now)
-	if !slices.Equal(plan.Snapshots, []string{"old"}) {
-		t.Errorf("Collect removes snapshots %v, want only the one made before the lease", plan.Snapshots)
-	}
-	if !slices.Equal(plan.Blobs, []digest.Digest{blobDigest("oldblob")}) {
-		t.Errorf("Collect removes blobs %v, want only the one written before the lease", plan.Blobs)
-	}
-}
-
 func TestLockKeyWaitsForTheHolder(t *testing.T) {
 	a, b := openTwo(t)
 	key := digest.FromString("step")

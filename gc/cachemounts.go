@@ -5,25 +5,25 @@ import (
 	"errors"
 	"path/filepath"
 
-	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/gcplan"
 	"github.com/builder-dev/builder/solver/ops/cachedir"
 )
 
 // addCacheMountUsage adds a record per cache mount to du: never in use by
 // an image, always reclaimable by prune --all.
-func (s *Collector) addCacheMountUsage(du *cache.DiskUsage) error {
+func (s *Collector) addCacheMountUsage(du *gcplan.DiskUsage) error {
 	mounts, err := cachedir.List(s.cacheMountDir())
 	if err != nil {
 		return err
 	}
 	for _, m := range mounts {
-		addReclaimable(du, cache.UsageRecord{ID: filepath.Base(m.Dir), Size: m.Size, LastUsed: m.LastUsed, Description: "cache mount id=" + m.ID})
+		addReclaimable(du, gcplan.UsageRecord{ID: filepath.Base(m.Dir), Size: m.Size, LastUsed: m.LastUsed, Description: "cache mount id=" + m.ID})
 	}
 	return nil
 }
 
 // addReclaimable adds to du a record that no image uses.
-func addReclaimable(du *cache.DiskUsage, r cache.UsageRecord) {
+func addReclaimable(du *gcplan.DiskUsage, r gcplan.UsageRecord) {
 	du.Records = append(du.Records, r)
 	du.Total += r.Size
 	du.Reclaimable += r.Size

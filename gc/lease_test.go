@@ -2,6 +2,8 @@ package gc
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // dbCache is the state directory's cache as a build's solver sees it.
@@ -78,6 +81,26 @@ func keys(t *testing.T, db *cache.DB) map[digest.Digest]cache.Result {
 	return ks
 }
 
+// openServing opens root as a long-lived process does (builder serve):
+// each build has a lease, the DB none of its own.
+func openServing(t *testing.T, root string) *Collector {
+	t.Helper()
+	c := openCollector(t, root)
+	if err := c.DB.ReleaseOwnLease(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func startUse(t *testing.T, c *Collector) (context.Context, *Use) {
+	t.Helper()
+	ctx, u, err := c.StartUse(t.Context(), dbCache{c.DB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, u
+}
+
 // Two builds in one long-lived process (as in builder serve) each have
 // a lease: once one ends, a prune, here or in another process, removes
 // what only it used and keeps what the other, still running, uses.
@@ -87,18 +110,9 @@ func TestLeasePerBuild(t *testing.T) {
 	keyA, keyB := addResult(t, setup, "used by A"), addResult(t, setup, "used by B")
 	setup.DB.Close() // its own lease goes with it
 
-	serve := openCollector(t, root)
-	if err := serve.DB.ReleaseOwnLease(); err != nil {
-		t.Fatal(err)
-	}
-	ctxA, useA, err := serve.StartUse(t.Context(), dbCache{serve.DB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctxB, useB, err := serve.StartUse(t.Context(), dbCache{serve.DB})
-	if err != nil {
-		t.Fatal(err)
-	}
+	serve := openServing(t, root)
+	ctxA, useA := startUse(t, serve)
+	ctxB, useB := startUse(t, serve)
 	for _, l := range []struct {
 		ctx context.Context
 		use *Use
@@ -134,5 +148,60 @@ func TestLeasePerBuild(t *testing.T) {
 	}
 	if ks := keys(t, other.DB); len(ks) != 0 {
 		t.Errorf("after both builds ended a prune kept %d cache keys", len(ks))
+	}
+}
+
+// A build that exports an image whose manifest and config were in the
+// content store already (an earlier identical build, no longer named)
+// leases them in its lease file: a prune --all in another process, which
+// would remove such old unnamed manifests, spares them until the build
+// ends.
+func TestExportedBlobsLeasedAcrossProcesses(t *testing.T) {
+	root := t.TempDir()
+	setup := openCollector(t, root)
+	config, err := setup.Content.WriteBytes(t.Context(), []byte(`{"architecture":"amd64"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: ocispec.Descriptor{Digest: config}}
+	m.SchemaVersion = 2
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := setup.Content.WriteBytes(t.Context(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, d := range []digest.Digest{config, manifest} {
+		if err := os.Chtimes(setup.Content.Path(d), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setup.DB.Close()
+
+	builder := openServing(t, root)
+	ctx, use := startUse(t, builder)
+	if err := use.Exported(ocispec.Descriptor{Digest: manifest}, raw); err != nil {
+		t.Fatal(err)
+	}
+	other := openCollector(t, root)
+	if _, err := other.Prune(t.Context(), PruneOptions{All: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []digest.Digest{config, manifest} {
+		if !other.Content.Exists(d) {
+			t.Errorf("a prune in another process removed blob %s of the image a running build exported", d)
+		}
+	}
+	builder.FinishUse(ctx, use, &Policy{}, func(w string) { t.Error(w) })
+	if _, err := other.Prune(t.Context(), PruneOptions{All: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []digest.Digest{config, manifest} {
+		if other.Content.Exists(d) {
+			t.Errorf("blob %s is left after the build ended and a prune --all", d)
+		}
 	}
 }

@@ -6,8 +6,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/coord"
+	"github.com/builder-dev/builder/cache/gcplan"
 )
 
 // The context directories that builder serve keeps per project
@@ -58,10 +58,10 @@ func (s *Collector) pruneProjects(opt PruneOptions, others int64, rep *PruneRepo
 }
 
 // addProjectUsage adds a record per project directory to du.
-func (s *Collector) addProjectUsage(du *cache.DiskUsage) error {
+func (s *Collector) addProjectUsage(du *gcplan.DiskUsage) error {
 	dirs, err := coord.UsedDirs(s.projectsDir())
 	for _, d := range dirs {
-		addReclaimable(du, cache.UsageRecord{ID: filepath.Base(d.Dir), Size: d.Size, LastUsed: d.LastUsed, Description: "builder serve project context"})
+		addReclaimable(du, gcplan.UsageRecord{ID: filepath.Base(d.Dir), Size: d.Size, LastUsed: d.LastUsed, Description: "builder serve project context"})
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/gcplan"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/kept"
 	"github.com/opencontainers/go-digest"
@@ -45,7 +46,7 @@ type PruneReport struct {
 }
 
 // DiskUsage reports what the build cache and the local image store occupy.
-func (s *Collector) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
+func (s *Collector) DiskUsage(ctx context.Context) (*gcplan.DiskUsage, error) {
 	g, err := s.graph(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -55,7 +56,7 @@ func (s *Collector) DiskUsage(ctx context.Context) (*cache.DiskUsage, error) {
 	if err != nil {
 		return nil, err
 	}
-	du := cache.Usage(g)
+	du := gcplan.Usage(g)
 	if err := s.addCacheMountUsage(du); err != nil {
 		return nil, err
 	}
@@ -94,7 +95,7 @@ func (s *Collector) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, 
 // prune removes what opt selects; with dropKept the kept failures
 // (--on-error=keep) go too, as `builder prune` does, where the automatic GC
 // keeps them.
-func (s *Collector) prune(ctx context.Context, opt PruneOptions, ls []cache.Lease, dropKept bool) (*PruneReport, error) {
+func (s *Collector) prune(ctx context.Context, opt PruneOptions, ls []gcplan.Lease, dropKept bool) (*PruneReport, error) {
 	// Layer directories are measured first, without holding the
 	// database: walking them is slow.
 	measured, err := s.graph(ctx, nil)
@@ -118,7 +119,7 @@ func (s *Collector) prune(ctx context.Context, opt PruneOptions, ls []cache.Leas
 
 // pruneHeld is prune once the database is held; sizes are those already
 // measured.
-func (s *Collector) pruneHeld(ctx context.Context, opt PruneOptions, ls []cache.Lease, dropKept bool, sizes map[string]int64) (*PruneReport, error) {
+func (s *Collector) pruneHeld(ctx context.Context, opt PruneOptions, ls []gcplan.Lease, dropKept bool, sizes map[string]int64) (*PruneReport, error) {
 	g, err := s.graph(ctx, sizes)
 	if err != nil {
 		return nil, err
@@ -130,7 +131,7 @@ func (s *Collector) pruneHeld(ctx context.Context, opt PruneOptions, ls []cache.
 	if !dropKept {
 		addKeptRoots(g, failures)
 	}
-	plan := cache.Collect(g, cache.Policy{All: opt.All, Until: opt.Until, KeepStorage: opt.KeepStorage}, ls, time.Now())
+	plan := gcplan.Collect(g, gcplan.Policy{All: opt.All, Until: opt.Until, KeepStorage: opt.KeepStorage}, ls, time.Now())
 	rep := &PruneReport{
 		Snapshots: len(plan.Snapshots), Keys: len(plan.Keys), Blobs: len(plan.Blobs),
 		Freed: plan.Freed, Before: plan.Total, After: plan.Total - plan.Freed,
@@ -173,12 +174,12 @@ func (s *Collector) pruneHeld(ctx context.Context, opt PruneOptions, ls []cache.
 // graph reads the metadata and what is on disk. Layer directories are
 // measured once (a committed layer never changes); Prune stores the sizes.
 // known holds sizes measured already.
-func (s *Collector) graph(ctx context.Context, known map[string]int64) (*cache.Graph, error) {
+func (s *Collector) graph(ctx context.Context, known map[string]int64) (*gcplan.Graph, error) {
 	snaps, err := s.DB.Snapshots()
 	if err != nil {
 		return nil, err
 	}
-	g := &cache.Graph{Snapshots: map[string]cache.Snapshot{}, Sizes: map[string]int64{}, Blobs: map[digest.Digest]cache.Blob{}}
+	g := &gcplan.Graph{Snapshots: map[string]cache.Snapshot{}, Sizes: map[string]int64{}, Blobs: map[digest.Digest]gcplan.Blob{}}
 	named := map[digest.Digest]bool{}
 	for _, rec := range snaps {
 		if err := ctx.Err(); err != nil {
@@ -225,7 +226,7 @@ func (s *Collector) graph(ctx context.Context, known map[string]int64) (*cache.G
 		}
 	}
 	err = s.Content.Walk(func(d digest.Digest, size int64) error {
-		b := cache.Blob{Size: size}
+		b := gcplan.Blob{Size: size}
 		if fi, err := os.Stat(s.Content.Path(d)); err == nil {
 			b.ModTime = fi.ModTime()
 		}
@@ -257,8 +258,8 @@ func isJSONBlob(path string, size int64) bool {
 
 // addKeptRoots makes the kept failures' snapshots roots of g, as images
 // are: the automatic GC keeps them and du counts them as in use.
-func addKeptRoots(g *cache.Graph, failures []kept.Failure) {
+func addKeptRoots(g *gcplan.Graph, failures []kept.Failure) {
 	for _, k := range failures {
-		g.Images = append(g.Images, cache.ImageRef{Name: "kept failure " + k.ID, Snapshot: k.Snapshot})
+		g.Images = append(g.Images, gcplan.ImageRef{Name: "kept failure " + k.ID, Snapshot: k.Snapshot})
 	}
 }

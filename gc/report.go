@@ -8,14 +8,14 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/gcplan"
 	"github.com/docker/go-units"
 )
 
 // WriteDiskUsage writes du as `builder du` shows it: a table of the
 // records (full ids, parents and exact byte counts when verbose), then the
 // totals. now is the time the LAST USED column counts from.
-func WriteDiskUsage(out io.Writer, du *cache.DiskUsage, verbose bool, now time.Time) error {
+func WriteDiskUsage(out io.Writer, du *gcplan.DiskUsage, verbose bool, now time.Time) error {
 	w := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 	if verbose {
 		fmt.Fprintln(w, "ID\tPARENT\tSIZE\tBYTES\tLAST USED\tSHARED\tIN USE\tDESCRIPTION")

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/gcplan"
 )
 
 func TestParseDuration(t *testing.T) {
@@ -23,8 +23,8 @@ func TestParseDuration(t *testing.T) {
 
 func TestWriteDiskUsage(t *testing.T) {
 	now := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
-	du := &cache.DiskUsage{
-		Records: []cache.UsageRecord{
+	du := &gcplan.DiskUsage{
+		Records: []gcplan.UsageRecord{
 			{ID: "sha256:0123456789abcdef0123", Blob: true, Size: 2048, LastUsed: now.Add(-90 * time.Minute), InUse: true, Description: "config"},
 			{ID: "snap1", Size: 1, LastUsed: now.Add(-72 * time.Hour), Shared: true, Parent: "snap0"},
 			{ID: "snap2", Size: 5},

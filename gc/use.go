@@ -3,11 +3,13 @@ package gc
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/coord"
+	"github.com/builder-dev/builder/cache/gcplan"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -70,24 +72,37 @@ func (u *Use) note(key digest.Digest, snap string) {
 	}
 }
 
-// Exported notes the built image's manifest, config and layers.
-func (u *Use) Exported(manifest ocispec.Descriptor, raw []byte) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.blobs = append(u.blobs, manifest.Digest)
+// Exported notes the built image's manifest, config and layers, in the
+// build's lease file too: a manifest or config that was in the content
+// store already (an earlier identical build) is older than the lease, and
+// names no snapshot, so nothing else keeps a prune in another process from
+// removing it before the image is named or while it is pushed.
+func (u *Use) Exported(manifest ocispec.Descriptor, raw []byte) error {
+	blobs := []digest.Digest{manifest.Digest}
 	var m ocispec.Manifest
 	if json.Unmarshal(raw, &m) == nil {
-		u.blobs = append(u.blobs, m.Config.Digest)
+		blobs = append(blobs, m.Config.Digest)
 		for _, l := range m.Layers {
-			u.blobs = append(u.blobs, l.Digest)
+			blobs = append(blobs, l.Digest)
 		}
 	}
+	u.mu.Lock()
+	u.blobs = append(u.blobs, blobs...)
+	u.mu.Unlock()
+	names := make([]string, len(blobs))
+	for i, b := range blobs {
+		names[i] = b.String()
+	}
+	if err := u.file.Add(coord.KindBlob, names...); err != nil {
+		return fmt.Errorf("leasing the blobs of image %s: %w", manifest.Digest, err)
+	}
+	return nil
 }
 
-func (u *Use) lease() cache.Lease {
+func (u *Use) lease() gcplan.Lease {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return cache.Lease{
+	return gcplan.Lease{
 		Snapshots: append([]string(nil), u.snaps...),
 		Keys:      append([]digest.Digest(nil), u.keys...),
 		Blobs:     append([]digest.Digest(nil), u.blobs...),
@@ -96,8 +111,7 @@ func (u *Use) lease() cache.Lease {
 
 // leaseTable holds the uses of the builds of one Collector running in this
 // process: a Prune, or one build's automatic GC, must spare the others'
-// (their lease files say so too; this also covers the blobs they
-// exported).
+// (their lease files say so too).
 type leaseTable struct {
 	mu   sync.Mutex
 	uses map[*Use]bool
@@ -119,14 +133,14 @@ func (t *leaseTable) remove(u *Use) {
 }
 
 // all returns the leases of the builds running.
-func (t *leaseTable) all() []cache.Lease {
+func (t *leaseTable) all() []gcplan.Lease {
 	t.mu.Lock()
 	us := make([]*Use, 0, len(t.uses))
 	for u := range t.uses {
 		us = append(us, u)
 	}
 	t.mu.Unlock()
-	out := make([]cache.Lease, 0, len(us))
+	out := make([]gcplan.Lease, 0, len(us))
 	for _, u := range us {
 		out = append(out, u.lease())
 	}

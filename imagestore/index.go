@@ -7,6 +7,7 @@ import (
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/cache/gcplan"
 	"github.com/builder-dev/builder/platform"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -39,11 +40,11 @@ func Pick(rec cache.Image, p ocispec.Platform) (cache.PlatformImage, error) {
 // ImageRefs are what the stored image img keeps from the GC, and what du
 // counts for it: one ref per platform image (the first with every blob the
 // index reaches, so that blobs the platforms share count once).
-func ImageRefs(c *content.Store, img cache.Image) []cache.ImageRef {
-	refs := []cache.ImageRef{{Name: img.Name, Snapshot: img.Snapshot, Blobs: reachable(c, img.Manifest.Digest, 0)}}
+func ImageRefs(c *content.Store, img cache.Image) []gcplan.ImageRef {
+	refs := []gcplan.ImageRef{{Name: img.Name, Snapshot: img.Snapshot, Blobs: reachable(c, img.Manifest.Digest, 0)}}
 	for _, pi := range img.Platforms {
 		if pi.Snapshot != img.Snapshot {
-			refs = append(refs, cache.ImageRef{Name: img.Name, Snapshot: pi.Snapshot})
+			refs = append(refs, gcplan.ImageRef{Name: img.Name, Snapshot: pi.Snapshot})
 		}
 	}
 	return refs

@@ -163,7 +163,7 @@ func openSums(dir string) *cache.DB {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil
 	}
-	db, err := cache.Open(filepath.Join(dir, "filesums.db"), nil)
+	db, err := cache.OpenUnleased(filepath.Join(dir, "filesums.db"), nil)
 	if err != nil {
 		return nil
 	}

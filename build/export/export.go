@@ -243,7 +243,9 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 	if err != nil {
 		return nil, err
 	}
-	a.job.use.Exported(img.Manifest, img.ManifestBytes)
+	if err := a.job.use.Exported(img.Manifest, img.ManifestBytes); err != nil {
+		return nil, err
+	}
 	img.Manifest.Annotations = a.descAnnotations
 	a.images[eo] = img
 	return img, nil

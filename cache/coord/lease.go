@@ -22,7 +22,8 @@ import (
 // <pid>-<random>, flocked exclusively until Close, so that a GC in another
 // process spares what this process uses: the file's first line is the time it was opened, and
 // each later line a key ("k sha256:...") or a snapshot ("s 12") that a
-// lookup returned or an id this process reserved. The cache package
+// lookup returned or an id this process reserved, or a blob ("b sha256:...")
+// of an image a build exported. The cache package
 // appends to it while it holds the database, and a prune reads the leases
 // while it holds the database, so a record is either leased before a prune
 // looks or gone when the lookup runs. A killed process's flock goes with

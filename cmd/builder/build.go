@@ -45,8 +45,12 @@ func newBuildRun(w io.Writer, mode string) (*buildRun, error) {
 	if err != nil {
 		return nil, err
 	}
+	return runFor(printer), nil
+}
+
+func runFor(printer progress.Printer) *buildRun {
 	rec := history.NewRecorder()
-	return &buildRun{printer: printer, rec: rec, gate: &progress.Gate{Printer: progress.Tee(printer, rec)}}, nil
+	return &buildRun{printer: printer, rec: rec, gate: &progress.Gate{Printer: progress.Tee(printer, rec)}}
 }
 
 // wire sets the options' progress, warnings and check callbacks.
@@ -84,12 +88,12 @@ func runBuild(cmd *cobra.Command, g *globalOptions, f *buildopts.Flags, contextD
 		return err
 	}
 	defer load.cleanup()
-	run, err := newBuildRun(cmd.ErrOrStderr(), f.Progress)
+	run, err := g.serve.buildRun(cmd.ErrOrStderr(), f.Progress)
 	if err != nil {
 		return err
 	}
 	run.wire(cmd, &opt)
-	g.serve.wire(run, &opt)
+	g.serve.wire(&opt)
 	st := g.serve.sharedState()
 	if st == nil {
 		if st, err = openState(cmd, g); err != nil {

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cmd/builder/internal/buildopts"
 	"github.com/builder-dev/builder/cmd/builder/internal/imageload"
+	"github.com/builder-dev/builder/output"
 	"github.com/spf13/cobra"
 )
 
@@ -33,16 +34,7 @@ func prepareLoad(f *buildopts.Flags, opt *build.Options) (*loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--load: %w", err)
 	}
-	spec := "type=docker,dest=" + filepath.Join(dir, "image.tar")
-	if len(f.Tags) > 0 {
-		spec += `,"name=` + strings.Join(f.Tags, ",") + `"`
-	}
-	out, err := buildopts.ParseOutputs([]string{spec})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("--load: %w", err)
-	}
-	opt.Outputs = append(opt.Outputs, out...)
+	opt.Outputs = append(opt.Outputs, output.Spec{Type: output.Docker, Dest: filepath.Join(dir, "image.tar"), Names: slices.Clone(f.Tags)})
 	return &loader{tmpDir: dir, target: target}, nil
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cmd/builder/internal/remoteflags"
-	"github.com/builder-dev/builder/progress"
 	"github.com/builder-dev/builder/server"
 	"github.com/builder-dev/builder/server/api"
 	"github.com/builder-dev/builder/solver"
@@ -105,16 +104,21 @@ func (h *serveHooks) sharedState() *build.State {
 	return h.state
 }
 
-// wire sends the build's progress to the client instead of a printer
-// (the history recorder still listens) and gives it the client's secrets
-// and SSH agents, fetched when a step uses one.
-func (h *serveHooks) wire(run *buildRun, opt *build.Options) {
+// buildRun is newBuildRun, but a served build's progress goes to the
+// client, which renders it (and to the history), not to a printer here.
+func (h *serveHooks) buildRun(w io.Writer, mode string) (*buildRun, error) {
+	if h == nil {
+		return newBuildRun(w, mode)
+	}
+	return runFor(h), nil
+}
+
+// wire gives the build the client's secrets and SSH agents, fetched when
+// a step uses one.
+func (h *serveHooks) wire(opt *build.Options) {
 	if h == nil {
 		return
 	}
-	run.printer = h
-	run.gate = &progress.Gate{Printer: progress.Tee(h, run.rec)}
-	opt.Progress = run.gate
 	opt.Secrets, opt.SSH = map[string]build.Secret{}, nil
 	opt.SSHDial = map[string]func(context.Context) (net.Conn, error){}
 	for _, id := range h.secrets {

@@ -41,6 +41,10 @@ var layers = []layer{
 	// The state directory's stores: cache metadata and layer directories.
 	// They do not know each other; each is used by the layers above.
 	{name: "storage", patterns: []string{"cache/...", "snapshot/..."}, mayUse: []string{"base"}},
+	// What a GC of the stores removes and what du reports: a pure
+	// function of the cache's records (package gc reads the state into it
+	// and deletes what it plans).
+	{name: "gcplan", patterns: []string{"cache/gcplan"}, mayUse: []string{"base", "storage"}},
 	// The solver walks an llb graph through small interfaces; it must not
 	// know a Dockerfile, a registry or a sandbox (see the solver rule below).
 	{name: "engine", patterns: []string{"solver"}, mayUse: []string{"base"}},
@@ -56,14 +60,14 @@ var layers = []layer{
 	// What leaves a build: image assembly and writing, the local image
 	// store, remote cache import/export (it wraps a solver.Cache), the
 	// build history (its Recorder listens to solver events).
-	{name: "output", patterns: []string{"exporter/...", "imagestore/...", "cache/remote/...", "history/..."}, sameLayer: true, mayUse: []string{"base", "storage", "engine", "source"}},
+	{name: "output", patterns: []string{"exporter/...", "imagestore/...", "cache/remote/...", "history/..."}, sameLayer: true, mayUse: []string{"base", "storage", "gcplan", "engine", "source"}},
 	// Wiring of one build (and of other whole features): frontend →
 	// solver → exporter.
-	{name: "app", patterns: []string{"build/..."}, sameLayer: true, mayUse: []string{"base", "storage", "engine", "frontend", "source", "sandbox", "ops", "output"}},
+	{name: "app", patterns: []string{"build/..."}, sameLayer: true, mayUse: []string{"base", "storage", "gcplan", "engine", "frontend", "source", "sandbox", "ops", "output"}},
 	// Binaries: flags into option structs.
-	{name: "cmd", patterns: []string{"cmd/..."}, sameLayer: true, mayUse: []string{"base", "storage", "engine", "frontend", "source", "sandbox", "ops", "output", "app"}},
+	{name: "cmd", patterns: []string{"cmd/..."}, sameLayer: true, mayUse: []string{"base", "storage", "gcplan", "engine", "frontend", "source", "sandbox", "ops", "output", "app"}},
 	// Test support: imported by tests only, so no layer may use it.
-	{name: "testsupport", patterns: []string{"internal/testutil/...", "internal/faultproxy/..."}, sameLayer: true, mayUse: []string{"base", "storage", "engine", "frontend", "source", "sandbox", "ops", "output", "app"}},
+	{name: "testsupport", patterns: []string{"internal/testutil/...", "internal/faultproxy/..."}, sameLayer: true, mayUse: []string{"base", "storage", "gcplan", "engine", "frontend", "source", "sandbox", "ops", "output", "app"}},
 }
 
 const defaultLayer = "app"

@@ -1,18 +1,10 @@
-package cache
-
-import (
-	"slices"
-	"sort"
-	"time"
-
-	"github.com/opencontainers/go-digest"
-)
-
-// GC works on a Graph, a copy of the state's metadata with the sizes of what
-// is on disk, and returns a Plan; the caller deletes. It is a pure function
-// in the manner of a tricolor mark and sweep: roots (the local image
-// store's images and the leases of running builds) mark their snapshot
-// chains and blobs, and only what is unmarked may go.
+// Package gcplan plans the garbage collection of a state directory. It
+// works on a Graph, a copy of the state's metadata (package cache's
+// records) with the sizes of what is on disk, and returns a Plan; the
+// caller (package gc) deletes. Collect is a pure function in the manner
+// of a tricolor mark and sweep: roots (the local image store's images and
+// the leases of running builds) mark their snapshot chains and blobs, and
+// only what is unmarked may go. Usage reports disk use from the same Graph.
 //
 // What a prune removes, in order:
 //
@@ -26,6 +18,17 @@ import (
 //  4. layer blobs of removed snapshots and blobs nothing names; manifests
 //     and configs no image references (resolved base images, replaced
 //     images) only with Policy.All, or last when over Policy.KeepStorage.
+package gcplan
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/coord"
+	"github.com/opencontainers/go-digest"
+)
 
 // Policy selects what a prune may remove of what no root needs.
 type Policy struct {
@@ -39,17 +42,13 @@ type Policy struct {
 }
 
 // Lease protects what a running build uses from a GC: the chains of its
-// snapshots and of its keys' results, its keys, and its blobs.
-type Lease struct {
-	Snapshots []string
-	Keys      []digest.Digest
-	Blobs     []digest.Digest
-	// Since, when set, also protects every snapshot, key and blob made at
-	// or after it: another process's build may not have recorded yet
-	// what names them (a blob exported before its snapshot record says
-	// so, an image's manifest before the image is named).
-	Since time.Time
-}
+// snapshots and of its keys' results, its keys, and its blobs. Its Since,
+// when set, also protects every snapshot, key and blob made at or after
+// it: another process's build may not have recorded yet what names them
+// (a blob exported before its snapshot record says so, an image's
+// manifest before the image is named). It is what a lease file holds, so
+// cache.DB.Leases returns it as it reads it.
+type Lease = coord.Held
 
 // ImageRef is an image of the local store as GC sees it.
 type ImageRef struct {
@@ -70,11 +69,11 @@ type Blob struct {
 
 // Graph is what GC and du look at.
 type Graph struct {
-	Snapshots map[string]Snapshot
+	Snapshots map[string]cache.Snapshot
 	// Sizes are the bytes of each snapshot's layer directory; a snapshot
 	// missing from Sizes has no directory on disk.
 	Sizes  map[string]int64
-	Keys   map[digest.Digest]Result
+	Keys   map[digest.Digest]cache.Result
 	Layers map[digest.Digest]string
 	Images []ImageRef
 	Blobs  map[digest.Digest]Blob
@@ -115,6 +114,21 @@ func (g *Graph) chain(id string, fn func(string)) {
 			return
 		}
 		fn(cur)
+		cur = s.Parent
+	}
+}
+
+// markChain adds id and its ancestors to set, stopping at a missing
+// record or at one in set already, whose ancestors are then in it too
+// when set is only filled here: marking every chain walks each snapshot
+// once, not once per snapshot above it.
+func (g *Graph) markChain(set map[string]bool, id string) {
+	for cur := id; cur != "" && !set[cur]; {
+		s, ok := g.Snapshots[cur]
+		if !ok {
+			return
+		}
+		set[cur] = true
 		cur = s.Parent
 	}
 }
@@ -160,6 +174,7 @@ type collector struct {
 	// remaining is the total size left after what is planned so far.
 	remaining  int64
 	brokenMemo map[string]bool
+	depths     map[string]int
 }
 
 func newCollector(g *Graph, p Policy, now time.Time) *collector {
@@ -167,7 +182,7 @@ func newCollector(g *Graph, p Policy, now time.Time) *collector {
 		g: g, p: p, plan: &Plan{Total: g.Total()},
 		marked: map[string]bool{}, keepBlob: map[digest.Digest]bool{}, leasedKey: map[digest.Digest]bool{},
 		children: map[string][]string{}, blobOwners: map[digest.Digest]int{},
-		removed: map[string]bool{}, brokenMemo: map[string]bool{},
+		removed: map[string]bool{}, brokenMemo: map[string]bool{}, depths: map[string]int{},
 	}
 	if p.Until > 0 {
 		c.cutoff = now.Add(-p.Until)
@@ -191,14 +206,20 @@ func newCollector(g *Graph, p Policy, now time.Time) *collector {
 // the blobs they keep; then it starts the running total, less the layer
 // data that goes under any policy.
 func (c *collector) mark(leases []Lease) {
-	mark := func(id string) { c.g.chain(id, func(s string) { c.marked[s] = true }) }
+	mark := c.markChain
 	for _, img := range c.g.Images {
 		mark(img.Snapshot)
 		for _, b := range img.Blobs {
 			c.keepBlob[b] = true
 		}
 	}
+	// What was made after the earliest lease began is kept: one walk,
+	// since each later lease's set is part of it.
+	var since time.Time
 	for _, l := range leases {
+		if !l.Since.IsZero() && (since.IsZero() || l.Since.Before(since)) {
+			since = l.Since
+		}
 		for _, id := range l.Snapshots {
 			mark(id)
 		}
@@ -211,9 +232,9 @@ func (c *collector) mark(leases []Lease) {
 		for _, b := range l.Blobs {
 			c.keepBlob[b] = true
 		}
-		if !l.Since.IsZero() {
-			c.markSince(l.Since, mark)
-		}
+	}
+	if !since.IsZero() {
+		c.markSince(since)
 	}
 	c.remaining = c.plan.Total
 	// Layer data no snapshot names goes whatever the policy.
@@ -225,7 +246,8 @@ func (c *collector) mark(leases []Lease) {
 }
 
 // markSince marks what was made at or after t.
-func (c *collector) markSince(t time.Time, mark func(string)) {
+func (c *collector) markSince(t time.Time) {
+	mark := c.markChain
 	for id, s := range c.g.Snapshots {
 		if !s.Created.Before(t) {
 			mark(id)
@@ -243,6 +265,9 @@ func (c *collector) markSince(t time.Time, mark func(string)) {
 		}
 	}
 }
+
+// markChain marks id and its ancestors.
+func (c *collector) markChain(id string) { c.g.markChain(c.marked, id) }
 
 // removeTree plans the removal of id and every snapshot built on it,
 // unless marked.
@@ -269,10 +294,10 @@ func (c *collector) removeGarbage(ids []string) {
 	// needed: in the chain of some record at all.
 	needed := map[string]bool{}
 	for _, r := range c.g.Keys {
-		c.g.chain(r.Snapshot, func(s string) { needed[s] = true })
+		c.g.markChain(needed, r.Snapshot)
 	}
 	for _, id := range c.g.Layers {
-		c.g.chain(id, func(s string) { needed[s] = true })
+		c.g.markChain(needed, id)
 	}
 	for id := range c.marked {
 		needed[id] = true
@@ -322,7 +347,7 @@ func (c *collector) applyPolicy(ids []string) {
 		if !ti.Equal(tj) {
 			return ti.Before(tj)
 		}
-		return depthOf(g, cands[i]) > depthOf(g, cands[j])
+		return c.depth(cands[i]) > c.depth(cands[j])
 	})
 	for _, id := range cands {
 		if c.p.KeepStorage > 0 && c.remaining <= c.p.KeepStorage {
@@ -402,16 +427,27 @@ func (c *collector) planBlobs() {
 	}
 }
 
-// Used returns when r was last used, or created if never used since.
-func (r Result) Used() time.Time {
-	if r.LastUsed.IsZero() {
-		return r.Created
-	}
-	return r.LastUsed
-}
-
-func depthOf(g *Graph, id string) int {
+// depth is the length of id's chain, memoized: the least-recently-used
+// order asks it of both sides of every tie. A chain with a loop, which
+// phase 1 removed, stops after more steps than there are snapshots.
+func (c *collector) depth(id string) int {
+	var path []string
 	n := 0
-	g.chain(id, func(string) { n++ })
-	return n
+	for cur := id; cur != ""; {
+		if d, ok := c.depths[cur]; ok {
+			n = d
+			break
+		}
+		s, ok := c.g.Snapshots[cur]
+		if !ok || len(path) > len(c.g.Snapshots) {
+			break
+		}
+		path = append(path, cur)
+		cur = s.Parent
+	}
+	for i := len(path) - 1; i >= 0; i-- {
+		n++
+		c.depths[path[i]] = n
+	}
+	return c.depths[id]
 }

@@ -1,13 +1,14 @@
-package cache
+package gcplan
 
 import (
-	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/builder-dev/builder/cache"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -25,7 +26,7 @@ func blobDigest(name string) digest.Digest { return digest.FromString(name) }
 //	blobs:  "name:size[:meta]:ageHours" for blobs no snapshot names
 func fakeGraph(t *testing.T, snaps, keys, layers, images, blobs []string) *Graph {
 	t.Helper()
-	g := &Graph{Snapshots: map[string]Snapshot{}, Sizes: map[string]int64{}, Keys: map[digest.Digest]Result{},
+	g := &Graph{Snapshots: map[string]cache.Snapshot{}, Sizes: map[string]int64{}, Keys: map[digest.Digest]cache.Result{},
 		Layers: map[digest.Digest]string{}, Blobs: map[digest.Digest]Blob{}}
 	atoi := func(s string) int64 {
 		n, err := strconv.ParseInt(s, 10, 64)
@@ -37,7 +38,7 @@ func fakeGraph(t *testing.T, snaps, keys, layers, images, blobs []string) *Graph
 	for _, spec := range snaps {
 		f := strings.Fields(spec)
 		id, parent, _ := strings.Cut(f[0], "<")
-		s := Snapshot{ID: id, Parent: parent, Created: now.Add(-1000 * time.Hour), LastUsed: now.Add(-time.Duration(atoi(f[2])) * time.Hour)}
+		s := cache.Snapshot{ID: id, Parent: parent, Created: now.Add(-1000 * time.Hour), LastUsed: now.Add(-time.Duration(atoi(f[2])) * time.Hour)}
 		if f[1] != "-" { // "-": no directory
 			g.Sizes[id] = atoi(f[1])
 		}
@@ -51,7 +52,7 @@ func fakeGraph(t *testing.T, snaps, keys, layers, images, blobs []string) *Graph
 	}
 	for _, k := range keys {
 		key, id, _ := strings.Cut(k, "=")
-		g.Keys[blobDigest(key)] = Result{Snapshot: id, Created: now.Add(-1000 * time.Hour)}
+		g.Keys[blobDigest(key)] = cache.Result{Snapshot: id, Created: now.Add(-1000 * time.Hour)}
 	}
 	for _, l := range layers {
 		c, id, _ := strings.Cut(l, "=")
@@ -279,97 +280,53 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// TestTouch checks last-use times, the measurement of new snapshots and
-// the running total, and that a touch within TouchResolution writes
-// nothing.
-func TestTouch(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
+func TestCollectSparesWhatALeaseMayNotNameYet(t *testing.T) {
+	g := fakeGraph(t, []string{"old 10 100", "new 10 0"}, nil, nil, nil, []string{"oldblob:5:100", "newblob:5:0"})
+	s := g.Snapshots["new"]
+	s.Created = now
+	g.Snapshots["new"] = s
+	since := now.Add(-time.Minute)
+	plan := Collect(g, Policy{All: true}, []Lease{{Since: since}}, now)
+	if !slices.Equal(plan.Snapshots, []string{"old"}) {
+		t.Errorf("Collect removes snapshots %v, want only the one made before the lease", plan.Snapshots)
 	}
-	defer db.Close()
-	created := now.Add(-time.Hour)
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(db.PutSnapshot(Snapshot{ID: "1", Created: created}))
-	must(db.PutSnapshot(Snapshot{ID: "2", Parent: "1", Created: created,
-		Blobs: map[string]ocispec.Descriptor{"gzip": {Digest: blobDigest("2"), Size: 7}}}))
-	must(db.PutSnapshot(Snapshot{ID: "3", Created: created}))
-	key := blobDigest("k")
-	must(db.Record(key, Result{Snapshot: "2", Created: created}))
-
-	measured := 0
-	measure := func(id string) (int64, error) { measured++; return 100, nil }
-	must(db.Touch(Use{Keys: []digest.Digest{key}, Time: now}, measure))
-	if measured != 2 {
-		t.Errorf("Touch measured %d snapshots, want 2 (the key's chain)", measured)
-	}
-	if n, _ := db.Usage(); n != 207 {
-		t.Errorf("Usage() = %d after Touch, want 207", n)
-	}
-	s, _ := db.Snapshot("1")
-	r, _ := db.Lookup(t.Context(), key)
-	if !s.LastUsed.Equal(now) || !r.LastUsed.Equal(now) || s.Size != 100 {
-		t.Errorf("after Touch: snapshot %+v, result %+v", s, r)
-	}
-	if s3, _ := db.Snapshot("3"); !s3.LastUsed.IsZero() {
-		t.Errorf("Touch touched an unused snapshot: %+v", s3)
-	}
-
-	// Within TouchResolution nothing is measured or written.
-	must(db.Touch(Use{Keys: []digest.Digest{key}, Time: now.Add(TouchResolution / 2)}, measure))
-	if s, _ := db.Snapshot("1"); !s.LastUsed.Equal(now) || measured != 2 {
-		t.Errorf("Touch within the resolution rewrote %+v (measured %d)", s, measured)
-	}
-	// A snapshot's blobs added later (the exporter) are counted at the next touch.
-	s2, _ := db.Snapshot("2")
-	s2.Blobs["zstd"] = ocispec.Descriptor{Digest: blobDigest("2z"), Size: 5}
-	must(db.PutSnapshot(s2))
-	must(db.Touch(Use{Snapshots: []string{"2"}, Time: now.Add(TouchResolution / 2)}, measure))
-	if n, _ := db.Usage(); n != 212 {
-		t.Errorf("Usage() = %d after new blobs, want 212", n)
-	}
-
-	must(db.Delete([]digest.Digest{key}, nil, []string{"2"}))
-	if n, _ := db.Usage(); n != 100 {
-		t.Errorf("Usage() = %d after deleting 2, want 100", n)
-	}
-	must(db.Resync(map[string]int64{"1": 40, "3": 60}))
-	if n, _ := db.Usage(); n != 100 {
-		t.Errorf("Usage() = %d after Resync, want 100", n)
+	if !slices.Equal(plan.Blobs, []digest.Digest{blobDigest("oldblob")}) {
+		t.Errorf("Collect removes blobs %v, want only the one written before the lease", plan.Blobs)
 	}
 }
 
-// BenchmarkTouchNoop is the cost a no-op rebuild pays at its end: a Touch
-// of recently touched records (one read transaction) and the GC check.
-func BenchmarkTouchNoop(b *testing.B) {
-	db, err := Open(filepath.Join(b.TempDir(), "meta.db"), nil)
-	if err != nil {
-		b.Fatal(err)
+// TestCollectMarksSinceTheEarliestLease: with several leases, what was made
+// since the earliest began is spared, whichever order the leases come in
+// (a lease without a start in between).
+func TestCollectMarksSinceTheEarliestLease(t *testing.T) {
+	g := fakeGraph(t, []string{"old 10 100", "mid 10 0", "new<mid 10 0"}, []string{"kmid=mid"}, nil, nil,
+		[]string{"oldblob:5:100", "midblob:5:0"})
+	made := map[string]time.Time{"old": now.Add(-3 * time.Hour), "mid": now.Add(-90 * time.Minute), "new": now}
+	for id, at := range made {
+		s := g.Snapshots[id]
+		s.Created = at
+		g.Snapshots[id] = s
 	}
-	defer db.Close()
-	parent := ""
-	for i := range 10 {
-		id := strconv.Itoa(i + 1)
-		db.PutSnapshot(Snapshot{ID: id, Parent: parent, Created: now})
-		parent = id
+	g.Keys[blobDigest("kmid")] = cache.Result{Snapshot: "mid", Created: made["mid"]}
+	b := g.Blobs[blobDigest("midblob")]
+	b.ModTime = made["mid"]
+	g.Blobs[blobDigest("midblob")] = b
+	leases := []Lease{{Since: now.Add(-time.Hour)}, {Snapshots: []string{"new"}}, {Since: now.Add(-2 * time.Hour)}}
+	plan := Collect(g, Policy{All: true}, leases, now)
+	if !slices.Equal(plan.Snapshots, []string{"old"}) || len(plan.Keys) != 0 {
+		t.Errorf("Collect removes snapshots %v and keys %v, want only snapshot old (made before every lease)", plan.Snapshots, plan.Keys)
 	}
-	key := blobDigest("k")
-	db.Record(key, Result{Snapshot: parent, Created: now})
-	measure := func(string) (int64, error) { return 1, nil }
-	t0 := time.Now()
-	db.Touch(Use{Keys: []digest.Digest{key}, Snapshots: []string{parent}, Time: t0}, measure)
-	b.ResetTimer()
-	for b.Loop() {
-		if err := db.Touch(Use{Keys: []digest.Digest{key}, Snapshots: []string{parent}, Time: t0.Add(time.Second)}, measure); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := db.Usage(); err != nil {
-			b.Fatal(err)
-		}
+	if !slices.Equal(plan.Blobs, []digest.Digest{blobDigest("oldblob")}) {
+		t.Errorf("Collect removes blobs %v, want only the one written before every lease", plan.Blobs)
+	}
+}
+
+// TestCollectTiesChildFirst: a chain last used at one time (Touch gives a
+// chain one time) loses its top first, not its base with everything on it.
+func TestCollectTiesChildFirst(t *testing.T) {
+	g := fakeGraph(t, []string{"a 100 5", "b<a 10 5", "c<b 10 5"}, []string{"ka=a", "kb=b", "kc=c"}, nil, nil, nil)
+	plan := Collect(g, Policy{KeepStorage: 110}, nil, now)
+	if !slices.Equal(plan.Snapshots, []string{"c"}) {
+		t.Errorf("Collect over the limit by one top layer removes %v, want [c]", plan.Snapshots)
 	}
 }
