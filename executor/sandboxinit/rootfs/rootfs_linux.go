@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/builder-dev/builder/snapshot"
+	snapmount "github.com/builder-dev/builder/snapshot/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -95,8 +95,8 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 // step can be created (CAP_MKNOD stays, for dpkg and tar) but not opened.
 // setuid binaries keep working, as in Docker. An insecure sandbox keeps
 // its devices (losetup for disk images): it could remount anyway.
-func (r *Root) Mount(layers []snapshot.Mount) error {
-	if err := snapshot.MountAll(layers, r.dir); err != nil {
+func (r *Root) Mount(layers []snapmount.Mount) error {
+	if err := snapmount.All(layers, r.dir); err != nil {
 		return err
 	}
 	if err := r.openRoot(); err != nil {
