@@ -17,7 +17,7 @@ import (
 // start.
 func newInitConfig(spec Spec, nw netPlan) (sandboxinit.Config, error) {
 	cfg := sandboxinit.Config{
-		Rootfs:    spec.Rootfs,
+		Rootfs:    withMountpointLayer(spec.Rootfs),
 		Args:      spec.Args,
 		Env:       spec.Env,
 		Cwd:       spec.Cwd,

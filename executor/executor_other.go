@@ -20,3 +20,6 @@ func Init() {}
 func NetworkWarning() string {
 	return "sandboxed RUN steps are not supported on " + runtime.GOOS
 }
+
+// useMountpointLayer has nothing to set up where Run cannot run.
+func useMountpointLayer(string) {}
