@@ -15,7 +15,7 @@ import (
 func TestMountpointLayer(t *testing.T) {
 	dir := t.TempDir()
 	executor.UseMountpointLayer(dir)
-	defer executor.UseMountpointLayer("")
+	defer executor.UseMountpointLayer(mountpointLayerDir)
 
 	// An /etc without hosts or resolv.conf: no copy-up of /etc either.
 	s := newSandbox(t, newBusyboxRootfs(t))
