@@ -89,8 +89,15 @@ func (r *Root) resolve(p string, mode resolveMode) (string, error) {
 // else (a missing component, a symlink, an old kernel) takes the walk.
 func (r *Root) open(p string, mode resolveMode, create, dir bool) (*handle, error) {
 	clean := strings.TrimPrefix(filepath.Clean("/"+p), "/")
-	if h := r.openBeneath(clean); h != nil {
+	h, err := r.openBeneath(clean)
+	switch {
+	case h != nil:
 		return h, nil
+	case err == unix.ENOENT && mode == noSymlinks && !create:
+		// openat2 met no symlink (that is ELOOP) and a missing
+		// component: the walk would end the same way. (A mask on a
+		// path this kernel lacks.)
+		return nil, &os.PathError{Op: "open", Path: "/" + clean, Err: err}
 	}
 	rel, err := r.resolve(p, mode)
 	if err != nil {
@@ -134,7 +141,8 @@ func (r *Root) open(p string, mode resolveMode, create, dir bool) (*handle, erro
 // (O_NOFOLLOW with O_PATH), as the walk would. It returns nil when that
 // fails for any reason, or when the path ends in a symlink (which
 // followInRoot must resolve): the walk then decides, with its errors.
-func (r *Root) openBeneath(rel string) *handle {
+// err is openat2's.
+func (r *Root) openBeneath(rel string) (*handle, error) {
 	name := rel
 	if name == "" {
 		name = "."
@@ -145,14 +153,14 @@ func (r *Root) openBeneath(rel string) *handle {
 	}
 	fd, err := unix.Openat2(int(r.rootFD.Fd()), name, &how)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var st unix.Stat_t
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		unix.Close(fd)
-		return nil
+		return nil, nil
 	}
-	return &handle{fd: fd, rel: rel}
+	return &handle{fd: fd, rel: rel}, nil
 }
 
 // step opens the last of parts below the directory dirfd, creating it
