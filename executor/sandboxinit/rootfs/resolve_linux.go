@@ -38,6 +38,9 @@ const (
 type handle struct {
 	fd  int // closed by Close
 	rel string
+	// mode is the file's type and mode when it was opened, 0 if not
+	// known (saves check an fstat).
+	mode uint32
 }
 
 // proc is the magic-link path mount(2) and friends are given to act on
@@ -160,7 +163,7 @@ func (r *Root) openBeneath(rel string) (*handle, error) {
 		unix.Close(fd)
 		return nil, nil
 	}
-	return &handle{fd: fd, rel: rel}, nil
+	return &handle{fd: fd, rel: rel, mode: st.Mode}, nil
 }
 
 // step opens the last of parts below the directory dirfd, creating it
@@ -215,19 +218,32 @@ func (r *Root) mountpoint(p string, mode resolveMode, dir bool) (*handle, error)
 
 // check says why h cannot take a mount of a directory (dir) or a file.
 func (h *handle) check(p string, dir bool) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(h.fd, &st); err != nil {
-		return os.NewSyscallError("fstat", err)
+	mode, err := h.fileMode()
+	if err != nil {
+		return err
 	}
-	switch kind := st.Mode & unix.S_IFMT; {
+	switch kind := mode & unix.S_IFMT; {
 	case kind == unix.S_IFLNK:
 		return fmt.Errorf("%s in the rootfs is a symlink: refusing to mount through it", p)
 	case dir && kind != unix.S_IFDIR:
-		return fmt.Errorf("%s in the rootfs is %s, not a directory", p, fileKind(st.Mode))
+		return fmt.Errorf("%s in the rootfs is %s, not a directory", p, fileKind(mode))
 	case !dir && kind == unix.S_IFDIR:
 		return fmt.Errorf("%s in the rootfs is a directory, and a file is mounted there", p)
 	}
 	return nil
+}
+
+// fileMode is the type and mode of the file h is open on.
+func (h *handle) fileMode() (uint32, error) {
+	if h.mode != 0 {
+		return h.mode, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(h.fd, &st); err != nil {
+		return 0, os.NewSyscallError("fstat /"+h.rel, err)
+	}
+	h.mode = st.Mode
+	return st.Mode, nil
 }
 
 func fileKind(mode uint32) string {

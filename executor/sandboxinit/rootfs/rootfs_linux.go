@@ -305,12 +305,10 @@ func (r *Root) mask() error {
 			}
 			continue
 		}
-		var st unix.Stat_t
-		err = unix.Fstat(h.fd, &st)
+		mode, err := h.fileMode()
 		switch {
 		case err != nil:
-			err = os.NewSyscallError("fstat "+p, err)
-		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		case mode&unix.S_IFMT == unix.S_IFDIR:
 			err = mountOn("tmpfs", h, "tmpfs", unix.MS_RDONLY|procFlags, "")
 		default:
 			err = mountOn("/dev/null", h, "", unix.MS_BIND, "")
@@ -354,13 +352,13 @@ func (r *Root) maskTarget(p string) (*handle, error) {
 		return nil, err
 	}
 	var st unix.Statfs_t
-	var fi unix.Stat_t
+	mode, merr := h.fileMode()
 	switch {
-	case unix.Fstatfs(h.fd, &st) != nil || unix.Fstat(h.fd, &fi) != nil:
+	case unix.Fstatfs(h.fd, &st) != nil || merr != nil:
 		err = fmt.Errorf("cannot stat %s", p)
 	case st.Type != unix.PROC_SUPER_MAGIC && st.Type != unix.SYSFS_MAGIC:
 		err = fmt.Errorf("%s is not on the sandbox's proc or sysfs (filesystem magic %#x): refusing to run unmasked", p, st.Type)
-	case fi.Mode&unix.S_IFMT == unix.S_IFLNK:
+	case mode&unix.S_IFMT == unix.S_IFLNK:
 		err = fmt.Errorf("%s is a symlink: refusing to mask through it", p)
 	}
 	if err != nil {
