@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/executor/mountpoints"
 )
 
 func TestExitStatus(t *testing.T) {
@@ -191,8 +192,8 @@ head -c 5 /dev/zero | wc -c`
 
 func TestUpperDirAndStubs(t *testing.T) {
 	// The mountpoints the init creates when there is no layer of them.
-	executor.UseMountpointLayer("")
-	defer executor.UseMountpointLayer(mountpointLayerDir)
+	mountpoints.Use("")
+	defer mountpoints.Use(mountpointLayerDir)
 	s := newSandbox(t, newBusyboxRootfs(t))
 	mustRun(t, s.spec("sh", "-c", "echo data > /newfile; echo nameserver 192.0.2.1 >> /etc/resolv.conf"))
 	if b, err := os.ReadFile(filepath.Join(s.upper, "newfile")); err != nil || string(b) != "data\n" {

@@ -20,6 +20,3 @@ func Init() {}
 func NetworkWarning() string {
 	return "sandboxed RUN steps are not supported on " + runtime.GOOS
 }
-
-// useMountpointLayer has nothing to set up where Run cannot run.
-func useMountpointLayer(string) {}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/executor/mountpoints"
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/snapshot"
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	executor.UseMountpointLayer(mountpointLayerDir)
+	mountpoints.Use(mountpointLayerDir)
 	code := m.Run()
 	os.RemoveAll(mountpointLayerDir)
 	// Tests that SIGKILL a helper running a sandbox leave its cgroup.

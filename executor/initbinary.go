@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+
+	"github.com/builder-dev/builder/executor/mountpoints"
 )
 
 // initBinary is the program Run starts as the sandbox init: "" means this
@@ -24,9 +26,9 @@ var initBinary atomic.Value // string
 // was embedded; "" has it computed here, which reads all of binary. With
 // sum given, a file of the right name and size is taken as it is: a no-op
 // rebuild, which runs no step, pays a stat. dir also keeps the layer of
-// mountpoints that Run puts beneath an overlay rootfs (mountpoints_linux.go).
+// mountpoints that Run puts beneath an overlay rootfs (package mountpoints).
 func UseInitBinary(dir string, binary []byte, sum string) (string, error) {
-	useMountpointLayer(dir)
+	mountpoints.Use(dir)
 	if len(sum) < 24 {
 		h := sha256.Sum256(binary)
 		sum = hex.EncodeToString(h[:])

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/executor/mountpoints"
 )
 
 // With the layer of mountpoints beneath the rootfs, a step leaves nothing
@@ -14,8 +14,8 @@ import (
 // that every later step mounts.
 func TestMountpointLayer(t *testing.T) {
 	dir := t.TempDir()
-	executor.UseMountpointLayer(dir)
-	defer executor.UseMountpointLayer(mountpointLayerDir)
+	mountpoints.Use(dir)
+	defer mountpoints.Use(mountpointLayerDir)
 
 	// An /etc without hosts or resolv.conf: no copy-up of /etc either.
 	s := newSandbox(t, newBusyboxRootfs(t))
