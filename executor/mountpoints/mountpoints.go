@@ -44,6 +44,13 @@ func Use(dir string) {
 	}
 }
 
+// Dir is where the layer is kept, as Use set it.
+func Dir() string {
+	state.Lock()
+	defer state.Unlock()
+	return state.dir
+}
+
 // current returns the layer's directory, making it the first time;
 // "" when there is none (no directory set, or making it failed: the init
 // then creates the mountpoints as before).
