@@ -96,10 +96,11 @@ func (r *Root) open(p string, mode resolveMode, create, dir bool) (*handle, erro
 	switch {
 	case h != nil:
 		return h, nil
-	case err == unix.ENOENT && mode == noSymlinks && !create:
-		// openat2 met no symlink (that is ELOOP) and a missing
-		// component: the walk would end the same way. (A mask on a
-		// path this kernel lacks.)
+	case err == unix.ENOENT && !create:
+		// openat2 met no symlink (that is ELOOP) before a missing
+		// component, so following symlinks in the root would reach it
+		// too: the walk would end the same way. (A mask on a path this
+		// kernel lacks, an image without /etc/passwd.)
 		return nil, &os.PathError{Op: "open", Path: "/" + clean, Err: err}
 	}
 	rel, err := r.resolve(p, mode)
