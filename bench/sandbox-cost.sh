@@ -42,5 +42,8 @@ jq -r --argjson n "$N" '
 	[.results[].median] as $m
 	| def step(i): (($m[2*i+1] - $m[2*i]) / $n * 1000);
 	"per step (median, \($n) steps): before \(step(0)*100|round/100) ms, hardened \(step(1)*100|round/100) ms, network \(step(2)*100|round/100) ms, init \(step(3)*100|round/100) ms",
-	"seccomp + cgroup + hardening: \((step(1)-step(0))*100|round/100) ms a step; private network: \((step(2)-step(1))*100|round/100) ms; small init: \((step(3)-step(2))*100|round/100) ms"
+	"seccomp + cgroup + hardening: \((step(1)-step(0))*100|round/100) ms a step; private network: \((step(2)-step(1))*100|round/100) ms; small init: \((step(3)-step(2))*100|round/100) ms",
+	([.results[] | .user + .system] as $c
+	| def cpu(i): (($c[2*i+1] - $c[2*i]) / $n * 1000);
+	"CPU per step (user+sys, mean; steadier on a shared machine): before \(cpu(0)*100|round/100) ms, hardened \(cpu(1)*100|round/100) ms, network \(cpu(2)*100|round/100) ms, init \(cpu(3)*100|round/100) ms")
 ' "$work/out.json"

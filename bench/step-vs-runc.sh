@@ -52,10 +52,16 @@ if command -v crun >/dev/null; then
 	fi
 fi
 hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$work/out.json" "${cmds[@]}" >&2
+# Wall time is the target; CPU time (user+sys of each command and its
+# children, mean) says the same with less noise on a machine that others
+# share, where a wall-time ratio mostly measures the load.
 jq -r --argjson n "$N" '
 	[.results[].median] as $m
+	| [.results[] | .user + .system] as $c
 	| (($m[1] - $m[0]) / $n * 1000) as $step
+	| (($c[1] - $c[0]) / $n * 1000) as $cstep
 	| "builder per step: \($step * 100 | round / 100) ms (median, \($n) steps)",
 	  "runc run per container: \($m[2] / $n * 1000 * 100 | round / 100) ms; builder/runc = \($step / ($m[2] / $n * 1000) * 1000 | round / 1000)",
-	  (if ($m | length) > 3 then "crun run per container: \($m[3] / $n * 1000 * 100 | round / 100) ms; builder/crun = \($step / ($m[3] / $n * 1000) * 1000 | round / 1000)" else empty end)
+	  (if ($m | length) > 3 then "crun run per container: \($m[3] / $n * 1000 * 100 | round / 100) ms; builder/crun = \($step / ($m[3] / $n * 1000) * 1000 | round / 1000)" else empty end),
+	  "CPU per step: builder \($cstep * 100 | round / 100) ms, runc \($c[2] / $n * 1000 * 100 | round / 100) ms; builder/runc = \($cstep / ($c[2] / $n * 1000) * 1000 | round / 1000)"
 ' "$work/out.json"

@@ -3,6 +3,7 @@ package executor
 import (
 	"fmt"
 
+	"github.com/builder-dev/builder/executor/mountpoints"
 	"github.com/builder-dev/builder/executor/sandboxinit"
 )
 
@@ -17,7 +18,7 @@ import (
 // start.
 func newInitConfig(spec Spec, nw netPlan) (sandboxinit.Config, error) {
 	cfg := sandboxinit.Config{
-		Rootfs:    spec.Rootfs,
+		Rootfs:    mountpoints.Add(spec.Rootfs),
 		Args:      spec.Args,
 		Env:       spec.Env,
 		Cwd:       spec.Cwd,

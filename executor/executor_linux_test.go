@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/executor/mountpoints"
 )
 
 func TestExitStatus(t *testing.T) {
@@ -190,6 +191,9 @@ head -c 5 /dev/zero | wc -c`
 }
 
 func TestUpperDirAndStubs(t *testing.T) {
+	// The mountpoints the init creates when there is no layer of them.
+	mountpoints.Use("")
+	defer mountpoints.Use(mountpointLayerDir)
 	s := newSandbox(t, newBusyboxRootfs(t))
 	mustRun(t, s.spec("sh", "-c", "echo data > /newfile; echo nameserver 192.0.2.1 >> /etc/resolv.conf"))
 	if b, err := os.ReadFile(filepath.Join(s.upper, "newfile")); err != nil || string(b) != "data\n" {

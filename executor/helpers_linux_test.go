@@ -12,6 +12,7 @@ import (
 
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/executor/mountpoints"
 	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/internal/userns"
 	"github.com/builder-dev/builder/snapshot"
@@ -27,11 +28,24 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(helperSpecEnv); spec != "" {
 		os.Exit(helperRun(spec))
 	}
+	// Every sandbox of these tests has the layer of mountpoints beneath its
+	// rootfs, as builder's steps have; TestUpperDirAndStubs turns it off.
+	var err error
+	mountpointLayerDir, err = os.MkdirTemp("", "executor-test-mountpoints-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	mountpoints.Use(mountpointLayerDir)
 	code := m.Run()
+	os.RemoveAll(mountpointLayerDir)
 	// Tests that SIGKILL a helper running a sandbox leave its cgroup.
 	cgroup.RemoveStale()
 	os.Exit(code)
 }
+
+// mountpointLayerDir keeps the tests' layer of mountpoints.
+var mountpointLayerDir string
 
 // helperSpecEnv makes the test binary run one sandbox from a JSON Spec, as
 // a stand-in for the builder process in TestParentKilled.

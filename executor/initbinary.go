@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+
+	"github.com/builder-dev/builder/executor/mountpoints"
 )
 
 // initBinary is the program Run starts as the sandbox init: "" means this
@@ -23,8 +25,10 @@ var initBinary atomic.Value // string
 // and used from there. sum is the binary's sha256 in hex, computed when it
 // was embedded; "" has it computed here, which reads all of binary. With
 // sum given, a file of the right name and size is taken as it is: a no-op
-// rebuild, which runs no step, pays a stat.
+// rebuild, which runs no step, pays a stat. dir also keeps the layer of
+// mountpoints that Run puts beneath an overlay rootfs (package mountpoints).
 func UseInitBinary(dir string, binary []byte, sum string) (string, error) {
+	mountpoints.Use(dir)
 	if len(sum) < 24 {
 		h := sha256.Sum256(binary)
 		sum = hex.EncodeToString(h[:])

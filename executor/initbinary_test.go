@@ -4,10 +4,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/builder-dev/builder/executor/mountpoints"
 )
 
 func TestUseInitBinary(t *testing.T) {
 	defer initBinary.Store("")
+	defer mountpoints.Use(mountpoints.Dir()) // UseInitBinary sets it
 	dir := filepath.Join(t.TempDir(), "bin")
 	p1, err := UseInitBinary(dir, []byte("one"), "")
 	if err != nil || initPath() != p1 {

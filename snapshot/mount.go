@@ -9,29 +9,30 @@
 package snapshot
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/builder-dev/builder/snapshot/mount"
 	"github.com/builder-dev/builder/snapshot/treecopy"
 )
 
 // ErrMountDataTooLong is returned (wrapped in a *MountError on Linux) when
 // a mount's options do not fit in the one page the kernel accepts.
-var ErrMountDataTooLong = errors.New("mount data too long")
+var ErrMountDataTooLong = mount.ErrDataTooLong
 
-// Mount is one filesystem mount described as data, in the form mount(2)
-// takes it. Snapshotters return mounts; executors and copiers mount them.
-type Mount struct {
-	// Type is the filesystem type: "overlay", "bind", "tmpfs", ...
-	Type string `json:"type"`
-	// Source is the device or directory; "overlay" for overlay mounts.
-	Source string `json:"source"`
-	// Options holds both flag options ("ro", "rbind", "nosuid") and
-	// filesystem data ("lowerdir=...", "upperdir=...").
-	Options []string `json:"options,omitempty"`
-}
+// Mount is one filesystem mount described as data (package mount, a leaf
+// that the sandbox init can link without this package).
+type Mount = mount.Mount
+
+// MountError says which mount failed, with everything passed to mount(2).
+type MountError = mount.Error
+
+// MountAll mounts each of mounts at target, in order.
+func MountAll(mounts []Mount, target string) error { return mount.All(mounts, target) }
+
+// Unmount detaches whatever is mounted at target, and everything below it.
+func Unmount(target string) error { return mount.Unmount(target) }
 
 // WritableView turns a Snapshotter's read-only view of layers into a
 // writable one whose writes go under dir (which must not exist): an

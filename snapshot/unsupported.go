@@ -21,12 +21,3 @@ func diskUsage(string) (int64, error) { return 0, errUnsupported }
 func withMounts(context.Context, string, [][]Mount, func([]string) error) error {
 	return errUnsupported
 }
-
-// Mount mounts m at target; it needs Linux.
-func (m Mount) Mount(target string) error { return errUnsupported }
-
-// MountAll mounts each of mounts at target; it needs Linux.
-func MountAll(mounts []Mount, target string) error { return errUnsupported }
-
-// Unmount detaches whatever is mounted at target; it needs Linux.
-func Unmount(target string) error { return errUnsupported }

@@ -2,7 +2,7 @@ package sandboxinit
 
 import (
 	"github.com/builder-dev/builder/executor/sandboxinit/rootfs"
-	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/snapshot/mount"
 )
 
 // The parent (executor.Run) and the sandbox init (Main, in cmd/builder-init
@@ -76,12 +76,12 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // here (and in executor.Spec, which executor.Run copies them from).
 type Config struct {
 	// Rootfs is mounted, in order, at StateDir/rootfs.
-	Rootfs   []snapshot.Mount `json:"rootfs"`
-	Args     []string         `json:"args"`
-	Env      []string         `json:"env"`
-	Cwd      string           `json:"cwd,omitempty"`
-	User     string           `json:"user,omitempty"`
-	Hostname string           `json:"hostname"`
+	Rootfs   []mount.Mount `json:"rootfs"`
+	Args     []string      `json:"args"`
+	Env      []string      `json:"env"`
+	Cwd      string        `json:"cwd,omitempty"`
+	User     string        `json:"user,omitempty"`
+	Hostname string        `json:"hostname"`
 	// Mounts, then RunMounts, are mounted in order after the sandbox's
 	// own; see executor.Spec.
 	Mounts    []rootfs.BindMount `json:"mounts,omitempty"`

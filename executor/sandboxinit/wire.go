@@ -7,7 +7,7 @@ import (
 	"io"
 
 	"github.com/builder-dev/builder/executor/sandboxinit/rootfs"
-	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/snapshot/mount"
 )
 
 // The Config and the Reports travel as frames: a 4-byte little-endian
@@ -195,7 +195,7 @@ func appendBool(b []byte, v bool) []byte {
 	return append(b, 0)
 }
 
-func appendLayers(b []byte, ms []snapshot.Mount) []byte {
+func appendLayers(b []byte, ms []mount.Mount) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ms)))
 	for _, m := range ms {
 		b = appendString(b, m.Type)
@@ -288,12 +288,12 @@ func (d *decoder) bool() bool {
 	return v
 }
 
-func (d *decoder) layers() []snapshot.Mount {
+func (d *decoder) layers() []mount.Mount {
 	n := d.count()
 	if n == 0 {
 		return nil
 	}
-	ms := make([]snapshot.Mount, n)
+	ms := make([]mount.Mount, n)
 	for i := range ms {
 		ms[i].Type, ms[i].Source, ms[i].Options = d.string(), d.string(), d.strings()
 	}

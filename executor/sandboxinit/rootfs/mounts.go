@@ -1,6 +1,6 @@
 package rootfs
 
-import "github.com/builder-dev/builder/snapshot"
+import snapmount "github.com/builder-dev/builder/snapshot/mount"
 
 // Mount types (Mount.Type).
 const (
@@ -26,8 +26,8 @@ type Mount struct {
 	Target string `json:"target"`
 	// Source is a host path (MountBind) or a path inside Layers
 	// (MountLayers, "" or "/" for all of it).
-	Source string           `json:"source,omitempty"`
-	Layers []snapshot.Mount `json:"layers,omitempty"`
+	Source string            `json:"source,omitempty"`
+	Layers []snapmount.Mount `json:"layers,omitempty"`
 	// Size limits a tmpfs, in bytes; 0 is the kernel's default. For
 	// MountSecret, executor.Run sets it to len(Data).
 	Size     int64 `json:"size,omitempty"`

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/builder-dev/builder/snapshot"
+	snapmount "github.com/builder-dev/builder/snapshot/mount"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
@@ -58,7 +58,7 @@ func (r *Root) layers(n int, m Mount) error {
 	if err := os.MkdirAll(mp, 0o700); err != nil {
 		return err
 	}
-	if err := snapshot.MountAll(m.Layers, mp); err != nil {
+	if err := snapmount.All(m.Layers, mp); err != nil {
 		return err
 	}
 	src, err := securejoin.SecureJoin(mp, m.Source)

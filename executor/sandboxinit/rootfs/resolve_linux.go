@@ -38,6 +38,9 @@ const (
 type handle struct {
 	fd  int // closed by Close
 	rel string
+	// mode is the file's type and mode when it was opened, 0 if not
+	// known (saves check an fstat).
+	mode uint32
 }
 
 // proc is the magic-link path mount(2) and friends are given to act on
@@ -89,8 +92,16 @@ func (r *Root) resolve(p string, mode resolveMode) (string, error) {
 // else (a missing component, a symlink, an old kernel) takes the walk.
 func (r *Root) open(p string, mode resolveMode, create, dir bool) (*handle, error) {
 	clean := strings.TrimPrefix(filepath.Clean("/"+p), "/")
-	if h := r.openBeneath(clean); h != nil {
+	h, err := r.openBeneath(clean)
+	switch {
+	case h != nil:
 		return h, nil
+	case err == unix.ENOENT && !create:
+		// openat2 met no symlink (that is ELOOP) before a missing
+		// component, so following symlinks in the root would reach it
+		// too: the walk would end the same way. (A mask on a path this
+		// kernel lacks, an image without /etc/passwd.)
+		return nil, &os.PathError{Op: "open", Path: "/" + clean, Err: err}
 	}
 	rel, err := r.resolve(p, mode)
 	if err != nil {
@@ -134,7 +145,8 @@ func (r *Root) open(p string, mode resolveMode, create, dir bool) (*handle, erro
 // (O_NOFOLLOW with O_PATH), as the walk would. It returns nil when that
 // fails for any reason, or when the path ends in a symlink (which
 // followInRoot must resolve): the walk then decides, with its errors.
-func (r *Root) openBeneath(rel string) *handle {
+// err is openat2's.
+func (r *Root) openBeneath(rel string) (*handle, error) {
 	name := rel
 	if name == "" {
 		name = "."
@@ -145,14 +157,14 @@ func (r *Root) openBeneath(rel string) *handle {
 	}
 	fd, err := unix.Openat2(int(r.rootFD.Fd()), name, &how)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var st unix.Stat_t
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		unix.Close(fd)
-		return nil
+		return nil, nil
 	}
-	return &handle{fd: fd, rel: rel}
+	return &handle{fd: fd, rel: rel, mode: st.Mode}, nil
 }
 
 // step opens the last of parts below the directory dirfd, creating it
@@ -207,19 +219,32 @@ func (r *Root) mountpoint(p string, mode resolveMode, dir bool) (*handle, error)
 
 // check says why h cannot take a mount of a directory (dir) or a file.
 func (h *handle) check(p string, dir bool) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(h.fd, &st); err != nil {
-		return os.NewSyscallError("fstat", err)
+	mode, err := h.fileMode()
+	if err != nil {
+		return err
 	}
-	switch kind := st.Mode & unix.S_IFMT; {
+	switch kind := mode & unix.S_IFMT; {
 	case kind == unix.S_IFLNK:
 		return fmt.Errorf("%s in the rootfs is a symlink: refusing to mount through it", p)
 	case dir && kind != unix.S_IFDIR:
-		return fmt.Errorf("%s in the rootfs is %s, not a directory", p, fileKind(st.Mode))
+		return fmt.Errorf("%s in the rootfs is %s, not a directory", p, fileKind(mode))
 	case !dir && kind == unix.S_IFDIR:
 		return fmt.Errorf("%s in the rootfs is a directory, and a file is mounted there", p)
 	}
 	return nil
+}
+
+// fileMode is the type and mode of the file h is open on.
+func (h *handle) fileMode() (uint32, error) {
+	if h.mode != 0 {
+		return h.mode, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(h.fd, &st); err != nil {
+		return 0, os.NewSyscallError("fstat /"+h.rel, err)
+	}
+	h.mode = st.Mode
+	return st.Mode, nil
 }
 
 func fileKind(mode uint32) string {

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/builder-dev/builder/snapshot"
+	snapmount "github.com/builder-dev/builder/snapshot/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -95,8 +95,8 @@ func mount(source, target, fstype string, flags uintptr, data string) error {
 // step can be created (CAP_MKNOD stays, for dpkg and tar) but not opened.
 // setuid binaries keep working, as in Docker. An insecure sandbox keeps
 // its devices (losetup for disk images): it could remount anyway.
-func (r *Root) Mount(layers []snapshot.Mount) error {
-	if err := snapshot.MountAll(layers, r.dir); err != nil {
+func (r *Root) Mount(layers []snapmount.Mount) error {
+	if err := snapmount.All(layers, r.dir); err != nil {
 		return err
 	}
 	if err := r.openRoot(); err != nil {
@@ -305,12 +305,10 @@ func (r *Root) mask() error {
 			}
 			continue
 		}
-		var st unix.Stat_t
-		err = unix.Fstat(h.fd, &st)
+		mode, err := h.fileMode()
 		switch {
 		case err != nil:
-			err = os.NewSyscallError("fstat "+p, err)
-		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		case mode&unix.S_IFMT == unix.S_IFDIR:
 			err = mountOn("tmpfs", h, "tmpfs", unix.MS_RDONLY|procFlags, "")
 		default:
 			err = mountOn("/dev/null", h, "", unix.MS_BIND, "")
@@ -354,13 +352,13 @@ func (r *Root) maskTarget(p string) (*handle, error) {
 		return nil, err
 	}
 	var st unix.Statfs_t
-	var fi unix.Stat_t
+	mode, merr := h.fileMode()
 	switch {
-	case unix.Fstatfs(h.fd, &st) != nil || unix.Fstat(h.fd, &fi) != nil:
+	case unix.Fstatfs(h.fd, &st) != nil || merr != nil:
 		err = fmt.Errorf("cannot stat %s", p)
 	case st.Type != unix.PROC_SUPER_MAGIC && st.Type != unix.SYSFS_MAGIC:
 		err = fmt.Errorf("%s is not on the sandbox's proc or sysfs (filesystem magic %#x): refusing to run unmasked", p, st.Type)
-	case fi.Mode&unix.S_IFMT == unix.S_IFLNK:
+	case mode&unix.S_IFMT == unix.S_IFLNK:
 		err = fmt.Errorf("%s is a symlink: refusing to mask through it", p)
 	}
 	if err != nil {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package snapshot
+package mount
 
 import (
 	"errors"
@@ -31,28 +31,6 @@ var flagOptions = map[string]struct {
 	"strictatime": {false, unix.MS_STRICTATIME},
 }
 
-// MountError says which mount failed, with everything that was passed to mount(2).
-type MountError struct {
-	Op     string
-	Source string
-	Target string
-	Type   string
-	Flags  uintptr
-	Data   string
-	Err    error
-}
-
-func (e *MountError) Error() string {
-	data := e.Data
-	if len(data) > 600 {
-		// An overlay of many layers: the first and last options say enough.
-		data = data[:300] + fmt.Sprintf(" ... (%d bytes) ... ", len(data)-600) + data[len(data)-300:]
-	}
-	return fmt.Sprintf("%s %s on %s (type %s, flags %#x, data %q): %v", e.Op, e.Source, e.Target, e.Type, e.Flags, data, e.Err)
-}
-
-func (e *MountError) Unwrap() error { return e.Err }
-
 func parseOptions(options []string) (flags uintptr, data string) {
 	var extra []string
 	for _, o := range options {
@@ -78,7 +56,7 @@ func (m Mount) Mount(target string) error {
 	// by layer with the newer mount API instead; elsewhere, say what is
 	// wrong.
 	if limit := unix.Getpagesize() - 1; len(data) > limit {
-		err := fmt.Errorf("%w: %d bytes of mount options exceed the kernel's limit of %d (one page); for overlay this means too many layers or too long layer paths, so use fewer layers or a shorter state directory path", ErrMountDataTooLong, len(data), limit)
+		err := fmt.Errorf("%w: %d bytes of mount options exceed the kernel's limit of %d (one page); for overlay this means too many layers or too long layer paths, so use fewer layers or a shorter state directory path", ErrDataTooLong, len(data), limit)
 		if m.Type == "overlay" && flags&^(unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOATIME) == 0 {
 			ferr := mountOverlayLayers(target, flags, data)
 			if ferr == nil {
@@ -90,7 +68,7 @@ func (m Mount) Mount(target string) error {
 				err = fmt.Errorf("%w; %w", err, ferr)
 			}
 		}
-		return &MountError{Op: "mount", Source: m.Source, Target: target, Type: m.Type, Flags: flags, Data: data, Err: err}
+		return &Error{Op: "mount", Source: m.Source, Target: target, Type: m.Type, Flags: flags, Data: data, Err: err}
 	}
 	first := flags
 	if flags&unix.MS_BIND != 0 {
@@ -98,19 +76,19 @@ func (m Mount) Mount(target string) error {
 		first &^= unix.MS_RDONLY
 	}
 	if err := unix.Mount(m.Source, target, m.Type, first, data); err != nil {
-		return &MountError{Op: "mount", Source: m.Source, Target: target, Type: m.Type, Flags: flags, Data: data, Err: err}
+		return &Error{Op: "mount", Source: m.Source, Target: target, Type: m.Type, Flags: flags, Data: data, Err: err}
 	}
 	if flags&unix.MS_BIND != 0 && flags&unix.MS_RDONLY != 0 {
 		rflags := unix.MS_REMOUNT | unix.MS_BIND | unix.MS_RDONLY | (flags & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC))
 		if err := unix.Mount("", target, "", rflags, ""); err != nil {
-			return &MountError{Op: "remount read-only", Source: m.Source, Target: target, Type: m.Type, Flags: rflags, Err: err}
+			return &Error{Op: "remount read-only", Source: m.Source, Target: target, Type: m.Type, Flags: rflags, Err: err}
 		}
 	}
 	return nil
 }
 
-// MountAll mounts each of mounts at target, in order.
-func MountAll(mounts []Mount, target string) error {
+// All mounts each of mounts at target, in order.
+func All(mounts []Mount, target string) error {
 	for _, m := range mounts {
 		if err := m.Mount(target); err != nil {
 			return err
@@ -122,7 +100,7 @@ func MountAll(mounts []Mount, target string) error {
 // Unmount detaches whatever is mounted at target, and everything below it.
 func Unmount(target string) error {
 	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
-		return &MountError{Op: "unmount", Target: target, Err: err}
+		return &Error{Op: "unmount", Target: target, Err: err}
 	}
 	return nil
 }
