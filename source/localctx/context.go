@@ -209,7 +209,7 @@ func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail
 		}
 	}
 	h := sha256.New()
-	buf := make([]byte, 0, 64<<10)
+	buf := make([]byte, 0, hashBuf)
 	for _, e := range entries {
 		mode := e.mode
 		buf = e.appendRel(buf)
@@ -223,7 +223,7 @@ func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail
 			buf = append(buf, e.link...)
 			buf = append(buf, 0)
 		}
-		if len(buf) > 60<<10 {
+		if len(buf) > hashBuf-4<<10 {
 			h.Write(buf)
 			buf = buf[:0]
 		}

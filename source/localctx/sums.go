@@ -114,13 +114,17 @@ func (t *Tree) treeID(rel string, extra *patternmatcher.PatternMatcher) []byte {
 	return h.Sum(id)
 }
 
+// hashBuf is the size of the buffers that gather what is hashed. A
+// variable, so that they are on the heap, as direntBuf.
+var hashBuf = 64 << 10
+
 // walkDigest digests what a walk saw that a file's digest depends on:
 // every entry's path, mode and link target, and each regular file's key.
 // Directories' times are left out: a file made and removed beside the
 // others changes them but no file's content.
 func walkDigest(entries []*entry) [32]byte {
 	h := sha256.New()
-	buf := make([]byte, 0, 64<<10)
+	buf := make([]byte, 0, hashBuf)
 	for _, e := range entries {
 		buf = e.appendHost(buf)
 		buf = append(buf, 0)
@@ -135,7 +139,7 @@ func walkDigest(entries []*entry) [32]byte {
 			buf = append(buf, e.link...)
 			buf = append(buf, 0)
 		}
-		if len(buf) > 60<<10 {
+		if len(buf) > hashBuf-4<<10 {
 			h.Write(buf)
 			buf = buf[:0]
 		}
