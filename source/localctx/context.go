@@ -2,7 +2,8 @@
 // from: the build context (with its .dockerignore patterns) or another
 // stage's file tree. A checksum covers exactly the files a COPY selects
 // (path, type, mode, link target, content; not times), and a sum cache
-// keyed by inode, size and times spares rereading unchanged files.
+// keyed by inode, size and times spares rereading unchanged files (and,
+// for a tree where nothing changed, looking each one up: sums.go).
 package localctx
 
 import (
