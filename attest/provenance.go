@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/moby/buildkit/util/purl"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -162,7 +161,7 @@ type material struct {
 func materials(ms []Material) ([]material, error) {
 	out := []material{}
 	for _, m := range ms {
-		uri, err := purl.RefToPURL("docker", m.Ref, m.Platform)
+		uri, err := imagePURL(m.Ref, m.Platform)
 		if err != nil {
 			return nil, fmt.Errorf("provenance material %s: %w", m.Ref, err)
 		}

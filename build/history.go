@@ -31,12 +31,19 @@ func (h *stepHistory) Previous(stepID string) (solver.StepRecord, bool) {
 }
 
 func (h *stepHistory) Remember(stepID string, rec solver.StepRecord) {
+	id := h.scope + "\x00" + stepID
+	old, had := h.db.Step(id)
+	// What a key covers follows from the key: a record of this key is
+	// current, and a no-op rebuild then encodes no parts (a COPY of a
+	// large context has one per file).
+	if had && bytes.HasPrefix(old, []byte(`{"key":"`+rec.Key.String()+`",`)) {
+		return
+	}
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return
 	}
-	id := h.scope + "\x00" + stepID
-	if old, ok := h.db.Step(id); ok && bytes.Equal(old, raw) {
+	if had && bytes.Equal(old, raw) {
 		return
 	}
 	h.mu.Lock()

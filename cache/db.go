@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"time"
 
@@ -338,7 +339,15 @@ func (d *DB) PutLayerSnapshot(chainID digest.Digest, s Snapshot) error {
 }
 
 // PutImage names an image in the local store, replacing any previous one.
+// Naming the same image again, as a no-op rebuild does, writes nothing (no
+// database sync): the name keeps the Created of its first naming.
 func (d *DB) PutImage(img Image) error {
+	if old, err := d.Image(img.Name); err == nil {
+		old.Created = img.Created
+		if reflect.DeepEqual(old, img) {
+			return nil
+		}
+	}
 	return d.update(func(tx *bolt.Tx) error { return put(tx, bucketImages, img.Name, img) })
 }
 

@@ -7,11 +7,26 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-var bucketFileSums = []byte("filesums")
+var (
+	bucketFileSums  = []byte("filesums")
+	bucketFileTrees = []byte("filetrees")
+)
 
 // FileSums remembers the content digests of build context files, so that a
-// rebuild reads only the files whose size, times or inode changed.
+// rebuild reads only the files whose size, times or inode changed; and of
+// whole trees, so that a rebuild of an unchanged context reads one record
+// instead of one per file.
 type FileSums struct{ db *DB }
+
+// TreeSums is a whole tree's record: the content digests of its regular
+// files in the order of the walk that listed them, valid while a walk sees
+// what that one saw (Seen, a digest of the paths, modes, link targets and
+// FileKeys the walk found).
+type TreeSums struct {
+	ID   []byte // the tree's location and filters
+	Seen [32]byte
+	Sums [][32]byte
+}
 
 // FileKey is what must be unchanged for a remembered file digest to hold.
 type FileKey struct {
@@ -76,9 +91,33 @@ func keyMatches(v []byte, k FileKey) bool {
 		binary.LittleEndian.Uint64(v[24:]) == k.Ino
 }
 
-// Store remembers digests; a failure only costs a later re-hash, in one write transaction.
-func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte) {
-	if len(paths) == 0 {
+// LookupTree returns the tree record last stored under id.
+func (f FileSums) LookupTree(id []byte) (TreeSums, bool) {
+	var rec TreeSums
+	found := false
+	f.db.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFileTrees)
+		if b == nil {
+			return nil
+		}
+		v := b.Get(id)
+		if len(v) < 32 || len(v)%32 != 0 {
+			return nil
+		}
+		rec = TreeSums{ID: id, Seen: [32]byte(v), Sums: make([][32]byte, len(v)/32-1)}
+		for i := range rec.Sums {
+			rec.Sums[i] = [32]byte(v[32*(i+1):])
+		}
+		found = true
+		return nil
+	})
+	return rec, found
+}
+
+// Store remembers file digests and, when tree is not nil, a tree record,
+// in one write transaction; a failure only costs a later re-hash.
+func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte, tree *TreeSums) {
+	if len(paths) == 0 && tree == nil {
 		return
 	}
 	f.db.update(func(tx *bolt.Tx) error {
@@ -91,6 +130,18 @@ func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte) {
 				return err
 			}
 		}
-		return nil
+		if tree == nil {
+			return nil
+		}
+		tb, err := tx.CreateBucketIfNotExists(bucketFileTrees)
+		if err != nil {
+			return err
+		}
+		v := make([]byte, 0, 32*(len(tree.Sums)+1))
+		v = append(v, tree.Seen[:]...)
+		for _, s := range tree.Sums {
+			v = append(v, s[:]...)
+		}
+		return tb.Put(tree.ID, v)
 	})
 }

@@ -13,7 +13,7 @@ func TestFileSumsLookup(t *testing.T) {
 	defer db.Close()
 	fs := db.FileSums()
 	k := func(n int64) FileKey { return FileKey{Size: n, MtimeNs: n * 10, CtimeNs: n * 100, Ino: uint64(n)} }
-	fs.Store([]string{"/c/a", "/c/b", "/c/d"}, []FileKey{k(1), k(2), k(4)}, [][32]byte{{1}, {2}, {4}})
+	fs.Store([]string{"/c/a", "/c/b", "/c/d"}, []FileKey{k(1), k(2), k(4)}, [][32]byte{{1}, {2}, {4}}, nil)
 
 	tests := []struct {
 		paths []string

@@ -2,7 +2,8 @@
 // from: the build context (with its .dockerignore patterns) or another
 // stage's file tree. A checksum covers exactly the files a COPY selects
 // (path, type, mode, link target, content; not times), and a sum cache
-// keyed by inode, size and times spares rereading unchanged files.
+// keyed by inode, size and times spares rereading unchanged files (and,
+// for a tree where nothing changed, looking each one up: sums.go).
 package localctx
 
 import (
@@ -15,17 +16,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/builder-dev/builder/cache"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/patternmatcher"
-	"golang.org/x/sync/errgroup"
 )
 
 // Tree is a directory that COPY selects files from: the build context (with
@@ -189,11 +187,12 @@ func (t *Tree) ChecksumDetail(rel string, extra *patternmatcher.PatternMatcher) 
 }
 
 func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail bool) (string, map[string]string, error) {
+	walked := time.Now()
 	entries, err := t.collect(rel, extra)
 	if err != nil {
 		return "", nil, fmt.Errorf("checksumming %s: %w", rel, err)
 	}
-	if err := t.hashFiles(entries); err != nil {
+	if err := t.hashFiles(entries, walked, t.treeID(rel, extra)); err != nil {
 		return "", nil, fmt.Errorf("checksumming %s: %w", rel, err)
 	}
 	var files map[string]string
@@ -211,7 +210,7 @@ func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail
 		}
 	}
 	h := sha256.New()
-	buf := make([]byte, 0, 64<<10)
+	buf := make([]byte, 0, hashBuf)
 	for _, e := range entries {
 		mode := e.mode
 		buf = e.appendRel(buf)
@@ -225,7 +224,7 @@ func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail
 			buf = append(buf, e.link...)
 			buf = append(buf, 0)
 		}
-		if len(buf) > 60<<10 {
+		if len(buf) > hashBuf-4<<10 {
 			h.Write(buf)
 			buf = buf[:0]
 		}
@@ -350,109 +349,6 @@ func (t *Tree) collect(rel string, extra *patternmatcher.PatternMatcher) ([]*ent
 	return all, nil
 }
 
-// hashFiles fills in the content digest of every regular file, from the
-// sum cache where it is still valid, else by reading it.
-func (t *Tree) hashFiles(entries []*entry) error {
-	var files []*entry
-	var keys []FileKey
-	for _, e := range entries {
-		if e.mode.IsRegular() {
-			files = append(files, e)
-			keys = append(keys, e.key)
-		}
-	}
-	if len(files) == 0 {
-		return nil
-	}
-	known := t.lookupSums(files, keys)
-	var todo []int
-	for i := range files {
-		if !known[i] {
-			todo = append(todo, i)
-		}
-	}
-	if err := t.hashEntries(files, todo); err != nil {
-		return err
-	}
-	t.storeSums(files, keys, todo)
-	return nil
-}
-
-// lookupSums fills in the sums the sum cache still has, and says which.
-func (t *Tree) lookupSums(files []*entry, keys []FileKey) (known []bool) {
-	known = make([]bool, len(files))
-	if t.Sums == nil {
-		return known
-	}
-	// All host paths in one buffer, the lookup's keys slices of it.
-	var buf []byte
-	ends := make([]int, len(files))
-	for i, e := range files {
-		buf = e.appendHost(buf)
-		ends[i] = len(buf)
-	}
-	paths := make([][]byte, len(files))
-	for i := range files {
-		start := 0
-		if i > 0 {
-			start = ends[i-1]
-		}
-		paths[i] = buf[start:ends[i]:ends[i]]
-	}
-	sums, ok := t.Sums.Lookup(paths, keys)
-	for i := range files {
-		if ok[i] {
-			files[i].sum, known[i] = sums[i], true
-		}
-	}
-	return known
-}
-
-// hashEntries reads and hashes files[i] for each i in todo, in parallel
-// unless the tree is Serial.
-func (t *Tree) hashEntries(files []*entry, todo []int) error {
-	if t.Serial {
-		for _, i := range todo {
-			sum, err := hashFile(files[i].hostPath())
-			if err != nil {
-				return err
-			}
-			files[i].sum = sum
-		}
-		return nil
-	}
-	var g errgroup.Group
-	g.SetLimit(runtime.NumCPU())
-	for _, i := range todo {
-		g.Go(func() error {
-			sum, err := hashFile(files[i].hostPath())
-			files[i].sum = sum
-			return err
-		})
-	}
-	return g.Wait()
-}
-
-// storeSums remembers the sums just computed in the sum cache.
-func (t *Tree) storeSums(files []*entry, keys []FileKey, todo []int) {
-	if t.Sums == nil || len(todo) == 0 {
-		return
-	}
-	paths := make([]string, 0, len(todo))
-	ks := make([]FileKey, 0, len(todo))
-	sums := make([][32]byte, 0, len(todo))
-	settled := time.Now().Add(-2 * time.Second).UnixNano()
-	for _, i := range todo {
-		// A file changed within the timestamp granularity of its
-		// filesystem could change again unseen: don't remember it.
-		if keys[i].CtimeNs > settled || keys[i].MtimeNs > settled {
-			continue
-		}
-		paths, ks, sums = append(paths, files[i].hostPath()), append(ks, keys[i]), append(sums, files[i].sum)
-	}
-	t.Sums.Store(paths, ks, sums)
-}
-
 func hashFile(p string) ([32]byte, error) {
 	var sum [32]byte
 	f, err := os.Open(p)
@@ -466,16 +362,4 @@ func hashFile(p string) ([32]byte, error) {
 	}
 	copy(sum[:], h.Sum(nil))
 	return sum, nil
-}
-
-// FileKey is what must be unchanged for a remembered file digest to hold.
-type FileKey = cache.FileKey
-
-// SumCache remembers file digests across builds, keyed by path and
-// FileKey. Implementations must be safe for concurrent use.
-type SumCache interface {
-	// Lookup returns the remembered digests of paths whose keys match.
-	Lookup(paths [][]byte, keys []FileKey) (sums [][32]byte, ok []bool)
-	// Store remembers digests; failures only cost a later re-hash.
-	Store(paths []string, keys []FileKey, sums [][32]byte)
 }

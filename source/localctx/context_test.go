@@ -94,11 +94,19 @@ func TestChecksumSeesContentNotTimes(t *testing.T) {
 }
 
 type memSums struct {
-	mu     sync.Mutex
-	m      map[string]FileKey
-	sums   map[string][32]byte
-	hits   int
-	stored int
+	mu      sync.Mutex
+	m       map[string]FileKey
+	sums    map[string][32]byte
+	trees   map[string]TreeSums
+	hits    int
+	lookups int // files looked up one by one
+	stored  int
+	// treeHits and treesStored count whole-tree records found and stored.
+	treeHits, treesStored int
+}
+
+func newMemSums() *memSums {
+	return &memSums{m: map[string]FileKey{}, sums: map[string][32]byte{}, trees: map[string]TreeSums{}}
 }
 
 func (c *memSums) Lookup(paths [][]byte, keys []FileKey) ([][32]byte, []bool) {
@@ -106,6 +114,7 @@ func (c *memSums) Lookup(paths [][]byte, keys []FileKey) ([][32]byte, []bool) {
 	defer c.mu.Unlock()
 	sums := make([][32]byte, len(paths))
 	ok := make([]bool, len(paths))
+	c.lookups += len(paths)
 	for i, p := range paths {
 		if k, found := c.m[string(p)]; found && k == keys[i] {
 			sums[i], ok[i] = c.sums[string(p)], true
@@ -115,12 +124,26 @@ func (c *memSums) Lookup(paths [][]byte, keys []FileKey) ([][32]byte, []bool) {
 	return sums, ok
 }
 
-func (c *memSums) Store(paths []string, keys []FileKey, sums [][32]byte) {
+func (c *memSums) LookupTree(id []byte) (TreeSums, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, ok := c.trees[string(id)]
+	if ok && len(rec.Sums) > 0 {
+		c.treeHits++ // counted when it could serve; hashFiles still checks Seen
+	}
+	return rec, ok
+}
+
+func (c *memSums) Store(paths []string, keys []FileKey, sums [][32]byte, tree *TreeSums) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, p := range paths {
 		c.m[p], c.sums[p] = keys[i], sums[i]
 		c.stored++
+	}
+	if tree != nil {
+		c.trees[string(tree.ID)] = *tree
+		c.treesStored++
 	}
 }
 
@@ -132,15 +155,16 @@ func TestChecksumSumCache(t *testing.T) {
 	}
 	// ctime is now: let the sums settle as if hashed a while ago.
 	time.Sleep(10 * time.Millisecond)
-	sums := &memSums{m: map[string]FileKey{}, sums: map[string][32]byte{}}
+	sums := newMemSums()
 	tree, _ := NewTree(dir, nil)
 	tree.Sums = sums
 	first, err := tree.Checksum(".", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Files changed less than 2 s ago are not remembered (their ctime is
-	// recent here), so a fresh tree sees the same sum without the cache.
+	// Files changed less than fineSettle ago are not remembered (their
+	// ctime is recent here), so a fresh tree sees the same sum without the
+	// cache.
 	plain, _ := NewTree(dir, nil)
 	if again, _ := plain.Checksum(".", nil); again != first {
 		t.Fatalf("checksum with and without the sum cache differ")
@@ -149,7 +173,7 @@ func TestChecksumSumCache(t *testing.T) {
 	// keeping its size and mtime: the ctime changes, so a is read again.
 	for _, f := range []string{"a", "b"} {
 		fi, _ := os.Lstat(filepath.Join(dir, f))
-		sums.Store([]string{filepath.Join(dir, f)}, []FileKey{fileKey(fi)}, [][32]byte{mustHash(t, filepath.Join(dir, f))})
+		sums.Store([]string{filepath.Join(dir, f)}, []FileKey{fileKey(fi)}, [][32]byte{mustHash(t, filepath.Join(dir, f))}, nil)
 	}
 	sums.hits = 0
 	if got, _ := tree.Checksum(".", nil); got != first || sums.hits != 2 {

@@ -3,6 +3,7 @@ package localctx
 import (
 	"fmt"
 	"io/fs"
+	"time"
 )
 
 // ManifestEntry is one file of a tree as the checksum walk sees it: what a
@@ -22,11 +23,12 @@ type ManifestEntry struct {
 // parents before children, with the content digests Checksum computes (from
 // the SumCache where it is valid).
 func (t *Tree) Manifest() ([]ManifestEntry, error) {
+	walked := time.Now()
 	entries, err := t.collect(".", nil)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", t.Root, err)
 	}
-	if err := t.hashFiles(entries); err != nil {
+	if err := t.hashFiles(entries, walked, t.treeID(".", nil)); err != nil {
 		return nil, fmt.Errorf("listing %s: %w", t.Root, err)
 	}
 	out := make([]ManifestEntry, len(entries))

@@ -35,6 +35,7 @@ func walk(top string, serial bool, filter func(dir *dirInfo, name string, isDir 
 		failure error
 	)
 	work := func() {
+		buf := make([]byte, direntBuf)
 		for {
 			mu.Lock()
 			for len(stack) == 0 && pending > 0 && failure == nil {
@@ -48,7 +49,7 @@ func walk(top string, serial bool, filter func(dir *dirInfo, name string, isDir 
 			stack = stack[:len(stack)-1]
 			mu.Unlock()
 
-			entries, subdirs, err := readDir(j.dir, j.sub, filter)
+			entries, subdirs, err := readDir(j.dir, j.sub, buf, filter)
 
 			mu.Lock()
 			if err != nil && failure == nil {
@@ -87,14 +88,14 @@ func walk(top string, serial bool, filter func(dir *dirInfo, name string, isDir 
 
 // readDir lists one directory: the entries filter includes, and the
 // subdirectories to descend into.
-func readDir(dir, sub string, filter func(dir *dirInfo, name string, isDir bool) (include, descend bool)) ([]*entry, []string, error) {
+func readDir(dir, sub string, buf []byte, filter func(dir *dirInfo, name string, isDir bool) (include, descend bool)) ([]*entry, []string, error) {
 	di := &dirInfo{path: dir, rel: sub}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(fd)
-	names, err := readNames(fd)
+	names, err := readNames(fd, buf)
 	if err != nil {
 		return nil, nil, &os.PathError{Op: "readdir", Path: dir, Err: err}
 	}
@@ -162,10 +163,14 @@ func modeOf(m uint32) fs.FileMode {
 	return mode
 }
 
+// direntBuf is the size of a walker's getdents buffer. A variable, so that
+// the buffer is on the heap: 64 KiB on a goroutine's stack makes it grow
+// (and be copied) to 128 KiB.
+var direntBuf = 64 << 10
+
 // readNames lists a directory's entries with few getdents calls: a large
 // buffer, and no netpoller registration as os.File would attempt.
-func readNames(fd int) ([]string, error) {
-	buf := make([]byte, 64<<10)
+func readNames(fd int, buf []byte) ([]string, error) {
 	var names []string
 	for {
 		n, err := unix.Getdents(fd, buf)

@@ -1,0 +1,40 @@
+package build
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/solver"
+)
+
+// TestStepHistorySameKey: a step whose key is the one recorded is not
+// written again (its parts follow from the key), one with a new key is,
+// and what Previous reads back is what was remembered.
+func TestStepHistorySameKey(t *testing.T) {
+	db, err := cache.Open(filepath.Join(t.TempDir(), "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h := &stepHistory{db: db, scope: "ctx", dirty: map[string][]byte{}}
+	k1, k2 := llb.DigestStrings("one"), llb.DigestStrings("two")
+	rec := solver.StepRecord{Key: k1, Parts: map[string]string{"file:a": "644:aa", "file:b": "644:bb"}}
+	h.Remember("s", rec)
+	if err := h.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := h.Previous("s"); !ok || got.Key != k1 || len(got.Parts) != 2 {
+		t.Fatalf("Previous = %v, %v; want the remembered record", got, ok)
+	}
+	h.dirty = map[string][]byte{}
+	h.Remember("s", solver.StepRecord{Key: k1, Parts: map[string]string{"other": "parts"}})
+	if len(h.dirty) != 0 {
+		t.Errorf("a record of the same key was written again")
+	}
+	h.Remember("s", solver.StepRecord{Key: k2, Parts: rec.Parts})
+	if len(h.dirty) != 1 {
+		t.Errorf("a record of a new key was not written")
+	}
+}
