@@ -10,6 +10,7 @@ import (
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/build/share"
+	"github.com/builder-dev/builder/build/stephistory"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/llb"
@@ -41,7 +42,7 @@ type target struct {
 	more    []platformImage
 	sess    *ops.Session
 	steps   *stepUsages
-	history *stepHistory
+	history *stephistory.History
 }
 
 // prepare checks opt and lowers its Dockerfile, for every platform.
@@ -64,7 +65,7 @@ func (s *State) prepare(ctx context.Context, opt Options) (*target, error) {
 		return nil, err
 	}
 	t.steps = &stepUsages{next: t.opt.Progress}
-	t.history = &stepHistory{db: s.DB, scope: t.fopt.ContextDir + "\x00" + opt.DockerfilePath + "\x00" + opt.DockerfileName, dirty: map[string][]byte{}}
+	t.history = stephistory.New(s.DB, t.fopt.ContextDir+"\x00"+opt.DockerfilePath+"\x00"+opt.DockerfileName)
 	return t, nil
 }
 
@@ -140,7 +141,7 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 	err = eg.Wait()
 	// What ran is worth remembering even when a step failed.
 	for _, t := range targets {
-		if ferr := t.history.flush(); err == nil && ferr != nil {
+		if ferr := t.history.Flush(); err == nil && ferr != nil {
 			err = ferr
 		}
 	}
@@ -219,7 +220,7 @@ func newGraphs(targets []*target) *graphs {
 			if id := v.Meta().StepID; id != "" {
 				if prev, seen := g.steps[id]; !seen {
 					g.steps[id] = t
-				} else if prev != nil && prev.history.scope != t.history.scope {
+				} else if prev != nil && prev.history.Scope() != t.history.Scope() {
 					g.steps[id] = nil
 				}
 			}

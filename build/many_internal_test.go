@@ -3,6 +3,7 @@ package build
 import (
 	"testing"
 
+	"github.com/builder-dev/builder/build/stephistory"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/solver"
@@ -22,7 +23,7 @@ func TestGraphsRouting(t *testing.T) {
 	runB := llb.NewVertex(llb.ExecOp{Args: []string{"b"}}, []*llb.Vertex{base}, llb.Meta{StepID: "Dockerfile:app:1"})
 	mk := func(root *llb.Vertex, scope string) (*target, *countEvents) {
 		c := &countEvents{}
-		return &target{fe: &dockerfile.Result{Root: root}, steps: &stepUsages{next: c}, history: &stepHistory{scope: scope}}, c
+		return &target{fe: &dockerfile.Result{Root: root}, steps: &stepUsages{next: c}, history: stephistory.New(nil, scope)}, c
 	}
 	a, evA := mk(runA, "ctx-a")
 	b, evB := mk(runB, "ctx-b")

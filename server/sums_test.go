@@ -17,7 +17,7 @@ func TestClientSumsTakeNoLease(t *testing.T) {
 		t.Fatal("openSums gave no database for a writable directory")
 	}
 	key := cache.FileKey{Size: 3, MtimeNs: 1, CtimeNs: 2, Ino: 4}
-	db.FileSums().Store([]string{"a"}, []cache.FileKey{key}, [][32]byte{{7}})
+	db.FileSums().Store([]string{"a"}, []cache.FileKey{key}, [][32]byte{{7}}, nil)
 	if ents, err := os.ReadDir(filepath.Join(dir, "leases")); len(ents) != 0 || !os.IsNotExist(err) {
 		t.Errorf("the client's sums database made leases: %v, %v", ents, err)
 	}

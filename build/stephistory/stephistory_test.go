@@ -1,4 +1,4 @@
-package build
+package stephistory
 
 import (
 	"path/filepath"
@@ -18,11 +18,11 @@ func TestStepHistorySameKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	h := &stepHistory{db: db, scope: "ctx", dirty: map[string][]byte{}}
+	h := New(db, "ctx")
 	k1, k2 := llb.DigestStrings("one"), llb.DigestStrings("two")
 	rec := solver.StepRecord{Key: k1, Parts: map[string]string{"file:a": "644:aa", "file:b": "644:bb"}}
 	h.Remember("s", rec)
-	if err := h.flush(); err != nil {
+	if err := h.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if got, ok := h.Previous("s"); !ok || got.Key != k1 || len(got.Parts) != 2 {

@@ -1,4 +1,6 @@
-package build
+// Package stephistory keeps the solver's step records of a build in the
+// state dir, for --explain and the next build's comparisons.
+package stephistory
 
 import (
 	"bytes"
@@ -9,19 +11,27 @@ import (
 	"github.com/builder-dev/builder/solver"
 )
 
-// stepHistory keeps solver step records in the state dir, scoped to one
+// History keeps solver step records in the state dir, scoped to one
 // Dockerfile in one context, and writes the changed ones in one
 // transaction when the build ends.
-type stepHistory struct {
+type History struct {
 	db    *cache.DB
 	scope string
 	mu    sync.Mutex
 	dirty map[string][]byte
 }
 
-var _ solver.History = (*stepHistory)(nil)
+var _ solver.History = (*History)(nil)
 
-func (h *stepHistory) Previous(stepID string) (solver.StepRecord, bool) {
+// New is the history of scope in db.
+func New(db *cache.DB, scope string) *History {
+	return &History{db: db, scope: scope, dirty: map[string][]byte{}}
+}
+
+// Scope names the Dockerfile and context the records belong to.
+func (h *History) Scope() string { return h.scope }
+
+func (h *History) Previous(stepID string) (solver.StepRecord, bool) {
 	var rec solver.StepRecord
 	raw, ok := h.db.Step(h.scope + "\x00" + stepID)
 	if !ok || json.Unmarshal(raw, &rec) != nil {
@@ -30,7 +40,7 @@ func (h *stepHistory) Previous(stepID string) (solver.StepRecord, bool) {
 	return rec, true
 }
 
-func (h *stepHistory) Remember(stepID string, rec solver.StepRecord) {
+func (h *History) Remember(stepID string, rec solver.StepRecord) {
 	id := h.scope + "\x00" + stepID
 	old, had := h.db.Step(id)
 	// What a key covers follows from the key: a record of this key is
@@ -51,7 +61,8 @@ func (h *stepHistory) Remember(stepID string, rec solver.StepRecord) {
 	h.mu.Unlock()
 }
 
-func (h *stepHistory) flush() error {
+// Flush writes the records remembered since the last Flush.
+func (h *History) Flush() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.db.PutSteps(h.dirty)
