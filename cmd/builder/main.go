@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/internal/cpuprofile"
+	"github.com/builder-dev/builder/internal/gcpace"
 	"github.com/builder-dev/builder/internal/userns"
 	"github.com/spf13/cobra"
 )
@@ -35,12 +35,9 @@ func main() {
 	if !doctorRunsOutsideUserns(os.Args) {
 		userns.Init(func(w string) { fmt.Fprintln(os.Stderr, "WARNING:", w) })
 	}
-	// A build is a short process whose live heap stays small (layers
-	// stream): collecting less often saves a rebuild's time, not memory
-	// that matters. GOGC still overrides this.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
+	// Collect rarely while the heap is small, under a soft memory limit
+	// (gcpace says why); GOGC or GOMEMLIMIT in the environment overrides.
+	gcpace.Init()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
