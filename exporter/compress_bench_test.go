@@ -3,6 +3,7 @@ package exporter
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"math/rand"
 	"testing"
@@ -72,3 +73,29 @@ func BenchmarkCompress(b *testing.B) {
 type countWriter struct{ n int }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+// BenchmarkAdaptiveGzip compares the hold-back in pooled chunks with the
+// growing buffer it replaced, on layers below, at and above parallelAbove
+// written in 32 KiB pieces (`go test -run '^$' -bench AdaptiveGzip
+// -benchmem -count 5 ./exporter`, then benchstat).
+func BenchmarkAdaptiveGzip(b *testing.B) {
+	for _, size := range []int{64 << 10, 2400 << 10, parallelAbove, 20 << 20} {
+		data := mixedLayer(size)
+		for _, impl := range []string{"old", "new"} {
+			b.Run(fmt.Sprintf("size=%d/impl=%s", size, impl), func(b *testing.B) {
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					var zw io.WriteCloser = newAdaptiveGzip(io.Discard, gzip.DefaultCompression, parallelBlocks())
+					if impl == "old" {
+						zw = &oldAdaptiveGzip{w: io.Discard, level: gzip.DefaultCompression, blocks: parallelBlocks()}
+					}
+					for p := data; len(p) > 0; p = p[min(len(p), 32<<10):] {
+						zw.Write(p[:min(len(p), 32<<10)])
+					}
+					zw.Close()
+				}
+			})
+		}
+	}
+}
