@@ -3,120 +3,15 @@ package exporter
 import (
 	"io"
 	"runtime"
-	"sync"
 
-	kgzip "github.com/klauspost/compress/gzip"
-	"github.com/klauspost/pgzip"
+	"github.com/builder-dev/builder/exporter/layergzip"
 )
 
-// A layer tar larger than parallelAbove is gzipped on every core
-// (klauspost/pgzip, in blocks of parallelBlock, each primed with the end
-// of the one before): a 150 MB COPY or a 1 GiB RUN layer was compressed on
-// one core while the other idled. Smaller layers keep the single-stream
-// gzip builder always wrote, and so their digests. The parallel blob
-// depends only on the tar (the block size is fixed; how many blocks run at
-// once is not in the output), so the same tar still makes the same blob.
-const (
-	parallelAbove = 4 << 20
-	parallelBlock = 1 << 20
-)
+// parallelAbove is the tar size above which a layer is gzipped in parallel.
+const parallelAbove = layergzip.ParallelAbove
 
-// The held-back bytes are kept in pooled chunks of holdChunk: a growing
-// buffer copied itself as it grew and cleared fresh memory for every
-// layer (a third of builder's CPU in a build of many small layers).
-const holdChunk = 64 << 10
-
-var holdChunks = sync.Pool{New: func() any { return new([holdChunk]byte) }}
-
-// singleGzips keeps the single-stream writers by level (HuffmanOnly, -2,
-// at 0): a new one allocates and clears ~1 MB of tables. A Reset writer
-// writes the same bytes as a new one.
-var singleGzips [kgzip.BestCompression + 3]sync.Pool
-
-// adaptiveGzip holds back the first parallelAbove bytes of the tar to
-// decide between the two gzips: Close before that writes one gzip stream
-// of them, more switches to pgzip.
-type adaptiveGzip struct {
-	w      io.Writer
-	level  int
-	blocks int
-	held   []*[holdChunk]byte // all full but the last
-	n      int                // bytes held
-	zw     io.WriteCloser
-}
-
-// newAdaptiveGzip compresses to w at level (a gzip level, not 0); blocks
-// is how many blocks pgzip compresses at once.
-func newAdaptiveGzip(w io.Writer, level, blocks int) *adaptiveGzip {
-	return &adaptiveGzip{w: w, level: level, blocks: max(blocks, 1)}
+func newAdaptiveGzip(w io.Writer, level, blocks int) io.WriteCloser {
+	return layergzip.NewWriter(w, level, blocks)
 }
 
 func parallelBlocks() int { return runtime.GOMAXPROCS(0) }
-
-func (a *adaptiveGzip) Write(p []byte) (int, error) {
-	if a.zw != nil {
-		return a.zw.Write(p)
-	}
-	if a.n+len(p) > parallelAbove {
-		pw, err := pgzip.NewWriterLevel(a.w, a.level)
-		if err != nil {
-			return 0, err
-		}
-		if err := pw.SetConcurrency(parallelBlock, a.blocks); err != nil {
-			return 0, err
-		}
-		a.zw = pw
-		if err := a.replay(pw); err != nil {
-			return 0, err
-		}
-		return pw.Write(p)
-	}
-	for b := p; len(b) > 0; {
-		off := a.n % holdChunk
-		if off == 0 {
-			a.held = append(a.held, holdChunks.Get().(*[holdChunk]byte))
-		}
-		n := copy(a.held[len(a.held)-1][off:], b)
-		a.n += n
-		b = b[n:]
-	}
-	return len(p), nil
-}
-
-// replay writes the held bytes to zw, which copies them, and pools their
-// chunks again.
-func (a *adaptiveGzip) replay(zw io.Writer) error {
-	for i, c := range a.held {
-		if _, err := zw.Write(c[:min(holdChunk, a.n-i*holdChunk)]); err != nil {
-			return err
-		}
-		holdChunks.Put(c)
-		a.held[i] = nil
-	}
-	a.held, a.n = nil, 0
-	return nil
-}
-
-func (a *adaptiveGzip) Close() error {
-	if a.zw != nil {
-		return a.zw.Close()
-	}
-	pool := &singleGzips[a.level-kgzip.HuffmanOnly]
-	zw, _ := pool.Get().(*kgzip.Writer)
-	if zw != nil {
-		zw.Reset(a.w)
-	} else if z, err := kgzip.NewWriterLevel(a.w, a.level); err != nil {
-		return err
-	} else {
-		zw = z
-	}
-	if err := a.replay(zw); err != nil {
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	zw.Reset(io.Discard) // not to keep a.w
-	pool.Put(zw)
-	return nil
-}

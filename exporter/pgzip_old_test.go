@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 
+	"github.com/builder-dev/builder/exporter/layergzip"
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/pgzip"
 )
@@ -28,7 +29,7 @@ func (a *oldAdaptiveGzip) Write(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if err := pw.SetConcurrency(parallelBlock, a.blocks); err != nil {
+		if err := pw.SetConcurrency(layergzip.ParallelBlock, a.blocks); err != nil {
 			return 0, err
 		}
 		a.zw = pw

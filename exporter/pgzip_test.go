@@ -83,7 +83,7 @@ func TestAdaptiveGzipLarge(t *testing.T) {
 // with new writers. The sizes run one after another, so pooled writers
 // and chunks are reused with the tables of other data in them.
 func TestAdaptiveGzipSameAsBefore(t *testing.T) {
-	sizes := []int{0, 1, holdChunk - 1, holdChunk, holdChunk + 1, 2400 << 10,
+	sizes := []int{0, 1, 64<<10 - 1, 64 << 10, 64<<10 + 1, 2400 << 10,
 		parallelAbove - 1, parallelAbove, parallelAbove + 1, 9 << 20}
 	levels := []int{kgzip.DefaultCompression}
 	if !testing.Short() {
