@@ -3,8 +3,10 @@ package exporter
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"math/rand"
+	"syscall"
 	"testing"
 )
 
@@ -69,6 +71,45 @@ func BenchmarkCompress(b *testing.B) {
 	}
 }
 
+// processCPU is the CPU time the process used so far (user and system, GC
+// included): under load, wall time per op says little about the cost.
+func processCPU(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
 type countWriter struct{ n int }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+// BenchmarkAdaptiveGzip compares the hold-back in pooled chunks with the
+// growing buffer it replaced, on layers below, at and above parallelAbove
+// written in 32 KiB pieces (`go test -run '^$' -bench AdaptiveGzip
+// -benchmem -count 6 ./exporter`, then benchstat; cpu-ns/op is the
+// process's CPU time, GC and pgzip's goroutines included).
+func BenchmarkAdaptiveGzip(b *testing.B) {
+	for _, size := range []int{64 << 10, 2400 << 10, parallelAbove, 20 << 20} {
+		data := mixedLayer(size)
+		for _, impl := range []string{"old", "new"} {
+			b.Run(fmt.Sprintf("size=%d/impl=%s", size, impl), func(b *testing.B) {
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				cpu := processCPU(b)
+				for b.Loop() {
+					var zw io.WriteCloser = newAdaptiveGzip(io.Discard, gzip.DefaultCompression, parallelBlocks())
+					if impl == "old" {
+						zw = &oldAdaptiveGzip{w: io.Discard, level: gzip.DefaultCompression, blocks: parallelBlocks()}
+					}
+					for p := data; len(p) > 0; p = p[min(len(p), 32<<10):] {
+						zw.Write(p[:min(len(p), 32<<10)])
+					}
+					zw.Close()
+				}
+				b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}

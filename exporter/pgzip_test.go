@@ -75,3 +75,55 @@ func TestAdaptiveGzipLarge(t *testing.T) {
 		t.Errorf("the parallel blob is %d bytes, more than 5%% over the single stream's %d", len(one), single.Len())
 	}
 }
+
+// TestAdaptiveGzipSameAsBefore: keeping the hold-back in pooled chunks and
+// reusing the single-stream writers changed no blob: for sizes around the
+// chunk size and the threshold, written in tar-sized and in odd pieces,
+// the output is byte for byte that of the growing-buffer implementation
+// with new writers. The sizes run one after another, so pooled writers
+// and chunks are reused with the tables of other data in them.
+func TestAdaptiveGzipSameAsBefore(t *testing.T) {
+	sizes := []int{0, 1, 64<<10 - 1, 64 << 10, 64<<10 + 1, 2400 << 10,
+		parallelAbove - 1, parallelAbove, parallelAbove + 1, 9 << 20}
+	levels := []int{kgzip.DefaultCompression}
+	if !testing.Short() {
+		levels = append(levels, kgzip.BestSpeed, kgzip.BestCompression)
+	}
+	for _, level := range levels {
+		for _, size := range sizes {
+			if level != kgzip.DefaultCompression && size > parallelAbove+1 {
+				continue // slow; the default level covers the parallel path
+			}
+			data := mixedLayer(size)
+			for _, piece := range []int{10240, 777} {
+				var want, got bytes.Buffer
+				writeAll(t, &oldAdaptiveGzip{w: &want, level: level, blocks: 2}, data, piece)
+				writeAll(t, newAdaptiveGzip(&got, level, 2), data, piece)
+				if !bytes.Equal(got.Bytes(), want.Bytes()) {
+					t.Errorf("level %d, %d bytes in %d-byte writes: blob of %d bytes, was %d", level, size, piece, got.Len(), want.Len())
+				}
+			}
+			// The same data again through reused writers and chunks.
+			var first, again bytes.Buffer
+			writeAll(t, newAdaptiveGzip(&first, level, 2), data, 4096)
+			writeAll(t, newAdaptiveGzip(&again, level, 2), data, 4096)
+			if !bytes.Equal(first.Bytes(), again.Bytes()) {
+				t.Errorf("level %d, %d bytes: the blob differs the second time", level, size)
+			}
+		}
+	}
+}
+
+func writeAll(t *testing.T, zw io.WriteCloser, data []byte, piece int) {
+	t.Helper()
+	for b := data; len(b) > 0; {
+		n := min(len(b), piece)
+		if _, err := zw.Write(b[:n]); err != nil {
+			t.Fatal(err)
+		}
+		b = b[n:]
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
