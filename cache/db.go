@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/builder-dev/builder/cache/coord"
@@ -98,6 +99,8 @@ type DB struct {
 	root   string
 	leases *coord.Leases
 	ids    idBlock
+	// writes counts this DB's write transactions (see Writes).
+	writes atomic.Uint64
 }
 
 // LockKey locks key across processes (coord.LockKey) while this process
@@ -304,8 +307,27 @@ func (d *DB) Lookup(ctx context.Context, key digest.Digest) (Result, error) {
 }
 
 // Record stores the result of a cache key.
-func (d *DB) Record(key digest.Digest, r Result) error {
-	return d.update(func(tx *bolt.Tx) error { return put(tx, bucketKeys, key.String(), r) })
+func (d *DB) Record(key digest.Digest, r Result) error { return d.RecordStep(nil, r, key) }
+
+// RecordStep stores a step's result under each of keys and, when snap is
+// not nil, the record of the snapshot the step made, in one transaction:
+// each write transaction costs two fsyncs, and a crash cannot leave a key
+// naming a snapshot without its record. The caller has made the layer
+// durable (snapshot Commit) before.
+func (d *DB) RecordStep(snap *Snapshot, r Result, keys ...digest.Digest) error {
+	return d.update(func(tx *bolt.Tx) error {
+		if snap != nil {
+			if err := put(tx, bucketSnapshots, snap.ID, snap); err != nil {
+				return err
+			}
+		}
+		for _, k := range keys {
+			if err := put(tx, bucketKeys, k.String(), r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // LayerSnapshot returns the snapshot holding an unpacked base-image layer,

@@ -11,7 +11,8 @@ import (
 
 // idsPerWrite is how many snapshot ids one write transaction reserves.
 // Each write transaction costs bbolt's two fsyncs; a step that misses the
-// cache wrote three (its id, its snapshot, its result), now mostly two.
+// cache writes its snapshot and results in one (RecordStep), and its id
+// in this one only every idsPerWrite steps.
 // The ids a process leaves unused are skipped, which lengthens later ids
 // only a little.
 const idsPerWrite = 16

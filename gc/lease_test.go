@@ -25,8 +25,8 @@ func (c dbCache) Lookup(ctx context.Context, key digest.Digest) (solver.Result, 
 	return solver.Result{Snapshot: r.Snapshot}, err == nil, nil
 }
 
-func (c dbCache) Record(_ context.Context, key digest.Digest, r solver.Result) error {
-	return c.db.Record(key, cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()})
+func (c dbCache) Record(_ context.Context, r solver.Result, keys ...digest.Digest) error {
+	return c.db.RecordStep(nil, cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()}, keys...)
 }
 
 func openCollector(t *testing.T, root string) *Collector {

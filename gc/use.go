@@ -45,12 +45,14 @@ func (u *Use) Lookup(ctx context.Context, key digest.Digest) (solver.Result, boo
 	return r, ok, err
 }
 
-// Record notes key and its result and records them in the cache.
-func (u *Use) Record(ctx context.Context, key digest.Digest, r solver.Result) error {
+// Record notes keys and their result and records them in the cache.
+func (u *Use) Record(ctx context.Context, r solver.Result, keys ...digest.Digest) error {
 	// Noted before recording, so that the lease covers the result as soon
 	// as it exists.
-	u.note(key, r.Snapshot)
-	return u.Cache.Record(ctx, key, r)
+	for _, k := range keys {
+		u.note(k, r.Snapshot)
+	}
+	return u.Cache.Record(ctx, r, keys...)
 }
 
 // LockKey implements solver.KeyLocker: a step that a build in another

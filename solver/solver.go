@@ -55,7 +55,9 @@ type Cacheable interface {
 type Cache interface {
 	// Lookup returns a usable result for key, or ok=false.
 	Lookup(ctx context.Context, key digest.Digest) (r Result, ok bool, err error)
-	Record(ctx context.Context, key digest.Digest, r Result) error
+	// Record stores r under every key, at once: a step's key and its
+	// content key cost one metadata write together.
+	Record(ctx context.Context, r Result, keys ...digest.Digest) error
 }
 
 // LoggingKeyer is an Op whose key needs slow work worth reporting, such as
@@ -292,7 +294,7 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 			return Result{}, err
 		}
 		if ok {
-			if err := s.cache.Record(ctx, st.key, r); err != nil {
+			if err := s.cache.Record(ctx, r, st.key); err != nil {
 				return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
 			}
 			return r, nil
@@ -364,14 +366,10 @@ func (s *Solver) run(ctx context.Context, st step) (Result, error) {
 	if st.cacheable {
 		keys := []digest.Digest{st.key}
 		if st.contentKey != st.key {
-			// A second record is a second metadata transaction
-			// (two fdatasyncs) per step.
 			keys = append(keys, st.contentKey)
 		}
-		for _, k := range keys {
-			if err := s.cache.Record(ctx, k, r); err != nil {
-				return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
-			}
+		if err := s.cache.Record(ctx, r, keys...); err != nil {
+			return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
 		}
 	}
 	s.record(v, st.key)

@@ -69,10 +69,12 @@ func (c *memCache) Lookup(_ context.Context, k digest.Digest) (Result, bool, err
 	return r, ok, nil
 }
 
-func (c *memCache) Record(_ context.Context, k digest.Digest, r Result) error {
+func (c *memCache) Record(_ context.Context, r Result, keys ...digest.Digest) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.m[k] = r
+	for _, k := range keys {
+		c.m[k] = r
+	}
 	c.records++
 	return nil
 }

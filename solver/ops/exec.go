@@ -121,7 +121,7 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 				return "", errors.New("the failed step's filesystem is kept already")
 			}
 			kept = true
-			res, err := o.w.commit(id, parent, "failed step kept: "+name)
+			res, err := o.w.commitNow(id, parent, "failed step kept: "+name)
 			return res.Snapshot, err
 		}
 		o.sess.OnRunFailure(ctx, RunFailure{Step: name, Err: err, Spec: spec, Keep: keep})

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/builder-dev/builder/cache"
@@ -30,6 +31,11 @@ type Worker struct {
 	TmpDir string
 	// CacheMounts holds the RUN --mount=type=cache directories.
 	CacheMounts string
+
+	// unrecorded holds the records of snapshots committed by steps whose
+	// results the solver has not recorded yet (see commit and Record).
+	mu         sync.Mutex
+	unrecorded map[string]cache.Snapshot
 }
 
 // Op returns the implementation of v, for solver.New.
@@ -79,9 +85,26 @@ func (w *Worker) Lookup(ctx context.Context, key digest.Digest) (solver.Result, 
 	return solver.Result{Snapshot: r.Snapshot, Content: content}, true, nil
 }
 
-// Record implements solver.Cache.
-func (w *Worker) Record(ctx context.Context, key digest.Digest, r solver.Result) error {
-	return w.DB.Record(key, cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()})
+// Record implements solver.Cache: the record of the snapshot the step
+// committed, if it is not stored yet, is stored with the keys in one
+// transaction.
+func (w *Worker) Record(ctx context.Context, r solver.Result, keys ...digest.Digest) error {
+	w.mu.Lock()
+	rec, ok := w.unrecorded[r.Snapshot]
+	w.mu.Unlock()
+	var snap *cache.Snapshot
+	if ok {
+		snap = &rec
+	}
+	if err := w.DB.RecordStep(snap, cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()}, keys...); err != nil {
+		return err
+	}
+	if ok {
+		w.mu.Lock()
+		delete(w.unrecorded, r.Snapshot)
+		w.mu.Unlock()
+	}
+	return nil
 }
 
 // Lowers returns the layer directories' ids of top's chain, top-most first,
@@ -120,24 +143,57 @@ func (w *Worker) newLayer(ctx context.Context, parent string) (string, []snapsho
 	return id, w.Snapshots.Mounts(id, lowers), nil
 }
 
-// commit seals snapshot id (layerid.Seal) and records it; on failure it
-// removes it.
+// commit seals snapshot id (layerid.Seal), which makes the layer durable,
+// and leaves its record to the solver's Record of the step's keys, so
+// that a step costs one metadata write. Until then the build's lease
+// (NewSnapshotID) keeps it from GC. On failure it removes the snapshot.
 func (w *Worker) commit(id, parent, description string) (solver.Result, error) {
+	rec, content, err := w.seal(id, parent, description)
+	if err != nil {
+		return solver.Result{}, err
+	}
+	w.mu.Lock()
+	if w.unrecorded == nil {
+		w.unrecorded = map[string]cache.Snapshot{}
+	}
+	w.unrecorded[id] = rec
+	w.mu.Unlock()
+	return solver.Result{Snapshot: id, Content: content}, nil
+}
+
+// commitNow is commit for a snapshot that no key will name (a failed
+// step's, kept for inspection): it is recorded at once.
+func (w *Worker) commitNow(id, parent, description string) (solver.Result, error) {
+	rec, content, err := w.seal(id, parent, description)
+	if err == nil {
+		err = w.DB.PutSnapshot(rec)
+	}
+	if err != nil {
+		w.Snapshots.Remove(id)
+		return solver.Result{}, err
+	}
+	return solver.Result{Snapshot: id, Content: content}, nil
+}
+
+// seal seals snapshot id and returns its record and the content digest
+// of its chain; on failure it removes the snapshot.
+func (w *Worker) seal(id, parent, description string) (cache.Snapshot, digest.Digest, error) {
 	empty, content, err := layerid.Seal(context.Background(), w.Snapshots, id)
 	if err != nil {
 		w.Snapshots.Remove(id)
-		return solver.Result{}, err
+		return cache.Snapshot{}, "", err
 	}
 	rec := cache.Snapshot{ID: id, Parent: parent, Empty: empty, Content: content, Description: description, Created: time.Now().UTC()}
-	if err := w.DB.PutSnapshot(rec); err != nil {
-		w.Snapshots.Remove(id)
-		return solver.Result{}, err
+	chain := []cache.Snapshot{rec}
+	if parent != "" {
+		below, err := w.DB.Chain(parent)
+		if err != nil {
+			w.Snapshots.Remove(id)
+			return cache.Snapshot{}, "", err
+		}
+		chain = append(chain, below...)
 	}
-	chain, err := w.DB.Chain(id)
-	if err != nil {
-		return solver.Result{}, err
-	}
-	return solver.Result{Snapshot: id, Content: layerid.Chain(chain)}, nil
+	return rec, layerid.Chain(chain), nil
 }
 
 func (w *Worker) scratchDir(prefix string) (string, error) {
