@@ -26,17 +26,9 @@ func TestCLINetworkStartsEarly(t *testing.T) {
 	c := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
 	wrap, mark := t.TempDir(), filepath.Join(t.TempDir(), "started")
 	os.WriteFile(filepath.Join(wrap, "slirp4netns"), []byte("#!/bin/sh\ndate +%s.%N >> "+mark+"\nexec "+real+` "$@"`+"\n"), 0o755)
-	bb, err := os.ReadFile(testutil.BusyboxPath)
-	if err != nil {
-		t.Fatalf("reading busybox (apt-get install busybox-static): %v", err)
-	}
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755)
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(`FROM scratch
-COPY busybox /bin/busybox
-RUN --network=none ["/bin/busybox", "sleep", "1"]
+	dir := busyboxContext(t, `RUN --network=none ["/bin/busybox", "sleep", "1"]
 RUN ["/bin/busybox", "true"]
-`), 0o644)
+`)
 	build := func() (runStarted time.Time) {
 		cmd := exec.Command(c.bin, "--root", c.root, "build", "--progress=rawjson", dir)
 		cmd.Env = append(os.Environ(), "PATH="+wrap+":"+os.Getenv("PATH"), "BUILDER_NETWORK_HELPER=slirp4netns")
