@@ -20,3 +20,6 @@ func Init() {}
 func NetworkWarning() string {
 	return "sandboxed RUN steps are not supported on " + runtime.GOOS
 }
+
+// PrepareNetwork does nothing: there is no network to prepare here.
+func PrepareNetwork() {}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/executor/cgroup"
@@ -67,11 +69,45 @@ func helperRun(specJSON string) int {
 			spec.RunMounts[i].Data = []byte(os.Getenv(helperSecretEnv))
 		}
 	}
+	if os.Getenv(helperPrepareEnv) != "" {
+		if err := prepareNetwork(); err != nil {
+			fmt.Fprintln(os.Stderr, "prepared network:", err)
+			return 3
+		}
+	}
 	if err := executor.Run(context.Background(), spec); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if began, _ := executor.SharedNetworkState(os.Getenv("BUILDER_NETWORK_HELPER")); os.Getenv(helperPrepareEnv) != "" && began.After(preparedAt) {
+		return 4 // a second start
+	}
 	return 0
+}
+
+// helperPrepareEnv makes helperRun prepare the network, and wait for it as
+// a build does for its earlier steps, before it runs the spec.
+const helperPrepareEnv = "EXECUTOR_TEST_HELPER_PREPARE"
+
+var preparedAt time.Time
+
+// prepareNetwork checks that PrepareNetwork starts the network without
+// waiting for it, and that it is ready before the step runs.
+func prepareNetwork() error {
+	executor.PrepareNetwork()
+	began, done := executor.SharedNetworkState(os.Getenv("BUILDER_NETWORK_HELPER"))
+	if began.IsZero() || done {
+		return fmt.Errorf("PrepareNetwork returned with the start begun at %v, ended %v: want it begun and under way", began, done)
+	}
+	preparedAt = began
+	for deadline := time.Now().Add(30 * time.Second); !done; {
+		if time.Now().After(deadline) {
+			return errors.New("not ready after 30 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+		_, done = executor.SharedNetworkState(os.Getenv("BUILDER_NETWORK_HELPER"))
+	}
+	return nil
 }
 
 // busyboxApplets get a symlink to /bin/busybox in the test rootfs.

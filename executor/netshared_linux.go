@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/builder-dev/builder/executor/sandboxinit"
 	"golang.org/x/sys/unix"
@@ -26,49 +27,85 @@ import (
 // see of each other anyway while they run side by side: the namespace has
 // no other interface than lo and the helper's tap, and the host stays as
 // unreachable as from a namespace of a step's own.
-// sharedNets are the shared namespaces by helper name, and the holders'
-// stdin pipes: referenced here so that no finalizer closes them (which
-// would end the holder).
+// sharedNets are the starts of the shared namespaces by helper name (a
+// failed one is kept until a step has reported it, then the next step
+// tries again), and the holders' stdin pipes: referenced here so that no
+// finalizer closes them (which would end the holder).
 var sharedNets struct {
 	sync.Mutex
-	ns      map[string]*os.File
+	nets    map[string]*netStart
 	holders []*os.File
 }
 
-// sharedNetwork returns (an open file of) the namespace the sandboxes of
-// plan p share, making it the first time.
-func sharedNetwork(p netPlan) (*os.File, error) {
-	sharedNets.Lock()
-	defer sharedNets.Unlock()
-	if ns := sharedNets.ns[p.helper.name]; ns != nil {
-		return ns, nil
+// netStart is a shared namespace's start, done or under way.
+type netStart struct {
+	done  chan struct{} // closed when ns or err is set
+	ns    *os.File
+	err   error
+	began time.Time
+}
+
+// PrepareNetwork starts the namespace default-network sandboxes share, in
+// the background, unless it is started: the helper's start-up (tens of
+// milliseconds, more under load) then overlaps what a build does before
+// its first RUN step with the default network. Call it once such a step is
+// known to run. A failure is returned by the next Run that needs the
+// network, so that it names the step.
+func PrepareNetwork() {
+	if h, _ := findNetHelper(); h != nil {
+		sharedNets.Lock()
+		defer sharedNets.Unlock()
+		startShared(helperPlan(h))
 	}
-	type result struct {
-		ns, holder *os.File
-		err        error
+}
+
+// startShared returns the start of p's shared namespace, beginning it if
+// there is none. sharedNets is locked.
+func startShared(p netPlan) *netStart {
+	if s := sharedNets.nets[p.helper.name]; s != nil {
+		return s
 	}
-	done := make(chan result, 1)
+	s := &netStart{done: make(chan struct{}), began: time.Now()}
+	if sharedNets.nets == nil {
+		sharedNets.nets = map[string]*netStart{}
+	}
+	sharedNets.nets[p.helper.name] = s
 	// The holder's and the helper's Pdeathsig follow the thread that
 	// started them: this goroutine keeps its thread for the process's
 	// life.
 	go func() {
 		runtime.LockOSThread()
 		ns, holder, err := startSharedNetwork(p)
-		done <- result{ns, holder, err}
+		sharedNets.Lock()
+		s.ns, s.err = ns, err
+		if err == nil {
+			sharedNets.holders = append(sharedNets.holders, holder)
+		}
+		sharedNets.Unlock()
+		close(s.done)
 		if err == nil {
 			select {}
 		}
 	}()
-	r := <-done
-	if r.err != nil {
-		return nil, r.err
+	return s
+}
+
+// sharedNetwork returns (an open file of) the namespace the sandboxes of
+// plan p share, making it the first time.
+func sharedNetwork(p netPlan) (*os.File, error) {
+	sharedNets.Lock()
+	s := startShared(p)
+	sharedNets.Unlock()
+	<-s.done
+	if s.err != nil {
+		sharedNets.Lock()
+		if sharedNets.nets[p.helper.name] == s {
+			delete(sharedNets.nets, p.helper.name)
+		}
+		sharedNets.Unlock()
+		return nil, s.err
 	}
-	if sharedNets.ns == nil {
-		sharedNets.ns = map[string]*os.File{}
-	}
-	sharedNets.ns[p.helper.name] = r.ns
-	sharedNets.holders = append(sharedNets.holders, r.holder)
-	return r.ns, nil
+	return s.ns, nil
 }
 
 // startSharedNetwork starts the holder and the helper; it returns the

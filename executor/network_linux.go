@@ -137,14 +137,7 @@ func planNetwork(spec Spec) (netPlan, error) {
 		if h == nil {
 			return netPlan{init: sandboxinit.Net{DropNetRaw: !spec.Insecure}}, nil
 		}
-		p := netPlan{init: sandboxinit.Net{Private: true, Wait: true}, clone: unix.CLONE_NEWNET, helper: h, dns: slirpDNS, keepDNS: true}
-		if h.name == "pasta" {
-			// pasta copies the host's addresses and routes. In Debian
-			// 12's version UDP to the host's nameserver does not get
-			// through; its forwarder does.
-			p.dns, p.ipv6 = pastaDNS, hostHasDefaultRoute6()
-			p.keepDNS = false
-		}
+		p := helperPlan(h)
 		ns, err := sharedNetwork(p)
 		if err != nil {
 			return netPlan{}, err
@@ -153,6 +146,20 @@ func planNetwork(spec Spec) (netPlan, error) {
 		return p, nil
 	}
 	return netPlan{}, fmt.Errorf("executor: unknown network mode %q (want %q, %q or %q)", spec.Network, NetworkDefault, NetworkNone, NetworkHost)
+}
+
+// helperPlan is the plan of a sandbox of its own network namespace that
+// helper h connects.
+func helperPlan(h *netHelper) netPlan {
+	p := netPlan{init: sandboxinit.Net{Private: true, Wait: true}, clone: unix.CLONE_NEWNET, helper: h, dns: slirpDNS, keepDNS: true}
+	if h.name == "pasta" {
+		// pasta copies the host's addresses and routes. In Debian
+		// 12's version UDP to the host's nameserver does not get
+		// through; its forwarder does.
+		p.dns, p.ipv6 = pastaDNS, hostHasDefaultRoute6()
+		p.keepDNS = false
+	}
+	return p
 }
 
 // helperRun is a helper serving one sandbox.

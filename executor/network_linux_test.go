@@ -250,6 +250,25 @@ func TestNetworkDefaultIsolation(t *testing.T) {
 	}
 }
 
+// TestNetworkPrepared: PrepareNetwork starts the shared network in the
+// background, and the step run after it uses that network, started once.
+func TestNetworkPrepared(t *testing.T) {
+	lower := newBusyboxRootfs(t)
+	newSandbox(t, lower) // skips unless root
+	t.Setenv(helperPrepareEnv, "1")
+	for _, helper := range netHelpers(t) {
+		t.Run(helper, func(t *testing.T) {
+			out, err := runHelper(t, helper, probeSpec(t, newSandbox(t, lower), executor.NetworkDefault, "packet"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if lines := strings.Fields(out); len(lines) != 3 || lines[0] != "ok" {
+				t.Errorf("AF_PACKET probe after PrepareNetwork: %q, want lo and the helper's tap", lines)
+			}
+		})
+	}
+}
+
 // TestNetworkFallback: without a helper the step gets the host's network
 // but no raw sockets.
 func TestNetworkFallback(t *testing.T) {

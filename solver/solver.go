@@ -68,6 +68,13 @@ type LoggingKeyer interface {
 	CacheKeyLog(ctx context.Context, inputKeys []digest.Digest, log io.Writer) (digest.Digest, error)
 }
 
+// Preparer is an Op told, once its key has missed the cache and before its
+// inputs are built, that it is going to run: it can begin slow set-up of
+// its own (a sandbox's network) alongside them. A hit never calls it.
+type Preparer interface {
+	Prepare()
+}
+
 // Solver runs graphs. It is safe for concurrent Solve calls.
 type Solver struct {
 	ops      func(*llb.Vertex) (Op, error)
@@ -268,6 +275,9 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 		if err != nil || ok {
 			return r, err
 		}
+	}
+	if p, ok := op.(Preparer); ok {
+		p.Prepare()
 	}
 
 	st.inputs = make([]Result, len(v.Inputs()))

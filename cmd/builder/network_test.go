@@ -18,16 +18,8 @@ func TestCLINetwork(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	bb, err := os.ReadFile(testutil.BusyboxPath)
-	if err != nil {
-		t.Fatalf("reading busybox (apt-get install busybox-static): %v", err)
-	}
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755)
-	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(`FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "/bin/busybox ls /sys/class/net > /net"]
-`), 0o644)
+	dir := busyboxContext(t, `RUN ["/bin/busybox", "sh", "-c", "/bin/busybox ls /sys/class/net > /net"]
+`)
 
 	_, stderr, code := c.run("build", "--network=host", dir)
 	if code == 0 || !strings.Contains(stderr, "--network=host needs the entitlement: build with --allow network.host") {

@@ -135,6 +135,14 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 	return o.w.commit(id, parent, o.v.Meta().Name)
 }
 
+// Prepare implements solver.Preparer: a step with the default network
+// starts the build's network while the steps before it run.
+func (o *execOp) Prepare() {
+	if o.op.Network != llb.NetworkNone && o.op.Network != llb.NetworkHost {
+		executor.PrepareNetwork()
+	}
+}
+
 // limits are the build's cgroup limits for this step.
 func (o *execOp) limits() cgroup.Limits {
 	if o.sess == nil {

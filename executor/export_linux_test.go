@@ -1,0 +1,20 @@
+package executor
+
+import "time"
+
+// SharedNetworkState says when the start of the namespace shared through
+// helper began (zero if it did not), and whether the start has ended.
+func SharedNetworkState(helper string) (began time.Time, done bool) {
+	sharedNets.Lock()
+	defer sharedNets.Unlock()
+	s := sharedNets.nets[helper]
+	if s == nil {
+		return time.Time{}, false
+	}
+	select {
+	case <-s.done:
+		done = true
+	default:
+	}
+	return s.began, done
+}
