@@ -58,7 +58,7 @@ true`
 		got = append(got, rel)
 		return nil
 	})
-	want := []string{".", "mountpoints-1", "mountpoints-1/dev", "mountpoints-1/etc", "mountpoints-1/etc/hosts", "mountpoints-1/etc/resolv.conf", "mountpoints-1/proc", "mountpoints-1/sys"}
+	want := []string{".", "mountpoints-2", "mountpoints-2/dev", "mountpoints-2/etc", "mountpoints-2/etc/hosts", "mountpoints-2/etc/resolv.conf", "mountpoints-2/proc", "mountpoints-2/sys"}
 	if !slices.Equal(got, want) {
 		t.Errorf("layer of mountpoints after the steps = %v, want %v", got, want)
 	}

@@ -19,8 +19,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/builder-dev/builder/snapshot"
 )
@@ -69,16 +71,34 @@ func current() string {
 	return layer
 }
 
-// makeLayer makes dir/mountpoints-1 if missing (built aside and
+// layerName is the layer's directory in the state directory. It changes
+// when what checkLayer requires does, so that a layer an older builder
+// made (mountpoints-1 could hold modes of its umask) is not reused.
+const layerName = "mountpoints-2"
+
+// makeLayer makes dir/mountpoints-2 if missing (built aside and
 // renamed into place, so that concurrent builder processes agree) and
-// checks that it holds the entries and nothing is a symlink.
+// checks that it holds the entries and nothing else.
 func makeLayer(dir string) (string, error) {
-	layer := filepath.Join(dir, "mountpoints-1")
-	if checkLayer(layer) == nil {
+	layer := filepath.Join(dir, layerName)
+	err := checkLayer(layer)
+	if err == nil {
 		return layer, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		// A layer that is not as made here (changed by hand, or by
+		// another program): move it aside and make it again.
+		bad, err := os.MkdirTemp(dir, ".mountpoints-bad-")
+		if err != nil {
+			return "", err
+		}
+		defer os.RemoveAll(bad)
+		if err := os.Rename(layer, filepath.Join(bad, "layer")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
 	}
 	tmp, err := os.MkdirTemp(dir, ".mountpoints-")
 	if err != nil {
@@ -95,6 +115,13 @@ func makeLayer(dir string) (string, error) {
 		} else {
 			err = os.WriteFile(p, nil, 0o644)
 		}
+		// The modes are the image's wherever it lacks these: not those
+		// of builder's umask (077 would hide /etc/hosts from a
+		// non-root USER, and a write under /etc would copy a 0700 etc/
+		// up into the layer).
+		if err == nil {
+			err = os.Chmod(p, entryMode(e))
+		}
 		if err != nil {
 			return "", err
 		}
@@ -105,20 +132,48 @@ func makeLayer(dir string) (string, error) {
 	return layer, checkLayer(layer)
 }
 
-// checkLayer checks layer's entries: plain directories and empty
-// regular files.
+// entryMode is the mode of an entry: directories end in "/".
+func entryMode(e string) fs.FileMode {
+	if e == "" || strings.HasSuffix(e, "/") {
+		return fs.ModeDir | 0o755
+	}
+	return 0o644
+}
+
+// checkLayer checks that layer holds exactly the entries, as makeLayer
+// makes them: directories 0755 and empty regular files 0644, owned by
+// this process's user (root, or root of builder's user namespace when
+// rootless), nothing else.
 func checkLayer(layer string) error {
-	for _, e := range append([]string{""}, entries...) {
-		fi, err := os.Lstat(filepath.Join(layer, e))
+	var found []string
+	err := filepath.WalkDir(layer, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		dir := e == "" || strings.HasSuffix(e, "/")
-		if dir != fi.IsDir() || !dir && (!fi.Mode().IsRegular() || fi.Size() != 0) {
-			return fmt.Errorf("mountpoint layer %s: unexpected %s", layer, e)
+		rel, _ := filepath.Rel(layer, p)
+		e := filepath.ToSlash(rel)
+		switch {
+		case rel == ".":
+			e = ""
+		case d.IsDir():
+			e += "/"
 		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		if e != "" && !slices.Contains(entries, e) || fi.Mode() != entryMode(e) || fi.Size() != 0 && !fi.IsDir() ||
+			st == nil || int(st.Uid) != os.Geteuid() {
+			return fmt.Errorf("mountpoint layer %s: unexpected %s (%v)", layer, e, fi.Mode())
+		}
+		found = append(found, e)
+		return nil
+	})
+	if err == nil && len(found) != len(entries)+1 {
+		err = fmt.Errorf("mountpoint layer %s: holds %v, want %v", layer, found, entries)
 	}
-	return nil
+	return err
 }
 
 // Add adds the layer of mountpoints beneath an overlay rootfs's lower
