@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/executor/sandboxinit"
@@ -190,7 +189,7 @@ func (l *launch) start() error {
 		return err
 	}
 	if r, ok := l.spec.Stdout.(CPUReporter); ok && cg != nil {
-		r.ReportCPU(func() time.Duration { return cg.Usage().CPU })
+		r.ReportCPU(cg.CPU) // one file read: cpu.stat or cpuacct.usage
 	}
 	l.specR.Close()
 	l.reportW.Close()

@@ -5,6 +5,7 @@ package cgroup
 import (
 	"errors"
 	"runtime"
+	"time"
 )
 
 // Group is a sandbox's cgroup; there are none on this OS.
@@ -24,6 +25,7 @@ func (g *Group) Kill() error        { return errors.New("cgroups are not support
 func (g *Group) OOMKilled() bool    { return false }
 func (g *Group) MemoryLimit() int64 { return 0 }
 func (g *Group) Usage() Usage       { return Usage{} }
+func (g *Group) CPU() time.Duration { return 0 }
 func (g *Group) Delete() error      { return errors.New("cgroups are not supported on " + runtime.GOOS) }
 
 // RemoveStale does nothing: there are no cgroups on this OS.

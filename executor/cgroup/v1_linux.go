@@ -240,14 +240,20 @@ func (g *v1Group) oomKills() uint64 {
 	return readKey(filepath.Join(dir, "memory.oom_control"), "oom_kill")
 }
 
+// cpu reads cpuacct.usage, 0 without the controller.
+func (g *v1Group) cpu() time.Duration {
+	if dir, ok := g.dirs[cgroup1.Cpuacct]; ok {
+		return time.Duration(readUint(filepath.Join(dir, "cpuacct.usage"))) // ns
+	}
+	return 0
+}
+
 func (g *v1Group) usage() Usage {
 	var u Usage
 	if dir, ok := g.dirs[cgroup1.Memory]; ok {
 		u.PeakMemory = readUint(filepath.Join(dir, "memory.max_usage_in_bytes"))
 	}
-	if dir, ok := g.dirs[cgroup1.Cpuacct]; ok {
-		u.CPU = time.Duration(readUint(filepath.Join(dir, "cpuacct.usage"))) // ns
-	}
+	u.CPU = g.cpu()
 	if dir, ok := g.dirs[cgroup1.Blkio]; ok {
 		// The throttle files count every device; the others only
 		// those under the CFQ/BFQ schedulers.
