@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"time"
 
 	"github.com/builder-dev/builder/executor/cgroup"
 )
@@ -45,6 +46,13 @@ func killSandbox(cg *cgroup.Group, p *os.Process) error {
 func finishCgroup(cg *cgroup.Group, spec Spec, result error) error {
 	if cg == nil {
 		return result
+	}
+	if r, ok := spec.Stdout.(CPUReporter); ok {
+		// The reader of cg reads 0 once it is deleted, while the
+		// caller's work after Run (sealing the layer) runs in its own
+		// process: from now on the step counts as one CPU.
+		end := time.Now()
+		r.ReportCPU(func() time.Duration { return time.Since(end) })
 	}
 	if spec.Usage != nil {
 		*spec.Usage = cg.Usage()

@@ -221,3 +221,44 @@ func TestCgroupStaleRemoved(t *testing.T) {
 		t.Errorf("the next run left the killed process's cgroups: %v", left)
 	}
 }
+
+// cpuLog is a Stdout that takes CPU readers, as the solver's step log
+// does, and reads the current one at each write.
+type cpuLog struct {
+	readers []func() time.Duration
+	atWrite []time.Duration
+}
+
+func (l *cpuLog) ReportCPU(used func() time.Duration) { l.readers = append(l.readers, used) }
+
+func (l *cpuLog) Write(p []byte) (int, error) {
+	if len(l.readers) > 0 {
+		l.atWrite = append(l.atWrite, l.readers[len(l.readers)-1]())
+	}
+	return len(p), nil
+}
+
+// TestCgroupCPUReporter checks the readers Run hands the step's log: the
+// sandbox's CPU time while it runs, then one CPU of wall time, as its
+// cgroup (whose reader then reads 0) is gone.
+func TestCgroupCPUReporter(t *testing.T) {
+	s := cgroupSandbox(t)
+	spec := s.spec("sh", "-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; echo done")
+	var log cpuLog
+	spec.Stdout = &log
+	if err := executor.Run(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	if len(log.readers) != 2 {
+		t.Fatalf("Run handed %d CPU readers, want 2 (the cgroup's, then the ended step's)", len(log.readers))
+	}
+	if len(log.atWrite) != 1 || log.atWrite[0] < 20*time.Millisecond {
+		t.Errorf("the cgroup's reader at the step's output read %v, want the busy loop's CPU time", log.atWrite)
+	}
+	end := log.readers[1]
+	a := end()
+	time.Sleep(50 * time.Millisecond)
+	if d := end() - a; d < 50*time.Millisecond || d > 5*time.Second {
+		t.Errorf("the ended step's reader grew %v over 50ms of wall time, want one CPU's worth", d)
+	}
+}

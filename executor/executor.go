@@ -14,8 +14,10 @@ import (
 // CPUReporter may be implemented by a Spec's Stdout (the solver's step log
 // does): once the sandbox is in its cgroup, Run hands it a reader of the
 // CPU time the sandbox's processes used so far, so that the solver can
-// start more steps while the running ones use none. Without a cgroup it is
-// not called.
+// start more steps while the running ones use none; once they ended, and
+// before their cgroup goes, Run hands it another that counts one CPU of
+// wall time (the caller's work on the step's result runs in its own
+// process). Without a cgroup it is not called.
 type CPUReporter interface {
 	ReportCPU(used func() time.Duration)
 }
