@@ -191,9 +191,24 @@ func Add(rootfs []snapshot.Mount) []snapshot.Mount {
 	m := rootfs[0]
 	for i, o := range m.Options {
 		if lower, ok := strings.CutPrefix(o, "lowerdir="); ok {
+			if !fits(m.Options, lower, layer) {
+				return rootfs
+			}
 			m.Options = append(append(append([]string(nil), m.Options[:i]...), "lowerdir="+lower+":"+layer), m.Options[i+1:]...)
 			return []snapshot.Mount{m}
 		}
 	}
 	return rootfs
+}
+
+// maxLowers is overlay's limit on lower layers (OVL_MAX_STACK).
+const maxLowers = 500
+
+// fits says whether the overlay with options, whose lowerdir is lower,
+// takes one more lower layer: the kernel refuses more than maxLowers of
+// them, and mount(2) passes the options in one page, NUL included.
+// Without the layer the init makes the mountpoints as before.
+func fits(options []string, lower, layer string) bool {
+	data := len(strings.Join(options, ","))
+	return data+len(":"+layer) < os.Getpagesize()-1 && strings.Count(lower, ":")+1 < maxLowers
 }
