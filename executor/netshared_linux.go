@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -91,21 +92,34 @@ func startShared(p netPlan) *netStart {
 }
 
 // sharedNetwork returns (an open file of) the namespace the sandboxes of
-// plan p share, making it the first time.
-func sharedNetwork(p netPlan) (*os.File, error) {
-	sharedNets.Lock()
-	s := startShared(p)
-	sharedNets.Unlock()
-	<-s.done
-	if s.err != nil {
+// plan p share, making it the first time. A start that failed is dropped
+// once a step has seen it; one that began before this step asked (by
+// PrepareNetwork, perhaps hours ago in serve) is tried again once, so
+// that a step reports only a failure of its own time.
+func sharedNetwork(ctx context.Context, p netPlan) (*os.File, error) {
+	asked := time.Now()
+	for {
+		sharedNets.Lock()
+		s := startShared(p)
+		sharedNets.Unlock()
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the shared network namespace: %w", context.Cause(ctx))
+		}
+		if s.err == nil {
+			return s.ns, nil
+		}
 		sharedNets.Lock()
 		if sharedNets.nets[p.helper.name] == s {
 			delete(sharedNets.nets, p.helper.name)
 		}
 		sharedNets.Unlock()
-		return nil, s.err
+		if !s.began.Before(asked) {
+			return nil, s.err
+		}
+		asked = s.began // once: any later start began after this one
 	}
-	return s.ns, nil
 }
 
 // startSharedNetwork starts the holder and the helper; it returns the

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -126,7 +127,7 @@ type netPlan struct {
 	ipv6    bool // the helper gives the sandbox IPv6
 }
 
-func planNetwork(spec Spec) (netPlan, error) {
+func planNetwork(ctx context.Context, spec Spec) (netPlan, error) {
 	switch spec.Network {
 	case NetworkHost:
 		return netPlan{}, nil
@@ -138,7 +139,7 @@ func planNetwork(spec Spec) (netPlan, error) {
 			return netPlan{init: sandboxinit.Net{DropNetRaw: !spec.Insecure}}, nil
 		}
 		p := helperPlan(h)
-		ns, err := sharedNetwork(p)
+		ns, err := sharedNetwork(ctx, p)
 		if err != nil {
 			return netPlan{}, err
 		}

@@ -46,7 +46,7 @@ func Run(ctx context.Context, spec Spec) error {
 	if err := context.Cause(ctx); ctx.Err() != nil {
 		return err
 	}
-	nw, err := planNetwork(spec)
+	nw, err := planNetwork(ctx, spec)
 	if err != nil {
 		return err
 	}
