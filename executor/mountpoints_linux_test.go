@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/executor/mountpoints"
 )
 
@@ -61,5 +62,29 @@ true`
 	want := []string{".", "mountpoints-2", "mountpoints-2/dev", "mountpoints-2/etc", "mountpoints-2/etc/hosts", "mountpoints-2/etc/resolv.conf", "mountpoints-2/proc", "mountpoints-2/sys"}
 	if !slices.Equal(got, want) {
 		t.Errorf("layer of mountpoints after the steps = %v, want %v", got, want)
+	}
+}
+
+// A mount beneath /etc of an image without /etc leaves no etc/ in the
+// upper dir (overlay copies the layer's etc/ up when the init makes the
+// mountpoint's parents), as it did before the layer; a step's own change
+// to /etc stays.
+func TestMountpointLayerParentsRemoved(t *testing.T) {
+	lower := newBusyboxRootfs(t)
+	os.RemoveAll(filepath.Join(lower, "etc"))
+	s := newSandbox(t, lower)
+	spec := s.spec("sh", "-c", "test -d /etc/ssl/certs")
+	spec.RunMounts = []executor.Mount{{Type: executor.MountTmpfs, Target: "/etc/ssl/certs", Size: 1 << 20}}
+	mustRun(t, spec)
+	if ents, _ := os.ReadDir(s.upper); len(ents) != 0 {
+		t.Errorf("upper dir after a step with a mount beneath /etc holds %v", ents)
+	}
+
+	s = newSandbox(t, lower)
+	spec = s.spec("sh", "-c", "busybox chmod 700 /etc")
+	spec.RunMounts = []executor.Mount{{Type: executor.MountTmpfs, Target: "/etc/ssl/certs", Size: 1 << 20}}
+	mustRun(t, spec)
+	if fi, err := os.Stat(filepath.Join(s.upper, "etc")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("upper etc after chmod 700 /etc: %v, %v; want the step's 0700", fi, err)
 	}
 }

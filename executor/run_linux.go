@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/executor/mountpoints"
 	"github.com/builder-dev/builder/executor/sandboxinit"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -84,7 +85,7 @@ func Run(ctx context.Context, spec Spec) error {
 	result := l.result(ctx, stubs, setupErr, waitErr, writeErr)
 	result = finishCgroup(l.cg, spec, result)
 	if spec.UpperDir != "" {
-		result = errors.Join(result, removeStubs(spec.UpperDir, stubs))
+		result = errors.Join(result, removeStubs(spec.UpperDir, stubs), mountpoints.Tidy(spec.UpperDir, spec.Rootfs))
 	}
 	return result
 }

@@ -25,6 +25,7 @@ import (
 	"syscall"
 
 	"github.com/builder-dev/builder/snapshot"
+	"golang.org/x/sys/unix"
 )
 
 // entries are the layer's contents: directories end in "/".
@@ -211,4 +212,64 @@ const maxLowers = 500
 func fits(options []string, lower, layer string) bool {
 	data := len(strings.Join(options, ","))
 	return data+len(":"+layer) < os.Getpagesize()-1 && strings.Count(lower, ":")+1 < maxLowers
+}
+
+// Tidy removes from upper, the upper directory of rootfs (as it was before
+// Add), the layer's directories that overlay copied up only because the
+// layer supplied them: a mountpoint the init made beneath /etc of an image
+// without /etc (RUN --mount=target=/etc/ssl/certs FROM scratch) copies
+// etc/ up, and removing the init's stubs leaves it. Without the layer the
+// init would have made etc/ too, as a stub, and removed it. A directory
+// is removed only when empty, not opaque, as the layer has it (mode and
+// owner: the step did not chmod it) and in no lower layer of the image.
+func Tidy(upper string, rootfs []snapshot.Mount) error {
+	added := Add(rootfs)
+	if len(rootfs) != 1 || slices.Equal(added[0].Options, rootfs[0].Options) {
+		return nil // no layer beneath this rootfs
+	}
+	var lowers []string
+	for _, o := range rootfs[0].Options {
+		if l, ok := strings.CutPrefix(o, "lowerdir="); ok {
+			lowers = strings.Split(l, ":")
+		}
+	}
+	for i := len(entries) - 1; i >= 0; i-- { // children first
+		e := entries[i]
+		if !strings.HasSuffix(e, "/") || inLowers(lowers, e) {
+			continue
+		}
+		p := filepath.Join(upper, e)
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Mode&0o7777 != 0o755 ||
+			int(st.Uid) != os.Geteuid() || int(st.Gid) != os.Getegid() || opaque(p) {
+			continue
+		}
+		if err := unix.Rmdir(p); err != nil && err != unix.ENOTEMPTY && err != unix.EEXIST && err != unix.ENOENT {
+			return fmt.Errorf("removing %s, copied up from the layer of mountpoints, from the upper dir: %w", e, err)
+		}
+	}
+	return nil
+}
+
+// inLowers says whether any of the image's lower layers has e (or hides
+// it: a whiteout is there too).
+func inLowers(lowers []string, e string) bool {
+	for _, l := range lowers {
+		if _, err := os.Lstat(filepath.Join(l, e)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// opaque says whether overlay marked directory p opaque (trusted.* as
+// root, user.* with userxattr in a user namespace).
+func opaque(p string) bool {
+	buf := make([]byte, 4)
+	for _, x := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
+		if n, err := unix.Lgetxattr(p, x, buf); err == nil && n > 0 {
+			return true
+		}
+	}
+	return false
 }
