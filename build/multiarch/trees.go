@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"github.com/builder-dev/builder/attest"
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/exporter/filetree"
-	"github.com/builder-dev/builder/snapshot"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -63,30 +61,16 @@ func WriteDirs(ctx context.Context, dest string, store *content.Store, trees []T
 // does, and returns its regular files as statement subjects: those of the
 // tree written, not what dir held before (an earlier build's files).
 func applyTree(ctx context.Context, dir string, store *content.Store, manifest ocispec.Descriptor) ([]attest.Subject, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	pr, pw := io.Pipe()
 	var subjects []attest.Subject
-	done := make(chan error, 1)
-	go func() {
-		tw := tar.NewWriter(pw)
+	err := filetree.WriteDirFrom(ctx, dir, func(w io.Writer) error {
+		tw := tar.NewWriter(w)
 		var err error
-		if subjects, err = prefixedTar(ctx, tw, "", store, manifest); err == nil {
-			err = tw.Close()
+		if subjects, err = prefixedTar(ctx, tw, "", store, manifest); err != nil {
+			return err
 		}
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	_, err := snapshot.Apply(ctx, dir, pr, snapshot.ApplyOptions{NoLchown: os.Geteuid() != 0})
-	pr.CloseWithError(errors.New("apply stopped"))
-	if werr := <-done; err == nil && werr != nil {
-		err = werr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("writing the file tree to %s: %w", dir, err)
-	}
-	return subjects, nil
+		return tw.Close()
+	})
+	return subjects, err
 }
 
 // writeStatements writes t's attestation files into dir, which holds its
