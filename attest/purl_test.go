@@ -14,7 +14,7 @@ func TestImagePURLAsBuildKit(t *testing.T) {
 	refs := []string{
 		"busybox", "busybox:1.36", "docker.io/library/busybox:latest", "library/busybox", "index.docker.io/library/busybox",
 		"foo/bar", "foo/bar:baz", "docker.io/foo/bar", "library/a/b", "127.0.0.1:5077/busybox:multi",
-		"localhost:5000/a/b/c:tag", "ghcr.io/org/img@" + d, "img:tag@" + d, "registry.example.com/x/y:1.0@" + d,
+		"localhost:5000/a/b/c:tag", "ghcr.io/org/img@" + d, "busybox@" + d, "docker.io/library/busybox@" + d, "foo/bar@" + d, "img:tag@" + d, "registry.example.com/x/y:1.0@" + d,
 		"bad::tag", "img@sha256:short", "",
 		// Not compared: "Upper/case", an upper-case host to
 		// distribution/reference, a name go-containerregistry refuses

@@ -113,6 +113,9 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 	// Targets whose sessions give a step they share different secrets or
 	// SSH agents are solved apart, so that the step runs with each's own.
 	solvers := make([]*solver.Solver, len(targets))
+	// One admission for all groups: k groups solved at once run the steps
+	// one solver would, not k times as many.
+	adm := newAdmission(parallelism)
 	for _, grp := range share.Groups(len(targets), func(i int) []*llb.Vertex { return targets[i].roots() },
 		func(i, j int, v *llb.Vertex) bool { return share.SameSession(targets[i].sess, targets[j].sess, v) }) {
 		ts := make([]*target, len(grp))
@@ -120,6 +123,7 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 			ts[k] = targets[i]
 		}
 		sv := newSolver(s.worker, use, ts, parallelism, opts[0].StepTimeout)
+		sv.ShareAdmission(adm)
 		for _, i := range grp {
 			solvers[i] = sv
 		}
@@ -148,15 +152,20 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 	return out, err
 }
 
+// newAdmission admits parallelism steps; by default as many as CPUs, and
+// more while the running ones wait (sleep, network, disk) rather than
+// compute, at most 4 per CPU.
+func newAdmission(parallelism int) *solver.Admission {
+	if parallelism > 0 {
+		return solver.NewAdmission(parallelism, parallelism)
+	}
+	return solver.NewAdmission(runtime.NumCPU(), 4*runtime.NumCPU())
+}
+
 // newSolver makes the solver of targets solved together.
 func newSolver(w *ops.Worker, use *gc.Use, targets []*target, parallelism int, stepTimeout time.Duration) *solver.Solver {
 	g := newGraphs(targets)
 	sv := solver.New(g.ops(w), use, g, cmp.Or(max(parallelism, 0), runtime.NumCPU()))
-	if parallelism <= 0 {
-		// As many steps as CPUs, and more while the running ones wait
-		// (sleep, network, disk) rather than compute; at most 4 per CPU.
-		sv.AdmitWhileIdle(4 * runtime.NumCPU())
-	}
 	sv.SetHistory(g)
 	sv.SetStepTimeout(stepTimeout)
 	if len(targets) > 1 {

@@ -134,6 +134,23 @@ func (a *admission) release(m *meter) {
 // nothing.
 func (s *Solver) AdmitWhileIdle(n int) { s.adm.max = max(s.adm.limit, n) }
 
+// Admission is the admission of steps that several solvers share, so that
+// solvers solving at once (a bake's groups of targets) run no more steps
+// in all than one solver would.
+type Admission struct{ a *admission }
+
+// NewAdmission admits parallelism steps, and more up to n while the running
+// ones leave a CPU free (see Solver.AdmitWhileIdle).
+func NewAdmission(parallelism, n int) *Admission {
+	a := newAdmission(parallelism)
+	a.max = max(a.limit, n)
+	return &Admission{a: a}
+}
+
+// ShareAdmission makes s admit its steps by a, in place of its own, before
+// it solves.
+func (s *Solver) ShareAdmission(a *Admission) { s.adm = a.a }
+
 // ReportCPU implements CPUReporter.
 func (w *logWriter) ReportCPU(used func() time.Duration) {
 	if w.meter != nil {

@@ -88,3 +88,37 @@ func TestAdmitWhileIdle(t *testing.T) {
 		})
 	}
 }
+
+// TestShareAdmission checks that two solvers sharing one admission of 2
+// never run more than 2 steps at once between them.
+func TestShareAdmission(t *testing.T) {
+	var live, peak atomic.Int32
+	adm := NewAdmission(2, 2)
+	done := make(chan error, 2)
+	for s := range 2 {
+		var leaves []*llb.Vertex
+		ops := map[digest.Digest]Op{}
+		for i := range 3 {
+			name := "busy" + strconv.Itoa(s) + strconv.Itoa(i)
+			v := llb.NewVertex(llb.ExecOp{Args: []string{name}}, nil, llb.Meta{Name: "RUN " + name})
+			leaves = append(leaves, v)
+			ops[v.Digest()] = cpuOp{name: name, cpu: "busy", hold: 150 * time.Millisecond, live: &live, peak: &peak}
+		}
+		root := llb.NewVertex(llb.ExecOp{Args: []string{"root" + strconv.Itoa(s)}}, leaves, llb.Meta{Name: "root"})
+		ops[root.Digest()] = cpuOp{name: "root" + strconv.Itoa(s), cpu: "none", live: &live, peak: &peak}
+		sv := New(func(v *llb.Vertex) (Op, error) { return ops[v.Digest()], nil }, &memCache{m: map[digest.Digest]Result{}}, nil, 2)
+		sv.ShareAdmission(adm)
+		go func() {
+			_, err := sv.Solve(t.Context(), root)
+			done <- err
+		}()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := peak.Load(); p != 2 {
+		t.Fatalf("peak of two solvers sharing an admission of 2 = %d steps, want 2", p)
+	}
+}

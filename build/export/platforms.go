@@ -82,7 +82,7 @@ func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []
 				return nil, err
 			}
 		case output.Local, output.Tar:
-			if err = writePlatformTrees(ctx, s, o, images, imgs, statements); err != nil {
+			if err = writePlatformTrees(ctx, s, o, images, imgs, statements, opt.Epoch); err != nil {
 				return nil, err
 			}
 		default:
@@ -160,10 +160,10 @@ func indexRecord(idx ocispec.Descriptor, imgs []*exporter.Image, images []Image)
 // subdirectory (linux_arm64/) of a local output or of a tar output's
 // stream, as BuildKit does, or with one platform (built with
 // attestations) to the top; each tree's attestations go beside its files.
-func writePlatformTrees(ctx context.Context, s Stores, o output.Spec, images []Image, imgs []*exporter.Image, statements [][]attest.Statement) error {
+func writePlatformTrees(ctx context.Context, s Stores, o output.Spec, images []Image, imgs []*exporter.Image, statements [][]attest.Statement, epoch *time.Time) error {
 	var trees []multiarch.Tree
 	for i, pi := range images {
-		t := multiarch.Tree{Manifest: imgs[i].Manifest}
+		t := multiarch.Tree{Manifest: imgs[i].Manifest, Epoch: epoch}
 		if len(images) > 1 {
 			t.Dir = platform.Dir(pi.Platform)
 		}

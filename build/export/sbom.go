@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/builder-dev/builder/attest"
@@ -33,8 +34,10 @@ func startSBOMs(ctx context.Context, s Stores, opt Options, images []Image, prog
 	sc.statements = make([]attest.Statement, len(images))
 	go func() {
 		defer close(sc.done)
-		// The platforms' scans run in parallel, as their assemblies do.
+		// The platforms' scans run in parallel, as their assemblies do, one
+		// per CPU at most: each scanner reads a whole tree and computes.
 		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(scanLimit(len(images)))
 		for i, img := range images {
 			g.Go(func() (err error) {
 				sc.statements[i], err = scanImage(gctx, s, opt, img, progress)
@@ -45,6 +48,9 @@ func startSBOMs(ctx context.Context, s Stores, opt Options, images []Image, prog
 	}()
 	return sc, nil
 }
+
+// scanLimit is how many of n scans run at once.
+func scanLimit(n int) int { return max(1, min(n, runtime.NumCPU())) }
 
 // wait returns one SBOM statement per image, in order.
 func (sc *sbomScans) wait() ([]attest.Statement, error) {

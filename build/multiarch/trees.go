@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -31,6 +30,9 @@ type Tree struct {
 	// beside its files as sbom.spdx.json and provenance.json about the
 	// tree's regular files, as BuildKit's local and tar exporters do.
 	Statements []attest.Statement
+	// Epoch is the build's SOURCE_DATE_EPOCH, the attestation files'
+	// time as BuildKit gives it; nil: the time of the export.
+	Epoch *time.Time
 }
 
 // WriteDirs writes each tree to its directory of dest (linux_arm64/), as
@@ -38,24 +40,67 @@ type Tree struct {
 func WriteDirs(ctx context.Context, dest string, store *content.Store, trees []Tree) error {
 	for _, t := range trees {
 		dir := filepath.Join(dest, t.Dir)
-		if err := filetree.WriteDir(ctx, dir, store, t.Manifest); err != nil {
-			return err
-		}
 		if len(t.Statements) == 0 {
+			if err := filetree.WriteDir(ctx, dir, store, t.Manifest); err != nil {
+				return err
+			}
 			continue
 		}
-		subjects, err := dirSubjects(dir)
+		subjects, err := applyTree(ctx, dir, store, t.Manifest)
 		if err != nil {
-			return fmt.Errorf("attestations of %s: %w", dir, err)
+			return err
 		}
-		err = eachFile(t.Statements, subjects, func(name string, b []byte) error {
-			return os.WriteFile(filepath.Join(dir, name), b, 0o600)
-		})
-		if err != nil {
+		if err := writeStatements(dir, t, subjects); err != nil {
 			return fmt.Errorf("attestations of %s: %w", dir, err)
 		}
 	}
 	return nil
+}
+
+// applyTree writes an image's file tree into dir, as filetree.WriteDir
+// does, and returns its regular files as statement subjects: those of the
+// tree written, not what dir held before (an earlier build's files).
+func applyTree(ctx context.Context, dir string, store *content.Store, manifest ocispec.Descriptor) ([]attest.Subject, error) {
+	var subjects []attest.Subject
+	err := filetree.WriteDirFrom(ctx, dir, func(w io.Writer) error {
+		tw := tar.NewWriter(w)
+		var err error
+		if subjects, err = prefixedTar(ctx, tw, "", store, manifest); err != nil {
+			return err
+		}
+		return tw.Close()
+	})
+	return subjects, err
+}
+
+// writeStatements writes t's attestation files into dir, which holds its
+// tree. The tree may have a file of the same name, or a symlink there to a
+// file of the host: the attestation replaces it (as BuildKit's output
+// does), never writes through it.
+func writeStatements(dir string, t Tree, subjects []attest.Subject) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return eachFile(t.Statements, subjects, func(name string, b []byte) error {
+		if err := root.RemoveAll(name); err != nil {
+			return err
+		}
+		// O_EXCL: a symlink put there since is not followed either.
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(b)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil && t.Epoch != nil {
+			err = root.Chtimes(name, *t.Epoch, *t.Epoch)
+		}
+		return err
+	})
 }
 
 // eachFile calls write with the file name and bytes of each statement.
@@ -74,33 +119,6 @@ func eachFile(sts []attest.Statement, subjects []attest.Subject, write func(name
 		}
 	}
 	return nil
-}
-
-// dirSubjects are the regular files under dir (a hard link is one more
-// file) with their SHA-256, in the order of a walk of the tree.
-func dirSubjects(dir string) ([]attest.Subject, error) {
-	var out []attest.Subject
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		out = append(out, subject(filepath.ToSlash(rel), h.Sum(nil)))
-		return nil
-	})
-	return out, err
 }
 
 // sortSubjects puts subjects in the order of a walk of the tree (a
@@ -126,6 +144,9 @@ func WriteTar(ctx context.Context, w io.Writer, store *content.Store, trees []Tr
 			return err
 		}
 		now := time.Now()
+		if t.Epoch != nil {
+			now = *t.Epoch
+		}
 		err = eachFile(t.Statements, subjects, func(name string, b []byte) error {
 			hdr := &tar.Header{Name: path.Join(t.Dir, name), Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(b)), ModTime: now}
 			if err := tw.WriteHeader(hdr); err != nil {

@@ -50,7 +50,11 @@ func main() {
 // skipped are directories that hold neither a package database nor Go
 // executables, but most of a Debian image's files: manual pages,
 // translations, time zones, and the data and native modules of perl,
-// python, gcc, node and glibc's iconv converters. Indexing a file costs
+// gcc, Debian's arch-independent node modules (/usr/share/nodejs) and
+// glibc's iconv converters. Python trees and /usr/lib/node_modules stay
+// in: wheels and npm packages ship Go executables and c-shared libraries
+// (esbuild's @esbuild/linux-x64/bin/esbuild), and Python's packages are
+// found there. Indexing a file costs
 // syft a stat, an open and a head read (for its MIME type), and every
 // ELF file in the index is then opened again by the Go cataloger, so
 // these were most of the scan's CPU time on Debian; the packages found,
@@ -62,9 +66,9 @@ var skipped = source.ExcludeConfig{Paths: []string{
 	"./usr/share/info", "./usr/share/lintian", "./usr/share/common-licenses",
 	"./usr/share/bash-completion", "./usr/share/terminfo", "./usr/lib/terminfo",
 	"./usr/share/perl", "./usr/share/perl5", "./usr/lib/*/perl-base", "./usr/lib/*/perl", "./usr/lib/*/perl5",
-	"./usr/lib/*/gconv", "./usr/lib/python3*", "./usr/local/lib/python3*",
+	"./usr/lib/*/gconv",
 	"./usr/lib/gcc", "./usr/libexec/gcc", "./usr/include",
-	"./usr/share/nodejs", "./usr/lib/node_modules", "./usr/share/icons", "./usr/share/fonts",
+	"./usr/share/nodejs", "./usr/share/icons", "./usr/share/fonts",
 	"./var/lib/apt/lists", "./var/cache",
 }}
 

@@ -154,3 +154,29 @@ func TestScanSymlinkStaysInRoot(t *testing.T) {
 		t.Errorf("the scan followed an absolute symlink out of the root: %.2000s", out.String())
 	}
 }
+
+// TestScanGoBinaryInPackageTrees: a Go executable shipped by an npm
+// package or a Python wheel is found: those trees are not skipped.
+func TestScanGoBinaryInPackageTrees(t *testing.T) {
+	self, err := os.ReadFile(os.Args[0]) // a Go binary with build info
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{
+		"usr/lib/node_modules/@esbuild/linux-x64/bin/esbuild",
+		"usr/lib/python3.11/site-packages/tool/bin/tool",
+		"usr/local/lib/python3.12/dist-packages/tool/bin/tool",
+	} {
+		t.Run(p, func(t *testing.T) {
+			root := t.TempDir()
+			writeFile(t, root, p, self, 0o755)
+			var out bytes.Buffer
+			if err := scan(t.Context(), &out, io.Discard, root, "example/app:1"); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), "pkg:golang/github.com/anchore/syft@") {
+				t.Errorf("the Go binary at /%s is not in the SBOM", p)
+			}
+		})
+	}
+}

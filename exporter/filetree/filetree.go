@@ -85,13 +85,19 @@ func WriteTar(ctx context.Context, w io.Writer, store *content.Store, manifest o
 // missing), with owners, modes, times and xattrs: what `docker buildx build
 // -o type=local` writes. Files already in dir are replaced.
 func WriteDir(ctx context.Context, dir string, store *content.Store, manifest ocispec.Descriptor) error {
+	return WriteDirFrom(ctx, dir, func(w io.Writer) error { return WriteTar(ctx, w, store, manifest) })
+}
+
+// WriteDirFrom writes into dir, as WriteDir does, the tree tar that write
+// writes (an image's, read on its way by the caller).
+func WriteDirFrom(ctx context.Context, dir string, write func(io.Writer) error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := WriteTar(ctx, pw, store, manifest)
+		err := write(pw)
 		pw.CloseWithError(err)
 		done <- err
 	}()
