@@ -96,15 +96,20 @@ func (w *Worker) Record(ctx context.Context, r solver.Result, keys ...digest.Dig
 	if ok {
 		snap = &rec
 	}
-	if err := w.DB.RecordStep(snap, cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()}, keys...); err != nil {
-		return err
-	}
+	err := w.DB.RecordStep(snap, cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()}, keys...)
 	if ok {
 		w.mu.Lock()
 		delete(w.unrecorded, r.Snapshot)
 		w.mu.Unlock()
 	}
-	return nil
+	if err != nil && ok {
+		// The build fails with the step; a Worker that serve shares must
+		// not keep the record, nor the disk keep a layer nothing names.
+		if rerr := w.Snapshots.Remove(r.Snapshot); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
 }
 
 // Lowers returns the layer directories' ids of top's chain, top-most first,
