@@ -100,6 +100,12 @@ func (t *Tree) treeID(rel string, extra *patternmatcher.PatternMatcher) []byte {
 	for _, pm := range []*patternmatcher.PatternMatcher{t.excludes, extra} {
 		if pm != nil {
 			for _, p := range pm.Patterns() {
+				// String drops the "!" of an exclusion.
+				neg := byte(0)
+				if p.Exclusion() {
+					neg = 1
+				}
+				h.Write([]byte{neg})
 				h.Write([]byte(p.String()))
 				h.Write([]byte{0})
 			}

@@ -168,3 +168,20 @@ func TestChecksumTreeRecordStateDir(t *testing.T) {
 		t.Fatal("an edit keeping size and mtime went unseen")
 	}
 }
+
+// TestTreeIDExclusion: a pattern and its exception ("!foo") select
+// different files, so they name different tree records.
+func TestTreeIDExclusion(t *testing.T) {
+	dir := t.TempDir()
+	ids := map[string]bool{}
+	for _, pats := range [][]string{{"*", "foo"}, {"*", "!foo"}} {
+		tree, err := NewTree(dir, pats)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[string(tree.treeID(".", nil))] = true
+	}
+	if len(ids) != 2 {
+		t.Errorf("foo and !foo give the same tree id")
+	}
+}
