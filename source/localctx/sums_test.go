@@ -29,7 +29,7 @@ func TestSettled(t *testing.T) {
 		{"whole seconds, 3 s before", whole(time.Hour), whole(3 * time.Second), true},
 	}
 	for _, tt := range tests {
-		if got := settled(FileKey{Size: 1, MtimeNs: tt.mtime, CtimeNs: tt.ctime}, walked); got != tt.want {
+		if got := settled(FileKey{Size: 1, MtimeNs: tt.mtime, CtimeNs: tt.ctime}, walked, fineSettle); got != tt.want {
 			t.Errorf("%s: settled = %v, want %v", tt.name, got, tt.want)
 		}
 	}
