@@ -51,7 +51,9 @@ func TestDropGoneTrees(t *testing.T) {
 	defer db.Close()
 	fs := db.FileSums()
 	kept, gone := filepath.Join(dir, "kept"), filepath.Join(dir, "gone")
-	id := func(root, rel string) []byte { return []byte(root + "\x00" + rel + "\x00" + "0123456789abcdef0123456789abcdef") }
+	id := func(root, rel string) []byte {
+		return []byte(root + "\x00" + rel + "\x00" + "0123456789abcdef0123456789abcdef")
+	}
 	ids := [][]byte{id(kept, "."), id(kept, "sub"), id(gone, "."), id(gone+"2", ".")}
 	if err := os.Mkdir(kept, 0o755); err != nil {
 		t.Fatal(err)
