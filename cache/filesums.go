@@ -3,6 +3,10 @@ package cache
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -144,4 +148,49 @@ func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte, tree *T
 		}
 		return tb.Put(tree.ID, v)
 	})
+}
+
+// DropGoneTrees removes the tree records of roots that no longer exist
+// (a CI job's checkout directory, a removed snapshot), which nothing else
+// removes: a record per root and filter would grow without bound. It
+// returns how many it removed. The roots are checked outside the write
+// transaction; a root made again meanwhile only costs a re-hash.
+func (f FileSums) DropGoneTrees() (int, error) {
+	var gone [][]byte
+	err := f.db.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFileTrees)
+		if b == nil {
+			return nil
+		}
+		checked := map[string]bool{} // root: exists
+		return b.ForEach(func(k, _ []byte) error {
+			root, _, _ := bytes.Cut(k, []byte{0})
+			exists, ok := checked[string(root)]
+			if !ok {
+				_, err := os.Lstat(string(root))
+				exists = !errors.Is(err, fs.ErrNotExist)
+				checked[string(root)] = exists
+			}
+			if !exists {
+				gone = append(gone, bytes.Clone(k))
+			}
+			return nil
+		})
+	})
+	if err != nil || len(gone) == 0 {
+		return 0, err
+	}
+	err = f.db.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFileTrees)
+		for _, k := range gone {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("removing tree records: %w", err)
+	}
+	return len(gone), nil
 }

@@ -155,53 +155,66 @@ func TestLeasePerBuild(t *testing.T) {
 // content store already (an earlier identical build, no longer named)
 // leases them in its lease file: a prune --all in another process, which
 // would remove such old unnamed manifests, spares them until the build
-// ends.
+// ends. When a prune removed them between the exporter's write (which
+// found them present) and the lease, Exported writes them again.
 func TestExportedBlobsLeasedAcrossProcesses(t *testing.T) {
-	root := t.TempDir()
-	setup := openCollector(t, root)
-	config, err := setup.Content.WriteBytes(t.Context(), []byte(`{"architecture":"amd64"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: ocispec.Descriptor{Digest: config}}
-	m.SchemaVersion = 2
-	raw, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifest, err := setup.Content.WriteBytes(t.Context(), raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-time.Hour)
-	for _, d := range []digest.Digest{config, manifest} {
-		if err := os.Chtimes(setup.Content.Path(d), old, old); err != nil {
+	for _, removed := range []bool{false, true} {
+		root := t.TempDir()
+		setup := openCollector(t, root)
+		cfgRaw := []byte(`{"architecture":"amd64"}`)
+		config, err := setup.Content.WriteBytes(t.Context(), cfgRaw)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	setup.DB.Close()
-
-	builder := openServing(t, root)
-	ctx, use := startUse(t, builder)
-	if err := use.Exported(ocispec.Descriptor{Digest: manifest}, raw); err != nil {
-		t.Fatal(err)
-	}
-	other := openCollector(t, root)
-	if _, err := other.Prune(t.Context(), PruneOptions{All: true}); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []digest.Digest{config, manifest} {
-		if !other.Content.Exists(d) {
-			t.Errorf("a prune in another process removed blob %s of the image a running build exported", d)
+		m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: ocispec.Descriptor{Digest: config}}
+		m.SchemaVersion = 2
+		raw, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	builder.FinishUse(ctx, use, &Policy{}, func(w string) { t.Error(w) })
-	if _, err := other.Prune(t.Context(), PruneOptions{All: true}); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []digest.Digest{config, manifest} {
-		if other.Content.Exists(d) {
-			t.Errorf("blob %s is left after the build ended and a prune --all", d)
+		manifest, err := setup.Content.WriteBytes(t.Context(), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := time.Now().Add(-time.Hour)
+		for _, d := range []digest.Digest{config, manifest} {
+			if err := os.Chtimes(setup.Content.Path(d), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setup.DB.Close()
+
+		builder := openServing(t, root)
+		ctx, use := startUse(t, builder)
+		other := openCollector(t, root)
+		if removed {
+			// The prune that ran after the exporter found both present.
+			if _, err := other.Prune(t.Context(), PruneOptions{All: true}); err != nil {
+				t.Fatal(err)
+			}
+			if other.Content.Exists(manifest) {
+				t.Fatal("the prune before the lease kept the old manifest")
+			}
+		}
+		if err := use.Exported(ctx, ocispec.Descriptor{Digest: manifest}, raw, cfgRaw); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Prune(t.Context(), PruneOptions{All: true}); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []digest.Digest{config, manifest} {
+			if !other.Content.Exists(d) {
+				t.Errorf("removed=%v: blob %s of the image a running build exported is missing after a prune", removed, d)
+			}
+		}
+		builder.FinishUse(ctx, use, &Policy{}, func(w string) { t.Error(w) })
+		if _, err := other.Prune(t.Context(), PruneOptions{All: true}); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []digest.Digest{config, manifest} {
+			if other.Content.Exists(d) {
+				t.Errorf("blob %s is left after the build ended and a prune --all", d)
+			}
 		}
 	}
 }

@@ -114,6 +114,11 @@ func (s *Collector) prune(ctx context.Context, opt PruneOptions, ls []gcplan.Lea
 		rep, err = s.pruneHeld(ctx, opt, append(ls, others...), dropKept, measured.Sizes)
 		return err
 	})
+	if err == nil && !opt.DryRun {
+		// Tree records of build contexts that are gone, which nothing
+		// else removes (a CI job's checkout directory).
+		_, err = s.DB.FileSums().DropGoneTrees()
+	}
 	return rep, err
 }
 

@@ -2,17 +2,15 @@ package gc
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/cache/coord"
 	"github.com/builder-dev/builder/cache/gcplan"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Use records what one build uses of the cache, as solver.Cache sees
@@ -24,12 +22,13 @@ type Use struct {
 	// Cache is the cache the build's solver reads and records through
 	// Use; a build may put the remote caches behind it.
 	solver.Cache
-	db    *cache.DB
-	file  *coord.LeaseFile
-	mu    sync.Mutex
-	keys  []digest.Digest
-	snaps []string
-	blobs []digest.Digest
+	db      *cache.DB
+	content *content.Store
+	file    *coord.LeaseFile
+	mu      sync.Mutex
+	keys    []digest.Digest
+	snaps   []string
+	blobs   []digest.Digest
 }
 
 // A Use must lock keys, or the builds of other processes stop sharing
@@ -72,33 +71,6 @@ func (u *Use) note(key digest.Digest, snap string) {
 	if snap != "" {
 		u.snaps = append(u.snaps, snap)
 	}
-}
-
-// Exported notes the built image's manifest, config and layers, in the
-// build's lease file too: a manifest or config that was in the content
-// store already (an earlier identical build) is older than the lease, and
-// names no snapshot, so nothing else keeps a prune in another process from
-// removing it before the image is named or while it is pushed.
-func (u *Use) Exported(manifest ocispec.Descriptor, raw []byte) error {
-	blobs := []digest.Digest{manifest.Digest}
-	var m ocispec.Manifest
-	if json.Unmarshal(raw, &m) == nil {
-		blobs = append(blobs, m.Config.Digest)
-		for _, l := range m.Layers {
-			blobs = append(blobs, l.Digest)
-		}
-	}
-	u.mu.Lock()
-	u.blobs = append(u.blobs, blobs...)
-	u.mu.Unlock()
-	names := make([]string, len(blobs))
-	for i, b := range blobs {
-		names[i] = b.String()
-	}
-	if err := u.file.Add(coord.KindBlob, names...); err != nil {
-		return fmt.Errorf("leasing the blobs of image %s: %w", manifest.Digest, err)
-	}
-	return nil
 }
 
 func (u *Use) lease() gcplan.Lease {
@@ -157,7 +129,7 @@ func (s *Collector) StartUse(ctx context.Context, inner solver.Cache) (context.C
 	if err != nil {
 		return ctx, nil, err
 	}
-	u := &Use{Cache: inner, db: s.DB, file: l}
+	u := &Use{Cache: inner, db: s.DB, content: s.Content, file: l}
 	s.leases.add(u)
 	return cache.WithLease(ctx, l), u, nil
 }

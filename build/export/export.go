@@ -243,7 +243,7 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 	if err != nil {
 		return nil, err
 	}
-	if err := a.job.use.Exported(img.Manifest, img.ManifestBytes); err != nil {
+	if err := a.job.use.Exported(ctx, img.Manifest, img.ManifestBytes, img.Config); err != nil {
 		return nil, err
 	}
 	img.Manifest.Annotations = a.descAnnotations

@@ -14,6 +14,7 @@ import (
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 )
@@ -134,8 +135,24 @@ func writeIndex(ctx context.Context, s Stores, o output.Spec, images []Image, as
 		d.Platform = &ocispec.Platform{OS: cp.OS, Architecture: cp.Architecture, Variant: cp.Variant}
 		manifests = append(manifests, d)
 	}
-	idx, err := multiarch.WriteIndex(ctx, s.Content, mediaType, manifests, statements)
-	return idx, imgs, err
+	write := func() (ocispec.Descriptor, error) {
+		return multiarch.WriteIndex(ctx, s.Content, mediaType, manifests, statements)
+	}
+	idx, err := write()
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	// The index and the attestation manifests are leased as the images
+	// are (see gc.Use.Exported); the images' manifests are leased already.
+	skip := map[digest.Digest]bool{}
+	for _, m := range manifests {
+		skip[m.Digest] = true
+	}
+	rewrite := func() error { _, err := write(); return err }
+	if err := as[0].job.use.LeaseTree(ctx, idx.Digest, skip, rewrite); err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("leasing index %s: %w", idx.Digest, err)
+	}
+	return idx, imgs, nil
 }
 
 // indexRecord is the local store's record of the index with each

@@ -65,5 +65,10 @@ func (h *History) Remember(stepID string, rec solver.StepRecord) {
 func (h *History) Flush() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.db.PutSteps(h.dirty)
+	if err := h.db.PutSteps(h.dirty); err != nil {
+		return err
+	}
+	// Written: the next Flush writes only what is remembered after this.
+	h.dirty = map[string][]byte{}
+	return nil
 }

@@ -28,7 +28,9 @@ func TestStepHistorySameKey(t *testing.T) {
 	if got, ok := h.Previous("s"); !ok || got.Key != k1 || len(got.Parts) != 2 {
 		t.Fatalf("Previous = %v, %v; want the remembered record", got, ok)
 	}
-	h.dirty = map[string][]byte{}
+	if len(h.dirty) != 0 {
+		t.Fatalf("Flush left %d records to write again", len(h.dirty))
+	}
 	h.Remember("s", solver.StepRecord{Key: k1, Parts: map[string]string{"other": "parts"}})
 	if len(h.dirty) != 0 {
 		t.Errorf("a record of the same key was written again")

@@ -85,12 +85,13 @@ func (l *LeaseFile) Add(kind byte, names ...string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var b strings.Builder
+	var added []string
 	for _, n := range names {
 		e := string(kind) + " " + n
 		if n == "" || l.seen[e] {
 			continue
 		}
-		l.seen[e] = true
+		added = append(added, e)
 		b.WriteString(e + "\n")
 	}
 	if b.Len() == 0 {
@@ -98,6 +99,10 @@ func (l *LeaseFile) Add(kind byte, names ...string) error {
 	}
 	if _, err := l.f.WriteString(b.String()); err != nil {
 		return fmt.Errorf("writing lease %s: %w", l.path, err)
+	}
+	// Seen only once written: a retry after a failed write writes them.
+	for _, e := range added {
+		l.seen[e] = true
 	}
 	return nil
 }

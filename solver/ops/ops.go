@@ -92,17 +92,18 @@ func (w *Worker) Record(ctx context.Context, r solver.Result, keys ...digest.Dig
 	w.mu.Lock()
 	rec, ok := w.unrecorded[r.Snapshot]
 	w.mu.Unlock()
-	var snap *cache.Snapshot
-	if ok {
-		snap = &rec
+	res := cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()}
+	if !ok {
+		return w.DB.RecordStep(nil, res, keys...)
 	}
-	if err := w.DB.RecordStep(snap, cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()}, keys...); err != nil {
-		return err
-	}
-	if ok {
-		w.mu.Lock()
-		delete(w.unrecorded, r.Snapshot)
-		w.mu.Unlock()
+	err := w.DB.RecordStep(&rec, res, keys...)
+	w.mu.Lock()
+	delete(w.unrecorded, r.Snapshot)
+	w.mu.Unlock()
+	if err != nil {
+		// The build fails with the step: neither a Worker that serve
+		// shares nor the disk keeps a snapshot nothing names.
+		return errors.Join(err, w.Snapshots.Remove(r.Snapshot))
 	}
 	return nil
 }

@@ -61,3 +61,32 @@ func TestStepIsOneMetadataWrite(t *testing.T) {
 		t.Errorf("%d snapshot records left unwritten", len(w.unrecorded))
 	}
 }
+
+// TestFailedRecordDropsTheSnapshot: when a step's result cannot be
+// recorded, the Worker forgets the snapshot and removes its layer.
+func TestFailedRecordDropsTheSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	db, err := cache.Open(filepath.Join(dir, "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := snapshot.NewSnapshotter(filepath.Join(dir, "snapshots"), snapshot.WithCopy(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "7"
+	if err := snaps.Prepare(id); err != nil {
+		t.Fatal(err)
+	}
+	w := &Worker{DB: db, Snapshots: snaps, unrecorded: map[string]cache.Snapshot{id: {ID: id}}}
+	db.Close() // RecordStep fails on a closed database
+	if err := w.Record(t.Context(), solver.Result{Snapshot: id}, llb.DigestStrings("key")); err == nil {
+		t.Fatal("Record on a closed database succeeded")
+	}
+	if len(w.unrecorded) != 0 {
+		t.Errorf("the failed record stays in the Worker")
+	}
+	if snaps.Exists(id) {
+		t.Errorf("the unrecorded snapshot's layer stays on disk")
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -36,6 +37,9 @@ type Tree struct {
 	// Serial keeps all work on the calling goroutine: needed when Root is
 	// mounted in a mount namespace private to the calling thread.
 	Serial bool
+
+	settleOnce sync.Once
+	settle     time.Duration // see settleMargin
 }
 
 // NewTree returns the tree at root, leaving out what excludes

@@ -36,24 +36,31 @@ type SumCache interface {
 // than the walk that read it by more than the file system's timestamp
 // granularity. A write in the same tick as the file's last change could
 // leave size and times as they were and go unseen; a write in any later
-// tick changes them. Linux file systems stamp files from a clock that ticks
-// at least every 10 ms (exFAT keeps 10 ms), so fineSettle leaves a wide
-// margin; a file system that keeps whole seconds (FAT keeps 2 s, HFS+ 1 s)
-// shows it by a ctime without nanoseconds, and gets coarseSettle.
+// tick changes them. Local Linux file systems stamp files from the clock
+// time.Now reads, ticking at least every 10 ms (exFAT keeps 10 ms), so
+// fineSettle leaves a wide margin. A network or FUSE file system may stamp
+// them from another machine's clock, and a file system that keeps whole
+// seconds (FAT keeps 2 s, HFS+ 1 s) shows it by a ctime without
+// nanoseconds: both get coarseSettle (see rootSettle).
 const (
 	fineSettle   = 100 * time.Millisecond
 	coarseSettle = 2 * time.Second
 )
 
 // settled reports whether a digest of the file with key k, read by a walk
-// that started at walked, may be remembered.
-func settled(k FileKey, walked time.Time) bool {
-	margin := fineSettle
+// that started at walked, may be remembered; margin is the root's.
+func settled(k FileKey, walked time.Time, margin time.Duration) bool {
 	if k.CtimeNs%int64(time.Second) == 0 {
-		margin = coarseSettle
+		margin = max(margin, coarseSettle)
 	}
 	limit := walked.Add(-margin).UnixNano()
 	return k.CtimeNs < limit && k.MtimeNs < limit
+}
+
+// settleMargin is the root's settling margin, from one statfs.
+func (t *Tree) settleMargin() time.Duration {
+	t.settleOnce.Do(func() { t.settle = rootSettle(t.Root) })
+	return t.settle
 }
 
 // hashFiles fills in the content digest of every regular file: all at once
@@ -100,6 +107,12 @@ func (t *Tree) treeID(rel string, extra *patternmatcher.PatternMatcher) []byte {
 	for _, pm := range []*patternmatcher.PatternMatcher{t.excludes, extra} {
 		if pm != nil {
 			for _, p := range pm.Patterns() {
+				// String drops the "!" of an exclusion.
+				neg := byte(0)
+				if p.Exclusion() {
+					neg = 1
+				}
+				h.Write([]byte{neg})
 				h.Write([]byte(p.String()))
 				h.Write([]byte{0})
 			}
@@ -225,13 +238,14 @@ func (t *Tree) storeSums(files []*entry, keys []FileKey, todo []int, walked time
 	paths := make([]string, 0, len(todo))
 	ks := make([]FileKey, 0, len(todo))
 	sums := make([][32]byte, 0, len(todo))
+	margin := t.settleMargin()
 	for _, i := range todo {
-		if settled(keys[i], walked) {
+		if settled(keys[i], walked, margin) {
 			paths, ks, sums = append(paths, files[i].hostPath()), append(ks, keys[i]), append(sums, files[i].sum)
 		}
 	}
 	for _, k := range keys {
-		if !settled(k, walked) {
+		if !settled(k, walked, margin) {
 			tree = nil
 			break
 		}

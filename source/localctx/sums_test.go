@@ -29,7 +29,7 @@ func TestSettled(t *testing.T) {
 		{"whole seconds, 3 s before", whole(time.Hour), whole(3 * time.Second), true},
 	}
 	for _, tt := range tests {
-		if got := settled(FileKey{Size: 1, MtimeNs: tt.mtime, CtimeNs: tt.ctime}, walked); got != tt.want {
+		if got := settled(FileKey{Size: 1, MtimeNs: tt.mtime, CtimeNs: tt.ctime}, walked, fineSettle); got != tt.want {
 			t.Errorf("%s: settled = %v, want %v", tt.name, got, tt.want)
 		}
 	}
@@ -166,5 +166,22 @@ func TestChecksumTreeRecordStateDir(t *testing.T) {
 	os.Chtimes(filepath.Join(dir, "a"), fi.ModTime(), fi.ModTime())
 	if after, _ := tree.Checksum(".", nil); after == first {
 		t.Fatal("an edit keeping size and mtime went unseen")
+	}
+}
+
+// TestTreeIDExclusion: a pattern and its exception ("!foo") select
+// different files, so they name different tree records.
+func TestTreeIDExclusion(t *testing.T) {
+	dir := t.TempDir()
+	ids := map[string]bool{}
+	for _, pats := range [][]string{{"*", "foo"}, {"*", "!foo"}} {
+		tree, err := NewTree(dir, pats)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[string(tree.treeID(".", nil))] = true
+	}
+	if len(ids) != 2 {
+		t.Errorf("foo and !foo give the same tree id")
 	}
 }

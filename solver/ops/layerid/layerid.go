@@ -74,7 +74,9 @@ func Seal(ctx context.Context, snaps snapshot.Snapshotter, id string) (empty boo
 		if err := snaps.Commit(id); err != nil {
 			return false, "", err
 		}
-		return empty, content, describe()
+		// describe sets the named results: read them after it returns.
+		err = describe()
+		return empty, content, err
 	}
 	committed := make(chan error, 1)
 	go func() { committed <- snaps.Commit(id) }()
