@@ -20,9 +20,11 @@ import (
 
 // copier copies files into the tree at root.
 type copier struct {
-	ctx      context.Context
-	root     string
-	tree     *localctx.Tree
+	ctx  context.Context
+	root string
+	tree *localctx.Tree
+	// srcRoot is tree.Root with its symlinks resolved.
+	srcRoot  string
 	uid, gid int
 	// chown is set when --chown gave uid and gid (archives keep their
 	// owners otherwise).

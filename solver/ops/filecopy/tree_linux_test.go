@@ -222,3 +222,40 @@ func BenchmarkCopyTree(b *testing.B) {
 		}
 	}
 }
+
+// TestCopyFromSymlinkedRoots copies from a context directory that is
+// itself a symlink, into a root that is one too, as a build does when the
+// context or the state directory is reached through a symlink: the roots
+// are the caller's and are followed; nothing below them is.
+func TestCopyFromSymlinkedRoots(t *testing.T) {
+	base := t.TempDir()
+	realCtx, realRoot := filepath.Join(base, "ctx"), filepath.Join(base, "root")
+	ctxLink, rootLink := filepath.Join(base, "ctxlink"), filepath.Join(base, "rootlink")
+	mustDo(t,
+		os.MkdirAll(filepath.Join(realCtx, "d"), 0o755),
+		os.WriteFile(filepath.Join(realCtx, "a.txt"), []byte("a"), 0o644),
+		os.WriteFile(filepath.Join(realCtx, "d/b.txt"), []byte("b"), 0o644),
+		os.Mkdir(realRoot, 0o755),
+		os.Symlink(realCtx, ctxLink),
+		os.Symlink("root", rootLink),
+	)
+	tree, err := localctx.NewTree(ctxLink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := &archive.Owner{UID: os.Getuid(), GID: os.Getgid()}
+	for _, op := range []llb.CopyOp{
+		{Sources: []string{"."}, Dest: "/app"},
+		{Sources: []string{"a.txt"}, Dest: "/"},
+		{Sources: []string{"d"}, Dest: "/"},
+		{Inline: []llb.InlineFile{{Path: "doc", Data: "x", Mode: 0o644}}, Dest: "/"},
+	} {
+		mustDo(t, Copy(t.Context(), rootLink, tree, op, false, owner))
+	}
+	mustDo(t, CopyTree(t.Context(), rootLink, tree, "."))
+	for p, want := range map[string]string{"app/a.txt": "a", "app/d/b.txt": "b", "a.txt": "a", "b.txt": "b", "doc": "x", "d/b.txt": "b"} {
+		if b, err := os.ReadFile(filepath.Join(realRoot, p)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+		}
+	}
+}
