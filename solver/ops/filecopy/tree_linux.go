@@ -134,11 +134,20 @@ func (c *copier) writeInline(f llb.InlineFile, rel string) error {
 	if err != nil {
 		return err
 	}
-	defer out.Close()
-	if _, err := out.WriteString(f.Data); err != nil {
-		return err
+	_, err = out.WriteString(f.Data)
+	if err == nil {
+		err = c.setAttrsAt(to, name, int(out.Fd()), fs.FileMode(f.Mode), time.Now().UnixNano(), c.uid, c.gid)
 	}
-	return c.setAttrsAt(to, name, int(out.Fd()), fs.FileMode(f.Mode), time.Now().UnixNano(), c.uid, c.gid)
+	return closeFile(out, err)
+}
+
+// closeFile closes a file written by the copy and returns err, or the
+// close's error: on NFS or FUSE a write may fail only there (ENOSPC, EIO).
+func closeFile(f *os.File, err error) error {
+	if cerr := f.Close(); err == nil && cerr != nil {
+		return fmt.Errorf("writing %s: %w", f.Name(), cerr)
+	}
+	return err
 }
 
 // openParent opens the directory of rel, resolved in the root.
@@ -213,9 +222,9 @@ func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *
 	if err != nil {
 		return err
 	}
-	defer out.Close()
 	uid, gid := c.owner(st)
-	return c.setAttrsAt(to, name, int(out.Fd()), unixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
+	err = c.setAttrsAt(to, name, int(out.Fd()), unixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
+	return closeFile(out, err)
 }
 
 // clear removes what is at name in d unless it and the entry replacing it
