@@ -214,9 +214,11 @@ func (d *differ) entry(f *entryFile, name string, st *unix.Stat_t) error {
 			return err
 		}
 	case hdr.Typeflag == tar.TypeReg && hdr.Size > 0:
-		if err := f.open(0); err != nil {
+		fd, err := OpenRegularAt(f.dir, f.name, f.path, st)
+		if err != nil {
 			return err
 		}
+		f.fd = fd
 	}
 	opaque, err := d.addXattrs(hdr, f, isDir)
 	if err != nil {

@@ -218,7 +218,7 @@ func (c *copier) owner(st *unix.Stat_t) (int, int) {
 // descriptors only, so it may run on any thread: the walk's thread may be
 // in a mount namespace of its own, where paths lead elsewhere.
 func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *unix.Stat_t) error {
-	out, err := copyFileAt(from, srcName, to, name)
+	out, err := copyFileAt(from, srcName, to, name, st)
 	if err != nil {
 		return err
 	}
@@ -365,13 +365,14 @@ func (c *copier) ctxErr() error {
 	return c.ctx.Err()
 }
 
-// copyFileAt copies the regular file srcName of from to the new file name
-// in to (blocks of zeros become holes), and returns the new file, open.
-func copyFileAt(from dir, srcName string, to dir, name string) (*os.File, error) {
+// copyFileAt copies the regular file srcName of from (stat st) to the new
+// file name in to (blocks of zeros become holes), and returns the new
+// file, open.
+func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t) (*os.File, error) {
 	srcPath := from.path + "/" + srcName
-	in, err := unix.Openat(from.fd, srcName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	in, err := archive.OpenRegularAt(from.fd, srcName, srcPath, st)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: srcPath, Err: err}
+		return nil, err
 	}
 	defer unix.Close(in)
 	out, err := createAt(to, name)

@@ -259,3 +259,33 @@ func TestCopyFromSymlinkedRoots(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyRegularSwappedForFIFO replaces a source file by a FIFO between
+// its stat and its open: the copy must fail at once, not block on it.
+func TestCopyRegularSwappedForFIFO(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	p := filepath.Join(src, "f")
+	mustDo(t, os.WriteFile(p, []byte("hello"), 0o644))
+	var st unix.Stat_t
+	mustDo(t, unix.Lstat(p, &st), os.Remove(p), unix.Mkfifo(p, 0o644))
+	from, err := openDir(src)
+	mustDo(t, err)
+	defer from.close()
+	to, err := openDir(dst)
+	mustDo(t, err)
+	defer to.close()
+	c := &copier{uid: os.Getuid(), gid: os.Getgid()}
+	done := make(chan error, 1)
+	go func() { done <- c.copyRegular(from, "f", to, "f", &st) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("copied a file swapped for a FIFO")
+		}
+	case <-time.After(5 * time.Second):
+		if w, err := os.OpenFile(p, os.O_RDWR, 0); err == nil {
+			w.Close()
+		}
+		t.Fatal("the copy of a file swapped for a FIFO blocked on it")
+	}
+}
