@@ -4,6 +4,7 @@ package archive
 
 import (
 	"archive/tar"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -54,5 +55,45 @@ func TestDiffEntrySwappedForFIFO(t *testing.T) {
 			w.Close()
 		}
 		t.Fatal("entry of a file swapped for a FIFO blocked on it")
+	}
+}
+
+// nest makes n directories "d" nested in dir, by descriptors: the path
+// of the deepest is over PATH_MAX (so is any file's there, whose xattrs
+// are read by path).
+func nest(t *testing.T, dir string, n int) {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := unix.Mkdirat(fd, "d", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := unix.Openat(fd, "d", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = sub
+	}
+	unix.Close(fd)
+}
+
+// TestDiffDepth writes a tree MaxDepth directories deep, and refuses one
+// deeper (its walk would hold a descriptor per level) with an error naming
+// where.
+func TestDiffDepth(t *testing.T) {
+	t.Parallel()
+	ok, deep := t.TempDir(), t.TempDir()
+	nest(t, ok, MaxDepth)
+	nest(t, deep, MaxDepth+1)
+	if err := WriteDiff(t.Context(), ok, io.Discard, DiffOptions{}); err != nil {
+		t.Fatalf("a tree %d deep: %v", MaxDepth, err)
+	}
+	err := WriteDiff(t.Context(), deep, io.Discard, DiffOptions{})
+	if !errors.Is(err, ErrTooDeep) || !strings.Contains(err.Error(), deep+"/d/d/") {
+		t.Fatalf("a tree %d deep: %v, want ErrTooDeep naming the directory", MaxDepth+1, err)
 	}
 }

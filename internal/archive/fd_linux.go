@@ -11,6 +11,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// MaxDepth bounds how deep in directories a walk through descriptors goes
+// (WriteDiff, COPY): each level keeps one or two descriptors open, and a
+// deeper tree would exhaust the whole process's. The path-based walks
+// before them stopped near the same depth: a path of more levels exceeds
+// PATH_MAX (4,096 bytes, two at least per level).
+const MaxDepth = 2048
+
+// ErrTooDeep is the error of a walk that went deeper than MaxDepth.
+var ErrTooDeep = fmt.Errorf("directories nested more than %d deep", MaxDepth)
+
 // FdReader reads a file descriptor the caller owns, without the set-up of
 // an os.File (os.Open costs four fcntl calls and an epoll_ctl on a regular
 // file, which adds up over thousands of small files).

@@ -41,6 +41,8 @@ type copier struct {
 	// inodes maps the source inode of a hard-linked file to its first
 	// copy, so that later links to it become hard links too.
 	inodes map[uint64]string
+	// depth is how many directories below the source the walk is.
+	depth int
 }
 
 // excluded reports whether COPY --exclude leaves out rel, a path relative

@@ -256,6 +256,11 @@ func (c *copier) clear(d dir, name string, isDir bool) error {
 // source directory srcName of from into it; it returns the new directory
 // open, for its attributes to be set after its contents.
 func (c *copier) copyDirAt(from dir, srcName string, to dir, name, srcRel, exRel, rel string) (dir, error) {
+	if c.depth >= archive.MaxDepth {
+		return dir{fd: -1}, fmt.Errorf("%s/%s: %w", from.path, srcName, archive.ErrTooDeep)
+	}
+	c.depth++
+	defer func() { c.depth-- }()
 	fresh := true
 	if err := unix.Mkdirat(to.fd, name, 0o700); errors.Is(err, unix.EEXIST) {
 		fresh = false

@@ -3,10 +3,12 @@
 package filecopy
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -287,5 +289,32 @@ func TestCopyRegularSwappedForFIFO(t *testing.T) {
 			w.Close()
 		}
 		t.Fatal("the copy of a file swapped for a FIFO blocked on it")
+	}
+}
+
+// TestCopyDepth copies a tree archive.MaxDepth directories deep, and
+// refuses one deeper (its walk would hold two descriptors per level) with
+// an error naming where.
+func TestCopyDepth(t *testing.T) {
+	for _, n := range []int{archive.MaxDepth, archive.MaxDepth + 1} {
+		ctxDir := t.TempDir()
+		// Made by descriptors: the path of the deepest is over PATH_MAX.
+		fd, err := unix.Open(ctxDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		mustDo(t, err)
+		for range n {
+			mustDo(t, unix.Mkdirat(fd, "d", 0o755))
+			sub, err := unix.Openat(fd, "d", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			unix.Close(fd)
+			mustDo(t, err)
+			fd = sub
+		}
+		unix.Close(fd)
+		err = copyContext(t, ctxDir, t.TempDir(), "/", nil, ".")
+		if n <= archive.MaxDepth && err != nil {
+			t.Fatalf("a tree %d deep: %v", n, err)
+		}
+		if n > archive.MaxDepth && (!errors.Is(err, archive.ErrTooDeep) || !strings.Contains(err.Error(), ctxDir+"/d/d/")) {
+			t.Fatalf("a tree %d deep: %v, want ErrTooDeep naming the directory", n, err)
+		}
 	}
 }
