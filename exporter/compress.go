@@ -357,6 +357,9 @@ func (e *Exporter) writeLayer(ctx context.Context, compression string, level int
 	h := sha256.New()
 	var counted countingWriter
 	if err := fill(io.MultiWriter(zw, h, &counted)); err != nil {
+		// Closed all the same: pgzip's goroutines and buffers live until
+		// then. The blob is not committed.
+		zw.Close()
 		return "", 0, "", 0, err
 	}
 	if err := zw.Close(); err != nil {

@@ -2,8 +2,14 @@ package exporter
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"math/rand"
+	"runtime"
 	"testing"
+	"time"
+
+	"github.com/builder-dev/builder/cache/content"
 
 	kgzip "github.com/klauspost/compress/gzip"
 )
@@ -125,5 +131,37 @@ func writeAll(t *testing.T, zw io.WriteCloser, data []byte, piece int) {
 	}
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWriteLayerFailedFillCloses fails the tar of a layer large enough to
+// be gzipped in parallel, as a cancelled export does: pgzip's goroutines
+// must end with it, not stay for the life of the process.
+func TestWriteLayerFailedFillCloses(t *testing.T) {
+	store, err := content.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Exporter{Content: store}
+	data := make([]byte, 2*parallelAbove)
+	rand.New(rand.NewSource(1)).Read(data)
+	before := runtime.NumGoroutine()
+	for range 5 {
+		_, _, _, _, err := e.writeLayer(t.Context(), Gzip, 0, func(w io.Writer) error {
+			if _, err := w.Write(data); err != nil {
+				return err
+			}
+			return errors.New("cancelled")
+		}, nil)
+		if err == nil {
+			t.Fatal("writeLayer succeeded with a failed fill")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after 5 failed layers, %d before", n, before)
 	}
 }
