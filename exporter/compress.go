@@ -194,7 +194,7 @@ func compressor(w io.Writer, compression string, level int) (io.WriteCloser, err
 			return nil, fmt.Errorf("gzip level %d: levels are 1 to 9", level)
 		}
 		// The gzip header carries no name and no time: same tar, same blob.
-		return newAdaptiveGzip(w, level, parallelBlocks()), nil
+		return newAdaptiveGzip(w, level, parallelBlocks())
 	case Zstd:
 		opts := []zstd.EOption{zstd.WithEncoderConcurrency(1)}
 		if level != 0 {

@@ -14,10 +14,19 @@ import (
 	kgzip "github.com/klauspost/compress/gzip"
 )
 
+func mustGzip(tb testing.TB, w io.Writer, level, blocks int) io.WriteCloser {
+	tb.Helper()
+	zw, err := newAdaptiveGzip(w, level, blocks)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return zw
+}
+
 func adaptive(t *testing.T, data []byte, blocks int) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	zw := newAdaptiveGzip(&out, kgzip.DefaultCompression, blocks)
+	zw := mustGzip(t, &out, kgzip.DefaultCompression, blocks)
 	// Written in tar-sized pieces, as the differ does.
 	for b := data; len(b) > 0; {
 		n := min(len(b), 10240)
@@ -104,15 +113,15 @@ func TestAdaptiveGzipSameAsBefore(t *testing.T) {
 			for _, piece := range []int{10240, 777} {
 				var want, got bytes.Buffer
 				writeAll(t, &oldAdaptiveGzip{w: &want, level: level, blocks: 2}, data, piece)
-				writeAll(t, newAdaptiveGzip(&got, level, 2), data, piece)
+				writeAll(t, mustGzip(t, &got, level, 2), data, piece)
 				if !bytes.Equal(got.Bytes(), want.Bytes()) {
 					t.Errorf("level %d, %d bytes in %d-byte writes: blob of %d bytes, was %d", level, size, piece, got.Len(), want.Len())
 				}
 			}
 			// The same data again through reused writers and chunks.
 			var first, again bytes.Buffer
-			writeAll(t, newAdaptiveGzip(&first, level, 2), data, 4096)
-			writeAll(t, newAdaptiveGzip(&again, level, 2), data, 4096)
+			writeAll(t, mustGzip(t, &first, level, 2), data, 4096)
+			writeAll(t, mustGzip(t, &again, level, 2), data, 4096)
 			if !bytes.Equal(first.Bytes(), again.Bytes()) {
 				t.Errorf("level %d, %d bytes: the blob differs the second time", level, size)
 			}

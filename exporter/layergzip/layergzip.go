@@ -4,6 +4,7 @@
 package layergzip
 
 import (
+	"fmt"
 	"io"
 	"sync"
 
@@ -47,10 +48,13 @@ type Writer struct {
 }
 
 // NewWriter compresses to w at level (a gzip level, HuffmanOnly to
-// BestCompression, not 0); blocks is how many blocks pgzip compresses at
-// once. Close flushes it and leaves w open.
-func NewWriter(w io.Writer, level, blocks int) *Writer {
-	return &Writer{w: w, level: level, blocks: max(blocks, 1)}
+// BestCompression); blocks is how many blocks pgzip compresses at once.
+// Close flushes it and leaves w open.
+func NewWriter(w io.Writer, level, blocks int) (*Writer, error) {
+	if level < kgzip.HuffmanOnly || level > kgzip.BestCompression {
+		return nil, fmt.Errorf("gzip level %d: levels are %d to %d", level, kgzip.HuffmanOnly, kgzip.BestCompression)
+	}
+	return &Writer{w: w, level: level, blocks: max(blocks, 1)}, nil
 }
 
 func (a *Writer) Write(p []byte) (int, error) {
