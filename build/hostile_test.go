@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -228,6 +229,28 @@ func TestCopySkipsSockets(t *testing.T) {
 		}
 	}
 	checkRebuildCached(t, st, base, ctxDir, df)
+}
+
+// TestCopyFromSymlinkedContext builds from a context directory reached
+// through a symlink (as `builder build ./link` would): COPY of the whole
+// context and of one file.
+func TestCopyFromSymlinkedContext(t *testing.T) {
+	base := busyboxBase(t)
+	real := writeContext(t, map[string]string{"a.txt": "a", "d/b.txt": "b"})
+	ctxDir := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(real, ctxDir); err != nil {
+		t.Fatal(err)
+	}
+	st := openState(t, t.TempDir())
+	got, _, err := addBuild(t, st, base, ctxDir, "FROM {{BASE}}\nCOPY . /app\nCOPY a.txt /\n")
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	checkFiles(t, got, []wantFile{
+		{path: "app/a.txt", content: "a", mode: 0o644},
+		{path: "app/d/b.txt", content: "b", mode: 0o644},
+		{path: "a.txt", content: "a", mode: 0o644},
+	})
 }
 
 // TestLayerKeepsImplicitParentModes pulls a base image whose last layer

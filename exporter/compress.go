@@ -194,7 +194,7 @@ func compressor(w io.Writer, compression string, level int) (io.WriteCloser, err
 			return nil, fmt.Errorf("gzip level %d: levels are 1 to 9", level)
 		}
 		// The gzip header carries no name and no time: same tar, same blob.
-		return newAdaptiveGzip(w, level, parallelBlocks()), nil
+		return newAdaptiveGzip(w, level, parallelBlocks())
 	case Zstd:
 		opts := []zstd.EOption{zstd.WithEncoderConcurrency(1)}
 		if level != 0 {
@@ -357,6 +357,9 @@ func (e *Exporter) writeLayer(ctx context.Context, compression string, level int
 	h := sha256.New()
 	var counted countingWriter
 	if err := fill(io.MultiWriter(zw, h, &counted)); err != nil {
+		// Closed all the same: pgzip's goroutines and buffers live until
+		// then. The blob is not committed.
+		zw.Close()
 		return "", 0, "", 0, err
 	}
 	if err := zw.Close(); err != nil {

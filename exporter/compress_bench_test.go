@@ -48,7 +48,7 @@ func BenchmarkCompress(b *testing.B) {
 		{"stdlib-gzip", func(w io.Writer) (io.WriteCloser, error) { return gzip.NewWriterLevel(w, gzip.DefaultCompression) }},
 		{"gzip", func(w io.Writer) (io.WriteCloser, error) { return compressor(w, "gzip", gzip.DefaultCompression) }},
 		{"gzip-one-core", func(w io.Writer) (io.WriteCloser, error) {
-			return newAdaptiveGzip(w, gzip.DefaultCompression, 1), nil
+			return newAdaptiveGzip(w, gzip.DefaultCompression, 1)
 		}},
 		{"zstd", func(w io.Writer) (io.WriteCloser, error) { return compressor(w, "zstd", 0) }},
 	}
@@ -99,7 +99,7 @@ func BenchmarkAdaptiveGzip(b *testing.B) {
 				b.ReportAllocs()
 				cpu := processCPU(b)
 				for b.Loop() {
-					var zw io.WriteCloser = newAdaptiveGzip(io.Discard, gzip.DefaultCompression, parallelBlocks())
+					var zw io.WriteCloser = mustGzip(b, io.Discard, gzip.DefaultCompression, parallelBlocks())
 					if impl == "old" {
 						zw = &oldAdaptiveGzip{w: io.Discard, level: gzip.DefaultCompression, blocks: parallelBlocks()}
 					}

@@ -10,8 +10,12 @@ import (
 // parallelAbove is the tar size above which a layer is gzipped in parallel.
 const parallelAbove = layergzip.ParallelAbove
 
-func newAdaptiveGzip(w io.Writer, level, blocks int) io.WriteCloser {
-	return layergzip.NewWriter(w, level, blocks)
+func newAdaptiveGzip(w io.Writer, level, blocks int) (io.WriteCloser, error) {
+	zw, err := layergzip.NewWriter(w, level, blocks)
+	if err != nil {
+		return nil, err // not a nil *Writer in an interface
+	}
+	return zw, nil
 }
 
 func parallelBlocks() int { return runtime.GOMAXPROCS(0) }

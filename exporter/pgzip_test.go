@@ -2,16 +2,31 @@ package exporter
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"math/rand"
+	"runtime"
 	"testing"
+	"time"
+
+	"github.com/builder-dev/builder/cache/content"
 
 	kgzip "github.com/klauspost/compress/gzip"
 )
 
+func mustGzip(tb testing.TB, w io.Writer, level, blocks int) io.WriteCloser {
+	tb.Helper()
+	zw, err := newAdaptiveGzip(w, level, blocks)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return zw
+}
+
 func adaptive(t *testing.T, data []byte, blocks int) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	zw := newAdaptiveGzip(&out, kgzip.DefaultCompression, blocks)
+	zw := mustGzip(t, &out, kgzip.DefaultCompression, blocks)
 	// Written in tar-sized pieces, as the differ does.
 	for b := data; len(b) > 0; {
 		n := min(len(b), 10240)
@@ -98,15 +113,15 @@ func TestAdaptiveGzipSameAsBefore(t *testing.T) {
 			for _, piece := range []int{10240, 777} {
 				var want, got bytes.Buffer
 				writeAll(t, &oldAdaptiveGzip{w: &want, level: level, blocks: 2}, data, piece)
-				writeAll(t, newAdaptiveGzip(&got, level, 2), data, piece)
+				writeAll(t, mustGzip(t, &got, level, 2), data, piece)
 				if !bytes.Equal(got.Bytes(), want.Bytes()) {
 					t.Errorf("level %d, %d bytes in %d-byte writes: blob of %d bytes, was %d", level, size, piece, got.Len(), want.Len())
 				}
 			}
 			// The same data again through reused writers and chunks.
 			var first, again bytes.Buffer
-			writeAll(t, newAdaptiveGzip(&first, level, 2), data, 4096)
-			writeAll(t, newAdaptiveGzip(&again, level, 2), data, 4096)
+			writeAll(t, mustGzip(t, &first, level, 2), data, 4096)
+			writeAll(t, mustGzip(t, &again, level, 2), data, 4096)
 			if !bytes.Equal(first.Bytes(), again.Bytes()) {
 				t.Errorf("level %d, %d bytes: the blob differs the second time", level, size)
 			}
@@ -125,5 +140,37 @@ func writeAll(t *testing.T, zw io.WriteCloser, data []byte, piece int) {
 	}
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWriteLayerFailedFillCloses fails the tar of a layer large enough to
+// be gzipped in parallel, as a cancelled export does: pgzip's goroutines
+// must end with it, not stay for the life of the process.
+func TestWriteLayerFailedFillCloses(t *testing.T) {
+	store, err := content.NewStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Exporter{Content: store}
+	data := make([]byte, 2*parallelAbove)
+	rand.New(rand.NewSource(1)).Read(data)
+	before := runtime.NumGoroutine()
+	for range 5 {
+		_, _, _, _, err := e.writeLayer(t.Context(), Gzip, 0, func(w io.Writer) error {
+			if _, err := w.Write(data); err != nil {
+				return err
+			}
+			return errors.New("cancelled")
+		}, nil)
+		if err == nil {
+			t.Fatal("writeLayer succeeded with a failed fill")
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after 5 failed layers, %d before", n, before)
 	}
 }

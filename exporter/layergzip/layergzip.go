@@ -4,6 +4,7 @@
 package layergzip
 
 import (
+	"fmt"
 	"io"
 	"sync"
 
@@ -44,13 +45,18 @@ type Writer struct {
 	held   []*[holdChunk]byte // all full but the last
 	n      int                // bytes held
 	zw     io.WriteCloser
+	// err is the error of a Close that failed, for a second one.
+	err error
 }
 
 // NewWriter compresses to w at level (a gzip level, HuffmanOnly to
-// BestCompression, not 0); blocks is how many blocks pgzip compresses at
-// once. Close flushes it and leaves w open.
-func NewWriter(w io.Writer, level, blocks int) *Writer {
-	return &Writer{w: w, level: level, blocks: max(blocks, 1)}
+// BestCompression); blocks is how many blocks pgzip compresses at once.
+// Close flushes it and leaves w open.
+func NewWriter(w io.Writer, level, blocks int) (*Writer, error) {
+	if level < kgzip.HuffmanOnly || level > kgzip.BestCompression {
+		return nil, fmt.Errorf("gzip level %d: levels are %d to %d", level, kgzip.HuffmanOnly, kgzip.BestCompression)
+	}
+	return &Writer{w: w, level: level, blocks: max(blocks, 1)}, nil
 }
 
 func (a *Writer) Write(p []byte) (int, error) {
@@ -86,20 +92,26 @@ func (a *Writer) Write(p []byte) (int, error) {
 // replay writes the held bytes to zw, which copies them, and pools their
 // chunks again.
 func (a *Writer) replay(zw io.Writer) error {
-	for i, c := range a.held {
-		if _, err := zw.Write(c[:min(holdChunk, a.n-i*holdChunk)]); err != nil {
-			return err
+	held, n := a.held, a.n
+	// Cleared and pooled even when a write fails, so that nothing is left
+	// to replay (or a nil chunk to write) at a second Close.
+	a.held, a.n = nil, 0
+	var err error
+	for i, c := range held {
+		if err == nil {
+			_, err = zw.Write(c[:min(holdChunk, n-i*holdChunk)])
 		}
 		holdChunks.Put(c)
-		a.held[i] = nil
 	}
-	a.held, a.n = nil, 0
-	return nil
+	return err
 }
 
 func (a *Writer) Close() error {
 	if a.zw != nil {
 		return a.zw.Close()
+	}
+	if a.err != nil {
+		return a.err
 	}
 	pool := &singleGzips[a.level-kgzip.HuffmanOnly]
 	zw, _ := pool.Get().(*kgzip.Writer)
@@ -111,9 +123,11 @@ func (a *Writer) Close() error {
 	}
 	zw.Reset(a.w)
 	if err := a.replay(zw); err != nil {
+		a.err = err
 		return err
 	}
 	if err := zw.Close(); err != nil {
+		a.err = err
 		return err
 	}
 	zw.Reset(io.Discard) // not to keep a.w

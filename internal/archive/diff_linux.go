@@ -67,6 +67,8 @@ type differ struct {
 	links map[devIno]string
 	buf   []byte
 	xbuf  []byte
+	// depth is how many directories below the root the walk is.
+	depth int
 }
 
 // diffEntry is one directory entry with its stat and its name in the tar.
@@ -116,7 +118,13 @@ func (d *differ) walk(fd int, abs, rel string) error {
 		f := entryFile{dir: fd, name: e.name, path: abs + "/" + e.name, fd: -1}
 		err := d.entry(&f, name, &e.st)
 		if err == nil && f.fd >= 0 && e.st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if d.depth >= MaxDepth {
+				f.close()
+				return fmt.Errorf("writing diff: %s: %w", f.path, ErrTooDeep)
+			}
+			d.depth++
 			err = d.walk(f.fd, f.path, name)
+			d.depth--
 			if err != nil {
 				f.close()
 				return err
@@ -214,9 +222,11 @@ func (d *differ) entry(f *entryFile, name string, st *unix.Stat_t) error {
 			return err
 		}
 	case hdr.Typeflag == tar.TypeReg && hdr.Size > 0:
-		if err := f.open(0); err != nil {
+		fd, err := OpenRegularAt(f.dir, f.name, f.path, st)
+		if err != nil {
 			return err
 		}
+		f.fd = fd
 	}
 	opaque, err := d.addXattrs(hdr, f, isDir)
 	if err != nil {

@@ -48,15 +48,19 @@ type sentinel struct{ _ *byte }
 
 func arm() {
 	runtime.AddCleanup(&sentinel{}, func(struct{}) {
-		debug.SetMemoryLimit(Limit(sample()))
+		debug.SetMemoryLimit(Next(debug.SetMemoryLimit(-1), sample()))
 		arm()
 	}, struct{}{})
 }
 
 // Usage is what the limit is computed from, read after a collection.
 type Usage struct {
-	Live    uint64 // bytes of heap objects the last collection marked live
-	NonHeap uint64 // bytes of stacks, runtime metadata and the like
+	Live uint64 // bytes of heap objects the last collection marked live
+	// NonHeap is bytes of stacks, runtime metadata and the like, and the
+	// heap's spans' room not holding objects: the runtime counts that
+	// against the limit as it does the rest, so a limit without it would
+	// leave the heap less than the live heap twice over.
+	NonHeap uint64
 }
 
 // Limit is the soft memory limit for usage: room for the live heap twice
@@ -65,13 +69,21 @@ func Limit(u Usage) int64 {
 	return max(Floor, int64(u.NonHeap+2*u.Live))
 }
 
+// Next is the limit after a collection, from the limit before it, prev:
+// Limit(u), but at most halving prev. After a sharp fall of the live heap
+// the memory mapped falls only as the runtime returns free pages; a limit
+// far below it would have the collector run back to back until then
+// (seconds at half the CPU, with the runtime's GC CPU limiter).
+func Next(prev int64, u Usage) int64 {
+	return max(Limit(u), prev/2)
+}
+
 var names = []string{
 	"/gc/heap/live:bytes",
 	"/memory/classes/total:bytes",
 	"/memory/classes/heap/free:bytes",
 	"/memory/classes/heap/objects:bytes",
 	"/memory/classes/heap/released:bytes",
-	"/memory/classes/heap/unused:bytes",
 }
 
 func sample() Usage {
@@ -81,7 +93,10 @@ func sample() Usage {
 	}
 	metrics.Read(s)
 	v := func(i int) uint64 { return s[i].Value.Uint64() }
-	heap := v(2) + v(3) + v(4) + v(5)
+	// Free pages are not counted: they can be returned to the system,
+	// and a limit over them would grow with every collection's garbage
+	// up to GOGC's own goal, so the Floor would hold the heap no more.
+	heap := v(2) + v(3) + v(4)
 	u := Usage{Live: v(0)}
 	if total := v(1); total > heap {
 		u.NonHeap = total - heap

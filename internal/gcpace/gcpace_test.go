@@ -23,6 +23,25 @@ func TestLimit(t *testing.T) {
 	}
 }
 
+// TestNext checks that the limit rises with the live heap at once, and
+// after a sharp fall comes down by halves, to Limit.
+func TestNext(t *testing.T) {
+	big := Usage{Live: 500 << 20, NonHeap: 24 << 20}
+	if got := Next(Floor, big); got != Limit(big) {
+		t.Errorf("Next(Floor, %+v) = %d, want %d at once", big, got, Limit(big))
+	}
+	// Limit(big) is 1 GiB; Limit(small) the floor.
+	small := Usage{Live: 4 << 20, NonHeap: 4 << 20}
+	want := []int64{512 << 20, 256 << 20, 128 << 20, 64 << 20, 32 << 20, Floor, Floor}
+	limit := Limit(big)
+	for i, w := range want {
+		limit = Next(limit, small)
+		if limit != w {
+			t.Fatalf("cycle %d after the fall: limit %d MiB, want %d MiB", i+1, limit>>20, w>>20)
+		}
+	}
+}
+
 // currentLimit reads the soft memory limit without changing it.
 func currentLimit() int64 { return debug.SetMemoryLimit(-1) }
 

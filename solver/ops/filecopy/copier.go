@@ -20,9 +20,11 @@ import (
 
 // copier copies files into the tree at root.
 type copier struct {
-	ctx      context.Context
-	root     string
-	tree     *localctx.Tree
+	ctx  context.Context
+	root string
+	tree *localctx.Tree
+	// srcRoot is tree.Root with its symlinks resolved.
+	srcRoot  string
 	uid, gid int
 	// chown is set when --chown gave uid and gid (archives keep their
 	// owners otherwise).
@@ -39,6 +41,8 @@ type copier struct {
 	// inodes maps the source inode of a hard-linked file to its first
 	// copy, so that later links to it become hard links too.
 	inodes map[uint64]string
+	// depth is how many directories below the source the walk is.
+	depth int
 }
 
 // excluded reports whether COPY --exclude leaves out rel, a path relative

@@ -71,7 +71,19 @@ func CopyTree(ctx context.Context, dir string, tree *localctx.Tree, rel string) 
 // newCopier sets up a copier for op: its --chown owner, --chmod and
 // --exclude.
 func newCopier(ctx context.Context, root string, tree *localctx.Tree, op llb.CopyOp, keepOwners bool, chown *archive.Owner) (*copier, error) {
-	c := &copier{ctx: ctx, root: root, tree: tree, add: op.Add, keepOwners: keepOwners && chown == nil}
+	c := &copier{ctx: ctx, tree: tree, add: op.Add, keepOwners: keepOwners && chown == nil}
+	// The roots are the caller's and may be reached through a symlink (a
+	// context directory that is one): they are resolved once here, as
+	// every directory below them is opened without following a symlink.
+	var err error
+	if c.root, err = filepath.EvalSymlinks(root); err != nil {
+		return nil, err
+	}
+	if tree != nil {
+		if c.srcRoot, err = filepath.EvalSymlinks(tree.Root); err != nil {
+			return nil, err
+		}
+	}
 	// Small files cost system calls more than bytes: copying them on
 	// every core shortens a COPY of many.
 	if n := runtime.GOMAXPROCS(0); n > 1 {
@@ -87,7 +99,6 @@ func newCopier(ctx context.Context, root string, tree *localctx.Tree, op llb.Cop
 		}
 		c.chmod = m
 	}
-	var err error
 	if c.excludes, err = NewExcludes(op.Excludes); err != nil {
 		return nil, err
 	}
@@ -134,7 +145,7 @@ func sourceMatches(tree *localctx.Tree, op llb.CopyOp) ([]match, error) {
 func (c *copier) copyMatch(m match, dest string, destIsDir, parents bool) error {
 	// Hard links are kept within one source, as BuildKit's copy does.
 	c.inodes = map[uint64]string{}
-	src, err := securejoin.SecureJoin(c.tree.Root, m.rel)
+	src, err := securejoin.SecureJoin(c.srcRoot, m.rel)
 	if err != nil {
 		return err
 	}

@@ -134,11 +134,20 @@ func (c *copier) writeInline(f llb.InlineFile, rel string) error {
 	if err != nil {
 		return err
 	}
-	defer out.Close()
-	if _, err := out.WriteString(f.Data); err != nil {
-		return err
+	_, err = out.WriteString(f.Data)
+	if err == nil {
+		err = c.setAttrsAt(to, name, int(out.Fd()), fs.FileMode(f.Mode), time.Now().UnixNano(), c.uid, c.gid)
 	}
-	return c.setAttrsAt(to, name, int(out.Fd()), fs.FileMode(f.Mode), time.Now().UnixNano(), c.uid, c.gid)
+	return closeFile(out, err)
+}
+
+// closeFile closes a file written by the copy and returns err, or the
+// close's error: on NFS or FUSE a write may fail only there (ENOSPC, EIO).
+func closeFile(f *os.File, err error) error {
+	if cerr := f.Close(); err == nil && cerr != nil {
+		return fmt.Errorf("writing %s: %w", f.Name(), cerr)
+	}
+	return err
 }
 
 // openParent opens the directory of rel, resolved in the root.
@@ -209,13 +218,13 @@ func (c *copier) owner(st *unix.Stat_t) (int, int) {
 // descriptors only, so it may run on any thread: the walk's thread may be
 // in a mount namespace of its own, where paths lead elsewhere.
 func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *unix.Stat_t) error {
-	out, err := copyFileAt(from, srcName, to, name)
+	out, err := copyFileAt(from, srcName, to, name, st)
 	if err != nil {
 		return err
 	}
-	defer out.Close()
 	uid, gid := c.owner(st)
-	return c.setAttrsAt(to, name, int(out.Fd()), unixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
+	err = c.setAttrsAt(to, name, int(out.Fd()), unixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
+	return closeFile(out, err)
 }
 
 // clear removes what is at name in d unless it and the entry replacing it
@@ -247,6 +256,11 @@ func (c *copier) clear(d dir, name string, isDir bool) error {
 // source directory srcName of from into it; it returns the new directory
 // open, for its attributes to be set after its contents.
 func (c *copier) copyDirAt(from dir, srcName string, to dir, name, srcRel, exRel, rel string) (dir, error) {
+	if c.depth >= archive.MaxDepth {
+		return dir{fd: -1}, fmt.Errorf("%s/%s: %w", from.path, srcName, archive.ErrTooDeep)
+	}
+	c.depth++
+	defer func() { c.depth-- }()
 	fresh := true
 	if err := unix.Mkdirat(to.fd, name, 0o700); errors.Is(err, unix.EEXIST) {
 		fresh = false
@@ -356,13 +370,14 @@ func (c *copier) ctxErr() error {
 	return c.ctx.Err()
 }
 
-// copyFileAt copies the regular file srcName of from to the new file name
-// in to (blocks of zeros become holes), and returns the new file, open.
-func copyFileAt(from dir, srcName string, to dir, name string) (*os.File, error) {
+// copyFileAt copies the regular file srcName of from (stat st) to the new
+// file name in to (blocks of zeros become holes), and returns the new
+// file, open.
+func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t) (*os.File, error) {
 	srcPath := from.path + "/" + srcName
-	in, err := unix.Openat(from.fd, srcName, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	in, err := archive.OpenRegularAt(from.fd, srcName, srcPath, st)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: srcPath, Err: err}
+		return nil, err
 	}
 	defer unix.Close(in)
 	out, err := createAt(to, name)

@@ -3,10 +3,12 @@
 package filecopy
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -219,6 +221,100 @@ func BenchmarkCopyTree(b *testing.B) {
 		root := b.TempDir()
 		if err := Copy(b.Context(), root, tree, llb.CopyOp{Sources: []string{"."}, Dest: "/data/"}, false, owner); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestCopyFromSymlinkedRoots copies from a context directory that is
+// itself a symlink, into a root that is one too, as a build does when the
+// context or the state directory is reached through a symlink: the roots
+// are the caller's and are followed; nothing below them is.
+func TestCopyFromSymlinkedRoots(t *testing.T) {
+	base := t.TempDir()
+	realCtx, realRoot := filepath.Join(base, "ctx"), filepath.Join(base, "root")
+	ctxLink, rootLink := filepath.Join(base, "ctxlink"), filepath.Join(base, "rootlink")
+	mustDo(t,
+		os.MkdirAll(filepath.Join(realCtx, "d"), 0o755),
+		os.WriteFile(filepath.Join(realCtx, "a.txt"), []byte("a"), 0o644),
+		os.WriteFile(filepath.Join(realCtx, "d/b.txt"), []byte("b"), 0o644),
+		os.Mkdir(realRoot, 0o755),
+		os.Symlink(realCtx, ctxLink),
+		os.Symlink("root", rootLink),
+	)
+	tree, err := localctx.NewTree(ctxLink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := &archive.Owner{UID: os.Getuid(), GID: os.Getgid()}
+	for _, op := range []llb.CopyOp{
+		{Sources: []string{"."}, Dest: "/app"},
+		{Sources: []string{"a.txt"}, Dest: "/"},
+		{Sources: []string{"d"}, Dest: "/"},
+		{Inline: []llb.InlineFile{{Path: "doc", Data: "x", Mode: 0o644}}, Dest: "/"},
+	} {
+		mustDo(t, Copy(t.Context(), rootLink, tree, op, false, owner))
+	}
+	mustDo(t, CopyTree(t.Context(), rootLink, tree, "."))
+	for p, want := range map[string]string{"app/a.txt": "a", "app/d/b.txt": "b", "a.txt": "a", "b.txt": "b", "doc": "x", "d/b.txt": "b"} {
+		if b, err := os.ReadFile(filepath.Join(realRoot, p)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+		}
+	}
+}
+
+// TestCopyRegularSwappedForFIFO replaces a source file by a FIFO between
+// its stat and its open: the copy must fail at once, not block on it.
+func TestCopyRegularSwappedForFIFO(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	p := filepath.Join(src, "f")
+	mustDo(t, os.WriteFile(p, []byte("hello"), 0o644))
+	var st unix.Stat_t
+	mustDo(t, unix.Lstat(p, &st), os.Remove(p), unix.Mkfifo(p, 0o644))
+	from, err := openDir(src)
+	mustDo(t, err)
+	defer from.close()
+	to, err := openDir(dst)
+	mustDo(t, err)
+	defer to.close()
+	c := &copier{uid: os.Getuid(), gid: os.Getgid()}
+	done := make(chan error, 1)
+	go func() { done <- c.copyRegular(from, "f", to, "f", &st) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("copied a file swapped for a FIFO")
+		}
+	case <-time.After(5 * time.Second):
+		if w, err := os.OpenFile(p, os.O_RDWR, 0); err == nil {
+			w.Close()
+		}
+		t.Fatal("the copy of a file swapped for a FIFO blocked on it")
+	}
+}
+
+// TestCopyDepth copies a tree archive.MaxDepth directories deep, and
+// refuses one deeper (its walk would hold two descriptors per level) with
+// an error naming where.
+func TestCopyDepth(t *testing.T) {
+	for _, n := range []int{archive.MaxDepth, archive.MaxDepth + 1} {
+		ctxDir := t.TempDir()
+		// Made by descriptors: the path of the deepest is over PATH_MAX.
+		fd, err := unix.Open(ctxDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		mustDo(t, err)
+		for range n {
+			mustDo(t, unix.Mkdirat(fd, "d", 0o755))
+			sub, err := unix.Openat(fd, "d", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			unix.Close(fd)
+			mustDo(t, err)
+			fd = sub
+		}
+		unix.Close(fd)
+		err = copyContext(t, ctxDir, t.TempDir(), "/", nil, ".")
+		if n <= archive.MaxDepth && err != nil {
+			t.Fatalf("a tree %d deep: %v", n, err)
+		}
+		if n > archive.MaxDepth && (!errors.Is(err, archive.ErrTooDeep) || !strings.Contains(err.Error(), ctxDir+"/d/d/")) {
+			t.Fatalf("a tree %d deep: %v, want ErrTooDeep naming the directory", n, err)
 		}
 	}
 }
