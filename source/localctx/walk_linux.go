@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/builder-dev/builder/internal/archive"
 	"golang.org/x/sys/unix"
 )
 
@@ -116,7 +117,7 @@ func readDir(dir, sub string, buf []byte, filter func(dir *dirInfo, name string,
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 		include, descend := filter(di, name, isDir)
 		if include {
-			block = append(block, entry{dir: di, name: name, mode: modeOf(st.Mode), key: FileKey{
+			block = append(block, entry{dir: di, name: name, mode: archive.UnixMode(st.Mode), key: FileKey{
 				Size: st.Size, MtimeNs: st.Mtim.Nano(), CtimeNs: st.Ctim.Nano(), Ino: st.Ino,
 			}})
 			e := &block[len(block)-1]
@@ -132,35 +133,6 @@ func readDir(dir, sub string, buf []byte, filter func(dir *dirInfo, name string,
 		}
 	}
 	return local, subdirs, nil
-}
-
-// modeOf converts a stat mode to an fs.FileMode, as os.Lstat does.
-func modeOf(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		mode |= fs.ModeDir
-	case unix.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case unix.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		mode |= fs.ModeSocket
-	case unix.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFBLK:
-		mode |= fs.ModeDevice
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }
 
 // direntBuf is the size of a walker's getdents buffer. A variable, so that

@@ -202,7 +202,7 @@ func (c *copier) copyEntryAt(from dir, srcName string, to dir, name string, st *
 		}
 	}
 	uid, gid := c.owner(st)
-	return c.setAttrsAt(to, name, fd, unixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
+	return c.setAttrsAt(to, name, fd, archive.UnixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
 }
 
 // owner is the owner a copy of st gets.
@@ -223,7 +223,7 @@ func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *
 		return err
 	}
 	uid, gid := c.owner(st)
-	err = c.setAttrsAt(to, name, int(out.Fd()), unixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
+	err = c.setAttrsAt(to, name, int(out.Fd()), archive.UnixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
 	return closeFile(out, err)
 }
 
@@ -437,37 +437,7 @@ func (c *copier) setAttrsAt(d dir, name string, fd int, mode fs.FileMode, mtime 
 	return nil
 }
 
-// unixMode converts a stat mode to an fs.FileMode (type, permission and
-// special bits), as os.Lstat does.
-func unixMode(m uint32) fs.FileMode {
-	mode := fs.FileMode(m & 0o777)
-	switch m & unix.S_IFMT {
-	case unix.S_IFDIR:
-		mode |= fs.ModeDir
-	case unix.S_IFLNK:
-		mode |= fs.ModeSymlink
-	case unix.S_IFIFO:
-		mode |= fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		mode |= fs.ModeSocket
-	case unix.S_IFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFBLK:
-		mode |= fs.ModeDevice
-	}
-	if m&unix.S_ISUID != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
-}
-
-// syscallMode is the inverse of unixMode for the permission and special
+// syscallMode is the inverse of archive.UnixMode for the permission and special
 // bits, as os.Chmod computes it.
 func syscallMode(m fs.FileMode) uint32 {
 	o := uint32(m.Perm())
