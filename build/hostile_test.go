@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builder-dev/builder/attest"
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/internal/testutil"
+	"github.com/builder-dev/builder/output"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
@@ -279,5 +281,34 @@ RUN test "$(stat -c %a /tmp)" = 1777 && test "$(stat -c %a /opt/new)" = 755 && t
 `
 	if err := buildOnly(t, st, base, ctxDir, df); err != nil {
 		t.Fatalf("build: %v", err)
+	}
+}
+
+// TestAttestationFileOverImageSymlink: an image whose /provenance.json is
+// a symlink to a host file must not make a local output with provenance
+// write through it: the attestation replaces the link in dest.
+func TestAttestationFileOverImageSymlink(t *testing.T) {
+	base := busyboxBase(t)
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("host file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := openState(t, t.TempDir())
+	localDir := filepath.Join(t.TempDir(), "out")
+	local, err := output.Parse("type=local,dest=" + localDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := "FROM " + base + "\nRUN ln -s " + victim + " /provenance.json\n"
+	ev, _, err := runBuildIndex(t, st, df, build.Options{Outputs: []output.Spec{local}, Provenance: build.Provenance{Mode: attest.ModeMin}})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, ev.logs.String())
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "host file\n" {
+		t.Fatalf("the host file behind the image's symlink changed: %q %v", b, err)
+	}
+	fi, err := os.Lstat(filepath.Join(localDir, "provenance.json"))
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("provenance.json in the output: %v %v, want a regular 0600 file", fi, err)
 	}
 }
