@@ -128,19 +128,13 @@ func (a *admission) release(m *meter) {
 	a.freed = make(chan struct{})
 }
 
-// AdmitWhileIdle lets more steps than the parallelism run, up to n in
-// all, while the running steps leave a CPU free by what their cgroups
-// report (see admission). An n at or below the parallelism changes
-// nothing.
-func (s *Solver) AdmitWhileIdle(n int) { s.adm.max = max(s.adm.limit, n) }
-
 // Admission is the admission of steps that several solvers share, so that
 // solvers solving at once (a bake's groups of targets) run no more steps
 // in all than one solver would.
 type Admission struct{ a *admission }
 
 // NewAdmission admits parallelism steps, and more up to n while the running
-// ones leave a CPU free (see Solver.AdmitWhileIdle).
+// ones leave a CPU free (see admission).
 func NewAdmission(parallelism, n int) *Admission {
 	a := newAdmission(parallelism)
 	a.max = max(a.limit, n)

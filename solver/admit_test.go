@@ -74,7 +74,7 @@ func TestAdmitWhileIdle(t *testing.T) {
 			root := llb.NewVertex(llb.ExecOp{Args: []string{"root"}}, leaves, llb.Meta{Name: "root"})
 			ops[root.Digest()] = cpuOp{name: "root", cpu: "none", live: &live, peak: &peak}
 			s := New(func(v *llb.Vertex) (Op, error) { return ops[v.Digest()], nil }, &memCache{m: map[digest.Digest]Result{}}, nil, 1)
-			s.AdmitWhileIdle(tc.bound)
+			s.ShareAdmission(NewAdmission(1, tc.bound))
 			start := time.Now()
 			if _, err := s.Solve(t.Context(), root); err != nil {
 				t.Fatal(err)
