@@ -86,9 +86,7 @@ func newCopier(ctx context.Context, root string, tree *localctx.Tree, op llb.Cop
 	}
 	// Small files cost system calls more than bytes: copying them on
 	// every core shortens a COPY of many.
-	if n := runtime.GOMAXPROCS(0); n > 1 {
-		c.workers = make(chan struct{}, min(n, 4))
-	}
+	c.workers = min(runtime.GOMAXPROCS(0), 4)
 	if chown != nil {
 		c.uid, c.gid, c.chown = chown.UID, chown.GID, true
 	}
