@@ -41,6 +41,10 @@ type copier struct {
 	// inodes maps the source inode of a hard-linked file to its first
 	// copy, so that later links to it become hard links too.
 	inodes map[uint64]string
+	// euid, egid and umask are the walk thread's (umask -1: unknown),
+	// read by readCreds when the first batch of files is copied.
+	euid, egid, umask int
+	credsRead         bool
 	// depth is how many directories below the source the walk is.
 	depth int
 }

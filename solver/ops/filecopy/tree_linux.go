@@ -130,7 +130,7 @@ func (c *copier) writeInline(f llb.InlineFile, rel string) error {
 	if err := c.clear(to, name, true); err != nil {
 		return err
 	}
-	out, err := createAt(to, name)
+	out, err := createAt(to, name, 0o600)
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func (c *copier) copyEntryAt(from dir, srcName string, to dir, name string, st *
 			}
 			break
 		}
-		return c.copyRegular(from, srcName, to, name, st)
+		return c.copyRegular(from, srcName, to, name, st, nil)
 	case unix.S_IFLNK:
 		target, err := archive.ReadlinkAt(from.fd, srcName, from.path+"/"+srcName)
 		if err != nil {
@@ -217,13 +217,25 @@ func (c *copier) owner(st *unix.Stat_t) (int, int) {
 // in to, with its attributes. It works through the two directories'
 // descriptors only, so it may run on any thread: the walk's thread may be
 // in a mount namespace of its own, where paths lead elsewhere.
-func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *unix.Stat_t) error {
-	out, err := copyFileAt(from, srcName, to, name, st)
+//
+// made, when known, is what a file created in to gets: a file that would
+// get its owner or permission bits from the create is not changed again.
+func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *unix.Stat_t, made *creation) error {
+	uid, gid := c.owner(st)
+	mode := archive.UnixMode(st.Mode)
+	var skip attrsSet
+	createPerm := uint32(0o600)
+	if made != nil {
+		skip.owner = made.uid == uid && made.gid == gid
+		if perm, ok := made.keeps(c.perm(mode)); ok {
+			createPerm, skip.mode = perm, true
+		}
+	}
+	out, err := copyFileAt(from, srcName, to, name, st, createPerm)
 	if err != nil {
 		return err
 	}
-	uid, gid := c.owner(st)
-	err = c.setAttrsAt(to, name, int(out.Fd()), archive.UnixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
+	err = c.setAttrs(to, name, int(out.Fd()), mode, unix.TimespecToNsec(st.Mtim), uid, gid, skip)
 	return closeFile(out, err)
 }
 
@@ -361,25 +373,30 @@ func (c *copier) copyFiles(src, dst dir, jobs []fileJob) error {
 	if len(jobs) == 0 {
 		return nil
 	}
+	if !c.credsRead {
+		c.readCreds()
+		c.credsRead = true
+	}
+	made := c.creationIn(dst)
 	parts := batches(jobs, c.workers)
 	if len(parts) == 1 {
-		return c.copyBatch(src, dst, parts[0])
+		return c.copyBatch(src, dst, parts[0], made)
 	}
 	var g errgroup.Group
 	for _, part := range parts {
-		g.Go(func() error { return c.copyBatch(src, dst, part) })
+		g.Go(func() error { return c.copyBatch(src, dst, part, made) })
 	}
 	return g.Wait()
 }
 
 // copyBatch copies jobs in turn, through the two directories' descriptors
 // only (it may run on any thread).
-func (c *copier) copyBatch(src, dst dir, jobs []fileJob) error {
+func (c *copier) copyBatch(src, dst dir, jobs []fileJob, made *creation) error {
 	for i := range jobs {
 		if err := c.ctxErr(); err != nil {
 			return err
 		}
-		if err := c.copyRegular(src, jobs[i].name, dst, jobs[i].name, &jobs[i].st); err != nil {
+		if err := c.copyRegular(src, jobs[i].name, dst, jobs[i].name, &jobs[i].st, made); err != nil {
 			return err
 		}
 	}
@@ -396,14 +413,14 @@ func (c *copier) ctxErr() error {
 // copyFileAt copies the regular file srcName of from (stat st) to the new
 // file name in to (blocks of zeros become holes), and returns the new
 // file, open.
-func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t) (*os.File, error) {
+func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t, perm uint32) (*os.File, error) {
 	srcPath := from.path + "/" + srcName
 	in, err := archive.OpenRegularAt(from.fd, srcName, srcPath, st)
 	if err != nil {
 		return nil, err
 	}
 	defer unix.Close(in)
-	out, err := createAt(to, name)
+	out, err := createAt(to, name, perm)
 	if err != nil {
 		return nil, err
 	}
@@ -414,10 +431,11 @@ func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t) 
 	return out, nil
 }
 
-// createAt makes the new file name (mode 0600) in d.
-func createAt(d dir, name string) (*os.File, error) {
+// createAt makes the new file name in d, with the permission bits perm
+// (less the umask).
+func createAt(d dir, name string, perm uint32) (*os.File, error) {
 	p := d.path + "/" + name
-	fd, err := unix.Openat(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Openat(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
@@ -427,21 +445,37 @@ func createAt(d dir, name string) (*os.File, error) {
 // setAttrsAt gives the entry name of d (open as fd, or -1) its owner, mode
 // (after --chmod) and mtime.
 func (c *copier) setAttrsAt(d dir, name string, fd int, mode fs.FileMode, mtime int64, uid, gid int) error {
+	return c.setAttrs(d, name, fd, mode, mtime, uid, gid, attrsSet{})
+}
+
+// attrsSet says which attributes a new file already has from its create.
+type attrsSet struct{ owner, mode bool }
+
+// perm is the permission and special bits a copy of an entry of mode gets
+// (after --chmod).
+func (c *copier) perm(mode fs.FileMode) fs.FileMode {
+	if c.chmod != nil {
+		return c.chmod.Apply(mode & (fs.ModeDir | fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
+	}
+	return mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+}
+
+// setAttrs is setAttrsAt, less what skip says is set.
+func (c *copier) setAttrs(d dir, name string, fd int, mode fs.FileMode, mtime int64, uid, gid int, skip attrsSet) error {
 	p := d.path + "/" + name
 	var err error
-	if fd >= 0 {
+	switch {
+	case skip.owner:
+	case fd >= 0:
 		err = unix.Fchown(fd, uid, gid)
-	} else {
+	default:
 		err = unix.Fchownat(d.fd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	if err != nil {
 		return &os.PathError{Op: "lchown", Path: p, Err: err}
 	}
-	if mode&fs.ModeSymlink == 0 {
-		perm := mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
-		if c.chmod != nil {
-			perm = c.chmod.Apply(mode & (fs.ModeDir | fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
-		}
+	if mode&fs.ModeSymlink == 0 && !skip.mode {
+		perm := c.perm(mode)
 		if fd >= 0 {
 			err = unix.Fchmod(fd, syscallMode(perm))
 		} else {
