@@ -14,14 +14,7 @@ old=$(realpath "$1") new=$(realpath "$2") pairs=${3:-5}
 # shellcheck source=bench/peers/workfs.sh
 . "$here/workfs.sh"
 workfs_mount "$(mktemp -u /var/tmp/bigcopy-ab-XXXXXX.img)" 8G
-for port in $(shuf -i 20000-60000 -n 50); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
-done
-reg=127.0.0.1:$port
-printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' "$work/registry" "$reg" >"$work/registry.yml"
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-pids+=("$!")
-for i in $(seq 100); do curl -s -o /dev/null "http://$reg/v2/" && break; sleep 0.1; done
+workfs_registry "$work/registry.log"
 mkdir -p "$work/busybox"
 cp "$(command -v busybox)" "$work/busybox/busybox"
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nENV PATH=/usr/local/bin:/usr/bin:/bin\n' >"$work/busybox/Dockerfile"
