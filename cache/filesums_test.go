@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builder-dev/builder/cache/sumprune"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -103,11 +104,11 @@ func writeFiles(t *testing.T, dir string, names ...string) ([]string, []FileKey)
 		if err := os.WriteFile(p, []byte(n), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		k, err := statKey(p)
+		k, err := sumprune.Stat(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		paths, keys = append(paths, p), append(keys, k)
+		paths, keys = append(paths, p), append(keys, FileKey(k))
 	}
 	return paths, keys
 }
@@ -201,11 +202,11 @@ func writeFilesKeys(t *testing.T, dir string, names ...string) ([][]byte, []File
 	var keys []FileKey
 	for _, n := range names {
 		p := filepath.Join(dir, n)
-		k, err := statKey(p)
+		k, err := sumprune.Stat(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		paths, keys = append(paths, []byte(p)), append(keys, k)
+		paths, keys = append(paths, []byte(p)), append(keys, FileKey(k))
 	}
 	return paths, keys
 }
@@ -256,7 +257,7 @@ func TestLookupTreeTouchesRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := roots[filepath.Clean(string(treeRoot(id)))]; r == nil || time.Since(r.used) > time.Minute {
+	if r := roots[filepath.Clean(string(treeRoot(id)))]; r == nil || time.Since(r.Used) > time.Minute {
 		t.Errorf("the root's use was not noted again: %+v", r)
 	}
 }

@@ -3,15 +3,11 @@ package cache
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"sort"
-	"syscall"
 	"time"
 
+	"github.com/builder-dev/builder/cache/sumprune"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -48,14 +44,11 @@ type FileSumsPruned struct {
 	Kept int
 }
 
-// sumRoot is a root of tree records, or the orphans.
+// sumRoot is a root of tree records and what names it.
 type sumRoot struct {
-	used  time.Time
+	sumprune.Root
 	times map[string][]byte // root record as read, by its raw name
 	ids   [][]byte          // its tree records
-	trees int               // digests in its tree records
-	files int               // per-file records kept under it
-	drop  bool
 }
 
 // Prune removes the records that can no longer match (their file is gone
@@ -79,27 +72,29 @@ func (f FileSums) Prune(p FileSumsPolicy) (FileSumsPruned, error) {
 	if err != nil {
 		return out, err
 	}
-	st := statCache{gone: map[string]bool{}}
+	plan := map[string]*sumprune.Root{}
+	files := sumprune.NewFiles()
 	for name, r := range roots {
-		r.drop = st.dirGone(name) || (!r.used.IsZero() && r.used.Before(p.Now.Add(-p.MaxAge)))
+		r.Drop = files.DirGone(name) || (!r.Used.IsZero() && r.Used.Before(p.Now.Add(-p.MaxAge)))
+		plan[name] = &r.Root
 	}
-	orphans := &sumRoot{}
-	owner := ownerOf(roots, orphans)
+	orphans := &sumprune.Root{}
+	owner := sumprune.Owners(plan, orphans)
 	n, err := f.scanFiles(func(path string, v []byte) bool {
 		r := owner(filepath.Dir(path))
-		if r.drop || !st.current(path, v) {
+		if r.Drop || len(v) != fileSumRecord || !files.Current(path, func(k sumprune.Key) bool { return keyMatches(v, FileKey(k)) }) {
 			return false
 		}
-		r.files++
+		r.Files++
 		return true
 	})
 	out.Files += n
 	if err != nil {
 		return out, err
 	}
-	kept, again := bound(roots, orphans, p.MaxDigests)
+	kept, again := sumprune.Bound(plan, orphans, p.MaxDigests)
 	if again {
-		n, err := f.scanFiles(func(path string, _ []byte) bool { return !owner(filepath.Dir(path)).drop })
+		n, err := f.scanFiles(func(path string, _ []byte) bool { return !owner(filepath.Dir(path)).Drop })
 		out.Files += n
 		if err != nil {
 			return out, err
@@ -108,31 +103,6 @@ func (f FileSums) Prune(p FileSumsPolicy) (FileSumsPruned, error) {
 	out.Trees, err = f.dropRoots(roots, p.Now)
 	out.Kept = kept
 	return out, err
-}
-
-// bound drops orphans, then roots least recently used first, until at
-// most max digests are left; it returns how many are, and whether a
-// dropped root (or the orphans) has per-file records to remove.
-func bound(roots map[string]*sumRoot, orphans *sumRoot, max int) (int, bool) {
-	all := []*sumRoot{orphans}
-	total := orphans.files
-	for _, r := range roots {
-		if !r.drop {
-			all = append(all, r)
-			total += r.files + r.trees
-		}
-	}
-	sort.SliceStable(all[1:], func(i, j int) bool { return all[1+i].used.Before(all[1+j].used) })
-	again := false
-	for _, r := range all {
-		if total <= max {
-			break
-		}
-		r.drop = true
-		total -= r.files + r.trees
-		again = again || r.files > 0
-	}
-	return total, again
 }
 
 // readRoots reads the roots of the tree records and their last-use times,
@@ -153,7 +123,7 @@ func (f FileSums) readRoots() (map[string]*sumRoot, error) {
 			tb.ForEach(func(k, v []byte) error {
 				r := get(treeRoot(k))
 				r.ids = append(r.ids, bytes.Clone(k))
-				r.trees += max(len(v)/32-1, 0)
+				r.Trees += max(len(v)/32-1, 0)
 				if _, ok := r.times[string(treeRoot(k))]; !ok {
 					r.times[string(treeRoot(k))] = nil
 				}
@@ -165,8 +135,8 @@ func (f FileSums) readRoots() (map[string]*sumRoot, error) {
 				r := get(k)
 				r.times[string(k)] = bytes.Clone(v)
 				if len(v) == 8 {
-					if t := time.Unix(0, int64(binary.LittleEndian.Uint64(v))); t.After(r.used) {
-						r.used = t
+					if t := time.Unix(0, int64(binary.LittleEndian.Uint64(v))); t.After(r.Used) {
+						r.Used = t
 					}
 				}
 				return nil
@@ -192,8 +162,8 @@ func (f FileSums) dropRoots(roots map[string]*sumRoot, now time.Time) (int, erro
 		}
 		tb := tx.Bucket(bucketFileTrees)
 		for _, r := range roots {
-			if !r.drop {
-				if r.used.IsZero() {
+			if !r.Drop {
+				if r.Used.IsZero() {
 					for name := range r.times {
 						if err := rb.Put([]byte(name), binary.LittleEndian.AppendUint64(nil, uint64(now.UnixNano()))); err != nil {
 							return err
@@ -235,29 +205,6 @@ func usedSince(rb *bolt.Bucket, r *sumRoot) bool {
 		}
 	}
 	return false
-}
-
-// ownerOf returns a function giving the root that owns the per-file
-// records of a directory: the nearest root at or above it, else orphans.
-func ownerOf(roots map[string]*sumRoot, orphans *sumRoot) func(dir string) *sumRoot {
-	memo := map[string]*sumRoot{}
-	var find func(string) *sumRoot
-	find = func(dir string) *sumRoot {
-		if r, ok := memo[dir]; ok {
-			return r
-		}
-		r := roots[dir]
-		if r == nil {
-			if parent := filepath.Dir(dir); parent != dir {
-				r = find(parent)
-			} else {
-				r = orphans
-			}
-		}
-		memo[dir] = r
-		return r
-	}
-	return find
 }
 
 // pruneChunk is how many per-file records scanFiles reads per
@@ -321,40 +268,4 @@ func (f FileSums) scanFiles(keep func(path string, v []byte) bool) (int, error) 
 		}
 		removed += n
 	}
-}
-
-// statCache looks at the files of records, each directory once.
-type statCache struct{ gone map[string]bool }
-
-// dirGone says whether dir, or a directory above it, is gone.
-func (c statCache) dirGone(dir string) bool {
-	if g, ok := c.gone[dir]; ok {
-		return g
-	}
-	parent := filepath.Dir(dir)
-	g := parent != dir && c.dirGone(parent)
-	if !g {
-		_, err := os.Lstat(dir)
-		g = isGone(err)
-	}
-	c.gone[dir] = g
-	return g
-}
-
-// current says whether the record v of path can still match the file
-// there. A file that cannot be looked at for another reason keeps its
-// record.
-func (c statCache) current(path string, v []byte) bool {
-	if len(v) != fileSumRecord || c.dirGone(filepath.Dir(path)) {
-		return false
-	}
-	k, err := statKey(path)
-	if err != nil {
-		return !isGone(err)
-	}
-	return keyMatches(v, k)
-}
-
-func isGone(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
