@@ -175,18 +175,19 @@ func countAdded(tx *bolt.Tx, n int) error {
 	return mb.Put(metaFileSumsAdded, binary.LittleEndian.AppendUint64(nil, cur+uint64(n)))
 }
 
-// Added returns how many digests were stored since the last Prune (an
-// upper bound of the growth: a digest stored again over its old record
-// counts too).
-func (f FileSums) Added() (int, error) {
-	n := 0
-	err := f.db.view(func(tx *bolt.Tx) error {
+// GCCounts returns, in one read transaction, what the automatic GC looks
+// at after each build: the running usage total (Usage) and how many file
+// digests were stored since the last Prune (an upper bound of their
+// growth: a digest stored again over its old record counts too).
+func (d *DB) GCCounts() (total int64, added int, err error) {
+	err = d.view(func(tx *bolt.Tx) error {
+		total = usage(tx)
 		if v := tx.Bucket(bucketMeta).Get(metaFileSumsAdded); len(v) == 8 {
-			n = int(binary.LittleEndian.Uint64(v))
+			added = int(binary.LittleEndian.Uint64(v))
 		}
 		return nil
 	})
-	return n, err
+	return total, added, err
 }
 
 // Store remembers file digests and, when tree is not nil, a tree record

@@ -46,7 +46,8 @@ func DefaultPolicy(root string) (Policy, error) {
 
 // autoGC prunes least recently used cache when the running total, with
 // builder serve's project directories, exceeds the policy's limit (nil:
-// DefaultPolicy). The check costs one read transaction and a directory
+// DefaultPolicy), and prunes the context file digest records when enough
+// were added. The check costs one read transaction and a directory
 // listing (and a statfs for the default policy). It reports whether it
 // ran.
 func (s *Collector) autoGC(ctx context.Context, policy *Policy) (bool, error) {
@@ -62,13 +63,13 @@ func (s *Collector) autoGC(ctx context.Context, policy *Policy) (bool, error) {
 	if p.KeepStorage <= 0 {
 		return false, nil
 	}
-	sums, err := s.autoPruneFileSums(p.FileDigests)
-	if err != nil {
-		return sums, err
-	}
-	total, err := s.DB.Usage()
+	total, added, err := s.DB.GCCounts()
 	if err != nil {
 		return false, err
+	}
+	sums, err := s.autoPruneFileSums(p.FileDigests, added)
+	if err != nil {
+		return sums, err
 	}
 	projects := &PruneReport{}
 	left, err := s.pruneProjects(PruneOptions{KeepStorage: p.KeepStorage}, total, projects)
@@ -82,16 +83,14 @@ func (s *Collector) autoGC(ctx context.Context, policy *Policy) (bool, error) {
 // autoPruneFileSums prunes the context file digest records when a quarter
 // of maxDigests (0: the default) was added since the last prune, so that
 // they stay under about 1.25 times the bound. It reports whether it ran.
-func (s *Collector) autoPruneFileSums(maxDigests int) (bool, error) {
+func (s *Collector) autoPruneFileSums(maxDigests, added int) (bool, error) {
 	if maxDigests <= 0 {
 		maxDigests = cache.DefaultMaxFileDigests
 	}
-	sums := s.DB.FileSums()
-	added, err := sums.Added()
-	if err != nil || added < max(maxDigests/4, 1) {
-		return false, err
+	if added < max(maxDigests/4, 1) {
+		return false, nil
 	}
-	_, err = sums.Prune(cache.FileSumsPolicy{MaxDigests: maxDigests})
+	_, err := s.DB.FileSums().Prune(cache.FileSumsPolicy{MaxDigests: maxDigests})
 	return true, err
 }
 
