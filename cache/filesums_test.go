@@ -114,8 +114,9 @@ func writeFiles(t *testing.T, dir string, names ...string) ([]string, []FileKey)
 }
 
 // TestFileSumsPruneStale: Prune removes the per-file records that can no
-// longer match (file removed, directory removed, file changed) and keeps
-// the others, which still answer lookups.
+// longer match (file removed, directory removed, file changed; with
+// DirsOnly those of the removed directory only) and keeps the others,
+// which still answer lookups.
 func TestFileSumsPruneStale(t *testing.T) {
 	_, fs := openSums(t)
 	ctx := t.TempDir()
@@ -130,12 +131,20 @@ func TestFileSumsPruneStale(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(ctx, "sub/gone")); err != nil {
 		t.Fatal(err)
 	}
-	pruned, err := fs.Prune(FileSumsPolicy{})
+	// Directories only: the records of the removed directory go.
+	pruned, err := fs.Prune(FileSumsPolicy{DirsOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pruned.Files != 4 || pruned.Trees != 0 {
-		t.Errorf("Prune removed %d file and %d tree records, want 4 and 0", pruned.Files, pruned.Trees)
+	if pruned.Files != 2 || pruned.Trees != 0 {
+		t.Errorf("Prune (directories only) removed %d file and %d tree records, want 2 and 0", pruned.Files, pruned.Trees)
+	}
+	pruned, err = fs.Prune(FileSumsPolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pruned.Files != 2 || pruned.Trees != 0 {
+		t.Errorf("Prune removed %d file and %d tree records, want 2 (the edited and the removed file) and 0", pruned.Files, pruned.Trees)
 	}
 	if files, trees, _ := fs.Count(); files != 2 || trees != 1 {
 		t.Errorf("after Prune: %d file and %d tree records, want 2 and 1", files, trees)

@@ -34,6 +34,11 @@ type FileSumsPolicy struct {
 	MaxAge time.Duration
 	// Now is the time ages count from (zero: time.Now()).
 	Now time.Time
+	// DirsOnly looks at directories only, not at each file: a record of a
+	// file removed or changed in a directory still there stays (until the
+	// bound drops it, or the file's next digest replaces it). It makes
+	// the prune several times cheaper, for the automatic GC.
+	DirsOnly bool
 }
 
 // FileSumsPruned says what Prune removed and kept.
@@ -51,8 +56,9 @@ type sumRoot struct {
 	ids   [][]byte          // its tree records
 }
 
-// Prune removes the records that can no longer match (their file is gone
-// or changed: its size, times or inode differ), the records of roots that
+// Prune removes the records that can no longer match (their directory is
+// gone; unless p.DirsOnly, their file is gone or changed: its size, times
+// or inode differ), the records of roots that
 // are gone or unused for p.MaxAge, and then, while more than p.MaxDigests
 // digests are left, the orphans and the roots least recently used. The
 // files are looked at outside any transaction, a chunk of records at a
@@ -81,8 +87,12 @@ func (f FileSums) Prune(p FileSumsPolicy) (FileSumsPruned, error) {
 	orphans := &sumprune.Root{}
 	owner := sumprune.Owners(plan, orphans)
 	n, err := f.scanFiles(func(path string, v []byte) bool {
-		r := owner(filepath.Dir(path))
-		if r.Drop || len(v) != fileSumRecord || !files.Current(path, func(k sumprune.Key) bool { return keyMatches(v, FileKey(k)) }) {
+		dir := filepath.Dir(path)
+		r := owner(dir)
+		if r.Drop || len(v) != fileSumRecord || files.DirGone(dir) {
+			return false
+		}
+		if !p.DirsOnly && !files.Current(path, func(k sumprune.Key) bool { return keyMatches(v, FileKey(k)) }) {
 			return false
 		}
 		r.Files++

@@ -90,7 +90,9 @@ func (s *Collector) autoPruneFileSums(maxDigests, added int) (bool, error) {
 	if added < max(maxDigests/4, 1) {
 		return false, nil
 	}
-	_, err := s.DB.FileSums().Prune(cache.FileSumsPolicy{MaxDigests: maxDigests})
+	// Directories only: looking at every file would stall the end of a
+	// build for seconds at a million records; `builder prune` does.
+	_, err := s.DB.FileSums().Prune(cache.FileSumsPolicy{MaxDigests: maxDigests, DirsOnly: true})
 	return true, err
 }
 
