@@ -163,8 +163,14 @@ func TestAutoGCBoundsFileSums(t *testing.T) {
 	for _, ctx := range ctxs {
 		checksum(t, ctx, c.DB.FileSums())
 	}
-	// 5 contexts of 10 files: 50 file records and 50 digests in trees.
+	// 5 contexts of 10 files: 50 file records and 50 digests in trees,
+	// under a quarter of a bound of 1,000: nothing to do yet.
 	ctx, use := startUse(t, c)
+	c.FinishUse(ctx, use, &Policy{KeepStorage: 1 << 40, FileDigests: 1000}, func(w string) { t.Error(w) })
+	if files, trees, err := c.DB.FileSums().Count(); err != nil || files != 50 || trees != 5 {
+		t.Errorf("after a build's GC under a quarter of its bound: %d file and %d tree records (%v), want 50 and 5", files, trees, err)
+	}
+	ctx, use = startUse(t, c)
 	c.FinishUse(ctx, use, &Policy{KeepStorage: 1 << 40, FileDigests: 40}, func(w string) { t.Error(w) })
 	files, trees, err := c.DB.FileSums().Count()
 	if err != nil || files != 20 || trees != 2 {
