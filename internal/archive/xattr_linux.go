@@ -21,6 +21,17 @@ func GetXattr(p, name string, buf *[]byte) (string, error) {
 	return xattrSource{path: p, fd: -1}.get(name, buf)
 }
 
+// ListXattrsFd and GetXattrFd are ListXattrs and GetXattr of the open
+// file fd (p names it in errors), for a caller whose thread may not see
+// the file by its path.
+func ListXattrsFd(fd int, p string, buf *[]byte) ([]string, error) {
+	return xattrSource{path: p, fd: fd}.list(buf)
+}
+
+func GetXattrFd(fd int, p, name string, buf *[]byte) (string, error) {
+	return xattrSource{path: p, fd: fd}.get(name, buf)
+}
+
 // xattrSource reads the xattrs of a file through its descriptor when it
 // is open (fd >= 0), else by its path, not following a symlink.
 type xattrSource struct {

@@ -104,6 +104,9 @@ func (o *copyOp) ContentKey(ctx context.Context, inputs []solver.Result) (digest
 			return err
 		}
 		tree.Serial = true
+		// The copy carries xattrs over (security.capability): a source
+		// rebuilt with other xattrs must not reuse this step.
+		tree.Xattrs = filecopy.AppendXattrs
 		for _, src := range o.op.Sources {
 			matches, err := tree.Match(src)
 			if err != nil {

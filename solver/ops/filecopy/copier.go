@@ -35,6 +35,8 @@ type copier struct {
 	// keepOwners keeps the source entries' owners (COPY --from without
 	// --chown).
 	keepOwners bool
+	// xattrs is which extended attributes are copied (xattr.go).
+	xattrs xattrKeep
 	// workers, when set, bounds the files copied at once by workers;
 	// without it every file is copied in turn.
 	workers chan struct{}

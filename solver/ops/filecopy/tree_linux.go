@@ -218,12 +218,15 @@ func (c *copier) owner(st *unix.Stat_t) (int, int) {
 // descriptors only, so it may run on any thread: the walk's thread may be
 // in a mount namespace of its own, where paths lead elsewhere.
 func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *unix.Stat_t) error {
-	out, err := copyFileAt(from, srcName, to, name, st)
+	out, xs, err := copyFileAt(from, srcName, to, name, st, c.xattrs)
 	if err != nil {
 		return err
 	}
 	uid, gid := c.owner(st)
 	err = c.setAttrsAt(to, name, int(out.Fd()), archive.UnixMode(st.Mode), unix.TimespecToNsec(st.Mtim), uid, gid)
+	if err == nil {
+		err = setXattrs(int(out.Fd()), out.Name(), xs)
+	}
 	return closeFile(out, err)
 }
 
@@ -277,6 +280,10 @@ func (c *copier) copyDirAt(from dir, srcName string, to dir, name, srcRel, exRel
 		return dst, err
 	}
 	if err := c.copyDirContents(src, dst, srcRel, exRel, rel, fresh); err != nil {
+		dst.close()
+		return dir{fd: -1}, err
+	}
+	if err := c.xattrs.copyDirXattrs(src, dst); err != nil {
 		dst.close()
 		return dir{fd: -1}, err
 	}
@@ -372,23 +379,28 @@ func (c *copier) ctxErr() error {
 
 // copyFileAt copies the regular file srcName of from (stat st) to the new
 // file name in to (blocks of zeros become holes), and returns the new
-// file, open.
-func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t) (*os.File, error) {
+// file, open, and the source's xattrs that keep keeps, for the caller to
+// set once the owner is (setXattrs).
+func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t, keep xattrKeep) (*os.File, []xattr, error) {
 	srcPath := from.path + "/" + srcName
 	in, err := archive.OpenRegularAt(from.fd, srcName, srcPath, st)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer unix.Close(in)
+	xs, err := keep.read(in, srcPath, true)
+	if err != nil {
+		return nil, nil, err
+	}
 	out, err := createAt(to, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, _, err := archive.WriteSparse(out, archive.FdReader{FD: in, Path: srcPath}, nil); err != nil {
 		out.Close()
-		return nil, fmt.Errorf("writing %s: %w", out.Name(), err)
+		return nil, nil, fmt.Errorf("writing %s: %w", out.Name(), err)
 	}
-	return out, nil
+	return out, xs, nil
 }
 
 // createAt makes the new file name (mode 0600) in d.
