@@ -5,6 +5,7 @@ package archive
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +31,18 @@ func ListXattrsFd(fd int, p string, buf *[]byte) ([]string, error) {
 
 func GetXattrFd(fd int, p, name string, buf *[]byte) (string, error) {
 	return xattrSource{path: p, fd: fd}.get(name, buf)
+}
+
+// CapabilityError is the error of setting the file capability
+// (security.capability) of p. The kernel refuses with EINVAL a malformed
+// value and, in a user namespace (rootless), a version 3 capability whose
+// root user the namespace does not map.
+func CapabilityError(p string, err error) error {
+	const what = "setting the file capability (security.capability) of %s: %w"
+	if errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf(what+": the value is malformed, or its root user (a version 3 capability's rootid) is not mapped in this rootless build's user namespace", p, err)
+	}
+	return fmt.Errorf(what, p, err)
 }
 
 // xattrSource reads the xattrs of a file through its descriptor when it

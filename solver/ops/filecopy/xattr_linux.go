@@ -4,7 +4,6 @@ package filecopy
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -65,12 +64,8 @@ func setXattrs(fd int, p string, xs []xattr) error {
 		if err == nil {
 			continue
 		}
-		if x.name == capabilityXattr && errors.Is(err, unix.EINVAL) {
-			// The kernel refuses a malformed value, and, in a user
-			// namespace, a version 3 capability whose root user is not
-			// the namespace's root (BuildKit's rootless builds fail on
-			// it too).
-			return fmt.Errorf("copying the file capability (%s) to %s: %w: it is malformed, or, in a rootless build, its root user (a version 3 capability's rootid) is not the build's own root", x.name, p, err)
+		if x.name == capabilityXattr {
+			return archive.CapabilityError(p, err)
 		}
 		return &os.PathError{Op: "fsetxattr " + x.name, Path: p, Err: err}
 	}

@@ -208,3 +208,20 @@ func TestAppendXattrs(t *testing.T) {
 		t.Errorf("checksum unchanged after the file capability changed")
 	}
 }
+
+// TestSetXattrsCapabilityError sets a capability the kernel refuses (a
+// malformed one; rootless, one whose root user is not mapped): the error
+// names the file, the xattr, and why.
+func TestSetXattrsCapabilityError(t *testing.T) {
+	testutil.RequiresRoot(t)
+	p := filepath.Join(t.TempDir(), "f")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = setXattrs(int(f.Fd()), p, []xattr{{"user.a", "1"}, {capabilityXattr, capNetRaw[:7]}})
+	if !errors.Is(err, unix.EINVAL) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), capabilityXattr) || !strings.Contains(err.Error(), "rootid") {
+		t.Errorf("setXattrs(malformed capability) = %v; want EINVAL naming %s, the xattr and the rootid", err, p)
+	}
+}
