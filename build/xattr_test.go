@@ -113,8 +113,19 @@ func fileXattrs(t *testing.T, p string) map[string]string {
 // security.capability), and so does the -o type=local output. A context
 // file's xattrs are not copied (BuildKit drops them from its images).
 // Rootless, the capability goes through the user namespace (stored for its
-// root, read back as version 2) and comes out the same.
+// root, read back as version 2) and comes out the same. Both snapshotters:
+// overlay, whose upper directory is the layer, and copy, whose layers
+// snapshot/treecopy makes by comparing trees.
 func TestCopyKeepsXattrs(t *testing.T) {
+	for _, mode := range []string{"overlay", "copy"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Setenv(build.SnapshotterEnv, mode)
+			testCopyKeepsXattrs(t)
+		})
+	}
+}
+
+func testCopyKeepsXattrs(t *testing.T) {
 	base := baseWithLayer(t, "xattrs", xattrLayer(t,
 		xattrEntry{name: "xa/", typ: tar.TypeDir, xattrs: map[string]string{"user.dirattr": "d"}},
 		xattrEntry{name: "xa/capbin", typ: tar.TypeReg, data: "cap", xattrs: map[string]string{
