@@ -104,8 +104,7 @@ func (o *copyOp) ContentKey(ctx context.Context, inputs []solver.Result) (digest
 			return err
 		}
 		tree.Serial = true
-		// The copy carries xattrs over (security.capability): a source
-		// rebuilt with other xattrs must not reuse this step.
+		// The copy keeps xattrs: a source rebuilt with others reruns it.
 		tree.Xattrs = filecopy.AppendXattrs
 		for _, src := range o.op.Sources {
 			matches, err := tree.Match(src)
