@@ -2,25 +2,30 @@ package filecopy
 
 import "strings"
 
-// Which extended attributes a COPY carries over. BuildKit v0.34 (run, not
-// read: rootful and rootless, see xattr_linux_test.go and the report of the
-// change that added this file) copies every xattr of a file or directory
-// it copies from another stage or image, so a capability set in a stage
-// (setcap) survives COPY --from; the layers it writes keep only
-// security.capability. From the build context its transfer drops
-// security.capability and keeps the rest for later RUN steps, but never
-// puts them in an image, and its cache key ignores them.
+// Which extended attributes a COPY carries over. What BuildKit v0.34.2
+// does, seen by running it (rootful, and rootless under rootlesskit):
+//   - COPY --from a stage or an image copies every xattr of the files and
+//     directories below the source (user.*, security.* such as
+//     security.capability, trusted.*), also with --chown and --chmod; a
+//     new destination directory gets none, an existing one keeps its own
+//     and gains the source's.
+//   - From the build context its transfer drops security.capability and
+//     keeps the others for later RUN steps; its cache key ignores them.
+//   - The layers it writes record only security.capability (PAX
+//     SCHILY.xattr.security.capability); -o type=local writes the others
+//     but not the capability.
 //
-// Builder copies from a stage or an image the user.* xattrs (but overlay's
-// own, user.overlay.*, which would change what an overlay mount shows in
-// rootless mode) and security.capability of regular files. It copies none
-// from the build context: what a desktop or a sync tool keeps in a
-// checkout's xattrs (download URLs, sync state) stays out of the image and
-// out of its digest, and the context's cache key needs no xattrs. trusted.*
-// is never copied: it is the host's (overlay keeps its metadata there,
-// BuildKit's RUN steps cannot see it and its layers never carry it); nor
-// other security.* names (LSM labels such as security.selinux, IMA/EVM
-// signatures), which belong to the host that set them.
+// Builder copies, from a stage or an image, user.* (but overlay's own
+// user.overlay.*, which would make a directory opaque or redirected in a
+// rootless overlay) and the security.capability of regular files, and its
+// layers record them. It copies none from the build context: what a
+// desktop or a sync tool keeps in a checkout's xattrs (download URLs, sync
+// state) stays out of the image and its digest, as it stays out of
+// BuildKit's images, and the context's cache key needs no xattrs. trusted.*
+// is never copied: it is the host's (overlay's metadata lives there;
+// BuildKit's RUN steps cannot see it nor its layers carry it); nor are other
+// security.* names (security.selinux, IMA/EVM signatures), which belong to
+// the host that set them and which a rootless build cannot set.
 type xattrKeep uint8
 
 const (
