@@ -39,7 +39,7 @@ func (o *copyOp) local() (llb.LocalOp, bool) {
 func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Digest, error) {
 	l, ok := o.local()
 	if !ok {
-		return opKey(o.op, in), nil
+		return opKey(o.op, in, filecopy.XattrsKeyParts(len(in) > 1)...), nil
 	}
 	if o.extra != nil {
 		// Asked again with inputs' contents for keys: the files are the same.

@@ -59,3 +59,15 @@ func (k xattrKeep) keeps(name string, reg bool) bool {
 	}
 	return reg && name == capabilityXattr
 }
+
+// XattrsKeyParts are what the cache key of a copy adds for the xattrs it
+// keeps (fromStage: from a stage or an image): a copy cached before they
+// were kept, without them, must not be taken for one. (It costs one
+// content key: one that finds the source without xattrs still finds the
+// old copy.)
+func XattrsKeyParts(fromStage bool) []string {
+	if !fromStage {
+		return nil
+	}
+	return []string{"xattrs:user.*,security.capability"}
+}
