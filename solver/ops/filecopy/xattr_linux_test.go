@@ -23,25 +23,6 @@ import (
 // capability, effective, permitting CAP_NET_RAW.
 const capNetRaw = "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
-// xattrsOf returns every xattr of p, not following a symlink.
-func xattrsOf(t *testing.T, p string) map[string]string {
-	t.Helper()
-	var buf []byte
-	names, err := archive.ListXattrs(p, &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]string{}
-	for _, n := range names {
-		v, err := archive.GetXattr(p, n, &buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m[n] = v
-	}
-	return m
-}
-
 // setXattr sets name on p, skipping the test when the file system has no
 // user xattrs (tmpfs before Linux 6.6).
 func setXattr(t *testing.T, p, name, value string) {
@@ -116,7 +97,7 @@ func TestCopyXattrsFromStage(t *testing.T) {
 				// A new destination directory is made, not copied.
 				"out": {},
 			} {
-				if got := xattrsOf(t, filepath.Join(root, p)); !maps.Equal(got, want) {
+				if got := testutil.Xattrs(t, filepath.Join(root, p)); !maps.Equal(got, want) {
 					t.Errorf("xattrs of %s = %q, want %q", p, got, want)
 				}
 			}
@@ -126,7 +107,7 @@ func TestCopyXattrsFromStage(t *testing.T) {
 		root := t.TempDir()
 		mustDo(t, Copy(t.Context(), root, tree, llb.CopyOp{Sources: []string{"/"}, Dest: "/out/"}, false, nil))
 		for _, p := range []string{"out/bin/capbin", "out/d", "out/d/f"} {
-			if got := xattrsOf(t, filepath.Join(root, p)); len(got) != 0 {
+			if got := testutil.Xattrs(t, filepath.Join(root, p)); len(got) != 0 {
 				t.Errorf("xattrs of %s copied from the context = %q, want none", p, got)
 			}
 		}
@@ -154,7 +135,7 @@ func TestCopyXattrsMerge(t *testing.T) {
 		"m/sub": {"user.a": "1", "user.b": "2"},
 		"m/f":   {"user.new": "n"},
 	} {
-		if got := xattrsOf(t, filepath.Join(root, p)); !maps.Equal(got, want) {
+		if got := testutil.Xattrs(t, filepath.Join(root, p)); !maps.Equal(got, want) {
 			t.Errorf("xattrs of %s = %q, want %q", p, got, want)
 		}
 	}

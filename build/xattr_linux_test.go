@@ -15,6 +15,7 @@ import (
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/internal/archive"
+	"github.com/builder-dev/builder/internal/testutil"
 	"github.com/builder-dev/builder/output"
 	"golang.org/x/sys/unix"
 )
@@ -88,23 +89,6 @@ func layerXattrs(t *testing.T, st *build.State, res *build.Result) map[string]ma
 	return out
 }
 
-// fileXattrs returns the xattrs of the file p.
-func fileXattrs(t *testing.T, p string) map[string]string {
-	t.Helper()
-	var buf []byte
-	names, err := archive.ListXattrs(p, &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]string{}
-	for _, n := range names {
-		if m[n], err = archive.GetXattr(p, n, &buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return m
-}
-
 // TestCopyKeepsXattrs builds a real Dockerfile: COPY --from a stage whose
 // base image layer gives a file a capability (as setcap does) and user.*
 // xattrs, and a directory a user.* xattr. As in BuildKit, the copy keeps
@@ -168,7 +152,7 @@ COPY ctxfile /ctx/
 		if got := layers[p]; !maps.Equal(got, w) {
 			t.Errorf("layer entry %s has xattrs %q, want %q", p, got, w)
 		}
-		if got := fileXattrs(t, filepath.Join(localDir, p)); !maps.Equal(got, w) {
+		if got := testutil.Xattrs(t, filepath.Join(localDir, p)); !maps.Equal(got, w) {
 			t.Errorf("type=local output %s has xattrs %q, want %q", p, got, w)
 		}
 	}
