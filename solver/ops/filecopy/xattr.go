@@ -6,11 +6,12 @@ import "strings"
 // does, seen by running it (rootful, and rootless under rootlesskit):
 //   - COPY --from a stage or an image copies every xattr of the files and
 //     directories below the source (user.*, security.* such as
-//     security.capability, trusted.*), also with --chown and --chmod; a
-//     new destination directory gets none, an existing one keeps its own
-//     and gains the source's.
+//     security.capability), also with --chown and --chmod; a new
+//     destination directory gets none, an existing one keeps its own and
+//     gains the source's. (Its unpacking drops an image's trusted.*.)
 //   - From the build context its transfer drops security.capability and
-//     keeps the others for later RUN steps; its cache key ignores them.
+//     keeps the others for later RUN steps (trusted.* too, on the host);
+//     its cache key ignores them.
 //   - The layers it writes record only security.capability (PAX
 //     SCHILY.xattr.security.capability); -o type=local writes the others
 //     but not the capability.
