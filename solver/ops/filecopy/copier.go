@@ -38,6 +38,8 @@ type copier struct {
 	// workers bounds the batches of files of a directory copied at once;
 	// below 2 every file is copied in turn, on the walk's thread.
 	workers int
+	// xattrs is which extended attributes are copied (xattr.go).
+	xattrs xattrKeep
 	// inodes maps the source inode of a hard-linked file to its first
 	// copy, so that later links to it become hard links too.
 	inodes map[uint64]string

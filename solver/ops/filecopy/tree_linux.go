@@ -220,6 +220,7 @@ func (c *copier) owner(st *unix.Stat_t) (int, int) {
 //
 // made, when known, is what a file created in to gets: a file that would
 // get its owner or permission bits from the create is not changed again.
+// The kept xattrs are set last: a chown or a write clears a capability.
 func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *unix.Stat_t, made *creation) error {
 	uid, gid := c.owner(st)
 	mode := archive.UnixMode(st.Mode)
@@ -231,11 +232,14 @@ func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *
 			createPerm, skip.mode = perm, true
 		}
 	}
-	out, err := copyFileAt(from, srcName, to, name, st, createPerm)
+	out, xs, err := copyFileAt(from, srcName, to, name, st, createPerm, c.xattrs)
 	if err != nil {
 		return err
 	}
 	err = c.setAttrs(to, name, int(out.Fd()), mode, unix.TimespecToNsec(st.Mtim), uid, gid, skip)
+	if err == nil {
+		err = setXattrs(int(out.Fd()), out.Name(), xs)
+	}
 	return closeFile(out, err)
 }
 
@@ -289,6 +293,10 @@ func (c *copier) copyDirAt(from dir, srcName string, to dir, name, srcRel, exRel
 		return dst, err
 	}
 	if err := c.copyDirContents(src, dst, srcRel, exRel, rel, fresh); err != nil {
+		dst.close()
+		return dir{fd: -1}, err
+	}
+	if err := c.xattrs.copyDirXattrs(src, dst); err != nil {
 		dst.close()
 		return dir{fd: -1}, err
 	}
@@ -412,23 +420,28 @@ func (c *copier) ctxErr() error {
 
 // copyFileAt copies the regular file srcName of from (stat st) to the new
 // file name in to (blocks of zeros become holes), and returns the new
-// file, open.
-func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t, perm uint32) (*os.File, error) {
+// file, open, and the source's xattrs that keep keeps, for the caller to
+// set once the owner is (setXattrs).
+func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t, perm uint32, keep xattrKeep) (*os.File, []xattr, error) {
 	srcPath := from.path + "/" + srcName
 	in, err := archive.OpenRegularAt(from.fd, srcName, srcPath, st)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer unix.Close(in)
+	xs, err := keep.read(in, srcPath, true)
+	if err != nil {
+		return nil, nil, err
+	}
 	out, err := createAt(to, name, perm)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, _, err := archive.WriteSparse(out, archive.FdReader{FD: in, Path: srcPath}, nil); err != nil {
 		out.Close()
-		return nil, fmt.Errorf("writing %s: %w", out.Name(), err)
+		return nil, nil, fmt.Errorf("writing %s: %w", out.Name(), err)
 	}
-	return out, nil
+	return out, xs, nil
 }
 
 // createAt makes the new file name in d, with the permission bits perm
