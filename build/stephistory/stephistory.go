@@ -49,6 +49,9 @@ func (h *History) Remember(stepID string, rec solver.StepRecord) {
 	if had && bytes.HasPrefix(old, []byte(`{"key":"`+rec.Key.String()+`",`)) {
 		return
 	}
+	if rec.Parts == nil && rec.Describe != nil {
+		rec.Parts = rec.Describe()
+	}
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return

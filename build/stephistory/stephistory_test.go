@@ -40,3 +40,32 @@ func TestStepHistorySameKey(t *testing.T) {
 		t.Errorf("a record of a new key was not written")
 	}
 }
+
+// TestStepHistoryDescribesNewKeysOnly: a record's parts are asked of
+// Describe only when its key is new, and are then written.
+func TestStepHistoryDescribesNewKeysOnly(t *testing.T) {
+	db, err := cache.Open(filepath.Join(t.TempDir(), "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h := New(db, "ctx")
+	k1, k2 := llb.DigestStrings("one"), llb.DigestStrings("two")
+	calls := 0
+	describe := func() map[string]string { calls++; return map[string]string{"file:a": "644:aa"} }
+	h.Remember("s", solver.StepRecord{Key: k1, Describe: describe})
+	if err := h.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.Previous("s"); calls != 1 || got.Parts["file:a"] != "644:aa" {
+		t.Fatalf("new key: Describe called %d times, record read back %v; want once, with its parts", calls, got)
+	}
+	h.Remember("s", solver.StepRecord{Key: k1, Describe: describe})
+	if calls != 1 {
+		t.Errorf("the recorded key: Describe called again")
+	}
+	h.Remember("s", solver.StepRecord{Key: k2, Describe: describe})
+	if calls != 2 || len(h.dirty) != 1 {
+		t.Errorf("another key: Describe called %d times in all, %d records to write; want 2 and 1", calls, len(h.dirty))
+	}
+}
