@@ -9,16 +9,21 @@ import (
 	"github.com/builder-dev/builder/solver"
 )
 
-// TestStepHistorySameKey: a step whose key is the one recorded is not
-// written again (its parts follow from the key), one with a new key is,
-// and what Previous reads back is what was remembered.
-func TestStepHistorySameKey(t *testing.T) {
+// newHistory is a History of scope "ctx" in a new state dir's database.
+func newHistory(t *testing.T) *History {
 	db, err := cache.Open(filepath.Join(t.TempDir(), "meta.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	h := New(db, "ctx")
+	t.Cleanup(func() { db.Close() })
+	return New(db, "ctx")
+}
+
+// TestStepHistorySameKey: a step whose key is the one recorded is not
+// written again (its parts follow from the key), one with a new key is,
+// and what Previous reads back is what was remembered.
+func TestStepHistorySameKey(t *testing.T) {
+	h := newHistory(t)
 	k1, k2 := llb.DigestStrings("one"), llb.DigestStrings("two")
 	rec := solver.StepRecord{Key: k1, Parts: map[string]string{"file:a": "644:aa", "file:b": "644:bb"}}
 	h.Remember("s", rec)
@@ -44,12 +49,7 @@ func TestStepHistorySameKey(t *testing.T) {
 // TestStepHistoryDescribesNewKeysOnly: a record's parts are asked of
 // Describe only when its key is new, and are then written.
 func TestStepHistoryDescribesNewKeysOnly(t *testing.T) {
-	db, err := cache.Open(filepath.Join(t.TempDir(), "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	h := New(db, "ctx")
+	h := newHistory(t)
 	k1, k2 := llb.DigestStrings("one"), llb.DigestStrings("two")
 	calls := 0
 	describe := func() map[string]string { calls++; return map[string]string{"file:a": "644:aa"} }

@@ -1,16 +1,11 @@
 package archtest
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,25 +17,7 @@ import (
 // cost a millisecond): compile on first use (sync.OnceValue) or match by
 // hand.
 func TestNoRegexpAtInit(t *testing.T) {
-	cmd := exec.Command("go", "list", "-json", module+"/...")
-	cmd.Env = append(os.Environ(), "GOOS=linux")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.String())
-	}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var p struct {
-			Dir     string
-			GoFiles []string
-		}
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("decoding go list output: %v", err)
-		}
+	for _, p := range goPackages(t) {
 		for _, name := range p.GoFiles {
 			for _, v := range initRegexps(filepath.Join(p.Dir, name)) {
 				t.Error(v)
