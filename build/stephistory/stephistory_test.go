@@ -1,7 +1,9 @@
 package stephistory
 
 import (
+	"fmt"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/builder-dev/builder/cache"
@@ -67,5 +69,28 @@ func TestStepHistoryDescribesNewKeysOnly(t *testing.T) {
 	h.Remember("s", solver.StepRecord{Key: k2, Describe: describe})
 	if calls != 2 || len(h.dirty) != 1 {
 		t.Errorf("another key: Describe called %d times in all, %d records to write; want 2 and 1", calls, len(h.dirty))
+	}
+}
+
+// TestStepHistoryCurrentRecordNotCopied: remembering the key a large
+// record already has (a COPY of 20,000 files has a part each) reads
+// little, rather than copying the record out of the database.
+func TestStepHistoryCurrentRecordNotCopied(t *testing.T) {
+	h := newHistory(t)
+	k := llb.DigestStrings("one")
+	parts := map[string]string{}
+	for i := range 20000 {
+		parts[fmt.Sprintf("file:src/dir%d/file%d", i/100, i)] = "644:0123456789abcdef"
+	}
+	h.Remember("s", solver.StepRecord{Key: k, Parts: parts})
+	if err := h.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	h.Remember("s", solver.StepRecord{Key: k, Describe: func() map[string]string { return parts }})
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Errorf("remembering the recorded key of a %d-part record allocated %d bytes, want at most 64 KiB", len(parts), n)
 	}
 }
