@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -300,13 +301,15 @@ func redactTree(v any) any {
 
 // urlUserinfo matches the user[:password]@ part of URLs inside a longer
 // string, such as "HTTP_PROXY=http://user:pass@proxy:3128" in a step's
-// environment.
-var urlUserinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@`)
+// environment. Compiled on first use, not at every command's start-up.
+var urlUserinfo = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@`)
+})
 
 // RedactURLs masks the user and password of every URL in s.
 func RedactURLs(s string) string {
 	if !strings.Contains(s, "@") {
 		return s
 	}
-	return urlUserinfo.ReplaceAllString(s, "${1}"+redacted+":"+redacted+"@")
+	return urlUserinfo().ReplaceAllString(s, "${1}"+redacted+":"+redacted+"@")
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -262,14 +263,17 @@ func composeSecret(n yaml.Node, f *composeFile) (string, error) {
 	return "", fmt.Errorf("secret %q: want file or environment", ref.Source)
 }
 
-var interpolation = regexp.MustCompile(`\$\$|\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
+// interpolation is compiled on first use, not at every command's start-up.
+var interpolation = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\$\$|\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
+})
 
 // interpolate replaces compose's ${VAR}, $VAR, ${VAR:-default},
 // ${VAR-default}, ${VAR:?error} and ${VAR?error} with values from env;
 // $$ is a literal $.
 func interpolate(src []byte, env map[string]string) ([]byte, error) {
 	var err error
-	out := interpolation.ReplaceAllFunc(src, func(m []byte) []byte {
+	out := interpolation().ReplaceAllFunc(src, func(m []byte) []byte {
 		if string(m) == "$$" {
 			return []byte("$")
 		}

@@ -1,6 +1,10 @@
 package cache
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"bytes"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 var bucketSteps = []byte("steps")
 
@@ -17,6 +21,19 @@ func (d *DB) Step(id string) ([]byte, bool) {
 		return nil
 	})
 	return out, out != nil
+}
+
+// StepHasPrefix reports whether the step record id begins with prefix,
+// without copying it out (a COPY's record has a part per file).
+func (d *DB) StepHasPrefix(id string, prefix []byte) bool {
+	has := false
+	d.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketSteps); b != nil {
+			has = bytes.HasPrefix(b.Get([]byte(id)), prefix)
+		}
+		return nil
+	})
+	return has
 }
 
 // PutSteps stores step records in one transaction.

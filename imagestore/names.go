@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -21,7 +22,10 @@ func Normalise(n string) string {
 // reference grammar: lowercase alphanumerics joined by ".", "_", "__" or
 // dashes. go-containerregistry's weak validation lets "..", "." and empty
 // components through, so names are checked against this too.
-var pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+// Compiled on first use, not at every command's start-up.
+var pathComponent = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+})
 
 // CheckName refuses a name (-t) that is not a valid image reference, so
 // that it is refused before anything is built.
@@ -32,7 +36,7 @@ func CheckName(n string) error {
 	}
 	repo := ref.Context().RepositoryStr()
 	for _, c := range strings.Split(repo, "/") {
-		if !pathComponent.MatchString(c) {
+		if !pathComponent().MatchString(c) {
 			return fmt.Errorf("invalid image name %q: path component %q must be lowercase letters and digits, joined by '.', '_', '__' or '-'", n, c)
 		}
 	}

@@ -17,15 +17,35 @@ type Part struct {
 }
 
 // KeyDescriber is implemented by ops that can list what their last
-// CacheKey covered, so that a cache miss can be explained.
+// CacheKey covered, so that a cache miss can be explained. KeyParts is
+// called after CacheKey, only when an explanation or a new step record
+// needs the parts.
 type KeyDescriber interface {
 	KeyParts() []Part
+}
+
+// FileParts are the parts of a copy of src from a build context whose
+// checksum is sum: a "file:PATH" part per file (files maps each path to a
+// digest of it), or a single "content:SRC" part when files is nil.
+func FileParts(src, sum string, files map[string]string) []Part {
+	if files == nil {
+		return []Part{{Name: "content:" + src, Value: sum}}
+	}
+	parts := make([]Part, 0, len(files))
+	for _, f := range llb.SortedKeys(files) {
+		parts = append(parts, Part{Name: "file:" + f, Value: files[f]})
+	}
+	return parts
 }
 
 // StepRecord is what a step's key covered in an earlier build.
 type StepRecord struct {
 	Key   digest.Digest     `json:"key"`
 	Parts map[string]string `json:"parts"`
+	// Describe, when Parts is nil, gives them: a History that has a record
+	// of Key already need not make them (a COPY of a large context has a
+	// part per file, and a no-op rebuild has a record of every step).
+	Describe func() map[string]string `json:"-"`
 }
 
 // History remembers step records between builds. Remember may batch; the
@@ -120,7 +140,10 @@ func (s *Solver) parts(v *llb.Vertex) map[string]string {
 	s.mu.Lock()
 	p := s.keyParts[v.Digest()]
 	s.mu.Unlock()
-	return p
+	if p == nil {
+		return nil
+	}
+	return p()
 }
 
 // record notes v's key for the next build's explanations.
@@ -128,7 +151,7 @@ func (s *Solver) record(v *llb.Vertex, key digest.Digest) {
 	if s.history == nil || v.Meta().StepID == "" {
 		return
 	}
-	s.history.Remember(v.Meta().StepID, StepRecord{Key: key, Parts: s.parts(v)})
+	s.history.Remember(v.Meta().StepID, StepRecord{Key: key, Describe: func() map[string]string { return s.parts(v) }})
 }
 
 func sortedNames(a, b map[string]string) []string {

@@ -89,7 +89,7 @@ type Solver struct {
 	// reported holds the vertices already reported as cached.
 	reported map[digest.Digest]bool
 	// keyParts holds what each vertex's key covered.
-	keyParts map[digest.Digest]map[string]string
+	keyParts map[digest.Digest]func() map[string]string
 	history  History
 	opsMemo  map[digest.Digest]Op
 	// cancelled names the steps stopped because another one failed.
@@ -144,7 +144,7 @@ func New(ops func(*llb.Vertex) (Op, error), cache Cache, progress Progress, para
 		results:  map[digest.Digest]*once[Result]{},
 		index:    map[digest.Digest]int{},
 		reported: map[digest.Digest]bool{},
-		keyParts: map[digest.Digest]map[string]string{},
+		keyParts: map[digest.Digest]func() map[string]string{},
 		opsMemo:  map[digest.Digest]Op{},
 	}
 }
@@ -227,15 +227,23 @@ func (s *Solver) CacheKey(ctx context.Context, v *llb.Vertex) (digest.Digest, er
 		if err != nil {
 			return "", s.vertexError(v, err)
 		}
-		parts := map[string]string{"op": llb.DigestStrings(v.Op().Kind()).String()}
-		if d, ok := op.(KeyDescriber); ok {
-			for _, p := range d.KeyParts() {
+		// Made when an explanation or a new step record asks: a cached
+		// step needs neither.
+		parts := sync.OnceValue(func() map[string]string {
+			var own []Part
+			if d, ok := op.(KeyDescriber); ok {
+				own = d.KeyParts()
+			}
+			parts := make(map[string]string, 1+len(own)+len(inputs))
+			parts["op"] = llb.DigestStrings(v.Op().Kind()).String()
+			for _, p := range own {
 				parts[p.Name] = p.Value
 			}
-		}
-		for i, in := range inputs {
-			parts[fmt.Sprintf("input:%d", i)] = in.String()
-		}
+			for i, in := range inputs {
+				parts[fmt.Sprintf("input:%d", i)] = in.String()
+			}
+			return parts
+		})
 		s.mu.Lock()
 		s.keyParts[v.Digest()] = parts
 		s.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/builder-dev/builder/source/loopback"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -81,14 +82,13 @@ func (p RetryPolicy) RemoteOptions(ctx context.Context, kc authn.Keychain) []rem
 	}
 }
 
-// transport is the HTTP transport below auth: inner (nil for
-// go-containerregistry's default) with Retry-After honoured. The retries of go-containerregistry
-// wrap it.
+// transport is the HTTP transport below auth and go-containerregistry's retries: inner (nil
+// for its default) with Retry-After honoured and loopback registries pinged over plain HTTP.
 func (p RetryPolicy) transport(inner http.RoundTripper) http.RoundTripper {
 	if inner == nil {
 		inner = remote.DefaultTransport
 	}
-	return &retryAfterTransport{inner: inner, max: p.MaxRetryAfter, attempts: p.Attempts}
+	return &retryAfterTransport{inner: loopback.Transport(inner), max: p.MaxRetryAfter, attempts: p.Attempts}
 }
 
 // retryAfterTransport waits as long as a 429 or 503 answer's Retry-After

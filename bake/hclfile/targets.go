@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -59,8 +60,9 @@ func (e *targetEval) attributes(b *hcl.Block) (hcl.Attributes, error) {
 	return a, nil
 }
 
-// validName is what buildx accepts as a target name.
-var validName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+// validName is what buildx accepts as a target name (compiled on first
+// use, not at every command's start-up).
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]+$`) })
 
 // decode gives sink the targets of block b: one, or with a matrix one per
 // combination, named by the name attribute, and a group of the block's
@@ -101,7 +103,7 @@ func (e *targetEval) decode(sink Sink, b *hcl.Block) error {
 				return err
 			}
 		}
-		if !validName.MatchString(t.Name) {
+		if !validName().MatchString(t.Name) {
 			return fmt.Errorf("bake: %s: target name %q: only letters, digits, - and _ are allowed", b.DefRange, t.Name)
 		}
 		if slices.Contains(names, t.Name) {

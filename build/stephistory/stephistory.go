@@ -3,7 +3,6 @@
 package stephistory
 
 import (
-	"bytes"
 	"encoding/json"
 	"sync"
 
@@ -42,18 +41,19 @@ func (h *History) Previous(stepID string) (solver.StepRecord, bool) {
 
 func (h *History) Remember(stepID string, rec solver.StepRecord) {
 	id := h.scope + "\x00" + stepID
-	old, had := h.db.Step(id)
 	// What a key covers follows from the key: a record of this key is
-	// current, and a no-op rebuild then encodes no parts (a COPY of a
-	// large context has one per file).
-	if had && bytes.HasPrefix(old, []byte(`{"key":"`+rec.Key.String()+`",`)) {
+	// current, and a no-op rebuild then neither reads the record out nor
+	// makes and encodes the parts (a COPY of a large context has one per
+	// file). A record of another key differs from the new one from its
+	// first bytes on.
+	if h.db.StepHasPrefix(id, []byte(`{"key":"`+rec.Key.String()+`",`)) {
 		return
+	}
+	if rec.Parts == nil && rec.Describe != nil {
+		rec.Parts = rec.Describe()
 	}
 	raw, err := json.Marshal(rec)
 	if err != nil {
-		return
-	}
-	if had && bytes.Equal(old, raw) {
 		return
 	}
 	h.mu.Lock()

@@ -31,6 +31,24 @@ var longFuncs = map[string]string{}
 // TestSizes counts the non-test Go files of every package of the module
 // (as go list sees them for linux).
 func TestSizes(t *testing.T) {
+	for _, p := range goPackages(t) {
+		rel, _ := relative(p.ImportPath)
+		for _, v := range sizeViolations(rel, p.Dir, p.GoFiles) {
+			t.Error(v)
+		}
+	}
+}
+
+// goPackage is a package of the module as go list sees it for linux.
+type goPackage struct {
+	ImportPath string
+	Dir        string
+	GoFiles    []string
+}
+
+// goPackages lists the packages of the module, for linux.
+func goPackages(t *testing.T) []goPackage {
+	t.Helper()
 	cmd := exec.Command("go", "list", "-json", module+"/...")
 	cmd.Env = append(os.Environ(), "GOOS=linux")
 	var stderr bytes.Buffer
@@ -39,22 +57,16 @@ func TestSizes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, stderr.String())
 	}
+	var pkgs []goPackage
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for {
-		var p struct {
-			ImportPath string
-			Dir        string
-			GoFiles    []string
-		}
+		var p goPackage
 		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
+			return pkgs
 		} else if err != nil {
 			t.Fatalf("decoding go list output: %v", err)
 		}
-		rel, _ := relative(p.ImportPath)
-		for _, v := range sizeViolations(rel, p.Dir, p.GoFiles) {
-			t.Error(v)
-		}
+		pkgs = append(pkgs, p)
 	}
 }
 

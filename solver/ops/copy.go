@@ -19,8 +19,8 @@ type copyOp struct {
 	w  *Worker
 	op llb.CopyOp
 	v  *llb.Vertex
-	// parts are what the last CacheKey covered, for explanations.
-	parts []solver.Part
+	// parts give what the last CacheKey covered, made only when explaining.
+	parts []func() []solver.Part
 	// extra holds the context checksums CacheKey computed.
 	extra []string
 }
@@ -66,12 +66,7 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 				return "", err
 			}
 			parts = append(parts, m, sum)
-			if files == nil {
-				o.parts = append(o.parts, solver.Part{Name: "content:" + m, Value: sum})
-			}
-			for _, f := range llb.SortedKeys(files) {
-				o.parts = append(o.parts, solver.Part{Name: "file:" + f, Value: files[f]})
-			}
+			o.parts = append(o.parts, func() []solver.Part { return solver.FileParts(m, sum, files()) })
 		}
 	}
 	if parts == nil {
@@ -130,7 +125,11 @@ func (o *copyOp) ContentKey(ctx context.Context, inputs []solver.Result) (digest
 // KeyParts implements solver.KeyDescriber: the instruction, and each file
 // from the context it selected.
 func (o *copyOp) KeyParts() []solver.Part {
-	return append([]solver.Part{{Name: "instruction", Value: string(mustJSON(o.op))}}, o.parts...)
+	parts := []solver.Part{{Name: "instruction", Value: string(mustJSON(o.op))}}
+	for _, p := range o.parts {
+		parts = append(parts, p()...)
+	}
+	return parts
 }
 
 func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (solver.Result, error) {

@@ -10,17 +10,26 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 )
 
 // ErrNoGit is returned when the git command is not installed.
 var ErrNoGit = errors.New("git is not installed on this host; install it (apt-get install git) to ADD a git repository")
 
-var commitRe = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
-
-// IsCommit reports whether ref is a full commit hash (SHA-1 or SHA-256).
-func IsCommit(ref string) bool { return commitRe.MatchString(ref) }
+// IsCommit reports whether ref is a full commit hash (SHA-1 or SHA-256):
+// 40 or 64 lowercase hex digits. (Not a regexp: compiling one at start-up
+// cost every builder command half a millisecond.)
+func IsCommit(ref string) bool {
+	if len(ref) != 40 && len(ref) != 64 {
+		return false
+	}
+	for _, c := range []byte(ref) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // git runs the git command with prompts off and without the user's or the
 // system's configuration, so a build does not depend on them.

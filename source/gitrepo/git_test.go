@@ -75,3 +75,18 @@ func TestResolveAndCheckout(t *testing.T) {
 		t.Errorf("checkout of v1: f = %q, %v", b, err)
 	}
 }
+
+// TestIsCommit: full SHA-1 and SHA-256 hashes in lowercase hex only.
+func TestIsCommit(t *testing.T) {
+	sha1 := "0123456789abcdef0123456789abcdef01234567"
+	sha256 := sha1 + "0123456789abcdef01234567"
+	for ref, want := range map[string]bool{
+		sha1: true, sha256: true, sha1[:39]: false, sha1 + "8": false, sha256 + "0": false,
+		"0123456789ABCDEF0123456789abcdef01234567": false, "g123456789abcdef0123456789abcdef01234567": false,
+		"main": false, "": false, "refs/heads/" + sha1[:29]: false,
+	} {
+		if got := IsCommit(ref); got != want {
+			t.Errorf("IsCommit(%q) = %v, want %v", ref, got, want)
+		}
+	}
+}

@@ -179,22 +179,47 @@ func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[\\") }
 // File contents are hashed in parallel; with a SumCache, a file whose size,
 // times and inode are unchanged since it was last hashed is not read again.
 func (t *Tree) Checksum(rel string, extra *patternmatcher.PatternMatcher) (string, error) {
-	sum, _, err := t.checksum(rel, extra, false)
+	sum, _, err := t.checksum(rel, extra)
 	return sum, err
 }
 
 // maxDetail bounds how many files ChecksumDetail describes one by one.
 const maxDetail = 10000
 
-// ChecksumDetail is Checksum that also returns a short digest of each
-// file it covered (type, mode, content or link target), by path relative to
-// the tree, for explaining cache misses. Past maxDetail files the detail
-// is left out.
-func (t *Tree) ChecksumDetail(rel string, extra *patternmatcher.PatternMatcher) (string, map[string]string, error) {
-	return t.checksum(rel, extra, true)
+// ChecksumDetail is Checksum that also returns what describes each file it
+// covered: a function giving a short digest of each (type, mode, content
+// or link target) by path relative to the tree, for explaining cache
+// misses. Past maxDetail files it gives nil. The descriptions are made
+// only when asked for: a rebuild that finds the step cached explains
+// nothing, and a large context would cost it a map of every file.
+func (t *Tree) ChecksumDetail(rel string, extra *patternmatcher.PatternMatcher) (string, func() map[string]string, error) {
+	sum, entries, err := t.checksum(rel, extra)
+	if err != nil || len(entries) > maxDetail {
+		return sum, func() map[string]string { return nil }, err
+	}
+	return sum, sync.OnceValue(func() map[string]string { return describe(rel, entries) }), nil
 }
 
-func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail bool) (string, map[string]string, error) {
+// describe maps each entry's path (below rel) to its type, mode and content
+// digest or link target.
+func describe(rel string, entries []*entry) map[string]string {
+	files := make(map[string]string, len(entries))
+	for _, e := range entries {
+		v := strconv.FormatUint(uint64(e.mode), 8)
+		switch {
+		case e.mode.IsRegular():
+			v += ":" + hex.EncodeToString(e.sum[:8])
+		case e.mode&fs.ModeSymlink != 0:
+			v += ":" + e.link
+		}
+		files[path.Join(rel, e.relPath())] = v
+	}
+	return files
+}
+
+// checksum returns the checksum of what rel selects and the entries it
+// covered.
+func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher) (string, []*entry, error) {
 	walked := time.Now()
 	entries, err := t.collect(rel, extra)
 	if err != nil {
@@ -202,20 +227,6 @@ func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail
 	}
 	if err := t.hashFiles(entries, walked, t.treeID(rel, extra)); err != nil {
 		return "", nil, fmt.Errorf("checksumming %s: %w", rel, err)
-	}
-	var files map[string]string
-	if detail && len(entries) <= maxDetail {
-		files = make(map[string]string, len(entries))
-		for _, e := range entries {
-			v := strconv.FormatUint(uint64(e.mode), 8)
-			switch {
-			case e.mode.IsRegular():
-				v += ":" + hex.EncodeToString(e.sum[:8])
-			case e.mode&fs.ModeSymlink != 0:
-				v += ":" + e.link
-			}
-			files[path.Join(rel, e.relPath())] = v
-		}
 	}
 	h := sha256.New()
 	buf := make([]byte, 0, hashBuf)
@@ -243,7 +254,7 @@ func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail
 		}
 	}
 	h.Write(buf)
-	return hex.EncodeToString(h.Sum(nil)), files, nil
+	return hex.EncodeToString(h.Sum(nil)), entries, nil
 }
 
 // entry is one file COPY selects, with its content digest once known. Its

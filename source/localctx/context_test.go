@@ -1,6 +1,7 @@
 package localctx
 
 import (
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -221,5 +222,32 @@ func TestChecksumSymlinkStaysInContext(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, outside, "secret"), []byte("changed in the context"), 0o644)
 	if after, _ := tree.Checksum("link", nil); after == before {
 		t.Fatal("Checksum(link) did not change with the file the link names inside the context")
+	}
+}
+
+// TestChecksumDetail: the checksum is Checksum's, and the detail, made
+// when asked, names every file below the source by its path in the tree.
+func TestChecksumDetail(t *testing.T) {
+	dir := makeTree(t, map[string]string{"src/a": "aaaa", "src/sub/b": "bbbb", "other": "x"})
+	os.Symlink("a", filepath.Join(dir, "src/link"))
+	tree, _ := NewTree(dir, nil)
+	want, err := tree.Checksum("src", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, detail, err := tree.ChecksumDetail("src", nil)
+	if err != nil || sum != want {
+		t.Fatalf("ChecksumDetail = %s, %v; want %s as Checksum", sum, err, want)
+	}
+	a := mustHash(t, filepath.Join(dir, "src/a"))
+	files := detail()
+	if got, want := files["src/a"], "644:"+hex.EncodeToString(a[:8]); got != want {
+		t.Errorf("detail of src/a = %q, want %q", got, want)
+	}
+	if got := files["src/link"]; !strings.HasSuffix(got, ":a") {
+		t.Errorf("detail of src/link = %q, want its target", got)
+	}
+	if _, ok := files["src/sub/b"]; !ok || len(files) != 5 {
+		t.Errorf("detail = %v, want src, src/a, src/link, src/sub and src/sub/b", files)
 	}
 }

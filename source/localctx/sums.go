@@ -68,8 +68,9 @@ func (t *Tree) settleMargin() time.Duration {
 // the sum cache where it is still valid, else by reading it. walked is when
 // the walk that listed entries started; treeID names the tree's record.
 func (t *Tree) hashFiles(entries []*entry, walked time.Time, treeID []byte) error {
-	var files []*entry
-	var keys []FileKey
+	// Sized once: a large context's appends would copy them many times.
+	files := make([]*entry, 0, len(entries))
+	keys := make([]FileKey, 0, len(entries))
 	for _, e := range entries {
 		if e.mode.IsRegular() {
 			files = append(files, e)

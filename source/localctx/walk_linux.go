@@ -3,6 +3,8 @@
 package localctx
 
 import (
+	"bytes"
+	"encoding/binary"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -88,7 +90,9 @@ func walk(top string, serial bool, filter func(dir *dirInfo, name string, isDir 
 }
 
 // readDir lists one directory: the entries filter includes, and the
-// subdirectories to descend into.
+// subdirectories to descend into. The directory's names share one string
+// and are stat'ed relative to its fd, so that checking a large unchanged
+// context costs a stat per file and few allocations.
 func readDir(dir, sub string, buf []byte, filter func(dir *dirInfo, name string, isDir bool) (include, descend bool)) ([]*entry, []string, error) {
 	di := &dirInfo{path: dir, rel: sub}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -96,15 +100,18 @@ func readDir(dir, sub string, buf []byte, filter func(dir *dirInfo, name string,
 		return nil, nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(fd)
-	names, err := readNames(fd, buf)
+	all, ends, err := readNames(fd, buf)
 	if err != nil {
 		return nil, nil, &os.PathError{Op: "readdir", Path: dir, Err: err}
 	}
 	// One allocation for the directory's entries, not one each.
-	block := make([]entry, 0, len(names))
-	local := make([]*entry, 0, len(names))
+	block := make([]entry, 0, len(ends))
+	local := make([]*entry, 0, len(ends))
 	var subdirs []string
-	for _, name := range names {
+	start := 0
+	for _, end := range ends {
+		name := all[start:end]
+		start = end
 		var st unix.Stat_t
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return nil, nil, &os.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
@@ -135,26 +142,67 @@ func readDir(dir, sub string, buf []byte, filter func(dir *dirInfo, name string,
 	return local, subdirs, nil
 }
 
-// direntBuf is the size of a walker's getdents buffer. A variable, so that
-// the buffer is on the heap: 64 KiB on a goroutine's stack makes it grow
-// (and be copied) to 128 KiB.
-var direntBuf = 64 << 10
-
-// readNames lists a directory's entries with few getdents calls: a large
-// buffer, and no netpoller registration as os.File would attempt.
-func readNames(fd int, buf []byte) ([]string, error) {
-	var names []string
+// readNames lists a directory's entries ("." and ".." left out) with few
+// getdents calls (a large buffer, and no netpoller registration as os.File
+// would attempt): all names in one string, and where each ends.
+func readNames(fd int, buf []byte) (string, []int, error) {
+	var names []byte
+	var ends []int
 	for {
 		n, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		if n <= 0 {
-			return names, nil
+			return string(names), ends, nil
 		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+		if names == nil {
+			// A record is about 24 bytes for a short name: room for
+			// most directories' names without growing.
+			names = make([]byte, 0, n)
+			ends = make([]int, 0, n/24+1)
+		}
+		for rec := buf[:n]; len(rec) > 0; {
+			name, reclen, ok := direntName(rec)
+			if !ok {
+				return "", nil, unix.EIO
+			}
+			rec = rec[reclen:]
+			if len(name) == 0 || string(name) == "." || string(name) == ".." {
+				continue
+			}
+			names = append(names, name...)
+			ends = append(ends, len(names))
+		}
 	}
 }
+
+// direntName returns the name of the linux_dirent64 record at the start of
+// rec ("" for an absent entry) and the record's length.
+func direntName(rec []byte) (name []byte, reclen int, ok bool) {
+	const nameOff = 19 // d_ino 8, d_off 8, d_reclen 2, d_type 1
+	if len(rec) < nameOff {
+		return nil, 0, false
+	}
+	reclen = int(binary.NativeEndian.Uint16(rec[16:18]))
+	if reclen < nameOff || reclen > len(rec) {
+		return nil, 0, false
+	}
+	if binary.NativeEndian.Uint64(rec[0:8]) == 0 {
+		// An entry without an inode is absent (as ParseDirent has it).
+		return nil, reclen, true
+	}
+	name = rec[nameOff:reclen]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	return name, reclen, true
+}
+
+// direntBuf is the size of a walker's getdents buffer. A variable, so that
+// the buffer is on the heap: 64 KiB on a goroutine's stack makes it grow
+// (and be copied) to 128 KiB.
+var direntBuf = 64 << 10
