@@ -39,8 +39,9 @@ func TestStepIsOneMetadataWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := db.Writes() - before; n != 2 {
-		t.Errorf("2 steps that missed the cache made %d metadata write transactions, want 2 (one each)", n)
+	// The second step's record may share the first's transaction.
+	if n := db.Writes() - before; n < 1 || n > 2 {
+		t.Errorf("2 steps that missed the cache made %d metadata write transactions, want 1 or 2 (at most one each)", n)
 	}
 	keys, err := db.Keys()
 	if err != nil {
@@ -57,8 +58,8 @@ func TestStepIsOneMetadataWrite(t *testing.T) {
 	if _, err := db.Snapshot(r.Snapshot); errors.Is(err, cache.ErrNotFound) {
 		t.Errorf("the result's snapshot %s has no record", r.Snapshot)
 	}
-	if len(w.unrecorded) != 0 {
-		t.Errorf("%d snapshot records left unwritten", len(w.unrecorded))
+	if n := w.recs().Pending(); n != 0 {
+		t.Errorf("%d snapshot records left unwritten", n)
 	}
 }
 
@@ -78,12 +79,13 @@ func TestFailedRecordDropsTheSnapshot(t *testing.T) {
 	if err := snaps.Prepare(id); err != nil {
 		t.Fatal(err)
 	}
-	w := &Worker{DB: db, Snapshots: snaps, unrecorded: map[string]cache.Snapshot{id: {ID: id}}}
-	db.Close() // RecordStep fails on a closed database
+	w := &Worker{DB: db, Snapshots: snaps}
+	w.recs().Committed(cache.Snapshot{ID: id})
+	db.Close() // RecordSteps fails on a closed database
 	if err := w.Record(t.Context(), solver.Result{Snapshot: id}, llb.DigestStrings("key")); err == nil {
 		t.Fatal("Record on a closed database succeeded")
 	}
-	if len(w.unrecorded) != 0 {
+	if w.recs().Pending() != 0 {
 		t.Errorf("the failed record stays in the Worker")
 	}
 	if snaps.Exists(id) {
