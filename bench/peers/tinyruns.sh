@@ -14,6 +14,7 @@
 #   STRACE=log ...                         # + each sync call, its file and time
 #   STRACE=proc ...                        # + each process started
 #   PROFILE=1 ...                          # + a CPU profile per build
+#   PERF=1 ...                             # + perf record -g of the build and its children
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${PEERS_CACHE:-/var/tmp/builder-peers}
@@ -57,6 +58,7 @@ timed() {
 	local pre=()
 	# -w: wall time in the calls; --seccomp-bpf: no stop at other calls.
 	[ -n "${STRACE:-}" ] && pre=(strace -c -w -f --seccomp-bpf -e trace=syncfs,fsync,fdatasync -o "$out/strace-$name.txt")
+	[ -n "${PERF:-}" ] && pre=(perf record -q -g -o "$out/perf-$name.data" --)
 	[ "${STRACE:-}" = proc ] && pre=(strace -f -tt -e trace=execve,clone,clone3,vfork,exit_group -o "$out/strace-$name.txt")
 	[ "${STRACE:-}" = log ] && pre=(strace -f -tt -T -y --seccomp-bpf -e trace=syncfs,fsync,fdatasync -o "$out/strace-$name.txt")
 	BUILDER_CPUPROFILE=${PROFILE:+$out/cpu-$name.pprof} /usr/bin/time -o "$out/time-$name.txt" -f '%e s wall, %U s user, %S s sys' \
