@@ -28,17 +28,7 @@ mkdir -p "$out" "$cache"
 # shellcheck source=bench/peers/workfs.sh
 . "$here/workfs.sh"
 workfs_mount "$cache/tinyruns-disk.img" 4G
-for port in $(shuf -i 20000-60000 -n 50); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
-done
-reg=127.0.0.1:$port
-printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' "$work/registry" "$reg" >"$work/registry.yml"
-docker-registry serve "$work/registry.yml" >"$out/registry.log" 2>&1 &
-pids+=("$!")
-for i in $(seq 100); do
-	curl -s -o /dev/null "http://$reg/v2/" && break
-	sleep 0.1
-done
+workfs_registry "$out/registry.log"
 # The base, as run.sh makes it.
 mkdir -p "$work/busybox" "$work/ctx"
 cp "$(command -v busybox)" "$work/busybox/busybox"

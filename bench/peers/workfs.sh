@@ -25,3 +25,23 @@ workfs_cleanup() {
 	fi
 	rm -rf "$work" "$workfs_image"
 }
+
+# workfs_registry LOG starts Debian's docker-registry on a free loopback
+# port, storing in $work/registry, logging to LOG, stopped at exit; $reg
+# is its address.
+workfs_registry() {
+	local port i
+	for port in $(shuf -i 20000-60000 -n 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+	done
+	reg=127.0.0.1:$port
+	printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' "$work/registry" "$reg" >"$work/registry.yml"
+	docker-registry serve "$work/registry.yml" >"$1" 2>&1 &
+	pids+=("$!")
+	for i in $(seq 100); do
+		curl -s -o /dev/null "http://$reg/v2/" && return
+		sleep 0.1
+	done
+	echo "the registry did not start (see $1)" >&2
+	return 1
+}
