@@ -99,8 +99,9 @@ type DB struct {
 	root   string
 	leases *coord.Leases
 	ids    idBlock
-	// writes counts this DB's write transactions (see Writes).
-	writes atomic.Uint64
+	// writes counts this DB's write transactions (see Writes), holds its
+	// Holds.
+	writes, holds atomic.Uint64
 }
 
 // LockKey locks key across processes (coord.LockKey) while this process

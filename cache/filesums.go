@@ -3,10 +3,7 @@ package cache
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -14,7 +11,19 @@ import (
 var (
 	bucketFileSums  = []byte("filesums")
 	bucketFileTrees = []byte("filetrees")
+	// bucketFileRoots holds, per root of tree records, when a build last
+	// used one of them (8 bytes, Unix nanoseconds): what Prune drops
+	// first when over its bound.
+	bucketFileRoots = []byte("filesumroots")
+	// metaFileSumsAdded counts the digests stored since the last Prune:
+	// how the automatic GC knows cheaply when to prune them.
+	metaFileSumsAdded = []byte("filesumsAdded")
 )
+
+// RootTouchResolution is how stale a root's last-use time may be before
+// a tree lookup writes it again: a no-op rebuild writes nothing, one a
+// day later one small transaction.
+const RootTouchResolution = 24 * time.Hour
 
 // FileSums remembers the content digests of build context files, so that a
 // rebuild reads only the files whose size, times or inode changed; and of
@@ -95,11 +104,18 @@ func keyMatches(v []byte, k FileKey) bool {
 		binary.LittleEndian.Uint64(v[24:]) == k.Ino
 }
 
-// LookupTree returns the tree record last stored under id.
+// LookupTree returns the tree record last stored under id, and notes its
+// root's use when the last note is older than RootTouchResolution.
 func (f FileSums) LookupTree(id []byte) (TreeSums, bool) {
 	var rec TreeSums
-	found := false
+	found, touch := false, false
+	now := time.Now()
 	f.db.view(func(tx *bolt.Tx) error {
+		if rb := tx.Bucket(bucketFileRoots); rb != nil {
+			touch = rootStale(rb.Get(treeRoot(id)), now)
+		} else {
+			touch = true
+		}
 		b := tx.Bucket(bucketFileTrees)
 		if b == nil {
 			return nil
@@ -115,11 +131,68 @@ func (f FileSums) LookupTree(id []byte) (TreeSums, bool) {
 		found = true
 		return nil
 	})
+	if found && touch {
+		// A failure only makes the root look older to a prune.
+		f.db.update(func(tx *bolt.Tx) error { return touchRoot(tx, id, now) })
+	}
 	return rec, found
 }
 
-// Store remembers file digests and, when tree is not nil, a tree record,
-// in one write transaction; a failure only costs a later re-hash.
+// treeRoot is the root directory a tree record's id names.
+func treeRoot(id []byte) []byte {
+	root, _, _ := bytes.Cut(id, []byte{0})
+	return root
+}
+
+// rootStale says whether a root's last-use time v needs writing again at now.
+func rootStale(v []byte, now time.Time) bool {
+	if len(v) != 8 {
+		return true
+	}
+	last := time.Unix(0, int64(binary.LittleEndian.Uint64(v)))
+	return now.Sub(last) >= RootTouchResolution || last.After(now)
+}
+
+// touchRoot notes that the root of tree record id was used at now.
+func touchRoot(tx *bolt.Tx, id []byte, now time.Time) error {
+	rb, err := tx.CreateBucketIfNotExists(bucketFileRoots)
+	if err != nil {
+		return err
+	}
+	return rb.Put(treeRoot(id), binary.LittleEndian.AppendUint64(nil, uint64(now.UnixNano())))
+}
+
+// countAdded adds n to the digests stored since the last Prune.
+func countAdded(tx *bolt.Tx, n int) error {
+	mb, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	var cur uint64
+	if v := mb.Get(metaFileSumsAdded); len(v) == 8 {
+		cur = binary.LittleEndian.Uint64(v)
+	}
+	return mb.Put(metaFileSumsAdded, binary.LittleEndian.AppendUint64(nil, cur+uint64(n)))
+}
+
+// GCCounts returns, in one read transaction, what the automatic GC looks
+// at after each build: the running usage total (Usage) and how many file
+// digests were stored since the last Prune (an upper bound of their
+// growth: a digest stored again over its old record counts too).
+func (d *DB) GCCounts() (total int64, added int, err error) {
+	err = d.view(func(tx *bolt.Tx) error {
+		total = usage(tx)
+		if v := tx.Bucket(bucketMeta).Get(metaFileSumsAdded); len(v) == 8 {
+			added = int(binary.LittleEndian.Uint64(v))
+		}
+		return nil
+	})
+	return total, added, err
+}
+
+// Store remembers file digests and, when tree is not nil, a tree record
+// (noting its root's use), in one write transaction; a failure only costs
+// a later re-hash.
 func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte, tree *TreeSums) {
 	if len(paths) == 0 && tree == nil {
 		return
@@ -134,8 +207,18 @@ func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte, tree *T
 				return err
 			}
 		}
+		added := len(paths)
+		if tree != nil {
+			added += len(tree.Sums)
+		}
+		if err := countAdded(tx, added); err != nil {
+			return err
+		}
 		if tree == nil {
 			return nil
+		}
+		if err := touchRoot(tx, tree.ID, time.Now()); err != nil {
+			return err
 		}
 		tb, err := tx.CreateBucketIfNotExists(bucketFileTrees)
 		if err != nil {
@@ -150,47 +233,16 @@ func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte, tree *T
 	})
 }
 
-// DropGoneTrees removes the tree records of roots that no longer exist
-// (a CI job's checkout directory, a removed snapshot), which nothing else
-// removes: a record per root and filter would grow without bound. It
-// returns how many it removed. The roots are checked outside the write
-// transaction; a root made again meanwhile only costs a re-hash.
-func (f FileSums) DropGoneTrees() (int, error) {
-	var gone [][]byte
-	err := f.db.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketFileTrees)
-		if b == nil {
-			return nil
+// Count returns how many per-file and tree records are stored.
+func (f FileSums) Count() (files, trees int, err error) {
+	err = f.db.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketFileSums); b != nil {
+			files = b.Stats().KeyN
 		}
-		checked := map[string]bool{} // root: exists
-		return b.ForEach(func(k, _ []byte) error {
-			root, _, _ := bytes.Cut(k, []byte{0})
-			exists, ok := checked[string(root)]
-			if !ok {
-				_, err := os.Lstat(string(root))
-				exists = !errors.Is(err, fs.ErrNotExist)
-				checked[string(root)] = exists
-			}
-			if !exists {
-				gone = append(gone, bytes.Clone(k))
-			}
-			return nil
-		})
-	})
-	if err != nil || len(gone) == 0 {
-		return 0, err
-	}
-	err = f.db.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketFileTrees)
-		for _, k := range gone {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+		if b := tx.Bucket(bucketFileTrees); b != nil {
+			trees = b.Stats().KeyN
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, fmt.Errorf("removing tree records: %w", err)
-	}
-	return len(gone), nil
+	return files, trees, err
 }

@@ -28,11 +28,16 @@ func (d *DB) update(fn func(*bolt.Tx) error) error {
 // costs bbolt two fdatasyncs, the main metadata cost of a step.
 func (d *DB) Writes() uint64 { return d.writes.Load() }
 
+// Holds returns how many times this DB was held (Hold): each may wait for
+// other processes and makes them wait.
+func (d *DB) Holds() uint64 { return d.holds.Load() }
+
 // Hold keeps the database to this process while fn runs: transactions in
 // fn see no other process's changes in between. A prune decides and
 // deletes under it, so that a build elsewhere either finds a record before
 // (and leases it) or not at all. Keep fn short; other processes wait.
 func (d *DB) Hold(fn func() error) error {
+	d.holds.Add(1)
 	if _, err := d.q.Acquire(); err != nil {
 		return err
 	}

@@ -16,7 +16,9 @@ import (
 // names no snapshot, so nothing else keeps a prune in another process from
 // removing it before the image is named or while it is pushed. The
 // exporter wrote them before they were leased, so a prune may have removed
-// one meanwhile: the manifest and config are then written again.
+// one meanwhile: the manifest and config are then written again. The blobs
+// the manifest names are read from raw, not the store, so all of them are
+// leased at once: one hold of the database per image.
 func (u *Use) Exported(ctx context.Context, manifest ocispec.Descriptor, raw, config []byte) error {
 	rewrite := func() error {
 		for _, b := range [][]byte{config, raw} {
@@ -26,7 +28,15 @@ func (u *Use) Exported(ctx context.Context, manifest ocispec.Descriptor, raw, co
 		}
 		return nil
 	}
-	if err := u.LeaseTree(ctx, manifest.Digest, nil, rewrite); err != nil {
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("reading the manifest of image %s: %w", manifest.Digest, err)
+	}
+	ds := append(make([]digest.Digest, 0, 2+len(m.Layers)), manifest.Digest, m.Config.Digest)
+	for _, l := range m.Layers {
+		ds = append(ds, l.Digest)
+	}
+	if err := u.leaseBlobs(ds, rewrite); err != nil {
 		return fmt.Errorf("leasing the blobs of image %s: %w", manifest.Digest, err)
 	}
 	return nil

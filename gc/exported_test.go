@@ -66,3 +66,54 @@ func TestLeaseTreeIndex(t *testing.T) {
 	}
 	builder.FinishUse(ctx, use, &Policy{}, func(w string) { t.Error(w) })
 }
+
+// TestExportedHoldsOnce: Exported leases an image's manifest, config and
+// layers under one hold of the database (a hold makes other processes
+// wait), and a process looking at the leases sees all three.
+func TestExportedHoldsOnce(t *testing.T) {
+	root := t.TempDir()
+	builder := openServing(t, root)
+	ctx, use := startUse(t, builder)
+	cfgRaw := []byte(`{"architecture":"amd64"}`)
+	layer := []byte("layer data")
+	var ds []digest.Digest
+	for _, b := range [][]byte{cfgRaw, layer} {
+		d, err := builder.Content.WriteBytes(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: ocispec.Descriptor{Digest: ds[0]},
+		Layers: []ocispec.Descriptor{{Digest: ds[1]}}}
+	m.SchemaVersion = 2
+	raw, _ := json.Marshal(m)
+	manifest, err := builder.Content.WriteBytes(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds := builder.DB.Holds()
+	if err := use.Exported(ctx, ocispec.Descriptor{Digest: manifest}, raw, cfgRaw); err != nil {
+		t.Fatal(err)
+	}
+	if n := builder.DB.Holds() - holds; n != 1 {
+		t.Errorf("Exported held the database %d times, want 1", n)
+	}
+	other := openCollector(t, root)
+	leases, err := other.DB.Leases()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leased := map[digest.Digest]bool{}
+	for _, l := range leases {
+		for _, b := range l.Blobs {
+			leased[b] = true
+		}
+	}
+	for _, d := range []digest.Digest{manifest, ds[0], ds[1]} {
+		if !leased[d] {
+			t.Errorf("blob %s of the exported image is not in the build's lease", d)
+		}
+	}
+	builder.FinishUse(ctx, use, &Policy{}, func(w string) { t.Error(w) })
+}

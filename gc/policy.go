@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/builder-dev/builder/cache"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,6 +16,10 @@ type Policy struct {
 	// KeepStorage is the most bytes the state directory's cache may hold
 	// before the least recently used records go; 0 disables the GC.
 	KeepStorage int64
+	// FileDigests is the most context file digests kept (0:
+	// cache.DefaultMaxFileDigests); the GC prunes them once a quarter of
+	// that was added since it last did.
+	FileDigests int
 }
 
 // KeepStorageEnv overrides the default GC policy's limit: a size such as
@@ -41,7 +46,8 @@ func DefaultPolicy(root string) (Policy, error) {
 
 // autoGC prunes least recently used cache when the running total, with
 // builder serve's project directories, exceeds the policy's limit (nil:
-// DefaultPolicy). The check costs one read transaction and a directory
+// DefaultPolicy), and prunes the context file digest records when enough
+// were added. The check costs one read transaction and a directory
 // listing (and a statfs for the default policy). It reports whether it
 // ran.
 func (s *Collector) autoGC(ctx context.Context, policy *Policy) (bool, error) {
@@ -57,16 +63,36 @@ func (s *Collector) autoGC(ctx context.Context, policy *Policy) (bool, error) {
 	if p.KeepStorage <= 0 {
 		return false, nil
 	}
-	total, err := s.DB.Usage()
+	total, added, err := s.DB.GCCounts()
 	if err != nil {
 		return false, err
+	}
+	sums, err := s.autoPruneFileSums(p.FileDigests, added)
+	if err != nil {
+		return sums, err
 	}
 	projects := &PruneReport{}
 	left, err := s.pruneProjects(PruneOptions{KeepStorage: p.KeepStorage}, total, projects)
 	if err != nil || total+left <= p.KeepStorage {
-		return projects.Projects > 0, err
+		return sums || projects.Projects > 0, err
 	}
 	_, err = s.prune(ctx, PruneOptions{KeepStorage: max(p.KeepStorage-left, 1)}, s.leases.all(), false)
+	return true, err
+}
+
+// autoPruneFileSums prunes the context file digest records when a quarter
+// of maxDigests (0: the default) was added since the last prune, so that
+// they stay under about 1.25 times the bound. It reports whether it ran.
+func (s *Collector) autoPruneFileSums(maxDigests, added int) (bool, error) {
+	if maxDigests <= 0 {
+		maxDigests = cache.DefaultMaxFileDigests
+	}
+	if added < max(maxDigests/4, 1) {
+		return false, nil
+	}
+	// Directories only: looking at every file would stall the end of a
+	// build for seconds at a million records; `builder prune` does.
+	_, err := s.DB.FileSums().Prune(cache.FileSumsPolicy{MaxDigests: maxDigests, DirsOnly: true})
 	return true, err
 }
 

@@ -39,6 +39,9 @@ type PruneReport struct {
 	Kept int
 	// Projects is the context directories of builder serve removed.
 	Projects int
+	// FileSums is the records of context file digests removed (files
+	// gone or changed, contexts unused or over the bound).
+	FileSums int
 	// Freed is the bytes of the removed layer directories and blobs.
 	Freed int64
 	// Before and After are the total sizes around the prune.
@@ -89,6 +92,14 @@ func (s *Collector) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, 
 	if err == nil && opt.All {
 		err = s.pruneCacheMounts(ctx, rep, opt.DryRun)
 	}
+	if err == nil && !opt.DryRun {
+		// The file digest memory, which nothing else removes (a CI job's
+		// checkout directory per build); opt.Until is how long a build
+		// context no build used keeps its records.
+		var pruned cache.FileSumsPruned
+		pruned, err = s.DB.FileSums().Prune(cache.FileSumsPolicy{MaxAge: opt.Until})
+		rep.FileSums = pruned.Files + pruned.Trees
+	}
 	return rep, err
 }
 
@@ -114,11 +125,6 @@ func (s *Collector) prune(ctx context.Context, opt PruneOptions, ls []gcplan.Lea
 		rep, err = s.pruneHeld(ctx, opt, append(ls, others...), dropKept, measured.Sizes)
 		return err
 	})
-	if err == nil && !opt.DryRun {
-		// Tree records of build contexts that are gone, which nothing
-		// else removes (a CI job's checkout directory).
-		_, err = s.DB.FileSums().DropGoneTrees()
-	}
 	return rep, err
 }
 

@@ -58,6 +58,9 @@ func (rep *PruneReport) Summary() string {
 	if rep.Projects > 0 {
 		c = Plural(rep.Projects, "project context") + ", " + c
 	}
+	if rep.FileSums > 0 {
+		c += " (and " + Plural(rep.FileSums, "context file digest record") + ")"
+	}
 	return c
 }
 

@@ -25,10 +25,9 @@ workfs_cleanup() {
 	fi
 	rm -rf "$work" "$workfs_image"
 }
-
-# workfs_registry LOG starts Debian's docker-registry on a free loopback
-# port, storing in $work/registry, logging to LOG, stopped at exit; $reg
-# is its address.
+# workfs_registry LOG starts docker-registry on a free loopback port (one
+# where a connection is refused), storing in $work/registry and logging to
+# LOG; it sets $reg to its address and adds it to $pids.
 workfs_registry() {
 	local port i
 	for port in $(shuf -i 20000-60000 -n 50); do
@@ -39,7 +38,7 @@ workfs_registry() {
 	docker-registry serve "$work/registry.yml" >"$1" 2>&1 &
 	pids+=("$!")
 	for i in $(seq 100); do
-		curl -s -o /dev/null "http://$reg/v2/" && return
+		curl -s -o /dev/null "http://$reg/v2/" && return 0
 		sleep 0.1
 	done
 	echo "the registry did not start (see $1)" >&2

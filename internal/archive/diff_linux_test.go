@@ -97,3 +97,59 @@ func TestDiffDepth(t *testing.T) {
 		t.Fatalf("a tree %d deep: %v, want ErrTooDeep naming the directory", MaxDepth+1, err)
 	}
 }
+
+// TestDiffStatOfListedRegular: an entry listed as a regular file is
+// stat'ed through the descriptor it is read by; one replaced since the
+// listing (a FIFO, a symlink) is stat'ed by name as what it now is, and
+// not left open (nor blocked on).
+func TestDiffStatOfListedRegular(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"file", "fifo", "link"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("hello"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dirfd)
+	entries, err := listEntries(dirfd, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The swaps, after the listing.
+	for _, n := range []string{"fifo", "link"} {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("file", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		mode uint32
+		open bool
+	}{"file": {unix.S_IFREG, true}, "fifo": {unix.S_IFIFO, false}, "link": {unix.S_IFLNK, false}}
+	for i := range entries {
+		e := &entries[i]
+		if !e.regular {
+			t.Errorf("listEntries: %s not listed as a regular file", e.name)
+		}
+		f := entryFile{dir: dirfd, name: e.name, path: filepath.Join(dir, e.name), fd: -1}
+		if err := f.stat(e); err != nil {
+			t.Fatalf("stat(%s) = %v", e.name, err)
+		}
+		w := want[e.name]
+		if got := e.st.Mode & unix.S_IFMT; got != w.mode || (f.fd >= 0) != w.open {
+			t.Errorf("stat(%s): type %#o, open %v; want %#o, open %v", e.name, got, f.fd >= 0, w.mode, w.open)
+		}
+		if w.open && e.st.Size != 5 {
+			t.Errorf("stat(%s): size %d, want 5", e.name, e.st.Size)
+		}
+		f.close()
+	}
+}

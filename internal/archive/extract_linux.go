@@ -425,6 +425,9 @@ func (x *extractor) setXattrs(p string, hdr *tar.Header) error {
 		if err == nil {
 			continue
 		}
+		if n == "security.capability" && errors.Is(err, unix.EINVAL) {
+			return CapabilityError(p, err)
+		}
 		if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EPERM) {
 			if n == "security.capability" && os.Geteuid() == 0 {
 				return fmt.Errorf("setting file capability (xattr %s) on %s: %w; the image would lose a capability its program needs", n, p, err)

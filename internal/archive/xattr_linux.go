@@ -5,6 +5,7 @@ package archive
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,29 @@ func ListXattrs(p string, buf *[]byte) ([]string, error) {
 // buf is a reusable buffer.
 func GetXattr(p, name string, buf *[]byte) (string, error) {
 	return xattrSource{path: p, fd: -1}.get(name, buf)
+}
+
+// ListXattrsFd and GetXattrFd are ListXattrs and GetXattr of the open
+// file fd (p names it in errors), for a caller whose thread may not see
+// the file by its path.
+func ListXattrsFd(fd int, p string, buf *[]byte) ([]string, error) {
+	return xattrSource{path: p, fd: fd}.list(buf)
+}
+
+func GetXattrFd(fd int, p, name string, buf *[]byte) (string, error) {
+	return xattrSource{path: p, fd: fd}.get(name, buf)
+}
+
+// CapabilityError is the error of setting the file capability
+// (security.capability) of p. The kernel refuses with EINVAL a malformed
+// value and, in a user namespace (rootless), a version 3 capability whose
+// root user the namespace does not map.
+func CapabilityError(p string, err error) error {
+	const what = "setting the file capability (security.capability) of %s: %w"
+	if errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf(what+": the value is malformed, or its root user (a version 3 capability's rootid) is not mapped in this rootless build's user namespace", p, err)
+	}
+	return fmt.Errorf(what, p, err)
 }
 
 // xattrSource reads the xattrs of a file through its descriptor when it

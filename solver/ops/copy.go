@@ -39,7 +39,7 @@ func (o *copyOp) local() (llb.LocalOp, bool) {
 func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Digest, error) {
 	l, ok := o.local()
 	if !ok {
-		return opKey(o.op, in), nil
+		return opKey(o.op, in, filecopy.XattrsKeyParts(len(in) > 1)...), nil
 	}
 	if o.extra != nil {
 		// Asked again with inputs' contents for keys: the files are the same.
@@ -104,6 +104,8 @@ func (o *copyOp) ContentKey(ctx context.Context, inputs []solver.Result) (digest
 			return err
 		}
 		tree.Serial = true
+		// The copy keeps xattrs: a source rebuilt with others reruns it.
+		tree.Xattrs = filecopy.AppendXattrs
 		for _, src := range o.op.Sources {
 			matches, err := tree.Match(src)
 			if err != nil {

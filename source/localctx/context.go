@@ -37,6 +37,10 @@ type Tree struct {
 	// Serial keeps all work on the calling goroutine: needed when Root is
 	// mounted in a mount namespace private to the calling thread.
 	Serial bool
+	// Xattrs, when set, appends to b what a copy keeps of the extended
+	// attributes of the regular file (reg) or directory at p: a checksum
+	// then changes with them (filecopy.AppendXattrs).
+	Xattrs func(b []byte, p string, reg bool) ([]byte, error)
 
 	settleOnce sync.Once
 	settle     time.Duration // see settleMargin
@@ -227,6 +231,11 @@ func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher, detail
 		case mode&fs.ModeSymlink != 0:
 			buf = append(buf, e.link...)
 			buf = append(buf, 0)
+		}
+		if t.Xattrs != nil && (mode.IsRegular() || mode.IsDir()) {
+			if buf, err = t.Xattrs(buf, e.hostPath(), mode.IsRegular()); err != nil {
+				return "", nil, fmt.Errorf("checksumming %s: %w", rel, err)
+			}
 		}
 		if len(buf) > hashBuf-4<<10 {
 			h.Write(buf)

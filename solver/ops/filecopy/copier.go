@@ -35,12 +35,18 @@ type copier struct {
 	// keepOwners keeps the source entries' owners (COPY --from without
 	// --chown).
 	keepOwners bool
-	// workers, when set, bounds the files copied at once by workers;
-	// without it every file is copied in turn.
-	workers chan struct{}
+	// workers bounds the batches of files of a directory copied at once;
+	// below 2 every file is copied in turn, on the walk's thread.
+	workers int
+	// xattrs is which extended attributes are copied (xattr.go).
+	xattrs xattrKeep
 	// inodes maps the source inode of a hard-linked file to its first
 	// copy, so that later links to it become hard links too.
 	inodes map[uint64]string
+	// euid, egid and umask are the walk thread's (umask -1: unknown),
+	// read by readCreds when the first batch of files is copied.
+	euid, egid, umask int
+	credsRead         bool
 	// depth is how many directories below the source the walk is.
 	depth int
 }

@@ -26,8 +26,10 @@ import (
 // ending in "/" (or an existing directory, or several sources) is a
 // directory to copy into; ADD unpacks a local archive. Entries copied from
 // another stage or image (keepOwners) keep their owners unless --chown is
-// given; context entries become 0:0, as in BuildKit. chown is op.Chown
-// resolved in root by the caller (nil without --chown).
+// given; context entries become 0:0, as in BuildKit. Entries from another
+// stage or image also keep their user.* xattrs and file capabilities
+// (xattr.go). chown is op.Chown resolved in root by the caller (nil
+// without --chown).
 func Copy(ctx context.Context, root string, tree *localctx.Tree, op llb.CopyOp, keepOwners bool, chown *archive.Owner) error {
 	c, err := newCopier(ctx, root, tree, op, keepOwners, chown)
 	if err != nil {
@@ -71,7 +73,7 @@ func CopyTree(ctx context.Context, dir string, tree *localctx.Tree, rel string) 
 // newCopier sets up a copier for op: its --chown owner, --chmod and
 // --exclude.
 func newCopier(ctx context.Context, root string, tree *localctx.Tree, op llb.CopyOp, keepOwners bool, chown *archive.Owner) (*copier, error) {
-	c := &copier{ctx: ctx, tree: tree, add: op.Add, keepOwners: keepOwners && chown == nil}
+	c := &copier{ctx: ctx, tree: tree, add: op.Add, keepOwners: keepOwners && chown == nil, xattrs: xattrsFor(keepOwners)}
 	// The roots are the caller's and may be reached through a symlink (a
 	// context directory that is one): they are resolved once here, as
 	// every directory below them is opened without following a symlink.
@@ -86,9 +88,7 @@ func newCopier(ctx context.Context, root string, tree *localctx.Tree, op llb.Cop
 	}
 	// Small files cost system calls more than bytes: copying them on
 	// every core shortens a COPY of many.
-	if n := runtime.GOMAXPROCS(0); n > 1 {
-		c.workers = make(chan struct{}, min(n, 4))
-	}
+	c.workers = min(runtime.GOMAXPROCS(0), 4)
 	if chown != nil {
 		c.uid, c.gid, c.chown = chown.UID, chown.GID, true
 	}
