@@ -91,7 +91,7 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		RunMounts: runMounts.mounts,
 		Network:   network,
 		Insecure:  o.op.Security == llb.SecurityInsecure,
-		ElideSync: true, // Commit's syncfs makes the layer durable
+		ElideSync: true, // a syncfs before its record makes the layer durable
 		ShmSize:   o.op.ShmSize,
 		Resources: o.limits(),
 		Usage:     &usage,
