@@ -77,3 +77,26 @@ RUN apt-get update -q && apt-get install -y -q --no-install-recommends curl ca-c
 		t.Errorf("usr/bin/curl is not in the step's layer")
 	}
 }
+
+// TestStepSyncElided checks where the sync calls are elided: in a build's
+// RUN steps (busybox's `sync FILE` fsyncs /dev/null, which fails with
+// EINVAL when the call runs), not in them with $BUILDER_STEP_FSYNC=run,
+// and never in `builder run`, whose container is not a layer that Commit
+// makes durable.
+func TestStepSyncElided(t *testing.T) {
+	base := busyboxBase(t)
+	st := openState(t, t.TempDir())
+	df := `FROM {{BASE}}
+RUN sync /dev/null 2>/dev/null; echo "sync $?" > /elided
+`
+	files, _ := mustBuild(t, st, base, writeContext(t, nil), df, build.Options{Tags: []string{"sync:1"}})
+	checkContent(t, files, "elided", "sync 0")
+	if got := runImage(t, st, "sync:1", "sh", "-c", `sync /dev/null 2>/dev/null; echo "sync $?"`); got != "sync 1\n" {
+		t.Errorf("builder run: %q, want sync 1 (the call ran)", got)
+	}
+
+	t.Setenv("BUILDER_STEP_FSYNC", "run")
+	st = openState(t, t.TempDir())
+	files, _ = mustBuild(t, st, base, writeContext(t, nil), df, build.Options{})
+	checkContent(t, files, "elided", "sync 1")
+}

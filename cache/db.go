@@ -316,15 +316,30 @@ func (d *DB) Record(key digest.Digest, r Result) error { return d.RecordStep(nil
 // naming a snapshot without its record. The caller has made the layer
 // durable (snapshot Commit) before.
 func (d *DB) RecordStep(snap *Snapshot, r Result, keys ...digest.Digest) error {
+	return d.RecordSteps([]Step{{Snapshot: snap, Result: r, Keys: keys}})
+}
+
+// Step is one step's records for RecordSteps: RecordStep's arguments.
+type Step struct {
+	Snapshot *Snapshot
+	Result   Result
+	Keys     []digest.Digest
+}
+
+// RecordSteps is RecordStep for several steps in one transaction (one
+// pair of fsyncs): the steps whose layers one flush made durable.
+func (d *DB) RecordSteps(steps []Step) error {
 	return d.update(func(tx *bolt.Tx) error {
-		if snap != nil {
-			if err := put(tx, bucketSnapshots, snap.ID, snap); err != nil {
-				return err
+		for _, st := range steps {
+			if st.Snapshot != nil {
+				if err := put(tx, bucketSnapshots, st.Snapshot.ID, st.Snapshot); err != nil {
+					return err
+				}
 			}
-		}
-		for _, k := range keys {
-			if err := put(tx, bucketKeys, k.String(), r); err != nil {
-				return err
+			for _, k := range st.Keys {
+				if err := put(tx, bucketKeys, k.String(), st.Result); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

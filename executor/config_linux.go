@@ -5,6 +5,7 @@ import (
 
 	"github.com/builder-dev/builder/executor/mountpoints"
 	"github.com/builder-dev/builder/executor/sandboxinit"
+	"github.com/builder-dev/builder/executor/seccompprog"
 )
 
 // A setting the init applies (inside the sandbox: mounts, limits, what it
@@ -35,7 +36,7 @@ func newInitConfig(spec Spec, nw netPlan) (sandboxinit.Config, error) {
 	if spec.Insecure {
 		return cfg, nil
 	}
-	prog, err := defaultSeccomp()
+	prog, err := seccompprog.For(spec.ElideSync)
 	if err != nil {
 		return cfg, fmt.Errorf("executor: seccomp: %w", err)
 	}

@@ -64,6 +64,11 @@ type Spec struct {
 	// Insecure keeps every capability and leaves /proc and /sys unmasked
 	// (RUN --security=insecure).
 	Insecure bool `json:"insecure,omitempty"`
+	// ElideSync answers the process's fsync, fdatasync, sync_file_range
+	// and syncfs with success without running them (seccompprog.For): for
+	// a build step, whose layer a syncfs makes durable before a cache
+	// record names it. Not for a container a user keeps using.
+	ElideSync bool `json:"-"`
 	// ExtraHosts are "IP HOST" lines added to the sandbox's /etc/hosts
 	// (--add-host).
 	ExtraHosts []HostIP `json:"extraHosts,omitempty"`

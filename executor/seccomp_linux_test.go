@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/executor/seccompprog"
 	"github.com/builder-dev/builder/internal/userns"
 	"golang.org/x/sys/unix"
 )
@@ -73,6 +74,16 @@ var probes = map[string]func(arg string) string{
 	"ptrace_host": func(pid string) string {
 		n, _ := strconv.Atoi(pid)
 		return errName(unix.PtraceAttach(n))
+	},
+	"sync_closed": func(string) string {
+		// On a descriptor that is not open, a sync call that runs fails
+		// with EBADF; an elided one succeeds.
+		const closed = 1 << 20
+		var got []string
+		for _, nr := range []uintptr{unix.SYS_FSYNC, unix.SYS_FDATASYNC, unix.SYS_SYNCFS, unix.SYS_SYNC_FILE_RANGE} {
+			got = append(got, errnoOf(unix.Syscall(nr, closed, 0, 0)))
+		}
+		return strings.Join(got, " ")
 	},
 	"workload": func(string) string { return goWorkload() },
 	"euid":     func(string) string { return strconv.Itoa(os.Geteuid()) },
@@ -335,5 +346,32 @@ out/src/l 0:0 symbolic link 0,0
 workload ok`
 	if got := mustRun(t, spec); got != want {
 		t.Errorf("workload printed\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestSeccompElideSync runs the sync calls on a closed descriptor in a
+// sandbox: they run (EBADF) unless the Spec elides them, as a build
+// step's does, and $BUILDER_STEP_FSYNC=run makes them run again.
+func TestSeccompElideSync(t *testing.T) {
+	lower := newBusyboxRootfs(t)
+	for _, tc := range []struct {
+		elide bool
+		env   string
+		want  string
+	}{
+		{false, "", "EBADF EBADF EBADF EBADF"},
+		{true, "", "ok ok ok ok"},
+		{true, "run", "EBADF EBADF EBADF EBADF"},
+		{false, "elide", "EBADF EBADF EBADF EBADF"},
+	} {
+		t.Setenv(seccompprog.StepFsyncEnv, tc.env)
+		s := newSandbox(t, lower)
+		spec := s.spec("/probe")
+		spec.ElideSync = tc.elide
+		spec.Env = append(spec.Env, probeEnv+"=sync_closed")
+		bindSelf(t, &spec)
+		if got, want := mustRun(t, spec), "sync_closed "+tc.want; got != want {
+			t.Errorf("ElideSync %v, $%s=%q: probe printed %q, want %q", tc.elide, seccompprog.StepFsyncEnv, tc.env, got, want)
+		}
 	}
 }

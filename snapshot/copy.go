@@ -53,7 +53,12 @@ func (s *copySnapshotter) Prepare(id string, parents ...string) error {
 // Commit stores the difference between the root directory and the
 // parents' view as the layer, then removes the workdir and syncs.
 func (s *copySnapshotter) Commit(id string) error {
-	return s.commit(id, func() error { return s.commitCopy(id) })
+	return s.commit(id, true, func() error { return s.commitCopy(id) })
+}
+
+// CommitUnsynced is Commit without the sync.
+func (s *copySnapshotter) CommitUnsynced(id string) error {
+	return s.commit(id, false, func() error { return s.commitCopy(id) })
 }
 
 // Mounts is a read-write bind of the snapshot's root directory.

@@ -20,7 +20,12 @@ func (s *overlaySnapshotter) Prepare(id string, _ ...string) error { return s.pr
 
 // Commit removes the workdir and syncs the layer.
 func (s *overlaySnapshotter) Commit(id string) error {
-	return s.commit(id, func() error { return nil })
+	return s.commit(id, true, func() error { return nil })
+}
+
+// CommitUnsynced removes the workdir.
+func (s *overlaySnapshotter) CommitUnsynced(id string) error {
+	return s.commit(id, false, func() error { return nil })
 }
 
 // UpperDir is the layer directory itself.

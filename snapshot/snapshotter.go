@@ -75,6 +75,14 @@ type Snapshotter interface {
 	// crash after Commit returns does not lose it. The snapshot must no
 	// longer be mounted.
 	Commit(id string) error
+	// CommitUnsynced is Commit without the flush: id is immutable, and
+	// durable only once a Sync that began after CommitUnsynced returned
+	// has returned. Until then no record that outlives a crash may name
+	// it. Several layers then cost one flush.
+	CommitUnsynced(id string) error
+	// Sync flushes every layer committed so far (one syncfs of root's
+	// file system, which journaled file systems pay with a commit).
+	Sync() error
 	// View returns a read-only mount of parents (parents[0] is the
 	// top-most). With no parents it is a read-only bind of an empty
 	// directory.
@@ -249,9 +257,9 @@ func (s *layout) prepare(id string) error {
 }
 
 // commit makes id immutable: it runs seal (the implementation's part),
-// removes the workdir and flushes the layer to disk, so that a crash after
-// Commit returns does not lose it.
-func (s *layout) commit(id string, seal func() error) error {
+// removes the workdir and, with flush, flushes the layer to disk, so that
+// a crash after Commit returns does not lose it.
+func (s *layout) commit(id string, flush bool, seal func() error) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
@@ -265,8 +273,19 @@ func (s *layout) commit(id string, seal func() error) error {
 	if err := removeAll(s.work(id)); err != nil {
 		return fmt.Errorf("committing snapshot %s: removing workdir: %w", id, err)
 	}
+	if !flush {
+		return nil
+	}
 	if err := syncFS(s.FS(id)); err != nil {
 		return fmt.Errorf("committing snapshot %s: %w", id, err)
+	}
+	return nil
+}
+
+// Sync flushes the file system of root: every layer committed so far.
+func (s *layout) Sync() error {
+	if err := syncFS(s.root); err != nil {
+		return fmt.Errorf("flushing snapshots: %w", err)
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ var snapshotterChecks = []snapshotterCheck{
 	{"Lifecycle", false, checkLifecycle},
 	{"BadIDs", false, checkBadIDs},
 	{"EmptyCommit", false, checkEmptyCommit},
+	{"UnsyncedCommit", true, checkUnsyncedCommit},
 	{"WriteThroughMounts", true, checkWriteThroughMounts},
 	{"ChangeFromLowerLayer", true, checkChangeFromLowerLayer},
 	{"DeletedInChild", true, checkDeletedInChild},
@@ -134,6 +135,30 @@ func write(t *testing.T, p, content string) {
 	t.Helper()
 	must(t, os.MkdirAll(filepath.Dir(p), 0o755))
 	must(t, os.WriteFile(p, []byte(content), 0o644))
+}
+
+// checkUnsyncedCommit: CommitUnsynced seals the layer as Commit does
+// (the workdir gone, the layer final, a parent for the next snapshot);
+// only the flush is left to Sync.
+func checkUnsyncedCommit(t *testing.T, s Snapshotter) {
+	must(t, s.Prepare("a"))
+	err := s.WithMounts(t.Context(), [][]Mount{s.Mounts("a", nil)}, func(roots []string) error {
+		write(t, filepath.Join(roots[0], "f"), "x")
+		return nil
+	})
+	must(t, err)
+	must(t, s.CommitUnsynced("a"))
+	if _, err := os.Lstat(layoutOf(t, s).work("a")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the workdir after CommitUnsynced: %v, want it gone", err)
+	}
+	if got := layerNames(t, s, "a"); !slices.Equal(got, []string{"f"}) {
+		t.Errorf("layer after CommitUnsynced = %v, want [f]", got)
+	}
+	must(t, s.Sync())
+	step(t, s, "b", []string{"a"}, func(root string) { write(t, filepath.Join(root, "g"), "y") })
+	if got := strings.Join(view(t, s, "b", "a"), " "); !strings.Contains(got, "f ----------=x g ----------=y") {
+		t.Errorf("view of b on a = %v, want f (x) and g (y)", got)
+	}
 }
 
 func checkLifecycle(t *testing.T, s Snapshotter) {

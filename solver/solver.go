@@ -100,6 +100,11 @@ type Solver struct {
 	// stepTimeout, when positive, bounds each step's Run, and the key
 	// of a LoggingKeyer (a download).
 	stepTimeout time.Duration
+	// recording counts the records recordLater is writing; recorded is
+	// signalled when it falls to zero; recordErr is the first failure.
+	recording int
+	recorded  sync.Cond
+	recordErr error
 }
 
 // SetStepTimeout makes every step that runs longer than d fail, naming the
@@ -137,7 +142,7 @@ func New(ops func(*llb.Vertex) (Op, error), cache Cache, progress Progress, para
 	if progress == nil {
 		progress = discard{}
 	}
-	return &Solver{
+	s := &Solver{
 		ops: ops, cache: cache, progress: progress,
 		adm:      newAdmission(parallelism),
 		keys:     map[digest.Digest]*once[digest.Digest]{},
@@ -147,6 +152,8 @@ func New(ops func(*llb.Vertex) (Op, error), cache Cache, progress Progress, para
 		keyParts: map[digest.Digest]func() map[string]string{},
 		opsMemo:  map[digest.Digest]Op{},
 	}
+	s.recorded.L = &s.mu
+	return s
 }
 
 // Solve returns root's result, running whatever is not cached. A nil root is
@@ -164,6 +171,12 @@ func (s *Solver) Solve(ctx context.Context, root *llb.Vertex) (Result, error) {
 	})
 	s.mu.Unlock()
 	r, err := s.result(ctx, root)
+	// The results are what the records name: none is returned before
+	// they are written (also when a step failed, so that nothing writes
+	// to the state dir after the build).
+	if rerr := s.waitRecords(); err == nil {
+		err = rerr
+	}
 	var ve *VertexError
 	if errors.As(err, &ve) {
 		s.mu.Lock()
@@ -318,16 +331,17 @@ func (s *Solver) build(ctx context.Context, v *llb.Vertex) (Result, error) {
 			return r, nil
 		}
 	}
+	unlock := func() {}
 	if useCache {
 		// Locked before taking a slot: waiting for another process
 		// costs none.
-		unlock, r, ok, err := s.lockKeys(ctx, v, st.key, st.contentKey)
-		if err != nil || ok {
+		var r Result
+		var ok bool
+		if unlock, r, ok, err = s.lockKeys(ctx, v, st.key, st.contentKey); err != nil || ok {
 			return r, err
 		}
-		defer unlock()
 	}
-	return s.run(ctx, st)
+	return s.run(ctx, st, unlock)
 }
 
 // step is a vertex that missed the cache, ready to run: its op, its keys
@@ -341,8 +355,14 @@ type step struct {
 }
 
 // run runs a step's op when admitted (see admission) and the step timeout,
-// reports it, and records its result under both keys.
-func (s *Solver) run(ctx context.Context, st step) (Result, error) {
+// reports it, and records its result under both keys (recordLater, which
+// calls unlock after; if nothing is recorded, unlock is called on return).
+func (s *Solver) run(ctx context.Context, st step, unlock func()) (Result, error) {
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
 	v := st.v
 	m, err := s.adm.acquire(ctx)
 	if err != nil {
@@ -386,9 +406,8 @@ func (s *Solver) run(ctx context.Context, st step) (Result, error) {
 		if st.contentKey != st.key {
 			keys = append(keys, st.contentKey)
 		}
-		if err := s.cache.Record(ctx, r, keys...); err != nil {
-			return Result{}, s.vertexError(v, fmt.Errorf("recording the result: %w", err))
-		}
+		s.recordLater(ctx, v, r, keys, unlock)
+		unlock = nil
 	}
 	s.record(v, st.key)
 	s.emit(v, Event{Kind: Completed, Duration: time.Since(start), Usage: log.reported()})

@@ -490,7 +490,7 @@ results() {
 	echo
 	echo "- machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r)"
 	echo "- load average (1, 5, 15 min) at the start: ${load_start}; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "- builder $("$builder" version 2>/dev/null | awk '{ print $NF; exit }') at $(git -C "$repo" rev-parse --short HEAD) (steps' fsync elided: $([ "${BUILDER_STEP_FSYNC:-}" = elide ] && echo yes || echo no)); $("$bk/buildkitd" --version | awk '{ print "BuildKit", $3 }') (runc worker, gc off); $(buildah --version | cut -d' ' -f1-3) (overlay, runc, --layers); $(runc --version | head -1)"
+	echo "- builder $("$builder" version 2>/dev/null | awk '{ print $NF; exit }') at $(git -C "$repo" rev-parse --short HEAD) (steps' fsync elided: $([ "${BUILDER_STEP_FSYNC:-}" = run ] && echo no || echo yes)); $("$bk/buildkitd" --version | awk '{ print "BuildKit", $3 }') (runc worker, gc off); $(buildah --version | cut -d' ' -f1-3) (overlay, runc, --layers); $(runc --version | head -1)"
 	echo "- storage: every state dir, context and the registry on a fresh journaled ext4 file system on a loop device (the root file system is ext4 without a journal, slow after large deletes; tmpfs would hide fsync)"
 	echo "- network of RUN steps: each builder's default (builder: private namespace through slirp4netns or pasta; BuildKit: host, no CNI configured; Buildah: CNI bridge)"
 	echo "- cold: empty build cache (builder: new state dir; BuildKit: \`buildctl prune --all\`; Buildah: \`rmi --all\`, cache mounts removed), base image pulled again, pushed to a new repository; no-op: the same build again; touched: one context file changed first"

@@ -13,8 +13,9 @@ var SyncCalls = []string{"fsync", "fdatasync", "sync_file_range", "sync_file_ran
 // ElideSync returns a copy of p under which SyncCalls succeed without
 // running (SECCOMP_RET_ERRNO with errno 0 returns 0). Package managers
 // call fsync thousands of times per step; a step's layer is made durable
-// once instead, by the syncfs of snapshot's Commit before a cache record
-// names it, so a host crash loses nothing the cache trusts.
+// once instead, by a syncfs of the snapshots' file system (snapshot's
+// Sync, see solver/ops/durable) before a cache record names it, so a host
+// crash loses nothing the cache trusts.
 func ElideSync(p *specs.LinuxSeccomp) *specs.LinuxSeccomp {
 	q := *p
 	q.Syscalls = make([]specs.LinuxSyscall, 0, len(p.Syscalls)+1)

@@ -91,6 +91,7 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		RunMounts: runMounts.mounts,
 		Network:   network,
 		Insecure:  o.op.Security == llb.SecurityInsecure,
+		ElideSync: true, // a syncfs before its record makes the layer durable
 		ShmSize:   o.op.ShmSize,
 		Resources: o.limits(),
 		Usage:     &usage,
@@ -101,9 +102,8 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		Cwd:       o.op.Cwd,
 		User:      o.op.User,
 		Hostname:  o.op.Hostname,
-		Stdout:    log,
-		Stderr:    log,
 		StateDir:  state,
+		Stdout:    log, Stderr: log,
 	}
 	for _, h := range o.op.ExtraHosts {
 		spec.ExtraHosts = append(spec.ExtraHosts, executor.HostIP{Host: h.Host, IP: h.IP})

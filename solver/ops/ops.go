@@ -16,6 +16,7 @@ import (
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
+	"github.com/builder-dev/builder/solver/ops/durable"
 	"github.com/builder-dev/builder/solver/ops/layerid"
 	"github.com/builder-dev/builder/source"
 	"github.com/opencontainers/go-digest"
@@ -32,10 +33,15 @@ type Worker struct {
 	// CacheMounts holds the RUN --mount=type=cache directories.
 	CacheMounts string
 
-	// unrecorded holds the records of snapshots committed by steps whose
-	// results the solver has not recorded yet (see commit and Record).
-	mu         sync.Mutex
-	unrecorded map[string]cache.Snapshot
+	// records holds the records of snapshots committed by steps until
+	// a flush made them durable (see commit and Record).
+	recordsOnce sync.Once
+	records     *durable.Records
+}
+
+func (w *Worker) recs() *durable.Records {
+	w.recordsOnce.Do(func() { w.records = &durable.Records{DB: w.DB, Snapshots: w.Snapshots} })
+	return w.records
 }
 
 // Op returns the implementation of v, for solver.New.
@@ -87,25 +93,12 @@ func (w *Worker) Lookup(ctx context.Context, key digest.Digest) (solver.Result, 
 
 // Record implements solver.Cache: the record of the snapshot the step
 // committed, if it is not stored yet, is stored with the keys in one
-// transaction.
+// transaction, after a flush that made the layer durable; steps that
+// finish meanwhile share the flush and the transaction (package durable).
+// If it fails, neither a Worker that serve shares nor the disk keeps the
+// snapshot.
 func (w *Worker) Record(ctx context.Context, r solver.Result, keys ...digest.Digest) error {
-	w.mu.Lock()
-	rec, ok := w.unrecorded[r.Snapshot]
-	w.mu.Unlock()
-	res := cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()}
-	if !ok {
-		return w.DB.RecordStep(nil, res, keys...)
-	}
-	err := w.DB.RecordStep(&rec, res, keys...)
-	w.mu.Lock()
-	delete(w.unrecorded, r.Snapshot)
-	w.mu.Unlock()
-	if err != nil {
-		// The build fails with the step: neither a Worker that serve
-		// shares nor the disk keeps a snapshot nothing names.
-		return errors.Join(err, w.Snapshots.Remove(r.Snapshot))
-	}
-	return nil
+	return w.recs().Record(cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()}, keys...)
 }
 
 // Lowers returns the layer directories' ids of top's chain, top-most first,
@@ -114,7 +107,7 @@ func (w *Worker) Lowers(top string) ([]string, error) {
 	if top == "" {
 		return nil, nil
 	}
-	chain, err := w.DB.Chain(top)
+	chain, err := w.recs().Chain(top)
 	if err != nil {
 		return nil, err
 	}
@@ -144,36 +137,28 @@ func (w *Worker) newLayer(ctx context.Context, parent string) (string, []snapsho
 	return id, w.Snapshots.Mounts(id, lowers), nil
 }
 
-// commit seals snapshot id (layerid.Seal), which makes the layer durable,
-// and leaves its record to the solver's Record of the step's keys, so
-// that a step costs one metadata write. Until then the build's lease
-// (NewSnapshotID) keeps it from GC. On failure it removes the snapshot.
+// commit seals snapshot id (layerid.Seal) without flushing it, and
+// leaves its record to the solver's Record of the step's keys, which
+// writes it once a flush made the layer durable: a step costs no flush of
+// its own. Until then the build's lease (NewSnapshotID) keeps it from GC.
+// On failure it removes the snapshot.
 func (w *Worker) commit(id, parent, description string) (solver.Result, error) {
 	rec, content, err := w.seal(id, parent, description)
 	if err != nil {
 		return solver.Result{}, err
 	}
-	w.mu.Lock()
-	if w.unrecorded == nil {
-		w.unrecorded = map[string]cache.Snapshot{}
-	}
-	w.unrecorded[id] = rec
-	w.mu.Unlock()
+	w.recs().Committed(rec)
 	return solver.Result{Snapshot: id, Content: content}, nil
 }
 
 // commitNow is commit for a snapshot that no key will name (a failed
 // step's, kept for inspection): it is recorded at once.
 func (w *Worker) commitNow(id, parent, description string) (solver.Result, error) {
-	rec, content, err := w.seal(id, parent, description)
+	res, err := w.commit(id, parent, description)
 	if err == nil {
-		err = w.DB.PutSnapshot(rec)
+		err = w.recs().Record(cache.Result{Snapshot: id})
 	}
-	if err != nil {
-		w.Snapshots.Remove(id)
-		return solver.Result{}, err
-	}
-	return solver.Result{Snapshot: id, Content: content}, nil
+	return res, err
 }
 
 // seal seals snapshot id and returns its record and the content digest
@@ -187,7 +172,7 @@ func (w *Worker) seal(id, parent, description string) (cache.Snapshot, digest.Di
 	rec := cache.Snapshot{ID: id, Parent: parent, Empty: empty, Content: content, Description: description, Created: time.Now().UTC()}
 	chain := []cache.Snapshot{rec}
 	if parent != "" {
-		below, err := w.DB.Chain(parent)
+		below, err := w.recs().Chain(parent)
 		if err != nil {
 			w.Snapshots.Remove(id)
 			return cache.Snapshot{}, "", err

@@ -1,13 +1,13 @@
 // Package layerid names layers and snapshot chains by their contents, for
 // the solver's lookups by content, and seals a step's snapshot: committed
-// to disk and described (empty or not, its content digest) in one call.
+// (not yet flushed) and described (empty or not, its content digest) in
+// one call.
 package layerid
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/llb"
@@ -54,35 +54,18 @@ func Layer(ctx context.Context, dir string) (digest.Digest, error) {
 	return digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))), nil
 }
 
-// Seal commits snapshot id (Snapshotter.Commit: durable once it returns)
-// and reports whether its layer is empty and, if not, its content digest
-// (Layer). With overlay the layer directory is final before Commit (the
-// step's mounts are gone), so it is digested while Commit's syncfs waits
-// for the disk: a step's output is read from the page cache during a
-// flush that took 2-30 ms a step (more for large layers) on a journaled
-// ext4. The copy snapshotter makes the layer in Commit, so there it is
+// Seal commits snapshot id without flushing it (Snapshotter.CommitUnsynced:
+// the caller makes it durable with Sync before a record names it) and
+// reports whether its layer is empty and, if not, its content digest
+// (Layer). The copy snapshotter makes the layer in Commit, so it is
 // digested after.
 func Seal(ctx context.Context, snaps snapshot.Snapshotter, id string) (empty bool, content digest.Digest, err error) {
-	describe := func() error {
-		if empty, err = snaps.IsEmpty(id); err != nil || empty {
-			return err
-		}
-		content, err = Layer(ctx, snaps.FS(id))
-		return err
-	}
-	if snaps.CopyMode() {
-		if err := snaps.Commit(id); err != nil {
-			return false, "", err
-		}
-		// describe sets the named results: read them after it returns.
-		err = describe()
-		return empty, content, err
-	}
-	committed := make(chan error, 1)
-	go func() { committed <- snaps.Commit(id) }()
-	derr := describe()
-	if err := errors.Join(<-committed, derr); err != nil {
+	if err := snaps.CommitUnsynced(id); err != nil {
 		return false, "", err
 	}
-	return empty, content, nil
+	if empty, err = snaps.IsEmpty(id); err != nil || empty {
+		return empty, "", err
+	}
+	content, err = Layer(ctx, snaps.FS(id))
+	return false, content, err
 }

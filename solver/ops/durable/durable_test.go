@@ -1,0 +1,198 @@
+package durable
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/snapshot"
+)
+
+// gatedSync is a Snapshotter whose Sync waits for gate, counts its calls
+// and notes which snapshots were committed when each began.
+type gatedSync struct {
+	snapshot.Snapshotter
+	entered chan struct{}
+	gate    chan error
+	mu      sync.Mutex
+	syncs   int
+	commits []string
+	seen    [][]string
+}
+
+func (g *gatedSync) CommitUnsynced(id string) error {
+	err := g.Snapshotter.CommitUnsynced(id)
+	g.mu.Lock()
+	g.commits = append(g.commits, id)
+	g.mu.Unlock()
+	return err
+}
+
+func (g *gatedSync) Sync() error {
+	g.mu.Lock()
+	g.syncs++
+	g.seen = append(g.seen, append([]string(nil), g.commits...))
+	g.mu.Unlock()
+	g.entered <- struct{}{}
+	if err := <-g.gate; err != nil {
+		return err
+	}
+	return g.Snapshotter.Sync()
+}
+
+func setup(t *testing.T) (*Records, *gatedSync, *cache.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := cache.Open(filepath.Join(dir, "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	snaps, err := snapshot.NewSnapshotter(filepath.Join(dir, "snapshots"), snapshot.WithCopy(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedSync{Snapshotter: snaps, entered: make(chan struct{}), gate: make(chan error)}
+	return &Records{DB: db, Snapshots: g}, g, db
+}
+
+// commit makes snapshot id (a file in it) on parent and notes its record.
+func commit(t *testing.T, r *Records, g *gatedSync, id, parent string) {
+	t.Helper()
+	if err := g.Prepare(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(g.UpperDir(id), id), []byte(id), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.CommitUnsynced(id); err != nil {
+		t.Fatal(err)
+	}
+	r.Committed(cache.Snapshot{ID: id, Parent: parent})
+}
+
+func record(r *Records, id string) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- r.Record(cache.Result{Snapshot: id}, llb.DigestStrings("key", id)) }()
+	return done
+}
+
+// waitQueued waits until n records are queued for the next flush.
+func waitQueued(t *testing.T, r *Records, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		r.mu.Lock()
+		q := 0
+		if r.open != nil {
+			q = len(r.open.steps)
+		}
+		r.mu.Unlock()
+		if q == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records queued after 10 s, want %d", q, n)
+		}
+	}
+}
+
+// recorded says whether id has a snapshot record and its key a result.
+func recorded(t *testing.T, db *cache.DB, id string) (snap, key bool) {
+	t.Helper()
+	_, err := db.Snapshot(id)
+	snap = err == nil
+	_, err = db.Lookup(t.Context(), llb.DigestStrings("key", id))
+	return snap, err == nil
+}
+
+// TestRecordOnlyAfterSync holds the flush of a committed layer: until it
+// returns, no record names the layer (a crash then leaves nothing that a
+// later build trusts), while a child step already starts on it (Chain);
+// the records that arrive meanwhile share the next flush and transaction,
+// which begins after their layers were committed.
+func TestRecordOnlyAfterSync(t *testing.T) {
+	r, g, db := setup(t)
+	commit(t, r, g, "a", "")
+	da := record(r, "a")
+	<-g.entered // a's flush began
+	if s, k := recorded(t, db, "a"); s || k {
+		t.Fatalf("while its flush runs, a has a snapshot record %v, a key %v; want neither", s, k)
+	}
+	commit(t, r, g, "b", "a")
+	commit(t, r, g, "c", "b")
+	chain, err := r.Chain("c")
+	if err != nil || len(chain) != 3 || chain[0].ID != "c" || chain[2].ID != "a" {
+		t.Fatalf("Chain(c) before any record = %v, %v; want c, b, a", chain, err)
+	}
+	db1 := db.Writes()
+	dbc := record(r, "b")
+	dc := record(r, "c")
+	waitQueued(t, r, 2)
+	g.gate <- nil
+	if err := <-da; err != nil {
+		t.Fatal(err)
+	}
+	if s, k := recorded(t, db, "a"); !s || !k {
+		t.Fatalf("after its flush, a has a snapshot record %v, a key %v; want both", s, k)
+	}
+	for _, id := range []string{"b", "c"} {
+		if s, k := recorded(t, db, id); s || k {
+			t.Fatalf("before its flush, %s has a snapshot record %v, a key %v; want neither", id, s, k)
+		}
+	}
+	<-g.entered
+	g.gate <- nil
+	for _, d := range []<-chan error{dbc, dc} {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g.syncs != 2 || db.Writes()-db1 != 2 {
+		t.Errorf("3 records, the last 2 queued during the first flush: %d flushes, %d transactions; want 2 and 2", g.syncs, db.Writes()-db1)
+	}
+	if got := g.seen[1]; len(got) != 3 {
+		t.Errorf("the second flush began with %v committed, want a, b and c", got)
+	}
+	if chain, err := db.Chain("c"); err != nil || len(chain) != 3 {
+		t.Errorf("db.Chain(c) = %v, %v; want c, b, a recorded", chain, err)
+	}
+	if r.Pending() != 0 {
+		t.Errorf("%d records pending after all were written", r.Pending())
+	}
+}
+
+// TestFailedSyncRecordsNothing: a flush that fails (as a crash before it
+// would) writes no record, removes the layers, and fails the steps above
+// them too.
+func TestFailedSyncRecordsNothing(t *testing.T) {
+	r, g, db := setup(t)
+	commit(t, r, g, "a", "")
+	da := record(r, "a")
+	<-g.entered
+	commit(t, r, g, "b", "a")
+	db2 := record(r, "b")
+	waitQueued(t, r, 1)
+	g.gate <- errors.New("disk gone")
+	if err := <-da; err == nil {
+		t.Fatal("Record(a) with a failed flush succeeded")
+	}
+	if err := <-db2; err == nil {
+		t.Fatal("Record(b) on a's failed record succeeded")
+	}
+	for _, id := range []string{"a", "b"} {
+		if s, k := recorded(t, db, id); s || k {
+			t.Errorf("%s has a snapshot record %v, a key %v after the failed flush; want neither", id, s, k)
+		}
+		if g.Exists(id) {
+			t.Errorf("%s's layer stays on disk without a record", id)
+		}
+	}
+	if r.Pending() != 0 {
+		t.Errorf("%d records pending after the failure", r.Pending())
+	}
+}
