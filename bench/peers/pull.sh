@@ -34,7 +34,15 @@ for i in $(seq 100); do
 	curl -s -o /dev/null "http://$reg/v2/" && break
 	sleep 0.1
 done
-"$1" build --root "$cache/base-state" --progress quiet --push -t "$reg/debian-dev" --target dev "$cache/debian" >/dev/null
+# The registry storage run.sh kept (debian-dev pushed once) when there is
+# one: pushing from base-state with a binary whose cache keys differ would
+# rebuild debian-dev (minutes).
+if [ -d "$cache/base-registry/docker" ]; then
+	mkdir -p "$work/registry"
+	cp -a "$cache/base-registry/docker" "$work/registry/"
+else
+	"$1" build --root "$cache/base-state" --progress quiet --push -t "$reg/debian-dev" --target dev "$cache/debian" >/dev/null
+fi
 mkdir -p "$work/ctx"
 printf 'ARG REG\nFROM $REG/debian-dev\nRUN true\n' >"$work/ctx/Dockerfile"
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
 	"github.com/docker/go-units"
@@ -24,7 +23,7 @@ var zeroBlock [sparseBlock]byte
 // entries, which archive/tar expands to zeros) or as data. It returns the
 // file's length and the bytes actually written. buf, when given, is the
 // copy buffer; its length should be a multiple of 4 KiB.
-func WriteSparse(f *os.File, r io.Reader, buf []byte) (size, written int64, err error) {
+func WriteSparse(f SparseFile, r io.Reader, buf []byte) (size, written int64, err error) {
 	if len(buf) < sparseBlock {
 		pb := copyBufs.Get().(*[]byte)
 		defer copyBufs.Put(pb)
@@ -57,13 +56,21 @@ func WriteSparse(f *os.File, r io.Reader, buf []byte) (size, written int64, err 
 	return size, written, f.Truncate(size)
 }
 
+// SparseFile is what WriteSparse writes: an *os.File, or a bare
+// descriptor (FdFile).
+type SparseFile interface {
+	io.Writer
+	io.Seeker
+	Truncate(size int64) error
+}
+
 // copyBufs holds WriteSparse's buffers for callers that bring none.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
 // writeChunk writes the non-zero blocks of b at the current offset and
 // seeks over the zero ones, and says whether b ended with zeros. b starts
 // at a block-aligned file offset.
-func writeChunk(f *os.File, b []byte) (written int64, hole bool, err error) {
+func writeChunk(f SparseFile, b []byte) (written int64, hole bool, err error) {
 	for off := 0; off < len(b); {
 		zero := isZero(b[off:min(off+sparseBlock, len(b))])
 		run := min(off+sparseBlock, len(b))
