@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
-	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/internal/blobstream"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/docker/go-units"
@@ -184,7 +183,7 @@ func (p *Puller) unpack(ctx context.Context, id string, desc ocispec.Descriptor,
 // it once blob ended (a download's end: its digest checked) and the tar is diffID.
 func (p *Puller) unpackFrom(ctx context.Context, id string, blob io.Reader, desc ocispec.Descriptor, diffID digest.Digest) ([]string, error) {
 	raw := bufio.NewReaderSize(blob, 64<<10) // a pipe passes 32 KiB a read: more only held memory
-	tarStream, err := archive.Decompress(raw, compressionOf(desc.MediaType))
+	tarStream, err := blobstream.Decompress(raw, compressionOf(desc.MediaType))
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/internal/fdfile"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
@@ -50,7 +51,7 @@ func Extract(ctx context.Context, dir string, tr *tar.Reader, opts Options) (Res
 		return Result{}, err
 	}
 	x := &extractor{root: root, opts: opts, dirs: map[string]*tar.Header{}, implicit: map[string]bool{}, buf: make([]byte, 128<<10),
-		open: map[string]*dirAt{}, madeDirs: map[string]bool{}, uid: os.Geteuid(), gid: os.Getegid(), umask: processUmask()}
+		open: map[string]*dirAt{}, madeDirs: map[string]bool{}, uid: os.Geteuid(), gid: os.Getegid(), umask: fdfile.Umask()}
 	defer x.closeDirs()
 	for {
 		if err := ctx.Err(); err != nil {

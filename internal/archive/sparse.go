@@ -57,7 +57,7 @@ func WriteSparse(f SparseFile, r io.Reader, buf []byte) (size, written int64, er
 }
 
 // SparseFile is what WriteSparse writes: an *os.File, or a bare
-// descriptor (FdFile).
+// descriptor (fdfile.File).
 type SparseFile interface {
 	io.Writer
 	io.Seeker
