@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 
 	"github.com/builder-dev/builder/internal/fdfile"
 	"golang.org/x/sys/unix"
@@ -27,15 +28,8 @@ const maxOpenDirs = 64
 // to. It stays valid while nothing is removed and no symlink or hard link
 // is made in the extraction (see extractor.stale).
 type dirAt struct {
-	fd   int
+	fdfile.Dir
 	path string
-	// ownGID: the directory's group is the extractor's, so a new entry in
-	// it gets that group whether the directory is setgid or the file
-	// system is mounted grpid (both hand down the directory's group).
-	ownGID bool
-	// plainMode: no default ACL, so a new entry's mode is the one asked
-	// for less the umask.
-	plainMode bool
 }
 
 // parentAt returns the directory that holds the clean relative name rel
@@ -49,25 +43,34 @@ func (x *extractor) parentAt(rel string) (*dirAt, error) {
 	if d := x.open[dirRel]; d != nil {
 		return d, nil
 	}
-	parent, err := x.resolveDir(dirRel)
+	d, err := x.openDir(dirRel)
 	if err != nil {
 		return nil, err
-	}
-	fd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: parent, Err: err}
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, &os.PathError{Op: "fstat", Path: parent, Err: err}
 	}
 	if len(x.open) >= maxOpenDirs {
 		x.closeDirs()
 	}
-	d := &dirAt{fd: fd, path: parent, ownGID: int(st.Gid) == x.gid, plainMode: !fdfile.HasDefaultACL(fd)}
 	x.open[dirRel] = d
 	return d, nil
+}
+
+// openDir opens the directory the clean relative name dirRel resolves to:
+// a directory of that name in its parent held open is what resolving
+// would find (nothing to follow), else it is resolved from the root, and
+// made when missing.
+func (x *extractor) openDir(dirRel string) (*dirAt, error) {
+	if up := x.open[path.Dir(dirRel)]; up != nil && dirRel != "." {
+		name := path.Base(dirRel)
+		if d, err := fdfile.OpenDir(up.FD, name); err == nil {
+			return &dirAt{d, filepath.Join(up.path, name)}, nil
+		}
+	}
+	parent, err := x.resolveDir(dirRel)
+	if err != nil {
+		return nil, err
+	}
+	d, err := fdfile.OpenDir(unix.AT_FDCWD, parent)
+	return &dirAt{d, parent}, err
 }
 
 // closeDirs closes the directories held open. Removing an entry, or making
@@ -77,7 +80,7 @@ func (x *extractor) parentAt(rel string) (*dirAt, error) {
 // exactly as it would without them.
 func (x *extractor) closeDirs() {
 	for k, d := range x.open {
-		unix.Close(d.fd)
+		unix.Close(d.FD)
 		delete(x.open, k)
 	}
 	x.stale = false
@@ -103,7 +106,7 @@ func (x *extractor) createAt(d *dirAt, name, p string, hdr *tar.Header, r io.Rea
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		// Owner-writable until finishDirs sets the real mode.
-		exists, err := x.makeAt(p, true, func() error { return unix.Mkdirat(d.fd, name, 0o700) })
+		exists, err := x.makeAt(p, true, func() error { return unix.Mkdirat(d.FD, name, 0o700) })
 		if err != nil {
 			return &os.PathError{Op: "mkdir", Path: p, Err: err}
 		}
@@ -111,7 +114,7 @@ func (x *extractor) createAt(d *dirAt, name, p string, hdr *tar.Header, r io.Rea
 		if exists {
 			delete(x.madeDirs, p)
 		} else {
-			x.madeDirs[p] = d.ownGID
+			x.madeDirs[p] = d.GID == x.gid
 		}
 		return nil
 	case tar.TypeReg, tar.TypeGNUSparse:
@@ -123,7 +126,7 @@ func (x *extractor) createAt(d *dirAt, name, p string, hdr *tar.Header, r io.Rea
 		return x.writeFileAt(d, name, p, hdr, r)
 	case tar.TypeSymlink:
 		x.stale = true
-		if _, err := x.makeAt(p, false, func() error { return unix.Symlinkat(hdr.Linkname, d.fd, name) }); err != nil {
+		if _, err := x.makeAt(p, false, func() error { return unix.Symlinkat(hdr.Linkname, d.FD, name) }); err != nil {
 			return &os.LinkError{Op: "symlink", Old: hdr.Linkname, New: p, Err: err}
 		}
 	case tar.TypeLink:
@@ -137,20 +140,20 @@ func (x *extractor) createAt(d *dirAt, name, p string, hdr *tar.Header, r io.Rea
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		mode := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if _, err := x.makeAt(p, false, func() error { return unix.Mknodat(d.fd, name, mode|0o600, int(dev)) }); err != nil {
+		if _, err := x.makeAt(p, false, func() error { return unix.Mknodat(d.FD, name, mode|0o600, int(dev)) }); err != nil {
 			return &os.PathError{Op: "mknod", Path: p, Err: err}
 		}
 	}
-	return x.metadataAt(d, name, p, hdr, -1)
+	return x.metadataAt(d, name, p, hdr)
 }
 
-// writeFileAt writes the regular file hdr as name in d and applies its
-// metadata through the open file.
+// writeFileAt writes the regular file hdr as name in d, through a bare
+// descriptor, and applies its metadata.
 func (x *extractor) writeFileAt(d *dirAt, name, p string, hdr *tar.Header, r io.Reader) error {
 	perm := uint32(hdr.Mode & 0o777)
 	fd := -1
 	_, err := x.makeAt(p, false, func() (err error) {
-		fd, err = unix.Openat(d.fd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		fd, err = unix.Openat(d.FD, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 		return err
 	})
 	if err != nil {
@@ -159,15 +162,13 @@ func (x *extractor) writeFileAt(d *dirAt, name, p string, hdr *tar.Header, r io.
 	n, w, err := WriteSparse(fdfile.File{FD: fd, Path: p}, r, x.buf)
 	x.res.Size += n
 	x.res.Written += w
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		err = &os.PathError{Op: "close", Path: p, Err: cerr}
+	}
 	if err != nil {
-		unix.Close(fd)
 		return fmt.Errorf("writing %s: %w", p, err)
 	}
-	err = x.metadataAt(d, name, p, hdr, fd)
-	if cerr := unix.Close(fd); err == nil && cerr != nil {
-		err = fmt.Errorf("writing %s: %w", p, &os.PathError{Op: "close", Path: p, Err: cerr})
-	}
-	return err
+	return x.metadataAt(d, name, p, hdr)
 }
 
 // owner is the owner hdr's entry gets, and whether it is set at all.
@@ -182,45 +183,29 @@ func (x *extractor) owner(hdr *tar.Header) (uid, gid int, set bool) {
 }
 
 // metadataAt applies ownership, mode, xattrs and times (in metadata's
-// order) to the entry name just made in d: through fd when it is open (a
-// regular file), else by name. The owner is left when it is the one the
-// kernel gave the new entry; a regular file's mode too, when it was made
-// with its mode and neither the umask nor a default ACL took bits off.
-func (x *extractor) metadataAt(d *dirAt, name, p string, hdr *tar.Header, fd int) error {
-	if uid, gid, set := x.owner(hdr); set && !(uid == x.uid && gid == x.gid && d.ownGID) {
-		var err error
-		if fd >= 0 {
-			err = unix.Fchown(fd, uid, gid)
-		} else {
-			err = unix.Fchownat(d.fd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
-		}
-		if err != nil {
+// order) to the entry name just made in d. The owner is left when it is
+// the one the kernel gave the new entry; a regular file's mode too, when
+// neither the umask nor a default ACL took bits off the mode it was made
+// with.
+func (x *extractor) metadataAt(d *dirAt, name, p string, hdr *tar.Header) error {
+	if uid, gid, set := x.owner(hdr); set && !(uid == x.uid && gid == x.gid && d.GID == x.gid) {
+		if err := unix.Fchownat(d.FD, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return &os.PathError{Op: "lchown", Path: p, Err: err}
 		}
 	}
 	mode := uint32(hdr.Mode & 0o7777)
-	madeWithMode := fd >= 0 && d.plainMode && x.umask >= 0 && mode&^0o777 == 0 && mode&uint32(x.umask) == 0
-	switch {
-	case hdr.Typeflag == tar.TypeSymlink, madeWithMode:
-	case fd >= 0:
+	file := hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeGNUSparse
+	if made := file && !d.DefaultACL && x.umask >= 0 && mode&^0o777 == 0 && mode&uint32(x.umask) == 0; !made && hdr.Typeflag != tar.TypeSymlink {
 		// The raw bits, so setuid, setgid and sticky carry over as they
 		// are in the tar (the chown above cleared setuid and setgid).
-		if err := unix.Fchmod(fd, mode); err != nil {
-			return &os.PathError{Op: "chmod", Path: p, Err: err}
-		}
-	default:
-		if err := unix.Fchmodat(d.fd, name, mode, 0); err != nil {
+		if err := unix.Fchmodat(d.FD, name, mode, 0); err != nil {
 			return &os.PathError{Op: "chmod", Path: p, Err: err}
 		}
 	}
-	set := func(n string, v []byte) error { return unix.Lsetxattr(p, n, v, 0) }
-	if fd >= 0 {
-		set = func(n string, v []byte) error { return unix.Fsetxattr(fd, n, v, 0) }
-	}
-	if err := x.setXattrs(p, hdr, set); err != nil {
+	if err := x.setXattrs(p, hdr); err != nil {
 		return err
 	}
-	if err := unix.UtimesNanoAt(d.fd, name, entryTimes(hdr), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.UtimesNanoAt(d.FD, name, entryTimes(hdr), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return &os.PathError{Op: "utimensat", Path: p, Err: err}
 	}
 	return nil

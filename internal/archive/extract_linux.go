@@ -348,7 +348,7 @@ func (x *extractor) metadata(p string, hdr *tar.Header) error {
 			return &os.PathError{Op: "chmod", Path: p, Err: err}
 		}
 	}
-	if err := x.setXattrs(p, hdr, func(n string, v []byte) error { return unix.Lsetxattr(p, n, v, 0) }); err != nil {
+	if err := x.setXattrs(p, hdr); err != nil {
 		return err
 	}
 	return setTimes(p, hdr)
@@ -381,8 +381,7 @@ func toTimespec(t time.Time) unix.Timespec {
 	return unix.NsecToTimespec(t.UnixNano())
 }
 
-// setXattrs applies hdr's xattrs, but overlay's, to p through set.
-func (x *extractor) setXattrs(p string, hdr *tar.Header, set func(name string, value []byte) error) error {
+func (x *extractor) setXattrs(p string, hdr *tar.Header) error {
 	var names []string
 	for k := range hdr.PAXRecords {
 		if n, ok := strings.CutPrefix(k, PAXXattr); ok && !IsOverlayXattr(n) {
@@ -391,7 +390,7 @@ func (x *extractor) setXattrs(p string, hdr *tar.Header, set func(name string, v
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		err := set(n, []byte(hdr.PAXRecords[PAXXattr+n]))
+		err := unix.Lsetxattr(p, n, []byte(hdr.PAXRecords[PAXXattr+n]), 0)
 		if err == nil {
 			continue
 		}

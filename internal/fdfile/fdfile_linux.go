@@ -3,9 +3,9 @@
 // Package fdfile makes files through bare descriptors, for code that
 // makes thousands of them (a layer's unpacking): File writes without the
 // set-up of an os.File (os.OpenFile costs four fcntl calls and an
-// epoll_ctl on a regular file), and Umask and HasDefaultACL tell which
-// mode the kernel gives a new file, so that a chmod can be left out when
-// it would change nothing.
+// epoll_ctl on a regular file), and Dir and Umask tell which owner and
+// mode the kernel gives a new file, so that a chown or chmod can be left
+// out when it would change nothing.
 package fdfile
 
 import (
@@ -73,10 +73,31 @@ var Umask = sync.OnceValue(func() int {
 	return int(m)
 })
 
-// HasDefaultACL reports whether the directory open at fd has a default
-// ACL, which replaces the umask for what is made in it; an error other
-// than "none" counts as having one.
-func HasDefaultACL(fd int) bool {
-	_, err := unix.Fgetxattr(fd, "system.posix_acl_default", nil)
-	return !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP)
+// Dir is a directory open at FD, and what the kernel gives what is made
+// in it.
+type Dir struct {
+	FD int
+	// GID is its group. A new entry gets it when the directory is setgid
+	// or the file system mounted grpid, else the maker's: both are the
+	// maker's when GID is.
+	GID int
+	// DefaultACL: it has a default ACL, which replaces the umask for what
+	// is made in it (an error other than "none" counts as one).
+	DefaultACL bool
+}
+
+// OpenDir opens the directory name in the directory open at dirfd
+// (unix.AT_FDCWD: name is a path), not following a symlink.
+func OpenDir(dirfd int, name string) (Dir, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return Dir{FD: -1}, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return Dir{FD: -1}, &os.PathError{Op: "fstat", Path: name, Err: err}
+	}
+	_, err = unix.Fgetxattr(fd, "system.posix_acl_default", nil)
+	return Dir{FD: fd, GID: int(st.Gid), DefaultACL: !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP)}, nil
 }
