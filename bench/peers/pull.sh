@@ -10,6 +10,7 @@
 #   bench/peers/pull.sh BIN...            # RUNS=5 each
 #   PROFILE=1 bench/peers/pull.sh BIN     # + a CPU profile per run (BUILDER_CPUPROFILE)
 #   STRACE=1 bench/peers/pull.sh BIN      # + strace -c -f per run
+#   STRACE=1 STRACE_OPTS="-T -e trace=syncfs,fsync" ...  # other strace options
 #   BUILDKIT=1 bench/peers/pull.sh BIN    # + BuildKit's cold pull in each round
 #                                         # (buildctl prune --all first; CPU of
 #                                         # buildkitd and buildctl both)
@@ -75,7 +76,8 @@ for r in $(seq "$runs"); do
 		rm -rf "$work/state"
 		sync
 		pre=()
-		[ -n "${STRACE:-}" ] && pre=(strace -c -f -o "$out/strace-$n-$r.txt")
+		# shellcheck disable=SC2206 # STRACE_OPTS is split on purpose
+		[ -n "${STRACE:-}" ] && pre=(strace -f -o "$out/strace-$n-$r.txt" ${STRACE_OPTS:--c})
 		# CPU time (user, system) beside the wall time: on a machine shared
 		# by busy processes the wall time is mostly waiting for a core.
 		BUILDER_CPUPROFILE=${PROFILE:+$out/cpu-$n-$r.pprof} /usr/bin/time -o "$out/time-$n-$r.txt" -f '%e s wall, %U s user, %S s sys' \

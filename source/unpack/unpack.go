@@ -18,9 +18,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Layer unpacks layer desc from blob into the new snapshot id of snaps, and
-// commits it once blob ended (a download's end: its digest checked) and
-// the tar is diffID. It returns the directories the layer implied without
+// Layer unpacks layer desc from blob into the new snapshot id of snaps and
+// commits it; it returns once blob ended (a download's end: the blob
+// checked and stored) and the tar is diffID. It returns the directories the layer implied without
 // listing them (snapshot.InheritDirs takes them).
 func Layer(ctx context.Context, snaps snapshot.Snapshotter, id string, blob io.Reader, desc ocispec.Descriptor, diffID digest.Digest) ([]string, error) {
 	raw := bufio.NewReaderSize(blob, 64<<10) // a pipe passes 32 KiB a read: more only held memory
@@ -37,17 +37,25 @@ func Layer(ctx context.Context, snaps snapshot.Snapshotter, id string, blob io.R
 	if err != nil {
 		return nil, fmt.Errorf("unpacking layer %s: %w", desc.Digest, err)
 	}
+	// The tar has ended: commit now, so that its syncfs runs while a
+	// download still fsyncs the blob. Nothing trusts the snapshot before
+	// the checks below pass and the caller records it (on an error, the
+	// caller removes it).
+	if err := snaps.Commit(id); err != nil {
+		return nil, err
+	}
 	// Drain what the tar reader left (padding), so the digest covers it
-	// all, then the blob, so a download has checked it.
+	// all, then the blob, so that a download has checked and stored it.
 	if _, err := io.Copy(h, tarStream); err != nil {
-		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
-	} else if _, err := io.Copy(io.Discard, raw); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	if got := digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))); got != diffID {
 		return nil, fmt.Errorf("layer %s: uncompressed digest is %s, the image config says %s", desc.Digest, got, diffID)
 	}
-	return res.ImplicitDirs, snaps.Commit(id)
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	return res.ImplicitDirs, nil
 }
 
 // Compression names a layer media type's compression: gzip, zstd, none.

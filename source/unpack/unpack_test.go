@@ -4,10 +4,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/opencontainers/go-digest"
@@ -63,6 +67,68 @@ func TestCompression(t *testing.T) {
 	} {
 		if got := Compression(mt); got != want {
 			t.Errorf("Compression(%q) = %q, want %q", mt, got, want)
+		}
+	}
+}
+
+// commitSignal records a snapshotter's Commit.
+type commitSignal struct {
+	snapshot.Snapshotter
+	committed chan struct{}
+}
+
+func (c commitSignal) Commit(id string) error {
+	err := c.Snapshotter.Commit(id)
+	close(c.committed)
+	return err
+}
+
+// tailReader gives blob, then, at its end, waits for tail (a download
+// still checking and storing the blob) and returns what tail gives.
+type tailReader struct {
+	r    io.Reader
+	tail func() error
+}
+
+func (t *tailReader) Read(b []byte) (int, error) {
+	n, err := t.r.Read(b)
+	if err == io.EOF {
+		if terr := t.tail(); terr != nil {
+			return n, terr
+		}
+	}
+	return n, err
+}
+
+// TestLayerCommitsBeforeBlobEnds: once the tar has ended, the layer is
+// committed (its syncfs) while the download still checks the blob, and
+// Layer returns only at the blob's end, with its error.
+func TestLayerCommitsBeforeBlobEnds(t *testing.T) {
+	snaps, err := snapshot.NewSnapshotter(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, diffID := gzipLayer(t)
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
+	for _, tailErr := range []error{nil, errors.New("blob digest mismatch")} {
+		c := commitSignal{snaps, make(chan struct{})}
+		id := fmt.Sprintf("l%v", tailErr == nil)
+		ended := false
+		r := &tailReader{r: bytes.NewReader(blob), tail: func() error {
+			select {
+			case <-c.committed:
+			case <-time.After(10 * time.Second):
+				return errors.New("the layer was not committed before the blob's end")
+			}
+			ended = true
+			return tailErr
+		}}
+		_, err := Layer(t.Context(), c, id, r, desc, diffID)
+		if tailErr == nil && (err != nil || !ended) {
+			t.Errorf("Layer() = %v, blob ended %v; want nil, true", err, ended)
+		}
+		if tailErr != nil && (err == nil || !strings.Contains(err.Error(), tailErr.Error())) {
+			t.Errorf("Layer(blob failing at its end) = %v, want its error", err)
 		}
 	}
 }
