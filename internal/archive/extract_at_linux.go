@@ -24,6 +24,10 @@ import (
 // a directory's entries together, so a few suffice; past it all are closed.
 const maxOpenDirs = 64
 
+// writeBackMin is the size from which a file's write-out starts as soon as
+// it is written (smaller files are left to the final syncfs in a batch).
+const writeBackMin = 64 << 10
+
 // dirAt is a parent directory held open, under the path it was resolved
 // to. It stays valid while nothing is removed and no symlink or hard link
 // is made in the extraction (see extractor.stale).
@@ -162,6 +166,12 @@ func (x *extractor) writeFileAt(d *dirAt, name, p string, hdr *tar.Header, r io.
 	n, w, err := WriteSparse(fdfile.File{FD: fd, Path: p}, r, x.buf)
 	x.res.Size += n
 	x.res.Written += w
+	if w >= writeBackMin {
+		// Start writing it out now, so that the syncfs that makes the
+		// tree durable (snapshot Commit) finds little left to write.
+		// Advisory: an error here changes nothing that syncfs checks.
+		_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
 	if cerr := unix.Close(fd); err == nil && cerr != nil {
 		err = &os.PathError{Op: "close", Path: p, Err: cerr}
 	}
