@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
-	"github.com/builder-dev/builder/internal/archive"
+	"github.com/builder-dev/builder/internal/blobstream"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/docker/go-units"
 	kgzip "github.com/klauspost/compress/gzip"
@@ -179,7 +179,7 @@ func CompressionOf(mediaType string) string {
 
 // Decompress returns the tar stream of a blob of the given compression.
 func Decompress(r io.Reader, compression string) (io.ReadCloser, error) {
-	return archive.Decompress(r, compression)
+	return blobstream.Decompress(r, compression)
 }
 
 // compressor wraps w in a writer of the given compression; Close flushes it

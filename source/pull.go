@@ -1,21 +1,17 @@
 package source
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/builder-dev/builder/cache"
-	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/internal/blobstream"
 	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/source/unpack"
 	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
@@ -60,7 +56,7 @@ func (p *Puller) PullLog(ctx context.Context, img *Resolved, log io.Writer) (str
 	for i, desc := range layers[have:] {
 		rec := cache.Snapshot{
 			ID: ids[i], Parent: parent, DiffID: cfg.RootFS.DiffIDs[have+i],
-			Blobs:       map[string]ocispec.Descriptor{compressionOf(desc.MediaType): desc},
+			Blobs:       map[string]ocispec.Descriptor{unpack.Compression(desc.MediaType): desc},
 			Description: fmt.Sprintf("layer %d of %s", have+i+1, img.Ref),
 			Created:     time.Now().UTC(),
 		}
@@ -147,16 +143,16 @@ func (p *Puller) fetchUnpack(ctx context.Context, ref name.Reference, id string,
 	}
 	pr, pw := io.Pipe()
 	stream := blobstream.New(pw)
-	start, fetched := time.Now(), make(chan error, 1)
+	start, fetched, took := time.Now(), make(chan error, 1), time.Duration(0)
 	go func() {
 		err := p.Registries.fetchBlob(ctx, ref, desc, stream)
-		pw.CloseWithError(err) // nil: end of file, the blob stored and checked
+		took = time.Since(start) // read after <-fetched
+		pw.CloseWithError(err)   // nil: end of file, the blob stored and checked
 		fetched <- err
 	}()
-	dirs, err := p.unpackFrom(ctx, id, pr, desc, diffID)
+	dirs, err := unpack.Layer(ctx, p.Snapshots, id, pr, desc, diffID)
 	pr.CloseWithError(errors.New("unpacking ended")) // the download goes on
 	ferr := <-fetched
-	took := time.Since(start)
 	if ferr != nil {
 		return nil, took, ferr // the caller removes the snapshot
 	}
@@ -175,52 +171,9 @@ func (p *Puller) unpack(ctx context.Context, id string, desc ocispec.Descriptor,
 	rc, err := p.Registries.Content.Open(desc.Digest)
 	if err == nil {
 		defer rc.Close()
-		return p.unpackFrom(ctx, id, rc, desc, diffID)
+		return unpack.Layer(ctx, p.Snapshots, id, rc, desc, diffID)
 	}
 	return nil, err
-}
-
-// unpackFrom unpacks layer desc from blob into the new snapshot id, and commits
-// it once blob ended (a download's end: its digest checked) and the tar is diffID.
-func (p *Puller) unpackFrom(ctx context.Context, id string, blob io.Reader, desc ocispec.Descriptor, diffID digest.Digest) ([]string, error) {
-	raw := bufio.NewReaderSize(blob, 64<<10) // a pipe passes 32 KiB a read: more only held memory
-	tarStream, err := archive.Decompress(raw, compressionOf(desc.MediaType))
-	if err != nil {
-		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
-	}
-	defer tarStream.Close()
-	if err := p.Snapshots.Prepare(id); err != nil {
-		return nil, err
-	}
-	h := sha256.New()
-	res, err := snapshot.Apply(ctx, p.Snapshots.FS(id), io.TeeReader(tarStream, h), snapshot.ApplyOptions{UserXattr: p.Snapshots.UserXattr(), CompressedSize: desc.Size, Name: "layer " + desc.Digest.String()})
-	if err != nil {
-		return nil, fmt.Errorf("unpacking layer %s: %w", desc.Digest, err)
-	}
-	// Drain what the tar reader left (padding), so the digest covers it
-	// all, then the blob, so a download has checked it.
-	if _, err := io.Copy(h, tarStream); err != nil {
-		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
-	} else if _, err := io.Copy(io.Discard, raw); err != nil {
-		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
-	}
-	if got := digest.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))); got != diffID {
-		return nil, fmt.Errorf("layer %s: uncompressed digest is %s, the image config says %s", desc.Digest, got, diffID)
-	}
-	return res.ImplicitDirs, p.Snapshots.Commit(id)
-}
-
-// compressionOf names a layer media type's compression: gzip, zstd, none.
-func compressionOf(mediaType string) string {
-	switch {
-	case strings.HasSuffix(mediaType, "gzip"):
-		return "gzip"
-	case strings.HasSuffix(mediaType, "zstd"):
-		return "zstd"
-	case strings.HasSuffix(mediaType, ".tar"), strings.HasSuffix(mediaType, "tar.diff"):
-		return "none"
-	}
-	return mediaType
 }
 
 // chainIDs computes the OCI chain ID of every layer prefix.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builder-dev/builder/internal/fdfile"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
@@ -49,7 +50,9 @@ func Extract(ctx context.Context, dir string, tr *tar.Reader, opts Options) (Res
 	if err != nil {
 		return Result{}, err
 	}
-	x := &extractor{root: root, opts: opts, dirs: map[string]*tar.Header{}, implicit: map[string]bool{}, buf: make([]byte, 128<<10)}
+	x := &extractor{root: root, opts: opts, dirs: map[string]*tar.Header{}, implicit: map[string]bool{}, buf: make([]byte, 128<<10),
+		open: map[string]*dirAt{}, madeDirs: map[string]bool{}, uid: os.Geteuid(), gid: os.Getegid(), umask: fdfile.Umask()}
+	defer x.closeDirs()
 	for {
 		if err := ctx.Err(); err != nil {
 			return x.res, err
@@ -92,6 +95,16 @@ type extractor struct {
 	// were missing, by resolved path.
 	implicit map[string]bool
 	buf      []byte
+	// open holds parent directories open by clean relative name (see
+	// parentAt); stale says they must be resolved again.
+	open  map[string]*dirAt
+	stale bool
+	// madeDirs holds the directories made by this extraction, by resolved
+	// path, set when the kernel gave them the extractor's owner.
+	madeDirs map[string]bool
+	// uid and gid own what the extractor makes; umask is the process's
+	// (-1 when unknown).
+	uid, gid, umask int
 }
 
 // cleanName turns a tar name into a clean path relative to the root of the
@@ -118,14 +131,24 @@ func (x *extractor) resolve(rel string) (string, error) {
 	if rel == "." {
 		return x.root, nil
 	}
-	parent, err := securejoin.SecureJoin(x.root, path.Dir(rel))
+	parent, err := x.resolveDir(path.Dir(rel))
 	if err != nil {
-		return "", fmt.Errorf("resolving parent of %q: %w", rel, err)
-	}
-	if err := x.mkdirAll(parent); err != nil {
 		return "", err
 	}
 	return filepath.Join(parent, path.Base(rel)), nil
+}
+
+// resolveDir resolves the clean relative directory name rel inside the
+// root and makes it and its missing parents.
+func (x *extractor) resolveDir(rel string) (string, error) {
+	dir, err := securejoin.SecureJoin(x.root, rel)
+	if err != nil {
+		return "", fmt.Errorf("resolving %q: %w", rel, err)
+	}
+	if err := x.mkdirAll(dir); err != nil {
+		return "", err
+	}
+	return dir, nil
 }
 
 // mkdirAll creates the missing directories of p (which SecureJoin has
@@ -173,6 +196,7 @@ func (x *extractor) replace(p string, isDir bool) (exists bool, err error) {
 		return false, err
 	}
 	if !fi.IsDir() {
+		x.stale = true
 		return false, os.Remove(p)
 	}
 	if isDir {
@@ -186,6 +210,7 @@ func (x *extractor) replace(p string, isDir bool) (exists bool, err error) {
 			delete(x.dirs, d)
 		}
 	}
+	x.stale = true
 	return false, RemoveAll(p)
 }
 
@@ -228,54 +253,12 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		}
 		return nil
 	}
-	p, err := x.resolve(rel)
+	d, err := x.parentAt(rel)
 	if err != nil {
 		return err
 	}
-	exists, err := x.replace(p, hdr.Typeflag == tar.TypeDir)
-	if err != nil {
-		return err
-	}
-	return x.create(p, hdr, r, exists)
-}
-
-// create writes the entry hdr at p, where nothing is but a directory when
-// exists is set.
-func (x *extractor) create(p string, hdr *tar.Header, r io.Reader, exists bool) error {
-	switch hdr.Typeflag {
-	case tar.TypeDir:
-		if !exists {
-			// Owner-writable until finishDirs sets the real mode.
-			if err := os.Mkdir(p, 0o700); err != nil {
-				return err
-			}
-		}
-		x.dirs[p] = hdr
-		return nil
-	case tar.TypeReg, tar.TypeGNUSparse:
-		// The tar reader expands sparse files to zeros; WriteSparse makes
-		// holes of them again.
-		if err := x.opts.Expansion.Add(hdr.Size); err != nil {
-			return err
-		}
-		if err := x.writeFile(p, r); err != nil {
-			return err
-		}
-	case tar.TypeSymlink:
-		if err := os.Symlink(hdr.Linkname, p); err != nil {
-			return err
-		}
-	case tar.TypeLink:
-		// The new name shares the target's inode and so its metadata.
-		return x.link(p, hdr.Linkname)
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		mode := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
-		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknod(p, mode|0o600, int(dev)); err != nil {
-			return &os.PathError{Op: "mknod", Path: p, Err: err}
-		}
-	}
-	return x.metadata(p, hdr)
+	name := path.Base(rel)
+	return x.createAt(d, name, filepath.Join(d.path, name), hdr, r)
 }
 
 // whiteout handles an OCI whiteout entry rel (its base name starts with
@@ -321,23 +304,6 @@ func (x *extractor) whiteout(rel string, hdr *tar.Header) error {
 	return setTimes(p, hdr)
 }
 
-func (x *extractor) writeFile(p string, r io.Reader) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return err
-	}
-	n, w, err := WriteSparse(f, r, x.buf)
-	x.res.Size += n
-	x.res.Written += w
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	return nil
-}
-
 func (x *extractor) link(p, target string) error {
 	rel, err := cleanName(target)
 	if err != nil {
@@ -365,14 +331,12 @@ func (x *extractor) link(p, target string) error {
 	return nil
 }
 
-// metadata applies ownership, mode, xattrs and times, in that order: chown
-// clears setuid/setgid bits and security.capability, so it goes first.
+// metadata applies ownership, mode, xattrs and times to the directory p,
+// in that order: chown clears setuid/setgid bits and security.capability,
+// so it goes first. The owner is left alone when this extraction made the
+// directory and the kernel gave it that owner.
 func (x *extractor) metadata(p string, hdr *tar.Header) error {
-	if !x.opts.NoLchown {
-		uid, gid := hdr.Uid, hdr.Gid
-		if o := x.opts.Owner; o != nil {
-			uid, gid = o.UID, o.GID
-		}
+	if uid, gid, set := x.owner(hdr); set && !(x.madeDirs[p] && uid == x.uid && gid == x.gid) {
 		if err := os.Lchown(p, uid, gid); err != nil {
 			return err
 		}
@@ -393,15 +357,20 @@ func (x *extractor) metadata(p string, hdr *tar.Header) error {
 // setTimes sets p's mtime (and atime, defaulting to the mtime) from hdr,
 // without following a symlink.
 func setTimes(p string, hdr *tar.Header) error {
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, entryTimes(hdr), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "utimensat", Path: p, Err: err}
+	}
+	return nil
+}
+
+// entryTimes are hdr's access and modification times for utimensat; the
+// access time defaults to the modification time.
+func entryTimes(hdr *tar.Header) []unix.Timespec {
 	atime := hdr.AccessTime
 	if atime.IsZero() {
 		atime = hdr.ModTime
 	}
-	ts := []unix.Timespec{toTimespec(atime), toTimespec(hdr.ModTime)}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "utimensat", Path: p, Err: err}
-	}
-	return nil
+	return []unix.Timespec{toTimespec(atime), toTimespec(hdr.ModTime)}
 }
 
 func toTimespec(t time.Time) unix.Timespec {

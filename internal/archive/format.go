@@ -5,7 +5,7 @@
 // always confined to the destination directory; and it writes an overlay
 // upper directory back out as an OCI layer tar (WriteDiff). It also bounds
 // what an archive may expand to (Expansion) and writes files sparsely
-// (WriteSparse).
+// (fdfile.WriteSparse).
 //
 // The on-disk format it reads and writes is overlayfs's "upper" format:
 // whiteouts are 0/0 character devices, opaque directories carry the

@@ -1,5 +1,6 @@
 // Package blobstream passes a blob's bytes to a reader as they are
-// downloaded (see Stream).
+// downloaded (see Stream), and turns a layer blob into its tar stream
+// (Decompress).
 package blobstream
 
 import (

@@ -10,7 +10,7 @@ import (
 	"path"
 	"path/filepath"
 
-	"github.com/builder-dev/builder/internal/archive"
+	"github.com/builder-dev/builder/internal/fdfile"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/source/localctx"
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -150,7 +150,7 @@ func WriteFile(dst string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := archive.WriteSparse(f, r, nil); err != nil {
+	if _, _, err := fdfile.WriteSparse(f, r, nil); err != nil {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", dst, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/internal/archive"
+	"github.com/builder-dev/builder/internal/fdfile"
 	"github.com/builder-dev/builder/llb"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sync/errgroup"
@@ -437,7 +438,7 @@ func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, _, err := archive.WriteSparse(out, archive.FdReader{FD: in, Path: srcPath}, nil); err != nil {
+	if _, _, err := fdfile.WriteSparse(out, archive.FdReader{FD: in, Path: srcPath}, nil); err != nil {
 		out.Close()
 		return nil, nil, fmt.Errorf("writing %s: %w", out.Name(), err)
 	}

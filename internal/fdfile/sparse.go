@@ -1,13 +1,9 @@
-package archive
+package fdfile
 
 import (
 	"bytes"
-	"fmt"
 	"io"
-	"os"
 	"sync"
-
-	"github.com/docker/go-units"
 )
 
 // sparseBlock is the granularity of hole detection: a run of this many
@@ -24,7 +20,7 @@ var zeroBlock [sparseBlock]byte
 // entries, which archive/tar expands to zeros) or as data. It returns the
 // file's length and the bytes actually written. buf, when given, is the
 // copy buffer; its length should be a multiple of 4 KiB.
-func WriteSparse(f *os.File, r io.Reader, buf []byte) (size, written int64, err error) {
+func WriteSparse(f SparseFile, r io.Reader, buf []byte) (size, written int64, err error) {
 	if len(buf) < sparseBlock {
 		pb := copyBufs.Get().(*[]byte)
 		defer copyBufs.Put(pb)
@@ -57,13 +53,21 @@ func WriteSparse(f *os.File, r io.Reader, buf []byte) (size, written int64, err 
 	return size, written, f.Truncate(size)
 }
 
+// SparseFile is what WriteSparse writes: an *os.File, or a bare
+// descriptor (fdfile.File).
+type SparseFile interface {
+	io.Writer
+	io.Seeker
+	Truncate(size int64) error
+}
+
 // copyBufs holds WriteSparse's buffers for callers that bring none.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
 // writeChunk writes the non-zero blocks of b at the current offset and
 // seeks over the zero ones, and says whether b ended with zeros. b starts
 // at a block-aligned file offset.
-func writeChunk(f *os.File, b []byte) (written int64, hole bool, err error) {
+func writeChunk(f SparseFile, b []byte) (written int64, hole bool, err error) {
 	for off := 0; off < len(b); {
 		zero := isZero(b[off:min(off+sparseBlock, len(b))])
 		run := min(off+sparseBlock, len(b))
@@ -87,50 +91,3 @@ func writeChunk(f *os.File, b []byte) (written int64, hole bool, err error) {
 }
 
 func isZero(b []byte) bool { return bytes.Equal(b, zeroBlock[:len(b)]) }
-
-// Expansion bounds what an archive may expand to, against decompression
-// and sparse-file bombs: a few KiB of gzip or zstd, or one sparse entry,
-// can stand for terabytes.
-type Expansion struct {
-	// Compressed is the size of the archive as stored (the layer blob,
-	// the ADD source file); zero for no bound.
-	Compressed int64
-	// What names the archive in the error ("layer sha256:…").
-	What  string
-	total int64
-}
-
-// Expansion limits: an archive may expand to MaxExpansionRatio times its
-// compressed size, and to at least MinExpansionLimit whatever its size.
-// gzip cannot exceed about 1032:1, so only crafted zstd streams and sparse
-// entries reach the ratio.
-const (
-	MaxExpansionRatio = 1024
-	MinExpansionLimit = 1 << 30
-)
-
-// Limit is the most the archive may expand to.
-func (e *Expansion) Limit() int64 {
-	if e.Compressed <= 0 {
-		return -1
-	}
-	if e.Compressed > (1<<62)/MaxExpansionRatio {
-		return 1 << 62
-	}
-	return max(MinExpansionLimit, MaxExpansionRatio*e.Compressed)
-}
-
-// Add accounts for a file of size bytes (its apparent size, holes
-// included) before it is written, and fails once the archive's files add
-// up to more than its Limit.
-func (e *Expansion) Add(size int64) error {
-	if e == nil {
-		return nil
-	}
-	e.total += size
-	if limit := e.Limit(); limit >= 0 && (size < 0 || e.total > limit) {
-		return fmt.Errorf("%s: its files expand to more than %s, %d times its compressed size of %s; refusing what looks like a decompression or sparse-file bomb",
-			e.What, units.BytesSize(float64(limit)), MaxExpansionRatio, units.BytesSize(float64(e.Compressed)))
-	}
-	return nil
-}
