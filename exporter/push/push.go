@@ -189,10 +189,12 @@ func (s *session) walk(desc ocispec.Descriptor, fn func(ocispec.Descriptor)) err
 // mountFrom returns the repository of the registry d can be mounted from.
 func (s *session) mountFrom(d digest.Digest) (name.Repository, bool) {
 	r, ok := s.fetchedFrom(d)
-	if !ok || r.RegistryStr() != s.repo.RegistryStr() || r.RepositoryStr() == s.repo.RepositoryStr() {
-		return name.Repository{}, false
-	}
-	return r, true
+	return r, ok && s.mountable(r)
+}
+
+// mountable says whether a blob of repository r can be mounted from there.
+func (s *session) mountable(r name.Repository) bool {
+	return r.RegistryStr() == s.repo.RegistryStr() && r.RepositoryStr() != s.repo.RepositoryStr()
 }
 
 // fetchedFrom returns the repository d was fetched from, if sources knows.
@@ -279,8 +281,9 @@ func (s *session) blob(ctx context.Context, b ocispec.Descriptor, probably bool)
 	if !types.MediaType(b.MediaType).IsDistributable() {
 		return nil // a foreign layer: the registry never gets it
 	}
-	from, mountable := s.mountFrom(b.Digest)
-	if r, ok := s.fetchedFrom(b.Digest); ok && r.Name() == s.repo.Name() {
+	from, fetched := s.fetchedFrom(b.Digest)
+	mountable := fetched && s.mountable(from)
+	if fetched && from.Name() == s.repo.Name() {
 		probably = true // pulled from this repository
 	}
 	if probably || (b.Size > SmallBlob && !mountable) {
