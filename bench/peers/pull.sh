@@ -23,17 +23,7 @@ mkdir -p "$out"
 # shellcheck source=bench/peers/workfs.sh
 . "$here/workfs.sh"
 workfs_mount "$cache/pull-disk.img" 20G
-for port in $(shuf -i 20000-60000 -n 50); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
-done
-reg=127.0.0.1:$port
-printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' "$work/registry" "$reg" >"$work/registry.yml"
-docker-registry serve "$work/registry.yml" >"$out/registry.log" 2>&1 &
-pids+=("$!")
-for i in $(seq 100); do
-	curl -s -o /dev/null "http://$reg/v2/" && break
-	sleep 0.1
-done
+workfs_registry "$out/registry.log"
 "$1" build --root "$cache/base-state" --progress quiet --push -t "$reg/debian-dev" --target dev "$cache/debian" >/dev/null
 mkdir -p "$work/ctx"
 printf 'ARG REG\nFROM $REG/debian-dev\nRUN true\n' >"$work/ctx/Dockerfile"

@@ -25,3 +25,36 @@ workfs_cleanup() {
 	fi
 	rm -rf "$work" "$workfs_image"
 }
+
+# workfs_registry LOG starts Debian's docker-registry on a free loopback
+# port, its storage in $work/registry, its log in LOG, and sets $reg.
+workfs_registry() {
+	local port i
+	for port in $(shuf -i 20000-60000 -n 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+	done
+	reg=127.0.0.1:$port
+	printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' "$work/registry" "$reg" >"$work/registry.yml"
+	docker-registry serve "$work/registry.yml" >"$1" 2>&1 &
+	pids+=("$!")
+	for i in $(seq 100); do
+		curl -s -o /dev/null "http://$reg/v2/" && return 0
+		sleep 0.1
+	done
+	echo "the registry did not start (see $1)" >&2
+	return 1
+}
+
+# busybox_base DIR writes the context of the busybox base image the cases
+# build on: the host's static busybox and its applet links.
+busybox_base() {
+	mkdir -p "$1"
+	cp "$(command -v busybox)" "$1/busybox"
+	cat >"$1/Dockerfile" <<'EOF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+ENV PATH=/usr/local/bin:/usr/bin:/bin
+CMD ["sh"]
+EOF
+}
