@@ -61,11 +61,7 @@ func TestPushUnchangedIsOneManifestHead(t *testing.T) {
 	srv := httptest.NewServer(reqs.wrap(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
 	defer srv.Close()
 	e := newExporter(t)
-	top, cfg := twoLayers(t, e, time.Now())
-	img, err := e.AssembleWith(t.Context(), top, cfg, exporter.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := twoLayerImage(t, e)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	push := func(tag string) map[string]int {
 		t.Helper()
@@ -218,11 +214,7 @@ func TestPushRefusesPrivateUploadLocation(t *testing.T) {
 	}))
 	defer srv.Close()
 	e := newExporter(t)
-	top, cfg := twoLayers(t, e, time.Now())
-	img, err := e.AssembleWith(t.Context(), top, cfg, exporter.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := twoLayerImage(t, e)
 	r := mustRef(t, strings.TrimPrefix(srv.URL, "http://")+"/app:1")
 	err = exporter.Push(t.Context(), e.Content, img.Manifest, r, authn.NewMultiKeychain(), e.DB)
 	if err == nil || !strings.Contains(err.Error(), "private or loopback address 127.0.0.2: refused") {
@@ -231,6 +223,16 @@ func TestPushRefusesPrivateUploadLocation(t *testing.T) {
 	if sentElsewhere.Load() {
 		t.Error("the blob was sent to the private address")
 	}
+}
+
+func twoLayerImage(t *testing.T, e *exporter.Exporter) *exporter.Image {
+	t.Helper()
+	top, cfg := twoLayers(t, e, time.Now())
+	img, err := e.AssembleWith(t.Context(), top, cfg, exporter.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 func mustRef(t *testing.T, s string) name.Reference {
