@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/exporter/push"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -242,4 +243,34 @@ func mustRef(t *testing.T, s string) name.Reference {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestPushStartedBeforeTheImage: push.Start asks the registry what needs
+// no image (the ping, what the tag names) while the image is still being
+// assembled; Push then sends only what needs the image.
+func TestPushStartedBeforeTheImage(t *testing.T) {
+	reqs := &requestLog{n: map[string]int{}}
+	srv := httptest.NewServer(reqs.wrap(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
+	defer srv.Close()
+	e := newExporter(t)
+	ref := mustRef(t, strings.TrimPrefix(srv.URL, "http://")+"/app:1")
+	p := push.Start(t.Context(), ref, authn.NewMultiKeychain(), e.DB)
+	p.Wait()
+	if got, want := reqs.take(), map[string]int{"GET ping": 1, "HEAD manifest": 1}; !maps.Equal(got, want) {
+		t.Errorf("requests of push.Start = %v, want %v", got, want)
+	}
+	img := twoLayerImage(t, e)
+	if err := p.Push(t.Context(), e.Content, img.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	if got := reqs.take(); got["GET ping"]+got["HEAD manifest"] != 0 || got["PUT manifest"] != 1 {
+		t.Errorf("requests of the started push = %v, want no ping nor manifest HEAD, one manifest PUT", got)
+	}
+	pulled, err := remote.Image(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(pulled); err != nil {
+		t.Errorf("pushed image: %v", err)
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/builder-dev/builder/cache/content"
@@ -60,25 +61,82 @@ type Record interface {
 // names, to ref, with the credentials kc gives; blobs that sources says
 // came from another repository of ref's registry are mounted from there.
 func Push(ctx context.Context, store *content.Store, desc ocispec.Descriptor, ref name.Reference, kc authn.Keychain, sources BlobSources) error {
-	if kc == nil {
+	p := &Pending{ref: ref, kc: kc, s: newSession(ref, sources), started: make(chan struct{})}
+	if kc != nil {
+		p.s.store = store
+		p.err = p.s.start(ctx, kc, p.s.mountScopes(desc))
+		if p.err == nil {
+			p.current, p.err = p.s.headManifest(ctx, ref.Identifier())
+		}
+	}
+	close(p.started)
+	return p.Push(ctx, store, desc)
+}
+
+// Pending is a push started before its image exists: the requests that do
+// not need the image (ping, credentials, the tag's current manifest) run
+// while the image is assembled.
+type Pending struct {
+	ref     name.Reference
+	kc      authn.Keychain
+	s       *session
+	started chan struct{}
+	current digest.Digest
+	err     error
+}
+
+// Start starts a push to ref; Push finishes it. A Pending that is not
+// pushed must be waited for with Wait.
+func Start(ctx context.Context, ref name.Reference, kc authn.Keychain, sources BlobSources) *Pending {
+	p := &Pending{ref: ref, kc: kc, s: newSession(ref, sources), started: make(chan struct{})}
+	go func() {
+		defer close(p.started)
+		if kc == nil {
+			return // Push says why
+		}
+		if p.err = p.s.start(ctx, kc, nil); p.err == nil {
+			p.current, p.err = p.s.headManifest(ctx, ref.Identifier())
+		}
+	}()
+	return p
+}
+
+// Wait waits for what Start began.
+func (p *Pending) Wait() { <-p.started }
+
+// Push uploads the manifest or index desc of store, with everything it
+// names, to the started push's reference.
+func (p *Pending) Push(ctx context.Context, store *content.Store, desc ocispec.Descriptor) error {
+	p.Wait()
+	if p.kc == nil {
 		// The caller picks the credentials; none at all is a bug, not a
 		// reason to push anonymously.
-		return fmt.Errorf("pushing %s: no keychain given", ref)
+		return fmt.Errorf("pushing %s: no keychain given", p.ref)
 	}
-	s := &session{store: store, repo: ref.Context(), sources: sources, done: map[digest.Digest]*once{}}
-	rec, _ := sources.(Record)
+	s := p.s
+	s.store = store
+	err := p.err
+	if err == nil && p.current != desc.Digest {
+		err = p.upload(ctx, desc)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			err = fmt.Errorf("pushing %s: %w", p.ref, source.RegistryError(p.ref.Context().RegistryStr(), err))
+		}
+		return err
+	}
+	return nil
+}
+
+// upload pushes desc, whose digest the tag does not name yet.
+func (p *Pending) upload(ctx context.Context, desc ocispec.Descriptor) error {
+	s := p.s
+	rec, _ := s.sources.(Record)
 	var probably map[digest.Digest]bool
 	if rec != nil {
 		probably = rec.Pushed(s.repo.Name())
 	}
-	err := s.start(ctx, kc, desc)
-	if err == nil {
-		err = s.push(ctx, desc, ref.Identifier(), probably)
-	}
-	if err != nil {
-		if ctx.Err() == nil {
-			err = fmt.Errorf("pushing %s: %w", ref, source.RegistryError(ref.Context().RegistryStr(), err))
-		}
+	if err := s.pushAgainst(ctx, desc, p.ref.Identifier(), p.current, probably); err != nil {
 		return err
 	}
 	if rec != nil && s.sent {
@@ -90,12 +148,19 @@ func Push(ctx context.Context, store *content.Store, desc ocispec.Descriptor, re
 	return nil
 }
 
+func newSession(ref name.Reference, sources BlobSources) *session {
+	return &session{repo: ref.Context(), sources: sources, done: map[digest.Digest]*once{}}
+}
+
 // session is one push to one repository.
 type session struct {
 	store   *content.Store
 	repo    name.Repository
 	sources BlobSources
 	client  *http.Client
+	// kc and scopes are the credentials and what they were asked for.
+	kc     authn.Keychain
+	scopes []string
 
 	mu sync.Mutex
 	// sent is set once a manifest was put: the registry has every blob
@@ -140,19 +205,25 @@ func (m manifest) blobs() []ocispec.Descriptor {
 	return append(out, m.Layers...)
 }
 
-// start makes the session's authenticated client, with push access to the
-// repository and pull access to the repositories blobs are mounted from.
-func (s *session) start(ctx context.Context, kc authn.Keychain, desc ocispec.Descriptor) error {
+// mountScopes are the access the push of desc needs: push to the
+// repository and pull from those its blobs are mounted from.
+func (s *session) mountScopes(desc ocispec.Descriptor) []string {
 	scopes := []string{s.repo.Scope(transport.PushScope)}
 	seen := map[string]bool{}
-	err := s.walk(desc, func(b ocispec.Descriptor) {
+	s.walk(desc, func(b ocispec.Descriptor) {
 		if from, ok := s.mountFrom(b.Digest); ok && !seen[from.String()] {
 			seen[from.String()] = true
 			scopes = append(scopes, from.Scope(transport.PullScope))
 		}
 	})
-	if err != nil {
-		return err
+	return scopes
+}
+
+// start makes the session's authenticated client with scopes (nil: push
+// access to the repository).
+func (s *session) start(ctx context.Context, kc authn.Keychain, scopes []string) error {
+	if scopes == nil {
+		scopes = []string{s.repo.Scope(transport.PushScope)}
 	}
 	auth, err := authn.Resolve(ctx, kc, s.repo)
 	if err != nil {
@@ -163,7 +234,21 @@ func (s *session) start(ctx context.Context, kc authn.Keychain, desc ocispec.Des
 		return err
 	}
 	s.client = &http.Client{Transport: tr, CheckRedirect: checkRedirect}
+	s.kc, s.scopes = kc, scopes
 	return nil
+}
+
+// canMount makes sure the client may read repository from, to mount a
+// blob from there: a started push asked for push access only, and a new
+// token (a new ping) is asked for only by pushes that mount.
+func (s *session) canMount(ctx context.Context, from name.Repository) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	scope := from.Scope(transport.PullScope)
+	if slices.Contains(s.scopes, scope) {
+		return nil
+	}
+	return s.start(ctx, s.kc, append(slices.Clone(s.scopes), scope))
 }
 
 // walk calls fn with each blob of desc and of the manifests it lists that
@@ -218,6 +303,11 @@ func (s *session) push(ctx context.Context, desc ocispec.Descriptor, id string, 
 	if err != nil {
 		return err
 	}
+	return s.pushAgainst(ctx, desc, id, current, probably)
+}
+
+// pushAgainst is push once the registry said it has current under id.
+func (s *session) pushAgainst(ctx context.Context, desc ocispec.Descriptor, id string, current digest.Digest, probably map[digest.Digest]bool) error {
 	if current == desc.Digest {
 		return nil
 	}
@@ -294,6 +384,9 @@ func (s *session) blob(ctx context.Context, b ocispec.Descriptor, probably bool)
 	}
 	var fromRepo string
 	if mountable {
+		if err := s.canMount(ctx, from); err != nil {
+			return err
+		}
 		fromRepo = from.RepositoryStr()
 	}
 	if err := s.upload(ctx, b, fromRepo); err != nil {

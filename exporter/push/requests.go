@@ -32,7 +32,10 @@ func (s *session) url(kind, id string) string {
 // do sends req and checks that the answer is one of ok; the body is
 // drained and closed.
 func (s *session) do(req *http.Request, ok ...int) (*http.Response, error) {
-	resp, err := s.client.Do(req)
+	s.mu.Lock()
+	client := s.client // canMount may replace it
+	s.mu.Unlock()
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
