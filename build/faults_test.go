@@ -113,12 +113,12 @@ func TestPushFaults(t *testing.T) {
 		tokens  int
 		wantErr []string
 	}{
-		{name: "503 on upload", faults: []faultproxy.Fault{{Kind: faultproxy.Status, Status: 503, Method: http.MethodPatch, Times: 1}}},
+		{name: "503 on upload", faults: []faultproxy.Fault{{Kind: faultproxy.Status, Status: 503, Method: http.MethodPut, Path: "/blobs/uploads/", Times: 1}}},
 		{name: "503 on manifest", faults: []faultproxy.Fault{{Kind: faultproxy.Status, Status: 503, Method: http.MethodPut, Path: "/manifests/", Times: 1}}},
 		{name: "429 Retry-After", faults: []faultproxy.Fault{{Kind: faultproxy.Status, Status: 429, Header: retryAfter1, Method: http.MethodPost, Times: 1}}},
-		{name: "reset mid-upload", faults: []faultproxy.Fault{{Kind: faultproxy.Reset, After: 10, Method: http.MethodPatch, Times: 1}}},
+		{name: "reset mid-upload", faults: []faultproxy.Fault{{Kind: faultproxy.Reset, After: 10, Method: http.MethodPut, Path: "/blobs/uploads/", Times: 1}}},
 		{name: "token expiry", tokens: 3},
-		{name: "503 always", faults: []faultproxy.Fault{{Kind: faultproxy.Status, Status: 503, Method: http.MethodPatch}},
+		{name: "503 always", faults: []faultproxy.Fault{{Kind: faultproxy.Status, Status: 503, Method: http.MethodPut, Path: "/blobs/uploads/"}},
 			wantErr: []string{p.Addr, "503 Service Unavailable", "try again later"}},
 	}
 	for i, tt := range tests {

@@ -3,17 +3,23 @@ package exporter_test
 import (
 	"io"
 	"log"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/exporter/push"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 // requestLog counts the requests an in-process registry gets, as
@@ -49,17 +55,14 @@ func (l *requestLog) take() map[string]int {
 
 // TestPushUnchangedIsOneManifestHead: pushing an image the registry has
 // under that tag already is one manifest HEAD, no blob request; under a
-// new tag, a HEAD per blob and the manifest PUT, no upload.
+// new tag, a HEAD per blob (the record of the state directory says the
+// registry has them) and the manifest PUT, no upload.
 func TestPushUnchangedIsOneManifestHead(t *testing.T) {
 	reqs := &requestLog{n: map[string]int{}}
 	srv := httptest.NewServer(reqs.wrap(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
 	defer srv.Close()
 	e := newExporter(t)
-	top, cfg := twoLayers(t, e, time.Now())
-	img, err := e.AssembleWith(t.Context(), top, cfg, exporter.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := twoLayerImage(t, e)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	push := func(tag string) map[string]int {
 		t.Helper()
@@ -67,7 +70,7 @@ func TestPushUnchangedIsOneManifestHead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := exporter.Push(t.Context(), e.Content, img.Manifest, ref, authn.NewMultiKeychain(), nil); err != nil {
+		if err := exporter.Push(t.Context(), e.Content, img.Manifest, ref, authn.NewMultiKeychain(), e.DB); err != nil {
 			t.Fatal(err)
 		}
 		return reqs.take()
@@ -90,5 +93,184 @@ func TestPushUnchangedIsOneManifestHead(t *testing.T) {
 	}
 	if other["HEAD blob"] > len(img.Layers)+1 {
 		t.Errorf("push under a new tag: %d blob HEADs for %d layers and a config", other["HEAD blob"], len(img.Layers))
+	}
+}
+
+// touchedImages assembles an image of two layers and one that differs in
+// its top layer only, as a rebuild after a small COPY changed makes.
+func touchedImages(t *testing.T, e *exporter.Exporter) (first, touched *exporter.Image) {
+	t.Helper()
+	top, cfg := twoLayers(t, e, time.Now())
+	first, err := e.AssembleWith(t.Context(), top, cfg, exporter.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addLayer(t, e, "l2b", "l1", time.Now(), map[string]string{"app/two": "touched\n"})
+	touched, err = e.AssembleWith(t.Context(), "l2b", cfg, exporter.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return first, touched
+}
+
+func pushTo(t *testing.T, e *exporter.Exporter, img *exporter.Image, ref string) {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exporter.Push(t.Context(), e.Content, img.Manifest, r, authn.NewMultiKeychain(), e.DB); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPushTouchedRequests: pushing a rebuild whose top layer changed to
+// the tag of the first build uploads the new layer and config in a POST
+// and a PUT each (no PATCH, no HEAD before), asks about the shared layer
+// with one HEAD, and puts the manifest.
+func TestPushTouchedRequests(t *testing.T) {
+	reqs := &requestLog{n: map[string]int{}}
+	srv := httptest.NewServer(reqs.wrap(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
+	defer srv.Close()
+	e := newExporter(t)
+	first, touched := touchedImages(t, e)
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/app:1"
+	pushTo(t, e, first, ref)
+	reqs.take()
+	pushTo(t, e, touched, ref)
+	got := reqs.take()
+	want := map[string]int{"GET ping": 1, "HEAD manifest": 1, "HEAD blob": 1, "POST blob": 2, "PUT blob": 2, "PUT manifest": 1}
+	if !maps.Equal(got, want) {
+		t.Errorf("push of a touched rebuild: requests %v, want %v", got, want)
+	}
+	pulled, err := remote.Image(mustRef(t, ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(pulled); err != nil {
+		t.Errorf("pushed image: %v", err)
+	}
+}
+
+// TestPushAfterRegistryLostBlob: the state directory's record says the
+// registry has the shared layer, but the registry lost it; the push of the
+// rebuild must send it again, and the image pulled back must be whole.
+func TestPushAfterRegistryLostBlob(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)),
+		registry.WithBlobHandler(registry.NewInMemoryBlobHandler())))
+	defer srv.Close()
+	e := newExporter(t)
+	first, touched := touchedImages(t, e)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	pushTo(t, e, first, host+"/app:1")
+	shared := first.Layers[0].Digest
+	if touched.Layers[0].Digest != shared {
+		t.Fatalf("the rebuild does not share the first layer %s", shared)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, srv.URL+"/v2/app/blobs/"+shared.String(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("deleting blob %s from the registry: %s", shared, resp.Status)
+	}
+	pushTo(t, e, touched, host+"/app:1")
+	pulled, err := remote.Image(mustRef(t, host+"/app:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(pulled); err != nil {
+		t.Errorf("image pushed after the registry lost blob %s: %v", shared, err)
+	}
+}
+
+// TestPushRefusesPrivateUploadLocation: a registry that answers an upload's
+// POST with a Location on another host at a private or loopback address
+// (an internal service) does not get the blob sent there.
+func TestPushRefusesPrivateUploadLocation(t *testing.T) {
+	var sentElsewhere atomic.Bool
+	// The internal service: another loopback address than the registry's.
+	elsewhere := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sentElsewhere.Store(true)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("no second loopback address: %v", err)
+	}
+	elsewhere.Listener = l
+	elsewhere.Start()
+	defer elsewhere.Close()
+	other := elsewhere.URL
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/blobs/uploads/") {
+			w.Header().Set("Location", other+"/upload")
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	e := newExporter(t)
+	img := twoLayerImage(t, e)
+	r := mustRef(t, strings.TrimPrefix(srv.URL, "http://")+"/app:1")
+	err = exporter.Push(t.Context(), e.Content, img.Manifest, r, authn.NewMultiKeychain(), e.DB)
+	if err == nil || !strings.Contains(err.Error(), "private or loopback address 127.0.0.2: refused") {
+		t.Errorf("Push with an upload Location at %s = %v, want a refusal", other, err)
+	}
+	if sentElsewhere.Load() {
+		t.Error("the blob was sent to the private address")
+	}
+}
+
+func twoLayerImage(t *testing.T, e *exporter.Exporter) *exporter.Image {
+	t.Helper()
+	top, cfg := twoLayers(t, e, time.Now())
+	img, err := e.AssembleWith(t.Context(), top, cfg, exporter.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestPushStartedBeforeTheImage: push.Start asks the registry what needs
+// no image (the ping, what the tag names) while the image is still being
+// assembled; Push then sends only what needs the image.
+func TestPushStartedBeforeTheImage(t *testing.T) {
+	reqs := &requestLog{n: map[string]int{}}
+	srv := httptest.NewServer(reqs.wrap(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
+	defer srv.Close()
+	e := newExporter(t)
+	ref := mustRef(t, strings.TrimPrefix(srv.URL, "http://")+"/app:1")
+	p := push.Start(t.Context(), ref, authn.NewMultiKeychain(), e.DB)
+	p.Wait()
+	if got, want := reqs.take(), map[string]int{"GET ping": 1, "HEAD manifest": 1}; !maps.Equal(got, want) {
+		t.Errorf("requests of push.Start = %v, want %v", got, want)
+	}
+	img := twoLayerImage(t, e)
+	if err := p.Push(t.Context(), e.Content, img.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	if got := reqs.take(); got["GET ping"]+got["HEAD manifest"] != 0 || got["PUT manifest"] != 1 {
+		t.Errorf("requests of the started push = %v, want no ping nor manifest HEAD, one manifest PUT", got)
+	}
+	pulled, err := remote.Image(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(pulled); err != nil {
+		t.Errorf("pushed image: %v", err)
 	}
 }

@@ -44,9 +44,7 @@ func (r *Registries) repoClient(ctx context.Context, n name.Reference) (*repoCli
 		if err != nil {
 			return nil, fmt.Errorf("credentials for %s: %w", repo.RegistryStr(), err)
 		}
-		base := transport.NewRetry(policy.transport(r.Transport), transport.WithRetryBackoff(policy.backoff()),
-			transport.WithRetryPredicate(retryable), transport.WithRetryStatusCodes(retryStatusCodes...))
-		rt, err = transport.NewWithContext(ctx, repo.Registry, auth, base, []string{repo.Scope(transport.PullScope)})
+		rt, err = transport.NewWithContext(ctx, repo.Registry, auth, policy.Transport(r.Transport), []string{repo.Scope(transport.PullScope)})
 		if err != nil {
 			return nil, registryError("reaching the registry for", n, err)
 		}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/source/loopback"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -68,22 +67,17 @@ func (p RetryPolicy) backoff() remote.Backoff {
 	return remote.Backoff{Duration: p.Backoff, Factor: 2, Jitter: 0.1, Steps: p.Attempts}
 }
 
-// RemoteOptions are the go-containerregistry options every registry
-// operation uses: ctx, credentials from kc, retries with backoff of
-// requests and whole uploads, and Retry-After honoured.
-func (p RetryPolicy) RemoteOptions(ctx context.Context, kc authn.Keychain) []remote.Option {
-	return []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(kc),
-		remote.WithTransport(p.transport(nil)),
-		remote.WithRetryBackoff(p.backoff()),
-		remote.WithRetryStatusCodes(retryStatusCodes...),
-		remote.WithRetryPredicate(retryable),
-	}
+// Transport is the HTTP transport of registry requests below auth: inner
+// (nil for go-containerregistry's default) with Retry-After honoured, and
+// requests that failed for a reason a retry may cure sent again with backoff.
+func (p RetryPolicy) Transport(inner http.RoundTripper) http.RoundTripper {
+	return transport.NewRetry(p.transport(inner), transport.WithRetryBackoff(p.backoff()),
+		transport.WithRetryPredicate(retryable), transport.WithRetryStatusCodes(retryStatusCodes...))
 }
 
-// transport is the HTTP transport below auth and go-containerregistry's retries: inner (nil
-// for its default) with Retry-After honoured and loopback registries pinged over plain HTTP.
+// transport is the HTTP transport below Transport's retries: inner (nil for
+// go-containerregistry's default) with Retry-After honoured and loopback
+// registries pinged over plain HTTP.
 func (p RetryPolicy) transport(inner http.RoundTripper) http.RoundTripper {
 	if inner == nil {
 		inner = remote.DefaultTransport

@@ -185,15 +185,7 @@ RUN apt-get update -qq && \
 COPY host-ca.crt /etc/ssl/certs/ca-certificates.crt
 EOF
 cp /etc/ssl/certs/ca-certificates.crt "$cache/debian/host-ca.crt"
-mkdir -p "$cache/busybox"
-cp "$(command -v busybox)" "$cache/busybox/busybox"
-cat >"$cache/busybox/Dockerfile" <<'EOF'
-FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-ENV PATH=/usr/local/bin:/usr/bin:/bin
-CMD ["sh"]
-EOF
+busybox_base "$cache/busybox"
 # The base images are built and pushed once; the registry's storage of them
 # is then kept in $cache/base-registry, named by what made them, and later
 # runs start from a copy of it: a new builder binary may miss the base

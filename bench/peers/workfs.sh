@@ -44,3 +44,17 @@ workfs_registry() {
 	echo "the registry did not start (see $1)" >&2
 	return 1
 }
+
+# busybox_base DIR writes the context of the busybox base image the cases
+# build on: the host's static busybox and its applet links.
+busybox_base() {
+	mkdir -p "$1"
+	cp "$(command -v busybox)" "$1/busybox"
+	cat >"$1/Dockerfile" <<'EOF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+ENV PATH=/usr/local/bin:/usr/bin:/bin
+CMD ["sh"]
+EOF
+}

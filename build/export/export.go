@@ -21,6 +21,7 @@ import (
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/exporter/filetree"
+	"github.com/builder-dev/builder/exporter/push"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/llb"
@@ -128,13 +129,17 @@ func export(ctx context.Context, st Stores, opt Options, j job) (*Result, error)
 	if err != nil {
 		return nil, err
 	}
+	// The pushes' first requests (ping, credentials, what the tag names)
+	// go while the image is assembled.
+	pushes := startPushes(ctx, st, opt, outputs)
+	defer pushes.wait()
 	a := newAssembler(st, opt, j)
 	primaryImage, err := a.assemble(ctx, outputs[primary])
 	if err != nil {
 		return nil, err
 	}
 	out := &Result{Manifest: primaryImage.Manifest, Config: primaryImage.Config}
-	for _, o := range outputs {
+	for i, o := range outputs {
 		img, err := a.assemble(ctx, o)
 		if err != nil {
 			return nil, err
@@ -147,7 +152,7 @@ func export(ctx context.Context, st Stores, opt Options, j job) (*Result, error)
 			continue
 		}
 		rec := cache.Image{Manifest: img.Manifest, Snapshot: j.top, Created: time.Now().UTC()}
-		stored, err := storeAndPush(ctx, st, o, rec, names, pushing{keychain: opt.Keychain, step: j.step, size: img.Size()})
+		stored, err := storeAndPush(ctx, st, o, rec, names, pushing{started: pushes[i], step: j.step, size: img.Size()})
 		if err != nil {
 			return nil, err
 		}
@@ -251,12 +256,42 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 	return img, nil
 }
 
-// pushing is how an image output's image is pushed: with whose
-// credentials, and reported where with what size of blobs.
+// pushing is how an image output's image is pushed: the pushes started
+// for its names, and reported where with what size of blobs.
 type pushing struct {
-	keychain authn.Keychain
-	step     *step
-	size     int64
+	started map[string]*push.Pending
+	step    *step
+	size    int64
+}
+
+// started holds the pushes begun for each output, by name.
+type started []map[string]*push.Pending
+
+// startPushes starts the push of each name of each output that pushes.
+// A name that does not parse starts nothing: storeAndPush reports it.
+func startPushes(ctx context.Context, st Stores, opt Options, outputs []output.Spec) started {
+	out := make(started, len(outputs))
+	for i, o := range outputs {
+		if o.Type != output.Registry && !o.Push {
+			continue
+		}
+		out[i] = map[string]*push.Pending{}
+		for _, n := range outputNames(o, opt.Tags) {
+			if ref, err := st.Registries.ParseReference(n); err == nil {
+				out[i][n] = push.Start(ctx, ref, opt.Keychain, st.DB)
+			}
+		}
+	}
+	return out
+}
+
+// wait waits for the pushes started.
+func (s started) wait() {
+	for _, m := range s {
+		for _, p := range m {
+			p.Wait()
+		}
+	}
 }
 
 // storeAndPush names an image output's image (rec, an image or an index
@@ -285,17 +320,13 @@ func storeAndPush(ctx context.Context, s Stores, o output.Spec, rec cache.Image,
 	if !push {
 		return stored, nil
 	}
-	pushFn := exporter.Push
-	if len(rec.Platforms) > 0 {
-		pushFn = exporter.PushIndex
-	}
 	for _, n := range names {
 		ref, err := s.Registries.ParseReference(n)
 		if err != nil {
 			return nil, err
 		}
 		start := time.Now()
-		if err := pushFn(ctx, s.Content, rec.Manifest, ref, p.keychain, s.DB); err != nil {
+		if err := p.started[n].Push(ctx, s.Content, rec.Manifest); err != nil {
 			return nil, err
 		}
 		p.step.pushed(ref.String(), p.size, time.Since(start))

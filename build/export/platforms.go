@@ -50,6 +50,8 @@ func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []
 		return nil, err
 	}
 	defer scans.stop()
+	pushes := startPushes(ctx, s, opt, outputs)
+	defer pushes.wait()
 	// Assembled while the scans run; writeIndex finds them made.
 	if err := assembleAll(ctx, assemblers, outputs, images); err != nil {
 		return nil, err
@@ -71,7 +73,7 @@ func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []
 		switch o.Type {
 		case output.Image, output.Registry:
 			rec, size := indexRecord(idx, imgs, images)
-			stored, err := storeAndPush(ctx, s, o, rec, names, pushing{keychain: opt.Keychain, step: step, size: size})
+			stored, err := storeAndPush(ctx, s, o, rec, names, pushing{started: pushes[i], step: step, size: size})
 			if err != nil {
 				return nil, err
 			}
