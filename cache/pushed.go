@@ -1,93 +1,19 @@
 package cache
 
 import (
-	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/builder-dev/builder/cache/pushed"
 	"github.com/opencontainers/go-digest"
 )
 
-// maxPushed bounds the blobs remembered per repository.
-const maxPushed = 4096
-
-// Pushed returns the blobs that pushes from this state directory found in
-// (or sent to) repository, newest first. It is a hint: a push asks the
-// registry about these rather than uploading them, so a registry that lost
-// one still gets it. A missing or damaged record is an empty one.
+// Pushed and RememberPushed keep cache/pushed's hint of the blobs a
+// repository has, under the state directory (exporter/push.Record).
 func (d *DB) Pushed(repository string) map[digest.Digest]bool {
-	out := map[digest.Digest]bool{}
-	for _, dg := range d.readPushed(repository) {
-		out[dg] = true
-	}
-	return out
+	return pushed.Read(filepath.Join(d.root, "pushed"), repository)
 }
 
-func (d *DB) pushedPath(repository string) string {
-	sum := sha256.Sum256([]byte(repository))
-	return filepath.Join(d.root, "pushed", hex.EncodeToString(sum[:16]))
-}
-
-func (d *DB) readPushed(repository string) []digest.Digest {
-	f, err := os.Open(d.pushedPath(repository))
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	if !sc.Scan() || sc.Text() != repository {
-		return nil // another repository's (a hash collision) or torn
-	}
-	var out []digest.Digest
-	for sc.Scan() {
-		if dg := digest.Digest(sc.Text()); dg.Validate() == nil {
-			out = append(out, dg)
-		}
-	}
-	return out
-}
-
-// RememberPushed adds blobs to what Pushed returns for repository. The
-// record is written without a sync, as the hint it is: a crash may lose it
-// (the next push asks about, or uploads, small blobs again), never make a
-// push wrong. Concurrent pushes may each lose the other's additions, too.
+// RememberPushed: see Pushed.
 func (d *DB) RememberPushed(repository string, blobs []digest.Digest) error {
-	old := d.readPushed(repository)
-	seen := map[digest.Digest]bool{}
-	var b strings.Builder
-	b.WriteString(repository + "\n")
-	n := 0
-	for _, list := range [][]digest.Digest{blobs, old} {
-		for _, dg := range list {
-			if !seen[dg] && n < maxPushed {
-				seen[dg] = true
-				b.WriteString(dg.String() + "\n")
-				n++
-			}
-		}
-	}
-	path := d.pushedPath(repository)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("remembering pushed blobs: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("remembering pushed blobs: %w", err)
-	}
-	_, err = tmp.WriteString(b.String())
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("remembering pushed blobs: %w", err)
-	}
-	return nil
+	return pushed.Remember(filepath.Join(d.root, "pushed"), repository, blobs)
 }
