@@ -186,7 +186,9 @@ func (c *copier) copyEntryAt(from dir, srcName string, to dir, name string, st *
 			if err := unix.Linkat(unix.AT_FDCWD, first, to.fd, name, 0); err != nil {
 				return &os.LinkError{Op: "link", Old: first, New: dstPath, Err: err}
 			}
-			break
+			// The inode has its owner, mode, times and xattrs from the
+			// first copy: a chown now would clear its capability.
+			return nil
 		}
 		return c.copyRegular(from, srcName, to, name, st, nil)
 	case unix.S_IFLNK:

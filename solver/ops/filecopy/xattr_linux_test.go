@@ -43,6 +43,9 @@ func hostRoot() bool {
 	return err == nil && os.Geteuid() == 0 && strings.Join(strings.Fields(string(b)), " ") == "0 0 4294967295"
 }
 
+// bigFiles is how many 40 KiB files with a capability xattrSource makes.
+const bigFiles = 8
+
 // xattrSource makes a source tree whose entries carry xattrs a copy must
 // keep (user.*, a capability) and must not (overlay's own user.overlay.*,
 // which in rootless mode would make a copied directory opaque or
@@ -62,6 +65,16 @@ func xattrSource(t *testing.T) string {
 	setXattr(t, filepath.Join(src, "d"), "user.d", "dv")
 	setXattr(t, filepath.Join(src, "d"), "user.overlay.opaque", "y")
 	setXattr(t, filepath.Join(src, "d/f"), "user.f", "fv")
+	// A second name of capbin: the link must not clear the capability.
+	mustDo(t, os.Link(capbin, filepath.Join(src, "bin/caplink")))
+	// Files enough for the copy to split into batches on other threads.
+	mustDo(t, os.MkdirAll(filepath.Join(src, "big"), 0o755))
+	for i := range bigFiles {
+		p := filepath.Join(src, "big", fmt.Sprint(i))
+		mustDo(t, os.WriteFile(p, make([]byte, 40<<10), 0o4755))
+		setXattr(t, p, "user.a", "1")
+		setXattr(t, p, capabilityXattr, capNetRaw)
+	}
 	if hostRoot() {
 		setXattr(t, capbin, "trusted.t", "t")
 		setXattr(t, filepath.Join(src, "d/link"), "trusted.l", "l")
@@ -88,15 +101,20 @@ func TestCopyXattrsFromStage(t *testing.T) {
 			chown := &archive.Owner{UID: 1000, GID: 1000}
 			mustDo(t, Copy(t.Context(), root, tree, llb.CopyOp{Sources: []string{"/"}, Dest: "/out/"}, true, chown),
 				Copy(t.Context(), root, tree, llb.CopyOp{Sources: []string{"bin/capbin"}, Dest: "/single"}, true, nil))
-			for p, want := range map[string]map[string]string{
-				"out/bin/capbin": wantCap,
-				"single":         wantCap,
-				"out/d":          {"user.d": "dv"},
-				"out/d/f":        {"user.f": "fv"},
-				"out/d/link":     {},
+			want := map[string]map[string]string{
+				"out/bin/capbin":  wantCap,
+				"out/bin/caplink": wantCap,
+				"single":          wantCap,
+				"out/d":           {"user.d": "dv"},
+				"out/d/f":         {"user.f": "fv"},
+				"out/d/link":      {},
 				// A new destination directory is made, not copied.
 				"out": {},
-			} {
+			}
+			for i := range bigFiles {
+				want[fmt.Sprintf("out/big/%d", i)] = wantCap
+			}
+			for p, want := range want {
 				if got := testutil.Xattrs(t, filepath.Join(root, p)); !maps.Equal(got, want) {
 					t.Errorf("xattrs of %s = %q, want %q", p, got, want)
 				}
