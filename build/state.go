@@ -5,6 +5,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -151,7 +152,7 @@ func (s *State) Close() error {
 		return nil
 	}
 	s.closed = true
-	return s.DB.Close()
+	return errors.Join(s.worker.Close(), s.DB.Close())
 }
 
 // cleanup removes scratch directories and snapshot directories that no

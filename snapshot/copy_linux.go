@@ -83,6 +83,11 @@ func (s *copySnapshotter) ensureView(parents []string) (string, error) {
 	if err := treecopy.Merge(built, layers, s.userXattr); err != nil {
 		return "", fmt.Errorf("building the merged view of %s: %w", strings.Join(parents, ", "), err)
 	}
+	// Recorded parents' views are reused after a crash: one must not be
+	// torn.
+	if err := syncFS(built); err != nil {
+		return "", fmt.Errorf("building view: %w", err)
+	}
 	if err := os.Rename(built, dir); err != nil {
 		// Someone else built it meanwhile: use theirs.
 		if _, serr := os.Lstat(dir); serr == nil {

@@ -80,9 +80,12 @@ type Snapshotter interface {
 	// has returned. Until then no record that outlives a crash may name
 	// it. Several layers then cost one flush.
 	CommitUnsynced(id string) error
-	// Sync flushes every layer committed so far (one syncfs of root's
-	// file system, which journaled file systems pay with a commit).
-	Sync() error
+	// OpenSync opens root's file system for Syncs that flush every
+	// layer committed so far (one syncfs, which journaled file systems
+	// pay with a commit). Its Sync reports every writeback error since
+	// OpenSync, even one another syncfs saw first: open it before the
+	// layers it is to make durable are written.
+	OpenSync() (Syncer, error)
 	// View returns a read-only mount of parents (parents[0] is the
 	// top-most). With no parents it is a read-only bind of an empty
 	// directory.
@@ -282,12 +285,19 @@ func (s *layout) commit(id string, flush bool, seal func() error) error {
 	return nil
 }
 
-// Sync flushes the file system of root: every layer committed so far.
-func (s *layout) Sync() error {
-	if err := syncFS(s.root); err != nil {
-		return fmt.Errorf("flushing snapshots: %w", err)
+// Syncer flushes a file system, see Snapshotter.OpenSync.
+type Syncer interface {
+	Sync() error
+	Close() error
+}
+
+// OpenSync opens the file system of root for Syncer.Sync.
+func (s *layout) OpenSync() (Syncer, error) {
+	f, err := openSync(s.root)
+	if err != nil {
+		return nil, fmt.Errorf("opening the snapshots for flushing: %w", err)
 	}
-	return nil
+	return f, nil
 }
 
 // Remove deletes id. Removing an id that does not exist is not an error.

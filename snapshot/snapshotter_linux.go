@@ -18,16 +18,39 @@ func checkPlatform() error { return nil }
 // cheaper than an fsync per file of a layer, and it also covers the
 // directory entries.
 func syncFS(dir string) error {
+	f, err := openSync(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// fsSync is a descriptor of a directory kept open for syncfs. The kernel
+// reports a writeback error to a descriptor opened before it happened
+// even if another syncfs (another process's, sync -f) reported it first;
+// a descriptor opened afterwards is told only of errors nobody saw.
+type fsSync struct {
+	fd  int
+	dir string
+}
+
+func openSync(dir string) (Syncer, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &os.PathError{Op: "open", Path: dir, Err: err}
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	return &fsSync{fd: fd, dir: dir}, nil
+}
+
+func (f *fsSync) Sync() error {
+	if err := unix.Syncfs(f.fd); err != nil {
+		return &os.PathError{Op: "syncfs", Path: f.dir, Err: err}
 	}
 	return nil
 }
+
+func (f *fsSync) Close() error { return unix.Close(f.fd) }
 
 type devIno struct{ dev, ino uint64 }
 

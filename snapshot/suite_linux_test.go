@@ -154,7 +154,10 @@ func checkUnsyncedCommit(t *testing.T, s Snapshotter) {
 	if got := layerNames(t, s, "a"); !slices.Equal(got, []string{"f"}) {
 		t.Errorf("layer after CommitUnsynced = %v, want [f]", got)
 	}
-	must(t, s.Sync())
+	f, err := s.OpenSync()
+	must(t, err)
+	must(t, f.Sync())
+	must(t, f.Close())
 	step(t, s, "b", []string{"a"}, func(root string) { write(t, filepath.Join(root, "g"), "y") })
 	if got := strings.Join(view(t, s, "b", "a"), " "); !strings.Contains(got, "f ----------=x g ----------=y") {
 		t.Errorf("view of b on a = %v, want f (x) and g (y)", got)

@@ -16,6 +16,8 @@ func checkPlatform() error { return errUnsupported }
 
 func syncFS(string) error { return errUnsupported }
 
+func openSync(string) (Syncer, error) { return nil, errUnsupported }
+
 func diskUsage(string) (int64, error) { return 0, errUnsupported }
 
 func withMounts(context.Context, string, [][]Mount, func([]string) error) error {

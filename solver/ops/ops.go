@@ -40,8 +40,17 @@ type Worker struct {
 }
 
 func (w *Worker) recs() *durable.Records {
-	w.recordsOnce.Do(func() { w.records = &durable.Records{DB: w.DB, Snapshots: w.Snapshots} })
+	w.recordsOnce.Do(func() { w.records = durable.New(w.DB, w.Snapshots) })
 	return w.records
+}
+
+// Close releases what the Worker's records hold open.
+func (w *Worker) Close() error {
+	w.recordsOnce.Do(func() {})
+	if w.records == nil {
+		return nil
+	}
+	return w.records.Close()
 }
 
 // Op returns the implementation of v, for solver.New.
@@ -123,6 +132,7 @@ func (w *Worker) Lowers(top string) ([]string, error) {
 // newLayer prepares a fresh snapshot on top of parent and returns its id and
 // read-write mounts.
 func (w *Worker) newLayer(ctx context.Context, parent string) (string, []snapshot.Mount, error) {
+	w.recs() // before the layer is written: its flush must see errors
 	lowers, err := w.Lowers(parent)
 	if err != nil {
 		return "", nil, err

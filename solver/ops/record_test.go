@@ -101,6 +101,10 @@ func TestFailedRecordDropsTheSnapshot(t *testing.T) {
 // returns: a process killed then dies between commit and flush.
 type hangingSync struct{ snapshot.Snapshotter }
 
+func (h hangingSync) OpenSync() (snapshot.Syncer, error) { return h, nil }
+
+func (h hangingSync) Close() error { return nil }
+
 func (h hangingSync) Sync() error {
 	fmt.Println("flushing")
 	select {}

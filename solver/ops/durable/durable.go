@@ -23,12 +23,20 @@ import (
 )
 
 // Records holds the records of committed snapshots until they are
-// written. The zero value is not usable: set DB and Snapshots.
+// written. Make one with New before the layers it records are written.
 type Records struct {
 	DB        *cache.DB
 	Snapshots snapshot.Snapshotter
 
-	mu sync.Mutex
+	// syncer flushes the snapshots' file system through one descriptor
+	// opened by New, so that its Sync reports every writeback error
+	// since, even one another syncfs reported first.
+	syncer snapshot.Syncer
+	mu     sync.Mutex
+	// err is the first failed Sync (or the failure to open syncer):
+	// pages it lost may belong to any layer not recorded yet, so every
+	// later record fails with it.
+	err error
 	// pending are the snapshots committed and not yet recorded, by id:
 	// Chain knows them, and the first Record of each writes it.
 	pending map[string]*pending
@@ -39,6 +47,24 @@ type Records struct {
 	// failed are snapshots whose records could not be written (they are
 	// removed): nothing above them is recorded either.
 	failed map[string]bool
+}
+
+// New returns the Records of snaps' layers in db. Close it after the last
+// Record.
+func New(db *cache.DB, snaps snapshot.Snapshotter) *Records {
+	r := &Records{DB: db, Snapshots: snaps}
+	if r.syncer, r.err = snaps.OpenSync(); r.err != nil {
+		r.err = fmt.Errorf("flushing snapshots: %w", r.err)
+	}
+	return r
+}
+
+// Close releases the descriptor New opened.
+func (r *Records) Close() error {
+	if r.syncer == nil {
+		return nil
+	}
+	return r.syncer.Close()
 }
 
 type pending struct {
@@ -67,22 +93,33 @@ func (r *Records) Committed(rec cache.Snapshot) {
 // the record of res.Snapshot if it is pending, once a Sync that began
 // after the call returned: Records that overlap share one Sync and one
 // transaction. If the records cannot be written, the pending snapshot is
-// removed and the error returned.
+// removed and the error returned. The pending snapshots below it that no
+// Record queued yet are recorded first, in the same transaction: no
+// record names a parent without one.
 func (r *Records) Record(res cache.Result, keys ...digest.Digest) error {
-	st := cache.Step{Result: res, Keys: keys}
 	var err error
 	r.mu.Lock()
-	if p := r.pending[res.Snapshot]; p != nil && !p.queued {
-		p.queued = true
-		rec := p.rec
-		st.Snapshot = &rec
-	}
 	b := r.open
 	if b == nil {
 		b = &batch{done: make(chan struct{})}
 		r.open = b
 	}
-	b.steps = append(b.steps, st)
+	var steps []cache.Step
+	for id := res.Snapshot; r.pending[id] != nil && !r.pending[id].queued; id = r.pending[id].rec.Parent {
+		p := r.pending[id]
+		p.queued = true
+		rec := p.rec
+		steps = append(steps, cache.Step{Result: cache.Result{Snapshot: id}, Snapshot: &rec})
+	}
+	if len(steps) == 0 {
+		steps = append(steps, cache.Step{})
+	}
+	steps[0].Result, steps[0].Keys = res, keys
+	slices.Reverse(steps)
+	b.steps = append(b.steps, steps...)
+	for range steps[1:] {
+		b.errs = append(b.errs, new(error)) // only the caller's step reports
+	}
 	b.errs = append(b.errs, &err)
 	lead := !r.flushing
 	r.flushing = true
@@ -119,8 +156,11 @@ func (r *Records) write(b *batch) {
 	var errs []*error
 	r.mu.Lock()
 	for i, st := range b.steps {
-		if bad := r.failedBelow(st); bad != "" {
+		if bad := r.failedBelow(st); bad != "" || r.err != nil {
 			*b.errs[i] = fmt.Errorf("recording snapshot %s: snapshot %s below it could not be recorded", st.Result.Snapshot, bad)
+			if r.err != nil {
+				*b.errs[i] = fmt.Errorf("recording snapshot %s: %w", st.Result.Snapshot, r.err)
+			}
 			if st.Snapshot != nil {
 				r.fail(st.Snapshot)
 				*b.errs[i] = errors.Join(*b.errs[i], r.Snapshots.Remove(st.Snapshot.ID))
@@ -137,7 +177,12 @@ func (r *Records) write(b *batch) {
 	// Keys alone name snapshots recorded already (or in this batch).
 	var err error
 	if slices.ContainsFunc(steps, func(st cache.Step) bool { return st.Snapshot != nil }) {
-		err = r.Snapshots.Sync()
+		if err = r.syncer.Sync(); err != nil {
+			err = fmt.Errorf("flushing snapshots: %w", err)
+			r.mu.Lock()
+			r.err = err
+			r.mu.Unlock()
+		}
 	}
 	if err == nil {
 		err = r.DB.RecordSteps(steps)

@@ -13,10 +13,11 @@ import (
 	"github.com/builder-dev/builder/snapshot"
 )
 
-// gatedSync is a Snapshotter whose Sync waits for gate, counts its calls
-// and notes which snapshots were committed when each began.
+// gatedSync is a Snapshotter whose Syncs wait for gate, count their
+// calls and note which snapshots were committed when each began.
 type gatedSync struct {
 	snapshot.Snapshotter
+	inner   snapshot.Syncer
 	entered chan struct{}
 	gate    chan error
 	mu      sync.Mutex
@@ -33,6 +34,14 @@ func (g *gatedSync) CommitUnsynced(id string) error {
 	return err
 }
 
+func (g *gatedSync) OpenSync() (snapshot.Syncer, error) {
+	var err error
+	g.inner, err = g.Snapshotter.OpenSync()
+	return g, err
+}
+
+func (g *gatedSync) Close() error { return g.inner.Close() }
+
 func (g *gatedSync) Sync() error {
 	g.mu.Lock()
 	g.syncs++
@@ -42,7 +51,7 @@ func (g *gatedSync) Sync() error {
 	if err := <-g.gate; err != nil {
 		return err
 	}
-	return g.Snapshotter.Sync()
+	return g.inner.Sync()
 }
 
 func setup(t *testing.T) (*Records, *gatedSync, *cache.DB) {
@@ -58,7 +67,9 @@ func setup(t *testing.T) (*Records, *gatedSync, *cache.DB) {
 		t.Fatal(err)
 	}
 	g := &gatedSync{Snapshotter: snaps, entered: make(chan struct{}), gate: make(chan error)}
-	return &Records{DB: db, Snapshots: g}, g, db
+	r := New(db, g)
+	t.Cleanup(func() { r.Close() })
+	return r, g, db
 }
 
 // commit makes snapshot id (a file in it) on parent and notes its record.
@@ -82,14 +93,19 @@ func record(r *Records, id string) <-chan error {
 	return done
 }
 
-// waitQueued waits until n records are queued for the next flush.
+// waitQueued waits until n Records (steps with keys) are queued for the
+// next flush.
 func waitQueued(t *testing.T, r *Records, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		r.mu.Lock()
 		q := 0
 		if r.open != nil {
-			q = len(r.open.steps)
+			for _, st := range r.open.steps {
+				if len(st.Keys) > 0 {
+					q++
+				}
+			}
 		}
 		r.mu.Unlock()
 		if q == n {
@@ -194,5 +210,74 @@ func TestFailedSyncRecordsNothing(t *testing.T) {
 	}
 	if r.Pending() != 0 {
 		t.Errorf("%d records pending after the failure", r.Pending())
+	}
+}
+
+// TestFailedSyncIsSticky: once a flush failed, pages of any layer not yet
+// recorded may be lost, and a later syncfs need not say so (the kernel
+// reports a writeback error once per descriptor): every later record
+// fails, and its layer is removed.
+func TestFailedSyncIsSticky(t *testing.T) {
+	r, g, db := setup(t)
+	commit(t, r, g, "a", "")
+	commit(t, r, g, "c", "") // committed before a's flush: pending
+	da := record(r, "a")
+	<-g.entered
+	g.gate <- errors.New("writeback error")
+	if err := <-da; err == nil {
+		t.Fatal("Record(a) with a failed flush succeeded")
+	}
+	commit(t, r, g, "d", "")
+	for _, id := range []string{"c", "d"} {
+		done := record(r, id)
+		var err error
+		select {
+		case err = <-done:
+		case <-g.entered: // a flush that succeeds must not count
+			g.gate <- nil
+			err = <-done
+		}
+		if err == nil {
+			t.Errorf("Record(%s) after a failed flush succeeded", id)
+		}
+		if s, k := recorded(t, db, id); s || k {
+			t.Errorf("%s has a snapshot record %v, a key %v after a failed flush; want neither", id, s, k)
+		}
+		if g.Exists(id) {
+			t.Errorf("%s's layer stays on disk without a record", id)
+		}
+	}
+}
+
+// TestParentRecordedWithChild: a child's Record before its parent's
+// writes the parent's snapshot record in the same transaction, so no
+// record names a parent that a later failed flush removes.
+func TestParentRecordedWithChild(t *testing.T) {
+	r, g, db := setup(t)
+	commit(t, r, g, "a", "")
+	commit(t, r, g, "b", "a")
+	db2 := record(r, "b")
+	<-g.entered
+	g.gate <- nil
+	if err := <-db2; err != nil {
+		t.Fatal(err)
+	}
+	if chain, err := db.Chain("b"); err != nil || len(chain) != 2 {
+		t.Fatalf("db.Chain(b) after b's record = %v, %v; want b, a recorded", chain, err)
+	}
+	da := record(r, "a")
+	select {
+	case err := <-da:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-g.entered:
+		t.Fatal("a's keys, its snapshot recorded already, wait for a flush")
+	}
+	if s, k := recorded(t, db, "a"); !s || !k {
+		t.Errorf("a has a snapshot record %v, a key %v; want both", s, k)
+	}
+	if r.Pending() != 0 {
+		t.Errorf("%d records pending after all were written", r.Pending())
 	}
 }
