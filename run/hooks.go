@@ -26,18 +26,26 @@ func DebugShell(tty *os.File, gate *progress.Gate) func(context.Context, ops.Run
 		defer gate.Hold()()
 		fmt.Fprintf(tty, "\n%s failed: %v\n", f.Step, f.Err)
 		fmt.Fprintln(tty, "Debug shell in the step's sandbox, with the files as the command left them; exit it to end the build.")
-		spec := f.Spec
-		spec.Args = []string{"/bin/sh"}
-		spec.Env = append(spec.Env[:len(spec.Env):len(spec.Env)], "PS1=(debug) \\w \\$ ")
-		spec.Stdin, spec.Stdout, spec.Stderr = tty, tty, tty
-		spec.Terminal = true
-		spec.Usage = nil // the step's figures stay the step's
-		if err := executor.Run(ctx, spec); err != nil {
+		if err := executor.Run(ctx, debugSpec(f.Spec, tty)); err != nil {
 			if _, ok := err.(*executor.ExitError); !ok {
 				fmt.Fprintf(tty, "debug shell: %v\n", err)
 			}
 		}
 	}
+}
+
+// debugSpec is the spec of --on-error=shell's shell in a failed step's
+// sandbox.
+func debugSpec(spec executor.Spec, tty *os.File) executor.Spec {
+	spec.Args = []string{"/bin/sh"}
+	spec.Env = append(spec.Env[:len(spec.Env):len(spec.Env)], "PS1=(debug) \\w \\$ ")
+	spec.Stdin, spec.Stdout, spec.Stderr = tty, tty, tty
+	spec.Terminal = true
+	spec.Usage = nil // the step's figures stay the step's
+	// A user's shell is not a step whose layer a syncfs makes durable:
+	// its sync calls run (as in builder run and debug).
+	spec.ElideSync = false
+	return spec
 }
 
 // KeepFailure returns the OnRunFailure hook of --on-error=keep: the failed

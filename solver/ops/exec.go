@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,7 +92,7 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 		RunMounts: runMounts.mounts,
 		Network:   network,
 		Insecure:  o.op.Security == llb.SecurityInsecure,
-		ElideSync: true, // a syncfs before its record makes the layer durable
+		ElideSync: elidesSync(o.op),
 		ShmSize:   o.op.ShmSize,
 		Resources: o.limits(),
 		Usage:     &usage,
@@ -173,4 +174,13 @@ func writeInlineFiles(dir string, files []llb.InlineFile) ([]executor.BindMount,
 		mounts = append(mounts, executor.BindMount{Source: p, Target: f.Path, Readonly: true})
 	}
 	return mounts, nil
+}
+
+// elidesSync says whether the step's sync calls may be elided: a syncfs
+// before its record makes its layer durable, but nothing does a writable
+// cache mount's files, which later builds use after a crash (BuildKit
+// never elides). Read-only caches, tmpfs, binds (writes discarded) and
+// secrets leave nothing behind.
+func elidesSync(op llb.ExecOp) bool {
+	return !slices.ContainsFunc(op.Mounts, func(m llb.ExecMount) bool { return m.Type == llb.MountCache && !m.Readonly })
 }
