@@ -79,7 +79,7 @@ RUN apt-get update -q && apt-get install -y -q --no-install-recommends curl ca-c
 }
 
 // TestStepSyncElided checks where the sync calls are elided: in a build's
-// RUN steps (busybox's `sync FILE` fsyncs /dev/null, which fails with
+// RUN steps but those with a writable cache mount (busybox's `sync FILE` fsyncs /dev/null, which fails with
 // EINVAL when the call runs), not in them with $BUILDER_STEP_FSYNC=run,
 // and never in `builder run`, whose container is not a layer that Commit
 // makes durable.
@@ -88,9 +88,12 @@ func TestStepSyncElided(t *testing.T) {
 	st := openState(t, t.TempDir())
 	df := `FROM {{BASE}}
 RUN sync /dev/null 2>/dev/null; echo "sync $?" > /elided
+RUN --mount=type=cache,target=/c sync /dev/null 2>/dev/null; echo "sync $?" > /cached
 `
 	files, _ := mustBuild(t, st, base, writeContext(t, nil), df, build.Options{Tags: []string{"sync:1"}})
 	checkContent(t, files, "elided", "sync 0")
+	// A writable cache's files outlive the step with no flush of their own.
+	checkContent(t, files, "cached", "sync 1")
 	if got := runImage(t, st, "sync:1", "sh", "-c", `sync /dev/null 2>/dev/null; echo "sync $?"`); got != "sync 1\n" {
 		t.Errorf("builder run: %q, want sync 1 (the call ran)", got)
 	}

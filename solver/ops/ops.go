@@ -45,13 +45,7 @@ func (w *Worker) recs() *durable.Records {
 }
 
 // Close releases what the Worker's records hold open.
-func (w *Worker) Close() error {
-	w.recordsOnce.Do(func() {})
-	if w.records == nil {
-		return nil
-	}
-	return w.records.Close()
-}
+func (w *Worker) Close() error { return w.recs().Close() }
 
 // Op returns the implementation of v, for solver.New.
 func (w *Worker) Op(v *llb.Vertex) (solver.Op, error) {

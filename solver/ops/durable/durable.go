@@ -49,10 +49,13 @@ type Records struct {
 	failed map[string]bool
 }
 
-// New returns the Records of snaps' layers in db. Close it after the last
-// Record.
+// New returns the Records of snaps' layers in db (snaps nil: for Chain
+// only). Close it after the last Record.
 func New(db *cache.DB, snaps snapshot.Snapshotter) *Records {
 	r := &Records{DB: db, Snapshots: snaps}
+	if snaps == nil { // for Chain alone
+		return r
+	}
 	if r.syncer, r.err = snaps.OpenSync(); r.err != nil {
 		r.err = fmt.Errorf("flushing snapshots: %w", r.err)
 	}
