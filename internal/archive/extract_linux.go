@@ -71,15 +71,51 @@ func Extract(ctx context.Context, dir string, tr *tar.Reader, opts Options) (Res
 	if err := x.finishDirs(); err != nil {
 		return x.res, err
 	}
+	if err := x.listImplicit(); err != nil {
+		return x.res, err
+	}
+	return x.res, nil
+}
+
+// listImplicit puts in the result the implicit directories still there
+// and not listed by a later entry. A later entry may have replaced one of
+// their parents with a symlink ("a/bin/x", then "a -> /usr"): a directory
+// is checked without following a symlink in any component, or the caller,
+// changing it, would change the host's /usr/bin.
+func (x *extractor) listImplicit() error {
+	if len(x.implicit) == 0 {
+		return nil
+	}
+	rootFD, err := unix.Open(x.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: x.root, Err: err}
+	}
+	defer unix.Close(rootFD)
 	for p := range x.implicit {
-		// A later entry may have listed it, or replaced it.
-		if fi, err := os.Lstat(p); err == nil && fi.IsDir() && x.dirs[p] == nil {
-			rel, _ := filepath.Rel(root, p)
+		if x.dirs[p] != nil {
+			continue
+		}
+		rel, err := filepath.Rel(x.root, p)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Openat2(rootFD, rel, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		switch {
+		case err == nil:
+			unix.Close(fd)
 			x.res.ImplicitDirs = append(x.res.ImplicitDirs, filepath.ToSlash(rel))
+		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP), errors.Is(err, unix.EXDEV):
+			// Gone, replaced, or reached through a symlink: not an
+			// implicit directory of this layer any more.
+		default:
+			return &os.PathError{Op: "checking implicit directory", Path: p, Err: err}
 		}
 	}
 	slices.Sort(x.res.ImplicitDirs)
-	return x.res, nil
+	return nil
 }
 
 type extractor struct {
@@ -208,6 +244,11 @@ func (x *extractor) replace(p string, isDir bool) (exists bool, err error) {
 	for d := range x.dirs {
 		if d == p || strings.HasPrefix(d, p+"/") {
 			delete(x.dirs, d)
+		}
+	}
+	for d := range x.implicit {
+		if d == p || strings.HasPrefix(d, p+"/") {
+			delete(x.implicit, d)
 		}
 	}
 	x.stale = true
