@@ -4,10 +4,12 @@ package archive
 
 import (
 	"archive/tar"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -166,6 +168,49 @@ func TestExtractOwnerInSetgidDirectory(t *testing.T) {
 		}
 		if st := fi.Sys().(*syscall.Stat_t); int(st.Gid) != want || st.Uid != 0 {
 			t.Errorf("%s owner = %d:%d, want 0:%d", p, st.Uid, st.Gid, want)
+		}
+	}
+}
+
+// TestExtractSearchOnlyDestination: a destination its owner may search and
+// write but not read (0311) takes a layer as that owner, as it did when
+// entries were made by path. Run as root, the test drops to another
+// owner's file-system ids on its thread, which also drops the
+// capabilities that override permissions (Extract runs on that thread).
+func TestExtractSearchOnlyDestination(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to take another file-system uid")
+	}
+	tmp := t.TempDir()
+	// Searchable on the way, as /tmp is.
+	os.Chmod(filepath.Dir(tmp), 0o755)
+	os.Chmod(tmp, 0o755)
+	dir := filepath.Join(tmp, "d")
+	if err := os.Mkdir(dir, 0o311); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o311)
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	runtime.LockOSThread()
+	unix.Setfsgid(65534)
+	unix.Setfsuid(65534)
+	_, err := Extract(t.Context(), dir, tar.NewReader(bytes.NewReader(tarBytes(
+		entry{name: "f", typ: tar.TypeReg, mode: 0o644, data: "x"},
+		entry{name: "sub/", typ: tar.TypeDir, mode: 0o755},
+		entry{name: "sub/g", typ: tar.TypeReg, mode: 0o600, data: "y"},
+		entry{name: "new/h", typ: tar.TypeReg, mode: 0o644, data: "z"}))), Options{NoLchown: true})
+	// Back to root's ids, or the thread ends with the test goroutine.
+	if unix.Setfsuid(0) == nil && unix.Setfsgid(0) == nil {
+		runtime.UnlockOSThread()
+	}
+	if err != nil {
+		t.Fatalf("extracting into a 0311 destination as its owner: %v", err)
+	}
+	for name, want := range map[string]string{"f": "x", "sub/g": "y", "new/h": "z"} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", name, b, err, want)
 		}
 	}
 }

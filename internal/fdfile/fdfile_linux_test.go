@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -44,5 +45,46 @@ func TestFile(t *testing.T) {
 	}
 	if _, err := f.Write([]byte("x")); err == nil || !bytes.Contains([]byte(err.Error()), []byte(p)) {
 		t.Errorf("Write on a closed descriptor = %v, want an error naming %s", err, p)
+	}
+}
+
+// TestOpenDirSearchOnly: a directory its owner may search and write but
+// not read (0311) opens, as a path through it would resolve, and entries
+// are made in it through the descriptor. Run as root, the test drops to
+// another owner's file-system ids on its thread, which also drops the
+// capabilities that override permissions.
+func TestOpenDirSearchOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to take another file-system uid")
+	}
+	tmp := t.TempDir()
+	// Searchable on the way, as /tmp is.
+	os.Chmod(filepath.Dir(tmp), 0o755)
+	os.Chmod(tmp, 0o755)
+	dir := filepath.Join(tmp, "d")
+	if err := os.Mkdir(dir, 0o311); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o311)
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	runtime.LockOSThread()
+	unix.Setfsgid(65534)
+	unix.Setfsuid(65534)
+	d, err := OpenDir(unix.AT_FDCWD, dir)
+	if err == nil {
+		err = unix.Mkdirat(d.FD, "sub", 0o755)
+		unix.Close(d.FD)
+	}
+	// Back to root's ids, or the thread ends with the test goroutine.
+	if unix.Setfsuid(0) == nil && unix.Setfsgid(0) == nil {
+		runtime.UnlockOSThread()
+	}
+	if err != nil {
+		t.Fatalf("OpenDir of a 0311 directory and mkdir in it, as its owner: %v", err)
+	}
+	if d.GID != 65534 {
+		t.Errorf("GID = %d, want 65534", d.GID)
 	}
 }
