@@ -71,51 +71,18 @@ func Extract(ctx context.Context, dir string, tr *tar.Reader, opts Options) (Res
 	if err := x.finishDirs(); err != nil {
 		return x.res, err
 	}
-	if err := x.listImplicit(); err != nil {
-		return x.res, err
-	}
-	return x.res, nil
-}
-
-// listImplicit puts in the result the implicit directories still there
-// and not listed by a later entry. A later entry may have replaced one of
-// their parents with a symlink ("a/bin/x", then "a -> /usr"): a directory
-// is checked without following a symlink in any component, or the caller,
-// changing it, would change the host's /usr/bin.
-func (x *extractor) listImplicit() error {
-	if len(x.implicit) == 0 {
-		return nil
-	}
-	rootFD, err := unix.Open(x.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: x.root, Err: err}
-	}
-	defer unix.Close(rootFD)
+	// A later entry may have listed an implicit directory, or replaced it
+	// or a parent, even with a symlink ("a/bin/x", then "a -> /usr"):
+	// through which the caller, changing a/bin, would change /usr/bin.
+	var rels []string
 	for p := range x.implicit {
-		if x.dirs[p] != nil {
-			continue
-		}
-		rel, err := filepath.Rel(x.root, p)
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Openat2(rootFD, rel, &unix.OpenHow{
-			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-		})
-		switch {
-		case err == nil:
-			unix.Close(fd)
-			x.res.ImplicitDirs = append(x.res.ImplicitDirs, filepath.ToSlash(rel))
-		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP), errors.Is(err, unix.EXDEV):
-			// Gone, replaced, or reached through a symlink: not an
-			// implicit directory of this layer any more.
-		default:
-			return &os.PathError{Op: "checking implicit directory", Path: p, Err: err}
+		if x.dirs[p] == nil {
+			rel, _ := filepath.Rel(root, p)
+			rels = append(rels, rel)
 		}
 	}
-	slices.Sort(x.res.ImplicitDirs)
-	return nil
+	x.res.ImplicitDirs, err = fdfile.DirsBeneath(root, rels)
+	return x.res, err
 }
 
 type extractor struct {

@@ -12,6 +12,7 @@ package fdfile
 import (
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,4 +109,36 @@ func OpenDir(dirfd int, name string) (Dir, error) {
 	// more, never one less).
 	_, err = unix.Getxattr("/proc/self/fd/"+strconv.Itoa(fd), "system.posix_acl_default", nil)
 	return Dir{FD: fd, GID: int(st.Gid), DefaultACL: !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP)}, nil
+}
+
+// DirsBeneath returns, sorted, those of rels (relative paths) that name a
+// directory under root reached without following a symlink in any
+// component.
+func DirsBeneath(root string, rels []string) ([]string, error) {
+	if len(rels) == 0 {
+		return nil, nil
+	}
+	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(rootFD)
+	var dirs []string
+	for _, rel := range rels {
+		fd, err := unix.Openat2(rootFD, rel, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		switch {
+		case err == nil:
+			unix.Close(fd)
+			dirs = append(dirs, rel)
+		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP), errors.Is(err, unix.EXDEV):
+			// Gone, not a directory, or reached through a symlink.
+		default:
+			return nil, &os.PathError{Op: "open beneath " + root, Path: rel, Err: err}
+		}
+	}
+	slices.Sort(dirs)
+	return dirs, nil
 }

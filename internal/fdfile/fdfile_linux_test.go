@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -86,5 +87,24 @@ func TestOpenDirSearchOnly(t *testing.T) {
 	}
 	if d.GID != 65534 {
 		t.Errorf("GID = %d, want 65534", d.GID)
+	}
+}
+
+// TestDirsBeneath keeps the directories reached without a symlink: not
+// one behind a symlink, inside or out of the root, nor a file or a
+// missing name.
+func TestDirsBeneath(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(root, "a/b"), 0o755)
+	os.MkdirAll(filepath.Join(outside, "b"), 0o755)
+	os.WriteFile(filepath.Join(root, "f"), nil, 0o644)
+	os.Symlink("a", filepath.Join(root, "in"))
+	os.Symlink(outside, filepath.Join(root, "out"))
+	got, err := DirsBeneath(root, []string{"a/b", "in/b", "out/b", "out", "f", "gone", "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a", "a/b"}; !slices.Equal(got, want) {
+		t.Errorf("DirsBeneath = %q, want %q", got, want)
 	}
 }
