@@ -9,11 +9,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"syscall"
 	"testing"
 
+	"github.com/builder-dev/builder/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -174,37 +174,17 @@ func TestExtractOwnerInSetgidDirectory(t *testing.T) {
 
 // TestExtractSearchOnlyDestination: a destination its owner may search and
 // write but not read (0311) takes a layer as that owner, as it did when
-// entries were made by path. Run as root, the test drops to another
-// owner's file-system ids on its thread, which also drops the
-// capabilities that override permissions (Extract runs on that thread).
+// entries were made by path.
 func TestExtractSearchOnlyDestination(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to take another file-system uid")
-	}
-	tmp := t.TempDir()
-	// Searchable on the way, as /tmp is.
-	os.Chmod(filepath.Dir(tmp), 0o755)
-	os.Chmod(tmp, 0o755)
-	dir := filepath.Join(tmp, "d")
-	if err := os.Mkdir(dir, 0o311); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o311)
-	if err := os.Chown(dir, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	runtime.LockOSThread()
-	unix.Setfsgid(65534)
-	unix.Setfsuid(65534)
-	_, err := Extract(t.Context(), dir, tar.NewReader(bytes.NewReader(tarBytes(
-		entry{name: "f", typ: tar.TypeReg, mode: 0o644, data: "x"},
-		entry{name: "sub/", typ: tar.TypeDir, mode: 0o755},
-		entry{name: "sub/g", typ: tar.TypeReg, mode: 0o600, data: "y"},
-		entry{name: "new/h", typ: tar.TypeReg, mode: 0o644, data: "z"}))), Options{NoLchown: true})
-	// Back to root's ids, or the thread ends with the test goroutine.
-	if unix.Setfsuid(0) == nil && unix.Setfsgid(0) == nil {
-		runtime.UnlockOSThread()
-	}
+	dir := testutil.SearchOnlyDir(t, 65534)
+	var err error
+	testutil.AsFSUser(t, 65534, func() {
+		_, err = Extract(t.Context(), dir, tar.NewReader(bytes.NewReader(tarBytes(
+			entry{name: "f", typ: tar.TypeReg, mode: 0o644, data: "x"},
+			entry{name: "sub/", typ: tar.TypeDir, mode: 0o755},
+			entry{name: "sub/g", typ: tar.TypeReg, mode: 0o600, data: "y"},
+			entry{name: "new/h", typ: tar.TypeReg, mode: 0o644, data: "z"}))), Options{NoLchown: true})
+	})
 	if err != nil {
 		t.Fatalf("extracting into a 0311 destination as its owner: %v", err)
 	}

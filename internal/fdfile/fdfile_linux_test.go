@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 
+	"github.com/builder-dev/builder/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,33 +55,15 @@ func TestFile(t *testing.T) {
 // another owner's file-system ids on its thread, which also drops the
 // capabilities that override permissions.
 func TestOpenDirSearchOnly(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to take another file-system uid")
-	}
-	tmp := t.TempDir()
-	// Searchable on the way, as /tmp is.
-	os.Chmod(filepath.Dir(tmp), 0o755)
-	os.Chmod(tmp, 0o755)
-	dir := filepath.Join(tmp, "d")
-	if err := os.Mkdir(dir, 0o311); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o311)
-	if err := os.Chown(dir, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	runtime.LockOSThread()
-	unix.Setfsgid(65534)
-	unix.Setfsuid(65534)
-	d, err := OpenDir(unix.AT_FDCWD, dir)
-	if err == nil {
-		err = unix.Mkdirat(d.FD, "sub", 0o755)
-		unix.Close(d.FD)
-	}
-	// Back to root's ids, or the thread ends with the test goroutine.
-	if unix.Setfsuid(0) == nil && unix.Setfsgid(0) == nil {
-		runtime.UnlockOSThread()
-	}
+	dir := testutil.SearchOnlyDir(t, 65534)
+	var d Dir
+	var err error
+	testutil.AsFSUser(t, 65534, func() {
+		if d, err = OpenDir(unix.AT_FDCWD, dir); err == nil {
+			err = unix.Mkdirat(d.FD, "sub", 0o755)
+			unix.Close(d.FD)
+		}
+	})
 	if err != nil {
 		t.Fatalf("OpenDir of a 0311 directory and mkdir in it, as its owner: %v", err)
 	}
