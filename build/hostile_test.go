@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,17 +26,24 @@ import (
 // baseWithLayer pushes the busybox image plus one layer (an uncompressed
 // tar) to an in-process registry and returns its reference.
 func baseWithLayer(t *testing.T, name string, layerTar []byte) string {
+	return baseWithLayers(t, name, layerTar)
+}
+
+// baseWithLayers is baseWithLayer with several layers, in order.
+func baseWithLayers(t *testing.T, name string, layerTars ...[]byte) string {
 	t.Helper()
 	testutil.RequiresRoot(t)
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(testutil.BusyboxImage(t), layer)
-	if err != nil {
-		t.Fatal(err)
+	img := testutil.BusyboxImage(t)
+	for _, lt := range layerTars {
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(lt)), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.AppendLayers(img, layer); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ref := testutil.InProcessRegistry(t) + "/" + name + ":1"
 	testutil.PushImage(t, img, ref)
@@ -310,5 +318,50 @@ func TestAttestationFileOverImageSymlink(t *testing.T) {
 	fi, err := os.Lstat(filepath.Join(localDir, "provenance.json"))
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("provenance.json in the output: %v %v, want a regular 0600 file", fi, err)
+	}
+}
+
+// TestImplicitDirThroughSymlinkLayer pulls a base image whose one layer has
+// a/bin/ 0777 owned by 1000 and whose next has a/bin/x (implying a/ and
+// a/bin/) and then "a" as a symlink to a host directory: the host's bin
+// keeps its mode, owner and time (the pull used to chmod it 0777 and chown
+// it to 1000, as it would the host's /usr/bin with a -> /usr).
+func TestImplicitDirThroughSymlinkLayer(t *testing.T) {
+	outside := t.TempDir()
+	bin := filepath.Join(outside, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	os.Chtimes(bin, mtime, mtime)
+	layer := func(hs ...*tar.Header) []byte {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, h := range hs {
+			if err := tw.WriteHeader(h); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	base := baseWithLayers(t, "implicitlink",
+		layer(&tar.Header{Name: "a/", Typeflag: tar.TypeDir, Mode: 0o755},
+			&tar.Header{Name: "a/bin/", Typeflag: tar.TypeDir, Mode: 0o777, Uid: 1000, Gid: 1000}),
+		layer(&tar.Header{Name: "a/bin/x", Typeflag: tar.TypeReg, Mode: 0o644},
+			&tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: outside}))
+	st := openState(t, t.TempDir())
+	if err := buildOnly(t, st, base, writeContext(t, map[string]string{"x": "x"}), "FROM {{BASE}}\nRUN true\n"); err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	fi, err := os.Lstat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stt := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o755 || stt.Uid != 0 || stt.Gid != 0 || !fi.ModTime().Equal(mtime) {
+		t.Errorf("host dir behind the layer's symlink = %v %d:%d mtime %v; want drwxr-xr-x 0:0 %v", fi.Mode(), stt.Uid, stt.Gid, fi.ModTime(), mtime)
 	}
 }

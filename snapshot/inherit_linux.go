@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +24,14 @@ import (
 // directory, the layer would otherwise hide, say, a 1777 /tmp behind a
 // 0755 one. A directory that no lower layer has keeps 0755.
 func InheritDirs(upper string, dirs, lowers []string) error {
+	if len(dirs) == 0 {
+		return nil
+	}
+	root, err := unix.Open(upper, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: upper, Err: err}
+	}
+	defer unix.Close(root)
 	changed := false
 	for _, rel := range dirs {
 		fi, ok, err := lowerDir(rel, lowers)
@@ -32,22 +41,43 @@ func InheritDirs(upper string, dirs, lowers []string) error {
 		if !ok {
 			continue
 		}
-		p := filepath.Join(upper, rel)
-		st := fi.Sys().(*syscall.Stat_t)
-		if err := os.Lchown(p, int(st.Uid), int(st.Gid)); err != nil {
+		if err := setDirFrom(root, upper, rel, fi.Sys().(*syscall.Stat_t)); err != nil {
 			return err
-		}
-		if err := unix.Chmod(p, uint32(st.Mode)&0o7777); err != nil {
-			return &os.PathError{Op: "chmod", Path: p, Err: err}
-		}
-		ts := []unix.Timespec{{Sec: st.Atim.Sec, Nsec: st.Atim.Nsec}, {Sec: st.Mtim.Sec, Nsec: st.Mtim.Nsec}}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return &os.PathError{Op: "utimensat", Path: p, Err: err}
 		}
 		changed = true
 	}
 	if changed {
 		return syncFS(upper)
+	}
+	return nil
+}
+
+// setDirFrom gives the directory rel in the layer directory open at root
+// st's owner, mode and times, through a descriptor opened inside it
+// without following any symlink: the layer's own entries may have put a
+// symlink where rel's parent was (a/bin implied, then "a -> /usr"), and a
+// path would lead the chmod to the host's /usr/bin.
+func setDirFrom(root int, upper, rel string, st *syscall.Stat_t) error {
+	p := filepath.Join(upper, rel)
+	fd, err := unix.Openat2(root, rel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return &os.PathError{Op: "open in layer", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchown(fd, int(st.Uid), int(st.Gid)); err != nil {
+		return &os.PathError{Op: "fchown", Path: p, Err: err}
+	}
+	if err := unix.Fchmod(fd, uint32(st.Mode)&0o7777); err != nil {
+		return &os.PathError{Op: "fchmod", Path: p, Err: err}
+	}
+	// futimens: utimensat with a NULL path sets the descriptor's times
+	// (x/sys passes "" rather than NULL).
+	ts := [2]unix.Timespec{{Sec: st.Atim.Sec, Nsec: st.Atim.Nsec}, {Sec: st.Mtim.Sec, Nsec: st.Mtim.Nsec}}
+	if _, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0); e != 0 {
+		return &os.PathError{Op: "futimens", Path: p, Err: e}
 	}
 	return nil
 }

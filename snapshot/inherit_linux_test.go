@@ -77,3 +77,52 @@ func ownerOf(t *testing.T, p string) (int, int) {
 	st := fi.Sys().(*syscall.Stat_t)
 	return int(st.Uid), int(st.Gid)
 }
+
+// TestInheritDirsNotThroughSymlink: a layer with "a/bin/x" and then "a" as
+// a symlink to a directory outside, over a lower layer whose a/bin is
+// 0777 and owned by 1000: the outside's bin keeps its mode, owner and
+// time, whether InheritDirs is given what Apply reported or a/bin itself.
+func TestInheritDirsNotThroughSymlink(t *testing.T) {
+	testutil.RequiresRoot(t)
+	lower, outside := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(lower, "a/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(lower, "a/bin"), 0o777)
+	os.Lchown(filepath.Join(lower, "a/bin"), 1000, 1000)
+	bin := filepath.Join(outside, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	os.Chtimes(bin, mtime, mtime)
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "a/bin/x", Typeflag: tar.TypeReg, Mode: 0o644})
+	tw.WriteHeader(&tar.Header{Name: "a", Typeflag: tar.TypeSymlink, Linkname: outside})
+	tw.Close()
+	upper := t.TempDir()
+	res, err := Apply(t.Context(), upper, &buf, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := InheritDirs(upper, res.ImplicitDirs, []string{lower}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		fi, err := os.Lstat(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid, gid := ownerOf(t, bin); fi.Mode().Perm() != 0o755 || uid != 0 || gid != 0 || !fi.ModTime().Equal(mtime) {
+			t.Errorf("%s: outside bin = %v %d:%d mtime %v; want drwxr-xr-x 0:0 %v", when, fi.Mode(), uid, gid, fi.ModTime(), mtime)
+		}
+	}
+	check("after Apply's ImplicitDirs")
+	if err := InheritDirs(upper, []string{"a/bin"}, []string{lower}); err == nil {
+		t.Error("InheritDirs of a/bin through the symlink a succeeded")
+	}
+	check("after InheritDirs of a/bin")
+}

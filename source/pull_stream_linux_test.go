@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -67,6 +68,14 @@ func TestPullStreamFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.PushImage(t, img, upstream+"/app:1", remote.WithAuth(basic))
+	blobSize, err := layer.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffID, err := layer.DiffID()
+	if err != nil {
+		t.Fatal(err)
+	}
 	proxy := faultproxy.New(upstream)
 	t.Cleanup(proxy.Close)
 
@@ -78,6 +87,11 @@ func TestPullStreamFaults(t *testing.T) {
 		{"reset every 700 KB", faultproxy.Fault{Kind: faultproxy.Reset, After: 700 << 10, Path: "/blobs/"}, ""},
 		{"corrupt once", faultproxy.Fault{Kind: faultproxy.Corrupt, After: 1 << 20, Path: "/blobs/", Times: 1}, ""},
 		{"corrupt always", faultproxy.Fault{Kind: faultproxy.Corrupt, After: 1 << 20, Path: "/blobs/"}, "digest mismatch"},
+		// Corrupted at its very end, the blob is found bad only after its
+		// snapshot was unpacked and committed: that snapshot must go, and
+		// once the layer is unpacked again from a good download.
+		{"corrupt end once", faultproxy.Fault{Kind: faultproxy.Corrupt, After: blobSize - 2, Path: "/blobs/", Times: 1}, ""},
+		{"corrupt end always", faultproxy.Fault{Kind: faultproxy.Corrupt, After: blobSize - 2, Path: "/blobs/"}, "digest mismatch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,6 +136,9 @@ func TestPullStreamFaults(t *testing.T) {
 				if store.Exists(resolved.Manifest.Layers[0].Digest) {
 					t.Error("the corrupted blob was stored")
 				}
+				if id, err := db.LayerSnapshot(t.Context(), digest.Digest(diffID.String())); err == nil {
+					t.Errorf("a layer record (snapshot %s) was left behind", id)
+				}
 				return
 			}
 			if err != nil {
@@ -132,6 +149,9 @@ func TestPullStreamFaults(t *testing.T) {
 				if err != nil || len(got) != 256<<10 {
 					t.Errorf("%s: %d bytes, %v", f, len(got), err)
 				}
+			}
+			if left := snapshotsIn(t, snaps.Root()); len(left) != 1 || left[0] != top {
+				t.Errorf("snapshots = %v, want only %s", left, top)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ package archive
 
 import (
 	"archive/tar"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/builder-dev/builder/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -166,6 +168,29 @@ func TestExtractOwnerInSetgidDirectory(t *testing.T) {
 		}
 		if st := fi.Sys().(*syscall.Stat_t); int(st.Gid) != want || st.Uid != 0 {
 			t.Errorf("%s owner = %d:%d, want 0:%d", p, st.Uid, st.Gid, want)
+		}
+	}
+}
+
+// TestExtractSearchOnlyDestination: a destination its owner may search and
+// write but not read (0311) takes a layer as that owner, as it did when
+// entries were made by path.
+func TestExtractSearchOnlyDestination(t *testing.T) {
+	dir := testutil.SearchOnlyDir(t, 65534)
+	var err error
+	testutil.AsFSUser(t, 65534, func() {
+		_, err = Extract(t.Context(), dir, tar.NewReader(bytes.NewReader(tarBytes(
+			entry{name: "f", typ: tar.TypeReg, mode: 0o644, data: "x"},
+			entry{name: "sub/", typ: tar.TypeDir, mode: 0o755},
+			entry{name: "sub/g", typ: tar.TypeReg, mode: 0o600, data: "y"},
+			entry{name: "new/h", typ: tar.TypeReg, mode: 0o644, data: "z"}))), Options{NoLchown: true})
+	})
+	if err != nil {
+		t.Fatalf("extracting into a 0311 destination as its owner: %v", err)
+	}
+	for name, want := range map[string]string{"f": "x", "sub/g": "y", "new/h": "z"} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", name, b, err, want)
 		}
 	}
 }

@@ -71,15 +71,18 @@ func Extract(ctx context.Context, dir string, tr *tar.Reader, opts Options) (Res
 	if err := x.finishDirs(); err != nil {
 		return x.res, err
 	}
+	// A later entry may have listed an implicit directory, or replaced it
+	// or a parent, even with a symlink ("a/bin/x", then "a -> /usr"):
+	// through which the caller, changing a/bin, would change /usr/bin.
+	var rels []string
 	for p := range x.implicit {
-		// A later entry may have listed it, or replaced it.
-		if fi, err := os.Lstat(p); err == nil && fi.IsDir() && x.dirs[p] == nil {
+		if x.dirs[p] == nil {
 			rel, _ := filepath.Rel(root, p)
-			x.res.ImplicitDirs = append(x.res.ImplicitDirs, filepath.ToSlash(rel))
+			rels = append(rels, rel)
 		}
 	}
-	slices.Sort(x.res.ImplicitDirs)
-	return x.res, nil
+	x.res.ImplicitDirs, err = fdfile.DirsBeneath(root, rels)
+	return x.res, err
 }
 
 type extractor struct {
@@ -208,6 +211,11 @@ func (x *extractor) replace(p string, isDir bool) (exists bool, err error) {
 	for d := range x.dirs {
 		if d == p || strings.HasPrefix(d, p+"/") {
 			delete(x.dirs, d)
+		}
+	}
+	for d := range x.implicit {
+		if d == p || strings.HasPrefix(d, p+"/") {
+			delete(x.implicit, d)
 		}
 	}
 	x.stale = true

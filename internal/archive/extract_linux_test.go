@@ -208,3 +208,27 @@ func TestExtractErrorsNameTheEntry(t *testing.T) {
 		t.Errorf("Extract(a/../../up) = %v, want an error naming the entry and the escape", err)
 	}
 }
+
+// TestImplicitDirsNotThroughSymlink: a layer with "a/bin/x" (implying a/
+// and a/bin/) and then "a" as a symlink out of the destination reports no
+// implicit directory: a/bin now names the outside's bin, which the caller
+// would otherwise chmod and chown to the lower layers' a/bin.
+func TestImplicitDirsNotThroughSymlink(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.Mkdir(filepath.Join(outside, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{outside, "c"} {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "c/bin"), 0o755)
+		res, err := extract(t, dir, Options{},
+			entry{name: "a/bin/x", typ: tar.TypeReg, mode: 0o644, data: "x"},
+			entry{name: "a", typ: tar.TypeSymlink, link: target})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.ImplicitDirs) != 0 {
+			t.Errorf("a -> %s: ImplicitDirs = %q, want none", target, res.ImplicitDirs)
+		}
+	}
+}

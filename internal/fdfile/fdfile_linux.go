@@ -12,6 +12,7 @@ package fdfile
 import (
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,9 +89,13 @@ type Dir struct {
 }
 
 // OpenDir opens the directory name in the directory open at dirfd
-// (unix.AT_FDCWD: name is a path), not following a symlink.
+// (unix.AT_FDCWD: name is a path), not following a symlink. It is opened
+// O_PATH, which needs search permission only, as the paths it replaces
+// did (a 0311 destination works without root): FD serves the *at calls
+// (an entry's name non-empty), not fchown, fchmod or reads of the
+// directory itself.
 func OpenDir(dirfd int, name string) (Dir, error) {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return Dir{FD: -1}, &os.PathError{Op: "open", Path: name, Err: err}
 	}
@@ -99,6 +104,41 @@ func OpenDir(dirfd int, name string) (Dir, error) {
 		unix.Close(fd)
 		return Dir{FD: -1}, &os.PathError{Op: "fstat", Path: name, Err: err}
 	}
-	_, err = unix.Fgetxattr(fd, "system.posix_acl_default", nil)
+	// fgetxattr refuses an O_PATH descriptor; its /proc link reads the
+	// same inode (without /proc, the error counts as an ACL: a chmod
+	// more, never one less).
+	_, err = unix.Getxattr("/proc/self/fd/"+strconv.Itoa(fd), "system.posix_acl_default", nil)
 	return Dir{FD: fd, GID: int(st.Gid), DefaultACL: !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP)}, nil
+}
+
+// DirsBeneath returns, sorted, those of rels (relative paths) that name a
+// directory under root reached without following a symlink in any
+// component.
+func DirsBeneath(root string, rels []string) ([]string, error) {
+	if len(rels) == 0 {
+		return nil, nil
+	}
+	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(rootFD)
+	var dirs []string
+	for _, rel := range rels {
+		fd, err := unix.Openat2(rootFD, rel, &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		switch {
+		case err == nil:
+			unix.Close(fd)
+			dirs = append(dirs, rel)
+		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP), errors.Is(err, unix.EXDEV):
+			// Gone, not a directory, or reached through a symlink.
+		default:
+			return nil, &os.PathError{Op: "open beneath " + root, Path: rel, Err: err}
+		}
+	}
+	slices.Sort(dirs)
+	return dirs, nil
 }

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/builder-dev/builder/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,5 +46,47 @@ func TestFile(t *testing.T) {
 	}
 	if _, err := f.Write([]byte("x")); err == nil || !bytes.Contains([]byte(err.Error()), []byte(p)) {
 		t.Errorf("Write on a closed descriptor = %v, want an error naming %s", err, p)
+	}
+}
+
+// TestOpenDirSearchOnly: a directory its owner may search and write but
+// not read (0311) opens, as a path through it would resolve, and entries
+// are made in it through the descriptor. Run as root, the test drops to
+// another owner's file-system ids on its thread, which also drops the
+// capabilities that override permissions.
+func TestOpenDirSearchOnly(t *testing.T) {
+	dir := testutil.SearchOnlyDir(t, 65534)
+	var d Dir
+	var err error
+	testutil.AsFSUser(t, 65534, func() {
+		if d, err = OpenDir(unix.AT_FDCWD, dir); err == nil {
+			err = unix.Mkdirat(d.FD, "sub", 0o755)
+			unix.Close(d.FD)
+		}
+	})
+	if err != nil {
+		t.Fatalf("OpenDir of a 0311 directory and mkdir in it, as its owner: %v", err)
+	}
+	if d.GID != 65534 {
+		t.Errorf("GID = %d, want 65534", d.GID)
+	}
+}
+
+// TestDirsBeneath keeps the directories reached without a symlink: not
+// one behind a symlink, inside or out of the root, nor a file or a
+// missing name.
+func TestDirsBeneath(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(root, "a/b"), 0o755)
+	os.MkdirAll(filepath.Join(outside, "b"), 0o755)
+	os.WriteFile(filepath.Join(root, "f"), nil, 0o644)
+	os.Symlink("a", filepath.Join(root, "in"))
+	os.Symlink(outside, filepath.Join(root, "out"))
+	got, err := DirsBeneath(root, []string{"a/b", "in/b", "out/b", "out", "f", "gone", "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a", "a/b"}; !slices.Equal(got, want) {
+		t.Errorf("DirsBeneath = %q, want %q", got, want)
 	}
 }
