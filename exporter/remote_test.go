@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
@@ -272,5 +273,54 @@ func TestPushStartedBeforeTheImage(t *testing.T) {
 	}
 	if err := validate.Image(pulled); err != nil {
 		t.Errorf("pushed image: %v", err)
+	}
+}
+
+// TestPushStartedTagMoved: a push started when the tag named its image
+// already asks again before skipping, so a tag another push moved in the
+// meantime is put back on the image.
+func TestPushStartedTagMoved(t *testing.T) {
+	reqs := &requestLog{n: map[string]int{}}
+	srv := httptest.NewServer(reqs.wrap(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
+	defer srv.Close()
+	e := newExporter(t)
+	ref := mustRef(t, strings.TrimPrefix(srv.URL, "http://")+"/app:1")
+	img := twoLayerImage(t, e)
+	if err := exporter.Push(t.Context(), e.Content, img.Manifest, ref, authn.NewMultiKeychain(), e.DB); err != nil {
+		t.Fatal(err)
+	}
+	p := push.Start(t.Context(), ref, authn.NewMultiKeychain(), e.DB)
+	p.Wait()
+	other, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, other); err != nil {
+		t.Fatal(err)
+	}
+	reqs.take()
+	if err := p.Push(t.Context(), e.Content, img.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	if got := reqs.take(); got["HEAD manifest"] != 1 || got["PUT manifest"] != 1 {
+		t.Errorf("requests of the push after the tag moved = %v, want one manifest HEAD and one PUT", got)
+	}
+	d, err := remote.Head(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Digest.String() != img.Manifest.Digest.String() {
+		t.Errorf("tag names %s after the push, want %s", d.Digest, img.Manifest.Digest)
+	}
+
+	// The tag unmoved: one HEAD more, nothing sent.
+	p = push.Start(t.Context(), ref, authn.NewMultiKeychain(), e.DB)
+	p.Wait()
+	reqs.take()
+	if err := p.Push(t.Context(), e.Content, img.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := reqs.take(), map[string]int{"HEAD manifest": 1}; !maps.Equal(got, want) {
+		t.Errorf("requests of the push to an unmoved tag = %v, want %v", got, want)
 	}
 }
