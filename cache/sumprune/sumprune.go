@@ -48,8 +48,9 @@ func Owners(roots map[string]*Root, orphans *Root) func(dir string) *Root {
 	return find
 }
 
-// Recent is how long after its last use a root is kept whatever the bound.
-const Recent = time.Hour
+// Recent is how long after its last use a root is kept whatever the bound
+// (a variable for tests of callers that cannot set a root's use time).
+var Recent = time.Hour
 
 // Bound drops the orphans, then the roots least recently used, until at
 // most max digests are left, but never the root used last nor a root used
