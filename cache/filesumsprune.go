@@ -60,7 +60,8 @@ type sumRoot struct {
 // gone; unless p.DirsOnly, their file is gone or changed: its size, times
 // or inode differ), the records of roots that
 // are gone or unused for p.MaxAge, and then, while more than p.MaxDigests
-// digests are left, the orphans and the roots least recently used. The
+// digests are left, the orphans and the roots least recently used (not the
+// root used last, nor those used within the last hour). The
 // files are looked at outside any transaction, a chunk of records at a
 // time; a record a build wrote again meanwhile is kept.
 func (f FileSums) Prune(p FileSumsPolicy) (FileSumsPruned, error) {
@@ -102,7 +103,7 @@ func (f FileSums) Prune(p FileSumsPolicy) (FileSumsPruned, error) {
 	if err != nil {
 		return out, err
 	}
-	kept, again := sumprune.Bound(plan, orphans, p.MaxDigests)
+	kept, again := sumprune.Bound(plan, orphans, p.MaxDigests, p.Now)
 	if again {
 		n, err := f.scanFiles(func(path string, _ []byte) bool { return !owner(filepath.Dir(path)).Drop })
 		out.Files += n

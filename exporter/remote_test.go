@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
@@ -186,15 +188,17 @@ func TestPushAfterRegistryLostBlob(t *testing.T) {
 	}
 }
 
-// TestPushRefusesPrivateUploadLocation: a registry that answers an upload's
-// POST with a Location on another host at a private or loopback address
-// (an internal service) does not get the blob sent there.
-func TestPushRefusesPrivateUploadLocation(t *testing.T) {
+// TestPushFollowsLoopbackUploadLocation: a loopback registry may send an
+// upload on to another loopback address (a registry pushed to as
+// localhost answering 127.0.0.1), as remote.Write and containerd follow
+// it; a public registry may not (TestCheckHost in package push tries it).
+func TestPushFollowsLoopbackUploadLocation(t *testing.T) {
 	var sentElsewhere atomic.Bool
-	// The internal service: another loopback address than the registry's.
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	// The registry's uploads, at another loopback address.
 	elsewhere := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sentElsewhere.Store(true)
-		w.WriteHeader(http.StatusCreated)
+		inner.ServeHTTP(w, r)
 	}))
 	l, err := net.Listen("tcp", "127.0.0.2:0")
 	if err != nil {
@@ -203,11 +207,15 @@ func TestPushRefusesPrivateUploadLocation(t *testing.T) {
 	elsewhere.Listener = l
 	elsewhere.Start()
 	defer elsewhere.Close()
-	other := elsewhere.URL
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/blobs/uploads/") {
-			w.Header().Set("Location", other+"/upload")
+			rec := httptest.NewRecorder()
+			inner.ServeHTTP(rec, r)
+			loc, err := url.Parse(rec.Header().Get("Location"))
+			if err != nil || rec.Code != http.StatusAccepted {
+				t.Errorf("upload POST: %d, Location %q (%v)", rec.Code, rec.Header().Get("Location"), err)
+			}
+			w.Header().Set("Location", elsewhere.URL+loc.RequestURI())
 			w.WriteHeader(http.StatusAccepted)
 			return
 		}
@@ -217,12 +225,18 @@ func TestPushRefusesPrivateUploadLocation(t *testing.T) {
 	e := newExporter(t)
 	img := twoLayerImage(t, e)
 	r := mustRef(t, strings.TrimPrefix(srv.URL, "http://")+"/app:1")
-	err = exporter.Push(t.Context(), e.Content, img.Manifest, r, authn.NewMultiKeychain(), e.DB)
-	if err == nil || !strings.Contains(err.Error(), "private or loopback address 127.0.0.2: refused") {
-		t.Errorf("Push with an upload Location at %s = %v, want a refusal", other, err)
+	if err := exporter.Push(t.Context(), e.Content, img.Manifest, r, authn.NewMultiKeychain(), e.DB); err != nil {
+		t.Fatalf("Push with upload Locations at %s: %v", elsewhere.URL, err)
 	}
-	if sentElsewhere.Load() {
-		t.Error("the blob was sent to the private address")
+	if !sentElsewhere.Load() {
+		t.Error("no blob was sent to the upload Location")
+	}
+	pulled, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(pulled); err != nil {
+		t.Errorf("pushed image: %v", err)
 	}
 }
 
@@ -272,5 +286,54 @@ func TestPushStartedBeforeTheImage(t *testing.T) {
 	}
 	if err := validate.Image(pulled); err != nil {
 		t.Errorf("pushed image: %v", err)
+	}
+}
+
+// TestPushStartedTagMoved: a push started when the tag named its image
+// already asks again before skipping, so a tag another push moved in the
+// meantime is put back on the image.
+func TestPushStartedTagMoved(t *testing.T) {
+	reqs := &requestLog{n: map[string]int{}}
+	srv := httptest.NewServer(reqs.wrap(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
+	defer srv.Close()
+	e := newExporter(t)
+	ref := mustRef(t, strings.TrimPrefix(srv.URL, "http://")+"/app:1")
+	img := twoLayerImage(t, e)
+	if err := exporter.Push(t.Context(), e.Content, img.Manifest, ref, authn.NewMultiKeychain(), e.DB); err != nil {
+		t.Fatal(err)
+	}
+	p := push.Start(t.Context(), ref, authn.NewMultiKeychain(), e.DB)
+	p.Wait()
+	other, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, other); err != nil {
+		t.Fatal(err)
+	}
+	reqs.take()
+	if err := p.Push(t.Context(), e.Content, img.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	if got := reqs.take(); got["HEAD manifest"] != 1 || got["PUT manifest"] != 1 {
+		t.Errorf("requests of the push after the tag moved = %v, want one manifest HEAD and one PUT", got)
+	}
+	d, err := remote.Head(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Digest.String() != img.Manifest.Digest.String() {
+		t.Errorf("tag names %s after the push, want %s", d.Digest, img.Manifest.Digest)
+	}
+
+	// The tag unmoved: one HEAD more, nothing sent.
+	p = push.Start(t.Context(), ref, authn.NewMultiKeychain(), e.DB)
+	p.Wait()
+	reqs.take()
+	if err := p.Push(t.Context(), e.Content, img.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := reqs.take(), map[string]int{"HEAD manifest": 1}; !maps.Equal(got, want) {
+		t.Errorf("requests of the push to an unmoved tag = %v, want %v", got, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/sumprune"
 	"github.com/builder-dev/builder/source/localctx"
 )
 
@@ -155,8 +156,11 @@ func TestPruneFileSumsOfGoneContexts(t *testing.T) {
 
 // TestAutoGCBoundsFileSums: the automatic GC at the end of a build prunes
 // the file digest records once a quarter of the policy's bound was added,
-// keeping the contexts used last within the bound.
+// keeping the contexts used last within the bound (the contexts, all
+// used just now, count as used over an hour ago).
 func TestAutoGCBoundsFileSums(t *testing.T) {
+	defer func(r time.Duration) { sumprune.Recent = r }(sumprune.Recent)
+	sumprune.Recent = 0
 	root := t.TempDir()
 	c := openCollector(t, root)
 	ctxs := makeContexts(t, filepath.Join(root, "ci"), 5, 10)

@@ -82,7 +82,8 @@ func (s *Collector) autoGC(ctx context.Context, policy *Policy) (bool, error) {
 
 // autoPruneFileSums prunes the context file digest records when a quarter
 // of maxDigests (0: the default) was added since the last prune, so that
-// they stay under about 1.25 times the bound. It reports whether it ran.
+// they stay under about 1.25 times the bound (or the size of the roots
+// used last, which stay). It reports whether it ran.
 func (s *Collector) autoPruneFileSums(maxDigests, added int) (bool, error) {
 	if maxDigests <= 0 {
 		maxDigests = cache.DefaultMaxFileDigests

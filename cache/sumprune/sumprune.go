@@ -48,10 +48,18 @@ func Owners(roots map[string]*Root, orphans *Root) func(dir string) *Root {
 	return find
 }
 
+// Recent is how long after its last use a root is kept whatever the bound
+// (a variable for tests of callers that cannot set a root's use time).
+var Recent = time.Hour
+
 // Bound drops the orphans, then the roots least recently used, until at
-// most max digests are left. It returns how many are, and whether a root
-// it dropped (or the orphans) has per-file records to remove.
-func Bound(roots map[string]*Root, orphans *Root, max int) (kept int, again bool) {
+// most max digests are left, but never the root used last nor a root used
+// within Recent of now: a context larger than the bound would otherwise
+// lose all its digests at every prune and be hashed again at every build.
+// It returns how many digests are left (more than max when those roots
+// are), and whether a root it dropped (or the orphans) has per-file
+// records to remove.
+func Bound(roots map[string]*Root, orphans *Root, max int, now time.Time) (kept int, again bool) {
 	all := []*Root{orphans}
 	total := orphans.Files
 	for _, r := range roots {
@@ -62,9 +70,15 @@ func Bound(roots map[string]*Root, orphans *Root, max int) (kept int, again bool
 	}
 	rest := all[1:]
 	sort.SliceStable(rest, func(i, j int) bool { return rest[i].Used.Before(rest[j].Used) })
+	if len(rest) > 0 {
+		all = all[:len(all)-1] // the root used last stays
+	}
 	for _, r := range all {
 		if total <= max {
 			break
+		}
+		if r != orphans && !r.Used.IsZero() && !r.Used.Before(now.Add(-Recent)) {
+			break // this one and the rest were used within Recent
 		}
 		r.Drop = true
 		total -= r.Files + r.Trees

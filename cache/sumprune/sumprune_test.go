@@ -33,12 +33,32 @@ func TestBound(t *testing.T) {
 	recent := &Root{Used: now, Files: 5, Trees: 5}
 	gone := &Root{Files: 100, Drop: true}
 	orphans := &Root{Files: 3}
-	kept, again := Bound(map[string]*Root{"old": old, "mid": mid, "new": recent, "gone": gone}, orphans, 20)
+	kept, again := Bound(map[string]*Root{"old": old, "mid": mid, "new": recent, "gone": gone}, orphans, 20, now)
 	if kept != 20 || !again || !orphans.Drop || !old.Drop || mid.Drop || recent.Drop {
 		t.Errorf("Bound = %d, %v; dropped orphans %v old %v mid %v new %v; want 20, true, and orphans and old dropped", kept, again, orphans.Drop, old.Drop, mid.Drop, recent.Drop)
 	}
-	if kept, again := Bound(map[string]*Root{"new": {Files: 5}}, &Root{}, 20); kept != 5 || again {
+	if kept, again := Bound(map[string]*Root{"new": {Files: 5}}, &Root{}, 20, now); kept != 5 || again {
 		t.Errorf("under the bound: Bound = %d, %v, want 5, false", kept, again)
+	}
+}
+
+// TestBoundKeepsRecent: the root used last stays even when it alone is
+// over the bound, and so do roots used within the last hour; older ones
+// go.
+func TestBoundKeepsRecent(t *testing.T) {
+	now := time.Now()
+	big := &Root{Used: now.Add(-3 * time.Hour), Files: 50, Trees: 50}
+	older := &Root{Used: now.Add(-4 * time.Hour), Files: 5}
+	kept, again := Bound(map[string]*Root{"big": big, "older": older}, &Root{}, 20, now)
+	if kept != 100 || !again || big.Drop || !older.Drop {
+		t.Errorf("Bound = %d, %v; dropped big %v older %v; want 100, true, only older dropped", kept, again, big.Drop, older.Drop)
+	}
+	a := &Root{Used: now.Add(-50 * time.Minute), Files: 30}
+	b := &Root{Used: now.Add(-10 * time.Minute), Files: 30}
+	stale := &Root{Used: now.Add(-2 * time.Hour), Files: 30}
+	kept, _ = Bound(map[string]*Root{"a": a, "b": b, "stale": stale}, &Root{Files: 1}, 20, now)
+	if kept != 60 || a.Drop || b.Drop || !stale.Drop {
+		t.Errorf("Bound = %d; dropped a %v b %v stale %v; want 60, only stale dropped", kept, a.Drop, b.Drop, stale.Drop)
 	}
 }
 

@@ -3,7 +3,8 @@
 // pays for each round trip and for each write the registry makes durable:
 //
 //   - the tag is asked for first (one manifest HEAD); if it names the
-//     manifest already, nothing else is sent;
+//     manifest already, nothing else is sent (a push started before its
+//     image asks again at the end, since the tag may have moved);
 //   - a blob is uploaded in two requests, a POST and one PUT with the
 //     content (as containerd does), not POST, PATCH and PUT;
 //   - a small blob the registry is not known to have is uploaded without
@@ -67,6 +68,7 @@ func Push(ctx context.Context, store *content.Store, desc ocispec.Descriptor, re
 		p.err = p.s.start(ctx, kc, p.s.mountScopes(desc))
 		if p.err == nil {
 			p.current, p.err = p.s.headManifest(ctx, ref.Identifier())
+			p.fresh = true
 		}
 	}
 	close(p.started)
@@ -82,7 +84,9 @@ type Pending struct {
 	s       *session
 	started chan struct{}
 	current digest.Digest
-	err     error
+	// fresh says current was asked for just before Push, not at Start.
+	fresh bool
+	err   error
 }
 
 // Start starts a push to ref; Push finishes it. A Pending that is not
@@ -116,6 +120,11 @@ func (p *Pending) Push(ctx context.Context, store *content.Store, desc ocispec.D
 	s := p.s
 	s.store = store
 	err := p.err
+	if err == nil && p.current == desc.Digest && !p.fresh {
+		// Another push may have moved the tag since Start asked: skip
+		// only if it still names desc.
+		p.current, err = s.headManifest(ctx, p.ref.Identifier())
+	}
 	if err == nil && p.current != desc.Digest {
 		err = p.upload(ctx, desc)
 	}

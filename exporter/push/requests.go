@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -178,9 +179,10 @@ func (s *session) putManifest(ctx context.Context, id, mt string, raw []byte) er
 }
 
 // location is where an upload goes on: the answer's Location, relative to
-// the request. A registry may send it to another host (a storage service),
-// but not to a private or loopback address of another host: that would
-// make a hostile registry's answer aim the blob at an internal service.
+// the request. A registry may send it to another host (a storage service,
+// or its own address spelled otherwise), but a public registry may not
+// send it to a private or loopback address: that would make a hostile
+// registry's answer aim the blob at an internal service.
 func location(resp *http.Response) (*url.URL, error) {
 	loc := resp.Header.Get("Location")
 	if loc == "" {
@@ -191,7 +193,7 @@ func location(resp *http.Response) (*url.URL, error) {
 		return nil, fmt.Errorf("upload location %q: %w", loc, err)
 	}
 	u = resp.Request.URL.ResolveReference(u)
-	if err := checkHost(resp.Request.URL.Hostname(), u.Hostname()); err != nil {
+	if err := checkHost(resp.Request.Context(), resp.Request.URL.Hostname(), u.Hostname()); err != nil {
 		return nil, fmt.Errorf("upload location %q: %w", loc, err)
 	}
 	return u, nil
@@ -202,18 +204,52 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
 		return errors.New("stopped after 10 redirects")
 	}
-	return checkHost(via[0].URL.Hostname(), req.URL.Hostname())
+	return checkHost(req.Context(), via[0].URL.Hostname(), req.URL.Hostname())
 }
 
-func checkHost(from, to string) error {
+// checkHost refuses a request of registry host from sent on to an
+// internal address literal to when from is public. A private registry
+// may (a registry pushed to as localhost answering 127.0.0.1, or a LAN
+// registry by name answering its address), as remote.Write and
+// containerd allow; credentials are not at stake, go-containerregistry
+// sends them to the registry's host only.
+func checkHost(ctx context.Context, from, to string) error {
 	if to == from {
 		return nil
 	}
-	if addr, ok := parseIP(to); ok && (addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() ||
-		addr.IsLinkLocalMulticast() || addr.IsUnspecified()) {
+	if addr, ok := parseIP(to); ok && internal(addr) && public(ctx, from) {
 		return fmt.Errorf("registry %s sends the request to the private or loopback address %s: refused", from, to)
 	}
 	return nil
+}
+
+func internal(a netip.Addr) bool {
+	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified()
+}
+
+// lookupHost resolves a registry's name; tests replace it.
+var lookupHost = net.DefaultResolver.LookupNetIP
+
+// public says whether a registry host is public: an address that is not
+// internal, or a name with an address that is not (or none: one that
+// does not resolve now counts as public).
+func public(ctx context.Context, host string) bool {
+	if a, ok := parseIP(host); ok {
+		return !internal(a)
+	}
+	if h := strings.ToLower(host); h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return false
+	}
+	addrs, err := lookupHost(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return true
+	}
+	for _, a := range addrs {
+		if !internal(a.WithZone("").Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 // parseIP reads host as an IP address as the dialer would, including the

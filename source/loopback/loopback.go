@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // Transport is inner, but a ping (GET /v2/) of a loopback registry over
@@ -23,8 +25,11 @@ import (
 // When nothing answers it over plain HTTP (a loopback registry that
 // serves TLS), the ping goes over https as asked.
 //
-// Only loopback hosts: a registry elsewhere that answers both would be
-// reached in plain text, where go-containerregistry chooses TLS.
+// Only loopback hosts where go-containerregistry falls back to http
+// anyway (its Registry.Scheme is http: localhost:port, 127.0.0.1, ::1): a
+// registry elsewhere that answers both would be reached in plain text
+// where go-containerregistry keeps to TLS, and so would a TLS registry named
+// localhost (port 443) or 127.0.0.2 when a web server answers on port 80.
 func Transport(inner http.RoundTripper) http.RoundTripper {
 	return &pinger{inner: inner}
 }
@@ -32,7 +37,7 @@ func Transport(inner http.RoundTripper) http.RoundTripper {
 type pinger struct{ inner http.RoundTripper }
 
 func (t *pinger) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodGet || req.URL.Scheme != "https" || req.URL.Path != "/v2/" || !Is(req.URL.Host) {
+	if req.Method != http.MethodGet || req.URL.Scheme != "https" || req.URL.Path != "/v2/" || !plainFirst(req.URL.Host) {
 		return t.inner.RoundTrip(req)
 	}
 	plain := req.Clone(req.Context())
@@ -49,6 +54,17 @@ func (t *pinger) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body.Close()
 	}
 	return t.inner.RoundTrip(req)
+}
+
+// plainFirst says whether host is a loopback registry go-containerregistry
+// tries over http after https. An --insecure-registry host is not known
+// here; its ping keeps go-containerregistry's order.
+func plainFirst(host string) bool {
+	if !Is(host) {
+		return false
+	}
+	reg, err := name.NewRegistry(host)
+	return err == nil && reg.Scheme() == "http"
 }
 
 // Is reports whether host (a registry's "host[:port]") names the loopback

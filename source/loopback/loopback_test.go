@@ -77,6 +77,38 @@ func TestPingLoopbackTLS(t *testing.T) {
 	}
 }
 
+// schemes records the schemes of the requests it gets, and answers 200.
+type schemes []string
+
+func (s *schemes) RoundTrip(req *http.Request) (*http.Response, error) {
+	*s = append(*s, req.URL.Scheme)
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: req}, nil
+}
+
+// TestPingPlainFirstOnly: the ping goes over plain HTTP first only where
+// go-containerregistry would fall back to http (its Registry.Scheme is
+// http); elsewhere, a registry named localhost (port 443) or 127.0.0.2, it goes
+// over https only.
+func TestPingPlainFirstOnly(t *testing.T) {
+	for host, want := range map[string]string{
+		"localhost:5000": "http", "127.0.0.1:5000": "http", "[::1]:5000": "http",
+		"localhost": "https", "127.0.0.2:5000": "https", "localhost:443": "http",
+		"registry.example:5000": "https", "10.0.0.1:5000": "https",
+	} {
+		var got schemes
+		req, err := http.NewRequest(http.MethodGet, "https://"+host+"/v2/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Transport(&got).RoundTrip(req); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("ping of %s sent over %v, want %s only", host, got, want)
+		}
+	}
+}
+
 func TestIs(t *testing.T) {
 	for host, want := range map[string]bool{
 		"localhost:5000": true, "LOCALHOST": true, "127.0.0.1:5000": true, "127.1.2.3": true,
