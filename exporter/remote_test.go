@@ -302,6 +302,9 @@ func TestPushStartedTagMoved(t *testing.T) {
 	if err := exporter.Push(t.Context(), e.Content, img.Manifest, ref, authn.NewMultiKeychain(), e.DB); err != nil {
 		t.Fatal(err)
 	}
+	// Start's answer older than RecheckAfter: Push asks again.
+	defer func(d time.Duration) { push.RecheckAfter = d }(push.RecheckAfter)
+	push.RecheckAfter = 0
 	p := push.Start(t.Context(), ref, authn.NewMultiKeychain(), e.DB)
 	p.Wait()
 	other, err := random.Image(64, 1)
@@ -335,5 +338,17 @@ func TestPushStartedTagMoved(t *testing.T) {
 	}
 	if got, want := reqs.take(), map[string]int{"HEAD manifest": 1}; !maps.Equal(got, want) {
 		t.Errorf("requests of the push to an unmoved tag = %v, want %v", got, want)
+	}
+
+	// An answer fresher than RecheckAfter (a no-op rebuild): trusted.
+	push.RecheckAfter = time.Minute
+	p = push.Start(t.Context(), ref, authn.NewMultiKeychain(), e.DB)
+	p.Wait()
+	reqs.take()
+	if err := p.Push(t.Context(), e.Content, img.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	if got := reqs.take(); len(got) != 0 {
+		t.Errorf("requests of the push right after Start = %v, want none", got)
 	}
 }

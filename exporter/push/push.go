@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/source"
@@ -84,10 +85,19 @@ type Pending struct {
 	s       *session
 	started chan struct{}
 	current digest.Digest
-	// fresh says current was asked for just before Push, not at Start.
-	fresh bool
-	err   error
+	// fresh says current was asked for just before Push, not at Start;
+	// askedAt is when Start had its answer.
+	fresh   bool
+	askedAt time.Time
+	err     error
 }
+
+// RecheckAfter is how old Start's answer about the tag may be for Push to
+// skip a push on it: a build that took longer asks again, in case another
+// push moved the tag meanwhile. A no-op rebuild (well under it) makes one
+// manifest HEAD; a race with another push is left a window as short as
+// that of asking just before the upload would leave it while blobs upload.
+var RecheckAfter = time.Second
 
 // Start starts a push to ref; Push finishes it. A Pending that is not
 // pushed must be waited for with Wait.
@@ -100,6 +110,7 @@ func Start(ctx context.Context, ref name.Reference, kc authn.Keychain, sources B
 		}
 		if p.err = p.s.start(ctx, kc, nil); p.err == nil {
 			p.current, p.err = p.s.headManifest(ctx, ref.Identifier())
+			p.askedAt = time.Now()
 		}
 	}()
 	return p
@@ -120,7 +131,7 @@ func (p *Pending) Push(ctx context.Context, store *content.Store, desc ocispec.D
 	s := p.s
 	s.store = store
 	err := p.err
-	if err == nil && p.current == desc.Digest && !p.fresh {
+	if err == nil && p.current == desc.Digest && !p.fresh && time.Since(p.askedAt) > RecheckAfter {
 		// Another push may have moved the tag since Start asked: skip
 		// only if it still names desc.
 		p.current, err = s.headManifest(ctx, p.ref.Identifier())
