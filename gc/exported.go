@@ -2,8 +2,8 @@ package gc
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"github.com/builder-dev/builder/cache/content"
 
 	"github.com/builder-dev/builder/cache/coord"
 	"github.com/opencontainers/go-digest"
@@ -28,13 +28,13 @@ func (u *Use) Exported(ctx context.Context, manifest ocispec.Descriptor, raw, co
 		}
 		return nil
 	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
+	m, err := content.ParseDoc(raw)
+	if err != nil {
 		return fmt.Errorf("reading the manifest of image %s: %w", manifest.Digest, err)
 	}
-	ds := append(make([]digest.Digest, 0, 2+len(m.Layers)), manifest.Digest, m.Config.Digest)
-	for _, l := range m.Layers {
-		ds = append(ds, l.Digest)
+	ds := append(make([]digest.Digest, 0, 2+len(m.Layers)), manifest.Digest)
+	for _, b := range m.Blobs() {
+		ds = append(ds, b.Digest)
 	}
 	if err := u.leaseBlobs(ds, rewrite); err != nil {
 		return fmt.Errorf("leasing the blobs of image %s: %w", manifest.Digest, err)
@@ -59,12 +59,8 @@ func (u *Use) LeaseTree(ctx context.Context, root digest.Digest, skip map[digest
 		if err != nil {
 			return err
 		}
-		var node struct {
-			Manifests []ocispec.Descriptor `json:"manifests"`
-			Config    *ocispec.Descriptor  `json:"config"`
-			Layers    []ocispec.Descriptor `json:"layers"`
-		}
-		if err := json.Unmarshal(raw, &node); err != nil {
+		node, err := content.ParseDoc(raw)
+		if err != nil {
 			return fmt.Errorf("reading %s: %w", d, err)
 		}
 		for _, m := range node.Manifests {
@@ -73,11 +69,8 @@ func (u *Use) LeaseTree(ctx context.Context, root digest.Digest, skip map[digest
 			}
 		}
 		var leaves []digest.Digest
-		if node.Config != nil {
-			leaves = append(leaves, node.Config.Digest)
-		}
-		for _, l := range node.Layers {
-			leaves = append(leaves, l.Digest)
+		for _, b := range node.Blobs() {
+			leaves = append(leaves, b.Digest)
 		}
 		if err := u.leaseBlobs(leaves, rewrite); err != nil {
 			return err

@@ -59,19 +59,12 @@ func reachable(c *content.Store, d digest.Digest, depth int) []digest.Digest {
 	if err != nil || depth > 3 {
 		return out
 	}
-	var doc struct {
-		Config    *ocispec.Descriptor  `json:"config"`
-		Layers    []ocispec.Descriptor `json:"layers"`
-		Manifests []ocispec.Descriptor `json:"manifests"`
-	}
-	if json.Unmarshal(raw, &doc) != nil {
+	doc, err := content.ParseDoc(raw)
+	if err != nil {
 		return out
 	}
-	if doc.Config != nil {
-		out = append(out, doc.Config.Digest)
-	}
-	for _, l := range doc.Layers {
-		out = append(out, l.Digest)
+	for _, b := range doc.Blobs() {
+		out = append(out, b.Digest)
 	}
 	for _, m := range doc.Manifests {
 		out = append(out, reachable(c, m.Digest, depth+1)...)

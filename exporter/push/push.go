@@ -19,7 +19,6 @@ package push
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -196,33 +195,16 @@ type once struct {
 	err error
 }
 
-// manifest is what push reads of an image manifest or an index.
-type manifest struct {
-	MediaType string               `json:"mediaType"`
-	Config    *ocispec.Descriptor  `json:"config"`
-	Layers    []ocispec.Descriptor `json:"layers"`
-	Manifests []ocispec.Descriptor `json:"manifests"`
-}
-
-func (s *session) read(d digest.Digest) ([]byte, manifest, error) {
+func (s *session) read(d digest.Digest) ([]byte, content.Doc, error) {
 	raw, err := s.store.ReadAll(d)
 	if err != nil {
-		return nil, manifest{}, err
+		return nil, content.Doc{}, err
 	}
-	var m manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, manifest{}, fmt.Errorf("manifest %s: %w", d, err)
+	m, err := content.ParseDoc(raw)
+	if err != nil {
+		return nil, content.Doc{}, fmt.Errorf("manifest %s: %w", d, err)
 	}
 	return raw, m, nil
-}
-
-// blobs lists the blobs of an image manifest: config first.
-func (m manifest) blobs() []ocispec.Descriptor {
-	var out []ocispec.Descriptor
-	if m.Config != nil {
-		out = append(out, *m.Config)
-	}
-	return append(out, m.Layers...)
 }
 
 // mountScopes are the access the push of desc needs: push to the
@@ -278,7 +260,7 @@ func (s *session) walk(desc ocispec.Descriptor, fn func(ocispec.Descriptor)) err
 	if err != nil {
 		return err
 	}
-	for _, b := range m.blobs() {
+	for _, b := range m.Blobs() {
 		fn(b)
 	}
 	for _, c := range m.Manifests {
@@ -351,7 +333,7 @@ func (s *session) put(ctx context.Context, desc ocispec.Descriptor, id string, p
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
-	for _, b := range m.blobs() {
+	for _, b := range m.Blobs() {
 		g.Go(func() error { return s.blobOnce(gctx, b, probably[b.Digest]) })
 	}
 	// An index's manifests, each by digest (a HEAD, then its blobs).
