@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/builder-dev/builder/source/loopback"
 )
 
 // TLSFiles name the PEM files of mutual TLS: the CA that signs the other
@@ -63,7 +65,7 @@ func Listen(addr string, tlsFiles TLSFiles, insecure bool) (net.Listener, error)
 		return listenUnix(rest)
 	case "tcp":
 		if !tlsFiles.Set() {
-			if !insecure || !isLoopback(rest) {
+			if !insecure || !loopback.Is(rest) {
 				return nil, fmt.Errorf("--addr %s: TCP needs --tlscacert, --tlscert and --tlskey (plain TCP only with --insecure-listen on a loopback address)", addr)
 			}
 			return net.Listen("tcp", rest)
@@ -75,18 +77,6 @@ func Listen(addr string, tlsFiles TLSFiles, insecure bool) (net.Listener, error)
 		return tls.Listen("tcp", rest, cfg)
 	}
 	return nil, fmt.Errorf("--addr %s: unknown scheme %q (unix or tcp)", addr, scheme)
-}
-
-func isLoopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // listenUnix makes the socket under a temporary name, sets its mode and
