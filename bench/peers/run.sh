@@ -7,6 +7,11 @@
 #   bench/peers/run.sh                  # every case, 3 cold / 10 no-op / 5 touched runs
 #   QUICK=1 bench/peers/run.sh          # 1 run each
 #   CASES="bigcopy tinyruns" bench/peers/run.sh
+#   QUICK=1 PEERS="builder buildkit" RUNS=3/5/3 bench/peers/run.sh
+#                                       # QUICK sizes, no Buildah, 3 cold /
+#                                       # 5 no-op / 3 touched runs: medians
+#                                       # of the two ratios that matter in
+#                                       # about the time QUICK takes
 #
 # Modes, for each case and builder: cold (empty build cache, base image
 # pulled again, pushed to a new repository), no-op (same build again, same
@@ -41,6 +46,15 @@ else
 	cold_runs=3 noop_runs=10 touched_runs=5 warmup=1
 	bigcopy_dirs=100 bigcopy_big=5 cachemount_n=80 export_pairs=8 tinyruns_n=40
 fi
+# RUNS=COLD/NOOP/TOUCHED overrides the run counts (a warm-up run precedes
+# the no-op runs when there are more than one).
+if [ -n "${RUNS:-}" ]; then
+	IFS=/ read -r cold_runs noop_runs touched_runs <<<"$RUNS"
+	warmup=$((noop_runs > 1 ? 1 : 0))
+fi
+# PEERS: the builders timed (builder is always first); Buildah's columns
+# read "not run" without it.
+peers=${PEERS:-builder buildkit buildah}
 started=$(date +%s)
 
 if [ "$(id -u)" != 0 ]; then
@@ -430,7 +444,7 @@ bench() {
 		[buildkit]="$bk/buildkitd $bk/buildctl"
 		[buildah]="$(command -v buildah)"
 	)
-	for b in builder buildkit buildah; do
+	for b in $peers; do
 		# Each timed run starts with nothing dirty in the page cache: the
 		# builders share the work file system, and a sync call of one
 		# (builder's syncfs at commit, an fsync that commits the ext4
@@ -466,6 +480,8 @@ median() { [ -e "$1" ] && jq -r '.results[0].median' "$1" || true; }
 
 # --- results.md ---
 fmt() { [ -n "$1" ] && printf '%.3f' "$1" || printf 'failed'; }
+# cell BUILDER VALUE: fmt, or "not run" for a builder PEERS left out.
+cell() { if [[ " $peers " == *" $1 "* ]]; then fmt "$2"; else printf 'not run'; fi; }
 ratio() { if [[ $1 =~ ^[0-9.]+$ && $2 =~ ^[0-9.]+$ ]]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; else printf '–'; fi; }
 rss() { # rss CASE BUILDER: MiB, the sum over its executables
 	[ -s "$work/json/$1-$2.rss" ] && awk '{ s += $2 } END { printf "%.0f", s / 1024 }' "$work/json/$1-$2.rss" || printf '?'
@@ -475,8 +491,8 @@ rss() { # rss CASE BUILDER: MiB, the sum over its executables
 results() {
 	echo "# builder, BuildKit and Buildah side by side (bench/peers/run.sh)"
 	echo
-	echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') by \`${QUICK:+QUICK=1 }bench/peers/run.sh\`"
-	echo "(runs per builder: cold $cold_runs, no-op $noop_runs after $warmup warm-up, touched $touched_runs${QUICK:+; QUICK sizes: bigcopy $((bigcopy_dirs * 200)) files + $((bigcopy_big * 20)) MB, cachemount $cachemount_n sources, export1g $((export_pairs * 128)) MiB, tinyruns $tinyruns_n RUNs}); the run took $(( ($(date +%s) - started) / 60 )) min so far."
+	echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') by \`${QUICK:+QUICK=1 }${PEERS:+PEERS=\"$PEERS\" }${RUNS:+RUNS=$RUNS }bench/peers/run.sh\`"
+	echo "(builders: $peers; runs per builder: cold $cold_runs, no-op $noop_runs after $warmup warm-up, touched $touched_runs${QUICK:+; QUICK sizes: bigcopy $((bigcopy_dirs * 200)) files + $((bigcopy_big * 20)) MB, cachemount $cachemount_n sources, export1g $((export_pairs * 128)) MiB, tinyruns $tinyruns_n RUNs}); the run took $(( ($(date +%s) - started) / 60 )) min so far."
 	echo "Medians in seconds of build + push to a loopback registry (Debian docker-registry);"
 	echo "ratios are medians of builder ÷ the peer (below 1: builder is faster)."
 	echo
@@ -494,7 +510,7 @@ results() {
 			b=$(median "$work/json/$c-$m-builder.json")
 			k=$(median "$work/json/$c-$m-buildkit.json")
 			h=$(median "$work/json/$c-$m-buildah.json")
-			echo "| $c | $m | $(fmt "$b") | $(fmt "$k") | $(fmt "$h") | $(ratio "$b" "$k") | $(ratio "$b" "$h") | ${load[$c]} |"
+			echo "| $c | $m | $(cell builder "$b") | $(cell buildkit "$k") | $(cell buildah "$h") | $(ratio "$b" "$k") | $(ratio "$b" "$h") | ${load[$c]} |"
 		done
 	done
 	echo
