@@ -18,8 +18,9 @@ import "strings"
 //
 // Builder copies, from a stage or an image, user.* (but overlay's own
 // user.overlay.*, which would make a directory opaque or redirected in a
-// rootless overlay) and the security.capability of regular files, and its
-// layers record them. It copies none from the build context: what a
+// rootless overlay) and the security.capability of regular files; its
+// layers record only the capability, as BuildKit's (internal/archive
+// WriteDiff). It copies none from the build context: what a
 // desktop or a sync tool keeps in a checkout's xattrs (download URLs, sync
 // state) stays out of the image and its digest, as it stays out of
 // BuildKit's images, and the context's cache key needs no xattrs. trusted.*
