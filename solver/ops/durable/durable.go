@@ -89,7 +89,9 @@ func (r *Records) Close() error {
 	r.mu.Unlock()
 	var errs []error
 	for _, id := range ids {
-		errs = append(errs, r.Snapshots.Remove(id))
+		if r.Snapshots != nil { // else Chain alone: none
+			errs = append(errs, r.Snapshots.Remove(id))
+		}
 	}
 	if syncer != nil {
 		errs = append(errs, syncer.Close())
@@ -218,11 +220,11 @@ func (r *Records) write(b *batch) {
 	}
 	// Keys alone name snapshots recorded already (or in this batch).
 	var err error
-	if slices.ContainsFunc(steps, func(st cache.Step) bool { return st.Snapshot != nil }) {
+	if i := slices.IndexFunc(steps, func(st cache.Step) bool { return st.Snapshot != nil }); i >= 0 {
 		if err = r.syncer.Sync(); err != nil {
 			err = fmt.Errorf("flushing snapshots: %w", err)
 			r.mu.Lock()
-			r.err = err
+			r.err = stepError(steps[i].Snapshot, err) // what later records fail with
 			r.mu.Unlock()
 		}
 	}

@@ -293,10 +293,13 @@ func TestFailedRecordUnderRunningChild(t *testing.T) {
 	r, g, db := setup(t)
 	commitNamed(t, r, g, "a", "", "RUN make")
 	commitNamed(t, r, g, "idle", "", "RUN idle") // its step never records it
+	commitNamed(t, r, g, "used", "", "RUN used") // nor this one's, which a step uses
 	da := record(r, "a")
 	<-g.entered
-	if _, err := r.Chain("a"); err != nil { // the child starts on a
-		t.Fatal(err)
+	for _, id := range []string{"a", "used"} { // the children start
+		if _, err := r.Chain(id); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := g.Prepare("b", "a"); err != nil {
 		t.Fatal(err)
@@ -311,9 +314,14 @@ func TestFailedRecordUnderRunningChild(t *testing.T) {
 	if g.Exists("idle") {
 		t.Error("idle's layer, committed and never recorded, stays after the failed flush")
 	}
-	_, err := r.Chain("a")
-	if err == nil || !strings.Contains(err.Error(), `"RUN make"`) || !strings.Contains(err.Error(), "injected flush failure") {
-		t.Errorf("Chain(a) after a's record failed = %v, want an error naming step \"RUN make\" and the cause", err)
+	if !g.Exists("used") {
+		t.Error("used's layer, never recorded, removed after the failed flush while a step runs on it")
+	}
+	for _, id := range []string{"a", "used"} {
+		_, err := r.Chain(id)
+		if err == nil || !strings.Contains(err.Error(), `"RUN make"`) || !strings.Contains(err.Error(), "injected flush failure") {
+			t.Errorf("Chain(%s) after a's record failed = %v, want an error naming step \"RUN make\" and the cause", id, err)
+		}
 	}
 	// The child ends: it commits and records.
 	if err := os.WriteFile(filepath.Join(g.UpperDir("b"), "b"), []byte("b"), 0o644); err != nil {
@@ -334,7 +342,7 @@ func TestFailedRecordUnderRunningChild(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"a", "b"} {
+	for _, id := range []string{"a", "b", "used"} {
 		if g.Exists(id) {
 			t.Errorf("%s's layer stays on disk without a record after Close", id)
 		}
