@@ -1,7 +1,8 @@
 // Command setx sets extended attributes, which busybox cannot: setx PATH
 // NAME HEX [NAME HEX]... sets each NAME of PATH to the bytes HEX, and on
 // the first refusal writes the error to PATH.err and stops (exit 0, so
-// the image shows what the sandbox refused).
+// the image shows what the sandbox refused). setx -g PATH NAME... prints
+// "NAME=HEX" for each NAME of PATH, or "NAME: error".
 package main
 
 import (
@@ -12,8 +13,12 @@ import (
 )
 
 func main() {
+	if len(os.Args) >= 4 && os.Args[1] == "-g" {
+		get(os.Args[2], os.Args[3:])
+		return
+	}
 	if len(os.Args) < 4 || len(os.Args)%2 != 0 {
-		fmt.Fprintln(os.Stderr, "usage: setx PATH NAME HEX [NAME HEX]...")
+		fmt.Fprintln(os.Stderr, "usage: setx PATH NAME HEX [NAME HEX]... | setx -g PATH NAME...")
 		os.Exit(2)
 	}
 	p := os.Args[1]
@@ -31,5 +36,17 @@ func main() {
 			}
 			return
 		}
+	}
+}
+
+func get(p string, names []string) {
+	buf := make([]byte, 64<<10)
+	for _, n := range names {
+		sz, err := syscall.Getxattr(p, n, buf)
+		if err != nil {
+			fmt.Printf("%s: %v\n", n, err)
+			continue
+		}
+		fmt.Printf("%s=%s\n", n, hex.EncodeToString(buf[:sz]))
 	}
 }
