@@ -92,9 +92,12 @@ func layerXattrs(t *testing.T, st *build.State, res *build.Result) map[string]ma
 // TestCopyKeepsXattrs builds a real Dockerfile: COPY --from a stage whose
 // base image layer gives a file a capability (as setcap does) and user.*
 // xattrs, and a directory a user.* xattr. As in BuildKit, the copy keeps
-// them, with --chown too (which clears a capability set before it), and
-// the image's layer records them as PAX SCHILY.xattr.* (BuildKit's records
-// security.capability), and so does the -o type=local output. A context
+// them, with --chown too (which clears a capability set before it), for
+// the steps after it; the image's layer records only the capability, as
+// PAX SCHILY.xattr.security.capability, as BuildKit's do (conformance case
+// run_xattrs), and the -o type=local output, written from the layers, has
+// the same (BuildKit's, written from its snapshot, has the user.* ones and
+// not the capability: see solver/ops/filecopy/xattr.go). A context
 // file's xattrs are not copied (BuildKit drops them from its images).
 // Rootless, the capability goes through the user namespace (stored for its
 // root, read back as version 2) and comes out the same. Both snapshotters:
@@ -149,11 +152,15 @@ COPY ctxfile /ctx/
 	}
 	layers := layerXattrs(t, st, res)
 	for p, w := range want {
-		if got := layers[p]; !maps.Equal(got, w) {
-			t.Errorf("layer entry %s has xattrs %q, want %q", p, got, w)
+		wl := map[string]string{}
+		if c, ok := w["security.capability"]; ok {
+			wl["security.capability"] = c
 		}
-		if got := testutil.Xattrs(t, filepath.Join(localDir, p)); !maps.Equal(got, w) {
-			t.Errorf("type=local output %s has xattrs %q, want %q", p, got, w)
+		if got := layers[p]; !maps.Equal(got, wl) {
+			t.Errorf("layer entry %s has xattrs %q, want %q", p, got, wl)
+		}
+		if got := testutil.Xattrs(t, filepath.Join(localDir, p)); !maps.Equal(got, wl) {
+			t.Errorf("type=local output %s has xattrs %q, want %q", p, got, wl)
 		}
 	}
 }

@@ -5,6 +5,7 @@ package snapshot
 import (
 	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/internal/testutil"
+	"maps"
 
 	"archive/tar"
 	"bytes"
@@ -72,6 +73,7 @@ var copyTestSteps = []func(t *testing.T, root string){
 		must(t, os.Link(p("n1"), p("n2")))
 		must(t, unix.Mkfifo(p("fifo"), 0o644))
 		must(t, unix.Lsetxattr(p("owned"), "user.new", []byte("1"), 0))
+		must(t, unix.Lsetxattr(p("owned"), "security.capability", []byte(fileCap()), 0))
 		must(t, os.Lchown(p("same"), 7, 8))
 	},
 	func(t *testing.T, root string) {
@@ -155,8 +157,9 @@ func TestCopyModeMatchesOverlay(t *testing.T) {
 		if e.Name == "n2" && (e.Type != tar.TypeLink || e.Linkname != "n1") {
 			t.Errorf("n2 = %+v, want a hard link to n1", e)
 		}
-		if e.Name == "owned" && (e.UID != 1000 || e.GID != 1001 || e.Xattrs["user.new"] != "1") {
-			t.Errorf("owned = %+v, want owner 1000:1001 and xattr user.new", e)
+		// Of the xattrs, a layer records only the capability.
+		if e.Name == "owned" && (e.UID != 1000 || e.GID != 1001 || !maps.Equal(e.Xattrs, map[string]string{"security.capability": fileCap()})) {
+			t.Errorf("owned = %+v, want owner 1000:1001 and only xattr security.capability", e)
 		}
 	}
 }

@@ -108,6 +108,9 @@ type confFile struct {
 	SHA256  string `json:"sha256,omitempty"`
 	// Mtime (Unix seconds) is checked only when the expected entry has it.
 	Mtime *int64 `json:"mtime,omitempty"`
+	// Xattrs are the entry's SCHILY.xattr PAX records, name -> value in
+	// hex (values are bytes: capabilities, ACLs).
+	Xattrs map[string]string `json:"xattrs,omitempty"`
 }
 
 // line is the entry as one comparable line, without mtime unless
@@ -125,6 +128,9 @@ func (f confFile) line(withMtime bool) string {
 	}
 	if withMtime && f.Mtime != nil {
 		s += " mtime=" + strconv.FormatInt(*f.Mtime, 10)
+	}
+	for _, k := range slices.Sorted(maps.Keys(f.Xattrs)) {
+		s += " xattr:" + k + "=" + f.Xattrs[k]
 	}
 	return s
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // copyTree copies src into dst with normalised metadata: files 0644 (0755
@@ -78,6 +80,10 @@ var genTime = time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
 //	mtime UNIX PATH       set a context file's mtime (Unix seconds)
 //	git NAME DIR          a bare git repository of DIR, one commit, served
 //	                      (dumb HTTP) as {{HTTP}}/NAME
+//	gobuild NAME DIR      the Go program in the case's DIR, built static as
+//	                      context/NAME (a helper a RUN step bind-mounts,
+//	                      for what busybox lacks)
+//	xattr NAME=HEX PATH   set a context file's xattr NAME to the bytes HEX
 func runContextGen(caseDir, ctxDir, httpDir string) error {
 	b, err := os.ReadFile(filepath.Join(caseDir, "context.gen"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -131,6 +137,15 @@ func runContextGen(caseDir, ctxDir, httpDir string) error {
 				return os.Link(filepath.Join(ctxDir, f[1]), filepath.Join(ctxDir, f[2]))
 			case "git":
 				return makeGitRepo(filepath.Join(caseDir, f[2]), filepath.Join(httpDir, f[1]))
+			case "gobuild":
+				return goBuild(filepath.Join(caseDir, f[2]), filepath.Join(ctxDir, f[1]))
+			case "xattr":
+				name, hexValue, ok := strings.Cut(f[1], "=")
+				value, err := hex.DecodeString(hexValue)
+				if !ok || err != nil {
+					return fmt.Errorf("want NAME=HEX, got %q", f[1])
+				}
+				return unix.Lsetxattr(filepath.Join(ctxDir, f[2]), name, value, 0)
 			}
 			return fmt.Errorf("unknown command %s", f[0])
 		}()
@@ -229,6 +244,21 @@ func writeArchive(dir, dest string) error {
 		return fmt.Errorf("%s: unknown archive suffix", dest)
 	}
 	return os.WriteFile(dest, out, 0o644)
+}
+
+// goBuild builds the Go program in dir as a static binary at dest.
+func goBuild(dir, dest string) error {
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-o", abs, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build in %s: %w: %s", dir, err, out)
+	}
+	return nil
 }
 
 // makeGitRepo commits dir into a new repository and serves it as a bare

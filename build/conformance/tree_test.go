@@ -94,6 +94,14 @@ func entry(p string, hdr *tar.Header, r io.Reader) (confFile, error) {
 		perm |= 0o1000
 	}
 	f.Mode = fmt.Sprintf("%04o", perm)
+	for k, v := range hdr.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			if f.Xattrs == nil {
+				f.Xattrs = map[string]string{}
+			}
+			f.Xattrs[name] = hex.EncodeToString([]byte(v))
+		}
+	}
 	switch hdr.Typeflag {
 	case tar.TypeReg:
 		f.Type = "file"

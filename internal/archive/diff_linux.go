@@ -32,8 +32,9 @@ import (
 //   - files sharing an inode are written once, later paths as hard links to
 //     the first (whiteouts excluded: overlay shares one inode among them);
 //   - ownership, permission bits (with setuid, setgid, sticky), mtime and
-//     xattrs come from the files, minus overlay's own xattrs; user and group
-//     names, atime and ctime are not written; sockets are skipped.
+//     file capabilities (security.capability, the one xattr a layer
+//     carries: see addXattrs) come from the files; user and group names,
+//     atime and ctime are not written; sockets are skipped.
 //
 // Headers use the PAX format, so sub-second mtimes and long names survive;
 // the output depends only on the tree, so identical trees give identical
@@ -344,24 +345,35 @@ func setType(hdr *tar.Header, f *entryFile, st *unix.Stat_t) (bool, error) {
 	return true, nil
 }
 
-// addXattrs records f's xattrs in hdr, minus overlay's own, and reports
-// whether the directory f is opaque.
+// addXattrs records in hdr the one xattr a layer carries,
+// security.capability, and reports whether the directory f is opaque.
+// BuildKit v0.34.2's layers hold only that one (conformance case
+// run_xattrs): user.* and POSIX ACLs a RUN step sets are left out, and
+// the host's own (security.selinux labels, trusted.*, IMA signatures)
+// would make a layer's digest depend on the host that built it.
 func (d *differ) addXattrs(hdr *tar.Header, f *entryFile, isDir bool) (opaque bool, err error) {
-	xattrs, err := d.xattrs(f)
+	x := xattrsOf(f)
+	names, err := x.list(&d.xbuf)
 	if err != nil {
 		return false, err
 	}
-	for k, v := range xattrs {
-		if IsOverlayXattr(k) {
-			if (k == TrustedOpaque || k == UserOpaque) && v == "y" && isDir {
-				opaque = true
-			}
+	for _, n := range names {
+		opq := isDir && (n == TrustedOpaque || n == UserOpaque)
+		if !opq && n != CapabilityXattr {
 			continue
 		}
-		if hdr.PAXRecords == nil {
-			hdr.PAXRecords = map[string]string{}
+		v, err := x.get(n, &d.xbuf)
+		if errors.Is(err, unix.ENODATA) {
+			continue // removed since listing
 		}
-		hdr.PAXRecords[PAXXattr+k] = v
+		if err != nil {
+			return false, err
+		}
+		if opq {
+			opaque = opaque || v == "y"
+			continue
+		}
+		hdr.PAXRecords = map[string]string{PAXXattr + n: v}
 	}
 	return opaque, nil
 }
@@ -377,27 +389,6 @@ func (d *differ) copyFile(f *entryFile, size int64) error {
 		return fmt.Errorf("file shrank from %d to %d bytes while being read", size, n)
 	}
 	return nil
-}
-
-// xattrs returns the extended attributes of f (not following symlinks).
-func (d *differ) xattrs(f *entryFile) (map[string]string, error) {
-	x := xattrsOf(f)
-	names, err := x.list(&d.xbuf)
-	if err != nil || len(names) == 0 {
-		return nil, err
-	}
-	m := make(map[string]string, len(names))
-	for _, n := range names {
-		v, err := x.get(n, &d.xbuf)
-		if errors.Is(err, unix.ENODATA) {
-			continue // removed since listing
-		}
-		if err != nil {
-			return nil, err
-		}
-		m[n] = v
-	}
-	return m, nil
 }
 
 // devIno identifies an inode, for finding the other names of a hard link.

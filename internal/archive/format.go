@@ -44,6 +44,10 @@ func OpaqueXattr(user bool) string {
 	return TrustedOpaque
 }
 
+// CapabilityXattr holds a file's capabilities (setcap): the one xattr a
+// layer written by WriteDiff records.
+const CapabilityXattr = "security.capability"
+
 // PAXXattr prefixes the PAX records that carry extended attributes.
 const PAXXattr = "SCHILY.xattr."
 

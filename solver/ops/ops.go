@@ -98,8 +98,8 @@ func (w *Worker) Lookup(ctx context.Context, key digest.Digest) (solver.Result, 
 // committed, if it is not stored yet, is stored with the keys in one
 // transaction, after a flush that made the layer durable; steps that
 // finish meanwhile share the flush and the transaction (package durable).
-// If it fails, neither a Worker that serve shares nor the disk keeps the
-// snapshot.
+// If it fails, no later step starts on the snapshot, and it is removed
+// once no step can be on it (durable.Records.Close at the latest).
 func (w *Worker) Record(ctx context.Context, r solver.Result, keys ...digest.Digest) error {
 	return w.recs().Record(cache.Result{Snapshot: r.Snapshot, Created: time.Now().UTC()}, keys...)
 }

@@ -9,6 +9,12 @@
 // transaction's fsyncs). A crash at any point leaves no record naming a
 // layer that is not on disk; the layers without records are removed by
 // the next GC, as those of a build killed before its records were.
+//
+// A layer whose record fails may already be under a child step (Chain
+// gave it out): it is removed once no step can use it, at Close, and
+// until then Chain and the children's Records fail naming the step whose
+// record failed. A layer no Chain gave out is removed at once, and so is,
+// after a failed flush, every layer committed and not yet recorded.
 package durable
 
 import (
@@ -44,9 +50,14 @@ type Records struct {
 	// a goroutine is writing batches.
 	open     *batch
 	flushing bool
-	// failed are snapshots whose records could not be written (they are
-	// removed): nothing above them is recorded either.
-	failed map[string]bool
+	// failed are snapshots whose records could not be written, with the
+	// error that names the step whose record failed: nothing above them
+	// is recorded either.
+	failed map[string]error
+	// chained are the pending snapshots Chain gave out: a step may run on
+	// them. doomed are the failed ones of those, which Close removes.
+	chained map[string]bool
+	doomed  []string
 }
 
 // New returns the Records of snaps' layers in db (snaps nil: for Chain
@@ -62,12 +73,30 @@ func New(db *cache.DB, snaps snapshot.Snapshotter) *Records {
 	return r
 }
 
-// Close releases the descriptor New opened.
+// Close removes the layers whose records failed under steps that may
+// have used them, and those committed and never recorded (their steps
+// ended without a Record), and releases the descriptor New opened. Call
+// it once no step runs.
 func (r *Records) Close() error {
-	if r.syncer == nil {
-		return nil
+	r.mu.Lock()
+	ids := r.doomed
+	for id := range r.pending {
+		ids = append(ids, id)
 	}
-	return r.syncer.Close()
+	r.doomed, r.pending = nil, nil
+	syncer := r.syncer
+	r.syncer = nil
+	r.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if r.Snapshots != nil { // else Chain alone: none
+			errs = append(errs, r.Snapshots.Remove(id))
+		}
+	}
+	if syncer != nil {
+		errs = append(errs, syncer.Close())
+	}
+	return errors.Join(errs...)
 }
 
 type pending struct {
@@ -157,16 +186,17 @@ func (r *Records) flush() {
 func (r *Records) write(b *batch) {
 	var steps []cache.Step
 	var errs []*error
+	var remove []string
 	r.mu.Lock()
 	for i, st := range b.steps {
-		if bad := r.failedBelow(st); bad != "" || r.err != nil {
-			*b.errs[i] = fmt.Errorf("recording snapshot %s: snapshot %s below it could not be recorded", st.Result.Snapshot, bad)
-			if r.err != nil {
-				*b.errs[i] = fmt.Errorf("recording snapshot %s: %w", st.Result.Snapshot, r.err)
-			}
+		cause := r.failedBelow(st)
+		if cause == nil && r.err != nil {
+			cause = r.err
+		}
+		if cause != nil {
+			*b.errs[i] = fmt.Errorf("recording snapshot %s: %w", st.Result.Snapshot, cause)
 			if st.Snapshot != nil {
-				r.fail(st.Snapshot)
-				*b.errs[i] = errors.Join(*b.errs[i], r.Snapshots.Remove(st.Snapshot.ID))
+				remove = r.fail(st.Snapshot, cause, remove)
 			}
 			continue
 		}
@@ -174,16 +204,27 @@ func (r *Records) write(b *batch) {
 		errs = append(errs, b.errs[i])
 	}
 	r.mu.Unlock()
+	defer func() {
+		for _, id := range remove {
+			if err := r.Snapshots.Remove(id); err != nil {
+				for _, e := range b.errs {
+					if *e != nil { // a failed step's
+						*e = errors.Join(*e, err)
+					}
+				}
+			}
+		}
+	}()
 	if len(steps) == 0 {
 		return
 	}
 	// Keys alone name snapshots recorded already (or in this batch).
 	var err error
-	if slices.ContainsFunc(steps, func(st cache.Step) bool { return st.Snapshot != nil }) {
+	if i := slices.IndexFunc(steps, func(st cache.Step) bool { return st.Snapshot != nil }); i >= 0 {
 		if err = r.syncer.Sync(); err != nil {
 			err = fmt.Errorf("flushing snapshots: %w", err)
 			r.mu.Lock()
-			r.err = err
+			r.err = stepError(steps[i].Snapshot, err) // what later records fail with
 			r.mu.Unlock()
 		}
 	}
@@ -191,48 +232,65 @@ func (r *Records) write(b *batch) {
 		err = r.DB.RecordSteps(steps)
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	for i, st := range steps {
 		*errs[i] = err
 		if st.Snapshot == nil {
 			continue
 		}
-		delete(r.pending, st.Snapshot.ID)
-		if err != nil {
-			r.fail(st.Snapshot)
+		if err == nil {
+			delete(r.pending, st.Snapshot.ID)
+			delete(r.chained, st.Snapshot.ID)
+			continue
 		}
+		*errs[i] = fmt.Errorf("recording snapshot %s: %w", st.Result.Snapshot, stepError(st.Snapshot, err))
+		remove = r.fail(st.Snapshot, stepError(st.Snapshot, err), remove)
 	}
-	r.mu.Unlock()
-	if err != nil {
-		for _, st := range steps {
-			if st.Snapshot != nil {
-				err = errors.Join(err, r.Snapshots.Remove(st.Snapshot.ID))
+	if err != nil && r.err != nil {
+		// None of the layers committed and not yet recorded can be now.
+		for _, p := range r.pending {
+			if !p.queued {
+				remove = r.fail(&p.rec, r.err, remove)
 			}
 		}
-		for i := range errs {
-			*errs[i] = err
-		}
 	}
 }
 
-// failedBelow names the snapshot whose record failed that st would name
-// or sit on, or is "". r.mu is held.
-func (r *Records) failedBelow(st cache.Step) string {
-	if r.failed[st.Result.Snapshot] {
-		return st.Result.Snapshot
-	}
-	if st.Snapshot != nil && r.failed[st.Snapshot.Parent] {
-		return st.Snapshot.Parent
-	}
-	return ""
+// stepError names the step whose snapshot s could not be recorded.
+func stepError(s *cache.Snapshot, err error) error {
+	return fmt.Errorf("the record of step %q (snapshot %s) failed: %w", s.Description, s.ID, err)
 }
 
-// fail marks a snapshot whose record was not written. r.mu is held.
-func (r *Records) fail(s *cache.Snapshot) {
+// failedBelow is the error of the failed record that st would name or
+// sit on, or nil. r.mu is held.
+func (r *Records) failedBelow(st cache.Step) error {
+	if err := r.failed[st.Result.Snapshot]; err != nil {
+		return err
+	}
+	if st.Snapshot != nil {
+		return r.failed[st.Snapshot.Parent]
+	}
+	return nil
+}
+
+// fail marks a snapshot whose record was not written, with the error
+// naming the step whose record failed, and returns remove with the
+// snapshot added if no step can be on it; else Close removes it. r.mu is
+// held.
+func (r *Records) fail(s *cache.Snapshot, cause error, remove []string) []string {
 	if r.failed == nil {
-		r.failed = map[string]bool{}
+		r.failed = map[string]error{}
 	}
-	r.failed[s.ID] = true
+	if r.failed[s.ID] != nil {
+		return remove
+	}
+	r.failed[s.ID] = cause
 	delete(r.pending, s.ID)
+	if r.chained[s.ID] {
+		r.doomed = append(r.doomed, s.ID)
+		return remove
+	}
+	return append(remove, s.ID)
 }
 
 // Pending is how many committed snapshots await their records.
@@ -248,10 +306,18 @@ func (r *Records) Chain(top string) ([]cache.Snapshot, error) {
 	var chain []cache.Snapshot
 	r.mu.Lock()
 	for top != "" {
+		if err := r.failed[top]; err != nil {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("snapshot %s: %w", top, err)
+		}
 		p := r.pending[top]
 		if p == nil {
 			break
 		}
+		if r.chained == nil {
+			r.chained = map[string]bool{}
+		}
+		r.chained[top] = true
 		chain = append(chain, p.rec)
 		top = p.rec.Parent
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -280,4 +281,90 @@ func TestParentRecordedWithChild(t *testing.T) {
 	if r.Pending() != 0 {
 		t.Errorf("%d records pending after all were written", r.Pending())
 	}
+}
+
+// TestFailedRecordUnderRunningChild: a flush fails while a child step
+// runs on the layer (Chain gave it out). The layer stays until Close, so
+// the child is not pulled from under it; a step that starts on it then
+// (Chain) and the child's Record fail naming the step whose record
+// failed, not with a missing snapshot; a layer committed before the
+// failure and never recorded, and one nothing used, leave no orphan.
+func TestFailedRecordUnderRunningChild(t *testing.T) {
+	r, g, db := setup(t)
+	commitNamed(t, r, g, "a", "", "RUN make")
+	commitNamed(t, r, g, "idle", "", "RUN idle") // its step never records it
+	commitNamed(t, r, g, "used", "", "RUN used") // nor this one's, which a step uses
+	da := record(r, "a")
+	<-g.entered
+	for _, id := range []string{"a", "used"} { // the children start
+		if _, err := r.Chain(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.Prepare("b", "a"); err != nil {
+		t.Fatal(err)
+	}
+	g.gate <- errors.New("injected flush failure")
+	if err := <-da; err == nil || !strings.Contains(err.Error(), `"RUN make"`) {
+		t.Fatalf("Record(a) with a failed flush = %v, want an error naming step \"RUN make\"", err)
+	}
+	if !g.Exists("a") {
+		t.Fatal("a's layer removed while a child step runs on it")
+	}
+	if g.Exists("idle") {
+		t.Error("idle's layer, committed and never recorded, stays after the failed flush")
+	}
+	if !g.Exists("used") {
+		t.Error("used's layer, never recorded, removed after the failed flush while a step runs on it")
+	}
+	for _, id := range []string{"a", "used"} {
+		_, err := r.Chain(id)
+		if err == nil || !strings.Contains(err.Error(), `"RUN make"`) || !strings.Contains(err.Error(), "injected flush failure") {
+			t.Errorf("Chain(%s) after a's record failed = %v, want an error naming step \"RUN make\" and the cause", id, err)
+		}
+	}
+	// The child ends: it commits and records.
+	if err := os.WriteFile(filepath.Join(g.UpperDir("b"), "b"), []byte("b"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.CommitUnsynced("b"); err != nil {
+		t.Fatal(err)
+	}
+	r.Committed(cache.Snapshot{ID: "b", Parent: "a", Description: "RUN test"})
+	if err := <-record(r, "b"); err == nil || !strings.Contains(err.Error(), `"RUN make"`) {
+		t.Errorf("Record(b) on a's failed record = %v, want an error naming step \"RUN make\"", err)
+	}
+	for _, id := range []string{"a", "b", "idle"} {
+		if s, k := recorded(t, db, id); s || k {
+			t.Errorf("%s has a snapshot record %v, a key %v after the failed flush; want neither", id, s, k)
+		}
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "used"} {
+		if g.Exists(id) {
+			t.Errorf("%s's layer stays on disk without a record after Close", id)
+		}
+	}
+}
+
+// TestCloseRemovesUnrecorded: a layer whose step committed it and ended
+// without a Record (the build failed first) is removed by Close.
+func TestCloseRemovesUnrecorded(t *testing.T) {
+	r, g, _ := setup(t)
+	commit(t, r, g, "a", "")
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if g.Exists("a") {
+		t.Error("a's layer, committed and never recorded, stays after Close")
+	}
+}
+
+// commitNamed is commit for the step named desc.
+func commitNamed(t *testing.T, r *Records, g *gatedSync, id, parent, desc string) {
+	t.Helper()
+	commit(t, r, g, id, parent)
+	r.Committed(cache.Snapshot{ID: id, Parent: parent, Description: desc})
 }

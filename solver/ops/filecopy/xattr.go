@@ -6,7 +6,9 @@ import "strings"
 // does, seen by running it (rootful, and rootless under rootlesskit):
 //   - COPY --from a stage or an image copies every xattr of the files and
 //     directories below the source (user.*, security.* such as
-//     security.capability), also with --chown and --chmod; a new
+//     security.capability, POSIX ACLs: system.posix_acl_access, and a
+//     directory's system.posix_acl_default, which the files copied into
+//     it do not inherit), also with --chown and --chmod; a new
 //     destination directory gets none, an existing one keeps its own and
 //     gains the source's. (Its unpacking drops an image's trusted.*.)
 //   - From the build context its transfer drops security.capability and
@@ -18,8 +20,10 @@ import "strings"
 //
 // Builder copies, from a stage or an image, user.* (but overlay's own
 // user.overlay.*, which would make a directory opaque or redirected in a
-// rootless overlay) and the security.capability of regular files, and its
-// layers record them. It copies none from the build context: what a
+// rootless overlay), POSIX ACLs (conformance case copy_from_xattrs) and
+// the security.capability of regular files; its
+// layers record only the capability, as BuildKit's (internal/archive
+// WriteDiff). It copies none from the build context: what a
 // desktop or a sync tool keeps in a checkout's xattrs (download URLs, sync
 // state) stays out of the image and its digest, as it stays out of
 // BuildKit's images, and the context's cache key needs no xattrs. trusted.*
@@ -32,13 +36,20 @@ type xattrKeep uint8
 const (
 	// keepXattrsNone copies no xattrs (the build context).
 	keepXattrsNone xattrKeep = iota
-	// keepXattrsStage copies user.* and security.capability (a stage or
-	// an image).
+	// keepXattrsStage copies user.*, POSIX ACLs and security.capability
+	// (a stage or an image).
 	keepXattrsStage
 )
 
 // capabilityXattr holds a file's capabilities (setcap).
 const capabilityXattr = "security.capability"
+
+// The POSIX ACLs of a file or directory (setfacl), and a directory's
+// default ACL, which the files made in it inherit.
+const (
+	aclAccessXattr  = "system.posix_acl_access"
+	aclDefaultXattr = "system.posix_acl_default"
+)
 
 // xattrsFor is what a copy keeps: fromStage is set for a source that is
 // another stage or an image, not the build context.
@@ -55,8 +66,13 @@ func (k xattrKeep) keeps(name string, reg bool) bool {
 	if k != keepXattrsStage {
 		return false
 	}
-	if strings.HasPrefix(name, "user.") {
+	switch {
+	case strings.HasPrefix(name, "user."):
 		return !strings.HasPrefix(name, "user.overlay.")
+	case name == aclAccessXattr:
+		return true
+	case name == aclDefaultXattr:
+		return !reg
 	}
 	return reg && name == capabilityXattr
 }
@@ -70,5 +86,5 @@ func XattrsKeyParts(fromStage bool) []string {
 	if !fromStage {
 		return nil
 	}
-	return []string{"xattrs:user.*,security.capability"}
+	return []string{"xattrs:user.*,security.capability,system.posix_acl_*"}
 }

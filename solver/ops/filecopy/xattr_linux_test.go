@@ -43,6 +43,12 @@ func hostRoot() bool {
 	return err == nil && os.Geteuid() == 0 && strings.Join(strings.Fields(string(b)), " ") == "0 0 4294967295"
 }
 
+// aclUser1000 is a POSIX ACL (system.posix_acl_access or _default)
+// giving user 1000 rw- beside the owner, group and other entries.
+const aclUser1000 = "\x02\x00\x00\x00" +
+	"\x01\x00\x06\x00\xff\xff\xff\xff" + "\x02\x00\x06\x00\xe8\x03\x00\x00" + "\x04\x00\x04\x00\xff\xff\xff\xff" +
+	"\x10\x00\x06\x00\xff\xff\xff\xff" + "\x20\x00\x04\x00\xff\xff\xff\xff"
+
 // bigFiles is how many 40 KiB files with a capability xattrSource makes.
 const bigFiles = 8
 
@@ -65,6 +71,7 @@ func xattrSource(t *testing.T) string {
 	setXattr(t, filepath.Join(src, "d"), "user.d", "dv")
 	setXattr(t, filepath.Join(src, "d"), "user.overlay.opaque", "y")
 	setXattr(t, filepath.Join(src, "d/f"), "user.f", "fv")
+	setXattr(t, filepath.Join(src, "d/f"), aclAccessXattr, aclUser1000)
 	// A second name of capbin: the link must not clear the capability.
 	mustDo(t, os.Link(capbin, filepath.Join(src, "bin/caplink")))
 	// Files enough for the copy to split into batches on other threads.
@@ -75,6 +82,8 @@ func xattrSource(t *testing.T) string {
 		setXattr(t, p, "user.a", "1")
 		setXattr(t, p, capabilityXattr, capNetRaw)
 	}
+	// Its files, copied on other threads, must not inherit it.
+	setXattr(t, filepath.Join(src, "big"), aclDefaultXattr, aclUser1000)
 	if hostRoot() {
 		setXattr(t, capbin, "trusted.t", "t")
 		setXattr(t, filepath.Join(src, "d/link"), "trusted.l", "l")
@@ -84,8 +93,9 @@ func xattrSource(t *testing.T) string {
 
 // TestCopyXattrsFromStage copies a tree from another stage (keepOwners),
 // with --chown, which clears a file capability unless it is set after the
-// owner: user.* and security.capability are kept on files and
-// directories, the rest is not. From the build context nothing is.
+// owner: user.*, POSIX ACLs and security.capability are kept on files
+// and directories (a directory's default ACL without its files inheriting
+// it), the rest is not. From the build context nothing is.
 func TestCopyXattrsFromStage(t *testing.T) {
 	testutil.RequiresRoot(t)
 	src := xattrSource(t)
@@ -106,7 +116,8 @@ func TestCopyXattrsFromStage(t *testing.T) {
 				"out/bin/caplink": wantCap,
 				"single":          wantCap,
 				"out/d":           {"user.d": "dv"},
-				"out/d/f":         {"user.f": "fv"},
+				"out/d/f":         {"user.f": "fv", aclAccessXattr: aclUser1000},
+				"out/big":         {aclDefaultXattr: aclUser1000},
 				"out/d/link":      {},
 				// A new destination directory is made, not copied.
 				"out": {},
@@ -205,6 +216,13 @@ func TestAppendXattrs(t *testing.T) {
 	setXattr(t, f, capabilityXattr, capNetRaw[:5]+"\x30"+capNetRaw[6:])
 	if after := sum(); after == before {
 		t.Errorf("checksum unchanged after the file capability changed")
+	}
+	// The same mask (and so mode) for another user: only the ACL differs.
+	setXattr(t, f, aclAccessXattr, aclUser1000)
+	before = sum()
+	setXattr(t, f, aclAccessXattr, strings.Replace(aclUser1000, "\xe8\x03", "\xe9\x03", 1))
+	if after := sum(); after == before {
+		t.Errorf("checksum unchanged after the file's ACL changed")
 	}
 }
 
