@@ -182,7 +182,7 @@ func newSolver(w *ops.Worker, use *gc.Use, targets []*target, parallelism int, s
 func (s *State) finish(ctx context.Context, t *target, sv *solver.Solver, res []solver.Result, use *gc.Use) (*Result, error) {
 	eopt := exportOptions(t.opt, t.epoch, use)
 	image := export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: res[0].Snapshot}
-	done := solved{s: s, sv: sv, root: t.fe.Root, top: res[0].Snapshot, epoch: t.epoch, sess: t.sess}
+	done := s.solve(sv, t.fe.Root, res[0].Snapshot, t.epoch, t.sess)
 	// Several platforms, or attestations, make an index.
 	if len(t.more) > 0 || t.opt.attests() {
 		eopt.ProvenanceRequest = provenanceRequest(t.opt, t.started)
@@ -193,14 +193,14 @@ func (s *State) finish(ctx context.Context, t *target, sv *solver.Solver, res []
 		return s.exportPlatforms(ctx, t, eopt, done, tops)
 	}
 	var err error
-	if eopt.InlineCache, err = done.inlineCache(ctx, t.opt); err != nil {
+	if eopt.InlineCache, err = s.inlineCache(ctx, t.opt, done); err != nil {
 		return nil, err
 	}
 	out, err := export.Single(ctx, s.exportStores(), eopt, image)
 	if err != nil {
 		return nil, err
 	}
-	if err := done.exportCache(ctx, t.opt); err != nil {
+	if err := s.exportCache(ctx, t.opt, done, t.epoch); err != nil {
 		return nil, err
 	}
 	return result(out, t.steps), nil

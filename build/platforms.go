@@ -9,6 +9,7 @@ import (
 	"github.com/builder-dev/builder/build/export"
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
+	"github.com/builder-dev/builder/build/solved"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
@@ -79,18 +80,18 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 // platforms' results) and exports the cache of every platform: registry
 // and local caches get one cache of all their steps, each platform's image
 // its own inline cache.
-func (s *State) exportPlatforms(ctx context.Context, t *target, eopt export.Options, first solved, tops []string) (*Result, error) {
+func (s *State) exportPlatforms(ctx context.Context, t *target, eopt export.Options, first solved.Solve, tops []string) (*Result, error) {
 	var all multiarch.Solves
 	var images []export.Image
 	for i := -1; i < len(t.more); i++ {
-		d, img := first, export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: first.top}
+		d, img := first, export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: first.Top}
 		if i >= 0 {
 			m := t.more[i]
-			d.root, d.top = m.fe.Root, tops[i]
+			d.Root, d.Top = m.fe.Root, tops[i]
 			img = export.Image{Platform: m.platform, Root: m.fe.Root, Config: m.fe.Image, Top: tops[i]}
 		}
 		var err error
-		if img.InlineCache, err = d.inlineCache(ctx, t.opt); err != nil {
+		if img.InlineCache, err = s.inlineCache(ctx, t.opt, d); err != nil {
 			return nil, err
 		}
 		all, images = append(all, d), append(images, img)
@@ -99,7 +100,7 @@ func (s *State) exportPlatforms(ctx context.Context, t *target, eopt export.Opti
 	if err != nil {
 		return nil, err
 	}
-	if err := s.remoteCache(t.opt).Export(ctx, t.opt.CacheTo, all, first.epoch); err != nil {
+	if err := s.exportCache(ctx, t.opt, all, first.Epoch); err != nil {
 		return nil, err
 	}
 	return result(out, t.steps), nil
