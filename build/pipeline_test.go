@@ -1,0 +1,82 @@
+package build_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/builder-dev/builder/build"
+	"github.com/builder-dev/builder/solver"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// holdLastRun holds back the completion of the second RUN step of a build
+// (the solve of its platform cannot end) until the export has logged a
+// layer, or for at most hold.
+type holdLastRun struct {
+	events   *events
+	hold     time.Duration
+	mu       sync.Mutex
+	runs     int
+	exported chan struct{}
+	once     sync.Once
+	// timedOut says the export logged nothing while the step was held.
+	timedOut bool
+}
+
+func (h *holdLastRun) Event(ev solver.Event) {
+	h.events.Event(ev)
+	if ev.Kind == solver.Log && strings.Contains(string(ev.Data), "compressed") {
+		h.once.Do(func() { close(h.exported) })
+		return
+	}
+	if ev.Kind != solver.Completed || !strings.Contains(ev.Name, "RUN ") {
+		return
+	}
+	h.mu.Lock()
+	h.runs++
+	last := h.runs == 2
+	h.mu.Unlock()
+	if !last {
+		return
+	}
+	select {
+	case <-h.exported:
+	case <-time.After(h.hold):
+		h.mu.Lock()
+		h.timedOut = true
+		h.mu.Unlock()
+	}
+}
+
+// TestPlatformsExportEarly: a platform's image is assembled (its layer
+// compressed) as soon as that platform is solved, while another platform
+// still builds, rather than after the slowest platform: the second
+// platform's RUN cannot complete until the first platform's layer is
+// logged as compressed.
+func TestPlatformsExportEarly(t *testing.T) {
+	base := busyboxBase(t)
+	df := `FROM --platform=$BUILDPLATFORM ` + base + ` AS b
+ARG TARGETARCH
+RUN echo $TARGETARCH > /arch
+FROM scratch
+COPY --from=b /arch /arch
+`
+	st := openState(t, t.TempDir())
+	h := &holdLastRun{events: newEvents(), hold: 20 * time.Second, exported: make(chan struct{})}
+	_, err := st.Build(t.Context(), build.Options{
+		ContextDir: writeContext(t, nil), Dockerfile: []byte(df), DockerfileName: "Dockerfile",
+		Progress: h, Parallelism: 4, Tags: []string{"early:1"},
+		Platforms: []ocispec.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}},
+	})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, h.events.logs.String())
+	}
+	if h.runs != 2 {
+		t.Fatalf("%d RUN steps completed, want 2 (one per platform): %v", h.runs, h.events.ran())
+	}
+	if h.timedOut {
+		t.Errorf("no layer was compressed while the last platform's RUN was held for %v: the export waited for every platform\n%s", h.hold, h.events.logs.String())
+	}
+}
