@@ -11,9 +11,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// holdLastRun holds back the completion of the second RUN step of a build
-// (the solve of its platform cannot end) until the export has logged a
-// layer, or for at most hold.
+// holdLastRun holds back the end (completed or failed) of the second RUN
+// step of a build (the solve of its platform cannot end) until the export
+// has logged a layer, or for at most hold.
 type holdLastRun struct {
 	events   *events
 	hold     time.Duration
@@ -31,7 +31,7 @@ func (h *holdLastRun) Event(ev solver.Event) {
 		h.once.Do(func() { close(h.exported) })
 		return
 	}
-	if ev.Kind != solver.Completed || !strings.Contains(ev.Name, "RUN ") {
+	if (ev.Kind != solver.Completed && ev.Kind != solver.Failed) || !strings.Contains(ev.Name, "RUN ") {
 		return
 	}
 	h.mu.Lock()
@@ -78,5 +78,34 @@ COPY --from=b /arch /arch
 	}
 	if h.timedOut {
 		t.Errorf("no layer was compressed while the last platform's RUN was held for %v: the export waited for every platform\n%s", h.hold, h.events.logs.String())
+	}
+}
+
+// TestPlatformsExportEarlyFailed: when one platform's step fails after
+// another platform's image has been assembled, the build fails with that
+// step's error and names no image.
+func TestPlatformsExportEarlyFailed(t *testing.T) {
+	base := busyboxBase(t)
+	df := `FROM --platform=$BUILDPLATFORM ` + base + ` AS b
+ARG TARGETARCH
+RUN if [ $TARGETARCH = arm64 ]; then sleep 0.5; exit 3; fi; echo $TARGETARCH > /arch
+FROM scratch
+COPY --from=b /arch /arch
+`
+	st := openState(t, t.TempDir())
+	h := &holdLastRun{events: newEvents(), hold: 20 * time.Second, exported: make(chan struct{})}
+	_, err := st.Build(t.Context(), build.Options{
+		ContextDir: writeContext(t, nil), Dockerfile: []byte(df), DockerfileName: "Dockerfile",
+		Progress: h, Parallelism: 4, Tags: []string{"early:failed"},
+		Platforms: []ocispec.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "exit code: 3") {
+		t.Fatalf("build error %v, want the arm64 RUN's exit code 3\n%s", err, h.events.logs.String())
+	}
+	if h.timedOut {
+		t.Errorf("the amd64 image was not assembled while the arm64 step's failure was held:\n%s", h.events.logs.String())
+	}
+	if _, ok := st.Images.Lookup("early:failed", ocispec.Platform{OS: "linux", Architecture: "amd64"}); ok {
+		t.Errorf("the failed build named an image early:failed")
 	}
 }
