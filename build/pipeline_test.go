@@ -50,6 +50,18 @@ func (h *holdLastRun) Event(ev solver.Event) {
 	}
 }
 
+// buildHeld builds df for linux/amd64 and linux/arm64 as tag, holding its
+// last RUN step's end until a layer is compressed.
+func buildHeld(t *testing.T, st *build.State, df, tag string) (*holdLastRun, error) {
+	h := &holdLastRun{events: newEvents(), hold: 20 * time.Second, exported: make(chan struct{})}
+	_, err := st.Build(t.Context(), build.Options{
+		ContextDir: writeContext(t, nil), Dockerfile: []byte(df), DockerfileName: "Dockerfile",
+		Progress: h, Parallelism: 4, Tags: []string{tag},
+		Platforms: []ocispec.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}},
+	})
+	return h, err
+}
+
 // TestPlatformsExportEarly: a platform's image is assembled (its layer
 // compressed) as soon as that platform is solved, while another platform
 // still builds, rather than after the slowest platform: the second
@@ -64,12 +76,7 @@ FROM scratch
 COPY --from=b /arch /arch
 `
 	st := openState(t, t.TempDir())
-	h := &holdLastRun{events: newEvents(), hold: 20 * time.Second, exported: make(chan struct{})}
-	_, err := st.Build(t.Context(), build.Options{
-		ContextDir: writeContext(t, nil), Dockerfile: []byte(df), DockerfileName: "Dockerfile",
-		Progress: h, Parallelism: 4, Tags: []string{"early:1"},
-		Platforms: []ocispec.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}},
-	})
+	h, err := buildHeld(t, st, df, "early:1")
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, h.events.logs.String())
 	}
@@ -93,12 +100,7 @@ FROM scratch
 COPY --from=b /arch /arch
 `
 	st := openState(t, t.TempDir())
-	h := &holdLastRun{events: newEvents(), hold: 20 * time.Second, exported: make(chan struct{})}
-	_, err := st.Build(t.Context(), build.Options{
-		ContextDir: writeContext(t, nil), Dockerfile: []byte(df), DockerfileName: "Dockerfile",
-		Progress: h, Parallelism: 4, Tags: []string{"early:failed"},
-		Platforms: []ocispec.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}},
-	})
+	h, err := buildHeld(t, st, df, "early:failed")
 	if err == nil || !strings.Contains(err.Error(), "exit code: 3") {
 		t.Fatalf("build error %v, want the arm64 RUN's exit code 3\n%s", err, h.events.logs.String())
 	}
