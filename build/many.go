@@ -132,11 +132,8 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 	eg, ectx := errgroup.WithContext(ctx)
 	for i, t := range targets {
 		eg.Go(func() error {
-			res, err := multiarch.Solve(ectx, solvers[i], t.roots())
-			if err == nil {
-				out[i], err = s.finish(ectx, t, solvers[i], res, use)
-			}
-			if err != nil {
+			var err error
+			if out[i], err = s.solveAndExport(ectx, t, solvers[i], use); err != nil {
 				return &TargetError{Index: i, Err: err}
 			}
 			return nil
@@ -178,29 +175,28 @@ func newSolver(w *ops.Worker, use *gc.Use, targets []*target, parallelism int, s
 	return sv
 }
 
-// finish writes a solved target's image and cache to its outputs.
-func (s *State) finish(ctx context.Context, t *target, sv *solver.Solver, res []solver.Result, use *gc.Use) (*Result, error) {
-	eopt := exportOptions(t.opt, t.epoch, use)
-	image := export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: res[0].Snapshot}
-	done := solved{s: s, sv: sv, root: t.fe.Root, top: res[0].Snapshot, epoch: t.epoch, sess: t.sess}
+// solveAndExport solves a target and writes its image and cache to its
+// outputs.
+func (s *State) solveAndExport(ctx context.Context, t *target, sv *solver.Solver, use *gc.Use) (*Result, error) {
 	// Several platforms, or attestations, make an index.
 	if len(t.more) > 0 || t.opt.attests() {
-		eopt.ProvenanceRequest = provenanceRequest(t.opt, t.started)
-		var tops []string
-		for _, r := range res[1:] {
-			tops = append(tops, r.Snapshot)
-		}
-		return s.exportPlatforms(ctx, t, eopt, done, tops)
+		return s.solvePlatforms(ctx, t, sv, use)
 	}
-	var err error
-	if eopt.InlineCache, err = done.inlineCache(ctx, t.opt); err != nil {
+	res, err := multiarch.Solve(ctx, sv, t.roots(), nil)
+	if err != nil {
+		return nil, err
+	}
+	eopt := exportOptions(t.opt, t.epoch, use)
+	image := export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: res[0].Snapshot}
+	done := s.solve(sv, t.fe.Root, res[0].Snapshot, t.epoch, t.sess)
+	if eopt.InlineCache, err = s.inlineCache(ctx, t.opt, done); err != nil {
 		return nil, err
 	}
 	out, err := export.Single(ctx, s.exportStores(), eopt, image)
 	if err != nil {
 		return nil, err
 	}
-	if err := done.exportCache(ctx, t.opt); err != nil {
+	if err := s.exportCache(ctx, t.opt, done, t.epoch); err != nil {
 		return nil, err
 	}
 	return result(out, t.steps), nil

@@ -10,8 +10,10 @@ import (
 	"github.com/builder-dev/builder/build/multiarch"
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/frontend/dockerfile"
+	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/output"
 	"github.com/builder-dev/builder/platform"
+	"github.com/builder-dev/builder/solver"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -74,32 +76,45 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 	return out, nil
 }
 
-// exportPlatforms writes the outputs of a build of several platforms, or
-// with attestations (first is the first platform's solve, tops the other
-// platforms' results) and exports the cache of every platform: registry
-// and local caches get one cache of all their steps, each platform's image
-// its own inline cache.
-func (s *State) exportPlatforms(ctx context.Context, t *target, eopt export.Options, first solved, tops []string) (*Result, error) {
-	var all multiarch.Solves
-	var images []export.Image
-	for i := -1; i < len(t.more); i++ {
-		d, img := first, export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: first.top}
-		if i >= 0 {
-			m := t.more[i]
-			d.root, d.top = m.fe.Root, tops[i]
-			img = export.Image{Platform: m.platform, Root: m.fe.Root, Config: m.fe.Image, Top: tops[i]}
-		}
-		var err error
-		if img.InlineCache, err = d.inlineCache(ctx, t.opt); err != nil {
-			return nil, err
-		}
-		all, images = append(all, d), append(images, img)
-	}
-	out, err := export.Platforms(ctx, s.exportStores(), eopt, images)
+// solvePlatforms solves a build of several platforms, or with
+// attestations, and writes its outputs: each platform's images are
+// assembled as soon as the platform is solved, beside the platforms still
+// building (the first platform's layers are compressed while the other
+// links, say), and the index once all are. Registry and local caches get
+// one cache of all the platforms' steps, each platform's image its own
+// inline cache.
+func (s *State) solvePlatforms(ctx context.Context, t *target, sv *solver.Solver, use *gc.Use) (*Result, error) {
+	eopt := exportOptions(t.opt, t.epoch, use)
+	eopt.ProvenanceRequest = provenanceRequest(t.opt, t.started)
+	roots := t.roots()
+	pl, err := export.StartPlatforms(ctx, s.exportStores(), eopt, roots)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.remoteCache(t.opt).Export(ctx, t.opt.CacheTo, all, first.epoch); err != nil {
+	all := make(multiarch.Solves, len(roots))
+	_, err = multiarch.Solve(ctx, sv, roots, func(i int, r solver.Result) error {
+		d := s.solve(sv, roots[i], r.Snapshot, t.epoch, t.sess)
+		img := export.Image{Platform: t.fopt.TargetPlatform, Root: roots[i], Config: t.fe.Image, Top: r.Snapshot}
+		if i > 0 {
+			img.Platform, img.Config = t.more[i-1].platform, t.more[i-1].fe.Image
+		}
+		var err error
+		if img.InlineCache, err = s.inlineCache(ctx, t.opt, d); err != nil {
+			return err
+		}
+		all[i] = d
+		pl.Solved(i, img)
+		return nil
+	})
+	if err != nil {
+		pl.Stop()
+		return nil, err
+	}
+	out, err := pl.Finish(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.exportCache(ctx, t.opt, all, t.epoch); err != nil {
 		return nil, err
 	}
 	return result(out, t.steps), nil

@@ -19,41 +19,84 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Platforms writes the outputs of a build of several platforms:
-// image, registry and oci outputs get an image index of the platforms'
-// images (a Docker manifest list with oci-mediatypes=false), local and tar
-// outputs a directory per platform. The local store keeps the index and
-// its images under the names.
-func Platforms(ctx context.Context, s Stores, opt Options, images []Image) (*Result, error) {
+// Pipeline writes the outputs of a build of several platforms (or of one
+// with attestations) while the build is solved: image, registry and oci
+// outputs get an image index of the platforms' images (a Docker manifest
+// list with oci-mediatypes=false), local and tar outputs a directory per
+// platform; the local store keeps the index and its images under the
+// names. Each platform's images are assembled (its new layers compressed
+// and written) as soon as that platform is solved, beside the platforms
+// still building: once all are, only the index and the outputs are left.
+type Pipeline struct {
+	s       Stores
+	opt     Options
+	outputs []output.Spec
+	primary int
+	step    *step
+	images  []Image
+	as      []*assembler
+	// g runs the assemblies on ctx; cancel ends them when the build fails.
+	g      errgroup.Group
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// StartPlatforms starts the export of the images of the platforms whose
+// build graphs are roots, in order.
+func StartPlatforms(ctx context.Context, s Stores, opt Options, roots []*llb.Vertex) (*Pipeline, error) {
 	outputs, primary, err := planOutputs(opt)
 	if err != nil {
 		return nil, err
 	}
-	roots := make([]*llb.Vertex, len(images))
-	for i, img := range images {
-		roots[i] = img.Root
-	}
-	step := newStep(opt.Progress, roots...)
-	out, err := writePlatformOutputs(ctx, s, opt, outputs, primary, images, step)
-	step.done(err)
+	ctx, cancel := context.WithCancel(ctx)
+	return &Pipeline{s: s, opt: opt, outputs: outputs, primary: primary, step: newStep(opt.Progress, roots...),
+		images: make([]Image, len(roots)), as: make([]*assembler, len(roots)), ctx: ctx, cancel: cancel}, nil
+}
+
+// Solved starts assembling the image of platform i (solved as img) for
+// every output. Each i is given once, from any goroutine, before Finish.
+func (p *Pipeline) Solved(i int, img Image) {
+	j := job{top: img.Top, config: img.Config, epoch: p.opt.Epoch, use: p.opt.Use, squashAbove: p.opt.SquashAbove, step: p.step, inlineCache: img.InlineCache}
+	a := newAssembler(p.s, p.opt, j)
+	p.images[i], p.as[i] = img, a
+	p.g.Go(func() error {
+		for _, o := range p.outputs {
+			if _, err := a.assemble(p.ctx, o); err != nil {
+				return fmt.Errorf("platform %s: %w", platform.Format(img.Platform), err)
+			}
+		}
+		return nil
+	})
+}
+
+// Stop ends the export of a build that failed, and waits for the
+// assemblies under way.
+func (p *Pipeline) Stop() {
+	p.cancel()
+	_ = p.g.Wait()
+}
+
+// Finish writes the outputs once every platform is Solved.
+func (p *Pipeline) Finish(ctx context.Context) (*Result, error) {
+	defer p.cancel()
+	out, err := p.writeOutputs(ctx)
+	p.step.done(err)
 	return out, err
 }
 
-func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []output.Spec, primary int, images []Image, step *step) (*Result, error) {
-	assemblers := make([]*assembler, len(images))
-	for i, pi := range images {
-		j := job{top: pi.Top, config: pi.Config, epoch: opt.Epoch, use: opt.Use, squashAbove: opt.SquashAbove, step: step, inlineCache: pi.InlineCache}
-		assemblers[i] = newAssembler(s, opt, j)
-	}
-	scans, err := startSBOMs(ctx, s, opt, images, step)
+func (p *Pipeline) writeOutputs(ctx context.Context) (*Result, error) {
+	s, opt, outputs, images := p.s, p.opt, p.outputs, p.images
+	// The scans and the pushes' first requests go while the last
+	// platforms are assembled.
+	scans, err := startSBOMs(ctx, s, opt, images, p.step)
 	if err != nil {
+		p.Stop()
 		return nil, err
 	}
 	defer scans.stop()
 	pushes := startPushes(ctx, s, opt, outputs)
 	defer pushes.wait()
-	// Assembled while the scans run; writeIndex finds them made.
-	if err := assembleAll(ctx, assemblers, outputs, images); err != nil {
+	if err := p.g.Wait(); err != nil {
 		return nil, err
 	}
 	statements, err := attestations(opt, images, scans)
@@ -62,22 +105,22 @@ func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []
 	}
 	var out *Result
 	for i, o := range outputs {
-		idx, imgs, err := writeIndex(ctx, s, o, images, assemblers, statements)
+		idx, imgs, err := writeIndex(ctx, s, o, images, p.as, statements)
 		if err != nil {
 			return nil, err
 		}
-		if i == primary {
+		if i == p.primary {
 			out = &Result{Manifest: idx}
 		}
 		names := outputNames(o, opt.Tags)
 		switch o.Type {
 		case output.Image, output.Registry:
 			rec, size := indexRecord(idx, imgs, images)
-			stored, err := storeAndPush(ctx, s, o, rec, names, pushing{started: pushes[i], step: step, size: size})
+			stored, err := storeAndPush(ctx, s, o, rec, names, pushing{started: pushes[i], step: p.step, size: size})
 			if err != nil {
 				return nil, err
 			}
-			if i == primary {
+			if i == p.primary {
 				out.Names = stored
 			}
 		case output.OCI:
@@ -93,24 +136,6 @@ func writePlatformOutputs(ctx context.Context, s Stores, opt Options, outputs []
 		}
 	}
 	return out, nil
-}
-
-// assembleAll assembles every platform's images for outputs, the
-// platforms in parallel: each compresses its own new layers, which would
-// otherwise be done one platform after the other.
-func assembleAll(ctx context.Context, as []*assembler, outputs []output.Spec, images []Image) error {
-	g, gctx := errgroup.WithContext(ctx)
-	for i, a := range as {
-		g.Go(func() error {
-			for _, o := range outputs {
-				if _, err := a.assemble(gctx, o); err != nil {
-					return fmt.Errorf("platform %s: %w", platform.Format(images[i].Platform), err)
-				}
-			}
-			return nil
-		})
-	}
-	return g.Wait()
 }
 
 // writeIndex assembles each platform's image for output o and writes the

@@ -26,13 +26,18 @@ import (
 
 // Solve solves every root in one solve: the solver runs a vertex once
 // however many roots share it (a stage FROM --platform=$BUILDPLATFORM).
-func Solve(ctx context.Context, sv *solver.Solver, roots []*llb.Vertex) ([]solver.Result, error) {
+// solved, if not nil, is called with each root's result as soon as that
+// root is solved, while the others may still be (a platform's export need
+// not wait for the slowest platform); its error ends the solve.
+func Solve(ctx context.Context, sv *solver.Solver, roots []*llb.Vertex, solved func(i int, r solver.Result) error) ([]solver.Result, error) {
 	out := make([]solver.Result, len(roots))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, r := range roots {
 		g.Go(func() (err error) {
-			out[i], err = sv.Solve(gctx, r)
-			return err
+			if out[i], err = sv.Solve(gctx, r); err != nil || solved == nil {
+				return err
+			}
+			return solved(i, out[i])
 		})
 	}
 	return out, g.Wait()
