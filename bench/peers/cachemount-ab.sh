@@ -28,32 +28,7 @@ cp -a "$cache/base-registry/docker" "$work/registry/"
 workfs_registry "$out/registry.log"
 # The context of run.sh's cachemount case with QUICK=1 (40 sources).
 c=$work/ctx
-mkdir -p "$c"
-for i in $(seq 0 39); do
-	{
-		for j in $(seq 0 29); do
-			printf 'int f%d_%d(int x) { int s = 0; for (int i = 0; i < x; i++) s += (i * %d) ^ (s >> 3); return s; }\n' "$i" "$j" "$j"
-		done
-		printf 'int f%d(int x) { return 0' "$i"
-		for j in $(seq 0 29); do printf ' + f%d_%d(x)' "$i" "$j"; done
-		printf '; }\n'
-	} >"$c/f$i.c"
-done
-{
-	for i in $(seq 0 39); do printf 'int f%d(int);\n' "$i"; done
-	printf 'int main(void) { int s = 0;\n'
-	for i in $(seq 0 39); do printf ' s += f%d(100);\n' "$i"; done
-	printf ' return s == 42; }\n'
-} >"$c/main.c"
-printf 'app: $(patsubst %%.c,%%.o,$(wildcard *.c))\n\t$(CC) -o $@ $^\n%%.o: %%.c\n\t$(CC) -O2 -c -o $@ $<\n' >"$c/Makefile"
-cat >"$c/Dockerfile" <<'DF'
-ARG REG
-FROM $REG/debian-dev
-ENV CCACHE_DIR=/ccache
-WORKDIR /src
-COPY . .
-RUN --mount=type=cache,target=/ccache make -j2 CC="ccache gcc" && cp app /usr/local/bin/app
-DF
+cachemount_ctx "$c" 40
 echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$runs"); do
 	n=0
