@@ -4,9 +4,11 @@
 # files through ccache in a cache mount, export and push to a new
 # repository) timed with one or more builder binaries, interleaved (old,
 # new, old, new...) so that load on a shared machine hits each alike.
-# Needs root and the bases run.sh kept ($PEERS_CACHE/base-registry). Prints
-# wall, CPU (user+sys) per run, the medians, and keeps each run's
-# --progress plain log (its phase timings) in $OUT.
+# Needs root and the bases run.sh kept ($PEERS_CACHE/base-registry).
+# Prints per run the wall and CPU time (user+sys, the step's processes
+# included: the step's own CPU is on its line of the log) and the largest
+# RSS of one process (the builder or a compiler), then the medians; keeps
+# each run's --progress plain log (the phases' timings) in $OUT.
 #   RUNS=3 (default) rounds; PROF=1: a CPU profile per run (BUILDER_CPUPROFILE);
 #   STRACE=1: strace -c -f per run (STRACE_OPTS for other options).
 set -euo pipefail
@@ -39,10 +41,10 @@ for r in $(seq "$runs"); do
 		pre=()
 		# shellcheck disable=SC2206 # STRACE_OPTS is split on purpose
 		[ -n "${STRACE:-}" ] && pre=(strace -f -o "$out/strace-$n-$r.txt" ${STRACE_OPTS:--c})
-		BUILDER_CPUPROFILE=${PROF:+$out/cpu-$n-$r.pprof} /usr/bin/time -a -o "$out/times" -f "$n %e %U %S" \
+		BUILDER_CPUPROFILE=${PROF:+$out/cpu-$n-$r.pprof} /usr/bin/time -a -o "$out/times" -f "$n %e %U %S %M" \
 			"${pre[@]}" "$b" build --root "$work/state" --progress plain --push \
 			--build-arg REG="$reg" -t "$reg/cm-$n-$r" "$c" >"$out/log-$n-$r.txt" 2>&1
-		printf 'run %d bin %d (%s): %s\n' "$r" "$n" "$b" "$(tail -1 "$out/times" | awk '{ printf "%s s wall, %.2f s cpu", $2, $3 + $4 }')"
+		printf 'run %d bin %d (%s): %s\n' "$r" "$n" "$b" "$(tail -1 "$out/times" | awk '{ printf "%s s wall, %.2f s cpu, max RSS %d MiB", $2, $3 + $4, $5 / 1024 }')"
 	done
 done
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
