@@ -141,7 +141,7 @@ func (p *Puller) fetchUnpack(ctx context.Context, ref name.Reference, id string,
 		dirs, err := p.unpack(ctx, id, desc, diffID)
 		return dirs, 0, err
 	}
-	pr, pw := blobstream.Pipe(blobstream.PipeSize)
+	pr, pw := io.Pipe()
 	stream := blobstream.New(pw)
 	start, fetched, took := time.Now(), make(chan error, 1), time.Duration(0)
 	go func() {

@@ -21,7 +21,7 @@ var ErrRestarted = errors.New("the download started again")
 // does not stop the download, and a download that restarts breaks the
 // stream, so the reader falls back to the stored blob.
 type Stream struct {
-	pw pipeWriter
+	pw *io.PipeWriter
 	// n counts the bytes passed on; broken is set once the stream stopped
 	// short of the blob (a restart, or the reader gone).
 	n      int64
@@ -30,14 +30,8 @@ type Stream struct {
 
 // Write never fails: the download into the store goes on when the reader
 // is gone.
-// New returns a stream writing to pw (an *io.PipeWriter or a Pipe's
-// *PipeWriter).
-func New(pw pipeWriter) *Stream { return &Stream{pw: pw} }
-
-type pipeWriter interface {
-	io.Writer
-	CloseWithError(error) error
-}
+// New returns a stream writing to pw.
+func New(pw *io.PipeWriter) *Stream { return &Stream{pw: pw} }
 
 func (s *Stream) Write(p []byte) (int, error) {
 	if s.broken {
