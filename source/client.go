@@ -273,7 +273,7 @@ func (c *repoClient) fetchRange(ctx context.Context, w *content.Writer, desc oci
 	if stream != nil {
 		dst = io.MultiWriter(w, stream)
 	}
-	_, err = io.Copy(dst, io.LimitReader(resp.Body, remaining+1))
+	_, err = blobstream.Copy(dst, io.LimitReader(resp.Body, remaining+1))
 	if w.Size() > desc.Size {
 		return errBlobTooLarge{desc.Size}
 	}

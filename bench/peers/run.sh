@@ -264,33 +264,7 @@ case_bigcopy() {
 # An incremental C compile: make with ccache in a cache mount; touched
 # changes one of 80 sources, so ccache compiles one and hits 79.
 case_cachemount() {
-	local c=$work/ctx/cachemount i j n=$cachemount_n
-	mkdir -p "$c"
-	for i in $(seq 0 $((n - 1))); do
-		{
-			for j in $(seq 0 29); do
-				printf 'int f%d_%d(int x) { int s = 0; for (int i = 0; i < x; i++) s += (i * %d) ^ (s >> 3); return s; }\n' "$i" "$j" "$j"
-			done
-			printf 'int f%d(int x) { return 0' "$i"
-			for j in $(seq 0 29); do printf ' + f%d_%d(x)' "$i" "$j"; done
-			printf '; }\n'
-		} >"$c/f$i.c"
-	done
-	{
-		for i in $(seq 0 $((n - 1))); do printf 'int f%d(int);\n' "$i"; done
-		printf 'int main(void) { int s = 0;\n'
-		for i in $(seq 0 $((n - 1))); do printf ' s += f%d(100);\n' "$i"; done
-		printf ' return s == 42; }\n'
-	} >"$c/main.c"
-	printf 'app: $(patsubst %%.c,%%.o,$(wildcard *.c))\n\t$(CC) -o $@ $^\n%%.o: %%.c\n\t$(CC) -O2 -c -o $@ $<\n' >"$c/Makefile"
-	cat >"$c/Dockerfile" <<'EOF'
-ARG REG
-FROM $REG/debian-dev
-ENV CCACHE_DIR=/ccache
-WORKDIR /src
-COPY . .
-RUN --mount=type=cache,target=/ccache make -j2 CC="ccache gcc" && cp app /usr/local/bin/app
-EOF
+	cachemount_ctx "$work/ctx/cachemount" "$cachemount_n"
 	touch_script cachemount f20.c 'int touched_%s = 1;'
 }
 

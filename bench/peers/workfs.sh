@@ -58,3 +58,36 @@ ENV PATH=/usr/local/bin:/usr/bin:/bin
 CMD ["sh"]
 EOF
 }
+
+# cachemount_ctx DIR N writes the context of the cachemount case: N C
+# files of 30 small functions each, main.c, a Makefile, and a Dockerfile
+# compiling them with `make -j2` through ccache in a cache mount.
+cachemount_ctx() {
+	local c=$1 n=$2 i j
+	mkdir -p "$c"
+	for i in $(seq 0 $((n - 1))); do
+		{
+			for j in $(seq 0 29); do
+				printf 'int f%d_%d(int x) { int s = 0; for (int i = 0; i < x; i++) s += (i * %d) ^ (s >> 3); return s; }\n' "$i" "$j" "$j"
+			done
+			printf 'int f%d(int x) { return 0' "$i"
+			for j in $(seq 0 29); do printf ' + f%d_%d(x)' "$i" "$j"; done
+			printf '; }\n'
+		} >"$c/f$i.c"
+	done
+	{
+		for i in $(seq 0 $((n - 1))); do printf 'int f%d(int);\n' "$i"; done
+		printf 'int main(void) { int s = 0;\n'
+		for i in $(seq 0 $((n - 1))); do printf ' s += f%d(100);\n' "$i"; done
+		printf ' return s == 42; }\n'
+	} >"$c/main.c"
+	printf 'app: $(patsubst %%.c,%%.o,$(wildcard *.c))\n\t$(CC) -o $@ $^\n%%.o: %%.c\n\t$(CC) -O2 -c -o $@ $<\n' >"$c/Makefile"
+	cat >"$c/Dockerfile" <<'EOF'
+ARG REG
+FROM $REG/debian-dev
+ENV CCACHE_DIR=/ccache
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/ccache make -j2 CC="ccache gcc" && cp app /usr/local/bin/app
+EOF
+}

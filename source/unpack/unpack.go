@@ -23,7 +23,9 @@ import (
 // checked and stored) and the tar is diffID. It returns the directories the layer implied without
 // listing them (snapshot.InheritDirs takes them).
 func Layer(ctx context.Context, snaps snapshot.Snapshotter, id string, blob io.Reader, desc ocispec.Descriptor, diffID digest.Digest) ([]string, error) {
-	raw := bufio.NewReaderSize(blob, 64<<10) // a pipe passes 32 KiB a read: more only held memory
+	// A download writes blobstream.CopyBuffer at a time: the inflater
+	// takes as much in one read.
+	raw := bufio.NewReaderSize(blob, blobstream.CopyBuffer)
 	tarStream, err := blobstream.Decompress(raw, Compression(desc.MediaType))
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
