@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"time"
 
+	"github.com/builder-dev/builder/cache/internal/schema"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -181,7 +182,7 @@ func countAdded(tx *bolt.Tx, n int) error {
 // growth: a digest stored again over its old record counts too).
 func (d *DB) GCCounts() (total int64, added int, err error) {
 	err = d.view(func(tx *bolt.Tx) error {
-		total = usage(tx)
+		total = schema.Usage(tx)
 		if v := tx.Bucket(bucketMeta).Get(metaFileSumsAdded); len(v) == 8 {
 			added = int(binary.LittleEndian.Uint64(v))
 		}

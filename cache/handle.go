@@ -44,3 +44,11 @@ func (d *DB) Hold(fn func() error) error {
 	defer d.q.Release()
 	return fn()
 }
+
+// View runs fn in a read transaction, for cache's subpackages (such as
+// cache/usage) that keep records of their own in the database.
+func (d *DB) View(fn func(*bolt.Tx) error) error { return d.view(fn) }
+
+// Update runs fn in a write transaction (two fdatasyncs), for cache's
+// subpackages.
+func (d *DB) Update(fn func(*bolt.Tx) error) error { return d.update(fn) }

@@ -9,6 +9,7 @@ import (
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/cache/coord"
 	"github.com/builder-dev/builder/cache/gcplan"
+	"github.com/builder-dev/builder/cache/usage"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
 )
@@ -150,7 +151,7 @@ func (s *Collector) FinishUse(ctx context.Context, u *Use, policy *Policy, warn 
 		}
 	}()
 	l := u.lease()
-	err := s.DB.Touch(cache.Use{Snapshots: l.Snapshots, Keys: l.Keys, Time: time.Now().UTC()}, s.Snapshots.Usage)
+	err := usage.Touch(s.DB, usage.Use{Snapshots: l.Snapshots, Keys: l.Keys, Time: time.Now().UTC()}, s.Snapshots.Usage)
 	if err != nil {
 		warn("recording cache use: " + err.Error())
 	}
