@@ -100,6 +100,7 @@ type DB struct {
 	// writes counts this DB's write transactions (see Writes), holds its
 	// Holds.
 	writes, holds atomic.Uint64
+	hints         hints
 }
 
 // LockKey locks key across processes (coord.LockKey) while this process
@@ -168,9 +169,13 @@ func (d *DB) init() error {
 	})
 }
 
-// Close releases the database and this DB's own lease.
+// Close writes the queued hints, then releases the database and this DB's
+// own lease.
 func (d *DB) Close() error {
-	err := d.q.Close()
+	err := d.FlushHints()
+	if qerr := d.q.Close(); err == nil {
+		err = qerr
+	}
 	if lerr := d.ReleaseOwnLease(); err == nil {
 		err = lerr
 	}

@@ -21,7 +21,17 @@ func (d *DB) update(fn func(*bolt.Tx) error) error {
 	}
 	defer d.q.Release()
 	d.writes.Add(1)
-	return b.Update(fn)
+	// The queued hints go first, so that fn's own writes win over them
+	// (a prune of file digests deletes what it decided to).
+	puts, added := d.takeHints()
+	err = b.Update(func(tx *bolt.Tx) error {
+		writeHints(tx, puts, added)
+		return fn(tx)
+	})
+	if err != nil {
+		d.requeueHints(puts, added)
+	}
+	return err
 }
 
 // Writes returns how many write transactions this DB has begun. Each
