@@ -208,6 +208,9 @@ func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte, tree *T
 		f.db.putHint(bucketFileTrees, string(tree.ID), v)
 	}
 	f.db.countHints(added)
+	if f.db.hintsFull() {
+		f.db.FlushHints() // a failure only costs a later re-hash
+	}
 }
 
 // Count returns how many per-file and tree records are stored, the

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -132,5 +133,25 @@ func TestHintsLostInCrash(t *testing.T) {
 	}
 	if err := db.PutSnapshot(Snapshot{ID: "after", Created: time.Now()}); err != nil {
 		t.Errorf("writing after the crash: %v", err)
+	}
+}
+
+// TestHintsBounded: a context of more files than maxQueuedHints writes
+// its digests at once rather than holding them all in memory.
+func TestHintsBounded(t *testing.T) {
+	db, fs := openSums(t)
+	n := maxQueuedHints + 1
+	paths, keys, sums := make([]string, n), make([]FileKey, n), make([][32]byte, n)
+	for i := range paths {
+		paths[i] = "/ctx/f" + strconv.Itoa(i)
+	}
+	w := db.Writes()
+	fs.Store(paths[:n/2], keys[:n/2], sums[:n/2], nil)
+	if db.Writes() != w {
+		t.Fatalf("Store of %d digests wrote %d transactions, want none", n/2, db.Writes()-w)
+	}
+	fs.Store(paths[n/2:], keys[n/2:], sums[n/2:], nil)
+	if db.Writes() != w+1 || db.HintsPending() {
+		t.Errorf("Store past %d queued digests: %d writes, pending %v; want 1, none", maxQueuedHints, db.Writes()-w, db.HintsPending())
 	}
 }
