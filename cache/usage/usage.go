@@ -40,17 +40,19 @@ func Touch(d *cache.DB, u Use, measure func(id string) (int64, error)) error {
 	var unmeasured []string
 	write := false
 	err := d.View(func(tx *bolt.Tx) error {
-		return touchWalk(tx, u, func(s *cache.Snapshot) {
+		return touchWalk(tx, u, func(s *cache.Snapshot) bool {
 			if !s.Measured {
 				unmeasured = append(unmeasured, s.ID)
 			}
 			if !s.Measured || stale(s.LastUsed) || s.Counted != s.Size+blobBytes(*s) {
 				write = true
 			}
-		}, func(r *cache.Result) {
+			return false
+		}, func(r *cache.Result) bool {
 			if stale(r.LastUsed) {
 				write = true
 			}
+			return false
 		})
 	})
 	if err != nil || !write {
@@ -66,17 +68,29 @@ func Touch(d *cache.DB, u Use, measure func(id string) (int64, error)) error {
 	}
 	return d.Update(func(tx *bolt.Tx) error {
 		var delta int64
-		err := touchWalk(tx, u, func(s *cache.Snapshot) {
+		// Only records that change are stored again: a build that
+		// made one new layer rewrites its records and the stale ones,
+		// not every record of its chains (pages written for nothing).
+		err := touchWalk(tx, u, func(s *cache.Snapshot) bool {
+			changed := false
 			if n, ok := sizes[s.ID]; ok && !s.Measured {
-				s.Size, s.Measured = n, true
+				s.Size, s.Measured, changed = n, true, true
 			}
-			s.LastUsed = u.Time
-			if s.Measured {
-				c := s.Size + blobBytes(*s)
+			if stale(s.LastUsed) {
+				s.LastUsed, changed = u.Time, true
+			}
+			if c := s.Size + blobBytes(*s); s.Measured && c != s.Counted {
 				delta += c - s.Counted
-				s.Counted = c
+				s.Counted, changed = c, true
 			}
-		}, func(r *cache.Result) { r.LastUsed = u.Time })
+			return changed
+		}, func(r *cache.Result) bool {
+			if !stale(r.LastUsed) {
+				return false
+			}
+			r.LastUsed = u.Time
+			return true
+		})
 		if err != nil {
 			return err
 		}
@@ -86,8 +100,8 @@ func Touch(d *cache.DB, u Use, measure func(id string) (int64, error)) error {
 
 // touchWalk calls fs on each record of the chains of u.Snapshots and of the
 // keys' results, once each, and fr on each key record; in a writable
-// transaction it stores what they changed.
-func touchWalk(tx *bolt.Tx, u Use, fs func(*cache.Snapshot), fr func(*cache.Result)) error {
+// transaction it stores the records for which they return true.
+func touchWalk(tx *bolt.Tx, u Use, fs func(*cache.Snapshot) bool, fr func(*cache.Result) bool) error {
 	snaps, keys := tx.Bucket(schema.Snapshots), tx.Bucket(schema.Keys)
 	seen := map[string]bool{}
 	walk := func(top string) error {
@@ -101,8 +115,7 @@ func touchWalk(tx *bolt.Tx, u Use, fs func(*cache.Snapshot), fr func(*cache.Resu
 			if err := json.Unmarshal(raw, &s); err != nil {
 				return fmt.Errorf("snapshot %s: %w", cur, err)
 			}
-			fs(&s)
-			if tx.Writable() {
+			if fs(&s) && tx.Writable() {
 				if err := schema.Put(tx, schema.Snapshots, s.ID, s); err != nil {
 					return err
 				}
@@ -120,8 +133,7 @@ func touchWalk(tx *bolt.Tx, u Use, fs func(*cache.Snapshot), fr func(*cache.Resu
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return fmt.Errorf("cache key %s: %w", k, err)
 		}
-		fr(&r)
-		if tx.Writable() {
+		if fr(&r) && tx.Writable() {
 			if err := schema.Put(tx, schema.Keys, k.String(), r); err != nil {
 				return err
 			}

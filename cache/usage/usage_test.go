@@ -66,6 +66,13 @@ func TestTouch(t *testing.T) {
 	if n, _ := Total(db); n != 212 {
 		t.Errorf("Usage() = %d after new blobs, want 212", n)
 	}
+	// ... and only what changed is stored again: the chain's last-use
+	// times are fresh, so they stay as they were.
+	for _, id := range []string{"1", "2"} {
+		if s, _ := db.Snapshot(id); !s.LastUsed.Equal(now) {
+			t.Errorf("snapshot %s last used %v after a touch within the resolution, want %v kept", id, s.LastUsed, now)
+		}
+	}
 
 	must(Delete(db, []digest.Digest{key}, nil, []string{"2"}))
 	if n, _ := Total(db); n != 100 {
