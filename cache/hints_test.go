@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,5 +154,33 @@ func TestHintsBounded(t *testing.T) {
 	fs.Store(paths[n/2:], keys[n/2:], sums[n/2:], nil)
 	if db.Writes() != w+1 || db.HintsPending() {
 		t.Errorf("Store past %d queued digests: %d writes, pending %v; want 1, none", maxQueuedHints, db.Writes()-w, db.HintsPending())
+	}
+}
+
+// TestHintsConcurrent: digests stored while other goroutines write
+// records all end up written, each once queued (run with -race).
+func TestHintsConcurrent(t *testing.T) {
+	db, fs := openSums(t)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				fs.Store([]string{"/c/" + strconv.Itoa(g) + "/" + strconv.Itoa(i)}, []FileKey{{Size: 1}}, [][32]byte{{byte(i)}}, nil)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for i := range 5 {
+				if err := db.PutSnapshot(Snapshot{ID: strconv.Itoa(g*10 + i), Created: time.Now()}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if files, _, err := fs.Count(); err != nil || files != 200 {
+		t.Errorf("Count = %d, %v; want 200", files, err)
 	}
 }
