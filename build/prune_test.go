@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/build"
-	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/gcplan"
+	"github.com/builder-dev/builder/cache/usage"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/internal/testutil"
@@ -242,7 +242,7 @@ func TestPruneAndDiskUsage(t *testing.T) {
 	for k := range keys {
 		all = append(all, k)
 	}
-	if err := e.st.DB.Touch(cache.Use{Keys: all, Time: time.Now().Add(-48 * time.Hour)}, e.st.Snapshots.Usage); err != nil {
+	if err := usage.Touch(e.st.DB, usage.Use{Keys: all, Time: time.Now().Add(-48 * time.Hour)}, e.st.Snapshots.Usage); err != nil {
 		t.Fatal(err)
 	}
 	if _, ran := e.build(pruneA, "a", noGC); len(ran) != 0 {
@@ -397,13 +397,13 @@ func TestAutoGCUnderLimit(t *testing.T) {
 	if after := e.checkDU("after"); after.Total != before.Total {
 		t.Errorf("a build under the GC limit changed the total: %d -> %d", before.Total, after.Total)
 	}
-	usage, err := e.st.DB.Usage()
+	total, err := usage.Total(e.st.DB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The running total counts layer directories and their blobs, not
 	// manifests and configs: it is at most du's total, and close to it.
-	if usage > before.Total || usage < before.Total*9/10 {
-		t.Errorf("running total %d, du total %d", usage, before.Total)
+	if total > before.Total || total < before.Total*9/10 {
+		t.Errorf("running total %d, du total %d", total, before.Total)
 	}
 }

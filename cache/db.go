@@ -12,20 +12,18 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache/coord"
+	"github.com/builder-dev/builder/cache/internal/schema"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 )
 
 var (
-	bucketSnapshots = []byte("snapshots")
-	bucketKeys      = []byte("keys")
-	bucketLayers    = []byte("layers")
-	bucketImages    = []byte("images")
-	// bucketMeta holds state-wide values: metaUsage is the running total
-	// of the bytes counted in snapshot records (see Snapshot.Counted).
-	bucketMeta = []byte("meta")
-	metaUsage  = []byte("usage")
+	bucketSnapshots = schema.Snapshots
+	bucketKeys      = schema.Keys
+	bucketLayers    = schema.Layers
+	bucketImages    = schema.Images
+	bucketMeta      = schema.Meta
 )
 
 // ErrNotFound is wrapped by lookups that find nothing.
@@ -102,6 +100,7 @@ type DB struct {
 	// writes counts this DB's write transactions (see Writes), holds its
 	// Holds.
 	writes, holds atomic.Uint64
+	hints         hints
 }
 
 // LockKey locks key across processes (coord.LockKey) while this process
@@ -170,9 +169,13 @@ func (d *DB) init() error {
 	})
 }
 
-// Close releases the database and this DB's own lease.
+// Close writes the queued hints, then releases the database and this DB's
+// own lease.
 func (d *DB) Close() error {
-	err := d.q.Close()
+	err := d.FlushHints()
+	if qerr := d.q.Close(); err == nil {
+		err = qerr
+	}
 	if lerr := d.ReleaseOwnLease(); err == nil {
 		err = lerr
 	}
@@ -191,13 +194,7 @@ func get[T any](d *DB, bucket []byte, key string) (T, error) {
 	return v, err
 }
 
-func put(tx *bolt.Tx, bucket []byte, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bucket).Put([]byte(key), b)
-}
+func put(tx *bolt.Tx, bucket []byte, key string, v any) error { return schema.Put(tx, bucket, key, v) }
 
 // PutSnapshot records a committed snapshot.
 func (d *DB) PutSnapshot(s Snapshot) error {

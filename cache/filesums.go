@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"time"
 
+	"github.com/builder-dev/builder/cache/internal/schema"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -94,6 +95,15 @@ func (f FileSums) Lookup(paths [][]byte, keys []FileKey) ([][32]byte, []bool) {
 		}
 		return nil
 	})
+	// Digests stored by this DB and not yet written (hints.go).
+	f.db.withHints(bucketFileSums, func(queued map[string][]byte) {
+		for i, p := range paths {
+			if v, found := queued[string(p)]; found && !ok[i] && keyMatches(v, keys[i]) {
+				copy(sums[i][:], v[32:])
+				ok[i] = true
+			}
+		}
+	})
 	return sums, ok
 }
 
@@ -105,37 +115,42 @@ func keyMatches(v []byte, k FileKey) bool {
 }
 
 // LookupTree returns the tree record last stored under id, and notes its
-// root's use when the last note is older than RootTouchResolution.
+// root's use (a hint) when the last note is older than
+// RootTouchResolution.
 func (f FileSums) LookupTree(id []byte) (TreeSums, bool) {
 	var rec TreeSums
 	found, touch := false, false
 	now := time.Now()
+	root := treeRoot(id)
 	f.db.view(func(tx *bolt.Tx) error {
-		if rb := tx.Bucket(bucketFileRoots); rb != nil {
-			touch = rootStale(rb.Get(treeRoot(id)), now)
-		} else {
-			touch = true
+		last, ok := f.db.hint(bucketFileRoots, string(root))
+		if rb := tx.Bucket(bucketFileRoots); !ok && rb != nil {
+			last = rb.Get(root)
 		}
-		b := tx.Bucket(bucketFileTrees)
-		if b == nil {
-			return nil
+		touch = rootStale(last, now)
+		v, ok := f.db.hint(bucketFileTrees, string(id))
+		if b := tx.Bucket(bucketFileTrees); !ok && b != nil {
+			v = b.Get(id)
 		}
-		v := b.Get(id)
-		if len(v) < 32 || len(v)%32 != 0 {
-			return nil
-		}
-		rec = TreeSums{ID: id, Seen: [32]byte(v), Sums: make([][32]byte, len(v)/32-1)}
-		for i := range rec.Sums {
-			rec.Sums[i] = [32]byte(v[32*(i+1):])
-		}
-		found = true
+		rec, found = decodeTree(id, v)
 		return nil
 	})
 	if found && touch {
-		// A failure only makes the root look older to a prune.
-		f.db.update(func(tx *bolt.Tx) error { return touchRoot(tx, id, now) })
+		f.db.putHint(bucketFileRoots, string(root), rootTime(now))
 	}
 	return rec, found
+}
+
+// decodeTree decodes tree record v (copying it out of the transaction).
+func decodeTree(id, v []byte) (TreeSums, bool) {
+	if len(v) < 32 || len(v)%32 != 0 {
+		return TreeSums{}, false
+	}
+	rec := TreeSums{ID: id, Seen: [32]byte(v), Sums: make([][32]byte, len(v)/32-1)}
+	for i := range rec.Sums {
+		rec.Sums[i] = [32]byte(v[32*(i+1):])
+	}
+	return rec, true
 }
 
 // treeRoot is the root directory a tree record's id names.
@@ -153,26 +168,9 @@ func rootStale(v []byte, now time.Time) bool {
 	return now.Sub(last) >= RootTouchResolution || last.After(now)
 }
 
-// touchRoot notes that the root of tree record id was used at now.
-func touchRoot(tx *bolt.Tx, id []byte, now time.Time) error {
-	rb, err := tx.CreateBucketIfNotExists(bucketFileRoots)
-	if err != nil {
-		return err
-	}
-	return rb.Put(treeRoot(id), binary.LittleEndian.AppendUint64(nil, uint64(now.UnixNano())))
-}
-
-// countAdded adds n to the digests stored since the last Prune.
-func countAdded(tx *bolt.Tx, n int) error {
-	mb, err := tx.CreateBucketIfNotExists(bucketMeta)
-	if err != nil {
-		return err
-	}
-	var cur uint64
-	if v := mb.Get(metaFileSumsAdded); len(v) == 8 {
-		cur = binary.LittleEndian.Uint64(v)
-	}
-	return mb.Put(metaFileSumsAdded, binary.LittleEndian.AppendUint64(nil, cur+uint64(n)))
+// rootTime encodes a root's last-use time.
+func rootTime(now time.Time) []byte {
+	return binary.LittleEndian.AppendUint64(nil, uint64(now.UnixNano()))
 }
 
 // GCCounts returns, in one read transaction, what the automatic GC looks
@@ -181,7 +179,7 @@ func countAdded(tx *bolt.Tx, n int) error {
 // growth: a digest stored again over its old record counts too).
 func (d *DB) GCCounts() (total int64, added int, err error) {
 	err = d.view(func(tx *bolt.Tx) error {
-		total = usage(tx)
+		total = schema.Usage(tx)
 		if v := tx.Bucket(bucketMeta).Get(metaFileSumsAdded); len(v) == 8 {
 			added = int(binary.LittleEndian.Uint64(v))
 		}
@@ -191,50 +189,36 @@ func (d *DB) GCCounts() (total int64, added int, err error) {
 }
 
 // Store remembers file digests and, when tree is not nil, a tree record
-// (noting its root's use), in one write transaction; a failure only costs
-// a later re-hash.
+// (noting its root's use). They are hints (see hints.go): queued, seen by
+// this DB's lookups at once, written with the next write transaction; a
+// loss only costs a later re-hash.
 func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte, tree *TreeSums) {
-	if len(paths) == 0 && tree == nil {
-		return
+	for i, p := range paths {
+		f.db.putHint(bucketFileSums, p, encodeFileSum(keys[i], sums[i]))
 	}
-	f.db.update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketFileSums)
-		if err != nil {
-			return err
-		}
-		for i, p := range paths {
-			if err := b.Put([]byte(p), encodeFileSum(keys[i], sums[i])); err != nil {
-				return err
-			}
-		}
-		added := len(paths)
-		if tree != nil {
-			added += len(tree.Sums)
-		}
-		if err := countAdded(tx, added); err != nil {
-			return err
-		}
-		if tree == nil {
-			return nil
-		}
-		if err := touchRoot(tx, tree.ID, time.Now()); err != nil {
-			return err
-		}
-		tb, err := tx.CreateBucketIfNotExists(bucketFileTrees)
-		if err != nil {
-			return err
-		}
+	added := len(paths)
+	if tree != nil {
+		added += len(tree.Sums)
+		f.db.putHint(bucketFileRoots, string(treeRoot(tree.ID)), rootTime(time.Now()))
 		v := make([]byte, 0, 32*(len(tree.Sums)+1))
 		v = append(v, tree.Seen[:]...)
 		for _, s := range tree.Sums {
 			v = append(v, s[:]...)
 		}
-		return tb.Put(tree.ID, v)
-	})
+		f.db.putHint(bucketFileTrees, string(tree.ID), v)
+	}
+	f.db.countHints(added)
+	if f.db.hintsFull() {
+		f.db.FlushHints() // a failure only costs a later re-hash
+	}
 }
 
-// Count returns how many per-file and tree records are stored.
+// Count returns how many per-file and tree records are stored, the
+// queued ones written first.
 func (f FileSums) Count() (files, trees int, err error) {
+	if err := f.db.FlushHints(); err != nil {
+		return 0, 0, err
+	}
 	err = f.db.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketFileSums); b != nil {
 			files = b.Stats().KeyN

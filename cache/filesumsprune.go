@@ -119,6 +119,10 @@ func (f FileSums) Prune(p FileSumsPolicy) (FileSumsPruned, error) {
 // readRoots reads the roots of the tree records and their last-use times,
 // by cleaned path.
 func (f FileSums) readRoots() (map[string]*sumRoot, error) {
+	// Queued hints first: a prune looks at every record.
+	if err := f.db.FlushHints(); err != nil {
+		return nil, err
+	}
 	roots := map[string]*sumRoot{}
 	get := func(raw []byte) *sumRoot {
 		name := filepath.Clean(string(raw))
@@ -226,6 +230,9 @@ const pruneChunk = 4096
 // transaction, and removes those it rejects unless a build stored them
 // again meanwhile. It returns how many it removed.
 func (f FileSums) scanFiles(keep func(path string, v []byte) bool) (int, error) {
+	if err := f.db.FlushHints(); err != nil {
+		return 0, err
+	}
 	removed := 0
 	var after []byte
 	for {

@@ -21,7 +21,17 @@ func (d *DB) update(fn func(*bolt.Tx) error) error {
 	}
 	defer d.q.Release()
 	d.writes.Add(1)
-	return b.Update(fn)
+	// The queued hints go first, so that fn's own writes win over them
+	// (a prune of file digests deletes what it decided to).
+	puts, added := d.takeHints()
+	err = b.Update(func(tx *bolt.Tx) error {
+		writeHints(tx, puts, added)
+		return fn(tx)
+	})
+	if err != nil {
+		d.requeueHints(puts, added)
+	}
+	return err
 }
 
 // Writes returns how many write transactions this DB has begun. Each
@@ -44,3 +54,11 @@ func (d *DB) Hold(fn func() error) error {
 	defer d.q.Release()
 	return fn()
 }
+
+// View runs fn in a read transaction, for cache's subpackages (such as
+// cache/usage) that keep records of their own in the database.
+func (d *DB) View(fn func(*bolt.Tx) error) error { return d.view(fn) }
+
+// Update runs fn in a write transaction (two fdatasyncs), for cache's
+// subpackages.
+func (d *DB) Update(fn func(*bolt.Tx) error) error { return d.update(fn) }

@@ -11,6 +11,9 @@ var bucketSteps = []byte("steps")
 // Step returns the record last stored for a build step, by step id: what
 // its cache key covered, kept to explain the next build's cache misses.
 func (d *DB) Step(id string) ([]byte, bool) {
+	if v, ok := d.hint(bucketSteps, id); ok {
+		return append([]byte(nil), v...), true
+	}
 	var out []byte
 	d.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketSteps); b != nil {
@@ -26,6 +29,9 @@ func (d *DB) Step(id string) ([]byte, bool) {
 // StepHasPrefix reports whether the step record id begins with prefix,
 // without copying it out (a COPY's record has a part per file).
 func (d *DB) StepHasPrefix(id string, prefix []byte) bool {
+	if v, ok := d.hint(bucketSteps, id); ok {
+		return bytes.HasPrefix(v, prefix)
+	}
 	has := false
 	d.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketSteps); b != nil {
@@ -36,21 +42,12 @@ func (d *DB) StepHasPrefix(id string, prefix []byte) bool {
 	return has
 }
 
-// PutSteps stores step records in one transaction.
-func (d *DB) PutSteps(records map[string][]byte) error {
-	if len(records) == 0 {
-		return nil
+// PutSteps stores step records. They are hints (see hints.go): they
+// explain the next build's cache misses and nothing trusts them, so they
+// are written with the next write transaction (at the latest the end of
+// the build's, FlushHints), not in one of their own.
+func (d *DB) PutSteps(records map[string][]byte) {
+	for id, v := range records {
+		d.putHint(bucketSteps, id, v)
 	}
-	return d.update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketSteps)
-		if err != nil {
-			return err
-		}
-		for id, v := range records {
-			if err := b.Put([]byte(id), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }

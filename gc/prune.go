@@ -12,6 +12,7 @@ import (
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/gcplan"
+	"github.com/builder-dev/builder/cache/usage"
 	"github.com/builder-dev/builder/imagestore"
 	"github.com/builder-dev/builder/kept"
 	"github.com/opencontainers/go-digest"
@@ -72,12 +73,12 @@ func (s *Collector) DiskUsage(ctx context.Context) (*gcplan.DiskUsage, error) {
 // Prune removes build cache that no image of the local store and no build
 // running in this process needs, as opt selects.
 func (s *Collector) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, error) {
-	usage, err := s.DB.Usage()
+	total, err := usage.Total(s.DB)
 	if err != nil {
 		return nil, err
 	}
 	projects := &PruneReport{}
-	left, err := s.pruneProjects(opt, usage, projects)
+	left, err := s.pruneProjects(opt, total, projects)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +162,7 @@ func (s *Collector) pruneHeld(ctx context.Context, opt PruneOptions, ls []gcplan
 	// Records first, in one transaction: a crash after it leaves only
 	// files nothing names, which build.Open (directories) and the next
 	// prune (blobs) remove.
-	if err := s.DB.Delete(plan.Keys, plan.Layers, plan.Snapshots); err != nil {
+	if err := usage.Delete(s.DB, plan.Keys, plan.Layers, plan.Snapshots); err != nil {
 		return nil, fmt.Errorf("pruning: %w", err)
 	}
 	var errs []error
@@ -176,7 +177,7 @@ func (s *Collector) pruneHeld(ctx context.Context, opt PruneOptions, ls []gcplan
 			errs = append(errs, err)
 		}
 	}
-	if err := s.DB.Resync(g.Sizes); err != nil {
+	if err := usage.Resync(s.DB, g.Sizes); err != nil {
 		errs = append(errs, err)
 	}
 	return rep, errors.Join(errs...)

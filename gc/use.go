@@ -9,6 +9,7 @@ import (
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/cache/coord"
 	"github.com/builder-dev/builder/cache/gcplan"
+	"github.com/builder-dev/builder/cache/usage"
 	"github.com/builder-dev/builder/solver"
 	"github.com/opencontainers/go-digest"
 )
@@ -135,7 +136,7 @@ func (s *Collector) StartUse(ctx context.Context, inner solver.Cache) (context.C
 }
 
 // FinishUse ends a build, successful or not: it writes the last-use times
-// of what the build used and, if the cache is over the policy's limit, runs
+// of what the build used, with the build's hints (cache.DB.FlushHints), and, if the cache is over the policy's limit, runs
 // the GC with the build's use (and that of other builds still running) as
 // leases, then releases the build's lease. Problems are reported to warn;
 // the build's result stands.
@@ -150,9 +151,15 @@ func (s *Collector) FinishUse(ctx context.Context, u *Use, policy *Policy, warn 
 		}
 	}()
 	l := u.lease()
-	err := s.DB.Touch(cache.Use{Snapshots: l.Snapshots, Keys: l.Keys, Time: time.Now().UTC()}, s.Snapshots.Usage)
+	err := usage.Touch(s.DB, usage.Use{Snapshots: l.Snapshots, Keys: l.Keys, Time: time.Now().UTC()}, s.Snapshots.Usage)
 	if err != nil {
 		warn("recording cache use: " + err.Error())
+	}
+	// The build's hints (file digests, step history) rode in Touch's
+	// transaction if it wrote, else in an earlier one; what is left is
+	// written now, in one transaction.
+	if err := s.DB.FlushHints(); err != nil {
+		warn("recording file digests and step history: " + err.Error())
 	}
 	if ctx.Err() != nil {
 		return

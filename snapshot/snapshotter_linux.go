@@ -4,10 +4,9 @@ package snapshot
 
 import (
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,31 +54,67 @@ func (f *fsSync) Close() error { return unix.Close(f.fd) }
 type devIno struct{ dev, ino uint64 }
 
 // diskUsage sums the allocated blocks of everything under dir, counting
-// each inode once.
+// each inode once. It stats each entry relative to its directory's
+// descriptor (fstatat), unsorted: a path lookup from the root per entry
+// and WalkDir's sorting cost most of the CPU of measuring a pulled
+// Debian base (62k entries) at the end of a cold build.
 func diskUsage(dir string) (int64, error) {
-	seen := map[devIno]bool{}
-	var total int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return fmt.Errorf("%s: no stat information", p)
-		}
-		k := devIno{uint64(st.Dev), st.Ino}
-		if st.Nlink > 1 && !fi.IsDir() {
-			if seen[k] {
-				return nil
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return 0, &os.PathError{Op: "fstat", Path: dir, Err: err}
+	}
+	u := usageWalk{seen: map[devIno]bool{}, total: st.Blocks * 512}
+	err = u.dir(fd, dir)
+	return u.total, err
+}
+
+type usageWalk struct {
+	seen  map[devIno]bool
+	total int64
+}
+
+// dir adds the entries of the directory open as fd (named path, for
+// errors) and closes fd.
+func (u *usageWalk) dir(fd int, path string) error {
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	for {
+		names, err := f.Readdirnames(1024)
+		for _, name := range names {
+			var st unix.Stat_t
+			if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return &os.PathError{Op: "fstatat", Path: filepath.Join(path, name), Err: err}
 			}
-			seen[k] = true
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				u.total += st.Blocks * 512
+				sub, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return &os.PathError{Op: "open", Path: filepath.Join(path, name), Err: err}
+				}
+				if err := u.dir(sub, filepath.Join(path, name)); err != nil {
+					return err
+				}
+				continue
+			}
+			if st.Nlink > 1 {
+				k := devIno{uint64(st.Dev), st.Ino}
+				if u.seen[k] {
+					continue
+				}
+				u.seen[k] = true
+			}
+			u.total += st.Blocks * 512
 		}
-		total += int64(st.Blocks) * 512
-		return nil
-	})
-	return total, err
+		if err == io.EOF || (err == nil && len(names) == 0) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+	}
 }

@@ -11,8 +11,9 @@ import (
 )
 
 // History keeps solver step records in the state dir, scoped to one
-// Dockerfile in one context, and writes the changed ones in one
-// transaction when the build ends.
+// Dockerfile in one context, and hands the changed ones to the database
+// when the build ends, as hints that ride in its last write transaction
+// (cache.DB.PutSteps).
 type History struct {
 	db    *cache.DB
 	scope string
@@ -61,14 +62,14 @@ func (h *History) Remember(stepID string, rec solver.StepRecord) {
 	h.mu.Unlock()
 }
 
-// Flush writes the records remembered since the last Flush.
+// Flush hands the records remembered since the last Flush to the
+// database, which writes them with its next write transaction (the
+// build's FinishUse writes them at the latest).
 func (h *History) Flush() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.db.PutSteps(h.dirty); err != nil {
-		return err
-	}
-	// Written: the next Flush writes only what is remembered after this.
+	h.db.PutSteps(h.dirty)
+	// Handed over: the next Flush hands only what is remembered after this.
 	h.dirty = map[string][]byte{}
 	return nil
 }

@@ -41,6 +41,9 @@ var layers = []layer{
 	// The state directory's stores: cache metadata and layer directories.
 	// They do not know each other; each is used by the layers above.
 	{name: "storage", patterns: []string{"cache/...", "snapshot/..."}, mayUse: []string{"base"}},
+	// Records of use kept beside the cache's records, in its transactions:
+	// last-use times, sizes and the running usage total.
+	{name: "cacheuse", patterns: []string{"cache/usage"}, mayUse: []string{"base", "storage"}},
 	// What a GC of the stores removes and what du reports: a pure
 	// function of the cache's records (package gc reads the state into it
 	// and deletes what it plans).
@@ -63,11 +66,11 @@ var layers = []layer{
 	{name: "output", patterns: []string{"exporter/...", "imagestore/...", "cache/remote/...", "history/..."}, sameLayer: true, mayUse: []string{"base", "storage", "gcplan", "engine", "source"}},
 	// Wiring of one build (and of other whole features): frontend →
 	// solver → exporter.
-	{name: "app", patterns: []string{"build/..."}, sameLayer: true, mayUse: []string{"base", "storage", "gcplan", "engine", "frontend", "source", "sandbox", "ops", "output"}},
+	{name: "app", patterns: []string{"build/..."}, sameLayer: true, mayUse: []string{"base", "storage", "cacheuse", "gcplan", "engine", "frontend", "source", "sandbox", "ops", "output"}},
 	// Binaries: flags into option structs.
-	{name: "cmd", patterns: []string{"cmd/..."}, sameLayer: true, mayUse: []string{"base", "storage", "gcplan", "engine", "frontend", "source", "sandbox", "ops", "output", "app"}},
+	{name: "cmd", patterns: []string{"cmd/..."}, sameLayer: true, mayUse: []string{"base", "storage", "cacheuse", "gcplan", "engine", "frontend", "source", "sandbox", "ops", "output", "app"}},
 	// Test support: imported by tests only, so no layer may use it.
-	{name: "testsupport", patterns: []string{"internal/testutil/...", "internal/faultproxy/..."}, sameLayer: true, mayUse: []string{"base", "storage", "gcplan", "engine", "frontend", "source", "sandbox", "ops", "output", "app"}},
+	{name: "testsupport", patterns: []string{"internal/testutil/...", "internal/faultproxy/..."}, sameLayer: true, mayUse: []string{"base", "storage", "cacheuse", "gcplan", "engine", "frontend", "source", "sandbox", "ops", "output", "app"}},
 }
 
 const defaultLayer = "app"

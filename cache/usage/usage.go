@@ -1,11 +1,16 @@
-package cache
+// Package usage keeps the cache's records of use: last-use times, the
+// measured size of each snapshot and the running usage total that the
+// automatic GC compares with its limit, in step with the records (a
+// snapshot's Counted is in the total exactly while its record exists).
+package usage
 
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/internal/schema"
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 )
@@ -28,24 +33,26 @@ type Use struct {
 // running usage total. It writes in one transaction, and not at all when
 // every record was touched less than TouchResolution before u.Time and
 // nothing needs measuring.
-func (d *DB) Touch(u Use, measure func(id string) (int64, error)) error {
+func Touch(d *cache.DB, u Use, measure func(id string) (int64, error)) error {
 	stale := func(last time.Time) bool {
 		return last.Before(u.Time.Add(-TouchResolution)) || last.After(u.Time)
 	}
 	var unmeasured []string
 	write := false
-	err := d.view(func(tx *bolt.Tx) error {
-		return touchWalk(tx, u, func(s *Snapshot) {
+	err := d.View(func(tx *bolt.Tx) error {
+		return touchWalk(tx, u, func(s *cache.Snapshot) bool {
 			if !s.Measured {
 				unmeasured = append(unmeasured, s.ID)
 			}
 			if !s.Measured || stale(s.LastUsed) || s.Counted != s.Size+blobBytes(*s) {
 				write = true
 			}
-		}, func(r *Result) {
+			return false
+		}, func(r *cache.Result) bool {
 			if stale(r.LastUsed) {
 				write = true
 			}
+			return false
 		})
 	})
 	if err != nil || !write {
@@ -59,31 +66,43 @@ func (d *DB) Touch(u Use, measure func(id string) (int64, error)) error {
 		}
 		sizes[id] = n
 	}
-	return d.update(func(tx *bolt.Tx) error {
+	return d.Update(func(tx *bolt.Tx) error {
 		var delta int64
-		err := touchWalk(tx, u, func(s *Snapshot) {
+		// Only records that change are stored again: a build that
+		// made one new layer rewrites its records and the stale ones,
+		// not every record of its chains (pages written for nothing).
+		err := touchWalk(tx, u, func(s *cache.Snapshot) bool {
+			changed := false
 			if n, ok := sizes[s.ID]; ok && !s.Measured {
-				s.Size, s.Measured = n, true
+				s.Size, s.Measured, changed = n, true, true
 			}
-			s.LastUsed = u.Time
-			if s.Measured {
-				c := s.Size + blobBytes(*s)
+			if stale(s.LastUsed) {
+				s.LastUsed, changed = u.Time, true
+			}
+			if c := s.Size + blobBytes(*s); s.Measured && c != s.Counted {
 				delta += c - s.Counted
-				s.Counted = c
+				s.Counted, changed = c, true
 			}
-		}, func(r *Result) { r.LastUsed = u.Time })
+			return changed
+		}, func(r *cache.Result) bool {
+			if !stale(r.LastUsed) {
+				return false
+			}
+			r.LastUsed = u.Time
+			return true
+		})
 		if err != nil {
 			return err
 		}
-		return addUsage(tx, delta)
+		return schema.AddUsage(tx, delta)
 	})
 }
 
 // touchWalk calls fs on each record of the chains of u.Snapshots and of the
 // keys' results, once each, and fr on each key record; in a writable
-// transaction it stores what they changed.
-func touchWalk(tx *bolt.Tx, u Use, fs func(*Snapshot), fr func(*Result)) error {
-	snaps, keys := tx.Bucket(bucketSnapshots), tx.Bucket(bucketKeys)
+// transaction it stores the records for which they return true.
+func touchWalk(tx *bolt.Tx, u Use, fs func(*cache.Snapshot) bool, fr func(*cache.Result) bool) error {
+	snaps, keys := tx.Bucket(schema.Snapshots), tx.Bucket(schema.Keys)
 	seen := map[string]bool{}
 	walk := func(top string) error {
 		for cur := top; cur != "" && !seen[cur]; {
@@ -92,13 +111,12 @@ func touchWalk(tx *bolt.Tx, u Use, fs func(*Snapshot), fr func(*Result)) error {
 			if raw == nil {
 				return nil // removed meanwhile: nothing to touch
 			}
-			var s Snapshot
+			var s cache.Snapshot
 			if err := json.Unmarshal(raw, &s); err != nil {
 				return fmt.Errorf("snapshot %s: %w", cur, err)
 			}
-			fs(&s)
-			if tx.Writable() {
-				if err := put(tx, bucketSnapshots, s.ID, s); err != nil {
+			if fs(&s) && tx.Writable() {
+				if err := schema.Put(tx, schema.Snapshots, s.ID, s); err != nil {
 					return err
 				}
 			}
@@ -111,13 +129,12 @@ func touchWalk(tx *bolt.Tx, u Use, fs func(*Snapshot), fr func(*Result)) error {
 		if raw == nil {
 			continue
 		}
-		var r Result
+		var r cache.Result
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return fmt.Errorf("cache key %s: %w", k, err)
 		}
-		fr(&r)
-		if tx.Writable() {
-			if err := put(tx, bucketKeys, k.String(), r); err != nil {
+		if fr(&r) && tx.Writable() {
+			if err := schema.Put(tx, schema.Keys, k.String(), r); err != nil {
 				return err
 			}
 		}
@@ -133,7 +150,7 @@ func touchWalk(tx *bolt.Tx, u Use, fs func(*Snapshot), fr func(*Result)) error {
 	return nil
 }
 
-func blobBytes(s Snapshot) int64 {
+func blobBytes(s cache.Snapshot) int64 {
 	var n int64
 	for _, b := range s.Blobs {
 		n += b.Size
@@ -141,58 +158,39 @@ func blobBytes(s Snapshot) int64 {
 	return n
 }
 
-func addUsage(tx *bolt.Tx, delta int64) error {
-	if delta == 0 {
-		return nil
-	}
-	return setUsage(tx, usage(tx)+delta)
-}
-
-func usage(tx *bolt.Tx) int64 {
-	n, _ := strconv.ParseInt(string(tx.Bucket(bucketMeta).Get(metaUsage)), 10, 64)
-	return n
-}
-
-func setUsage(tx *bolt.Tx, n int64) error {
-	if n < 0 {
-		n = 0
-	}
-	return tx.Bucket(bucketMeta).Put(metaUsage, []byte(strconv.FormatInt(n, 10)))
-}
-
-// Usage returns the running total of the bytes counted in snapshot records
+// Total returns the running total of the bytes counted in snapshot records
 // (layer directories and their compressed blobs): what the automatic GC
 // compares with its limit without walking the disk. Records not yet
 // measured (left by a killed build) are missing from it until a prune.
-func (d *DB) Usage() (int64, error) {
+func Total(d *cache.DB) (int64, error) {
 	var n int64
-	err := d.view(func(tx *bolt.Tx) error { n = usage(tx); return nil })
+	err := d.View(func(tx *bolt.Tx) error { n = schema.Usage(tx); return nil })
 	return n, err
 }
 
 // Delete removes cache key records, layer records and snapshot records in
 // one transaction, taking the snapshots out of the running usage total.
 // Missing records are not an error. The caller removes the files after.
-func (d *DB) Delete(keys, layers []digest.Digest, snapshots []string) error {
-	return d.update(func(tx *bolt.Tx) error {
+func Delete(d *cache.DB, keys, layers []digest.Digest, snapshots []string) error {
+	return d.Update(func(tx *bolt.Tx) error {
 		for _, k := range keys {
-			if err := tx.Bucket(bucketKeys).Delete([]byte(k.String())); err != nil {
+			if err := tx.Bucket(schema.Keys).Delete([]byte(k.String())); err != nil {
 				return err
 			}
 		}
 		for _, l := range layers {
-			if err := tx.Bucket(bucketLayers).Delete([]byte(l.String())); err != nil {
+			if err := tx.Bucket(schema.Layers).Delete([]byte(l.String())); err != nil {
 				return err
 			}
 		}
-		b := tx.Bucket(bucketSnapshots)
+		b := tx.Bucket(schema.Snapshots)
 		var delta int64
 		for _, id := range snapshots {
 			raw := b.Get([]byte(id))
 			if raw == nil {
 				continue
 			}
-			var s Snapshot
+			var s cache.Snapshot
 			if err := json.Unmarshal(raw, &s); err == nil {
 				delta -= s.Counted
 			}
@@ -200,20 +198,20 @@ func (d *DB) Delete(keys, layers []digest.Digest, snapshots []string) error {
 				return err
 			}
 		}
-		return addUsage(tx, delta)
+		return schema.AddUsage(tx, delta)
 	})
 }
 
 // Resync stores measured sizes of snapshot records and recomputes every
 // record's Counted and the running usage total from scratch, in one
 // transaction. Sizes of ids without a record are ignored.
-func (d *DB) Resync(sizes map[string]int64) error {
-	return d.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSnapshots)
+func Resync(d *cache.DB, sizes map[string]int64) error {
+	return d.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(schema.Snapshots)
 		var total int64
-		var recs []Snapshot
+		var recs []cache.Snapshot
 		err := b.ForEach(func(k, v []byte) error {
-			var s Snapshot
+			var s cache.Snapshot
 			if err := json.Unmarshal(v, &s); err != nil {
 				return fmt.Errorf("snapshot %s: %w", k, err)
 			}
@@ -235,11 +233,11 @@ func (d *DB) Resync(sizes map[string]int64) error {
 				total += s.Counted
 			}
 			if changed {
-				if err := put(tx, bucketSnapshots, s.ID, s); err != nil {
+				if err := schema.Put(tx, schema.Snapshots, s.ID, s); err != nil {
 					return err
 				}
 			}
 		}
-		return setUsage(tx, total)
+		return schema.SetUsage(tx, total)
 	})
 }

@@ -1,4 +1,4 @@
-package cache
+package usage
 
 import (
 	"path/filepath"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builder-dev/builder/cache"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -14,7 +15,7 @@ import (
 // the running total, and that a touch within TouchResolution writes
 // nothing.
 func TestTouch(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "meta.db"), nil)
+	db, err := cache.Open(filepath.Join(t.TempDir(), "meta.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,20 +28,20 @@ func TestTouch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(db.PutSnapshot(Snapshot{ID: "1", Created: created}))
-	must(db.PutSnapshot(Snapshot{ID: "2", Parent: "1", Created: created,
+	must(db.PutSnapshot(cache.Snapshot{ID: "1", Created: created}))
+	must(db.PutSnapshot(cache.Snapshot{ID: "2", Parent: "1", Created: created,
 		Blobs: map[string]ocispec.Descriptor{"gzip": {Digest: digest.FromString("2"), Size: 7}}}))
-	must(db.PutSnapshot(Snapshot{ID: "3", Created: created}))
+	must(db.PutSnapshot(cache.Snapshot{ID: "3", Created: created}))
 	key := digest.FromString("k")
-	must(db.Record(key, Result{Snapshot: "2", Created: created}))
+	must(db.Record(key, cache.Result{Snapshot: "2", Created: created}))
 
 	measured := 0
 	measure := func(id string) (int64, error) { measured++; return 100, nil }
-	must(db.Touch(Use{Keys: []digest.Digest{key}, Time: now}, measure))
+	must(Touch(db, Use{Keys: []digest.Digest{key}, Time: now}, measure))
 	if measured != 2 {
 		t.Errorf("Touch measured %d snapshots, want 2 (the key's chain)", measured)
 	}
-	if n, _ := db.Usage(); n != 207 {
+	if n, _ := Total(db); n != 207 {
 		t.Errorf("Usage() = %d after Touch, want 207", n)
 	}
 	s, _ := db.Snapshot("1")
@@ -53,7 +54,7 @@ func TestTouch(t *testing.T) {
 	}
 
 	// Within TouchResolution nothing is measured or written.
-	must(db.Touch(Use{Keys: []digest.Digest{key}, Time: now.Add(TouchResolution / 2)}, measure))
+	must(Touch(db, Use{Keys: []digest.Digest{key}, Time: now.Add(TouchResolution / 2)}, measure))
 	if s, _ := db.Snapshot("1"); !s.LastUsed.Equal(now) || measured != 2 {
 		t.Errorf("Touch within the resolution rewrote %+v (measured %d)", s, measured)
 	}
@@ -61,17 +62,24 @@ func TestTouch(t *testing.T) {
 	s2, _ := db.Snapshot("2")
 	s2.Blobs["zstd"] = ocispec.Descriptor{Digest: digest.FromString("2z"), Size: 5}
 	must(db.PutSnapshot(s2))
-	must(db.Touch(Use{Snapshots: []string{"2"}, Time: now.Add(TouchResolution / 2)}, measure))
-	if n, _ := db.Usage(); n != 212 {
+	must(Touch(db, Use{Snapshots: []string{"2"}, Time: now.Add(TouchResolution / 2)}, measure))
+	if n, _ := Total(db); n != 212 {
 		t.Errorf("Usage() = %d after new blobs, want 212", n)
 	}
+	// ... and only what changed is stored again: the chain's last-use
+	// times are fresh, so they stay as they were.
+	for _, id := range []string{"1", "2"} {
+		if s, _ := db.Snapshot(id); !s.LastUsed.Equal(now) {
+			t.Errorf("snapshot %s last used %v after a touch within the resolution, want %v kept", id, s.LastUsed, now)
+		}
+	}
 
-	must(db.Delete([]digest.Digest{key}, nil, []string{"2"}))
-	if n, _ := db.Usage(); n != 100 {
+	must(Delete(db, []digest.Digest{key}, nil, []string{"2"}))
+	if n, _ := Total(db); n != 100 {
 		t.Errorf("Usage() = %d after deleting 2, want 100", n)
 	}
-	must(db.Resync(map[string]int64{"1": 40, "3": 60}))
-	if n, _ := db.Usage(); n != 100 {
+	must(Resync(db, map[string]int64{"1": 40, "3": 60}))
+	if n, _ := Total(db); n != 100 {
 		t.Errorf("Usage() = %d after Resync, want 100", n)
 	}
 }
@@ -79,7 +87,7 @@ func TestTouch(t *testing.T) {
 // BenchmarkTouchNoop is the cost a no-op rebuild pays at its end: a Touch
 // of recently touched records (one read transaction) and the GC check.
 func BenchmarkTouchNoop(b *testing.B) {
-	db, err := Open(filepath.Join(b.TempDir(), "meta.db"), nil)
+	db, err := cache.Open(filepath.Join(b.TempDir(), "meta.db"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,20 +95,20 @@ func BenchmarkTouchNoop(b *testing.B) {
 	parent, created := "", time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
 	for i := range 10 {
 		id := strconv.Itoa(i + 1)
-		db.PutSnapshot(Snapshot{ID: id, Parent: parent, Created: created})
+		db.PutSnapshot(cache.Snapshot{ID: id, Parent: parent, Created: created})
 		parent = id
 	}
 	key := digest.FromString("k")
-	db.Record(key, Result{Snapshot: parent, Created: created})
+	db.Record(key, cache.Result{Snapshot: parent, Created: created})
 	measure := func(string) (int64, error) { return 1, nil }
 	t0 := time.Now()
-	db.Touch(Use{Keys: []digest.Digest{key}, Snapshots: []string{parent}, Time: t0}, measure)
+	Touch(db, Use{Keys: []digest.Digest{key}, Snapshots: []string{parent}, Time: t0}, measure)
 	b.ResetTimer()
 	for b.Loop() {
-		if err := db.Touch(Use{Keys: []digest.Digest{key}, Snapshots: []string{parent}, Time: t0.Add(time.Second)}, measure); err != nil {
+		if err := Touch(db, Use{Keys: []digest.Digest{key}, Snapshots: []string{parent}, Time: t0.Add(time.Second)}, measure); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := db.Usage(); err != nil {
+		if _, err := Total(db); err != nil {
 			b.Fatal(err)
 		}
 	}
