@@ -18,3 +18,7 @@ func SharedNetworkState(helper string) (began time.Time, done bool) {
 	}
 	return s.began, done
 }
+
+// WarmInitPID is the pid of the init started ahead for the next sandbox,
+// or 0.
+func WarmInitPID() int { return warmInits.PID() }

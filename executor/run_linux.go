@@ -66,7 +66,8 @@ func Run(ctx context.Context, spec Spec) error {
 	defer runtime.UnlockOSThread()
 	l := &launch{spec: spec, nw: nw}
 	defer l.close()
-	if err := l.prepare(ctx); err != nil {
+	key := l.warmKey()
+	if err := l.prepare(ctx, key); err != nil {
 		return err
 	}
 	if err := l.start(); err != nil {
@@ -78,7 +79,14 @@ func Run(ctx context.Context, spec Spec) error {
 	writeErr := sendConfig(l.specW, cfg)
 	l.specW.Close()
 	stubs, setupErr := readReports(l.reportR)
+	if key != "" {
+		// The user process runs: start the next step's init meanwhile.
+		l.startWarm(key)
+	}
 	waitErr := l.cmd.Wait()
+	if err := l.waitOutput(); waitErr == nil {
+		waitErr = err // as exec.Cmd.Wait reports a failed copy
+	}
 	if l.stdinW != nil {
 		l.stdinW.Close() // unblocks the copier's next Write
 	}
@@ -118,14 +126,27 @@ type launch struct {
 	cancelCG atomic.Pointer[cgroup.Group]
 	// The pipes: the init reads specR (and netR), writes reportW.
 	specR, specW, reportR, reportW, netR, netW *os.File
+	// warm: cmd was started ahead (warm_linux.go); its stdout and stderr
+	// are one pipe, read from outR and copied until copied receives.
+	warm   bool
+	outR   *os.File
+	copied chan error
 	// stdinW feeds a non-file Stdin to the init; nil when not needed.
 	stdinW *os.File
 	// undo runs at close, last first: terminal, helper.
 	undo []func()
 }
 
-// prepare makes the pipes and the init's command.
-func (l *launch) prepare(ctx context.Context) error {
+// prepare makes the pipes and the init's command, or takes the init
+// started ahead for key.
+func (l *launch) prepare(ctx context.Context, key string) error {
+	// The cgroup is made in start; refuse bad limits before anything runs.
+	if err := l.spec.Resources.Validate(); err != nil {
+		return err
+	}
+	if key != "" && l.takeWarm(ctx, key) {
+		return nil
+	}
 	var err error
 	if l.specR, l.specW, err = os.Pipe(); err != nil {
 		return err
@@ -138,19 +159,12 @@ func (l *launch) prepare(ctx context.Context) error {
 			return err
 		}
 	}
-	cmd := exec.CommandContext(ctx, initPath())
-	cmd.Args = []string{"builder-sandbox-init"}
-	// The init allocates little and runs briefly: no GC, few threads.
-	// The user process gets spec.Env, none of this.
-	cmd.Env = []string{sandboxinit.Env + "=" + sandboxinit.EnvInit, "GOMAXPROCS=1", "GOGC=off"}
-	cmd.ExtraFiles = []*os.File{sandboxinit.SpecFD - 3: l.specR, sandboxinit.ReportFD - 3: l.reportW}
+	netFD := l.nw.shared
 	if l.netR != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, l.netR) // NetFD
-	} else if l.nw.shared != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, l.nw.shared) // NetFD
+		netFD = l.netR
 	}
+	cmd := initCommand(exec.CommandContext(ctx, initPath()), l.nw.clone, l.specR, l.reportW, netFD)
 	cmd.Stdout, cmd.Stderr = l.spec.Stdout, l.spec.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags() | l.nw.clone, Pdeathsig: syscall.SIGKILL}
 	if l.stdinW, err = setStdin(cmd, l.spec.Stdin); err != nil {
 		return err
 	}
@@ -161,19 +175,34 @@ func (l *launch) prepare(ctx context.Context) error {
 		l.undo = append(l.undo, func() { takeTerminalBack(tty) })
 	}
 	l.cmd = cmd
-	// The cgroup is made in start; refuse bad limits before anything runs.
-	if err := l.spec.Resources.Validate(); err != nil {
-		return err
-	}
 	cmd.Cancel = func() error { return killSandbox(l.cancelCG.Load(), cmd.Process) }
 	return nil
 }
 
-// start starts the init, makes its cgroup and joins it, starts the network
-// helper on its namespace and the stdin copier.
+// initCommand makes cmd start the sandbox init with the namespaces of
+// every sandbox and netClone, reading specR (and netFD, if not nil),
+// writing reportW.
+func initCommand(cmd *exec.Cmd, netClone uintptr, specR, reportW, netFD *os.File) *exec.Cmd {
+	cmd.Args = []string{"builder-sandbox-init"}
+	// The init allocates little and runs briefly: no GC, few threads.
+	// The user process gets spec.Env, none of this.
+	cmd.Env = []string{sandboxinit.Env + "=" + sandboxinit.EnvInit, "GOMAXPROCS=1", "GOGC=off"}
+	cmd.ExtraFiles = []*os.File{sandboxinit.SpecFD - 3: specR, sandboxinit.ReportFD - 3: reportW}
+	if netFD != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, netFD) // NetFD
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags() | netClone, Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// start starts the init (unless it was started ahead), makes its cgroup
+// and joins it, starts the network helper on its namespace and the stdin
+// and output copiers.
 func (l *launch) start() error {
-	if err := l.cmd.Start(); err != nil {
-		return fmt.Errorf("starting sandbox init: %w", err)
+	if !l.warm {
+		if err := l.cmd.Start(); err != nil {
+			return fmt.Errorf("starting sandbox init: %w", err)
+		}
 	}
 	// The init starts its runtime, then waits for its config before it
 	// runs anything: make its cgroup meanwhile, and join it before the
@@ -200,6 +229,9 @@ func (l *launch) start() error {
 		l.netR.Close()
 		l.undo = append(l.undo, l.nw.start(l.cmd.Process.Pid, l.netW))
 	}
+	if l.outR != nil {
+		l.copyOutput()
+	}
 	if f, ok := l.cmd.Stdin.(*os.File); ok && l.stdinW != nil {
 		f.Close()
 		go func() {
@@ -219,7 +251,7 @@ func (l *launch) close() {
 	if l.stdinW != nil {
 		l.stdinW.Close()
 	}
-	for _, f := range []*os.File{l.specR, l.specW, l.reportR, l.reportW, l.netR, l.netW} {
+	for _, f := range []*os.File{l.specR, l.specW, l.reportR, l.reportW, l.netR, l.netW, l.outR} {
 		if f != nil {
 			f.Close()
 		}

@@ -1,0 +1,88 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+
+	"github.com/builder-dev/builder/executor/warm"
+)
+
+// warmInits holds the init of the next sandbox, started while the current
+// one runs (package warm): a build's serial RUN steps then pay neither the
+// execve of the init nor its runtime's start-up. What starts it is the
+// same for every sandbox of one key (warmKey); what differs (rootfs,
+// command, user, ...) is in the config the init waits for.
+var warmInits warm.Pool
+
+// warmKey names how l's init is started, or is "" when an init started
+// ahead cannot serve it: a network helper of its own is started on the
+// init's new namespace, stdin and a terminal are set up at start, and a
+// single pipe carries stdout and stderr.
+func (l *launch) warmKey() string {
+	if l.nw.helper != nil || l.spec.Stdin != nil || l.spec.Terminal || !warm.SameWriter(l.spec.Stdout, l.spec.Stderr) {
+		return ""
+	}
+	return fmt.Sprintf("%s %#x %p", initPath(), l.nw.clone, l.nw.shared)
+}
+
+// takeWarm makes l use the init started ahead for key, if there is one.
+func (l *launch) takeWarm(ctx context.Context, key string) bool {
+	p := warmInits.Take(key)
+	if p == nil {
+		return false
+	}
+	l.cmd, l.warm = p.Cmd, true
+	l.specW, l.reportR, l.outR = p.Files[0], p.Files[1], p.Files[2]
+	// What exec.CommandContext's Cancel does for an init started here.
+	stop := context.AfterFunc(ctx, func() { killSandbox(l.cancelCG.Load(), l.cmd.Process) })
+	l.undo = append(l.undo, func() { stop() })
+	return true
+}
+
+// startWarm starts, in the background, the init of the next sandbox
+// started like l's.
+func (l *launch) startWarm(key string) {
+	clone, shared := l.nw.clone, l.nw.shared
+	warmInits.Start(key, func() (*exec.Cmd, []*os.File, []*os.File, error) {
+		var p [6]*os.File // specR, specW, reportR, reportW, outR, outW
+		var err error
+		for i := 0; i < len(p) && err == nil; i += 2 {
+			p[i], p[i+1], err = os.Pipe()
+		}
+		if err != nil {
+			for _, f := range p {
+				if f != nil {
+					f.Close()
+				}
+			}
+			return nil, nil, nil, err
+		}
+		cmd := initCommand(exec.Command(initPath()), clone, p[0], p[3], shared)
+		cmd.Stdout, cmd.Stderr = p[5], p[5]
+		return cmd, []*os.File{p[1], p[2], p[4]}, []*os.File{p[0], p[3], p[5]}, nil
+	})
+}
+
+// copyOutput copies what a warm init's sandbox writes to stdout and
+// stderr, until every process of it has exited; waitOutput waits for it.
+func (l *launch) copyOutput() {
+	l.copied = make(chan error, 1)
+	w := l.spec.Stdout
+	if w == nil {
+		w = io.Discard
+	}
+	go func() {
+		_, err := io.Copy(w, l.outR)
+		l.copied <- err
+	}()
+}
+
+func (l *launch) waitOutput() error {
+	if l.copied == nil {
+		return nil
+	}
+	return <-l.copied
+}

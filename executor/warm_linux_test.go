@@ -1,0 +1,76 @@
+package executor_test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/builder-dev/builder/executor"
+)
+
+// TestWarmInit checks that a sandbox runs in the init started ahead while
+// the one before ran, that its stdout and stderr still arrive, and that
+// the init of the next one is started meanwhile.
+func TestWarmInit(t *testing.T) {
+	lower := newBusyboxRootfs(t)
+	run := func(args ...string) (string, error) {
+		spec := newSandbox(t, lower).spec(args...)
+		var out strings.Builder
+		spec.Stdout, spec.Stderr = &out, &out
+		err := executor.Run(t.Context(), spec)
+		return out.String(), err
+	}
+	if _, err := run("true"); err != nil {
+		t.Fatal(err)
+	}
+	ahead := executor.WarmInitPID()
+	if ahead == 0 {
+		t.Fatal("no init started ahead after a Run")
+	}
+	token := fmt.Sprintf("0.%06d", time.Now().UnixNano()%1e6)
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := run("sh", "-c", "echo out; sleep "+token+"; echo err >&2")
+		done <- result{out, err}
+	}()
+	// The sleep's parent is the shell, which the init became at execve
+	// (not the last command: the shell forks it).
+	var parent string
+	for deadline := time.Now().Add(5 * time.Second); parent == "" && time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		for _, pid := range findProcs(t, "sleep\x00"+token) {
+			parent = ppid(t, pid)
+		}
+	}
+	r := <-done
+	if r.err != nil || r.out != "out\nerr\n" {
+		t.Fatalf("Run = %q, %v; want %q", r.out, r.err, "out\nerr\n")
+	}
+	if parent != strconv.Itoa(ahead) {
+		t.Errorf("the sandbox ran in process %q, not in the init started ahead (%d)", parent, ahead)
+	}
+	if next := executor.WarmInitPID(); next == 0 || next == ahead {
+		t.Errorf("init started ahead after the second Run: %d (the first: %d)", next, ahead)
+	}
+}
+
+// ppid returns the parent pid of pid, or "" if it is gone.
+func ppid(t *testing.T, pid string) string {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no PPid in /proc/%s/status", pid)
+	return ""
+}
