@@ -10,14 +10,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/executor/mountpoints"
 	"github.com/builder-dev/builder/executor/sandboxinit"
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
 
@@ -93,7 +91,7 @@ func Run(ctx context.Context, spec Spec) error {
 	result := l.result(ctx, stubs, setupErr, waitErr, writeErr)
 	result = finishCgroup(l.cg, spec, result)
 	if spec.UpperDir != "" {
-		result = errors.Join(result, removeStubs(spec.UpperDir, stubs), mountpoints.Tidy(spec.UpperDir, spec.Rootfs))
+		result = errors.Join(result, mountpoints.RemoveStubs(spec.UpperDir, stubs), mountpoints.Tidy(spec.UpperDir, spec.Rootfs))
 	}
 	return result
 }
@@ -200,26 +198,12 @@ func initCommand(cmd *exec.Cmd, netClone uintptr, specR, reportW, netFD *os.File
 // and output copiers.
 func (l *launch) start() error {
 	if !l.warm {
-		if err := l.cmd.Start(); err != nil {
-			return fmt.Errorf("starting sandbox init: %w", err)
+		if err := l.startCold(); err != nil {
+			return err
 		}
 	}
-	// The init starts its runtime, then waits for its config before it
-	// runs anything: make its cgroup meanwhile, and join it before the
-	// config goes, so that all that runs in the sandbox is inside.
-	cg, err := cgroup.New(l.spec.Resources)
-	if err != nil {
-		l.cmd.Process.Kill()
-		l.cmd.Wait()
-		return err
-	}
-	l.cg = cg
-	l.cancelCG.Store(cg)
-	if err := joinCgroup(cg, l.cmd); err != nil {
-		return err
-	}
-	if r, ok := l.spec.Stdout.(CPUReporter); ok && cg != nil {
-		r.ReportCPU(cg.CPU) // one file read: cpu.stat or cpuacct.usage
+	if r, ok := l.spec.Stdout.(CPUReporter); ok && l.cg != nil {
+		r.ReportCPU(l.cg.CPU) // one file read: cpu.stat or cpuacct.usage
 	}
 	l.specR.Close()
 	l.reportW.Close()
@@ -240,6 +224,26 @@ func (l *launch) start() error {
 		}()
 	}
 	return nil
+}
+
+// startCold starts the init, makes its cgroup and joins it (an init
+// started ahead has joined its own).
+func (l *launch) startCold() error {
+	if err := l.cmd.Start(); err != nil {
+		return fmt.Errorf("starting sandbox init: %w", err)
+	}
+	// The init starts its runtime, then waits for its config before it
+	// runs anything: make its cgroup meanwhile, and join it before the
+	// config goes, so that all that runs in the sandbox is inside.
+	cg, err := cgroup.New(l.spec.Resources)
+	if err != nil {
+		l.cmd.Process.Kill()
+		l.cmd.Wait()
+		return err
+	}
+	l.cg = cg
+	l.cancelCG.Store(cg)
+	return joinCgroup(cg, l.cmd)
 }
 
 // close undoes what prepare and start did, once the init is reaped (or
@@ -371,43 +375,6 @@ func writeEtcFiles(spec Spec, nw netPlan) error {
 		return fmt.Errorf("writing sandbox resolv.conf: %w", err)
 	}
 	return nil
-}
-
-// removeStubs removes, newest first, the mountpoints the init created, from
-// the overlay upper directory, if they are still an empty directory or an
-// empty regular file there. It never follows symlinks and never removes
-// anything else.
-func removeStubs(upper string, stubs []string) error {
-	var errs []error
-	for i := len(stubs) - 1; i >= 0; i-- {
-		rel := filepath.Clean("/" + stubs[i])
-		if rel == "/" {
-			continue
-		}
-		p := filepath.Join(upper, rel)
-		// A symlink anywhere in the path (the process may have made one)
-		// makes the secure join differ: leave it alone.
-		if sp, err := securejoin.SecureJoin(upper, rel); err != nil || sp != p {
-			continue
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			continue
-		}
-		switch {
-		case fi.IsDir():
-			err = unix.Rmdir(p) // fails, harmlessly, unless empty
-			if err == unix.ENOTEMPTY || err == unix.EEXIST {
-				err = nil
-			}
-		case fi.Mode().IsRegular() && fi.Size() == 0:
-			err = unix.Unlink(p)
-		}
-		if err != nil && err != unix.ENOENT {
-			errs = append(errs, fmt.Errorf("removing mountpoint stub %s from upper dir: %w", strings.TrimPrefix(rel, "/"), err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // takeTerminalBack makes this process's group the foreground group of tty

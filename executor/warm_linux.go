@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 
+	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/executor/warm"
 )
 
@@ -25,7 +26,7 @@ func (l *launch) warmKey() string {
 	if l.nw.helper != nil || l.spec.Stdin != nil || l.spec.Terminal || !warm.SameWriter(l.spec.Stdout, l.spec.Stderr) {
 		return ""
 	}
-	return fmt.Sprintf("%s %#x %p", initPath(), l.nw.clone, l.nw.shared)
+	return fmt.Sprintf("%s %#x %p %+v", initPath(), l.nw.clone, l.nw.shared, l.spec.Resources)
 }
 
 // takeWarm makes l use the init started ahead for key, if there is one.
@@ -36,6 +37,8 @@ func (l *launch) takeWarm(ctx context.Context, key string) bool {
 	}
 	l.cmd, l.warm = p.Cmd, true
 	l.specW, l.reportR, l.outR = p.Files[0], p.Files[1], p.Files[2]
+	l.cg, _ = p.Data.(*cgroup.Group)
+	l.cancelCG.Store(l.cg)
 	// What exec.CommandContext's Cancel does for an init started here.
 	stop := context.AfterFunc(ctx, func() { killSandbox(l.cancelCG.Load(), l.cmd.Process) })
 	l.undo = append(l.undo, func() { stop() })
@@ -43,9 +46,9 @@ func (l *launch) takeWarm(ctx context.Context, key string) bool {
 }
 
 // startWarm starts, in the background, the init of the next sandbox
-// started like l's.
+// started like l's, and makes its cgroup and joins it.
 func (l *launch) startWarm(key string) {
-	clone, shared := l.nw.clone, l.nw.shared
+	clone, shared, limits := l.nw.clone, l.nw.shared, l.spec.Resources
 	warmInits.Start(key, func() (*exec.Cmd, []*os.File, []*os.File, error) {
 		var p [6]*os.File // specR, specW, reportR, reportW, outR, outW
 		var err error
@@ -63,6 +66,13 @@ func (l *launch) startWarm(key string) {
 		cmd := initCommand(exec.Command(initPath()), clone, p[0], p[3], shared)
 		cmd.Stdout, cmd.Stderr = p[5], p[5]
 		return cmd, []*os.File{p[1], p[2], p[4]}, []*os.File{p[0], p[3], p[5]}, nil
+	}, func(p *warm.Proc) error {
+		cg, err := cgroup.New(limits)
+		if err != nil || cg == nil {
+			return err
+		}
+		p.Data, p.Undo = cg, func() { cg.Delete() }
+		return cg.Add(p.Cmd.Process.Pid)
 	})
 }
 

@@ -23,12 +23,20 @@ type Proc struct {
 	// Files are this process's ends of the pipes the process was given;
 	// whoever takes the Proc owns them.
 	Files []*os.File
+	// Data is what Start's started set up for the process (the executor:
+	// the cgroup it joined), and Undo undoes it once it was reaped.
+	Data any
+	Undo func()
 }
 
-// Discard kills p and reaps it, and closes its files.
+// Discard kills p and reaps it, undoes what was set up for it and closes
+// its files.
 func (p *Proc) Discard() {
 	p.Cmd.Process.Kill()
 	p.Cmd.Wait()
+	if p.Undo != nil {
+		p.Undo()
+	}
 	for _, f := range p.Files {
 		f.Close()
 	}
@@ -54,8 +62,9 @@ type Make func() (cmd *exec.Cmd, keep, child []*os.File, err error)
 
 // Start starts, in the background, the process mk makes and keeps it for
 // the next Take of key, discarding one kept for another key. It does
-// nothing when one is kept for key already.
-func (p *Pool) Start(key string, mk Make) {
+// nothing when one is kept for key already. started, if not nil, runs
+// once the process started; if it fails, the process is discarded.
+func (p *Pool) Start(key string, mk Make, started func(*Proc) error) {
 	p.mu.Lock()
 	if p.next != nil && p.key == key {
 		p.mu.Unlock()
@@ -80,9 +89,17 @@ func (p *Pool) Start(key string, mk Make) {
 				f.Close()
 			}
 			s.err = err
-		} else {
-			s.proc = &Proc{Cmd: cmd, Files: keep}
+			close(s.done)
+			return
 		}
+		proc := &Proc{Cmd: cmd, Files: keep}
+		if started != nil {
+			if s.err = started(proc); s.err != nil {
+				proc.Discard()
+				proc = nil
+			}
+		}
+		s.proc = proc
 		close(s.done)
 	})
 }
@@ -108,19 +125,17 @@ func (p *Pool) Take(key string) *Proc {
 	return s.proc
 }
 
-// PID is the pid of the process kept, once started, or 0 when none is.
-func (p *Pool) PID() int {
+// Kept returns the process kept, once started, without taking it; nil
+// when none is.
+func (p *Pool) Kept() *Proc {
 	p.mu.Lock()
 	s := p.next
 	p.mu.Unlock()
 	if s == nil {
-		return 0
+		return nil
 	}
 	<-s.done
-	if s.proc == nil {
-		return 0
-	}
-	return s.proc.Cmd.Process.Pid
+	return s.proc
 }
 
 func discard(s *start) {

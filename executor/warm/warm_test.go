@@ -27,14 +27,14 @@ func cat() (*exec.Cmd, []*os.File, []*os.File, error) {
 
 func TestPool(t *testing.T) {
 	var p Pool
-	if p.Take("a") != nil || p.PID() != 0 {
+	if p.Take("a") != nil || pid(&p) != 0 {
 		t.Fatal("an empty pool gave a process")
 	}
-	p.Start("a", cat)
-	first := p.PID()
-	p.Start("a", cat) // kept already: no second start
-	if first == 0 || p.PID() != first {
-		t.Fatalf("PID after two starts of one key = %d, first %d", p.PID(), first)
+	p.Start("a", cat, nil)
+	first := pid(&p)
+	p.Start("a", cat, nil) // kept already: no second start
+	if first == 0 || pid(&p) != first {
+		t.Fatalf("PID after two starts of one key = %d, first %d", pid(&p), first)
 	}
 	if p.Take("b") != nil {
 		t.Fatal("Take of another key gave the process")
@@ -56,11 +56,11 @@ func TestPool(t *testing.T) {
 	proc.Files[1].Close()
 
 	// A start for another key discards the one kept.
-	p.Start("a", cat)
-	old := p.PID()
-	p.Start("b", cat)
-	if p.PID() == 0 || p.PID() == old {
-		t.Fatalf("PID after a start for another key = %d (old %d)", p.PID(), old)
+	p.Start("a", cat, nil)
+	old := pid(&p)
+	p.Start("b", cat, nil)
+	if pid(&p) == 0 || pid(&p) == old {
+		t.Fatalf("PID after a start for another key = %d (old %d)", pid(&p), old)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for syscall.Kill(old, 0) == nil && time.Now().Before(deadline) {
@@ -80,7 +80,7 @@ func TestPoolFailedStart(t *testing.T) {
 		cmd.Path = "/nonexistent/cat"
 		closed = append(keep, child...)
 		return cmd, keep, child, err
-	})
+	}, nil)
 	if proc := p.Take("a"); proc != nil {
 		t.Fatalf("Take after a failed start = %v", proc)
 	}
@@ -104,3 +104,10 @@ func TestSameWriter(t *testing.T) {
 type funcWriter func([]byte) (int, error)
 
 func (f funcWriter) Write(b []byte) (int, error) { return f(b) }
+
+func pid(p *Pool) int {
+	if k := p.Kept(); k != nil {
+		return k.Cmd.Process.Pid
+	}
+	return 0
+}
