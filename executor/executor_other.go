@@ -23,3 +23,6 @@ func NetworkWarning() string {
 
 // PrepareNetwork does nothing: there is no network to prepare here.
 func PrepareNetwork() {}
+
+// DiscardWarm does nothing: no sandbox init is started here.
+func DiscardWarm() {}

@@ -76,6 +76,10 @@ func (l *launch) startWarm(key string) {
 	})
 }
 
+// DiscardWarm ends the init started ahead, if any, and removes its
+// cgroup: call it when no more sandboxes run here.
+func DiscardWarm() { warmInits.Discard() }
+
 // copyOutput copies what a warm init's sandbox writes to stdout and
 // stderr, until every process of it has exited; waitOutput waits for it.
 func (l *launch) copyOutput() {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,8 +56,17 @@ func TestWarmInit(t *testing.T) {
 	if parent != strconv.Itoa(ahead) {
 		t.Errorf("the sandbox ran in process %q, not in the init started ahead (%d)", parent, ahead)
 	}
-	if next := executor.WarmInitPID(); next == 0 || next == ahead {
-		t.Errorf("init started ahead after the second Run: %d (the first: %d)", next, ahead)
+	next := executor.WarmInitPID()
+	if next == 0 || next == ahead {
+		t.Fatalf("init started ahead after the second Run: %d (the first: %d)", next, ahead)
+	}
+	// At the end of a build it goes, with its cgroup.
+	executor.DiscardWarm()
+	if pid := executor.WarmInitPID(); pid != 0 || syscall.Kill(next, 0) != syscall.ESRCH {
+		t.Errorf("after DiscardWarm: init started ahead %d, process %d still there", pid, next)
+	}
+	if left := ownCgroups(t, os.Getpid()); len(left) != 0 {
+		t.Errorf("cgroups left behind: %v", left)
 	}
 }
 

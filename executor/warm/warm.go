@@ -138,6 +138,18 @@ func (p *Pool) Kept() *Proc {
 	return s.proc
 }
 
+// Discard ends the process kept, if any, and waits until it is reaped
+// and undone.
+func (p *Pool) Discard() {
+	p.mu.Lock()
+	s := p.next
+	p.next = nil
+	p.mu.Unlock()
+	if s != nil {
+		discard(s)
+	}
+}
+
 func discard(s *start) {
 	<-s.done
 	if s.proc != nil {

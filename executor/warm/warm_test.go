@@ -70,6 +70,18 @@ func TestPool(t *testing.T) {
 		t.Errorf("the process kept for the old key is still there (kill 0: %v)", err)
 	}
 	p.Take("b").Discard()
+
+	// Discard ends the process kept, and what was set up for it.
+	undone := false
+	p.Start("c", cat, func(proc *Proc) error {
+		proc.Undo = func() { undone = true }
+		return nil
+	})
+	kept := pid(&p)
+	p.Discard()
+	if err := syscall.Kill(kept, 0); !errors.Is(err, syscall.ESRCH) || !undone || p.Take("c") != nil {
+		t.Errorf("after Discard: kill 0 = %v, undone %v", err, undone)
+	}
 }
 
 func TestPoolFailedStart(t *testing.T) {
