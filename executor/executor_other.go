@@ -26,3 +26,6 @@ func PrepareNetwork() {}
 
 // DiscardWarm does nothing: no sandbox init is started here.
 func DiscardWarm() {}
+
+// Prepare does nothing: no sandbox runs here.
+func Prepare(spec Spec) {}

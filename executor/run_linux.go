@@ -16,6 +16,7 @@ import (
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/executor/mountpoints"
 	"github.com/builder-dev/builder/executor/sandboxinit"
+	"github.com/builder-dev/builder/executor/warm"
 	"golang.org/x/sys/unix"
 )
 
@@ -82,8 +83,10 @@ func Run(ctx context.Context, spec Spec) error {
 		l.startWarm(key)
 	}
 	waitErr := l.cmd.Wait()
-	if err := l.waitOutput(); waitErr == nil {
-		waitErr = err // as exec.Cmd.Wait reports a failed copy
+	if l.waitOut != nil {
+		if err := l.waitOut(); waitErr == nil {
+			waitErr = err // as exec.Cmd.Wait reports a failed copy
+		}
 	}
 	if l.stdinW != nil {
 		l.stdinW.Close() // unblocks the copier's next Write
@@ -125,10 +128,10 @@ type launch struct {
 	// The pipes: the init reads specR (and netR), writes reportW.
 	specR, specW, reportR, reportW, netR, netW *os.File
 	// warm: cmd was started ahead (warm_linux.go); its stdout and stderr
-	// are one pipe, read from outR and copied until copied receives.
-	warm   bool
-	outR   *os.File
-	copied chan error
+	// are one pipe, read from outR and copied until waitOut returns.
+	warm    bool
+	outR    *os.File
+	waitOut func() error
 	// stdinW feeds a non-file Stdin to the init; nil when not needed.
 	stdinW *os.File
 	// undo runs at close, last first: terminal, helper.
@@ -214,7 +217,7 @@ func (l *launch) start() error {
 		l.undo = append(l.undo, l.nw.start(l.cmd.Process.Pid, l.netW))
 	}
 	if l.outR != nil {
-		l.copyOutput()
+		l.waitOut = warm.CopyOut(l.spec.Stdout, l.outR)
 	}
 	if f, ok := l.cmd.Stdin.(*os.File); ok && l.stdinW != nil {
 		f.Close()

@@ -3,11 +3,13 @@ package executor
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
+	"sync/atomic"
 
 	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/executor/mountpoints"
+	"github.com/builder-dev/builder/executor/seccompprog"
 	"github.com/builder-dev/builder/executor/warm"
 )
 
@@ -80,23 +82,31 @@ func (l *launch) startWarm(key string) {
 // cgroup: call it when no more sandboxes run here.
 func DiscardWarm() { warmInits.Discard() }
 
-// copyOutput copies what a warm init's sandbox writes to stdout and
-// stderr, until every process of it has exited; waitOutput waits for it.
-func (l *launch) copyOutput() {
-	l.copied = make(chan error, 1)
-	w := l.spec.Stdout
-	if w == nil {
-		w = io.Discard
+// Prepare does in the background what a Run of a sandbox like spec (its
+// Network, Resources, ElideSync and Insecure) does first, while the steps
+// before it run (a base image's pull): it starts the shared network,
+// compiles the seccomp program, makes the layer of mountpoints and starts
+// the init ahead. Run meets, and reports, whatever failed here.
+func Prepare(spec Spec) {
+	if spec.Network == NetworkDefault {
+		PrepareNetwork()
+	}
+	if !preparing.CompareAndSwap(false, true) {
+		return // the steps of a build ask together; once is enough
 	}
 	go func() {
-		_, err := io.Copy(w, l.outR)
-		l.copied <- err
+		defer preparing.Store(false)
+		if !spec.Insecure {
+			seccompprog.For(spec.ElideSync)
+		}
+		mountpoints.Prepare()
+		if nw, err := planNetwork(context.Background(), spec); err == nil {
+			l := &launch{spec: spec, nw: nw}
+			if key := l.warmKey(); key != "" {
+				l.startWarm(key)
+			}
+		}
 	}()
 }
 
-func (l *launch) waitOutput() error {
-	if l.copied == nil {
-		return nil
-	}
-	return <-l.copied
-}
+var preparing atomic.Bool

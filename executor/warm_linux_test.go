@@ -31,6 +31,27 @@ func TestWarmInit(t *testing.T) {
 	if ahead == 0 {
 		t.Fatal("no init started ahead after a Run")
 	}
+	if parent := runInit(t, run); parent != strconv.Itoa(ahead) {
+		t.Errorf("the sandbox ran in process %q, not in the init started ahead (%d)", parent, ahead)
+	}
+	next := executor.WarmInitPID()
+	if next == 0 || next == ahead {
+		t.Fatalf("init started ahead after the second Run: %d (the first: %d)", next, ahead)
+	}
+	// At the end of a build it goes, with its cgroup.
+	executor.DiscardWarm()
+	if pid := executor.WarmInitPID(); pid != 0 || syscall.Kill(next, 0) != syscall.ESRCH {
+		t.Errorf("after DiscardWarm: init started ahead %d, process %d still there", pid, next)
+	}
+	if left := ownCgroups(t, os.Getpid()); len(left) != 0 {
+		t.Errorf("cgroups left behind: %v", left)
+	}
+}
+
+// runInit runs a sandbox that prints to stdout and stderr and returns the
+// host pid of the process it ran in (the init, which became its shell).
+func runInit(t *testing.T, run func(args ...string) (string, error)) string {
+	t.Helper()
 	token := fmt.Sprintf("0.%06d", time.Now().UnixNano()%1e6)
 	type result struct {
 		out string
@@ -53,21 +74,34 @@ func TestWarmInit(t *testing.T) {
 	if r.err != nil || r.out != "out\nerr\n" {
 		t.Fatalf("Run = %q, %v; want %q", r.out, r.err, "out\nerr\n")
 	}
-	if parent != strconv.Itoa(ahead) {
-		t.Errorf("the sandbox ran in process %q, not in the init started ahead (%d)", parent, ahead)
-	}
-	next := executor.WarmInitPID()
-	if next == 0 || next == ahead {
-		t.Fatalf("init started ahead after the second Run: %d (the first: %d)", next, ahead)
-	}
-	// At the end of a build it goes, with its cgroup.
+	return parent
+}
+
+// TestPrepare checks that Prepare starts the init of a sandbox like the
+// one it is given, which the next Run of such a sandbox then runs in.
+func TestPrepare(t *testing.T) {
+	lower := newBusyboxRootfs(t)
 	executor.DiscardWarm()
-	if pid := executor.WarmInitPID(); pid != 0 || syscall.Kill(next, 0) != syscall.ESRCH {
-		t.Errorf("after DiscardWarm: init started ahead %d, process %d still there", pid, next)
+	executor.Prepare(executor.Spec{Network: executor.NetworkNone})
+	var ahead int
+	for deadline := time.Now().Add(5 * time.Second); ahead == 0 && time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		ahead = executor.WarmInitPID()
 	}
-	if left := ownCgroups(t, os.Getpid()); len(left) != 0 {
-		t.Errorf("cgroups left behind: %v", left)
+	if ahead == 0 {
+		t.Fatal("Prepare started no init")
 	}
+	run := func(args ...string) (string, error) {
+		spec := newSandbox(t, lower).spec(args...)
+		spec.Network = executor.NetworkNone
+		var out strings.Builder
+		spec.Stdout, spec.Stderr = &out, &out
+		err := executor.Run(t.Context(), spec)
+		return out.String(), err
+	}
+	if parent := runInit(t, run); parent != strconv.Itoa(ahead) {
+		t.Errorf("the sandbox ran in process %q, not in the init Prepare started (%d)", parent, ahead)
+	}
+	executor.DiscardWarm()
 }
 
 // ppid returns the parent pid of pid, or "" if it is gone.

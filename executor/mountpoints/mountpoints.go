@@ -73,6 +73,10 @@ func current() string {
 	return layer
 }
 
+// Prepare makes the layer now, if Use set a directory, rather than at the
+// first Add: a sandbox's set-up can do it ahead.
+func Prepare() { current() }
+
 // layerName is the layer's directory in the state directory. It changes
 // when what checkLayer requires does, so that a layer an older builder
 // made (mountpoints-1 could hold modes of its umask) is not reused.

@@ -190,3 +190,18 @@ func SameWriter(a, b io.Writer) (same bool) {
 	}()
 	return a == b
 }
+
+// CopyOut copies r to w (io.Discard when nil) in the background, until
+// r's EOF (every process holding the pipe's other end has exited); wait
+// returns the copy's error once it ended.
+func CopyOut(w io.Writer, r io.Reader) (wait func() error) {
+	if w == nil {
+		w = io.Discard
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(w, r)
+		done <- err
+	}()
+	return func() error { return <-done }
+}
