@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/executor/cgroup"
+	"github.com/builder-dev/builder/executor/initbin"
 	"github.com/builder-dev/builder/executor/sandboxinit"
 	"github.com/builder-dev/builder/snapshot"
 )
@@ -146,3 +147,10 @@ func (e *SetupError) Unwrap() error {
 	}
 	return e.Errno
 }
+
+// UseInitBinary makes Run start the sandbox init from a small separate
+// binary written into dir (see initbin.Use).
+var UseInitBinary = initbin.Use
+
+// initPath is the program Run starts.
+func initPath() string { return initbin.Path() }

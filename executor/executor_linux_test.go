@@ -322,9 +322,11 @@ func TestParallel(t *testing.T) {
 	wg.Wait()
 }
 
-// children returns the pids of the test process's children.
+// children returns the pids of the test process's children, but for the
+// init started ahead for the next sandbox.
 func children(t *testing.T) []string {
 	t.Helper()
+	warm := strconv.Itoa(executor.WarmInitPID())
 	files, err := filepath.Glob("/proc/self/task/*/children")
 	if err != nil {
 		t.Fatal(err)
@@ -336,6 +338,9 @@ func children(t *testing.T) []string {
 			t.Fatal(err)
 		}
 		for _, pid := range strings.Fields(string(b)) {
+			if pid == warm {
+				continue
+			}
 			// The default network's shared namespace holder and its
 			// helper live as long as the test process, by design.
 			cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline")

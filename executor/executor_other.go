@@ -23,3 +23,9 @@ func NetworkWarning() string {
 
 // PrepareNetwork does nothing: there is no network to prepare here.
 func PrepareNetwork() {}
+
+// DiscardWarm does nothing: no sandbox init is started here.
+func DiscardWarm() {}
+
+// Prepare does nothing: no sandbox runs here.
+func Prepare(spec Spec) {}

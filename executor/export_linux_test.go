@@ -1,6 +1,10 @@
 package executor
 
-import "time"
+import (
+	"time"
+
+	"github.com/builder-dev/builder/executor/cgroup"
+)
 
 // SharedNetworkState says when the start of the namespace shared through
 // helper began (zero if it did not), and whether the start has ended.
@@ -17,4 +21,24 @@ func SharedNetworkState(helper string) (began time.Time, done bool) {
 	default:
 	}
 	return s.began, done
+}
+
+// WarmInitPID is the pid of the init started ahead for the next sandbox,
+// or 0.
+func WarmInitPID() int {
+	if p := warmInits.Kept(); p != nil {
+		return p.Cmd.Process.Pid
+	}
+	return 0
+}
+
+// WarmInitCgroup is the name of the cgroup of the init started ahead for
+// the next sandbox, or "".
+func WarmInitCgroup() string {
+	if p := warmInits.Kept(); p != nil {
+		if cg, _ := p.Data.(*cgroup.Group); cg != nil {
+			return cg.Name
+		}
+	}
+	return ""
 }

@@ -10,14 +10,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/builder-dev/builder/executor/cgroup"
 	"github.com/builder-dev/builder/executor/mountpoints"
 	"github.com/builder-dev/builder/executor/sandboxinit"
-	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/builder-dev/builder/executor/warm"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,7 +65,8 @@ func Run(ctx context.Context, spec Spec) error {
 	defer runtime.UnlockOSThread()
 	l := &launch{spec: spec, nw: nw}
 	defer l.close()
-	if err := l.prepare(ctx); err != nil {
+	key := l.warmKey()
+	if err := l.prepare(ctx, key); err != nil {
 		return err
 	}
 	if err := l.start(); err != nil {
@@ -78,14 +78,23 @@ func Run(ctx context.Context, spec Spec) error {
 	writeErr := sendConfig(l.specW, cfg)
 	l.specW.Close()
 	stubs, setupErr := readReports(l.reportR)
+	if key != "" {
+		// The user process runs: start the next step's init meanwhile.
+		l.startWarm(key)
+	}
 	waitErr := l.cmd.Wait()
+	if l.waitOut != nil {
+		if err := l.waitOut(); waitErr == nil {
+			waitErr = err // as exec.Cmd.Wait reports a failed copy
+		}
+	}
 	if l.stdinW != nil {
 		l.stdinW.Close() // unblocks the copier's next Write
 	}
 	result := l.result(ctx, stubs, setupErr, waitErr, writeErr)
 	result = finishCgroup(l.cg, spec, result)
 	if spec.UpperDir != "" {
-		result = errors.Join(result, removeStubs(spec.UpperDir, stubs), mountpoints.Tidy(spec.UpperDir, spec.Rootfs))
+		result = errors.Join(result, mountpoints.RemoveStubs(spec.UpperDir, stubs), mountpoints.Tidy(spec.UpperDir, spec.Rootfs))
 	}
 	return result
 }
@@ -118,14 +127,27 @@ type launch struct {
 	cancelCG atomic.Pointer[cgroup.Group]
 	// The pipes: the init reads specR (and netR), writes reportW.
 	specR, specW, reportR, reportW, netR, netW *os.File
+	// warm: cmd was started ahead (warm_linux.go); its stdout and stderr
+	// are one pipe, read from outR and copied until waitOut returns.
+	warm    bool
+	outR    *os.File
+	waitOut func() error
 	// stdinW feeds a non-file Stdin to the init; nil when not needed.
 	stdinW *os.File
 	// undo runs at close, last first: terminal, helper.
 	undo []func()
 }
 
-// prepare makes the pipes and the init's command.
-func (l *launch) prepare(ctx context.Context) error {
+// prepare makes the pipes and the init's command, or takes the init
+// started ahead for key.
+func (l *launch) prepare(ctx context.Context, key string) error {
+	// The cgroup is made in start; refuse bad limits before anything runs.
+	if err := l.spec.Resources.Validate(); err != nil {
+		return err
+	}
+	if key != "" && l.takeWarm(ctx, key) {
+		return nil
+	}
 	var err error
 	if l.specR, l.specW, err = os.Pipe(); err != nil {
 		return err
@@ -138,19 +160,12 @@ func (l *launch) prepare(ctx context.Context) error {
 			return err
 		}
 	}
-	cmd := exec.CommandContext(ctx, initPath())
-	cmd.Args = []string{"builder-sandbox-init"}
-	// The init allocates little and runs briefly: no GC, few threads.
-	// The user process gets spec.Env, none of this.
-	cmd.Env = []string{sandboxinit.Env + "=" + sandboxinit.EnvInit, "GOMAXPROCS=1", "GOGC=off"}
-	cmd.ExtraFiles = []*os.File{sandboxinit.SpecFD - 3: l.specR, sandboxinit.ReportFD - 3: l.reportW}
+	netFD := l.nw.shared
 	if l.netR != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, l.netR) // NetFD
-	} else if l.nw.shared != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, l.nw.shared) // NetFD
+		netFD = l.netR
 	}
+	cmd := initCommand(exec.CommandContext(ctx, initPath()), l.nw.clone, l.specR, l.reportW, netFD)
 	cmd.Stdout, cmd.Stderr = l.spec.Stdout, l.spec.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags() | l.nw.clone, Pdeathsig: syscall.SIGKILL}
 	if l.stdinW, err = setStdin(cmd, l.spec.Stdin); err != nil {
 		return err
 	}
@@ -161,17 +176,62 @@ func (l *launch) prepare(ctx context.Context) error {
 		l.undo = append(l.undo, func() { takeTerminalBack(tty) })
 	}
 	l.cmd = cmd
-	// The cgroup is made in start; refuse bad limits before anything runs.
-	if err := l.spec.Resources.Validate(); err != nil {
-		return err
-	}
 	cmd.Cancel = func() error { return killSandbox(l.cancelCG.Load(), cmd.Process) }
 	return nil
 }
 
-// start starts the init, makes its cgroup and joins it, starts the network
-// helper on its namespace and the stdin copier.
+// initCommand makes cmd start the sandbox init with the namespaces of
+// every sandbox and netClone, reading specR (and netFD, if not nil),
+// writing reportW.
+func initCommand(cmd *exec.Cmd, netClone uintptr, specR, reportW, netFD *os.File) *exec.Cmd {
+	cmd.Args = []string{"builder-sandbox-init"}
+	// The init allocates little and runs briefly: no GC, few threads.
+	// The user process gets spec.Env, none of this.
+	cmd.Env = []string{sandboxinit.Env + "=" + sandboxinit.EnvInit, "GOMAXPROCS=1", "GOGC=off"}
+	cmd.ExtraFiles = []*os.File{sandboxinit.SpecFD - 3: specR, sandboxinit.ReportFD - 3: reportW}
+	if netFD != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, netFD) // NetFD
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags() | netClone, Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// start starts the init (unless it was started ahead), makes its cgroup
+// and joins it, starts the network helper on its namespace and the stdin
+// and output copiers.
 func (l *launch) start() error {
+	if !l.warm {
+		if err := l.startCold(); err != nil {
+			return err
+		}
+	}
+	if r, ok := l.spec.Stdout.(CPUReporter); ok && l.cg != nil {
+		r.ReportCPU(l.cg.CPU) // one file read: cpu.stat or cpuacct.usage
+	}
+	l.specR.Close()
+	l.reportW.Close()
+	if l.nw.helper != nil {
+		// The init's network namespace exists: configure it while the
+		// init sets up the rest.
+		l.netR.Close()
+		l.undo = append(l.undo, l.nw.start(l.cmd.Process.Pid, l.netW))
+	}
+	if l.outR != nil {
+		l.waitOut = warm.CopyOut(l.spec.Stdout, l.outR)
+	}
+	if f, ok := l.cmd.Stdin.(*os.File); ok && l.stdinW != nil {
+		f.Close()
+		go func() {
+			io.Copy(l.stdinW, l.spec.Stdin)
+			l.stdinW.Close()
+		}()
+	}
+	return nil
+}
+
+// startCold starts the init, makes its cgroup and joins it (an init
+// started ahead has joined its own).
+func (l *launch) startCold() error {
 	if err := l.cmd.Start(); err != nil {
 		return fmt.Errorf("starting sandbox init: %w", err)
 	}
@@ -186,28 +246,7 @@ func (l *launch) start() error {
 	}
 	l.cg = cg
 	l.cancelCG.Store(cg)
-	if err := joinCgroup(cg, l.cmd); err != nil {
-		return err
-	}
-	if r, ok := l.spec.Stdout.(CPUReporter); ok && cg != nil {
-		r.ReportCPU(cg.CPU) // one file read: cpu.stat or cpuacct.usage
-	}
-	l.specR.Close()
-	l.reportW.Close()
-	if l.nw.helper != nil {
-		// The init's network namespace exists: configure it while the
-		// init sets up the rest.
-		l.netR.Close()
-		l.undo = append(l.undo, l.nw.start(l.cmd.Process.Pid, l.netW))
-	}
-	if f, ok := l.cmd.Stdin.(*os.File); ok && l.stdinW != nil {
-		f.Close()
-		go func() {
-			io.Copy(l.stdinW, l.spec.Stdin)
-			l.stdinW.Close()
-		}()
-	}
-	return nil
+	return joinCgroup(cg, l.cmd)
 }
 
 // close undoes what prepare and start did, once the init is reaped (or
@@ -219,7 +258,7 @@ func (l *launch) close() {
 	if l.stdinW != nil {
 		l.stdinW.Close()
 	}
-	for _, f := range []*os.File{l.specR, l.specW, l.reportR, l.reportW, l.netR, l.netW} {
+	for _, f := range []*os.File{l.specR, l.specW, l.reportR, l.reportW, l.netR, l.netW, l.outR} {
 		if f != nil {
 			f.Close()
 		}
@@ -339,43 +378,6 @@ func writeEtcFiles(spec Spec, nw netPlan) error {
 		return fmt.Errorf("writing sandbox resolv.conf: %w", err)
 	}
 	return nil
-}
-
-// removeStubs removes, newest first, the mountpoints the init created, from
-// the overlay upper directory, if they are still an empty directory or an
-// empty regular file there. It never follows symlinks and never removes
-// anything else.
-func removeStubs(upper string, stubs []string) error {
-	var errs []error
-	for i := len(stubs) - 1; i >= 0; i-- {
-		rel := filepath.Clean("/" + stubs[i])
-		if rel == "/" {
-			continue
-		}
-		p := filepath.Join(upper, rel)
-		// A symlink anywhere in the path (the process may have made one)
-		// makes the secure join differ: leave it alone.
-		if sp, err := securejoin.SecureJoin(upper, rel); err != nil || sp != p {
-			continue
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			continue
-		}
-		switch {
-		case fi.IsDir():
-			err = unix.Rmdir(p) // fails, harmlessly, unless empty
-			if err == unix.ENOTEMPTY || err == unix.EEXIST {
-				err = nil
-			}
-		case fi.Mode().IsRegular() && fi.Size() == 0:
-			err = unix.Unlink(p)
-		}
-		if err != nil && err != unix.ENOENT {
-			errs = append(errs, fmt.Errorf("removing mountpoint stub %s from upper dir: %w", strings.TrimPrefix(rel, "/"), err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // takeTerminalBack makes this process's group the foreground group of tty

@@ -25,6 +25,7 @@ import (
 	"syscall"
 
 	"github.com/builder-dev/builder/snapshot"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,6 +72,10 @@ func current() string {
 	state.layer = layer
 	return layer
 }
+
+// Prepare makes the layer now, if Use set a directory, rather than at the
+// first Add: a sandbox's set-up can do it ahead.
+func Prepare() { current() }
 
 // layerName is the layer's directory in the state directory. It changes
 // when what checkLayer requires does, so that a layer an older builder
@@ -272,4 +277,41 @@ func opaque(p string) bool {
 		}
 	}
 	return false
+}
+
+// RemoveStubs removes, newest first, the mountpoints the init created, from
+// the overlay upper directory, if they are still an empty directory or an
+// empty regular file there. It never follows symlinks and never removes
+// anything else.
+func RemoveStubs(upper string, stubs []string) error {
+	var errs []error
+	for i := len(stubs) - 1; i >= 0; i-- {
+		rel := filepath.Clean("/" + stubs[i])
+		if rel == "/" {
+			continue
+		}
+		p := filepath.Join(upper, rel)
+		// A symlink anywhere in the path (the process may have made one)
+		// makes the secure join differ: leave it alone.
+		if sp, err := securejoin.SecureJoin(upper, rel); err != nil || sp != p {
+			continue
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue
+		}
+		switch {
+		case fi.IsDir():
+			err = unix.Rmdir(p) // fails, harmlessly, unless empty
+			if err == unix.ENOTEMPTY || err == unix.EEXIST {
+				err = nil
+			}
+		case fi.Mode().IsRegular() && fi.Size() == 0:
+			err = unix.Unlink(p)
+		}
+		if err != nil && err != unix.ENOENT {
+			errs = append(errs, fmt.Errorf("removing mountpoint stub %s from upper dir: %w", strings.TrimPrefix(rel, "/"), err))
+		}
+	}
+	return errors.Join(errs...)
 }

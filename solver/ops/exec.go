@@ -136,12 +136,12 @@ func (o *execOp) Run(ctx context.Context, inputs []solver.Result, log io.Writer)
 	return o.w.commit(id, parent, o.v.Meta().Name)
 }
 
-// Prepare implements solver.Preparer: a step with the default network
-// starts the build's network while the steps before it run.
+// Prepare implements solver.Preparer: the sandbox's set-up that does not
+// depend on the step's inputs (the build's network, the seccomp program,
+// the init) begins while the steps before it run (llb's networks are
+// executor's).
 func (o *execOp) Prepare() {
-	if o.op.Network != llb.NetworkNone && o.op.Network != llb.NetworkHost {
-		executor.PrepareNetwork()
-	}
+	executor.Prepare(executor.Spec{Network: o.op.Network, Resources: o.limits(), ElideSync: elidesSync(o.op), Insecure: o.op.Security == llb.SecurityInsecure})
 }
 
 // limits are the build's cgroup limits for this step.

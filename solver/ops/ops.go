@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/llb"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/builder-dev/builder/solver"
@@ -44,8 +45,9 @@ func (w *Worker) recs() *durable.Records {
 	return w.records
 }
 
-// Close releases what the Worker's records hold open.
-func (w *Worker) Close() error { return w.recs().Close() }
+// Close releases what the Worker's records hold open, and the sandbox
+// init started ahead for a next step (with its cgroup).
+func (w *Worker) Close() error { executor.DiscardWarm(); return w.recs().Close() }
 
 // Op returns the implementation of v, for solver.New.
 func (w *Worker) Op(v *llb.Vertex) (solver.Op, error) {

@@ -1,4 +1,7 @@
-package executor
+// Package initbin keeps the path of the program that the executor starts
+// as the sandbox init (and as the holder of a shared network namespace):
+// a small binary written into the state directory, or this process's own.
+package initbin
 
 import (
 	"crypto/sha256"
@@ -13,11 +16,11 @@ import (
 	"github.com/builder-dev/builder/executor/mountpoints"
 )
 
-// initBinary is the program Run starts as the sandbox init: "" means this
+// initBinary is the program the executor starts as the sandbox init: "" means this
 // process's own binary (/proc/self/exe), which calls Init first thing.
 var initBinary atomic.Value // string
 
-// UseInitBinary makes Run start the sandbox init from a small separate
+// Use makes the executor start the sandbox init from a small separate
 // binary instead of re-executing this (large) one: starting a process
 // costs in proportion to what it maps and initialises, so a binary of the
 // executor alone starts several times faster. The binary (cmd/builder-init:
@@ -26,8 +29,8 @@ var initBinary atomic.Value // string
 // was embedded; "" has it computed here, which reads all of binary. With
 // sum given, a file of the right name and size is taken as it is: a no-op
 // rebuild, which runs no step, pays a stat. dir also keeps the layer of
-// mountpoints that Run puts beneath an overlay rootfs (package mountpoints).
-func UseInitBinary(dir string, binary []byte, sum string) (string, error) {
+// mountpoints that executor.Run puts beneath an overlay rootfs (package mountpoints).
+func Use(dir string, binary []byte, sum string) (string, error) {
 	mountpoints.Use(dir)
 	if len(sum) < 24 {
 		h := sha256.Sum256(binary)
@@ -64,8 +67,8 @@ func UseInitBinary(dir string, binary []byte, sum string) (string, error) {
 	return path, nil
 }
 
-// initPath is the program Run starts.
-func initPath() string {
+// Path is the program the executor starts.
+func Path() string {
 	if p, _ := initBinary.Load().(string); p != "" {
 		return p
 	}

@@ -1,4 +1,4 @@
-package executor
+package mountpoints
 
 import (
 	"errors"
@@ -34,18 +34,18 @@ func TestRemoveStubs(t *testing.T) {
 		t.Fatal(err)
 	}
 	stubs := []string{"proc", "dev", "etc", "etc/hosts", "data", "data/resolv.conf", "link/sys", "missing", "../escape"}
-	if err := removeStubs(upper, stubs); err != nil {
-		t.Fatalf("removeStubs = %v", err)
+	if err := RemoveStubs(upper, stubs); err != nil {
+		t.Fatalf("RemoveStubs = %v", err)
 	}
 	for p, wantExist := range map[string]bool{
 		"proc": false, "etc": false, "dev/kept": true, "data/resolv.conf": true, "link": true,
 	} {
 		_, err := os.Lstat(filepath.Join(upper, p))
 		if exists := !errors.Is(err, os.ErrNotExist); exists != wantExist {
-			t.Errorf("after removeStubs, %s exists = %v, want %v", p, exists, wantExist)
+			t.Errorf("after RemoveStubs, %s exists = %v, want %v", p, exists, wantExist)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(target, "sys")); err != nil {
-		t.Errorf("removeStubs followed a symlink out of the upper dir: %v", err)
+		t.Errorf("RemoveStubs followed a symlink out of the upper dir: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package executor
+package initbin
 
 import (
 	"os"
@@ -8,28 +8,28 @@ import (
 	"github.com/builder-dev/builder/executor/mountpoints"
 )
 
-func TestUseInitBinary(t *testing.T) {
+func TestUse(t *testing.T) {
 	defer initBinary.Store("")
-	defer mountpoints.Use(mountpoints.Dir()) // UseInitBinary sets it
+	defer mountpoints.Use(mountpoints.Dir()) // Use sets it
 	dir := filepath.Join(t.TempDir(), "bin")
-	p1, err := UseInitBinary(dir, []byte("one"), "")
-	if err != nil || initPath() != p1 {
-		t.Fatalf("UseInitBinary = %q, %v; initPath() = %q", p1, err, initPath())
+	p1, err := Use(dir, []byte("one"), "")
+	if err != nil || Path() != p1 {
+		t.Fatalf("Use = %q, %v; Path() = %q", p1, err, Path())
 	}
 	if fi, err := os.Stat(p1); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Fatalf("init binary %s: %v %v", p1, fi, err)
 	}
 	// The same content again: the same file; other content: another.
-	if p, err := UseInitBinary(dir, []byte("one"), ""); p != p1 || err != nil {
-		t.Errorf("second UseInitBinary = %q, %v; want %q", p, err, p1)
+	if p, err := Use(dir, []byte("one"), ""); p != p1 || err != nil {
+		t.Errorf("second Use = %q, %v; want %q", p, err, p1)
 	}
-	p2, err := UseInitBinary(dir, []byte("two"), "")
-	if err != nil || p2 == p1 || initPath() != p2 {
-		t.Errorf("UseInitBinary(other) = %q, %v", p2, err)
+	p2, err := Use(dir, []byte("two"), "")
+	if err != nil || p2 == p1 || Path() != p2 {
+		t.Errorf("Use(other) = %q, %v", p2, err)
 	}
 	// A truncated file is written anew.
 	os.WriteFile(p1, []byte("on"), 0o755)
-	if _, err := UseInitBinary(dir, []byte("one"), ""); err != nil {
+	if _, err := Use(dir, []byte("one"), ""); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(p1); string(b) != "one" {
