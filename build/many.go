@@ -43,6 +43,7 @@ type target struct {
 	sess    *ops.Session
 	steps   *stepUsages
 	history *stephistory.History
+	pushes  *export.Pushes
 }
 
 // prepare checks opt and lowers its Dockerfile, for every platform.
@@ -89,6 +90,13 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 		return nil, err
 	}
 	defer s.GC.FinishUse(ctx, use, opts[0].GC, opts[0].Warn)
+	// The pushes ask what their tags name while the targets lower and solve.
+	pushes := make([]*export.Pushes, len(opts))
+	for i, opt := range opts {
+		opt.Keychain = cmp.Or(opt.Keychain, source.Keychain)
+		pushes[i] = export.StartPushes(ctx, s.exportStores(), exportOptions(opt, nil, use))
+		defer pushes[i].Stop()
+	}
 	// Lowering resolves base images: the targets do it at once.
 	targets := make([]*target, len(opts))
 	var pg errgroup.Group
@@ -105,6 +113,7 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 	}
 	parallelism := 0
 	for i, t := range targets {
+		t.pushes = pushes[i]
 		if err := s.useCacheFrom(ctx, t.opt, use, t.sess); err != nil {
 			return nil, &TargetError{Index: i, Err: err}
 		}
@@ -187,6 +196,7 @@ func (s *State) solveAndExport(ctx context.Context, t *target, sv *solver.Solver
 		return nil, err
 	}
 	eopt := exportOptions(t.opt, t.epoch, use)
+	eopt.Pushes = t.pushes
 	image := export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: res[0].Snapshot}
 	done := s.solve(sv, t.fe.Root, res[0].Snapshot, t.epoch, t.sess)
 	if eopt.InlineCache, err = s.inlineCache(ctx, t.opt, done); err != nil {
