@@ -17,6 +17,7 @@ import (
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/regping"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 )
@@ -85,7 +86,8 @@ func (t *target) roots() []*llb.Vertex {
 // own outputs, tags, progress and result. The first failure cancels the
 // others and is returned as a *TargetError.
 func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error) {
-	ctx, use, err := s.GC.StartUse(ctx, s.worker) // before lowering: its lease covers base images
+	// A registry is pinged once per build: by the base's resolution or a push.
+	ctx, use, err := s.GC.StartUse(regping.WithMemo(ctx), s.worker) // before lowering: its lease covers base images
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,14 @@
 // Package regping remembers registries' answers to go-containerregistry's
-// ping (GET /v2/, which says whether and how to authenticate) for a while
-// in the process. Every authenticated transport go-containerregistry makes
-// pings first: without this, a no-op build that resolves its base image
-// and then finds its image already pushed asks the same registry twice
-// (once per repository and purpose), a round trip of four.
+// ping (GET /v2/, which says whether and how to authenticate) for the
+// requests of one context, a build's. Every authenticated transport
+// go-containerregistry makes pings first: without this, a no-op build that
+// resolves its base image and then finds its image already pushed asks the
+// same registry twice (once per repository and purpose), a round trip of
+// four.
 package regping
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,8 +17,8 @@ import (
 )
 
 // TTL is how long an answer is reused. The answer changes only when the
-// registry's authentication is reconfigured; a long-running server then
-// catches up within TTL.
+// registry's authentication is reconfigured; a long build catches up
+// within TTL.
 var TTL = 30 * time.Second
 
 // answer is what a ping's answer says: its status (200: no auth; 401: the
@@ -29,65 +31,79 @@ type answer struct {
 	at     time.Time
 }
 
-var (
+// Memo is the answers remembered for one build.
+type Memo struct {
 	mu      sync.Mutex
-	answers = map[string]answer{}
+	answers map[string]answer
 	// flights holds pings in flight: a concurrent one waits for it (the
 	// base image's resolution and a push started beside it).
-	flights = map[string]chan struct{}{}
-)
+	flights map[string]chan struct{}
+}
 
-// Transport is inner with pings answered from what an earlier ping of the
-// same scheme and host (by any Transport of the process) was answered,
-// for TTL. Only 200 and 401 answers are remembered: a failure is asked
-// again.
-func Transport(inner http.RoundTripper) http.RoundTripper { return memo{inner} }
+type memoKey struct{}
 
-type memo struct{ inner http.RoundTripper }
+// WithMemo returns ctx with a new Memo: pings sent through a Transport
+// with a context derived from it share their answers.
+func WithMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, memoKey{}, &Memo{answers: map[string]answer{}, flights: map[string]chan struct{}{}})
+}
 
-func (m memo) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !isPing(req) {
-		return m.inner.RoundTrip(req)
+// Transport is inner with a ping answered from what an earlier ping of
+// the same scheme and host with the same Memo (see WithMemo) was
+// answered, for TTL. Only 200 and 401 answers are remembered: a failure
+// is asked again. A request whose context has no Memo goes to inner.
+func Transport(inner http.RoundTripper) http.RoundTripper { return memoTransport{inner} }
+
+type memoTransport struct{ inner http.RoundTripper }
+
+func (t memoTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	m, _ := req.Context().Value(memoKey{}).(*Memo)
+	if m == nil || !isPing(req) {
+		return t.inner.RoundTrip(req)
 	}
+	return m.ping(t.inner, req)
+}
+
+func (m *Memo) ping(inner http.RoundTripper, req *http.Request) (*http.Response, error) {
 	key := req.URL.Scheme + "://" + req.URL.Host
 	for {
-		mu.Lock()
-		if a, ok := answers[key]; ok && time.Since(a.at) < TTL {
-			mu.Unlock()
+		m.mu.Lock()
+		if a, ok := m.answers[key]; ok && time.Since(a.at) < TTL {
+			m.mu.Unlock()
 			return a.response(req), nil
 		}
-		wait, busy := flights[key]
+		wait, busy := m.flights[key]
 		if !busy {
-			flights[key] = make(chan struct{})
-			mu.Unlock()
+			m.flights[key] = make(chan struct{})
+			m.mu.Unlock()
 			break
 		}
-		mu.Unlock()
+		m.mu.Unlock()
 		select {
 		case <-wait:
 		case <-req.Context().Done():
 			return nil, req.Context().Err()
 		}
-		mu.Lock()
-		_, ok := answers[key]
-		mu.Unlock()
+		m.mu.Lock()
+		_, ok := m.answers[key]
+		m.mu.Unlock()
 		if !ok {
 			// The ping waited for failed: this one asks itself.
-			return m.inner.RoundTrip(req)
+			return inner.RoundTrip(req)
 		}
 	}
-	resp, err := m.inner.RoundTrip(req)
-	mu.Lock()
+	resp, err := inner.RoundTrip(req)
+	m.mu.Lock()
 	if err == nil && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized) {
 		at := req.URL
 		if resp.Request != nil && resp.Request.URL != nil {
 			at = resp.Request.URL
 		}
-		answers[key] = answer{status: resp.StatusCode, header: resp.Header.Clone(), url: *at, at: time.Now()}
+		m.answers[key] = answer{status: resp.StatusCode, header: resp.Header.Clone(), url: *at, at: time.Now()}
 	}
-	close(flights[key])
-	delete(flights, key)
-	mu.Unlock()
+	close(m.flights[key])
+	delete(m.flights, key)
+	m.mu.Unlock()
 	return resp, err
 }
 

@@ -33,7 +33,6 @@ func registry(t *testing.T, status func() int) (reg name.Registry, pings, others
 		w.WriteHeader(s)
 	}))
 	t.Cleanup(srv.Close)
-	t.Cleanup(func() { mu.Lock(); clear(answers); mu.Unlock() })
 	reg, err := name.NewRegistry(strings.TrimPrefix(srv.URL, "http://"), name.Insecure)
 	if err != nil {
 		t.Fatal(err)
@@ -47,10 +46,11 @@ func registry(t *testing.T, status func() int) (reg name.Registry, pings, others
 // is always sent.
 func TestPingRemembered(t *testing.T) {
 	for _, status := range []int{http.StatusOK, http.StatusUnauthorized} {
+		ctx := WithMemo(context.Background())
 		reg, pings, others := registry(t, func() int { return status })
 		var got []*transport.Challenge
 		for range 2 {
-			ch, err := transport.Ping(context.Background(), reg, Transport(http.DefaultTransport))
+			ch, err := transport.Ping(ctx, reg, Transport(http.DefaultTransport))
 			if err != nil {
 				t.Fatalf("ping answering %d: %v", status, err)
 			}
@@ -67,7 +67,7 @@ func TestPingRemembered(t *testing.T) {
 			t.Errorf("remembered challenge scheme %q, want bearer", b.Scheme)
 		}
 		for range 2 {
-			resp, err := Transport(http.DefaultTransport).RoundTrip(mustGet(t, "http://"+reg.RegistryStr()+"/v2/app/manifests/1"))
+			resp, err := Transport(http.DefaultTransport).RoundTrip(mustGet(t, ctx, "http://"+reg.RegistryStr()+"/v2/app/manifests/1"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,11 +86,12 @@ func TestPingFailureAskedAgain(t *testing.T) {
 	status.Store(http.StatusServiceUnavailable)
 	reg, pings, _ := registry(t, func() int { return int(status.Load()) })
 	rt := Transport(http.DefaultTransport)
-	if _, err := transport.Ping(context.Background(), reg, rt); err == nil {
+	ctx := WithMemo(context.Background())
+	if _, err := transport.Ping(ctx, reg, rt); err == nil {
 		t.Fatal("ping answered 503: no error")
 	}
 	status.Store(http.StatusOK)
-	if _, err := transport.Ping(context.Background(), reg, rt); err != nil {
+	if _, err := transport.Ping(ctx, reg, rt); err != nil {
 		t.Fatal(err)
 	}
 	if n := pings.Load(); n != 2 {
@@ -99,7 +100,7 @@ func TestPingFailureAskedAgain(t *testing.T) {
 	defer func(ttl time.Duration) { TTL = ttl }(TTL)
 	TTL = 0
 	status.Store(http.StatusUnauthorized)
-	ch, err := transport.Ping(context.Background(), reg, rt)
+	ch, err := transport.Ping(ctx, reg, rt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,14 +110,16 @@ func TestPingFailureAskedAgain(t *testing.T) {
 }
 
 // TestPingConcurrent: pings sent at once wait for the first one's answer.
+// Pings without the Memo in their context all reach the registry.
 func TestPingConcurrent(t *testing.T) {
 	reg, pings, _ := registry(t, func() int { time.Sleep(20 * time.Millisecond); return http.StatusOK })
+	ctx := WithMemo(context.Background())
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := transport.Ping(context.Background(), reg, Transport(http.DefaultTransport)); err != nil {
+			if _, err := transport.Ping(ctx, reg, Transport(http.DefaultTransport)); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -125,10 +128,18 @@ func TestPingConcurrent(t *testing.T) {
 	if n := pings.Load(); n != 1 {
 		t.Errorf("8 concurrent pings reached the registry %d times, want 1", n)
 	}
+	for range 2 {
+		if _, err := transport.Ping(context.Background(), reg, Transport(http.DefaultTransport)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := pings.Load(); n != 3 {
+		t.Errorf("2 pings without a Memo: the registry saw %d pings in all, want 3", n)
+	}
 }
 
-func mustGet(t *testing.T, u string) *http.Request {
-	req, err := http.NewRequest(http.MethodGet, u, nil)
+func mustGet(t *testing.T, ctx context.Context, u string) *http.Request {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
