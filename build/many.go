@@ -17,6 +17,7 @@ import (
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/localctx"
 	"github.com/builder-dev/builder/source/regping"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -57,6 +58,7 @@ func (s *State) prepare(ctx context.Context, opt Options) (*target, error) {
 	if t.fopt, t.epoch, err = s.frontendOptions(ctx, t.opt); err != nil {
 		return nil, err
 	}
+	localctx.Prewalk(ctx, t.fopt.ContextDir, t.fopt.Excludes, s.DB.FileSums())
 	// One memo for every platform: the checks and the first platform's
 	// lowering have looked the others' base images up already.
 	resolver := resolve.NewMemo(resolve.LocalFirst{Images: s.Images, Remote: s.Registries, RegistryOnly: t.opt.Pull})
@@ -86,8 +88,10 @@ func (t *target) roots() []*llb.Vertex {
 // own outputs, tags, progress and result. The first failure cancels the
 // others and is returned as a *TargetError.
 func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error) {
-	// A registry is pinged once per build: by the base's resolution or a push.
-	ctx, use, err := s.GC.StartUse(regping.WithMemo(ctx), s.worker) // before lowering: its lease covers base images
+	// A registry is pinged once per build: by the base's resolution or a
+	// push. The context's walk may start before the base is resolved.
+	ctx = localctx.WithPrewalks(regping.WithMemo(ctx))
+	ctx, use, err := s.GC.StartUse(ctx, s.worker) // before lowering: its lease covers base images
 	if err != nil {
 		return nil, err
 	}
