@@ -70,11 +70,9 @@ func (t *Tree) settleMargin() time.Duration {
 func (t *Tree) hashFiles(entries []*entry, walked time.Time, treeID []byte) error {
 	// Sized once: a large context's appends would copy them many times.
 	files := make([]*entry, 0, len(entries))
-	keys := make([]FileKey, 0, len(entries))
 	for _, e := range entries {
 		if e.mode.IsRegular() {
 			files = append(files, e)
-			keys = append(keys, e.key)
 		}
 	}
 	if len(files) == 0 {
@@ -86,6 +84,12 @@ func (t *Tree) hashFiles(entries []*entry, walked time.Time, treeID []byte) erro
 		if t.treeSums(files, treeID, seen) {
 			return nil
 		}
+	}
+	// The keys only when the tree's record did not do: 32 bytes a file
+	// that an unchanged context's check need not write.
+	keys := make([]FileKey, len(files))
+	for i, e := range files {
+		keys[i] = e.key
 	}
 	known := t.lookupSums(files, keys)
 	var todo []int
