@@ -14,14 +14,6 @@ import (
 func TestPrewalk(t *testing.T) {
 	dir := makeTree(t, map[string]string{"a": "aaaa", "sub/b": "bbbb"})
 	settle()
-	plainSum := func() string {
-		plain, _ := NewTree(dir, nil)
-		s, err := plain.Checksum(".", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
 	sums := newMemSums()
 	ctx := WithPrewalks(context.Background())
 	Prewalk(ctx, dir, nil, sums)
@@ -43,7 +35,7 @@ func TestPrewalk(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "new"), []byte("new"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	after := plainSum()
+	after := plainChecksum(t, dir)
 	if after == before {
 		t.Fatal("a new file left the checksum unchanged")
 	}
