@@ -222,14 +222,14 @@ func describe(rel string, entries []*entry) map[string]string {
 // covered.
 func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher) (string, []*entry, error) {
 	var err error
-	entries, walked := t.takePrewalk(rel, extra)
+	entries, walked, rec := t.takePrewalk(rel, extra)
 	if entries == nil {
 		walked = time.Now()
 		if entries, err = t.collect(rel, extra); err != nil {
 			return "", nil, fmt.Errorf("checksumming %s: %w", rel, err)
 		}
 	}
-	if err := t.hashFiles(entries, walked, t.treeID(rel, extra)); err != nil {
+	if err := t.hashFiles(entries, walked, t.treeID(rel, extra), rec); err != nil {
 		return "", nil, fmt.Errorf("checksumming %s: %w", rel, err)
 	}
 	h := sha256.New()

@@ -24,6 +24,9 @@ type prewalk struct {
 	walked  time.Time // when the walk started, as checksum's
 	entries []*entry
 	err     error
+	// rec is the tree's record Prewalk found: the checksum need not read
+	// it again (it still holds only if the walk saw what it was made of).
+	rec TreeSums
 }
 
 type prewalksKey struct{}
@@ -50,10 +53,11 @@ func Prewalk(ctx context.Context, root string, excludes []string, sums SumCache)
 		return // the checksum reports it
 	}
 	id := t.treeID(".", nil)
-	if _, ok := sums.LookupTree(id); !ok {
+	rec, ok := sums.LookupTree(id)
+	if !ok {
 		return
 	}
-	pw := &prewalk{done: make(chan struct{}), walked: time.Now()}
+	pw := &prewalk{done: make(chan struct{}), walked: time.Now(), rec: rec}
 	pws.mu.Lock()
 	pws.m[string(id)] = pw
 	pws.mu.Unlock()
@@ -70,12 +74,12 @@ func (t *Tree) UsePrewalk(ctx context.Context) {
 }
 
 // takePrewalk returns the entries of the walk started for the checksum of
-// rel with extra, and when it started; nil if there is none or it failed
-// (the checksum walks then). A walk is taken once: checksums fill in its
-// entries' digests.
-func (t *Tree) takePrewalk(rel string, extra *patternmatcher.PatternMatcher) ([]*entry, time.Time) {
+// rel with extra, when it started and the tree's record then; nil if there
+// is none or it failed (the checksum walks then). A walk is taken once:
+// checksums fill in its entries' digests.
+func (t *Tree) takePrewalk(rel string, extra *patternmatcher.PatternMatcher) ([]*entry, time.Time, *TreeSums) {
 	if t.prewalks == nil || rel != "." || extra != nil {
-		return nil, time.Time{}
+		return nil, time.Time{}, nil
 	}
 	id := string(t.treeID(".", nil))
 	t.prewalks.mu.Lock()
@@ -83,11 +87,11 @@ func (t *Tree) takePrewalk(rel string, extra *patternmatcher.PatternMatcher) ([]
 	delete(t.prewalks.m, id)
 	t.prewalks.mu.Unlock()
 	if pw == nil {
-		return nil, time.Time{}
+		return nil, time.Time{}, nil
 	}
 	<-pw.done
 	if pw.err != nil {
-		return nil, time.Time{}
+		return nil, time.Time{}, nil
 	}
-	return pw.entries, pw.walked
+	return pw.entries, pw.walked, &pw.rec
 }
