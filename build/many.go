@@ -17,6 +17,8 @@ import (
 	"github.com/builder-dev/builder/solver"
 	"github.com/builder-dev/builder/solver/ops"
 	"github.com/builder-dev/builder/source"
+	"github.com/builder-dev/builder/source/localctx"
+	"github.com/builder-dev/builder/source/regping"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 )
@@ -43,6 +45,7 @@ type target struct {
 	sess    *ops.Session
 	steps   *stepUsages
 	history *stephistory.History
+	pushes  *export.Pushes
 }
 
 // prepare checks opt and lowers its Dockerfile, for every platform.
@@ -55,6 +58,7 @@ func (s *State) prepare(ctx context.Context, opt Options) (*target, error) {
 	if t.fopt, t.epoch, err = s.frontendOptions(ctx, t.opt); err != nil {
 		return nil, err
 	}
+	localctx.Prewalk(ctx, t.fopt.ContextDir, t.fopt.Excludes, s.DB.FileSums())
 	// One memo for every platform: the checks and the first platform's
 	// lowering have looked the others' base images up already.
 	resolver := resolve.NewMemo(resolve.LocalFirst{Images: s.Images, Remote: s.Registries, RegistryOnly: t.opt.Pull})
@@ -84,11 +88,21 @@ func (t *target) roots() []*llb.Vertex {
 // own outputs, tags, progress and result. The first failure cancels the
 // others and is returned as a *TargetError.
 func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error) {
+	// A registry is pinged once per build: by the base's resolution or a
+	// push. The context's walk may start before the base is resolved.
+	ctx = localctx.WithPrewalks(regping.WithMemo(ctx))
 	ctx, use, err := s.GC.StartUse(ctx, s.worker) // before lowering: its lease covers base images
 	if err != nil {
 		return nil, err
 	}
 	defer s.GC.FinishUse(ctx, use, opts[0].GC, opts[0].Warn)
+	// The pushes ask what their tags name while the targets lower and solve.
+	pushes := make([]*export.Pushes, len(opts))
+	for i, opt := range opts {
+		opt.Keychain = cmp.Or(opt.Keychain, source.Keychain)
+		pushes[i] = export.StartPushes(ctx, s.exportStores(), exportOptions(opt, nil, use))
+		defer pushes[i].Stop()
+	}
 	// Lowering resolves base images: the targets do it at once.
 	targets := make([]*target, len(opts))
 	var pg errgroup.Group
@@ -105,6 +119,7 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 	}
 	parallelism := 0
 	for i, t := range targets {
+		t.pushes = pushes[i]
 		if err := s.useCacheFrom(ctx, t.opt, use, t.sess); err != nil {
 			return nil, &TargetError{Index: i, Err: err}
 		}
@@ -187,6 +202,7 @@ func (s *State) solveAndExport(ctx context.Context, t *target, sv *solver.Solver
 		return nil, err
 	}
 	eopt := exportOptions(t.opt, t.epoch, use)
+	eopt.Pushes = t.pushes
 	image := export.Image{Platform: t.fopt.TargetPlatform, Root: t.fe.Root, Config: t.fe.Image, Top: res[0].Snapshot}
 	done := s.solve(sv, t.fe.Root, res[0].Snapshot, t.epoch, t.sess)
 	if eopt.InlineCache, err = s.inlineCache(ctx, t.opt, done); err != nil {

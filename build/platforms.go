@@ -85,6 +85,7 @@ func (s *State) lowerMore(ctx context.Context, opt Options, fopt dockerfile.Opti
 // inline cache.
 func (s *State) solvePlatforms(ctx context.Context, t *target, sv *solver.Solver, use *gc.Use) (*Result, error) {
 	eopt := exportOptions(t.opt, t.epoch, use)
+	eopt.Pushes = t.pushes
 	eopt.ProvenanceRequest = provenanceRequest(t.opt, t.started)
 	roots := t.roots()
 	pl, err := export.StartPlatforms(ctx, s.exportStores(), eopt, roots)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/source/loopback"
+	"github.com/builder-dev/builder/source/regping"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -69,10 +70,11 @@ func (p RetryPolicy) backoff() remote.Backoff {
 
 // Transport is the HTTP transport of registry requests below auth: inner
 // (nil for go-containerregistry's default) with Retry-After honoured, and
-// requests that failed for a reason a retry may cure sent again with backoff.
+// requests that failed for a reason a retry may cure sent again with backoff,
+// and a registry's ping answered from an earlier one (see regping).
 func (p RetryPolicy) Transport(inner http.RoundTripper) http.RoundTripper {
-	return transport.NewRetry(p.transport(inner), transport.WithRetryBackoff(p.backoff()),
-		transport.WithRetryPredicate(retryable), transport.WithRetryStatusCodes(retryStatusCodes...))
+	return regping.Transport(transport.NewRetry(p.transport(inner), transport.WithRetryBackoff(p.backoff()),
+		transport.WithRetryPredicate(retryable), transport.WithRetryStatusCodes(retryStatusCodes...)))
 }
 
 // transport is the HTTP transport below Transport's retries: inner (nil for

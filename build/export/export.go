@@ -74,6 +74,9 @@ type Options struct {
 	// SBOM attestation (--sbom); a single-platform build then gets an
 	// index too, as with BuildKit.
 	SBOMScanner string
+	// Pushes, when set, are the pushes StartPushes started for these
+	// options.
+	Pushes *Pushes
 }
 
 // Image is one platform's solved build.
@@ -131,7 +134,7 @@ func export(ctx context.Context, st Stores, opt Options, j job) (*Result, error)
 	}
 	// The pushes' first requests (ping, credentials, what the tag names)
 	// go while the image is assembled.
-	pushes := startPushes(ctx, st, opt, outputs)
+	pushes := opt.startPushes(ctx, st, outputs)
 	defer pushes.wait()
 	a := newAssembler(st, opt, j)
 	primaryImage, err := a.assemble(ctx, outputs[primary])
@@ -283,6 +286,43 @@ func startPushes(ctx context.Context, st Stores, opt Options, outputs []output.S
 		}
 	}
 	return out
+}
+
+// Pushes are the pushes of a build's outputs started with the build
+// (StartPushes), for Options.Pushes.
+type Pushes struct {
+	started started
+	cancel  context.CancelFunc
+}
+
+// StartPushes starts the pushes opt's outputs ask for while the build
+// runs: a no-op rebuild then finds its tag's manifest unchanged without a
+// round trip after the solve (push.RecheckAfter bounds how old that answer
+// may be). Stop must follow.
+func StartPushes(ctx context.Context, st Stores, opt Options) *Pushes {
+	outputs, _, err := planOutputs(opt)
+	if err != nil {
+		return nil // export reports it
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	return &Pushes{started: startPushes(ctx, st, opt, outputs), cancel: cancel}
+}
+
+// startPushes returns the pushes started with the build, or starts them.
+func (opt Options) startPushes(ctx context.Context, st Stores, outputs []output.Spec) started {
+	if opt.Pushes != nil {
+		return opt.Pushes.started
+	}
+	return startPushes(ctx, st, opt, outputs)
+}
+
+// Stop cancels what the pushes still ask (a build that failed before its
+// export) and waits for them.
+func (p *Pushes) Stop() {
+	if p != nil {
+		p.cancel()
+		p.started.wait()
+	}
 }
 
 // wait waits for the pushes started.

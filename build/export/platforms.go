@@ -94,7 +94,7 @@ func (p *Pipeline) writeOutputs(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer scans.stop()
-	pushes := startPushes(ctx, s, opt, outputs)
+	pushes := opt.startPushes(ctx, s, outputs)
 	defer pushes.wait()
 	if err := p.g.Wait(); err != nil {
 		return nil, err

@@ -50,6 +50,7 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 		return "", err
 	}
 	tree.Sums = o.w.DB.FileSums()
+	tree.UsePrewalk(ctx)
 	excludes, err := filecopy.NewExcludes(o.op.Excludes)
 	if err != nil {
 		return "", err

@@ -44,6 +44,7 @@ type Tree struct {
 
 	settleOnce sync.Once
 	settle     time.Duration // see settleMargin
+	prewalks   *prewalks     // see UsePrewalk
 }
 
 // NewTree returns the tree at root, leaving out what excludes
@@ -220,12 +221,15 @@ func describe(rel string, entries []*entry) map[string]string {
 // checksum returns the checksum of what rel selects and the entries it
 // covered.
 func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher) (string, []*entry, error) {
-	walked := time.Now()
-	entries, err := t.collect(rel, extra)
-	if err != nil {
-		return "", nil, fmt.Errorf("checksumming %s: %w", rel, err)
+	var err error
+	entries, walked, rec := t.takePrewalk(rel, extra)
+	if entries == nil {
+		walked = time.Now()
+		if entries, err = t.collect(rel, extra); err != nil {
+			return "", nil, fmt.Errorf("checksumming %s: %w", rel, err)
+		}
 	}
-	if err := t.hashFiles(entries, walked, t.treeID(rel, extra)); err != nil {
+	if err := t.hashFiles(entries, walked, t.treeID(rel, extra), rec); err != nil {
 		return "", nil, fmt.Errorf("checksumming %s: %w", rel, err)
 	}
 	h := sha256.New()

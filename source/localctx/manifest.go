@@ -28,7 +28,7 @@ func (t *Tree) Manifest() ([]ManifestEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing %s: %w", t.Root, err)
 	}
-	if err := t.hashFiles(entries, walked, t.treeID(".", nil)); err != nil {
+	if err := t.hashFiles(entries, walked, t.treeID(".", nil), nil); err != nil {
 		return nil, fmt.Errorf("listing %s: %w", t.Root, err)
 	}
 	out := make([]ManifestEntry, len(entries))

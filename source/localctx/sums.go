@@ -66,15 +66,14 @@ func (t *Tree) settleMargin() time.Duration {
 // hashFiles fills in the content digest of every regular file: all at once
 // from the tree's record when nothing the walk saw changed, else each from
 // the sum cache where it is still valid, else by reading it. walked is when
-// the walk that listed entries started; treeID names the tree's record.
-func (t *Tree) hashFiles(entries []*entry, walked time.Time, treeID []byte) error {
+// the walk that listed entries started; treeID names the tree's record,
+// rec (if not nil) is that record as read already.
+func (t *Tree) hashFiles(entries []*entry, walked time.Time, treeID []byte, rec *TreeSums) error {
 	// Sized once: a large context's appends would copy them many times.
 	files := make([]*entry, 0, len(entries))
-	keys := make([]FileKey, 0, len(entries))
 	for _, e := range entries {
 		if e.mode.IsRegular() {
 			files = append(files, e)
-			keys = append(keys, e.key)
 		}
 	}
 	if len(files) == 0 {
@@ -83,9 +82,15 @@ func (t *Tree) hashFiles(entries []*entry, walked time.Time, treeID []byte) erro
 	var seen [32]byte
 	if t.Sums != nil {
 		seen = walkDigest(entries)
-		if t.treeSums(files, treeID, seen) {
+		if t.treeSums(files, treeID, seen, rec) {
 			return nil
 		}
+	}
+	// The keys only when the tree's record did not do: 32 bytes a file
+	// that an unchanged context's check need not write.
+	keys := make([]FileKey, len(files))
+	for i, e := range files {
+		keys[i] = e.key
 	}
 	known := t.lookupSums(files, keys)
 	var todo []int
@@ -164,11 +169,19 @@ func walkDigest(entries []*entry) [32]byte {
 	return out
 }
 
-// treeSums fills in every file's digest from the tree's record if the
-// record was made from a walk that saw what this one saw.
-func (t *Tree) treeSums(files []*entry, id []byte, seen [32]byte) bool {
-	rec, ok := t.Sums.LookupTree(id)
-	if !ok || rec.Seen != seen || len(rec.Sums) != len(files) {
+// treeSums fills in every file's digest from the tree's record (known,
+// else looked up) if the record was made from a walk that saw what this
+// one saw.
+func (t *Tree) treeSums(files []*entry, id []byte, seen [32]byte, known *TreeSums) bool {
+	rec := known
+	if rec == nil {
+		r, ok := t.Sums.LookupTree(id)
+		if !ok {
+			return false
+		}
+		rec = &r
+	}
+	if rec.Seen != seen || len(rec.Sums) != len(files) {
 		return false
 	}
 	for i, e := range files {

@@ -51,14 +51,7 @@ func TestChecksumTreeRecord(t *testing.T) {
 	sums := newMemSums()
 	tree, _ := NewTree(dir, nil)
 	tree.Sums = sums
-	plainSum := func() string {
-		plain, _ := NewTree(dir, nil)
-		s, err := plain.Checksum(".", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	plainSum := func() string { return plainChecksum(t, dir) }
 	check := func(step string, wantTreeHit bool) {
 		t.Helper()
 		sums.lookups, sums.treeHits, sums.treesStored = 0, 0, 0
@@ -184,4 +177,15 @@ func TestTreeIDExclusion(t *testing.T) {
 	if len(ids) != 2 {
 		t.Errorf("foo and !foo give the same tree id")
 	}
+}
+
+// plainChecksum is the checksum of dir by a tree without a sum cache.
+func plainChecksum(t *testing.T, dir string) string {
+	t.Helper()
+	plain, _ := NewTree(dir, nil)
+	s, err := plain.Checksum(".", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -108,12 +108,13 @@ func readDir(dir, sub string, buf []byte, filter func(dir *dirInfo, name string,
 	block := make([]entry, 0, len(ends))
 	local := make([]*entry, 0, len(ends))
 	var subdirs []string
+	scratch := make([]byte, 0, 256)
 	start := 0
 	for _, end := range ends {
 		name := all[start:end]
 		start = end
 		var st unix.Stat_t
-		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := lstatAt(fd, name, &scratch, &st); err != nil {
 			return nil, nil, &os.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFSOCK {
