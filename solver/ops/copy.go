@@ -34,8 +34,7 @@ func (o *copyOp) local() (llb.LocalOp, bool) {
 	return l, ok
 }
 
-// CacheKey adds, for a copy from the build context, a checksum of exactly
-// the files each source selects.
+// CacheKey adds, for a copy from the context, a sum of exactly the files each source selects.
 func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Digest, error) {
 	l, ok := o.local()
 	if !ok {
