@@ -63,7 +63,9 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 		return nil, err
 	}
 	markMerged(history, merge)
-	descs, diffIDs, err := e.compressAll(ctx, layers, merge, base, o)
+	f := e.newFlush()
+	defer f.close()
+	descs, diffIDs, err := e.compressAll(ctx, f, layers, merge, base, o)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +75,14 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 		cfg.Created = lastCreated(history)
 	}
 	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}
-	return e.writeImage(ctx, cfg, descs, o)
+	img, err := e.writeImage(ctx, f, cfg, descs, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.commit(e.DB); err != nil {
+		return nil, fmt.Errorf("assembling image: %w", err)
+	}
+	return img, nil
 }
 
 // layers pairs the non-empty entries of history with the snapshots of
@@ -141,25 +150,28 @@ func markMerged(history []ocispec.History, merge int) {
 }
 
 // compressAll makes (or finds) the blob of every layer in parallel, the
-// merge oldest as one, and returns their descriptors and diff_ids.
-func (e *Exporter) compressAll(ctx context.Context, layers []cache.Snapshot, merge int, base map[string]bool, o Options) ([]ocispec.Descriptor, []digest.Digest, error) {
+// merge oldest as one, into f, and returns their descriptors and diff_ids.
+func (e *Exporter) compressAll(ctx context.Context, f *flush, layers []cache.Snapshot, merge int, base map[string]bool, o Options) ([]ocispec.Descriptor, []digest.Digest, error) {
 	descs := make([]ocispec.Descriptor, len(layers)-max(merge-1, 0))
 	diffIDs := make([]digest.Digest, len(descs))
+	oldest := layers[:max(merge, 0)]
+	layers, err := e.lockLayers(ctx, f, layers[len(oldest):], base, o)
+	if err != nil {
+		return nil, nil, err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.NumCPU())
 	if merge > 0 {
-		oldest := layers[:merge]
 		g.Go(func() error {
-			d, diffID, err := e.squashed(gctx, oldest, o)
+			d, diffID, err := e.squashed(gctx, f, oldest, o)
 			descs[0], diffIDs[0] = d, diffID
 			return err
 		})
-		layers = layers[merge:]
 	}
 	for i, s := range layers {
 		i += len(descs) - len(layers)
 		g.Go(func() error {
-			d, diffID, err := e.layerShared(gctx, s, base[s.ID], o)
+			d, diffID, err := e.layerWith(gctx, f, s, base[s.ID], o)
 			descs[i], diffIDs[i] = d, diffID
 			return err
 		})
@@ -171,7 +183,7 @@ func (e *Exporter) compressAll(ctx context.Context, layers []cache.Snapshot, mer
 }
 
 // writeImage writes the config and the manifest of an image of layers.
-func (e *Exporter) writeImage(ctx context.Context, cfg dockerspec.DockerOCIImage, layers []ocispec.Descriptor, o Options) (*Image, error) {
+func (e *Exporter) writeImage(ctx context.Context, f *flush, cfg dockerspec.DockerOCIImage, layers []ocispec.Descriptor, o Options) (*Image, error) {
 	rawConfig, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -181,7 +193,7 @@ func (e *Exporter) writeImage(ctx context.Context, cfg dockerspec.DockerOCIImage
 			return nil, err
 		}
 	}
-	configDigest, err := e.Content.WriteBytes(ctx, rawConfig)
+	configDigest, err := f.blobs.WriteBytes(ctx, rawConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +212,7 @@ func (e *Exporter) writeImage(ctx context.Context, cfg dockerspec.DockerOCIImage
 	if err != nil {
 		return nil, err
 	}
-	manifestDigest, err := e.Content.WriteBytes(ctx, rawManifest)
+	manifestDigest, err := f.blobs.WriteBytes(ctx, rawManifest)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,108 @@
+package exporter
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/builder-dev/builder/cache"
+	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/cache/coord"
+	"github.com/opencontainers/go-digest"
+)
+
+// flush gathers the writes of one assembly and makes them durable
+// together: every blob (layers, config, manifest) first, in one content
+// batch (their files synced at once, each directory once), then every
+// record naming them in one database transaction. The records come last
+// so that a record names only durable blobs: a crash before the batch's
+// Commit returns leaves blobs that no record names (ingest debris, or a
+// blob a later build finds by digest), never a record of a missing blob.
+type flush struct {
+	blobs *content.Batch
+	mu    sync.Mutex
+	memos []cache.BlobMemo
+	// locks are the layer locks taken for the blobs of the batch: held
+	// until their records are written, so that a build in another
+	// process waiting for one finds the blob in the record.
+	locks []*coord.KeyLock
+}
+
+func (e *Exporter) newFlush() *flush { return &flush{blobs: e.Content.NewBatch()} }
+
+// remember adds a blob to the records the flush writes.
+func (f *flush) remember(m cache.BlobMemo) {
+	f.mu.Lock()
+	f.memos = append(f.memos, m)
+	f.mu.Unlock()
+}
+
+// beforeRecords, when set, runs between the blobs' commit and the
+// records' transaction (tests stop a process there).
+var beforeRecords func()
+
+// commit makes the blobs durable, then writes the records naming them.
+func (f *flush) commit(db *cache.DB) error {
+	if err := f.blobs.Commit(); err != nil {
+		return err
+	}
+	if beforeRecords != nil {
+		beforeRecords()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return db.PutExport(f.memos, nil)
+}
+
+// close drops what was not committed and releases the locks.
+func (f *flush) close() {
+	f.blobs.Close()
+	for _, l := range f.locks {
+		l.Unlock()
+	}
+	f.locks = nil
+}
+
+// layerLockKey names the lock of the blob of snapshot id under key.
+func layerLockKey(id, key string) digest.Digest {
+	return digest.FromString("layer\x00" + id + "\x00" + key)
+}
+
+// lockLayers locks the layers whose blob as o says is yet to be made,
+// holding the locks in f, and returns layers with the records read again
+// once locked (what a build that held a lock wrote). The locks are taken
+// one by one in the order of their keys, the same in every process, so
+// that two processes each holding some and waiting for more never wait
+// for each other.
+func (e *Exporter) lockLayers(ctx context.Context, f *flush, layers []cache.Snapshot, base map[string]bool, o Options) ([]cache.Snapshot, error) {
+	type want struct {
+		key digest.Digest
+		i   int
+	}
+	var todo []want
+	for i, s := range layers {
+		epoch := o.SourceDateEpoch
+		if base[s.ID] {
+			epoch = nil
+		}
+		key := memoKey(o.compression(), o.Level, epoch)
+		if d, ok := s.Blobs[key]; ok && e.Content.Exists(d.Digest) {
+			continue
+		}
+		todo = append(todo, want{layerLockKey(s.ID, key), i})
+	}
+	slices.SortFunc(todo, func(a, b want) int { return strings.Compare(string(a.key), string(b.key)) })
+	layers = slices.Clone(layers)
+	for _, w := range todo {
+		lock, err := e.DB.LockKey(ctx, w.key, nil)
+		if err != nil {
+			return nil, err
+		}
+		f.locks = append(f.locks, lock)
+		if fresh, err := e.DB.Snapshot(layers[w.i].ID); err == nil {
+			layers[w.i] = fresh
+		}
+	}
+	return layers, nil
+}
