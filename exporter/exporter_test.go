@@ -72,6 +72,11 @@ func twoLayers(t *testing.T, e *exporter.Exporter, made time.Time) (string, dock
 	t.Helper()
 	addLayer(t, e, "l1", "", made, map[string]string{"etc/one": "1\n"})
 	addLayer(t, e, "l2", "l1", made.Add(time.Minute), map[string]string{"app/two": "2\n"})
+	return "l2", twoLayerConfig()
+}
+
+// twoLayerConfig is the config twoLayers returns.
+func twoLayerConfig() dockerspec.DockerOCIImage {
 	var cfg dockerspec.DockerOCIImage
 	cfg.OS, cfg.Architecture = "linux", "amd64"
 	cfg.Config.Cmd = []string{"/app/two"}
@@ -80,7 +85,7 @@ func twoLayers(t *testing.T, e *exporter.Exporter, made time.Time) (string, dock
 		{CreatedBy: "ENV A=b", EmptyLayer: true},
 		{CreatedBy: "COPY two /app/two"},
 	}
-	return "l2", cfg
+	return cfg
 }
 
 func TestAssembleWith(t *testing.T) {

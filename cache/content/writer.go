@@ -221,7 +221,8 @@ func (s *Store) PruneIngest(olderThan time.Duration) (int, error) {
 	return removed, nil
 }
 
-func syncDir(dir string) error {
+// syncDir fsyncs a directory; tests replace it to count the calls.
+var syncDir = func(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err
