@@ -307,31 +307,48 @@ func storeAndPush(ctx context.Context, s Stores, o output.Spec, rec cache.Image,
 			return nil, err
 		}
 	}
-	var stored []string
+	var recs []cache.Image
 	if !o.NoStore {
 		for _, n := range names {
 			rec.Name = n
-			if err := s.DB.PutImage(rec); err != nil {
-				return nil, err
-			}
-			stored = append(stored, n)
+			recs = append(recs, rec)
 		}
 	}
+	// The names go to the store (one transaction) while the push runs: a
+	// push reads the blobs, which AssembleWith made durable, not records.
+	named := make(chan error, 1)
+	go func() { named <- s.DB.PutExport(nil, recs) }()
+	if err := pushNames(ctx, s, names, rec, p, push); err != nil {
+		<-named
+		return nil, err
+	}
+	if err := <-named; err != nil {
+		return nil, err
+	}
+	var stored []string
+	for _, r := range recs {
+		stored = append(stored, r.Name)
+	}
+	return stored, nil
+}
+
+// pushNames pushes rec's image to names if push.
+func pushNames(ctx context.Context, s Stores, names []string, rec cache.Image, p pushing, push bool) error {
 	if !push {
-		return stored, nil
+		return nil
 	}
 	for _, n := range names {
 		ref, err := s.Registries.ParseReference(n)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		start := time.Now()
 		if err := p.started[n].Push(ctx, s.Content, rec.Manifest); err != nil {
-			return nil, err
+			return err
 		}
 		p.step.pushed(ref.String(), p.size, time.Since(start))
 	}
-	return stored, nil
+	return nil
 }
 
 // writeOutput writes an archive or a file tree output.
