@@ -40,6 +40,8 @@ type Image struct {
 	ManifestBytes []byte
 	Config        []byte
 	Layers        []ocispec.Descriptor
+	// pending is what AssembleStaged left to Finish.
+	pending *flush
 }
 
 // Assemble builds the image whose file tree is top's chain and whose config
@@ -51,6 +53,21 @@ func (e *Exporter) Assemble(ctx context.Context, top string, cfg dockerspec.Dock
 
 // AssembleWith is Assemble with layers, media types and times as o says.
 func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.DockerOCIImage, o Options) (*Image, error) {
+	img, err := e.AssembleStaged(ctx, top, cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Finish(img, nil); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// AssembleStaged is AssembleWith returning as soon as the image's blobs
+// can be read whole (a push of it may start), before they are durable and
+// recorded: the caller then calls Finish (which does that and names the
+// image in the same transaction), or Release if it gives up.
+func (e *Exporter) AssembleStaged(ctx context.Context, top string, cfg dockerspec.DockerOCIImage, o Options) (img *Image, err error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
@@ -64,7 +81,11 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 	}
 	markMerged(history, merge)
 	f := e.newFlush()
-	defer f.close()
+	defer func() {
+		if err != nil {
+			f.close()
+		}
+	}()
 	descs, diffIDs, err := e.compressAll(ctx, f, layers, merge, base, o)
 	if err != nil {
 		return nil, err
@@ -75,14 +96,38 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 		cfg.Created = lastCreated(history)
 	}
 	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}
-	img, err := e.writeImage(ctx, f, cfg, descs, o)
+	img, err = e.writeImage(ctx, f, cfg, descs, o)
 	if err != nil {
 		return nil, err
 	}
-	if err := f.commit(e.DB); err != nil {
+	if err := f.blobs.Install(); err != nil {
 		return nil, fmt.Errorf("assembling image: %w", err)
 	}
+	img.pending = f
 	return img, nil
+}
+
+// Finish makes the blobs of an image from AssembleStaged durable, then
+// writes, in one transaction, the records naming them and names (images
+// to name in the local store). Called again, or for an image made
+// otherwise, it writes names only.
+func (e *Exporter) Finish(img *Image, names []cache.Image) error {
+	if img.pending == nil {
+		return e.DB.PutExport(nil, names)
+	}
+	if err := img.pending.finish(names); err != nil {
+		return fmt.Errorf("recording image %s: %w", img.Manifest.Digest, err)
+	}
+	return nil
+}
+
+// Release gives up what an image from AssembleStaged left unfinished:
+// its blobs stay in the store unrecorded (a later build makes them again,
+// or a prune removes them), and its layer locks go.
+func (e *Exporter) Release(img *Image) {
+	if img.pending != nil {
+		img.pending.close()
+	}
 }
 
 // layers pairs the non-empty entries of history with the snapshots of

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -15,13 +16,21 @@ import (
 // flush gathers the writes of one assembly and makes them durable
 // together: every blob (layers, config, manifest) first, in one content
 // batch (their files synced at once, each directory once), then every
-// record naming them in one database transaction. The records come last
-// so that a record names only durable blobs: a crash before the batch's
-// Commit returns leaves blobs that no record names (ingest debris, or a
-// blob a later build finds by digest), never a record of a missing blob.
+// record naming them, and the image's names, in one database
+// transaction. The records come last so that a record names only durable
+// blobs: a crash before the batch's Commit returns leaves blobs that no
+// record names (ingest debris, or a blob a later build finds by digest),
+// never a record of a missing blob. Between the two steps of the batch
+// (Install, Commit) the blobs can be read whole, which is all a push
+// needs, so a push can go while the rest is made durable.
 type flush struct {
+	db    *cache.DB
 	blobs *content.Batch
 	mu    sync.Mutex
+	// done is set once the records are written or the flush closed;
+	// err then says why they were not, and what names no image can get.
+	done  bool
+	err   error
 	memos []cache.BlobMemo
 	// locks are the layer locks taken for the blobs of the batch: held
 	// until their records are written, so that a build in another
@@ -29,7 +38,7 @@ type flush struct {
 	locks []*coord.KeyLock
 }
 
-func (e *Exporter) newFlush() *flush { return &flush{blobs: e.Content.NewBatch()} }
+func (e *Exporter) newFlush() *flush { return &flush{db: e.DB, blobs: e.Content.NewBatch()} }
 
 // remember adds a blob to the records the flush writes.
 func (f *flush) remember(m cache.BlobMemo) {
@@ -38,25 +47,51 @@ func (f *flush) remember(m cache.BlobMemo) {
 	f.mu.Unlock()
 }
 
+var errReleased = errors.New("the image's blobs were released unrecorded")
+
 // beforeRecords, when set, runs between the blobs' commit and the
 // records' transaction (tests stop a process there).
 var beforeRecords func()
 
-// commit makes the blobs durable, then writes the records naming them.
-func (f *flush) commit(db *cache.DB) error {
+// finish makes the blobs durable, then writes the records naming them
+// and names, and releases the locks. Once finished, it writes names only.
+func (f *flush) finish(names []cache.Image) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		if f.err != nil {
+			return f.err
+		}
+		return f.db.PutExport(nil, names)
+	}
+	f.err = f.commit(names)
+	f.done = true // finished, well or not: closeLocked keeps f.err
+	f.closeLocked()
+	return f.err
+}
+
+func (f *flush) commit(names []cache.Image) error {
 	if err := f.blobs.Commit(); err != nil {
 		return err
 	}
 	if beforeRecords != nil {
 		beforeRecords()
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return db.PutExport(f.memos, nil)
+	return f.db.PutExport(f.memos, names)
 }
 
 // close drops what was not committed and releases the locks.
 func (f *flush) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closeLocked()
+}
+
+func (f *flush) closeLocked() {
+	if !f.done && f.err == nil {
+		f.err = errReleased
+	}
+	f.done = true
 	f.blobs.Close()
 	for _, l := range f.locks {
 		l.Unlock()

@@ -133,3 +133,65 @@ func TestKilledBeforeRecords(t *testing.T) {
 		t.Errorf("manifest %s is not in the store", img.Manifest.Digest)
 	}
 }
+
+// TestAssembleStagedFinish: a staged image's blobs can be read before
+// Finish, but no record names them until Finish, which writes the
+// records and the image's name in one transaction.
+func TestAssembleStagedFinish(t *testing.T) {
+	e := newExporter(t)
+	top, cfg := twoLayers(t, e, time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC))
+	img, err := e.AssembleStaged(t.Context(), top, cfg, exporter.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Release(img)
+	for _, d := range append([]digest.Digest{img.Manifest.Digest}, img.Layers[0].Digest, img.Layers[1].Digest) {
+		if _, err := e.Content.ReadAll(d); err != nil {
+			t.Errorf("blob %s of a staged image cannot be read: %v", d, err)
+		}
+	}
+	checkRecordedBlobs(t, e, 0)
+	before := e.DB.Writes()
+	rec := cache.Image{Name: "example.com/a:latest", Manifest: img.Manifest, Snapshot: top, Created: time.Now().UTC()}
+	if err := e.Finish(img, []cache.Image{rec}); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.DB.Writes() - before; n != 1 {
+		t.Errorf("Finish with a name took %d write transactions, want 1", n)
+	}
+	checkRecordedBlobs(t, e, 2)
+	rec.Name = "example.com/b:latest"
+	if err := e.Finish(img, []cache.Image{rec}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"example.com/a:latest", "example.com/b:latest"} {
+		if got, err := e.DB.Image(n); err != nil || got.Manifest.Digest != img.Manifest.Digest {
+			t.Errorf("Image(%s) = %v, %v; want manifest %s", n, got.Manifest.Digest, err, img.Manifest.Digest)
+		}
+	}
+}
+
+// TestAssembleStagedRelease: a staged image released records nothing,
+// and cannot be named after.
+func TestAssembleStagedRelease(t *testing.T) {
+	e := newExporter(t)
+	top, cfg := twoLayers(t, e, time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC))
+	img, err := e.AssembleStaged(t.Context(), top, cfg, exporter.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Release(img)
+	rec := cache.Image{Name: "example.com/a:latest", Manifest: img.Manifest, Snapshot: top}
+	if err := e.Finish(img, []cache.Image{rec}); err == nil {
+		t.Error("Finish of a released image named it")
+	}
+	checkRecordedBlobs(t, e, 0)
+	if _, err := e.DB.Image(rec.Name); err == nil {
+		t.Errorf("a released image got the name %s", rec.Name)
+	}
+	// The layers' locks went with it: assembling again does not wait.
+	if _, err := e.AssembleWith(t.Context(), top, cfg, exporter.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	checkRecordedBlobs(t, e, 2)
+}

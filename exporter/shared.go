@@ -36,5 +36,5 @@ func (e *Exporter) layerShared(ctx context.Context, s cache.Snapshot, base bool,
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
-	return d, diffID, f.commit(e.DB)
+	return d, diffID, f.finish(nil)
 }

@@ -134,6 +134,8 @@ func export(ctx context.Context, st Stores, opt Options, j job) (*Result, error)
 	pushes := startPushes(ctx, st, opt, outputs)
 	defer pushes.wait()
 	a := newAssembler(st, opt, j)
+	a.staged = true
+	defer a.release()
 	primaryImage, err := a.assemble(ctx, outputs[primary])
 	if err != nil {
 		return nil, err
@@ -146,13 +148,17 @@ func export(ctx context.Context, st Stores, opt Options, j job) (*Result, error)
 		}
 		names := outputNames(o, opt.Tags)
 		if o.Type != output.Image && o.Type != output.Registry {
+			if err := a.ex.Finish(img, nil); err != nil {
+				return nil, err
+			}
 			if err := writeOutput(ctx, st, o, img, names); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		rec := cache.Image{Manifest: img.Manifest, Snapshot: j.top, Created: time.Now().UTC()}
-		stored, err := storeAndPush(ctx, st, o, rec, names, pushing{started: pushes[i], step: j.step, size: img.Size()})
+		stored, err := storeAndPush(ctx, st, o, rec, names, pushing{started: pushes[i], step: j.step, size: img.Size(),
+			record: func(names []cache.Image) error { return a.ex.Finish(img, names) }})
 		if err != nil {
 			return nil, err
 		}
@@ -226,6 +232,9 @@ type assembler struct {
 	// descAnnotations go on the manifest's descriptor (--annotation
 	// manifest-descriptor:...).
 	descAnnotations map[string]string
+	// staged: images are assembled with AssembleStaged, each finished by
+	// the caller (exporter.Finish) and all released by release.
+	staged bool
 }
 
 func newAssembler(st Stores, opt Options, j job) *assembler {
@@ -244,11 +253,23 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 	if img, ok := a.images[eo]; ok {
 		return img, nil
 	}
-	img, err := a.ex.AssembleWith(ctx, a.job.top, a.job.config, eo)
+	assemble := a.ex.AssembleWith
+	if a.staged {
+		// A staged image holds the locks of the layers it made until
+		// finished, and another assembly may want the same ones.
+		for _, img := range a.images {
+			if err := a.ex.Finish(img, nil); err != nil {
+				return nil, err
+			}
+		}
+		assemble = a.ex.AssembleStaged
+	}
+	img, err := assemble(ctx, a.job.top, a.job.config, eo)
 	if err != nil {
 		return nil, err
 	}
 	if err := a.job.use.Exported(ctx, img.Manifest, img.ManifestBytes, img.Config); err != nil {
+		a.ex.Release(img)
 		return nil, err
 	}
 	img.Manifest.Annotations = a.descAnnotations
@@ -256,12 +277,21 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 	return img, nil
 }
 
+// release gives up the images left unfinished (see staged).
+func (a *assembler) release() {
+	for _, img := range a.images {
+		a.ex.Release(img)
+	}
+}
+
 // pushing is how an image output's image is pushed: the pushes started
-// for its names, and reported where with what size of blobs.
+// for its names, and reported where with what size of blobs; record,
+// when set, names the image in the store (else DB.PutExport does).
 type pushing struct {
 	started map[string]*push.Pending
 	step    *step
 	size    int64
+	record  func([]cache.Image) error
 }
 
 // started holds the pushes begun for each output, by name.
@@ -314,10 +344,15 @@ func storeAndPush(ctx context.Context, s Stores, o output.Spec, rec cache.Image,
 			recs = append(recs, rec)
 		}
 	}
-	// The names go to the store (one transaction) while the push runs: a
-	// push reads the blobs, which AssembleWith made durable, not records.
+	// The names go to the store, with the records of the image's blobs
+	// (made durable first), in one transaction, while the push runs: a
+	// push reads the blobs, which AssembleStaged made whole, not records.
+	record := p.record
+	if record == nil {
+		record = func(recs []cache.Image) error { return s.DB.PutExport(nil, recs) }
+	}
 	named := make(chan error, 1)
-	go func() { named <- s.DB.PutExport(nil, recs) }()
+	go func() { named <- record(recs) }()
 	if err := pushNames(ctx, s, names, rec, p, push); err != nil {
 		<-named
 		return nil, err

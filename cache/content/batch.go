@@ -30,7 +30,9 @@ type Batch struct {
 	// into, and those where the batch found a blob already (another
 	// writer's rename, which that writer may not have synced yet).
 	dirs map[string]bool
-	done bool
+	// installed is set once Install renamed the blobs, done once the
+	// batch is committed or closed.
+	installed, done bool
 }
 
 // pendingBlob is a written, verified ingest file waiting for Commit.
@@ -89,8 +91,8 @@ func (b *Batch) WriteBytes(ctx context.Context, p []byte) (digest.Digest, error)
 func (b *Batch) add(p pendingBlob) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.done {
-		return errors.New("adding a blob to a content batch already committed or closed")
+	if b.done || b.installed {
+		return errors.New("adding a blob to a content batch already installed, committed or closed")
 	}
 	b.pending = append(b.pending, p)
 	return nil
@@ -99,19 +101,50 @@ func (b *Batch) add(p pendingBlob) error {
 // syncFile is f.Sync; tests replace it to fail or stop a commit there.
 var syncFile = (*os.File).Sync
 
-// Commit makes every blob of the batch durable and visible: ingest files
-// fsynced (all at once), renamed into place, and each blobs directory
-// fsynced once. Only after it returns may a record name the batch's blobs.
-// On error no blob of the batch was renamed unless its file was synced;
-// Close removes what is left.
+// Commit makes every blob of the batch durable and visible: Install, then
+// each blobs directory fsynced once. Only after it returns may a record
+// name the batch's blobs. Close removes what an error left.
 func (b *Batch) Commit() error {
+	if err := b.Install(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = true
+	// The names last: once a directory is synced its renames survive a
+	// crash, and so may a record naming them.
+	for dir := range b.dirs {
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("committing blobs: syncing %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// Install makes the blobs of the batch readable in the store, each whole:
+// ingest files fsynced (all at once), then renamed into place. Their names
+// are durable only once Commit returns, so a record must wait for that; a
+// reader of the content (a push) need not. On error no blob of the batch
+// was renamed unless its file was synced.
+func (b *Batch) Install() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.done {
 		return errors.New("content batch already committed or closed")
 	}
-	b.done = true
+	if b.installed {
+		return nil
+	}
 	defer b.dropPending()
+	if err := b.install(); err != nil {
+		b.done = true // a failed batch commits nothing more
+		return err
+	}
+	b.installed = true
+	return nil
+}
+
+func (b *Batch) install() error {
 	// Data first: a rename must never make a blob of a file whose bytes
 	// a crash could still lose.
 	var g errgroup.Group
@@ -134,13 +167,6 @@ func (b *Batch) Commit() error {
 			return err
 		}
 		b.dirs[filepath.Dir(b.s.Path(p.dgst))] = true
-	}
-	// The names last: once a directory is synced its renames survive a
-	// crash, and so may a record naming them.
-	for dir := range b.dirs {
-		if err := syncDir(dir); err != nil {
-			return fmt.Errorf("committing blobs: syncing %s: %w", dir, err)
-		}
 	}
 	return nil
 }

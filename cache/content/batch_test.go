@@ -118,6 +118,9 @@ func TestBatchSyncFails(t *testing.T) {
 	if err := b.Commit(); err == nil {
 		t.Fatal("Commit succeeded with a failed fsync")
 	}
+	if err := b.Commit(); err == nil {
+		t.Error("a Commit after a failed one succeeded")
+	}
 	b.Close()
 	for _, d := range ds {
 		if s.Exists(d) {
