@@ -1,70 +1,40 @@
 package cache
 
 import (
-	"encoding/json"
-	"fmt"
 	"reflect"
+	"slices"
 
-	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 )
 
-// BlobMemo is a blob an export made of a snapshot, for its record's Blobs.
-type BlobMemo struct {
-	Snapshot string
-	// Key names the blob in Snapshot.Blobs.
-	Key  string
-	Blob ocispec.Descriptor
-	// DiffID, when set, becomes the record's DiffID.
-	DiffID digest.Digest
-}
-
-// PutExport writes what an export learned in one transaction (one
-// database sync): blobs added to their snapshots' records, kept with
-// what others changed in those records meanwhile, and image names, where
-// a name given the image it has already writes nothing (as PutImage).
-// The caller must have made every blob named durable first.
-func (d *DB) PutExport(memos []BlobMemo, images []Image) error {
-	var changed []Image
-	for _, img := range images {
-		if old, err := d.Image(img.Name); err == nil {
-			old.Created = img.Created
-			if reflect.DeepEqual(old, img) {
-				continue
-			}
-		}
-		changed = append(changed, img)
-	}
-	if len(memos) == 0 && len(changed) == 0 {
+// PutExport changes snapshot records and names images in one transaction
+// (one database sync), for what an export learned: each fn changes its
+// record as UpdateSnapshot does, and an image named as it is already
+// writes nothing, as with PutImage. The caller must have made every blob
+// they name durable first.
+func (d *DB) PutExport(updates map[string]func(*Snapshot), images []Image) error {
+	images = slices.DeleteFunc(slices.Clone(images), d.named)
+	if len(updates) == 0 && len(images) == 0 {
 		return nil
 	}
 	return d.update(func(tx *bolt.Tx) error {
-		for _, m := range memos {
-			raw := tx.Bucket(bucketSnapshots).Get([]byte(m.Snapshot))
-			if raw == nil {
-				return fmt.Errorf("snapshot %s: %w", m.Snapshot, ErrNotFound)
-			}
-			var s Snapshot
-			if err := json.Unmarshal(raw, &s); err != nil {
-				return fmt.Errorf("snapshot %s: %w", m.Snapshot, err)
-			}
-			if s.Blobs == nil {
-				s.Blobs = map[string]ocispec.Descriptor{}
-			}
-			s.Blobs[m.Key] = m.Blob
-			if m.DiffID != "" {
-				s.DiffID = m.DiffID
-			}
-			if err := put(tx, bucketSnapshots, m.Snapshot, s); err != nil {
+		for id, fn := range updates {
+			if err := updateSnapshot(tx, id, fn); err != nil {
 				return err
 			}
 		}
-		for _, img := range changed {
+		for _, img := range images {
 			if err := put(tx, bucketImages, img.Name, img); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// named reports whether img is in the store as it is, Created aside.
+func (d *DB) named(img Image) bool {
+	old, err := d.Image(img.Name)
+	old.Created = img.Created
+	return err == nil && reflect.DeepEqual(old, img)
 }

@@ -206,18 +206,20 @@ func (d *DB) PutSnapshot(s Snapshot) error {
 // UpdateSnapshot changes the record of id in one transaction, so that
 // what another process changed in it meanwhile is kept.
 func (d *DB) UpdateSnapshot(id string, fn func(*Snapshot)) error {
-	return d.update(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketSnapshots).Get([]byte(id))
-		if raw == nil {
-			return fmt.Errorf("snapshot %s: %w", id, ErrNotFound)
-		}
-		var s Snapshot
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return fmt.Errorf("snapshot %s: %w", id, err)
-		}
-		fn(&s)
-		return put(tx, bucketSnapshots, id, s)
-	})
+	return d.update(func(tx *bolt.Tx) error { return updateSnapshot(tx, id, fn) })
+}
+
+func updateSnapshot(tx *bolt.Tx, id string, fn func(*Snapshot)) error {
+	raw := tx.Bucket(bucketSnapshots).Get([]byte(id))
+	if raw == nil {
+		return fmt.Errorf("snapshot %s: %w", id, ErrNotFound)
+	}
+	var s Snapshot
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	fn(&s)
+	return put(tx, bucketSnapshots, id, s)
 }
 
 // Snapshot returns the record of id.

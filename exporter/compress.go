@@ -334,11 +334,7 @@ func (e *Exporter) makeLayer(ctx context.Context, f *flush, s cache.Snapshot, sa
 		return ocispec.Descriptor{}, "", err
 	}
 	memo := ocispec.Descriptor{MediaType: mt, Digest: dgst, Size: size, Annotations: map[string]string{annotationDiffID: diffID.String()}}
-	m := cache.BlobMemo{Snapshot: s.ID, Key: key, Blob: memo}
-	if epoch == nil {
-		m.DiffID = diffID
-	}
-	f.remember(m)
+	f.remember(s.ID, key, memo, diffID, epoch == nil)
 	return ocispec.Descriptor{MediaType: mt, Digest: dgst, Size: size}, diffID, nil
 }
 

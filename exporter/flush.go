@@ -11,6 +11,7 @@ import (
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/cache/coord"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // flush gathers the writes of one assembly and makes them durable
@@ -29,22 +30,38 @@ type flush struct {
 	mu    sync.Mutex
 	// done is set once the records are written or the flush closed;
 	// err then says why they were not, and what names no image can get.
-	done  bool
-	err   error
-	memos []cache.BlobMemo
+	done bool
+	err  error
+	// updates add the blobs made to their snapshots' records.
+	updates map[string]func(*cache.Snapshot)
 	// locks are the layer locks taken for the blobs of the batch: held
 	// until their records are written, so that a build in another
 	// process waiting for one finds the blob in the record.
 	locks []*coord.KeyLock
 }
 
-func (e *Exporter) newFlush() *flush { return &flush{db: e.DB, blobs: e.Content.NewBatch()} }
+func (e *Exporter) newFlush() *flush {
+	return &flush{db: e.DB, blobs: e.Content.NewBatch(), updates: map[string]func(*cache.Snapshot){}}
+}
 
-// remember adds a blob to the records the flush writes.
-func (f *flush) remember(m cache.BlobMemo) {
+// remember adds blob d of snapshot id, under key, to the records the
+// flush writes, and its diff_id if setDiffID.
+func (f *flush) remember(id, key string, d ocispec.Descriptor, diffID digest.Digest, setDiffID bool) {
 	f.mu.Lock()
-	f.memos = append(f.memos, m)
-	f.mu.Unlock()
+	defer f.mu.Unlock()
+	before := f.updates[id]
+	f.updates[id] = func(s *cache.Snapshot) {
+		if before != nil {
+			before(s)
+		}
+		if s.Blobs == nil {
+			s.Blobs = map[string]ocispec.Descriptor{}
+		}
+		s.Blobs[key] = d
+		if setDiffID {
+			s.DiffID = diffID
+		}
+	}
 }
 
 var errReleased = errors.New("the image's blobs were released unrecorded")
@@ -77,7 +94,7 @@ func (f *flush) commit(names []cache.Image) error {
 	if beforeRecords != nil {
 		beforeRecords()
 	}
-	return f.db.PutExport(f.memos, names)
+	return f.db.PutExport(f.updates, names)
 }
 
 // close drops what was not committed and releases the locks.

@@ -83,6 +83,6 @@ func (e *Exporter) squashed(ctx context.Context, f *flush, layers []cache.Snapsh
 		fmt.Fprintf(e.Log, "merged the oldest %d layers into %s (%s)\n", len(layers), diffID.Encoded()[:12], strings.TrimSpace(want))
 	}
 	memo := ocispec.Descriptor{MediaType: mt, Digest: dgst, Size: size, Annotations: map[string]string{annotationDiffID: diffID.String()}}
-	f.remember(cache.BlobMemo{Snapshot: top.ID, Key: key, Blob: memo})
+	f.remember(top.ID, key, memo, "", false)
 	return ocispec.Descriptor{MediaType: mt, Digest: dgst, Size: size}, diffID, nil
 }

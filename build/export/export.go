@@ -20,6 +20,7 @@ import (
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/exporter/archive"
 	"github.com/builder-dev/builder/exporter/filetree"
 	"github.com/builder-dev/builder/exporter/push"
 	"github.com/builder-dev/builder/gc"
@@ -393,20 +394,20 @@ func writeOutput(ctx context.Context, s Stores, o output.Spec, img *exporter.Ima
 		if len(names) > 1 {
 			names = names[:1]
 		}
-		images := []exporter.ArchiveImage{{Manifest: img.Manifest, Names: names}}
+		images := []archive.Image{{Manifest: img.Manifest, Names: names}}
 		if o.Directory {
-			if err := exporter.WriteOCIArchive(exporter.DirSink(o.Dest), s.Content, images); err != nil {
+			if err := archive.WriteOCI(archive.DirSink(o.Dest), s.Content, images); err != nil {
 				return fmt.Errorf("writing OCI layout %s: %w", o.Dest, err)
 			}
 			return nil
 		}
 		return writeFileAtomic(o.Dest, "OCI layout", func(w io.Writer) error {
-			return exporter.WriteOCIArchive(exporter.TarSink(w), s.Content, images)
+			return archive.WriteOCI(archive.TarSink(w), s.Content, images)
 		})
 	case output.Docker:
-		images := []exporter.ArchiveImage{{Manifest: img.Manifest, Names: names}}
+		images := []archive.Image{{Manifest: img.Manifest, Names: names}}
 		return writeFileAtomic(o.Dest, "docker archive", func(w io.Writer) error {
-			return exporter.WriteDockerArchive(exporter.TarSink(w), s.Content, images)
+			return archive.WriteDocker(archive.TarSink(w), s.Content, images)
 		})
 	case output.Tar:
 		return writeFileAtomic(o.Dest, "file tree tar", func(w io.Writer) error {
