@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
-	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/exporter"
 	"github.com/builder-dev/builder/snapshot"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -25,21 +24,7 @@ import (
 // a content store and a snapshotter, all in a temporary directory.
 func newExporter(t *testing.T) *exporter.Exporter {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := cache.Open(filepath.Join(dir, "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	store, err := content.NewStore(filepath.Join(dir, "content"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snaps, err := snapshot.NewSnapshotter(filepath.Join(dir, "snapshots"), snapshot.WithTempDir(filepath.Join(dir, "tmp")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &exporter.Exporter{DB: db, Content: store, Snapshots: snaps}
+	return openExporter(t, t.TempDir())
 }
 
 // addLayer commits a snapshot id above parent holding files (path ->
