@@ -12,7 +12,6 @@ import (
 
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/exporter"
-	"github.com/builder-dev/builder/snapshot"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
