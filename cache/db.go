@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -204,18 +203,20 @@ func (d *DB) PutSnapshot(s Snapshot) error {
 // UpdateSnapshot changes the record of id in one transaction, so that
 // what another process changed in it meanwhile is kept.
 func (d *DB) UpdateSnapshot(id string, fn func(*Snapshot)) error {
-	return d.update(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketSnapshots).Get([]byte(id))
-		if raw == nil {
-			return fmt.Errorf("snapshot %s: %w", id, ErrNotFound)
-		}
-		var s Snapshot
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return fmt.Errorf("snapshot %s: %w", id, err)
-		}
-		fn(&s)
-		return put(tx, bucketSnapshots, id, s)
-	})
+	return d.update(func(tx *bolt.Tx) error { return updateSnapshot(tx, id, fn) })
+}
+
+func updateSnapshot(tx *bolt.Tx, id string, fn func(*Snapshot)) error {
+	raw := tx.Bucket(bucketSnapshots).Get([]byte(id))
+	if raw == nil {
+		return fmt.Errorf("snapshot %s: %w", id, ErrNotFound)
+	}
+	var s Snapshot
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	fn(&s)
+	return put(tx, bucketSnapshots, id, s)
 }
 
 // Snapshot returns the record of id.
@@ -376,15 +377,7 @@ func (d *DB) PutLayerSnapshot(chainID digest.Digest, s Snapshot) error {
 // PutImage names an image in the local store, replacing any previous one.
 // Naming the same image again, as a no-op rebuild does, writes nothing (no
 // database sync): the name keeps the Created of its first naming.
-func (d *DB) PutImage(img Image) error {
-	if old, err := d.Image(img.Name); err == nil {
-		old.Created = img.Created
-		if reflect.DeepEqual(old, img) {
-			return nil
-		}
-	}
-	return d.update(func(tx *bolt.Tx) error { return put(tx, bucketImages, img.Name, img) })
-}
+func (d *DB) PutImage(img Image) error { return d.PutExport(nil, []Image{img}) }
 
 // Image returns a named image of the local store.
 func (d *DB) Image(name string) (Image, error) { return get[Image](d, bucketImages, name) }

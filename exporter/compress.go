@@ -228,7 +228,7 @@ func blobDiffID(s cache.Snapshot, key string, d ocispec.Descriptor) digest.Diges
 // layerWith returns the blob of snapshot s written as o says, making it the
 // first time. base marks a layer of a base image, which keeps its times and,
 // unless o.ForceCompression, the compression it has.
-func (e *Exporter) layerWith(ctx context.Context, s cache.Snapshot, base bool, o Options) (ocispec.Descriptor, digest.Digest, error) {
+func (e *Exporter) layerWith(ctx context.Context, f *flush, s cache.Snapshot, base bool, o Options) (ocispec.Descriptor, digest.Digest, error) {
 	epoch := o.SourceDateEpoch
 	if base {
 		epoch = nil
@@ -265,7 +265,7 @@ func (e *Exporter) layerWith(ctx context.Context, s cache.Snapshot, base bool, o
 		d := s.Blobs[k]
 		return ocispec.Descriptor{MediaType: mt, Digest: d.Digest, Size: d.Size}, blobDiffID(s, k, d), nil
 	}
-	return e.makeLayer(ctx, s, same, key, epoch, o)
+	return e.makeLayer(ctx, f, s, same, key, epoch, o)
 }
 
 // sameTar lists the keys of the blobs of s that hold the tar epoch gives
@@ -285,9 +285,9 @@ func (e *Exporter) sameTar(s cache.Snapshot, epoch *time.Time) []string {
 
 // makeLayer makes the blob of s under key: from another compression of the
 // same tar (the blobs same names) if there is one, so that every
-// compression has the same diff_id, else from the layer directory. It
-// remembers the blob in the snapshot's record.
-func (e *Exporter) makeLayer(ctx context.Context, s cache.Snapshot, same []string, key string, epoch *time.Time, o Options) (ocispec.Descriptor, digest.Digest, error) {
+// compression has the same diff_id, else from the layer directory. The
+// blob and its memo in the snapshot's record go to f.
+func (e *Exporter) makeLayer(ctx context.Context, f *flush, s cache.Snapshot, same []string, key string, epoch *time.Time, o Options) (ocispec.Descriptor, digest.Digest, error) {
 	// Convert from the uncompressed blob if there is one.
 	slices.SortStableFunc(same, func(a, b string) int {
 		ua, _ := splitKey(a)
@@ -320,7 +320,7 @@ func (e *Exporter) makeLayer(ctx context.Context, s cache.Snapshot, same []strin
 		}
 		return nil
 	}
-	dgst, size, diffID, tarSize, err := e.writeLayer(ctx, want, o.Level, fill, check)
+	dgst, size, diffID, tarSize, err := e.writeLayer(ctx, f, want, o.Level, fill, check)
 	if err != nil {
 		return ocispec.Descriptor{}, "", fmt.Errorf("%s layer of %s: %w", doing, s.Description, err)
 	}
@@ -334,17 +334,15 @@ func (e *Exporter) makeLayer(ctx context.Context, s cache.Snapshot, same []strin
 		return ocispec.Descriptor{}, "", err
 	}
 	memo := ocispec.Descriptor{MediaType: mt, Digest: dgst, Size: size, Annotations: map[string]string{annotationDiffID: diffID.String()}}
-	if err := e.remember(s.ID, key, memo, diffID, epoch == nil); err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
+	f.remember(s.ID, key, memo, diffID, epoch == nil)
 	return ocispec.Descriptor{MediaType: mt, Digest: dgst, Size: size}, diffID, nil
 }
 
-// writeLayer makes a blob of the content store from the layer tar that
-// fill writes, compressed as compression says. check, when set, sees the
+// writeLayer makes a blob of f's batch from the layer tar that fill
+// writes, compressed as compression says. check, when set, sees the
 // tar's diff_id before the blob is committed, and may refuse it. It
 // returns the blob's digest and size, the diff_id and the tar's size.
-func (e *Exporter) writeLayer(ctx context.Context, compression string, level int, fill func(io.Writer) error, check func(digest.Digest) error) (dgst digest.Digest, size int64, diffID digest.Digest, tarSize int64, err error) {
+func (e *Exporter) writeLayer(ctx context.Context, f *flush, compression string, level int, fill func(io.Writer) error, check func(digest.Digest) error) (dgst digest.Digest, size int64, diffID digest.Digest, tarSize int64, err error) {
 	w, err := e.Content.Writer(ctx)
 	if err != nil {
 		return "", 0, "", 0, err
@@ -371,7 +369,7 @@ func (e *Exporter) writeLayer(ctx context.Context, compression string, level int
 			return "", 0, "", 0, err
 		}
 	}
-	dgst, size, err = w.Commit("", -1)
+	dgst, size, err = w.CommitTo(f.blobs, "", -1)
 	return dgst, size, diffID, counted.n, err
 }
 
@@ -389,20 +387,6 @@ func (e *Exporter) copyUncompressed(w io.Writer, d digest.Digest, compression st
 	defer zr.Close()
 	_, err = io.Copy(w, zr)
 	return err
-}
-
-// remember adds a blob to the snapshot's record, in one transaction so
-// that what others changed in it meanwhile is kept.
-func (e *Exporter) remember(id, key string, d ocispec.Descriptor, diffID digest.Digest, setDiffID bool) error {
-	return e.DB.UpdateSnapshot(id, func(s *cache.Snapshot) {
-		if s.Blobs == nil {
-			s.Blobs = map[string]ocispec.Descriptor{}
-		}
-		s.Blobs[key] = d
-		if setDiffID {
-			s.DiffID = diffID
-		}
-	})
 }
 
 // countingWriter counts the bytes written through it.

@@ -40,6 +40,8 @@ type Image struct {
 	ManifestBytes []byte
 	Config        []byte
 	Layers        []ocispec.Descriptor
+	// pending is what AssembleStaged left to Finish.
+	pending *flush
 }
 
 // Assemble builds the image whose file tree is top's chain and whose config
@@ -51,6 +53,21 @@ func (e *Exporter) Assemble(ctx context.Context, top string, cfg dockerspec.Dock
 
 // AssembleWith is Assemble with layers, media types and times as o says.
 func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.DockerOCIImage, o Options) (*Image, error) {
+	img, err := e.AssembleStaged(ctx, top, cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Finish(img, nil); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// AssembleStaged is AssembleWith returning as soon as the image's blobs
+// can be read whole (a push of it may start), before they are durable and
+// recorded: the caller then calls Finish (which does that and names the
+// image in the same transaction), or Release if it gives up.
+func (e *Exporter) AssembleStaged(ctx context.Context, top string, cfg dockerspec.DockerOCIImage, o Options) (img *Image, err error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
@@ -63,7 +80,13 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 		return nil, err
 	}
 	markMerged(history, merge)
-	descs, diffIDs, err := e.compressAll(ctx, layers, merge, base, o)
+	f := e.newFlush()
+	defer func() {
+		if err != nil {
+			f.close()
+		}
+	}()
+	descs, diffIDs, err := e.compressAll(ctx, f, layers, merge, base, o)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +96,38 @@ func (e *Exporter) AssembleWith(ctx context.Context, top string, cfg dockerspec.
 		cfg.Created = lastCreated(history)
 	}
 	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}
-	return e.writeImage(ctx, cfg, descs, o)
+	img, err = e.writeImage(ctx, f, cfg, descs, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.blobs.Install(); err != nil {
+		return nil, fmt.Errorf("assembling image: %w", err)
+	}
+	img.pending = f
+	return img, nil
+}
+
+// Finish makes the blobs of an image from AssembleStaged durable, then
+// writes, in one transaction, the records naming them and names (images
+// to name in the local store). Called again, or for an image made
+// otherwise, it writes names only.
+func (e *Exporter) Finish(img *Image, names []cache.Image) error {
+	if img.pending == nil {
+		return e.DB.PutExport(nil, names)
+	}
+	if err := img.pending.finish(names); err != nil {
+		return fmt.Errorf("recording image %s: %w", img.Manifest.Digest, err)
+	}
+	return nil
+}
+
+// Release gives up what an image from AssembleStaged left unfinished:
+// its blobs stay in the store unrecorded (a later build makes them again,
+// or a prune removes them), and its layer locks go.
+func (e *Exporter) Release(img *Image) {
+	if img.pending != nil {
+		img.pending.close()
+	}
 }
 
 // layers pairs the non-empty entries of history with the snapshots of
@@ -141,25 +195,28 @@ func markMerged(history []ocispec.History, merge int) {
 }
 
 // compressAll makes (or finds) the blob of every layer in parallel, the
-// merge oldest as one, and returns their descriptors and diff_ids.
-func (e *Exporter) compressAll(ctx context.Context, layers []cache.Snapshot, merge int, base map[string]bool, o Options) ([]ocispec.Descriptor, []digest.Digest, error) {
+// merge oldest as one, into f, and returns their descriptors and diff_ids.
+func (e *Exporter) compressAll(ctx context.Context, f *flush, layers []cache.Snapshot, merge int, base map[string]bool, o Options) ([]ocispec.Descriptor, []digest.Digest, error) {
 	descs := make([]ocispec.Descriptor, len(layers)-max(merge-1, 0))
 	diffIDs := make([]digest.Digest, len(descs))
+	oldest := layers[:max(merge, 0)]
+	layers, err := e.lockLayers(ctx, f, layers[len(oldest):], base, o)
+	if err != nil {
+		return nil, nil, err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.NumCPU())
 	if merge > 0 {
-		oldest := layers[:merge]
 		g.Go(func() error {
-			d, diffID, err := e.squashed(gctx, oldest, o)
+			d, diffID, err := e.squashed(gctx, f, oldest, o)
 			descs[0], diffIDs[0] = d, diffID
 			return err
 		})
-		layers = layers[merge:]
 	}
 	for i, s := range layers {
 		i += len(descs) - len(layers)
 		g.Go(func() error {
-			d, diffID, err := e.layerShared(gctx, s, base[s.ID], o)
+			d, diffID, err := e.layerWith(gctx, f, s, base[s.ID], o)
 			descs[i], diffIDs[i] = d, diffID
 			return err
 		})
@@ -171,7 +228,7 @@ func (e *Exporter) compressAll(ctx context.Context, layers []cache.Snapshot, mer
 }
 
 // writeImage writes the config and the manifest of an image of layers.
-func (e *Exporter) writeImage(ctx context.Context, cfg dockerspec.DockerOCIImage, layers []ocispec.Descriptor, o Options) (*Image, error) {
+func (e *Exporter) writeImage(ctx context.Context, f *flush, cfg dockerspec.DockerOCIImage, layers []ocispec.Descriptor, o Options) (*Image, error) {
 	rawConfig, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -181,7 +238,7 @@ func (e *Exporter) writeImage(ctx context.Context, cfg dockerspec.DockerOCIImage
 			return nil, err
 		}
 	}
-	configDigest, err := e.Content.WriteBytes(ctx, rawConfig)
+	configDigest, err := f.blobs.WriteBytes(ctx, rawConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +257,7 @@ func (e *Exporter) writeImage(ctx context.Context, cfg dockerspec.DockerOCIImage
 	if err != nil {
 		return nil, err
 	}
-	manifestDigest, err := e.Content.WriteBytes(ctx, rawManifest)
+	manifestDigest, err := f.blobs.WriteBytes(ctx, rawManifest)
 	if err != nil {
 		return nil, err
 	}

@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
-	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/exporter"
-	"github.com/builder-dev/builder/snapshot"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -25,21 +23,7 @@ import (
 // a content store and a snapshotter, all in a temporary directory.
 func newExporter(t *testing.T) *exporter.Exporter {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := cache.Open(filepath.Join(dir, "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	store, err := content.NewStore(filepath.Join(dir, "content"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snaps, err := snapshot.NewSnapshotter(filepath.Join(dir, "snapshots"), snapshot.WithTempDir(filepath.Join(dir, "tmp")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &exporter.Exporter{DB: db, Content: store, Snapshots: snaps}
+	return openExporter(t, t.TempDir())
 }
 
 // addLayer commits a snapshot id above parent holding files (path ->
@@ -72,6 +56,11 @@ func twoLayers(t *testing.T, e *exporter.Exporter, made time.Time) (string, dock
 	t.Helper()
 	addLayer(t, e, "l1", "", made, map[string]string{"etc/one": "1\n"})
 	addLayer(t, e, "l2", "l1", made.Add(time.Minute), map[string]string{"app/two": "2\n"})
+	return "l2", twoLayerConfig()
+}
+
+// twoLayerConfig is the config twoLayers returns.
+func twoLayerConfig() dockerspec.DockerOCIImage {
 	var cfg dockerspec.DockerOCIImage
 	cfg.OS, cfg.Architecture = "linux", "amd64"
 	cfg.Config.Cmd = []string{"/app/two"}
@@ -80,7 +69,7 @@ func twoLayers(t *testing.T, e *exporter.Exporter, made time.Time) (string, dock
 		{CreatedBy: "ENV A=b", EmptyLayer: true},
 		{CreatedBy: "COPY two /app/two"},
 	}
-	return "l2", cfg
+	return cfg
 }
 
 func TestAssembleWith(t *testing.T) {

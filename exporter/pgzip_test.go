@@ -156,7 +156,7 @@ func TestWriteLayerFailedFillCloses(t *testing.T) {
 	rand.New(rand.NewSource(1)).Read(data)
 	before := runtime.NumGoroutine()
 	for range 5 {
-		_, _, _, _, err := e.writeLayer(t.Context(), Gzip, 0, func(w io.Writer) error {
+		_, _, _, _, err := e.writeLayer(t.Context(), e.newFlush(), Gzip, 0, func(w io.Writer) error {
 			if _, err := w.Write(data); err != nil {
 				return err
 			}

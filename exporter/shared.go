@@ -9,25 +9,32 @@ import (
 )
 
 // layerShared is layerWith on a state directory that builds in other
-// processes share: a layer blob another build is writing is waited for and
-// then used, rather than compressed twice at once.
+// processes share, for one layer alone: a layer blob another build is
+// writing is waited for and then used, rather than compressed twice at
+// once. The blob and its record are written before the lock is released.
+// (An assembly locks its layers together: see lockLayers.)
 func (e *Exporter) layerShared(ctx context.Context, s cache.Snapshot, base bool, o Options) (ocispec.Descriptor, digest.Digest, error) {
 	epoch := o.SourceDateEpoch
 	if base {
 		epoch = nil
 	}
 	key := memoKey(o.compression(), o.Level, epoch)
-	if d, ok := s.Blobs[key]; ok && e.Content.Exists(d.Digest) {
-		return e.layerWith(ctx, s, base, o)
+	f := e.newFlush()
+	defer f.close()
+	if d, ok := s.Blobs[key]; !ok || !e.Content.Exists(d.Digest) {
+		lock, err := e.DB.LockKey(ctx, layerLockKey(s.ID, key), nil)
+		if err != nil {
+			return ocispec.Descriptor{}, "", err
+		}
+		f.locks = append(f.locks, lock)
+		// What the build that held the lock wrote.
+		if fresh, err := e.DB.Snapshot(s.ID); err == nil {
+			s = fresh
+		}
 	}
-	lock, err := e.DB.LockKey(ctx, digest.FromString("layer\x00"+s.ID+"\x00"+key), nil)
+	d, diffID, err := e.layerWith(ctx, f, s, base, o)
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
-	defer lock.Unlock()
-	// What the build that held the lock wrote.
-	if fresh, err := e.DB.Snapshot(s.ID); err == nil {
-		s = fresh
-	}
-	return e.layerWith(ctx, s, base, o)
+	return d, diffID, f.finish(nil)
 }

@@ -55,7 +55,7 @@ func (o Options) checkDepth(layers int) (merge int, err error) {
 // first): what a container sees with all of them stacked, written as a
 // plain tree (no whiteouts: nothing is below it). It is remembered in the
 // top-most layer's record, per compression and epoch.
-func (e *Exporter) squashed(ctx context.Context, layers []cache.Snapshot, o Options) (ocispec.Descriptor, digest.Digest, error) {
+func (e *Exporter) squashed(ctx context.Context, f *flush, layers []cache.Snapshot, o Options) (ocispec.Descriptor, digest.Digest, error) {
 	top := layers[len(layers)-1]
 	want := o.compression()
 	// top's chain and the count name the layers merged.
@@ -71,7 +71,7 @@ func (e *Exporter) squashed(ctx context.Context, layers []cache.Snapshot, o Opti
 	for i, s := range layers {
 		parents[len(layers)-1-i] = s.ID
 	}
-	dgst, size, diffID, _, err := e.writeLayer(ctx, want, o.Level, func(dst io.Writer) error {
+	dgst, size, diffID, _, err := e.writeLayer(ctx, f, want, o.Level, func(dst io.Writer) error {
 		return e.Snapshots.WithMounts(ctx, [][]snapshot.Mount{e.Snapshots.View(parents)}, func(roots []string) error {
 			return snapshot.WriteDiff(ctx, roots[0], dst, snapshot.DiffOptions{SourceDateEpoch: o.SourceDateEpoch})
 		})
@@ -83,8 +83,6 @@ func (e *Exporter) squashed(ctx context.Context, layers []cache.Snapshot, o Opti
 		fmt.Fprintf(e.Log, "merged the oldest %d layers into %s (%s)\n", len(layers), diffID.Encoded()[:12], strings.TrimSpace(want))
 	}
 	memo := ocispec.Descriptor{MediaType: mt, Digest: dgst, Size: size, Annotations: map[string]string{annotationDiffID: diffID.String()}}
-	if err := e.remember(top.ID, key, memo, "", false); err != nil {
-		return ocispec.Descriptor{}, "", err
-	}
+	f.remember(top.ID, key, memo, "", false)
 	return ocispec.Descriptor{MediaType: mt, Digest: dgst, Size: size}, diffID, nil
 }

@@ -136,9 +136,9 @@ func blobDigest(rel string) digest.Digest {
 	return d
 }
 
-// archive is what readArchive took from a tar: its small metadata files,
+// archiveFiles is what readArchive took from a tar: its small metadata files,
 // and the blob each other regular file was stored as.
-type archive struct {
+type archiveFiles struct {
 	meta  map[string][]byte
 	files map[string]digest.Digest // path -> blob
 	links map[string]string        // path -> path it links to
@@ -149,8 +149,8 @@ var archiveMeta = map[string]bool{"index.json": true, "manifest.json": true, "oc
 
 // readArchive stores the regular files of a tar stream as blobs (checking
 // those whose path names a digest) and keeps its metadata files.
-func (s *Store) readArchive(ctx context.Context, r io.Reader) (*archive, error) {
-	a := &archive{meta: map[string][]byte{}, files: map[string]digest.Digest{}, links: map[string]string{}}
+func (s *Store) readArchive(ctx context.Context, r io.Reader) (*archiveFiles, error) {
+	a := &archiveFiles{meta: map[string][]byte{}, files: map[string]digest.Digest{}, links: map[string]string{}}
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -200,7 +200,7 @@ func (s *Store) readArchive(ctx context.Context, r io.Reader) (*archive, error) 
 }
 
 // lookup is the blob of the archive's file p, following links.
-func (a *archive) lookup(p string) (digest.Digest, error) {
+func (a *archiveFiles) lookup(p string) (digest.Digest, error) {
 	p = strings.TrimPrefix(path.Clean("/"+p), "/")
 	for range 10 {
 		if d, ok := a.files[p]; ok {

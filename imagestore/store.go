@@ -11,6 +11,7 @@ import (
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/exporter/archive"
 	"github.com/builder-dev/builder/source"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/opencontainers/go-digest"
@@ -88,7 +89,7 @@ func (s *Store) Push(ctx context.Context, n string, kc authn.Keychain) error {
 // holds one platform: of a multi-platform image, it gets the store
 // platform's image; an OCI tar gets the index.
 func (s *Store) Save(w io.Writer, format string, names ...string) error {
-	var images []exporter.ArchiveImage
+	var images []archive.Image
 	for _, n := range names {
 		rec, err := s.Image(n)
 		if err != nil {
@@ -109,14 +110,14 @@ func (s *Store) Save(w io.Writer, format string, names ...string) error {
 			}
 		}
 		if !found {
-			images = append(images, exporter.ArchiveImage{Manifest: rec.Manifest, Names: []string{rec.Name}})
+			images = append(images, archive.Image{Manifest: rec.Manifest, Names: []string{rec.Name}})
 		}
 	}
 	switch format {
 	case "", "docker":
-		return exporter.WriteDockerArchive(exporter.TarSink(w), s.Content, images)
+		return archive.WriteDocker(archive.TarSink(w), s.Content, images)
 	case "oci":
-		return exporter.WriteOCIArchive(exporter.TarSink(w), s.Content, images)
+		return archive.WriteOCI(archive.TarSink(w), s.Content, images)
 	}
 	return fmt.Errorf("unknown format %q (want docker or oci)", format)
 }

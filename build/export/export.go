@@ -20,6 +20,7 @@ import (
 	"github.com/builder-dev/builder/cache"
 	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/exporter/archive"
 	"github.com/builder-dev/builder/exporter/filetree"
 	"github.com/builder-dev/builder/exporter/push"
 	"github.com/builder-dev/builder/gc"
@@ -137,6 +138,8 @@ func export(ctx context.Context, st Stores, opt Options, j job) (*Result, error)
 	pushes := opt.startPushes(ctx, st, outputs)
 	defer pushes.wait()
 	a := newAssembler(st, opt, j)
+	a.staged = true
+	defer a.release()
 	primaryImage, err := a.assemble(ctx, outputs[primary])
 	if err != nil {
 		return nil, err
@@ -149,13 +152,17 @@ func export(ctx context.Context, st Stores, opt Options, j job) (*Result, error)
 		}
 		names := outputNames(o, opt.Tags)
 		if o.Type != output.Image && o.Type != output.Registry {
+			if err := a.ex.Finish(img, nil); err != nil {
+				return nil, err
+			}
 			if err := writeOutput(ctx, st, o, img, names); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		rec := cache.Image{Manifest: img.Manifest, Snapshot: j.top, Created: time.Now().UTC()}
-		stored, err := storeAndPush(ctx, st, o, rec, names, pushing{started: pushes[i], step: j.step, size: img.Size()})
+		stored, err := storeAndPush(ctx, st, o, rec, names, pushing{started: pushes[i], step: j.step, size: img.Size(),
+			record: func(names []cache.Image) error { return a.ex.Finish(img, names) }})
 		if err != nil {
 			return nil, err
 		}
@@ -229,6 +236,9 @@ type assembler struct {
 	// descAnnotations go on the manifest's descriptor (--annotation
 	// manifest-descriptor:...).
 	descAnnotations map[string]string
+	// staged: images are assembled with AssembleStaged, each finished by
+	// the caller (exporter.Finish) and all released by release.
+	staged bool
 }
 
 func newAssembler(st Stores, opt Options, j job) *assembler {
@@ -247,11 +257,23 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 	if img, ok := a.images[eo]; ok {
 		return img, nil
 	}
-	img, err := a.ex.AssembleWith(ctx, a.job.top, a.job.config, eo)
+	assemble := a.ex.AssembleWith
+	if a.staged {
+		// A staged image holds the locks of the layers it made until
+		// finished, and another assembly may want the same ones.
+		for _, img := range a.images {
+			if err := a.ex.Finish(img, nil); err != nil {
+				return nil, err
+			}
+		}
+		assemble = a.ex.AssembleStaged
+	}
+	img, err := assemble(ctx, a.job.top, a.job.config, eo)
 	if err != nil {
 		return nil, err
 	}
 	if err := a.job.use.Exported(ctx, img.Manifest, img.ManifestBytes, img.Config); err != nil {
+		a.ex.Release(img)
 		return nil, err
 	}
 	img.Manifest.Annotations = a.descAnnotations
@@ -259,12 +281,21 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 	return img, nil
 }
 
+// release gives up the images left unfinished (see staged).
+func (a *assembler) release() {
+	for _, img := range a.images {
+		a.ex.Release(img)
+	}
+}
+
 // pushing is how an image output's image is pushed: the pushes started
-// for its names, and reported where with what size of blobs.
+// for its names, and reported where with what size of blobs; record,
+// when set, names the image in the store (else DB.PutExport does).
 type pushing struct {
 	started map[string]*push.Pending
 	step    *step
 	size    int64
+	record  func([]cache.Image) error
 }
 
 // started holds the pushes begun for each output, by name.
@@ -347,31 +378,53 @@ func storeAndPush(ctx context.Context, s Stores, o output.Spec, rec cache.Image,
 			return nil, err
 		}
 	}
-	var stored []string
+	var recs []cache.Image
 	if !o.NoStore {
 		for _, n := range names {
 			rec.Name = n
-			if err := s.DB.PutImage(rec); err != nil {
-				return nil, err
-			}
-			stored = append(stored, n)
+			recs = append(recs, rec)
 		}
 	}
+	// The names go to the store, with the records of the image's blobs
+	// (made durable first), in one transaction, while the push runs: a
+	// push reads the blobs, which AssembleStaged made whole, not records.
+	record := p.record
+	if record == nil {
+		record = func(recs []cache.Image) error { return s.DB.PutExport(nil, recs) }
+	}
+	named := make(chan error, 1)
+	go func() { named <- record(recs) }()
+	if err := pushNames(ctx, s, names, rec, p, push); err != nil {
+		<-named
+		return nil, err
+	}
+	if err := <-named; err != nil {
+		return nil, err
+	}
+	var stored []string
+	for _, r := range recs {
+		stored = append(stored, r.Name)
+	}
+	return stored, nil
+}
+
+// pushNames pushes rec's image to names if push.
+func pushNames(ctx context.Context, s Stores, names []string, rec cache.Image, p pushing, push bool) error {
 	if !push {
-		return stored, nil
+		return nil
 	}
 	for _, n := range names {
 		ref, err := s.Registries.ParseReference(n)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		start := time.Now()
 		if err := p.started[n].Push(ctx, s.Content, rec.Manifest); err != nil {
-			return nil, err
+			return err
 		}
 		p.step.pushed(ref.String(), p.size, time.Since(start))
 	}
-	return stored, nil
+	return nil
 }
 
 // writeOutput writes an archive or a file tree output.
@@ -381,20 +434,20 @@ func writeOutput(ctx context.Context, s Stores, o output.Spec, img *exporter.Ima
 		if len(names) > 1 {
 			names = names[:1]
 		}
-		images := []exporter.ArchiveImage{{Manifest: img.Manifest, Names: names}}
+		images := []archive.Image{{Manifest: img.Manifest, Names: names}}
 		if o.Directory {
-			if err := exporter.WriteOCIArchive(exporter.DirSink(o.Dest), s.Content, images); err != nil {
+			if err := archive.WriteOCI(archive.DirSink(o.Dest), s.Content, images); err != nil {
 				return fmt.Errorf("writing OCI layout %s: %w", o.Dest, err)
 			}
 			return nil
 		}
 		return writeFileAtomic(o.Dest, "OCI layout", func(w io.Writer) error {
-			return exporter.WriteOCIArchive(exporter.TarSink(w), s.Content, images)
+			return archive.WriteOCI(archive.TarSink(w), s.Content, images)
 		})
 	case output.Docker:
-		images := []exporter.ArchiveImage{{Manifest: img.Manifest, Names: names}}
+		images := []archive.Image{{Manifest: img.Manifest, Names: names}}
 		return writeFileAtomic(o.Dest, "docker archive", func(w io.Writer) error {
-			return exporter.WriteDockerArchive(exporter.TarSink(w), s.Content, images)
+			return archive.WriteDocker(archive.TarSink(w), s.Content, images)
 		})
 	case output.Tar:
 		return writeFileAtomic(o.Dest, "file tree tar", func(w io.Writer) error {

@@ -58,61 +58,67 @@ func (w *Writer) Size() int64 { return w.size }
 // whatever was written, and expectedSize may be negative to skip the size
 // check; otherwise a mismatch gives an error wrapping ErrDigestMismatch or
 // ErrSizeMismatch and nothing is stored. The data is fsynced, renamed into
-// place and the directory fsynced. If the blob already exists the ingest
-// file is simply dropped. It returns the blob's digest and size.
+// place and the directory fsynced (a batch of one: see Batch). If the blob
+// already exists the ingest file is simply dropped. It returns the blob's
+// digest and size.
 //
 // After Commit, successful or not, the Writer is finished.
 func (w *Writer) Commit(expected digest.Digest, expectedSize int64) (digest.Digest, int64, error) {
-	if w.done {
-		return "", 0, errWriterDone
+	b := w.s.NewBatch()
+	defer b.Close()
+	d, size, err := w.CommitTo(b, expected, expectedSize)
+	if err != nil {
+		return "", 0, err
 	}
-	w.done = true
-	ingest := w.f.Name()
-	renamed := false
-	defer func() {
-		if !renamed {
-			os.Remove(ingest)
-		}
-	}()
+	if err := b.Commit(); err != nil {
+		return "", 0, err
+	}
+	return d, size, nil
+}
 
+// verify checks what was written against expected and expectedSize (see
+// Commit) and returns its digest.
+func (w *Writer) verify(expected digest.Digest, expectedSize int64) (digest.Digest, error) {
 	if expected != "" {
 		if err := checkDigest(expected); err != nil {
-			w.f.Close()
-			return "", 0, fmt.Errorf("committing blob: %w", err)
+			return "", fmt.Errorf("committing blob: %w", err)
 		}
 	}
-	if err := w.f.Sync(); err != nil {
-		w.f.Close()
-		return "", 0, fmt.Errorf("committing blob: %w", err)
-	}
-	if err := w.f.Close(); err != nil {
-		return "", 0, fmt.Errorf("committing blob: %w", err)
-	}
 	if expectedSize >= 0 && w.size != expectedSize {
-		return "", 0, fmt.Errorf("committing blob %s: got %d bytes, want %d: %w", expected, w.size, expectedSize, ErrSizeMismatch)
+		return "", fmt.Errorf("committing blob %s: got %d bytes, want %d: %w", expected, w.size, expectedSize, ErrSizeMismatch)
 	}
 	d := w.digester.Digest()
 	if expected != "" && d != expected {
-		return "", 0, fmt.Errorf("committing blob: got %s, want %s: %w", d, expected, ErrDigestMismatch)
+		return "", fmt.Errorf("committing blob: got %s, want %s: %w", d, expected, ErrDigestMismatch)
 	}
+	return d, nil
+}
 
-	target := w.s.Path(d)
-	if fi, err := os.Stat(target); err == nil && fi.Mode().IsRegular() && fi.Size() == w.size {
-		return d, w.size, nil // someone else stored it; drop our copy
+// install puts the synced ingest file f in place as blob d of size bytes,
+// or drops it when that blob is there already. The caller syncs the
+// directory.
+func (s *Store) install(f *os.File, d digest.Digest, size int64) error {
+	ingest := f.Name()
+	if err := f.Close(); err != nil {
+		os.Remove(ingest)
+		return fmt.Errorf("committing blob %s: %w", d, err)
+	}
+	target := s.Path(d)
+	if fi, err := os.Stat(target); err == nil && fi.Mode().IsRegular() && fi.Size() == size {
+		os.Remove(ingest)
+		return nil // someone else stored it; drop our copy
 	}
 	if err := os.Chmod(ingest, 0o444); err != nil {
-		return "", 0, fmt.Errorf("committing blob %s: %w", d, err)
+		os.Remove(ingest)
+		return fmt.Errorf("committing blob %s: %w", d, err)
 	}
 	// rename(2) replaces atomically, so racing writers of the same digest
 	// each install a complete, identical file.
 	if err := os.Rename(ingest, target); err != nil {
-		return "", 0, fmt.Errorf("committing blob %s: %w", d, err)
+		os.Remove(ingest)
+		return fmt.Errorf("committing blob %s: %w", d, err)
 	}
-	renamed = true
-	if err := syncDir(filepath.Dir(target)); err != nil {
-		return "", 0, fmt.Errorf("committing blob %s: syncing directory: %w", d, err)
-	}
-	return d, w.size, nil
+	return nil
 }
 
 // Close abandons an uncommitted write and removes its ingest file.
@@ -215,7 +221,8 @@ func (s *Store) PruneIngest(olderThan time.Duration) (int, error) {
 	return removed, nil
 }
 
-func syncDir(dir string) error {
+// syncDir fsyncs a directory; tests replace it to count the calls.
+var syncDir = func(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

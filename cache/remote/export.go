@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/exporter/archive"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -241,7 +242,7 @@ func (l *Local) writeLayout(dir string, manifest ocispec.Descriptor, blobs []oci
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return err
 	}
-	sink := exporter.DirSink(dir)
+	sink := archive.DirSink(dir)
 	for _, d := range append([]ocispec.Descriptor{manifest, m.Config}, blobs...) {
 		p := "blobs/sha256/" + d.Digest.Encoded()
 		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p))); err == nil {
@@ -269,7 +270,7 @@ func (l *Local) writeLayout(dir string, manifest ocispec.Descriptor, blobs []oci
 }
 
 // copyBlob copies blob d of the content store to path p of sink.
-func (l *Local) copyBlob(sink exporter.Sink, p string, d ocispec.Descriptor) error {
+func (l *Local) copyBlob(sink archive.Sink, p string, d ocispec.Descriptor) error {
 	rc, err := l.Content.Open(d.Digest)
 	if err != nil {
 		return err

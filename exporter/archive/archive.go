@@ -1,4 +1,6 @@
-package exporter
+// Package archive writes images of the content store as archives: a
+// docker save tar, or an OCI image layout as a tar or a directory.
+package archive
 
 import (
 	"archive/tar"
@@ -14,14 +16,15 @@ import (
 	"strings"
 
 	"github.com/builder-dev/builder/cache/content"
+	"github.com/builder-dev/builder/exporter"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// ArchiveImage is one image of an archive (docker save tar or OCI layout):
+// Image is one image of an archive (docker save tar or OCI layout):
 // a manifest in the content store and the names to give it.
-type ArchiveImage struct {
+type Image struct {
 	Manifest ocispec.Descriptor
 	Names    []string
 }
@@ -144,11 +147,11 @@ type dockerManifestEntry struct {
 	Layers   []string
 }
 
-// WriteDockerArchive writes images in the format of `docker save`, which
+// WriteDocker writes images in the format of `docker save`, which
 // `docker load` and `podman load` read: manifest.json, repositories, each
 // config as blobs/sha256/<digest> and each layer as an uncompressed tar
 // blobs/sha256/<diff_id>.
-func WriteDockerArchive(s Sink, store *content.Store, images []ArchiveImage) error {
+func WriteDocker(s Sink, store *content.Store, images []Image) error {
 	var entries []dockerManifestEntry
 	repos := map[string]map[string]string{}
 	written := map[string]bool{}
@@ -213,13 +216,13 @@ func WriteDockerArchive(s Sink, store *content.Store, images []ArchiveImage) err
 // it is diffID. A compressed layer is read twice: for its size, then to
 // write it.
 func writeUncompressed(s Sink, store *content.Store, p string, l ocispec.Descriptor, diffID digest.Digest) error {
-	c := CompressionOf(l.MediaType)
+	c := exporter.CompressionOf(l.MediaType)
 	open := func() (io.ReadCloser, func(), error) {
 		rc, err := store.Open(l.Digest)
 		if err != nil {
 			return nil, nil, err
 		}
-		zr, err := Decompress(bufio.NewReaderSize(rc, 1<<20), c)
+		zr, err := exporter.Decompress(bufio.NewReaderSize(rc, 1<<20), c)
 		if err != nil {
 			rc.Close()
 			return nil, nil, fmt.Errorf("layer %s: %w", l.Digest, err)
@@ -227,7 +230,7 @@ func writeUncompressed(s Sink, store *content.Store, p string, l ocispec.Descrip
 		return zr, func() { zr.Close(); rc.Close() }, nil
 	}
 	size := l.Size
-	if c != Uncompressed {
+	if c != exporter.Uncompressed {
 		r, done, err := open()
 		if err != nil {
 			return err
@@ -253,10 +256,10 @@ func writeUncompressed(s Sink, store *content.Store, p string, l ocispec.Descrip
 	return nil
 }
 
-// WriteOCIArchive writes images as an OCI image layout (the format of
+// WriteOCI writes images as an OCI image layout (the format of
 // `docker buildx build -o type=oci`): every blob, and an index.json with
 // one entry per name (one without annotations for an image without names).
-func WriteOCIArchive(s Sink, store *content.Store, images []ArchiveImage) error {
+func WriteOCI(s Sink, store *content.Store, images []Image) error {
 	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
 	idx.SchemaVersion = 2
 	written := map[digest.Digest]bool{}
@@ -351,5 +354,5 @@ func refName(n string) string {
 // isIndex reports whether mediaType is an image index's (OCI, or a Docker
 // manifest list).
 func isIndex(mediaType string) bool {
-	return mediaType == ocispec.MediaTypeImageIndex || mediaType == DockerManifestList
+	return mediaType == ocispec.MediaTypeImageIndex || mediaType == exporter.DockerManifestList
 }
