@@ -98,6 +98,11 @@ type Pending struct {
 // that of asking just before the upload would leave it while blobs upload.
 var RecheckAfter = time.Second
 
+// RefreshAfter is how old the credentials Start resolved may be for Push
+// to upload with them: an older push resolves them (and makes its
+// transport) again, since a credential helper's token may have expired.
+var RefreshAfter = 5 * time.Minute
+
 // Start starts a push to ref; Push finishes it. A Pending that is not
 // pushed must be waited for with Wait.
 func Start(ctx context.Context, ref name.Reference, kc authn.Keychain, sources BlobSources) *Pending {
@@ -130,6 +135,17 @@ func (p *Pending) Push(ctx context.Context, store *content.Store, desc ocispec.D
 	s := p.s
 	s.store = store
 	err := p.err
+	if !p.fresh && (err != nil || time.Since(p.askedAt) > RefreshAfter) {
+		// The credentials Start resolved stay the transport's (a token
+		// refresh reuses them): a credential helper's token may have
+		// expired in a long build, and a start that failed may work now.
+		// Ask again, as BuildKit does at push time; Start's answer about
+		// the tag was only a hint.
+		if err = s.start(ctx, p.kc, nil); err == nil {
+			p.current, err = s.headManifest(ctx, p.ref.Identifier())
+			p.fresh = true
+		}
+	}
 	if err == nil && p.current == desc.Digest && !p.fresh && time.Since(p.askedAt) > RecheckAfter {
 		// Another push may have moved the tag since Start asked: skip
 		// only if it still names desc.
