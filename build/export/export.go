@@ -392,14 +392,30 @@ func storeAndPush(ctx context.Context, s Stores, o output.Spec, rec cache.Image,
 	if record == nil {
 		record = func(recs []cache.Image) error { return s.DB.PutExport(nil, recs) }
 	}
+	// A failed store write (a sync, the DB) fails the build: it stops
+	// the push too, rather than leave the image pushed.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	named := make(chan error, 1)
-	go func() { named <- record(recs) }()
-	if err := pushNames(ctx, s, names, rec, p, push); err != nil {
-		<-named
-		return nil, err
+	go func() {
+		err := record(recs)
+		if err != nil {
+			cancel()
+		}
+		named <- err
+	}()
+	perr := pushNames(pctx, s, names, rec, p, push)
+	var nerr error
+	select {
+	case nerr = <-named:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	if err := <-named; err != nil {
-		return nil, err
+	if nerr != nil {
+		return nil, nerr
+	}
+	if perr != nil {
+		return nil, perr
 	}
 	var stored []string
 	for _, r := range recs {
