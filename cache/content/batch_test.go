@@ -3,6 +3,7 @@ package content
 import (
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -151,5 +152,35 @@ func TestBatchExistingBlobSyncsDir(t *testing.T) {
 	}
 	if *dirSyncs != 1 {
 		t.Errorf("Commit of a batch that found its blob stored: %d directory syncs, want 1", *dirSyncs)
+	}
+}
+
+// TestWriteFoundBlobSyncsDir: WriteBlob and WriteBlobSized that find
+// their blob already stored (a batch's, installed and released without
+// its Commit, so renamed but not synced) sync its directory before they
+// return, since their caller may then record the blob.
+func TestWriteFoundBlobSyncsDir(t *testing.T) {
+	s := newStore(t)
+	b := s.NewBatch()
+	d, err := b.WriteBytes(t.Context(), []byte("layer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Install(); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	dirSyncs := syncCalls(t, func(*os.File) error { return nil })
+	if _, _, err := s.WriteBlob(t.Context(), strings.NewReader("layer"), d); err != nil {
+		t.Fatal(err)
+	}
+	if *dirSyncs != 1 {
+		t.Errorf("WriteBlob of a blob found stored: %d directory syncs, want 1", *dirSyncs)
+	}
+	if err := s.WriteBlobSized(t.Context(), strings.NewReader("layer"), d, 5); err != nil {
+		t.Fatal(err)
+	}
+	if *dirSyncs != 2 {
+		t.Errorf("WriteBlobSized of a blob found stored: %d directory syncs in all, want 2", *dirSyncs)
 	}
 }

@@ -143,7 +143,7 @@ func (s *Store) WriteBlob(ctx context.Context, r io.Reader, expected digest.Dige
 			return "", 0, err
 		}
 		if size, err := s.Info(expected); err == nil {
-			return expected, size, nil
+			return expected, size, s.syncFound(expected)
 		}
 	}
 	w, err := s.Writer(ctx)
@@ -172,7 +172,7 @@ func (s *Store) WriteBlobSized(ctx context.Context, r io.Reader, expected digest
 		return fmt.Errorf("writing blob %s: negative size %d", expected, size)
 	}
 	if s.Exists(expected) {
-		return nil
+		return s.syncFound(expected)
 	}
 	w, err := s.Writer(ctx)
 	if err != nil {
@@ -184,6 +184,17 @@ func (s *Store) WriteBlobSized(ctx context.Context, r io.Reader, expected digest
 	}
 	_, _, err = w.Commit(expected, size)
 	return err
+}
+
+// syncFound syncs the directory of blob d, found already stored: another
+// writer (a batch installed but not yet committed, or released) may have
+// renamed it there without syncing, and the caller may record it once
+// this returns, as it would a blob it wrote.
+func (s *Store) syncFound(d digest.Digest) error {
+	if err := syncDir(filepath.Dir(s.Path(d))); err != nil {
+		return fmt.Errorf("writing blob %s: syncing its directory: %w", d, err)
+	}
+	return nil
 }
 
 // WriteBytes stores p and returns its digest.
