@@ -239,11 +239,17 @@ type assembler struct {
 	// staged: images are assembled with AssembleStaged, each finished by
 	// the caller (exporter.Finish) and all released by release.
 	staged bool
+	// lease leases an assembled image's blobs for the build (tests
+	// replace it).
+	lease func(context.Context, *exporter.Image) error
 }
 
 func newAssembler(st Stores, opt Options, j job) *assembler {
 	return &assembler{ex: &exporter.Exporter{DB: st.DB, Content: st.Content, Snapshots: st.Snapshots, Log: j.step.logWriter(), Annotations: opt.Annotations},
-		job: j, images: map[exporter.Options]*exporter.Image{}, descAnnotations: opt.DescriptorAnnotations}
+		job: j, images: map[exporter.Options]*exporter.Image{}, descAnnotations: opt.DescriptorAnnotations,
+		lease: func(ctx context.Context, img *exporter.Image) error {
+			return j.use.Exported(ctx, img.Manifest, img.ManifestBytes, img.Config)
+		}}
 }
 
 func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Image, error) {
@@ -257,7 +263,6 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 	if img, ok := a.images[eo]; ok {
 		return img, nil
 	}
-	assemble := a.ex.AssembleWith
 	if a.staged {
 		// A staged image holds the locks of the layers it made until
 		// finished, and another assembly may want the same ones.
@@ -266,15 +271,22 @@ func (a *assembler) assemble(ctx context.Context, o output.Spec) (*exporter.Imag
 				return nil, err
 			}
 		}
-		assemble = a.ex.AssembleStaged
 	}
-	img, err := assemble(ctx, a.job.top, a.job.config, eo)
+	img, err := a.ex.AssembleStaged(ctx, a.job.top, a.job.config, eo)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.job.use.Exported(ctx, img.Manifest, img.ManifestBytes, img.Config); err != nil {
+	// Leased before Finish records them: until then the new blobs are
+	// named by nothing, and a prune in another process may remove them.
+	if err := a.lease(ctx, img); err != nil {
 		a.ex.Release(img)
 		return nil, err
+	}
+	if !a.staged {
+		if err := a.ex.Finish(img, nil); err != nil {
+			a.ex.Release(img)
+			return nil, err
+		}
 	}
 	img.Manifest.Annotations = a.descAnnotations
 	a.images[eo] = img
