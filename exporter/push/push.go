@@ -62,13 +62,14 @@ type Record interface {
 // names, to ref, with the credentials kc gives; blobs that sources says
 // came from another repository of ref's registry are mounted from there.
 func Push(ctx context.Context, store *content.Store, desc ocispec.Descriptor, ref name.Reference, kc authn.Keychain, sources BlobSources) error {
-	p := &Pending{ref: ref, kc: kc, s: newSession(ref, sources), started: make(chan struct{})}
+	// fresh: asked just now, so Pending.Push neither asks again nor
+	// retries a failed start.
+	p := &Pending{ref: ref, kc: kc, s: newSession(ref, sources), started: make(chan struct{}), fresh: true}
 	if kc != nil {
 		p.s.store = store
 		p.err = p.s.start(ctx, kc, p.s.mountScopes(desc))
 		if p.err == nil {
 			p.current, p.err = p.s.headManifest(ctx, ref.Identifier())
-			p.fresh = true
 		}
 	}
 	close(p.started)
