@@ -261,6 +261,9 @@ func (e *Exporter) writeImage(ctx context.Context, f *flush, cfg dockerspec.Dock
 	if err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	f.manifest, f.config = manifestDigest, configDigest
+	f.mu.Unlock()
 	return &Image{
 		Manifest:      ocispec.Descriptor{MediaType: manifestType, Digest: manifestDigest, Size: int64(len(rawManifest))},
 		ManifestBytes: rawManifest,

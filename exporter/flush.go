@@ -34,6 +34,9 @@ type flush struct {
 	err  error
 	// updates add the blobs made to their snapshots' records.
 	updates map[string]func(*cache.Snapshot)
+	// manifest and config are the image's, for an unchanged export (see
+	// commit).
+	manifest, config digest.Digest
 	// locks are the layer locks taken for the blobs of the batch: held
 	// until their records are written, so that a build in another
 	// process waiting for one finds the blob in the record.
@@ -88,6 +91,15 @@ func (f *flush) finish(names []cache.Image) error {
 }
 
 func (f *flush) commit(names []cache.Image) error {
+	// A manifest a name's record already holds is durable, and so is its
+	// config (the export that recorded it committed both first): an
+	// unchanged export (a no-op build) then syncs no directory.
+	for _, n := range names {
+		if img, err := f.db.Image(n.Name); err == nil && f.manifest != "" && img.Manifest.Digest == f.manifest {
+			f.blobs.Known(f.manifest, f.config)
+			break
+		}
+	}
 	if err := f.blobs.Commit(); err != nil {
 		return err
 	}

@@ -28,8 +28,10 @@ type Batch struct {
 	pending []pendingBlob
 	// dirs are the blobs directories Commit must sync: those it renames
 	// into, and those where the batch found a blob already (another
-	// writer's rename, which that writer may not have synced yet).
-	dirs map[string]bool
+	// writer's rename, which that writer may not have synced yet) unless
+	// the caller knows that blob durable (a record names it).
+	dirs  map[string]bool
+	found map[digest.Digest]bool // found blob -> known durable
 	// installed is set once Install renamed the blobs, done once the
 	// batch is committed or closed.
 	installed, done bool
@@ -43,7 +45,22 @@ type pendingBlob struct {
 }
 
 // NewBatch starts a batch of blob commits.
-func (s *Store) NewBatch() *Batch { return &Batch{s: s, dirs: map[string]bool{}} }
+func (s *Store) NewBatch() *Batch {
+	return &Batch{s: s, dirs: map[string]bool{}, found: map[digest.Digest]bool{}}
+}
+
+// Known tells the batch that blobs it found already stored are durable
+// (a record names them, and records name only durable blobs), so Commit
+// need not sync their directory: an unchanged export then syncs nothing.
+func (b *Batch) Known(ds ...digest.Digest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, d := range ds {
+		if _, ok := b.found[d]; ok {
+			b.found[d] = true
+		}
+	}
+}
 
 // CommitTo finishes w like Commit, but leaves making the blob durable and
 // visible to b's Commit. It returns the blob's digest and size. After
@@ -72,7 +89,9 @@ func (b *Batch) WriteBytes(ctx context.Context, p []byte) (digest.Digest, error)
 	d := digest.FromBytes(p)
 	if size, err := b.s.Info(d); err == nil && size == int64(len(p)) {
 		b.mu.Lock()
-		b.dirs[filepath.Dir(b.s.Path(d))] = true
+		if _, ok := b.found[d]; !ok {
+			b.found[d] = false
+		}
 		b.mu.Unlock()
 		return d, nil
 	}
@@ -111,6 +130,11 @@ func (b *Batch) Commit() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.done = true
+	for d, known := range b.found {
+		if !known {
+			b.dirs[filepath.Dir(b.s.Path(d))] = true
+		}
+	}
 	// The names last: once a directory is synced its renames survive a
 	// crash, and so may a record naming them.
 	for dir := range b.dirs {

@@ -155,6 +155,43 @@ func TestBatchExistingBlobSyncsDir(t *testing.T) {
 	}
 }
 
+// TestBatchKnownBlobNoSync: found blobs the caller knows durable (a
+// record names them: an unchanged export) cost no directory sync; one not
+// known still does.
+func TestBatchKnownBlobNoSync(t *testing.T) {
+	s := newStore(t)
+	for _, p := range []string{"config", "manifest"} {
+		if _, err := s.WriteBytes(t.Context(), []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirSyncs := syncCalls(t, func(*os.File) error { return nil })
+	commit := func(known ...string) {
+		t.Helper()
+		b := s.NewBatch()
+		defer b.Close()
+		for _, p := range []string{"config", "manifest"} {
+			if _, err := b.WriteBytes(t.Context(), []byte(p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range known {
+			b.Known(digest.FromString(k))
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit("config", "manifest")
+	if *dirSyncs != 0 {
+		t.Errorf("a batch of found blobs all known durable: %d directory syncs, want 0", *dirSyncs)
+	}
+	commit("manifest")
+	if *dirSyncs != 1 {
+		t.Errorf("a batch with one found blob not known durable: %d directory syncs, want 1", *dirSyncs)
+	}
+}
+
 // TestWriteFoundBlobSyncsDir: WriteBlob and WriteBlobSized that find
 // their blob already stored (a batch's, installed and released without
 // its Commit, so renamed but not synced) sync its directory before they
