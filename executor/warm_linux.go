@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"sync/atomic"
 
 	"github.com/builder-dev/builder/executor/cgroup"
@@ -48,10 +49,11 @@ func (l *launch) takeWarm(ctx context.Context, key string) bool {
 }
 
 // startWarm starts, in the background, the init of the next sandbox
-// started like l's, and makes its cgroup and joins it.
-func (l *launch) startWarm(key string) {
+// started like l's, and makes its cgroup and joins it, unless DiscardWarm
+// ran since warmInits.Gen returned gen.
+func (l *launch) startWarm(gen uint64, key string) {
 	clone, shared, limits := l.nw.clone, l.nw.shared, l.spec.Resources
-	warmInits.Start(key, func() (*exec.Cmd, []*os.File, []*os.File, error) {
+	warmInits.Start(gen, key, func() (*exec.Cmd, []*os.File, []*os.File, error) {
 		var p [6]*os.File // specR, specW, reportR, reportW, outR, outW
 		var err error
 		for i := 0; i < len(p) && err == nil; i += 2 {
@@ -78,9 +80,34 @@ func (l *launch) startWarm(key string) {
 	})
 }
 
-// DiscardWarm ends the init started ahead, if any, and removes its
-// cgroup: call it when no more sandboxes run here.
+// DiscardWarm ends the inits started ahead, if any, and removes their
+// cgroups; a start ahead asked for before it (Prepare's, a Run's) keeps
+// nothing. Call it when no more sandboxes run here.
 func DiscardWarm() { warmInits.Discard() }
+
+// builds counts the builds under way (Building).
+var builds struct {
+	sync.Mutex
+	n int
+}
+
+// Building marks a build under way until done is called. When the last
+// build under way ends, the inits started ahead for its steps are
+// discarded (DiscardWarm): a process that holds a state directory across
+// builds (a test, a server) keeps no idle init, nor its cgroup, between
+// them.
+func Building() (done func()) {
+	builds.Lock()
+	builds.n++
+	builds.Unlock()
+	return sync.OnceFunc(func() {
+		builds.Lock()
+		defer builds.Unlock()
+		if builds.n--; builds.n == 0 {
+			DiscardWarm()
+		}
+	})
+}
 
 // Prepare does in the background what a Run of a sandbox like spec (its
 // Network, Resources, ElideSync and Insecure) does first, while the steps
@@ -94,6 +121,9 @@ func Prepare(spec Spec) {
 	if !preparing.CompareAndSwap(false, true) {
 		return // the steps of a build ask together; once is enough
 	}
+	// A build that ends before the init is started (it failed, its
+	// steps were cached) discards it: DiscardWarm ends this generation.
+	gen := warmInits.Gen()
 	go func() {
 		defer preparing.Store(false)
 		if !spec.Insecure {
@@ -103,7 +133,7 @@ func Prepare(spec Spec) {
 		if nw, err := planNetwork(context.Background(), spec); err == nil {
 			l := &launch{spec: spec, nw: nw}
 			if key := l.warmKey(); key != "" {
-				l.startWarm(key)
+				l.startWarm(gen, key)
 			}
 		}
 	}()
