@@ -191,6 +191,20 @@ func (p *Pool) Kept() *Proc {
 	return s.proc
 }
 
+// All returns the processes kept, once started, without taking them.
+func (p *Pool) All() []*Proc {
+	p.mu.Lock()
+	kept := append([]*start(nil), p.kept...)
+	p.mu.Unlock()
+	var all []*Proc
+	for _, s := range kept {
+		if <-s.done; s.proc != nil {
+			all = append(all, s.proc)
+		}
+	}
+	return all
+}
+
 // Discard ends every process kept and what a Start for the generation
 // it ends would keep, and waits until they are reaped and undone, and
 // the processes Start replaced too.
