@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"sync"
 	"sync/atomic"
 
 	"github.com/builder-dev/builder/executor/cgroup"
@@ -54,17 +53,8 @@ func (l *launch) takeWarm(ctx context.Context, key string) bool {
 func (l *launch) startWarm(gen uint64, key string) {
 	clone, shared, limits := l.nw.clone, l.nw.shared, l.spec.Resources
 	warmInits.Start(gen, key, func() (*exec.Cmd, []*os.File, []*os.File, error) {
-		var p [6]*os.File // specR, specW, reportR, reportW, outR, outW
-		var err error
-		for i := 0; i < len(p) && err == nil; i += 2 {
-			p[i], p[i+1], err = os.Pipe()
-		}
+		p, err := warm.Pipes(3) // specR, specW, reportR, reportW, outR, outW
 		if err != nil {
-			for _, f := range p {
-				if f != nil {
-					f.Close()
-				}
-			}
 			return nil, nil, nil, err
 		}
 		cmd := initCommand(exec.Command(initPath()), clone, p[0], p[3], shared)
@@ -85,29 +75,10 @@ func (l *launch) startWarm(gen uint64, key string) {
 // nothing. Call it when no more sandboxes run here.
 func DiscardWarm() { warmInits.Discard() }
 
-// builds counts the builds under way (Building).
-var builds struct {
-	sync.Mutex
-	n int
-}
-
-// Building marks a build under way until done is called. When the last
-// build under way ends, the inits started ahead for its steps are
-// discarded (DiscardWarm): a process that holds a state directory across
-// builds (a test, a server) keeps no idle init, nor its cgroup, between
-// them.
-func Building() (done func()) {
-	builds.Lock()
-	builds.n++
-	builds.Unlock()
-	return sync.OnceFunc(func() {
-		builds.Lock()
-		defer builds.Unlock()
-		if builds.n--; builds.n == 0 {
-			DiscardWarm()
-		}
-	})
-}
+// Building marks a build under way until done is called: the inits
+// started ahead end (DiscardWarm) with the last build under way, not idle
+// with their cgroups in a process that keeps its state (a test, a server).
+func Building() (done func()) { return warmInits.Use() }
 
 // Prepare does in the background what a Run of a sandbox like spec (its
 // Network, Resources, ElideSync and Insecure) does first, while the steps

@@ -58,6 +58,7 @@ type Pool struct {
 	// replaced; Discard waits until none is (cond, on mu).
 	evicting int
 	cond     *sync.Cond
+	users    int // Use
 }
 
 // start is one start, done when done is closed.
@@ -107,6 +108,23 @@ func (p *Pool) Start(gen uint64, key string, mk Make, started func(*Proc) error)
 	p.kept = append(p.kept, s)
 	p.mu.Unlock()
 	spawn(func() { s.run(mk, started) })
+}
+
+// Use marks a use of p (a build) under way until done is called: when
+// the last use under way ends, p is discarded.
+func (p *Pool) Use() (done func()) {
+	p.mu.Lock()
+	p.users++
+	p.mu.Unlock()
+	return sync.OnceFunc(func() {
+		p.mu.Lock()
+		p.users--
+		last := p.users == 0
+		p.mu.Unlock()
+		if last {
+			p.Discard()
+		}
+	})
 }
 
 // wake returns p's condition; p.mu is held.
@@ -252,6 +270,23 @@ func spawn(fn func()) {
 		}()
 	})
 	spawns <- fn
+}
+
+// Pipes makes n pipes, as read and write end, one after the other; none
+// when one fails.
+func Pipes(n int) ([]*os.File, error) {
+	p := make([]*os.File, 0, 2*n)
+	for range n {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, f := range p {
+				f.Close()
+			}
+			return nil, err
+		}
+		p = append(p, r, w)
+	}
+	return p, nil
 }
 
 // SameWriter is os/exec's test of whether a command's Stdout and Stderr

@@ -240,3 +240,22 @@ func pid(p *Pool) int {
 	}
 	return 0
 }
+
+// TestPoolUse checks that the processes kept end with the last use under
+// way (a build), not with one of two.
+func TestPoolUse(t *testing.T) {
+	var p Pool
+	defer p.Discard()
+	a, b := p.Use(), p.Use()
+	p.Start(p.Gen(), "a", cat, nil)
+	kept := pid(&p)
+	a()
+	a() // once
+	if pid(&p) != kept {
+		t.Fatalf("after one of two uses ended, the process kept is %d, want %d", pid(&p), kept)
+	}
+	b()
+	if err := syscall.Kill(kept, 0); !errors.Is(err, syscall.ESRCH) || pid(&p) != 0 {
+		t.Errorf("after the last use ended: kill 0 = %v, kept %d", err, pid(&p))
+	}
+}
