@@ -11,6 +11,7 @@ import (
 	"github.com/builder-dev/builder/build/resolve"
 	"github.com/builder-dev/builder/build/share"
 	"github.com/builder-dev/builder/build/stephistory"
+	"github.com/builder-dev/builder/executor"
 	"github.com/builder-dev/builder/frontend/dockerfile"
 	"github.com/builder-dev/builder/gc"
 	"github.com/builder-dev/builder/llb"
@@ -91,6 +92,8 @@ func (s *State) BuildMany(ctx context.Context, opts []Options) ([]*Result, error
 	// A registry is pinged once per build: by the base's resolution or a
 	// push. The context's walk may start before the base is resolved.
 	ctx = localctx.WithPrewalks(regping.WithMemo(ctx))
+	// The inits started ahead for the steps end with the last build.
+	defer executor.Building()()
 	ctx, use, err := s.GC.StartUse(ctx, s.worker) // before lowering: its lease covers base images
 	if err != nil {
 		return nil, err

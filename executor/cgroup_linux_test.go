@@ -53,11 +53,11 @@ func cgroupSandbox(t *testing.T) *sandbox {
 }
 
 // ownCgroups lists the builder cgroups this process (pid) made that still
-// exist, in every hierarchy this process is in, but for that of the init
-// started ahead for the next sandbox.
+// exist, in every hierarchy this process is in, but for those of the inits
+// started ahead for the next sandboxes.
 func ownCgroups(t *testing.T, pid int) []string {
 	t.Helper()
-	warm := executor.WarmInitCgroup() // the next sandbox's, by design
+	warm := executor.WarmInitCgroups() // the next sandboxes', by design
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func ownCgroups(t *testing.T, pid int) []string {
 		for _, r := range roots {
 			m, _ := filepath.Glob(filepath.Join(r, parts[2], "builder-"+strconv.Itoa(pid)+"-*"))
 			for _, g := range m {
-				if pid != os.Getpid() || filepath.Base(g) != warm {
+				if pid != os.Getpid() || !warm[filepath.Base(g)] {
 					found = append(found, g)
 				}
 			}

@@ -29,3 +29,6 @@ func DiscardWarm() {}
 
 // Prepare does nothing: no sandbox runs here.
 func Prepare(spec Spec) {}
+
+// Building does nothing: no sandbox init is started here.
+func Building() (done func()) { return func() {} }

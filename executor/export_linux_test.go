@@ -32,13 +32,14 @@ func WarmInitPID() int {
 	return 0
 }
 
-// WarmInitCgroup is the name of the cgroup of the init started ahead for
-// the next sandbox, or "".
-func WarmInitCgroup() string {
-	if p := warmInits.Kept(); p != nil {
+// WarmInitCgroups are the names of the cgroups of the inits started ahead
+// for the next sandboxes.
+func WarmInitCgroups() map[string]bool {
+	names := map[string]bool{}
+	for _, p := range warmInits.All() {
 		if cg, _ := p.Data.(*cgroup.Group); cg != nil {
-			return cg.Name
+			names[cg.Name] = true
 		}
 	}
-	return ""
+	return names
 }

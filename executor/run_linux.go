@@ -65,7 +65,7 @@ func Run(ctx context.Context, spec Spec) error {
 	defer runtime.UnlockOSThread()
 	l := &launch{spec: spec, nw: nw}
 	defer l.close()
-	key := l.warmKey()
+	key, gen := l.warmKey(), warmInits.Gen()
 	if err := l.prepare(ctx, key); err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func Run(ctx context.Context, spec Spec) error {
 	stubs, setupErr := readReports(l.reportR)
 	if key != "" {
 		// The user process runs: start the next step's init meanwhile.
-		l.startWarm(key)
+		l.startWarm(gen, key)
 	}
 	waitErr := l.cmd.Wait()
 	if l.waitOut != nil {

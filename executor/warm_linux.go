@@ -48,21 +48,13 @@ func (l *launch) takeWarm(ctx context.Context, key string) bool {
 }
 
 // startWarm starts, in the background, the init of the next sandbox
-// started like l's, and makes its cgroup and joins it.
-func (l *launch) startWarm(key string) {
+// started like l's, and makes its cgroup and joins it, unless DiscardWarm
+// ran since warmInits.Gen returned gen.
+func (l *launch) startWarm(gen uint64, key string) {
 	clone, shared, limits := l.nw.clone, l.nw.shared, l.spec.Resources
-	warmInits.Start(key, func() (*exec.Cmd, []*os.File, []*os.File, error) {
-		var p [6]*os.File // specR, specW, reportR, reportW, outR, outW
-		var err error
-		for i := 0; i < len(p) && err == nil; i += 2 {
-			p[i], p[i+1], err = os.Pipe()
-		}
+	warmInits.Start(gen, key, func() (*exec.Cmd, []*os.File, []*os.File, error) {
+		p, err := warm.Pipes(3) // specR, specW, reportR, reportW, outR, outW
 		if err != nil {
-			for _, f := range p {
-				if f != nil {
-					f.Close()
-				}
-			}
 			return nil, nil, nil, err
 		}
 		cmd := initCommand(exec.Command(initPath()), clone, p[0], p[3], shared)
@@ -78,9 +70,15 @@ func (l *launch) startWarm(key string) {
 	})
 }
 
-// DiscardWarm ends the init started ahead, if any, and removes its
-// cgroup: call it when no more sandboxes run here.
+// DiscardWarm ends the inits started ahead, if any, and removes their
+// cgroups; a start ahead asked for before it (Prepare's, a Run's) keeps
+// nothing. Call it when no more sandboxes run here.
 func DiscardWarm() { warmInits.Discard() }
+
+// Building marks a build under way until done is called: the inits
+// started ahead end (DiscardWarm) with the last build under way, not idle
+// with their cgroups in a process that keeps its state (a test, a server).
+func Building() (done func()) { return warmInits.Use() }
 
 // Prepare does in the background what a Run of a sandbox like spec (its
 // Network, Resources, ElideSync and Insecure) does first, while the steps
@@ -94,6 +92,9 @@ func Prepare(spec Spec) {
 	if !preparing.CompareAndSwap(false, true) {
 		return // the steps of a build ask together; once is enough
 	}
+	// A build that ends before the init is started (it failed, its
+	// steps were cached) discards it: DiscardWarm ends this generation.
+	gen := warmInits.Gen()
 	go func() {
 		defer preparing.Store(false)
 		if !spec.Insecure {
@@ -103,7 +104,7 @@ func Prepare(spec Spec) {
 		if nw, err := planNetwork(context.Background(), spec); err == nil {
 			l := &launch{spec: spec, nw: nw}
 			if key := l.warmKey(); key != "" {
-				l.startWarm(key)
+				l.startWarm(gen, key)
 			}
 		}
 	}()

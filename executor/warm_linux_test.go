@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/executor"
+	"github.com/builder-dev/builder/executor/cgroup"
 )
 
 // TestWarmInit checks that a sandbox runs in the init started ahead while
@@ -117,4 +118,73 @@ func ppid(t *testing.T, pid string) string {
 	}
 	t.Fatalf("no PPid in /proc/%s/status", pid)
 	return ""
+}
+
+// TestWarmAlternating runs consecutive sandboxes whose seccomp program
+// (sync elided or not), network (none or the host's) and limits alternate,
+// each with one writer for stdout and stderr as a build's steps have (so
+// that they run in inits started ahead), and checks that each got its own.
+func TestWarmAlternating(t *testing.T) {
+	lower := newBusyboxRootfs(t)
+	limits := cgroup.Limits{PidsLimit: 16} // room for /probe's threads
+	if g, err := cgroup.New(limits); err != nil {
+		t.Skipf("no cgroup can be made here: %v", err)
+	} else if err := g.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	executor.DiscardWarm()
+	defer executor.DiscardWarm()
+	// Twenty sleeps are over the limit, not /probe's threads.
+	script := `/probe; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\n' ' '; echo
+(for i in $(seq 20); do sleep 0.2 & done; wait) 2>/dev/null && echo pids free || echo pids limited`
+	type step struct {
+		elide   bool
+		network string
+		limited bool
+	}
+	steps := []step{
+		{true, executor.NetworkNone, true}, {false, executor.NetworkHost, false},
+		{true, executor.NetworkHost, true}, {false, executor.NetworkNone, false},
+		{true, executor.NetworkNone, true}, {false, executor.NetworkHost, false},
+		{false, executor.NetworkNone, true}, {true, executor.NetworkHost, false},
+	}
+	var warm int
+	for i, st := range steps {
+		spec := newSandbox(t, lower).spec("sh", "-c", script)
+		spec.ElideSync, spec.Network = st.elide, st.network
+		if st.limited {
+			spec.Resources = limits
+		}
+		spec.Env = append(spec.Env, probeEnv+"=sync_closed")
+		bindSelf(t, &spec)
+		var out strings.Builder
+		spec.Stdout, spec.Stderr = &out, &out
+		if executor.WarmInitPID() != 0 {
+			warm++
+		}
+		if err := executor.Run(t.Context(), spec); err != nil {
+			t.Fatalf("step %d %+v: %v; output:\n%s", i, st, err, out.String())
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) != 3 {
+			t.Fatalf("step %d %+v printed %q", i, st, lines)
+		}
+		want := []string{"sync_closed EBADF EBADF EBADF EBADF", "", "pids free"}
+		if st.elide {
+			want[0] = "sync_closed ok ok ok ok"
+		}
+		if st.limited {
+			want[2] = "pids limited"
+		}
+		if ifs := strings.Fields(lines[1]); st.network == executor.NetworkNone && (len(ifs) != 1 || ifs[0] != "lo") ||
+			st.network == executor.NetworkHost && len(ifs) < 2 {
+			t.Errorf("step %d %+v: interfaces %q", i, st, ifs)
+		}
+		if lines[0] != want[0] || lines[2] != want[2] {
+			t.Errorf("step %d %+v printed %q, want %q and %q", i, st, lines, want[0], want[2])
+		}
+	}
+	if warm < len(steps)-1 {
+		t.Errorf("%d of %d steps found an init started ahead", warm, len(steps))
+	}
 }

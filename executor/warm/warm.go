@@ -42,15 +42,28 @@ func (p *Proc) Discard() {
 	}
 }
 
-// Pool keeps at most one started process, for the next Take of its key.
+// MaxKept is how many processes a Pool keeps, one per key: steps whose
+// keys alternate (limits, network) each find theirs instead of replacing
+// the one kept for the other with one that goes unused.
+const MaxKept = 4
+
+// Pool keeps started processes, at most one per key and MaxKept in all,
+// for the next Take of their key.
 type Pool struct {
 	mu   sync.Mutex
-	key  string
-	next *start // nil: none kept
+	kept []*start // oldest first
+	// gen counts Discards: a Start for an earlier one keeps nothing.
+	gen uint64
+	// evicting counts the discards under way of processes Start
+	// replaced; Discard waits until none is (cond, on mu).
+	evicting int
+	cond     *sync.Cond
+	users    int // Use
 }
 
 // start is one start, done when done is closed.
 type start struct {
+	key  string
 	done chan struct{}
 	proc *Proc
 	err  error
@@ -60,76 +73,134 @@ type start struct {
 // pipes, and the child's ends, which are closed here once it started.
 type Make func() (cmd *exec.Cmd, keep, child []*os.File, err error)
 
-// Start starts, in the background, the process mk makes and keeps it for
-// the next Take of key, discarding one kept for another key. It does
-// nothing when one is kept for key already. started, if not nil, runs
-// once the process started; if it fails, the process is discarded.
-func (p *Pool) Start(key string, mk Make, started func(*Proc) error) {
+// Gen returns the pool's generation, which each Discard ends: pass it to
+// a Start that may run after the Discard meant to end what it keeps.
+func (p *Pool) Gen() uint64 {
 	p.mu.Lock()
-	if p.next != nil && p.key == key {
+	defer p.mu.Unlock()
+	return p.gen
+}
+
+// Start starts, in the background, the process mk makes and keeps it for
+// the next Take of key, discarding the oldest kept when MaxKept are. It
+// does nothing when one is kept for key already, or when the pool was
+// discarded since Gen returned gen. started, if not nil, runs once the
+// process started; if it fails, the process is discarded.
+func (p *Pool) Start(gen uint64, key string, mk Make, started func(*Proc) error) {
+	p.mu.Lock()
+	if p.gen != gen || p.find(key) >= 0 {
 		p.mu.Unlock()
 		return
 	}
-	if old := p.next; old != nil {
-		go discard(old)
+	if len(p.kept) == MaxKept {
+		old := p.kept[0]
+		p.kept = p.kept[1:]
+		p.evicting++
+		go func() {
+			discard(old)
+			p.mu.Lock()
+			p.evicting--
+			p.wake().Broadcast()
+			p.mu.Unlock()
+		}()
 	}
-	s := &start{done: make(chan struct{})}
-	p.key, p.next = key, s
+	s := &start{key: key, done: make(chan struct{})}
+	p.kept = append(p.kept, s)
 	p.mu.Unlock()
-	spawn(func() {
-		cmd, keep, child, err := mk()
-		if err == nil {
-			err = cmd.Start()
+	spawn(func() { s.run(mk, started) })
+}
+
+// Use marks a use of p (a build) under way until done is called: when
+// the last use under way ends, p is discarded.
+func (p *Pool) Use() (done func()) {
+	p.mu.Lock()
+	p.users++
+	p.mu.Unlock()
+	return sync.OnceFunc(func() {
+		p.mu.Lock()
+		p.users--
+		last := p.users == 0
+		p.mu.Unlock()
+		if last {
+			p.Discard()
 		}
-		for _, f := range child {
-			f.Close()
-		}
-		if err != nil {
-			for _, f := range keep {
-				f.Close()
-			}
-			s.err = err
-			close(s.done)
-			return
-		}
-		proc := &Proc{Cmd: cmd, Files: keep}
-		if started != nil {
-			if s.err = started(proc); s.err != nil {
-				proc.Discard()
-				proc = nil
-			}
-		}
-		s.proc = proc
-		close(s.done)
 	})
 }
 
+// wake returns p's condition; p.mu is held.
+func (p *Pool) wake() *sync.Cond {
+	if p.cond == nil {
+		p.cond = sync.NewCond(&p.mu)
+	}
+	return p.cond
+}
+
+// find returns the index in p.kept of key's start, or -1; p.mu is held.
+func (p *Pool) find(key string) int {
+	for i, s := range p.kept {
+		if s.key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *start) run(mk Make, started func(*Proc) error) {
+	defer close(s.done)
+	cmd, keep, child, err := mk()
+	if err == nil {
+		err = cmd.Start()
+	}
+	for _, f := range child {
+		f.Close()
+	}
+	if err != nil {
+		for _, f := range keep {
+			f.Close()
+		}
+		s.err = err
+		return
+	}
+	proc := &Proc{Cmd: cmd, Files: keep}
+	if started != nil {
+		if s.err = started(proc); s.err != nil {
+			proc.Discard()
+			return
+		}
+	}
+	s.proc = proc
+}
+
 // Take returns the process kept for key, waiting for its start if it is
-// under way, or nil when there is none (or its start failed: the caller
-// starts one itself, and reports that failure as its own).
+// under way, or nil when there is none (or its start failed, or it died
+// while it waited, e.g. killed from outside: the caller starts one
+// itself, and reports a failure to as its own).
 func (p *Pool) Take(key string) *Proc {
 	p.mu.Lock()
-	s := p.next
-	if s == nil || p.key != key {
+	i := p.find(key)
+	if i < 0 {
 		p.mu.Unlock()
 		return nil
 	}
-	p.next = nil
+	s := p.kept[i]
+	p.kept = append(p.kept[:i:i], p.kept[i+1:]...)
 	p.mu.Unlock()
 	<-s.done
-	if s.err != nil {
+	if s.proc != nil && exited(s.proc.Cmd.Process.Pid) {
+		s.proc.Discard()
 		return nil
 	}
-	// A process that died while it waited (killed from outside) fails
-	// its config write or report, and Run reports that as a setup error.
 	return s.proc
 }
 
-// Kept returns the process kept, once started, without taking it; nil
-// when none is.
+// Kept returns the process last kept, once started, without taking it;
+// nil when none is.
 func (p *Pool) Kept() *Proc {
 	p.mu.Lock()
-	s := p.next
+	var s *start
+	if n := len(p.kept); n > 0 {
+		s = p.kept[n-1]
+	}
 	p.mu.Unlock()
 	if s == nil {
 		return nil
@@ -138,16 +209,37 @@ func (p *Pool) Kept() *Proc {
 	return s.proc
 }
 
-// Discard ends the process kept, if any, and waits until it is reaped
-// and undone.
+// All returns the processes kept, once started, without taking them.
+func (p *Pool) All() []*Proc {
+	p.mu.Lock()
+	kept := append([]*start(nil), p.kept...)
+	p.mu.Unlock()
+	var all []*Proc
+	for _, s := range kept {
+		if <-s.done; s.proc != nil {
+			all = append(all, s.proc)
+		}
+	}
+	return all
+}
+
+// Discard ends every process kept and what a Start for the generation
+// it ends would keep, and waits until they are reaped and undone, and
+// the processes Start replaced too.
 func (p *Pool) Discard() {
 	p.mu.Lock()
-	s := p.next
-	p.next = nil
+	kept := p.kept
+	p.kept = nil
+	p.gen++
 	p.mu.Unlock()
-	if s != nil {
+	for _, s := range kept {
 		discard(s)
 	}
+	p.mu.Lock()
+	for p.evicting > 0 {
+		p.wake().Wait()
+	}
+	p.mu.Unlock()
 }
 
 func discard(s *start) {
@@ -180,6 +272,23 @@ func spawn(fn func()) {
 	spawns <- fn
 }
 
+// Pipes makes n pipes, as read and write end, one after the other; none
+// when one fails.
+func Pipes(n int) ([]*os.File, error) {
+	p := make([]*os.File, 0, 2*n)
+	for range n {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, f := range p {
+				f.Close()
+			}
+			return nil, err
+		}
+		p = append(p, r, w)
+	}
+	return p, nil
+}
+
 // SameWriter is os/exec's test of whether a command's Stdout and Stderr
 // share a pipe: equal interface values (and not when comparing panics).
 func SameWriter(a, b io.Writer) (same bool) {
@@ -201,6 +310,11 @@ func CopyOut(w io.Writer, r io.Reader) (wait func() error) {
 	done := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(w, r)
+		if err != nil {
+			// As os/exec does: the process must not block on a full
+			// pipe until it is killed.
+			io.Copy(io.Discard, r)
+		}
 		done <- err
 	}()
 	return func() error { return <-done }

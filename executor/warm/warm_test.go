@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -30,9 +31,9 @@ func TestPool(t *testing.T) {
 	if p.Take("a") != nil || pid(&p) != 0 {
 		t.Fatal("an empty pool gave a process")
 	}
-	p.Start("a", cat, nil)
+	p.Start(p.Gen(), "a", cat, nil)
 	first := pid(&p)
-	p.Start("a", cat, nil) // kept already: no second start
+	p.Start(p.Gen(), "a", cat, nil) // kept already: no second start
 	if first == 0 || pid(&p) != first {
 		t.Fatalf("PID after two starts of one key = %d, first %d", pid(&p), first)
 	}
@@ -55,25 +56,36 @@ func TestPool(t *testing.T) {
 	}
 	proc.Files[1].Close()
 
-	// A start for another key discards the one kept.
-	p.Start("a", cat, nil)
+	// A start for another key keeps both; one for a key beyond MaxKept
+	// discards the oldest.
+	p.Start(p.Gen(), "a", cat, nil)
 	old := pid(&p)
-	p.Start("b", cat, nil)
+	p.Start(p.Gen(), "b", cat, nil)
 	if pid(&p) == 0 || pid(&p) == old {
 		t.Fatalf("PID after a start for another key = %d (old %d)", pid(&p), old)
+	}
+	if syscall.Kill(old, 0) != nil {
+		t.Fatal("a start for another key ended the process kept for the first")
+	}
+	for i := range MaxKept - 1 {
+		p.Start(p.Gen(), string(rune('c'+i)), cat, nil)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for syscall.Kill(old, 0) == nil && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if err := syscall.Kill(old, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("the process kept for the old key is still there (kill 0: %v)", err)
+		t.Errorf("the oldest process kept is still there after %d more keys (kill 0: %v)", MaxKept, err)
+	}
+	if p.Take("a") != nil {
+		t.Error("Take gave the oldest process, discarded")
 	}
 	p.Take("b").Discard()
+	p.Discard()
 
 	// Discard ends the process kept, and what was set up for it.
 	undone := false
-	p.Start("c", cat, func(proc *Proc) error {
+	p.Start(p.Gen(), "c", cat, func(proc *Proc) error {
 		proc.Undo = func() { undone = true }
 		return nil
 	})
@@ -84,10 +96,115 @@ func TestPool(t *testing.T) {
 	}
 }
 
+// TestPoolAlternatingKeys runs steps whose keys alternate, each taking
+// the process kept for its key (or starting one itself) and starting the
+// next: after the first of each key, every step finds one, and no
+// process is started for nothing.
+func TestPoolAlternatingKeys(t *testing.T) {
+	var p Pool
+	defer p.Discard()
+	starts, cold := 0, 0
+	counted := func() (*exec.Cmd, []*os.File, []*os.File, error) {
+		starts++ // on the one spawning thread
+		return cat()
+	}
+	const steps = 8
+	for i := range steps {
+		key := []string{"limits", "none"}[i%2]
+		if proc := p.Take(key); proc != nil {
+			proc.Discard()
+		} else {
+			cold++
+		}
+		p.Start(p.Gen(), key, counted, nil)
+	}
+	p.Discard()
+	if cold != 2 || starts != steps {
+		t.Errorf("%d steps of alternating keys: %d started without one kept, %d started ahead; want 2 and %d", steps, cold, starts, steps)
+	}
+}
+
+// TestPoolDiscardEndsGeneration checks that a Start asked for before a
+// Discard (a build's Prepare running late) keeps nothing, and that
+// Discard waits for the processes Start replaced.
+func TestPoolDiscardEndsGeneration(t *testing.T) {
+	var p Pool
+	gen := p.Gen()
+	var undone atomic.Int32
+	undo := func(proc *Proc) error {
+		proc.Undo = func() { time.Sleep(20 * time.Millisecond); undone.Add(1) }
+		return nil
+	}
+	for i := range MaxKept + 2 {
+		p.Start(gen, string(rune('a'+i)), cat, undo)
+	}
+	p.Discard()
+	if n := undone.Load(); n != MaxKept+2 {
+		t.Errorf("Discard returned with %d of %d processes undone", n, MaxKept+2)
+	}
+	p.Start(gen, "late", cat, nil)
+	if k := p.Kept(); k != nil {
+		k.Discard()
+		t.Error("a Start of the generation Discard ended kept a process")
+	}
+}
+
+// TestPoolTakeDead checks that Take does not hand over a process that
+// died while kept, and undoes what was set up for it.
+func TestPoolTakeDead(t *testing.T) {
+	var p Pool
+	defer p.Discard()
+	undone := false
+	p.Start(p.Gen(), "a", cat, func(proc *Proc) error {
+		proc.Undo = func() { undone = true }
+		return nil
+	})
+	k := p.Kept()
+	k.Cmd.Process.Signal(syscall.SIGKILL)
+	for deadline := time.Now().Add(5 * time.Second); !exited(k.Cmd.Process.Pid) && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if proc := p.Take("a"); proc != nil || !undone {
+		t.Errorf("Take of a process killed while kept = %v (undone %v), want nil", proc, undone)
+	}
+}
+
+// TestCopyOutFailedWrite checks that a failed write does not leave the
+// process blocked on a full pipe: the rest is drained.
+func TestCopyOutFailedWrite(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command("head", "-c", "4000000", "/dev/zero")
+	cmd.Stdout = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	fail := errors.New("disk full")
+	wait := CopyOut(funcWriter(func([]byte) (int, error) { return 0, fail }), r)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("the writer exited with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the writer is blocked on the pipe after the copy's write failed")
+	}
+	if err := wait(); !errors.Is(err, fail) {
+		t.Errorf("CopyOut's wait = %v, want %v", err, fail)
+	}
+}
+
 func TestPoolFailedStart(t *testing.T) {
 	var p Pool
 	var closed []*os.File
-	p.Start("a", func() (*exec.Cmd, []*os.File, []*os.File, error) {
+	p.Start(p.Gen(), "a", func() (*exec.Cmd, []*os.File, []*os.File, error) {
 		cmd, keep, child, err := cat()
 		cmd.Path = "/nonexistent/cat"
 		closed = append(keep, child...)
@@ -122,4 +239,23 @@ func pid(p *Pool) int {
 		return k.Cmd.Process.Pid
 	}
 	return 0
+}
+
+// TestPoolUse checks that the processes kept end with the last use under
+// way (a build), not with one of two.
+func TestPoolUse(t *testing.T) {
+	var p Pool
+	defer p.Discard()
+	a, b := p.Use(), p.Use()
+	p.Start(p.Gen(), "a", cat, nil)
+	kept := pid(&p)
+	a()
+	a() // once
+	if pid(&p) != kept {
+		t.Fatalf("after one of two uses ended, the process kept is %d, want %d", pid(&p), kept)
+	}
+	b()
+	if err := syscall.Kill(kept, 0); !errors.Is(err, syscall.ESRCH) || pid(&p) != 0 {
+		t.Errorf("after the last use ended: kill 0 = %v, kept %d", err, pid(&p))
+	}
 }
