@@ -226,7 +226,7 @@ func (s *Collector) graph(ctx context.Context, known map[string]int64) (*gcplan.
 			// unmeasured (measured again next time), rather than
 			// failing du, prune and the automatic GC while it exists.
 			s.warn(err.Error() + " (counted as 0 bytes)")
-			unmeasured[rec.ID] = true
+			n, unmeasured[rec.ID] = 0, true
 		}
 		g.Sizes[rec.ID] = n
 	}
