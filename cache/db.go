@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache/coord"
+	"github.com/builder-dev/builder/cache/internal/hintq"
 	"github.com/builder-dev/builder/cache/internal/schema"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -99,7 +100,7 @@ type DB struct {
 	// writes counts this DB's write transactions (see Writes), holds its
 	// Holds.
 	writes, holds atomic.Uint64
-	hints         hints
+	hints         hintq.Queue
 }
 
 // LockKey locks key across processes (coord.LockKey) while this process

@@ -96,7 +96,7 @@ func (f FileSums) Lookup(paths [][]byte, keys []FileKey) ([][32]byte, []bool) {
 		return nil
 	})
 	// Digests stored by this DB and not yet written (hints.go).
-	f.db.withHints(bucketFileSums, func(queued map[string][]byte) {
+	f.db.hints.Each(string(bucketFileSums), func(queued map[string][]byte) {
 		for i, p := range paths {
 			if v, found := queued[string(p)]; found && !ok[i] && keyMatches(v, keys[i]) {
 				copy(sums[i][:], v[32:])
@@ -136,9 +136,23 @@ func (f FileSums) LookupTree(id []byte) (TreeSums, bool) {
 		return nil
 	})
 	if found && touch {
-		f.db.putHint(bucketFileRoots, string(root), rootTime(now))
+		// Written at once (at most once a RootTouchResolution), not
+		// queued: a prune in another process drops roots by this time,
+		// and this one is in use now. Queued only if that fails.
+		if f.db.update(func(tx *bolt.Tx) error { return touchRoot(tx, id, now) }) != nil {
+			f.db.putHint(bucketFileRoots, string(root), rootTime(now))
+		}
 	}
 	return rec, found
+}
+
+// touchRoot notes that the root of tree record id was used at now.
+func touchRoot(tx *bolt.Tx, id []byte, now time.Time) error {
+	rb, err := tx.CreateBucketIfNotExists(bucketFileRoots)
+	if err != nil {
+		return err
+	}
+	return rb.Put(treeRoot(id), rootTime(now))
 }
 
 // decodeTree decodes tree record v (copying it out of the transaction).
@@ -193,23 +207,34 @@ func (d *DB) GCCounts() (total int64, added int, err error) {
 // this DB's lookups at once, written with the next write transaction; a
 // loss only costs a later re-hash.
 func (f FileSums) Store(paths []string, keys []FileKey, sums [][32]byte, tree *TreeSums) {
-	for i, p := range paths {
-		f.db.putHint(bucketFileSums, p, encodeFileSum(keys[i], sums[i]))
-	}
 	added := len(paths)
 	if tree != nil {
 		added += len(tree.Sums)
-		f.db.putHint(bucketFileRoots, string(treeRoot(tree.ID)), rootTime(time.Now()))
+	}
+	f.db.hints.Count(added)
+	for i, p := range paths {
+		f.put(bucketFileSums, p, encodeFileSum(keys[i], sums[i]))
+	}
+	if tree != nil {
+		f.put(bucketFileRoots, string(treeRoot(tree.ID)), rootTime(time.Now()))
 		v := make([]byte, 0, 32*(len(tree.Sums)+1))
 		v = append(v, tree.Seen[:]...)
 		for _, s := range tree.Sums {
 			v = append(v, s[:]...)
 		}
-		f.db.putHint(bucketFileTrees, string(tree.ID), v)
+		f.put(bucketFileTrees, string(tree.ID), v)
 	}
-	f.db.countHints(added)
-	if f.db.hintsFull() {
+	if f.db.hints.Full() {
 		f.db.FlushHints() // a failure only costs a later re-hash
+	}
+}
+
+// put queues a hint, writing the full queue first: a context of more
+// files than the queue's bound writes its digests in transactions of
+// their own rather than dropping them.
+func (f FileSums) put(bucket []byte, key string, v []byte) {
+	if !f.db.putHint(bucket, key, v) && f.db.FlushHints() == nil {
+		f.db.putHint(bucket, key, v)
 	}
 }
 

@@ -22,17 +22,35 @@ func (d *DB) update(fn func(*bolt.Tx) error) error {
 	defer d.q.Release()
 	d.writes.Add(1)
 	// The queued hints go first, so that fn's own writes win over them
-	// (a prune of file digests deletes what it decided to).
-	puts, added := d.takeHints()
+	// (a prune of file digests deletes what it decided to). Lookups still
+	// see them until the transaction ends.
+	batch := d.hints.Take()
+	var fnErr error
 	err = b.Update(func(tx *bolt.Tx) error {
-		writeHints(tx, puts, added)
-		return fn(tx)
+		writeHints(tx, batch)
+		if fnErr = fn(tx); fnErr == nil && commitFault != nil && !batch.Empty() {
+			return commitFault()
+		}
+		return fnErr
 	})
-	if err != nil {
-		d.requeueHints(puts, added)
+	if err == nil || fnErr != nil || batch.Empty() {
+		// fn's own error is not the hints': they wait for the next write.
+		d.hints.Done(batch, err == nil, true)
+		return err
 	}
-	return err
+	// The commit failed with the hints in it: they may be what does not
+	// fit (ENOSPC growing the file), and each later transaction would
+	// carry them again. They only save work: drop them and write fn's
+	// changes alone, so that a durable write (a prune freeing space) that
+	// fits still succeeds. fn runs again, as in bolt.DB.Batch.
+	d.hints.Done(batch, false, false)
+	d.writes.Add(1)
+	return b.Update(fn)
 }
+
+// commitFault, set by tests, fails the commit of a transaction carrying
+// hints once fn succeeded, as a full disk would.
+var commitFault func() error
 
 // Writes returns how many write transactions this DB has begun. Each
 // costs bbolt two fdatasyncs, the main metadata cost of a step.

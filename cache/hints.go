@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"maps"
 	"slices"
-	"sync"
 
+	"github.com/builder-dev/builder/cache/internal/hintq"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -24,115 +24,27 @@ import (
 // page before its pages, and a later commit may reuse the pages the
 // unsynced one freed, so a host crash could corrupt the whole file,
 // durable records included.
-type hints struct {
-	mu sync.Mutex
-	// n counts the queued values, for maxQueuedHints.
-	n int
-	// puts is bucket -> key -> value, written in that bucket (made if
-	// missing).
-	puts map[string]map[string][]byte
-	// added counts the file digests among them, for metaFileSumsAdded.
-	added int
+//
+// The queue (cache/internal/hintq) is bounded: past hintq.Max values a new
+// hint is dropped, so it cannot grow while writes keep failing.
+
+// putHint queues value v under key in bucket (dropped if the queue is
+// full).
+func (d *DB) putHint(bucket []byte, key string, v []byte) bool {
+	return d.hints.Put(string(bucket), key, v)
 }
 
-// putHint queues value v under key in bucket.
-func (d *DB) putHint(bucket []byte, key string, v []byte) {
-	h := &d.hints
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.puts == nil {
-		h.puts = map[string]map[string][]byte{}
-	}
-	b := h.puts[string(bucket)]
-	if b == nil {
-		b = map[string][]byte{}
-		h.puts[string(bucket)] = b
-	}
-	if _, again := b[key]; !again {
-		h.n++
-	}
-	b[key] = v
-}
-
-// maxQueuedHints bounds the memory of the queue (some 200 bytes a file
-// digest): a context of more files than this writes its digests in a
-// transaction of their own.
-const maxQueuedHints = 1 << 16
-
-// hintsFull reports whether the queue holds maxQueuedHints values or more.
-func (d *DB) hintsFull() bool {
-	d.hints.mu.Lock()
-	defer d.hints.mu.Unlock()
-	return d.hints.n >= maxQueuedHints
-}
-
-// countHints adds n file digests to those queued, for metaFileSumsAdded.
-func (d *DB) countHints(n int) {
-	d.hints.mu.Lock()
-	defer d.hints.mu.Unlock()
-	d.hints.added += n
-}
-
-// hint returns the value queued under key in bucket, if any.
+// hint returns the value queued (or in a write transaction) under key in
+// bucket, if any.
 func (d *DB) hint(bucket []byte, key string) ([]byte, bool) {
-	h := &d.hints
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	v, ok := h.puts[string(bucket)][key]
-	return v, ok
-}
-
-// withHints calls fn with the values queued in bucket, if any, under the
-// queue's lock: fn must not keep the map.
-func (d *DB) withHints(bucket []byte, fn func(map[string][]byte)) {
-	h := &d.hints
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if m := h.puts[string(bucket)]; len(m) > 0 {
-		fn(m)
-	}
-}
-
-// takeHints returns what is queued and empties the queue.
-func (d *DB) takeHints() (map[string]map[string][]byte, int) {
-	h := &d.hints
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	puts, added := h.puts, h.added
-	h.puts, h.added, h.n = nil, 0, 0
-	return puts, added
-}
-
-// requeueHints queues again the hints of a transaction that failed,
-// except where a newer value was queued meanwhile.
-func (d *DB) requeueHints(puts map[string]map[string][]byte, added int) {
-	h := &d.hints
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for bucket, kv := range puts {
-		if h.puts == nil {
-			h.puts = map[string]map[string][]byte{}
-		}
-		cur := h.puts[bucket]
-		if cur == nil {
-			cur = map[string][]byte{}
-			h.puts[bucket] = cur
-		}
-		for k, v := range kv {
-			if _, newer := cur[k]; !newer {
-				cur[k] = v
-				h.n++
-			}
-		}
-	}
-	h.added += added
+	return d.hints.Get(string(bucket), key)
 }
 
 // writeHints writes the queued hints in tx. It is best effort: a put
 // that fails is skipped (a hint is only a saving), so that the records
 // of the transaction it rides in are never refused for a hint.
-func writeHints(tx *bolt.Tx, puts map[string]map[string][]byte, added int) {
-	for bucket, kv := range puts {
+func writeHints(tx *bolt.Tx, batch *hintq.Batch) {
+	for bucket, kv := range batch.Puts {
 		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
 		if err != nil {
 			continue
@@ -144,17 +56,13 @@ func writeHints(tx *bolt.Tx, puts map[string]map[string][]byte, added int) {
 			b.Put([]byte(k), kv[k])
 		}
 	}
-	if added > 0 {
-		countAdded(tx, added)
+	if batch.Added > 0 {
+		countAdded(tx, batch.Added)
 	}
 }
 
 // HintsPending reports whether hints wait to be written.
-func (d *DB) HintsPending() bool {
-	d.hints.mu.Lock()
-	defer d.hints.mu.Unlock()
-	return len(d.hints.puts) > 0 || d.hints.added > 0
-}
+func (d *DB) HintsPending() bool { return d.hints.Pending() }
 
 // FlushHints writes the queued hints in one transaction, or nothing when
 // none are queued.

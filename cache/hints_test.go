@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builder-dev/builder/cache/internal/hintq"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -137,11 +138,11 @@ func TestHintsLostInCrash(t *testing.T) {
 	}
 }
 
-// TestHintsBounded: a context of more files than maxQueuedHints writes
+// TestHintsBounded: a context of as many files as the queue's bound writes
 // its digests at once rather than holding them all in memory.
 func TestHintsBounded(t *testing.T) {
 	db, fs := openSums(t)
-	n := maxQueuedHints + 1
+	n := hintq.Max
 	paths, keys, sums := make([]string, n), make([]FileKey, n), make([][32]byte, n)
 	for i := range paths {
 		paths[i] = "/ctx/f" + strconv.Itoa(i)
@@ -153,7 +154,7 @@ func TestHintsBounded(t *testing.T) {
 	}
 	fs.Store(paths[n/2:], keys[n/2:], sums[n/2:], nil)
 	if db.Writes() != w+1 || db.HintsPending() {
-		t.Errorf("Store past %d queued digests: %d writes, pending %v; want 1, none", maxQueuedHints, db.Writes()-w, db.HintsPending())
+		t.Errorf("Store past %d queued digests: %d writes, pending %v; want 1, none", hintq.Max, db.Writes()-w, db.HintsPending())
 	}
 }
 
@@ -182,5 +183,46 @@ func TestHintsConcurrent(t *testing.T) {
 	wg.Wait()
 	if files, _, err := fs.Count(); err != nil || files != 200 {
 		t.Errorf("Count = %d, %v; want 200", files, err)
+	}
+}
+
+// TestHintsCommitFailure: a commit that fails with hints in it (a full
+// disk) is tried again without them, so the durable write and the later
+// ones succeed and the hints are dropped; hints that rode in a
+// transaction failing for its own reason wait for the next one; and the
+// hints stay visible to lookups while their transaction runs.
+func TestHintsCommitFailure(t *testing.T) {
+	db, fs := openSums(t)
+	db.PutSteps(map[string][]byte{"step": []byte("r")})
+	paths, keys := writeFiles(t, t.TempDir(), "a")
+	fs.Store(paths, keys, [][32]byte{{1}}, nil)
+	if err := db.update(func(*bolt.Tx) error {
+		if _, ok := db.Step("step"); !ok {
+			t.Error("a step record is not found while its transaction runs")
+		}
+		if _, ok := fs.Lookup([][]byte{[]byte(paths[0])}, keys); !ok[0] {
+			t.Error("a file digest is not found while its transaction runs")
+		}
+		return errors.New("refused")
+	}); err == nil {
+		t.Fatal("the failing transaction succeeded")
+	}
+	if _, ok := db.Step("step"); !ok || !db.HintsPending() {
+		t.Fatal("the hints of a transaction failing for its own reason are lost")
+	}
+	commitFault = func() error { return errors.New("no space left on device") }
+	defer func() { commitFault = nil }()
+	if err := db.PutSnapshot(Snapshot{ID: "1", Created: time.Now()}); err != nil {
+		t.Fatalf("a durable write failed for the hints it carried: %v", err)
+	}
+	if _, ok := db.Step("step"); ok || db.HintsPending() {
+		t.Error("the hints of the failed commit are kept")
+	}
+	db.PutSteps(map[string][]byte{"later": []byte("r")})
+	if err := db.PutSnapshot(Snapshot{ID: "2", Created: time.Now()}); err != nil {
+		t.Errorf("a later durable write: %v", err)
+	}
+	if _, err := db.Snapshot("1"); err != nil {
+		t.Errorf("the durable record is missing: %v", err)
 	}
 }

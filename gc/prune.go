@@ -51,7 +51,7 @@ type PruneReport struct {
 
 // DiskUsage reports what the build cache and the local image store occupy.
 func (s *Collector) DiskUsage(ctx context.Context) (*gcplan.DiskUsage, error) {
-	g, err := s.graph(ctx, nil)
+	g, _, err := s.graph(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +110,12 @@ func (s *Collector) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, 
 func (s *Collector) prune(ctx context.Context, opt PruneOptions, ls []gcplan.Lease, dropKept bool) (*PruneReport, error) {
 	// Layer directories are measured first, without holding the
 	// database: walking them is slow.
-	measured, err := s.graph(ctx, nil)
+	measured, unmeasured, err := s.graph(ctx, nil)
 	if err != nil {
 		return nil, err
+	}
+	for id := range unmeasured {
+		delete(measured.Sizes, id) // tried again under the hold
 	}
 	// Then the plan and the removal under the database, with the leases
 	// of builds in other processes: a build elsewhere finds a record
@@ -132,7 +135,7 @@ func (s *Collector) prune(ctx context.Context, opt PruneOptions, ls []gcplan.Lea
 // pruneHeld is prune once the database is held; sizes are those already
 // measured.
 func (s *Collector) pruneHeld(ctx context.Context, opt PruneOptions, ls []gcplan.Lease, dropKept bool, sizes map[string]int64) (*PruneReport, error) {
-	g, err := s.graph(ctx, sizes)
+	g, unmeasured, err := s.graph(ctx, sizes)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +180,9 @@ func (s *Collector) pruneHeld(ctx context.Context, opt PruneOptions, ls []gcplan
 			errs = append(errs, err)
 		}
 	}
+	for id := range unmeasured {
+		delete(g.Sizes, id)
+	}
 	if err := usage.Resync(s.DB, g.Sizes); err != nil {
 		errs = append(errs, err)
 	}
@@ -185,17 +191,19 @@ func (s *Collector) pruneHeld(ctx context.Context, opt PruneOptions, ls []gcplan
 
 // graph reads the metadata and what is on disk. Layer directories are
 // measured once (a committed layer never changes); Prune stores the sizes.
-// known holds sizes measured already.
-func (s *Collector) graph(ctx context.Context, known map[string]int64) (*gcplan.Graph, error) {
+// known holds sizes measured already. The ids it could not measure (0 in
+// Sizes) are returned apart, so that their 0 is not stored.
+func (s *Collector) graph(ctx context.Context, known map[string]int64) (*gcplan.Graph, map[string]bool, error) {
 	snaps, err := s.DB.Snapshots()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	unmeasured := map[string]bool{}
 	g := &gcplan.Graph{Snapshots: map[string]cache.Snapshot{}, Sizes: map[string]int64{}, Blobs: map[digest.Digest]gcplan.Blob{}}
 	named := map[digest.Digest]bool{}
 	for _, rec := range snaps {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		g.Snapshots[rec.ID] = rec
 		for _, b := range rec.Blobs {
@@ -214,19 +222,23 @@ func (s *Collector) graph(ctx context.Context, known map[string]int64) (*gcplan.
 		}
 		n, err := s.Snapshots.Usage(rec.ID)
 		if err != nil {
-			return nil, err
+			// A layer that cannot be measured counts 0 and stays
+			// unmeasured (measured again next time), rather than
+			// failing du, prune and the automatic GC while it exists.
+			s.warn(err.Error() + " (counted as 0 bytes)")
+			n, unmeasured[rec.ID] = 0, true
 		}
 		g.Sizes[rec.ID] = n
 	}
 	if g.Keys, err = s.DB.Keys(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if g.Layers, err = s.DB.Layers(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	imgs, err := s.DB.Images()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, img := range imgs {
 		// An index keeps each platform's snapshot and every blob it reaches.
@@ -248,7 +260,7 @@ func (s *Collector) graph(ctx context.Context, known map[string]int64) (*gcplan.
 		g.Blobs[d] = b
 		return ctx.Err()
 	})
-	return g, err
+	return g, unmeasured, err
 }
 
 // isJSONBlob tells manifests and configs (small JSON objects) from layer

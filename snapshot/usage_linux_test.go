@@ -96,3 +96,50 @@ func BenchmarkDiskUsage(b *testing.B) {
 		})
 	}
 }
+
+// TestDiskUsageDeepTree: a tree deeper than diskUsage's descriptor budget
+// (a hostile RUN's) is measured under a descriptor limit just above that
+// budget, and to the same total as WalkDir, siblings met on the way back
+// up included.
+func TestDiskUsageDeepTree(t *testing.T) {
+	dir := t.TempDir()
+	p := dir
+	for i := range 5 * maxUsageFDs {
+		if err := os.WriteFile(filepath.Join(p, "f"), make([]byte, 100*i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i%7 == 0 {
+			if err := os.MkdirAll(filepath.Join(p, "e", "g"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p = filepath.Join(p, "d")
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := walkUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = uint64(len(fds) + maxUsageFDs + 8)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	got, err := diskUsage(dir)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || got != want {
+		t.Errorf("diskUsage = %d, %v; want %d (WalkDir)", got, err, want)
+	}
+}

@@ -6,6 +6,7 @@ package usage
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,14 +60,20 @@ func Touch(d *cache.DB, u Use, measure func(id string) (int64, error)) error {
 		return err
 	}
 	sizes := map[string]int64{}
+	// A snapshot that cannot be measured stays unmeasured (0 in the
+	// total, measured again at its next use) and its error is returned
+	// after the last-use times are written: failing the whole Touch would
+	// leave every record stale, to be pruned while in use.
+	var merrs []error
 	for _, id := range unmeasured {
 		n, err := measure(id)
 		if err != nil {
-			return err
+			merrs = append(merrs, err)
+			continue
 		}
 		sizes[id] = n
 	}
-	return d.Update(func(tx *bolt.Tx) error {
+	err = d.Update(func(tx *bolt.Tx) error {
 		var delta int64
 		// Only records that change are stored again: a build that
 		// made one new layer rewrites its records and the stale ones,
@@ -96,6 +103,7 @@ func Touch(d *cache.DB, u Use, measure func(id string) (int64, error)) error {
 		}
 		return schema.AddUsage(tx, delta)
 	})
+	return errors.Join(append([]error{err}, merrs...)...)
 }
 
 // touchWalk calls fs on each record of the chains of u.Snapshots and of the

@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"errors"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -111,5 +112,44 @@ func BenchmarkTouchNoop(b *testing.B) {
 		if _, err := Total(db); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestTouchMeasureError: a snapshot that cannot be measured does not stop
+// Touch from writing the last-use times and the other sizes; it stays
+// unmeasured (0 in the total), measured again at the next touch.
+func TestTouchMeasureError(t *testing.T) {
+	db, err := cache.Open(filepath.Join(t.TempDir(), "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)
+	for _, s := range []cache.Snapshot{{ID: "1", Created: now}, {ID: "2", Parent: "1", Created: now}} {
+		if err := db.PutSnapshot(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := true
+	measure := func(id string) (int64, error) {
+		if id == "1" && bad {
+			return 0, errors.New("measuring 1: too many open files")
+		}
+		return 100, nil
+	}
+	if err := Touch(db, Use{Snapshots: []string{"2"}, Time: now}, measure); err == nil {
+		t.Error("Touch hid the measure error")
+	}
+	s1, _ := db.Snapshot("1")
+	s2, _ := db.Snapshot("2")
+	if n, _ := Total(db); n != 100 || s1.Measured || !s2.Measured || !s1.LastUsed.Equal(now) || !s2.LastUsed.Equal(now) {
+		t.Errorf("after a measure error: total %d, snapshots %+v %+v; want 100, 1 unmeasured, both used now", n, s1, s2)
+	}
+	bad = false
+	if err := Touch(db, Use{Snapshots: []string{"2"}, Time: now}, measure); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := Total(db); n != 200 {
+		t.Errorf("total %d after measuring again, want 200", n)
 	}
 }
