@@ -23,6 +23,7 @@ type copyOp struct {
 	parts []func() []solver.Part
 	// extra holds the context checksums CacheKey computed.
 	extra []string
+	tree  *localctx.Tree // the context they are of, which Run copies from
 }
 
 // local returns the context a COPY reads, if its source is the context.
@@ -48,13 +49,14 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 	if err != nil {
 		return "", err
 	}
-	tree.Sums = o.w.DB.FileSums()
+	// Verify: the copy fails on a file that changed since its checksum.
+	tree.Sums, tree.Verify = o.w.DB.FileSums(), true
 	tree.UsePrewalk(ctx)
 	excludes, err := filecopy.NewExcludes(o.op.Excludes)
 	if err != nil {
 		return "", err
 	}
-	var parts []string
+	parts := []string{}
 	for _, src := range o.op.Sources {
 		matches, err := tree.Match(src)
 		if err != nil {
@@ -69,10 +71,7 @@ func (o *copyOp) CacheKey(ctx context.Context, in []digest.Digest) (digest.Diges
 			o.parts = append(o.parts, func() []solver.Part { return solver.FileParts(m, sum, files()) })
 		}
 	}
-	if parts == nil {
-		parts = []string{}
-	}
-	o.extra = parts
+	o.extra, o.tree = parts, tree
 	return opKey(o.op, in, parts...), nil
 }
 
@@ -150,10 +149,9 @@ func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (
 		sets = append(sets, o.w.Snapshots.View(lowers))
 	}
 	err = o.w.Snapshots.WithMounts(ctx, sets, func(roots []string) error {
-		var tree *localctx.Tree
-		var err error
+		tree, err := o.tree, error(nil)
 		switch {
-		case fromContext:
+		case fromContext && tree == nil:
 			tree, err = localctx.NewTree(l.Dir, l.Excludes)
 		case fromTree:
 			tree, err = localctx.NewTree(roots[1], nil)

@@ -41,10 +41,14 @@ type Tree struct {
 	// attributes of the regular file (reg) or directory at p: a checksum
 	// then changes with them (filecopy.AppendXattrs).
 	Xattrs func(b []byte, p string, reg bool) ([]byte, error)
+	// Verify keeps what checksums covered and Match selected, for a copy
+	// from the tree to check it reads the same files (expect.go).
+	Verify bool
 
 	settleOnce sync.Once
 	settle     time.Duration // see settleMargin
 	prewalks   *prewalks     // see UsePrewalk
+	seen       expects       // see Verify
 }
 
 // NewTree returns the tree at root, leaving out what excludes
@@ -99,7 +103,7 @@ func (t *Tree) Match(src string) ([]string, error) {
 		if _, err := os.Lstat(filepath.Join(t.Root, clean)); err != nil {
 			return nil, fmt.Errorf("%s: %w", src, ErrNoMatch)
 		}
-		return []string{clean}, nil
+		return []string{clean}, t.sameMatch(src, []string{clean})
 	}
 	// Walk only below the longest prefix without wildcards.
 	dir := clean
@@ -132,7 +136,7 @@ func (t *Tree) Match(src string) ([]string, error) {
 	// A pattern that matches nothing selects nothing, as in BuildKit
 	// (AllowEmptyWildcard): not an error.
 	sort.Strings(out)
-	return out, nil
+	return out, t.sameMatch(src, out)
 }
 
 // globMatch matches a slash path against a pattern whose "**" segments
@@ -258,6 +262,7 @@ func (t *Tree) checksum(rel string, extra *patternmatcher.PatternMatcher) (strin
 		}
 	}
 	h.Write(buf)
+	t.remember(rel, entries)
 	return hex.EncodeToString(h.Sum(nil)), entries, nil
 }
 

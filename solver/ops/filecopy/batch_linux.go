@@ -13,10 +13,10 @@ import (
 )
 
 // fileJob is a regular file of a directory to copy: its name in both
-// directories and its stat.
+// directories, its path below the source being copied, and its stat.
 type fileJob struct {
-	name string
-	st   unix.Stat_t
+	name, sub string
+	st        unix.Stat_t
 }
 
 // fileSetupCost is what copying a file costs beyond its bytes, in bytes of

@@ -49,6 +49,9 @@ type copier struct {
 	credsRead         bool
 	// depth is how many directories below the source the walk is.
 	depth int
+	// expect is what the checksum of the source being copied covered,
+	// when the tree verifies (localctx.Tree.Verify).
+	expect *localctx.Expect
 }
 
 // excluded reports whether COPY --exclude leaves out rel, a path relative

@@ -47,8 +47,16 @@ func Copy(ctx context.Context, root string, tree *localctx.Tree, op llb.CopyOp, 
 		}
 	}
 	for _, m := range matches {
+		if c.expect, err = tree.Expect(m.rel); err != nil {
+			return err
+		}
 		if err := c.copyMatch(m, dest, destIsDir || m.several, op.Parents); err != nil {
 			return err
+		}
+		if c.expect != nil {
+			if err := c.expect.Done(); err != nil {
+				return err
+			}
 		}
 	}
 	return c.writeInlines(op.Inline, dest, destIsDir || len(op.Inline) > 1)
@@ -174,10 +182,13 @@ func (c *copier) copyMatch(m match, dest string, destIsDir, parents bool) error 
 			if err := c.unpack(src, kind, into); err != nil {
 				return fmt.Errorf("unpacking %s: %w", m.rel, err)
 			}
-			return nil
+			return checkPath(c.expect, src)
 		}
 	}
 	if fi.IsDir() {
+		if err := checkPath(c.expect, src); err != nil {
+			return err
+		}
 		return c.copyDir(src, m.rel, into)
 	}
 	if c.excluded(path.Base(m.rel)) {

@@ -16,6 +16,7 @@ import (
 	"github.com/builder-dev/builder/internal/archive"
 	"github.com/builder-dev/builder/internal/fdfile"
 	"github.com/builder-dev/builder/llb"
+	"github.com/builder-dev/builder/source/localctx"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -188,12 +189,15 @@ func (c *copier) copyEntryAt(from dir, srcName string, to dir, name string, st *
 			}
 			// The inode has its owner, mode, times and xattrs from the
 			// first copy: a chown now would clear its capability.
-			return nil
+			return checkStat(c.expect, exRel, st, "")
 		}
-		return c.copyRegular(from, srcName, to, name, st, nil)
+		return c.copyRegular(from, srcName, to, name, st, nil, exRel)
 	case unix.S_IFLNK:
 		target, err := archive.ReadlinkAt(from.fd, srcName, from.path+"/"+srcName)
 		if err != nil {
+			return err
+		}
+		if err := checkStat(c.expect, exRel, st, target); err != nil {
 			return err
 		}
 		if err := unix.Symlinkat(target, to.fd, name); err != nil {
@@ -224,7 +228,8 @@ func (c *copier) owner(st *unix.Stat_t) (int, int) {
 // made, when known, is what a file created in to gets: a file that would
 // get its owner or permission bits from the create is not changed again.
 // The kept xattrs are set last: a chown or a write clears a capability.
-func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *unix.Stat_t, made *creation) error {
+// sub is the file below the source being copied, for checkRead.
+func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *unix.Stat_t, made *creation, sub string) error {
 	uid, gid := c.owner(st)
 	mode := archive.UnixMode(st.Mode)
 	var skip attrsSet
@@ -235,7 +240,7 @@ func (c *copier) copyRegular(from dir, srcName string, to dir, name string, st *
 			createPerm, skip.mode = perm, true
 		}
 	}
-	out, xs, err := copyFileAt(from, srcName, to, name, st, createPerm, c.xattrs)
+	out, xs, err := copyFileAt(from, srcName, to, name, st, createPerm, c.xattrs, c.expect, sub)
 	if err != nil {
 		return err
 	}
@@ -349,8 +354,13 @@ func (c *copier) copyDirContents(src, dst dir, srcRel, exRel, rel string, fresh 
 					return err
 				}
 			}
-			files = append(files, fileJob{name: name, st: st})
+			files = append(files, fileJob{name: name, sub: childEx, st: st})
 			continue
+		}
+		if !excluded && st.Mode&unix.S_IFMT != unix.S_IFREG && st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			if err := checkStat(c.expect, childEx, &st, ""); err != nil {
+				return err
+			}
 		}
 		existed := false
 		if excluded && !fresh {
@@ -407,7 +417,7 @@ func (c *copier) copyBatch(src, dst dir, jobs []fileJob, made *creation) error {
 		if err := c.ctxErr(); err != nil {
 			return err
 		}
-		if err := c.copyRegular(src, jobs[i].name, dst, jobs[i].name, &jobs[i].st, made); err != nil {
+		if err := c.copyRegular(src, jobs[i].name, dst, jobs[i].name, &jobs[i].st, made, jobs[i].sub); err != nil {
 			return err
 		}
 	}
@@ -424,8 +434,9 @@ func (c *copier) ctxErr() error {
 // copyFileAt copies the regular file srcName of from (stat st) to the new
 // file name in to (blocks of zeros become holes), and returns the new
 // file, open, and the source's xattrs that keep keeps, for the caller to
-// set once the owner is (setXattrs).
-func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t, perm uint32, keep xattrKeep) (*os.File, []xattr, error) {
+// set once the owner is (setXattrs). x, when set, checks the file read
+// (checkRead, sub below the source being copied).
+func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t, perm uint32, keep xattrKeep, x *localctx.Expect, sub string) (*os.File, []xattr, error) {
 	srcPath := from.path + "/" + srcName
 	in, err := archive.OpenRegularAt(from.fd, srcName, srcPath, st)
 	if err != nil {
@@ -443,6 +454,10 @@ func copyFileAt(from dir, srcName string, to dir, name string, st *unix.Stat_t, 
 	if _, _, err := fdfile.WriteSparse(out, archive.FdReader{FD: in, Path: srcPath}, nil); err != nil {
 		out.Close()
 		return nil, nil, fmt.Errorf("writing %s: %w", out.Name(), err)
+	}
+	if err := checkRead(x, sub, in, srcPath); err != nil {
+		out.Close()
+		return nil, nil, err
 	}
 	return out, xs, nil
 }

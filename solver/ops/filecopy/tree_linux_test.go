@@ -278,7 +278,7 @@ func TestCopyRegularSwappedForFIFO(t *testing.T) {
 	defer to.close()
 	c := &copier{uid: os.Getuid(), gid: os.Getgid()}
 	done := make(chan error, 1)
-	go func() { done <- c.copyRegular(from, "f", to, "f", &st, nil) }()
+	go func() { done <- c.copyRegular(from, "f", to, "f", &st, nil, "f") }()
 	select {
 	case err := <-done:
 		if err == nil {
