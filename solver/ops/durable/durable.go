@@ -50,6 +50,11 @@ type Records struct {
 	// a goroutine is writing batches.
 	open     *batch
 	flushing bool
+	// idle is signalled when flushing ends: Close waits for it, so that
+	// no record is written of a layer Close removes, nor by a closed DB.
+	idle *sync.Cond
+	// closed is set by Close: later Records fail.
+	closed bool
 	// failed are snapshots whose records could not be written, with the
 	// error that names the step whose record failed: nothing above them
 	// is recorded either.
@@ -64,6 +69,7 @@ type Records struct {
 // only). Close it after the last Record.
 func New(db *cache.DB, snaps snapshot.Snapshotter) *Records {
 	r := &Records{DB: db, Snapshots: snaps}
+	r.idle = sync.NewCond(&r.mu)
 	if snaps == nil { // for Chain alone
 		return r
 	}
@@ -76,12 +82,24 @@ func New(db *cache.DB, snaps snapshot.Snapshotter) *Records {
 // Close removes the layers whose records failed under steps that may
 // have used them, and those committed and never recorded (their steps
 // ended without a Record), and releases the descriptor New opened. Call
-// it once no step runs.
+// it once no step runs. It waits for the records being written; later
+// Records fail, and a layer committed after it is left to the cleanup
+// of the state's next Open (as a killed build's).
 func (r *Records) Close() error {
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	for r.flushing {
+		r.idle.Wait()
+	}
 	ids := r.doomed
-	for id := range r.pending {
-		ids = append(ids, id)
+	for id, p := range r.pending {
+		if !p.queued { // none is now: no flush runs and none can start
+			ids = append(ids, id)
+		}
 	}
 	r.doomed, r.pending = nil, nil
 	syncer := r.syncer
@@ -115,6 +133,9 @@ type batch struct {
 func (r *Records) Committed(rec cache.Snapshot) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed { // no Record can write it, nor Close remove it
+		return
+	}
 	if r.pending == nil {
 		r.pending = map[string]*pending{}
 	}
@@ -131,6 +152,10 @@ func (r *Records) Committed(rec cache.Snapshot) {
 func (r *Records) Record(res cache.Result, keys ...digest.Digest) error {
 	var err error
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return fmt.Errorf("recording snapshot %s: the records are closed (the state is closing)", res.Snapshot)
+	}
 	b := r.open
 	if b == nil {
 		b = &batch{done: make(chan struct{})}
@@ -171,6 +196,7 @@ func (r *Records) flush() {
 		r.open = nil
 		if b == nil {
 			r.flushing = false
+			r.idle.Broadcast()
 			r.mu.Unlock()
 			return
 		}
@@ -188,6 +214,7 @@ func (r *Records) write(b *batch) {
 	var errs []*error
 	var remove []string
 	r.mu.Lock()
+	syncer := r.syncer // Close waits for this flush before it takes it
 	for i, st := range b.steps {
 		cause := r.failedBelow(st)
 		if cause == nil && r.err != nil {
@@ -221,7 +248,12 @@ func (r *Records) write(b *batch) {
 	// Keys alone name snapshots recorded already (or in this batch).
 	var err error
 	if i := slices.IndexFunc(steps, func(st cache.Step) bool { return st.Snapshot != nil }); i >= 0 {
-		if err = r.syncer.Sync(); err != nil {
+		if syncer == nil { // Chain alone
+			err = errors.New("no snapshotter to flush")
+		} else {
+			err = syncer.Sync()
+		}
+		if err != nil {
 			err = fmt.Errorf("flushing snapshots: %w", err)
 			r.mu.Lock()
 			r.err = stepError(steps[i].Snapshot, err) // what later records fail with
