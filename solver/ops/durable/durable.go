@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/builder-dev/builder/cache"
@@ -39,10 +40,15 @@ type Records struct {
 	// since, even one another syncfs reported first.
 	syncer snapshot.Syncer
 	mu     sync.Mutex
-	// err is the first failed Sync (or the failure to open syncer):
-	// pages it lost may belong to any layer not recorded yet, so every
-	// later record fails with it.
+	// err is the failure to open syncer: every record fails with it.
 	err error
+	// syncErr is the last failed Sync: pages it lost may belong to any
+	// layer written before it, the layers Writing announced up to
+	// syncUpTo, whose records fail with it. A later layer's lost pages
+	// fail a later Sync (which reports an error once), so a server's
+	// later builds still record.
+	syncErr           error
+	syncUpTo, writing uint64
 	// pending are the snapshots committed and not yet recorded, by id:
 	// Chain knows them, and the first Record of each writes it.
 	pending map[string]*pending
@@ -126,6 +132,18 @@ type batch struct {
 	steps []cache.Step
 	errs  []*error
 	done  chan struct{}
+}
+
+// Writing notes that snapshot id (a number in base 36, as
+// cache.DB.NewSnapshotID makes) is about to be written: call it before
+// its first write. A layer not announced, or whose id is not such a
+// number, fails once any Sync failed.
+func (r *Records) Writing(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, err := strconv.ParseUint(id, 36, 64); err == nil && n > r.writing {
+		r.writing = n
+	}
 }
 
 // Committed notes the record of snapshot rec.ID, committed with
@@ -217,8 +235,8 @@ func (r *Records) write(b *batch) {
 	syncer := r.syncer // Close waits for this flush before it takes it
 	for i, st := range b.steps {
 		cause := r.failedBelow(st)
-		if cause == nil && r.err != nil {
-			cause = r.err
+		if cause == nil {
+			cause = r.lostBefore(st)
 		}
 		if cause != nil {
 			*b.errs[i] = fmt.Errorf("recording snapshot %s: %w", st.Result.Snapshot, cause)
@@ -247,16 +265,14 @@ func (r *Records) write(b *batch) {
 	}
 	// Keys alone name snapshots recorded already (or in this batch).
 	var err error
+	syncFailed := false
 	if i := slices.IndexFunc(steps, func(st cache.Step) bool { return st.Snapshot != nil }); i >= 0 {
-		if syncer == nil { // Chain alone
-			err = errors.New("no snapshotter to flush")
-		} else {
-			err = syncer.Sync()
-		}
-		if err != nil {
+		if err = syncWith(syncer); err != nil {
 			err = fmt.Errorf("flushing snapshots: %w", err)
+			syncFailed = true
 			r.mu.Lock()
-			r.err = stepError(steps[i].Snapshot, err) // what later records fail with
+			r.syncErr = stepError(steps[i].Snapshot, err) // what earlier layers' records fail with
+			r.syncUpTo = r.writing
 			r.mu.Unlock()
 		}
 	}
@@ -278,14 +294,35 @@ func (r *Records) write(b *batch) {
 		*errs[i] = fmt.Errorf("recording snapshot %s: %w", st.Result.Snapshot, stepError(st.Snapshot, err))
 		remove = r.fail(st.Snapshot, stepError(st.Snapshot, err), remove)
 	}
-	if err != nil && r.err != nil {
+	if syncFailed {
 		// None of the layers committed and not yet recorded can be now.
 		for _, p := range r.pending {
 			if !p.queued {
-				remove = r.fail(&p.rec, r.err, remove)
+				remove = r.fail(&p.rec, r.syncErr, remove)
 			}
 		}
 	}
+}
+
+// syncWith flushes the snapshots through s (nil: Records for Chain alone).
+func syncWith(s snapshot.Syncer) error {
+	if s == nil {
+		return errors.New("no snapshotter to flush")
+	}
+	return s.Sync()
+}
+
+// lostBefore is the error that st's record fails with if a failed Sync
+// may have lost pages of its layer (written before it), or nil. r.mu is
+// held.
+func (r *Records) lostBefore(st cache.Step) error {
+	if r.err != nil || r.syncErr == nil || st.Snapshot == nil {
+		return r.err // keys alone name layers recorded, or failed
+	}
+	if n, err := strconv.ParseUint(st.Snapshot.ID, 36, 64); err == nil && n > r.syncUpTo {
+		return nil
+	}
+	return r.syncErr
 }
 
 // stepError names the step whose snapshot s could not be recorded.

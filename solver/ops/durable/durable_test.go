@@ -214,14 +214,19 @@ func TestFailedSyncRecordsNothing(t *testing.T) {
 	}
 }
 
-// TestFailedSyncIsSticky: once a flush failed, pages of any layer not yet
-// recorded may be lost, and a later syncfs need not say so (the kernel
-// reports a writeback error once per descriptor): every later record
-// fails, and its layer is removed.
+// TestFailedSyncIsSticky: once a flush failed, pages of any layer
+// written before it may be lost, and a later syncfs need not say so (the
+// kernel reports a writeback error once per descriptor): the records of
+// those layers fail, even one committed after the failure, and their
+// layers are removed. A layer whose writing began after the failure
+// records (a server's later builds do not fail for good).
 func TestFailedSyncIsSticky(t *testing.T) {
 	r, g, db := setup(t)
+	r.Writing("a")
 	commit(t, r, g, "a", "")
+	r.Writing("c")
 	commit(t, r, g, "c", "") // committed before a's flush: pending
+	r.Writing("d")           // its step writes it during a's flush
 	da := record(r, "a")
 	<-g.entered
 	g.gate <- errors.New("writeback error")
@@ -247,6 +252,20 @@ func TestFailedSyncIsSticky(t *testing.T) {
 		if g.Exists(id) {
 			t.Errorf("%s's layer stays on disk without a record", id)
 		}
+	}
+	r.Writing("e") // a later build's step
+	commit(t, r, g, "e", "")
+	de := record(r, "e")
+	select {
+	case <-g.entered:
+		g.gate <- nil
+	case <-time.After(10 * time.Second):
+	}
+	if err := <-de; err != nil {
+		t.Errorf("Record(e), written after the failed flush: %v", err)
+	}
+	if s, k := recorded(t, db, "e"); !s || !k {
+		t.Errorf("e has a snapshot record %v, a key %v; want both", s, k)
 	}
 }
 
