@@ -44,6 +44,10 @@ type Server struct {
 	mu       sync.Mutex
 	contexts map[string]*syncedContext
 	projects map[string]*project
+	// inflight are the builds running; closing is set once Serve waits
+	// for them (drain.go).
+	inflight sync.WaitGroup
+	closing  bool
 }
 
 // project is a context directory kept between builds of one project.
@@ -351,7 +355,12 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 	if err != nil {
 		return nil, err
 	}
+	done, err := s.started()
+	if err != nil {
+		return nil, err
+	}
 	res, err := s.build(ctx, req, contextDir, outDir, em)
+	done()
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
+	"time"
 
 	"github.com/builder-dev/builder/build"
 	"github.com/builder-dev/builder/cmd/builder/internal/remoteflags"
@@ -16,6 +15,10 @@ import (
 	"github.com/builder-dev/builder/solver"
 	"github.com/spf13/cobra"
 )
+
+// serveGrace is how long builds running may go on once `builder serve`
+// is told to stop.
+const serveGrace = 10 * time.Second
 
 // remoteFlags are the global flags of the client of `builder serve`.
 type remoteFlags struct {
@@ -67,16 +70,10 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			hs := &http.Server{Handler: srv.Handler()}
-			go func() {
-				<-cmd.Context().Done()
-				hs.Close()
-			}()
 			fmt.Fprintf(cmd.ErrOrStderr(), "serving on %s\n", addr)
-			if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
+			// The state closes (deferred) once no build runs: builds get
+			// serveGrace to end after a signal, then are cancelled.
+			return srv.Serve(cmd.Context(), l, serveGrace)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "unix:///run/builder/builder.sock", "listen on unix:///PATH (mode 0660) or tcp://HOST:PORT (mutual TLS)")

@@ -128,7 +128,6 @@ func (w *Worker) Lowers(top string) ([]string, error) {
 // newLayer prepares a fresh snapshot on top of parent and returns its id and
 // read-write mounts.
 func (w *Worker) newLayer(ctx context.Context, parent string) (string, []snapshot.Mount, error) {
-	w.recs() // before the layer is written: its flush must see errors
 	lowers, err := w.Lowers(parent)
 	if err != nil {
 		return "", nil, err
@@ -137,6 +136,7 @@ func (w *Worker) newLayer(ctx context.Context, parent string) (string, []snapsho
 	if err != nil {
 		return "", nil, err
 	}
+	w.recs().Writing(id) // before the layer is written: its flush must see errors
 	if err := w.Snapshots.Prepare(id, lowers...); err != nil {
 		return "", nil, err
 	}

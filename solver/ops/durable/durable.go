@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/builder-dev/builder/cache"
@@ -39,10 +40,15 @@ type Records struct {
 	// since, even one another syncfs reported first.
 	syncer snapshot.Syncer
 	mu     sync.Mutex
-	// err is the first failed Sync (or the failure to open syncer):
-	// pages it lost may belong to any layer not recorded yet, so every
-	// later record fails with it.
+	// err is the failure to open syncer: every record fails with it.
 	err error
+	// syncErr is the last failed Sync: pages it lost may belong to any
+	// layer written before it, the layers Writing announced up to
+	// syncUpTo, whose records fail with it. A later layer's lost pages
+	// fail a later Sync (which reports an error once), so a server's
+	// later builds still record.
+	syncErr           error
+	syncUpTo, writing uint64
 	// pending are the snapshots committed and not yet recorded, by id:
 	// Chain knows them, and the first Record of each writes it.
 	pending map[string]*pending
@@ -50,6 +56,11 @@ type Records struct {
 	// a goroutine is writing batches.
 	open     *batch
 	flushing bool
+	// idle is signalled when flushing ends: Close waits for it, so that
+	// no record is written of a layer Close removes, nor by a closed DB.
+	idle *sync.Cond
+	// closed is set by Close: later Records fail.
+	closed bool
 	// failed are snapshots whose records could not be written, with the
 	// error that names the step whose record failed: nothing above them
 	// is recorded either.
@@ -64,6 +75,7 @@ type Records struct {
 // only). Close it after the last Record.
 func New(db *cache.DB, snaps snapshot.Snapshotter) *Records {
 	r := &Records{DB: db, Snapshots: snaps}
+	r.idle = sync.NewCond(&r.mu)
 	if snaps == nil { // for Chain alone
 		return r
 	}
@@ -76,12 +88,24 @@ func New(db *cache.DB, snaps snapshot.Snapshotter) *Records {
 // Close removes the layers whose records failed under steps that may
 // have used them, and those committed and never recorded (their steps
 // ended without a Record), and releases the descriptor New opened. Call
-// it once no step runs.
+// it once no step runs. It waits for the records being written; later
+// Records fail, and a layer committed after it is left to the cleanup
+// of the state's next Open (as a killed build's).
 func (r *Records) Close() error {
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	for r.flushing {
+		r.idle.Wait()
+	}
 	ids := r.doomed
-	for id := range r.pending {
-		ids = append(ids, id)
+	for id, p := range r.pending {
+		if !p.queued { // none is now: no flush runs and none can start
+			ids = append(ids, id)
+		}
 	}
 	r.doomed, r.pending = nil, nil
 	syncer := r.syncer
@@ -110,11 +134,26 @@ type batch struct {
 	done  chan struct{}
 }
 
+// Writing notes that snapshot id (a number in base 36, as
+// cache.DB.NewSnapshotID makes) is about to be written: call it before
+// its first write. A layer not announced, or whose id is not such a
+// number, fails once any Sync failed.
+func (r *Records) Writing(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, err := strconv.ParseUint(id, 36, 64); err == nil && n > r.writing {
+		r.writing = n
+	}
+}
+
 // Committed notes the record of snapshot rec.ID, committed with
 // CommitUnsynced, for the first Record that names it.
 func (r *Records) Committed(rec cache.Snapshot) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed { // no Record can write it, nor Close remove it
+		return
+	}
 	if r.pending == nil {
 		r.pending = map[string]*pending{}
 	}
@@ -131,6 +170,10 @@ func (r *Records) Committed(rec cache.Snapshot) {
 func (r *Records) Record(res cache.Result, keys ...digest.Digest) error {
 	var err error
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return fmt.Errorf("recording snapshot %s: the records are closed (the state is closing)", res.Snapshot)
+	}
 	b := r.open
 	if b == nil {
 		b = &batch{done: make(chan struct{})}
@@ -171,6 +214,7 @@ func (r *Records) flush() {
 		r.open = nil
 		if b == nil {
 			r.flushing = false
+			r.idle.Broadcast()
 			r.mu.Unlock()
 			return
 		}
@@ -188,10 +232,11 @@ func (r *Records) write(b *batch) {
 	var errs []*error
 	var remove []string
 	r.mu.Lock()
+	syncer := r.syncer // Close waits for this flush before it takes it
 	for i, st := range b.steps {
 		cause := r.failedBelow(st)
-		if cause == nil && r.err != nil {
-			cause = r.err
+		if cause == nil {
+			cause = r.lostBefore(st)
 		}
 		if cause != nil {
 			*b.errs[i] = fmt.Errorf("recording snapshot %s: %w", st.Result.Snapshot, cause)
@@ -220,11 +265,14 @@ func (r *Records) write(b *batch) {
 	}
 	// Keys alone name snapshots recorded already (or in this batch).
 	var err error
+	syncFailed := false
 	if i := slices.IndexFunc(steps, func(st cache.Step) bool { return st.Snapshot != nil }); i >= 0 {
-		if err = r.syncer.Sync(); err != nil {
+		if err = syncWith(syncer); err != nil {
 			err = fmt.Errorf("flushing snapshots: %w", err)
+			syncFailed = true
 			r.mu.Lock()
-			r.err = stepError(steps[i].Snapshot, err) // what later records fail with
+			r.syncErr = stepError(steps[i].Snapshot, err) // what earlier layers' records fail with
+			r.syncUpTo = r.writing
 			r.mu.Unlock()
 		}
 	}
@@ -246,14 +294,35 @@ func (r *Records) write(b *batch) {
 		*errs[i] = fmt.Errorf("recording snapshot %s: %w", st.Result.Snapshot, stepError(st.Snapshot, err))
 		remove = r.fail(st.Snapshot, stepError(st.Snapshot, err), remove)
 	}
-	if err != nil && r.err != nil {
+	if syncFailed {
 		// None of the layers committed and not yet recorded can be now.
 		for _, p := range r.pending {
 			if !p.queued {
-				remove = r.fail(&p.rec, r.err, remove)
+				remove = r.fail(&p.rec, r.syncErr, remove)
 			}
 		}
 	}
+}
+
+// syncWith flushes the snapshots through s (nil: Records for Chain alone).
+func syncWith(s snapshot.Syncer) error {
+	if s == nil {
+		return errors.New("no snapshotter to flush")
+	}
+	return s.Sync()
+}
+
+// lostBefore is the error that st's record fails with if a failed Sync
+// may have lost pages of its layer (written before it), or nil. r.mu is
+// held.
+func (r *Records) lostBefore(st cache.Step) error {
+	if r.err != nil || r.syncErr == nil || st.Snapshot == nil {
+		return r.err // keys alone name layers recorded, or failed
+	}
+	if n, err := strconv.ParseUint(st.Snapshot.ID, 36, 64); err == nil && n > r.syncUpTo {
+		return nil
+	}
+	return r.syncErr
 }
 
 // stepError names the step whose snapshot s could not be recorded.

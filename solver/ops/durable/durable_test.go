@@ -214,14 +214,19 @@ func TestFailedSyncRecordsNothing(t *testing.T) {
 	}
 }
 
-// TestFailedSyncIsSticky: once a flush failed, pages of any layer not yet
-// recorded may be lost, and a later syncfs need not say so (the kernel
-// reports a writeback error once per descriptor): every later record
-// fails, and its layer is removed.
+// TestFailedSyncIsSticky: once a flush failed, pages of any layer
+// written before it may be lost, and a later syncfs need not say so (the
+// kernel reports a writeback error once per descriptor): the records of
+// those layers fail, even one committed after the failure, and their
+// layers are removed. A layer whose writing began after the failure
+// records (a server's later builds do not fail for good).
 func TestFailedSyncIsSticky(t *testing.T) {
 	r, g, db := setup(t)
+	r.Writing("a")
 	commit(t, r, g, "a", "")
+	r.Writing("c")
 	commit(t, r, g, "c", "") // committed before a's flush: pending
+	r.Writing("d")           // its step writes it during a's flush
 	da := record(r, "a")
 	<-g.entered
 	g.gate <- errors.New("writeback error")
@@ -247,6 +252,20 @@ func TestFailedSyncIsSticky(t *testing.T) {
 		if g.Exists(id) {
 			t.Errorf("%s's layer stays on disk without a record", id)
 		}
+	}
+	r.Writing("e") // a later build's step
+	commit(t, r, g, "e", "")
+	de := record(r, "e")
+	select {
+	case <-g.entered:
+		g.gate <- nil
+	case <-time.After(10 * time.Second):
+	}
+	if err := <-de; err != nil {
+		t.Errorf("Record(e), written after the failed flush: %v", err)
+	}
+	if s, k := recorded(t, db, "e"); !s || !k {
+		t.Errorf("e has a snapshot record %v, a key %v; want both", s, k)
 	}
 }
 
@@ -367,4 +386,61 @@ func commitNamed(t *testing.T, r *Records, g *gatedSync, id, parent, desc string
 	t.Helper()
 	commit(t, r, g, id, parent)
 	r.Committed(cache.Snapshot{ID: id, Parent: parent, Description: desc})
+}
+
+// TestRecordAfterClose: a step that records once the state is closing
+// (Close ran) fails with an error, and flushes nothing: Close released
+// the descriptor the flush would use.
+func TestRecordAfterClose(t *testing.T) {
+	r, g, db := setup(t)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, r, g, "a", "")
+	done := record(r, "a")
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "closed") {
+			t.Errorf("Record(a) after Close = %v, want an error saying the records are closed", err)
+		}
+	case <-g.entered:
+		g.gate <- nil
+		t.Fatal("Record(a) after Close flushed")
+	}
+	if s, k := recorded(t, db, "a"); s || k {
+		t.Errorf("a has a snapshot record %v, a key %v after Close; want neither", s, k)
+	}
+	if err := r.Record(cache.Result{}, llb.DigestStrings("key", "none")); err == nil {
+		t.Error("Record of keys alone after Close succeeded")
+	}
+}
+
+// TestCloseWaitsForFlush: Close while a flush writes a layer's record
+// waits for it, and leaves the layer it recorded (no record names a
+// removed layer).
+func TestCloseWaitsForFlush(t *testing.T) {
+	r, g, db := setup(t)
+	commit(t, r, g, "a", "")
+	da := record(r, "a")
+	<-g.entered // a's flush began
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a flush ran", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	g.gate <- nil
+	if err := <-da; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if s, k := recorded(t, db, "a"); !s || !k {
+		t.Errorf("a has a snapshot record %v, a key %v; want both", s, k)
+	}
+	if !g.Exists("a") {
+		t.Error("a's layer, recorded by the flush Close waited for, was removed")
+	}
 }
