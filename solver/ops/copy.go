@@ -132,6 +132,7 @@ func (o *copyOp) KeyParts() []solver.Part {
 }
 
 func (o *copyOp) Run(ctx context.Context, inputs []solver.Result, _ io.Writer) (solver.Result, error) {
+	defer func() { o.tree = nil }() // its checksums' entries are needed only by this copy
 	parent := inputs[0].Snapshot
 	id, mounts, err := o.w.newLayer(ctx, parent)
 	if err != nil {

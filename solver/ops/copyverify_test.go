@@ -31,7 +31,10 @@ func (e editBeforeRun) Run(ctx context.Context, in []solver.Result, log io.Write
 // COPY's key was computed (as during the base image's resolution) fails
 // the step with localctx.ErrChanged, and nothing is recorded: a later
 // build of the state the key describes must not get the edited file. A
-// build of an unchanged context copies and records its step.
+// build of an unchanged context copies and records its step. Either way
+// the step does not keep the context's tree once run. (The check itself is
+// covered without root by localctx's TestExpectCheck and, as root of a user
+// namespace, filecopy's TestCopyFailsOnContextChangedSinceChecksum.)
 func TestCopyOfContextEditedAfterItsKeyFails(t *testing.T) {
 	testutil.RequiresHostRoot(t)
 	dir := t.TempDir()
@@ -45,14 +48,25 @@ func TestCopyOfContextEditedAfterItsKeyFails(t *testing.T) {
 	local := llb.NewVertex(llb.LocalOp{Dir: ctxDir}, nil, llb.Meta{Name: "context"})
 	cp := llb.NewVertex(llb.CopyOp{Sources: []string{"."}, Dest: "/app/"}, []*llb.Vertex{nil, local}, llb.Meta{Name: "COPY . /app/"})
 	solve := func(edit func()) error {
+		var copies []*copyOp
 		ops := func(v *llb.Vertex) (solver.Op, error) {
 			op, err := w.Op(v)
-			if err != nil || v != cp || edit == nil {
+			if err != nil || v != cp {
 				return op, err
+			}
+			copies = append(copies, op.(*copyOp))
+			if edit == nil {
+				return op, nil
 			}
 			return editBeforeRun{op, edit}, nil
 		}
 		_, err := solver.New(ops, w, nil, 1).Solve(t.Context(), cp)
+		// The checksums' entries of a large context are not kept past the copy.
+		for _, c := range copies {
+			if c.tree != nil {
+				t.Errorf("the COPY keeps its context's tree after its Run (%v)", err)
+			}
+		}
 		return err
 	}
 	err := solve(func() {

@@ -47,7 +47,9 @@ func verifiedCopy(t *testing.T, ctxDir string, ignore []string, op llb.CopyOp, c
 // edited (even to the same size and mtime), chmod'ed, added, removed or
 // newly matched since then fails the copy with localctx.ErrChanged naming
 // it; an unchanged context (with hard links, symlinks, .dockerignore
-// exceptions and --exclude) copies, in turn and by workers.
+// exceptions and --exclude) copies, in turn and by workers, and so does one
+// whose files only got a new ctime (hard-linked again, chmod'ed to the
+// same mode).
 func TestCopyFailsOnContextChangedSinceChecksum(t *testing.T) {
 	testutil.RequiresRoot(t)
 	setup := func(t *testing.T) string {
@@ -89,6 +91,17 @@ func TestCopyFailsOnContextChangedSinceChecksum(t *testing.T) {
 			}
 			return os.Chtimes(p, fi.ModTime(), fi.ModTime())
 		}, "app/a"},
+		// The ctime changes, not the content: the file is read again.
+		{"hard-linked again, content kept", dirOp, func(dir string) error {
+			return os.Link(filepath.Join(dir, "app/sub/f3"), filepath.Join(dir, "app/skip/f3"))
+		}, ""},
+		{"chmod to the same mode", dirOp, func(dir string) error {
+			fi, err := os.Stat(filepath.Join(dir, "app/a"))
+			if err != nil {
+				return err
+			}
+			return os.Chmod(filepath.Join(dir, "app/a"), fi.Mode().Perm())
+		}, ""},
 		{"chmod", dirOp, func(dir string) error { return os.Chmod(filepath.Join(dir, "app/sub"), 0o700) }, "app/sub"},
 		{"relinked", dirOp, func(dir string) error {
 			p := filepath.Join(dir, "app/link")
