@@ -405,39 +405,43 @@ func storeAndPush(ctx context.Context, s Stores, o output.Spec, rec cache.Image,
 		record = func(recs []cache.Image) error { return s.DB.PutExport(nil, recs) }
 	}
 	// A failed store write (a sync, the DB) fails the build: it stops
-	// the push too, rather than leave the image pushed.
+	// the push too, rather than leave the image pushed, and the tag is
+	// put only once the write succeeded (blobs upload meanwhile).
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	named := make(chan error, 1)
+	named := make(chan struct{})
+	var nerr error // set before named is closed
 	go func() {
-		err := record(recs)
-		if err != nil {
+		defer close(named)
+		if nerr = record(recs); nerr != nil {
 			cancel()
 		}
-		named <- err
 	}()
-	perr := pushNames(pctx, s, names, rec, p, push)
-	var nerr error
-	select {
-	case nerr = <-named:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	stored := func(ctx context.Context) error {
+		select {
+		case <-named:
+			return nerr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	if nerr != nil {
-		return nil, nerr
+	perr := pushNames(pctx, s, names, rec, p, push, stored)
+	if err := stored(ctx); err != nil {
+		return nil, err
 	}
 	if perr != nil {
 		return nil, perr
 	}
-	var stored []string
+	var given []string
 	for _, r := range recs {
-		stored = append(stored, r.Name)
+		given = append(given, r.Name)
 	}
-	return stored, nil
+	return given, nil
 }
 
-// pushNames pushes rec's image to names if push.
-func pushNames(ctx context.Context, s Stores, names []string, rec cache.Image, p pushing, push bool) error {
+// pushNames pushes rec's image to names if push, putting each name once
+// ready returned nil.
+func pushNames(ctx context.Context, s Stores, names []string, rec cache.Image, p pushing, push bool, ready func(context.Context) error) error {
 	if !push {
 		return nil
 	}
@@ -447,7 +451,7 @@ func pushNames(ctx context.Context, s Stores, names []string, rec cache.Image, p
 			return err
 		}
 		start := time.Now()
-		if err := p.started[n].Push(ctx, s.Content, rec.Manifest); err != nil {
+		if err := p.started[n].PushWhen(ctx, s.Content, rec.Manifest, ready); err != nil {
 			return err
 		}
 		p.step.pushed(ref.String(), p.size, time.Since(start))

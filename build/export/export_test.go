@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,12 +27,67 @@ import (
 
 // TestStoreFailureStopsPush: when the store write beside a push fails (a
 // sync, the DB), the build fails and the push is stopped, not left to
-// put the image in the registry; the registry holds uploads until the
-// push is stopped (or 10 s went by).
+// put the image in the registry: when it fails while blobs upload (the
+// registry holds uploads until the push is stopped, or 10 s went by), and
+// when it fails after every blob was uploaded (the tag waits for it).
 func TestStoreFailureStopsPush(t *testing.T) {
+	failed := errors.New("syncing the blobs directory: disk on fire")
+	t.Run("during uploads", func(t *testing.T) {
+		r := startPushRegistry(t, true)
+		if err := r.storeAndPush(t, func([]cache.Image) error { return failed }); !errors.Is(err, failed) {
+			t.Errorf("storeAndPush = %v, want the store's error", err)
+		}
+		r.checkTag(t, http.StatusNotFound)
+	})
+	// The store write ends after the blobs were uploaded (which it does
+	// not hold back), and after the tag was put if the push does not
+	// wait for it (1 s if it does).
+	afterBlobs := func(r *pushRegistry, err error) func([]cache.Image) error {
+		return func([]cache.Image) error {
+			select {
+			case <-r.blobs:
+			case <-time.After(10 * time.Second):
+				return errors.New("the blobs were not uploaded while the store write ran")
+			}
+			select {
+			case <-r.tagged:
+			case <-time.After(time.Second):
+			}
+			return err
+		}
+	}
+	t.Run("after uploads", func(t *testing.T) {
+		r := startPushRegistry(t, false)
+		if err := r.storeAndPush(t, afterBlobs(r, failed)); !errors.Is(err, failed) {
+			t.Errorf("storeAndPush = %v, want the store's error", err)
+		}
+		r.checkTag(t, http.StatusNotFound)
+	})
+	t.Run("succeeds", func(t *testing.T) {
+		r := startPushRegistry(t, false)
+		if err := r.storeAndPush(t, afterBlobs(r, nil)); err != nil {
+			t.Errorf("storeAndPush = %v", err)
+		}
+		r.checkTag(t, http.StatusOK)
+	})
+}
+
+// pushRegistry is a registry that says when the image's blobs (2) were
+// uploaded and when a manifest was put, and, if told to, holds uploads
+// until the push is stopped (or 10 s went by).
+type pushRegistry struct {
+	url            string
+	blobs, tagged  chan struct{}
+	uploaded       atomic.Int32
+	blobsOnce, tag sync.Once
+}
+
+func startPushRegistry(t *testing.T, hold bool) *pushRegistry {
 	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	r := &pushRegistry{blobs: make(chan struct{}), tagged: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if strings.Contains(req.URL.Path, "/blobs/uploads/") {
+		upload := strings.Contains(req.URL.Path, "/blobs/uploads/")
+		if upload && hold {
 			select {
 			case <-req.Context().Done():
 				return
@@ -38,35 +95,51 @@ func TestStoreFailureStopsPush(t *testing.T) {
 			}
 		}
 		h.ServeHTTP(w, req)
+		switch {
+		case upload && req.Method == http.MethodPut:
+			if r.uploaded.Add(1) == 2 {
+				r.blobsOnce.Do(func() { close(r.blobs) })
+			}
+		case strings.Contains(req.URL.Path, "/manifests/") && req.Method == http.MethodPut:
+			r.tag.Do(func() { close(r.tagged) })
+		}
 	}))
 	t.Cleanup(srv.Close)
-	reg := strings.TrimPrefix(srv.URL, "http://")
+	r.url = srv.URL
+	return r
+}
+
+// storeAndPush pushes a random image to r as app:1 while record writes
+// the store.
+func (r *pushRegistry) storeAndPush(t *testing.T, record func([]cache.Image) error) error {
 	store, err := content.NewStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	desc := storeRandomImage(t, store)
 	st := Stores{Content: store, Registries: &source.Registries{}}
-	n := reg + "/app:1"
+	n := strings.TrimPrefix(r.url, "http://") + "/app:1"
 	ref, err := st.Registries.ParseReference(n)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	started := map[string]*push.Pending{n: push.Start(ctx, ref, authn.NewMultiKeychain(), nil)}
-	failed := errors.New("syncing the blobs directory: disk on fire")
 	_, err = storeAndPush(ctx, st, output.Spec{Type: output.Registry}, cache.Image{Manifest: desc}, []string{n},
-		pushing{started: started, record: func([]cache.Image) error { return failed }})
-	if !errors.Is(err, failed) {
-		t.Errorf("storeAndPush = %v, want the store's error", err)
-	}
-	resp, err := http.Head(srv.URL + "/v2/app/manifests/1")
+		pushing{started: started, record: record})
+	return err
+}
+
+// checkTag checks the answer to a HEAD of app:1.
+func (r *pushRegistry) checkTag(t *testing.T, want int) {
+	t.Helper()
+	resp, err := http.Head(r.url + "/v2/app/manifests/1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("the tag after a failed store write: %s, want 404 Not Found (no image pushed)", resp.Status)
+	if resp.StatusCode != want {
+		t.Errorf("the tag after the push: %s, want %d %s", resp.Status, want, http.StatusText(want))
 	}
 }
 

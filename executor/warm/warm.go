@@ -117,15 +117,30 @@ func (p *Pool) Use() (done func()) {
 	p.users++
 	p.mu.Unlock()
 	return sync.OnceFunc(func() {
+		// The generation ends under the lock that counts the last use
+		// out: a build that begins right after it (Use, then Prepare's
+		// Start) keeps its processes in the next generation, which the
+		// ending of this one leaves alone.
 		p.mu.Lock()
 		p.users--
 		last := p.users == 0
+		var kept []*start
+		if last {
+			kept = p.detach()
+		}
 		p.mu.Unlock()
 		if last {
-			p.Discard()
+			if testHookLastUse != nil {
+				testHookLastUse()
+			}
+			p.end(kept)
 		}
 	})
 }
+
+// testHookLastUse, when set (by tests), runs once the last use under way
+// ended, before the processes of its generation are ended.
+var testHookLastUse func()
 
 // wake returns p's condition; p.mu is held.
 func (p *Pool) wake() *sync.Cond {
@@ -209,9 +224,12 @@ func (p *Pool) Kept() *Proc {
 	return s.proc
 }
 
-// All returns the processes kept, once started, without taking them.
+// All returns the processes kept, once started, without taking them,
+// once the processes Start replaced are discarded: what they had set up
+// (their cgroups) is not left to be mistaken for a leak.
 func (p *Pool) All() []*Proc {
 	p.mu.Lock()
+	p.waitEvicted()
 	kept := append([]*start(nil), p.kept...)
 	p.mu.Unlock()
 	var all []*Proc
@@ -228,18 +246,36 @@ func (p *Pool) All() []*Proc {
 // the processes Start replaced too.
 func (p *Pool) Discard() {
 	p.mu.Lock()
+	kept := p.detach()
+	p.mu.Unlock()
+	p.end(kept)
+}
+
+// detach ends p's generation and returns what it kept; p.mu is held.
+func (p *Pool) detach() []*start {
 	kept := p.kept
 	p.kept = nil
 	p.gen++
-	p.mu.Unlock()
+	return kept
+}
+
+// end discards kept, which detach returned, and waits for the processes
+// Start replaced.
+func (p *Pool) end(kept []*start) {
 	for _, s := range kept {
 		discard(s)
 	}
 	p.mu.Lock()
+	p.waitEvicted()
+	p.mu.Unlock()
+}
+
+// waitEvicted waits until no process Start replaced is being discarded;
+// p.mu is held.
+func (p *Pool) waitEvicted() {
 	for p.evicting > 0 {
 		p.wake().Wait()
 	}
-	p.mu.Unlock()
 }
 
 func discard(s *start) {

@@ -259,3 +259,53 @@ func TestPoolUse(t *testing.T) {
 		t.Errorf("after the last use ended: kill 0 = %v, kept %d", err, pid(&p))
 	}
 }
+
+// TestPoolUseOverlapping checks that a use (a build) that begins just as
+// the last one under way ends keeps what it starts: ending the other's
+// generation leaves it alone.
+func TestPoolUseOverlapping(t *testing.T) {
+	var p Pool
+	defer p.Discard()
+	a := p.Use()
+	p.Start(p.Gen(), "a", cat, nil)
+	old := pid(&p)
+	var b func()
+	testHookLastUse = func() {
+		// After a's count reached zero, before its processes end: b
+		// begins and starts one, as a build's Use and Prepare do.
+		b = p.Use()
+		p.Start(p.Gen(), "b", cat, nil)
+		p.Kept() // started
+	}
+	a()
+	testHookLastUse = nil
+	if err := syscall.Kill(old, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the process of the use that ended: kill 0 = %v, want it ended", err)
+	}
+	proc := p.Take("b")
+	if proc == nil {
+		t.Fatal("the process started by a use that began as another ended was ended with the other's")
+	}
+	proc.Discard()
+	b()
+}
+
+// TestPoolAllAfterEviction checks that All returns once the process a
+// Start replaced is discarded and what was set up for it undone, not
+// while its cgroup still exists beside the ones All lists.
+func TestPoolAllAfterEviction(t *testing.T) {
+	var p Pool
+	defer p.Discard()
+	var undone atomic.Int32
+	slowUndo := func(proc *Proc) error {
+		proc.Undo = func() { time.Sleep(200 * time.Millisecond); undone.Add(1) }
+		return nil
+	}
+	for i := range MaxKept + 1 {
+		p.Start(p.Gen(), string(rune('a'+i)), cat, slowUndo)
+	}
+	all := p.All()
+	if n := undone.Load(); len(all) != MaxKept || n != 1 {
+		t.Errorf("All after %d starts: %d processes, %d replaced undone; want %d and 1", MaxKept+1, len(all), n, MaxKept)
+	}
+}

@@ -127,6 +127,13 @@ func (p *Pending) Wait() { <-p.started }
 // Push uploads the manifest or index desc of store, with everything it
 // names, to the started push's reference.
 func (p *Pending) Push(ctx context.Context, store *content.Store, desc ocispec.Descriptor) error {
+	return p.PushWhen(ctx, store, desc, nil)
+}
+
+// PushWhen is Push, but puts desc under the reference (the tag) only once
+// ready, if not nil, returned nil: what desc names uploads meanwhile, and
+// ready's error stops the push with no tag moved.
+func (p *Pending) PushWhen(ctx context.Context, store *content.Store, desc ocispec.Descriptor, ready func(context.Context) error) error {
 	p.Wait()
 	if p.kc == nil {
 		// The caller picks the credentials; none at all is a bug, not a
@@ -153,7 +160,7 @@ func (p *Pending) Push(ctx context.Context, store *content.Store, desc ocispec.D
 		p.current, err = s.headManifest(ctx, p.ref.Identifier())
 	}
 	if err == nil && p.current != desc.Digest {
-		err = p.upload(ctx, desc)
+		err = p.upload(ctx, desc, ready)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -165,14 +172,14 @@ func (p *Pending) Push(ctx context.Context, store *content.Store, desc ocispec.D
 }
 
 // upload pushes desc, whose digest the tag does not name yet.
-func (p *Pending) upload(ctx context.Context, desc ocispec.Descriptor) error {
+func (p *Pending) upload(ctx context.Context, desc ocispec.Descriptor, ready func(context.Context) error) error {
 	s := p.s
 	rec, _ := s.sources.(Record)
 	var probably map[digest.Digest]bool
 	if rec != nil {
 		probably = rec.Pushed(s.repo.Name())
 	}
-	if err := s.pushAgainst(ctx, desc, p.ref.Identifier(), p.current, probably); err != nil {
+	if err := s.pushAgainst(ctx, desc, p.ref.Identifier(), p.current, probably, ready); err != nil {
 		return err
 	}
 	if rec != nil && s.sent {
@@ -322,11 +329,12 @@ func (s *session) push(ctx context.Context, desc ocispec.Descriptor, id string, 
 	if err != nil {
 		return err
 	}
-	return s.pushAgainst(ctx, desc, id, current, probably)
+	return s.pushAgainst(ctx, desc, id, current, probably, nil)
 }
 
-// pushAgainst is push once the registry said it has current under id.
-func (s *session) pushAgainst(ctx context.Context, desc ocispec.Descriptor, id string, current digest.Digest, probably map[digest.Digest]bool) error {
+// pushAgainst is push once the registry said it has current under id; the
+// put under id waits for ready (see PushWhen).
+func (s *session) pushAgainst(ctx context.Context, desc ocispec.Descriptor, id string, current digest.Digest, probably map[digest.Digest]bool, ready func(context.Context) error) error {
 	if current == desc.Digest {
 		return nil
 	}
@@ -339,11 +347,12 @@ func (s *session) pushAgainst(ctx context.Context, desc ocispec.Descriptor, id s
 		}
 		s.walk(ocispec.Descriptor{Digest: current}, func(b ocispec.Descriptor) { probably[b.Digest] = true })
 	}
-	return s.put(ctx, desc, id, probably)
+	return s.put(ctx, desc, id, probably, ready)
 }
 
-// put uploads what desc names and then desc under id.
-func (s *session) put(ctx context.Context, desc ocispec.Descriptor, id string, probably map[digest.Digest]bool) error {
+// put uploads what desc names and then, once ready (if not nil) returned
+// nil, desc under id.
+func (s *session) put(ctx context.Context, desc ocispec.Descriptor, id string, probably map[digest.Digest]bool, ready func(context.Context) error) error {
 	raw, m, err := s.read(desc.Digest)
 	if err != nil {
 		return err
@@ -359,6 +368,11 @@ func (s *session) put(ctx context.Context, desc ocispec.Descriptor, id string, p
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	if ready != nil {
+		if err := ready(ctx); err != nil {
+			return err
+		}
 	}
 	mt := desc.MediaType
 	if mt == "" {
