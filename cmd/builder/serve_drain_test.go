@@ -57,3 +57,43 @@ func TestServeStopDrainsBuild(t *testing.T) {
 		t.Errorf("local rebuild on the served state (exit %d) reused nothing:\n%s", code, stderr)
 	}
 }
+
+// TestServeSecondSignalCancels: a second SIGINT during the grace cancels
+// the build running at once, and the server exits (without it, the second
+// signal did nothing and the server waited out the 10 s grace).
+func TestServeSecondSignalCancels(t *testing.T) {
+	testutil.RequiresRoot(t)
+	srv := cli{t: t, bin: builderBinary(t), root: t.TempDir()}
+	host, server := startServerCmd(t, srv)
+	dir := busyboxContext(t, fmt.Sprintf("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo ready$((6*7)); /bin/busybox sleep 60; echo %d > /f\"]\n", time.Now().UnixNano()))
+	client := exec.Command(srv.bin, "--host", host, "build", "--progress", "plain", dir)
+	out, err := client.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen strings.Builder
+	waitFor(t, out, &seen, "ready42")
+	server.Process.Signal(os.Interrupt)
+	time.Sleep(300 * time.Millisecond)
+	server.Process.Signal(os.Interrupt)
+	exited := make(chan error, 1)
+	go func() { exited <- server.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("the server's exit: %v", err)
+		}
+	case <-time.After(7 * time.Second):
+		t.Fatal("the server still ran 7 s after a second signal (grace 10 s)")
+	}
+	rest := make([]byte, 1<<20)
+	for n, err := out.Read(rest); err == nil; n, err = out.Read(rest) {
+		seen.Write(rest[:n])
+	}
+	if err := client.Wait(); err == nil {
+		t.Errorf("the build cancelled by the second signal succeeded:\n%s", seen.String())
+	}
+}
