@@ -320,6 +320,14 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 		return nil, err
 	}
 	defer release()
+	// Serve drains the builds admitted before its stop, up to the end of
+	// their outputs, and refuses those queued. Deferred: a panic in the
+	// build (net/http recovers it) must not keep Serve waiting for good.
+	done, err := s.gate.Start()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	s.metrics.running.Add(1)
 	defer s.metrics.running.Add(-1)
 	dir, err := os.MkdirTemp(s.builds.Path, "build-")
@@ -364,13 +372,6 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 	if err != nil {
 		return nil, err
 	}
-	done, err := s.gate.Start()
-	if err != nil {
-		return nil, err
-	}
-	// Deferred: a panic in the build (net/http recovers it) must not
-	// leave Serve waiting for it for good; the outputs are sent before.
-	defer done()
 	res, err := s.build(ctx, req, contextDir, outDir, em)
 	if err != nil {
 		return nil, err
