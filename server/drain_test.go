@@ -39,7 +39,7 @@ func serveOne(t *testing.T, grace time.Duration, now <-chan struct{}, h Handlers
 	ctx, cancel := context.WithCancel(t.Context())
 	s, b := make(chan error, 1), make(chan error, 1)
 	go func() { s <- srv.Serve(ctx, l, grace, now) }()
-	c, err := Dial("tcp://"+l.Addr().String(), TLSFiles{})
+	c, err = Dial("tcp://"+l.Addr().String(), TLSFiles{})
 	if err != nil {
 		t.Fatal(err)
 	}
