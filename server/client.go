@@ -177,7 +177,12 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader) (*
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
-		return nil, fmt.Errorf("builder server: %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+		err := fmt.Errorf("builder server: %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			// Draining: it takes no new build, the next server may.
+			err = fmt.Errorf("%w (%w)", err, ErrUnreachable)
+		}
+		return nil, err
 	}
 	return resp, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/builder-dev/builder/cache/coord"
 	"github.com/builder-dev/builder/server/api"
 	"github.com/builder-dev/builder/server/blobs"
+	"github.com/builder-dev/builder/server/drain"
 	"github.com/builder-dev/builder/server/session"
 	"github.com/builder-dev/builder/solver"
 )
@@ -44,10 +45,9 @@ type Server struct {
 	mu       sync.Mutex
 	contexts map[string]*syncedContext
 	projects map[string]*project
-	// inflight are the builds running; closing is set once Serve waits
-	// for them (drain.go).
-	inflight sync.WaitGroup
-	closing  bool
+	// gate counts the builds running, up to the end of sending their
+	// outputs, for Serve to drain (drain.go).
+	gate drain.Gate
 }
 
 // project is a context directory kept between builds of one project.
@@ -119,6 +119,9 @@ func httpError(w http.ResponseWriter, code int, err error) {
 }
 
 func (s *Server) postContext(w http.ResponseWriter, r *http.Request) {
+	if s.refused(w) {
+		return
+	}
 	var req api.ContextRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("context listing: %w", err))
@@ -157,6 +160,9 @@ func (s *Server) context(id string) *syncedContext {
 }
 
 func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
+	if s.refused(w) {
+		return
+	}
 	sc := s.context(r.PathValue("id"))
 	if sc == nil {
 		httpError(w, http.StatusNotFound, errors.New("no such context"))
@@ -270,6 +276,9 @@ func (e *Emitter) Event(ev solver.Event) {
 var _ solver.Progress = (*Emitter)(nil)
 
 func (s *Server) postBuild(w http.ResponseWriter, r *http.Request) {
+	if s.refused(w) {
+		return
+	}
 	var req api.BuildRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("build request: %w", err))
@@ -311,6 +320,14 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 		return nil, err
 	}
 	defer release()
+	// Serve drains the builds admitted before its stop, up to the end of
+	// their outputs, and refuses those queued. Deferred: a panic in the
+	// build (net/http recovers it) must not keep Serve waiting for good.
+	done, err := s.gate.Start()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	s.metrics.running.Add(1)
 	defer s.metrics.running.Add(-1)
 	dir, err := os.MkdirTemp(s.builds.Path, "build-")
@@ -355,12 +372,7 @@ func (s *Server) runBuild(ctx context.Context, req *api.BuildRequest, sc *synced
 	if err != nil {
 		return nil, err
 	}
-	done, err := s.started()
-	if err != nil {
-		return nil, err
-	}
 	res, err := s.build(ctx, req, contextDir, outDir, em)
-	done()
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -47,7 +48,7 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 		Use:   "serve",
 		Short: "Serve builds to remote clients (builder --host)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			root := g.root
 			if root == "" {
 				root = build.DefaultRoot()
@@ -58,7 +59,13 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer func() {
+				// Builds outlived their cancellation: a killed process too
+				// would leave the state open under them.
+				if !errors.Is(err, server.ErrBuildsRunning) {
+					st.Close()
+				}
+			}()
 			if err := st.DB.ReleaseOwnLease(); err != nil {
 				return err
 			}
@@ -72,8 +79,9 @@ func newServeCommand(g *globalOptions) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "serving on %s\n", addr)
 			// The state closes (deferred) once no build runs: builds get
-			// serveGrace to end after a signal, then are cancelled.
-			return srv.Serve(cmd.Context(), l, serveGrace)
+			// serveGrace to end after a signal, then are cancelled, or at
+			// a second signal.
+			return srv.Serve(cmd.Context(), l, serveGrace, server.SecondSignal())
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "unix:///run/builder/builder.sock", "listen on unix:///PATH (mode 0660) or tcp://HOST:PORT (mutual TLS)")
