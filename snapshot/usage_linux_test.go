@@ -4,9 +4,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // walkUsage is diskUsage as filepath.WalkDir and Lstat compute it: the
@@ -142,4 +146,165 @@ func TestDiskUsageDeepTree(t *testing.T) {
 	if err != nil || got != want {
 		t.Errorf("diskUsage = %d, %v; want %d (WalkDir)", got, err, want)
 	}
+}
+
+// TestDiskUsageDeepTreeMemory: measuring a chain of 3,000 directories (a
+// RUN's mkdir d; cd d loop) allocates a bounded amount per level. A path
+// kept per level grows with the square of the depth: ~depth² bytes for
+// "d/" a level, 9 MB here, 10 GB at 100,000 levels.
+func TestDiskUsageDeepTreeMemory(t *testing.T) {
+	const depth = 3000
+	dir := t.TempDir()
+	want := deepChain(t, dir, depth)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	got, err := diskUsage(dir)
+	runtime.ReadMemStats(&after)
+	if err != nil || got != want {
+		t.Fatalf("diskUsage = %d, %v; want %d", got, err, want)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d levels: %d bytes allocated", depth, alloc)
+	if alloc > depth*depth/2 {
+		t.Errorf("diskUsage of a %d-deep tree allocated %d bytes, want at most %d", depth, alloc, depth*depth/2)
+	}
+}
+
+// deepChain makes dir/d/d/... depth levels deep with a file f in every
+// tenth, by descriptors (the paths pass PATH_MAX), and returns its usage
+// as a walk down the chain counts it.
+func deepChain(t *testing.T, dir string, depth int) int64 {
+	t.Helper()
+	descend := func(each func(fd, level int) error) {
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		for level := 0; err == nil; level++ {
+			if err = each(fd, level); err == nil && level < depth {
+				var sub int
+				sub, err = unix.Openat(fd, "d", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+				unix.Close(fd)
+				fd = sub
+				continue
+			}
+			unix.Close(fd)
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	descend(func(fd, level int) error {
+		if level%10 == 0 {
+			f, err := unix.Openat(fd, "f", unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+			if err != nil {
+				return err
+			}
+			_, err = unix.Write(f, make([]byte, 5000))
+			unix.Close(f)
+			if err != nil {
+				return err
+			}
+		}
+		if level < depth {
+			return unix.Mkdirat(fd, "d", 0o755)
+		}
+		return nil
+	})
+	var total int64
+	descend(func(fd, level int) error {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		total += st.Blocks * 512
+		if level%10 == 0 {
+			if err := unix.Fstatat(fd, "f", &st, 0); err != nil {
+				return err
+			}
+			total += st.Blocks * 512
+		}
+		return nil
+	})
+	return total
+}
+
+// TestDiskUsageBigDir: a directory of 50,000 entries is read a chunk at a
+// time, not whole (whole, its names held ~6 MB here, hundreds of MB for
+// 10 million entries). Chains under it deeper than the descriptor budget
+// close it mid-listing: it is reopened at the offset it had reached, and
+// the total is WalkDir's, no entry skipped or counted twice.
+func TestDiskUsageBigDir(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	if err := os.Mkdir(big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, make([]byte, 10000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", 90)
+	for i := range 50000 {
+		if err := os.Link(target, filepath.Join(big, pad+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for c := range 8 {
+		p := filepath.Join(big, "c"+strconv.Itoa(c))
+		for range maxUsageFDs + 6 {
+			p = filepath.Join(p, "d")
+		}
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "f"), make([]byte, 5000*(c+1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := walkUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int64
+	peak := peakHeap(func() { got, err = diskUsage(dir) })
+	if err != nil || got != want {
+		t.Errorf("diskUsage = %d, %v; want %d (WalkDir)", got, err, want)
+	}
+	t.Logf("50,000 entries: %d bytes of heap held at most", peak)
+	if peak > 2<<20 {
+		t.Errorf("diskUsage of a directory of 50,000 entries held %d bytes of heap, want at most %d", peak, 2<<20)
+	}
+}
+
+// peakHeap runs f and returns the most heap held above what was live
+// before, sampled by collecting garbage while f runs; f runs again until
+// three samples are taken.
+func peakHeap(f func()) uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	base, peak := m.HeapAlloc, uint64(0)
+	for samples := 0; samples < 3; {
+		done, taken := make(chan struct{}), make(chan int)
+		go func() {
+			var m runtime.MemStats
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					taken <- n
+					return
+				default:
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&m)
+				if m.HeapAlloc > base+peak {
+					peak = m.HeapAlloc - base
+				}
+			}
+		}()
+		f()
+		close(done)
+		samples += <-taken
+	}
+	return peak
 }
