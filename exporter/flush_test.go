@@ -4,33 +4,19 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/builder-dev/builder/cache"
-	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/exporter"
-	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/internal/testutil/statedir"
 	"github.com/opencontainers/go-digest"
 )
 
 // openExporter is newExporter over the state in dir.
 func openExporter(t *testing.T, dir string) *exporter.Exporter {
 	t.Helper()
-	db, err := cache.Open(filepath.Join(dir, "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	store, err := content.NewStore(filepath.Join(dir, "content"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snaps, err := snapshot.NewSnapshotter(filepath.Join(dir, "snapshots"), snapshot.WithTempDir(filepath.Join(dir, "tmp")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, store, snaps := statedir.Open(t, dir)
 	return &exporter.Exporter{DB: db, Content: store, Snapshots: snaps}
 }
 

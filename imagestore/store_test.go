@@ -9,10 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/builder-dev/builder/cache"
-	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/exporter"
-	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/internal/testutil/statedir"
 	"github.com/builder-dev/builder/source"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -40,19 +38,7 @@ func TestNormalise(t *testing.T) {
 func newStore(t *testing.T) *Store {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := cache.Open(filepath.Join(dir, "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	cs, err := content.NewStore(filepath.Join(dir, "content"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snaps, err := snapshot.NewSnapshotter(filepath.Join(dir, "snapshots"), snapshot.WithTempDir(filepath.Join(dir, "tmp")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, cs, snaps := statedir.Open(t, dir)
 	regs := &source.Registries{Content: cs}
 	return &Store{
 		DB: db, Content: cs, Registries: regs,

@@ -13,11 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/builder-dev/builder/cache"
-	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/internal/faultproxy"
 	"github.com/builder-dev/builder/internal/testutil"
-	"github.com/builder-dev/builder/snapshot"
+	"github.com/builder-dev/builder/internal/testutil/statedir"
 	"github.com/builder-dev/builder/source"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -96,19 +94,7 @@ func TestPullStreamFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			db, err := cache.Open(filepath.Join(dir, "meta.db"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			store, err := content.NewStore(filepath.Join(dir, "content"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			snaps, err := snapshot.NewSnapshotter(filepath.Join(dir, "snapshots"), snapshot.WithTempDir(filepath.Join(dir, "tmp")))
-			if err != nil {
-				t.Fatal(err)
-			}
+			db, store, snaps := statedir.Open(t, dir)
 			// Blob requests only: the config must arrive whole.
 			tt.fault.Method = "GET"
 			regs := &source.Registries{Content: store, Keychain: staticKeychain{basic},

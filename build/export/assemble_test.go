@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/builder-dev/builder/cache"
-	"github.com/builder-dev/builder/cache/content"
 	"github.com/builder-dev/builder/exporter"
+	"github.com/builder-dev/builder/internal/testutil/statedir"
 	"github.com/builder-dev/builder/output"
-	"github.com/builder-dev/builder/snapshot"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -23,19 +22,7 @@ import (
 // could name a blob a prune in another process removed meanwhile.
 func TestAssembleLeasesBeforeRecording(t *testing.T) {
 	dir := t.TempDir()
-	db, err := cache.Open(filepath.Join(dir, "meta.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	store, err := content.NewStore(filepath.Join(dir, "content"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snaps, err := snapshot.NewSnapshotter(filepath.Join(dir, "snapshots"), snapshot.WithTempDir(filepath.Join(dir, "tmp")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, store, snaps := statedir.Open(t, dir)
 	if err := snaps.Prepare("l1"); err != nil {
 		t.Fatal(err)
 	}
