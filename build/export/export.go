@@ -426,8 +426,14 @@ func storeAndPush(ctx context.Context, s Stores, o output.Spec, rec cache.Image,
 		}
 	}
 	perr := pushNames(pctx, s, names, rec, p, push, stored)
-	if err := stored(ctx); err != nil {
-		return nil, err
+	// The result waits for the store write whatever ctx says: it does not
+	// take ctx and ends on its own, and a build cancelled after its image
+	// was named (a bake's other target failing) must report the names it
+	// got. (Waiting on ctx too made select pick a cancellation over a
+	// finished write at random.)
+	<-named
+	if nerr != nil {
+		return nil, nerr
 	}
 	if perr != nil {
 		return nil, perr
